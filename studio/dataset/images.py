@@ -1,0 +1,92 @@
+"""Reading images for training: EXIF rotation, RGB conversion, resize and centre crop.
+
+Pillow does the decoding; what we add is the policy: every way an image file can be wrong becomes an
+`ImageProblem` naming the file and the reason, so a bad file is skipped and reported rather than
+ending a run half-way.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+# Pillow's own guard is a warning at 89 Mpx and an error at twice that; we refuse anything over it.
+MAX_PIXELS = 178_956_970
+
+
+class ImageProblem(Exception):
+    """An image file that cannot be used, with the reason in words."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def open_checked(path: str | Path) -> Image.Image:
+    """Open and fully decode an image, or raise ImageProblem saying why not."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageProblem(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageProblem(path, f"too large ({img.width}×{img.height} pixels); refusing to decode")
+            img.load()
+    except ImageProblem:
+        raise
+    except UnidentifiedImageError:
+        raise ImageProblem(path, "not an image, or a format Pillow cannot read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageProblem(path, "too large to decode safely (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageProblem(path, f"unreadable or truncated ({exc})") from None
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """EXIF-rotate and convert any mode (CMYK, 16-bit, palette, alpha) to 8-bit RGB.
+
+    Transparent areas are composited on white, which is what a person sees in an image viewer.
+    """
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits rather than clipping
+        import numpy as np
+
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype("uint8"), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def resize_center_crop(img: Image.Image, width: int, height: int | None = None) -> Image.Image:
+    """Scale so the image covers width×height, then crop the centre."""
+    height = height or width
+    scale = max(width / img.width, height / img.height)
+    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
+    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return img.crop((left, top, left + width, top + height))
+
+
+def load_training_image(path: str | Path, width: int, height: int | None = None) -> Image.Image:
+    return resize_center_crop(to_rgb(open_checked(path)), width, height)

@@ -1,0 +1,101 @@
+"""The closed set of events a job (training, sampling, mixing) reports.
+
+The engine yields these; the worker sends them over its pipe as JSON lines (see `studio.worker.protocol`);
+the CLI draws a progress bar from them; the GUI charts them. Each is a frozen dataclass tagged by a
+literal `type` name and stamped with the time it was made, so a log of them is a complete record of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    type: ClassVar[str] = "started"
+    run_dir: str
+    total_steps: int
+    start_step: int = 0
+    num_images: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    type: ClassVar[str] = "progress"
+    step: int
+    total: int
+    epoch: int
+    loss: float
+    smoothed_loss: float
+    lr: float
+    it_per_s: float
+    eta_s: float | None = None
+    gpu_mem_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class Validation(Event):
+    type: ClassVar[str] = "validation"
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class Sample(Event):
+    type: ClassVar[str] = "sample"
+    step: int
+    prompt: str
+    seed: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    path: str
+    step: int
+    lora_path: str = ""
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    type: ClassVar[str] = "log"
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class StateChanged(Event):
+    """Lifecycle of the job: running, paused, stopping."""
+    type: ClassVar[str] = "state"
+    state: str
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    type: ClassVar[str] = "finished"
+    outputs: tuple[str, ...]
+    step: int = 0
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    type: ClassVar[str] = "failed"
+    error: str
+    hint: str = ""
+    traceback: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (Started, Progress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
+}
