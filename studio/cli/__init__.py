@@ -1,0 +1,69 @@
+"""`lora-studio`: the command line. Each subcommand lives in its own module with `register(subparsers)`.
+
+Errors the user can fix (`StudioError`) print one line (and a hint) and exit 2; anything else is a bug
+and prints a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from studio import __version__
+
+# module names under studio.cli; each defines register(subparsers) which sets `func` on its parser
+COMMANDS: tuple[str, ...] = (
+    "train_cmd",
+    "demo_cmd",
+    "inspect_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lora-studio", description="Train and mix Stable Diffusion LoRAs.")
+    parser.add_argument("--version", action="version", version=f"lora-studio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"studio.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from studio.errors import StudioError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing we run may reach a model hub
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        gui = getattr(sys.modules[__name__], "_default_command", None)
+        if gui is not None:
+            return gui(args)
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        if args.debug:
+            raise
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # `python -m studio.cli`, also under `accelerate launch -m studio.cli`
+    sys.exit(main())

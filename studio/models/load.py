@@ -1,0 +1,92 @@
+"""Loading a base model's parts for training and sampling, offline.
+
+Training needs the parts separately (tokenizers, text encoders, VAE, UNet, noise scheduler), as the
+diffusers training recipe loads them, so that each can be frozen, cast and adapted on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.errors import ModelLoadError
+
+
+@dataclass
+class Components:
+    family: str  # sd1 | sd2 | sd2-v | sdxl
+    prediction: str  # epsilon | v_prediction
+    tokenizers: tuple[Any, ...]
+    text_encoders: tuple[Any, ...]
+    vae: Any
+    unet: Any
+    scheduler: Any  # the model's own scheduler config as a DDPMScheduler, for training
+    source: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self.family == "sdxl"
+
+
+def _family_from_diffusers_folder(folder: Path, prediction: str) -> str:
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ModelLoadError(f"{folder}: not a diffusers model folder (no readable model_index.json)",
+                             hint="choose the folder that contains model_index.json, or a .safetensors file") from None
+    if "text_encoder_2" in index and index.get("text_encoder_2", [None])[0] is not None:
+        return "sdxl"
+    unet_cfg = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    if unet_cfg.get("use_linear_projection"):
+        return "sd2-v" if prediction == "v_prediction" else "sd2"
+    return "sd1"
+
+
+def load_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
+                    dtype: torch.dtype = torch.float32) -> Components:
+    """Load a base model (diffusers folder or single-file checkpoint) without touching the network."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"base model not found: {path}",
+                             hint="pick a diffusers model folder or a .safetensors checkpoint file")
+    if path.is_file():
+        from studio.models import single_file  # single-file checkpoints (CompVis/SGM layout)
+
+        return single_file.load_single_file_components(path, family=family, prediction=prediction, dtype=dtype)
+    return _load_diffusers_folder(path, family=family, prediction=prediction, dtype=dtype)
+
+
+def _load_diffusers_folder(folder: Path, *, family: str, prediction: str, dtype: torch.dtype) -> Components:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    try:
+        scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{folder}: cannot read the scheduler config ({exc})",
+                             hint="choose the folder that contains model_index.json") from None
+    if prediction == "auto":
+        prediction = scheduler.config.get("prediction_type", "epsilon")
+    if family == "auto":
+        family = _family_from_diffusers_folder(folder, prediction)
+    try:
+        tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)]
+        encoders = [CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", local_files_only=True,
+                                                  dtype=dtype)]
+        if family == "sdxl":
+            tokenizers.append(CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2", local_files_only=True))
+            encoders.append(CLIPTextModelWithProjection.from_pretrained(
+                folder, subfolder="text_encoder_2", local_files_only=True, dtype=dtype))
+        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, torch_dtype=dtype)
+        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True,
+                                                    torch_dtype=dtype)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise ModelLoadError(f"{folder}: cannot load the model ({exc})") from None
+    scheduler.register_to_config(prediction_type=prediction)
+    return Components(family=family, prediction=prediction, tokenizers=tuple(tokenizers),
+                      text_encoders=tuple(encoders), vae=vae, unet=unet, scheduler=scheduler, source=folder)
