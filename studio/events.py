@@ -99,3 +99,30 @@ class Failed(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls for cls in (Started, Progress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 }
+
+
+def event_to_dict(event: Event) -> dict:
+    """A JSON-ready dict tagged with the event's type name."""
+    from dataclasses import asdict
+
+    data = asdict(event)
+    for key, value in data.items():
+        if isinstance(value, tuple):
+            data[key] = list(value)
+    return {"type": event.type, **data}
+
+
+def event_from_dict(data: dict) -> Event:
+    """Rebuild an event from `event_to_dict` output; raises KeyError/TypeError/ValueError on bad input."""
+    from dataclasses import fields
+
+    cls = EVENT_TYPES[data["type"]]
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k != "type"}
+    unknown = set(kwargs) - names
+    if unknown:
+        raise TypeError(f"unknown field(s) for {cls.type}: {', '.join(sorted(unknown))}")
+    for f in fields(cls):
+        if f.name in kwargs and isinstance(kwargs[f.name], list):
+            kwargs[f.name] = tuple(kwargs[f.name])
+    return cls(**kwargs)

@@ -1,0 +1,126 @@
+"""Writing LoRAs in the kohya layout that A1111/Forge, ComfyUI and diffusers all load.
+
+One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`;
+`<name>` is the target prefix plus the module path with every dot turned into an underscore, because
+A1111 splits each key at its first dot. SDXL UNet names use the original (SGM) block paths as
+sd-scripts writes them, which A1111 matches directly and the others translate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import save as save_tensors
+
+from studio.errors import LoraFormatError
+from studio.fileio import atomic_write_bytes
+from studio.formats.lora_file import LoraFile, LoraModule
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+# our engine's component names → kohya prefixes, per family
+def te_prefixes(family: str) -> tuple[str, ...]:
+    return ("lora_te1", "lora_te2") if family == "sdxl" else ("lora_te",)
+
+
+def kohya_name(prefix: str, module_path: str, family: str) -> str:
+    """`lora_unet_down_blocks_0_attentions_0_proj_in` from (`lora_unet`, `down_blocks.0.attentions.0.proj_in`)."""
+    path = module_path
+    if prefix == "lora_unet" and family == "sdxl":
+        from studio.formats.sdxl_names import diffusers_to_sgm
+
+        path = diffusers_to_sgm(module_path)
+    return f"{prefix}_{path.replace('.', '_')}"
+
+
+def _split_peft_key(key: str) -> tuple[str, str]:
+    """(`module path`, `lora_A`|`lora_B`|`lora_magnitude_vector`) from a peft state-dict key."""
+    for marker in (".lora_A.", ".lora_B.", ".lora_magnitude_vector"):
+        if marker in key:
+            path = key.split(marker)[0]
+            return path.removeprefix("base_model.model."), marker.strip(".")
+    raise LoraFormatError(f"unexpected key in the trained adapter: {key}")
+
+
+def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], alpha: float, family: str,
+                        metadata: Mapping[str, str] | None = None) -> LoraFile:
+    """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …)."""
+    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
+    for prefix, sd in state_dicts.items():
+        parts: dict[str, dict[str, torch.Tensor]] = {}
+        for key, tensor in sd.items():
+            path, kind = _split_peft_key(key)
+            parts.setdefault(path, {})[kind] = tensor
+        for path, found in parts.items():
+            if "lora_A" not in found or "lora_B" not in found:
+                raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
+            name = kohya_name(prefix, path, family)
+            magnitude = found.get("lora_magnitude_vector")
+            lf.modules[name] = LoraModule(name=name, down=found["lora_A"].detach(), up=found["lora_B"].detach(),
+                                          alpha=float(alpha),
+                                          dora_scale=None if magnitude is None else _dora_scale(magnitude, found))
+    return lf
+
+
+def _dora_scale(magnitude: torch.Tensor, found: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """peft's magnitude vector (out,) as the `dora_scale` shape kohya/LyCORIS write ((1, in) for Linear is
+    theirs for wd_on_output=False; peft normalises per output row, so we write (out, 1))."""
+    up = found["lora_B"]
+    shape = (up.shape[0], 1) if up.dim() == 2 else (up.shape[0], 1, 1, 1)
+    return magnitude.detach().reshape(shape)
+
+
+def to_tensors(lf: LoraFile, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name, m in sorted(lf.modules.items()):
+        if m.algo == "lora":
+            assert m.down is not None and m.up is not None
+            out[f"{name}.lora_down.weight"] = m.down
+            out[f"{name}.lora_up.weight"] = m.up
+            if m.mid is not None:
+                out[f"{name}.lora_mid.weight"] = m.mid
+        else:
+            for key, tensor in m.params.items():
+                out[f"{name}.{key}"] = tensor
+        if m.alpha is not None:
+            out[f"{name}.alpha"] = torch.tensor(float(m.alpha))
+        if m.dora_scale is not None:
+            out[f"{name}.dora_scale"] = m.dora_scale
+    return {k: v.detach().to("cpu", dtype=dtype).contiguous() for k, v in out.items()}
+
+
+def tensor_bytes_hash(blob: bytes) -> str:
+    """sha256 of everything after the safetensors header: what A1111 trusts as `sshs_model_hash`."""
+    (header_len,) = struct.unpack("<Q", blob[:8])
+    return hashlib.sha256(blob[8 + header_len:]).hexdigest()
+
+
+def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] | None = None) -> bytes:
+    if dtype not in DTYPES:
+        raise LoraFormatError(f"unknown export precision {dtype!r}; use fp16, bf16 or fp32")
+    if not lf.modules:
+        raise LoraFormatError("nothing to export: the LoRA has no modules")
+    tensors = to_tensors(lf, DTYPES[dtype])
+    meta = {**lf.metadata, **(metadata or {})}
+    meta = {str(k): str(v) for k, v in meta.items()}
+    meta.pop("sshs_model_hash", None)
+    # the tensor bytes do not depend on the header, so hash a first serialisation and write the second
+    meta["sshs_model_hash"] = tensor_bytes_hash(save_tensors(tensors, metadata=meta))
+    return save_tensors(tensors, metadata=meta)
+
+
+def save_lora_file(lf: LoraFile, path: str | Path, *, dtype: str = "fp16",
+                   metadata: Mapping[str, str] | None = None) -> Path:
+    """Write `lf` atomically as a kohya-layout `.safetensors`; returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, serialize(lf, dtype=dtype, metadata=metadata))
+    return path
+
+
+def metadata_json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

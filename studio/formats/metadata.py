@@ -1,0 +1,98 @@
+"""The `ss_*` and `modelspec.*` metadata kohya's sd-scripts writes, so WebUIs show and filter our LoRAs.
+
+A1111 decides which checkpoints a LoRA is shown for from `ss_base_model_version` / `ss_v2`, and takes
+`ss_output_name` as its alias and `ss_tag_frequency` for its activation-text hints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from studio import __version__
+from studio.config import ProjectConfig
+from studio.formats.kohya import metadata_json
+
+BASE_MODEL_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sd2-v": "sd_v2_v", "sdxl": "sdxl_base_v1-0"}
+ARCHITECTURE = {
+    "sd1": "stable-diffusion-v1/lora",
+    "sd2": "stable-diffusion-v2-512/lora",
+    "sd2-v": "stable-diffusion-v2-768-v/lora",
+    "sdxl": "stable-diffusion-xl-v1-base/lora",
+}
+
+
+@dataclass(frozen=True)
+class TrainingFacts:
+    """What only the finished (or saved) run knows, next to the config."""
+
+    family: str
+    prediction: str
+    model_name: str
+    num_images: int
+    steps: int
+    epoch: int
+    started_at: float
+    finished_at: float
+    mixed_precision: str = "no"
+    tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
+    dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
+    net, opt, sch, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset.resolution
+    te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
+    meta = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(net.rank),
+        "ss_network_alpha": str(net.alpha),
+        "ss_network_dropout": str(net.dropout),
+        "ss_network_args": metadata_json({"targets": net.targets}),
+        "ss_v2": str(facts.family in ("sd2", "sd2-v")),
+        "ss_base_model_version": BASE_MODEL_VERSION.get(facts.family, "sd_v1"),
+        "ss_sd_model_name": facts.model_name,
+        "ss_resolution": f"({res}, {res})",
+        "ss_num_train_images": str(facts.num_images),
+        "ss_num_reg_images": "0",
+        "ss_num_epochs": str(facts.epoch),
+        "ss_epoch": str(facts.epoch),
+        "ss_steps": str(facts.steps),
+        "ss_max_train_steps": str(sch.max_steps),
+        "ss_learning_rate": str(opt.unet_lr),
+        "ss_unet_lr": str(opt.unet_lr),
+        "ss_text_encoder_lr": str(te_lr),
+        "ss_optimizer": "torch.optim.AdamW",
+        "ss_lr_scheduler": sch.lr_scheduler,
+        "ss_lr_warmup_steps": str(sch.warmup_steps),
+        "ss_gradient_accumulation_steps": str(sch.gradient_accumulation),
+        "ss_batch_size_per_device": str(sch.batch_size),
+        "ss_mixed_precision": facts.mixed_precision,
+        "ss_gradient_checkpointing": str(sch.gradient_checkpointing),
+        "ss_seed": str(sch.seed),
+        "ss_clip_skip": str(cfg.model.clip_skip),
+        "ss_noise_offset": "0.0",
+        "ss_min_snr_gamma": "0.0",
+        "ss_max_grad_norm": str(opt.max_grad_norm),
+        "ss_v_parameterization": str(facts.prediction == "v_prediction"),
+        "ss_tag_frequency": metadata_json(facts.tag_frequency),
+        "ss_dataset_dirs": metadata_json(facts.dataset_dirs),
+        "ss_output_name": cfg.output.name,
+        "ss_training_comment": f"trained with LoRA Studio {__version__}",
+        "ss_training_started_at": str(facts.started_at),
+        "ss_training_finished_at": str(facts.finished_at),
+        "modelspec.sai_model_spec": "1.0.1",
+        "modelspec.architecture": ARCHITECTURE.get(facts.family, ARCHITECTURE["sd1"]),
+        "modelspec.implementation": ("https://github.com/Stability-AI/generative-models" if facts.family == "sdxl"
+                                     else "diffusers"),
+        "modelspec.title": cfg.output.name,
+        "modelspec.resolution": f"{res}x{res}",
+        "modelspec.date": _iso(facts.finished_at),
+        "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
+    }
+    if cfg.output.trigger_phrase:
+        meta["modelspec.trigger_phrase"] = cfg.output.trigger_phrase
+    return meta
