@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny random models and small image folders, built once per session on the spot."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def make_images(folder: Path, n: int = 6, size: tuple[int, int] = (96, 80), seed: int = 0,
+                caption: str = "photo, thing {i}, red") -> Path:
+    """`n` random RGB PNGs with `.txt` captions in `folder`."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        arr = (rng.random((size[1], size[0], 3)) * 255).astype("uint8")
+        Image.fromarray(arr).save(folder / f"img{i:03d}.png")
+        (folder / f"img{i:03d}.txt").write_text(caption.format(i=i), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1(tmp_path_factory) -> Path:
+    from studio.models.tiny import save_tiny_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny-sd1"
+    save_tiny_model(path, "sd1", seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> Path:
+    from studio.models.tiny import save_tiny_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny-sdxl"
+    save_tiny_model(path, "sdxl", seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2v(tmp_path_factory) -> Path:
+    from studio.models.tiny import save_tiny_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny-sd2v"
+    save_tiny_model(path, "sd2-v", seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    return make_images(tmp_path_factory.mktemp("data") / "images")
+
+
+def tiny_config(model: Path, data: Path, out: Path, **sections):
+    """A ProjectConfig for a fast CPU run on the tiny model: 64 px, batch 2, 4 steps."""
+    from studio.config import ProjectConfig
+
+    cfg = ProjectConfig()
+    cfg = cfg.with_section("dataset", folders=(str(data),), resolution=64)
+    cfg = cfg.with_section("model", path=str(model))
+    cfg = cfg.with_section("schedule", max_steps=4, batch_size=2)
+    cfg = cfg.with_section("optimizer", unet_lr=1e-3, text_encoder_lr=1e-3)
+    cfg = cfg.with_section("output", directory=str(out), name="test-lora")
+    for name, values in sections.items():
+        cfg = cfg.with_section(name, **values)
+    return cfg
