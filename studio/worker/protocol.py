@@ -1,0 +1,414 @@
+"""The worker protocol, version 1: typed messages as JSON lines over the worker's stdin/stdout pipes.
+
+Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}` and nothing else, so a log of the
+traffic can be read by a person and replayed by a test. Commands go to the worker; events come back
+(all of `studio.events` plus the worker's own lifecycle: starting, ready, heartbeat, pong, worker_error).
+Images never travel on the wire: a `sample` event carries the path of a PNG in the run folder.
+
+Parsing is strict because the other end is a separate process that may die mid-line, be a different
+version, or have a library print garbage onto the pipe: a malformed, truncated, oversized, unknown or
+mistyped line raises `ProtocolError` naming what is wrong, and `LineReader` stays usable for the next
+line, so one bad line never takes the reader (or the window) down.
+
+Other jobs (the mixer's preview, …) either send the generic `RunJob(kind, params)` command (see
+`studio.worker.jobs`) or register their own message dataclasses with `register_command`/`register_event`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, dataclass, field, fields
+from typing import IO, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+
+from studio.events import EVENT_TYPES, Event
+
+PROTOCOL_VERSION = 1
+#: Longest accepted line in bytes (newline excluded). Events are small; a longer line means a bug or garbage.
+MAX_LINE_BYTES = 1 << 20
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of this protocol version. `line` holds (a prefix of) the raw bytes."""
+
+    def __init__(self, message: str, line: bytes = b"") -> None:
+        super().__init__(message)
+        self.line = line[:200]
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands (client → worker)
+
+
+@dataclass(frozen=True)
+class Command:
+    type: ClassVar[str] = "command"
+
+
+@dataclass(frozen=True)
+class Start(Command):
+    """Start a training run. The config travels as TOML text so unsaved edits in the form are what trains."""
+    type: ClassVar[str] = "start"
+    config_toml: str
+    project_file: str | None = None
+    resume_from: str | None = None
+    run_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class RunJob(Command):
+    """Run a registered job other than training (e.g. the mixer's preview); `params` is its JSON input."""
+    type: ClassVar[str] = "job"
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    type: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    type: ClassVar[str] = "resume"
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    type: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True)
+class SaveNow(Command):
+    type: ClassVar[str] = "save_now"
+
+
+@dataclass(frozen=True)
+class SampleNow(Command):
+    type: ClassVar[str] = "sample_now"
+
+
+@dataclass(frozen=True)
+class Shutdown(Command):
+    """Stop any job (letting it save), then exit the worker process."""
+    type: ClassVar[str] = "shutdown"
+
+
+@dataclass(frozen=True)
+class Ping(Command):
+    type: ClassVar[str] = "ping"
+    nonce: int = 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Worker-level events (worker → client), beside the job events of `studio.events`
+
+
+@dataclass(frozen=True)
+class Starting(Event):
+    """First line a worker writes, before the slow imports, so the window can say "starting…"."""
+    type: ClassVar[str] = "starting"
+    pid: int
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """torch and the engine are imported; jobs start without the import delay from now on."""
+    type: ClassVar[str] = "ready"
+    pid: int
+    python: str
+    torch: str
+    device: str
+    import_s: float
+
+
+@dataclass(frozen=True)
+class Heartbeat(Event):
+    """Sent every second whatever the worker is doing; silence means it hangs or is gone."""
+    type: ClassVar[str] = "heartbeat"
+    seq: int
+    busy: bool
+    job: str | None = None
+
+
+@dataclass(frozen=True)
+class Pong(Event):
+    type: ClassVar[str] = "pong"
+    nonce: int
+
+
+@dataclass(frozen=True)
+class WorkerError(Event):
+    """A problem of the worker rather than of a job: a rejected command, a bad line, a failed import."""
+    type: ClassVar[str] = "worker_error"
+    error: str
+    hint: str = ""
+    traceback: str = ""
+
+
+Message = Union[Command, Event]
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    c.type: c for c in (Start, RunJob, Pause, Resume, Stop, SaveNow, SampleNow, Shutdown, Ping)
+}
+WORKER_EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (Starting, Ready, Heartbeat, Pong, WorkerError)}
+EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
+
+_lock = threading.Lock()
+
+
+def _register(table: dict[str, Any], other: dict[str, Any], cls: type) -> type:
+    name = getattr(cls, "type", None)
+    if not isinstance(name, str) or not name or name in ("command", "event"):
+        raise TypeError(f"{cls.__name__} needs a ClassVar `type` name")
+    with _lock:
+        if (name in table and table[name] is not cls) or name in other:
+            raise ValueError(f"message type `{name}` is already registered")
+        for hint in get_type_hints(cls).values():
+            _check_supported(hint, cls)
+        table[name] = cls
+    return cls
+
+
+def register_command(cls: type[Command]) -> type[Command]:
+    """Add a command dataclass (usable as a decorator). Both processes must import the defining module."""
+    return _register(COMMAND_TYPES, EVENT_MESSAGE_TYPES, cls)
+
+
+def register_event(cls: type[Event]) -> type[Event]:
+    """Add an event dataclass (usable as a decorator). Both processes must import the defining module."""
+    return _register(EVENT_MESSAGE_TYPES, COMMAND_TYPES, cls)
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding and strict decoding
+
+
+def encode(message: Message, *, max_line: int = MAX_LINE_BYTES) -> bytes:
+    """One JSON line (with its newline). NaN/inf losses are kept: a diverged run must be shown, not hidden."""
+    data: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": message.type}
+    for f in fields(message):
+        value = getattr(message, f.name)
+        data[f.name] = list(value) if isinstance(value, tuple) else value
+    line = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if len(line) > max_line:
+        raise ProtocolError(f"`{message.type}` message is {len(line)} bytes, over the {max_line}-byte line limit")
+    return line + b"\n"
+
+
+def decode_command(line: bytes, *, max_line: int = MAX_LINE_BYTES) -> Command:
+    return _decode(line, COMMAND_TYPES, "command", max_line)  # type: ignore[return-value]
+
+
+def decode_event(line: bytes, *, max_line: int = MAX_LINE_BYTES) -> Event:
+    return _decode(line, EVENT_MESSAGE_TYPES, "event", max_line)  # type: ignore[return-value]
+
+
+def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> Any:
+    raw = line
+    if line.endswith(b"\n"):
+        line = line[:-1]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if len(line) > max_line:
+        raise ProtocolError(f"line of {len(line)} bytes is over the {max_line}-byte limit", raw)
+    if not line.strip():
+        raise ProtocolError("empty line", raw)
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", raw) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}); truncated or garbage line", raw) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(data).__name__}", raw)
+    version = data.pop("v", None)
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION} "
+                            "(the worker and the window come from different versions?)", raw)
+    name = data.pop("type", None)
+    if not isinstance(name, str):
+        raise ProtocolError("missing or non-string `type`", raw)
+    cls = table.get(name)
+    if cls is None:
+        raise ProtocolError(f"unknown {kind} type `{name}`; known: {', '.join(sorted(table))}", raw)
+    return _build(cls, data, raw)
+
+
+def _build(cls: type, data: dict[str, Any], raw: bytes) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ProtocolError(f"`{cls.type}` has no field(s) {', '.join(unknown)}", raw)
+    kwargs: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ProtocolError(f"`{cls.type}` is missing required field `{name}`", raw)
+            continue
+        try:
+            kwargs[name] = _coerce(data[name], hints[name])
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(f"`{cls.type}.{name}` is {_short(data[name])}, expected {exc}", raw) from None
+    return cls(**kwargs)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) in (Union, types.UnionType)
+
+
+def _check_supported(tp: Any, cls: type) -> None:
+    if tp in (int, float, str, bool, Any, type(None)):
+        return
+    if _is_union(tp) or get_origin(tp) in (tuple, list, dict, Literal, ClassVar):
+        if get_origin(tp) is not Literal:
+            for arg in get_args(tp):
+                if arg is not Ellipsis:
+                    _check_supported(arg, cls)
+        return
+    raise TypeError(f"{cls.__name__}: field type {tp!r} cannot cross the worker pipe")
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """`value` (from JSON) as type `tp`, or TypeError/ValueError whose text says what was expected."""
+    if tp is Any:
+        return value
+    if tp is type(None):
+        if value is not None:
+            raise TypeError("null")
+        return None
+    if _is_union(tp):
+        for arg in get_args(tp):
+            try:
+                return _coerce(value, arg)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError(" or ".join(_describe(a) for a in get_args(tp)))
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ValueError("one of " + ", ".join(repr(a) for a in get_args(tp)))
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise TypeError(_describe(tp))
+        args = get_args(tp)
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            item = args[0] if args else Any
+            items = [_coerce(v, item) for v in value]
+        else:
+            if len(value) != len(args):
+                raise ValueError(_describe(tp))
+            items = [_coerce(v, a) for v, a in zip(value, args)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(_describe(tp))
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError("a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError("a string")
+        return value
+    raise TypeError(_describe(tp))  # pragma: no cover - _check_supported rejects other types up front
+
+
+def _describe(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(tp, "a list" if get_origin(tp) in (tuple, list) else
+                                   "an object" if get_origin(tp) is dict else str(tp))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and writing streams
+
+
+class LineReader:
+    """Reads messages from a binary stream, one line at a time, never more than `max_line` bytes into memory.
+
+    `read()` returns the next message, None at end of stream, or raises ProtocolError for one bad line
+    (an oversized line is skipped to its end first); the reader stays usable after an error.
+    """
+
+    def __init__(self, stream: IO[bytes], decode: Callable[..., Any], *, max_line: int = MAX_LINE_BYTES) -> None:
+        self._stream = stream
+        self._decode = decode
+        self._max = max_line
+
+    def read(self) -> Any | None:
+        line = self._stream.readline(self._max + 2)  # room for "\r\n"
+        if not line:
+            return None
+        if not line.endswith(b"\n"):
+            if len(line) < self._max + 2:
+                raise ProtocolError(f"truncated line at end of stream ({len(line)} bytes without a newline)", line)
+            self._skip_rest_of_line()
+            raise ProtocolError(f"line over the {self._max}-byte limit (skipped)", line)
+        return self._decode(line, max_line=self._max)
+
+    def _skip_rest_of_line(self) -> None:
+        while True:
+            chunk = self._stream.readline(65536)
+            if not chunk or chunk.endswith(b"\n"):
+                return
+
+    def __iter__(self) -> Iterator[Any]:
+        """Messages and ProtocolErrors (as values, not raised) until the end of the stream."""
+        while True:
+            try:
+                message = self.read()
+            except ProtocolError as exc:
+                yield exc
+                continue
+            if message is None:
+                return
+            yield message
+
+
+class LineWriter:
+    """Writes messages as lines; thread-safe (the job, heartbeat and command threads all send).
+
+    After the other end has gone (broken pipe) writes are dropped and `closed` is True, so a worker whose
+    window was killed finishes its shutdown instead of dying on a write.
+    """
+
+    def __init__(self, stream: IO[bytes], *, max_line: int = MAX_LINE_BYTES) -> None:
+        self._stream = stream
+        self._max = max_line
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def write(self, message: Message) -> bool:
+        data = encode(message, max_line=self._max)
+        with self._lock:
+            if self.closed:
+                return False
+            try:
+                self._stream.write(data)
+                self._stream.flush()
+            except (BrokenPipeError, ConnectionError, ValueError, OSError):
+                self.closed = True
+                return False
+        return True
