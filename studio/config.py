@@ -137,9 +137,9 @@ class ProjectConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
-    def with_section(self, name: str, **changes: Any) -> "ProjectConfig":
+    def with_section(self, section: str, /, **changes: Any) -> "ProjectConfig":
         """A copy with some fields of one section changed (configs are frozen)."""
-        return replace(self, **{name: replace(getattr(self, name), **changes)})
+        return replace(self, **{section: replace(getattr(self, section), **changes)})
 
 
 SECTIONS: tuple[str, ...] = tuple(f.name for f in fields(ProjectConfig))
