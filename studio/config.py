@@ -23,6 +23,7 @@ import tomli_w
 
 from studio.errors import ConfigError
 from studio.fileio import atomic_write_bytes
+from studio.resources import presets_dir
 
 PROJECT_FORMAT_VERSION = 1
 
@@ -271,11 +272,10 @@ def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> Proj
 # --------------------------------------------------------------------------------------------------
 # Presets and project files
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -294,7 +294,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_preset(name: str, base: ProjectConfig | None = None) -> ProjectConfig:
-    path = PRESETS_DIR / f"{name}.toml"
+    path = presets_dir() / f"{name}.toml"
     if not path.is_file():
         raise ConfigError(f"unknown preset `{name}`; available: {', '.join(preset_names())}")
     return apply_mapping(base or ProjectConfig(), _read_toml(path), str(path))

@@ -1,0 +1,26 @@
+"""Where bundled files (presets, model configs, tokenizers, demo data, icons) are, also in a frozen build.
+
+PyInstaller unpacks data next to the executable (`sys._MEIPASS`); from a source checkout they sit at the
+repository root beside `studio/`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def app_root() -> Path:
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen)
+    return Path(__file__).resolve().parent.parent
+
+
+def resource_path(*parts: str) -> Path:
+    """A path under `resources/`."""
+    return app_root().joinpath("resources", *parts)
+
+
+def presets_dir() -> Path:
+    return app_root() / "presets"

@@ -1,0 +1,107 @@
+"""Resumable training state: `checkpoints/checkpoint-<step>/`, a different artefact from the exported LoRA.
+
+It holds what an interrupted run needs to continue as if nothing happened: the LoRA weights in peft's
+naming, the optimizer and LR-scheduler state, every random generator, the step, and the position in
+the data order. It is written as a whole folder and renamed into place, so a kill during a save leaves
+the previous checkpoint as the newest complete one. Loading uses torch's weights-only unpickler.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from studio.errors import ConfigError
+from studio.fileio import atomic_dir
+
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class LoopPosition:
+    step: int  # optimizer steps done
+    epoch: int
+    index: int  # next example index within the epoch's order
+    family: str
+    rank: int
+    train_text_encoder: bool
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"checkpoint-{step:07d}"
+
+
+def _rng_state(noise_gen: torch.Generator) -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "noise": noise_gen.get_state(),
+        "numpy": torch.from_numpy(np.frombuffer(np.random.get_state()[1].tobytes(), dtype=np.uint8).copy()),
+        "numpy_pos": torch.tensor(np.random.get_state()[2]),
+        "python": torch.tensor(list(random.getstate()[1]), dtype=torch.int64),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, noise_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    noise_gen.set_state(state["noise"])
+    keys = np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32)
+    np.random.set_state(("MT19937", keys, int(state["numpy_pos"])))
+    py = tuple(int(x) for x in state["python"].tolist())
+    random.setstate((3, py, None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, *, adapters: dict[str, dict[str, torch.Tensor]], optimizer, lr_scheduler,
+                    noise_gen: torch.Generator, position: LoopPosition, keep: int) -> Path:
+    with atomic_dir(path) as tmp:
+        for prefix, sd in adapters.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tmp / f"{prefix}.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(_rng_state(noise_gen), tmp / "rng.pt")
+        (tmp / STATE_FILE).write_text(json.dumps(asdict(position), indent=1), encoding="utf-8")
+    prune_checkpoints(path.parent, keep)
+    return path
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    done = sorted(p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).is_file())
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    done = sorted(p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / STATE_FILE).is_file())
+    return done[-1] if done else None
+
+
+def read_position(path: Path) -> LoopPosition:
+    try:
+        data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+        return LoopPosition(**data)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})",
+                          hint="choose a checkpoint-<step> folder inside a run's checkpoints/ folder") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint="resume from an earlier checkpoint") from None
+
+
+def load_adapters(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
+
+
+def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator) -> None:
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    lr_scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+    _set_rng_state(torch.load(path / "rng.pt", weights_only=True), noise_gen)
