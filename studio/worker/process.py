@@ -1,0 +1,249 @@
+"""The worker process: `python -m studio.worker`, one per window, long-lived, reused for every job.
+
+Why a process: a crash, an out-of-memory error or a step that takes a minute must never freeze or take
+down the window. Why long-lived: importing torch + diffusers + peft takes 7–9 s, so the worker is
+started with the window and announces `starting` before those imports and `ready` after them.
+
+Threads inside the worker, each with one job:
+- main: takes commands off a queue and acts (start a job, flip a control flag, answer a ping, exit);
+- reader: decodes stdin lines into that queue (a bad line becomes a `worker_error`, never a crash);
+- heartbeat: one `heartbeat` a second whatever else happens, so silence means hung or dead;
+- warm-up: the slow imports, once;
+- job: iterates the job's event generator and sends each event.
+
+The protocol owns the real stdout: file descriptor 1 is pointed at stderr at start-up, so a stray
+`print` or a C library's chatter can never corrupt the message stream. Logging records become `log` events.
+End of stdin means the window is gone: the job is asked to stop (it saves) and the worker exits, so no
+orphan is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import queue
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import IO, Any
+
+from studio.events import Event, Failed, Finished, Log
+from studio.worker import protocol as p
+
+HEARTBEAT_S = 1.0
+STOP_TIMEOUT_S = 120.0  # how long a shutdown waits for a running job to save and stop
+_EOF = object()
+
+
+class _EventLogHandler(logging.Handler):
+    """Forwards log records as `log` events: logs cross the process boundary in the event stream."""
+
+    def __init__(self, send) -> None:
+        super().__init__()
+        self._send = send
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._send(Log(level=record.levelname.lower(), text=self.format(record)))
+        except Exception:  # a logging failure must never take the job down
+            pass
+
+
+class Worker:
+    def __init__(self, stdin: IO[bytes], stdout: IO[bytes], *, heartbeat_s: float = HEARTBEAT_S,
+                 stop_timeout_s: float = STOP_TIMEOUT_S, warm_up: bool = True) -> None:
+        self._reader = p.LineReader(stdin, p.decode_command)
+        self._writer = p.LineWriter(stdout)
+        self._heartbeat_s = heartbeat_s
+        self._stop_timeout_s = stop_timeout_s
+        self._do_warm_up = warm_up
+        self._commands: queue.Queue[Any] = queue.Queue()
+        self._exiting = threading.Event()
+        self._ready = threading.Event()
+        self._warm_error: Failed | None = None
+        self._lock = threading.Lock()
+        self._job: threading.Thread | None = None
+        self._job_kind: str | None = None
+        self._control: Any = None
+
+    # ---------------------------------------------------------------------------------------------
+    def send(self, message: p.Message) -> None:
+        try:
+            self._writer.write(message)
+        except p.ProtocolError as exc:  # oversized: say so instead of losing the message silently
+            self._writer.write(p.WorkerError(error=f"dropped a message: {exc}"))
+
+    def serve(self) -> int:
+        """Run until `shutdown` or end of stdin; returns the exit code."""
+        self.send(p.Starting(pid=os.getpid()))
+        handler = _EventLogHandler(self.send)
+        logging.getLogger().addHandler(handler)
+        logging.getLogger("studio").setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        for target in (self._read_commands, self._heartbeat, self._warm_up):
+            threading.Thread(target=target, name=f"worker-{target.__name__.strip('_')}", daemon=True).start()
+        try:
+            while True:
+                item = self._commands.get()
+                if item is _EOF or isinstance(item, p.Shutdown):
+                    return self._shutdown()
+                if isinstance(item, p.ProtocolError):
+                    self.send(p.WorkerError(error=f"ignored a bad command line: {item}",
+                                            hint="the window and the worker may come from different versions"))
+                    continue
+                self._handle(item)
+        finally:
+            self._exiting.set()
+            logging.getLogger().removeHandler(handler)
+
+    # ---------------------------------------------------------------------------------------------
+    def _read_commands(self) -> None:
+        for item in self._reader:
+            self._commands.put(item)
+        self._commands.put(_EOF)
+
+    def _heartbeat(self) -> None:
+        seq = 0
+        while not self._exiting.wait(self._heartbeat_s):
+            seq += 1
+            with self._lock:
+                busy, kind = self._job is not None, self._job_kind
+            self.send(p.Heartbeat(seq=seq, busy=busy, job=kind))
+
+    def _warm_up(self) -> None:
+        t0 = time.perf_counter()
+        torch_version, device = "", "cpu"
+        try:
+            if self._do_warm_up:
+                import torch
+
+                import studio.train.engine  # noqa: F401 - imports diffusers, transformers, peft, accelerate
+
+                torch_version = torch.__version__
+                if torch.cuda.is_available():
+                    device = torch.cuda.get_device_name(0)
+        except BaseException as exc:  # a broken install: every job will fail with this message
+            from studio.worker.failures import failed_from_exception
+
+            failed = failed_from_exception(exc)
+            self._warm_error = Failed(error=f"cannot load the training libraries: {failed.error}",
+                                      hint="reinstall LoRA Studio (its Python packages are missing or broken)",
+                                      traceback=failed.traceback)
+            self.send(p.WorkerError(error=self._warm_error.error, hint=self._warm_error.hint,
+                                    traceback=self._warm_error.traceback))
+        else:
+            self.send(p.Ready(pid=os.getpid(), python=platform.python_version(), torch=torch_version, device=device,
+                              import_s=round(time.perf_counter() - t0, 3)))
+        finally:
+            self._ready.set()
+
+    # ---------------------------------------------------------------------------------------------
+    def _handle(self, cmd: p.Command) -> None:
+        if isinstance(cmd, p.Ping):
+            self.send(p.Pong(nonce=cmd.nonce))
+        elif isinstance(cmd, p.Start):
+            self._start_job("train", asdict(cmd))
+        elif isinstance(cmd, p.RunJob):
+            self._start_job(cmd.kind, dict(cmd.params))
+        else:
+            with self._lock:
+                control = self._control if self._job is not None else None
+            if control is None:
+                self.send(Log(level="debug", text=f"`{cmd.type}` ignored: no job is running"))
+                return
+            action = {p.Pause: control.request_pause, p.Resume: control.request_resume, p.Stop: control.request_stop,
+                      p.SaveNow: control.request_save, p.SampleNow: control.request_sample}.get(type(cmd))
+            if action is None:
+                self.send(p.WorkerError(error=f"the worker does not handle `{cmd.type}` commands"))
+            else:
+                action()
+
+    def _start_job(self, kind: str, params: dict[str, Any]) -> None:
+        from studio.train.control import TrainControl
+
+        with self._lock:
+            if self._job is not None:
+                self.send(p.WorkerError(error=f"a {self._job_kind} job is already running",
+                                        hint="stop it first, or wait until it has finished"))
+                return
+            self._control = TrainControl()
+            self._job_kind = kind
+            self._job = threading.Thread(target=self._run_job, args=(kind, params, self._control),
+                                         name=f"job-{kind}", daemon=True)
+            self._job.start()
+
+    def _run_job(self, kind: str, params: dict[str, Any], control: Any) -> None:
+        ended = False
+        try:
+            self._ready.wait()
+            if self._warm_error is not None:
+                self.send(self._warm_error)
+                ended = True
+                return
+            from studio.worker.jobs import resolve_job
+
+            for event in resolve_job(kind)(params, control):
+                self.send(event)
+                ended = isinstance(event, (Finished, Failed))
+        except BaseException as exc:
+            from studio.worker.failures import failed_from_exception
+
+            failed = failed_from_exception(exc)
+            self.send(Log(level="error", text=failed.traceback))
+            self.send(failed)
+            ended = True
+        finally:
+            if not ended:
+                self.send(Finished(outputs=(), stopped=control.stop_requested))
+            _release_gpu_memory()
+            with self._lock:
+                self._job, self._job_kind = None, None
+
+    def _shutdown(self) -> int:
+        with self._lock:
+            job, control = self._job, self._control
+        if job is not None:
+            control.request_stop()
+            job.join(self._stop_timeout_s)
+            if job.is_alive():
+                self.send(p.WorkerError(error=f"the job did not stop within {self._stop_timeout_s:.0f} s; "
+                                              "exiting without waiting for it"))
+                return 3
+        return 0
+
+
+def _release_gpu_memory() -> None:
+    """After a job (above all a failed one) give cached GPU memory back, so the next job starts clean."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:
+            pass
+
+
+def _claim_stdio() -> tuple[IO[bytes], IO[bytes]]:
+    """Take stdin/stdout for the protocol and point fd 1 (and sys.stdout) at stderr for everything else."""
+    proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    proto_in = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    sys.stdin = open(os.devnull, encoding="utf-8")
+    return proto_in, proto_out
+
+
+def main() -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing the worker runs may reach a model hub
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    stdin, stdout = _claim_stdio()
+    heartbeat = float(os.environ.get("STUDIO_WORKER_HEARTBEAT_S", HEARTBEAT_S))
+    code = Worker(stdin, stdout, heartbeat_s=heartbeat).serve()
+    sys.stderr.flush()
+    stdout.flush()
+    # daemon threads may be deep inside torch (a warm-up import, a stuck job): leave without joining them
+    os._exit(code)
