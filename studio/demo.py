@@ -26,8 +26,10 @@ def create_demo_project(folder: str | Path) -> Path:
             shutil.copy2(src, images / src.name)
     model = folder / "model"
     if not (model / "model_index.json").is_file():
+        from studio.libraries import quiet_libraries
         from studio.models.tiny import save_tiny_model
 
+        quiet_libraries()
         tmp = folder / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         save_tiny_model(tmp, "sd1", seed=0)

@@ -18,7 +18,6 @@ from studio import __version__
 COMMANDS: tuple[str, ...] = (
     "train_cmd",
     "demo_cmd",
-    "inspect_cmd",
 )
 
 

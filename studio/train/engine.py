@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from studio.config import ProjectConfig, resolve_path
 from studio.errors import ConfigError, ModelLoadError, StudioError
 from studio.events import (Checkpoint, Event, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
+from studio.libraries import quiet_libraries
 from studio.formats.metadata import TrainingFacts, training_metadata
 from studio.models.load import Components, load_components
 from studio.train import checkpoint as ckpt
@@ -103,7 +104,7 @@ def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
 
 def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from, run_dir) -> Iterator[Event]:
     resolve = lambda p: resolve_path(project_file, p)  # noqa: E731
-    _quiet_libraries()
+    quiet_libraries()
     records, folder_problems = collect_images(cfg.dataset, resolve)
     if not cfg.model.path:
         raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
@@ -133,16 +134,6 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
                                  f"repeats, {components.family} model, training on {_device_name()}")
     yield StateChanged(state="running")
     yield from _loop(run, control)
-
-
-def _quiet_libraries() -> None:
-    """diffusers/peft warn about things that are expected here (casting frozen weights, no tokenizer config)."""
-    import warnings
-
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", message="Could not find a config file", module="peft")
 
 
 def _device_name() -> str:
