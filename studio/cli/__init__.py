@@ -18,6 +18,7 @@ from studio import __version__
 COMMANDS: tuple[str, ...] = (
     "train_cmd",
     "demo_cmd",
+    "inspect_cmd",
 )
 
 

@@ -1,0 +1,194 @@
+"""What a LoRA file is, in a few lines: base family, ranks, alphas, targets, algorithms and metadata.
+
+Users download LoRAs with little or wrong documentation; before mixing one they want to know which
+base model it is for, how big it is, what it was trained on and which words trigger it. `summarize`
+gathers that (and every problem the reader found) into a `LoraSummary`; `format_summary` prints it for
+people and `summary_to_json` for scripts (`lora-studio inspect --json`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.formats.family import family_label
+from studio.formats.lora_file import LoraFile, target_of
+from studio.formats.reader import ReadResult, read_lora_report
+
+TARGET_LABELS = {"lora_unet": "UNet", "lora_te": "text encoder", "lora_te1": "text encoder 1 (CLIP-L)",
+                 "lora_te2": "text encoder 2 (OpenCLIP-G)", "other": "other"}
+
+
+@dataclass
+class MixSource:
+    """One LoRA a merged file was made from, as recorded in its `ls_mix_sources` metadata."""
+
+    name: str
+    sha256: str = ""
+    strength: float = 1.0
+    unet: float | None = None
+    te: float | None = None
+    blocks: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoraSummary:
+    path: str
+    size_bytes: int
+    name: str
+    family: str
+    family_evidence: list[str]
+    layouts: list[str]
+    algorithms: list[str]
+    ranks: list[int]
+    alphas: list[float]
+    modules: int
+    by_target: dict[str, int]
+    base_model: str = ""
+    resolution: str = ""
+    steps: str = ""
+    epochs: str = ""
+    network: str = ""
+    trigger_phrase: str = ""
+    top_tags: list[tuple[str, int]] = field(default_factory=list)
+    merged_from: str = ""
+    mix_sources: list[MixSource] = field(default_factory=list)
+    mix_method: str = ""
+    metadata_keys: int = 0
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def algorithms_of(lf: LoraFile) -> list[str]:
+    """`lora`, `locon` (conv layers), `locon-tucker` (lora_mid), `loha`, `lokr`, `+dora` when any module has it."""
+    found: set[str] = set()
+    for m in lf.modules.values():
+        if m.algo == "lora":
+            found.add("locon-tucker" if m.mid is not None else "locon" if _is_spatial_conv(m) else "lora")
+        else:
+            found.add(m.algo)
+        if m.dora_scale is not None:
+            found.add("dora")
+    return sorted(found)
+
+
+def _is_spatial_conv(m) -> bool:
+    return m.down is not None and m.down.dim() == 4 and tuple(m.down.shape[2:]) != (1, 1)
+
+
+def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
+    """The most frequent caption tags over all dataset folders (`ss_tag_frequency`), the WebUI's trigger hints."""
+    raw = meta.get("ss_tag_frequency")
+    if not raw:
+        return []
+    try:
+        folders = json.loads(raw)
+    except ValueError:
+        return []
+    counts: Counter[str] = Counter()
+    if isinstance(folders, dict):
+        for tags in folders.values():
+            if isinstance(tags, dict):
+                for tag, count in tags.items():
+                    if isinstance(count, (int, float)):
+                        counts[str(tag).strip()] += int(count)
+    return [(t, c) for t, c in counts.most_common(n) if t]
+
+
+def mix_sources(meta: dict[str, str]) -> list[MixSource]:
+    raw = meta.get("ls_mix_sources")
+    if not raw:
+        return []
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and "name" in item:
+            out.append(MixSource(name=str(item["name"]), sha256=str(item.get("sha256", "")),
+                                 strength=float(item.get("strength", 1.0)),
+                                 unet=_opt_float(item.get("unet")), te=_opt_float(item.get("te")),
+                                 blocks={str(k): float(v) for k, v in (item.get("blocks") or {}).items()}))
+    return out
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary:
+    path = Path(path)
+    result = result or read_lora_report(path)
+    lf, meta = result.lora, result.lora.metadata
+    by_target = Counter(target_of(n) for n in lf.modules)
+    steps = meta.get("ss_steps") or meta.get("ss_max_train_steps", "")
+    epochs = meta.get("ss_epoch") or meta.get("ss_num_epochs", "")
+    network = meta.get("ss_network_module", "")
+    if network and meta.get("ss_network_args"):
+        network += f" {meta['ss_network_args']}"
+    base = meta.get("ss_sd_model_name", "")
+    version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture", "")
+    return LoraSummary(
+        path=str(path), size_bytes=path.stat().st_size if path.exists() else 0,
+        name=meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem,
+        family=lf.family, family_evidence=list(result.guess.evidence), layouts=list(result.layouts),
+        algorithms=algorithms_of(lf), ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
+        by_target=dict(sorted(by_target.items())),
+        base_model=" / ".join(x for x in (base, version) if x),
+        resolution=meta.get("ss_resolution") or meta.get("modelspec.resolution", ""),
+        steps=steps, epochs=epochs, network=network,
+        trigger_phrase=meta.get("modelspec.trigger_phrase", ""), top_tags=top_tags(meta),
+        merged_from=meta.get("modelspec.merged_from", ""), mix_sources=mix_sources(meta),
+        mix_method=meta.get("ls_mix_method", ""), metadata_keys=len(meta),
+        problems=result.problems, warnings=list(result.warnings),
+    )
+
+
+def summary_to_json(summary: LoraSummary) -> str:
+    data = asdict(summary)
+    data["top_tags"] = [{"tag": t, "count": c} for t, c in summary.top_tags]
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:g}"
+
+
+def format_summary(s: LoraSummary) -> str:
+    lines = [f"{s.name}  ({Path(s.path).name}, {s.size_bytes / 1e6:.1f} MB)"]
+    why = f"  [{'; '.join(s.family_evidence)}]" if s.family_evidence else ""
+    lines.append(f"base family:  {family_label(s.family)}{why}")
+    lines.append(f"algorithm:    {', '.join(s.algorithms) or '-'}   (layout: {', '.join(s.layouts)})")
+    lines.append(f"rank:         {', '.join(map(str, s.ranks)) or '-'}")
+    lines.append(f"alpha:        {', '.join(map(_fmt_num, s.alphas)) or 'none (scale 1)'}")
+    targets = ", ".join(f"{TARGET_LABELS.get(k, k)} {v}" for k, v in s.by_target.items())
+    lines.append(f"modules:      {s.modules}  ({targets})")
+    for label, value in (("base model", s.base_model), ("resolution", s.resolution), ("steps", s.steps),
+                         ("epochs", s.epochs), ("network", s.network), ("trigger", s.trigger_phrase)):
+        if value:
+            lines.append(f"{label + ':':<13} {value}")
+    if s.top_tags:
+        lines.append("top tags:     " + ", ".join(f"{t} ({c})" for t, c in s.top_tags))
+    if s.mix_sources:
+        lines.append(f"merged from:  {len(s.mix_sources)} LoRA(s)" + (f", {s.mix_method}" if s.mix_method else ""))
+        for src in s.mix_sources:
+            parts = [f"strength {_fmt_num(src.strength)}"]
+            if src.unet is not None:
+                parts.append(f"UNet {_fmt_num(src.unet)}")
+            if src.te is not None:
+                parts.append(f"TE {_fmt_num(src.te)}")
+            if src.blocks:
+                parts.append("blocks " + ",".join(f"{k}={_fmt_num(v)}" for k, v in src.blocks.items()))
+            lines.append(f"  - {src.name}: {', '.join(parts)}" + (f"  sha256 {src.sha256[:12]}" if src.sha256 else ""))
+    elif s.merged_from:
+        lines.append(f"merged from:  {s.merged_from}")
+    lines.append(f"metadata:     {s.metadata_keys} key(s)")
+    for w in s.warnings:
+        lines.append(f"warning: {w}")
+    for p in s.problems:
+        lines.append(f"problem: {p}")
+    return "\n".join(lines)

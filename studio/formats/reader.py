@@ -1,0 +1,303 @@
+"""Reading a LoRA file in any of the layouts users download into the one `LoraFile` representation.
+
+Why one reader for everything: the mixer, the inspector and the baker only ever see kohya-named
+`LoraModule`s, so a file from ComfyUI's trainer, diffusers' scripts, sd-scripts or LyCORIS behaves the
+same once read. The reader is strict where silence would hurt: a key it cannot place is reported by
+name (ComfyUI would skip it and log `lora key not loaded`), a factor with the wrong shape names its
+module, and NaN/Inf weights are found before they turn a preview black. `read_lora_report` collects
+those problems for `inspect`; `read_lora` refuses a file that has any.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from studio.errors import LoraFormatError, ModelLoadError, UnsafeFileError
+from studio.formats.family import FamilyGuess, ModuleEvidence, detect_family
+from studio.formats.layouts import not_lora_reason, parse_key
+from studio.formats.lora_file import LoraFile, LoraModule
+from studio.formats.names import canonical_kohya_name, kohya_name_for
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+_ADAPTER_META_KEY = "lora_adapter_metadata"  # where diffusers' save_lora_weights keeps peft's LoraConfig
+_PEFT_PREFIX = {"unet": "unet", "te": "text_encoder", "te1": "text_encoder", "te2": "text_encoder_2"}
+
+
+@dataclass
+class ReadResult:
+    """A LoRA as read, with every problem found, so `inspect` can show them all at once."""
+
+    lora: LoraFile
+    guess: FamilyGuess
+    layouts: tuple[str, ...]
+    unknown_keys: list[str] = field(default_factory=list)
+    unsupported: dict[str, list[str]] = field(default_factory=dict)  # algorithm → keys
+    nonfinite: list[str] = field(default_factory=list)  # module names with NaN/Inf
+    bad_shapes: list[str] = field(default_factory=list)  # one sentence per module
+    ignored: list[str] = field(default_factory=list)  # keys deliberately skipped (bundled embeddings)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """Sentences for each reason this file cannot be mixed or baked as it is."""
+        out = []
+        if self.unknown_keys:
+            out.append(f"{len(self.unknown_keys)} key(s) match no LoRA layout: {_some(self.unknown_keys)}")
+        for algo, keys in sorted(self.unsupported.items()):
+            out.append(f"{algo} modules are not supported ({len(keys)} key(s): {_some(keys)})")
+        if self.nonfinite:
+            out.append(f"NaN or infinite weights in {len(self.nonfinite)} module(s): {_some(self.nonfinite)}")
+        out.extend(self.bad_shapes)
+        return out
+
+
+def _some(items: list[str], n: int = 5) -> str:
+    shown = ", ".join(f"`{i}`" for i in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# files
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a `.safetensors` file; pickled formats are refused (they can run code)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"LoRA file not found: {path}")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise UnsafeFileError(f"{path.name}: pickled files ({path.suffix}) can run code when loaded; "
+                              "LoRA Studio reads only .safetensors",
+                              hint="convert it to .safetensors with a tool you trust, or get the .safetensors version")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = dict(fh.metadata() or {})
+        tensors = _load_state_dict(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
+                              hint="the download may be incomplete; download it again") from None
+    return tensors, metadata
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:  # the header-validating loader, once it exists
+        from studio.models.safe_load import load_state_dict
+    except ImportError:
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    return load_state_dict(path)
+
+
+def read_lora_report(path: str | Path) -> ReadResult:
+    """Read `path` and report every problem; raises only when the file is unreadable or not a LoRA at all."""
+    path = Path(path)
+    tensors, metadata = load_tensors(path)
+    return read_state_dict(tensors, metadata, name=path.name)
+
+
+def read_lora(path: str | Path, *, allow_nonfinite: bool = False) -> LoraFile:
+    """Read `path` into a `LoraFile`; LoraFormatError naming every key/module that cannot be used."""
+    result = read_lora_report(path)
+    problems = result.problems
+    if allow_nonfinite and result.nonfinite:
+        problems = [p for p in problems if not p.startswith("NaN")]
+    if problems:
+        raise LoraFormatError(f"{Path(path).name}: " + "; ".join(problems),
+                              hint="run `lora-studio inspect` on it for the full report")
+    return result.lora
+
+
+# --------------------------------------------------------------------------------------------------
+# state dicts
+
+
+def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,
+                    name: str = "the file") -> ReadResult:
+    groups: dict[tuple[str, str, bool], dict[str, torch.Tensor]] = {}
+    layouts: set[str] = set()
+    unknown: list[str] = []
+    unsupported: dict[str, list[str]] = {}
+    ignored: list[str] = []
+    for key, tensor in tensors.items():
+        if key.startswith("bundle_emb."):  # embeddings bundled with the LoRA (A1111): not weights to mix
+            ignored.append(key)
+            continue
+        ref = parse_key(key)
+        if ref is None:
+            unknown.append(key)
+            continue
+        if ref.unsupported:
+            unsupported.setdefault(ref.unsupported, []).append(key)
+            continue
+        gkey = (ref.component, ref.module, ref.named)
+        parts = groups.setdefault(gkey, {})
+        if ref.part in parts:
+            raise LoraFormatError(f"{name}: two keys give `{ref.part}` of module `{ref.module}` "
+                                  f"(one is `{key}`)")
+        parts[ref.part] = tensor
+        layouts.add(ref.layout)
+    if not groups:
+        keys = list(tensors)
+        what = not_lora_reason(keys)
+        if unsupported:
+            raise LoraFormatError(f"{name}: only unsupported adapter types: "
+                                  + ", ".join(f"{a} ({len(k)} keys)" for a, k in unsupported.items()))
+        raise LoraFormatError(f"{name}: this is {what}, not a LoRA (no LoRA keys among its {len(keys)} tensors, "
+                              f"e.g. {_some(keys, 3)})" if keys else f"{name}: the file holds no tensors",
+                              hint="choose a LoRA file (kohya, peft/diffusers or LyCORIS layout)")
+
+    evidence = [ModuleEvidence(c, m, tuple(_input_factor(p).shape)) for (c, m, _), p in groups.items()
+                if _input_factor(p) is not None]
+    guess = detect_family(metadata, evidence)
+    family = guess.family
+    alphas = _peft_alphas(metadata)
+
+    lf = LoraFile(metadata=dict(metadata), family=family)
+    result = ReadResult(lora=lf, guess=guess, layouts=tuple(sorted(layouts)), unknown_keys=unknown,
+                        unsupported=unsupported, ignored=ignored)
+    if ignored:
+        result.warnings.append(f"{len(ignored)} bundled embedding tensor(s) ignored")
+    if guess.conflict:
+        result.warnings.append(f"base model: {guess.conflict}")
+    for (component, module, named), parts in groups.items():
+        try:
+            kname = _kohya_name(component, module, named, family)
+        except ImportError:
+            raise LoraFormatError(f"{name}: SDXL names need studio.formats.sdxl_names, which is missing") from None
+        except LoraFormatError as exc:
+            result.bad_shapes.append(str(exc))
+            continue
+        if kname in lf.modules:
+            raise LoraFormatError(f"{name}: module `{kname}` is given twice (as `{module}` and another name)")
+        if not named and "alpha" not in parts:
+            alpha = _alpha_for(alphas, component, module)
+            if alpha is not None:
+                parts = {**parts, "alpha": torch.tensor(alpha)}
+        module_obj, problem = _build_module(kname, parts)
+        if problem:
+            result.bad_shapes.append(problem)
+            continue
+        if module_obj is None:
+            result.warnings.append(f"`{kname}` has only an alpha and no weights; skipped")
+            continue
+        if not all(bool(torch.isfinite(t).all()) for t in module_obj.tensors()):
+            result.nonfinite.append(kname)
+        lf.modules[kname] = module_obj
+    lf.source_layout = "+".join(result.layouts)
+    return result
+
+
+def _input_factor(parts: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    for key in ("down", "hada_w1_b"):
+        if key in parts:
+            return parts[key]
+    return None
+
+
+def _kohya_name(component: str, module: str, named: bool, family: str) -> str:
+    if named:
+        return canonical_kohya_name(module, family)
+    if component == "te" and family == "sdxl":
+        component = "te1"
+    return kohya_name_for(component, module, family)
+
+
+def _peft_alphas(metadata: Mapping[str, str]) -> dict[str, dict]:
+    """peft LoraConfig fields per component from diffusers' `lora_adapter_metadata` (alpha, patterns)."""
+    raw = metadata.get(_ADAPTER_META_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    out: dict[str, dict] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            prefix, _, field_name = key.partition(".")
+            out.setdefault(prefix, {})[field_name] = value
+    return out
+
+
+def _alpha_for(alphas: Mapping[str, dict], component: str, path: str) -> float | None:
+    cfg = alphas.get(_PEFT_PREFIX[component])
+    if not cfg:
+        return None
+    for pattern, value in (cfg.get("alpha_pattern") or {}).items():
+        if re.match(rf"(.*\.)?({pattern})$", path):
+            return float(value)
+    value = cfg.get("lora_alpha")
+    return None if value is None else float(value)
+
+
+def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule | None, str]:
+    """(module, "") or (None, a sentence saying what is wrong with its shapes)."""
+    alpha_t = parts.get("alpha")
+    alpha = None
+    if alpha_t is not None:
+        if alpha_t.numel() != 1:
+            return None, f"`{name}`: alpha has shape {tuple(alpha_t.shape)}, expected a single number"
+        alpha = float(alpha_t.float().item())
+    dora = parts.get("dora_scale")
+    magnitude = parts.get("magnitude")
+    weights = {k: v for k, v in parts.items() if k not in ("alpha", "dora_scale", "magnitude")}
+    if not weights:
+        return None, ""
+    if set(weights) <= {"down", "up", "mid"}:
+        module, problem = _lora_module(name, weights, alpha)
+    elif all(k.startswith("hada_") for k in weights):
+        module, problem = LoraModule(name=name, algo="loha", params=weights, alpha=alpha), ""
+    elif all(k.startswith("lokr_") for k in weights):
+        module, problem = LoraModule(name=name, algo="lokr", params=weights, alpha=alpha), ""
+    else:
+        return None, f"`{name}`: mixes adapter types ({', '.join(sorted(weights))})"
+    if problem:
+        return None, problem
+    assert module is not None
+    if module.algo != "lora":
+        try:
+            delta = module.delta_weight()
+        except (KeyError, RuntimeError, ValueError) as exc:
+            missing = str(exc) if isinstance(exc, KeyError) else ""
+            why = f"missing {missing}" if missing else "factor shapes do not fit together"
+            return None, f"`{name}`: {module.algo} factors incomplete or inconsistent ({why})"
+        out_features = delta.shape[0]
+    else:
+        assert module.up is not None
+        out_features = module.up.shape[0]
+    if magnitude is not None:  # peft DoRA: one magnitude per output row
+        if magnitude.numel() != out_features:
+            return None, f"`{name}`: DoRA magnitude has {magnitude.numel()} values for {out_features} outputs"
+        ref = module.up if module.up is not None else None
+        ndim = ref.dim() if ref is not None else 2
+        dora = magnitude.reshape((out_features,) + (1,) * (ndim - 1))
+    if dora is not None:
+        module.dora_scale = dora
+    return module, ""
+
+
+def _lora_module(name: str, w: dict[str, torch.Tensor], alpha: float | None) -> tuple[LoraModule | None, str]:
+    down, up, mid = w.get("down"), w.get("up"), w.get("mid")
+    if down is None or up is None:
+        have = "down" if down is not None else "up"
+        return None, f"`{name}`: has a {have} weight but no {'up' if have == 'down' else 'down'} weight"
+    if down.dim() not in (2, 4) or up.dim() != down.dim():
+        return None, (f"`{name}`: down {tuple(down.shape)} and up {tuple(up.shape)} are not a linear or conv pair")
+    rank = down.shape[0]
+    if mid is not None:
+        if mid.dim() != 4 or mid.shape[0] != up.shape[1] or mid.shape[1] != rank:
+            return None, f"`{name}`: mid {tuple(mid.shape)} does not fit down {tuple(down.shape)} / up {tuple(up.shape)}"
+    elif up.shape[1] != rank:
+        return None, f"`{name}`: up {tuple(up.shape)} has rank {up.shape[1]}, down {tuple(down.shape)} rank {rank}"
+    if up.dim() == 4 and tuple(up.shape[2:]) != (1, 1):
+        return None, f"`{name}`: up {tuple(up.shape)} should have a 1×1 kernel"
+    return LoraModule(name=name, down=down, up=up, mid=mid, alpha=alpha), ""
