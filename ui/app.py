@@ -1,0 +1,100 @@
+"""Starting the application: `main(argv)` is the GUI's entry point (`lora-studio gui [PROJECT]`).
+
+- `multiprocessing.freeze_support()` and `--studio-worker` let a frozen build start its own worker
+  process from the same executable (`studio.worker.client.worker_command`).
+- A crash while the window is being built shows a dialog with the traceback under "details" instead of
+  a silent exit; a later unhandled exception in a slot is shown the same way, and the app stays up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+APP_NAME = "LoRA Studio"
+
+
+def create_application() -> "QApplication":  # noqa: F821 - PySide6 is imported lazily
+    from PySide6.QtWidgets import QApplication
+
+    from studio import __version__
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "lora-studio"])
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setApplicationDisplayName(APP_NAME)
+    return app
+
+
+def show_error_dialog(title: str, message: str, details: str, parent=None) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Critical)
+    box.setWindowTitle(title)
+    box.setText(message)
+    box.setInformativeText("The details below help whoever fixes it; copy them into a bug report.")
+    box.setDetailedText(details)
+    box.exec()
+
+
+def install_excepthook() -> None:
+    """Unhandled exceptions in slots: print, then show once per kind; the window stays usable."""
+    shown: set[str] = set()
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb) -> None:
+        previous(exc_type, exc, tb)
+        key = f"{exc_type.__name__}: {exc}"
+        if key in shown:
+            return
+        shown.add(key)
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        show_error_dialog(APP_NAME, f"Something went wrong: {key}", details)
+
+    sys.excepthook = hook
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lora-studio gui", description="Open the LoRA Studio window.")
+    parser.add_argument("project", nargs="?", help="a project file (project.toml) or its folder")
+    return parser.parse_args(list(argv))
+
+
+def project_path(value: str | None) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path / "project.toml" if path.is_dir() else path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--studio-worker"]:  # a frozen build starting its worker (see worker_command)
+        from studio.worker.process import main as worker_main
+
+        return worker_main()
+    args = parse_args(argv)
+    app = create_application()
+    try:
+        from ui.main_window import MainWindow
+
+        window = MainWindow(project_file=project_path(args.project))
+    except Exception:
+        details = traceback.format_exc()
+        print(details, file=sys.stderr)
+        show_error_dialog(APP_NAME, "LoRA Studio could not start.", details)
+        return 1
+    install_excepthook()
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

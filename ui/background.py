@@ -1,0 +1,68 @@
+"""Running small blocking jobs (disk scans, image decoding, reading run folders) off the GUI thread.
+
+A function runs on Qt's global thread pool; its result or exception comes back to a callback on the
+GUI thread. The relay object lives on the GUI thread and its slots are bound methods, which makes the
+cross-thread signal a queued connection — a plain lambda slot would run on the pool thread instead.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+_pending: set["_Relay"] = set()  # relays alive until their result is delivered
+
+
+class _Relay(QObject):
+    done = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, on_done: Callable[[Any], None] | None, on_error: Callable[[BaseException], None] | None):
+        super().__init__()
+        self._on_done, self._on_error = on_done, on_error
+        self.done.connect(self._deliver_done)
+        self.failed.connect(self._deliver_error)
+
+    @Slot(object)
+    def _deliver_done(self, result: Any) -> None:
+        _pending.discard(self)
+        if self._on_done is not None:
+            self._on_done(result)
+
+    @Slot(object)
+    def _deliver_error(self, exc: BaseException) -> None:
+        _pending.discard(self)
+        if self._on_error is not None:
+            self._on_error(exc)
+        else:
+            traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+class _Task(QRunnable):
+    def __init__(self, fn: Callable[..., Any], args: tuple, relay: _Relay) -> None:
+        super().__init__()
+        self._fn, self._args, self._relay = fn, args, relay
+
+    def run(self) -> None:
+        try:
+            result = self._fn(*self._args)
+        except BaseException as exc:  # delivered to the GUI thread, which decides what to show
+            self._relay.failed.emit(exc)
+        else:
+            self._relay.done.emit(result)
+
+
+def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+                      on_error: Callable[[BaseException], None] | None = None) -> None:
+    """Call `fn(*args)` on a pool thread; `on_done(result)` / `on_error(exc)` run later on the GUI thread."""
+    relay = _Relay(on_done, on_error)
+    _pending.add(relay)
+    QThreadPool.globalInstance().start(_Task(fn, args, relay))
+
+
+def wait_for_background(timeout_ms: int = 10000) -> bool:
+    """Block until the pool is idle (tests, shutdown). Results are still delivered by the event loop."""
+    return QThreadPool.globalInstance().waitForDone(timeout_ms)

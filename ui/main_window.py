@@ -1,0 +1,304 @@
+"""The one window: Dataset, Train and Mixer areas, menus, the worker's status — and all signal wiring.
+
+MainWindow owns the project (which file, which config), the worker client and the panels, and it is the
+only place where their signals are connected (taggui's rule), so data flow can be read in one method:
+`_wire`. Window geometry and the last project persist through QSettings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QListWidget, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from studio import __version__
+from studio.config import ProjectConfig, load_project, save_project
+from studio.worker import protocol as p
+from ui.background import run_in_background
+from ui.panels.train_panel import TrainPanel
+from ui.widgets.config_form import FormError
+from ui.worker_client import WorkerClient
+
+STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
+                 "dead": "#d9534f", "stopped": "#888888"}
+MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
+
+
+class DatasetOverview(QWidget):
+    """What the Dataset area shows until the dataset panel lands: the project's image folders."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Image folders of this project (edit them in the Train area, group Dataset):"))
+        self.folders = QListWidget()
+        layout.addWidget(self.folders, 1)
+
+    def show_config(self, cfg: ProjectConfig) -> None:
+        self.folders.clear()
+        self.folders.addItems(list(cfg.dataset.folders) or ["(no folders yet)"])
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, project_file: Path | None = None, *, settings: QSettings | None = None,
+                 worker: WorkerClient | None = None, start_worker: bool = True) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings()
+        self.worker = worker if worker is not None else WorkerClient(self)
+        self.project_file: Path | None = None
+        self.project_loaded = False
+        self.dirty = False
+        self._closing = False
+        self._close_ready = False
+        self._restarts: list[float] = []
+
+        self.train_panel = TrainPanel()
+        self.dataset_area = DatasetOverview()
+        mixer = QLabel("Mixing LoRAs is not part of this build yet.")
+        mixer.setMargin(20)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.dataset_area, "Dataset")
+        self.tabs.addTab(self.train_panel, "Train")
+        self.tabs.addTab(mixer, "Mixer")
+        self.tabs.setCurrentWidget(self.train_panel)
+        self.setCentralWidget(self.tabs)
+        self.worker_label = QLabel()
+        self.statusBar().addPermanentWidget(self.worker_label)
+        self._build_menus()
+        self._wire()
+        self._restore_settings()
+        self._update_title()
+        self._on_worker_state(self.worker.state, "")
+        if project_file is not None:
+            self.open_project(Path(project_file))
+        else:
+            self._project_ready(ProjectConfig(), None)
+        if start_worker:
+            self.worker.start()
+
+    # ---------------------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action(menu, "&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
+        self.save_action = self._action(menu, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
+        self._action(menu, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
+        menu.addSeparator()
+        self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        run = self.menuBar().addMenu("&Run")
+        c = self.train_panel.controls
+        self._action(run, "&Start", c.start_button.click, "Ctrl+Return")
+        self._action(run, "S&top", c.stop_button.click, "Ctrl+.")
+        self._action(run, "Save &now", c.save_button.click)
+        self._action(run, "Sample n&ow", c.sample_button.click)
+        worker = self.menuBar().addMenu("&Worker")
+        self._action(worker, "&Restart worker", self.restart_worker)
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About LoRA Studio", self._about)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _wire(self) -> None:
+        panel, worker = self.train_panel, self.worker
+        worker.message_received.connect(panel.handle_message)
+        worker.state_changed.connect(self._on_worker_state)
+        panel.command_requested.connect(self._send)
+        panel.restart_worker_requested.connect(self.restart_worker)
+        panel.project_file_chosen.connect(self._project_file_chosen)
+        panel.config_changed.connect(self._mark_dirty)
+        panel.run_state_changed.connect(self._on_run_state)
+
+    # ---------------------------------------------------------------------------------------------
+    # project
+    def open_project(self, path: Path) -> None:
+        self.project_loaded = False
+        run_in_background(load_project, path, on_done=lambda cfg: self._project_ready(cfg, path),
+                          on_error=lambda exc: self._project_failed(path, exc))
+
+    def choose_project(self) -> None:
+        if self.train_panel.run_active:
+            QMessageBox.information(self, "LoRA Studio", "Stop the run before opening another project.")
+            return
+        start = str(self.project_file.parent) if self.project_file else self.settings.value("lastDir", "")
+        path, _ = QFileDialog.getOpenFileName(self, "Open a project", str(start), "LoRA Studio project (*.toml)")
+        if path:
+            self.open_project(Path(path))
+
+    def _project_ready(self, cfg: ProjectConfig, path: Path | None) -> None:
+        self.project_file = Path(path).resolve() if path else None
+        self.train_panel.set_project(cfg, self.project_file)
+        self.dataset_area.show_config(cfg)
+        self.dirty = False
+        self.project_loaded = True
+        if self.project_file:
+            self.settings.setValue("lastProject", str(self.project_file))
+            self.settings.setValue("lastDir", str(self.project_file.parent))
+        self._update_title()
+
+    def _project_failed(self, path: Path, exc: BaseException) -> None:
+        self.project_loaded = True
+        self.train_panel.banner.show_message("error", f"Cannot open {path}: {exc}", getattr(exc, "hint", ""))
+
+    def save_project(self) -> bool:
+        if self.project_file is None:
+            return self.save_project_as()
+        try:
+            cfg = self.train_panel.current_config()
+        except FormError:
+            return False
+        path = self.project_file
+        run_in_background(save_project, cfg, path, on_done=lambda _: self._saved(path, cfg),
+                          on_error=lambda exc: self.train_panel.banner.show_message(
+                              "error", f"Cannot save {path}: {exc}", getattr(exc, "hint", "")))
+        return True
+
+    def save_project_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the project", str(self.project_file or "project.toml"),
+                                              "LoRA Studio project (*.toml)")
+        if not path:
+            return False
+        self.project_file = Path(path).resolve()
+        self.train_panel.project_file = self.project_file
+        self.train_panel.history.set_project_dir(self.project_file.parent)
+        return self.save_project()
+
+    def _saved(self, path: Path, cfg: ProjectConfig) -> None:
+        self.dirty = False
+        self.dataset_area.show_config(cfg)
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+
+    def _project_file_chosen(self, path: Path) -> None:
+        self.project_file = Path(path).resolve()
+        self._update_title()
+
+    def _mark_dirty(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self._update_title()
+
+    def _update_title(self) -> None:
+        name = self.project_file.name if self.project_file else "untitled project"
+        folder = f" — {self.project_file.parent}" if self.project_file else ""
+        self.setWindowTitle(f"{'*' if self.dirty else ''}{name}{folder} — LoRA Studio")
+
+    # ---------------------------------------------------------------------------------------------
+    # worker
+    def _send(self, command: p.Command) -> None:
+        if not self.worker.send(command):
+            self.train_panel.command_not_sent(command, self.worker.detail or self.worker.state)
+            if not self._closing:
+                self.worker.start()
+
+    def restart_worker(self) -> None:
+        self.statusBar().showMessage("Restarting the worker…", 4000)
+        self.worker.restart()
+
+    def _on_worker_state(self, state: str, detail: str) -> None:
+        colour = STATE_COLOURS.get(state, "#888888")
+        self.worker_label.setText(f"<span style='color:{colour}'>●</span> Worker: {state}")
+        self.worker_label.setToolTip(detail or state)
+        self.train_panel.set_worker_state(state, detail)
+        if state == "ready":
+            self._restarts.clear()
+        if self._closing and state in ("stopped", "dead"):
+            self._close_ready = True
+            QTimer.singleShot(0, self.close)
+        elif state == "dead":
+            self._restart_after_death(detail)
+
+    def _restart_after_death(self, detail: str) -> None:
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < 60] + [now]
+        if len(self._restarts) > MAX_QUICK_RESTARTS:
+            self.statusBar().showMessage(f"The worker keeps stopping ({detail}); use Worker ▸ Restart worker")
+            return
+        self.statusBar().showMessage(f"{detail[:1].upper()}{detail[1:]}; starting a new worker…", 8000)
+        QTimer.singleShot(300, self.worker.start)
+
+    def _on_run_state(self, state: str) -> None:
+        self.open_action.setEnabled(state == "idle")
+
+    # ---------------------------------------------------------------------------------------------
+    # closing
+    def confirm_stop_run(self) -> bool:
+        """Asked when the window closes during a run. Tests replace it."""
+        answer = QMessageBox.question(
+            self, "A run is in progress",
+            "A training run is in progress. Save a checkpoint, stop the run and quit?\n\n"
+            "You can resume the run from that checkpoint later.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def confirm_discard_changes(self) -> bool:
+        """Asked when the window closes with unsaved settings. Tests replace it."""
+        answer = QMessageBox.question(
+            self, "Unsaved settings", "The project's settings have changed. Save them before quitting?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_project()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._close_ready or (self._closing and not self.worker.running):
+            self._save_settings()
+            event.accept()
+            return
+        if self._closing:  # already saving and stopping; the worker's exit closes the window
+            event.ignore()
+            return
+        if self.train_panel.run_active:
+            if not self.confirm_stop_run():
+                event.ignore()
+                return
+            self._closing = True
+            self.train_panel.request_save_and_stop()
+            self.statusBar().showMessage("Saving a checkpoint and stopping the run…")
+            self.worker.shutdown(timeout_s=180)
+        elif self.dirty and not self.confirm_discard_changes():
+            event.ignore()
+            return
+        else:
+            self._closing = True
+            self.worker.shutdown(timeout_s=10)
+        if self.worker.running:
+            event.ignore()
+            return
+        self._save_settings()
+        event.accept()
+
+    # ---------------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("mainWindow/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.value("mainWindow/state")
+        if state is not None:
+            self.restoreState(state)
+        split = self.settings.value("trainPanel/splitter")
+        if split is not None:
+            self.train_panel.splitter.restoreState(split)
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("mainWindow/geometry", self.saveGeometry())
+        self.settings.setValue("mainWindow/state", self.saveState())
+        self.settings.setValue("trainPanel/splitter", self.train_panel.splitter.saveState())
+        self.settings.sync()
+
+    def _about(self) -> None:
+        info = self.worker.info
+        engine = f"<br>Worker: {info.device}, torch {info.torch}, Python {info.python}" if info else ""
+        QMessageBox.about(self, "About LoRA Studio",
+                          f"<b>LoRA Studio {__version__}</b><br>Train and mix Stable Diffusion LoRAs.{engine}")

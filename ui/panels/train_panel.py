@@ -1,0 +1,467 @@
+"""The Train panel: settings form, run controls, live charts, previews, log and run history.
+
+It is a state machine over the run — idle → checking → starting → running ⇄ paused → stopping → idle —
+driven by the worker's events (`handle_message`) and the user's buttons. It never talks to the worker
+directly: it emits `command_requested(command)` and MainWindow, the one place signals are wired, sends
+it. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
+cleaning up after a killed worker) runs on the thread pool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from studio.config import ProjectConfig, dumps_project, load_preset, preset_names, save_project
+from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
+from studio.worker import protocol as p
+from studio.worker.client import WorkerExited
+from studio.worker.preflight import Problem, preflight
+from studio.worker.runs import RunSummary, clean_partial_files, last_checkpoint, sample_images
+from studio.train.runs import read_events
+from ui.background import run_in_background
+from ui.widgets.config_form import ConfigForm, FormError
+from ui.widgets.log_view import LogView
+from ui.widgets.loss_chart import LossChart
+from ui.widgets.preview_gallery import PreviewGallery
+from ui.widgets.run_controls import RunControls
+from ui.widgets.run_history import RunHistory
+from ui.widgets.status_banner import StatusBanner
+
+ACTIVE = ("starting", "running", "paused", "stopping")
+
+
+def check_and_save(cfg: ProjectConfig, project_file: Path) -> list[Problem]:
+    """Pool thread: the preflight checks, and the project saved when they pass (what trains is what is saved)."""
+    problems = preflight(cfg, project_file)
+    if not any(pr.severity == "error" for pr in problems):
+        save_project(cfg, project_file)
+    return problems
+
+
+def prepare_resume(run_dir: Path) -> tuple[str, int, Path]:
+    """Pool thread: the run's own config snapshot and its newest complete checkpoint."""
+    found = last_checkpoint(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no complete checkpoint to resume from")
+    return (run_dir / "config.toml").read_text(encoding="utf-8"), found[0], found[1]
+
+
+def after_worker_death(run_dir: Path | None, output_dir: Path | None) -> tuple[list[Path], tuple[int, Path] | None]:
+    """Pool thread: remove the temporaries a killed write left behind; find the checkpoint to resume from."""
+    if run_dir is None:
+        return [], None
+    removed = clean_partial_files(run_dir, *([output_dir] if output_dir else []))
+    return removed, last_checkpoint(run_dir)
+
+
+def history_until(run_dir: Path, step: int) -> tuple[list[dict], list[tuple[int, str, str]]]:
+    """Pool thread: progress points and previews a resumed run already made, up to its checkpoint."""
+    events = read_events(run_dir / "events.jsonl")
+    points = [e for e in events if e.get("type") == "progress" and int(e.get("step", 0)) <= step]
+    by_step = {int(e["step"]): e for e in points}  # a killed and resumed run repeats steps; keep the latest
+    samples = [s for s in sample_images(run_dir) if s[0] <= step]
+    return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
+
+
+def _output_dir(command: p.Start) -> Path | None:
+    """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
+    from studio.config import resolve_path
+    from studio.worker.jobs import config_from_text
+
+    try:
+        cfg = config_from_text(command.config_toml, "the run's settings")
+    except Exception:
+        return None
+    return resolve_path(command.project_file, cfg.output.directory)
+
+
+class TrainPanel(QWidget):
+    command_requested = Signal(object)  # a studio.worker.protocol command for the worker
+    restart_worker_requested = Signal()
+    project_file_chosen = Signal(object)  # Path: the user saved a new project while starting
+    config_changed = Signal()
+    run_state_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project_file: Path | None = None
+        self.run_state = "idle"
+        self.run_dir: Path | None = None
+        self.output_dir: Path | None = None
+        self.checkpoint_step = 0
+        self.last_step = 0
+        self.worker_state = "stopped"
+        self._resume_target: Path | None = None
+        self._build()
+        self._wire()
+        self._set_run_state("idle")
+
+    # ---------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        outer = QHBoxLayout(self)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter = split
+        outer.addWidget(split)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(QLabel("Preset:"))
+        self.presets = QComboBox()
+        self.presets.setToolTip("Apply a preset's settings over the form (only the settings it names change)")
+        self.presets.addItem("Choose a preset…", None)
+        for name in preset_names():
+            self.presets.addItem(name, name)
+        preset_row.addWidget(self.presets, 1)
+        left_layout.addLayout(preset_row)
+        self.form = ConfigForm()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        scroll.setMinimumWidth(380)
+        left_layout.addWidget(scroll, 1)
+        split.addWidget(left)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        self.banner = StatusBanner()
+        self.controls = RunControls()
+        right_layout.addWidget(self.banner)
+        right_layout.addWidget(self.controls)
+        charts_split = QSplitter(Qt.Orientation.Vertical)
+        self.chart = LossChart()
+        self.tabs = QTabWidget()
+        self.gallery = PreviewGallery()
+        self.log = LogView()
+        self.history = RunHistory()
+        self.tabs.addTab(self.gallery, "Previews")
+        self.tabs.addTab(self.log, "Log")
+        self.tabs.addTab(self.history, "History")
+        charts_split.addWidget(self.chart)
+        charts_split.addWidget(self.tabs)
+        charts_split.setSizes([300, 360])
+        right_layout.addWidget(charts_split, 1)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([430, 870])
+
+    def _wire(self) -> None:
+        self.presets.activated.connect(self._apply_preset)
+        self.form.changed.connect(self.config_changed)
+        c = self.controls
+        c.start_clicked.connect(self.start)
+        c.pause_clicked.connect(lambda: self._command(p.Pause()))
+        c.resume_clicked.connect(lambda: self._command(p.Resume()))
+        c.stop_clicked.connect(self.stop)
+        c.save_clicked.connect(lambda: self._command(p.SaveNow()))
+        c.sample_clicked.connect(lambda: self._command(p.SampleNow()))
+        self.banner.action_clicked.connect(self._banner_action)
+        self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
+        self.history.previews_requested.connect(self._show_run_previews)
+
+    # ---------------------------------------------------------------------------------------------
+    # project
+    def set_project(self, cfg: ProjectConfig, project_file: Path | None) -> None:
+        self.project_file = Path(project_file) if project_file else None
+        self.form.set_config(cfg)
+        self.history.set_project_dir(self.project_file.parent if self.project_file else None)
+
+    def current_config(self) -> ProjectConfig:
+        """The form's config; raises FormError (and highlights the field) if a value is impossible."""
+        self.form.clear_marks()
+        try:
+            return self.form.config()
+        except FormError as exc:
+            self.form.mark(exc.section, exc.name, str(exc))
+            self.banner.show_message("error", str(exc), "Fix the highlighted field.")
+            raise
+
+    def _apply_preset(self, index: int) -> None:
+        name = self.presets.itemData(index)
+        self.presets.setCurrentIndex(0)
+        if not name:
+            return
+        try:
+            base = self.current_config()
+        except FormError:
+            return
+        run_in_background(load_preset, name, base, on_done=self._preset_loaded,
+                          on_error=lambda exc: self.banner.show_message("error", f"Preset {name}: {exc}",
+                                                                        getattr(exc, "hint", "")))
+
+    def _preset_loaded(self, cfg: ProjectConfig) -> None:
+        self.form.set_config(cfg)
+        self.config_changed.emit()
+
+    # ---------------------------------------------------------------------------------------------
+    # commands
+    @property
+    def run_active(self) -> bool:
+        return self.run_state in ACTIVE
+
+    def start(self) -> None:
+        if self.run_state != "idle":
+            return
+        try:
+            cfg = self.current_config()
+        except FormError:
+            return
+        if self.project_file is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save the project before training", "project.toml",
+                                                  "LoRA Studio project (*.toml)")
+            if not path:
+                return
+            self.project_file = Path(path)
+            self.project_file_chosen.emit(self.project_file)
+            self.history.set_project_dir(self.project_file.parent)
+        self.banner.hide()
+        self._set_run_state("checking")
+        project_file = self.project_file
+        run_in_background(check_and_save, cfg, project_file,
+                          on_done=lambda problems: self._checked(cfg, project_file, problems),
+                          on_error=self._check_failed)
+
+    def _checked(self, cfg: ProjectConfig, project_file: Path, problems: list[Problem]) -> None:
+        errors = [pr for pr in problems if pr.severity == "error"]
+        for pr in reversed(problems):  # the first problem ends up focused
+            if pr.severity == "error":
+                self.form.mark(pr.section, pr.field, pr.message)
+        for pr in problems:
+            self.log.add(pr.severity, f"[{pr.section}] {pr.field}: {pr.message}")
+        if errors:
+            more = f" (and {len(errors) - 1} more, highlighted)" if len(errors) > 1 else ""
+            self.banner.show_message("error", f"Cannot start: {errors[0].message}{more}",
+                                     "Fix the highlighted fields, then press Start again.")
+            self._set_run_state("idle")
+            return
+        if problems:
+            self.banner.show_message("warning", problems[0].message, "The run starts anyway.")
+        self._begin(p.Start(config_toml=dumps_project(cfg), project_file=str(project_file)), fresh=True)
+
+    def _check_failed(self, exc: BaseException) -> None:
+        self.banner.show_message("error", f"Cannot start: {exc}", getattr(exc, "hint", ""))
+        self._set_run_state("idle")
+
+    def _begin(self, command: p.Start, *, fresh: bool) -> None:
+        self.output_dir = _output_dir(command)
+        if fresh:
+            self.chart.clear()
+            self.gallery.clear()
+        self.checkpoint_step = 0
+        self.last_step = 0
+        self.run_dir = Path(command.run_dir) if command.run_dir else None
+        self._set_run_state("starting")
+        self.controls.set_details("Waiting for the worker…" if self.worker_state != "ready"
+                                  else "Loading the model and the dataset…")
+        self._command(command)
+
+    def stop(self) -> None:
+        if self.run_state in ("starting", "running", "paused"):
+            self._command(p.Stop())
+            self._set_run_state("stopping")
+            self.controls.set_details("Stopping after the current step (saving a checkpoint)…")
+
+    def request_save_and_stop(self) -> None:
+        """For closing the window during a run: save a checkpoint, then stop."""
+        if self.run_state in ("running", "paused", "starting"):
+            self._command(p.SaveNow())
+            self.stop()
+
+    def resume_run(self, run_dir: Path) -> None:
+        if self.run_active or self.run_state == "checking":
+            self.banner.show_message("warning", "A run is in progress", "Stop it before resuming another.")
+            return
+        self._set_run_state("checking")
+        run_in_background(prepare_resume, Path(run_dir), on_done=lambda r: self._resume_ready(Path(run_dir), *r),
+                          on_error=self._check_failed)
+
+    def _resume_ready(self, run_dir: Path, config_text: str, step: int, checkpoint: Path) -> None:
+        self.log.add("info", f"resuming {run_dir.name} from the checkpoint at step {step}")
+        self.banner.hide()
+        self._begin(p.Start(config_toml=config_text, project_file=str(self.project_file) if self.project_file else None,
+                            resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
+        self.run_dir = run_dir
+
+    def _command(self, command: p.Command) -> None:
+        self.command_requested.emit(command)
+
+    def command_not_sent(self, command: p.Command, reason: str) -> None:
+        """MainWindow could not deliver a command (no worker): undo the state change it implied."""
+        if isinstance(command, p.Start) or self.run_active:
+            self._set_run_state("idle")
+        self.banner.show_message("error", f"The worker is not running ({reason}).",
+                                 "It is being restarted; try again in a few seconds.")
+
+    def _banner_action(self) -> None:
+        if self._resume_target is not None:
+            self.resume_run(self._resume_target)
+        elif self.worker_state == "unresponsive":
+            self.restart_worker_requested.emit()
+
+    # ---------------------------------------------------------------------------------------------
+    # worker
+    def set_worker_state(self, state: str, detail: str) -> None:
+        previous, self.worker_state = self.worker_state, state
+        if state == "unresponsive":
+            self._resume_target = None
+            self.banner.show_message("warning", detail.capitalize(), "It may be busy with a very long step, or "
+                                     "hung. Restarting it ends the run; you can resume from the last checkpoint.",
+                                     "Restart worker")
+        elif previous == "unresponsive" and state in ("ready", "starting") and self.banner.kind == "warning":
+            self.banner.hide()
+        if self.run_state == "starting" and state == "ready":
+            self.controls.set_details("Loading the model and the dataset…")
+        self.controls.set_state(self.controls.state, can_start=state in ("starting", "ready"))
+
+    def handle_message(self, message: object) -> None:
+        """Every message from the worker, in order, on the GUI thread."""
+        if isinstance(message, Progress):
+            self.last_step = message.step
+            self.controls.show_progress(message)
+            self.chart.add(message.step, message.loss, message.smoothed_loss, message.lr)
+        elif isinstance(message, Sample):
+            self.gallery.add(message.step, message.prompt, message.path)
+        elif isinstance(message, Log):
+            self.log.add(message.level, message.text, message.time)
+        elif isinstance(message, Checkpoint):
+            self.checkpoint_step = message.step
+            self.log.add("info", f"checkpoint saved at step {message.step}: {message.path}")
+        elif isinstance(message, Started):
+            self._on_started(message)
+        elif isinstance(message, StateChanged):
+            if message.state in ("running", "paused", "stopping") and self.run_active:
+                self._set_run_state(message.state)
+        elif isinstance(message, Finished):
+            self._on_finished(message)
+        elif isinstance(message, Failed):
+            self._on_failed(message)
+        elif isinstance(message, p.WorkerError):
+            self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
+            if self.run_state == "starting":
+                self.banner.show_message("error", message.error, message.hint)
+                self._set_run_state("idle")
+        elif isinstance(message, p.ProtocolError):
+            self.log.add("warning", f"unreadable message from the worker: {message}")
+        elif isinstance(message, WorkerExited):
+            self._on_worker_exited(message)
+
+    def _on_started(self, e: Started) -> None:
+        self.run_dir = Path(e.run_dir)
+        self.last_step = self.checkpoint_step = e.start_step
+        self._set_run_state("running")
+        self.controls.begin(e.total_steps, e.start_step)
+        self.log.add("info", f"run folder {e.run_dir} on {e.device}, {e.num_images} images"
+                             + (f", resuming at step {e.start_step}" if e.start_step else ""))
+        if e.start_step:
+            self.chart.truncate(e.start_step)
+            self.gallery.truncate(e.start_step)
+            if self.chart.count() == 0:
+                run_dir = self.run_dir
+                run_in_background(history_until, run_dir, e.start_step,
+                                  on_done=lambda h: self._prefill(run_dir, *h))
+        self.history.refresh()
+
+    def _prefill(self, run_dir: Path, points: list[dict], samples: list[tuple[int, str, str]]) -> None:
+        if run_dir != self.run_dir:
+            return
+        have = self.chart.last()
+        for e in points:
+            if have is None or e["step"] < have[0]:
+                self.chart.add(int(e["step"]), e["loss"], e["smoothed_loss"], e["lr"])
+        shown = {(t.step, t.path) for t in self.gallery.thumbnails}
+        for step, prompt, path in samples:
+            if (step, path) not in shown:
+                self.gallery.add(step, prompt, path)
+
+    def _on_finished(self, e: Finished) -> None:
+        self._set_run_state("idle")
+        self.history.refresh()
+        if e.stopped:
+            self._offer_resume(self.run_dir, self.checkpoint_step, "info",
+                               f"Stopped at step {e.step}.", "The run can be continued from its last checkpoint.")
+            self.controls.set_details(f"Stopped at step {e.step}.")
+        else:
+            final = e.outputs[-1] if e.outputs else ""
+            self._resume_target = None
+            self.banner.show_message("success", f"Finished: {e.step} steps.", f"LoRA saved to {final}" if final else "")
+            self.controls.set_details(f"Finished at step {e.step}.")
+
+    def _on_failed(self, e: Failed) -> None:
+        was_running = self.run_state in ACTIVE
+        self._set_run_state("idle")
+        if e.traceback:
+            self.log.add("debug", e.traceback)
+        self.log.add("error", e.error + (f" — {e.hint}" if e.hint else ""))
+        self.controls.set_details(f"Failed at step {self.last_step}.")
+        if was_running and self.run_dir is not None and self.checkpoint_step:
+            self._offer_resume(self.run_dir, self.checkpoint_step, "error", f"The run failed: {e.error}", e.hint)
+        else:
+            self._resume_target = None
+            self.banner.show_message("error", f"The run failed: {e.error}", e.hint)
+        self.history.refresh()
+
+    def _on_worker_exited(self, e: WorkerExited) -> None:
+        if not self.run_active and self.run_state != "checking":
+            return
+        was = self.run_state
+        self._set_run_state("idle")
+        if e.expected:
+            return
+        what = e.describe()
+        if e.stderr_tail.strip():
+            self.log.add("error", "last output of the worker:\n" + e.stderr_tail.strip()[-2000:])
+        self.log.add("error", f"{what} (run state: {was}, step {self.last_step})")
+        self.controls.set_details(f"Interrupted at step {self.last_step}.")
+        self.banner.show_message("error", f"{what.capitalize()} during the run, at step {self.last_step}.",
+                                 "Looking for the last checkpoint…")
+        run_dir, output_dir = self.run_dir, self.output_dir
+        run_in_background(after_worker_death, run_dir, output_dir,
+                          on_done=lambda result: self._death_checked(run_dir, what, *result))
+
+    def _death_checked(self, run_dir: Path | None, what: str, removed: list[Path],
+                       found: tuple[int, Path] | None) -> None:
+        for path in removed:
+            self.log.add("info", f"removed the partial file {path}")
+        self.history.refresh()
+        if found is None or run_dir is None:
+            self._resume_target = None
+            self.banner.show_message("error", f"{what.capitalize()} at step {self.last_step}.",
+                                     "No checkpoint had been saved yet; start the run again (a new worker is starting).")
+            return
+        self.checkpoint_step = found[0]
+        self._offer_resume(run_dir, found[0], "error", f"{what.capitalize()} at step {self.last_step}.",
+                           f"The last checkpoint is at step {found[0]}; resume continues from there with the same "
+                           "optimizer, schedule and random state.")
+
+    def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str) -> None:
+        if run_dir is not None and step:
+            self._resume_target = run_dir
+            self.banner.show_message(kind, title, hint, f"Resume from step {step}")
+        else:
+            self._resume_target = None
+            self.banner.show_message(kind, title, hint)
+
+    def _show_run_previews(self, run: RunSummary) -> None:
+        run_in_background(sample_images, run.path, on_done=self._fill_gallery)
+
+    def _fill_gallery(self, samples: list[tuple[int, str, str]]) -> None:
+        if self.run_active:
+            return
+        self.gallery.clear()
+        for step, prompt, path in samples:
+            self.gallery.add(step, prompt, path)
+        self.tabs.setCurrentWidget(self.gallery)
+
+    def _set_run_state(self, state: str) -> None:
+        self.run_state = state
+        self.controls.set_state(state, can_start=self.worker_state in ("starting", "ready"))
+        self.form.setEnabled(state == "idle")
+        self.presets.setEnabled(state == "idle")
+        self.history.set_resume_allowed(state == "idle")
+        self.run_state_changed.emit(state)

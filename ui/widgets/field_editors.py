@@ -1,0 +1,285 @@
+"""One editor widget per kind of config field, chosen from the field's type and `metadata`.
+
+Each editor has `value()` (raises ValueError with a message for the user), `set_value()` and a `changed`
+signal, so the form can treat them alike. Ranges come from `metadata["min"/"max"]`, choices from
+`Literal[...]` types, help text becomes the tooltip: `studio.config` stays the one source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, get_args, get_origin
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QMenu, QPlainTextEdit,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+INT32_MAX = 2**31 - 1
+
+
+class FieldEditor(QWidget):
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+
+    def value(self) -> Any:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def set_value(self, value: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def focus_widget(self) -> QWidget:
+        return self
+
+
+def _range_text(meta: dict[str, Any]) -> str:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is None and hi is None:
+        return ""
+    fmt = lambda v: f"{v:g}" if isinstance(v, float) else f"{v:,}"  # noqa: E731
+    return f"{fmt(lo)} – {fmt(hi)}"
+
+
+class IntEditor(FieldEditor):
+    """A spin box; a line edit for ranges beyond what QSpinBox holds (seeds up to 2³²−1)."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self._lo, self._hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
+        if self._hi <= INT32_MAX and self._lo >= -INT32_MAX:
+            self._spin: QSpinBox | None = QSpinBox()
+            self._spin.setRange(self._lo, self._hi)
+            self._spin.setGroupSeparatorShown(True)
+            self._spin.valueChanged.connect(self.changed)
+            self._layout.addWidget(self._spin)
+            self._edit = None
+        else:
+            self._spin = None
+            self._edit = QLineEdit()
+            self._edit.textChanged.connect(self.changed)
+            self._layout.addWidget(self._edit)
+
+    def value(self) -> int:
+        if self._spin is not None:
+            return self._spin.value()
+        text = self._edit.text().strip().replace(",", "").replace("_", "")
+        try:
+            v = int(text)
+        except ValueError:
+            raise ValueError(f"`{text}` is not a whole number") from None
+        if not self._lo <= v <= self._hi:
+            raise ValueError(f"{v} is outside {self._lo:,} – {self._hi:,}")
+        return v
+
+    def set_value(self, value: int) -> None:
+        if self._spin is not None:
+            self._spin.setValue(int(value))
+        else:
+            self._edit.setText(str(int(value)))
+
+    def focus_widget(self) -> QWidget:
+        return self._spin or self._edit
+
+
+class FloatEditor(FieldEditor):
+    """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self._lo, self._hi = meta.get("min"), meta.get("max")
+        self._edit = QLineEdit()
+        self._edit.setPlaceholderText(_range_text(meta))
+        self._edit.textChanged.connect(self.changed)
+        self._layout.addWidget(self._edit)
+
+    def value(self) -> float:
+        text = self._edit.text().strip()
+        try:
+            v = float(text)
+        except ValueError:
+            raise ValueError(f"`{text}` is not a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{text} is not a finite number")
+        if (self._lo is not None and v < self._lo) or (self._hi is not None and v > self._hi):
+            raise ValueError(f"{v:g} is outside {self._lo:g} – {self._hi:g}")
+        return v
+
+    def set_value(self, value: float) -> None:
+        self._edit.setText(f"{float(value):g}")
+
+    def focus_widget(self) -> QWidget:
+        return self._edit
+
+
+class BoolEditor(FieldEditor):
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self._box = QCheckBox()
+        self._box.toggled.connect(self.changed)
+        self._layout.addWidget(self._box)
+
+    def value(self) -> bool:
+        return self._box.isChecked()
+
+    def set_value(self, value: bool) -> None:
+        self._box.setChecked(bool(value))
+
+    def focus_widget(self) -> QWidget:
+        return self._box
+
+
+class ChoiceEditor(FieldEditor):
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        super().__init__()
+        self._combo = QComboBox()
+        self._combo.addItems(list(choices))
+        self._combo.currentIndexChanged.connect(self.changed)
+        self._layout.addWidget(self._combo)
+
+    def value(self) -> str:
+        return self._combo.currentText()
+
+    def set_value(self, value: str) -> None:
+        index = self._combo.findText(str(value))
+        if index >= 0:
+            self._combo.setCurrentIndex(index)
+
+    def focus_widget(self) -> QWidget:
+        return self._combo
+
+
+class TextEditor(FieldEditor):
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self._edit = QLineEdit()
+        self._edit.textChanged.connect(self.changed)
+        self._layout.addWidget(self._edit)
+
+    def value(self) -> str:
+        return self._edit.text()
+
+    def set_value(self, value: str) -> None:
+        self._edit.setText(str(value))
+
+    def focus_widget(self) -> QWidget:
+        return self._edit
+
+
+class PathEditor(TextEditor):
+    """Text plus a "…" menu: base models come as a single .safetensors file or as a diffusers folder."""
+
+    def __init__(self, meta: dict[str, Any], *, files: bool = True, folders: bool = True) -> None:
+        super().__init__(meta)
+        button = QToolButton()
+        button.setText("…")
+        button.setToolTip("Choose on disk")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(button)
+        if files:
+            menu.addAction("Model file (.safetensors)…", self._choose_file)
+        if folders:
+            menu.addAction("Diffusers folder…", self._choose_folder)
+        button.setMenu(menu)
+        self._layout.addWidget(button)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a base model", self._edit.text(),
+                                              "Model weights (*.safetensors *.sft)")
+        if path:
+            self._edit.setText(path)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder", self._edit.text())
+        if path:
+            self._edit.setText(path)
+
+
+class ListEditor(FieldEditor):
+    """A list of strings, one per line (prompts, folders); folders get an "Add folder…" button."""
+
+    def __init__(self, meta: dict[str, Any], *, folders: bool = False) -> None:
+        super().__init__()
+        column = QVBoxLayout()
+        self._text = QPlainTextEdit()
+        self._text.setTabChangesFocus(True)
+        self._text.setFixedHeight(self._text.fontMetrics().lineSpacing() * 4 + 12)
+        self._text.setPlaceholderText("one per line")
+        self._text.textChanged.connect(self.changed)
+        column.addWidget(self._text)
+        if folders:
+            add = QToolButton()
+            add.setText("Add folder…")
+            add.clicked.connect(self._add_folder)
+            column.addWidget(add)
+        self._layout.addLayout(column)
+
+    def _add_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Add a folder of training images")
+        if path:
+            self.set_value((*self.value(), path))
+
+    def value(self) -> tuple[str, ...]:
+        return tuple(line.strip() for line in self._text.toPlainText().splitlines() if line.strip())
+
+    def set_value(self, value: tuple[str, ...]) -> None:
+        self._text.setPlainText("\n".join(value))
+
+    def focus_widget(self) -> QWidget:
+        return self._text
+
+
+class PairEditor(FieldEditor):
+    """A fixed pair of numbers (AdamW betas)."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self._parts = [FloatEditor({"min": 0.0, "max": 1.0}), FloatEditor({"min": 0.0, "max": 1.0})]
+        for part in self._parts:
+            part.changed.connect(self.changed)
+            self._layout.addWidget(part)
+
+    def value(self) -> tuple[float, float]:
+        return tuple(part.value() for part in self._parts)  # type: ignore[return-value]
+
+    def set_value(self, value: tuple[float, float]) -> None:
+        for part, v in zip(self._parts, value):
+            part.set_value(v)
+
+    def focus_widget(self) -> QWidget:
+        return self._parts[0].focus_widget()
+
+
+def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> FieldEditor:
+    """The editor for one field of `studio.config`."""
+    if "choices" in meta or get_origin(tp) is Literal:
+        return ChoiceEditor(tuple(meta.get("choices") or get_args(tp)))
+    if tp is bool:
+        return BoolEditor(meta)
+    if tp is int:
+        return IntEditor(meta)
+    if tp is float:
+        return FloatEditor(meta)
+    if get_origin(tp) is tuple:
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return ListEditor(meta, folders=(section, name) == ("dataset", "folders"))
+        return PairEditor(meta)
+    if (section, name) == ("model", "path"):
+        return PathEditor(meta)
+    return TextEditor(meta)
+
+
+def tooltip(section: str, name: str, meta: dict[str, Any]) -> str:
+    parts = [str(meta.get("help", ""))]
+    rng = _range_text(meta)
+    if rng:
+        parts.append(f"Range: {rng}")
+    parts.append(f"Project file: [{section}] {name}")
+    return "<p>" + "</p><p>".join(_escape(p) for p in parts if p) + "</p>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "")

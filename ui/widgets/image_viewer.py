@@ -1,0 +1,128 @@
+"""Looking at previews: one image enlarged, or two training steps side by side.
+
+Images are decoded on the thread pool (`load_image`), so opening a 1024-px preview never stalls the window.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtWidgets import (QComboBox, QDialog, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout,
+                               QWidget)
+
+from ui.background import run_in_background
+
+
+def load_image(path: str, max_side: int) -> QImage:
+    """Decode (and shrink) an image file; runs on a pool thread, QImage is safe to hand across threads."""
+    reader = QImageReader(path)
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid() and max(size.width(), size.height()) > max_side:
+        reader.setScaledSize(size.scaled(QSize(max_side, max_side), Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    if image.isNull():
+        raise OSError(f"cannot read {path}: {reader.errorString()}")
+    return image
+
+
+class AsyncImageLabel(QLabel):
+    """A label that shows "loading…" until its image has been decoded in the background."""
+
+    def __init__(self, max_side: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._max_side = max_side
+        self._path = ""
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(64, 64)
+
+    def set_path(self, path: str) -> None:
+        self._path = path
+        if not path:
+            self.clear()
+            self.setText("—")
+            return
+        self.setText("loading…")
+        run_in_background(load_image, path, self._max_side, on_done=lambda img, p=path: self._show(p, img),
+                          on_error=lambda exc, p=path: self._fail(p, exc))
+
+    def _show(self, path: str, image: QImage) -> None:
+        if path == self._path:
+            self.setPixmap(QPixmap.fromImage(image))
+
+    def _fail(self, path: str, exc: BaseException) -> None:
+        if path == self._path:
+            self.setText(str(exc))
+
+
+class ImageDialog(QDialog):
+    def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(caption)
+        layout = QVBoxLayout(self)
+        self.image = AsyncImageLabel(1024)
+        scroll = QScrollArea()
+        scroll.setWidget(self.image)
+        scroll.setWidgetResizable(True)
+        layout.addWidget(scroll)
+        text = QLabel(caption)
+        text.setWordWrap(True)
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(text)
+        self.image.set_path(path)
+        self.resize(720, 760)
+
+
+class CompareDialog(QDialog):
+    """Two steps side by side, one row per preview prompt: is the LoRA still improving or overcooking?"""
+
+    def __init__(self, samples: dict[int, list[tuple[str, str]]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare previews")
+        self._samples = samples
+        steps = sorted(samples)
+        layout = QVBoxLayout(self)
+        pick = QHBoxLayout()
+        self.left = QComboBox()
+        self.right = QComboBox()
+        for combo in (self.left, self.right):
+            for s in steps:
+                combo.addItem(f"step {s}", s)
+        if len(steps) >= 2:
+            self.left.setCurrentIndex(len(steps) - 2)
+        self.right.setCurrentIndex(len(steps) - 1)
+        pick.addWidget(QLabel("Left:"))
+        pick.addWidget(self.left, 1)
+        pick.addWidget(QLabel("Right:"))
+        pick.addWidget(self.right, 1)
+        layout.addLayout(pick)
+        grid_host = QWidget()
+        self._grid = QGridLayout(grid_host)
+        rows = max((len(v) for v in samples.values()), default=0)
+        self._cells: list[tuple[QLabel, AsyncImageLabel, AsyncImageLabel]] = []
+        for row in range(rows):
+            prompt = QLabel()
+            prompt.setWordWrap(True)
+            a, b = AsyncImageLabel(512), AsyncImageLabel(512)
+            self._grid.addWidget(prompt, row * 2, 0, 1, 2)
+            self._grid.addWidget(a, row * 2 + 1, 0)
+            self._grid.addWidget(b, row * 2 + 1, 1)
+            self._cells.append((prompt, a, b))
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(grid_host)
+        layout.addWidget(scroll, 1)
+        self.left.currentIndexChanged.connect(self._refresh)
+        self.right.currentIndexChanged.connect(self._refresh)
+        self._refresh()
+        self.resize(1000, 700)
+
+    def _refresh(self) -> None:
+        left = self._samples.get(self.left.currentData(), [])
+        right = self._samples.get(self.right.currentData(), [])
+        for i, (prompt, a, b) in enumerate(self._cells):
+            pa = left[i] if i < len(left) else ("", "")
+            pb = right[i] if i < len(right) else ("", "")
+            prompt.setText(pa[0] or pb[0])
+            a.set_path(pa[1])
+            b.set_path(pb[1])

@@ -1,0 +1,135 @@
+"""Preview images as they arrive, one row per training step (newest on top), click to enlarge.
+
+Each thumbnail is decoded on the thread pool and only the small result is turned into a pixmap on the
+GUI thread, so a stream of previews never stalls the window.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+
+from ui.background import run_in_background
+from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
+
+THUMB = 160
+
+
+class Thumbnail(QLabel):
+    clicked = Signal()
+
+    def __init__(self, step: int, prompt: str, path: str) -> None:
+        super().__init__()
+        self.step, self.prompt, self.path = step, prompt, path
+        self.loaded = False
+        self.setFixedSize(THUMB + 6, THUMB + 6)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"step {step}\n{prompt}\n(click to enlarge)")
+        self.setText("…")
+        run_in_background(load_image, path, THUMB, on_done=self._show, on_error=self._fail)
+
+    def _show(self, image: QImage) -> None:
+        self.setPixmap(QPixmap.fromImage(image))
+        self.loaded = True
+
+    def _fail(self, exc: BaseException) -> None:
+        self.setText("unreadable")
+        self.setToolTip(str(exc))
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
+
+
+class PreviewGallery(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rows: dict[int, QHBoxLayout] = {}
+        self._row_frames: dict[int, QFrame] = {}
+        self._samples: dict[int, list[tuple[str, str]]] = {}
+        self.thumbnails: list[Thumbnail] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        self._summary = QLabel("Previews appear here as the run makes them.")
+        self.compare_button = QPushButton("Compare steps…")
+        self.compare_button.setToolTip("Show two steps' previews side by side")
+        self.compare_button.setEnabled(False)
+        self.compare_button.clicked.connect(self.open_compare)
+        bar.addWidget(self._summary, 1)
+        bar.addWidget(self.compare_button)
+        layout.addLayout(bar)
+        self._host = QWidget()
+        self._column = QVBoxLayout(self._host)
+        self._column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._host)
+        layout.addWidget(scroll, 1)
+        self._scroll = scroll
+
+    def count(self) -> int:
+        return len(self.thumbnails)
+
+    def steps(self) -> list[int]:
+        return sorted(self._samples)
+
+    def add(self, step: int, prompt: str, path: str) -> Thumbnail:
+        row = self._rows.get(step)
+        if row is None:
+            row = self._new_row(step)
+        thumb = Thumbnail(step, prompt, path)
+        thumb.clicked.connect(lambda t=thumb: self.open_image(t))
+        row.insertWidget(row.count() - 1, thumb)
+        self.thumbnails.append(thumb)
+        self._samples.setdefault(step, []).append((prompt, path))
+        n = len(self._samples)
+        self._summary.setText(f"{len(self.thumbnails)} previews from {n} step{'s' if n != 1 else ''}")
+        self.compare_button.setEnabled(n >= 2)
+        return thumb
+
+    def _new_row(self, step: int) -> QHBoxLayout:
+        box = QFrame()
+        box.setObjectName(f"step-{step}")
+        outer = QVBoxLayout(box)
+        outer.setContentsMargins(4, 4, 4, 4)
+        title = QLabel(f"<b>Step {step}</b>")
+        outer.addWidget(title)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        outer.addLayout(row)
+        # newest step on top; rows stay sorted when a resumed run or history fills in older steps
+        position = sum(1 for s in self._rows if s > step)
+        self._column.insertWidget(position, box)
+        self._rows[step] = row
+        self._row_frames[step] = box
+        return row
+
+    def truncate(self, last_step: int) -> None:
+        """Drop previews after `last_step` (a run resumed from that checkpoint makes them again)."""
+        for step in [s for s in self._rows if s > last_step]:
+            self._row_frames.pop(step).deleteLater()
+            del self._rows[step]
+            del self._samples[step]
+        self.thumbnails = [t for t in self.thumbnails if t.step <= last_step]
+        self.compare_button.setEnabled(len(self._samples) >= 2)
+
+    def clear(self) -> None:
+        self.truncate(-(2**62))
+        self._summary.setText("Previews appear here as the run makes them.")
+
+    def open_image(self, thumb: Thumbnail) -> ImageDialog:
+        dialog = ImageDialog(thumb.path, f"Step {thumb.step} — {thumb.prompt}", self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def open_compare(self) -> CompareDialog:
+        dialog = CompareDialog({s: list(v) for s, v in self._samples.items()}, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog

@@ -1,0 +1,104 @@
+"""Start / Pause / Stop / Save now / Sample now, and the progress line (step, epoch, it/s, ETA).
+
+The buttons only emit signals; which of them is enabled follows from one `set_state` call, so the
+panel's state machine is the single place that decides what the user may do.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from studio.events import Progress
+
+# run state → buttons enabled (start, pause, stop, save, sample)
+_ENABLED = {
+    "idle": (True, False, False, False, False),
+    "checking": (False, False, False, False, False),
+    "starting": (False, False, True, False, False),
+    "running": (False, True, True, True, True),
+    "paused": (False, True, True, True, True),
+    "stopping": (False, False, False, False, False),
+}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "—"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class RunControls(QWidget):
+    start_clicked = Signal()
+    pause_clicked = Signal()
+    resume_clicked = Signal()
+    stop_clicked = Signal()
+    save_clicked = Signal()
+    sample_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = "idle"
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Check the settings and start training")
+        self.start_button.setDefault(True)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause after the current step (the model stays loaded)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current step; a checkpoint and a LoRA file are saved")
+        self.save_button = QPushButton("Save now")
+        self.save_button.setToolTip("Save a checkpoint and a LoRA file after the current step")
+        self.sample_button = QPushButton("Sample now")
+        self.sample_button.setToolTip("Render the preview prompts after the current step")
+        self.start_button.clicked.connect(self.start_clicked)
+        self.pause_button.clicked.connect(self._pause_or_resume)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        self.save_button.clicked.connect(self.save_clicked)
+        self.sample_button.clicked.connect(self.sample_clicked)
+        for b in (self.start_button, self.pause_button, self.stop_button, self.save_button, self.sample_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setFormat("%v / %m steps")
+        self.details = QLabel("Not running.")
+        layout.addWidget(self.bar)
+        layout.addWidget(self.details)
+        self.set_state("idle")
+
+    def _pause_or_resume(self) -> None:
+        (self.resume_clicked if self.state == "paused" else self.pause_clicked).emit()
+
+    def set_state(self, state: str, *, can_start: bool = True) -> None:
+        self.state = state
+        start, pause, stop, save, sample = _ENABLED[state]
+        self.start_button.setEnabled(start and can_start)
+        self.pause_button.setEnabled(pause)
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(stop)
+        self.save_button.setEnabled(save)
+        self.sample_button.setEnabled(sample)
+
+    def begin(self, total: int, start_step: int = 0) -> None:
+        self.bar.setRange(0, max(1, total))
+        self.bar.setValue(start_step)
+        self.details.setText(f"Step {start_step} / {total} — loading the model and the dataset…")
+
+    def show_progress(self, e: Progress) -> None:
+        self.bar.setRange(0, max(1, e.total))
+        self.bar.setValue(e.step)
+        loss = f"{e.loss:.4f}" if e.loss == e.loss else "nan"
+        mem = f" · {e.gpu_mem_mb / 1024:.1f} GiB GPU" if e.gpu_mem_mb else ""
+        self.details.setText(f"Step {e.step} / {e.total} · epoch {e.epoch} · {e.it_per_s:.2f} it/s · "
+                             f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
+
+    def set_details(self, text: str) -> None:
+        self.details.setText(text)

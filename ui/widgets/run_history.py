@@ -1,0 +1,148 @@
+"""The project's past runs: status, steps, final loss, outputs, config, and a button to open the folder.
+
+`runs/` is read on the thread pool (`studio.worker.runs.list_runs`), only when the history is refreshed
+(project opened, a run ended, the Refresh button), never on a timer.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from studio.worker.runs import RunSummary, list_runs
+from ui.background import run_in_background
+
+COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
+
+
+class RunHistory(QWidget):
+    resume_requested = Signal(object)  # RunSummary
+    previews_requested = Signal(object)  # RunSummary
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._project_dir: Path | None = None
+        self.runs: list[RunSummary] = []
+        self.loading = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.currentItemChanged.connect(self._show_details)
+        self.tree.itemDoubleClicked.connect(lambda *_: self.open_folder())
+        self.details = QTextBrowser()
+        self.details.setOpenLinks(False)
+        self.details.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url))
+        split.addWidget(self.tree)
+        split.addWidget(self.details)
+        split.setSizes([200, 160])
+        layout.addWidget(split, 1)
+        buttons = QHBoxLayout()
+        self.open_button = QPushButton("Open folder")
+        self.open_button.setToolTip("Open the run's folder (config, samples, checkpoints, exports)")
+        self.open_button.clicked.connect(self.open_folder)
+        self.previews_button = QPushButton("Show previews")
+        self.previews_button.setToolTip("Load this run's preview images into the gallery")
+        self.previews_button.clicked.connect(lambda: self._emit(self.previews_requested))
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue this run from its last checkpoint")
+        self.resume_button.clicked.connect(lambda: self._emit(self.resume_requested))
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        for b in (self.open_button, self.previews_button, self.resume_button):
+            b.setEnabled(False)
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.refresh_button)
+        layout.addLayout(buttons)
+        self.resume_allowed = True
+
+    def set_project_dir(self, folder: Path | None) -> None:
+        self._project_dir = folder
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self._project_dir is None:
+            self._fill([])
+            return
+        self.loading = True
+        folder = self._project_dir
+        run_in_background(list_runs, folder, on_done=lambda runs: self._loaded(folder, runs),
+                          on_error=lambda exc: self._loaded(folder, []))
+
+    def _loaded(self, folder: Path, runs: list[RunSummary]) -> None:
+        if folder == self._project_dir:
+            self.loading = False
+            self._fill(runs)
+
+    def _fill(self, runs: list[RunSummary]) -> None:
+        selected = self.selected()
+        self.runs = runs
+        self.tree.clear()
+        for run in runs:
+            loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
+            steps = f"{run.last_step} / {run.total_steps}" if run.total_steps else str(run.last_step)
+            item = QTreeWidgetItem([run.name, run.status, steps, loss, str(len(run.outputs))])
+            item.setData(0, Qt.ItemDataRole.UserRole, run)
+            item.setToolTip(1, run.error or run.status)
+            self.tree.addTopLevelItem(item)
+            if selected is not None and run.path == selected.path:
+                self.tree.setCurrentItem(item)
+        for col in range(len(COLUMNS)):
+            self.tree.resizeColumnToContents(col)
+        if self.tree.currentItem() is None and self.tree.topLevelItemCount():
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self._show_details()
+
+    def selected(self) -> RunSummary | None:
+        item = self.tree.currentItem()
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def set_resume_allowed(self, allowed: bool) -> None:
+        """Resuming is refused while another run is going; the panel says when."""
+        self.resume_allowed = allowed
+        self._show_details()
+
+    def _show_details(self, *_: object) -> None:
+        run = self.selected()
+        for b in (self.open_button, self.previews_button):
+            b.setEnabled(run is not None)
+        self.previews_button.setEnabled(run is not None and run.num_samples > 0)
+        self.resume_button.setEnabled(run is not None and run.resumable and self.resume_allowed)
+        if run is None:
+            self.details.setHtml("<i>No runs yet.</i>" if self._project_dir else "<i>Open a project.</i>")
+            return
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.modified)) if run.modified else ""
+        parts = [f"<b>{html.escape(run.name)}</b> — {run.status}, step {run.last_step} of {run.total_steps}"
+                 f"{', last changed ' + when if when else ''}"]
+        if run.error:
+            parts.append(f"<span style='color:#d9534f'>{html.escape(run.error)}</span>"
+                         + (f"<br><i>{html.escape(run.hint)}</i>" if run.hint else ""))
+        if run.last_checkpoint is not None:
+            parts.append(f"Last checkpoint: step {run.checkpoint_step}")
+        if run.outputs:
+            links = "".join(f"<li><a href='{QUrl.fromLocalFile(o).toString()}'>{html.escape(o)}</a></li>"
+                            for o in run.outputs)
+            parts.append(f"Outputs:<ul>{links}</ul>")
+        if run.config_text:
+            parts.append(f"Config:<pre>{html.escape(run.config_text)}</pre>")
+        self.details.setHtml("<p>" + "</p><p>".join(parts) + "</p>")
+
+    def _emit(self, signal) -> None:
+        run = self.selected()
+        if run is not None:
+            signal.emit(run)
+
+    def open_folder(self) -> None:
+        run = self.selected()
+        if run is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.path)))
