@@ -1,0 +1,214 @@
+"""What this machine can train on, and which preset fits it.
+
+The first thing an artist needs to know is whether their computer can do this at all, and which starting
+point will not run out of memory. The engine trains on CUDA or on the CPU (Apple GPUs are not used), so the
+answer is one of: an NVIDIA GPU with so much VRAM (and bf16 or not), or "the CPU — slow". The same facts,
+plus library versions, fill the About box and bug reports.
+
+Everything here is plain data; torch is imported lazily so the CLI can start without it.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from importlib import metadata
+
+GIB = 1024**3
+
+# VRAM thresholds in GiB, a little under the advertised size: a "12 GB" card reports 11.7-12.0 GiB and
+# the driver keeps some for itself.
+SDXL_FULL_GIB = 20.0
+SDXL_LOW_GIB = 11.0
+SD15_GIB = 5.5
+MIN_GPU_GIB = 3.5
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One CUDA device."""
+
+    index: int
+    name: str
+    vram_bytes: int
+    bf16: bool
+    capability: tuple[int, int]
+
+    @property
+    def vram_gib(self) -> float:
+        return self.vram_bytes / GIB
+
+    def describe(self) -> str:
+        """"NVIDIA GeForce RTX 3060 · 12.0 GB VRAM · bf16" — one line for the welcome screen."""
+        bf16 = "bf16" if self.bf16 else "no bf16 (fp16 is used)"
+        return f"{self.name} · {self.vram_gib:.1f} GB VRAM · {bf16}"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The devices training can use. `gpus` is empty when training runs on the CPU."""
+
+    gpus: tuple[GpuInfo, ...]
+    cuda_version: str | None  # the CUDA runtime torch was built with, if any
+    cpu_name: str
+    cpu_count: int
+    apple_gpu: bool = False  # an Apple (MPS) GPU exists but the engine does not use it
+    error: str | None = None  # why detection itself failed (a broken driver, torch missing)
+
+    @property
+    def on_cpu(self) -> bool:
+        return not self.gpus
+
+    @property
+    def best_gpu(self) -> GpuInfo | None:
+        """The device with the most VRAM (the worker trains on the current device, normally index 0)."""
+        return max(self.gpus, key=lambda g: g.vram_bytes, default=None)
+
+    def summary(self) -> str:
+        gpu = self.best_gpu
+        if gpu is None:
+            return f"CPU only: {self.cpu_name} ({self.cpu_count} threads)"
+        more = f" (+{len(self.gpus) - 1} more)" if len(self.gpus) > 1 else ""
+        return gpu.describe() + more
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A preset for this hardware, and why — shown next to the detection so the choice is explained."""
+
+    preset: str
+    reason: str
+
+
+def _cpu_name() -> str:
+    name = platform.processor() or platform.machine() or "unknown CPU"
+    try:  # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the model name
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return name
+
+
+def _cpu_count() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def detect() -> Hardware:
+    """Ask torch which CUDA devices exist. Never raises: a broken driver becomes `Hardware.error`."""
+    cpu, threads = _cpu_name(), _cpu_count()
+    try:
+        import torch
+    except Exception as exc:  # torch missing or failing to load its libraries
+        return Hardware((), None, cpu, threads, error=f"PyTorch could not be loaded: {exc}")
+    apple = False
+    try:
+        mps = getattr(torch.backends, "mps", None)
+        apple = bool(mps is not None and mps.is_available())
+    except Exception:
+        apple = False
+    cuda_version = getattr(torch.version, "cuda", None)
+    try:
+        if not torch.cuda.is_available():
+            return Hardware((), cuda_version, cpu, threads, apple_gpu=apple)
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            cap = (int(props.major), int(props.minor))
+            gpus.append(GpuInfo(i, str(props.name), int(props.total_memory), _bf16(torch, i, cap), cap))
+        return Hardware(tuple(gpus), cuda_version, cpu, threads, apple_gpu=apple)
+    except Exception as exc:  # e.g. a driver too old for this torch: train on the CPU, but say why
+        return Hardware((), cuda_version, cpu, threads, apple_gpu=apple,
+                        error=f"The NVIDIA driver did not answer ({exc}); training would use the CPU.")
+
+
+def _bf16(torch, index: int, capability: tuple[int, int]) -> bool:
+    """bf16 needs Ampere (compute capability 8.0) or newer; ask torch for the current device, else use that."""
+    if index == torch.cuda.current_device():
+        try:
+            return bool(torch.cuda.is_bf16_supported())
+        except Exception:
+            pass
+    return capability >= (8, 0)
+
+
+def recommend(hw: Hardware) -> Recommendation:
+    """The preset that fits the best GPU's VRAM; the demo on the CPU, where real models would take days."""
+    gpu = hw.best_gpu
+    if gpu is None:
+        return Recommendation("demo", "Training will run on the CPU: start with the demo project. Real SD models "
+                                      "need an NVIDIA GPU to train in a reasonable time.")
+    gib = gpu.vram_gib
+    if gib >= SDXL_FULL_GIB:
+        if gpu.bf16:
+            return Recommendation("sdxl-character", f"{gib:.0f} GB of VRAM is enough for SDXL at 1024 px.")
+        return Recommendation("sdxl-12gb", f"{gib:.0f} GB of VRAM fits SDXL, but this GPU has no bf16, so the "
+                                           "memory-saving SDXL preset (fp16) is the safe choice.")
+    if gib >= SDXL_LOW_GIB:
+        return Recommendation("sdxl-12gb", f"{gib:.0f} GB of VRAM fits SDXL with the memory-saving preset, "
+                                           "or any SD 1.5 preset.")
+    if gib >= SD15_GIB:
+        return Recommendation("sd15-character", f"{gib:.0f} GB of VRAM fits SD 1.5 LoRAs at 512 px; "
+                                                "SDXL needs about 12 GB.")
+    if gib >= MIN_GPU_GIB:
+        return Recommendation("sd15-character", f"{gib:.1f} GB of VRAM is tight: SD 1.5 at 512 px may work with "
+                                                "batch size 1; SDXL will not fit.")
+    return Recommendation("demo", f"{gib:.1f} GB of VRAM is too little for real models; the demo shows how "
+                                  "everything works.")
+
+
+VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "PySide6")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions for the About box and bug reports: the libraries, Python and the CUDA runtime.
+
+    Read from package metadata, not by importing, so the About box opens instantly; missing ones say so.
+    """
+    from studio import __version__
+
+    out = {"LoRA Studio": __version__, "Python": platform.python_version()}
+    for name in VERSIONED:
+        out[name] = _dist_version(name)
+    out["CUDA"] = _cuda_version()
+    out["OS"] = f"{platform.system()} {platform.release()}".strip()
+    return out
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    if name == "PySide6":  # PySide6-Essentials installs under its own distribution name
+        try:
+            return metadata.version("PySide6-Essentials")
+        except metadata.PackageNotFoundError:
+            pass
+    try:  # a frozen build may lack the metadata folders; the module still knows its version
+        module = __import__(name)
+        return str(getattr(module, "__version__", "unknown"))
+    except Exception:
+        return "not installed"
+
+
+def _cuda_version() -> str:
+    try:
+        import torch
+    except Exception:
+        return "unavailable (PyTorch not loaded)"
+    built = getattr(torch.version, "cuda", None)
+    if not built:
+        return "none (CPU build of PyTorch)"
+    return built if _cuda_ok(torch) else f"{built} (no usable GPU found)"
+
+
+def _cuda_ok(torch) -> bool:
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
