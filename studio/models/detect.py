@@ -1,0 +1,333 @@
+"""Which base-model family a file or folder holds, from its keys and tensor shapes alone.
+
+For a `.safetensors` file only the header is read (a few hundred kB even for SDXL), so the Train panel's
+model picker can scan a folder of multi-GB checkpoints in a moment.
+
+Family rules (single-file checkpoints, original CompVis/SGM layout):
+
+- **sdxl**: SDXL's second text encoder (`conditioner.embedders.1.model.…`) or the UNet's `label_emb` (the
+  size/crop conditioning); the refiner (only `conditioner.embedders.0.model.…`) is refused.
+- **sd1 / sd2**: the UNet's cross-attention width (`attn2.to_k` input: 768 for SD 1.x, 1024 for SD 2.x) and
+  its transformer projection (1×1 conv in SD 1.x, linear in SD 2.x); when the width is neither (a model with
+  non-reference sizes) the text encoder's layout decides (OpenAI CLIP `cond_stage_model.transformer.` = SD 1.x,
+  OpenCLIP `cond_stage_model.model.` = SD 2.x).
+
+Prediction type, in this order: the user's override; the file's metadata (`modelspec.prediction_type`,
+`modelspec.architecture` ending in `768-v`, our own `studio.family`, sd-scripts' `ss_v_parameterization`); a
+`v_pred` marker tensor (ComfyUI's convention); the file name of the official SD 2.x 768 checkpoints
+(`768-v…`, `v2-1_768…`, or `v-pred`/`vpred` anywhere in the name). Otherwise it is **epsilon**: an SD 2.x
+file says nothing about it is treated as the 512-px epsilon model (`sd2`), never guessed to be `sd2-v`,
+because epsilon is what nearly every SD 2.x fine-tune without metadata is. The source of the decision is
+reported (`ModelInfo.prediction_source`) so the UI can show when it is only a default worth checking.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.errors import ModelLoadError, StudioError, UnsafeFileError
+from studio.models import safe_load
+
+MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth")
+
+_UNET = "model.diffusion_model."
+_DTYPE_NAMES = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8",
+                "float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64",
+                "float8_e4m3fn": "fp8", "float8_e5m2": "fp8"}
+_V_NAME = re.compile(r"(^|[^0-9])768-v|v2-1_768|v2_1_768|v-?pred|v_pred", re.IGNORECASE)
+
+
+class NotAModelError(ModelLoadError):
+    """The file is readable but is not a Stable Diffusion base model (a LoRA, a VAE, an embedding, …)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the model picker shows for one base model, and what loading needs to know."""
+
+    path: Path
+    family: str  # sd1 | sd2 | sd2-v | sdxl
+    prediction: str  # epsilon | v_prediction
+    precision: str  # fp16 | bf16 | fp32 | fp8 | mixed
+    size_bytes: int
+    layout: str  # single-file (original CompVis/SGM keys) | diffusers (a model folder)
+    prediction_source: str = "default"  # override | metadata | marker | file name | scheduler config | default
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return {"sd1": "SD 1.x", "sd2": "SD 2.x (512, epsilon)", "sd2-v": "SD 2.x (768, v-prediction)",
+                "sdxl": "SDXL"}.get(self.family, self.family)
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class ModelScan:
+    """The base models found in some folders, and the files that were passed over, each with its reason."""
+
+    models: list[ModelInfo] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Classification from keys and shapes
+
+
+def classify(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str] | None = None, *,
+             name: str = "the file") -> str:
+    """The family (`sd1`, `sd2`, `sdxl`; v-prediction is decided separately) of an original-layout state dict."""
+    metadata = metadata or {}
+    keys = list(shapes)
+    _refuse_non_models(keys, shapes, name)
+    if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or f"{_UNET}label_emb.0.0.weight" in shapes:
+        return "sdxl"
+    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
+        raise NotAModelError(f"{name} is an SDXL refiner, which cannot be used as a base for LoRA training",
+                             hint="choose an SDXL base checkpoint")
+    context = _cross_attention_width(shapes)
+    linear = _linear_projection(shapes)
+    if context == 768 and linear is not True:
+        return "sd1"
+    if context == 1024 and linear is not False:
+        return "sd2"
+    if any(k.startswith("cond_stage_model.model.") for k in keys):
+        return "sd2"
+    if any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        return "sd1"
+    if linear is not None:
+        return "sd2" if linear else "sd1"
+    raise NotAModelError(f"{name}: cannot tell which Stable Diffusion version this is "
+                         f"(cross-attention width {context})",
+                         hint="choose the family by hand in the model settings")
+
+
+def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -> None:
+    if not keys:
+        raise NotAModelError(f"{name} holds no tensors", hint="choose a Stable Diffusion checkpoint")
+    lora_markers = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".lora.down.",
+                    "lora_linear_layer.")
+    if any(k.startswith(("lora_unet_", "lora_te")) or any(m in k for m in lora_markers) for k in keys):
+        raise NotAModelError(f"{name} is a LoRA, not a base model",
+                             hint="choose a full checkpoint as the base model; add LoRAs in the Mixer")
+    if len(keys) <= 4 and any(k in ("emb_params", "clip_l", "clip_g") or k.startswith("string_to_param")
+                              for k in keys):
+        raise NotAModelError(f"{name} is a textual-inversion embedding, not a base model",
+                             hint="choose a full checkpoint as the base model")
+    has_unet = any(k.startswith(_UNET) for k in keys)
+    if not has_unet:
+        if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys) and \
+                any(".mid." in k or "quant_conv" in k for k in keys):
+            raise NotAModelError(f"{name} is a VAE on its own, not a full model",
+                                 hint="choose a full checkpoint as the base model")
+        if any(k.startswith(("down_blocks.", "up_blocks.", "mid_block.")) for k in keys):
+            raise NotAModelError(f"{name} holds only a diffusers-format UNet, not a whole model",
+                                 hint="choose the diffusers model folder (with model_index.json) instead")
+        raise NotAModelError(f"{name} is not a Stable Diffusion checkpoint (no UNet weights found)",
+                             hint="choose a SD 1.x, SD 2.x or SDXL .safetensors/.ckpt checkpoint")
+    missing = []
+    if not any(k.startswith(("first_stage_model.", "vae.")) for k in keys):
+        missing.append("VAE")
+    if not any(k.startswith(("cond_stage_model.", "conditioner.")) for k in keys):
+        missing.append("text encoder")
+    if missing:
+        raise NotAModelError(f"{name} has a UNet but no {' or '.join(missing)} weights; training needs a whole "
+                             "checkpoint", hint="choose a full checkpoint (UNet, VAE and text encoder in one file)")
+
+
+def _cross_attention_width(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    for key, shape in shapes.items():
+        if key.startswith(_UNET) and key.endswith("attn2.to_k.weight") and len(shape) == 2:
+            return int(shape[1])
+    return None
+
+
+def _linear_projection(shapes: Mapping[str, tuple[int, ...]]) -> bool | None:
+    for key, shape in shapes.items():
+        if key.startswith(_UNET) and key.endswith(".proj_in.weight"):
+            return len(shape) == 2
+    return None
+
+
+def prediction_from(metadata: Mapping[str, str], keys: Iterable[str], path: Path) -> tuple[str, str] | None:
+    """(`epsilon`|`v_prediction`, source) when the file says which, else None."""
+    spec = metadata.get("modelspec.prediction_type", "").strip().lower()
+    if spec in ("v", "v_prediction", "v-prediction", "v_pred"):
+        return "v_prediction", "metadata"
+    if spec == "epsilon":
+        return "epsilon", "metadata"
+    if metadata.get("modelspec.architecture", "").endswith("768-v"):
+        return "v_prediction", "metadata"
+    ours = metadata.get("studio.family")
+    if ours == "sd2-v":
+        return "v_prediction", "metadata"
+    if metadata.get("ss_v_parameterization", "").lower() == "true":
+        return "v_prediction", "metadata"
+    if "v_pred" in set(keys):
+        return "v_prediction", "marker"
+    if _V_NAME.search(path.stem):
+        return "v_prediction", "file name"
+    return None
+
+
+def _precision(dtypes: Mapping[str, int]) -> str:
+    """The dtype holding most of the floating-point bytes (a few fp32 norms in an fp16 file do not count)."""
+    floats = {_DTYPE_NAMES[d]: n for d, n in dtypes.items() if d in _DTYPE_NAMES}
+    if not floats:
+        return "unknown"
+    total = sum(floats.values())
+    best, count = max(floats.items(), key=lambda kv: kv[1])
+    return best if count >= 0.9 * total else "mixed"
+
+
+# --------------------------------------------------------------------------------------------------
+# Files and folders
+
+
+def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str, override: str,
+            precision: str, size: int, layout: str) -> ModelInfo:
+    """Combine what the weights say (`base`, `found`) with the user's overrides; the user wins where the
+    weights cannot tell (SD 2.x 512 vs 768-v), and is stopped where they contradict the weights."""
+    if family != "auto" and _GROUP[family] != _GROUP[base]:
+        raise ModelLoadError(f"{path.name} is a {_LABELS[base]} model, but the family was set to {_LABELS[family]}",
+                             hint=f"set the model family to auto or {base}")
+    if override != "auto":
+        pred, source = override, "override"
+    elif family in ("sd2", "sd2-v"):
+        pred, source = ("v_prediction" if family == "sd2-v" else "epsilon"), "family"
+    elif found is not None:
+        pred, source = found
+    else:
+        pred, source = "epsilon", "default"
+    if family == "auto":
+        family = "sd2-v" if base == "sd2" and pred == "v_prediction" else base
+    return ModelInfo(path=path, family=family, prediction=pred, precision=precision, size_bytes=size,
+                     layout=layout, prediction_source=source)
+
+
+_GROUP = {"sd1": "sd1", "sd2": "sd2", "sd2-v": "sd2", "sdxl": "sdxl"}
+_LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x", "sdxl": "SDXL"}
+
+
+def info_from_state(path: Path, shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, int],
+                    metadata: Mapping[str, str], *, family: str = "auto", prediction: str = "auto",
+                    size: int | None = None) -> ModelInfo:
+    base = classify(shapes, metadata, name=path.name)
+    return _finish(path, base, prediction_from(metadata, shapes.keys(), path), family=family, override=prediction,
+                   precision=_precision(dtypes), size=size if size is not None else path.stat().st_size,
+                   layout="single-file")
+
+
+def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "auto") -> ModelInfo:
+    """Family, prediction type, precision and size of a base model file or diffusers folder.
+
+    `family`/`prediction` are the user's overrides (`auto` = detect); an override that contradicts the
+    weights (SDXL chosen for an SD 1.x file) is an error, SD 2.x 512 vs 768-v is the user's call.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return _detect_folder(path, family=family, prediction=prediction)
+    if not path.is_file():
+        raise ModelLoadError(f"base model not found: {path}")
+    kind = "safetensors" if safe_load.is_safetensors_path(path) else (
+        "pickle" if safe_load.is_pickle_path(path) else safe_load.sniff(path))
+    if kind == "safetensors":
+        header = safe_load.read_safetensors_header(path)
+        shapes = {k: e.shape for k, e in header.tensors.items()}
+        dtypes: dict[str, int] = {}
+        for e in header.tensors.values():
+            dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
+        return info_from_state(path, shapes, dtypes, header.metadata, family=family, prediction=prediction)
+    if kind == "pickle":
+        state = safe_load.load_pickled(path)
+        return info_from_state(path, {k: tuple(v.shape) for k, v in state.items()}, _dtype_bytes(state), {},
+                               family=family, prediction=prediction)
+    raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
+                         hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+
+
+def _dtype_bytes(state: Mapping[str, object]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in state.values():
+        name = str(value.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
+        out[name] = out.get(name, 0) + value.numel() * value.element_size()  # type: ignore[attr-defined]
+    return out
+
+
+def _detect_folder(folder: Path, *, family: str, prediction: str) -> ModelInfo:
+    def read(rel: str) -> dict:
+        try:
+            value = json.loads((folder / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise NotAModelError(f"{folder.name}: not a diffusers model folder (no readable {rel})",
+                                 hint="choose the folder that contains model_index.json, or a checkpoint file")
+        return value if isinstance(value, dict) else {}
+
+    index = read("model_index.json")
+    unet = read("unet/config.json")
+    scheduler = read("scheduler/scheduler_config.json")
+    if index.get("text_encoder_2", [None])[0] is not None or unet.get("addition_embed_type") == "text_time":
+        base = "sdxl"
+    elif unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024:
+        base = "sd2"
+    else:
+        base = "sd1"
+    sched_pred = scheduler.get("prediction_type")
+    found = ("v_prediction", "scheduler config") if sched_pred == "v_prediction" else (
+        ("epsilon", "scheduler config") if sched_pred == "epsilon" else None)
+    dtypes: dict[str, int] = {}
+    for weights in sorted((folder / "unet").glob("*.safetensors")):
+        for e in safe_load.read_safetensors_header(weights).tensors.values():
+            dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return _finish(folder, base, found, family=family, override=prediction,
+                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers")
+
+
+def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
+    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker.
+
+    Files that are not base models (LoRAs, VAEs, damaged downloads) are listed in `skipped` with the reason,
+    so the picker can say why a file the user expected is missing.
+    """
+    scan = ModelScan()
+    seen: set[Path] = set()
+    for root in folders:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            scan.skipped.append(SkippedFile(root, "folder not found"))
+            continue
+        candidates = sorted(root.rglob("*") if recursive else root.iterdir())
+        diffusers_roots = [p.parent for p in candidates if p.name == "model_index.json"]
+        for path in candidates:
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            inside = any(r in path.parents for r in diffusers_roots)
+            if path.is_dir() and path in diffusers_roots:
+                target = path
+            elif path.is_file() and path.suffix.lower() in MODEL_SUFFIXES and not inside:
+                target = path
+            else:
+                continue
+            seen.add(resolved)
+            try:
+                scan.models.append(detect_model(target))
+            except StudioError as exc:
+                scan.skipped.append(SkippedFile(target, str(exc)))
+            except (OSError, ValueError) as exc:  # unreadable in some way the detectors did not foresee
+                scan.skipped.append(SkippedFile(target, f"cannot read: {exc}"))
+    scan.models.sort(key=lambda m: (m.family, m.path.name.lower()))
+    return scan
+
+
+__all__ = ["ModelInfo", "ModelScan", "NotAModelError", "SkippedFile", "UnsafeFileError", "classify",
+           "detect_model", "info_from_state", "prediction_from", "scan_model_folders"]

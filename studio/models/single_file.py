@@ -1,0 +1,125 @@
+"""Loading a single-file checkpoint (original CompVis/SGM layout) into separate diffusers components, offline.
+
+The steps: read the file safely (`safe_load`: validated safetensors header, weights-only unpickling),
+decide the family from its keys and shapes (`detect`), pick the config folder (the user's, else the
+family's shipped one, with the configs the file itself records laid over it: `configs.resolved_config`),
+then let diffusers convert each part: `from_single_file(state_dict, config=<local folder>,
+local_files_only=True)` for the UNet and the VAE, and its CLIP key converters for the text encoders.
+Passing `config=` a local folder is what keeps diffusers off the hub; the text encoders are built here
+from their config because diffusers' own choice of converter guesses from shapes, and two encoders of the
+same width (our tiny SDXL) would fool it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from studio.errors import ModelLoadError
+from studio.models import detect, safe_load
+from studio.models.configs import load_tokenizer, resolved_config
+from studio.models.load import Components
+from studio.models.original_layout import SD2_TE_PREFIX, SDXL_TE2_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
+                                dtype: torch.dtype = torch.float32,
+                                config: str | Path | None = None) -> Components:
+    """A base model from one checkpoint file; `config` optionally names a diffusers folder to take configs
+    and tokenizers from instead of the bundled ones (for models with non-reference sizes)."""
+    path = Path(path)
+    state, metadata = safe_load.load_with_metadata(path)
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    dtypes: dict[str, int] = {}
+    for v in state.values():
+        name = str(v.dtype).removeprefix("torch.")
+        dtypes[name] = dtypes.get(name, 0) + v.numel() * v.element_size()
+    info = detect.info_from_state(path, shapes, dtypes, metadata, family=family, prediction=prediction)
+    with resolved_config(info.family, metadata, config) as folder:
+        unet = _diffusers_part("UNet", path, info.family, folder, lambda: _unet(state, folder, dtype))
+        vae = _diffusers_part("VAE", path, info.family, folder, lambda: _vae(state, folder, dtype))
+        encoders = [_diffusers_part("text encoder", path, info.family, folder,
+                                    lambda: _text_encoder(state, folder, "text_encoder", info.family, dtype))]
+        tokenizers = [load_tokenizer(folder / "tokenizer")]
+        if info.family == "sdxl":
+            encoders.append(_diffusers_part("second text encoder", path, info.family, folder,
+                                            lambda: _text_encoder(state, folder, "text_encoder_2", "sdxl", dtype)))
+            tokenizers.append(load_tokenizer(folder / "tokenizer_2"))
+        scheduler = _scheduler(folder, info.prediction)
+    del state
+    return Components(family=info.family, prediction=info.prediction, tokenizers=tuple(tokenizers),
+                      text_encoders=tuple(encoders), vae=vae, unet=unet, scheduler=scheduler, source=path,
+                      extra={"model_info": info})
+
+
+def _diffusers_part(what: str, path: Path, family: str, folder: Path, build):
+    """Run one component's conversion, turning library errors into one message a user can act on."""
+    try:
+        module = build()
+    except ModelLoadError:
+        raise
+    except (ValueError, RuntimeError, KeyError, OSError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"{path.name}: the {what} does not match the {family} configuration ({detail})",
+            hint="if this is an unusual or pruned model, set the model family by hand or choose a diffusers "
+                 "folder with its configs") from None
+    missing = [n for n, p in module.named_parameters() if p.device.type == "meta"]
+    if missing:
+        raise ModelLoadError(f"{path.name}: the checkpoint has no weights for {len(missing)} {what} parameter(s), "
+                             f"e.g. `{missing[0]}`", hint="the file is incomplete or is not a full checkpoint")
+    return module.eval()
+
+
+def _unet(state, folder: Path, dtype: torch.dtype):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_single_file(state, config=str(folder), subfolder="unet",
+                                                 local_files_only=True, torch_dtype=dtype)
+
+
+def _vae(state, folder: Path, dtype: torch.dtype):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_single_file(state, config=str(folder), subfolder="vae",
+                                          local_files_only=True, torch_dtype=dtype)
+
+
+def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch.dtype):
+    """Build the CLIP text model from its config and fill it with diffusers' converted keys, strictly."""
+    from accelerate import init_empty_weights
+    from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, convert_open_clip_checkpoint
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig.from_pretrained(folder, subfolder=subfolder, local_files_only=True)
+    cls = CLIPTextModelWithProjection if subfolder == "text_encoder_2" else CLIPTextModel
+    with init_empty_weights():  # parameters on the meta device; buffers (position ids) stay real
+        model = cls(cfg)
+    if subfolder == "text_encoder_2":
+        converted = convert_open_clip_checkpoint(model, state, prefix=SDXL_TE2_PREFIX)
+    elif family in ("sd2", "sd2-v"):
+        converted = convert_open_clip_checkpoint(model, state, prefix=SD2_TE_PREFIX)
+    else:
+        converted = convert_ldm_clip_checkpoint(state)  # SD 1.x and SDXL's first encoder (HF CLIP keys)
+    if not hasattr(model, "text_model"):  # transformers ≥ 5.6 flattened CLIPTextModel
+        converted = {k.removeprefix("text_model."): v for k, v in converted.items()}
+    converted = {k: v for k, v in converted.items() if not k.endswith("position_ids")}
+    result = model.load_state_dict(converted, strict=False, assign=True)
+    if result.missing_keys:
+        raise ModelLoadError(f"the {subfolder.replace('_', ' ')} lacks {len(result.missing_keys)} weight(s), e.g. "
+                             f"`{result.missing_keys[0]}`", hint="the file is incomplete or is not a full checkpoint")
+    if result.unexpected_keys:
+        log.info("%s: ignored %d unexpected keys", subfolder, len(result.unexpected_keys))
+    return model.to(dtype)
+
+
+def _scheduler(folder: Path, prediction: str):
+    from diffusers import DDPMScheduler
+
+    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
+    scheduler.register_to_config(prediction_type=prediction)
+    return scheduler
