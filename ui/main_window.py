@@ -194,10 +194,10 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------------------------
     # worker
     def _send(self, command: p.Command) -> None:
+        if not self.worker.running and not self._closing and isinstance(command, p.Start):
+            self.worker.start()  # the last one died or was never started: this one runs the job once ready
         if not self.worker.send(command):
             self.train_panel.command_not_sent(command, self.worker.detail or self.worker.state)
-            if not self._closing:
-                self.worker.start()
 
     def restart_worker(self) -> None:
         self.statusBar().showMessage("Restarting the worker…", 4000)

@@ -317,7 +317,6 @@ class TrainPanel(QWidget):
             self.banner.hide()
         if self.run_state == "starting" and state == "ready":
             self.controls.set_details("Loading the model and the dataset…")
-        self.controls.set_state(self.controls.state, can_start=state in ("starting", "ready"))
 
     def handle_message(self, message: object) -> None:
         """Every message from the worker, in order, on the GUI thread."""
@@ -460,7 +459,7 @@ class TrainPanel(QWidget):
 
     def _set_run_state(self, state: str) -> None:
         self.run_state = state
-        self.controls.set_state(state, can_start=self.worker_state in ("starting", "ready"))
+        self.controls.set_state(state)
         self.form.setEnabled(state == "idle")
         self.presets.setEnabled(state == "idle")
         self.history.set_resume_allowed(state == "idle")

@@ -77,10 +77,10 @@ class RunControls(QWidget):
     def _pause_or_resume(self) -> None:
         (self.resume_clicked if self.state == "paused" else self.pause_clicked).emit()
 
-    def set_state(self, state: str, *, can_start: bool = True) -> None:
+    def set_state(self, state: str) -> None:
         self.state = state
         start, pause, stop, save, sample = _ENABLED[state]
-        self.start_button.setEnabled(start and can_start)
+        self.start_button.setEnabled(start)
         self.pause_button.setEnabled(pause)
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(stop)

@@ -1,0 +1,66 @@
+"""Helpers for the Train panel and worker GUI tests: a tiny project on disk and a window that cleans up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.conftest import make_images, tiny_config
+
+
+def write_project(tmp_path: Path, model: Path, *, schedule=None, sampling=None, output=None) -> Path:
+    """A project.toml for the tiny model with four 64-px images, relative to `tmp_path`."""
+    from studio.config import save_project
+
+    data = make_images(tmp_path / "data", n=4, size=(64, 64))
+    cfg = tiny_config(model, data, tmp_path / "out",
+                      schedule={"max_steps": 200, **(schedule or {})},
+                      sampling={"prompts": (), "steps": 2, **(sampling or {})},
+                      output={"save_every_n_steps": 0, "keep_checkpoints": 10, **(output or {})})
+    project = tmp_path / "project.toml"
+    save_project(cfg, project)
+    return project
+
+
+def open_window(qtbot, tmp_path: Path, project: Path | None, **kwargs):
+    from PySide6.QtCore import QSettings
+
+    from ui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(project, settings=settings, **kwargs)
+    window.show()
+    qtbot.waitUntil(lambda: window.project_loaded, timeout=10_000)
+    return window
+
+
+def close_window(window) -> None:
+    """Teardown: never leave a worker behind, whatever the test did."""
+    worker = window.worker
+    if worker.running:
+        worker.kill()
+        worker.wait_exited(10)
+    window._close_ready = True
+    window.close()
+
+
+def alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def partial_files(*folders: Path) -> list[Path]:
+    found = []
+    for folder in folders:
+        if folder.is_dir():
+            found += [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".old")) or p.name.startswith(".")]
+    return found
