@@ -109,8 +109,10 @@ def test_every_key_names_a_real_module_and_metadata_is_true(trained, tiny_sd1):
     cfg, lora_path, _ = trained
     unet = UNet2DConditionModel.from_pretrained(tiny_sd1, subfolder="unet")
     te = CLIPTextModel.from_pretrained(tiny_sd1, subfolder="text_encoder")
+    # kohya TE names always carry `text_model_` (the module path before transformers 5 flattened CLIPTextModel)
+    te_paths = {n if n.startswith("text_model.") else f"text_model.{n}" for n, _ in te.named_modules()}
     modules = {"lora_unet": {n.replace(".", "_") for n, _ in unet.named_modules()},
-               "lora_te": {n.replace(".", "_") for n, _ in te.named_modules()}}
+               "lora_te": {n.replace(".", "_") for n in te_paths}}
     with safe_open(str(lora_path), "pt") as fh:
         keys = list(fh.keys())
         meta = fh.metadata()
@@ -126,7 +128,7 @@ def test_every_key_names_a_real_module_and_metadata_is_true(trained, tiny_sd1):
         assert name.startswith(prefix + "_")
         assert name[len(prefix) + 1:] in modules[prefix], name
     assert sum(n.startswith("lora_unet_") for n in names) == 192  # sd-scripts' module count for SD 1.x
-    assert sum(n.startswith("lora_te_") for n in names) == 2 * 6  # 2 tiny layers × q, k, v, out, fc1, fc2
+    assert sum(n.startswith("lora_te_text_model_encoder_layers_") for n in names) == 2 * 6  # 2 layers × 6 suffixes
     assert alphas == {ALPHA} and down.shape[0] == RANK
 
     assert meta["ss_network_module"] == "networks.lora"

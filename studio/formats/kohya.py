@@ -31,6 +31,9 @@ def te_prefixes(family: str) -> tuple[str, ...]:
 def kohya_name(prefix: str, module_path: str, family: str) -> str:
     """`lora_unet_down_blocks_0_attentions_0_proj_in` from (`lora_unet`, `down_blocks.0.attentions.0.proj_in`)."""
     path = module_path
+    if prefix.startswith("lora_te") and not path.startswith("text_model."):
+        # transformers 5 dropped CLIPTextModel's `text_model` wrapper; every loader matches the classic path
+        path = "text_model." + path
     if prefix == "lora_unet" and family == "sdxl":
         from studio.formats.sdxl_names import diffusers_to_sgm
 

@@ -36,7 +36,8 @@ def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tens
         return text_encoder(ids, output_hidden_states=False)[0]
     out = text_encoder(ids, output_hidden_states=True)
     hidden = out.hidden_states[-clip_skip]
-    return text_encoder.text_model.final_layer_norm(hidden)
+    # transformers 5 flattened CLIPTextModel; older versions keep the layers under `text_model`
+    return getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)
 
 
 def encode_sdxl(text_encoders, ids: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
