@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "train_cmd",
     "demo_cmd",
     "inspect_cmd",
+    "gui_cmd",
 )
 
 
@@ -40,12 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        gui = getattr(sys.modules[__name__], "_default_command", None)
-        if gui is not None:
-            return gui(args)
-        parser.print_help()
-        return 0
+    if not getattr(args, "func", None):  # no subcommand: open the window, as a double-click does
+        from studio.cli import gui_cmd
+
+        args.func = gui_cmd.run
     try:
         return int(args.func(args) or 0)
     except StudioError as exc:
