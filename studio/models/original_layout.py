@@ -300,7 +300,10 @@ def diffusers_configs(unet: Any, vae: Any, text_encoders: tuple[Any, ...] | list
     configs: dict[str, Any] = {"unet": dict(unet.config), "vae": dict(vae.config)}
     for i, encoder in enumerate(text_encoders):
         configs["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = encoder.config.to_dict()
-    return json.loads(json.dumps(configs, default=list))
+    # where the model was loaded from is no part of its architecture (and may be a Path)
+    configs = {name: {k: v for k, v in cfg.items() if k not in ("_name_or_path", "_commit_hash")}
+               for name, cfg in configs.items()}
+    return json.loads(json.dumps(configs, default=lambda o: list(o) if isinstance(o, (tuple, set)) else str(o)))
 
 
 def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any, text_encoders: Any, *,

@@ -209,13 +209,26 @@ def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         raise UnsafeFileError(
-            f"{path.name}: refused: loading it would need more than plain tensors "
-            f"({_first_line(exc)}); such a file can run code on this computer",
-            hint=_CONVERT_HINT) from None
+            f"{path.name}: refused: loading it would need more than plain tensors ({_pickle_reason(exc)}); "
+            "a file like this can run code on this computer", hint=_CONVERT_HINT) from None
     except (OSError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile, struct.error) as exc:
         raise ModelLoadError(f"{path.name}: cannot read this checkpoint ({_first_line(exc)})",
                              hint="the file may be truncated or damaged; " + _CONVERT_HINT) from None
     return _tensors_of(path, obj)
+
+
+def _pickle_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler objected to, in one short phrase."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks to import `{found.group(1)}`"
+    found = re.search(r"Unsupported operand (\d+)", text)
+    if found:
+        return f"it uses pickle instruction {found.group(1)}, which plain tensors never need"
+    return "it holds objects other than tensors"
 
 
 def _first_line(exc: BaseException) -> str:
