@@ -39,9 +39,9 @@ class GpuInfo:
         return self.vram_bytes / GIB
 
     def describe(self) -> str:
-        """"NVIDIA GeForce RTX 3060 · 12.0 GB VRAM · bf16" — one line for the welcome screen."""
+        """"NVIDIA GeForce RTX 3060 · 11.8 GB VRAM · bf16" — one line for the welcome screen."""
         bf16 = "bf16" if self.bf16 else "no bf16 (fp16 is used)"
-        return f"{self.name} · {self.vram_gib:.1f} GB VRAM · {bf16}"
+        return f"{self.name} · {_gb(self.vram_gib)} GB VRAM · {bf16}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,12 @@ def _bf16(torch, index: int, capability: tuple[int, int]) -> bool:
     return capability >= (8, 0)
 
 
+def _gb(gib: float) -> str:
+    """"11.8", "24" — the same rounding as `GpuInfo.describe`, without a pointless ".0"."""
+    text = f"{gib:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
 def recommend(hw: Hardware) -> Recommendation:
     """The preset that fits the best GPU's VRAM; the demo on the CPU, where real models would take days."""
     gpu = hw.best_gpu
@@ -145,19 +151,19 @@ def recommend(hw: Hardware) -> Recommendation:
     gib = gpu.vram_gib
     if gib >= SDXL_FULL_GIB:
         if gpu.bf16:
-            return Recommendation("sdxl-character", f"{gib:.0f} GB of VRAM is enough for SDXL at 1024 px.")
-        return Recommendation("sdxl-12gb", f"{gib:.0f} GB of VRAM fits SDXL, but this GPU has no bf16, so the "
+            return Recommendation("sdxl-character", f"{_gb(gib)} GB of VRAM is enough for SDXL at 1024 px.")
+        return Recommendation("sdxl-12gb", f"{_gb(gib)} GB of VRAM fits SDXL, but this GPU has no bf16, so the "
                                            "memory-saving SDXL preset (fp16) is the safe choice.")
     if gib >= SDXL_LOW_GIB:
-        return Recommendation("sdxl-12gb", f"{gib:.0f} GB of VRAM fits SDXL with the memory-saving preset, "
+        return Recommendation("sdxl-12gb", f"{_gb(gib)} GB of VRAM fits SDXL with the memory-saving preset, "
                                            "or any SD 1.5 preset.")
     if gib >= SD15_GIB:
-        return Recommendation("sd15-character", f"{gib:.0f} GB of VRAM fits SD 1.5 LoRAs at 512 px; "
+        return Recommendation("sd15-character", f"{_gb(gib)} GB of VRAM fits SD 1.5 LoRAs at 512 px; "
                                                 "SDXL needs about 12 GB.")
     if gib >= MIN_GPU_GIB:
-        return Recommendation("sd15-character", f"{gib:.1f} GB of VRAM is tight: SD 1.5 at 512 px may work with "
+        return Recommendation("sd15-character", f"{_gb(gib)} GB of VRAM is tight: SD 1.5 at 512 px may work with "
                                                 "batch size 1; SDXL will not fit.")
-    return Recommendation("demo", f"{gib:.1f} GB of VRAM is too little for real models; the demo shows how "
+    return Recommendation("demo", f"{_gb(gib)} GB of VRAM is too little for real models; the demo shows how "
                                   "everything works.")
 
 

@@ -1,0 +1,45 @@
+"""Starting a new project folder: `project.toml` from a preset, plus an empty `dataset/` to drop images into.
+
+The welcome screen's "New project" and File → New call this; the demo project has its own builder
+(`studio.demo.create_demo_project`). A project is just a folder, so an artist can move or back it up
+like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from studio.config import load_preset, save_project
+from studio.errors import ConfigError
+
+PROJECT_FILE = "project.toml"
+DATASET_FOLDER = "dataset"
+
+
+def lora_name(folder: Path) -> str:
+    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat")."""
+    name = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")
+    return name or "lora"
+
+
+def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | None = None) -> Path:
+    """Create `folder/project.toml` from `preset`; returns its path.
+
+    An existing project is never overwritten — the caller asked for a new one, so that is an error.
+    `output_dir` is where exports go (the user's default output folder); without it, `output/` in the project.
+    """
+    folder = Path(folder).expanduser().resolve()
+    project = folder / PROJECT_FILE
+    if project.exists():
+        raise ConfigError(f"{project} already exists",
+                          hint="Open it with Open Project, or choose an empty folder for a new one.")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DATASET_FOLDER).mkdir(exist_ok=True)
+    cfg = load_preset(preset)
+    name = lora_name(folder)
+    cfg = cfg.with_section("dataset", folders=(DATASET_FOLDER,))
+    cfg = cfg.with_section("output", name=name, directory=str(Path(output_dir).expanduser()) if output_dir
+                           else "output")
+    save_project(cfg, project)
+    return project

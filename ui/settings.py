@@ -1,0 +1,177 @@
+"""The app's own settings (not a project's): theme, folders, preview defaults, recent projects, window state.
+
+Both live in the platform's config folder (`studio.paths.config_dir()`, which `LORA_STUDIO_CONFIG_DIR`
+overrides, so tests use a temporary folder):
+
+- `settings.toml`: what the user chooses (`AppSettings`), as plain TOML a person can read and fix.
+  Settings are convenience: a damaged file or a wrong value must never stop the app from starting, so
+  loading keeps every value it can use and falls back to the default for the rest (and logs which).
+  Writes are atomic, so a crash while saving cannot leave a half-written file.
+- `window.ini`: what the app remembers by itself (window geometry, docks, splitters, last folders) through
+  `QSettings`, which stores Qt's opaque state bytes natively (`qsettings()`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from PySide6.QtCore import QSettings
+
+from studio.fileio import atomic_write_text
+from studio.paths import config_dir, default_output_dir
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.toml"
+WINDOW_STATE_FILE = "window.ini"
+THEMES = ("system", "light", "dark")
+MAX_RECENT = 10
+
+
+@dataclass(frozen=True)
+class PreviewDefaults:
+    """What a new preview (Mixer, Train sampling) starts with."""
+
+    prompt: str = "photo of a cat, best quality"
+    negative_prompt: str = "blurry, lowres"
+    seed: int = 1234
+    steps: int = 20
+    width: int = 512
+    height: int = 512
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    theme: str = "system"  # "system" follows the desktop's light/dark setting
+    output_folder: str = ""  # where new projects export; "" means studio.paths.default_output_dir()
+    model_folders: tuple[str, ...] = ()  # scanned for base models (.safetensors, diffusers folders)
+    preview: PreviewDefaults = field(default_factory=PreviewDefaults)
+    recent_projects: tuple[str, ...] = ()  # project.toml paths, newest first
+    show_welcome: bool = True  # show the welcome screen when the app starts without a project
+    last_folder: str = ""  # where the last file dialog was, so the next one starts there
+
+    def __post_init__(self) -> None:
+        if self.theme not in THEMES:
+            raise ValueError(f"theme must be one of {', '.join(THEMES)}, not {self.theme!r}")
+
+    def effective_output_folder(self) -> Path:
+        return Path(self.output_folder).expanduser() if self.output_folder else default_output_dir()
+
+    def with_recent(self, project: str | Path) -> "AppSettings":
+        """`project` moved to the top of the recent list (absolute, no duplicates, at most MAX_RECENT)."""
+        path = str(Path(project).expanduser().resolve())
+        rest = [p for p in self.recent_projects if p != path]
+        return replace(self, recent_projects=tuple([path, *rest][:MAX_RECENT]))
+
+    def without_recent(self, project: str | Path) -> "AppSettings":
+        path = str(Path(project).expanduser().resolve())
+        return replace(self, recent_projects=tuple(p for p in self.recent_projects if p != path))
+
+    def existing_recent(self) -> list[Path]:
+        """Recent projects whose file still exists (a moved project silently drops off the list shown)."""
+        return [Path(p) for p in self.recent_projects if Path(p).is_file()]
+
+
+def settings_path() -> Path:
+    return config_dir() / SETTINGS_FILE
+
+
+def qsettings() -> QSettings:
+    """The QSettings for window state, as an INI file beside `settings.toml` (not the Windows registry or a
+    macOS plist), so one folder holds everything and one environment variable moves it."""
+    return QSettings(str(config_dir() / WINDOW_STATE_FILE), QSettings.Format.IniFormat)
+
+
+def _coerce(value: Any, tp: Any, default: Any) -> Any:
+    """`value` as type `tp`, or raise TypeError. TOML gives lists where we keep tuples."""
+    origin = get_origin(tp)
+    if origin is tuple:
+        item = get_args(tp)[0]
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            raise TypeError(f"a list of {item.__name__}")
+        return tuple(value)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError("a table")
+        return _build(tp, value, default)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("a whole number")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError("text")
+        return value
+    raise TypeError(f"unsupported type {tp}")  # pragma: no cover - only our own fields reach here
+
+
+def _build(cls: type, data: dict[str, Any], base: Any, where: str = "") -> Any:
+    """`base` with every usable value from `data`; unusable ones are logged and skipped."""
+    hints = get_type_hints(cls)
+    changes: dict[str, Any] = {}
+    known = {f.name for f in fields(cls)}
+    for key, value in data.items():
+        name = f"{where}{key}"
+        if key not in known:
+            log.warning("settings: ignoring unknown key %r", name)
+            continue
+        try:
+            changes[key] = _coerce(value, hints[key], getattr(base, key))
+        except TypeError as exc:
+            log.warning("settings: %r should be %s; using the default", name, exc)
+    result = base
+    for key, value in changes.items():  # one by one, so a refused value (an unknown theme) costs only itself
+        try:
+            result = replace(result, **{key: value})
+        except ValueError as exc:
+            log.warning("settings: %s; using the default", exc)
+    return result
+
+
+def load_settings(path: Path | None = None) -> AppSettings:
+    """The saved settings, or the defaults when there are none or the file cannot be read."""
+    path = path or settings_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return AppSettings()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        log.warning("settings: cannot read %s (%s); starting with the defaults", path, exc)
+        return AppSettings()
+    settings = AppSettings()
+    # the nested table first, so a bad value inside it only resets that value
+    preview = data.pop("preview", None)
+    settings = _build(AppSettings, data, settings)
+    if preview is not None:
+        if isinstance(preview, dict):
+            settings = replace(settings, preview=_build(PreviewDefaults, preview, settings.preview, "preview."))
+        else:
+            log.warning("settings: 'preview' should be a table; using the default")
+    return settings
+
+
+def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
+    """Write the settings atomically, creating the config folder on first save."""
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dataclasses.asdict(settings)
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    atomic_write_text(path, "# LoRA Studio settings (written by the app; safe to edit while it is closed)\n"
+                      + tomli_w.dumps(data))
+    return path
