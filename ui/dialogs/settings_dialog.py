@@ -1,0 +1,150 @@
+"""File → Settings: theme, default output folder, model folders, preview defaults, the welcome screen.
+
+It edits an `AppSettings` and hands back a new one (`edited()`); the caller saves it and applies the
+theme, so the dialog can be tested without touching the disk. Recent projects and window state are not
+shown: the app keeps those itself, and "Restore Defaults" leaves them alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLineEdit, QListWidget, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from studio.paths import default_output_dir
+from ui.settings import AppSettings, PreviewDefaults
+
+THEME_LABELS = {"system": "Same as the system", "light": "Light", "dark": "Dark"}
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._original = settings
+
+        self.theme = QComboBox()
+        for key, label in THEME_LABELS.items():
+            self.theme.addItem(label, key)
+        self.show_welcome = QCheckBox("Show the welcome screen when LoRA Studio starts")
+        look = QFormLayout()
+        look.addRow("Theme:", self.theme)
+        look.addRow(self.show_welcome)
+
+        self.output_folder = QLineEdit()
+        self.output_folder.setPlaceholderText(str(default_output_dir()))
+        self.output_folder.setToolTip("Where new projects save their exported LoRAs. Empty: the folder shown.")
+        browse_out = QPushButton("Browse…")
+        browse_out.clicked.connect(self._browse_output)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output_folder, 1)
+        out_row.addWidget(browse_out)
+        self.model_folders = QListWidget()
+        self.model_folders.setToolTip("Folders searched for base models (.safetensors files and diffusers folders)")
+        self.add_model_folder = QPushButton("Add…")
+        self.add_model_folder.clicked.connect(self._browse_model_folder)
+        self.remove_model_folder = QPushButton("Remove")
+        self.remove_model_folder.clicked.connect(self._remove_model_folder)
+        self.model_folders.currentRowChanged.connect(
+            lambda row: self.remove_model_folder.setEnabled(row >= 0))
+        model_buttons = QVBoxLayout()
+        model_buttons.addWidget(self.add_model_folder)
+        model_buttons.addWidget(self.remove_model_folder)
+        model_buttons.addStretch(1)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model_folders, 1)
+        model_row.addLayout(model_buttons)
+        folders = QFormLayout()
+        folders.addRow("Default output folder:", out_row)
+        folders.addRow("Model folders:", model_row)
+
+        self.prompt = QLineEdit()
+        self.negative_prompt = QLineEdit()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 200)
+        self.width_px = QSpinBox()
+        self.height_px = QSpinBox()
+        for box in (self.width_px, self.height_px):
+            box.setRange(64, 4096)
+            box.setSingleStep(64)
+            box.setSuffix(" px")
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.width_px)
+        size_row.addWidget(self.height_px)
+        preview = QFormLayout()
+        preview.addRow("Prompt:", self.prompt)
+        preview.addRow("Negative prompt:", self.negative_prompt)
+        preview.addRow("Seed:", self.seed)
+        preview.addRow("Steps:", self.steps)
+        preview.addRow("Size (width × height):", size_row)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.restore_button = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.restore_button.clicked.connect(lambda: self.load(AppSettings()))
+
+        layout = QVBoxLayout(self)
+        for title, inner in (("Appearance", look), ("Folders", folders), ("Preview defaults", preview)):
+            box = QGroupBox(title)
+            box.setLayout(inner)
+            layout.addWidget(box)
+        layout.addWidget(buttons)
+        self.load(settings)
+
+    def load(self, s: AppSettings) -> None:
+        self.theme.setCurrentIndex(max(0, self.theme.findData(s.theme)))
+        self.show_welcome.setChecked(s.show_welcome)
+        self.output_folder.setText(s.output_folder)
+        self.model_folders.clear()
+        self.model_folders.addItems(list(s.model_folders))
+        self.remove_model_folder.setEnabled(False)
+        p = s.preview
+        self.prompt.setText(p.prompt)
+        self.negative_prompt.setText(p.negative_prompt)
+        self.seed.setValue(p.seed)
+        self.steps.setValue(p.steps)
+        self.width_px.setValue(p.width)
+        self.height_px.setValue(p.height)
+
+    def edited(self) -> AppSettings:
+        """The settings as shown; fields the dialog does not show are kept from the original."""
+        folders = tuple(self.model_folders.item(i).text() for i in range(self.model_folders.count()))
+        return replace(
+            self._original,
+            theme=self.theme.currentData(),
+            show_welcome=self.show_welcome.isChecked(),
+            output_folder=self.output_folder.text().strip(),
+            model_folders=folders,
+            preview=PreviewDefaults(prompt=self.prompt.text(), negative_prompt=self.negative_prompt.text(),
+                                    seed=self.seed.value(), steps=self.steps.value(),
+                                    width=self.width_px.value(), height=self.height_px.value()),
+        )
+
+    def add_model_folder_path(self, path: str | Path) -> None:
+        text = str(Path(path).expanduser())
+        existing = {self.model_folders.item(i).text() for i in range(self.model_folders.count())}
+        if text not in existing:
+            self.model_folders.addItem(text)
+
+    def _browse_output(self) -> None:
+        start = self.output_folder.text() or str(default_output_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Default output folder", start)
+        if folder:
+            self.output_folder.setText(folder)
+
+    def _browse_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a model folder", self._original.last_folder)
+        if folder:
+            self.add_model_folder_path(folder)
+
+    def _remove_model_folder(self) -> None:
+        row = self.model_folders.currentRow()
+        if row >= 0:
+            self.model_folders.takeItem(row)

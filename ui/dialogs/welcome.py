@@ -1,0 +1,319 @@
+"""The welcome screen: the first thing a new user sees, and File → Welcome Screen later.
+
+It answers the three questions of a first run: what can I do here (open the demo, start a project, open
+one), what can this computer do (the GPU and its VRAM, or plainly: training will run on the CPU and be
+slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
+
+The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
+Slow work — detecting the GPU (imports torch), building the demo's tiny model (imports diffusers) —
+runs on the thread pool so the window appears at once.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from studio.config import preset_names
+from studio.hardware import Hardware, Recommendation, detect, recommend
+from studio.paths import demo_project_dir
+from ui.app_icon import app_icon
+from ui.background import run_in_background
+from ui.settings import AppSettings
+from ui.theme import scaled_font, set_role
+
+Kind = Literal["demo", "new", "open", "recent"]
+
+
+@dataclass(frozen=True)
+class WelcomeChoice:
+    kind: Kind
+    project_file: Path
+
+
+def prepare_demo_project() -> Path:
+    """Pool thread: the demo project in the user's data folder (photos, tiny model, `project.toml`)."""
+    from studio.demo import create_demo_project
+
+    return create_demo_project(demo_project_dir())
+
+
+def create_new_project(folder: Path, preset: str, output_dir: str) -> Path:
+    """Pool thread: a new project folder from `preset`."""
+    from studio.project import create_project
+
+    return create_project(folder, preset, output_dir=output_dir or None)
+
+
+class WelcomeDialog(QDialog):
+    chosen = Signal(object)  # WelcomeChoice, just before the dialog closes with accept()
+    hardware_ready = Signal(object)  # Hardware, once detection has finished
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
+                 hardware: Hardware | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Welcome to LoRA Studio")
+        self.setWindowIcon(app_icon())
+        self.settings = settings
+        self.choice: WelcomeChoice | None = None
+        self.hardware: Hardware | None = None
+        self.recommendation: Recommendation | None = None
+        self._build()
+        self._fill_recent()
+        if hardware is not None:
+            self.show_hardware(hardware)
+        else:
+            run_in_background(detect, on_done=self.show_hardware, on_error=self._detection_failed)
+
+    # ---------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        em = self.fontMetrics().height()
+        icon = QLabel()
+        icon.setPixmap(app_icon().pixmap(em * 4, em * 4))
+        title = QLabel("Welcome to LoRA Studio")
+        title.setFont(scaled_font(self.font(), 1.8, bold=True))
+        subtitle = set_role(QLabel("Teach Stable Diffusion a person, a character or a style from your own "
+                                   "pictures, then mix the results — no terminal needed."), "muted")
+        subtitle.setWordWrap(True)
+        head_text = QVBoxLayout()
+        head_text.addWidget(title)
+        head_text.addWidget(subtitle)
+        head = QHBoxLayout()
+        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+        head.addLayout(head_text, 1)
+
+        # what this computer can do
+        self.hardware_banner = QFrame()
+        set_role(self.hardware_banner, "banner-info")
+        self.hardware_title = QLabel("Checking this computer…")
+        self.hardware_title.setFont(scaled_font(self.font(), 1.1, bold=True))
+        self.hardware_title.setWordWrap(True)
+        self.hardware_detail = QLabel("Looking for an NVIDIA GPU.")
+        self.hardware_detail.setWordWrap(True)
+        banner = QVBoxLayout(self.hardware_banner)
+        banner.addWidget(self.hardware_title)
+        banner.addWidget(self.hardware_detail)
+
+        # start something
+        self.demo_button = QPushButton("Open the demo project")
+        set_role(self.demo_button, "primary")
+        self.demo_button.setToolTip("Bundled photos and a tiny model made on the spot: it trains in about a "
+                                    "minute on any computer and shows every step. Nothing is downloaded.")
+        self.demo_button.clicked.connect(self.open_demo)
+        demo_hint = self._hint("Bundled photos and a tiny model made on the spot: the whole flow in about a "
+                               "minute, on any computer, with nothing to download.")
+        self.new_button = QPushButton("New project…")
+        self.new_button.setToolTip("Choose an empty folder; the project starts from the preset shown here")
+        self.new_button.clicked.connect(self.new_project)
+        self.preset = QComboBox()
+        for name in preset_names():
+            self.preset.addItem(name, name)
+        self.preset.setToolTip("Starting settings for the new project; you can change every one later")
+        new_hint = self._hint("A folder with an empty dataset/ inside for your pictures.")
+        self.open_button = QPushButton("Open a project…")
+        self.open_button.setToolTip("Open an existing project.toml")
+        self.open_button.clicked.connect(self.open_existing)
+        open_hint = self._hint("A project.toml you made before.")
+        steps = self._hint("<b>How it works</b><br>1. <b>Dataset</b>: add 15–40 pictures and describe each "
+                           "one.<br>2. <b>Train</b>: pick a base model and press Train; previews show how it "
+                           "learns.<br>3. <b>Mix</b>: blend LoRAs and export one file for your favourite "
+                           "Stable Diffusion app.")
+        new_row = QHBoxLayout()
+        new_row.addWidget(self.new_button)
+        new_row.addWidget(QLabel("Preset:"))
+        new_row.addWidget(self.preset, 1)
+        open_row = QHBoxLayout()
+        open_row.addWidget(self.open_button)
+        open_row.addWidget(open_hint, 1)
+        start = QVBoxLayout()
+        start.setSpacing(round(em * 0.4))
+        start.addWidget(self.demo_button)
+        start.addWidget(demo_hint)
+        start.addSpacing(round(em * 0.5))
+        start.addLayout(new_row)
+        start.addWidget(new_hint)
+        start.addSpacing(round(em * 0.5))
+        start.addLayout(open_row)
+        start.addSpacing(em)
+        start.addWidget(steps)
+        start.addStretch(1)
+        start_box = QGroupBox("Start")
+        start_box.setLayout(start)
+
+        # recent projects
+        self.recent = QListWidget()
+        self.recent.setToolTip("Double-click to open")
+        self.recent.itemActivated.connect(self._recent_activated)
+        self.recent.itemDoubleClicked.connect(self._recent_activated)
+        self.recent_empty = self._hint("No recent projects yet. Projects you open appear here.")
+        self.recent_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.open_recent_button = QPushButton("Open")
+        self.open_recent_button.clicked.connect(self.open_selected_recent)
+        self.recent.currentRowChanged.connect(lambda row: self.open_recent_button.setEnabled(row >= 0))
+        recent = QVBoxLayout()
+        recent.addWidget(self.recent, 1)
+        recent.addWidget(self.recent_empty)
+        recent.addWidget(self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)
+        recent_box = QGroupBox("Recent projects")
+        recent_box.setLayout(recent)
+
+        columns = QHBoxLayout()
+        columns.addWidget(start_box, 3)
+        columns.addWidget(recent_box, 2)
+
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.hide()
+        self.show_at_startup = QCheckBox("Show this window when LoRA Studio starts")
+        self.show_at_startup.setChecked(self.settings.show_welcome)
+        close = QPushButton("Close")
+        close.setToolTip("Continue with an empty project")
+        close.clicked.connect(self.reject)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.show_at_startup, 1)
+        bottom.addWidget(close)
+
+        layout = QVBoxLayout(self)
+        layout.setSpacing(round(em * 0.7))
+        layout.addLayout(head)
+        layout.addWidget(self.hardware_banner)
+        layout.addLayout(columns, 1)
+        layout.addWidget(self.status)
+        layout.addLayout(bottom)
+        self.setMinimumWidth(em * 44)
+        self.resize(em * 58, em * 40)
+
+    @staticmethod
+    def _hint(text: str) -> QLabel:
+        label = set_role(QLabel(text), "muted")
+        label.setWordWrap(True)
+        return label
+
+    def _fill_recent(self) -> None:
+        self.recent.clear()
+        for path in self.settings.existing_recent():
+            item = QListWidgetItem(f"{path.parent.name}    {path.parent.parent}")
+            item.setData(Qt.ItemDataRole.UserRole, str(path))
+            item.setToolTip(str(path))
+            self.recent.addItem(item)
+        has_any = self.recent.count() > 0
+        self.recent.setVisible(has_any)
+        self.recent_empty.setVisible(not has_any)
+        self.open_recent_button.setVisible(has_any)
+        self.open_recent_button.setEnabled(False)
+
+    # ---------------------------------------------------------------------------------------------
+    # hardware
+    def show_hardware(self, hw: Hardware) -> None:
+        self.hardware = hw
+        rec = recommend(hw)
+        self.recommendation = rec
+        gpu = hw.best_gpu
+        if gpu is None:
+            set_role(self.hardware_banner, "banner-warning")
+            self.hardware_title.setText("No NVIDIA GPU found: training will run on the CPU and will be slow.")
+            why = f"{html.escape(hw.error)} " if hw.error else ""
+            apple = ("This Mac's GPU is not used for training yet. " if hw.apple_gpu else "")
+            self.hardware_detail.setText(
+                f"{why}{apple}Training a real Stable Diffusion model on the CPU takes hours to days; the demo "
+                f"project trains in about a minute.<br>Recommended preset: <b>{rec.preset}</b> · "
+                f"<small>CPU: {html.escape(hw.cpu_name)} ({hw.cpu_count} threads)</small>")
+        else:
+            set_role(self.hardware_banner, "banner-info")
+            self.hardware_title.setText(f"GPU: {hw.summary()}")
+            self.hardware_detail.setText(f"Recommended preset: <b>{rec.preset}</b> — {html.escape(rec.reason)}")
+        index = self.preset.findData(rec.preset)
+        if index >= 0:
+            self.preset.setCurrentIndex(index)
+            for i in range(self.preset.count()):
+                name = self.preset.itemData(i)
+                self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
+        self.hardware_ready.emit(hw)
+
+    def _detection_failed(self, exc: BaseException) -> None:
+        self.show_hardware(Hardware((), None, "unknown CPU", 1, error=f"Hardware detection failed: {exc}."))
+
+    # ---------------------------------------------------------------------------------------------
+    # choices
+    def _busy(self, message: str | None) -> None:
+        for button in (self.demo_button, self.new_button, self.open_button, self.open_recent_button):
+            button.setEnabled(message is None)
+        self.recent.setEnabled(message is None)
+        if message is None:
+            self.unsetCursor()
+            self.status.hide()
+        else:
+            self.setCursor(Qt.CursorShape.BusyCursor)
+            set_role(self.status, "muted")
+            self.status.setText(message)
+            self.status.show()
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self._busy(None)
+        hint = getattr(exc, "hint", "")
+        set_role(self.status, "error")
+        self.status.setText(f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
+        self.status.show()
+
+    def _choose(self, kind: Kind, project_file: Path) -> None:
+        self._busy(None)
+        self.choice = WelcomeChoice(kind, Path(project_file))
+        self.chosen.emit(self.choice)
+        self.accept()
+
+    def open_demo(self) -> None:
+        self._busy("Preparing the demo project (the first time takes a few seconds)…")
+        run_in_background(prepare_demo_project, on_done=lambda path: self._choose("demo", path),
+                          on_error=lambda exc: self._failed("Could not prepare the demo project", exc))
+
+    def new_project(self) -> None:
+        folder = self.ask_new_project_folder()
+        if folder is None:
+            return
+        preset = self.preset.currentData()
+        self._busy(f"Creating a project in {folder}…")
+        run_in_background(create_new_project, folder, preset, self.settings.output_folder,
+                          on_done=lambda path: self._choose("new", path),
+                          on_error=lambda exc: self._failed("Could not create the project", exc))
+
+    def open_existing(self) -> None:
+        path = self.ask_project_file()
+        if path is not None:
+            self._choose("open", path)
+
+    def open_selected_recent(self) -> None:
+        item = self.recent.currentItem()
+        if item is not None:
+            self._recent_activated(item)
+
+    def _recent_activated(self, item: QListWidgetItem) -> None:
+        if self.recent.isEnabled():
+            self._choose("recent", Path(item.data(Qt.ItemDataRole.UserRole)))
+
+    # file dialogs: separate methods so tests can answer them
+    def ask_new_project_folder(self) -> Path | None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project",
+                                                  self.settings.last_folder)
+        return Path(folder) if folder else None
+
+    def ask_project_file(self) -> Path | None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a project", self.settings.last_folder,
+                                              "LoRA Studio project (*.toml)")
+        return Path(path) if path else None
+
+    def settings_after(self) -> AppSettings:
+        """The settings with this dialog's effects: the start-up checkbox, and the chosen project as recent."""
+        from dataclasses import replace
+
+        s = replace(self.settings, show_welcome=self.show_at_startup.isChecked())
+        if self.choice is not None:
+            s = s.with_recent(self.choice.project_file)
+            s = replace(s, last_folder=str(self.choice.project_file.parent))
+        return s

@@ -1,0 +1,173 @@
+"""Light and dark themes: the Fusion style, a palette, and a short stylesheet for the few custom roles.
+
+Fusion looks the same on Windows, macOS and Linux and honours the palette fully (the native Windows style
+ignores much of it), so one palette per theme gives a consistent app. Widgets opt into the custom looks
+with a dynamic property — `label.setProperty("role", "title")`, a frame with `role="banner-warning"` —
+instead of their own stylesheets, so switching themes restyles everything at once.
+
+Sizes are relative — padding in `em`, titles as a multiple of the user's font — never fixed pixels, so the
+app stays readable at 200 % scaling and with a large system font.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QWidget
+
+THEME_PROPERTY = "loraStudioTheme"  # the resolved theme ("light"/"dark") is kept on the QApplication
+
+
+@dataclass(frozen=True)
+class Colors:
+    window: str
+    base: str
+    alt_base: str
+    text: str
+    muted: str  # secondary text: hints, captions
+    button: str
+    border: str
+    accent: str  # selection, default button, focus — the icon's violet
+    accent_text: str
+    link: str
+    warning_bg: str
+    warning_border: str
+    info_bg: str
+    info_border: str
+    error: str
+    success: str
+
+
+LIGHT = Colors(window="#f4f4f7", base="#ffffff", alt_base="#f0eff5", text="#1c1b22", muted="#5f5d6b",
+               button="#e9e8ef", border="#c9c7d3", accent="#6a48db", accent_text="#ffffff", link="#5535c8",
+               warning_bg="#fff4d6", warning_border="#e0a526", info_bg="#ece7ff", info_border="#9f8cf0",
+               error="#b3261e", success="#1f7a3a")
+DARK = Colors(window="#1e1d24", base="#16151b", alt_base="#24232b", text="#e9e8f0", muted="#a4a2b3",
+              button="#2d2c35", border="#45434f", accent="#7457e8", accent_text="#ffffff", link="#b3a1ff",
+              warning_bg="#3d3117", warning_border="#c28f1e", info_bg="#2a2548", info_border="#6f5ad1",
+              error="#ff8a80", success="#7fd49a")
+
+THEMES = {"light": LIGHT, "dark": DARK}
+
+
+def system_theme() -> str:
+    """"dark" when the desktop asks for dark (Qt 6.5+), else "light" (also when it cannot tell)."""
+    app = QGuiApplication.instance()
+    if app is not None and app.styleHints().colorScheme() == Qt.ColorScheme.Dark:
+        return "dark"
+    return "light"
+
+
+def resolve(name: str) -> str:
+    """"system" → what the desktop uses; "light"/"dark" as given; anything else → light."""
+    if name == "system":
+        return system_theme()
+    return name if name in THEMES else "light"
+
+
+def build_palette(c: Colors) -> QPalette:
+    p = QPalette()
+    R, G = QPalette.ColorRole, QPalette.ColorGroup
+    roles = {
+        R.Window: c.window, R.WindowText: c.text, R.Base: c.base, R.AlternateBase: c.alt_base,
+        R.Text: c.text, R.Button: c.button, R.ButtonText: c.text, R.BrightText: c.accent_text,
+        R.Highlight: c.accent, R.HighlightedText: c.accent_text, R.Link: c.link, R.LinkVisited: c.link,
+        R.ToolTipBase: c.base, R.ToolTipText: c.text, R.PlaceholderText: c.muted,
+        R.Light: c.base, R.Midlight: c.alt_base, R.Mid: c.border, R.Dark: c.border, R.Shadow: "#000000",
+    }
+    for role, color in roles.items():
+        p.setColor(role, QColor(color))
+    disabled = QColor(c.muted)
+    disabled.setAlpha(150)
+    for role in (R.WindowText, R.Text, R.ButtonText, R.HighlightedText):
+        p.setColor(G.Disabled, role, disabled)
+    p.setColor(G.Disabled, R.Highlight, QColor(c.border))
+    return p
+
+
+def stylesheet(c: Colors) -> str:
+    """The custom roles. Lengths in em so they grow with the font and the scale factor."""
+    return f"""
+QFrame[role="banner-warning"] {{
+    background: {c.warning_bg}; border: 1px solid {c.warning_border}; border-radius: 0.4em; padding: 0.5em;
+}}
+QFrame[role="banner-info"] {{
+    background: {c.info_bg}; border: 1px solid {c.info_border}; border-radius: 0.4em; padding: 0.5em;
+}}
+QFrame[role="card"] {{
+    background: {c.base}; border: 1px solid {c.border}; border-radius: 0.5em;
+}}
+QLabel[role="muted"] {{ color: {c.muted}; }}
+QLabel[role="error"] {{ color: {c.error}; }}
+QLabel[role="success"] {{ color: {c.success}; }}
+QPushButton {{ padding: 0.35em 1em; }}
+QPushButton[role="primary"] {{
+    background: {c.accent}; color: {c.accent_text}; border: 1px solid {c.accent}; border-radius: 0.3em;
+    font-weight: bold;
+}}
+QPushButton[role="primary"]:hover {{ background: {QColor(c.accent).lighter(112).name()}; }}
+QPushButton[role="primary"]:disabled {{ background: {c.border}; border-color: {c.border}; }}
+QPushButton[role="big"] {{ text-align: left; padding: 0.6em 1em; }}
+QToolTip {{ color: {c.text}; background: {c.base}; border: 1px solid {c.border}; padding: 0.25em; }}
+"""
+
+
+def apply_theme(app: QApplication, name: str) -> str:
+    """Style the whole app; returns the theme actually used ("light" or "dark").
+
+    With "system" the app follows the desktop when it switches between light and dark while running.
+    """
+    resolved = resolve(name)
+    colors = THEMES[resolved]
+    app.setStyle("Fusion")
+    app.setPalette(build_palette(colors))
+    app.setStyleSheet(stylesheet(colors))
+    app.setProperty(THEME_PROPERTY, resolved)
+    app.setProperty(THEME_PROPERTY + "Requested", name)
+    _follow_system(app)
+    return resolved
+
+
+def _follow_system(app: QApplication) -> None:
+    if app.property(THEME_PROPERTY + "Following"):
+        return
+    app.setProperty(THEME_PROPERTY + "Following", True)
+
+    def changed(_scheme) -> None:
+        if app.property(THEME_PROPERTY + "Requested") == "system":
+            apply_theme(app, "system")
+
+    app.styleHints().colorSchemeChanged.connect(changed)
+
+
+def current_theme() -> str:
+    app = QApplication.instance()
+    value = app.property(THEME_PROPERTY) if app is not None else None
+    return value if value in THEMES else "light"
+
+
+def current_colors() -> Colors:
+    """For widgets that paint themselves (charts, thumbnails): the colours of the theme in use."""
+    return THEMES[current_theme()]
+
+
+def set_role(widget: QWidget, role: str) -> QWidget:
+    """Give `widget` a stylesheet role and restyle it (a property change alone does not)."""
+    widget.setProperty("role", role)
+    widget.style().unpolish(widget)
+    widget.style().polish(widget)
+    return widget
+
+
+def scaled_font(base: QFont, factor: float, *, bold: bool = False) -> QFont:
+    """`base` scaled by `factor` — titles relative to the user's font, never a fixed pixel size."""
+    font = QFont(base)
+    size = font.pointSizeF()
+    if size > 0:
+        font.setPointSizeF(size * factor)
+    else:  # a font given in pixels: scale those instead
+        font.setPixelSize(max(1, round(font.pixelSize() * factor)))
+    font.setBold(bold)
+    return font
