@@ -123,6 +123,9 @@ def _parse_header(path: Path, raw: bytes, size: int) -> SafetensorsHeader:
     except (UnicodeDecodeError, ValueError):
         raise ModelLoadError(f"{name}: the safetensors header is not valid JSON; the file is damaged or is not "
                              "a safetensors file", hint="download the file again") from None
+    except RecursionError:  # JSON nested thousands deep: no real header is, and json recurses per level
+        raise UnsafeFileError(f"{name}: the safetensors header is nested too deeply to be a real header; refused",
+                              hint="the file is damaged or was crafted; do not use it") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{name}: the safetensors header is not a JSON object; the file is damaged")
     metadata = header.pop("__metadata__", None) or {}
@@ -141,7 +144,7 @@ def _entry(file_name: str, key: str, value: object) -> TensorEntry:
     if not isinstance(value, dict):
         raise UnsafeFileError(f"{where} has no dtype/shape/offsets record in the header")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if dtype not in DTYPE_SIZES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
         raise UnsafeFileError(f"{where} has unknown dtype {dtype!r}",
                               hint="the file is damaged or uses a number format this app cannot read")
     if (not isinstance(shape, list) or len(shape) > 8
