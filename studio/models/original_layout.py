@@ -56,6 +56,29 @@ class UnetStructure:
                    up_attention=tuple("CrossAttn" in t for t in config["up_block_types"]))
 
 
+    def has_down(self, i: int, kind: str, j: int) -> bool:
+        """Whether `down_blocks.<i>.<kind>.<j>` exists in a UNet of this structure."""
+        n = len(self.down_attention)
+        if not 0 <= i < n:
+            return False
+        if kind == "downsamplers":
+            return j == 0 and i < n - 1
+        if kind == "attentions" and not self.down_attention[i]:
+            return False
+        return kind in ("resnets", "attentions") and 0 <= j < self.layers_per_block
+
+    def has_up(self, i: int, kind: str, j: int) -> bool:
+        """Whether `up_blocks.<i>.<kind>.<j>` exists (up blocks have one resnet more than down blocks)."""
+        n = len(self.up_attention)
+        if not 0 <= i < n:
+            return False
+        if kind == "upsamplers":
+            return j == 0 and i < n - 1
+        if kind == "attentions" and not self.up_attention[i]:
+            return False
+        return kind in ("resnets", "attentions") and 0 <= j <= self.layers_per_block
+
+
 SD_STRUCTURE = UnetStructure(2, (True, True, True, False), (False, True, True, True))
 SDXL_STRUCTURE = UnetStructure(2, (False, True, True), (True, True, False))
 
@@ -95,6 +118,8 @@ def unet_path_to_original(path: str, structure: UnetStructure) -> str:
     try:
         if parts[0] == "down_blocks":
             i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
+            if not structure.has_down(i, kind, j):
+                raise _unmapped(path, "original")
             if kind == "resnets":
                 return ".".join(["input_blocks", str(1 + per * i + j), "0"] + _resnet_to_original(rest, path))
             if kind == "attentions":
@@ -109,6 +134,8 @@ def unet_path_to_original(path: str, structure: UnetStructure) -> str:
                 return ".".join(["middle_block", str(2 * j)] + _resnet_to_original(rest, path))
         elif parts[0] == "up_blocks":
             i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
+            if not structure.has_up(i, kind, j):
+                raise _unmapped(path, "original")
             if kind == "resnets":
                 return ".".join(["output_blocks", str(per * i + j), "0"] + _resnet_to_original(rest, path))
             if kind == "attentions":
@@ -123,6 +150,16 @@ def unet_path_to_original(path: str, structure: UnetStructure) -> str:
 
 def unet_path_from_original(path: str, structure: UnetStructure) -> str:
     """`input_blocks.4.1.proj_in` → `down_blocks.1.attentions.0.proj_in`; the inverse of `unet_path_to_original`."""
+    converted = _from_original(path, structure)
+    check = converted.split(".")
+    if check[0] in ("down_blocks", "up_blocks"):
+        has = structure.has_down if check[0] == "down_blocks" else structure.has_up
+        if not has(int(check[1]), check[2], int(check[3])):
+            raise _unmapped(path, "diffusers")
+    return converted
+
+
+def _from_original(path: str, structure: UnetStructure) -> str:
     parts = path.removeprefix(UNET_PREFIX).split(".")
     per = structure.layers_per_block + 1
     for head, original in _TOP_TO_ORIGINAL.items():
