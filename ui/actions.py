@@ -11,7 +11,7 @@ maps Ctrl to Cmd.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from PySide6.QtGui import QAction, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import QMainWindow, QMenu, QMenuBar, QStyle
@@ -104,6 +104,26 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup | None = None) ->
     )
 
 
+def adopt_existing(window: QMainWindow, actions: AppActions) -> tuple[AppActions, set[str]]:
+    """Where the window already has an action for one of our shortcuts (its own Open, Save, Quit…), use that
+    one and drop ours: two actions with one shortcut make Qt fire neither ("ambiguous shortcut").
+
+    Returns the actions with those fields replaced, and the names of the fields that were adopted.
+    """
+    ours = {id(getattr(actions, f.name)) for f in fields(actions)}
+    theirs = [a for a in window.findChildren(QAction) if id(a) not in ours and a.shortcuts()]
+    adopted: dict[str, QAction] = {}
+    for f in fields(actions):
+        mine = getattr(actions, f.name)
+        keys = {k.toString() for k in mine.shortcuts()}
+        match = next((a for a in theirs if keys & {k.toString() for k in a.shortcuts()}), None)
+        if match is not None:
+            window.removeAction(mine)
+            mine.setShortcuts([])
+            adopted[f.name] = match
+    return replace(actions, **adopted), set(adopted)
+
+
 def build_menus(menu_bar: QMenuBar, actions: AppActions) -> dict[str, QMenu]:
     """File / Edit / View / Help; returns the menus so panels can add their own entries."""
     file_menu = menu_bar.addMenu("&File")
@@ -139,4 +159,4 @@ def connect_full_screen(window: QMainWindow, action: QAction) -> None:
     action.triggered.connect(lambda checked: toggle_full_screen(window, checked))
 
 
-__all__ = ["AppActions", "create_actions", "build_menus", "toggle_full_screen", "connect_full_screen"]
+__all__ = ["AppActions", "create_actions", "adopt_existing", "build_menus", "toggle_full_screen", "connect_full_screen"]

@@ -63,6 +63,8 @@ def install_excepthook() -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lora-studio gui", description="Open the LoRA Studio window.")
     parser.add_argument("project", nargs="?", help="a project file (project.toml) or its folder")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the demo project (built in the user's data folder the first time)")
     return parser.parse_args(list(argv))
 
 
@@ -71,6 +73,20 @@ def project_path(value: str | None) -> Path | None:
         return None
     path = Path(value).expanduser()
     return path / "project.toml" if path.is_dir() else path
+
+
+def open_main_window(project: Path | None, *, start_worker: bool = True):
+    """The main window with the desktop shell around it (theme, welcome, settings, menus, notifications).
+
+    Window state lives in the user's config folder (`ui.settings.qsettings`), beside `settings.toml`.
+    Returns (MainWindow, DesktopShell); the caller shows the window, then calls `shell.start(...)`.
+    """
+    from ui.desktop import DesktopShell
+    from ui.main_window import MainWindow
+    from ui.settings import qsettings
+
+    window = MainWindow(project_file=project, settings=qsettings(), start_worker=start_worker)
+    return window, DesktopShell(window)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     app = create_application()
     try:
-        from ui.main_window import MainWindow
-
-        window = MainWindow(project_file=project_path(args.project))
+        window, shell = open_main_window(project_path(args.project))
     except Exception:
         details = traceback.format_exc()
         print(details, file=sys.stderr)
@@ -93,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     install_excepthook()
     window.show()
+    shell.start(project_path(args.project), demo=args.demo)
     return app.exec()
 
 

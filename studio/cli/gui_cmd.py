@@ -16,6 +16,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("gui", help="open the LoRA Studio window (the default command)",
                                    description="Open the LoRA Studio window, optionally with a project.")
     parser.add_argument("project", nargs="?", help="a project file (project.toml) or its folder")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the demo project (built in the user's data folder the first time)")
     parser.set_defaults(func=run)
 
 
@@ -26,4 +28,5 @@ def run(args: argparse.Namespace) -> int:
         raise StudioError(f"the window needs PySide6 and pyqtgraph ({exc})",
                           hint="install them: pip install 'lora-studio[gui]'") from None
     project = getattr(args, "project", None)
-    return int(app.main([project] if project else []))
+    demo = ["--demo"] if getattr(args, "demo", False) else []
+    return int(app.main(([project] if project else []) + demo))
