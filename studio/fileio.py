@@ -35,8 +35,12 @@ def _explain(path: Path, exc: OSError) -> WriteError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on any error it is removed."""
+def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on any error it is removed.
+
+    `durable=False` skips the fsyncs: still all-or-nothing for readers, but after a power cut the file may be
+    missing or empty. Only for caches, where ten thousand fsyncs would cost more than rebuilding an entry.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +53,11 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _explain(path, exc) from None
@@ -60,8 +66,8 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(data)
 
 

@@ -78,15 +78,39 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def resize_center_crop(img: Image.Image, width: int, height: int | None = None) -> Image.Image:
-    """Scale so the image covers width×height, then crop the centre."""
+def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
+                       focus: tuple[float, float] | None = None) -> Image.Image:
+    """Scale so the image covers width×height, then crop around `focus` (fractions of the width and height,
+    default the centre). The window is clamped inside the image, so a focus near an edge still fills it."""
     height = height or width
     scale = max(width / img.width, height / img.height)
     new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
     img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    left, top = (new_w - width) // 2, (new_h - height) // 2
+    fx, fy = focus if focus is not None else (0.5, 0.5)
+    left = min(max(round(fx * new_w - width / 2), 0), new_w - width)
+    top = min(max(round(fy * new_h - height / 2), 0), new_h - height)
     return img.crop((left, top, left + width, top + height))
 
 
-def load_training_image(path: str | Path, width: int, height: int | None = None) -> Image.Image:
-    return resize_center_crop(to_rgb(open_checked(path)), width, height)
+def crop_fraction(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """Crop to (left, top, right, bottom) given as fractions of the (already EXIF-rotated) image.
+
+    Fractions rather than pixels, so the box a user drew on a thumbnail stays right for the full image.
+    A box that is empty or outside the image is ignored rather than producing a 0-pixel image.
+    """
+    left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
+    px = (round(left * img.width), round(top * img.height), round(right * img.width), round(bottom * img.height))
+    if px[2] - px[0] < 1 or px[3] - px[1] < 1:
+        return img
+    return img.crop(px)
+
+
+def load_training_image(path: str | Path, width: int, height: int | None = None, *,
+                        crop: tuple[float, float, float, float] | None = None,
+                        focus: tuple[float, float] | None = None) -> Image.Image:
+    """The image as training sees it: decoded, EXIF-rotated, 8-bit RGB, cropped by the user's box if any,
+    then resized to cover width×height and cropped around the focus point (default the centre)."""
+    img = to_rgb(open_checked(path))
+    if crop is not None:
+        img = crop_fraction(img, crop)
+    return resize_center_crop(img, width, height, focus)

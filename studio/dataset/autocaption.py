@@ -1,0 +1,345 @@
+"""Auto-captioning with a model the user already has on disk, in a separate process.
+
+Two kinds of model are understood:
+- a transformers image-to-text folder (BLIP and other models `AutoModelForImageTextToText` can load with
+  their `AutoProcessor`), which writes a sentence;
+- a WD14-style tagger: `model.onnx` with `selected_tags.csv` beside it, run by onnxruntime, which gives a
+  probability per booru tag; tags over a threshold become the caption.
+
+Models run in a child process (spawned, not forked): loading torch and a model takes seconds and
+gigabytes, and a crash or out-of-memory there must not take the window with it. The child streams
+results through a queue; the parent polls it, can cancel (a flag checked between batches, then a kill),
+and writes the captions itself through the undoable edit model — the child never touches a sidecar.
+How a new caption meets an existing one is the user's choice: `append`, `replace`, or `only-empty`.
+Nothing is downloaded: a model that is not complete on disk is an error that says what is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from studio.dataset.tags import join_tags, split_tags
+from studio.errors import DatasetError
+
+Kind = Literal["auto", "transformers", "wd14"]
+Mode = Literal["append", "replace", "only-empty"]
+MODES: tuple[Mode, ...] = ("append", "replace", "only-empty")
+
+WD14_RATING = 9
+WD14_GENERAL = 0
+WD14_CHARACTER = 4
+
+
+@dataclass(frozen=True)
+class CaptionJob:
+    model: Path
+    images: tuple[Path, ...]
+    kind: Kind = "auto"
+    threshold: float = 0.35  # WD14: general tags at or above this probability
+    character_threshold: float = 0.85  # WD14: character tags need more certainty
+    max_new_tokens: int = 40  # transformers: caption length limit
+    batch_size: int = 4
+    prompt: str = ""  # transformers: optional text the caption continues (BLIP's conditional captioning)
+
+
+def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
+    """The caption after auto-captioning; None means leave the file as it is."""
+    generated = generated.strip()
+    old_text = (old or "").strip()
+    if not generated:
+        return None
+    if mode == "only-empty":
+        return generated if not old_text else None
+    if mode == "replace":
+        return generated
+    if mode == "append":
+        if not old_text:
+            return generated
+        have = {t.casefold() for t in split_tags(old_text)}
+        extra = [t for t in split_tags(generated) if t.casefold() not in have]
+        return join_tags([*split_tags(old_text), *extra]) if extra else None
+    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+
+
+def detect_kind(model: Path) -> Kind:
+    """Which kind of captioner `model` is (a folder or an .onnx file), or a DatasetError saying why neither."""
+    model = Path(model)
+    if model.is_file() and model.suffix.lower() == ".onnx":
+        return "wd14"
+    if model.is_dir():
+        if (model / "model.onnx").is_file():
+            return "wd14"
+        if (model / "config.json").is_file():
+            return "transformers"
+    raise DatasetError(f"{model} is not a captioning model this app can run",
+                       hint="choose a transformers image-to-text folder (with config.json) or a WD14 tagger "
+                            "(model.onnx with selected_tags.csv)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Captioners (run in the child process; importable in the parent for tests)
+
+
+class Wd14Tagger:
+    """A WD14-style ONNX tagger: NHWC float32 BGR input of 0–255 on a white square canvas."""
+
+    def __init__(self, model: Path, threshold: float = 0.35, character_threshold: float = 0.85) -> None:
+        import onnxruntime as ort
+
+        onnx_file = model if model.is_file() else model / "model.onnx"
+        tags_file = onnx_file.with_name("selected_tags.csv")
+        if not tags_file.is_file():
+            raise DatasetError(f"{tags_file} is missing", hint="a WD14 tagger needs selected_tags.csv beside "
+                                                               "model.onnx")
+        self.names, self.categories = _read_tags(tags_file)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, (os.cpu_count() or 2) // 2)
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(onnx_file), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        side = inp.shape[1] if isinstance(inp.shape[1], int) else 448
+        self.side = int(side)
+        outputs = self.session.get_outputs()[0].shape
+        if isinstance(outputs[-1], int) and outputs[-1] != len(self.names):
+            raise DatasetError(f"{onnx_file.name} outputs {outputs[-1]} tags but {tags_file.name} lists "
+                               f"{len(self.names)}", hint="the model and its tag list do not belong together")
+        self.threshold = threshold
+        self.character_threshold = character_threshold
+
+    def _prepare(self, img):  # -> np.ndarray (side, side, 3)
+        import numpy as np
+        from PIL import Image
+
+        from studio.dataset.images import to_rgb
+
+        img = to_rgb(img)
+        longest = max(img.size)
+        canvas = Image.new("RGB", (longest, longest), (255, 255, 255))
+        canvas.paste(img, ((longest - img.width) // 2, (longest - img.height) // 2))
+        canvas = canvas.resize((self.side, self.side), Image.Resampling.BICUBIC)
+        return np.asarray(canvas, dtype=np.float32)[:, :, ::-1]  # RGB → BGR, as the taggers were trained
+
+    def caption(self, images: Sequence) -> list[str]:
+        import numpy as np
+
+        batch = np.stack([self._prepare(im) for im in images]).astype(np.float32)
+        probs = self.session.run(None, {self.input_name: batch})[0]
+        out = []
+        for row in probs:
+            chosen = []
+            for i, p in enumerate(row):
+                cat = self.categories[i]
+                if cat == WD14_RATING:
+                    continue
+                if p >= (self.character_threshold if cat == WD14_CHARACTER else self.threshold):
+                    chosen.append((float(p), self.names[i]))
+            chosen.sort(key=lambda t: -t[0])
+            out.append(join_tags(name for _, name in chosen))
+        return out
+
+
+def _read_tags(file: Path) -> tuple[list[str], list[int]]:
+    names, categories = [], []
+    with open(file, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            name = row.get("name", "")
+            # booru tags use underscores; captions use spaces, except for emoticons like ^_^
+            names.append(name.replace("_", " ") if len(name) > 3 else name)
+            try:
+                categories.append(int(row.get("category", 0) or 0))
+            except ValueError:
+                categories.append(0)
+    if not names:
+        raise DatasetError(f"{file} lists no tags", hint="expected a CSV with name and category columns")
+    return names, categories
+
+
+class TransformersCaptioner:
+    """Any image-to-text model transformers can load from a folder (BLIP, GIT, vision-encoder-decoder)."""
+
+    def __init__(self, model: Path, max_new_tokens: int = 40, prompt: str = "") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        try:
+            self.processor = AutoProcessor.from_pretrained(model, local_files_only=True)
+            self.model = AutoModelForImageTextToText.from_pretrained(model, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DatasetError(f"cannot load the captioning model in {model}: {exc}",
+                               hint="the folder needs the model's weights, config.json and its processor "
+                                    "files (preprocessor_config.json and tokenizer)") from None
+        self.model.eval()
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device)
+        self.max_new_tokens = max_new_tokens
+        self.prompt = prompt
+
+    def caption(self, images: Sequence) -> list[str]:
+        import torch
+
+        from studio.dataset.images import to_rgb
+
+        rgb = [to_rgb(im) for im in images]
+        kwargs = {"images": rgb, "return_tensors": "pt"}
+        if self.prompt:
+            kwargs["text"] = [self.prompt] * len(rgb)
+        inputs = self.processor(**kwargs)
+        inputs = {k: v.to(self.device) for k, v in inputs.items() if hasattr(v, "to")}
+        with torch.no_grad():
+            ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+        texts = self.processor.batch_decode(ids, skip_special_tokens=True)
+        return [" ".join(t.split()) for t in texts]
+
+
+def load_captioner(job: CaptionJob):
+    kind = detect_kind(job.model) if job.kind == "auto" else job.kind
+    if kind == "wd14":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
+                                                                    "taggers") from None
+        return Wd14Tagger(job.model, job.threshold, job.character_threshold)
+    return TransformersCaptioner(job.model, job.max_new_tokens, job.prompt)
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    path: Path
+    caption: str | None  # None when the image could not be read
+    error: str = ""
+
+
+def caption_images(job: CaptionJob, cancelled: Callable[[], bool] = lambda: False,
+                   captioner=None) -> Iterator[CaptionResult]:
+    """Caption `job.images` in batches, one result per image; stops between batches when `cancelled()`.
+    Unreadable images give a result with an error instead of stopping the job."""
+    from studio.dataset.images import ImageProblem, open_checked
+
+    captioner = captioner or load_captioner(job)
+    paths = list(job.images)
+    for start in range(0, len(paths), max(1, job.batch_size)):
+        if cancelled():
+            return
+        chunk = paths[start:start + job.batch_size]
+        good, imgs = [], []
+        for path in chunk:
+            try:
+                imgs.append(open_checked(path))
+                good.append(path)
+            except ImageProblem as exc:
+                yield CaptionResult(path, None, exc.reason)
+        if imgs:
+            for path, text in zip(good, captioner.caption(imgs)):
+                yield CaptionResult(path, text)
+
+
+# --------------------------------------------------------------------------------------------------
+# The child process and the parent's handle on it
+
+
+def _child_main(job: CaptionJob, out: mp.Queue, cancel) -> None:  # pragma: no cover - runs in the child
+    try:
+        out.put(("loading", len(job.images)))
+        captioner = load_captioner(job)
+        out.put(("started", len(job.images)))
+        for res in caption_images(job, cancel.is_set, captioner):
+            out.put(("result", str(res.path), res.caption, res.error))
+        out.put(("cancelled",) if cancel.is_set() else ("done",))
+    except DatasetError as exc:
+        out.put(("failed", str(exc), exc.hint))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
+        out.put(("failed", f"{type(exc).__name__}: {exc}", ""))
+
+
+@dataclass(frozen=True)
+class CaptionEvent:
+    """What the child said: kind is loading / started / result / done / cancelled / failed."""
+
+    kind: str
+    total: int = 0
+    result: CaptionResult | None = None
+    message: str = ""
+    hint: str = ""
+
+
+class CaptionProcess:
+    """A running auto-caption job. Poll `events()` from the GUI thread (a timer); it never blocks."""
+
+    def __init__(self, job: CaptionJob) -> None:
+        ctx = mp.get_context("spawn")
+        self.job = job
+        self._queue = ctx.Queue()
+        self._cancel = ctx.Event()
+        self._proc = ctx.Process(target=_child_main, args=(job, self._queue, self._cancel), daemon=True,
+                                 name="lora-studio-autocaption")
+        self.finished = False
+        self.done = 0
+        self._kill_deadline: float | None = None
+
+    def start(self) -> None:
+        self._proc.start()
+
+    def cancel(self, grace_s: float = 5.0) -> None:
+        """Ask the child to stop after its current batch; kill it if it is still there after `grace_s`."""
+        self._cancel.set()
+        self._kill_deadline = time.monotonic() + grace_s
+
+    def events(self) -> list[CaptionEvent]:
+        out: list[CaptionEvent] = []
+        while True:
+            try:
+                msg = self._queue.get_nowait()
+            except queue_mod.Empty:
+                break
+            except (OSError, EOFError, ValueError):
+                break
+            out.append(self._event(msg))
+        if self._kill_deadline is not None and time.monotonic() > self._kill_deadline and self._proc.is_alive():
+            self.kill()  # a batch that will not end (a huge model on a slow CPU): the user asked to stop
+        if not self.finished and not out and not self._proc.is_alive() and self._proc.exitcode is not None:
+            self.finished = True
+            code = self._proc.exitcode
+            out.append(CaptionEvent("cancelled") if self._cancel.is_set()
+                       else CaptionEvent("failed", message=f"the captioning process stopped (exit code {code})",
+                                         hint="the model may need more memory than this computer has"))
+        return out
+
+    def _event(self, msg: tuple) -> CaptionEvent:
+        kind = msg[0]
+        if kind in ("loading", "started"):
+            return CaptionEvent(kind, total=int(msg[1]))
+        if kind == "result":
+            self.done += 1
+            return CaptionEvent("result", result=CaptionResult(Path(msg[1]), msg[2], msg[3]))
+        if kind == "failed":
+            self.finished = True
+            return CaptionEvent("failed", message=msg[1], hint=msg[2])
+        self.finished = True
+        return CaptionEvent(kind)
+
+    def wait(self, timeout_s: float = 30.0) -> None:
+        self._proc.join(timeout_s)
+
+    def kill(self) -> None:
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.is_alive()

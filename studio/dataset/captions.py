@@ -1,0 +1,165 @@
+"""Caption sidecars (`image.txt`): reading, atomic writing, and noticing edits made by other programs.
+
+Users keep a text editor or a tagging tool open on the same folder. If they change `cat.txt` there while
+it is open here, writing our copy over it would silently destroy their work. So every read records a
+stamp (mtime, size and a hash of the bytes); before a write the file on disk is compared with the stamp,
+and a file that changed is *reloaded* (the caller gets the new text) instead of being overwritten.
+
+`None` as a caption means "no sidecar file": writing `None` deletes the file, which is how undoing the
+first caption of an image restores the disk exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.fileio import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What a sidecar looked like when last read or written; `exists=False` for no file."""
+
+    exists: bool
+    mtime_ns: int = 0
+    size: int = 0
+    digest: str = ""
+
+
+MISSING = Stamp(exists=False)
+
+
+@dataclass(frozen=True)
+class Caption:
+    text: str | None  # stripped text; None when there is no sidecar
+    stamp: Stamp
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """`written` False means the file had changed on disk: `current` holds what is there now (reloaded)."""
+
+    path: Path
+    written: bool
+    current: str | None
+
+
+def sidecar_for(image: Path, extension: str = ".txt") -> Path:
+    return image.with_suffix(extension)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _decode(data: bytes) -> str:
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return data.decode("latin-1").strip()
+
+
+def read_sidecar(path: Path) -> Caption:
+    """Read one sidecar file (not the image path) with its stamp."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return Caption(None, MISSING)
+    return Caption(_decode(data), Stamp(True, st.st_mtime_ns, st.st_size, _digest(data)))
+
+
+# A file whose mtime is older than this cannot hide a same-size rewrite behind a coarse timestamp
+# (FAT keeps 2 s, some network file systems 1 s), so unchanged metadata is trusted without reading it.
+_SETTLED_NS = 3_000_000_000
+
+
+def _current_stamp(path: Path, known: Stamp) -> tuple[Stamp, str | None]:
+    """The stamp of the file now, and its text when it had to be read (None if it was not read)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return MISSING, None
+    if (known.exists and (st.st_mtime_ns, st.st_size) == (known.mtime_ns, known.size)
+            and time.time_ns() - st.st_mtime_ns > _SETTLED_NS):
+        return known, None
+    # metadata differs (or is too recent to trust): the hash decides, so a `touch` is not an edit
+    caption = read_sidecar(path)
+    return caption.stamp, caption.text
+
+
+class CaptionStore:
+    """Reads and writes sidecars, remembering the stamp of each one it has seen. Thread-safe."""
+
+    def __init__(self, extension: str = ".txt") -> None:
+        self.extension = extension
+        self._stamps: dict[Path, Stamp] = {}
+        self._lock = threading.Lock()
+
+    def sidecar(self, image: Path) -> Path:
+        return sidecar_for(image, self.extension)
+
+    def read(self, image: Path) -> str | None:
+        """The caption of `image` now on disk (None: no sidecar), remembered as the known version."""
+        caption = read_sidecar(self.sidecar(image))
+        with self._lock:
+            self._stamps[image] = caption.stamp
+        return caption.text
+
+    def remember(self, image: Path) -> None:
+        """Record the current disk state as known without returning it (after a scan read the text)."""
+        self.read(image)
+
+    def known(self, image: Path) -> Stamp | None:
+        with self._lock:
+            return self._stamps.get(image)
+
+    def changed_on_disk(self, image: Path, expected: object = ...) -> tuple[bool, str | None]:
+        """(changed since we last read or wrote it, the text now on disk when it changed).
+
+        For a file this store has never read (captions loaded by a scan), `expected` is the text the
+        caller believes is there; without it such a file counts as unchanged.
+        """
+        known = self.known(image)
+        if known is None:
+            current = read_sidecar(self.sidecar(image))
+            if expected is ...:
+                return False, current.text
+            want = expected.strip() if isinstance(expected, str) else None
+            return current.text != want, current.text
+        stamp, text = _current_stamp(self.sidecar(image), known)
+        if stamp is known:
+            return False, None
+        return stamp.exists != known.exists or stamp.digest != known.digest, text
+
+    def write(self, image: Path, text: str | None, *, expected: object = ..., force: bool = False) -> WriteResult:
+        """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it
+        (or, for a file never read here, differs from `expected`); then nothing is written and the result
+        carries the text now there, which the caller shows instead (reload, not overwrite)."""
+        path = self.sidecar(image)
+        if not force:
+            changed, current = self.changed_on_disk(image, expected)
+            if changed:
+                with self._lock:
+                    self._stamps[image] = read_sidecar(path).stamp
+                return WriteResult(path, False, current)
+        if text is None:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            stamp = MISSING
+        else:
+            data = text.encode("utf-8")
+            atomic_write_text(path, text)
+            st = path.stat()
+            stamp = Stamp(True, st.st_mtime_ns, st.st_size, _digest(data))
+        with self._lock:
+            self._stamps[image] = stamp
+        return WriteResult(path, True, text.strip() if text is not None else None)

@@ -1,0 +1,303 @@
+"""Checking every image before training: what is broken (excluded) and what is merely unusual (converted).
+
+A trainer that meets a truncated JPEG on step 900 should not be how a user learns about it. Each file is
+read once: its bytes are hashed (exact duplicates) and decoded fully (a truncated file only fails at the
+end of decoding). Invalid files get a `Problem` with `excluded=True`; files that training converts
+correctly (CMYK, 16-bit, alpha, EXIF rotation, small) get `excluded=False`, so the report can say what
+will happen to them. Pillow releases the GIL while decoding, so a thread pool runs checks in parallel.
+
+Results are cached by (path, size, mtime) in a JSON file per folder under the user's cache directory, so
+re-opening a dataset of thousands of images does not decode them all again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from studio.dataset.images import MAX_PIXELS
+from studio.dataset.scan import ImageRecord, Problem
+from studio.fileio import WriteError, atomic_write_text
+
+# Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
+EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
+CONVERTED_KINDS = frozenset({"small", "cmyk", "16-bit", "alpha", "rotated", "mode"})
+CACHE_VERSION = 1
+
+_SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What one file turned out to be. `digest` is empty when the file could not be read at all."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    digest: str = ""
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def excluded(self) -> bool:
+        return any(p.excluded for p in self.problems)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    checks: tuple[ImageCheck, ...]
+    problems: tuple[Problem, ...]  # every file's problems plus duplicates, in path order
+    cached: int = 0  # how many results came from the cache
+
+    @property
+    def excluded_paths(self) -> frozenset[Path]:
+        return frozenset(p.path for p in self.problems if p.excluded)
+
+    def problems_for(self, path: Path) -> list[Problem]:
+        return [p for p in self.problems if p.path == path]
+
+
+def _problem(path: Path, kind: str, message: str) -> Problem:
+    return Problem(path=path, kind=kind, message=message, excluded=kind in EXCLUDED_KINDS)
+
+
+def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | None = None) -> ImageCheck:
+    """Read and fully decode one file; never raises for a bad file (that is what it reports)."""
+    path = Path(path)
+    try:
+        st = stat or path.stat()
+        data = path.read_bytes()
+    except OSError as exc:
+        return ImageCheck(path, -1, 0, problems=(_problem(path, "missing", f"cannot read the file ({exc.strerror})"),))
+    base = dict(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    if not data:
+        return ImageCheck(**base, problems=(_problem(path, "empty", "empty file (0 bytes)"),))
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height, mode = img.width, img.height, img.mode
+            if width * height > MAX_PIXELS:
+                return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=(
+                    _problem(path, "too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
+                                                "against decompression bombs"),))
+            orientation = _orientation(img)
+            has_alpha = _has_alpha(img)
+            img.load()
+    except UnidentifiedImageError:
+        return ImageCheck(**base, digest=digest, problems=(
+            _problem(path, "not-image", "not an image, or a format that cannot be read (despite the "
+                                        f"{path.suffix} extension)"),))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return ImageCheck(**base, digest=digest, problems=(
+            _problem(path, "too-large", "too large to decode safely (decompression-bomb guard)"),))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return ImageCheck(**base, digest=digest, problems=(
+            _problem(path, "unreadable", f"unreadable or truncated ({exc})"),))
+    problems: list[Problem] = []
+    if mode == "CMYK":
+        problems.append(_problem(path, "cmyk", "CMYK colour: converted to RGB for training"))
+    elif mode in _SIXTEEN_BIT or _png_bit_depth(data) == 16:
+        problems.append(_problem(path, "16-bit", f"16-bit image ({mode}): scaled to 8-bit RGB for training"))
+    elif mode not in ("RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr"):
+        problems.append(_problem(path, "mode", f"colour mode {mode}: converted to RGB for training"))
+    if has_alpha:
+        problems.append(_problem(path, "alpha", "has transparency: composited on white for training"))
+    if orientation not in (0, 1):
+        problems.append(_problem(path, "rotated", f"EXIF orientation {orientation}: rotated upright for training"))
+    if min_size and min(width, height) < min_size:
+        problems.append(_problem(path, "small", f"{width}×{height} is smaller than the training resolution "
+                                                f"({min_size}): it will be upscaled and look soft"))
+    return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=tuple(problems))
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a damaged EXIF block is not worth refusing the image for
+        return 1
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def _png_bit_depth(data: bytes) -> int:
+    """Pillow opens 16-bit RGB PNGs as 8-bit RGB; the IHDR chunk still says what the file holds."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR":
+        return data[24]
+    return 0
+
+
+def mark_duplicates(checks: Sequence[ImageCheck]) -> list[Problem]:
+    """Every file whose bytes equal an earlier one's (in the given order) is a duplicate: the first stays."""
+    first: dict[str, Path] = {}
+    out: list[Problem] = []
+    for c in checks:
+        if not c.digest or c.excluded:
+            continue
+        if c.digest in first:
+            out.append(_problem(c.path, "duplicate", f"an exact copy of {first[c.digest].name}"))
+        else:
+            first[c.digest] = c.path
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Cache of check results, one JSON file per folder
+
+
+def _default_cache_dir() -> Path:
+    from studio.dataset.thumbnails import default_cache_root
+
+    return default_cache_root() / "checks"
+
+
+def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
+    key = hashlib.sha1(f"{folder.resolve()}|{min_size}".encode()).hexdigest()[:24]
+    return cache_dir / f"{key}.json"
+
+
+def _load_cache(file: Path) -> dict[str, dict]:
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+        return raw["entries"] if raw.get("version") == CACHE_VERSION else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # a missing or damaged cache is only slower
+
+
+def _from_cache(path: Path, entry: dict, size: int, mtime_ns: int) -> ImageCheck | None:
+    try:
+        if entry["size"] != size or entry["mtime_ns"] != mtime_ns:
+            return None
+        problems = tuple(Problem(path, p["kind"], p["message"], bool(p["excluded"])) for p in entry["problems"])
+        return ImageCheck(path, size, mtime_ns, entry["width"], entry["height"], entry["mode"], entry["digest"],
+                          problems)
+    except (KeyError, TypeError):
+        return None
+
+
+def _to_cache(check: ImageCheck) -> dict:
+    return {"size": check.size, "mtime_ns": check.mtime_ns, "width": check.width, "height": check.height,
+            "mode": check.mode, "digest": check.digest,
+            "problems": [{k: v for k, v in asdict(p).items() if k != "path"} for p in check.problems]}
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckProgress:
+    """Thread-safe counter the UI polls; `cancel()` stops the run between files."""
+
+    total: int = 0
+    done: int = 0
+    cancelled: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def step(self) -> None:
+        with self._lock:
+            self.done += 1
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: int | None = None,
+                 cache_dir: Path | None = None, use_cache: bool = True,
+                 progress: CheckProgress | None = None,
+                 on_result: Callable[[ImageCheck], None] | None = None) -> CheckReport:
+    """Check every record (in parallel), using and refreshing the per-folder cache; duplicates found last.
+
+    `on_result` is called from worker threads as each file finishes (the UI badges images as they come).
+    A cancelled run returns what was checked so far.
+    """
+    records = list(records)
+    progress = progress or CheckProgress()
+    progress.total = len(records)
+    cache_dir = cache_dir or _default_cache_dir()
+    by_folder: dict[Path, list[ImageRecord]] = {}
+    for rec in records:
+        by_folder.setdefault(rec.path.parent, []).append(rec)
+    caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) if use_cache else {}
+              for folder in by_folder}
+
+    results: dict[Path, ImageCheck] = {}
+    todo: list[ImageRecord] = []
+    cached = 0
+    for rec in records:
+        hit = None
+        entry = caches[rec.path.parent].get(rec.path.name)
+        if entry is not None and rec.size >= 0:
+            hit = _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
+        if hit is not None:
+            results[rec.path] = hit
+            cached += 1
+            progress.step()
+            if on_result:
+                on_result(hit)
+        else:
+            todo.append(rec)
+
+    def work(rec: ImageRecord) -> ImageCheck | None:
+        if progress.cancelled:
+            return None
+        result = check_image(rec.path, min_size=min_size)
+        progress.step()
+        if on_result:
+            on_result(result)
+        return result
+
+    if todo:
+        n = workers or min(4, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="check") as pool:
+            for result in pool.map(work, todo):
+                if result is not None:
+                    results[result.path] = result
+
+    ordered = [results[r.path] for r in records if r.path in results]
+    if use_cache and todo:
+        for folder, recs in by_folder.items():
+            entries = {r.path.name: _to_cache(results[r.path]) for r in recs if r.path in results
+                       and results[r.path].size >= 0}
+            old = caches[folder]
+            if entries and entries != {k: old.get(k) for k in entries}:
+                try:
+                    atomic_write_text(_cache_file(cache_dir, folder, min_size),
+                                      json.dumps({"version": CACHE_VERSION, "folder": str(folder),
+                                                  "entries": {**old, **entries}}))
+                except WriteError:
+                    pass  # the cache is an optimisation; an unwritable cache dir only costs time
+    problems = [p for c in ordered for p in c.problems]
+    dups = mark_duplicates(ordered)
+    problems.extend(dups)
+    order = {r.path: i for i, r in enumerate(records)}
+    problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))
+    return CheckReport(checks=tuple(ordered), problems=tuple(problems), cached=cached)
+
+
+def usable_records(records: Sequence[ImageRecord], report: CheckReport) -> list[ImageRecord]:
+    """The records training should use: those with no excluding problem (duplicates included)."""
+    bad = report.excluded_paths
+    return [r for r in records if r.path not in bad]
+
+
+def describe_report(report: CheckReport) -> str:
+    """One line per problem, excluded ones first, for the CLI and logs."""
+    lines = []
+    for p in sorted(report.problems, key=lambda p: (not p.excluded, str(p.path))):
+        lines.append(f"{'excluded' if p.excluded else 'converted'}: {p.path.name}: {p.kind}: {p.message}")
+    return "\n".join(lines)

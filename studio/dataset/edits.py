@@ -1,0 +1,142 @@
+"""Undoable caption edits: each edit records the old and new caption of every file it touched.
+
+An edit is data (`CaptionEdit`), and applying it in either direction writes the sidecars through a
+`CaptionStore`, so undo really restores the files on disk, not just the text on screen. Every write
+states what it expects to find; a sidecar changed by another program in between is left alone and
+reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`; `EditHistory` is the same
+undo/redo logic without Qt, for scripts and tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.dataset.captions import CaptionStore, WriteResult
+from studio.dataset.tags import TagOp
+
+PARALLEL_WRITES = 32  # above this many files, writes (each with its fsync) go through a small thread pool
+
+
+@dataclass(frozen=True)
+class Change:
+    image: Path
+    old: str | None  # None: the image had no sidecar
+    new: str | None
+
+
+@dataclass(frozen=True)
+class CaptionEdit:
+    description: str
+    changes: tuple[Change, ...]
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def only(self, images: Iterable[Path]) -> CaptionEdit:
+        keep = set(images)
+        return CaptionEdit(self.description, tuple(c for c in self.changes if c.image in keep))
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """`written`: files now holding the edit's text. `reloaded`: files that had changed on disk, with the
+    text found there — the caller shows that text; the edit did not touch them."""
+
+    written: tuple[Path, ...] = ()
+    reloaded: dict[Path, str | None] = field(default_factory=dict)
+    captions: dict[Path, str | None] = field(default_factory=dict)  # every touched image's caption now
+
+
+def _normalise(text: str | None) -> str | None:
+    return None if text is None else text.strip()
+
+
+def plan_edit(description: str, changes: Mapping[Path, tuple[str | None, str | None]]) -> CaptionEdit:
+    """An edit from {image: (old, new)}, leaving out images whose caption does not change. Giving an image
+    without a sidecar an empty caption is not a change (no empty files appear)."""
+    out = []
+    for image, (old, new) in changes.items():
+        old, new = _normalise(old), _normalise(new)
+        if old == new or (old is None and new == ""):
+            continue
+        out.append(Change(Path(image), old, new))
+    return CaptionEdit(description, tuple(out))
+
+
+def plan_batch(captions: Mapping[Path, str | None], op: TagOp,
+               frequencies: Counter[str] | None = None) -> CaptionEdit:
+    """`op` applied to every caption in `captions` ({image: current caption or None})."""
+    changes = {image: (old, op.apply(old, frequencies)) for image, old in captions.items()}
+    edit = plan_edit(op.describe(), changes)
+    n = len(edit)
+    return CaptionEdit(f"{edit.description} ({n} image{'s' if n != 1 else ''})", edit.changes)
+
+
+def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) -> ApplyResult:
+    """Write the edit's new captions (or, with `undo`, its old ones) where the disk still holds the other side."""
+
+    def one(change: Change) -> tuple[Change, WriteResult]:
+        target, expected = (change.old, change.new) if undo else (change.new, change.old)
+        return change, store.write(change.image, target, expected=expected)
+
+    if len(edit.changes) > PARALLEL_WRITES:
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="captions") as pool:
+            results = list(pool.map(one, edit.changes))
+    else:
+        results = [one(c) for c in edit.changes]
+    written, reloaded, captions = [], {}, {}
+    for change, res in results:
+        captions[change.image] = res.current
+        if res.written:
+            written.append(change.image)
+        else:
+            reloaded[change.image] = res.current
+    return ApplyResult(tuple(written), reloaded, captions)
+
+
+class EditHistory:
+    """A linear undo/redo history of caption edits (what QUndoStack does in the GUI)."""
+
+    def __init__(self, store: CaptionStore) -> None:
+        self.store = store
+        self._done: list[CaptionEdit] = []
+        self._undone: list[CaptionEdit] = []
+
+    def do(self, edit: CaptionEdit) -> ApplyResult:
+        """Apply a new edit; only the files actually written are remembered for undo."""
+        result = apply_edit(self.store, edit)
+        applied = edit.only(result.written)
+        if applied.changes:
+            self._done.append(applied)
+            self._undone.clear()
+        return result
+
+    def undo(self) -> ApplyResult | None:
+        if not self._done:
+            return None
+        edit = self._done.pop()
+        self._undone.append(edit)
+        return apply_edit(self.store, edit, undo=True)
+
+    def redo(self) -> ApplyResult | None:
+        if not self._undone:
+            return None
+        edit = self._undone.pop()
+        self._done.append(edit)
+        return apply_edit(self.store, edit)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._done)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._undone)
+
+    @property
+    def undo_text(self) -> str:
+        return self._done[-1].description if self._done else ""

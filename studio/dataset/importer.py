@@ -1,0 +1,82 @@
+"""Sorting dropped paths into folders and files, and importing copies of images into a project.
+
+Folders are referenced in place (the user's originals stay where they are). Importing a copy is for
+images that should live with the project: each image is copied with its caption sidecar, and a name
+that is already taken gets a numbered suffix rather than overwriting another image.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.dataset.images import is_image_path
+from studio.fileio import atomic_path
+
+
+@dataclass(frozen=True)
+class Dropped:
+    folders: tuple[Path, ...]
+    images: tuple[Path, ...]
+    ignored: tuple[Path, ...]  # neither a folder nor an image
+
+
+def sort_dropped(paths: Iterable[str | Path]) -> Dropped:
+    folders, images, ignored = [], [], []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            folders.append(p.resolve())
+        elif p.is_file() and is_image_path(p):
+            images.append(p.resolve())
+        else:
+            ignored.append(p)
+    return Dropped(tuple(dict.fromkeys(folders)), tuple(dict.fromkeys(images)), tuple(ignored))
+
+
+def _free_name(dest: Path, name: str, taken: set[str]) -> str:
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, n = name, 1
+    while candidate.lower() in taken or (dest / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}{suffix}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = ".txt") -> list[Path]:
+    """Copy images (and their sidecars) into `dest`; returns the new image paths. Each copy is atomic."""
+    dest.mkdir(parents=True, exist_ok=True)
+    taken: set[str] = set()
+    out = []
+    for src in images:
+        src = Path(src)
+        name = _free_name(dest, src.name, taken)
+        target = dest / name
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+        shutil.copystat(src, target, follow_symlinks=True)
+        sidecar = src.with_suffix(caption_extension)
+        if sidecar.is_file():
+            with atomic_path(target.with_suffix(caption_extension)) as tmp:
+                shutil.copyfile(sidecar, tmp)
+        out.append(target)
+    return out
+
+
+def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".txt") -> Path:
+    """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
+    from studio.dataset.scan import dataset_folders
+
+    target = dest_parent / folder.name
+    n = 1
+    while target.exists():
+        n += 1
+        target = dest_parent / f"{folder.name}-{n}"
+    for sub, _ in dataset_folders(folder):
+        images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))
+        import_copies(images, target if sub == folder else target / sub.name, caption_extension)
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -1,0 +1,154 @@
+"""Per-image choices that are not captions: exclude flags, crop boxes, focus points, per-folder repeats.
+
+They live in the project folder (`<project>/dataset.json`), not beside the images, because the images are
+referenced in place and may be shared between projects: excluding a photo from one LoRA must not hide it
+from another. Paths inside the project folder are stored relative to it, so a project can be moved.
+The file is written atomically and read strictly; a damaged file is an error the UI reports, never a
+silent reset of the user's choices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from studio.errors import DatasetError
+from studio.fileio import atomic_write_text
+
+STATE_FILE = "dataset.json"
+STATE_VERSION = 1
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    """Absolute, resolved paths → the user's choices. Immutable: every change returns a new state."""
+
+    excluded: frozenset[Path] = frozenset()
+    crops: dict[Path, Box] = field(default_factory=dict)
+    focus: dict[Path, Point] = field(default_factory=dict)
+    repeats: dict[Path, int] = field(default_factory=dict)  # folder → repeats, overriding its `N_` prefix
+
+    def is_excluded(self, path: Path) -> bool:
+        return path in self.excluded
+
+    def with_excluded(self, paths: list[Path] | tuple[Path, ...], excluded: bool) -> DatasetState:
+        keys = {Path(p) for p in paths}
+        return replace(self, excluded=(self.excluded | keys) if excluded else (self.excluded - keys))
+
+    def with_focus(self, path: Path, point: Point | None) -> DatasetState:
+        focus = dict(self.focus)
+        if point is None:
+            focus.pop(path, None)
+        else:
+            focus[path] = (_unit(point[0]), _unit(point[1]))
+        return replace(self, focus=focus)
+
+    def with_crop(self, path: Path, box: Box | None) -> DatasetState:
+        crops = dict(self.crops)
+        if box is None:
+            crops.pop(path, None)
+        else:
+            left, top, right, bottom = (_unit(v) for v in box)
+            if right - left <= 0 or bottom - top <= 0:
+                raise ValueError("a crop box needs a positive width and height")
+            crops[path] = (left, top, right, bottom)
+        return replace(self, crops=crops)
+
+    def with_repeats(self, folder: Path, repeats: int | None) -> DatasetState:
+        values = dict(self.repeats)
+        if repeats is None:
+            values.pop(folder, None)
+        else:
+            if repeats < 1:
+                raise ValueError("repeats must be at least 1")
+            values[folder] = int(repeats)
+        return replace(self, repeats=values)
+
+
+def _unit(value: float) -> float:
+    return min(max(float(value), 0.0), 1.0)
+
+
+def _key(path: Path, project_dir: Path) -> str:
+    """Relative to the project when inside it (portable), absolute otherwise; always with forward slashes."""
+    try:
+        return path.relative_to(project_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _path(key: str, project_dir: Path) -> Path:
+    p = Path(key)
+    return p if p.is_absolute() else Path(os.path.normpath(project_dir / p))
+
+
+def state_path(project_dir: str | Path) -> Path:
+    return Path(project_dir) / STATE_FILE
+
+
+def load_state(project_dir: str | Path) -> DatasetState:
+    """The project's dataset state; an empty one when the file does not exist yet."""
+    project_dir = Path(project_dir).resolve()
+    path = state_path(project_dir)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return DatasetState()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path} cannot be read ({exc})",
+                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+    try:
+        if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
+            raise ValueError(f"expected an object with \"version\": {STATE_VERSION}")
+        excluded = frozenset(_path(k, project_dir) for k in _strings(raw.get("excluded", [])))
+        crops = {_path(k, project_dir): _numbers(v, 4) for k, v in _mapping(raw.get("crops", {})).items()}
+        focus = {_path(k, project_dir): _numbers(v, 2) for k, v in _mapping(raw.get("focus", {})).items()}
+        repeats = {_path(k, project_dir): _count(v) for k, v in _mapping(raw.get("repeats", {})).items()}
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a valid dataset file: {exc}",
+                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+    return DatasetState(excluded=excluded, crops=crops, focus=focus, repeats=repeats)  # type: ignore[arg-type]
+
+
+def save_state(state: DatasetState, project_dir: str | Path) -> Path:
+    project_dir = Path(project_dir).resolve()
+    data = {
+        "version": STATE_VERSION,
+        "excluded": sorted(_key(p, project_dir) for p in state.excluded),
+        "crops": {_key(p, project_dir): list(v) for p, v in sorted(state.crops.items())},
+        "focus": {_key(p, project_dir): list(v) for p, v in sorted(state.focus.items())},
+        "repeats": {_key(p, project_dir): v for p, v in sorted(state.repeats.items())},
+    }
+    path = state_path(project_dir)
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("\"excluded\" must be a list of paths")
+    return value
+
+
+def _mapping(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise TypeError("\"crops\", \"focus\" and \"repeats\" must be objects keyed by path")
+    return value
+
+
+def _numbers(value: object, n: int) -> tuple[float, ...]:
+    if (not isinstance(value, list) or len(value) != n
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"expected a list of {n} numbers, got {value!r}")
+    return tuple(_unit(v) for v in value)
+
+
+def _count(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"repeats must be a whole number of at least 1, got {value!r}")
+    return value

@@ -1,0 +1,65 @@
+"""What training should use from a dataset: the scan, less what the user excluded and exact duplicates.
+
+The panel writes exclude flags, crop boxes and focus points to `<project>/dataset.json`; the engine calls
+`training_scan` instead of a bare `scan_folders` so those choices take effect, and duplicated files are
+not trained twice as often as the user meant. Decoding problems (truncated, not an image, …) are still
+caught where each image is loaded (`load_training_image` raises `ImageProblem`), so no full pre-check is
+needed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from studio.dataset.scan import DatasetScan, ImageRecord, Problem, scan_folders
+from studio.dataset.state import DatasetState, load_state
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], list[Problem]]:
+    """Keep the first of each set of byte-identical files. Only files of equal size are hashed."""
+    by_size: dict[int, list[ImageRecord]] = {}
+    for rec in records:
+        by_size.setdefault(rec.size if rec.size >= 0 else -id(rec), []).append(rec)
+    dropped: dict[Path, Problem] = {}
+    for size, group in by_size.items():
+        if len(group) < 2 or size <= 0:
+            continue
+        first: dict[str, Path] = {}
+        for rec in group:
+            try:
+                digest = file_digest(rec.path)
+            except OSError:
+                continue  # unreadable: loading it will report it
+            if digest in first:
+                dropped[rec.path] = Problem(rec.path, "duplicate", f"an exact copy of {first[digest].name}")
+            else:
+                first[digest] = rec.path
+    return [r for r in records if r.path not in dropped], list(dropped.values())
+
+
+def training_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
+                  default_repeats: int = 1, project_dir: str | Path | None = None,
+                  state: DatasetState | None = None, duplicates: bool = True) -> DatasetScan:
+    """`scan_folders` with the project's `dataset.json` applied and (optionally) duplicates removed.
+
+    A damaged `dataset.json` raises DatasetError: training without the user's exclusions would be wrong.
+    """
+    if state is None and project_dir is not None:
+        state = load_state(project_dir)
+    scan = scan_folders(folders, caption_extension=caption_extension, default_caption=default_caption,
+                        default_repeats=default_repeats, state=state or DatasetState())
+    images, problems = list(scan.images), list(scan.problems)
+    if duplicates:
+        images, dups = drop_duplicates(images)
+        problems.extend(dups)
+    return DatasetScan(images=tuple(images), problems=tuple(problems))
