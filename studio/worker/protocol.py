@@ -225,6 +225,8 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}); truncated or garbage line", raw) from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; nesting thousands deep
+        raise ProtocolError(f"not a message of this protocol ({type(exc).__name__}: {str(exc)[:80]})", raw) from None
     if not isinstance(data, dict):
         raise ProtocolError(f"expected a JSON object, got {type(data).__name__}", raw)
     version = data.pop("v", None)
