@@ -30,15 +30,24 @@ class _Relay(QObject):
     def _deliver_done(self, result: Any) -> None:
         _pending.discard(self)
         if self._on_done is not None:
-            self._on_done(result)
+            _call_unless_gone(self._on_done, result)
 
     @Slot(object)
     def _deliver_error(self, exc: BaseException) -> None:
         _pending.discard(self)
         if self._on_error is not None:
-            self._on_error(exc)
+            _call_unless_gone(self._on_error, exc)
         else:
             traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+def _call_unless_gone(callback: Callable[[Any], None], value: Any) -> None:
+    """Deliver a result; if the widget that asked for it was closed meanwhile, drop it quietly."""
+    try:
+        callback(value)
+    except RuntimeError as exc:
+        if "already deleted" not in str(exc):
+            raise
 
 
 class _Task(QRunnable):

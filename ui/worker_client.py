@@ -59,7 +59,7 @@ class WorkerClient(QObject):
         if self.running:
             return
         token = object()  # tells this worker's messages from those of one it replaced
-        proc = WorkerProcess(on_message=lambda message: self._incoming.emit((token, message)),
+        proc = WorkerProcess(on_message=lambda message: self._from_reader(token, message),
                              command=self._command, env=self._env)
         self._proc, self._token = proc, token
         self.info = None
@@ -107,6 +107,13 @@ class WorkerClient(QObject):
         return self._proc is None or self._proc.wait_exited(timeout_s)
 
     # ---------------------------------------------------------------------------------------------
+    def _from_reader(self, token: object, message: Any) -> None:
+        """Reader thread → GUI thread (a queued signal). After the window is gone, messages are dropped."""
+        try:
+            self._incoming.emit((token, message))
+        except RuntimeError:  # this QObject was deleted (window closed) while its worker was still talking
+            pass
+
     @Slot(object)
     def _on_incoming(self, item: tuple[object, Any]) -> None:
         token, message = item

@@ -67,6 +67,10 @@ def history_until(run_dir: Path, step: int) -> tuple[list[dict], list[tuple[int,
     return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _output_dir(command: p.Start) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
     from studio.config import resolve_path
@@ -310,7 +314,7 @@ class TrainPanel(QWidget):
         previous, self.worker_state = self.worker_state, state
         if state == "unresponsive":
             self._resume_target = None
-            self.banner.show_message("warning", detail.capitalize(), "It may be busy with a very long step, or "
+            self.banner.show_message("warning", _sentence(detail), "It may be busy with a very long step, or "
                                      "hung. Restarting it ends the run; you can resume from the last checkpoint.",
                                      "Restart worker")
         elif previous == "unresponsive" and state in ("ready", "starting") and self.banner.kind == "warning":
@@ -417,7 +421,7 @@ class TrainPanel(QWidget):
             self.log.add("error", "last output of the worker:\n" + e.stderr_tail.strip()[-2000:])
         self.log.add("error", f"{what} (run state: {was}, step {self.last_step})")
         self.controls.set_details(f"Interrupted at step {self.last_step}.")
-        self.banner.show_message("error", f"{what.capitalize()} during the run, at step {self.last_step}.",
+        self.banner.show_message("error", f"{_sentence(what)} during the run, at step {self.last_step}.",
                                  "Looking for the last checkpoint…")
         run_dir, output_dir = self.run_dir, self.output_dir
         run_in_background(after_worker_death, run_dir, output_dir,
@@ -430,11 +434,11 @@ class TrainPanel(QWidget):
         self.history.refresh()
         if found is None or run_dir is None:
             self._resume_target = None
-            self.banner.show_message("error", f"{what.capitalize()} at step {self.last_step}.",
+            self.banner.show_message("error", f"{_sentence(what)} at step {self.last_step}.",
                                      "No checkpoint had been saved yet; start the run again (a new worker is starting).")
             return
         self.checkpoint_step = found[0]
-        self._offer_resume(run_dir, found[0], "error", f"{what.capitalize()} at step {self.last_step}.",
+        self._offer_resume(run_dir, found[0], "error", f"{_sentence(what)} at step {self.last_step}.",
                            f"The last checkpoint is at step {found[0]}; resume continues from there with the same "
                            "optimizer, schedule and random state.")
 

@@ -1,0 +1,130 @@
+"""Faults seen from the window: a killed worker mid-run (acceptance 2), a hung worker, a failing run."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from safetensors import safe_open  # noqa: E402
+
+from studio.events import Progress, Started  # noqa: E402
+from tests.train_gui_helpers import alive, close_window, open_window, partial_files, write_project  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+
+def _progress(received: list, run_dir: Path | None = None) -> dict[int, float]:
+    """step → loss of the progress events after the last Started event (of `run_dir`, if given)."""
+    out: dict[int, float] = {}
+    for m in received:
+        if isinstance(m, Started) and (run_dir is None or Path(m.run_dir) == run_dir):
+            out = {}
+        elif isinstance(m, Progress):
+            out[m.step] = m.loss
+    return out
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_is_reported_and_resume_matches_an_uninterrupted_run(qtbot, tmp_path, tiny_sd1):
+    project = write_project(tmp_path, tiny_sd1, schedule={"max_steps": 60}, output={"save_every_n_steps": 2})
+    window = open_window(qtbot, tmp_path, project)
+    panel = window.train_panel
+    received: list = []
+    window.worker.message_received.connect(received.append)
+    try:
+        panel.controls.start_button.click()
+        # kill once a checkpoint past the first is on disk, while steps and saves keep coming
+        qtbot.waitUntil(lambda: panel.checkpoint_step >= 4, timeout=120_000)
+        killed_pid = window.worker.pid
+        os.kill(killed_pid, signal.SIGKILL)
+
+        qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=10_000)
+        qtbot.waitUntil(lambda: "Resume from step" in panel.banner.action.text(), timeout=10_000)
+        assert "killed by SIGKILL" in panel.banner.text()
+        assert not alive(killed_pid)
+        run_dir = panel.run_dir
+        resume_step = panel.checkpoint_step
+        assert resume_step >= 4 and resume_step % 2 == 0
+        assert panel.banner.action.text() == f"Resume from step {resume_step}"
+        # nothing half-written among the outputs: no temporaries, every LoRA and checkpoint file complete
+        assert partial_files(run_dir, tmp_path / "out") == []
+        for path in [*run_dir.rglob("*.safetensors"), *(tmp_path / "out").glob("*.safetensors")]:
+            with safe_open(str(path), "pt") as fh:
+                assert list(fh.keys())
+        # the window restarted a worker by itself
+        qtbot.waitUntil(lambda: window.worker.state == "ready" and window.worker.pid != killed_pid, timeout=60_000)
+
+        received.clear()
+        panel.banner.action.click()  # "Resume from step N"
+        qtbot.waitUntil(lambda: any(isinstance(m, Progress) for m in received), timeout=120_000)
+        started = next(m for m in received if isinstance(m, Started))
+        assert Path(started.run_dir) == run_dir and started.start_step == resume_step
+        first = next(m for m in received if isinstance(m, Progress))
+        assert first.step == resume_step + 1
+        resumed_loss = first.loss
+        panel.controls.stop_button.click()
+        qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
+
+        # the same settings, uninterrupted, in a new run: its step N+1 has the same loss
+        received.clear()
+        panel.controls.start_button.click()
+        qtbot.waitUntil(lambda: resume_step + 1 in _progress(received), timeout=120_000)
+        fresh = next(m for m in received if isinstance(m, Started))
+        assert Path(fresh.run_dir) != run_dir and fresh.start_step == 0
+        assert _progress(received)[resume_step + 1] == resumed_loss
+        panel.controls.stop_button.click()
+        qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
+    finally:
+        close_window(window)
+
+
+@pytest.mark.slow
+def test_a_hung_worker_is_reported_within_seconds_and_can_be_replaced(qtbot, tmp_path):
+    from ui.worker_client import WorkerClient
+
+    worker = WorkerClient(heartbeat_timeout_s=2.0)
+    window = open_window(qtbot, tmp_path, None, worker=worker)
+    panel = window.train_panel
+    try:
+        qtbot.waitUntil(lambda: worker.state in ("starting", "ready") and worker.pid is not None, timeout=10_000)
+        qtbot.wait(500)
+        pid = worker.pid
+        os.kill(pid, signal.SIGSTOP)  # alive but silent
+        qtbot.waitUntil(lambda: worker.state == "unresponsive", timeout=6_000)
+        assert "has not answered" in panel.banner.text() and panel.banner.action.text() == "Restart worker"
+        os.kill(pid, signal.SIGCONT)
+        qtbot.waitUntil(lambda: worker.state in ("starting", "ready"), timeout=6_000)
+        assert not panel.banner.isVisible()
+
+        os.kill(pid, signal.SIGSTOP)
+        qtbot.waitUntil(lambda: worker.state == "unresponsive", timeout=6_000)
+        panel.banner.action.click()  # Restart worker
+        qtbot.waitUntil(lambda: worker.pid not in (None, pid) and worker.state in ("starting", "ready"),
+                        timeout=10_000)
+        qtbot.waitUntil(lambda: not alive(pid), timeout=10_000)
+    finally:
+        close_window(window)
+
+
+@pytest.mark.slow
+def test_a_failing_run_says_why_and_the_app_stays_up(qtbot, tmp_path, tiny_sd1):
+    project = write_project(tmp_path, tiny_sd1)
+    window = open_window(qtbot, tmp_path, project)
+    panel = window.train_panel
+    try:
+        from studio.config import load_project
+
+        cfg = load_project(project).with_section("model", family="sdxl")  # wrong family for an SD 1.5 model
+        panel.form.set_config(cfg)
+        panel.controls.start_button.click()
+        qtbot.waitUntil(lambda: panel.run_state == "idle" and panel.banner.kind == "error", timeout=120_000)
+        assert "The run failed" in panel.banner.text()
+        assert window.worker.state == "ready"  # the same worker carries on
+    finally:
+        close_window(window)
