@@ -81,12 +81,14 @@ def open_main_window(project: Path | None, *, start_worker: bool = True):
     Window state lives in the user's config folder (`ui.settings.qsettings`), beside `settings.toml`.
     Returns (MainWindow, DesktopShell); the caller shows the window, then calls `shell.start(...)`.
     """
-    from ui.desktop import DesktopShell
+    from ui.desktop import DesktopShell, prepare_application
     from ui.main_window import MainWindow
-    from ui.settings import qsettings
+    from ui.settings import load_settings, qsettings
 
+    settings = load_settings()
+    prepare_application(settings)  # the theme before any widget exists: charts read the palette once
     window = MainWindow(project_file=project, settings=qsettings(), start_worker=start_worker)
-    return window, DesktopShell(window)
+    return window, DesktopShell(window, settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,6 +46,19 @@ def _menu(window: QMainWindow, title: str) -> QMenu | None:
     return None
 
 
+def prepare_application(settings: AppSettings) -> str:
+    """Theme, icon and desktop-file name on the QApplication; returns the theme in use.
+
+    Call it before building the main window as well: widgets that paint themselves (charts) read the
+    palette when they are created.
+    """
+    app = QApplication.instance()
+    theme = apply_theme(app, settings.theme)
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("lora-studio")  # matches packaging/lora-studio.desktop (Wayland app id, taskbar icon)
+    return theme
+
+
 class DesktopShell(QObject):
     welcome_shown = Signal(object)  # WelcomeDialog
     settings_changed = Signal(object)  # AppSettings, after they were saved
@@ -58,9 +71,7 @@ class DesktopShell(QObject):
         self.undo_group = QUndoGroup(self)  # panels add their QUndoStacks; Edit ▸ Undo follows the active one
         self.notifier = Notifier(window)
         self._recorded: Path | None = None
-        app = QApplication.instance()
-        self.theme = apply_theme(app, self.settings.theme)
-        app.setWindowIcon(app_icon())
+        self.theme = prepare_application(self.settings)
         window.setWindowIcon(app_icon())
         self.actions, self.adopted = adopt_existing(window, create_actions(window, self.undo_group))
         self._extend_menus()
