@@ -116,6 +116,12 @@ class CaptionStore:
         """Record the current disk state as known without returning it (after a scan read the text)."""
         self.read(image)
 
+    def forget(self, image: Path) -> None:
+        """Drop the remembered stamp (the caller re-read the text another way, e.g. a folder rescan); the
+        next write then checks the disk against the text the caller expects."""
+        with self._lock:
+            self._stamps.pop(image, None)
+
     def known(self, image: Path) -> Stamp | None:
         with self._lock:
             return self._stamps.get(image)

@@ -1,0 +1,219 @@
+"""The Dataset panel under pytest-qt (offscreen): drops, caption editing, batch edits with undo on disk,
+outside edits reloaded, exclude/focus/repeats in dataset.json, the check report, filters, auto-caption."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+from studio.dataset.autocaption import CaptionResult
+from studio.dataset.tags import TagOp
+from studio.dataset.thumbnails import ThumbnailCache
+from ui.panels.dataset_panel import DatasetPanel
+
+
+def _folder(path: Path, n: int, captioned=lambda i: True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray((rng.random((24, 32, 3)) * 255).astype("uint8")).save(path / f"img{i:03d}.png")
+        if captioned(i):
+            (path / f"img{i:03d}.txt").write_text(f"cat, pose {i}", encoding="utf-8")
+    return path
+
+
+def _read(image: Path) -> str | None:
+    side = image.with_suffix(".txt")
+    return side.read_text(encoding="utf-8") if side.exists() else None
+
+
+@pytest.fixture()
+def panel(qtbot, tmp_path: Path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    p = DatasetPanel(cache=ThumbnailCache(tmp_path / "cache"), settings=settings, check_on_load=False, workers=2)
+    qtbot.addWidget(p)
+    p.resize(1200, 800)
+    p.show()
+    project = tmp_path / "project"
+    project.mkdir()
+    p.set_project([], project, resolution=64)
+    yield p
+    p.shutdown()
+
+
+def drop(panel: DatasetPanel, paths: list[Path]) -> None:
+    """A real drag-enter and drop with file URLs, sent to the panel like the window system would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = panel.grid.mapTo(panel, panel.grid.rect().center())
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(panel, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(panel, event)
+    assert event.isAccepted()
+
+
+def test_drop_edit_batch_and_undo_on_disk(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "10_cats", 100, captioned=lambda i: i % 7 != 0)
+    before = {p: _read(p) for p in sorted(folder.glob("*.png"))}
+    with qtbot.waitSignal(panel.folders_changed) as sig:
+        drop(panel, [folder])
+    assert sig.args == [[str(folder.resolve())]]
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 100, timeout=10000)
+    assert panel.model.items[0].record.repeats == 10
+    qtbot.waitUntil(lambda: panel.thumbnails_ready() == 100, timeout=20000)
+    assert all(it.thumb[:2] == b"\xff\xd8" for it in panel.model.items)
+
+    # typing a caption writes the sidecar (after the short pause, or at once when focus moves on)
+    first = panel.model.items[0].path
+    panel.select_path(first)
+    assert panel.editor.path == first
+    panel.editor.text.setPlainText("a tabby cat, sitting")
+    qtbot.waitUntil(lambda: _read(first) == "a tabby cat, sitting", timeout=5000)
+    assert panel.model.item(first).caption == "a tabby cat, sitting"
+
+    # trigger word first over all 100 images: 100 files change; one undo restores all 100
+    panel.grid.selectAll()
+    assert len(panel.selected_paths()) == 100
+    assert panel.run_batch(TagOp("trigger_first", "sks"), "selection") == 100
+    for p in before:
+        assert _read(p).startswith("sks"), p
+    assert _read(first) == "sks, a tabby cat, sitting"
+    assert panel.undo_stack.undoText().startswith("Trigger word")
+    panel.undo_stack.undo()
+    for p, text in before.items():
+        assert _read(p) == (text if p != first else "a tabby cat, sitting")
+    assert panel.model.item(first).caption == "a tabby cat, sitting"
+    panel.undo_stack.undo()  # the typed caption
+    assert _read(first) == before[first]
+    panel.undo_stack.redo()
+    panel.undo_stack.redo()
+    assert all(_read(p).startswith("sks") for p in before)
+
+
+def test_outside_edit_is_reloaded_not_overwritten(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "imgs", 3)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=10000)
+    image = panel.model.items[1].path
+    panel.select_path(image)
+    # another program rewrites the caption while it is open here, then the user types
+    image.with_suffix(".txt").write_text("edited in another program", encoding="utf-8")
+    panel.editor.text.setPlainText("typed here")
+    panel.editor.flush()
+    assert _read(image) == "edited in another program"
+    assert panel.model.item(image).caption == "edited in another program"
+    assert panel.editor.text.toPlainText() == "edited in another program"
+    assert "reloaded" in panel.banner.text() or "reloaded" in panel.editor.title.text()
+    assert panel.undo_stack.count() == 0  # nothing was written, so nothing to undo
+
+    # a change made while the user is not typing shows up by itself (file watcher)
+    time.sleep(0.05)
+    image.with_suffix(".txt").write_text("second outside edit", encoding="utf-8")
+    qtbot.waitUntil(lambda: panel.editor.text.toPlainText() == "second outside edit", timeout=10000)
+    assert panel.model.item(image).caption == "second outside edit"
+    # and the next edit here goes through against the reloaded text
+    panel.editor.text.setPlainText("final")
+    panel.editor.flush()
+    assert _read(image) == "final"
+
+
+def test_exclude_focus_and_repeats_in_dataset_json(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "3_dogs", 4)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 4, timeout=10000)
+    state_file = panel.project_dir / "dataset.json"
+    a, b = panel.model.items[0].path, panel.model.items[1].path
+    panel.set_excluded([a, b], True)
+    data = json.loads(state_file.read_text(encoding="utf-8"))
+    assert sorted(data["excluded"]) == sorted([str(a), str(b)])
+    assert panel.model.item(a).excluded and not panel.model.item(a).trains
+    panel.undo_stack.undo()
+    assert json.loads(state_file.read_text(encoding="utf-8"))["excluded"] == []
+
+    panel.select_path(a)
+    panel.focus_picker.focus_changed.emit((0.25, 0.75))
+    assert json.loads(state_file.read_text(encoding="utf-8"))["focus"] == {str(a): [0.25, 0.75]}
+    assert panel.model.item(a).focus == (0.25, 0.75)
+
+    assert panel.model.item(a).record.repeats == 3
+    panel.folder_list.spin_for(folder.resolve()).setValue(7)
+    assert json.loads(state_file.read_text(encoding="utf-8"))["repeats"] == {str(folder.resolve()): 7}
+    assert all(it.record.repeats == 7 for it in panel.model.items)
+    panel.undo_stack.undo()
+    assert all(it.record.repeats == 3 for it in panel.model.items)
+
+    # reopening the project restores the choices
+    panel.set_excluded([b], True)
+    panel.set_project([str(folder)], panel.project_dir, resolution=64)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 4, timeout=10000)
+    assert panel.model.item(b).excluded and panel.model.item(a).focus == (0.25, 0.75)
+
+
+def test_check_report_badges_and_filters(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "mixed", 3, captioned=lambda i: i == 0)
+    (folder / "broken.png").write_text("not an image", encoding="utf-8")
+    (folder / "zcopy.png").write_bytes((folder / "img000.png").read_bytes())
+    (folder / "zcopy.txt").write_text("dog, red", encoding="utf-8")
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=10000)
+    with qtbot.waitSignal(panel.check_finished, timeout=20000):
+        panel.run_check()
+    kinds = {(p.path.name, p.kind) for p in panel.report.problems}
+    assert ("broken.png", "not-image") in kinds and ("zcopy.png", "duplicate") in kinds
+    assert ("img001.png", "small") in kinds  # 32×24 < 64
+    assert panel.model.item(folder / "broken.png").invalid
+    assert panel.problem_report.model.rowCount() == len(panel.report.problems)
+    qtbot.waitUntil(lambda: panel.thumbnails_ready() == 5, timeout=10000)
+    assert panel.model.item(folder / "broken.png").thumb_error
+
+    panel.filter_bar.status.setCurrentText("No caption")
+    assert {p.name for p in panel.shown_paths()} == {"img001.png", "img002.png", "broken.png"}
+    panel.filter_bar.status.setCurrentText("All images")
+    panel._filter_tag("dog")
+    assert [p.name for p in panel.shown_paths()] == ["zcopy.png"]
+    panel._filter_tag(None)
+    panel._filter_text("pose")
+    assert [p.name for p in panel.shown_paths()] == ["img000.png"]
+    panel._filter_text("")
+    panel._sort("Caption length", True)
+    assert panel.shown_paths()[0].name == "img000.png"  # "cat, pose 0" is the longest caption
+
+    panel._refresh_frequencies()
+    tags = dict(panel.tag_table.model.rows)
+    assert tags == {"cat": 1, "pose 0": 1, "dog": 1, "red": 1}
+
+
+def test_autocaption_results_apply_as_one_undoable_edit(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "ac", 3, captioned=lambda i: i == 0)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=10000)
+    results = [CaptionResult(folder / f"img{i:03d}.png", "red thing") for i in range(3)]
+    assert panel.apply_generated_captions(results, "only-empty") == 2
+    assert _read(folder / "img000.png") == "cat, pose 0"
+    assert _read(folder / "img001.png") == "red thing"
+    panel.undo_stack.undo()
+    assert _read(folder / "img001.png") is None  # the sidecar did not exist before: undo removes it
+    assert panel.apply_generated_captions(results, "append") == 3
+    assert _read(folder / "img000.png") == "cat, pose 0, red thing"
+
+
+def test_dropped_image_files_are_copied_into_the_project(qtbot, panel: DatasetPanel, tmp_path: Path):
+    src = _folder(tmp_path / "loose", 2)
+    drop(panel, [src / "img000.png", src / "img001.png"])
+    dest = panel.project_dir / "images" / "imported"
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
+    assert sorted(p.name for p in dest.iterdir()) == ["img000.png", "img000.txt", "img001.png", "img001.txt"]
+    assert panel.folder_strings() == ["images/imported"]
+    assert all(it.path.parent == dest.resolve() for it in panel.model.items)

@@ -1,0 +1,139 @@
+"""One dialog for every batch caption operation, with a live count of the captions it would change.
+
+It returns a `TagOp` and a scope (the selected images, the images the filter shows, or all); the panel
+turns that into one undoable edit. A bad regular expression is shown as an error, not raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from PySide6.QtCore import QStringListModel, Qt, QTimer
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDialog, QDialogButtonBox, QFormLayout, QLabel,
+                               QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+
+from studio.dataset.tags import TagOp
+
+OPERATIONS = [
+    ("trigger_first", "Put a trigger word first"),
+    ("add", "Add a tag"),
+    ("remove", "Remove a tag"),
+    ("rename", "Rename a tag"),
+    ("replace", "Find and replace"),
+    ("dedupe", "Remove duplicate tags"),
+    ("sort", "Sort tags"),
+]
+SCOPES = [("selection", "Selected images"), ("shown", "Images shown by the filter"), ("all", "All images")]
+
+
+class BatchEditDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None, *, operation: str = "trigger_first", tag: str = "",
+                 scope: str = "selection", tags: list[str] | None = None, scope_sizes: dict[str, int] | None = None,
+                 count_changes: Callable[[TagOp, str], int] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Edit captions in batch")
+        self._count = count_changes
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.operation = QComboBox()
+        for key, label in OPERATIONS:
+            self.operation.addItem(label, key)
+        self.operation.setCurrentIndex(max(0, self.operation.findData(operation)))
+        form.addRow("Operation", self.operation)
+        self.tag = QLineEdit(tag)
+        completer = QCompleter(QStringListModel(tags or [], self), self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.tag.setCompleter(completer)
+        self.tag_label = QLabel("Tag")
+        form.addRow(self.tag_label, self.tag)
+        self.value = QLineEdit()
+        self.value_label = QLabel("New name")
+        form.addRow(self.value_label, self.value)
+        self.regex = QCheckBox("Regular expression (\\1 in the replacement refers to a group)")
+        self.case = QCheckBox("Match case")
+        self.case.setChecked(True)
+        form.addRow("", self.regex)
+        form.addRow("", self.case)
+        self.keep_first = QSpinBox()
+        self.keep_first.setRange(0, 20)
+        self.keep_first.setToolTip("Leave this many leading tags (a trigger word) where they are")
+        self.keep_first_label = QLabel("Keep first")
+        form.addRow(self.keep_first_label, self.keep_first)
+        self.by_frequency = QCheckBox("Most frequent tags first (otherwise alphabetical)")
+        form.addRow("", self.by_frequency)
+        self.scope = QComboBox()
+        sizes = scope_sizes or {}
+        for key, label in SCOPES:
+            self.scope.addItem(f"{label} ({sizes[key]})" if key in sizes else label, key)
+        self.scope.setCurrentIndex(max(0, self.scope.findData(scope)))
+        form.addRow("Apply to", self.scope)
+        layout.addLayout(form)
+        self.preview = QLabel()
+        self.preview.setWordWrap(True)
+        layout.addWidget(self.preview)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self._update_preview)
+        for w in (self.tag, self.value):
+            w.textChanged.connect(self._timer.start)
+        for w in (self.regex, self.case, self.by_frequency):
+            w.toggled.connect(self._timer.start)
+        self.keep_first.valueChanged.connect(self._timer.start)
+        self.scope.currentIndexChanged.connect(self._timer.start)
+        self.operation.currentIndexChanged.connect(self._operation_changed)
+        self._operation_changed()
+
+    def _operation_changed(self) -> None:
+        op = self.operation.currentData()
+        self.tag_label.setText({"trigger_first": "Trigger word", "replace": "Find"}.get(op, "Tag"))
+        self.value_label.setText("Replace with" if op == "replace" else "New name")
+        needs_tag = op in ("trigger_first", "add", "remove", "rename", "replace")
+        for w in (self.tag, self.tag_label):
+            w.setVisible(needs_tag)
+        for w in (self.value, self.value_label):
+            w.setVisible(op in ("rename", "replace"))
+        self.regex.setVisible(op == "replace")
+        self.case.setVisible(op == "replace")
+        for w in (self.keep_first, self.keep_first_label, self.by_frequency):
+            w.setVisible(op == "sort")
+        self._update_preview()
+
+    def operation_result(self) -> TagOp:
+        """The chosen operation; raises ValueError or re.error when the fields do not make one."""
+        op = self.operation.currentData()
+        return TagOp(op, tag=self.tag.text(), value=self.value.text(), regex=self.regex.isChecked(),
+                     case_sensitive=self.case.isChecked(), keep_first=self.keep_first.value())
+
+    @property
+    def chosen_scope(self) -> str:
+        return self.scope.currentData()
+
+    @property
+    def sort_by_frequency(self) -> bool:
+        return self.by_frequency.isChecked()
+
+    def _update_preview(self) -> None:
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        try:
+            op = self.operation_result()
+        except re.error as exc:
+            self.preview.setText(f"<span style='color:#c0392b'>Not a valid regular expression: {exc}</span>")
+            ok.setEnabled(False)
+            return
+        except ValueError as exc:
+            self.preview.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
+            ok.setEnabled(False)
+            return
+        ok.setEnabled(True)
+        if self._count is not None:
+            n = self._count(op, self.chosen_scope)
+            self.preview.setText(f"Changes {n} caption{'s' if n != 1 else ''}. Undo takes it back in one step.")

@@ -1,0 +1,68 @@
+"""QUndoCommands for the dataset panel. They hold `studio.dataset` data and call back into the panel;
+the disk work (writing sidecars, saving dataset.json) is done by `studio.dataset`.
+
+Caption commands typed into the same image merge, so one Undo takes back a whole sentence rather than
+the last pause in typing. A command whose first run wrote nothing (every file had changed on disk)
+marks itself obsolete and leaves the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtGui import QUndoCommand
+
+from studio.dataset.captions import CaptionStore
+from studio.dataset.edits import ApplyResult, CaptionEdit, Change, apply_edit
+from studio.dataset.state import DatasetState
+
+TYPING_ID = 4711
+
+
+class CaptionCommand(QUndoCommand):
+    def __init__(self, store: CaptionStore, edit: CaptionEdit, on_result: Callable[[ApplyResult], None], *,
+                 typing: bool = False) -> None:
+        super().__init__(edit.description)
+        self.store, self.edit, self.on_result, self.typing = store, edit, on_result, typing
+        self._first = True
+
+    def redo(self) -> None:
+        result = apply_edit(self.store, self.edit)
+        if self._first:
+            self._first = False
+            self.edit = self.edit.only(result.written)
+            if not self.edit.changes:
+                self.setObsolete(True)
+        self.on_result(result)
+
+    def undo(self) -> None:
+        self.on_result(apply_edit(self.store, self.edit, undo=True))
+
+    def id(self) -> int:
+        return TYPING_ID if self.typing and len(self.edit.changes) == 1 else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt override
+        if not isinstance(other, CaptionCommand) or other.id() != self.id() or not other.edit.changes:
+            return False
+        mine, theirs = self.edit.changes[0], other.edit.changes[0]
+        if mine.image != theirs.image:
+            return False
+        self.edit = CaptionEdit(self.edit.description, (Change(mine.image, mine.old, theirs.new),))
+        if mine.old == theirs.new:
+            self.setObsolete(True)  # typed back to where it started: nothing to undo
+        return True
+
+
+class StateCommand(QUndoCommand):
+    """Exclude flags, focus points, crop boxes and folder repeats: swap the whole (immutable) state."""
+
+    def __init__(self, text: str, before: DatasetState, after: DatasetState,
+                 apply: Callable[[DatasetState], None]) -> None:
+        super().__init__(text)
+        self.before, self.after, self.apply = before, after, apply
+
+    def redo(self) -> None:
+        self.apply(self.after)
+
+    def undo(self) -> None:
+        self.apply(self.before)

@@ -1,0 +1,79 @@
+"""The thumbnail grid: a virtualised QListView in icon mode.
+
+Uniform item sizes and batched layout let Qt lay out 10,000 cells without asking each one its size; only
+the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel).
+Zoom changes the cell size; Ctrl+wheel zooms too.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QAbstractItemView, QListView
+
+from ui.widgets.thumbnail_delegate import ThumbnailDelegate
+
+MIN_SIDE, MAX_SIDE = 64, 256
+
+
+class DatasetGrid(QListView):
+    zoom_requested = Signal(int)  # +1 / -1 from Ctrl+wheel
+
+    def __init__(self, parent=None, side: int = 128) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setWrapping(True)
+        self.setSpacing(2)
+        self.setMouseTracking(True)
+        self.setDragEnabled(False)
+        self.setAcceptDrops(False)  # drops go to the panel, which knows what to do with folders
+        self.viewport().setAcceptDrops(False)
+        self.delegate = ThumbnailDelegate(self, side)
+        self.setItemDelegate(self.delegate)
+        self.set_side(side)
+
+    def set_side(self, side: int) -> None:
+        side = max(MIN_SIDE, min(MAX_SIDE, side))
+        self.delegate.set_side(side)
+        hint = self.delegate.sizeHint(None, None)
+        self.setGridSize(QSize(hint.width() + 4, hint.height() + 4))
+        self.setIconSize(QSize(side, side))
+        self.verticalScrollBar().setSingleStep(max(20, side // 4))
+        self.scheduleDelayedItemsLayout()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_requested.emit(1 if event.angleDelta().y() > 0 else -1)
+            event.accept()
+            return
+        super().wheelEvent(event)
+
+    def visible_rows(self) -> list[int]:
+        """Proxy rows whose cells intersect the viewport (used by the benchmark and the screenshot)."""
+        model = self.model()
+        if model is None or model.rowCount() == 0:
+            return []
+        rect = self.viewport().rect()
+        first = self.indexAt(rect.topLeft() + self._inset())
+        if not first.isValid():
+            first = model.index(0, 0)
+        rows = []
+        for row in range(first.row(), model.rowCount()):
+            r = self.visualRect(model.index(row, 0))
+            if r.top() > rect.bottom():
+                break
+            if r.intersects(rect):
+                rows.append(row)
+        return rows
+
+    def _inset(self):
+        from PySide6.QtCore import QPoint
+
+        return QPoint(4, 4)

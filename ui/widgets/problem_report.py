@@ -1,0 +1,53 @@
+"""The image-check report: every problem found, excluded ones first; clicking a row selects the image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+
+from studio.dataset.scan import Problem
+from ui.models.problem_model import ProblemModel
+
+
+class ProblemReport(QWidget):
+    image_chosen = Signal(object)  # Path
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel("Images are checked after they are loaded.")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.model = ProblemModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        header = self.table.horizontalHeader()
+        for col in range(3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.clicked.connect(self._clicked)
+        layout.addWidget(self.table, 1)
+
+    def set_problems(self, problems: list[Problem], checked: int, total: int) -> None:
+        self.model.set_problems(problems)
+        excluded = len({p.path for p in problems if p.excluded})
+        converted = len({p.path for p in problems if not p.excluded} - {p.path for p in problems if p.excluded})
+        state = "Checked" if checked >= total else f"Checked {checked} of"
+        self.summary.setText(f"{state} {total} images: {excluded} cannot be used (excluded from training), "
+                             f"{converted} will be converted." if problems else
+                             f"{state} {total} images: no problems found.")
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.summary.setText(f"Checking images… {done} of {total}")
+
+    def _clicked(self, index) -> None:
+        path: Path | None = self.model.path_at(index.row())
+        if path is not None:
+            self.image_chosen.emit(path)

@@ -1,0 +1,73 @@
+"""The dataset's tags with how many images carry each; the entry point for per-tag batch operations.
+
+Double-click a tag to show only the images that have it. The context menu renames or removes a tag in
+every image, or puts it first (a trigger word); those requests go to the panel, which makes them
+undoable edits.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
+
+from ui.models.tag_frequency_model import TagFrequencyModel
+
+
+class TagFrequencyTable(QWidget):
+    filter_requested = Signal(str)
+    rename_requested = Signal(str)
+    remove_requested = Signal(str)
+    first_requested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = TagFrequencyModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(0)
+        self.proxy.setSortRole(Qt.ItemDataRole.DisplayRole)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Find a tag…")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        layout.addWidget(self.search)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.doubleClicked.connect(lambda idx: self.filter_requested.emit(self._tag(idx.row())))
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._menu)
+        layout.addWidget(self.table, 1)
+
+    def set_frequencies(self, counts: Counter[str]) -> None:
+        self.model.set_frequencies(counts)
+        self.proxy.sort(self.table.horizontalHeader().sortIndicatorSection(),
+                        self.table.horizontalHeader().sortIndicatorOrder())
+
+    def _tag(self, proxy_row: int) -> str:
+        return self.proxy.index(proxy_row, 0).data(Qt.ItemDataRole.UserRole)
+
+    def _menu(self, pos) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        tag = self._tag(index.row())
+        menu = QMenu(self)
+        menu.addAction(f"Show images with “{tag}”", lambda: self.filter_requested.emit(tag))
+        menu.addSeparator()
+        menu.addAction(f"Rename “{tag}” everywhere…", lambda: self.rename_requested.emit(tag))
+        menu.addAction(f"Remove “{tag}” everywhere", lambda: self.remove_requested.emit(tag))
+        menu.addAction(f"Put “{tag}” first everywhere (trigger word)", lambda: self.first_requested.emit(tag))
+        menu.exec(self.table.viewport().mapToGlobal(pos))

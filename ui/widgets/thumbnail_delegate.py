@@ -1,0 +1,119 @@
+"""Paints one grid cell: the thumbnail, the file name, and badges for what needs attention.
+
+Badges: a red "!" for a file training cannot use, an amber "i" for one it converts (CMYK, 16-bit, alpha,
+rotation, small), a "no caption" pill, and a greyed-out cell marked "excluded" for images the user left
+out. A focus point, when set, is drawn as a small cross. Painting is all there is: no widget per cell.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+
+from ui.models.dataset_model import Role
+
+TEXT_HEIGHT = 18
+PAD = 6
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    def __init__(self, parent=None, side: int = 128) -> None:
+        super().__init__(parent)
+        self.side = side
+
+    def set_side(self, side: int) -> None:
+        self.side = side
+
+    def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt override
+        return QSize(self.side + 2 * PAD, self.side + 2 * PAD + TEXT_HEIGHT)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index) -> None:
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = option.rect
+        palette = option.palette
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(palette.highlight())
+            painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(palette.midlight())
+            painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
+
+        box = QRect(rect.x() + PAD, rect.y() + PAD, self.side, self.side)
+        pix = index.data(Qt.ItemDataRole.DecorationRole)
+        error = index.data(Role.THUMB_ERROR)
+        if pix is not None and not pix.isNull():
+            size = pix.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(box.center())
+            painter.drawPixmap(target, pix)
+            image_rect = target
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(128, 128, 128, 40))
+            painter.drawRoundedRect(QRectF(box), 4, 4)
+            if error:
+                painter.setPen(QColor("#c0392b"))
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, "cannot\nread")
+            image_rect = box
+
+        if index.data(Role.EXCLUDED):
+            painter.fillRect(image_rect, QColor(255, 255, 255, 150))
+            self._pill(painter, image_rect, "excluded", QColor("#555555"), centre=True)
+
+        focus = index.data(Role.FOCUS)
+        if focus is not None and pix is not None:
+            fx = image_rect.x() + focus[0] * image_rect.width()
+            fy = image_rect.y() + focus[1] * image_rect.height()
+            painter.setPen(QPen(QColor("white"), 3))
+            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
+            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
+            painter.setPen(QPen(QColor("#e67e22"), 1.5))
+            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
+            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
+
+        problems = index.data(Role.PROBLEMS) or ()
+        if problems:
+            invalid = any(p.excluded for p in problems)
+            self._badge(painter, box, "!" if invalid else "i", QColor("#d9534f" if invalid else "#e0a800"))
+        if not index.data(Role.HAS_CAPTION):
+            self._pill(painter, QRect(box.x() + 3, box.bottom() - 19, box.width(), 18), "no caption",
+                       QColor("#2c7be5"))
+
+        text_rect = QRect(rect.x() + 2, box.bottom() + 3, rect.width() - 4, TEXT_HEIGHT)
+        painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
+        name = option.fontMetrics.elidedText(index.data(Qt.ItemDataRole.DisplayRole) or "",
+                                             Qt.TextElideMode.ElideMiddle, text_rect.width())
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
+        painter.restore()
+
+    def _badge(self, painter: QPainter, box: QRect, text: str, colour: QColor) -> None:
+        d = 18
+        circle = QRectF(box.right() - d - 2, box.y() + 2, d, d)
+        painter.setPen(QPen(QColor("white"), 1.5))
+        painter.setBrush(QBrush(colour))
+        painter.drawEllipse(circle)
+        font = QFont(painter.font())
+        font.setBold(True)
+        painter.setFont(font)
+        painter.setPen(QColor("white"))
+        painter.drawText(circle, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _pill(self, painter: QPainter, area: QRect, text: str, colour: QColor, centre: bool = False) -> None:
+        font = QFont(painter.font())
+        font.setPointSizeF(max(6.5, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        width = painter.fontMetrics().horizontalAdvance(text) + 10
+        height = painter.fontMetrics().height() + 2
+        pill = QRectF(area.x(), area.y(), width, height)
+        if centre:
+            pill.moveCenter(QRectF(area).center())
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRoundedRect(pill, height / 2, height / 2)
+        painter.setPen(QColor("white"))
+        painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
