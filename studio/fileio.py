@@ -29,6 +29,7 @@ def _explain(path: Path, exc: OSError) -> WriteError:
         errno.EROFS: "the disk is read-only",
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
+        errno.EFBIG: "the file is larger than this disk or folder allows",
     }.get(exc.errno or 0, exc.strerror or str(exc))
     return WriteError(f"cannot write {path}: {reason}", hint="free some space or choose another folder; "
                       "the previous file was left as it was")
@@ -61,8 +62,11 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _explain(path, exc) from None
-    except BaseException:
+    except BaseException as exc:
+        error = _library_write_error(path, exc)
         tmp.unlink(missing_ok=True)
+        if error is not None:
+            raise error from exc
         raise
 
 
@@ -104,9 +108,35 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _explain(path, exc) from None
-    except BaseException:
+    except BaseException as exc:
+        error = _library_write_error(path, exc)
         shutil.rmtree(tmp, ignore_errors=True)
+        if error is not None:
+            raise error from exc
         raise
+
+
+def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
+    """A library that does its own I/O (safetensors, torch.save) reports a full disk as its own exception type
+    (`SafetensorError: … (os error 28)`, `RuntimeError: … unexpected pos …`); say what really happened.
+    Called before the temporary is removed, while the disk is still as full as the write found it."""
+    import errno
+    import re
+
+    if not isinstance(exc, Exception) or isinstance(exc, StudioError):
+        return None
+    found = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(exc))
+    code = int(found.group(1) or found.group(2)) if found else 0
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM):
+        return _explain(path, OSError(code, os.strerror(code)))
+    try:
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
+        return None
+    root = getattr(os, "geteuid", lambda: -1)() == 0
+    if (st.f_bfree if root else st.f_bavail) * st.f_frsize < 1 << 20:
+        return _explain(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    return None
 
 
 def _mode_for(path: Path) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from studio.dataset.captions import CaptionStore, WriteResult
 from studio.dataset.tags import TagOp
+from studio.errors import StudioError
 
 PARALLEL_WRITES = 32  # above this many files, writes (each with its fsync) go through a small thread pool
 
@@ -76,26 +77,48 @@ def plan_batch(captions: Mapping[Path, str | None], op: TagOp,
     return CaptionEdit(f"{edit.description} ({n} image{'s' if n != 1 else ''})", edit.changes)
 
 
-def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) -> ApplyResult:
-    """Write the edit's new captions (or, with `undo`, its old ones) where the disk still holds the other side."""
+class PartialEditError(StudioError):
+    """Some files of an edit could not be written (a full or read-only disk); `result` holds the ones that were,
+    so the caller can still undo them."""
 
-    def one(change: Change) -> tuple[Change, WriteResult]:
+    def __init__(self, message: str, result: ApplyResult, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.result = result
+
+
+def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) -> ApplyResult:
+    """Write the edit's new captions (or, with `undo`, its old ones) where the disk still holds the other side.
+
+    A write that fails does not stop the others; afterwards PartialEditError reports the failures and carries
+    the result of the writes that succeeded (already on disk, so they must stay undoable)."""
+
+    def one(change: Change) -> tuple[Change, WriteResult | StudioError]:
         target, expected = (change.old, change.new) if undo else (change.new, change.old)
-        return change, store.write(change.image, target, expected=expected)
+        try:
+            return change, store.write(change.image, target, expected=expected)
+        except StudioError as exc:
+            return change, exc
 
     if len(edit.changes) > PARALLEL_WRITES:
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="captions") as pool:
             results = list(pool.map(one, edit.changes))
     else:
         results = [one(c) for c in edit.changes]
-    written, reloaded, captions = [], {}, {}
+    written, reloaded, captions, failed = [], {}, {}, []
     for change, res in results:
+        if isinstance(res, StudioError):
+            failed.append(res)
+            continue
         captions[change.image] = res.current
         if res.written:
             written.append(change.image)
         else:
             reloaded[change.image] = res.current
-    return ApplyResult(tuple(written), reloaded, captions)
+    result = ApplyResult(tuple(written), reloaded, captions)
+    if failed:
+        raise PartialEditError(f"{len(failed)} of {len(results)} captions could not be saved: {failed[0]}", result,
+                               hint=failed[0].hint or "the other captions were saved; undo restores them")
+    return result
 
 
 class EditHistory:
@@ -107,13 +130,19 @@ class EditHistory:
         self._undone: list[CaptionEdit] = []
 
     def do(self, edit: CaptionEdit) -> ApplyResult:
-        """Apply a new edit; only the files actually written are remembered for undo."""
-        result = apply_edit(self.store, edit)
-        applied = edit.only(result.written)
+        """Apply a new edit; only the files actually written are remembered for undo (also when some failed)."""
+        try:
+            result = apply_edit(self.store, edit)
+        except PartialEditError as exc:
+            self._remember(edit.only(exc.result.written))
+            raise
+        self._remember(edit.only(result.written))
+        return result
+
+    def _remember(self, applied: CaptionEdit) -> None:
         if applied.changes:
             self._done.append(applied)
             self._undone.clear()
-        return result
 
     def undo(self) -> ApplyResult | None:
         if not self._done:
