@@ -71,8 +71,9 @@ def test_first_run_welcome_then_demo_then_train_tab(qtbot, fresh_user):
     assert panel.current_config() == load_project(project)
     assert "project.toml" in window.windowTitle()
 
-    # the demo is now a recent project, saved at once
+    # the demo is now a recent project, saved at once; its exports go to the project folder
     assert load_settings().recent_projects[0] == str(project.resolve())
+    assert shell.output_folder() == demo_project_dir().resolve()
     close_app(window)
 
 
@@ -147,5 +148,27 @@ def test_gui_demo_flag_opens_the_demo_without_the_welcome(qtbot, fresh_user):
         project = (demo_project_dir() / "project.toml").resolve()
         qtbot.waitUntil(lambda: window.project_file == project and window.project_loaded, timeout=120_000)
         assert shell.welcome is None
+    finally:
+        close_app(window)
+
+
+def test_a_run_that_ends_in_the_background_is_announced(qtbot, fresh_user):
+    from studio.events import Failed, Finished
+
+    window, shell = start_app(qtbot)
+    try:
+        if shell.welcome is not None:
+            shell.welcome.reject()
+        shell.notifier._tray = None  # the flashing-taskbar fallback: no tray icon on a test machine
+        window.showMinimized()
+        qtbot.waitUntil(window.isMinimized)
+        with qtbot.waitSignal(shell.notifier.delivered) as signal:
+            window.worker.message_received.emit(Finished(outputs=("/out/lora.safetensors",), step=40))
+        assert signal.args[0].title == "Training finished" and "/out/lora.safetensors" in signal.args[0].message
+        with qtbot.waitSignal(shell.notifier.delivered) as signal:
+            window.worker.message_received.emit(Failed(error="CUDA out of memory"))
+        assert signal.args[0].error and "out of memory" in signal.args[0].message
+        with qtbot.assertNotEmitted(shell.notifier.delivered):  # a stop the user asked for is no news
+            window.worker.message_received.emit(Finished(outputs=(), step=5, stopped=True))
     finally:
         close_app(window)
