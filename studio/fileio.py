@@ -85,6 +85,17 @@ def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
         writer(tmp)
 
 
+def remove_file(path: str | Path) -> None:
+    """Delete `path` (already gone is fine); a failure (read-only disk, permissions) is a WriteError like a write's."""
+    path = Path(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _explain(path, exc) from None
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Build a folder under a temp name and rename it into place once complete (checkpoints)."""

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.fileio import atomic_write_text
+from studio.fileio import atomic_write_text, remove_file
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,7 @@ class CaptionStore:
                     self._stamps[image] = read_sidecar(path).stamp
                 return WriteResult(path, False, current)
         if text is None:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+            remove_file(path)
             stamp = MISSING
         else:
             data = text.encode("utf-8")

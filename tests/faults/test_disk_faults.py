@@ -236,9 +236,6 @@ def test_read_only_disk_leaves_the_previous_file_and_says_so(ledger, small_disk,
     assert not leftovers(disk.path)
 
 
-@pytest.mark.xfail(strict=True, reason="studio/dataset/captions.py (being edited by its owner): CaptionStore.write "
-                   "deletes with a bare path.unlink(), so EROFS/EACCES escape as OSError; fix: catch OSError other "
-                   "than FileNotFoundError and raise studio.fileio.WriteError (see docs/reliability.md)")
 def test_deleting_a_caption_on_a_read_only_disk(ledger, small_disk):
     """Undoing the first caption of an image deletes its sidecar; on a read-only disk that must fail clearly."""
     from studio.dataset.captions import CaptionStore
