@@ -172,3 +172,24 @@ def test_a_run_that_ends_in_the_background_is_announced(qtbot, fresh_user):
             window.worker.message_received.emit(Finished(outputs=(), step=5, stopped=True))
     finally:
         close_app(window)
+
+
+def test_open_recent_menu(qtbot, fresh_user, tmp_path):
+    from studio.project import create_project
+
+    project = create_project(tmp_path / "Fox", "sd15-style")
+    window, shell = start_app(qtbot, project)
+    close_app(window)  # it is now a recent project
+
+    window, shell = start_app(qtbot)
+    try:
+        if shell.welcome is not None:
+            shell.welcome.reject()
+        shell.recent_menu.aboutToShow.emit()
+        entries = [a for a in shell.recent_menu.actions() if a.isEnabled()]
+        assert [a.toolTip() for a in entries] == [str(project)]
+        entries[0].trigger()
+        qtbot.waitUntil(lambda: window.project_file == project and window.project_loaded, timeout=10_000)
+        assert window.train_panel.form.editor("output", "name").value() == "fox"
+    finally:
+        close_app(window)

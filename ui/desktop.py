@@ -158,7 +158,16 @@ class DesktopShell(QObject):
         return dialog
 
     def _welcome_chosen(self, choice: WelcomeChoice) -> None:
-        self.window.open_project(choice.project_file)
+        self.open_project(choice.project_file)
+
+    def open_project(self, path: Path) -> bool:
+        """Open `path` in the window — not while a run is going (its settings and charts belong to it)."""
+        panel = getattr(self.window, "train_panel", None)
+        if panel is not None and panel.run_active:
+            QMessageBox.information(self.window, "LoRA Studio", "Stop the run before opening another project.")
+            return False
+        self.window.open_project(Path(path))
+        return True
 
     def _welcome_closed(self, dialog: WelcomeDialog) -> None:
         self.update_settings(dialog.settings_after())
@@ -172,7 +181,7 @@ class DesktopShell(QObject):
 
     def _demo_ready(self, project: Path) -> None:
         self.window.statusBar().clearMessage()
-        self.window.open_project(project)
+        self.open_project(project)
 
     # ---------------------------------------------------------------------------------------------
     # settings and recent projects
@@ -201,7 +210,7 @@ class DesktopShell(QObject):
         for path in recent:
             action = QAction(f"{path.parent.name} — {path.parent}", self.recent_menu)
             action.setToolTip(str(path))
-            action.triggered.connect(lambda _checked=False, p=path: self.window.open_project(p))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
             self.recent_menu.addAction(action)
         if not recent:
             empty = self.recent_menu.addAction("No recent projects")
