@@ -99,7 +99,7 @@ def load_state(project_dir: str | Path) -> DatasetState:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return DatasetState()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
         raise DatasetError(f"{path} cannot be read ({exc})",
                            hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
     try:

@@ -1,0 +1,227 @@
+"""Project files that are corrupt, truncated or from a newer version: a clear ConfigError, the backup offered and
+restorable, nothing silently reset, nothing deleted. Also the dataset state file (`dataset.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from studio.config import PROJECT_FORMAT_VERSION, ProjectConfig, dumps_project, load_project, save_project
+from studio.errors import ConfigError, StudioError
+from studio.project_recovery import DamagedProjectError, backup_path, check_project, open_project, restore_backup
+
+
+def _cfg(name: str) -> ProjectConfig:
+    cfg = ProjectConfig().with_section("output", name=name, trigger_phrase="sks")
+    return cfg.with_section("network", rank=8, alpha=4.0).with_section("dataset", folders=("images",))
+
+
+def corruptions(good: bytes, seed: int = 3) -> list[tuple[str, bytes, str]]:
+    """(case id, bytes, expect): expect "error" (must not load) or "error-or-warning" (a cut that may parse)."""
+    rng = random.Random(seed)
+    out: list[tuple[str, bytes, str]] = []
+
+    def add(name: str, blob: bytes, expect: str = "error") -> None:
+        out.append((f"{len(out):03d}-{name}", blob, expect))
+
+    for cut in sorted(rng.sample(range(1, len(good) - 1), 24)):
+        add(f"truncated-at-{cut}", good[:cut], "error-or-warning")
+    for cut in (len(good) // 2, len(good) - 1):
+        add(f"truncated-at-{cut}", good[:cut], "error-or-warning")
+    for i in range(16):
+        blob = bytearray(good)
+        for _ in range(rng.randint(1, 3)):
+            blob[rng.randrange(len(blob))] = rng.choice(b"\x00\xff[]=\"'\n#{}")
+        add(f"flipped-{i}", bytes(blob), "any")
+    for name, blob in (("empty", b""), ("nul-bytes", b"\x00" * 512), ("binary", bytes(rng.randbytes(2048))),
+                       ("utf16", good.decode().encode("utf-16")), ("latin1", b"[output]\nname = \"caf\xe9\"\n"),
+                       ("bom-only", b"\xef\xbb\xbf"), ("json", json.dumps({"output": {"name": "x"}}).encode()),
+                       ("html", b"<html><body>404 Not Found</body></html>"),
+                       ("zeros-after-crash", good[: len(good) // 3] + b"\x00" * 4096)):
+        add(name, blob)
+    for version in (PROJECT_FORMAT_VERSION + 1, 99, 2**62, -1 if False else 10**6):
+        add(f"newer-version-{version}", good.replace(b"format_version = 1", f"format_version = {version}".encode()))
+    add("version-is-a-string", good.replace(b"format_version = 1", b'format_version = "2"'))
+    add("version-huge-int", good.replace(b"format_version = 1", b"format_version = " + b"9" * 5000))
+    add("deeply-nested", b"format_version = 1\nx = " + b"[" * 50_000 + b"]" * 50_000 + b"\n")
+    add("deeply-nested-tables", b"format_version = 1\nx = " + b"{a = " * 5_000 + b"1" + b"}" * 5_000 + b"\n")
+    add("duplicate-table", good + b"\n[output]\nname = \"again\"\n")
+    add("duplicate-key", good.replace(b"[network]\n", b"[network]\nrank = 4\n"))
+    add("wrong-type", good.replace(b"rank = 8", b'rank = "eight"'))
+    add("out-of-range", good.replace(b"rank = 8", b"rank = 100000"))
+    add("nan-rate", good.replace(b"[optimizer]\n", b"[optimizer]\nunet_lr = nan\n", 1).replace(
+        b"unet_lr = 0.0001\n", b"", 1))
+    add("inf-alpha", good.replace(b"alpha = 4.0", b"alpha = inf"))
+    add("typo-section", good.replace(b"[network]", b"[netwrok]"))
+    add("typo-key", good.replace(b"rank = 8", b"rnak = 8"))
+    add("preset-path-traversal", b'format_version = 1\npreset = "../../../../etc/passwd"\n')
+    add("section-not-a-table", b"format_version = 1\noutput = 5\n")
+    return out
+
+
+def _setup(folder: Path) -> tuple[Path, bytes]:
+    project = folder / "project.toml"
+    save_project(_cfg("first"), project)
+    save_project(_cfg("second"), project)  # project.toml.bak now holds "first"
+    assert load_project(backup_path(project)).output.name == "first"
+    return project, project.read_bytes()
+
+
+CONFIG_FIX = ("studio/config.py is being edited by its owner; needed there: _read_toml must also turn RecursionError "
+              "and ValueError (5000-digit integers) into ConfigError, and _check_range must refuse NaN/inf floats")
+
+
+@pytest.mark.xfail(strict=True, reason=CONFIG_FIX)
+def test_corrupt_project_files_give_a_clear_error_and_offer_the_backup(ledger, tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    project, good = _setup(folder)
+    cases = corruptions(good)
+    assert len(cases) >= 50
+    broken = []
+    for case_id, blob, expect in cases:
+        project.write_bytes(blob)
+        problem, loaded = "", False
+        try:
+            check = check_project(project)
+        except BaseException as exc:  # noqa: BLE001
+            problem = f"check_project raised {type(exc).__name__}: {str(exc)[:200]}"
+            check = None
+        if check is not None:
+            if check.error is None and not check.warnings:
+                loaded = True
+                if expect != "any" and load_project(project) != _cfg("second"):
+                    problem = "loaded without complaint, with settings silently changed"
+            else:
+                if check.backup is None or check.backup_config is None or check.backup_config.output.name != "first":
+                    problem = f"backup not offered: {check.backup_problem or check}"
+                if check.error is not None and not str(check.error):
+                    problem += " empty message"
+                if "project.toml" not in check.offer():
+                    problem += f" message does not name the file: {check.offer()}"
+                try:
+                    open_project(project)
+                    problem += " open_project returned a config for a damaged file"
+                except DamagedProjectError as exc:
+                    assert "backup" in str(exc) and exc.hint
+                except BaseException as exc:  # noqa: BLE001
+                    problem += f" open_project raised {type(exc).__name__}: {exc}"
+        if expect == "error" and loaded:
+            problem += " a damaged file was accepted"
+        ledger.record("project files: corrupt, truncated, newer", "crash" if problem else "clear",
+                      f"{case_id}: {problem}")
+        if problem:
+            broken.append(f"{case_id}: {problem}")
+    assert not broken, f"{len(broken)} of {len(cases)}:\n" + "\n".join(broken)
+
+
+def test_restoring_the_backup_keeps_the_damaged_file(ledger, tmp_path):
+    project, good = _setup(tmp_path)
+    damaged = good[: len(good) // 2] + b"\x00garbage"
+    project.write_bytes(damaged)
+    with pytest.raises(DamagedProjectError) as info:
+        open_project(project)
+    assert info.value.check.backup == backup_path(project)
+    kept = restore_backup(project)
+    assert kept.read_bytes() == damaged  # nothing deleted
+    assert load_project(project).output.name == "first"
+    assert load_project(backup_path(project)).output.name == "first"
+    ledger.record("project files: restore the backup", "recovered")
+
+
+def test_a_missing_or_damaged_backup_is_said_too(tmp_path):
+    project, good = _setup(tmp_path)
+    project.write_bytes(b"\x00")
+    backup_path(project).write_bytes(b"[[[")
+    check = check_project(project)
+    assert check.backup is None and "backup cannot be used" in check.offer()
+    with pytest.raises(ConfigError, match="damaged too"):
+        restore_backup(project)
+    backup_path(project).unlink()
+    assert "no backup" in check_project(project).offer()
+
+
+def test_a_newer_version_is_not_opened_and_not_overwritten(tmp_path):
+    project, good = _setup(tmp_path)
+    newer = good.replace(b"format_version = 1", b"format_version = 2") + b"\n[future]\nthing = 1\n"
+    project.write_bytes(newer)
+    with pytest.raises(DamagedProjectError, match="newer LoRA Studio"):
+        open_project(project)
+    assert project.read_bytes() == newer
+
+
+@pytest.mark.xfail(strict=True, reason="studio/config.py is being edited by its owner; needed there: save_project "
+                   "must copy the current file to .bak only when it loads (else keep it as .damaged-<time>)")
+def test_saving_over_a_damaged_file_keeps_the_good_backup(ledger, tmp_path):
+    """The user could not open the project and saved new settings over it: the one good backup must survive."""
+    project, _ = _setup(tmp_path)
+    project.write_bytes(b"\x00\x00 damaged \x00")
+    save_project(_cfg("third"), project)
+    backups = [p for p in tmp_path.iterdir() if p.name.startswith("project.toml.") and p.is_file()]
+    names = []
+    for b in backups:
+        try:
+            names.append(load_project(b).output.name)
+        except StudioError:
+            pass
+    ok = "first" in names
+    ledger.record("project files: save over a damaged file", "recovered" if ok else "lost",
+                  f"loadable backups after the save: {names}")
+    assert ok, f"the good backup was replaced by the damaged file; loadable backups: {names}"
+
+
+@pytest.mark.parametrize("where", ["missing", "a folder"])
+def test_a_project_path_that_is_not_a_file(tmp_path, where):
+    project = tmp_path / "project.toml"
+    if where == "a folder":
+        project.mkdir()
+    with pytest.raises(DamagedProjectError) as info:
+        open_project(project)
+    assert "project.toml" in str(info.value)
+
+
+def dataset_state_corruptions(seed: int = 9) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    good = json.dumps({"version": 1, "excluded": ["a.png"], "crops": {"b.png": [0, 0, 1, 1]},
+                       "focus": {}, "repeats": {}}).encode()
+    out = [(f"truncated-{n}", good[:n]) for n in sorted(rng.sample(range(0, len(good)), 10))]
+    out += [("version-2", good.replace(b'"version": 1', b'"version": 2')),
+            ("not-object", b"[]"), ("binary", rng.randbytes(300)), ("nested", b"[" * 100_000 + b"]" * 100_000),
+            ("huge-int", b'{"version": ' + b"1" * 5000 + b"}"), ("crop-strings", good.replace(b"[0, 0, 1, 1]",
+                                                                                            b'["a", "b"]')),
+            ("crop-nan", good.replace(b"[0, 0, 1, 1]", b"[NaN, 0, 1, 1]")),
+            ("excluded-object", good.replace(b'["a.png"]', b'{"a": 1}')),
+            ("repeats-negative", good.replace(b'"repeats": {}', b'"repeats": {"x": -5}')),
+            ("utf16", good.decode().encode("utf-16"))]
+    return out
+
+
+def test_corrupt_dataset_state_gives_a_clear_error(ledger, tmp_path):
+    from studio.dataset.state import load_state, state_path
+
+    broken = []
+    cases = dataset_state_corruptions()
+    for name, blob in cases:
+        state_path(tmp_path).write_bytes(blob)
+        try:
+            load_state(tmp_path)
+            problem = "" if name in ("crop-nan",) else "accepted"
+        except StudioError as exc:
+            problem = "" if "dataset.json" in str(exc) else f"unclear: {exc}"
+        except BaseException as exc:  # noqa: BLE001
+            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+        ledger.record("dataset state file: corrupt", "crash" if problem else "clear", f"{name}: {problem}")
+        if problem:
+            broken.append(f"{name}: {problem}")
+        assert state_path(tmp_path).read_bytes() == blob  # never reset behind the user's back
+    assert not broken, "\n".join(broken)
+
+
+def test_dumps_is_what_save_writes(tmp_path):
+    """(guards the corruptions above: they are made from what save_project really writes)"""
+    project, good = _setup(tmp_path)
+    assert good == dumps_project(_cfg("second")).encode()
