@@ -85,10 +85,16 @@ def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
     height = height or width
     scale = max(width / img.width, height / img.height)
     new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
     fx, fy = focus if focus is not None else (0.5, 0.5)
     left = min(max(round(fx * new_w - width / 2), 0), new_w - width)
     top = min(max(round(fy * new_h - height / 2), 0), new_h - height)
+    if new_w * new_h > 4 * width * height:
+        # an extreme aspect ratio (a 50000×1 strip): scaling all of it would take gigabytes for a small crop,
+        # so resample only the source region the crop keeps
+        sx, sy = img.width / new_w, img.height / new_h
+        return img.resize((width, height), Image.Resampling.LANCZOS,
+                          box=(left * sx, top * sy, (left + width) * sx, (top + height) * sy))
+    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
     return img.crop((left, top, left + width, top + height))
 
 

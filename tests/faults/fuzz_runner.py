@@ -68,12 +68,10 @@ def _safetensors(folder: Path) -> Iterator[tuple[str, str, Path, dict[str, Calla
 
 def _images(folder: Path) -> Iterator[tuple[str, str, Path, dict[str, Callable[[], object]]]]:
     from studio.dataset.images import load_training_image, open_checked
-    from tests.faults.hostile_images import cases
+    from tests.faults.hostile_images import cases, materialise
 
     for case_id, name, blob, expect in cases(folder):
-        path = folder / name
-        if blob is not None:
-            path.write_bytes(blob)
+        path = materialise(folder, name, blob)
         yield case_id, expect, path, {
             "open": lambda: open_checked(path),
             "train": lambda: load_training_image(path, 64, 64),

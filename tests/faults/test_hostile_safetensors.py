@@ -47,6 +47,8 @@ def judge(ledger, fault_class: str, proc, lines: list[dict]) -> list[str]:
             elif result == "ok" and x["expect"] == "error" and loader not in ("header", "open"):
                 # (the header check alone may pass a file whose tensors the full load then refuses)
                 problems.append(f"{loader} accepted a file it must refuse")
+            elif result != "ok" and x["expect"] == "ok":
+                problems.append(f"{loader} refused a valid file: {result[:200]}")
         if x["peak_growth_mb"] > MEMORY_LIMIT_MB:
             problems.append(f"memory grew by {x['peak_growth_mb']} MB")
         if not x["intact"]:
