@@ -36,29 +36,35 @@ def test_sigkill_mid_run_is_reported_and_resume_matches_an_uninterrupted_run(qtb
     window = open_window(qtbot, tmp_path, project)
     panel = window.train_panel
     received: list = []
-    window.worker.message_received.connect(received.append)
+    killed: list[int] = []
+
+    def kill_mid_run(message) -> None:
+        """SIGKILL as soon as step 3 is reported: the checkpoint of step 2 is on disk, step 4 is being computed."""
+        received.append(message)
+        if isinstance(message, Progress) and message.step >= 3 and not killed:
+            killed.append(window.worker.pid)
+            os.kill(killed[0], signal.SIGKILL)
+
+    window.worker.message_received.connect(kill_mid_run)
     try:
         panel.controls.start_button.click()
-        # kill once a checkpoint past the first is on disk, while steps and saves keep coming
-        qtbot.waitUntil(lambda: panel.checkpoint_step >= 4, timeout=120_000)
-        killed_pid = window.worker.pid
-        os.kill(killed_pid, signal.SIGKILL)
-
+        qtbot.waitUntil(lambda: bool(killed), timeout=120_000)
         qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=10_000)
         qtbot.waitUntil(lambda: "Resume from step" in panel.banner.action.text(), timeout=10_000)
         assert "killed by SIGKILL" in panel.banner.text()
-        assert not alive(killed_pid)
+        assert not alive(killed[0])
         run_dir = panel.run_dir
         resume_step = panel.checkpoint_step
-        assert resume_step >= 4 and resume_step % 2 == 0
+        assert resume_step >= 2 and resume_step % 2 == 0
         assert panel.banner.action.text() == f"Resume from step {resume_step}"
+        uninterrupted = _progress(received)  # the killed run ran uninterrupted from step 0
         # nothing half-written among the outputs: no temporaries, every LoRA and checkpoint file complete
         assert partial_files(run_dir, tmp_path / "out") == []
         for path in [*run_dir.rglob("*.safetensors"), *(tmp_path / "out").glob("*.safetensors")]:
             with safe_open(str(path), "pt") as fh:
                 assert list(fh.keys())
         # the window restarted a worker by itself
-        qtbot.waitUntil(lambda: window.worker.state == "ready" and window.worker.pid != killed_pid, timeout=60_000)
+        qtbot.waitUntil(lambda: window.worker.state == "ready" and window.worker.pid != killed[0], timeout=60_000)
 
         received.clear()
         panel.banner.action.click()  # "Resume from step N"
@@ -67,19 +73,17 @@ def test_sigkill_mid_run_is_reported_and_resume_matches_an_uninterrupted_run(qtb
         assert Path(started.run_dir) == run_dir and started.start_step == resume_step
         first = next(m for m in received if isinstance(m, Progress))
         assert first.step == resume_step + 1
-        resumed_loss = first.loss
         panel.controls.stop_button.click()
         qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
 
-        # the same settings, uninterrupted, in a new run: its step N+1 has the same loss
-        received.clear()
-        panel.controls.start_button.click()
-        qtbot.waitUntil(lambda: resume_step + 1 in _progress(received), timeout=120_000)
-        fresh = next(m for m in received if isinstance(m, Started))
-        assert Path(fresh.run_dir) != run_dir and fresh.start_step == 0
-        assert _progress(received)[resume_step + 1] == resumed_loss
-        panel.controls.stop_button.click()
-        qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
+        if resume_step + 1 not in uninterrupted:  # a slow machine saved the next checkpoint before the kill
+            received.clear()
+            panel.controls.start_button.click()  # the same settings, uninterrupted, in a new run
+            qtbot.waitUntil(lambda: resume_step + 1 in _progress(received), timeout=120_000)
+            uninterrupted = _progress(received)
+            panel.controls.stop_button.click()
+            qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
+        assert first.loss == uninterrupted[resume_step + 1]
     finally:
         close_window(window)
 

@@ -149,7 +149,7 @@ class TrainPanel(QWidget):
         self.tabs.addTab(self.history, "History")
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
-        charts_split.setSizes([300, 360])
+        charts_split.setSizes([420, 300])
         right_layout.addWidget(charts_split, 1)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
@@ -174,6 +174,8 @@ class TrainPanel(QWidget):
     def set_project(self, cfg: ProjectConfig, project_file: Path | None) -> None:
         self.project_file = Path(project_file) if project_file else None
         self.form.set_config(cfg)
+        if not self.run_active:
+            self.controls.reset(cfg.schedule.max_steps)
         self.history.set_project_dir(self.project_file.parent if self.project_file else None)
 
     def current_config(self) -> ProjectConfig:

@@ -31,23 +31,29 @@ class LossChart(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.loss_plot = pg.PlotWidget()
         self.lr_plot = pg.PlotWidget()
-        for plot, title in ((self.loss_plot, "Loss"), (self.lr_plot, "Learning rate")):
+        for plot in (self.loss_plot, self.lr_plot):
             plot.setBackground(pal.color(QPalette.ColorRole.Base))
-            plot.setTitle(title, color=fg.name(), size="9pt")
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(fg)
                 plot.getAxis(axis).setPen(fg)
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=fg)
-        self.lr_plot.setXLink(self.loss_plot)
+        self.loss_plot.setLabel("left", "loss", color=fg.name())
+        self.lr_plot.setLabel("left", "learning rate", color=fg.name())
         self.lr_plot.setLabel("bottom", "step", color=fg.name())
+        self.lr_plot.setXLink(self.loss_plot)
+        self.lr_plot.setMinimumHeight(110)
+        self.loss_plot.setMinimumHeight(160)
         raw_color = pg.mkColor(accent)
         raw_color.setAlpha(90)
         self._raw_curve = self.loss_plot.plot(pen=pg.mkPen(raw_color, width=1), name="loss")
         self._smooth_curve = self.loss_plot.plot(pen=pg.mkPen(accent, width=2.5), name="smoothed")
         self._lr_curve = self.lr_plot.plot(pen=pg.mkPen("#e0a030", width=2))
-        layout.addWidget(self.loss_plot, 3)
+        self._hint = pg.TextItem("The loss appears here once a run starts.", color=fg, anchor=(0.5, 0.5))
+        self.loss_plot.addItem(self._hint, ignoreBounds=True)
+        self._hint.setPos(0.5, 0.5)
+        layout.addWidget(self.loss_plot, 2)
         layout.addWidget(self.lr_plot, 1)
         self._timer = QTimer(self, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
@@ -83,6 +89,7 @@ class LossChart(QWidget):
         if not self._dirty or not self.isVisible():
             return
         self._dirty = False
+        self._hint.setVisible(not self._steps)
         x = np.asarray(self._steps)
         # non-finite losses (a diverged run) would break the autoscale; they are reported in the log
         self._raw_curve.setData(x, np.asarray(self._loss), connect="finite")

@@ -87,6 +87,12 @@ class RunControls(QWidget):
         self.save_button.setEnabled(save)
         self.sample_button.setEnabled(sample)
 
+    def reset(self, total: int) -> None:
+        """Before any run: an empty bar sized for the configured number of steps."""
+        self.bar.setRange(0, max(1, total))
+        self.bar.setValue(0)
+        self.details.setText(f"Not running. {total:,} steps configured.")
+
     def begin(self, total: int, start_step: int = 0) -> None:
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(start_step)
