@@ -79,7 +79,15 @@ def kohya_name_for(component: str, path: str, family: str) -> str:
     """kohya name of a module given by component (`unet`, `te`, `te1`, `te2`) and diffusers/transformers path."""
     if component == "unet":
         return unet_kohya_name(path, family)
-    return f"{KOHYA_PREFIX_OF[component]}_{path_to_kohya_rest(path)}"
+    return f"{KOHYA_PREFIX_OF[component]}_{path_to_kohya_rest(classic_clip_path(path))}"
+
+
+def classic_clip_path(path: str) -> str:
+    """transformers 5 dropped CLIPTextModel's `text_model` wrapper (CLIPTextModelWithProjection keeps it);
+    every LoRA layout and loader names the layers by the classic path, `text_model.encoder.layers.N…`."""
+    if path.startswith(("text_model.", "text_projection")):
+        return path
+    return "text_model." + path
 
 
 def canonical_kohya_name(name: str, family: str) -> str:

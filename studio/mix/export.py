@@ -1,0 +1,44 @@
+"""Writing a mix as one LoRA file (concatenated ranks or SVD to a chosen rank), atomically, with provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.errors import ConfigError
+from studio.formats.kohya import save_lora_file
+from studio.mix.merge import BaseWeight, MergeResult, merge
+from studio.mix.provenance import lora_mix_metadata
+from studio.mix.recipe import Source, contributions, mix_family
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    merge: MergeResult
+    family: str
+
+
+def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
+    """Source files are never modified: writing over one of them is refused."""
+    target = out.expanduser().resolve()
+    for p in paths:
+        if Path(p).expanduser().resolve() == target:
+            raise ConfigError(f"the output {out} is one of the input files; choose another name",
+                              hint="LoRA Studio never changes the files you mix")
+
+
+def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | None = None, dtype: str = "fp16",
+                  base_weight: BaseWeight | None = None, model_family: str | None = None) -> ExportResult:
+    out = Path(out)
+    if not sources:
+        raise ConfigError("nothing to merge: add at least one LoRA")
+    refuse_overwriting_sources(out, [s.entry.path for s in sources])
+    family = mix_family(sources, model_family)
+    result = merge(contributions(sources), family, rank=rank, base_weight=base_weight)
+    used_rank = rank if rank is not None else max(m.rank for m in result.lora.modules.values())
+    meta = lora_mix_metadata(sources, family, title=out.stem, method=result.method, rank=used_rank,
+                             overall_error=result.overall_error if rank is not None else None)
+    save_lora_file(result.lora, out, dtype=dtype, metadata=meta)
+    return ExportResult(path=out, merge=result, family=family)

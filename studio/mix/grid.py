@@ -1,0 +1,82 @@
+"""Strength grids: the same prompt and seed at every combination of two LoRAs' strengths, in one labelled image.
+
+A grid answers "where do these two stop fighting?" at a glance — the question users otherwise answer with
+an X/Y plot script and a lot of re-generation. The cells are rendered by `PreviewSession.render_grid`; this
+module holds the axis description and the drawing of the labelled sheet (Qt-free, PIL only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageDraw, ImageFont
+
+from studio.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """Strength values for one LoRA (its index in the request's `loras`)."""
+
+    lora: int
+    values: tuple[float, ...] = (0.0, 0.5, 1.0)
+    label: str = ""
+
+
+@dataclass
+class GridResult:
+    image: Image.Image
+    x: GridAxis
+    y: GridAxis | None
+    cells: list[tuple[tuple[float, ...], Image.Image]] = field(default_factory=list)  # ((x, y), image)
+
+
+def check_axes(x: GridAxis, y: GridAxis | None, n_loras: int, max_cells: int = 64) -> None:
+    for axis in (x, y):
+        if axis is None:
+            continue
+        if not 0 <= axis.lora < n_loras:
+            raise ConfigError(f"grid axis names LoRA #{axis.lora + 1}, but the mix has {n_loras}")
+        if not axis.values:
+            raise ConfigError("a grid axis needs at least one strength")
+    if y is not None and y.lora == x.lora:
+        raise ConfigError("the two grid axes must be different LoRAs")
+    cells = len(x.values) * (len(y.values) if y else 1)
+    if cells > max_cells:
+        raise ConfigError(f"a {cells}-cell grid is too large (at most {max_cells})")
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the small bitmap font
+        return ImageFont.load_default()
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def compose(cells: Sequence[Image.Image], x: GridAxis, y: GridAxis | None, *, pad: int = 4) -> Image.Image:
+    """Cells (row-major, y outer) on a white sheet, x strengths across the top, y strengths down the left."""
+    cols = len(x.values)
+    rows = len(y.values) if y else 1
+    w, h = cells[0].size
+    font_size = max(10, min(24, w // 8))
+    font = _font(font_size)
+    top = font_size * 2 + pad * 2
+    left = (font_size * 6 + pad * 2) if y else pad
+    sheet = Image.new("RGB", (left + cols * (w + pad), top + rows * (h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((left, pad), x.label or f"LoRA {x.lora + 1}", fill="black", font=font)
+    for c, v in enumerate(x.values):
+        draw.text((left + c * (w + pad) + w // 2, pad + font_size + 2), _fmt(v), fill="black", font=font, anchor="ma")
+    if y:
+        draw.text((pad, pad), y.label or f"LoRA {y.lora + 1}", fill="black", font=font)
+        for r, v in enumerate(y.values):
+            draw.text((left - pad, top + r * (h + pad) + h // 2), _fmt(v), fill="black", font=font, anchor="rm")
+    for i, cell in enumerate(cells):
+        r, c = divmod(i, cols)
+        sheet.paste(cell.convert("RGB"), (left + c * (w + pad), top + r * (h + pad)))
+    return sheet

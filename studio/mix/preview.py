@@ -1,0 +1,186 @@
+"""Live preview of a mix: the base model is loaded once; each render patches weights and samples.
+
+A `PreviewSession` lives as long as the user keeps the same base model — in the worker process, which
+hosts it between jobs (see `studio.mix.jobs`). A slider move becomes a `RenderRequest` with the new
+strengths; the session reads any LoRA it has not seen (cached by path and mtime), checks it fits the
+model (family, module names, shapes — refused with the reason), rewrites only the layers whose
+contributions changed (`WeightPatcher`), and samples. Nothing is reloaded between renders.
+
+The seed drives a CPU generator, so an image does not depend on the device it was made on, and the same
+request always gives the same image — which is what lets a baked checkpoint be compared with a preview.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from studio.errors import ConfigError
+from studio.fileio import atomic_write_with
+from studio.mix.grid import GridAxis, GridResult, check_axes, compose
+from studio.mix.patch import WeightPatcher
+from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
+from studio.mix.samplers import DEFAULT_SAMPLER, make_scheduler
+from studio.mix.targets import check_fits, model_targets
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    prompt: str
+    negative: str = ""
+    seed: int = 0
+    steps: int = 20
+    sampler: str = DEFAULT_SAMPLER
+    width: int = 512
+    height: int = 512
+    guidance: float = 7.0
+    loras: tuple[MixEntry, ...] = ()
+
+    def validate(self) -> None:
+        if self.steps < 1 or self.steps > 200:
+            raise ConfigError(f"steps must be between 1 and 200 (got {self.steps})")
+        for side in (self.width, self.height):
+            if side < 64 or side > 4096 or side % 8:
+                raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, 64–4096")
+
+    def with_strength(self, index: int, strength: float) -> RenderRequest:
+        loras = list(self.loras)
+        loras[index] = replace(loras[index], strength=strength, unet=None, te=None, enabled=True)
+        return replace(self, loras=tuple(loras))
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+@dataclass
+class PreviewSession:
+    """One base model, loaded once, rendering any mix of LoRAs without reloading it."""
+
+    base: Path
+    device: torch.device
+    dtype: torch.dtype
+    family: str
+    pipe: object
+    patcher: WeightPatcher
+    scheduler_config: dict
+    cache: LoraCache = field(default_factory=LoraCache)
+    _checked: set[tuple[str, int]] = field(default_factory=set)
+    _schedulers: dict[str, object] = field(default_factory=dict)
+    _sources: dict[str, Source] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, base: str | Path, *, device: str | torch.device | None = None,
+             dtype: torch.dtype | None = None) -> PreviewSession:
+        from studio.models.load import load_components
+
+        dev = torch.device(device) if device is not None else default_device()
+        dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
+        components = load_components(Path(base), dtype=dtype)
+        pipe = _assemble(components)
+        pipe.to(dev)
+        pipe.set_progress_bar_config(disable=True)
+        targets = model_targets(components.unet, components.text_encoders, components.family)
+        return cls(base=Path(base), device=dev, dtype=dtype, family=components.family, pipe=pipe,
+                   patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
+
+    # ---------------------------------------------------------------------------------------------
+    def sources(self, entries: Sequence[MixEntry]) -> list[Source]:
+        """Read (cached) and check each LoRA against the model once; a misfit raises, naming file and modules."""
+        out = []
+        for e in entries:
+            lora = self.cache.get(e.path)
+            key = (str(Path(e.path).expanduser().resolve()), id(lora))
+            if key not in self._checked:
+                check_fits(lora, Path(e.path).name, self.patcher.targets, self.family)
+                self._checked.add(key)
+                self._sources[key[0]] = Source(entry=e, lora=lora, title=title_of(lora, e.path),
+                                               sha256=file_sha256(e.path))
+            out.append(replace(self._sources[key[0]], entry=e))
+        return out
+
+    def apply(self, entries: Sequence[MixEntry]) -> int:
+        """Patch the model to this mix; returns how many layers were rewritten."""
+        return self.patcher.apply(contributions(self.sources(entries)))
+
+    def _scheduler(self, sampler: str):
+        if sampler not in self._schedulers:
+            self._schedulers[sampler] = make_scheduler(sampler, self.scheduler_config)
+        return self._schedulers[sampler]
+
+    @torch.no_grad()
+    def render(self, request: RenderRequest, *, should_stop: Callable[[], bool] | None = None):
+        """The image (PIL) for `request`; None if `should_stop` said so between steps."""
+        request.validate()
+        self.apply(request.loras)
+        pipe = self.pipe
+        pipe.scheduler = self._scheduler(request.sampler)  # type: ignore[attr-defined]
+        stopped = False
+
+        def on_step(p, step, timestep, kwargs):
+            nonlocal stopped
+            if should_stop is not None and should_stop():
+                stopped = True
+                p._interrupt = True
+            return kwargs
+
+        gen = torch.Generator(device="cpu").manual_seed(int(request.seed))
+        result = pipe(prompt=request.prompt, negative_prompt=request.negative or None,  # type: ignore[operator]
+                      num_inference_steps=request.steps, guidance_scale=request.guidance,
+                      width=request.width, height=request.height, generator=gen,
+                      callback_on_step_end=on_step if should_stop is not None else None)
+        return None if stopped else result.images[0]
+
+    def render_to(self, request: RenderRequest, path: str | Path) -> Path | None:
+        image = self.render(request)
+        if image is None:
+            return None
+        path = Path(path)
+        atomic_write_with(path, lambda tmp: image.save(tmp, format="PNG"))
+        return path
+
+    def render_grid(self, request: RenderRequest, x: GridAxis, y: GridAxis | None = None, *,
+                    should_stop: Callable[[], bool] | None = None,
+                    on_cell: Callable[[int, int], None] | None = None) -> GridResult | None:
+        """Every combination of x (and y) strengths, same prompt and seed; a labelled sheet plus the cells."""
+        check_axes(x, y, len(request.loras))
+        labels = [Path(e.path).stem for e in request.loras]
+        x = replace(x, label=x.label or labels[x.lora])
+        y = replace(y, label=y.label or labels[y.lora]) if y else None
+        combos = [(xv, yv) for yv in (y.values if y else (None,)) for xv in x.values]
+        cells = []
+        for i, (xv, yv) in enumerate(combos):
+            req = request.with_strength(x.lora, xv)
+            if y is not None and yv is not None:
+                req = req.with_strength(y.lora, yv)
+            image = self.render(req, should_stop=should_stop)
+            if image is None:
+                return None
+            cells.append(((xv,) if yv is None else (xv, yv), image))
+            if on_cell:
+                on_cell(i + 1, len(combos))
+        return GridResult(image=compose([c for _, c in cells], x, y), x=x, y=y, cells=cells)
+
+    def close(self) -> None:
+        """Put the base weights back (the session can still be used; nothing stays patched)."""
+        self.patcher.restore()
+
+
+def _assemble(components):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    scheduler = make_scheduler(DEFAULT_SAMPLER, components.scheduler.config)
+    for m in (components.unet, components.vae, *components.text_encoders):
+        m.eval()
+        m.requires_grad_(False)
+    if components.family == "sdxl":
+        return StableDiffusionXLPipeline(vae=components.vae, text_encoder=components.text_encoders[0],
+                                         text_encoder_2=components.text_encoders[1],
+                                         tokenizer=components.tokenizers[0], tokenizer_2=components.tokenizers[1],
+                                         unet=components.unet, scheduler=scheduler)
+    return StableDiffusionPipeline(vae=components.vae, text_encoder=components.text_encoders[0],
+                                   tokenizer=components.tokenizers[0], unet=components.unet, scheduler=scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)

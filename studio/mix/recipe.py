@@ -1,0 +1,202 @@
+"""A mix: which LoRAs, how strongly, and where — and the per-module strengths that follow from it.
+
+Strength semantics follow the WebUIs: one strength per LoRA; optionally separate UNet and text-encoder
+strengths, which — like ComfyUI's `strength_model`/`strength_clip` and A1111's `<lora:name:te:unet>` —
+replace the global strength for their part; then per-block weights multiply (BASE for the text encoders).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.errors import ConfigError, LoraFormatError
+from studio.formats.family import family_label, same_architecture
+from studio.formats.lora_file import LoraFile, LoraModule
+from studio.mix.blocks import block_weight, parse_weights
+
+
+@dataclass(frozen=True)
+class MixEntry:
+    """One LoRA in a mix. `unet`/`te` None: the global strength applies there too."""
+
+    path: str
+    strength: float = 1.0
+    unet: float | None = None
+    te: float | None = None
+    blocks: tuple[tuple[str, float], ...] = ()  # (block ID, weight); unlisted blocks keep 1
+    enabled: bool = True
+
+    @property
+    def block_weights(self) -> dict[str, float]:
+        return dict(self.blocks)
+
+    def part_strength(self, kohya_name: str) -> float:
+        if kohya_name.startswith("lora_te"):
+            return self.strength if self.te is None else self.te
+        return self.strength if self.unet is None else self.unet
+
+    def module_strength(self, kohya_name: str) -> float:
+        if not self.enabled:
+            return 0.0
+        return self.part_strength(kohya_name) * block_weight(self.block_weights, kohya_name)
+
+    def as_record(self) -> dict:
+        return {"strength": self.strength, "unet": self.unet, "te": self.te, "blocks": self.block_weights,
+                "enabled": self.enabled}
+
+
+def with_blocks(entry: MixEntry, spec: str | Sequence[float] | Mapping[str, float] | None, family: str) -> MixEntry:
+    """`entry` with block weights parsed from a preset name, a number list or a mapping (None: none)."""
+    from dataclasses import replace
+
+    if spec is None or spec == "" or spec == {}:
+        return replace(entry, blocks=())
+    return replace(entry, blocks=tuple(parse_weights(spec, family).items()))
+
+
+def parse_entry(text: str) -> tuple[MixEntry, str | None]:
+    """`PATH[:STRENGTH][:unet=X][:te=Y][:blocks=PRESET|w,w,…]` → (entry, block spec to parse once the family is known).
+
+    The path may itself contain colons (Windows drives): options are taken from the end while they parse.
+    """
+    segments = text.split(":")
+    opts: dict[str, str] = {}
+    strength: float | None = None
+    while len(segments) > 1:
+        seg = segments[-1].strip()
+        key, eq, value = seg.partition("=")
+        if eq and key.strip().lower() in ("unet", "te", "blocks", "strength", "s"):
+            opts[key.strip().lower()] = value.strip()
+        elif strength is None and not eq and _is_number(seg):
+            strength = float(seg)
+        else:
+            break
+        segments.pop()
+    path = ":".join(segments)
+    if not path:
+        raise ConfigError(f"`{text}`: no file name before the strength")
+    if "strength" in opts or "s" in opts:
+        strength = _number(opts.get("strength", opts.get("s", "")), text)
+    entry = MixEntry(path=path, strength=1.0 if strength is None else strength,
+                     unet=_number(opts["unet"], text) if "unet" in opts else None,
+                     te=_number(opts["te"], text) if "te" in opts else None)
+    return entry, opts.get("blocks")
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _number(s: str, text: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise ConfigError(f"`{text}`: `{s}` is not a number") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# sources: entries with their files read
+
+
+@dataclass
+class Source:
+    entry: MixEntry
+    lora: LoraFile
+    title: str  # what people call it: ss_output_name / modelspec.title / file name
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        return Path(self.entry.path).name
+
+    def record(self) -> dict:
+        """What merged files and baked checkpoints record about this source (`ls_mix_sources`)."""
+        rec = {"name": self.title, "file": self.file_name, "sha256": self.sha256, **self.entry.as_record()}
+        if self.lora.metadata.get("sshs_model_hash"):
+            rec["sshs_model_hash"] = self.lora.metadata["sshs_model_hash"]
+        return rec
+
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of the whole file (what civitai and the WebUIs show), cached by path, size and mtime."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def title_of(lora: LoraFile, path: str | Path) -> str:
+    meta = lora.metadata
+    return meta.get("ss_output_name") or meta.get("modelspec.title") or Path(path).stem
+
+
+@dataclass
+class LoraCache:
+    """Files already read, by path and modification time: moving a slider must not re-read a LoRA."""
+
+    _items: dict[tuple[str, int], LoraFile] = field(default_factory=dict)
+
+    def get(self, path: str | Path) -> LoraFile:
+        from studio.formats.reader import read_lora
+
+        p = Path(path).expanduser()
+        try:
+            key = (str(p.resolve()), os.stat(p).st_mtime_ns)
+        except OSError:
+            key = (str(p), 0)
+        if key not in self._items:
+            self._items = {k: v for k, v in self._items.items() if k[0] != key[0]}
+            self._items[key] = read_lora(p)
+        return self._items[key]
+
+
+def load_sources(entries: Iterable[MixEntry], cache: LoraCache | None = None) -> list[Source]:
+    cache = cache or LoraCache()
+    return [Source(entry=e, lora=(lf := cache.get(e.path)), title=title_of(lf, e.path), sha256=file_sha256(e.path))
+            for e in entries]
+
+
+def mix_family(sources: Sequence[Source], model_family: str | None = None) -> str:
+    """The family every source is for (and the model, when given); ConfigError saying which one differs."""
+    known = [(s, s.lora.family) for s in sources if s.lora.family != "unknown"]
+    reference = model_family
+    ref_name = "the base model"
+    if reference is None and known:
+        reference, ref_name = known[0][1], known[0][0].file_name
+    for source, family in known:
+        if reference is not None and not same_architecture(family, reference):
+            raise LoraFormatError(
+                f"{source.file_name} is a LoRA for {family_label(family)}, but {ref_name} is "
+                f"{family_label(reference)}: LoRAs for another base model family cannot be mixed with it",
+                hint="remove it from the mix, or choose a base model of its family")
+    return reference or "unknown"
+
+
+def contributions(sources: Sequence[Source]) -> dict[str, list[tuple[LoraModule, float]]]:
+    """module name → [(module, strength)] over the enabled sources, dropping zero strengths."""
+    out: dict[str, list[tuple[LoraModule, float]]] = {}
+    for s in sources:
+        if not s.entry.enabled:
+            continue
+        for name, module in s.lora.modules.items():
+            strength = s.entry.module_strength(name)
+            if strength != 0.0:
+                out.setdefault(name, []).append((module, strength))
+    return out

@@ -1,0 +1,99 @@
+"""Which layer of a loaded base model each kohya module name adapts, and whether a LoRA fits that model.
+
+The map is built from the model itself (every Linear and Conv2d of the UNet and text encoders, named the
+way our reader names LoRA modules), so a LoRA module that matches no layer, or whose ΔW has another shape
+than the layer's weight, is found before anything is baked or previewed — and reported by name, with
+the shapes, instead of being skipped the way WebUIs skip keys they cannot load.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from studio.errors import LoraFormatError
+from studio.formats.family import family_label, same_architecture
+from studio.formats.lora_file import LoraFile, LoraModule
+from studio.formats.names import kohya_name_for
+
+
+@dataclass(frozen=True)
+class Target:
+    component: str  # unet | te | te1 | te2
+    path: str  # module path inside its component
+    module: torch.nn.Module  # the nn.Linear / nn.Conv2d whose weight a LoRA changes
+
+
+def text_encoder_components(family: str) -> tuple[str, ...]:
+    return ("te1", "te2") if family == "sdxl" else ("te",)
+
+
+def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module], family: str) -> dict[str, Target]:
+    """kohya name → Target for every layer a LoRA may adapt."""
+    out: dict[str, Target] = {}
+    parts = [("unet", unet)] + list(zip(text_encoder_components(family), text_encoders))
+    for component, root in parts:
+        for path, module in root.named_modules():
+            if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) or not path:
+                continue
+            try:
+                name = kohya_name_for(component, path, family)
+            except (KeyError, ValueError, LoraFormatError):  # a layer with no SGM name: no LoRA can address it
+                continue
+            out[name] = Target(component, path, module)
+    return out
+
+
+def expected_delta_shape(module: LoraModule) -> tuple[int, ...] | None:
+    """ΔW's shape from the factors alone (None when it takes computing: LoHa/LoKr)."""
+    if module.algo == "lora" and module.down is not None and module.up is not None:
+        kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
+        in_f = module.down.shape[1]
+        return (module.up.shape[0], in_f, *kernel)
+    return None
+
+
+def shape_problem(module: LoraModule, weight: torch.Tensor) -> str:
+    """"" when the module's ΔW fits `weight`, else a short description of the mismatch."""
+    shape = expected_delta_shape(module)
+    w = tuple(weight.shape)
+    if shape is None:
+        try:
+            shape = tuple(module.delta_weight().shape)
+        except (RuntimeError, KeyError, ValueError):
+            return "its factors do not fit together"
+    if shape == w:
+        return ""
+    if math.prod(shape) == math.prod(w) and shape[0] == w[0]:
+        # linear vs 1×1 conv, or LoHa/LoKr factors flattened over the kernel: same numbers, same rows
+        return ""
+    return f"LoRA ΔW {'×'.join(map(str, shape))}, model weight {'×'.join(map(str, w))}"
+
+
+def check_fits(lora: LoraFile, label: str, targets: dict[str, Target], model_family: str) -> None:
+    """LoraFormatError saying which modules of `label` do not fit the model, and why."""
+    if lora.family != "unknown" and not same_architecture(lora.family, model_family):
+        raise LoraFormatError(f"{label} is a LoRA for {family_label(lora.family)}, but the base model is "
+                              f"{family_label(model_family)}",
+                              hint="choose a LoRA made for this base model, or another base model")
+    missing = [n for n in lora.modules if n not in targets]
+    wrong = []
+    for name, module in lora.modules.items():
+        if name in targets:
+            problem = shape_problem(module, targets[name].module.weight)
+            if problem:
+                wrong.append(f"`{name}` ({problem})")
+    if not missing and not wrong:
+        return
+    parts = []
+    if missing:
+        shown = ", ".join(f"`{n}`" for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        parts.append(f"{len(missing)} module(s) match no layer of the base model: {shown}")
+    if wrong:
+        shown = "; ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        parts.append(f"{len(wrong)} module(s) have another shape than the model's layer: {shown}")
+    raise LoraFormatError(f"{label} does not fit the base model ({family_label(model_family)}): " + "; ".join(parts),
+                          hint="it was made for a different model (size or architecture)")
