@@ -67,10 +67,10 @@ def read_run(run_dir: Path) -> RunSummary:
     exports: list[str] = []
     for e in events:
         kind = e.get("type")
-        if kind == "started":
+        if kind == "started":  # a resumed run starts over from its checkpoint: so does its summary
             total = int(e.get("total_steps", 0) or 0)
             step = int(e.get("start_step", 0) or 0)
-            status = "interrupted"
+            status, outputs, error, hint = "interrupted", [], "", ""
         elif kind == "progress":
             step = int(e.get("step", step) or step)
             loss = e.get("loss", loss)
