@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "train_cmd",
     "demo_cmd",
     "inspect_cmd",
+    "mix_cmd",
     "gui_cmd",
 )
 
