@@ -83,7 +83,7 @@ class DatasetModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return item.path.name
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._pixmap(index.row(), item)
+            return self.pixmap(index.row())
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(item)
         if role == Role.PATH:
@@ -118,7 +118,10 @@ class DatasetModel(QAbstractListModel):
         lines += [f"{'✗' if p.excluded else '•'} {p.message}" for p in item.problems]
         return "\n".join(lines)
 
-    def _pixmap(self, row: int, item: DatasetItem) -> QPixmap | None:
+    def pixmap(self, row: int) -> QPixmap | None:
+        """The row's thumbnail scaled to the zoom level (decoded on first paint, then kept in an LRU);
+        None while it is being made, which is also what asks the pool for it."""
+        item = self.items[row]
         if not item.thumb:
             if not item.thumb_error and self.request_thumbnail is not None:
                 self.request_thumbnail(item)

@@ -34,6 +34,7 @@ from studio.dataset.tags import TagOp, tag_frequencies
 from studio.dataset.thumbnail_pool import BACKGROUND, URGENT, Request, ThumbnailPool
 from studio.dataset.thumbnails import ThumbnailCache
 from studio.errors import StudioError
+from ui import qt_refcount_guard
 from ui.background import run_in_background
 from ui.models.dataset_commands import CaptionCommand, StateCommand
 from ui.models.dataset_model import DatasetFilterProxy, DatasetItem, DatasetModel
@@ -77,6 +78,7 @@ class DatasetPanel(QWidget):
                  settings: QSettings | None = None, workers: int | None = None, check_on_load: bool = True,
                  own_shortcuts: bool = True) -> None:
         super().__init__(parent)
+        qt_refcount_guard.install(QApplication.instance())  # thousands of Qt calls per open: see the module
         self.settings = settings if settings is not None else QSettings()
         self.cache = cache or ThumbnailCache()
         self.check_cache_dir = self.cache.root / "checks"
