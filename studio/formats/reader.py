@@ -11,6 +11,7 @@ those problems for `inspect`; `read_lora` refuses a file that has any.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ def read_lora(path: str | Path, *, allow_nonfinite: bool = False) -> LoraFile:
 def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,
                     name: str = "the file") -> ReadResult:
     groups: dict[tuple[str, str, bool], dict[str, torch.Tensor]] = {}
-    layouts: set[str] = set()
+    layouts: dict[tuple[str, str, bool], set[str]] = {}
     unknown: list[str] = []
     unsupported: dict[str, list[str]] = {}
     ignored: list[str] = []
@@ -144,7 +145,7 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
             raise LoraFormatError(f"{name}: two keys give `{ref.part}` of module `{ref.module}` "
                                   f"(one is `{key}`)")
         parts[ref.part] = tensor
-        layouts.add(ref.layout)
+        layouts.setdefault(gkey, set()).add(ref.layout)
     if not groups:
         keys = list(tensors)
         what = not_lora_reason(keys)
@@ -159,10 +160,10 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
                 if _input_factor(p) is not None]
     guess = detect_family(metadata, evidence)
     family = guess.family
-    alphas = _peft_alphas(metadata)
+    alphas = _peft_alphas(metadata, name)
 
     lf = LoraFile(metadata=dict(metadata), family=family)
-    result = ReadResult(lora=lf, guess=guess, layouts=tuple(sorted(layouts)), unknown_keys=unknown,
+    result = ReadResult(lora=lf, guess=guess, layouts=_module_layouts(layouts), unknown_keys=unknown,
                         unsupported=unsupported, ignored=ignored)
     if ignored:
         result.warnings.append(f"{len(ignored)} bundled embedding tensor(s) ignored")
@@ -179,7 +180,7 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         if kname in lf.modules:
             raise LoraFormatError(f"{name}: module `{kname}` is given twice (as `{module}` and another name)")
         if not named and "alpha" not in parts:
-            alpha = _alpha_for(alphas, component, module)
+            alpha = _alpha_for(alphas, component, module, name)
             if alpha is not None:
                 parts = {**parts, "alpha": torch.tensor(alpha)}
         module_obj, problem = _build_module(kname, parts)
@@ -189,11 +190,17 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         if module_obj is None:
             result.warnings.append(f"`{kname}` has only an alpha and no weights; skipped")
             continue
-        if not all(bool(torch.isfinite(t).all()) for t in module_obj.tensors()):
+        if (not all(bool(torch.isfinite(t).all()) for t in module_obj.tensors())
+                or (module_obj.alpha is not None and not math.isfinite(module_obj.alpha))):
             result.nonfinite.append(kname)
         lf.modules[kname] = module_obj
     lf.source_layout = "+".join(result.layouts)
     return result
+
+
+def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tuple[str, ...]:
+    """Layouts of the file's modules; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins."""
+    return tuple(sorted({"lycoris" if "lycoris" in found else min(found) for found in per_module.values()}))
 
 
 def _input_factor(parts: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
@@ -211,15 +218,16 @@ def _kohya_name(component: str, module: str, named: bool, family: str) -> str:
     return kohya_name_for(component, module, family)
 
 
-def _peft_alphas(metadata: Mapping[str, str]) -> dict[str, dict]:
+def _peft_alphas(metadata: Mapping[str, str], name: str = "the file") -> dict[str, dict]:
     """peft LoraConfig fields per component from diffusers' `lora_adapter_metadata` (alpha, patterns)."""
     raw = metadata.get(_ADAPTER_META_KEY)
     if not raw:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
-        return {}
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep; ValueError: a 5000-digit number
+        raise LoraFormatError(f"{name}: its `{_ADAPTER_META_KEY}` is not valid JSON, so the alphas (strengths) of "
+                              "its modules are unknown", hint="the file is damaged; download it again") from None
     out: dict[str, dict] = {}
     if isinstance(data, dict):
         for key, value in data.items():
@@ -228,15 +236,41 @@ def _peft_alphas(metadata: Mapping[str, str]) -> dict[str, dict]:
     return out
 
 
-def _alpha_for(alphas: Mapping[str, dict], component: str, path: str) -> float | None:
+def _alpha_for(alphas: Mapping[str, dict], component: str, path: str, name: str = "the file") -> float | None:
     cfg = alphas.get(_PEFT_PREFIX[component])
     if not cfg:
         return None
-    for pattern, value in (cfg.get("alpha_pattern") or {}).items():
-        if re.match(rf"(.*\.)?({pattern})$", path):
-            return float(value)
+    patterns = cfg.get("alpha_pattern") or {}
+    if not isinstance(patterns, Mapping):
+        raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` has an alpha_pattern that is not a map of patterns "
+                              "to numbers")
+    for pattern, value in patterns.items():
+        if _pattern_matches(str(pattern), path, name):
+            return _alpha_number(value, f"alpha_pattern `{pattern}`", name)
     value = cfg.get("lora_alpha")
-    return None if value is None else float(value)
+    return None if value is None else _alpha_number(value, "lora_alpha", name)
+
+
+def _alpha_number(value: object, what: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` gives {what} as {str(value)[:40]!r}, not a finite number")
+    return float(value)
+
+
+_UNBOUNDED = re.compile(r"[*+]|\{\d*,\}")
+
+
+def _pattern_matches(pattern: str, path: str, name: str) -> bool:
+    """peft's rule, `(.*\.)?(<pattern>)$`, for a pattern taken from a downloaded file: it must compile, and
+    must not be able to backtrack for ever (a quantified group, or more than two unbounded repeats, can)."""
+    if len(pattern) > 500 or re.search(r"\)[*+?{]", pattern) or len(_UNBOUNDED.findall(pattern)) > 2:
+        raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` has an alpha_pattern too complex to match safely: "
+                              f"`{pattern[:60]}`", hint="the file was made by an unusual tool or was crafted")
+    try:
+        return re.match(rf"(.*\.)?({pattern})$", path) is not None
+    except re.error as exc:
+        raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` has an invalid alpha_pattern `{pattern[:60]}` ({exc})",
+                              hint="the file is damaged or was made by an unusual tool") from None
 
 
 def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule | None, str]:
