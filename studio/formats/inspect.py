@@ -9,6 +9,7 @@ people and `summary_to_json` for scripts (`lora-studio inspect --json`).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,14 +87,14 @@ def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
         return []
     try:
         folders = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # metadata of a downloaded file: damaged, or nested thousands deep
         return []
     counts: Counter[str] = Counter()
     if isinstance(folders, dict):
         for tags in folders.values():
             if isinstance(tags, dict):
                 for tag, count in tags.items():
-                    if isinstance(count, (int, float)):
+                    if isinstance(count, (int, float)) and math.isfinite(count):
                         counts[str(tag).strip()] += int(count)
     return [(t, c) for t, c in counts.most_common(n) if t]
 
@@ -104,15 +105,18 @@ def mix_sources(meta: dict[str, str]) -> list[MixSource]:
         return []
     try:
         items = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     out = []
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and "name" in item:
-            out.append(MixSource(name=str(item["name"]), sha256=str(item.get("sha256", "")),
-                                 strength=float(item.get("strength", 1.0)),
-                                 unet=_opt_float(item.get("unet")), te=_opt_float(item.get("te")),
-                                 blocks={str(k): float(v) for k, v in (item.get("blocks") or {}).items()}))
+            try:
+                out.append(MixSource(name=str(item["name"]), sha256=str(item.get("sha256", "")),
+                                     strength=float(item.get("strength", 1.0)),
+                                     unet=_opt_float(item.get("unet")), te=_opt_float(item.get("te")),
+                                     blocks={str(k): float(v) for k, v in (item.get("blocks") or {}).items()}))
+            except (TypeError, ValueError, AttributeError):  # a record written by another tool, or damaged
+                continue
     return out
 
 

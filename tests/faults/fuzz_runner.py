@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -78,7 +79,26 @@ def _images(folder: Path) -> Iterator[tuple[str, str, Path, dict[str, Callable[[
         }
 
 
-SUITES = {"safetensors": _safetensors, "images": _images}
+def _loras(folder: Path) -> Iterator[tuple[str, str, Path, dict[str, Callable[[], object]]]]:
+    from safetensors.torch import save_file
+
+    from studio.formats.inspect import summarize
+    from studio.formats.reader import read_lora, read_lora_report
+    from tests.faults.hostile_loras import cases
+
+    for case_id, tensors, metadata, expect in cases():
+        path = folder / "case.safetensors"
+        save_file(tensors, str(path), metadata=metadata)
+        yield case_id, expect, path, {
+            "report": lambda: read_lora_report(path),
+            "read": lambda: read_lora(path),
+            "read_nonfinite": lambda: read_lora(path, allow_nonfinite=True),
+            "inspect": lambda: summarize(path),
+        }
+
+
+SUITES = {"safetensors": _safetensors, "images": _images, "loras": _loras}
+CASE_TIMEOUT_S = 30  # a case that hangs (a regex that backtracks forever) is killed by SIGALRM, and reported
 
 
 def main(argv: list[str]) -> int:
@@ -95,11 +115,13 @@ def main(argv: list[str]) -> int:
             out.flush()
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
             results, growth = {}, 0
+            signal.alarm(CASE_TIMEOUT_S)  # default action: the child dies, and the parent names this case
             for name, fn in loaders.items():
                 before = _status_kb("VmRSS")
                 _reset_peak()
                 results[name] = _outcome(fn, clear)
                 growth = max(growth, _status_kb("VmHWM") - before if can_reset else 0)
+            signal.alarm(0)
             intact = (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "") == digest
             out.write(json.dumps({"case": case_id, "expect": expect, "results": results,
                                   "peak_growth_mb": round(growth / 1024, 1), "intact": intact}) + "\n")
