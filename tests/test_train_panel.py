@@ -104,30 +104,43 @@ def test_a_preset_changes_only_the_fields_it_names(idle_window, qtbot):
 
 @pytest.mark.slow
 def test_run_from_the_panel_shows_progress_and_previews_and_stops_with_a_checkpoint(qtbot, tmp_path, tiny_sd1):
-    project = write_project(tmp_path, tiny_sd1, sampling={"every_n_steps": 2, "prompts": ("photo, red thing",)})
+    project = write_project(tmp_path, tiny_sd1, sampling={"every_n_steps": 4, "prompts": ("photo, red thing",)})
     window = open_window(qtbot, tmp_path, project)
-    panel = window.train_panel
+    panel, c = window.train_panel, window.train_panel.controls
     try:
         assert window.worker.state in ("starting", "ready")
-        qtbot.waitUntil(lambda: panel.controls.start_button.isEnabled(), timeout=10_000)
-        qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(c.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.run_state == "running", timeout=120_000)
         qtbot.waitUntil(lambda: panel.gallery.count() >= 1 and panel.gallery.thumbnails[0].loaded, timeout=120_000)
-        assert panel.controls.bar.value() >= 2 and panel.chart.count() >= 2
-        assert "it/s" in panel.controls.details.text() and "epoch" in panel.controls.details.text()
+        assert c.bar.value() >= 4 and panel.chart.count() >= 4
+        assert "it/s" in c.details.text() and "epoch" in c.details.text() and "ETA" in c.details.text()
         thumb = panel.gallery.thumbnails[0]
-        assert Path(thumb.path).is_file() and thumb.pixmap() is not None and not thumb.pixmap().isNull()
+        assert thumb.step == 4 and Path(thumb.path).is_file() and not thumb.pixmap().isNull()
         dialog = panel.gallery.open_image(thumb)  # click to enlarge
         qtbot.waitUntil(lambda: dialog.image.pixmap() is not None and not dialog.image.pixmap().isNull())
         dialog.close()
 
-        qtbot.mouseClick(panel.controls.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(c.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.run_state == "paused", timeout=30_000)
+        assert c.pause_button.text() == "Resume"
+        paused_at = panel.last_step
+        qtbot.wait(1500)
+        assert panel.last_step == paused_at
+        qtbot.mouseClick(c.pause_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.run_state == "running" and panel.last_step > paused_at, timeout=30_000)
+        qtbot.mouseClick(c.sample_button, Qt.MouseButton.LeftButton)  # previews off the every-4-steps rhythm
+        qtbot.waitUntil(lambda: any(s % 4 for s in panel.gallery.steps()), timeout=60_000)
+        assert panel.checkpoint_step == 0  # no periodic saves in this project
+        qtbot.mouseClick(c.save_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.checkpoint_step > 0, timeout=60_000)
+
+        qtbot.mouseClick(c.stop_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
         assert "Stopped at step" in panel.banner.text()
         checkpoints = sorted((panel.run_dir / "checkpoints").glob("checkpoint-*/state.json"))
-        assert checkpoints, "stopping saves a resumable checkpoint"
+        assert len(checkpoints) == 2, "one from Save now, one on stopping"
         assert list(checkpoints[-1].parent.glob("*.safetensors"))
-        assert list(panel.run_dir.glob("test-lora-step*.safetensors"))
+        assert len(list(panel.run_dir.glob("test-lora-step*.safetensors"))) == 2
         qtbot.waitUntil(lambda: any(r.path == panel.run_dir and r.status == "stopped" for r in panel.history.runs),
                         timeout=10_000)
         assert load_project(project).model.path == str(tiny_sd1)  # the project was saved before the run
