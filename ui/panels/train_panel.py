@@ -400,9 +400,9 @@ class TrainPanel(QWidget):
     def _on_failed(self, e: Failed) -> None:
         was_running = self.run_state in ACTIVE
         self._set_run_state("idle")
-        if e.traceback:
-            self.log.add("debug", e.traceback)
         self.log.add("error", e.error + (f" — {e.hint}" if e.hint else ""))
+        if e.traceback:
+            self.log.add("traceback", e.traceback.rstrip())
         self.controls.set_details(f"Failed at step {self.last_step}.")
         if was_running and self.run_dir is not None and self.checkpoint_step:
             self._offer_resume(self.run_dir, self.checkpoint_step, "error", f"The run failed: {e.error}", e.hint)
