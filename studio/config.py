@@ -29,8 +29,10 @@ PROJECT_FORMAT_VERSION = 1
 
 
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-       choices: tuple[str, ...] | None = None, advanced: bool = False) -> Any:
+       choices: tuple[str, ...] | None = None, advanced: bool = False, requires: str | None = None) -> Any:
     meta: dict[str, Any] = {"help": help, "advanced": advanced}
+    if requires is not None:
+        meta["requires"] = requires  # "cuda": only offered where an NVIDIA GPU is present
     if lo is not None:
         meta["min"] = lo
     if hi is not None:
@@ -45,12 +47,47 @@ def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = N
 @dataclass(frozen=True)
 class DatasetConfig:
     folders: tuple[str, ...] = _f((), "Image folders. A folder named like `10_name` is repeated 10 times per "
-                                      "epoch (the kohya convention).")
-    resolution: int = _f(512, "Training resolution in pixels; images are resized and centre-cropped to it.",
-                         lo=64, hi=2048)
+                                      "epoch (the kohya convention). A `folder.toml` inside a folder overrides, for "
+                                      "that folder only: repeats, keep_tokens, shuffle_captions, caption_dropout, "
+                                      "tag_dropout, flip and loss_weight.")
+    resolution: int = _f(512, "Training resolution in pixels; images are resized and centre-cropped to it. With "
+                              "bucketing, every bucket has about this many pixels (resolution²).", lo=64, hi=2048)
     caption_extension: str = _f(".txt", "Extension of the caption file beside each image.")
     default_caption: str = _f("", "Caption used for images that have no caption file.")
     repeats: int = _f(1, "Repeats per epoch for folders whose name carries no `N_` prefix.", lo=1, hi=1000)
+    bucketing: bool = _f(False, "Aspect-ratio bucketing: train each image at the bucket (width × height, multiples "
+                                "of the bucket step, about resolution² pixels) closest to its own aspect ratio "
+                                "instead of a centre-cropped square; every batch holds one bucket.")
+    bucket_min_side: int = _f(0, "Smallest bucket side in pixels (0: half the resolution).", lo=0, hi=4096,
+                              advanced=True)
+    bucket_max_side: int = _f(0, "Largest bucket side in pixels (0: twice the resolution).", lo=0, hi=8192,
+                              advanced=True)
+    bucket_step: int = _f(64, "Bucket sides are multiples of this (a multiple of 8; 64 is the usual choice).",
+                          lo=8, hi=256, advanced=True)
+    bucket_no_upscale: bool = _f(False, "Never enlarge an image to fill its bucket: images smaller than the "
+                                        "resolution are trained at their own size (rounded down to the bucket "
+                                        "step).", advanced=True)
+    shuffle_captions: bool = _f(False, "Shuffle the comma-separated tags of a caption each time it is used, so no "
+                                       "tag position is learnt (kohya's shuffle_caption).")
+    keep_tokens: int = _f(0, "Keep the first N comma-separated tags in place (e.g. the trigger word) when "
+                             "shuffling or dropping tags.", lo=0, hi=255)
+    caption_dropout: float = _f(0.0, "Probability of using an empty caption for an image, which keeps the "
+                                     "unconditional prediction (and so CFG) working.", lo=0.0, hi=1.0, advanced=True)
+    tag_dropout: float = _f(0.0, "Probability of leaving out each tag (after the kept ones) each time a caption "
+                                 "is used.", lo=0.0, hi=1.0, advanced=True)
+    flip: bool = _f(False, "Random horizontal flip: each use of an image is mirrored with probability 0.5. Both "
+                           "the image and its mirror are VAE-encoded once and cached (a latent cannot be mirrored "
+                           "exactly), so this doubles the latent memory. Avoid it for asymmetric subjects.")
+    regularization_folders: tuple[str, ...] = _f((), "Class (regularisation) image folders for prior preservation: "
+                                                     "each epoch mixes in as many class images as training images.")
+    prior_loss_weight: float = _f(1.0, "Loss weight of the regularisation images.", lo=0.0, hi=10.0, advanced=True)
+    masked_loss: bool = _f(False, "Learn only where a mask says so: for `a.png`, a greyscale `masks/a.png` in the "
+                                  "same folder (white: learn, black: ignore). Images without one are learnt "
+                                  "everywhere.", advanced=True)
+    latent_cache: Literal["memory", "disk"] = _f(
+        "memory", "Where encoded latents are kept: in memory for this run, or also on disk (`.cache/latents` beside "
+                  "the project) so the next run skips the VAE; a cached latent is re-encoded when its image, the "
+                  "bucket size, the VAE or the flip setting changes.", choices=("memory", "disk"), advanced=True)
 
 
 @dataclass(frozen=True)
@@ -65,6 +102,9 @@ class ModelConfig:
     clip_skip: int = _f(1, "Use the text encoder's N-th last layer (2 is common for anime models).", lo=1, hi=4)
 
 
+NETWORK_TYPES = ("lora", "locon", "loha", "lokr")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     rank: int = _f(16, "LoRA rank (network dim): capacity of the adapter. 8-32 is typical.", lo=1, hi=1024)
@@ -75,17 +115,62 @@ class NetworkConfig:
                        "(kohya's default) or the attention projections only (lighter).",
         choices=("transformer", "attention"))
     train_text_encoder: bool = _f(False, "Also train LoRA on the text encoder(s).")
+    type: Literal["lora", "locon", "loha", "lokr"] = _f(
+        "lora", "Adapter type. `lora`: low-rank update of the transformer layers. `locon`: LoRA that also adapts "
+                "the 3x3 convolutions of the ResNet blocks. `loha` (Hadamard product) and `lokr` (Kronecker "
+                "product): LyCORIS types, transformer layers and convolutions. All export in the layout the WebUIs "
+                "and ComfyUI load.", choices=NETWORK_TYPES)
+    conv_rank: int = _f(0, "Rank of the adapters on 3x3 convolutions for locon, loha and lokr (0: the same as "
+                           "rank).", lo=0, hi=1024)
+    conv_alpha: float = _f(0.0, "Alpha of the convolution adapters (0: the same as alpha).", lo=0.0, hi=4096.0)
+    dora: bool = _f(False, "DoRA: learn each weight's magnitude and direction separately (peft `use_dora`); for "
+                           "lora and locon. Slower per step; often better at low rank.")
+    rslora: bool = _f(False, "Rank-stabilised LoRA: scale by alpha / sqrt(rank) instead of alpha / rank, so higher "
+                             "ranks keep learning. The export writes alpha x sqrt(rank) so WebUIs apply the same "
+                             "update.", advanced=True)
+    init: Literal["default", "pissa"] = _f(
+        "default", "Adapter initialisation. `default`: the update starts at zero (as sd-scripts). `pissa`: start "
+                   "from the weights' principal singular vectors (PiSSA; faster convergence); the export is the "
+                   "difference from the start, at twice the rank. lora and locon only.",
+        choices=("default", "pissa"), advanced=True)
+    lokr_factor: int = _f(-1, "LoKr: split each dimension with this factor (-1: as square as possible).", lo=-1,
+                          hi=1024, advanced=True)
+    base_quantization: Literal["none", "int8", "nf4"] = _f(
+        "none", "QLoRA-style low-VRAM mode: keep the frozen UNet in 8-bit or 4-bit NF4 (bitsandbytes) and train "
+                "the adapter on top. NVIDIA GPUs only.", choices=("none", "int8", "nf4"), advanced=True,
+        requires="cuda")
+
+
+OPTIMIZERS = ("adamw", "adamw8bit", "lion", "prodigy", "adafactor", "schedule_free_adamw")
+LR_SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts", "polynomial")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: Literal["adamw"] = _f("adamw", "Optimizer.", choices=("adamw",))
+    name: Literal["adamw", "adamw8bit", "lion", "prodigy", "adafactor", "schedule_free_adamw"] = _f(
+        "adamw", "Optimizer. `adamw8bit`: AdamW with 8-bit state (bitsandbytes), less memory. `lion`: sign-based, "
+                 "use a 3-10x smaller learning rate. `prodigy`: finds the step size itself, set learning rates to "
+                 "1.0. `adafactor`: factored second moments, least memory. `schedule_free_adamw`: no learning-rate "
+                 "schedule needed (the schedule is ignored).", choices=OPTIMIZERS)
     unet_lr: float = _f(1e-4, "Learning rate for the UNet LoRA.", lo=0.0, hi=1.0)
     text_encoder_lr: float = _f(5e-5, "Learning rate for the text-encoder LoRA.", lo=0.0, hi=1.0)
     weight_decay: float = _f(1e-2, "AdamW weight decay.", lo=0.0, hi=1.0)
     betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas.")
     eps: float = _f(1e-8, "AdamW epsilon.", lo=0.0, hi=1.0, advanced=True)
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this value (0 disables clipping).", lo=0.0, hi=1e6)
+    loss: Literal["mse", "l1", "huber"] = _f(
+        "mse", "Loss between prediction and target. `huber` (pseudo-Huber) is quadratic for small errors and "
+               "linear for large ones, so outlier images pull less.", choices=("mse", "l1", "huber"), advanced=True)
+    huber_c: float = _f(0.1, "Huber loss: where it turns from quadratic to linear.", lo=1e-4, hi=10.0,
+                        advanced=True)
+    min_snr_gamma: float = _f(0.0, "Min-SNR-γ weighting: down-weights the easy low-noise timesteps so training "
+                                   "converges faster (5 is the paper's value); 0 turns it off.", lo=0.0, hi=100.0)
+    lora_plus_ratio: float = _f(0.0, "LoRA+: the up (B) matrices learn this many times faster than the down (A) "
+                                     "matrices (16 is the paper's value); 0 turns it off. lora and locon only.",
+                                lo=0.0, hi=1024.0, advanced=True)
+    ema_decay: float = _f(0.0, "Keep an exponential moving average of the LoRA weights with this decay (e.g. "
+                               "0.999) and export and preview it instead of the raw weights; 0 turns it off.",
+                          lo=0.0, hi=0.999999, advanced=True)
 
 
 @dataclass(frozen=True)
@@ -93,15 +178,39 @@ class ScheduleConfig:
     max_steps: int = _f(1000, "Optimizer steps to train.", lo=1, hi=10_000_000)
     batch_size: int = _f(1, "Images per step on each device.", lo=1, hi=256)
     gradient_accumulation: int = _f(1, "Accumulate gradients over N batches per optimizer step.", lo=1, hi=256)
-    lr_scheduler: Literal["constant", "linear", "cosine"] = _f(
-        "constant", "Learning-rate schedule after warm-up.", choices=("constant", "linear", "cosine"))
+    lr_scheduler: Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"] = _f(
+        "constant", "Learning-rate schedule after warm-up.", choices=LR_SCHEDULERS)
     warmup_steps: int = _f(0, "Steps of linear learning-rate warm-up.", lo=0, hi=10_000_000)
+    warmup_ratio: float = _f(0.0, "Warm-up as a fraction of the run (e.g. 0.05); used instead of warmup_steps when "
+                                  "above 0.", lo=0.0, hi=1.0, advanced=True)
+    lr_cycles: int = _f(1, "cosine_with_restarts: how many cosine cycles (hard restarts) the run has.", lo=1,
+                        hi=1000, advanced=True)
+    lr_power: float = _f(1.0, "polynomial: the decay's power (1 is linear).", lo=0.01, hi=10.0, advanced=True)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _f(
         "auto", "Mixed precision on CUDA (`auto`: bf16 where supported, else fp16; always fp32 on CPU).",
         choices=("auto", "no", "fp16", "bf16"))
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: much less VRAM, "
                                              "about 20-30% slower.")
     seed: int = _f(42, "Random seed; the same seed gives the same run on the same hardware.", lo=0, hi=2**32 - 1)
+    noise_offset: float = _f(0.0, "Noise offset: adds a per-channel constant to the noise so the model can learn "
+                                  "very dark and very bright images (0.05-0.1 is typical); 0 turns it off.",
+                             lo=0.0, hi=1.0, advanced=True)
+    pyramid_noise_iterations: int = _f(0, "Multi-resolution (pyramid) noise: add this many levels of "
+                                          "lower-resolution noise (6-10 is typical); 0 turns it off.", lo=0, hi=16,
+                                       advanced=True)
+    pyramid_noise_discount: float = _f(0.3, "Pyramid noise: strength of each coarser level relative to the one "
+                                            "before.", lo=0.0, hi=1.0, advanced=True)
+    input_perturbation: float = _f(0.0, "Input perturbation: extra noise on the UNet's input but not on its target, "
+                                        "which reduces exposure bias (0.1 is the paper's value); 0 turns it off.",
+                                   lo=0.0, hi=1.0, advanced=True)
+    zero_terminal_snr: bool = _f(False, "Rescale the noise schedule so the last timestep is pure noise (zero "
+                                        "terminal SNR). Needs a v-prediction model; previews sample with "
+                                        "trailing timesteps.", advanced=True)
+    channels_last: Literal["auto", "on", "off"] = _f(
+        "auto", "Channels-last memory format for the UNet: faster convolutions on NVIDIA GPUs (`auto`: on with "
+                "CUDA, off on the CPU).", choices=("auto", "on", "off"), advanced=True)
+    compile_unet: bool = _f(False, "Compile the UNet with torch.compile: faster steps after a slow first one "
+                                   "(minutes on real models).", advanced=True)
 
 
 @dataclass(frozen=True)
@@ -114,6 +223,20 @@ class SamplingConfig:
     guidance_scale: float = _f(7.0, "Classifier-free guidance scale for previews.", lo=0.0, hi=30.0)
     width: int = _f(0, "Preview width (0: the training resolution).", lo=0, hi=4096)
     height: int = _f(0, "Preview height (0: the training resolution).", lo=0, hi=4096)
+    on_save: bool = _f(False, "Also render the previews at every save, so each saved LoRA has its row in the grid.")
+    grid: bool = _f(True, "Assemble the previews into samples/grid.png: one row per step, one column per prompt, "
+                          "the same seeds in every row, to pick the best step at a glance.")
+    validation_percent: float = _f(0.0, "Hold out this percentage of the training images (at least one) for a "
+                                        "validation loss; 0 holds out none.", lo=0.0, hi=50.0)
+    validation_images: tuple[str, ...] = _f((), "Validation images or folders, held out of training (instead of a "
+                                                "percentage).")
+    validation_every_n_steps: int = _f(0, "Compute the validation loss every N steps (0: only at the end, when "
+                                          "there are validation images). A note is logged when it turns upward.",
+                                       lo=0, hi=10_000_000)
+    validation_timesteps: int = _f(4, "Validation loss: evenly spaced timesteps, each with fixed noise, averaged.",
+                                   lo=1, hi=100, advanced=True)
+    validation_seed: int = _f(0, "Seed of the validation noise (fixed, so values are comparable across steps).",
+                              lo=0, hi=2**32 - 1, advanced=True)
 
 
 @dataclass(frozen=True)
@@ -126,6 +249,8 @@ class OutputConfig:
     dtype: Literal["fp16", "bf16", "fp32"] = _f("fp16", "Precision of the exported weights.",
                                                 choices=("fp16", "bf16", "fp32"))
     trigger_phrase: str = _f("", "Trigger word(s) written into the file's metadata.")
+    tensorboard: bool = _f(True, "Also write TensorBoard event files into the run folder (`tensorboard --logdir "
+                                 "runs`).")
 
 
 @dataclass(frozen=True)

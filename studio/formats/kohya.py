@@ -47,26 +47,89 @@ def _split_peft_key(key: str) -> tuple[str, str]:
         if marker in key:
             path = key.split(marker)[0]
             return path.removeprefix("base_model.model."), marker.strip(".")
+    path, _, last = key.rpartition(".")
+    if last in _LYCORIS_KEYS:
+        return path.removeprefix("base_model.model."), last
     raise LoraFormatError(f"unexpected key in the trained adapter: {key}")
 
 
 def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], alpha: float, family: str,
-                        metadata: Mapping[str, str] | None = None) -> LoraFile:
-    """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …)."""
+                        metadata: Mapping[str, str] | None = None, *,
+                        scales: Mapping[str, Mapping[str, object]] | None = None,
+                        initial: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> LoraFile:
+    """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …).
+
+    `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each
+    layer (alpha/r, rsLoRA's alpha/√r, a conv layer's own alpha); each module's alpha is then written as
+    scale × rank, so every loader computes peft's ΔW. Without it, `alpha` is used for every module.
+    `initial` (PiSSA): the adapter's starting weights, which are part of the base during training; the
+    export is the difference, B·A − B₀·A₀, written exactly as one LoRA of twice the rank.
+    """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
     for prefix, sd in state_dicts.items():
-        parts: dict[str, dict[str, torch.Tensor]] = {}
-        for key, tensor in sd.items():
-            path, kind = _split_peft_key(key)
-            parts.setdefault(path, {})[kind] = tensor
+        parts = _group_peft(sd)
+        start = _group_peft(initial[prefix]) if initial and prefix in initial else {}
         for path, found in parts.items():
             if "lora_A" not in found or "lora_B" not in found:
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
             name = kohya_name(prefix, path, family)
+            down, up = found["lora_A"].detach(), found["lora_B"].detach()
+            module_alpha = float(alpha)
+            if scales is not None:
+                module_alpha = float(getattr(scales[prefix][path], "scale")) * down.shape[0]
+            if path in start:
+                down = torch.cat([down, start[path]["lora_A"].to(down)], dim=0)
+                up = torch.cat([up, -start[path]["lora_B"].to(up)], dim=1)
+                module_alpha *= 2
             magnitude = found.get("lora_magnitude_vector")
-            lf.modules[name] = LoraModule(name=name, down=found["lora_A"].detach(), up=found["lora_B"].detach(),
-                                          alpha=float(alpha),
+            lf.modules[name] = LoraModule(name=name, down=down, up=up, alpha=module_alpha,
                                           dora_scale=None if magnitude is None else _dora_scale(magnitude, found))
+    return lf
+
+
+_LYCORIS_KEYS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "lokr_w1", "lokr_w1_a",
+                 "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2")
+
+
+def _group_peft(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in sd.items():
+        path, kind = _split_peft_key(key)
+        parts.setdefault(path, {})[kind] = tensor
+    return parts
+
+
+def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], family: str,
+                           scales: Mapping[str, Mapping[str, object]],
+                           metadata: Mapping[str, str] | None = None) -> LoraFile:
+    """Build a LyCORIS-layout `LoraFile` (`hada_*` / `lokr_*` keys) from peft LoHa/LoKr state dicts.
+
+    peft's factors have LyCORIS's names and shapes; what differs is the scale. peft multiplies every
+    LoHa/LoKr update by alpha/r; LyCORIS loaders (ComfyUI, A1111, diffusers) apply alpha/rank only when a
+    factor is low-rank (`hada_*`, `lokr_*_a/_b`) and no scale at all to a LoKr made of two full matrices.
+    So LoHa and factorised LoKr get alpha = scale × rank, and a full LoKr has the scale folded into w1.
+    A full conv `lokr_w2` is written 4-D, as LyCORIS writes it.
+    """
+    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
+    for prefix, sd in state_dicts.items():
+        for path, found in _group_peft(sd).items():
+            name = kohya_name(prefix, path, family)
+            scale = float(getattr(scales[prefix][path], "scale"))
+            params = {k: v.detach() for k, v in found.items()}
+            if "hada_w1_a" in params:
+                algo, rank = "loha", params["hada_w1_b"].shape[0]
+                module_alpha: float | None = scale * rank
+            elif any(k.startswith("lokr_") for k in params):
+                algo = "lokr"
+                low = next((params[k] for k in ("lokr_w2_b", "lokr_w1_b") if k in params), None)
+                if low is None:
+                    params["lokr_w1"] = params["lokr_w1"] * scale
+                    module_alpha = None
+                else:
+                    module_alpha = scale * low.shape[0]
+            else:
+                raise LoraFormatError(f"{path}: not a LoHa or LoKr adapter ({sorted(params)})")
+            lf.modules[name] = LoraModule(name=name, algo=algo, alpha=module_alpha, params=params)
     return lf
 
 

@@ -37,27 +37,41 @@ class TrainingFacts:
     mixed_precision: str = "no"
     tag_frequency: dict[str, dict[str, int]] = field(default_factory=dict)
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
+    num_reg_images: int = 0
+    buckets: dict[str, int] = field(default_factory=dict)  # "WxH" → number of images
 
 
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
+OPTIMIZER_NAMES = {
+    "adamw": "torch.optim.AdamW", "adamw8bit": "bitsandbytes.optim.AdamW8bit", "lion": "lion_pytorch.Lion",
+    "prodigy": "prodigyopt.Prodigy", "adafactor": "torch.optim.Adafactor",
+    "schedule_free_adamw": "schedulefree.AdamWScheduleFree",
+}
+
+
 def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
-    net, opt, sch, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset.resolution
+    from studio.train.networks import network_metadata
+    from studio.train.schedules import warmup_steps
+
+    net, opt, sch, ds, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset, cfg.dataset.resolution
     te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
+    module, args, dim, alpha = network_metadata(net)
     meta = {
-        "ss_network_module": "networks.lora",
-        "ss_network_dim": str(net.rank),
-        "ss_network_alpha": str(net.alpha),
+        "ss_network_module": module,
+        "ss_network_dim": str(dim),
+        "ss_network_alpha": str(alpha),
         "ss_network_dropout": str(net.dropout),
-        "ss_network_args": metadata_json({"targets": net.targets}),
+        "ss_network_args": metadata_json(args),
         "ss_v2": str(facts.family in ("sd2", "sd2-v")),
         "ss_base_model_version": BASE_MODEL_VERSION.get(facts.family, "sd_v1"),
         "ss_sd_model_name": facts.model_name,
         "ss_resolution": f"({res}, {res})",
         "ss_num_train_images": str(facts.num_images),
-        "ss_num_reg_images": "0",
+        "ss_num_reg_images": str(facts.num_reg_images),
+        "ss_prior_loss_weight": str(ds.prior_loss_weight),
         "ss_num_epochs": str(facts.epoch),
         "ss_epoch": str(facts.epoch),
         "ss_steps": str(facts.steps),
@@ -65,17 +79,32 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "ss_learning_rate": str(opt.unet_lr),
         "ss_unet_lr": str(opt.unet_lr),
         "ss_text_encoder_lr": str(te_lr),
-        "ss_optimizer": "torch.optim.AdamW",
+        "ss_optimizer": OPTIMIZER_NAMES.get(opt.name, opt.name),
         "ss_lr_scheduler": sch.lr_scheduler,
-        "ss_lr_warmup_steps": str(sch.warmup_steps),
+        "ss_lr_warmup_steps": str(warmup_steps(sch)),
         "ss_gradient_accumulation_steps": str(sch.gradient_accumulation),
         "ss_batch_size_per_device": str(sch.batch_size),
         "ss_mixed_precision": facts.mixed_precision,
         "ss_gradient_checkpointing": str(sch.gradient_checkpointing),
         "ss_seed": str(sch.seed),
         "ss_clip_skip": str(cfg.model.clip_skip),
-        "ss_noise_offset": "0.0",
-        "ss_min_snr_gamma": "0.0",
+        "ss_noise_offset": str(sch.noise_offset),
+        "ss_multires_noise_iterations": str(sch.pyramid_noise_iterations),
+        "ss_multires_noise_discount": str(sch.pyramid_noise_discount),
+        "ss_ip_noise_gamma": str(sch.input_perturbation),
+        "ss_zero_terminal_snr": str(sch.zero_terminal_snr),
+        "ss_min_snr_gamma": str(opt.min_snr_gamma),
+        "ss_loss_type": {"mse": "l2", "l1": "l1", "huber": "huber"}[opt.loss],
+        "ss_huber_c": str(opt.huber_c),
+        "ss_masked_loss": str(ds.masked_loss),
+        "ss_enable_bucket": str(ds.bucketing),
+        "ss_bucket_no_upscale": str(ds.bucket_no_upscale),
+        "ss_bucket_info": metadata_json({"buckets": facts.buckets}),
+        "ss_flip_aug": str(ds.flip),
+        "ss_shuffle_caption": str(ds.shuffle_captions),
+        "ss_keep_tokens": str(ds.keep_tokens),
+        "ss_caption_dropout_rate": str(ds.caption_dropout),
+        "ss_caption_tag_dropout_rate": str(ds.tag_dropout),
         "ss_max_grad_norm": str(opt.max_grad_norm),
         "ss_v_parameterization": str(facts.prediction == "v_prediction"),
         "ss_tag_frequency": metadata_json(facts.tag_frequency),

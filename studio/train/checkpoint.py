@@ -22,6 +22,7 @@ from studio.errors import ConfigError
 from studio.fileio import atomic_dir
 
 STATE_FILE = "state.json"
+EXTRA_DIR = "extra"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class LoopPosition:
     family: str
     rank: int
     train_text_encoder: bool
+    network: str = "lora"  # the adapter type; older checkpoints are LoRA
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -63,10 +65,17 @@ def _set_rng_state(state: dict, noise_gen: torch.Generator) -> None:
 
 
 def save_checkpoint(path: Path, *, adapters: dict[str, dict[str, torch.Tensor]], optimizer, lr_scheduler,
-                    noise_gen: torch.Generator, position: LoopPosition, keep: int) -> Path:
+                    noise_gen: torch.Generator, position: LoopPosition, keep: int,
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """`extra`: more named tensor sets the run needs to continue (the EMA weights, PiSSA's starting
+    adapter), written to `extra/<name>.safetensors` so they are never mistaken for adapters."""
     with atomic_dir(path) as tmp:
         for prefix, sd in adapters.items():
             save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tmp / f"{prefix}.safetensors"))
+        for name, tensors in (extra or {}).items():
+            (tmp / EXTRA_DIR).mkdir(exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                      str(tmp / EXTRA_DIR / f"{name}.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(_rng_state(noise_gen), tmp / "rng.pt")
@@ -99,6 +108,10 @@ def read_position(path: Path) -> LoopPosition:
 
 def load_adapters(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     return {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
+
+
+def load_extra(path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {p.stem: load_file(str(p)) for p in sorted((path / EXTRA_DIR).glob("*.safetensors"))}
 
 
 def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator) -> None:

@@ -1,44 +1,107 @@
-"""Turning a dataset into training examples: decoded images → VAE latents, captions → token ids.
+"""Turning a dataset into training examples and batches: VAE latents, captions, buckets, masks.
 
 The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`), which
-removes the most expensive non-trainable work from every step. The order of examples is a pure
-function of (seed, epoch), so a resumed run sees exactly the batches the interrupted run would have.
+removes the most expensive non-trainable work from every step. Random flip cannot reuse that one
+encoding — a VAE latent is not exactly mirror-symmetric — so when flip is on the mirrored image is
+encoded too and both are kept (twice the latent memory, no VAE in the loop). Images are read in two
+passes: headers first (sizes → buckets), then one bucket batch at a time, so a large dataset is never
+held in memory as pixels.
+
+The order of examples is a pure function of (seed, epoch), and every per-use random choice (flip,
+caption shuffle and dropout) of a batch is drawn from a generator seeded by (seed, epoch, position), so
+a resumed run sees exactly the batches the interrupted run would have.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
 
 from studio.config import DatasetConfig
-from studio.dataset.images import ImageProblem, load_training_image
+from studio.dataset.images import IMAGE_EXTENSIONS, ImageProblem, open_checked, to_rgb
 from studio.dataset.scan import ImageRecord, scan_folders
 from studio.errors import DatasetError
+from studio.train.buckets import (BucketSpec, bucket_spec, choose_bucket, fit_to_bucket, make_buckets,
+                                  mirrored_crop, scaled_size)
+from studio.train.captions import augment_caption, split_tags
+from studio.train.folders import FolderSettings, dataset_defaults, folder_settings
+from studio.train.latent_cache import CacheKey, LatentCache
+
+MASK_FOLDER = "masks"
 
 
 @dataclass(frozen=True)
 class Example:
     latents: torch.Tensor  # 4 × h/8 × w/8, already multiplied by the VAE scaling factor
     caption: str
-    original_size: tuple[int, int]  # (height, width) for SDXL size conditioning
-    crop_top_left: tuple[int, int]
+    original_size: tuple[int, int]  # (height, width) of the image as read: SDXL size conditioning
+    crop_top_left: tuple[int, int]  # (top, left) of the crop in the scaled image: SDXL crop conditioning
+    target_size: tuple[int, int] = (0, 0)  # (height, width) of the bucket in pixels
+    flipped: torch.Tensor | None = None  # latents of the mirrored image, when flip is on
+    flipped_crop_top_left: tuple[int, int] = (0, 0)
+    mask: torch.Tensor | None = None  # 1 × h/8 × w/8 loss weights in [0, 1]
+    folder: int = 0  # index into PreparedDataset.folders
+    is_reg: bool = False
+    path: str = ""
 
 
 @dataclass(frozen=True)
 class PreparedDataset:
-    examples: tuple[Example, ...]
-    repeats: tuple[int, ...]  # per example
+    examples: tuple[Example, ...]  # training images, then regularisation images
+    repeats: tuple[int, ...]  # per example; 0 for regularisation images (they fill the other half of an epoch)
     skipped: tuple[str, ...]  # messages for images that could not be used
     tag_frequency: dict[str, dict[str, int]]
     dataset_dirs: dict[str, dict[str, int]]
+    folders: tuple[FolderSettings, ...] = (FolderSettings(),)
+    validation: tuple[Example, ...] = ()
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @property
+    def reg_indices(self) -> list[int]:
+        return [i for i, ex in enumerate(self.examples) if ex.is_reg]
 
     @property
     def epoch_length(self) -> int:
-        return sum(self.repeats)
+        """Examples per epoch: the repeated training images, plus as many regularisation images."""
+        n = sum(self.repeats)
+        return 2 * n if self.reg_indices else n
+
+    @property
+    def num_train_images(self) -> int:
+        return sum(1 for ex in self.examples if not ex.is_reg)
+
+    @property
+    def num_reg_images(self) -> int:
+        return len(self.examples) - self.num_train_images
+
+    def bucket_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for ex in self.examples:
+            key = f"{ex.target_size[1]}x{ex.target_size[0]}"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+@dataclass
+class Batch:
+    latents: torch.Tensor  # b × 4 × h/8 × w/8
+    captions: list[str]
+    original_sizes: list[tuple[int, int]]
+    crops: list[tuple[int, int]]
+    target_size: tuple[int, int]
+    weights: torch.Tensor  # b: per-example loss weight (prior preservation, per-folder weight)
+    masks: torch.Tensor | None = None  # b × 1 × h/8 × w/8
+    flipped: list[bool] = field(default_factory=list)
 
 
 def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object]) -> tuple[list[ImageRecord], list[str]]:
@@ -58,8 +121,20 @@ def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object]) -> tupl
     return list(scan.images), [p.message for p in scan.problems]
 
 
-def _tags(caption: str) -> list[str]:
-    return [t.strip() for t in caption.split(",") if t.strip()]
+def collect_regularization(cfg: DatasetConfig, resolve: Callable[[str], object]) -> list[ImageRecord]:
+    """Class images for prior preservation; a folder that is missing or empty is an error, not a no-op."""
+    if not cfg.regularization_folders:
+        return []
+    folders = [resolve(f) for f in cfg.regularization_folders]
+    scan = scan_folders(folders, caption_extension=cfg.caption_extension, default_caption=cfg.default_caption)
+    missing = [p.message for p in scan.problems if p.kind == "missing"]
+    if missing:
+        raise DatasetError("regularisation folder: " + "; ".join(missing),
+                           hint="check [dataset] regularization_folders")
+    if not scan.images:
+        raise DatasetError(f"no regularisation images in {', '.join(str(f) for f in folders)}",
+                           hint="add class images, or clear [dataset] regularization_folders")
+    return list(scan.images)
 
 
 def _to_tensor(img) -> torch.Tensor:
@@ -67,50 +142,230 @@ def _to_tensor(img) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) as the image will be read (EXIF rotation applied), from the header alone."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:
+        open_checked(path)  # raises the ImageProblem that says what is wrong
+        raise ImageProblem(path, "unreadable image header") from None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def find_mask(image: Path) -> Path | None:
+    """`<folder>/masks/<stem>.<any image extension>`, or None."""
+    folder = image.parent / MASK_FOLDER
+    if not folder.is_dir():
+        return None
+    for ext in sorted(IMAGE_EXTENSIONS):
+        for candidate in (folder / f"{image.stem}{ext}", folder / f"{image.stem}{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int]) -> torch.Tensor:
+    """A greyscale mask cropped like its image and averaged down to latent resolution: 1 × h/8 × w/8."""
+    mask = ImageOps.exif_transpose(open_checked(path)).convert("L")
+    if mask.size != image_size_wh:
+        mask = mask.resize(image_size_wh, Image.Resampling.BILINEAR)
+    mask, _ = fit_to_bucket(mask, *bucket)
+    arr = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
+    return F.interpolate(arr, size=(bucket[1] // 8, bucket[0] // 8), mode="area")[0]
+
+
+def _image_seed(seed: int, path: Path) -> int:
+    """Seed of one image's latent sampling noise: independent of batch make-up and of the other images."""
+    digest = hashlib.sha256(f"{seed}|{path.name}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass
+class _Item:
+    rec: ImageRecord
+    folder: int
+    is_reg: bool
+    size: tuple[int, int]  # (width, height)
+    bucket: tuple[int, int]  # (width, height)
+    flip: bool
+    crop: tuple[int, int]
+    flipped_crop: tuple[int, int]
+    latents: torch.Tensor | None = None
+    flipped: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+
 @torch.no_grad()
-def prepare_dataset(records: list[ImageRecord], resolution: int, vae, *, device: torch.device, dtype: torch.dtype,
-                    seed: int, on_skip: Callable[[str], None] | None = None,
-                    progress: Callable[[int, int], None] | None = None, batch_size: int = 4) -> PreparedDataset:
-    """Decode, resize and VAE-encode every usable image once; unreadable images are skipped by name."""
-    images, kept, skipped = [], [], []
-    for rec in records:
-        try:
-            with_size = load_training_image(rec.path, resolution, resolution)
-        except ImageProblem as exc:
-            skipped.append(str(exc))
-            if on_skip:
-                on_skip(str(exc))
-            continue
-        images.append(with_size)
-        kept.append(rec)
-    if not kept:
+def _encode(vae, pixels: torch.Tensor, seeds: Sequence[int], *, device, dtype) -> list[torch.Tensor]:
+    dist = vae.encode(pixels.to(device=device, dtype=dtype)).latent_dist
+    scaling = float(vae.config.scaling_factor)
+    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
+    out = []
+    for i, s in enumerate(seeds):
+        gen = torch.Generator(device="cpu").manual_seed(s)
+        noise = torch.randn(dist.mean.shape[1:], generator=gen, dtype=torch.float32)
+        sample = dist.mean[i] + dist.std[i] * noise.to(device=device, dtype=dist.mean.dtype)
+        out.append(((sample - shift) * scaling).float().cpu())
+    return out
+
+
+def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, device: torch.device,
+                    dtype: torch.dtype, seed: int, reg_records: Sequence[ImageRecord] = (),
+                    validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
+                    vae_hash: str = "", progress: Callable[[int, int], None] | None = None,
+                    batch_size: int = 4) -> PreparedDataset:
+    """Assign buckets, then decode, crop and VAE-encode every usable image once (or read it from the
+    disk cache); unreadable images are skipped by name."""
+    spec = bucket_spec(cfg)
+    buckets = make_buckets(spec)
+    folder_index: dict[tuple[Path, bool], int] = {}
+    settings: list[FolderSettings] = []
+
+    def settings_for(rec: ImageRecord, is_reg: bool) -> int:
+        key = (rec.folder, is_reg)
+        if key not in folder_index:
+            base = dataset_defaults(cfg, rec.repeats, loss_weight=cfg.prior_loss_weight if is_reg else 1.0)
+            folder_index[key] = len(settings)
+            settings.append(folder_settings(rec.folder, base))
+        return folder_index[key]
+
+    skipped: list[str] = []
+    groups = (("train", records, False), ("reg", reg_records, True), ("val", validation_records, False))
+    items: dict[str, list[_Item]] = {name: [] for name, _, _ in groups}
+    for name, recs, is_reg in groups:
+        for rec in recs:
+            try:
+                size = image_size(rec.path)
+                bucket = choose_bucket(*size, spec, buckets)
+            except ImageProblem as exc:
+                skipped.append(str(exc))
+                continue
+            except ValueError as exc:
+                skipped.append(f"{rec.path}: {exc}")
+                continue
+            folder = settings_for(rec, is_reg)
+            flip = settings[folder].flip and name != "val"
+            scaled = scaled_size(*size, *bucket)
+            crop = ((scaled[1] - bucket[1]) // 2, (scaled[0] - bucket[0]) // 2)
+            items[name].append(_Item(rec, folder, is_reg, size, bucket, flip, crop,
+                                     mirrored_crop(crop, scaled[0], bucket[0])))
+    everything = [it for name, _, _ in groups for it in items[name]]
+    if not items["train"] and not skipped:
+        raise DatasetError("no training images are left", hint="hold fewer images out for validation")
+    failed: set[int] = set()
+    by_bucket: dict[tuple[int, int], list[_Item]] = {}
+    for it in everything:
+        by_bucket.setdefault(it.bucket, []).append(it)
+    done = 0
+    hits = misses = 0
+    for bucket in sorted(by_bucket):
+        group = by_bucket[bucket]
+        for start in range(0, len(group), batch_size):
+            todo: list[tuple[_Item, CacheKey | None]] = []
+            pixels, seeds = [], []
+            for it in group[start:start + batch_size]:
+                key = None
+                if cache is not None:
+                    key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed)
+                    found = cache.get(key)
+                    if found is not None:
+                        it.latents, it.flipped = found["latents"], found.get("flipped") if it.flip else None
+                        hits += 1
+                        continue
+                    misses += 1
+                try:
+                    img = to_rgb(open_checked(it.rec.path))
+                except ImageProblem as exc:
+                    skipped.append(str(exc))
+                    failed.add(id(it))
+                    continue
+                crop, _ = fit_to_bucket(img, *bucket)
+                pixels.append(_to_tensor(crop))
+                seeds.append(_image_seed(seed, it.rec.path))
+                if it.flip:
+                    pixels.append(_to_tensor(crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+                    seeds.append(_image_seed(seed + 1, it.rec.path))
+                todo.append((it, key))
+            if pixels:
+                latents = iter(_encode(vae, torch.stack(pixels), seeds, device=device, dtype=dtype))
+                for it, key in todo:
+                    it.latents = next(latents)
+                    it.flipped = next(latents) if it.flip else None
+                    if cache is not None and key is not None:
+                        entry = {"latents": it.latents}
+                        if it.flipped is not None:
+                            entry["flipped"] = it.flipped
+                        cache.put(key, entry)
+            done += len(group[start:start + batch_size])
+            if progress:
+                progress(done, len(everything))
+    for it in everything:
+        mask_path = find_mask(it.rec.path) if cfg.masked_loss and id(it) not in failed else None
+        if mask_path is not None:
+            try:
+                it.mask = load_mask(mask_path, it.size, it.bucket)
+            except ImageProblem as exc:
+                skipped.append(f"mask {exc} (the image is learnt everywhere)")
+    kept = {name: [it for it in items[name] if id(it) not in failed] for name in items}
+    if not kept["train"]:
         raise DatasetError("none of the images could be read: " + "; ".join(skipped[:5])
                            + (" …" if len(skipped) > 5 else ""),
                            hint="the folder must contain valid .png/.jpg/.webp images")
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    latents: list[torch.Tensor] = []
-    scaling = float(vae.config.scaling_factor)
-    shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
-    for start in range(0, len(images), batch_size):
-        batch = torch.stack([_to_tensor(im) for im in images[start:start + batch_size]])
-        dist = vae.encode(batch.to(device=device, dtype=dtype)).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=gen, dtype=torch.float32).to(device=device, dtype=dist.mean.dtype)
-        sample = dist.mean + dist.std * noise
-        latents.extend(((sample - shift) * scaling).float().cpu())
-        if progress:
-            progress(min(start + batch_size, len(images)), len(images))
-    examples, freq, dirs = [], {}, {}
-    for rec, lat in zip(kept, latents):
-        examples.append(Example(latents=lat, caption=rec.caption, original_size=(resolution, resolution),
-                                crop_top_left=(0, 0)))
-        folder = rec.folder.name
-        counts = freq.setdefault(folder, {})
-        for tag in _tags(rec.caption):
+
+    def example(it: _Item) -> Example:
+        assert it.latents is not None
+        return Example(latents=it.latents, caption=it.rec.caption, original_size=(it.size[1], it.size[0]),
+                       crop_top_left=it.crop, target_size=(it.bucket[1], it.bucket[0]), flipped=it.flipped,
+                       flipped_crop_top_left=it.flipped_crop, mask=it.mask, folder=it.folder, is_reg=it.is_reg,
+                       path=str(it.rec.path))
+
+    train, reg = kept["train"], kept["reg"]
+    freq: dict[str, dict[str, int]] = {}
+    dirs: dict[str, dict[str, int]] = {}
+    for it in train:
+        name = it.rec.folder.name
+        counts = freq.setdefault(name, {})
+        for tag in split_tags(it.rec.caption):
             counts[tag] = counts.get(tag, 0) + 1
-        info = dirs.setdefault(folder, {"n_repeats": rec.repeats, "img_count": 0})
+        info = dirs.setdefault(name, {"n_repeats": settings[it.folder].repeats, "img_count": 0})
         info["img_count"] += 1
-    return PreparedDataset(examples=tuple(examples), repeats=tuple(r.repeats for r in kept), skipped=tuple(skipped),
-                           tag_frequency=freq, dataset_dirs=dirs)
+    return PreparedDataset(
+        examples=tuple(example(it) for it in train + reg),
+        repeats=tuple(settings[it.folder].repeats for it in train) + (0,) * len(reg),
+        skipped=tuple(skipped), tag_frequency=freq, dataset_dirs=dirs, folders=tuple(settings),
+        validation=tuple(example(it) for it in kept["val"]), cache_hits=hits, cache_misses=misses)
+
+
+# --------------------------------------------------------------------------------------------------
+# Epoch order and batches
+
+
+def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches (of up to `chunk_size` example indices, one bucket each) of one epoch, in order.
+
+    A pure function of (seed, epoch): each training example `repeats` times, plus as many regularisation
+    examples (cycled), shuffled; split per bucket into batches, and the batches shuffled when there is
+    more than one bucket.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    pool = [i for i, r in enumerate(dataset.repeats) for _ in range(r)]
+    perm = torch.randperm(len(pool), generator=gen).tolist()
+    order = [pool[p] for p in perm]
+    reg = dataset.reg_indices
+    if reg and order:
+        cycled = reg * math.ceil(len(order) / len(reg))
+        pick = torch.randperm(len(cycled), generator=gen).tolist()[:len(order)]
+        merged = order + [cycled[p] for p in pick]
+        order = [merged[p] for p in torch.randperm(len(merged), generator=gen).tolist()]
+    by_bucket: dict[tuple[int, int], list[int]] = {}
+    for i in order:
+        by_bucket.setdefault(dataset.examples[i].target_size, []).append(i)
+    chunks = [lst[k:k + chunk_size] for lst in by_bucket.values() for k in range(0, len(lst), chunk_size)]
+    if len(by_bucket) > 1:
+        chunks = [chunks[p] for p in torch.randperm(len(chunks), generator=gen).tolist()]
+    return chunks
 
 
 def epoch_order(repeats: tuple[int, ...], seed: int, epoch: int) -> list[int]:
@@ -123,16 +378,61 @@ def epoch_order(repeats: tuple[int, ...], seed: int, epoch: int) -> list[int]:
 
 def batches(dataset: PreparedDataset, batch_size: int, seed: int, *, start_epoch: int = 0,
             start_index: int = 0) -> Iterator[tuple[int, int, list[int]]]:
-    """Endless (epoch, next index, example indices) batches; resumable from (epoch, index)."""
+    """Endless (epoch, next index, example indices) batches; resumable from (epoch, index), where the
+    index counts examples into the epoch."""
     epoch, index = start_epoch, start_index
     while True:
-        order = epoch_order(dataset.repeats, seed, epoch)
-        while index < len(order):
-            chunk = order[index:index + batch_size]
-            index += len(chunk)
-            yield epoch, index, chunk
+        pos = 0
+        for chunk in epoch_chunks(dataset, batch_size, seed, epoch):
+            pos += len(chunk)
+            if pos <= index:
+                continue
+            yield epoch, pos, chunk
         epoch, index = epoch + 1, 0
 
 
+def batch_rng(seed: int, epoch: int, index: int, rank: int = 0) -> random.Random:
+    """The generator for a batch's flips and caption changes: a function of its place in the run."""
+    return random.Random(f"{seed}/{epoch}/{index}/{rank}")
+
+
 def steps_per_epoch(dataset: PreparedDataset, batch_size: int, accumulation: int) -> int:
-    return max(1, math.ceil(dataset.epoch_length / batch_size / accumulation))
+    chunks = len(epoch_chunks(dataset, batch_size, 0, 0))
+    return max(1, math.ceil(chunks / accumulation))
+
+
+def collate(dataset: PreparedDataset, indices: Sequence[int], rng: random.Random | None = None) -> Batch:
+    """Stack examples into a batch, drawing each one's flip and caption from `rng` (None: as they are)."""
+    latents, captions, sizes, crops, weights, masks, flips = [], [], [], [], [], [], []
+    for i in indices:
+        ex = dataset.examples[i]
+        st = dataset.folders[ex.folder]
+        flip = rng is not None and ex.flipped is not None and rng.random() < 0.5
+        latents.append(ex.flipped if flip else ex.latents)
+        captions.append(augment_caption(ex.caption, st.captions, rng) if rng is not None else ex.caption)
+        sizes.append(ex.original_size)
+        crops.append(ex.flipped_crop_top_left if flip else ex.crop_top_left)
+        weights.append(st.loss_weight)
+        mask = ex.mask
+        if mask is not None and flip:
+            mask = torch.flip(mask, dims=[-1])
+        masks.append(mask)
+        flips.append(flip)
+    return _batch(dataset.examples[indices[0]].target_size, latents, captions, sizes, crops, weights, masks, flips)
+
+
+def collate_examples(examples: Sequence[Example]) -> Batch:
+    """A batch of examples as they are (validation: no flip, no caption changes, weight 1)."""
+    return _batch(examples[0].target_size, [e.latents for e in examples], [e.caption for e in examples],
+                  [e.original_size for e in examples], [e.crop_top_left for e in examples],
+                  [1.0] * len(examples), [e.mask for e in examples], [False] * len(examples))
+
+
+def _batch(target, latents, captions, sizes, crops, weights, masks, flips) -> Batch:
+    stacked_masks = None
+    if any(m is not None for m in masks):
+        shape = next(m for m in masks if m is not None).shape
+        stacked_masks = torch.stack([m if m is not None else torch.ones(shape) for m in masks])
+    return Batch(latents=torch.stack(latents), captions=captions, original_sizes=sizes, crops=crops,
+                 target_size=target, weights=torch.tensor(weights, dtype=torch.float32), masks=stacked_masks,
+                 flipped=flips)

@@ -1,4 +1,10 @@
-"""From the modules being trained to a kohya-layout LoRA file (and to peft state dicts for checkpoints)."""
+"""From the modules being trained to a WebUI-loadable LoRA file (and to peft state dicts for checkpoints).
+
+LoRA, LoCon and DoRA are written in the kohya layout (`lora_down`/`lora_up`/`alpha`, `dora_scale`),
+LoHa and LoKr in the LyCORIS layout (`hada_*`, `lokr_*`). Every module's alpha is computed from the
+scale peft really applied to that layer, which is how rsLoRA's alpha/√r and LoCon's conv alpha survive
+the trip to loaders that only know alpha/rank.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,49 @@ from pathlib import Path
 
 import torch
 
-from studio.formats.kohya import lora_file_from_peft, save_lora_file, te_prefixes
+from studio.config import NetworkConfig
+from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file, te_prefixes
+from studio.train.networks import LYCORIS, layer_scales
 
 
 def _unwrap(module):
-    return getattr(module, "module", module)
+    module = getattr(module, "module", module)
+    return getattr(module, "_orig_mod", module)
+
+
+def trained_modules(unet, trained_text_encoders, family: str) -> dict[str, object]:
+    """The trained modules keyed by kohya prefix: `lora_unet`, then `lora_te` or `lora_te1`/`lora_te2`."""
+    modules = {"lora_unet": _unwrap(unet)}
+    modules.update({p: _unwrap(te) for p, te in zip(te_prefixes(family), trained_text_encoders)})
+    return modules
 
 
 def adapter_state_dicts(unet, trained_text_encoders, family: str) -> dict[str, dict[str, torch.Tensor]]:
-    """peft state dicts keyed by kohya prefix: `lora_unet`, then `lora_te` or `lora_te1`/`lora_te2`."""
+    """peft state dicts keyed by kohya prefix."""
     from peft.utils import get_peft_model_state_dict
 
-    out = {"lora_unet": get_peft_model_state_dict(_unwrap(unet))}
-    for prefix, te in zip(te_prefixes(family), trained_text_encoders):
-        out[prefix] = get_peft_model_state_dict(_unwrap(te))
-    return out
+    return {prefix: get_peft_model_state_dict(m) for prefix, m in trained_modules(unet, trained_text_encoders,
+                                                                                  family).items()}
 
 
 def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: dict[str, dict[str, torch.Tensor]]):
     from peft.utils import set_peft_model_state_dict
 
-    modules = {"lora_unet": _unwrap(unet)}
-    modules.update({p: _unwrap(te) for p, te in zip(te_prefixes(family), trained_text_encoders)})
-    for prefix, module in modules.items():
+    for prefix, module in trained_modules(unet, trained_text_encoders, family).items():
         result = set_peft_model_state_dict(module, states[prefix])
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:
             raise ValueError(f"checkpoint does not match the network ({prefix}: {unexpected[:3]} …)")
 
 
-def export_lora(path: Path, *, unet, trained_text_encoders, family: str, alpha: float, dtype: str,
-                metadata: dict[str, str]) -> Path:
-    lf = lora_file_from_peft(adapter_state_dicts(unet, trained_text_encoders, family), alpha, family, metadata)
+def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,
+                metadata: dict[str, str], initial: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write the trained adapter to `path` in the layout its type loads in (see the module docstring)."""
+    modules = trained_modules(unet, trained_text_encoders, family)
+    states = adapter_state_dicts(unet, trained_text_encoders, family)
+    scales = {prefix: layer_scales(m) for prefix, m in modules.items()}
+    if network.type in LYCORIS:
+        lf = lycoris_file_from_peft(states, family, scales, metadata)
+    else:
+        lf = lora_file_from_peft(states, network.alpha, family, metadata, scales=scales, initial=initial)
     return save_lora_file(lf, path, dtype=dtype)

@@ -17,7 +17,13 @@ from studio.fileio import atomic_write_with
 def build_pipeline(components, unet, text_encoders):
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    scheduler = EulerDiscreteScheduler.from_config(components.scheduler.config)
+    config = components.scheduler.config
+    if config.get("rescale_betas_zero_snr"):
+        # zero terminal SNR: sample from the last (pure-noise) timestep, as Lin et al. prescribe
+        scheduler = EulerDiscreteScheduler.from_config(config, rescale_betas_zero_snr=True,
+                                                       timestep_spacing="trailing")
+    else:
+        scheduler = EulerDiscreteScheduler.from_config(config)
     if components.is_sdxl:
         return StableDiffusionXLPipeline(vae=components.vae, text_encoder=text_encoders[0],
                                          text_encoder_2=text_encoders[1], tokenizer=components.tokenizers[0],

@@ -1,5 +1,6 @@
-"""Stage functions that prepare a run, in the diffusers recipe's order: precision → freeze → adapters →
-upcast trainable params → optimizer → LR schedule. Each takes explicit arguments and returns what it made.
+"""Stage functions that prepare a run, in the diffusers recipe's order: precision → place and freeze the
+models → adapters (`networks`) → upcast trainable params → optimizer (`optimizers`) → LR schedule
+(`schedules`). Each takes explicit arguments and returns what it made.
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
-from studio.config import NetworkConfig, OptimizerConfig, ScheduleConfig
-from studio.train.targets import TEXT_ENCODER, unet_targets
+from studio.config import NetworkConfig
+from studio.errors import ConfigError
+from studio.train import networks
+from studio.train.optimizers import make_optimizer, trainable_parameters  # noqa: F401 - the stage's API
+from studio.train.schedules import make_lr_scheduler  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -27,49 +31,36 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
     return Precision(requested, torch.bfloat16 if requested == "bf16" else torch.float16)
 
 
-def lora_config(net: NetworkConfig, target_modules: str):
-    from peft import LoraConfig
+def place_models(components, precision: Precision, device: torch.device, *, base_quantization: str = "none") -> None:
+    """Move the frozen parts to the device in their dtypes; optionally quantise the UNet's linear layers."""
+    components.vae.requires_grad_(False)
+    # the SDXL VAE overflows in fp16; encoding happens once, so fp32 costs nothing per step
+    components.vae.to(device, dtype=torch.float32 if components.is_sdxl else precision.weights)
+    if base_quantization != "none":
+        if device.type != "cuda":
+            raise ConfigError("the low-VRAM mode (base_quantization) needs an NVIDIA GPU: bitsandbytes' 8-bit and "
+                              "NF4 layers save GPU memory, and on the CPU they would only be slower",
+                              hint="set [network] base_quantization = \"none\" to train on this machine")
+        from studio.train.quantize import quantize_linear_layers
 
-    # peft's default init (Kaiming-uniform A, zero B) is the one sd-scripts uses: the adapter starts as a no-op
-    return LoraConfig(r=net.rank, lora_alpha=net.alpha, lora_dropout=net.dropout, target_modules=target_modules,
-                      init_lora_weights=True)
+        compute = precision.weights if precision.weights != torch.float32 else torch.float16
+        quantize_linear_layers(components.unet, base_quantization, compute_dtype=compute, device=device)
+        # the rest (convolutions, norms) in the base dtype; the quantised layers keep theirs
+        for module in components.unet.modules():
+            if "bitsandbytes" not in type(module).__module__:
+                for p in module.parameters(recurse=False):
+                    p.data = p.data.to(device, precision.weights)
+    else:
+        components.unet.to(device, dtype=precision.weights)
+    for te in components.text_encoders:
+        te.to(device, dtype=precision.weights)
+
+
+def lora_config(net: NetworkConfig, target_modules: str):
+    """The peft config of `net` for the given target modules (no convolutions)."""
+    return networks.adapter_config(net, target_modules)
 
 
 def add_adapters(unet, text_encoders, net: NetworkConfig, *, seed: int) -> list:
-    """Freeze the base, add LoRA to the UNet (and text encoders if trained); return the trained modules."""
-    unet.requires_grad_(False)
-    for te in text_encoders:
-        te.requires_grad_(False)
-    torch.manual_seed(seed)  # LoRA initialisation draws from the global generator
-    unet.add_adapter(lora_config(net, unet_targets(net.targets)))
-    trained = [unet]
-    if net.train_text_encoder:
-        for te in text_encoders:
-            te.add_adapter(lora_config(net, TEXT_ENCODER))
-            trained.append(te)
-    for module in trained:
-        for p in module.parameters():
-            if p.requires_grad:
-                p.data = p.data.float()  # only the trainable LoRA params are upcast to fp32
-    return trained
-
-
-def trainable_parameters(module) -> list[torch.nn.Parameter]:
-    return [p for p in module.parameters() if p.requires_grad]
-
-
-def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool) -> torch.optim.Optimizer:
-    groups = [{"params": trainable_parameters(trained[0]), "lr": opt.unet_lr}]
-    for te in trained[1:]:
-        groups.append({"params": trainable_parameters(te), "lr": opt.text_encoder_lr})
-    kwargs = {"fused": True} if fused else {"foreach": True}
-    return torch.optim.AdamW(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay, **kwargs)
-
-
-def make_lr_scheduler(optimizer, sched: ScheduleConfig, num_processes: int):
-    from diffusers.optimization import get_scheduler
-
-    # accelerate steps a prepared scheduler once per process, hence the scaling (as in diffusers' recipe)
-    return get_scheduler(sched.lr_scheduler, optimizer=optimizer,
-                         num_warmup_steps=sched.warmup_steps * num_processes,
-                         num_training_steps=sched.max_steps * num_processes)
+    """Freeze the base, add the adapters (text encoders too if trained); return the trained modules."""
+    return networks.add_adapters(unet, text_encoders, net, train_text_encoder=net.train_text_encoder, seed=seed)

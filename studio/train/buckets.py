@@ -1,0 +1,113 @@
+"""Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square.
+
+A square centre crop cuts the heads off portraits and the sides off landscapes, and the model learns the
+crop. Buckets (NovelAI's scheme, as sd-scripts implements it) are a set of width × height pairs with about
+the same pixel area as the training resolution, sides in multiples of a step (64); each image goes to the
+bucket whose aspect ratio is closest, is scaled to cover it and centre-cropped by the few pixels left over.
+Batches are drawn from one bucket at a time, so every tensor in a batch has the same shape.
+
+With `no_upscale`, an image is never enlarged: one smaller than the target area keeps its own size,
+rounded down to the step (sd-scripts' `bucket_no_upscale`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from PIL import Image
+
+from studio.config import DatasetConfig
+from studio.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    resolution: int  # target area is resolution²
+    min_side: int
+    max_side: int
+    step: int
+    no_upscale: bool
+    enabled: bool = True
+
+
+def bucket_spec(cfg: DatasetConfig) -> BucketSpec:
+    """The bucket settings of a dataset config, with the 0 = automatic sides resolved, or a ConfigError."""
+    res, step = cfg.resolution, cfg.bucket_step
+    if not cfg.bucketing:
+        return BucketSpec(res, res, res, step, False, enabled=False)
+    if step % 8:
+        raise ConfigError(f"[dataset] bucket_step is {step}; it must be a multiple of 8 (the VAE works on 8×8 "
+                          "pixel blocks)", hint="use 64, the usual bucket step")
+    min_side = cfg.bucket_min_side or max(step, (res // 2) // step * step)
+    max_side = cfg.bucket_max_side or res * 2
+    if min_side > res or max_side < res:
+        raise ConfigError(f"[dataset] bucket sides {min_side}-{max_side} px do not include the resolution ({res} px)",
+                          hint="set bucket_min_side at most, and bucket_max_side at least, the resolution")
+    return BucketSpec(res, min_side, max_side, step, cfg.bucket_no_upscale)
+
+
+def make_buckets(spec: BucketSpec) -> list[tuple[int, int]]:
+    """(width, height) pairs of at most resolution² pixels, sides multiples of `step` within [min, max].
+
+    For each width from min to max the tallest height that fits the area (sd-scripts'
+    `make_bucket_resolutions`), plus the square, plus every pair transposed.
+    """
+    if not spec.enabled:
+        return [(spec.resolution, spec.resolution)]
+    area, step = spec.resolution * spec.resolution, spec.step
+    side = int(math.sqrt(area)) // step * step
+    found = {(side, side)}
+    width = spec.min_side
+    while width <= spec.max_side:
+        height = min(spec.max_side, int(area // width) // step * step)
+        if height >= spec.min_side:
+            found.add((width, height))
+            found.add((height, width))
+        width += step
+    return sorted(found)
+
+
+def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket for an image of `width` × `height` pixels.
+
+    Closest aspect ratio (compared as logarithms, so 2:1 and 1:2 are equally far from square), ties
+    going to the larger bucket. With `no_upscale`, an image that fits the area keeps its size rounded
+    down to the step. Raises ValueError for an image too small for any bucket.
+    """
+    if not spec.enabled:
+        return spec.resolution, spec.resolution
+    if spec.no_upscale:
+        area = spec.resolution * spec.resolution
+        scale = min(1.0, math.sqrt(area / (width * height)), spec.max_side / max(width, height))
+        bw = int(width * scale) // spec.step * spec.step
+        bh = int(height * scale) // spec.step * spec.step
+        if bw < spec.step or bh < spec.step:
+            raise ValueError(f"{width}×{height} pixels does not fill a bucket of at least {spec.step} px a side "
+                             f"(at most {spec.max_side} px) without enlarging it, which bucket_no_upscale forbids")
+        return bw, bh
+    ratio = math.log(width / height)
+    return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), -b[0] * b[1]))
+
+
+def fit_to_bucket(img: Image.Image, width: int, height: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Scale `img` to cover width × height, centre-crop it; returns the crop and its (top, left) offset in
+    the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
+    scale = max(width / img.width, height / img.height)
+    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
+    if (new_w, new_h) != img.size:
+        img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return img.crop((left, top, left + width, top + height)), (top, left)
+
+
+def mirrored_crop(crop_top_left: tuple[int, int], scaled_width: int, width: int) -> tuple[int, int]:
+    """The crop offset of the mirrored image: the same window seen from the other side."""
+    top, left = crop_top_left
+    return top, scaled_width - left - width
+
+
+def scaled_size(img_width: int, img_height: int, width: int, height: int) -> tuple[int, int]:
+    """(width, height) `fit_to_bucket` scales an image to before cropping."""
+    scale = max(width / img_width, height / img_height)
+    return max(width, round(img_width * scale)), max(height, round(img_height * scale))

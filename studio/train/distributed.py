@@ -1,0 +1,37 @@
+"""Several processes, one run: `accelerate launch --num_processes N -m studio.cli train PROJECT.toml`.
+
+Every process runs the same engine on its own device; accelerate wraps the adapted models in DDP, which
+averages gradients, and the engine gives each process its share of every batch (`chunk[rank::world]`).
+What must happen once is decided here: the main process names the run folder and the others are told
+it, so they all write to one place, and only the main process writes the log, checkpoints, exports,
+previews and TensorBoard files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def process_state():
+    """accelerate's process state (world size, rank), set up from the launcher's environment if any."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def is_main_process() -> bool:
+    return process_state().is_main_process
+
+
+def shared_path(state, make: Callable[[], Path]) -> Path:
+    """`make()` on the main process, broadcast to the others."""
+    if state.num_processes == 1:
+        return make()
+    from accelerate.utils import broadcast_object_list
+
+    box = [str(make()) if state.is_main_process else None]
+    broadcast_object_list(box, from_process=0)
+    return Path(box[0])

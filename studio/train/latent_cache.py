@@ -1,0 +1,89 @@
+"""The on-disk latent cache: `<project>/.cache/latents/<key>.safetensors`, one file per image.
+
+Encoding every image with the VAE is the slowest part of starting a run (seconds per hundred images on a
+GPU, minutes on a CPU), and it gives the same result every time the inputs are the same. The key is a
+hash of everything the latent depends on — the image file (path, modification time, size in bytes), the
+bucket it is cropped to, whether a mirrored copy is kept, the VAE's weights and the seed of the latent's
+sampling noise — so a changed image, resolution, bucket, VAE or flip setting gives a new key and is
+encoded again; nothing is ever invalidated by hand. Files are written atomically, so two processes of a
+multi-GPU run (or a kill mid-write) never leave a half file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from studio.fileio import atomic_path
+
+CACHE_DIR = Path(".cache") / "latents"
+FORMAT = "v1"
+
+
+def vae_fingerprint(vae) -> str:
+    """A hash of the VAE's weights (and its scaling), so a different or retrained VAE never reuses latents."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((float(vae.config.scaling_factor), getattr(vae.config, "shift_factor", None))).encode())
+    for name, tensor in sorted(vae.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    path: str  # absolute image path
+    mtime_ns: int
+    size: int
+    bucket: tuple[int, int]  # (width, height) in pixels
+    flip: bool
+    vae: str
+    seed: int
+
+    @classmethod
+    def for_image(cls, path: Path, bucket: tuple[int, int], *, flip: bool, vae: str, seed: int) -> "CacheKey":
+        st = path.stat()
+        return cls(str(path.resolve()), st.st_mtime_ns, st.st_size, bucket, flip, vae, seed)
+
+    def digest(self) -> str:
+        text = "|".join(str(v) for v in (FORMAT, self.path, self.mtime_ns, self.size, self.bucket, self.flip,
+                                          self.vae, self.seed))
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+class LatentCache:
+    """Reads and writes cached latents (`latents`, and `flipped` when the mirror is kept) by key."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hits = 0
+        self.misses = 0
+
+    def file(self, key: CacheKey) -> Path:
+        return self.folder / f"{key.digest()}.safetensors"
+
+    def get(self, key: CacheKey) -> dict[str, torch.Tensor] | None:
+        path = self.file(key)
+        if not path.is_file():
+            self.misses += 1
+            return None
+        try:
+            found = load_file(str(path))
+        except Exception:  # a damaged entry is simply encoded again
+            self.misses += 1
+            return None
+        if "latents" not in found or (key.flip and "flipped" not in found):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return found
+
+    def put(self, key: CacheKey, tensors: dict[str, torch.Tensor]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.file(key), durable=False) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                      metadata={"image": key.path, "bucket": f"{key.bucket[0]}x{key.bucket[1]}"})

@@ -1,0 +1,178 @@
+"""Which adapter goes on which layer: peft configs for LoRA, LoCon, DoRA, rsLoRA, LoHa and LoKr.
+
+We own the choice of layers, ranks and scales; peft owns the layers (`LoraConfig`, `LoHaConfig`,
+`LoKrConfig`, `use_dora`, `use_rslora`). LoCon is LoRA on the ResNet blocks' convolutions too, as
+sd-scripts' `conv_dim` does it: the 3×3 convolutions get their own rank and alpha (peft's
+`rank_pattern`/`alpha_pattern`), the 1×1 shortcut and the time-embedding projection the linear rank.
+
+PiSSA is the one initialisation done here rather than in peft: peft's `init_lora_weights="pissa"`
+refuses convolutions, and SD 1.x's `proj_in`/`proj_out` are 1×1 convolutions. `pissa_init` is peft's
+algorithm (SVD of the base weight, the top-r part moved into B·A, the rest left as the base) applied to
+the flattened kernel, and a test holds it equal to peft's own on linear layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from studio.config import NetworkConfig
+from studio.errors import ConfigError
+from studio.train.targets import TEXT_ENCODER, unet_targets
+
+# the convolution blocks LoCon adapts (diffusers module names, SD 1.x/2.x and SDXL alike)
+RESNET_TARGETS = r".*(resnets\.\d+\.(conv1|conv2|conv_shortcut|time_emb_proj)|(downsamplers|upsamplers)\.0\.conv)"
+# the 3×3 convolutions among them, which take conv_rank / conv_alpha (peft pattern: matched at a name's end)
+CONV_3X3 = r"conv1|conv2|downsamplers\.0\.conv|upsamplers\.0\.conv"
+LYCORIS = ("loha", "lokr")
+ADAPTER = "default"
+
+
+def check_network(net: NetworkConfig) -> None:
+    """Refuse combinations that peft or the export cannot honour, saying what to change."""
+    if net.type in LYCORIS:
+        for flag, name in ((net.dora, "dora"), (net.rslora, "rslora"), (net.init != "default", "init = pissa"),
+                           (net.dropout > 0, "dropout")):
+            if flag:
+                raise ConfigError(f"[network] {name} works with the lora and locon types, not {net.type}",
+                                  hint=f"turn {name.split(' ')[0]} off, or choose type lora or locon")
+    if net.init == "pissa" and net.dora:
+        raise ConfigError("[network] PiSSA initialisation and DoRA cannot be combined",
+                          hint="choose one of them")
+
+
+def conv_rank(net: NetworkConfig) -> int:
+    return net.conv_rank or net.rank
+
+
+def conv_alpha(net: NetworkConfig) -> float:
+    return net.conv_alpha or net.alpha
+
+
+def unet_target_regex(net: NetworkConfig) -> str:
+    base = unet_targets(net.targets)
+    if net.type == "lora":
+        return base
+    return f"(?:{base})|(?:{RESNET_TARGETS})"
+
+
+def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = False):
+    """The peft config for one model (`convs`: the target set includes the ResNet convolutions)."""
+    patterns = {}
+    if convs:
+        patterns = {"rank_pattern": {CONV_3X3: conv_rank(net)}, "alpha_pattern": {CONV_3X3: conv_alpha(net)}}
+    if net.type in ("lora", "locon"):
+        from peft import LoraConfig
+
+        # peft's default init (Kaiming-uniform A, zero B) is the one sd-scripts uses: the adapter starts as a no-op
+        return LoraConfig(r=net.rank, lora_alpha=net.alpha, lora_dropout=net.dropout, target_modules=target_modules,
+                          init_lora_weights=True, use_dora=net.dora, use_rslora=net.rslora, **patterns)
+    if net.type == "loha":
+        from peft import LoHaConfig
+
+        return LoHaConfig(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
+                          use_effective_conv2d=False, **patterns)
+    if net.type == "lokr":
+        from peft import LoKrConfig
+
+        return LoKrConfig(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
+                          decompose_factor=net.lokr_factor, use_effective_conv2d=False, **patterns)
+    raise ConfigError(f"unknown network type {net.type!r}")
+
+
+def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder: bool, seed: int) -> list:
+    """Freeze the base, add the adapter to the UNet (and the text encoders if trained), initialise it;
+    return the trained modules, UNet first. Only the trainable adapter parameters are upcast to fp32."""
+    check_network(net)
+    unet.requires_grad_(False)
+    for te in text_encoders:
+        te.requires_grad_(False)
+    torch.manual_seed(seed)  # adapter initialisation draws from the global generator
+    unet.add_adapter(adapter_config(net, unet_target_regex(net), convs=net.type != "lora"))
+    trained = [unet]
+    if train_text_encoder:
+        for te in text_encoders:
+            te.add_adapter(adapter_config(net, TEXT_ENCODER))
+            trained.append(te)
+    if net.init == "pissa":
+        for module in trained:
+            pissa_init_model(module)
+    for module in trained:
+        for p in module.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    return trained
+
+
+def tuner_layers(module) -> dict[str, object]:
+    """peft's adapted layers of `module` by module path (`down_blocks.0.attentions.0.proj_in`)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    module = getattr(module, "module", module)
+    return {name: m for name, m in module.named_modules() if isinstance(m, BaseTunerLayer)}
+
+
+@torch.no_grad()
+def pissa_init(layer, adapter: str = ADAPTER) -> None:
+    """PiSSA: B·A × scale = the top-r singular part of W; the base keeps W − that, so the sum is unchanged."""
+    base = layer.get_base_layer()
+    weight = base.weight
+    flat = weight.detach().float().reshape(weight.shape[0], -1)
+    r, scale = layer.r[adapter], layer.scaling[adapter]
+    u, s, vh = torch.linalg.svd(flat, full_matrices=False)
+    sr = s[:r] / scale
+    a = torch.diag(torch.sqrt(sr)) @ vh[:r]
+    b = u[:, :r] @ torch.diag(torch.sqrt(sr))
+    lora_a, lora_b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+    lora_a.data = a.reshape(lora_a.shape).to(lora_a.dtype).contiguous()
+    lora_b.data = b.reshape(lora_b.shape).to(lora_b.dtype).contiguous()
+    base.weight.data = (flat - scale * (b @ a)).reshape(weight.shape).to(weight.dtype)
+
+
+def pissa_init_model(module) -> int:
+    layers = tuner_layers(module)
+    for layer in layers.values():
+        pissa_init(layer)
+    return len(layers)
+
+
+@dataclass(frozen=True)
+class LayerScale:
+    rank: int
+    scale: float  # what peft multiplies the update by (alpha/r, alpha/√r, conv alpha …)
+
+
+def layer_scales(module) -> dict[str, LayerScale]:
+    """Rank and actual scale of every adapted layer, read from peft, for the export's alphas."""
+    return {name: LayerScale(int(layer.r[ADAPTER]), float(layer.scaling[ADAPTER]))
+            for name, layer in tuner_layers(module).items()}
+
+
+def export_alpha(net: NetworkConfig) -> float:
+    """The alpha written for the linear layers: alpha × √rank under rsLoRA (so alpha/rank = alpha/√rank)."""
+    return net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha
+
+
+def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, float]:
+    """(ss_network_module, ss_network_args, ss_network_dim, ss_network_alpha) as sd-scripts and LyCORIS
+    write them, for the file as exported."""
+    dim = net.rank * (2 if net.init == "pissa" else 1)
+    alpha = export_alpha(net) * (2 if net.init == "pissa" else 1)
+    args: dict[str, str] = {"targets": net.targets}
+    if net.type != "lora":
+        args["conv_dim"] = str(conv_rank(net))
+        args["conv_alpha"] = str(conv_alpha(net))
+    if net.type in LYCORIS or net.dora:
+        args["algo"] = {"lora": "lora", "locon": "locon"}.get(net.type, net.type)
+        if net.dora:
+            args["dora_wd"] = "True"
+        if net.type == "lokr":
+            args["factor"] = str(net.lokr_factor)
+        return "lycoris.kohya", args, dim, alpha
+    if net.rslora:
+        args["rslora"] = "True"
+    if net.init == "pissa":
+        args["init"] = "pissa"
+    return "networks.lora", args, dim, alpha

@@ -1,0 +1,72 @@
+"""The noise the model learns to remove, and the noise schedule it is added with.
+
+- Noise offset (Guttenberg, 2023): a per-image, per-channel constant added to the noise. Plain Gaussian
+  noise has almost no energy at zero frequency, so a model never learns to change an image's mean
+  brightness much; the offset gives it that lowest frequency, and with it very dark and very bright images.
+- Pyramid (multi-resolution) noise (Whitaker, 2023): noise at several coarser resolutions, upsampled,
+  weighted by discount^level and added — the same idea across all low frequencies.
+- Input perturbation (Ning et al., 2023): the UNet's *input* is made with slightly more noise than its
+  target says, which reduces the train/sample mismatch ("exposure bias").
+- Zero terminal SNR (Lin et al., 2023): the standard schedules leave a trace of the image at the last
+  timestep, which sampling never sees; rescaling the betas so the last step is pure noise fixes that.
+  It needs v-prediction: at zero SNR an epsilon target equals the input.
+
+All randomness comes from the generator passed in, in a fixed order, so runs and resumes are exact.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from studio.errors import ConfigError
+
+
+def offset_noise(noise: torch.Tensor, offset: float, gen: torch.Generator) -> torch.Tensor:
+    """`noise` plus offset × N(0, 1) per image and channel (constant over the pixels)."""
+    if offset <= 0:
+        return noise
+    shift = torch.randn((noise.shape[0], noise.shape[1], 1, 1), generator=gen, dtype=torch.float32)
+    return noise + offset * shift.to(noise.device, noise.dtype)
+
+
+def pyramid_noise(noise: torch.Tensor, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
+    """Multi-resolution noise: `noise` plus upsampled coarser noise at discount^i, re-normalised to unit std.
+
+    Level i has a random size reduction r^i with r in [2, 4) (as in the original and sd-scripts), so
+    the levels do not line up on one grid; it stops at a 1-pixel level.
+    """
+    if iterations <= 0:
+        return noise
+    b, c, h, w = noise.shape
+    out = noise.float()
+    for i in range(1, iterations + 1):
+        r = float(torch.rand((), generator=gen)) * 2 + 2
+        hn, wn = max(1, int(h / r**i)), max(1, int(w / r**i))
+        coarse = torch.randn((b, c, hn, wn), generator=gen, dtype=torch.float32).to(noise.device)
+        out = out + F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False) * discount**i
+        if hn == 1 or wn == 1:
+            break
+    return (out / out.std()).to(noise.dtype)
+
+
+def perturbation(noise: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """The noise to build the UNet's input from: `noise` + amount × N(0, 1) (the target stays `noise`)."""
+    if amount <= 0:
+        return noise
+    extra = torch.randn(noise.shape, generator=gen, dtype=torch.float32).to(noise.device, noise.dtype)
+    return noise + amount * extra
+
+
+def training_scheduler(scheduler, *, zero_terminal_snr: bool, prediction: str):
+    """The DDPM scheduler to train with: the model's own, or with betas rescaled to zero terminal SNR."""
+    if not zero_terminal_snr:
+        return scheduler
+    if prediction != "v_prediction":
+        raise ConfigError("zero terminal SNR needs a v-prediction model: at the last timestep the input is pure "
+                          "noise, so an epsilon model would only learn to copy its input",
+                          hint="turn zero_terminal_snr off, or train on a v-prediction model "
+                               "([model] prediction = \"v_prediction\")")
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(scheduler.config, rescale_betas_zero_snr=True)

@@ -1,0 +1,126 @@
+"""Optimizers, their parameter groups (LoRA+), and the weights to evaluate with (schedule-free).
+
+Each optimizer is the maintained implementation users know from other trainers: torch's AdamW (fused on
+CUDA) and Adafactor, bitsandbytes' 8-bit AdamW, lion-pytorch's Lion, prodigyopt's Prodigy and
+schedulefree's AdamWScheduleFree, imported only when chosen. A missing optional package is a clear
+error naming it, except 8-bit AdamW, which falls back to AdamW with a warning (its only point is memory).
+
+LoRA+ (Hayou et al., 2024): B starts at zero and needs to move faster than A; giving B's parameter group
+`ratio` × the learning rate is the whole method.
+
+Schedule-free AdamW keeps two sequences: the one it takes gradients at (y, the parameters during
+training) and the average it converges with (x). Exports, previews and validation must use x:
+`evaluation_weights` switches to x and restores y exactly afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from studio.config import OptimizerConfig
+from studio.errors import ConfigError
+
+INSTALL_HINT = "install it into LoRA Studio's environment (pip install {pkg}), or choose another optimizer"
+
+
+def trainable_parameters(module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if p.requires_grad]
+
+
+def param_groups(trained: list, opt: OptimizerConfig) -> list[dict]:
+    """One group per trained module (UNet: unet_lr, text encoders: text_encoder_lr); with LoRA+ each is split
+    into its B (up) matrices at ratio × lr and the rest."""
+    groups = []
+    for i, module in enumerate(trained):
+        lr = opt.unet_lr if i == 0 else opt.text_encoder_lr
+        named = [(n, p) for n, p in getattr(module, "module", module).named_parameters() if p.requires_grad]
+        if opt.lora_plus_ratio > 0:
+            b = [p for n, p in named if ".lora_B." in n]
+            if not b:
+                raise ConfigError("LoRA+ needs LoRA up (B) matrices; this network has none",
+                                  hint="set [optimizer] lora_plus_ratio = 0 for LoHa and LoKr")
+            groups.append({"params": [p for n, p in named if ".lora_B." not in n], "lr": lr})
+            groups.append({"params": b, "lr": lr * opt.lora_plus_ratio})
+        else:
+            groups.append({"params": [p for _, p in named], "lr": lr})
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_steps: int = 0,
+                   warn=None) -> torch.optim.Optimizer:
+    """The optimizer `opt.name` over the trainable parameters of `trained` (UNet first)."""
+    groups = param_groups(trained, opt)
+    name = opt.name
+    if name == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+
+            return bnb.optim.AdamW8bit(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay)
+        except Exception as exc:  # not installed, or no kernel for this machine
+            if warn:
+                warn(f"8-bit AdamW is not available here ({type(exc).__name__}: {exc}); using AdamW with 32-bit "
+                     "state instead (same results, more memory)")
+            name = "adamw"
+    if name == "adamw":
+        kwargs = {"fused": True} if fused else {"foreach": True}
+        return torch.optim.AdamW(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay, **kwargs)
+    if name == "adafactor":
+        return torch.optim.Adafactor(groups, weight_decay=opt.weight_decay, foreach=True)
+    if name == "lion":
+        Lion = _import("lion_pytorch", "lion-pytorch", "Lion")
+        return Lion(groups, betas=opt.betas, weight_decay=opt.weight_decay)
+    if name == "prodigy":
+        Prodigy = _import("prodigyopt", "prodigyopt", "Prodigy")
+        if warn and min(g["lr"] for g in groups) < 0.1:
+            warn("Prodigy sets its own step size and expects learning rates around 1.0; smaller values slow it "
+                 "down proportionally")
+        return Prodigy(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay,
+                       use_bias_correction=True, safeguard_warmup=warmup_steps > 0)
+    if name == "schedule_free_adamw":
+        AdamWScheduleFree = _import("schedulefree", "schedulefree", "AdamWScheduleFree")
+        optimizer = AdamWScheduleFree(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay,
+                                      warmup_steps=warmup_steps)
+        optimizer.train()
+        return optimizer
+    raise ConfigError(f"unknown optimizer {opt.name!r}")
+
+
+def _import(module: str, package: str, attr: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError:
+        raise ConfigError(f"the {attr} optimizer needs the `{package}` package, which is not installed",
+                          hint=INSTALL_HINT.format(pkg=package)) from None
+
+
+def is_schedule_free(optimizer) -> bool:
+    inner = getattr(optimizer, "optimizer", optimizer)
+    return type(inner).__name__.endswith("ScheduleFree")
+
+
+@contextlib.contextmanager
+def evaluation_weights(optimizer, params: list[torch.nn.Parameter]) -> Iterator[None]:
+    """Within the block the parameters hold the weights to evaluate; afterwards exactly what they held.
+
+    A no-op except for schedule-free optimizers (their `eval()` moves the parameters to the averaged x).
+    The training values are restored from a copy rather than by `train()`'s inverse arithmetic, so
+    exporting mid-run changes nothing in the run that follows.
+    """
+    inner = getattr(optimizer, "optimizer", optimizer)
+    if not is_schedule_free(inner):
+        yield
+        return
+    saved = [p.detach().clone() for p in params]
+    inner.eval()
+    try:
+        yield
+    finally:
+        inner.train()
+        with torch.no_grad():
+            for p, s in zip(params, saved):
+                p.copy_(s)

@@ -1,0 +1,118 @@
+"""TensorBoard event files beside `events.jsonl`, written without TensorFlow or the tensorboard package.
+
+Users keep their habits: `tensorboard --logdir runs` shows our losses, learning rate, validation loss and
+previews next to their other trainers' runs. An event file is a TFRecord stream of `Event` protocol
+buffers; the few messages needed (scalars and PNG images) are encoded here by hand (~60 lines) rather
+than pulling in protobuf, grpc and the TensorBoard server as run-time dependencies. The format is checked
+in the tests by reading our files back with TensorBoard's own reader.
+
+TFRecord: u64 length, u32 masked CRC-32C of the length, the bytes, u32 masked CRC-32C of the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    crc = crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field_bytes(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None,
+           wall_time: float | None = None) -> bytes:
+    out = _varint(1 << 3 | 1) + struct.pack("<d", time.time() if wall_time is None else wall_time)
+    out += _field_varint(2, step)
+    if file_version is not None:
+        out += _field_bytes(3, file_version.encode())
+    if summary is not None:
+        out += _field_bytes(5, summary)
+    return out
+
+
+def scalar_value(tag: str, value: float) -> bytes:
+    """A Summary.Value with `simple_value`."""
+    return _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(value))
+
+
+def image_value(tag: str, png: bytes, width: int, height: int, channels: int = 3) -> bytes:
+    """A Summary.Value with a PNG `Summary.Image`."""
+    image = (_field_varint(1, height) + _field_varint(2, width) + _field_varint(3, channels)
+             + _field_bytes(4, png))
+    return _field_bytes(1, tag.encode()) + _field_bytes(4, image)
+
+
+class EventWriter:
+    """Appends scalars and images to `<folder>/events.out.tfevents.<time>.<host>.<pid>`; flushed per write."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        self._fh = open(self.path, "ab")
+        self._record(_event(0, file_version="brain.Event:2"))
+
+    def _record(self, data: bytes) -> None:
+        header = struct.pack("<Q", len(data))
+        self._fh.write(header + struct.pack("<I", masked_crc(header)) + data + struct.pack("<I", masked_crc(data)))
+        self._fh.flush()
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        summary = b"".join(_field_bytes(1, scalar_value(tag, v)) for tag, v in values.items() if v is not None)
+        self._record(_event(step, summary=summary))
+
+    def image(self, step: int, tag: str, path: Path) -> None:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            width, height = im.size
+            channels = len(im.getbands())
+        self._record(_event(step, summary=_field_bytes(1, image_value(tag, path.read_bytes(), width, height,
+                                                                       channels))))
+
+    def close(self) -> None:
+        self._fh.close()
