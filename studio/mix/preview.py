@@ -18,38 +18,13 @@ from pathlib import Path
 
 import torch
 
-from studio.errors import ConfigError
 from studio.fileio import atomic_write_with
 from studio.mix.grid import GridAxis, GridResult, check_axes, compose
 from studio.mix.patch import WeightPatcher
 from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
+from studio.mix.request import RenderRequest
 from studio.mix.samplers import DEFAULT_SAMPLER, make_scheduler
 from studio.mix.targets import check_fits, model_targets
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    prompt: str
-    negative: str = ""
-    seed: int = 0
-    steps: int = 20
-    sampler: str = DEFAULT_SAMPLER
-    width: int = 512
-    height: int = 512
-    guidance: float = 7.0
-    loras: tuple[MixEntry, ...] = ()
-
-    def validate(self) -> None:
-        if self.steps < 1 or self.steps > 200:
-            raise ConfigError(f"steps must be between 1 and 200 (got {self.steps})")
-        for side in (self.width, self.height):
-            if side < 64 or side > 4096 or side % 8:
-                raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, 64–4096")
-
-    def with_strength(self, index: int, strength: float) -> RenderRequest:
-        loras = list(self.loras)
-        loras[index] = replace(loras[index], strength=strength, unet=None, te=None, enabled=True)
-        return replace(self, loras=tuple(loras))
 
 
 def default_device() -> torch.device:

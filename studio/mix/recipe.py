@@ -1,105 +1,19 @@
-"""A mix: which LoRAs, how strongly, and where — and the per-module strengths that follow from it.
-
-Strength semantics follow the WebUIs: one strength per LoRA; optionally separate UNet and text-encoder
-strengths, which — like ComfyUI's `strength_model`/`strength_clip` and A1111's `<lora:name:te:unet>` —
-replace the global strength for their part; then per-block weights multiply (BASE for the text encoders).
+"""A mix with its files read: `Source`s, their family, and the per-module (module, strength) lists
+that merging, baking and previewing consume. (The torch-free description of a mix is `studio.mix.request`.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.errors import ConfigError, LoraFormatError
+from studio.errors import LoraFormatError
 from studio.formats.family import family_label, same_architecture
 from studio.formats.lora_file import LoraFile, LoraModule
-from studio.mix.blocks import block_weight, parse_weights
-
-
-@dataclass(frozen=True)
-class MixEntry:
-    """One LoRA in a mix. `unet`/`te` None: the global strength applies there too."""
-
-    path: str
-    strength: float = 1.0
-    unet: float | None = None
-    te: float | None = None
-    blocks: tuple[tuple[str, float], ...] = ()  # (block ID, weight); unlisted blocks keep 1
-    enabled: bool = True
-
-    @property
-    def block_weights(self) -> dict[str, float]:
-        return dict(self.blocks)
-
-    def part_strength(self, kohya_name: str) -> float:
-        if kohya_name.startswith("lora_te"):
-            return self.strength if self.te is None else self.te
-        return self.strength if self.unet is None else self.unet
-
-    def module_strength(self, kohya_name: str) -> float:
-        if not self.enabled:
-            return 0.0
-        return self.part_strength(kohya_name) * block_weight(self.block_weights, kohya_name)
-
-    def as_record(self) -> dict:
-        return {"strength": self.strength, "unet": self.unet, "te": self.te, "blocks": self.block_weights,
-                "enabled": self.enabled}
-
-
-def with_blocks(entry: MixEntry, spec: str | Sequence[float] | Mapping[str, float] | None, family: str) -> MixEntry:
-    """`entry` with block weights parsed from a preset name, a number list or a mapping (None: none)."""
-    from dataclasses import replace
-
-    if spec is None or spec == "" or spec == {}:
-        return replace(entry, blocks=())
-    return replace(entry, blocks=tuple(parse_weights(spec, family).items()))
-
-
-def parse_entry(text: str) -> tuple[MixEntry, str | None]:
-    """`PATH[:STRENGTH][:unet=X][:te=Y][:blocks=PRESET|w,w,…]` → (entry, block spec to parse once the family is known).
-
-    The path may itself contain colons (Windows drives): options are taken from the end while they parse.
-    """
-    segments = text.split(":")
-    opts: dict[str, str] = {}
-    strength: float | None = None
-    while len(segments) > 1:
-        seg = segments[-1].strip()
-        key, eq, value = seg.partition("=")
-        if eq and key.strip().lower() in ("unet", "te", "blocks", "strength", "s"):
-            opts[key.strip().lower()] = value.strip()
-        elif strength is None and not eq and _is_number(seg):
-            strength = float(seg)
-        else:
-            break
-        segments.pop()
-    path = ":".join(segments)
-    if not path:
-        raise ConfigError(f"`{text}`: no file name before the strength")
-    if "strength" in opts or "s" in opts:
-        strength = _number(opts.get("strength", opts.get("s", "")), text)
-    entry = MixEntry(path=path, strength=1.0 if strength is None else strength,
-                     unet=_number(opts["unet"], text) if "unet" in opts else None,
-                     te=_number(opts["te"], text) if "te" in opts else None)
-    return entry, opts.get("blocks")
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _number(s: str, text: str) -> float:
-    try:
-        return float(s)
-    except ValueError:
-        raise ConfigError(f"`{text}`: `{s}` is not a number") from None
+from studio.mix.request import MixEntry, parse_entry, with_blocks  # noqa: F401 - the mix API lives here too
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from studio.errors import ConfigError
+from studio.mix.request import DEFAULT_SAMPLER  # noqa: F401 - one default for requests and sessions
 
 # name → (diffusers class name, extra config)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -18,7 +19,6 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "heun": ("HeunDiscreteScheduler", {}),
     "pndm": ("PNDMScheduler", {}),
 }
-DEFAULT_SAMPLER = "euler"
 
 
 def make_scheduler(name: str, base_config: Any) -> Any:

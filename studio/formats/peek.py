@@ -1,0 +1,101 @@
+"""A LoRA's name, family, rank and trigger words from its safetensors header alone — no tensors, no torch.
+
+The mixer shows a row for each LoRA the moment it is dropped in; reading hundreds of megabytes (and
+importing torch into the window's process) for a name and a rank would make that slow. The header has
+every key, shape and metadata string, which is all family detection and the row need. The full read
+(and every check) happens in the worker when the LoRA is first previewed.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studio.errors import LoraFormatError, ModelLoadError
+from studio.formats.family import ModuleEvidence, detect_family
+from studio.formats.layouts import parse_key
+
+MAX_HEADER = 100 * 1024 * 1024
+_RANK_PARTS = ("down", "hada_w1_b", "lokr_w2_b", "lokr_w1_b")
+
+
+@dataclass(frozen=True)
+class LoraPeek:
+    path: str
+    name: str
+    family: str
+    ranks: tuple[int, ...]
+    modules: int
+    algorithms: tuple[str, ...]
+    trigger_words: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+def read_header(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """(key → shape, metadata) of a .safetensors file, read from its JSON header only."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise LoraFormatError(f"{path.name}: not a .safetensors file (too short)")
+            (size,) = struct.unpack("<Q", head)
+            if size > MAX_HEADER:
+                raise LoraFormatError(f"{path.name}: not a .safetensors file (header of {size} bytes)")
+            raw = fh.read(size)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        raise LoraFormatError(f"{path.name}: not a .safetensors file (unreadable header)") from None
+    if not isinstance(header, dict):
+        raise LoraFormatError(f"{path.name}: not a .safetensors file")
+    meta = header.pop("__metadata__", None) or {}
+    shapes = {k: tuple(int(x) for x in v.get("shape", ())) for k, v in header.items() if isinstance(v, dict)}
+    return shapes, {str(k): str(v) for k, v in meta.items()}
+
+
+def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
+    """`modelspec.trigger_phrase` first, then the most frequent caption tags (`ss_tag_frequency`)."""
+    words: list[str] = []
+    phrase = meta.get("modelspec.trigger_phrase", "").strip()
+    if phrase:
+        words.append(phrase)
+    try:
+        folders = json.loads(meta.get("ss_tag_frequency", "") or "{}")
+    except ValueError:
+        folders = {}
+    counts: dict[str, int] = {}
+    if isinstance(folders, dict):
+        for tags in folders.values():
+            if isinstance(tags, dict):
+                for tag, c in tags.items():
+                    if isinstance(c, (int, float)) and str(tag).strip():
+                        counts[str(tag).strip()] = counts.get(str(tag).strip(), 0) + int(c)
+    words += [t for t, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if t not in words]
+    return tuple(words[:n])
+
+
+def peek_lora(path: str | Path) -> LoraPeek:
+    path = Path(path)
+    shapes, meta = read_header(path)
+    evidence, ranks, modules, algos = [], set(), set(), set()
+    for key, shape in shapes.items():
+        ref = parse_key(key)
+        if ref is None or ref.unsupported:
+            continue
+        modules.add((ref.component, ref.module))
+        if ref.part in _RANK_PARTS and shape:
+            ranks.add(shape[0])
+        if ref.part in ("down", "hada_w1_b"):
+            evidence.append(ModuleEvidence(ref.component, ref.module, shape))
+        algos.add("loha" if ref.part.startswith("hada") else "lokr" if ref.part.startswith("lokr") else "lora")
+    if not modules:
+        raise LoraFormatError(f"{path.name}: no LoRA keys in this file", hint="choose a LoRA .safetensors file")
+    family = detect_family(meta, evidence).family
+    name = meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem
+    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(modules),
+                    algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta), metadata=meta)
