@@ -119,20 +119,20 @@ def detect() -> Hardware:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             cap = (int(props.major), int(props.minor))
-            gpus.append(GpuInfo(i, str(props.name), int(props.total_memory), _bf16(torch, i, cap), cap))
+            gpus.append(GpuInfo(i, str(props.name), int(props.total_memory), _bf16(cap), cap))
         return Hardware(tuple(gpus), cuda_version, cpu, threads, apple_gpu=apple)
     except Exception as exc:  # e.g. a driver too old for this torch: train on the CPU, but say why
         return Hardware((), cuda_version, cpu, threads, apple_gpu=apple,
                         error=f"The NVIDIA driver did not answer ({exc}); training would use the CPU.")
 
 
-def _bf16(torch, index: int, capability: tuple[int, int]) -> bool:
-    """bf16 needs Ampere (compute capability 8.0) or newer; ask torch for the current device, else use that."""
-    if index == torch.cuda.current_device():
-        try:
-            return bool(torch.cuda.is_bf16_supported())
-        except Exception:
-            pass
+def _bf16(capability: tuple[int, int]) -> bool:
+    """Native bf16 needs Ampere (compute capability 8.0) or newer.
+
+    Not `torch.cuda.is_bf16_supported()`: by default it also answers True for older GPUs that only emulate
+    bf16 (slowly), and finding that out allocates a tensor — a CUDA context in the GUI process, holding
+    VRAM that training needs.
+    """
     return capability >= (8, 0)
 
 
