@@ -1,0 +1,326 @@
+"""The Mixer: LoRAs as rows of a mixing desk, a live preview, a strength grid, and export.
+
+Every change (a slider, a toggle, a block preset, the prompt) restarts a short debounce timer; when it
+fires, one preview request goes to the backend — or, if one is already rendering, the panel remembers
+that another is wanted and sends the latest state the moment the current image arrives. So dragging a
+slider never queues a backlog, and the image shown is always followed by the newest one. The previous
+image stays until its successor is ready.
+
+The panel knows nothing of processes: it talks to a `PreviewBackend` (ui/mixer_backend.py), which in the
+app is the worker.
+"""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from studio.errors import StudioError
+from studio.formats.peek import peek_lora
+from studio.mix.messages import MixResult, entry_to_dict, request_to_dict
+from studio.mix.request import MixEntry, RenderRequest
+from studio.mix.samplers import SAMPLERS
+from ui.widgets.lora_mix_row import LoraMixRow
+from ui.widgets.mix_export_box import MixExportBox
+from ui.widgets.mix_preview_view import MixPreviewView
+from ui.widgets.strength_grid_view import StrengthGridView
+
+DEBOUNCE_MS = 250
+SIZES = ("512×512", "768×768", "1024×1024", "512×768", "768×512", "832×1216", "1216×832", "64×64")
+
+
+class MixerPanel(QWidget):
+    preview_shown = Signal(str)  # path of the image now on screen
+    grid_shown = Signal(str)
+    exported = Signal(str)  # path of a merged LoRA or baked checkpoint
+
+    def __init__(self, backend, parent: QWidget | None = None, *, debounce_ms: int = DEBOUNCE_MS) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self.rows: list[LoraMixRow] = []
+        self._tmp = tempfile.TemporaryDirectory(prefix="lora-studio-mixer-")
+        self._want_preview = False
+        self._job: tuple[int, str] | None = None  # (request id, kind)
+        self._last_preview: Path | None = None
+        self.setAcceptDrops(True)
+
+        self.base = QLineEdit()
+        self.base.setPlaceholderText("base model: a diffusers folder or a .safetensors checkpoint")
+        base_file, base_dir = QPushButton("File…"), QPushButton("Folder…")
+        base_file.clicked.connect(lambda: self._choose_base(folder=False))
+        base_dir.clicked.connect(lambda: self._choose_base(folder=True))
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Base model"))
+        top.addWidget(self.base, 1)
+        top.addWidget(base_file)
+        top.addWidget(base_dir)
+
+        # left: the rows and the prompt
+        self.rows_box = QVBoxLayout()
+        self.rows_box.setContentsMargins(0, 0, 0, 0)
+        self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”")
+        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint.setProperty("role", "hint")
+        self.rows_box.addWidget(self.drop_hint)
+        self.rows_box.addStretch(1)
+        holder = QWidget()
+        holder.setLayout(self.rows_box)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(holder)
+        add = QPushButton("Add LoRA…")
+        add.clicked.connect(self._choose_loras)
+
+        prompt_box = QGroupBox("Preview settings")
+        form = QFormLayout(prompt_box)
+        self.prompt = QLineEdit("a photo of a cat, best quality")
+        self.negative = QLineEdit("blurry, lowres")
+        self.seed, self.steps = QSpinBox(), QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(1)
+        self.steps.setRange(1, 150)
+        self.steps.setValue(20)
+        self.sampler = QComboBox()
+        self.sampler.addItems(list(SAMPLERS))
+        self.size = QComboBox()
+        self.size.setEditable(True)
+        self.size.addItems(list(SIZES))
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 30.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setValue(7.0)
+        numbers = QHBoxLayout()
+        for label, w in (("Seed", self.seed), ("Steps", self.steps), ("CFG", self.guidance)):
+            numbers.addWidget(QLabel(label))
+            numbers.addWidget(w)
+        form.addRow("Prompt", self.prompt)
+        form.addRow("Negative", self.negative)
+        form.addRow(numbers)
+        sampler_row = QHBoxLayout()
+        sampler_row.addWidget(self.sampler, 1)
+        sampler_row.addWidget(QLabel("Size"))
+        sampler_row.addWidget(self.size, 1)
+        form.addRow("Sampler", sampler_row)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(scroll, 1)
+        left_layout.addWidget(add)
+        left_layout.addWidget(prompt_box)
+
+        # right: preview and grid
+        self.preview = MixPreviewView()
+        self.grid = StrengthGridView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.preview, "Preview")
+        self.tabs.addTab(self.grid, "Strength grid")
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
+
+        self.export = MixExportBox()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.export)
+        layout.addWidget(self.status)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(debounce_ms)
+        self._timer.timeout.connect(self._request_preview)
+        for signal in (self.prompt.editingFinished, self.negative.editingFinished, self.seed.valueChanged,
+                       self.steps.valueChanged, self.sampler.currentTextChanged, self.size.currentTextChanged,
+                       self.guidance.valueChanged, self.base.editingFinished):
+            signal.connect(self.schedule_preview)
+        self.grid.render_requested.connect(self._render_grid)
+        self.export.export_requested.connect(self._export)
+        self.export.bake_requested.connect(self._bake)
+        backend.result.connect(self._on_result)
+        backend.failed.connect(self._on_failed)
+        backend.busy_changed.connect(self._on_busy)
+        backend.status.connect(lambda text: self.preview.set_busy(text))
+        self._update_rows()
+
+    # ---------------------------------------------------------------------------------------------
+    # LoRAs
+    def add_lora(self, path: str | Path) -> LoraMixRow | None:
+        path = str(Path(path).expanduser())
+        if any(r.path == path for r in self.rows):
+            self._say(f"{Path(path).name} is already in the mix", "info")
+            return None
+        try:
+            info = peek_lora(path)
+        except StudioError as exc:
+            self._say(str(exc), "error")
+            return None
+        row = LoraMixRow(info)
+        row.changed.connect(self.schedule_preview)
+        row.remove_requested.connect(self.remove_row)
+        self.rows.append(row)
+        self.rows_box.insertWidget(len(self.rows) - 1 + 1, row)
+        self._update_rows()
+        self.schedule_preview()
+        return row
+
+    def remove_row(self, row: LoraMixRow) -> None:
+        if row in self.rows:
+            self.rows.remove(row)
+            row.setParent(None)
+            row.deleteLater()
+            self._update_rows()
+            self.schedule_preview()
+
+    def mix_family(self) -> str | None:
+        for row in self.rows:
+            if row.info.family != "unknown":
+                return row.info.family
+        return None
+
+    def entries(self) -> tuple[MixEntry, ...]:
+        family = self.mix_family()
+        return tuple(r.entry() for r in self.rows if r.check_family(family))
+
+    def _update_rows(self) -> None:
+        self.drop_hint.setVisible(not self.rows)
+        self.grid.set_loras([r.title() for r in self.rows if r.check_family(self.mix_family())])
+        self.export.export_button.setEnabled(bool(self.rows) and not self.backend.busy)
+
+    def _choose_loras(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add LoRAs", "", "LoRA files (*.safetensors)")
+        for p in paths:
+            self.add_lora(p)
+
+    def _choose_base(self, *, folder: bool) -> None:
+        if folder:
+            path = QFileDialog.getExistingDirectory(self, "Base model folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Base model", "", "Checkpoints (*.safetensors)")
+        if path:
+            self.set_base_model(path)
+
+    def set_base_model(self, path: str | Path) -> None:
+        self.base.setText(str(path))
+        self.schedule_preview()
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
+        for url in event.mimeData().urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(".safetensors"):
+                self.add_lora(url.toLocalFile())
+        event.acceptProposedAction()
+
+    # ---------------------------------------------------------------------------------------------
+    # requests
+    def request(self, loras: tuple[MixEntry, ...] | None = None) -> RenderRequest:
+        try:
+            w, h = (int(x) for x in self.size.currentText().lower().replace("x", "×").split("×"))
+        except ValueError:
+            w = h = 512
+        return RenderRequest(prompt=self.prompt.text(), negative=self.negative.text(), seed=self.seed.value(),
+                             steps=self.steps.value(), sampler=self.sampler.currentText(), width=w, height=h,
+                             guidance=self.guidance.value(), loras=self.entries() if loras is None else loras)
+
+    def schedule_preview(self, *_args) -> None:
+        self._timer.start()
+
+    def _request_preview(self) -> None:
+        base = self.base.text().strip()
+        if not base:
+            self.preview.set_busy("Choose a base model to see a preview")
+            return
+        if self.backend.busy:
+            self._want_preview = True
+            return
+        self._want_preview = False
+        out = Path(self._tmp.name) / f"preview-{self.preview.images_shown + 1}.png"
+        params = {"base": base, "out": str(out), "request": request_to_dict(self.request())}
+        self._job = (self.backend.submit("mix_preview", params), "preview")
+        self.preview.set_busy("rendering…")
+
+    def _render_grid(self, x: int, xv: tuple, y: int, yv: tuple) -> None:
+        base = self.base.text().strip()
+        if not base or self.backend.busy:
+            self.grid.view.set_busy("Choose a base model first" if not base else "busy: try again in a moment")
+            return
+        out = Path(self._tmp.name) / f"grid-{self.grid.view.images_shown + 1}.png"
+        params = {"base": base, "out": str(out), "request": request_to_dict(self.request()),
+                  "x": {"lora": x, "values": list(xv)}, "y": {"lora": y, "values": list(yv)} if y >= 0 else None}
+        self._job = (self.backend.submit("mix_grid", params), "grid")
+        self.grid.view.set_busy(f"rendering {len(xv) * max(1, len(yv))} images…")
+
+    def _export(self, rank, dtype: str, path: str) -> None:
+        entries = [entry_to_dict(e) for e in self.entries() if e.enabled]
+        if not entries:
+            self._say("Nothing to export: enable at least one LoRA", "error")
+            return
+        params = {"loras": entries, "out": path, "rank": rank, "dtype": dtype}
+        self._job = (self.backend.submit("mix_export", params), "export")
+        self._say(f"Exporting {Path(path).name}…", "info")
+
+    def _bake(self, path: str) -> None:
+        base = self.base.text().strip()
+        if not base:
+            self._say("Choose the base model to bake into", "error")
+            return
+        params = {"base": base, "loras": [entry_to_dict(e) for e in self.entries() if e.enabled], "out": path}
+        self._job = (self.backend.submit("mix_bake", params), "bake")
+        self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
+
+    # ---------------------------------------------------------------------------------------------
+    # results
+    def _on_result(self, result: MixResult) -> None:
+        if result.kind == "preview":
+            if self.preview.show_image(result.path, result.summary):
+                if self._last_preview is not None and str(self._last_preview) != result.path:
+                    self._last_preview.unlink(missing_ok=True)
+                self._last_preview = Path(result.path)
+                self.preview_shown.emit(result.path)
+        elif result.kind == "grid":
+            if self.grid.view.show_image(result.path, result.summary):
+                self.grid_shown.emit(result.path)
+        else:
+            self.export.show_result(result.path, result.summary)
+            self._say(f"Wrote {Path(result.path).name}: {result.summary}", "success")
+            self.exported.emit(result.path)
+
+    def _on_failed(self, request_id: int, error: str, hint: str) -> None:
+        kind = self._job[1] if self._job and self._job[0] == request_id else "preview"
+        for row in self.rows:
+            name = Path(row.path).name
+            row.show_problem(error if error.startswith(name) else "")
+        view = self.grid.view if kind == "grid" else self.preview
+        view.set_busy(f"Failed: {error}")
+        self._say(error + (f" — {hint}" if hint else ""), "error")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.export.set_busy(busy)
+        self.grid.render_button.setEnabled(not busy and bool(self.rows))
+        if not busy and self._want_preview:
+            self._timer.start(0)
+
+    def _say(self, text: str, kind: str) -> None:
+        colour = {"error": "#b00020", "success": "#1d6b2f"}.get(kind, "")
+        style = f" style='color:{colour}'" if colour else ""
+        self.status.setText(f"<span{style}>{html.escape(text)}</span>")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._tmp.cleanup()
+        super().closeEvent(event)

@@ -1,0 +1,152 @@
+"""One LoRA in the mixer: what it is (name, family, rank, trigger words) and how strongly it applies.
+
+The row is built from a header-only `LoraPeek` (no tensors read in the window), so it appears as soon
+as the file is dropped; the full read and every check happen in the worker at the first preview.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from studio.formats.family import family_label, same_architecture
+from studio.formats.peek import LoraPeek
+from studio.mix.request import MixEntry
+from ui.widgets.block_weights_editor import BlockWeightsEditor
+from ui.widgets.strength_control import StrengthControl
+
+
+class LoraMixRow(QFrame):
+    changed = Signal()
+    remove_requested = Signal(object)
+
+    def __init__(self, info: LoraPeek, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.info = info
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setObjectName("loraMixRow")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(8, 6, 8, 6)
+
+        head = QHBoxLayout()
+        self.enabled = QCheckBox()
+        self.enabled.setChecked(True)
+        self.enabled.setToolTip("Include this LoRA in the mix")
+        self.name = QLabel(f"<b>{html.escape(info.name)}</b>")
+        self.name.setToolTip(info.path)
+        ranks = "/".join(map(str, info.ranks)) or "?"
+        algos = "+".join(a for a in info.algorithms if a != "lora")
+        self.details = QLabel(f"{family_label(info.family)} · rank {ranks}" + (f" · {algos}" if algos else ""))
+        self.details.setProperty("role", "hint")
+        self.remove = QToolButton()
+        self.remove.setText("✕")
+        self.remove.setAutoRaise(True)
+        self.remove.setToolTip("Remove from the mix")
+        self.remove.clicked.connect(lambda: self.remove_requested.emit(self))
+        head.addWidget(self.enabled)
+        head.addWidget(self.name)
+        head.addWidget(self.details, 1)
+        head.addWidget(self.remove)
+        outer.addLayout(head)
+
+        self.triggers = QLabel()
+        self.triggers.setWordWrap(True)
+        self.triggers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        if info.trigger_words:
+            self.triggers.setText("Trigger words: " + ", ".join(html.escape(w) for w in info.trigger_words))
+        self.triggers.setVisible(bool(info.trigger_words))
+        outer.addWidget(self.triggers)
+        self.warning = QLabel()
+        self.warning.setStyleSheet("color: #b00020;")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
+        outer.addWidget(self.warning)
+
+        self.strength = StrengthControl(1.0, label=f"{info.name} strength")
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(QLabel("Strength"), 0, 0)
+        grid.addWidget(self.strength, 0, 1)
+        self.split = QCheckBox("Separate UNet / text-encoder strengths")
+        grid.addWidget(self.split, 1, 0, 1, 2)
+        self.unet = StrengthControl(1.0, label=f"{info.name} UNet strength")
+        self.te = StrengthControl(1.0, label=f"{info.name} text-encoder strength")
+        self.unet_label, self.te_label = QLabel("UNet"), QLabel("Text enc.")
+        grid.addWidget(self.unet_label, 2, 0)
+        grid.addWidget(self.unet, 2, 1)
+        grid.addWidget(self.te_label, 3, 0)
+        grid.addWidget(self.te, 3, 1)
+        outer.addLayout(grid)
+
+        self.blocks_toggle = QToolButton()
+        self.blocks_toggle.setText("Per-block weights")
+        self.blocks_toggle.setCheckable(True)
+        self.blocks_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.blocks_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.blocks_toggle.setAutoRaise(True)
+        self.blocks = BlockWeightsEditor(info.family)
+        outer.addWidget(self.blocks_toggle)
+        outer.addWidget(self.blocks)
+        self._show_split(False)
+        self.blocks.hide()
+
+        self.enabled.toggled.connect(self._toggled)
+        self.strength.valueChanged.connect(lambda _: self.changed.emit())
+        self.unet.valueChanged.connect(lambda _: self.changed.emit())
+        self.te.valueChanged.connect(lambda _: self.changed.emit())
+        self.split.toggled.connect(self._split_toggled)
+        self.blocks_toggle.toggled.connect(self._blocks_toggled)
+        self.blocks.changed.connect(self.changed)
+
+    # ---------------------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    def entry(self) -> MixEntry:
+        split = self.split.isChecked()
+        return MixEntry(path=self.info.path, strength=self.strength.value(),
+                        unet=self.unet.value() if split else None, te=self.te.value() if split else None,
+                        blocks=tuple(self.blocks.weights().items()), enabled=self.enabled.isChecked())
+
+    def check_family(self, family: str | None) -> bool:
+        """Flag a LoRA made for another base family than the mix's; True when it fits."""
+        fits = family is None or self.info.family == "unknown" or same_architecture(self.info.family, family)
+        self.warning.setText("" if fits else f"Made for {family_label(self.info.family)}, "
+                                             f"but the mix is {family_label(family)}: it is left out of the preview")
+        self.warning.setVisible(not fits)
+        return fits
+
+    def show_problem(self, text: str) -> None:
+        self.warning.setText(text)
+        self.warning.setVisible(bool(text))
+
+    def _show_split(self, on: bool) -> None:
+        for w in (self.unet, self.te, self.unet_label, self.te_label):
+            w.setVisible(on)
+        self.strength.setEnabled(not on)
+
+    def _split_toggled(self, on: bool) -> None:
+        if on:
+            for w in (self.unet, self.te):
+                w.setValue(self.strength.value())
+        self._show_split(on)
+        self.changed.emit()
+
+    def _blocks_toggled(self, on: bool) -> None:
+        self.blocks_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.blocks.setVisible(on)
+
+    def _toggled(self, on: bool) -> None:
+        for w in (self.strength, self.split, self.unet, self.te, self.blocks_toggle, self.blocks):
+            w.setEnabled(on)
+        if on:
+            self._show_split(self.split.isChecked())
+        self.changed.emit()
+
+    def title(self) -> str:
+        return self.info.name or Path(self.info.path).stem
