@@ -47,7 +47,7 @@ def _iso(ts: float) -> str:
 
 OPTIMIZER_NAMES = {
     "adamw": "torch.optim.AdamW", "adamw8bit": "bitsandbytes.optim.AdamW8bit", "lion": "lion_pytorch.Lion",
-    "prodigy": "prodigyopt.Prodigy", "adafactor": "torch.optim.Adafactor",
+    "prodigy": "prodigyopt.Prodigy", "adafactor": "transformers.optimization.Adafactor",
     "schedule_free_adamw": "schedulefree.AdamWScheduleFree",
 }
 

@@ -1,7 +1,7 @@
 """Optimizers, their parameter groups (LoRA+), and the weights to evaluate with (schedule-free).
 
 Each optimizer is the maintained implementation users know from other trainers: torch's AdamW (fused on
-CUDA) and Adafactor, bitsandbytes' 8-bit AdamW, lion-pytorch's Lion, prodigyopt's Prodigy and
+CUDA), transformers' Adafactor, bitsandbytes' 8-bit AdamW, lion-pytorch's Lion, prodigyopt's Prodigy and
 schedulefree's AdamWScheduleFree, imported only when chosen. A missing optional package is a clear
 error naming it, except 8-bit AdamW, which falls back to AdamW with a warning (its only point is memory).
 
@@ -68,7 +68,12 @@ def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_s
         kwargs = {"fused": True} if fused else {"foreach": True}
         return torch.optim.AdamW(groups, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay, **kwargs)
     if name == "adafactor":
-        return torch.optim.Adafactor(groups, weight_decay=opt.weight_decay, foreach=True)
+        from transformers.optimization import Adafactor
+
+        # absolute learning rates, as sd-scripts recommends for LoRA: the relative step would scale each
+        # update by the parameter's RMS, which is zero for the zero-initialised up matrices
+        return Adafactor(groups, lr=opt.unet_lr, scale_parameter=False, relative_step=False, warmup_init=False,
+                         weight_decay=opt.weight_decay)
     if name == "lion":
         Lion = _import("lion_pytorch", "lion-pytorch", "Lion")
         return Lion(groups, betas=opt.betas, weight_decay=opt.weight_decay)
