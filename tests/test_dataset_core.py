@@ -250,7 +250,9 @@ def test_thumbnails_cached_by_path_size_mtime(tmp_path: Path, messy: Path):
     first = cache.get(messy / "rotated.jpg")
     assert not first.cached and first.data[:2] == b"\xff\xd8"
     assert (first.width, first.height) == (24, 32)  # upright: portrait
-    assert cache.get(messy / "rotated.jpg").cached
+    again = cache.get(messy / "rotated.jpg")
+    assert again.cached and again.data == first.data
+    assert Image.open(__import__("io").BytesIO(again.data)).size == (24, 32)
     for name in INVALID:
         assert cache.get(messy / name).error
     # editing the file changes its key: a fresh thumbnail, not the stale one

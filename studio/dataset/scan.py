@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.dataset.images import is_image_path
+from studio.dataset.images import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
     from studio.dataset.state import DatasetState
@@ -67,30 +67,32 @@ def read_caption(image: Path, extension: str = ".txt") -> str | None:
 
 def _image_entries(folder: Path) -> tuple[list[os.DirEntry], set[str]]:
     """Image entries of `folder`, sorted by name, and the set of all file names (to find sidecars without
-    a failed `open` per image). One `scandir` pass: at 10,000 images a `stat` per candidate adds up."""
+    a failed `open` per image). One `scandir` pass, and string work only: at 10,000 images a `stat` or a
+    `Path` per candidate adds up."""
     images: list[os.DirEntry] = []
     names: set[str] = set()
     with os.scandir(folder) as it:
         for entry in it:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue
             try:
                 if not entry.is_file():
                     continue
             except OSError:
                 continue
-            names.add(entry.name)
-            if is_image_path(Path(entry.name)):
+            names.add(name)
+            dot = name.rfind(".")
+            if dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS:
                 images.append(entry)
     images.sort(key=lambda e: e.name)
     return images, names
 
 
-def _read_sidecar(path: Path) -> str | None:
+def _read_sidecar(path: str | Path) -> str | None:
     try:
-        data = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        return None
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError:
         return None
     try:
@@ -99,24 +101,38 @@ def _read_sidecar(path: Path) -> str | None:
         return data.decode("latin-1").strip()
 
 
-def scan_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt",
-                default_caption: str = "") -> list[ImageRecord]:
-    """The images directly inside `folder` (not its subfolders), with captions, size and mtime."""
+def iter_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt", default_caption: str = "",
+                chunk: int = 0) -> Iterator[list[ImageRecord]]:
+    """The images directly inside `folder` (not its subfolders), with captions, size and mtime, in lists
+    of `chunk` records (all at once when 0): the grid can show the first screen while the rest is read."""
     entries, names = _image_entries(folder)
+    base = os.fspath(folder)
     out: list[ImageRecord] = []
     for entry in entries:
-        path = folder / entry.name
-        stem = entry.name.rsplit(".", 1)[0]
-        caption = _read_sidecar(folder / (stem + caption_extension)) if stem + caption_extension in names else None
+        name = entry.name
+        dot = name.rfind(".")
+        side = name[:dot] + caption_extension
+        caption = _read_sidecar(os.path.join(base, side)) if side in names else None
         try:
             st = entry.stat()
             size, mtime = st.st_size, st.st_mtime_ns
         except OSError:
             size, mtime = -1, 0
-        out.append(ImageRecord(path=path, caption=caption if caption is not None else default_caption,
+        out.append(ImageRecord(path=Path(entry.path), caption=caption if caption is not None else default_caption,
                                repeats=repeats, folder=folder, has_caption_file=caption is not None,
                                size=size, mtime_ns=mtime))
-    return out
+        if chunk and len(out) >= chunk:
+            yield out
+            out = []
+    if out or not chunk:
+        yield out
+
+
+def scan_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt",
+                default_caption: str = "") -> list[ImageRecord]:
+    """The images directly inside `folder` (not its subfolders), with captions, size and mtime."""
+    return next(iter_folder(folder, repeats=repeats, caption_extension=caption_extension,
+                            default_caption=default_caption))
 
 
 def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, int]]:
@@ -169,3 +185,20 @@ def _apply_state(records: list[ImageRecord], real_folder: Path, state: DatasetSt
         crop, focus = state.crops.get(key), state.focus.get(key)
         out.append(replace(rec, crop=crop, focus=focus) if crop or focus else rec)
     return out
+
+
+def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
+              default_repeats: int = 1, chunk: int = 512) -> Iterator[tuple[list[ImageRecord], list[Problem]]]:
+    """`scan_folders` in pieces of about `chunk` images, for a grid that fills while the disk is read."""
+    for raw in folders:
+        root = Path(raw).expanduser()
+        if not root.is_dir():
+            yield [], [Problem(root, "missing", f"{root}: folder not found")]
+            continue
+        for folder, repeats in dataset_folders(root, default_repeats):
+            try:
+                for records in iter_folder(folder, repeats=repeats, caption_extension=caption_extension,
+                                           default_caption=default_caption, chunk=chunk):
+                    yield records, []
+            except OSError as exc:
+                yield [], [Problem(folder, "unreadable", f"{folder}: cannot list the folder ({exc})")]

@@ -27,9 +27,15 @@ def join_tags(tags: Iterable[str]) -> str:
     return ", ".join(t.strip() for t in tags if t.strip())
 
 
+_FOLD = re.compile(r"[\s_]+")
+
+
 def _norm(tag: str) -> str:
     """Tags compare case-insensitively with runs of spaces and underscores folded ("Blue_Sky" = "blue sky")."""
-    return re.sub(r"[\s_]+", " ", tag.strip()).casefold()
+    tag = tag.strip()
+    if "_" in tag or "  " in tag or "\t" in tag or "\n" in tag:  # the regex only when it can change something
+        tag = _FOLD.sub(" ", tag)
+    return tag.casefold()
 
 
 def tag_frequencies(captions: Iterable[str | None]) -> Counter[str]:

@@ -70,6 +70,7 @@ class DatasetModel(QAbstractListModel):
         self._rows: dict[Path, int] = {}
         self._pixmaps: OrderedDict[tuple[int, int], QPixmap] = OrderedDict()
         self.thumb_side = 128
+        self.thumbs_ready = 0  # rows with a thumbnail or a reason why not (kept, not counted per paint)
         self.request_thumbnail: Callable[[DatasetItem], None] | None = None
 
     # -- Qt interface -------------------------------------------------------------------------------
@@ -148,6 +149,7 @@ class DatasetModel(QAbstractListModel):
         self.beginResetModel()
         self.items = list(items)
         self._rows = {it.path: i for i, it in enumerate(self.items)}
+        self.thumbs_ready = sum(1 for it in self.items if it.thumb or it.thumb_error)
         self._pixmaps.clear()
         self.endResetModel()
 
@@ -160,6 +162,7 @@ class DatasetModel(QAbstractListModel):
         for i, it in enumerate(fresh):
             self._rows[it.path] = start + i
         self.items.extend(fresh)
+        self.thumbs_ready += sum(1 for it in fresh if it.thumb or it.thumb_error)
         self.endInsertRows()
 
     def remove_folder(self, folder: Path) -> None:
@@ -204,6 +207,8 @@ class DatasetModel(QAbstractListModel):
             if row is None:
                 continue
             item = self.items[row]
+            if not item.thumb and not item.thumb_error:
+                self.thumbs_ready += 1
             item.thumb = thumb.data
             item.thumb_size = (thumb.width, thumb.height)
             item.thumb_error = thumb.error

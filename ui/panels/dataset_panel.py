@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckProgress, CheckReport, check_images
 from studio.dataset.edits import ApplyResult, plan_batch, plan_edit
 from studio.dataset.importer import import_copies, import_folder, sort_dropped
-from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder, scan_folders
+from studio.dataset.scan import ImageRecord, dataset_folders, iter_scan, repeats_for_folder, scan_folder
+from studio.dataset.stream import Stream
 from studio.dataset.state import DatasetState, load_state, save_state
 from studio.dataset.tags import TagOp, tag_frequencies
 from studio.dataset.thumbnail_pool import BACKGROUND, URGENT, Request, ThumbnailPool
@@ -47,24 +47,9 @@ from ui.widgets.problem_report import ProblemReport
 from ui.widgets.status_banner import StatusBanner
 from ui.widgets.tag_frequency_table import TagFrequencyTable
 
-POLL_MS = 30  # how often finished thumbnails are collected from the pool while it works
+POLL_MS = 30  # how often scan chunks and finished thumbnails are collected while they come
+SCAN_CHUNK = 256  # images per scan chunk: the first screen needs only the first one
 IMPORT_FOLDER = "images"  # where "import a copy" puts images, inside the project folder
-
-
-@dataclass(frozen=True)
-class Loaded:
-    """A background scan's result: records of the scanned roots."""
-
-    roots: tuple[Path, ...]
-    records: tuple[ImageRecord, ...]
-    missing: tuple[Path, ...]
-
-
-def scan_roots(roots: Sequence[Path], caption_extension: str, default_repeats: int) -> Loaded:
-    """Pool thread: list the images of `roots` (and their kohya subfolders) with their captions."""
-    scan = scan_folders(roots, caption_extension=caption_extension, default_repeats=default_repeats)
-    missing = tuple(p.path for p in scan.problems if p.kind == "missing")
-    return Loaded(tuple(roots), scan.images, missing)
 
 
 class DatasetPanel(QWidget):
@@ -94,7 +79,7 @@ class DatasetPanel(QWidget):
         self.report: CheckReport | None = None
         self.undo_stack = QUndoStack(self)
         self._generation = 0
-        self._pending_scans = 0
+        self._scans: list[tuple[Stream, int, list[Path]]] = []
         self._thumbs_done = True
         self._check_progress: CheckProgress | None = None
         self._check_again = False
@@ -134,8 +119,17 @@ class DatasetPanel(QWidget):
         self.exclude_action.setShortcut(QKeySequence("E"))
         self.exclude_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.toolbar.addSeparator()
-        self.undo_action = self.undo_stack.createUndoAction(self, "Undo")
-        self.redo_action = self.undo_stack.createRedoAction(self, "Redo")
+        # fixed labels (the step to undo is in the tooltip), so the toolbar does not jump around
+        self.undo_action = QAction("Undo", self)
+        self.redo_action = QAction("Redo", self)
+        self.undo_action.triggered.connect(self.undo_stack.undo)
+        self.redo_action.triggered.connect(self.undo_stack.redo)
+        self.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
+        self.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
+        self.undo_stack.undoTextChanged.connect(lambda t: self.undo_action.setToolTip(f"Undo {t}" if t else "Undo"))
+        self.undo_stack.redoTextChanged.connect(lambda t: self.redo_action.setToolTip(f"Redo {t}" if t else "Redo"))
+        self.undo_action.setEnabled(False)
+        self.redo_action.setEnabled(False)
         if own_shortcuts:
             for action, key in ((self.undo_action, QKeySequence.StandardKey.Undo),
                                 (self.redo_action, QKeySequence.StandardKey.Redo)):
@@ -201,9 +195,9 @@ class DatasetPanel(QWidget):
         self.watcher = QFileSystemWatcher(self)
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._collect_thumbnails)
+        self._poll.timeout.connect(self._tick)
         self._freq_timer = self._single_shot(300, self._refresh_frequencies)
-        self._footer_timer = self._single_shot(100, self._update_footer)
+        self._footer_timer = self._single_shot(250, self._update_footer)
         self._refresh_timer = self._single_shot(600, self._refresh_changed_folders)
         self._check_timer = QTimer(self)
         self._check_timer.setInterval(200)
@@ -380,34 +374,48 @@ class DatasetPanel(QWidget):
         self._update_empty()
 
     def _load(self, roots: list[Path], *, replace: bool) -> None:
-        generation = self._generation = self._generation + (1 if replace else 0)
-        self._pending_scans += 1
+        """Scan `roots` on a thread; chunks of records reach the grid as they are read (see `_tick`)."""
+        if replace:
+            self._generation += 1
+            for stream, _, _ in self._scans:
+                stream.cancel()
+            self._scans = []
+        ext, repeats = self.caption_extension, self.default_repeats
+        stream = Stream(lambda: iter_scan(roots, caption_extension=ext, default_repeats=repeats, chunk=SCAN_CHUNK),
+                        name="dataset-scan").start()
+        self._scans.append((stream, self._generation, list(roots)))
         self.footer.setText("Reading folders…")
-        run_in_background(scan_roots, roots, self.caption_extension, self.default_repeats,
-                          on_done=lambda loaded: self._scanned(loaded, generation),
-                          on_error=self._background_error)
+        self._poll.start()
 
-    def _scanned(self, loaded: Loaded, generation: int) -> None:
-        self._pending_scans -= 1
-        if generation != self._generation:
-            return  # another project was opened meanwhile
-        for path in loaded.missing:
-            self.banner.show_message("warning", f"Folder not found: {path}",
-                                     "Remove it in the Folders tab, or put the images back.")
-        items = [self._item(rec) for rec in loaded.records]
+    def _add_chunk(self, records: list[ImageRecord], problems: list) -> None:
+        for problem in problems:
+            if problem.kind == "missing":
+                self.banner.show_message("warning", f"Folder not found: {problem.path}",
+                                         "Remove it in the Folders tab, or put the images back.")
+            else:
+                self.banner.show_message("error", problem.message)
+        if not records:
+            return
+        items = [self._item(rec) for rec in records]
         self.model.append_items(items)
-        for root in loaded.roots:
+        self.pool.request_many([Request(it.path, it.record.size, it.record.mtime_ns) for it in items], BACKGROUND)
+        self._thumbs_done = False
+        if self.empty_hint.isVisible():
+            self._update_empty()
+
+    def _scan_finished(self, stream: Stream, roots: list[Path]) -> None:
+        if stream.error is not None:
+            self._background_error(stream.error)
+        for root in roots:
             for folder, _ in dataset_folders(root):
                 if folder.is_dir():
                     self.watcher.addPath(str(folder))
-        self.pool.request_many([Request(it.path, it.record.size, it.record.mtime_ns) for it in items], BACKGROUND)
-        self._thumbs_done = False
-        self._poll.start()
         self._refresh_folder_list()
         self._freq_timer.start()
         self._update_empty()
         self._footer_timer.start()
-        self.loaded.emit(self.model.rowCount())
+        if not self._scans:
+            self.loaded.emit(self.model.rowCount())
 
     def _item(self, rec: ImageRecord) -> DatasetItem:
         real = rec.path
@@ -422,12 +430,11 @@ class DatasetPanel(QWidget):
                            crop=self.state.crops.get(real))
 
     def _background_error(self, exc: BaseException) -> None:
-        self._pending_scans = max(0, self._pending_scans - 1)
         hint = getattr(exc, "hint", "")
         self.banner.show_message("error", str(exc) or type(exc).__name__, hint)
 
     def _update_empty(self) -> None:
-        empty = self.model.rowCount() == 0 and self._pending_scans == 0
+        empty = self.model.rowCount() == 0 and not self._scans
         self.empty_hint.setVisible(empty and not self.roots)
 
     # ------------------------------------------------------------------------------------------------
@@ -437,12 +444,23 @@ class DatasetPanel(QWidget):
         if not self._poll.isActive():
             self._poll.start()
 
-    def _collect_thumbnails(self) -> None:
+    def _tick(self) -> None:
+        """Collect scan chunks and finished thumbnails; stop polling once nothing is under way."""
+        for entry in list(self._scans):
+            stream, generation, roots = entry
+            chunks = stream.take()
+            if generation == self._generation:
+                for records, problems in chunks:
+                    self._add_chunk(records, problems)
+            if stream.finished:
+                self._scans.remove(entry)
+                if generation == self._generation:
+                    self._scan_finished(stream, roots)
         results = self.pool.take_results()
         if results:
             self.model.set_thumbnails(results)
             self._footer_timer.start()
-        if self.pool.pending == 0 and not results:
+        if not self._scans and self.pool.pending == 0 and not results:
             self._poll.stop()
             if not self._thumbs_done:
                 self._thumbs_done = True
@@ -451,8 +469,13 @@ class DatasetPanel(QWidget):
                 if self.check_on_load:
                     self.run_check()
 
+    def is_loading(self) -> bool:
+        """A folder scan is still under way (rows are still being added)."""
+        return bool(self._scans)
+
     def thumbnails_ready(self) -> int:
-        return sum(1 for it in self.model.items if it.thumb or it.thumb_error)
+        """Rows whose thumbnail is in memory (or known to be impossible)."""
+        return self.model.thumbs_ready
 
     def set_thumb_side(self, side: int) -> None:
         self.grid.set_side(side)
@@ -831,7 +854,15 @@ class DatasetPanel(QWidget):
         self.proxy.set_sort_key(key, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)
 
     def _refresh_frequencies(self) -> None:
-        counts = tag_frequencies(it.caption for it in self.model.items)
+        """Count tags on a pool thread (tens of milliseconds at 10,000 captions) and show the result."""
+        captions = [it.caption for it in self.model.items]
+        generation = self._generation
+        run_in_background(tag_frequencies, captions,
+                          on_done=lambda counts: self._show_frequencies(counts, generation))
+
+    def _show_frequencies(self, counts, generation: int) -> None:
+        if generation != self._generation:
+            return
         self.tag_table.set_frequencies(counts)
         self.editor.set_completions(self.tag_table.model.tags_by_frequency())
 
@@ -852,7 +883,7 @@ class DatasetPanel(QWidget):
     def _update_footer(self) -> None:
         total = self.model.rowCount()
         if total == 0:
-            self.footer.setText("Reading folders…" if self._pending_scans else "No images")
+            self.footer.setText("Reading folders…" if self._scans else "No images")
             return
         training = sum(1 for it in self.model.items if it.trains)
         uncaptioned = sum(1 for it in self.model.items if not it.caption)

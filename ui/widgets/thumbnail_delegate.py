@@ -12,7 +12,7 @@ reference, and thousands of paints would eventually free None itself and crash t
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ui.models.dataset_model import DatasetItem, DatasetModel
@@ -25,6 +25,21 @@ class ThumbnailDelegate(QStyledItemDelegate):
     def __init__(self, parent=None, side: int = 128) -> None:
         super().__init__(parent)
         self.side = side
+        self._font_key = ""
+        self._bold = self._small = QFont()
+        self._small_metrics: QFontMetrics | None = None
+
+    def _fonts(self, base: QFont) -> None:
+        """Badge fonts, made once per view font rather than once per cell."""
+        key = base.key()
+        if key == self._font_key:
+            return
+        self._font_key = key
+        self._bold = QFont(base)
+        self._bold.setBold(True)
+        self._small = QFont(base)
+        self._small.setPointSizeF(max(6.5, base.pointSizeF() * 0.8))
+        self._small_metrics = QFontMetrics(self._small)
 
     def set_side(self, side: int) -> None:
         self.side = side
@@ -47,6 +62,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if found is None:
             return
         model, row, item = found
+        self._fonts(option.font)
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = option.rect
@@ -102,6 +118,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             self._pill(painter, QRect(box.x() + 3, box.bottom() - 19, box.width(), 18), "no caption",
                        QColor("#2c7be5"))
 
+        painter.setFont(option.font)
         text_rect = QRect(rect.x() + 2, box.bottom() + 3, rect.width() - 4, TEXT_HEIGHT)
         painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
         name = option.fontMetrics.elidedText(item.path.name,
@@ -115,18 +132,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setPen(QPen(QColor("white"), 1.5))
         painter.setBrush(QBrush(colour))
         painter.drawEllipse(circle)
-        font = QFont(painter.font())
-        font.setBold(True)
-        painter.setFont(font)
+        painter.setFont(self._bold)
         painter.setPen(QColor("white"))
         painter.drawText(circle, Qt.AlignmentFlag.AlignCenter, text)
 
     def _pill(self, painter: QPainter, area: QRect, text: str, colour: QColor, centre: bool = False) -> None:
-        font = QFont(painter.font())
-        font.setPointSizeF(max(6.5, font.pointSizeF() * 0.8))
-        painter.setFont(font)
-        width = painter.fontMetrics().horizontalAdvance(text) + 10
-        height = painter.fontMetrics().height() + 2
+        painter.setFont(self._small)
+        width = self._small_metrics.horizontalAdvance(text) + 10
+        height = self._small_metrics.height() + 2
         pill = QRectF(area.x(), area.y(), width, height)
         if centre:
             pill.moveCenter(QRectF(area).center())
