@@ -410,3 +410,44 @@ def test_autocaption_tiny_blip(tmp_path: Path):
     results = list(caption_images(job, captioner=TransformersCaptioner(model_dir, max_new_tokens=5)))
     assert len(results) == 2 and results[0].caption == results[1].caption
     assert results[0].caption and set(results[0].caption.split()) <= set(words[5:])
+
+
+def test_decompression_bomb_guard_and_import_copies(tmp_path: Path, monkeypatch):
+    from studio.dataset import check as check_module
+    from studio.dataset.importer import import_copies, sort_dropped
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (100, 100)).save(big)
+    monkeypatch.setattr(check_module, "MAX_PIXELS", 5000)  # a 10,000-pixel image now counts as a bomb
+    result = check_module.check_image(big)
+    assert [(p.kind, p.excluded) for p in result.problems] == [("too-large", True)]
+
+    (tmp_path / "big.txt").write_text("big", encoding="utf-8")
+    (tmp_path / "readme.md").write_text("x", encoding="utf-8")
+    dropped = sort_dropped([big, tmp_path / "readme.md", tmp_path])
+    assert dropped.images == (big.resolve(),) and dropped.folders == (tmp_path.resolve(),)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "big.png").write_bytes(b"taken")
+    copies = import_copies([big], dest)
+    assert [c.name for c in copies] == ["big-2.png"]
+    assert (dest / "big-2.txt").read_text(encoding="utf-8") == "big" and (dest / "big.png").read_bytes() == b"taken"
+
+
+def test_streamed_scan_matches_the_whole_scan(tmp_path: Path):
+    from studio.dataset.scan import iter_scan
+    from studio.dataset.stream import Stream
+
+    for i in range(10):
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{i}.png")
+    (tmp_path / "0.txt").write_text("zero", encoding="utf-8")
+    stream = Stream(lambda: iter_scan([tmp_path, tmp_path / "missing"], chunk=3)).start()
+    stream.join(10)
+    chunks = stream.take()
+    assert stream.finished and stream.error is None
+    records = [r for recs, _ in chunks for r in recs]
+    problems = [p for _, probs in chunks for p in probs]
+    assert records == list(scan_folders([tmp_path]).images)
+    assert [len(recs) for recs, _ in chunks if recs] == [3, 3, 3, 1]
+    assert [p.kind for p in problems] == ["missing"]
+    assert records[0].caption == "zero" and records[0].has_caption_file and not records[1].has_caption_file
