@@ -40,7 +40,8 @@ def test_gallery_groups_by_step_newest_first_enlarges_and_compares(qtbot, tmp_pa
     dialog = gallery.open_image(gallery.thumbnails[1])
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.image.pixmap() is not None and not dialog.image.pixmap().isNull())
-    assert dialog.image.pixmap().width() == 64
+    assert dialog.image.pixmap().width() == 1024  # a 64-px preview is enlarged by a whole factor
+    assert gallery.thumbnails[0].pixmap().width() == 128
 
     compare = gallery.open_compare()
     qtbot.addWidget(compare)

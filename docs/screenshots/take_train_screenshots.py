@@ -63,16 +63,18 @@ def make_project(folder: Path) -> Path:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.pop("QT_QPA_PLATFORM", None)  # the real (virtual) X display, not offscreen
-    from PySide6.QtCore import QSettings
-
-    from ui.app import create_application
-    from ui.main_window import MainWindow
+    from studio.paths import CONFIG_ENV, DATA_ENV
+    from ui.app import create_application, open_main_window
 
     tmp = Path(tempfile.mkdtemp(prefix="lora-studio-train-shot-"))
+    os.environ[CONFIG_ENV] = str(tmp / "config")  # a fresh user: default settings and theme
+    os.environ[DATA_ENV] = str(tmp / "user-data")
     app = create_application()
-    window = MainWindow(make_project(tmp), settings=QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
+    project = make_project(tmp)
+    window, shell = open_main_window(project)  # the real app: window plus desktop shell (theme, menus)
     window.setGeometry(0, 0, 1400, 900)
     window.show()
+    shell.start(project)
     panel = window.train_panel
     wait(app, lambda: window.project_loaded and window.worker.state == "ready")
     capture(app, window, HERE / "train-idle.png")

@@ -13,16 +13,22 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QGridLayout, QHBoxLayout, QLa
 from ui.background import run_in_background
 
 
-def load_image(path: str, max_side: int) -> QImage:
-    """Decode (and shrink) an image file; runs on a pool thread, QImage is safe to hand across threads."""
+def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
+    """Decode an image file to fit `max_side` (small previews are enlarged, pixel-sharp, so a 64-px test run
+    is still visible). Runs on a pool thread: QImage, unlike QPixmap, may be handed across threads."""
     reader = QImageReader(path)
     reader.setAutoTransform(True)
     size = reader.size()
+    box = QSize(max_side, max_side)
     if size.isValid() and max(size.width(), size.height()) > max_side:
-        reader.setScaledSize(size.scaled(QSize(max_side, max_side), Qt.AspectRatioMode.KeepAspectRatio))
+        reader.setScaledSize(size.scaled(box, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
     if image.isNull():
         raise OSError(f"cannot read {path}: {reader.errorString()}")
+    if upscale and max(image.width(), image.height()) * 2 <= max_side:
+        factor = max_side // max(image.width(), image.height())
+        image = image.scaled(image.width() * factor, image.height() * factor, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.FastTransformation)
     return image
 
 

@@ -41,6 +41,8 @@ class LossChart(QWidget):
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=fg)
         self.loss_plot.setLabel("left", "loss", color=fg.name())
         self.lr_plot.setLabel("left", "learning rate", color=fg.name())
+        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # "1e-4", not "learning rate (x0.0001)"
+        self.lr_plot.setMouseEnabled(x=True, y=False)
         self.lr_plot.setLabel("bottom", "step", color=fg.name())
         self.lr_plot.setXLink(self.loss_plot)
         self.lr_plot.setMinimumHeight(110)
@@ -94,7 +96,11 @@ class LossChart(QWidget):
         # non-finite losses (a diverged run) would break the autoscale; they are reported in the log
         self._raw_curve.setData(x, np.asarray(self._loss), connect="finite")
         self._smooth_curve.setData(x, np.asarray(self._smooth), connect="finite")
-        self._lr_curve.setData(x, np.asarray(self._lr), connect="finite")
+        lr = np.asarray(self._lr)
+        self._lr_curve.setData(x, lr, connect="finite")
+        top = float(np.nanmax(lr)) if lr.size and np.isfinite(lr).any() else 0.0
+        # from zero up, so a constant learning rate is a flat line at its value, not centred noise
+        self.lr_plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
