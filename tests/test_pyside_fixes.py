@@ -1,4 +1,5 @@
-"""PySide6 6.12.0 loses a reference to True on every Python-side emit(); importing `ui` must make that harmless."""
+"""PySide6 6.12.0 on Python 3.11 loses a reference to None per void call and to True per emit(); importing
+`ui` must make that harmless."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = """
 import sys
 import ui  # applies ui.pyside_fixes
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 class Relay(QObject):
     message = Signal(object)
@@ -23,8 +24,10 @@ class Relay(QObject):
 app = QCoreApplication([])
 relay = Relay()
 relay.message.connect(lambda m: None)
+timer = QTimer()
 for i in range(300_000):  # a worker heartbeat a second for three days, relayed once
     relay.message.emit(i)
+    timer.setInterval(5)  # a void call
 del relay, app
 import gc; gc.collect()
 print("survived")

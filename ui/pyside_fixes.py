@@ -1,12 +1,17 @@
 """Work-arounds for bugs in the PySide6 release we run on, applied once when the `ui` package is imported.
 
-PySide6 6.12.0: `SignalInstance.emit()` returns `True` without taking a reference to it, so every signal
-emitted from Python drops one reference to the `True` singleton. A window that relays a worker message
-per second — or a test suite that emits a few thousand signals — eventually drives True's count to zero
-and the interpreter aborts with "Fatal Python error: bool_dealloc" (seen first at exit, during garbage
-collection). Python 3.12+ makes True and False immortal, which is immune; on 3.10/3.11 we do what 3.12
-does: give both singletons a reference count no program can use up. Applied only where a probe shows the
-leak, so a fixed PySide6 or a newer Python leaves the interpreter untouched.
+PySide6 6.12.0 on CPython 3.11 returns None from void methods (`label.setText(...)`, `timer.start()`) and
+True from `SignalInstance.emit()` without taking a reference — correct only on Python 3.12+, where those
+objects are immortal. Every such call drops one reference; a window relaying a worker message a second,
+or a test suite, eventually frees None or True and the interpreter aborts ("Fatal Python error:
+none_dealloc / bool_dealloc", often only at exit, during garbage collection).
+
+Here we do once, at import, what Python 3.12 does by design: give None, True and False a reference count
+no program can use up (2⁴⁰: a billion calls a day for three thousand years). Applied only where a probe
+measures the leak, so a fixed PySide6 (6.11.2 has no such bug) or a newer Python is left untouched. Being
+import-time, it covers every entry point — the app, the CLI's `gui`, tests — before the first signal.
+(`ui.qt_refcount_guard` is an earlier, timer-based guard for the same bug; with this applied it finds the
+counts high and does nothing.)
 """
 
 from __future__ import annotations
@@ -14,36 +19,44 @@ from __future__ import annotations
 import ctypes
 import sys
 
-_IMMORTAL = 1 << 40  # references added to True/False: a leak of one per emit never reaches zero
+_IMMORTAL = 1 << 40
+_SINGLETONS = (None, True, False)
 applied = False
 
 
-def emit_leaks_true(emits: int = 64) -> bool:
-    """Whether emitting a signal from Python loses a reference to True (measured, not version-guessed)."""
-    from PySide6.QtCore import QObject, Signal
+def _count(obj: object) -> ctypes.c_ssize_t:
+    """The reference count field (the first field of every object on CPython ≤ 3.11)."""
+    return ctypes.c_ssize_t.from_address(id(obj))
+
+
+def leaks_references(calls: int = 64) -> bool:
+    """Whether void Qt calls or Python-side emits lose references to None/True (measured, not guessed)."""
+    from PySide6.QtCore import QObject, QTimer, Signal
 
     class _Probe(QObject):
         ping = Signal()
 
-    count = ctypes.c_ssize_t.from_address(id(True))
-    margin = 10 * emits
-    count.value += margin  # so the probe itself cannot free True in a small program
-    probe = _Probe()
-    before = sys.getrefcount(True)
-    for _ in range(emits):
+    margin = 10 * calls
+    for obj in _SINGLETONS:  # so the probe itself cannot free them in a small program
+        _count(obj).value += margin
+    probe, timer = _Probe(), QTimer()
+    before = {id(o): sys.getrefcount(o) for o in _SINGLETONS}
+    for _ in range(calls):
         probe.ping.emit()
-    lost = before - sys.getrefcount(True)
-    count.value -= margin - max(lost, 0)  # remove the margin, give back what the probe took
-    return lost >= emits // 2
+        timer.setInterval(5)
+    lost = {id(o): before[id(o)] - sys.getrefcount(o) for o in _SINGLETONS}
+    for obj in _SINGLETONS:  # take the margin away again and give back what the probe took
+        _count(obj).value -= margin - max(lost[id(obj)], 0)
+    return any(n >= calls // 2 for n in lost.values())
 
 
-def protect_bool_singletons() -> bool:
-    """Make True/False effectively immortal if (and only if) this PySide6 leaks references to them."""
+def protect_singletons() -> bool:
+    """Make None/True/False effectively immortal if (and only if) this PySide6 leaks references to them."""
     global applied
     if applied or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return applied
-    if emit_leaks_true():
-        for singleton in (True, False):
-            ctypes.c_ssize_t.from_address(id(singleton)).value += _IMMORTAL
+    if leaks_references():
+        for obj in _SINGLETONS:
+            _count(obj).value += _IMMORTAL
         applied = True
     return applied
