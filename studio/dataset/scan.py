@@ -101,17 +101,13 @@ def _read_sidecar(path: str | Path) -> str | None:
         return data.decode("latin-1").strip()
 
 
-def iter_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt", default_caption: str = "",
-                chunk: int = 0) -> Iterator[list[ImageRecord]]:
-    """The images directly inside `folder` (not its subfolders), with captions, size and mtime, in lists
-    of `chunk` records (all at once when 0): the grid can show the first screen while the rest is read."""
-    entries, names = _image_entries(folder)
+def _records(folder: Path, entries: list[os.DirEntry], names: set[str], repeats: int, caption_extension: str,
+             default_caption: str) -> list[ImageRecord]:
     base = os.fspath(folder)
     out: list[ImageRecord] = []
     for entry in entries:
         name = entry.name
-        dot = name.rfind(".")
-        side = name[:dot] + caption_extension
+        side = name[:name.rfind(".")] + caption_extension
         caption = _read_sidecar(os.path.join(base, side)) if side in names else None
         try:
             st = entry.stat()
@@ -121,18 +117,14 @@ def iter_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt", 
         out.append(ImageRecord(path=Path(entry.path), caption=caption if caption is not None else default_caption,
                                repeats=repeats, folder=folder, has_caption_file=caption is not None,
                                size=size, mtime_ns=mtime))
-        if chunk and len(out) >= chunk:
-            yield out
-            out = []
-    if out or not chunk:
-        yield out
+    return out
 
 
 def scan_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt",
                 default_caption: str = "") -> list[ImageRecord]:
     """The images directly inside `folder` (not its subfolders), with captions, size and mtime."""
-    return next(iter_folder(folder, repeats=repeats, caption_extension=caption_extension,
-                            default_caption=default_caption))
+    entries, names = _image_entries(folder)
+    return _records(folder, entries, names, repeats, caption_extension, default_caption)
 
 
 def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, int]]:
@@ -188,8 +180,12 @@ def _apply_state(records: list[ImageRecord], real_folder: Path, state: DatasetSt
 
 
 def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
-              default_repeats: int = 1, chunk: int = 512) -> Iterator[tuple[list[ImageRecord], list[Problem]]]:
-    """`scan_folders` in pieces of about `chunk` images, for a grid that fills while the disk is read."""
+              default_repeats: int = 1, chunk: int = 256,
+              max_chunk: int = 4096) -> Iterator[tuple[list[ImageRecord], list[Problem]]]:
+    """`scan_folders` in pieces, for a grid that fills while the disk is read. The first piece holds
+    `chunk` images (enough for a first screen); each later one is twice the size, up to `max_chunk`, so
+    a 10,000-image folder arrives in a handful of insertions instead of forty."""
+    size = chunk
     for raw in folders:
         root = Path(raw).expanduser()
         if not root.is_dir():
@@ -197,8 +193,12 @@ def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt",
             continue
         for folder, repeats in dataset_folders(root, default_repeats):
             try:
-                for records in iter_folder(folder, repeats=repeats, caption_extension=caption_extension,
-                                           default_caption=default_caption, chunk=chunk):
-                    yield records, []
+                entries, names = _image_entries(folder)
+                start = 0
+                while start < len(entries):
+                    part = entries[start:start + size]
+                    start += len(part)
+                    yield _records(folder, part, names, repeats, caption_extension, default_caption), []
+                    size = min(max_chunk, size * 2)
             except OSError as exc:
                 yield [], [Problem(folder, "unreadable", f"{folder}: cannot list the folder ({exc})")]

@@ -71,6 +71,7 @@ class DatasetModel(QAbstractListModel):
         self._pixmaps: OrderedDict[tuple[int, int], QPixmap] = OrderedDict()
         self.thumb_side = 128
         self.thumbs_ready = 0  # rows with a thumbnail or a reason why not (kept, not counted per paint)
+        self._waiting: set[Path] = set()  # painted without a thumbnail: repaint these when theirs arrives
         self.request_thumbnail: Callable[[DatasetItem], None] | None = None
 
     # -- Qt interface -------------------------------------------------------------------------------
@@ -124,7 +125,8 @@ class DatasetModel(QAbstractListModel):
         None while it is being made, which is also what asks the pool for it."""
         item = self.items[row]
         if not item.thumb:
-            if not item.thumb_error and self.request_thumbnail is not None:
+            if not item.thumb_error and self.request_thumbnail is not None and item.path not in self._waiting:
+                self._waiting.add(item.path)
                 self.request_thumbnail(item)
             return None
         key = (row, id(item.thumb))
@@ -151,6 +153,7 @@ class DatasetModel(QAbstractListModel):
         self._rows = {it.path: i for i, it in enumerate(self.items)}
         self.thumbs_ready = sum(1 for it in self.items if it.thumb or it.thumb_error)
         self._pixmaps.clear()
+        self._waiting.clear()
         self.endResetModel()
 
     def append_items(self, items: Sequence[DatasetItem]) -> None:
@@ -200,8 +203,14 @@ class DatasetModel(QAbstractListModel):
                 start = prev = r
 
     def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> int:
-        """Store finished thumbnails (from the pool); returns how many rows got one."""
-        rows = []
+        """Store finished thumbnails (from the pool); returns how many rows got one.
+
+        Only rows that were painted while waiting get a dataChanged (one per row: a range makes the view
+        repaint its whole viewport). Rows made in the background are simply there when scrolled to —
+        the delegate reads the item itself — so 10,000 arrivals cost no repaints.
+        """
+        count = 0
+        repaint = []
         for path, thumb in results:
             row = self._rows.get(path)
             if row is None:
@@ -212,9 +221,15 @@ class DatasetModel(QAbstractListModel):
             item.thumb = thumb.data
             item.thumb_size = (thumb.width, thumb.height)
             item.thumb_error = thumb.error
-            rows.append(row)
-        self._changed_rows(rows, [Qt.ItemDataRole.DecorationRole, Role.THUMB_READY])
-        return len(rows)
+            count += 1
+            if path in self._waiting:
+                self._waiting.discard(path)
+                repaint.append(row)
+        roles = [Qt.ItemDataRole.DecorationRole, Role.THUMB_READY]
+        for row in repaint:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, roles)
+        return count
 
     def set_captions(self, captions: dict[Path, str | None]) -> None:
         rows = []

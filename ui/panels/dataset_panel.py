@@ -27,16 +27,15 @@ from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckProgress, CheckReport, check_images
 from studio.dataset.edits import ApplyResult, plan_batch, plan_edit
 from studio.dataset.importer import import_copies, import_folder, sort_dropped
-from studio.dataset.scan import ImageRecord, dataset_folders, iter_scan, repeats_for_folder, scan_folder
-from studio.dataset.stream import Stream
+from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder
 from studio.dataset.state import DatasetState, load_state, save_state
 from studio.dataset.tags import TagOp, tag_frequencies
-from studio.dataset.thumbnail_pool import BACKGROUND, URGENT, Request, ThumbnailPool
 from studio.dataset.thumbnails import ThumbnailCache
 from studio.errors import StudioError
 from ui import qt_refcount_guard
 from ui.background import run_in_background
 from ui.models.dataset_commands import CaptionCommand, StateCommand
+from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetItem, DatasetModel
 from ui.widgets.caption_editor import CaptionEditor
 from ui.widgets.dataset_filter_bar import DatasetFilterBar
@@ -47,8 +46,6 @@ from ui.widgets.problem_report import ProblemReport
 from ui.widgets.status_banner import StatusBanner
 from ui.widgets.tag_frequency_table import TagFrequencyTable
 
-POLL_MS = 30  # how often scan chunks and finished thumbnails are collected while they come
-SCAN_CHUNK = 256  # images per scan chunk: the first screen needs only the first one
 IMPORT_FOLDER = "images"  # where "import a copy" puts images, inside the project folder
 
 
@@ -67,7 +64,7 @@ class DatasetPanel(QWidget):
         self.settings = settings if settings is not None else QSettings()
         self.cache = cache or ThumbnailCache()
         self.check_cache_dir = self.cache.root / "checks"
-        self.pool = ThumbnailPool(self.cache, workers)
+        self.loader = DatasetLoader(self.cache, workers, self)
         self.check_on_load = check_on_load
         self.project_dir: Path | None = None
         self.roots: list[Path] = []
@@ -79,8 +76,6 @@ class DatasetPanel(QWidget):
         self.report: CheckReport | None = None
         self.undo_stack = QUndoStack(self)
         self._generation = 0
-        self._scans: list[tuple[Stream, int, list[Path]]] = []
-        self._thumbs_done = True
         self._check_progress: CheckProgress | None = None
         self._check_again = False
         self._watched_file = ""
@@ -193,9 +188,6 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.splitter, 1)
 
         self.watcher = QFileSystemWatcher(self)
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._tick)
         self._freq_timer = self._single_shot(300, self._refresh_frequencies)
         self._footer_timer = self._single_shot(250, self._update_footer)
         self._refresh_timer = self._single_shot(600, self._refresh_changed_folders)
@@ -240,6 +232,10 @@ class DatasetPanel(QWidget):
         self.folder_list.repeats_changed.connect(self.set_repeats)
         self.folder_list.remove_requested.connect(self.remove_folder)
         self.folder_list.folder_chosen.connect(lambda f: self.status_message.emit(str(f)))
+        self.loader.chunk_ready.connect(self._add_chunk)
+        self.loader.scan_finished.connect(self._scan_finished)
+        self.loader.thumbnails_ready.connect(self._thumbnails_arrived)
+        self.loader.idle.connect(self._loader_idle)
         self.watcher.directoryChanged.connect(self._folder_changed_on_disk)
         self.watcher.fileChanged.connect(self._sidecar_changed_on_disk)
         self.proxy.modelReset.connect(self._footer_timer.start)
@@ -279,7 +275,7 @@ class DatasetPanel(QWidget):
         self.report = None
         self.problem_report.set_problems([], 0, 0)
         self.model.set_items([])
-        self.pool.reset()
+        self.loader.reset()
         self._reset_watcher()
         self._load(list(self.roots), replace=True)
 
@@ -374,18 +370,12 @@ class DatasetPanel(QWidget):
         self._update_empty()
 
     def _load(self, roots: list[Path], *, replace: bool) -> None:
-        """Scan `roots` on a thread; chunks of records reach the grid as they are read (see `_tick`)."""
+        """Scan `roots` on a thread; chunks of records reach the grid as they are read."""
         if replace:
             self._generation += 1
-            for stream, _, _ in self._scans:
-                stream.cancel()
-            self._scans = []
-        ext, repeats = self.caption_extension, self.default_repeats
-        stream = Stream(lambda: iter_scan(roots, caption_extension=ext, default_repeats=repeats, chunk=SCAN_CHUNK),
-                        name="dataset-scan").start()
-        self._scans.append((stream, self._generation, list(roots)))
+        self.loader.scan(roots, caption_extension=self.caption_extension, default_repeats=self.default_repeats,
+                         replace=replace)
         self.footer.setText("Reading folders…")
-        self._poll.start()
 
     def _add_chunk(self, records: list[ImageRecord], problems: list) -> None:
         for problem in problems:
@@ -396,16 +386,15 @@ class DatasetPanel(QWidget):
                 self.banner.show_message("error", problem.message)
         if not records:
             return
-        items = [self._item(rec) for rec in records]
-        self.model.append_items(items)
-        self.pool.request_many([Request(it.path, it.record.size, it.record.mtime_ns) for it in items], BACKGROUND)
-        self._thumbs_done = False
+        self.model.append_items([self._item(rec) for rec in records])
+        # background thumbnails wait for the scan to finish: both are mostly Python, and running them
+        # side by side only makes each wait for the other's turn at the interpreter lock
         if self.empty_hint.isVisible():
             self._update_empty()
 
-    def _scan_finished(self, stream: Stream, roots: list[Path]) -> None:
-        if stream.error is not None:
-            self._background_error(stream.error)
+    def _scan_finished(self, roots: list[Path], error: BaseException | None) -> None:
+        if error is not None:
+            self._background_error(error)
         for root in roots:
             for folder, _ in dataset_folders(root):
                 if folder.is_dir():
@@ -414,64 +403,50 @@ class DatasetPanel(QWidget):
         self._freq_timer.start()
         self._update_empty()
         self._footer_timer.start()
-        if not self._scans:
+        if not self.loader.scanning:
+            self.loader.request_all(it.record for it in self.model.items if not (it.thumb or it.thumb_error))
             self.loaded.emit(self.model.rowCount())
 
     def _item(self, rec: ImageRecord) -> DatasetItem:
-        real = rec.path
-        folder = rec.folder
-        repeats = self.state.repeats.get(folder, rec.repeats)
+        caption = rec.caption if rec.has_caption_file else None
+        state = self.state
+        if not (state.excluded or state.focus or state.crops or state.repeats):
+            return DatasetItem(record=rec, caption=caption)  # the usual case: 10,000 lookups saved
+        repeats = state.repeats.get(rec.folder, rec.repeats)
         if repeats != rec.repeats:
             from dataclasses import replace
 
             rec = replace(rec, repeats=repeats)
-        return DatasetItem(record=rec, caption=rec.caption if rec.has_caption_file else None,
-                           excluded=real in self.state.excluded, focus=self.state.focus.get(real),
-                           crop=self.state.crops.get(real))
+        return DatasetItem(record=rec, caption=caption, excluded=rec.path in state.excluded,
+                           focus=state.focus.get(rec.path), crop=state.crops.get(rec.path))
 
     def _background_error(self, exc: BaseException) -> None:
         hint = getattr(exc, "hint", "")
         self.banner.show_message("error", str(exc) or type(exc).__name__, hint)
 
     def _update_empty(self) -> None:
-        empty = self.model.rowCount() == 0 and not self._scans
+        empty = self.model.rowCount() == 0 and not self.loader.scanning
         self.empty_hint.setVisible(empty and not self.roots)
 
     # ------------------------------------------------------------------------------------------------
     # thumbnails
     def _request_urgent(self, item: DatasetItem) -> None:
-        self.pool.request(Request(item.path, item.record.size, item.record.mtime_ns), URGENT)
-        if not self._poll.isActive():
-            self._poll.start()
+        self.loader.request(item.record, urgent=True)
 
-    def _tick(self) -> None:
-        """Collect scan chunks and finished thumbnails; stop polling once nothing is under way."""
-        for entry in list(self._scans):
-            stream, generation, roots = entry
-            chunks = stream.take()
-            if generation == self._generation:
-                for records, problems in chunks:
-                    self._add_chunk(records, problems)
-            if stream.finished:
-                self._scans.remove(entry)
-                if generation == self._generation:
-                    self._scan_finished(stream, roots)
-        results = self.pool.take_results()
-        if results:
-            self.model.set_thumbnails(results)
-            self._footer_timer.start()
-        if not self._scans and self.pool.pending == 0 and not results:
-            self._poll.stop()
-            if not self._thumbs_done:
-                self._thumbs_done = True
-                self._update_footer()
-                self.thumbnails_finished.emit()
-                if self.check_on_load:
-                    self.run_check()
+    def _thumbnails_arrived(self, results: list) -> None:
+        self.model.set_thumbnails(results)
+        self._footer_timer.start()
+
+    def _loader_idle(self) -> None:
+        """Every thumbnail is in: say so, and check the images (which decodes them all) only now."""
+        self._update_footer()
+        self.thumbnails_finished.emit()
+        if self.check_on_load:
+            self.run_check()
 
     def is_loading(self) -> bool:
         """A folder scan is still under way (rows are still being added)."""
-        return bool(self._scans)
+        return self.loader.scanning
 
     def thumbnails_ready(self) -> int:
         """Rows whose thumbnail is in memory (or known to be impossible)."""
@@ -825,9 +800,7 @@ class DatasetPanel(QWidget):
             self.model.set_items([it for it in self.model.items if it.path not in gone])
         if fresh:
             self.model.append_items(fresh)
-            self.pool.request_many([Request(it.path, it.record.size, it.record.mtime_ns) for it in fresh])
-            self._thumbs_done = False
-            self._poll.start()
+            self.loader.request_all(it.record for it in fresh)
         if fresh or gone:
             self._refresh_folder_list()
             self._freq_timer.start()
@@ -883,7 +856,7 @@ class DatasetPanel(QWidget):
     def _update_footer(self) -> None:
         total = self.model.rowCount()
         if total == 0:
-            self.footer.setText("Reading folders…" if self._scans else "No images")
+            self.footer.setText("Reading folders…" if self.loader.scanning else "No images")
             return
         training = sum(1 for it in self.model.items if it.trains)
         uncaptioned = sum(1 for it in self.model.items if not it.caption)
@@ -919,8 +892,7 @@ class DatasetPanel(QWidget):
     def shutdown(self) -> None:
         """Stop the thumbnail threads and timers (the window is closing). Pending typing is saved first."""
         self.editor.flush()
-        self._poll.stop()
         self._check_timer.stop()
         if self._check_progress is not None:
             self._check_progress.cancel()
-        self.pool.shutdown(wait=False)
+        self.loader.shutdown()
