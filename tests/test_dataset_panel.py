@@ -230,3 +230,33 @@ def test_many_qt_calls_do_not_free_none(qtbot, panel: DatasetPanel):
     for _ in range(30_000):
         label.setText("x")
     assert sys.getrefcount(None) > 1000
+
+
+def test_autocaption_dialog_runs_a_tagger_in_a_child_process(qtbot, panel: DatasetPanel, tmp_path: Path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from tests.test_dataset_core import WD14_TAGS, _tiny_wd14
+    from ui.dialogs.autocaption_dialog import AutoCaptionDialog
+
+    model = _tiny_wd14(tmp_path / "wd14", WD14_TAGS)
+    folder = tmp_path / "colours"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (255, 0, 0)).save(folder / "red.png")
+    Image.new("RGB", (40, 30), (0, 0, 255)).save(folder / "blue.png")
+    (folder / "blue.txt").write_text("sky", encoding="utf-8")
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
+    dialog = AutoCaptionDialog(panel.model.paths(), panel, settings=panel.settings)
+    qtbot.addWidget(dialog)
+    dialog.captions_ready.connect(panel.apply_generated_captions)
+    dialog.model.setText(str(model))
+    assert dialog.start_button.isEnabled() and "WD14" in dialog.kind.text()
+    dialog.mode.setCurrentIndex(dialog.mode.findData("only-empty"))
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.process is None, timeout=60000)
+    assert "Done" in dialog.status.text(), dialog.status.text()
+    assert dialog.progress.value() == 2
+    assert _read(folder / "red.png") == "red thing"
+    assert _read(folder / "blue.png") == "sky"  # only-empty leaves existing captions alone
+    panel.undo_stack.undo()
+    assert _read(folder / "red.png") is None
