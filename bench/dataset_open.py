@@ -79,9 +79,9 @@ def measure(folder: Path, cache_dir: Path, timeout_s: float) -> dict:
     from ui.panels.dataset_panel import DatasetPanel
 
     app = QApplication.instance() or QApplication([])
-    from ui import qt_refcount_guard
+    from ui import pyside_fixes
 
-    guarded = qt_refcount_guard.install(app)
+    guarded = pyside_fixes.applied
     settings = QSettings(str(cache_dir.parent / "bench-settings.ini"), QSettings.Format.IniFormat)
     baseline_mb = _rss_mb()
     panel = DatasetPanel(cache=ThumbnailCache(cache_dir), settings=settings, check_on_load=False)

@@ -221,7 +221,7 @@ def test_dropped_image_files_are_copied_into_the_project(qtbot, panel: DatasetPa
 
 
 def test_many_qt_calls_do_not_free_none(qtbot, panel: DatasetPanel):
-    """PySide6 6.12 on Python 3.11 drops a reference to None per void call; the panel installs a guard."""
+    """PySide6 6.12 on Python 3.11 drops a reference to None per void call (ui.pyside_fixes guards it)."""
     import sys
 
     from PySide6.QtWidgets import QLabel
@@ -260,3 +260,28 @@ def test_autocaption_dialog_runs_a_tagger_in_a_child_process(qtbot, panel: Datas
     assert _read(folder / "blue.png") == "sky"  # only-empty leaves existing captions alone
     panel.undo_stack.undo()
     assert _read(folder / "red.png") is None
+
+
+def test_a_caption_that_cannot_be_saved_is_reported_and_the_rest_stay_undoable(qtbot, panel: DatasetPanel,
+                                                                               tmp_path: Path, monkeypatch):
+    from studio.dataset import captions as captions_module
+    from studio.fileio import WriteError
+
+    folder = _folder(tmp_path / "disk", 3)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=10000)
+    real_write = captions_module.atomic_write_text
+
+    def failing(path, text):
+        if Path(path).name == "img001.txt":
+            raise WriteError(f"cannot write {path}: the disk is full", hint="free some space")
+        real_write(path, text)
+
+    monkeypatch.setattr(captions_module, "atomic_write_text", failing)
+    assert panel.run_batch(TagOp("add", "new"), "all") == 3
+    assert "could not be saved" in panel.banner.text()
+    assert _read(folder / "img000.png") == "cat, pose 0, new"
+    assert _read(folder / "img001.png") == "cat, pose 1"
+    assert panel.model.item(folder / "img001.png").caption == "cat, pose 1"
+    panel.undo_stack.undo()
+    assert [_read(folder / f"img{i:03d}.png") for i in range(3)] == [f"cat, pose {i}" for i in range(3)]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.fileio import atomic_write_text, remove_file
+from studio.fileio import WriteError, atomic_write_text, remove_file
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,18 @@ class CaptionStore:
     def write(self, image: Path, text: str | None, *, expected: object = ..., force: bool = False) -> WriteResult:
         """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it
         (or, for a file never read here, differs from `expected`); then nothing is written and the result
-        carries the text now there, which the caller shows instead (reload, not overwrite)."""
+        carries the text now there, which the caller shows instead (reload, not overwrite).
+
+        A sidecar that cannot be read or written (permissions, a vanished folder) is a WriteError naming
+        it; a file we cannot read is never written over, since we could not tell what it holds."""
         path = self.sidecar(image)
+        try:
+            return self._write(image, path, text, expected, force)
+        except OSError as exc:
+            raise WriteError(f"cannot save the caption {path}: {exc.strerror or exc}",
+                             hint="check that the folder still exists and can be written") from None
+
+    def _write(self, image: Path, path: Path, text: str | None, expected: object, force: bool) -> WriteResult:
         if not force:
             changed, current = self.changed_on_disk(image, expected)
             if changed:

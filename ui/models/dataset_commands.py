@@ -13,21 +13,33 @@ from collections.abc import Callable
 from PySide6.QtGui import QUndoCommand
 
 from studio.dataset.captions import CaptionStore
-from studio.dataset.edits import ApplyResult, CaptionEdit, Change, apply_edit
+from studio.dataset.edits import ApplyResult, CaptionEdit, Change, PartialEditError, apply_edit
 from studio.dataset.state import DatasetState
 
 TYPING_ID = 4711
 
 
 class CaptionCommand(QUndoCommand):
+    """Writes an edit's captions; a write that fails (full or read-only disk) is reported through `on_error`
+    and the command keeps only what was written, so undo restores exactly that."""
+
     def __init__(self, store: CaptionStore, edit: CaptionEdit, on_result: Callable[[ApplyResult], None], *,
-                 typing: bool = False) -> None:
+                 typing: bool = False, on_error: Callable[[Exception], None] | None = None) -> None:
         super().__init__(edit.description)
         self.store, self.edit, self.on_result, self.typing = store, edit, on_result, typing
+        self.on_error = on_error
         self._first = True
 
+    def _apply(self, undo: bool) -> ApplyResult:
+        try:
+            return apply_edit(self.store, self.edit, undo=undo)
+        except PartialEditError as exc:
+            if self.on_error is not None:
+                self.on_error(exc)
+            return exc.result
+
     def redo(self) -> None:
-        result = apply_edit(self.store, self.edit)
+        result = self._apply(undo=False)
         if self._first:
             self._first = False
             self.edit = self.edit.only(result.written)
@@ -36,7 +48,7 @@ class CaptionCommand(QUndoCommand):
         self.on_result(result)
 
     def undo(self) -> None:
-        self.on_result(apply_edit(self.store, self.edit, undo=True))
+        self.on_result(self._apply(undo=True))
 
     def id(self) -> int:
         return TYPING_ID if self.typing and len(self.edit.changes) == 1 else -1

@@ -32,7 +32,6 @@ from studio.dataset.state import DatasetState, load_state, save_state
 from studio.dataset.tags import TagOp, tag_frequencies
 from studio.dataset.thumbnails import ThumbnailCache
 from studio.errors import StudioError
-from ui import qt_refcount_guard
 from ui.background import run_in_background
 from ui.models.dataset_commands import CaptionCommand, StateCommand
 from ui.models.dataset_loader import DatasetLoader
@@ -60,7 +59,6 @@ class DatasetPanel(QWidget):
                  settings: QSettings | None = None, workers: int | None = None, check_on_load: bool = True,
                  own_shortcuts: bool = True) -> None:
         super().__init__(parent)
-        qt_refcount_guard.install(QApplication.instance())  # thousands of Qt calls per open: see the module
         self.settings = settings if settings is not None else QSettings()
         self.cache = cache or ThumbnailCache()
         self.check_cache_dir = self.cache.root / "checks"
@@ -523,7 +521,8 @@ class DatasetPanel(QWidget):
             return
         edit = plan_edit(f"Edit caption of {item.path.name}", {item.path: (item.caption, text)})
         if edit.changes:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result, typing=True))
+            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result, typing=True,
+                                                 on_error=self._write_failed))
 
     def _apply_result(self, result: ApplyResult) -> None:
         """After any caption write or undo: show what is on disk now, and say what was reloaded."""
@@ -542,6 +541,9 @@ class DatasetPanel(QWidget):
                                                 f"program and were reloaded, not overwritten: {names}",
                                      "Make the edit again if you still want it.")
         self._freq_timer.start()
+
+    def _write_failed(self, exc: Exception) -> None:
+        self.banner.show_message("error", str(exc), getattr(exc, "hint", ""))
 
     # ------------------------------------------------------------------------------------------------
     # batch edits
@@ -564,7 +566,8 @@ class DatasetPanel(QWidget):
             return 0
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result))
+            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result,
+                                                 on_error=self._write_failed))
         finally:
             QApplication.restoreOverrideCursor()
         self.status_message.emit(edit.description)
@@ -613,7 +616,8 @@ class DatasetPanel(QWidget):
                 changes[item.path] = (item.caption, new)
         edit = plan_edit(f"Auto-caption ({len(changes)} images)", changes)
         if edit.changes:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result))
+            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result,
+                                                 on_error=self._write_failed))
         self.status_message.emit(f"Auto-caption: {len(edit.changes)} caption(s) written")
         return len(edit.changes)
 
