@@ -9,7 +9,9 @@ silently ignored typo is how users of other trainers lose a night of GPU time.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -21,7 +23,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import tomli_w
 
-from studio.errors import ConfigError
+from studio.errors import ConfigError, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
 
@@ -343,6 +345,8 @@ def field_help(section: str, name: str) -> dict[str, Any]:
 
 
 def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
+    if isinstance(value, float) and not math.isfinite(value):  # `nan < lo` is False: it would pass the range
+        raise ConfigError(f"{where} is {value}, expected a finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
@@ -416,6 +420,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a text file (TOML must be UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
+        raise ConfigError(f"{path}: not a project file this app can read ({type(exc).__name__}: "
+                          f"{str(exc)[:80]})", hint="the file is damaged; restore its backup (.bak)") from None
 
 
 def load_preset(name: str, base: ProjectConfig | None = None) -> ProjectConfig:
@@ -458,8 +465,13 @@ def save_project(cfg: ProjectConfig, path: str | Path) -> None:
     """Write atomically; the previous version is kept as `<name>.bak` so a bad save can be undone."""
     path = Path(path)
     if path.exists():
-        backup = path.with_suffix(path.suffix + ".bak")
-        atomic_write_bytes(backup, path.read_bytes())
+        current = path.read_bytes()
+        try:
+            load_project(path)
+            keep = path.with_suffix(path.suffix + ".bak")
+        except StudioError:  # a damaged file must not replace the last good backup: keep it under its own name
+            keep = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        atomic_write_bytes(keep, current)
     atomic_write_bytes(path, dumps_project(cfg).encode("utf-8"))
 
 
