@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QFileSystemWatcher, QItemSelectionModel, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QItemSelectionModel, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from studio.dataset.autocaption import CaptionResult, merge_caption
 from studio.dataset.captions import CaptionStore
-from studio.dataset.check import CheckProgress, CheckReport, check_images
+from studio.dataset.check import CheckReport
 from studio.dataset.edits import ApplyResult, plan_batch, plan_edit
 from studio.dataset.importer import import_copies, import_folder, sort_dropped
 from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder
@@ -33,9 +33,11 @@ from studio.dataset.tags import TagOp, tag_frequencies
 from studio.dataset.thumbnails import ThumbnailCache
 from studio.errors import StudioError
 from ui.background import run_in_background
+from ui.models.check_runner import CheckRunner
 from ui.models.dataset_commands import CaptionCommand, StateCommand
 from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetItem, DatasetModel
+from ui.models.disk_watcher import DiskWatcher
 from ui.widgets.caption_editor import CaptionEditor
 from ui.widgets.dataset_filter_bar import DatasetFilterBar
 from ui.widgets.dataset_grid import DatasetGrid
@@ -61,8 +63,8 @@ class DatasetPanel(QWidget):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
         self.cache = cache or ThumbnailCache()
-        self.check_cache_dir = self.cache.root / "checks"
         self.loader = DatasetLoader(self.cache, workers, self)
+        self.checker = CheckRunner(self.cache.root / "checks", self)
         self.check_on_load = check_on_load
         self.project_dir: Path | None = None
         self.roots: list[Path] = []
@@ -74,9 +76,6 @@ class DatasetPanel(QWidget):
         self.report: CheckReport | None = None
         self.undo_stack = QUndoStack(self)
         self._generation = 0
-        self._check_progress: CheckProgress | None = None
-        self._check_again = False
-        self._watched_file = ""
         self._state_damaged = False
 
         self.model = DatasetModel(self)
@@ -185,14 +184,9 @@ class DatasetPanel(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.splitter, 1)
 
-        self.watcher = QFileSystemWatcher(self)
+        self.watcher = DiskWatcher(self)
         self._freq_timer = self._single_shot(300, self._refresh_frequencies)
         self._footer_timer = self._single_shot(250, self._update_footer)
-        self._refresh_timer = self._single_shot(600, self._refresh_changed_folders)
-        self._check_timer = QTimer(self)
-        self._check_timer.setInterval(200)
-        self._check_timer.timeout.connect(self._check_tick)
-        self._changed_folders: set[Path] = set()
         self._update_empty()
 
     def _act(self, text: str, tip: str, slot) -> QAction:
@@ -234,12 +228,13 @@ class DatasetPanel(QWidget):
         self.loader.scan_finished.connect(self._scan_finished)
         self.loader.thumbnails_ready.connect(self._thumbnails_arrived)
         self.loader.idle.connect(self._loader_idle)
-        self.watcher.directoryChanged.connect(self._folder_changed_on_disk)
-        self.watcher.fileChanged.connect(self._sidecar_changed_on_disk)
+        self.checker.progress.connect(self.problem_report.set_progress)
+        self.checker.finished.connect(self._checked)
+        self.checker.failed.connect(lambda message: self.banner.show_message("error", message))
+        self.watcher.folders_changed.connect(self._refresh_changed_folders)
         self.proxy.modelReset.connect(self._footer_timer.start)
         self.proxy.rowsInserted.connect(self._footer_timer.start)
         self.proxy.layoutChanged.connect(self._footer_timer.start)
-        QApplication.instance().applicationStateChanged.connect(self._app_state_changed)
 
     # ------------------------------------------------------------------------------------------------
     # project and folders
@@ -271,10 +266,11 @@ class DatasetPanel(QWidget):
             if p not in self.roots:
                 self.roots.append(p)
         self.report = None
+        self.checker.cancel()
         self.problem_report.set_problems([], 0, 0)
         self.model.set_items([])
         self.loader.reset()
-        self._reset_watcher()
+        self.watcher.clear()
         self._load(list(self.roots), replace=True)
 
     def set_resolution(self, resolution: int) -> None:
@@ -361,7 +357,7 @@ class DatasetPanel(QWidget):
             return
         self.roots.remove(folder)
         self.model.remove_folder(folder)
-        self._reset_watcher()
+        self.watcher.unwatch_under(folder)
         self.folders_changed.emit(self.folder_strings())
         self._refresh_folder_list()
         self._freq_timer.start()
@@ -394,9 +390,7 @@ class DatasetPanel(QWidget):
         if error is not None:
             self._background_error(error)
         for root in roots:
-            for folder, _ in dataset_folders(root):
-                if folder.is_dir():
-                    self.watcher.addPath(str(folder))
+            self.watcher.watch_folders(folder for folder, _ in dataset_folders(root))
         self._refresh_folder_list()
         self._freq_timer.start()
         self._update_empty()
@@ -485,22 +479,18 @@ class DatasetPanel(QWidget):
         self.editor.flush()
         paths = self.selected_paths()
         self._footer_timer.start()
-        if self._watched_file:
-            self.watcher.removePath(self._watched_file)
-            self._watched_file = ""
         if len(paths) == 1:
             item = self.model.item(paths[0])
             self.editor.show_caption(item.path, item.caption)
-            sidecar = str(self.store.sidecar(item.path))
-            if os.path.exists(sidecar) and self.watcher.addPath(sidecar):
-                self._watched_file = sidecar
+            self.watcher.watch_file(self.store.sidecar(item.path))
             self.focus_picker.show_image(self._big_pixmap(item), item.focus, item.crop)
-        elif paths:
-            self.editor.show_multiple(len(paths))
-            self.focus_picker.show_image(None)
         else:
-            self.editor.show_caption(None, None)
+            self.watcher.watch_file(None)
             self.focus_picker.show_image(None)
+            if paths:
+                self.editor.show_multiple(len(paths))
+            else:
+                self.editor.show_caption(None, None)
         items = [self.model.item(p) for p in paths]
         self.exclude_box.setEnabled(bool(items))
         self.exclude_box.setChecked(bool(items) and all(it.excluded for it in items))
@@ -696,35 +686,9 @@ class DatasetPanel(QWidget):
     # image check
     def run_check(self) -> None:
         """Check every image in the background (cached by path, size and mtime); badges update at the end."""
-        if self._check_progress is not None:
-            self._check_again = True
-            self._check_progress.cancel()
-            return
-        records = [it.record for it in self.model.items]
-        if not records:
-            return
-        progress = self._check_progress = CheckProgress(total=len(records))
-        workers = max(1, min(4, (os.cpu_count() or 2)))
-        run_in_background(lambda: check_images(records, min_size=self.resolution, cache_dir=self.check_cache_dir,
-                                                progress=progress, workers=workers),
-                          on_done=lambda report: self._checked(report, progress),
-                          on_error=self._check_failed)
-        self._check_timer.start()
+        self.checker.start([it.record for it in self.model.items], self.resolution)
 
-    def _check_tick(self) -> None:
-        p = self._check_progress
-        if p is not None:
-            self.problem_report.set_progress(p.done, p.total)
-
-    def _checked(self, report: CheckReport, progress: CheckProgress) -> None:
-        self._check_timer.stop()
-        self._check_progress = None
-        if self._check_again:
-            self._check_again = False
-            self.run_check()
-            return
-        if progress.cancelled:
-            return
+    def _checked(self, report: CheckReport) -> None:
         self.report = report
         by_path: dict[Path, list] = {}
         for p in report.problems:
@@ -734,36 +698,9 @@ class DatasetPanel(QWidget):
         self._footer_timer.start()
         self.check_finished.emit()
 
-    def _check_failed(self, exc: BaseException) -> None:
-        self._check_timer.stop()
-        self._check_progress = None
-        self.banner.show_message("error", f"The image check failed: {exc}")
-
     # ------------------------------------------------------------------------------------------------
     # files changed by other programs
-    def _reset_watcher(self) -> None:
-        paths = self.watcher.directories() + self.watcher.files()
-        if paths:
-            self.watcher.removePaths(paths)
-        self._watched_file = ""
-
-    def _folder_changed_on_disk(self, folder: str) -> None:
-        self._changed_folders.add(Path(folder))
-        self._refresh_timer.start()
-
-    def _sidecar_changed_on_disk(self, path: str) -> None:
-        self._changed_folders.add(Path(path).parent)
-        self._refresh_timer.start()
-        if os.path.exists(path):
-            self.watcher.addPath(path)  # editors that replace the file drop the watch
-
-    def _app_state_changed(self, state) -> None:
-        if state == Qt.ApplicationState.ApplicationActive and self.editor.path is not None:
-            self._changed_folders.add(self.editor.path.parent)
-            self._refresh_timer.start()
-
-    def _refresh_changed_folders(self) -> None:
-        folders, self._changed_folders = self._changed_folders, set()
+    def _refresh_changed_folders(self, folders: list[Path]) -> None:
         for folder in folders:
             self._rescan_folder(folder)
 
@@ -896,7 +833,5 @@ class DatasetPanel(QWidget):
     def shutdown(self) -> None:
         """Stop the thumbnail threads and timers (the window is closing). Pending typing is saved first."""
         self.editor.flush()
-        self._check_timer.stop()
-        if self._check_progress is not None:
-            self._check_progress.cancel()
+        self.checker.cancel()
         self.loader.shutdown()
