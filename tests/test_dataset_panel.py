@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtWidgets import QApplication
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
@@ -285,3 +285,39 @@ def test_a_caption_that_cannot_be_saved_is_reported_and_the_rest_stay_undoable(q
     assert panel.model.item(folder / "img001.png").caption == "cat, pose 1"
     panel.undo_stack.undo()
     assert [_read(folder / f"img{i:03d}.png") for i in range(3)] == [f"cat, pose {i}" for i in range(3)]
+
+
+def test_tag_chips_and_focus_clicks_write_through(qtbot, panel: DatasetPanel, tmp_path: Path):
+    folder = _folder(tmp_path / "chips", 2)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.thumbnails_ready() == 2, timeout=10000)
+    image = folder.resolve() / "img000.png"
+    panel.select_path(image)
+    panel.editor.set_mode("tags")
+    assert panel.editor.chips.chip_texts() == ["cat", "pose 0"]
+    panel.editor.chips.input.setText("tabby, cat")
+    panel.editor.chips.input.returnPressed.emit()
+    assert _read(image) == "cat, pose 0, tabby"  # "cat" was already there
+    panel.editor.chips.remove("pose 0")
+    assert _read(image) == "cat, tabby"
+    assert panel.editor.text.toPlainText() == "cat, tabby"
+
+    # a click on the picture sets the focus point; a drag draws a crop box (fractions of the image)
+    picker = panel.focus_picker
+    picker.resize(300, 300)
+    rect = picker.image_rect()
+    assert not rect.isNull()
+    qtbot.mouseClick(picker, Qt.MouseButton.LeftButton, pos=rect.center())
+    fx, fy = panel.model.item(image).focus
+    assert abs(fx - 0.5) < 0.05 and abs(fy - 0.5) < 0.05
+    start = rect.topLeft() + QPoint(2, 2)
+    end = rect.center()
+    qtbot.mousePress(picker, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(picker, end)
+    qtbot.mouseRelease(picker, Qt.MouseButton.LeftButton, pos=end)
+    left, top, right, bottom = panel.model.item(image).crop
+    assert left < 0.05 and top < 0.05 and abs(right - 0.5) < 0.05 and abs(bottom - 0.5) < 0.05
+    saved = json.loads((panel.project_dir / "dataset.json").read_text(encoding="utf-8"))
+    assert str(image) in saved["crops"] and str(image) in saved["focus"]
+    panel.undo_stack.undo()  # the crop
+    assert panel.model.item(image).crop is None and panel.model.item(image).focus is not None

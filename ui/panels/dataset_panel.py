@@ -428,6 +428,10 @@ class DatasetPanel(QWidget):
     def _thumbnails_arrived(self, results: list) -> None:
         self.model.set_thumbnails(results)
         self._footer_timer.start()
+        current = self.editor.path
+        if current is not None and self.focus_picker.image_rect().isNull() and any(p == current for p, _ in results):
+            item = self.model.item(current)
+            self.focus_picker.show_image(self._big_pixmap(item), item.focus, item.crop)
 
     def _loader_idle(self) -> None:
         """Every thumbnail is in: say so, and check the images (which decodes them all) only now."""
@@ -801,7 +805,8 @@ class DatasetPanel(QWidget):
             return
         training = sum(1 for it in self.model.items if it.trains)
         uncaptioned = sum(1 for it in self.model.items if not it.caption)
-        parts = [f"{total} images", f"{self.proxy.rowCount()} shown", f"{len(self.selected_paths())} selected",
+        selected = len(self.grid.selectionModel().selectedIndexes())
+        parts = [f"{total} images", f"{self.proxy.rowCount()} shown", f"{selected} selected",
                  f"{training} for training", f"{uncaptioned} without caption"]
         ready = self.thumbnails_ready()
         if ready < total:
