@@ -141,8 +141,11 @@ def test_duplicates_excluded_state_and_focus(tmp_path: Path):
     (d / "b.png").write_bytes((d / "a.png").read_bytes())  # exact duplicate
     _two_tone(40, 100).save(d / "c.png")
     Image.new("RGB", (50, 50), (1, 2, 3)).save(d / "d.png")
+    Image.new("RGB", (30, 30), (9, 9, 9)).save(d / "e.png")
+    (d / "f.png").write_bytes((d / "e.png").read_bytes())  # a copy that has the caption: it is the one kept
+    (d / "f.txt").write_text("captioned", encoding="utf-8")
     report = check_images(scan_folders([tmp_path]).images, cache_dir=tmp_path / "cache")
-    assert [(p.path.name, p.kind) for p in report.problems if p.kind == "duplicate"] == [("b.png", "duplicate")]
+    assert [p.path.name for p in report.problems if p.kind == "duplicate"] == ["b.png", "e.png"]
 
     project = tmp_path / "project"
     project.mkdir()
@@ -151,8 +154,8 @@ def test_duplicates_excluded_state_and_focus(tmp_path: Path):
     save_state(state, project)
     assert load_state(project) == state
     scan = training_scan([tmp_path], project_dir=project)
-    assert [r.path.name for r in scan.images] == ["a.png", "c.png"]
-    assert [p.kind for p in scan.problems] == ["duplicate"]
+    assert [r.path.name for r in scan.images] == ["a.png", "c.png", "f.png"]
+    assert sorted((p.path.name, p.kind) for p in scan.problems) == [("b.png", "duplicate"), ("e.png", "duplicate")]
     a = scan.images[0]
     assert a.repeats == 3 and a.focus == (0.0, 0.5)
     # focus on the left edge: the crop keeps the image's left end (red over blue on both halves)

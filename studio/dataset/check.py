@@ -142,17 +142,19 @@ def _png_bit_depth(data: bytes) -> int:
     return 0
 
 
-def mark_duplicates(checks: Sequence[ImageCheck]) -> list[Problem]:
-    """Every file whose bytes equal an earlier one's (in the given order) is a duplicate: the first stays."""
-    first: dict[str, Path] = {}
-    out: list[Problem] = []
+def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[Path] = frozenset()) -> list[Problem]:
+    """Files whose bytes equal another's are duplicates; one of each set stays: the first (in the given
+    order) of those in `prefer` — the captioned ones, which carry the user's work — else the first."""
+    groups: dict[str, list[ImageCheck]] = {}
     for c in checks:
-        if not c.digest or c.excluded:
+        if c.digest and not c.excluded:
+            groups.setdefault(c.digest, []).append(c)
+    out: list[Problem] = []
+    for group in groups.values():
+        if len(group) < 2:
             continue
-        if c.digest in first:
-            out.append(_problem(c.path, "duplicate", f"an exact copy of {first[c.digest].name}"))
-        else:
-            first[c.digest] = c.path
+        keep = next((c for c in group if c.path in prefer), group[0])
+        out.extend(_problem(c.path, "duplicate", f"an exact copy of {keep.path.name}") for c in group if c is not keep)
     return out
 
 
@@ -282,7 +284,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
                 except WriteError:
                     pass  # the cache is an optimisation; an unwritable cache dir only costs time
     problems = [p for c in ordered for p in c.problems]
-    dups = mark_duplicates(ordered)
+    dups = mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
     problems.extend(dups)
     order = {r.path: i for i, r in enumerate(records)}
     problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))

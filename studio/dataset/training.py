@@ -26,7 +26,8 @@ def file_digest(path: Path) -> str:
 
 
 def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], list[Problem]]:
-    """Keep the first of each set of byte-identical files. Only files of equal size are hashed."""
+    """Keep one of each set of byte-identical files: the first with a caption file, else the first (the
+    same choice as the check's report). Only files of equal size are hashed."""
     by_size: dict[int, list[ImageRecord]] = {}
     for rec in records:
         by_size.setdefault(rec.size if rec.size >= 0 else -id(rec), []).append(rec)
@@ -34,16 +35,17 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     for size, group in by_size.items():
         if len(group) < 2 or size <= 0:
             continue
-        first: dict[str, Path] = {}
+        same: dict[str, list[ImageRecord]] = {}
         for rec in group:
             try:
-                digest = file_digest(rec.path)
+                same.setdefault(file_digest(rec.path), []).append(rec)
             except OSError:
                 continue  # unreadable: loading it will report it
-            if digest in first:
-                dropped[rec.path] = Problem(rec.path, "duplicate", f"an exact copy of {first[digest].name}")
-            else:
-                first[digest] = rec.path
+        for copies in same.values():
+            keep = next((r for r in copies if r.has_caption_file), copies[0])
+            for rec in copies:
+                if rec is not keep:
+                    dropped[rec.path] = Problem(rec.path, "duplicate", f"an exact copy of {keep.path.name}")
     return [r for r in records if r.path not in dropped], list(dropped.values())
 
 
