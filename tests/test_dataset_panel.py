@@ -321,3 +321,28 @@ def test_tag_chips_and_focus_clicks_write_through(qtbot, panel: DatasetPanel, tm
     assert str(image) in saved["crops"] and str(image) in saved["focus"]
     panel.undo_stack.undo()  # the crop
     assert panel.model.item(image).crop is None and panel.model.item(image).focus is not None
+
+
+def test_bad_input_is_reported_not_fatal(qtbot, panel: DatasetPanel, tmp_path: Path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = tmp_path / "gone"
+    with qtbot.waitSignal(panel.loaded, timeout=10000):
+        panel.set_project([str(empty), str(missing)], panel.project_dir, resolution=64)
+    assert panel.model.rowCount() == 0
+    assert "not found" in panel.banner.text()
+    panel.add_paths([tmp_path / "nothing-here.png"])  # neither a folder nor an image: ignored
+
+    # images deleted or added by another program show up without reopening
+    folder = _folder(tmp_path / "live", 3)
+    panel.add_folders([folder])
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=10000)
+    (folder / "img002.png").unlink()
+    Image.new("RGB", (8, 8)).save(folder / "new.png")
+    qtbot.waitUntil(lambda: sorted(p.name for p in panel.model.paths()) == ["img000.png", "img001.png", "new.png"],
+                    timeout=10000)
+    # a caption rewritten in place (not replaced) is seen while its image is selected; not UTF-8 is read too
+    panel.select_path(folder.resolve() / "img000.png")
+    time.sleep(0.05)
+    (folder / "img000.txt").write_bytes("café".encode("latin-1"))
+    qtbot.waitUntil(lambda: panel.model.item(folder.resolve() / "img000.png").caption == "café", timeout=10000)
