@@ -2,8 +2,9 @@
 
 A folder watch fires when files are added, removed or replaced (most editors save by replacing); a
 file watch on the caption being edited catches editors that write in place. Bursts are collected for a
-moment and reported once, as folders; returning to the app counts as a change of the current folder,
-for file systems that do not report changes (network shares).
+moment and reported once, as folders. Returning to the app counts as a change of every watched folder:
+captions edited in place in another program (which no folder watch reports) and file systems that
+report nothing (network shares) are caught when the user comes back.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class DiskWatcher(QObject):
             self._watcher.addPath(path)  # an editor that replaced the file ended the watch
 
     def _app_state_changed(self, state) -> None:
-        if state == Qt.ApplicationState.ApplicationActive and self._file:
-            self.touch(Path(self._file).parent)
+        if state == Qt.ApplicationState.ApplicationActive:
+            for folder in self._watcher.directories():
+                self.touch(Path(folder))
 
     def _report(self) -> None:
         folders, self._pending = sorted(self._pending), set()
