@@ -13,6 +13,7 @@ QUndoGroup; call `shutdown()` when the window closes.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -77,6 +78,7 @@ class DatasetPanel(QWidget):
         self.undo_stack = QUndoStack(self)
         self._generation = 0
         self._state_damaged = False
+        self._written_at: dict[Path, float] = {}  # when this panel last wrote each caption (see _rescanned)
 
         self.model = DatasetModel(self)
         self.model.request_thumbnail = self._request_urgent
@@ -520,6 +522,9 @@ class DatasetPanel(QWidget):
 
     def _apply_result(self, result: ApplyResult) -> None:
         """After any caption write or undo: show what is on disk now, and say what was reloaded."""
+        now = time.monotonic()
+        for path in result.written:
+            self._written_at[path] = now
         self.model.set_captions(result.captions)
         current = self.editor.path
         if current is not None and current in result.captions:
@@ -711,12 +716,12 @@ class DatasetPanel(QWidget):
     def _rescan_folder(self, folder: Path) -> None:
         repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
                        repeats_for_folder(folder, self.default_repeats)[0])
-        generation = self._generation
+        generation, started = self._generation, time.monotonic()
         run_in_background(partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension),
-                          on_done=lambda recs: self._rescanned(folder, recs, generation),
+                          on_done=lambda recs: self._rescanned(folder, recs, generation, started),
                           on_error=lambda exc: None)  # a folder that vanished is reported on next open
 
-    def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int) -> None:
+    def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int, started: float) -> None:
         if generation != self._generation:
             return
         on_disk = {r.path: r for r in records}
@@ -724,8 +729,8 @@ class DatasetPanel(QWidget):
         changed = {}
         for it in mine:
             rec = on_disk.get(it.path)
-            if rec is None:
-                continue
+            if rec is None or self._written_at.get(it.path, 0.0) >= started:
+                continue  # gone, or written here while the scan read the old text: ours is newer
             disk = rec.caption if rec.has_caption_file else None
             if disk != it.caption:
                 changed[it.path] = disk
