@@ -3,6 +3,7 @@ project-side state and auto-captioning with tiny models built here."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import time
@@ -455,3 +456,24 @@ def test_streamed_scan_matches_the_whole_scan(tmp_path: Path):
     assert [len(recs) for recs, _ in chunks if recs] == [2, 4, 4]  # growing pieces
     assert [p.kind for p in problems] == ["missing"]
     assert records[0].caption == "zero" and records[0].has_caption_file and not records[1].has_caption_file
+
+
+def test_check_dataset_command(messy: Path, tmp_path: Path, capsys, monkeypatch):
+    import argparse
+
+    from studio.cli import dataset_cmd
+
+    monkeypatch.setenv("LORA_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
+    parser = argparse.ArgumentParser()
+    dataset_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["check-dataset", str(messy), "--resolution", "64", "--json"])
+    assert args.func(args) == dataset_cmd.EXIT_EXCLUDED
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == len(VALID | set(INVALID)) and report["usable"] == len(VALID)
+    assert {(Path(p["path"]).name, p["kind"]) for p in report["problems"] if p["excluded"]} == set(INVALID.items())
+    good = tmp_path / "good"
+    good.mkdir()
+    Image.new("RGB", (64, 64)).save(good / "a.png")
+    args = parser.parse_args(["check-dataset", str(good), "--resolution", "64"])
+    assert args.func(args) == 0
+    assert "1 of 1 images will be used" in capsys.readouterr().out
