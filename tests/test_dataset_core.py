@@ -477,3 +477,35 @@ def test_check_dataset_command(messy: Path, tmp_path: Path, capsys, monkeypatch)
     args = parser.parse_args(["check-dataset", str(good), "--resolution", "64"])
     assert args.func(args) == 0
     assert "1 of 1 images will be used" in capsys.readouterr().out
+
+
+def test_the_engines_loader_gets_exactly_the_valid_images(messy: Path):
+    """Acceptance 2 against the real training data path (`studio.train.data.prepare_dataset`), with a VAE
+    stand-in that passes pixels through, so what training would encode can be looked at."""
+    import types
+
+    import torch
+
+    from studio.config import DatasetConfig
+    from studio.train.data import prepare_dataset
+
+    class PixelVAE:
+        config = types.SimpleNamespace(scaling_factor=1.0, shift_factor=0.0)
+
+        def encode(self, pixels):
+            return types.SimpleNamespace(latent_dist=types.SimpleNamespace(mean=pixels, std=torch.zeros_like(pixels)))
+
+    records = list(training_scan([messy]).images)
+    prepared = prepare_dataset(records, DatasetConfig(resolution=64), PixelVAE(), device=torch.device("cpu"),
+                               dtype=torch.float32, seed=0)
+    got = {Path(ex.path).name: ex for ex in prepared.examples}
+    assert set(got) == VALID
+    assert {Path(s.split(":")[0]).name for s in prepared.skipped} == set(INVALID)
+    for ex in got.values():
+        assert ex.latents.shape[0] == 3  # RGB, whatever the file held
+    rotated = ((got["rotated.jpg"].latents + 1) * 127.5).permute(1, 2, 0).numpy()
+    assert got["rotated.jpg"].original_size == (80, 60)  # (height, width): upright, portrait
+    assert np.abs(rotated[:, -4:].mean((0, 1)) - RED).max() < 40
+    assert np.abs(rotated[:, :4].mean((0, 1)) - BLUE).max() < 40
+    cmyk = ((got["cmyk.jpg"].latents + 1) * 127.5).mean((1, 2)).numpy()
+    assert np.abs(cmyk - (255, 0, 0)).max() < 30
