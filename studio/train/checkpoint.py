@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from studio.errors import ConfigError
+from studio.errors import ConfigError, UnsafeFileError
 from studio.fileio import atomic_dir
 
 STATE_FILE = "state.json"
@@ -98,23 +98,70 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def read_position(path: Path) -> LoopPosition:
     try:
         data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        return LoopPosition(**data)
+        position = LoopPosition(**data)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})",
                           hint="choose a checkpoint-<step> folder inside a run's checkpoints/ folder") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError, OSError) as exc:
         raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint="resume from an earlier checkpoint") from None
+    counts = (position.step, position.epoch, position.index, position.rank)
+    if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
+            or not isinstance(position.family, str) or not isinstance(position.network, str)
+            or not isinstance(position.train_text_encoder, bool)):
+        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} holds values of the wrong kind: {data})",
+                          hint="resume from an earlier checkpoint")
+    return position
+
+
+def _damaged(path: Path, name: str, exc: BaseException) -> ConfigError:
+    return ConfigError(f"{path}: damaged checkpoint ({name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                       if str(exc).strip() else f"{path}: damaged checkpoint ({name}: {type(exc).__name__})",
+                       hint="resume from an earlier checkpoint")
+
+
+def _load_tensors(path: Path, files: list[Path]) -> dict[str, dict[str, torch.Tensor]]:
+    from safetensors import SafetensorError
+
+    out = {}
+    for f in files:
+        try:
+            out[f.stem] = load_file(str(f))
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            raise _damaged(path, f.name, exc) from None
+    return out
 
 
 def load_adapters(path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return {p.stem: load_file(str(p)) for p in sorted(path.glob("*.safetensors"))}
+    found = _load_tensors(path, sorted(path.glob("*.safetensors")))
+    if not found:
+        raise ConfigError(f"{path}: damaged checkpoint (it holds no adapter weights)",
+                          hint="resume from an earlier checkpoint")
+    return found
 
 
 def load_extra(path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    return {p.stem: load_file(str(p)) for p in sorted((path / EXTRA_DIR).glob("*.safetensors"))}
+    return _load_tensors(path, sorted((path / EXTRA_DIR).glob("*.safetensors")))
+
+
+def _restore(path: Path, name: str, apply) -> None:
+    """torch.load (weights only) one state file and hand it to `apply`; every failure names the checkpoint."""
+    import pickle
+
+    try:
+        state = torch.load(path / name, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeFileError(f"{path}: refused {name}: it holds more than plain tensors and numbers, and a file "
+                              "like that can run code when loaded", hint="resume from a checkpoint you made "
+                              "yourself, or start a new run") from None
+    except Exception as exc:  # noqa: BLE001 - a torn or overwritten file makes the unpickler raise almost anything
+        raise _damaged(path, name, exc) from None
+    try:
+        apply(state)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise _damaged(path, name, exc) from None
 
 
 def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator) -> None:
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    lr_scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    _set_rng_state(torch.load(path / "rng.pt", weights_only=True), noise_gen)
+    _restore(path, "optimizer.pt", optimizer.load_state_dict)
+    _restore(path, "scheduler.pt", lr_scheduler.load_state_dict)
+    _restore(path, "rng.pt", lambda state: _set_rng_state(state, noise_gen))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from studio.config import NetworkConfig
+from studio.errors import ConfigError
 from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file, te_prefixes
 from studio.train.networks import LYCORIS, layer_scales
 
@@ -41,10 +42,18 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
     from peft.utils import set_peft_model_state_dict
 
     for prefix, module in trained_modules(unet, trained_text_encoders, family).items():
-        result = set_peft_model_state_dict(module, states[prefix])
+        if prefix not in states:
+            raise ConfigError(f"the checkpoint has no {prefix} weights (it holds {', '.join(sorted(states)) or 'none'})",
+                              hint="the checkpoint is damaged or from another network; resume from an earlier one")
+        try:
+            result = set_peft_model_state_dict(module, states[prefix])
+        except (RuntimeError, ValueError, KeyError) as exc:  # shapes of another rank or model
+            raise ConfigError(f"the checkpoint does not match the network ({prefix}: {str(exc).splitlines()[0][:200]})",
+                              hint="resume with the settings of the original run (its config.toml)") from None
         unexpected = getattr(result, "unexpected_keys", None)
         if unexpected:
-            raise ValueError(f"checkpoint does not match the network ({prefix}: {unexpected[:3]} …)")
+            raise ConfigError(f"the checkpoint does not match the network ({prefix}: {unexpected[:3]} …)",
+                              hint="resume with the settings of the original run (its config.toml)")
 
 
 def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,
