@@ -184,8 +184,10 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     extra += f", {len(buckets)} buckets" if cfg.dataset.bucketing else ""
     if ds_info.cache_hits or ds_info.cache_misses:
         extra += f", latents: {ds_info.cache_hits} from the disk cache, {ds_info.cache_misses} encoded"
+    world = run.accelerator.num_processes
+    where = _device_name() + (f" × {world} processes" if world > 1 else "")
     yield Log(level="info", text=f"{ds_info.num_train_images} images{extra}, {ds_info.epoch_length} per epoch "
-                                 f"with repeats, {components.family} model, training on {_device_name()}")
+                                 f"with repeats, {components.family} model, training on {where}")
     yield StateChanged(state="running")
     try:
         yield from _loop(run, control)
