@@ -171,28 +171,47 @@ def _peak_rss_mb() -> float:
 # thumbnail maker vs plain Pillow, interleaved in this process
 
 
+def generate_photos(folder: Path, n: int, size: tuple[int, int] = (3000, 2000)) -> None:
+    """A few camera-sized JPEGs: where draft-mode decoding matters most."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        small = Image.fromarray((rng.random((size[1] // 50, size[0] // 50, 3)) * 255).astype("uint8"))
+        img = small.resize(size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(3))
+        img.save(folder / f"photo{i:02d}.jpg", quality=90)
+
+
 def compare_decoders(folder: Path, n: int) -> dict:
+    """Per-image thumbnail time, ours against plain Pillow, both decoding the same bytes from memory (so
+    neither pays for reading the file) and taking turns to go first."""
+    import io
+
     from PIL import Image
 
     from studio.dataset.thumbnails import THUMB_SIDE, make_thumbnail
 
-    def reference(path: Path) -> Image.Image:
-        with Image.open(path) as img:
+    def reference(data: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(data)) as img:
             img = img.convert("RGB")
             img.thumbnail((THUMB_SIDE, THUMB_SIDE))
             return img
 
-    files = sorted(folder.glob("*.jpg"))[:n]
-    ours, ref = [], []
-    for path in files:
-        t = time.perf_counter()
-        make_thumbnail(path, THUMB_SIDE)
-        ours.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        reference(path)
-        ref.append(time.perf_counter() - t)
-    a, b = statistics.median(ours) * 1000, statistics.median(ref) * 1000
-    return {"images": len(files), "ours_median_ms": round(a, 3), "reference_median_ms": round(b, 3),
+    def ours(data: bytes) -> Image.Image:
+        return make_thumbnail(io.BytesIO(data), THUMB_SIDE)
+
+    blobs = [p.read_bytes() for p in sorted(folder.glob("*.jpg"))[:n]]
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    for i, data in enumerate(blobs):
+        order = (("ours", ours), ("reference", reference)) if i % 2 == 0 else (("reference", reference), ("ours", ours))
+        for name, fn in order:
+            t = time.perf_counter()
+            fn(data)
+            times[name].append(time.perf_counter() - t)
+    a, b = statistics.median(times["ours"]) * 1000, statistics.median(times["reference"]) * 1000
+    return {"images": len(blobs), "ours_median_ms": round(a, 3), "reference_median_ms": round(b, 3),
             "ours_over_reference": round(a / b, 3)}
 
 
@@ -228,6 +247,8 @@ def main() -> None:
         cold = child()
         warm = child()
         decoders = compare_decoders(folder, 300)
+        generate_photos(work / "photos", 20)
+        photos = compare_decoders(work / "photos", 20)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -235,6 +256,7 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "python": platform.python_version(), "images": args.images, "image_size": list(SIZE),
         "generate_s": round(gen_s, 1), "cold": cold, "warm": warm, "thumbnail_decode": decoders,
+        "thumbnail_decode_photos": photos,
         "targets": TARGETS,
         "met": {
             "first_screen_s": max(cold["first_screen_s"], warm["first_screen_s"]) < TARGETS["first_screen_s"],
@@ -253,6 +275,7 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     c, w, d, met = r["cold"], r["warm"], r["thumbnail_decode"], r["met"]
+    ph = r["thumbnail_decode_photos"]
 
     def ok(flag: bool) -> str:
         return "**met**" if flag else "**not met**"
@@ -281,9 +304,13 @@ def markdown(r: dict) -> str:
         f"| cells on the first screen | {c['visible_on_first_screen']} | {w['visible_on_first_screen']} | |",
         f"| paint after scrolling to the end (ms) | {c['scroll_to_end_paint_ms']} | {w['scroll_to_end_paint_ms']} | |",
         "",
-        f"Thumbnail decoding, {d['images']} of the same files, interleaved in one process: ours (JPEG draft mode) "
+        f"Thumbnail making, {d['images']} of the same files decoded from memory, interleaved in one process: "
+        f"ours (JPEG draft mode, EXIF rotation, any colour mode to RGB) "
         f"{d['ours_median_ms']} ms per image, plain Pillow `open` + `thumbnail` {d['reference_median_ms']} ms "
-        f"(ours ÷ reference = {d['ours_over_reference']}).",
+        f"(ours ÷ reference = {d['ours_over_reference']}). These files are barely larger than a thumbnail, so "
+        f"there is little for draft mode to skip; on {ph['images']} camera-sized 3000×2000 JPEGs: ours "
+        f"{ph['ours_median_ms']} ms, plain Pillow {ph['reference_median_ms']} ms "
+        f"(ours ÷ reference = {ph['ours_over_reference']}).",
         "",
     ])
 
