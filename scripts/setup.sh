@@ -18,7 +18,7 @@ stamp=.venv/.lora-studio-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing LoRA Studio and its dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install --upgrade --quiet pip
-  .venv/bin/python -m pip install --progress-bar on -e ".[gui,test]"
+  .venv/bin/python -m pip install --progress-bar on -e ".[gui,test,train-extras,caption]"
   touch "$stamp"
 fi
 

@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "demo_cmd",
     "inspect_cmd",
     "mix_cmd",
+    "dataset_cmd",
     "gui_cmd",
 )
 
