@@ -38,6 +38,7 @@ EVENTS = [
     ev.Failed(error="boom", hint="try again", traceback="Traceback..."),
     p.Starting(pid=12), p.Ready(pid=12, python="3.11", torch="2.13", device="cpu", import_s=7.5),
     p.Heartbeat(seq=3, busy=True, job="train"), p.Pong(nonce=7), p.WorkerError(error="bad"),
+    p.JobStarted(job_id=1, kind="train"), p.JobEnded(job_id=1, kind="train"),
 ]
 
 

@@ -181,3 +181,20 @@ def test_start_command_carries_the_form_and_project(idle_window, qtbot, tmp_path
     assert isinstance(start, p.Start) and start.project_file == str(project.resolve())
     assert "max_steps = 7" in start.config_toml and start.resume_from is None
     assert load_project(project).schedule.max_steps == 7
+
+
+def test_events_of_other_jobs_leave_the_train_panel_alone(idle_window):
+    """The mixer's previews run in the same worker; their Failed/Finished are not the Train panel's."""
+    from studio.events import Failed, Finished, Log
+
+    panel = idle_window.train_panel
+    for message in (p.JobStarted(job_id=7, kind="mix_preview"), Log(level="info", text="mixing"),
+                    Failed(error="mixer broke", hint="h"), Finished(outputs=()), p.JobEnded(job_id=7, kind="mix_preview")):
+        panel.handle_message(message)
+    assert not panel.banner.isVisible() and panel.run_state == "idle"
+    assert "mixing" not in panel.log.text()
+    panel.handle_message(Log(level="info", text="outside any job"))
+    panel.handle_message(p.JobStarted(job_id=8, kind="train"))
+    panel.handle_message(Failed(error="no dataset folder is set", hint="add one"))
+    assert panel.banner.isVisible() and "no dataset folder" in panel.banner.text()
+    assert "outside any job" in panel.log.text()

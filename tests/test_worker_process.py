@@ -145,9 +145,12 @@ def inproc(monkeypatch):
 
 def test_gpu_out_of_memory_becomes_failed_with_the_oom_hint(inproc):
     inproc.writer.write(p.RunJob(kind="oom"))
+    started = inproc.next(p.JobStarted)
+    assert started.kind == "oom"
     failed = inproc.next(ev.Failed)
     assert "out of GPU memory" in failed.error and failed.hint == GPU_OOM_HINT
     assert "Traceback" in failed.traceback
+    assert inproc.next(p.JobEnded).job_id == started.job_id
 
 
 def test_commands_reach_the_running_job_and_a_second_start_is_refused(inproc):

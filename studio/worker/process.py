@@ -19,6 +19,7 @@ orphan is left behind.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
@@ -68,6 +69,7 @@ class Worker:
         self._job: threading.Thread | None = None
         self._job_kind: str | None = None
         self._control: Any = None
+        self._job_ids = itertools.count(1)
 
     # ---------------------------------------------------------------------------------------------
     def send(self, message: p.Message) -> None:
@@ -177,6 +179,8 @@ class Worker:
 
     def _run_job(self, kind: str, params: dict[str, Any], control: Any) -> None:
         ended = False
+        job_id = next(self._job_ids)
+        self.send(p.JobStarted(job_id=job_id, kind=kind))
         try:
             self._ready.wait()
             if self._warm_error is not None:
@@ -201,6 +205,7 @@ class Worker:
             _release_gpu_memory()
             with self._lock:
                 self._job, self._job_kind = None, None
+            self.send(p.JobEnded(job_id=job_id, kind=kind))
 
     def _shutdown(self) -> int:
         with self._lock:

@@ -2,7 +2,8 @@
 
 Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}` and nothing else, so a log of the
 traffic can be read by a person and replayed by a test. Commands go to the worker; events come back
-(all of `studio.events` plus the worker's own lifecycle: starting, ready, heartbeat, pong, worker_error).
+(all of `studio.events` plus the worker's own: starting, ready, heartbeat, pong, job_started/job_ended
+around each job's events, worker_error).
 Images never travel on the wire: a `sample` event carries the path of a PNG in the run folder.
 
 Parsing is strict because the other end is a separate process that may die mid-line, be a different
@@ -141,6 +142,23 @@ class Pong(Event):
 
 
 @dataclass(frozen=True)
+class JobStarted(Event):
+    """Opens a job's events: everything until the matching `job_ended` belongs to this job (one job at a
+    time, one ordered pipe), so the Train panel and the mixer each know which `failed`/`finished` is theirs."""
+    type: ClassVar[str] = "job_started"
+    job_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class JobEnded(Event):
+    """Closes a job's events; sent after its Finished or Failed event."""
+    type: ClassVar[str] = "job_ended"
+    job_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class WorkerError(Event):
     """A problem of the worker rather than of a job: a rejected command, a bad line, a failed import."""
     type: ClassVar[str] = "worker_error"
@@ -154,7 +172,9 @@ Message = Union[Command, Event]
 COMMAND_TYPES: dict[str, type[Command]] = {
     c.type: c for c in (Start, RunJob, Pause, Resume, Stop, SaveNow, SampleNow, Shutdown, Ping)
 }
-WORKER_EVENT_TYPES: dict[str, type[Event]] = {c.type: c for c in (Starting, Ready, Heartbeat, Pong, WorkerError)}
+WORKER_EVENT_TYPES: dict[str, type[Event]] = {
+    c.type: c for c in (Starting, Ready, Heartbeat, Pong, JobStarted, JobEnded, WorkerError)
+}
 EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
 
 _lock = threading.Lock()

@@ -32,6 +32,7 @@ from ui.widgets.run_history import RunHistory
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
+JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
 def check_and_save(cfg: ProjectConfig, project_file: Path) -> list[Problem]:
@@ -100,6 +101,7 @@ class TrainPanel(QWidget):
         self.last_step = 0
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
+        self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
         self._build()
         self._wire()
         self._set_run_state("idle")
@@ -325,7 +327,19 @@ class TrainPanel(QWidget):
             self.controls.set_details("Loading the model and the dataset…")
 
     def handle_message(self, message: object) -> None:
-        """Every message from the worker, in order, on the GUI thread."""
+        """Every message from the worker, in order, on the GUI thread.
+
+        The worker also runs other jobs (the mixer's previews); their events are bracketed by
+        job_started/job_ended, and only those of a `train` job concern this panel."""
+        if isinstance(message, p.JobStarted):
+            self._job_kind = message.kind
+            return
+        if isinstance(message, p.JobEnded):
+            self._job_kind = None
+            return
+        if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
+            if not (isinstance(message, Log) and self._job_kind is None):
+                return
         if isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
@@ -354,6 +368,7 @@ class TrainPanel(QWidget):
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
         elif isinstance(message, WorkerExited):
+            self._job_kind = None
             self._on_worker_exited(message)
 
     def _on_started(self, e: Started) -> None:
