@@ -80,13 +80,16 @@ def read_sidecar(path: Path) -> Caption:
 _SETTLED_NS = 3_000_000_000
 
 
-def _current_stamp(path: Path, known: Stamp) -> tuple[Stamp, str | None]:
-    """The stamp of the file now, and its text when it had to be read (None if it was not read)."""
+def _current_stamp(path: Path, known: Stamp, *, verify: bool = False) -> tuple[Stamp, str | None]:
+    """The stamp of the file now, and its text when it had to be read (None if it was not read).
+
+    `verify`: always compare the bytes (before a write: a tool that rewrites a file with the same size and puts
+    its old timestamp back — `cp -p`, rsync, some sync clients — must not have its edit overwritten)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return MISSING, None
-    if (known.exists and (st.st_mtime_ns, st.st_size) == (known.mtime_ns, known.size)
+    if (not verify and known.exists and (st.st_mtime_ns, st.st_size) == (known.mtime_ns, known.size)
             and time.time_ns() - st.st_mtime_ns > _SETTLED_NS):
         return known, None
     # metadata differs (or is too recent to trust): the hash decides, so a `touch` is not an edit
@@ -126,7 +129,7 @@ class CaptionStore:
         with self._lock:
             return self._stamps.get(image)
 
-    def changed_on_disk(self, image: Path, expected: object = ...) -> tuple[bool, str | None]:
+    def changed_on_disk(self, image: Path, expected: object = ..., *, verify: bool = False) -> tuple[bool, str | None]:
         """(changed since we last read or wrote it, the text now on disk when it changed).
 
         For a file this store has never read (captions loaded by a scan), `expected` is the text the
@@ -139,7 +142,7 @@ class CaptionStore:
                 return False, current.text
             want = expected.strip() if isinstance(expected, str) else None
             return current.text != want, current.text
-        stamp, text = _current_stamp(self.sidecar(image), known)
+        stamp, text = _current_stamp(self.sidecar(image), known, verify=verify)
         if stamp is known:
             return False, None
         return stamp.exists != known.exists or stamp.digest != known.digest, text
@@ -160,7 +163,7 @@ class CaptionStore:
 
     def _write(self, image: Path, path: Path, text: str | None, expected: object, force: bool) -> WriteResult:
         if not force:
-            changed, current = self.changed_on_disk(image, expected)
+            changed, current = self.changed_on_disk(image, expected, verify=True)
             if changed:
                 with self._lock:
                     self._stamps[image] = read_sidecar(path).stamp

@@ -43,7 +43,8 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
 
     for prefix, module in trained_modules(unet, trained_text_encoders, family).items():
         if prefix not in states:
-            raise ConfigError(f"the checkpoint has no {prefix} weights (it holds {', '.join(sorted(states)) or 'none'})",
+            held = ", ".join(sorted(states)) or "none"
+            raise ConfigError(f"the checkpoint has no {prefix} weights (it holds {held})",
                               hint="the checkpoint is damaged or from another network; resume from an earlier one")
         try:
             result = set_peft_model_state_dict(module, states[prefix])
