@@ -95,9 +95,15 @@ def fit_to_bucket(img: Image.Image, width: int, height: int) -> tuple[Image.Imag
     the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
     scale = max(width / img.width, height / img.height)
     new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    if new_w * new_h > 4 * width * height:
+        # an extreme aspect ratio (a 50000×1 strip): scaling all of it would take gigabytes for one bucket,
+        # so resample only the source region the crop keeps (the same pixels)
+        sx, sy = img.width / new_w, img.height / new_h
+        box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+        return img.resize((width, height), Image.Resampling.LANCZOS, box=box), (top, left)
     if (new_w, new_h) != img.size:
         img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    left, top = (new_w - width) // 2, (new_h - height) // 2
     return img.crop((left, top, left + width, top + height)), (top, left)
 
 

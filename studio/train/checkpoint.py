@@ -87,6 +87,9 @@ def save_checkpoint(path: Path, *, adapters: dict[str, dict[str, torch.Tensor]],
 def prune_checkpoints(folder: Path, keep: int) -> None:
     done = sorted(p for p in folder.glob("checkpoint-*") if (p / STATE_FILE).is_file())
     for old in done[:-keep] if keep > 0 else []:
+        # the state file goes first: a kill during the removal leaves a folder that no longer looks complete,
+        # never one that looks resumable but lacks its optimizer or weights
+        (old / STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
 
 
