@@ -27,6 +27,7 @@ def open_window(qtbot, tmp_path: Path, project: Path | None, **kwargs):
 
     from ui.main_window import MainWindow
 
+    os.environ["LORA_STUDIO_CACHE_DIR"] = str(tmp_path / "cache")  # the Dataset area's thumbnails
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(project, settings=settings, **kwargs)
     window.show()

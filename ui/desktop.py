@@ -69,6 +69,9 @@ class DesktopShell(QObject):
         self.settings = settings if settings is not None else load_settings()
         self.welcome: WelcomeDialog | None = None
         self.undo_group = QUndoGroup(self)  # panels add their QUndoStacks; Edit ▸ Undo follows the active one
+        for stack in getattr(window, "undo_stacks", list)():  # MainWindow's panels (the Dataset area)
+            self.undo_group.addStack(stack)
+            self.undo_group.setActiveStack(stack)
         self.notifier = Notifier(window)
         self._recorded: Path | None = None
         self.theme = prepare_application(self.settings)

@@ -12,13 +12,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QListWidget, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
 from studio.worker import protocol as p
 from ui.background import run_in_background
+from ui.mixer_backend import WorkerPreviewBackend
+from ui.panels.dataset_panel import DatasetPanel
+from ui.panels.mixer_panel import MixerPanel
 from ui.panels.train_panel import TrainPanel
 from ui.widgets.config_form import FormError
 from ui.worker_client import WorkerClient
@@ -26,21 +28,6 @@ from ui.worker_client import WorkerClient
 STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
                  "dead": "#d9534f", "stopped": "#888888"}
 MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
-
-
-class DatasetOverview(QWidget):
-    """What the Dataset area shows until the dataset panel lands: the project's image folders."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Image folders of this project (edit them in the Train area, group Dataset):"))
-        self.folders = QListWidget()
-        layout.addWidget(self.folders, 1)
-
-    def show_config(self, cfg: ProjectConfig) -> None:
-        self.folders.clear()
-        self.folders.addItems(list(cfg.dataset.folders) or ["(no folders yet)"])
 
 
 class MainWindow(QMainWindow):
@@ -55,15 +42,18 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._close_ready = False
         self._restarts: list[float] = []
+        self._dataset_sync = QTimer(self)
+        self._dataset_sync.setSingleShot(True)
+        self._dataset_sync.setInterval(600)
 
         self.train_panel = TrainPanel()
-        self.dataset_area = DatasetOverview()
-        mixer = QLabel("Mixing LoRAs is not part of this build yet.")
-        mixer.setMargin(20)
+        self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
+        self.mixer_backend = WorkerPreviewBackend(self.worker, self)  # mixer jobs run in the same worker
+        self.mixer_panel = MixerPanel(self.mixer_backend)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.dataset_area, "Dataset")
+        self.tabs.addTab(self.dataset_panel, "Dataset")
         self.tabs.addTab(self.train_panel, "Train")
-        self.tabs.addTab(mixer, "Mixer")
+        self.tabs.addTab(self.mixer_panel, "Mixer")
         self.tabs.setCurrentWidget(self.train_panel)
         self.setCentralWidget(self.tabs)
         self.worker_label = QLabel()
@@ -116,6 +106,10 @@ class MainWindow(QMainWindow):
         panel.project_file_chosen.connect(self._project_file_chosen)
         panel.config_changed.connect(self._mark_dirty)
         panel.run_state_changed.connect(self._on_run_state)
+        panel.config_changed.connect(self._dataset_sync.start)
+        self._dataset_sync.timeout.connect(self._sync_dataset_panel)
+        self.dataset_panel.folders_changed.connect(self._dataset_folders_changed)
+        self.dataset_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
 
     # ---------------------------------------------------------------------------------------------
     # project
@@ -136,7 +130,7 @@ class MainWindow(QMainWindow):
     def _project_ready(self, cfg: ProjectConfig, path: Path | None) -> None:
         self.project_file = Path(path).resolve() if path else None
         self.train_panel.set_project(cfg, self.project_file)
-        self.dataset_area.show_config(cfg)
+        self._show_dataset(cfg)
         self.dirty = False
         self.project_loaded = True
         if self.project_file:
@@ -173,9 +167,37 @@ class MainWindow(QMainWindow):
 
     def _saved(self, path: Path, cfg: ProjectConfig) -> None:
         self.dirty = False
-        self.dataset_area.show_config(cfg)
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
+
+    def _show_dataset(self, cfg: ProjectConfig) -> None:
+        d = cfg.dataset
+        self.dataset_panel.set_project(list(d.folders), self.project_file.parent if self.project_file else None,
+                                       resolution=d.resolution, caption_extension=d.caption_extension,
+                                       default_repeats=d.repeats)
+
+    def _dataset_folders_changed(self, folders: list[str]) -> None:
+        """Folders added or removed in the Dataset area are the project's dataset folders (Train form too)."""
+        editor = self.train_panel.form.editor("dataset", "folders")
+        if list(editor.value()) != list(folders):
+            editor.set_value(tuple(folders))
+
+    def _sync_dataset_panel(self) -> None:
+        """Dataset settings edited in the Train form (folders, resolution, captions) reach the Dataset area."""
+        try:
+            cfg = self.train_panel.form.config()
+        except FormError:
+            return
+        d, panel = cfg.dataset, self.dataset_panel
+        if list(d.folders) != panel.folder_strings() or d.caption_extension != panel.caption_extension \
+                or d.repeats != panel.default_repeats:
+            self._show_dataset(cfg)
+        elif d.resolution != panel.resolution:
+            panel.set_resolution(d.resolution)
+
+    def undo_stacks(self) -> list:
+        """The panels' undo stacks, for the window's Edit ▸ Undo (the desktop shell's QUndoGroup)."""
+        return [self.dataset_panel.undo_stack]
 
     def _project_file_chosen(self, path: Path) -> None:
         self.project_file = Path(path).resolve()
@@ -251,8 +273,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._close_ready or (self._closing and not self.worker.running):
-            self._save_settings()
-            event.accept()
+            self._accept_close(event)
             return
         if self._closing:  # already saving and stopping; the worker's exit closes the window
             event.ignore()
@@ -274,7 +295,12 @@ class MainWindow(QMainWindow):
         if self.worker.running:
             event.ignore()
             return
+        self._accept_close(event)
+
+    def _accept_close(self, event: QCloseEvent) -> None:
         self._save_settings()
+        self.dataset_panel.shutdown()  # its thumbnail threads; pending caption typing is saved first
+        self.mixer_panel.close()  # removes its temporary preview folder
         event.accept()
 
     # ---------------------------------------------------------------------------------------------
