@@ -59,23 +59,34 @@ def _fmt(v: float) -> str:
 
 
 def compose(cells: Sequence[Image.Image], x: GridAxis, y: GridAxis | None, *, pad: int = 4) -> Image.Image:
-    """Cells (row-major, y outer) on a white sheet, x strengths across the top, y strengths down the left."""
+    """Cells (row-major, y outer) on a white sheet: the x LoRA's name and strengths across the top, the y
+    LoRA's name and strengths in a left column wide enough for both, so no label overlaps another."""
     cols = len(x.values)
     rows = len(y.values) if y else 1
     w, h = cells[0].size
-    font_size = max(10, min(24, w // 8))
+    font_size = max(11, min(24, w // 8))
     font = _font(font_size)
-    top = font_size * 2 + pad * 2
-    left = (font_size * 6 + pad * 2) if y else pad
-    sheet = Image.new("RGB", (left + cols * (w + pad), top + rows * (h + pad)), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text((left, pad), x.label or f"LoRA {x.lora + 1}", fill="black", font=font)
-    for c, v in enumerate(x.values):
-        draw.text((left + c * (w + pad) + w // 2, pad + font_size + 2), _fmt(v), fill="black", font=font, anchor="ma")
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line = font_size + pad
+    x_title = x.label or f"LoRA {x.lora + 1}"
+    y_title = (y.label or f"LoRA {y.lora + 1}") if y else ""
+    left = pad
     if y:
-        draw.text((pad, pad), y.label or f"LoRA {y.lora + 1}", fill="black", font=font)
+        widest = max([probe.textlength(y_title, font=font)] + [probe.textlength(_fmt(v), font=font) for v in y.values])
+        left = int(widest) + 3 * pad
+    grid_w = cols * (w + pad)
+    top = 2 * line + 2 * pad
+    sheet_w = max(left + grid_w, int(probe.textlength(x_title, font=font)) + left + pad)
+    sheet = Image.new("RGB", (sheet_w, top + rows * (h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    title_w = probe.textlength(x_title, font=font)
+    draw.text((max(left, left + (grid_w - title_w) / 2), pad), x_title, fill="black", font=font)
+    for c, v in enumerate(x.values):
+        draw.text((left + c * (w + pad) + w // 2, pad + line), _fmt(v), fill="black", font=font, anchor="ma")
+    if y:
+        draw.text((pad, pad + line), y_title, fill="black", font=font)
         for r, v in enumerate(y.values):
-            draw.text((left - pad, top + r * (h + pad) + h // 2), _fmt(v), fill="black", font=font, anchor="rm")
+            draw.text((left - 2 * pad, top + r * (h + pad) + h // 2), _fmt(v), fill="black", font=font, anchor="rm")
     for i, cell in enumerate(cells):
         r, c = divmod(i, cols)
         sheet.paste(cell.convert("RGB"), (left + c * (w + pad), top + r * (h + pad)))

@@ -54,13 +54,18 @@ class PreviewSession:
 
         dev = torch.device(device) if device is not None else default_device()
         dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
-        components = load_components(Path(base), dtype=dtype)
+        return cls.from_components(load_components(Path(base), dtype=dtype), device=dev)
+
+    @classmethod
+    def from_components(cls, components, *, device: str | torch.device | None = None) -> PreviewSession:
+        """A session around already-loaded `studio.models.load.Components` (benchmarks, tests)."""
+        dev = torch.device(device) if device is not None else default_device()
         pipe = _assemble(components)
         pipe.to(dev)
         pipe.set_progress_bar_config(disable=True)
         targets = model_targets(components.unet, components.text_encoders, components.family)
-        return cls(base=Path(base), device=dev, dtype=dtype, family=components.family, pipe=pipe,
-                   patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
+        return cls(base=Path(components.source), device=dev, dtype=components.unet.dtype, family=components.family,
+                   pipe=pipe, patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
 
     # ---------------------------------------------------------------------------------------------
     def sources(self, entries: Sequence[MixEntry]) -> list[Source]:
