@@ -12,7 +12,15 @@ time, images/s, peak VRAM and model FLOPs utilisation (MFU).
   `cast_training_params`, `torch.autocast`, `torch.optim.AdamW`, clipping at 1.0.
 
 Both get the same noise, timesteps and conditioning (random text embeddings and SDXL size conditioning:
-the text encoders and VAE are not part of the step being measured). MFU counts the FLOPs of one step
+the text encoders and VAE are not part of the step being measured).
+
+Speed options (issue 7), as variants of the two loops (`--variants`):
+- **ours** is the engine's defaults on the device: SDPA attention (enforced), channels-last on CUDA,
+  fused AdamW on CUDA, latents cached before the loop;
+- **ours+compile**: plus `torch.compile` of the UNet (the `compile_unet` option; `--compile-backend`);
+- **ours-channels_last**: ours with channels-last off, to show what it is worth;
+- **reference+vae**: the reference with the VAE encoding every batch inside the step, as the diffusers
+  example script does without latent caching (what `cache_latents` saves). MFU counts the FLOPs of one step
 without recomputation (`torch.utils.flop_counter`), so gradient checkpointing shows up as lower MFU.
 
 Usage:
@@ -96,9 +104,11 @@ class Inputs:
     timesteps: torch.Tensor
     hidden: torch.Tensor
     added: dict[str, torch.Tensor] | None
+    pixels: torch.Tensor | None = None  # for reference+vae: the images the latents stand for
 
 
-def make_inputs(unet, family: str, resolution: int, batch: int, steps: int, device, dtype) -> list[Inputs]:
+def make_inputs(unet, family: str, resolution: int, batch: int, steps: int, device, dtype,
+                with_pixels: bool = False) -> list[Inputs]:
     """Fixed random batches, the same for both loops (created up front: no host work inside the timing)."""
     cfg = unet.config
     side = resolution // 8
@@ -116,7 +126,9 @@ def make_inputs(unet, family: str, resolution: int, batch: int, steps: int, devi
             noise=torch.randn(batch, 4, side, side, generator=gen).to(device, dtype),
             timesteps=torch.randint(0, 1000, (batch,), generator=gen).to(device),
             hidden=torch.randn(batch, 77, cfg.cross_attention_dim, generator=gen).to(device, dtype),
-            added=added))
+            added=added,
+            pixels=(torch.rand(batch, 3, resolution, resolution, generator=gen) * 2 - 1).to(device, dtype)
+            if with_pixels else None))
     return out
 
 
@@ -130,10 +142,13 @@ def noise_scheduler():
 # The two loops. Each returns (step function, trained parameters); a step returns the loss.
 
 
-def ours(unet, device: torch.device, gradient_checkpointing: bool) -> tuple[Callable[[Inputs], torch.Tensor], list]:
+def ours(unet, device: torch.device, gradient_checkpointing: bool, *, channels_last: bool | None = None,
+         compile_unet: bool = False) -> tuple[Callable[[Inputs], torch.Tensor], list]:
+    """The engine's step; `channels_last=None` is the engine's `auto` (on with CUDA)."""
     from accelerate import Accelerator
 
     from studio.config import NetworkConfig, OptimizerConfig
+    from studio.train import speed
     from studio.train.setup import add_adapters, choose_precision, make_optimizer, trainable_parameters
 
     precision = choose_precision("bf16", device)
@@ -143,6 +158,9 @@ def ours(unet, device: torch.device, gradient_checkpointing: bool) -> tuple[Call
     if gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
+    speed.ensure_sdpa(unet)
+    use_cl = speed.use_channels_last("auto", device) if channels_last is None else channels_last
+    speed.apply_speed_options(unet, channels_last=use_cl, compile_unet=compile_unet)
     optimizer = make_optimizer(trained, OptimizerConfig(unet_lr=LR), fused=device.type == "cuda")
     model, optimizer = acc.prepare(unet, optimizer)
     params = trainable_parameters(model)
@@ -163,7 +181,9 @@ def ours(unet, device: torch.device, gradient_checkpointing: bool) -> tuple[Call
     return step, params
 
 
-def reference(unet, device: torch.device, gradient_checkpointing: bool) -> tuple[Callable[[Inputs], torch.Tensor], list]:
+def reference(unet, device: torch.device, gradient_checkpointing: bool, *,
+              vae=None) -> tuple[Callable[[Inputs], torch.Tensor], list]:
+    """The diffusers example's loop; with `vae`, it encodes each batch's pixels inside the step."""
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
 
@@ -184,7 +204,12 @@ def reference(unet, device: torch.device, gradient_checkpointing: bool) -> tuple
         "cpu", enabled=False)
 
     def step(x: Inputs) -> torch.Tensor:
-        noisy = sched.add_noise(x.latents, x.noise, x.timesteps)
+        latents = x.latents
+        if vae is not None:
+            with torch.no_grad():
+                latents = vae.encode(x.pixels.to(vae.dtype)).latent_dist.sample() * vae.config.scaling_factor
+            latents = latents.to(x.latents.dtype)
+        noisy = sched.add_noise(latents, x.noise, x.timesteps)
         kwargs = {"added_cond_kwargs": x.added} if x.added else {}
         with autocast:
             pred = unet(noisy, x.timesteps, encoder_hidden_states=x.hidden, **kwargs).sample
@@ -198,7 +223,41 @@ def reference(unet, device: torch.device, gradient_checkpointing: bool) -> tuple
     return step, params
 
 
-IMPLS = {"ours": ours, "reference": reference}
+# the VAE for reference+vae, built per model by run_all
+_VAE: dict[str, object] = {}
+COMPILE_BACKEND = {"value": "inductor"}
+
+
+def _ours_compiled(unet, device, gradient_checkpointing):
+    from studio.train import speed
+
+    speed.COMPILE_BACKEND = COMPILE_BACKEND["value"]
+    return ours(unet, device, gradient_checkpointing, compile_unet=True)
+
+
+IMPLS = {
+    "ours": ours,
+    "ours+compile": _ours_compiled,
+    "ours-channels_last": lambda unet, device, gc: ours(unet, device, gc, channels_last=False),
+    "reference": reference,
+    "reference+vae": lambda unet, device, gc: reference(unet, device, gc, vae=_VAE["vae"]),
+}
+
+
+def build_vae(family: str, tiny: bool, device: torch.device, dtype: torch.dtype):
+    """A random-initialised VAE of `family` (fp32 for SDXL, whose VAE overflows in fp16/bf16)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    if tiny:
+        from studio.models.tiny import build_tiny_pipeline
+
+        vae = build_tiny_pipeline(family).vae
+    else:
+        from studio.models.configs import shipped_config
+
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(shipped_config(family), subfolder="vae"))
+    return vae.to(device, dtype=torch.float32 if family == "sdxl" else dtype).requires_grad_(False).eval()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -307,8 +366,11 @@ def markdown(env: dict, results: list[Result]) -> str:
 
         ratio = "–"
         ref = by_key.get((r.model, r.batch, r.gradient_checkpointing, "reference"))
-        if r.impl == "ours" and r.step_s and ref and ref.step_s:
+        recipe = by_key.get((r.model, r.batch, r.gradient_checkpointing, "reference+vae"))
+        if r.impl.startswith("ours") and r.step_s and ref and ref.step_s:
             ratio = f"{r.step_s / ref.step_s:.2f}× time"
+            if recipe and recipe.step_s:
+                ratio += f"; {recipe.step_s / r.step_s:.2f}× faster than reference+vae"
         if r.status != "ok":
             lines.append(f"| {r.model} | {r.resolution} | {r.batch} | {'on' if r.gradient_checkpointing else 'off'} "
                          f"| {r.impl} | {r.status} | | | | |")
@@ -358,10 +420,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="measured steps (default 10 on GPU, 2 tiny)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 3 on GPU, 1 tiny)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak bf16 TFLOP/s for MFU")
+    ap.add_argument("--variants", default=None,
+                    help="loops to time, of " + ", ".join(IMPLS) + " (default: all on GPU, reference,ours tiny)")
+    ap.add_argument("--compile-backend", default="inductor", help="torch.compile backend for ours+compile")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
 
     tiny = args.tiny_cpu
+    COMPILE_BACKEND["value"] = args.compile_backend
+    variants = (args.variants or ("reference,ours" if tiny else ",".join(IMPLS))).split(",")
+    unknown = [v for v in variants if v not in IMPLS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(IMPLS)}")
+    args.variant_list = variants
     if not tiny and not torch.cuda.is_available():
         print("bench/gpu_step.py needs a CUDA GPU (real-size SD 1.5 and SDXL UNets); none here. "
               "Use --tiny-cpu to check the script on the tiny models.")
@@ -399,14 +470,17 @@ def run_all(args, tiny: bool, device: torch.device, dtype: torch.dtype, steps: i
     for family in args.models.split(","):
         resolution = 64 if tiny else RESOLUTION[family]
         base = build_unet(family, tiny, device, dtype)
+        with_vae = "reference+vae" in args.variant_list
+        if with_vae:
+            _VAE["vae"] = build_vae(family, tiny, device, dtype)
         for batch in batch_sizes:
-            inputs = make_inputs(base, family, resolution, batch, warmup + steps, device, dtype)
+            inputs = make_inputs(base, family, resolution, batch, warmup + steps, device, dtype, with_pixels=with_vae)
             try:
                 flops = count_step_flops(base, inputs[0], device) / 1e12
             except torch.cuda.OutOfMemoryError:
                 flops = None
             for ckpt in (c == "on" for c in args.checkpointing.split(",")):
-                for impl in ("reference", "ours"):
+                for impl in args.variant_list:
                     r = Result(model=family, resolution=resolution, batch=batch, gradient_checkpointing=ckpt,
                                impl=impl, model_tflop_per_step=flops)
                     results.append(measure(base, impl, r, inputs, warmup, device, peak))
@@ -414,6 +488,7 @@ def run_all(args, tiny: bool, device: torch.device, dtype: torch.dtype, steps: i
                     print(f"{family} {resolution}px b{batch} ckpt={'on' if ckpt else 'off'} {impl}: "
                           f"{done.status if done.status != 'ok' else f'{done.step_s:.3f} s/step'}", flush=True)
         del base
+        _VAE.clear()
     return results
 
 

@@ -130,3 +130,24 @@ def test_speed_helpers_sdpa_channels_last_and_fused_adamw(tiny_sd1):
     fused = make_optimizer([model], OptimizerConfig(), fused=True)
     assert fused.defaults["fused"] is True
     assert make_optimizer([model], OptimizerConfig(), fused=False).defaults["foreach"] is True
+
+
+def test_gpu_bench_times_every_speed_variant_in_tiny_mode(tmp_path):
+    import importlib.util
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("gpu_step_variants", root / "bench" / "gpu_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    variants = "reference,reference+vae,ours,ours+compile,ours-channels_last"
+    assert bench.main(["--tiny-cpu", "--models", "sd1", "--checkpointing", "off", "--steps", "1", "--warmup", "1",
+                       "--variants", variants, "--compile-backend", "aot_eager", "--out", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "gpu_step_tiny.json").read_text())["results"]
+    assert [r["impl"] for r in runs] == variants.split(",")
+    assert all(r["status"] == "ok" and r["lora_updated"] and r["step_s"] > 0 for r in runs)
+    assert len({r["trainable_params"] for r in runs}) == 1  # the same LoRA in every variant
+    md = (tmp_path / "gpu_step_tiny.md").read_text()
+    assert "faster than reference+vae" in md
