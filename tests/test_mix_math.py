@@ -240,3 +240,42 @@ def test_bake_refuses_mismatched_lora(tiny_sd1, tmp_path):
     assert "big.safetensors does not fit" in text and "`lora_unet_not_a_layer`" in text
     assert f"`{name}` (LoRA ΔW 32×768, model weight 32×32)" in text
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_dora_needs_the_base_and_follows_comfyui_math(tiny_sd1, tmp_path, capsys):
+    """DoRA rescales W + ΔW per input column to `dora_scale` (LyCORIS/ComfyUI); strength interpolates."""
+    from studio.cli import main
+    from studio.formats.kohya import save_lora_file
+    from studio.formats.lora_file import LoraFile
+    from studio.mix.patch import WeightPatcher
+    from studio.mix.targets import model_targets
+    from studio.models.load import load_components
+
+    name = "lora_unet_mid_block_attentions_0_transformer_blocks_0_attn1_to_q"
+    gen = torch.Generator().manual_seed(0)
+    module = LoraModule(name=name, down=torch.randn(2, 64, generator=gen) * 0.1,
+                        up=torch.randn(64, 2, generator=gen) * 0.1, alpha=1.0,
+                        dora_scale=torch.rand(1, 64, generator=gen) + 0.5)
+    path = save_lora_file(LoraFile(family="sd1", modules={name: module}), tmp_path / "dora.safetensors", dtype="fp32")
+
+    components = load_components(tiny_sd1)
+    targets = model_targets(components.unet, components.text_encoders, "sd1")
+    w0 = targets[name].module.weight.detach().clone()
+    combined = w0 + module.delta_weight()
+    want = w0 + 0.6 * (combined * (module.dora_scale / combined.norm(dim=0, keepdim=True)) - w0)
+    WeightPatcher(targets).apply({name: [(read_lora(path).modules[name], 0.6)]})
+    assert torch.allclose(targets[name].module.weight, want, atol=1e-6)
+
+    out = tmp_path / "merged.safetensors"
+    assert main(["mix", f"{path}:0.6", "-o", str(out)]) == 2
+    assert "DoRA module" in capsys.readouterr().err and not out.exists()
+    assert main(["mix", f"{path}:0.6", "--base", str(tiny_sd1), "--dtype", "fp32", "-o", str(out)]) == 0
+    merged = read_lora(out).modules[name]
+    assert torch.allclose(merged.delta_weight(), want - w0, atol=1e-5)
+
+
+def test_cli_refuses_overwriting_a_source(loras, capsys):
+    from studio.cli import main
+
+    assert main(["mix", f"{loras[0]}:0.5", f"{loras[1]}", "-o", str(loras[1])]) == 2
+    assert "is one of the input files" in capsys.readouterr().err

@@ -119,3 +119,27 @@ def test_wrong_family_lora_is_flagged_and_left_out(qtbot, panel, two_loras, tmp_
     assert panel.add_lora(tmp_path / "missing.safetensors") is None
     assert "cannot read" in panel.status.text()
     qtbot.waitUntil(lambda: not panel.backend.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
+
+
+def test_preview_through_the_worker_process(qtbot, tiny_sd1, two_loras):
+    """The app's wiring: the panel on a WorkerClient, the worker started on demand, the image coming back."""
+    from ui.mixer_backend import WorkerPreviewBackend
+    from ui.panels.mixer_panel import MixerPanel
+    from ui.worker_client import WorkerClient
+
+    client = WorkerClient()
+    panel = MixerPanel(WorkerPreviewBackend(client), debounce_ms=10)
+    qtbot.addWidget(panel)
+    try:
+        panel.size.setCurrentText("64×64")
+        panel.steps.setValue(2)
+        panel.set_base_model(tiny_sd1)
+        with qtbot.waitSignal(panel.preview_shown, timeout=TIMEOUT_MS):
+            panel.add_lora(two_loras[0])  # the worker is not running yet: the request waits for `ready`
+        qtbot.waitUntil(lambda: not panel.backend.busy, timeout=TIMEOUT_MS)
+        with qtbot.waitSignal(panel.preview_shown, timeout=TIMEOUT_MS):
+            panel.rows[0].strength.box.setValue(0.25)
+        assert "base model loaded" not in panel.preview.caption.text()  # reused, not reloaded
+    finally:
+        client.shutdown(30)
+        client.wait_exited(30)
