@@ -16,7 +16,8 @@ from studio.dataset.scan import scan_folders
 from studio.errors import ConfigError
 from studio.train.buckets import BucketSpec, bucket_spec, choose_bucket, fit_to_bucket, make_buckets
 from studio.train.captions import CaptionPolicy, augment_caption
-from studio.train.data import batch_rng, batches, collate, epoch_chunks, prepare_dataset
+from studio.train.batches import batch_rng, batches, collate, epoch_chunks
+from studio.train.data import prepare_dataset
 
 
 def _image(path: Path, w: int, h: int, seed: int, caption: str = "photo, thing") -> Path:

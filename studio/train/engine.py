@@ -32,8 +32,8 @@ from studio.train import checkpoint as ckpt
 from studio.train import distributed
 from studio.train.conditioning import TextConditioner, sdxl_time_ids
 from studio.train.control import TrainControl
-from studio.train.data import (Batch, PreparedDataset, batch_rng, batches, collate, collect_images,
-                               collect_regularization, prepare_dataset, steps_per_epoch)
+from studio.train.batches import Batch, batch_rng, batches, collate, steps_per_epoch
+from studio.train.data import PreparedDataset, collect_images, collect_regularization, prepare_dataset
 from studio.train.ema import LoraEMA
 from studio.train.export import adapter_state_dicts, export_lora, load_adapter_state_dicts
 from studio.train.grids import write_grid

@@ -21,7 +21,8 @@ from studio.config import SamplingConfig
 from studio.dataset.images import is_image_path
 from studio.dataset.scan import ImageRecord, read_caption, scan_folders
 from studio.errors import DatasetError
-from studio.train.data import Batch, Example, collate_examples
+from studio.train.batches import Batch, collate_examples
+from studio.train.data import Example
 
 
 def split_validation(records: list[ImageRecord], cfg: SamplingConfig, resolve: Callable[[str], Path], *,

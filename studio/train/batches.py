@@ -1,0 +1,127 @@
+"""From prepared examples to batches: the order of an epoch, buckets kept apart, and per-use augmentation.
+
+The order of examples is a pure function of (seed, epoch), and every per-use random choice of a batch
+(flip, caption shuffle and dropout) is drawn from a generator seeded by (seed, epoch, position), so a
+resumed run sees exactly the batches the interrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from studio.train.captions import augment_caption
+from studio.train.data import Example, PreparedDataset
+
+
+@dataclass
+class Batch:
+    latents: torch.Tensor  # b × 4 × h/8 × w/8
+    captions: list[str]
+    original_sizes: list[tuple[int, int]]
+    crops: list[tuple[int, int]]
+    target_size: tuple[int, int]
+    weights: torch.Tensor  # b: per-example loss weight (prior preservation, per-folder weight)
+    masks: torch.Tensor | None = None  # b × 1 × h/8 × w/8
+    flipped: list[bool] = field(default_factory=list)
+
+
+
+def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches (of up to `chunk_size` example indices, one bucket each) of one epoch, in order.
+
+    A pure function of (seed, epoch): each training example `repeats` times, plus as many regularisation
+    examples (cycled), shuffled; split per bucket into batches, and the batches shuffled when there is
+    more than one bucket.
+    """
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    pool = [i for i, r in enumerate(dataset.repeats) for _ in range(r)]
+    perm = torch.randperm(len(pool), generator=gen).tolist()
+    order = [pool[p] for p in perm]
+    reg = dataset.reg_indices
+    if reg and order:
+        cycled = reg * math.ceil(len(order) / len(reg))
+        pick = torch.randperm(len(cycled), generator=gen).tolist()[:len(order)]
+        merged = order + [cycled[p] for p in pick]
+        order = [merged[p] for p in torch.randperm(len(merged), generator=gen).tolist()]
+    by_bucket: dict[tuple[int, int], list[int]] = {}
+    for i in order:
+        by_bucket.setdefault(dataset.examples[i].target_size, []).append(i)
+    chunks = [lst[k:k + chunk_size] for lst in by_bucket.values() for k in range(0, len(lst), chunk_size)]
+    if len(by_bucket) > 1:
+        chunks = [chunks[p] for p in torch.randperm(len(chunks), generator=gen).tolist()]
+    return chunks
+
+
+def epoch_order(repeats: tuple[int, ...], seed: int, epoch: int) -> list[int]:
+    """Indices of one epoch (each example `repeats` times), shuffled by (seed, epoch) alone."""
+    pool = [i for i, r in enumerate(repeats) for _ in range(r)]
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(len(pool), generator=gen).tolist()
+    return [pool[p] for p in perm]
+
+
+def batches(dataset: PreparedDataset, batch_size: int, seed: int, *, start_epoch: int = 0,
+            start_index: int = 0) -> Iterator[tuple[int, int, list[int]]]:
+    """Endless (epoch, next index, example indices) batches; resumable from (epoch, index), where the
+    index counts examples into the epoch."""
+    epoch, index = start_epoch, start_index
+    while True:
+        pos = 0
+        for chunk in epoch_chunks(dataset, batch_size, seed, epoch):
+            pos += len(chunk)
+            if pos <= index:
+                continue
+            yield epoch, pos, chunk
+        epoch, index = epoch + 1, 0
+
+
+def batch_rng(seed: int, epoch: int, index: int, rank: int = 0) -> random.Random:
+    """The generator for a batch's flips and caption changes: a function of its place in the run."""
+    return random.Random(f"{seed}/{epoch}/{index}/{rank}")
+
+
+def steps_per_epoch(dataset: PreparedDataset, batch_size: int, accumulation: int) -> int:
+    chunks = len(epoch_chunks(dataset, batch_size, 0, 0))
+    return max(1, math.ceil(chunks / accumulation))
+
+
+def collate(dataset: PreparedDataset, indices: Sequence[int], rng: random.Random | None = None) -> Batch:
+    """Stack examples into a batch, drawing each one's flip and caption from `rng` (None: as they are)."""
+    latents, captions, sizes, crops, weights, masks, flips = [], [], [], [], [], [], []
+    for i in indices:
+        ex = dataset.examples[i]
+        st = dataset.folders[ex.folder]
+        flip = rng is not None and ex.flipped is not None and rng.random() < 0.5
+        latents.append(ex.flipped if flip else ex.latents)
+        captions.append(augment_caption(ex.caption, st.captions, rng) if rng is not None else ex.caption)
+        sizes.append(ex.original_size)
+        crops.append(ex.flipped_crop_top_left if flip else ex.crop_top_left)
+        weights.append(st.loss_weight)
+        mask = ex.mask
+        if mask is not None and flip:
+            mask = torch.flip(mask, dims=[-1])
+        masks.append(mask)
+        flips.append(flip)
+    return _batch(dataset.examples[indices[0]].target_size, latents, captions, sizes, crops, weights, masks, flips)
+
+
+def collate_examples(examples: Sequence[Example]) -> Batch:
+    """A batch of examples as they are (validation: no flip, no caption changes, weight 1)."""
+    return _batch(examples[0].target_size, [e.latents for e in examples], [e.caption for e in examples],
+                  [e.original_size for e in examples], [e.crop_top_left for e in examples],
+                  [1.0] * len(examples), [e.mask for e in examples], [False] * len(examples))
+
+
+def _batch(target, latents, captions, sizes, crops, weights, masks, flips) -> Batch:
+    stacked_masks = None
+    if any(m is not None for m in masks):
+        shape = next(m for m in masks if m is not None).shape
+        stacked_masks = torch.stack([m if m is not None else torch.ones(shape) for m in masks])
+    return Batch(latents=torch.stack(latents), captions=captions, original_sizes=sizes, crops=crops,
+                 target_size=target, weights=torch.tensor(weights, dtype=torch.float32), masks=stacked_masks,
+                 flipped=flips)
