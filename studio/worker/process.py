@@ -69,6 +69,7 @@ class Worker:
         self._job: threading.Thread | None = None
         self._job_kind: str | None = None
         self._control: Any = None
+        self._ending = False  # the running job has sent its Finished/Failed event
         self._job_ids = itertools.count(1)
 
     # ---------------------------------------------------------------------------------------------
@@ -167,12 +168,17 @@ class Worker:
         from studio.train.control import TrainControl
 
         with self._lock:
+            job, ending = self._job, self._ending
+        if job is not None and ending:  # it has sent its last event and is only tidying up: let it finish
+            job.join(30.0)
+        with self._lock:
             if self._job is not None:
                 self.send(p.WorkerError(error=f"a {self._job_kind} job is already running",
                                         hint="stop it first, or wait until it has finished"))
                 return
             self._control = TrainControl()
             self._job_kind = kind
+            self._ending = False
             self._job = threading.Thread(target=self._run_job, args=(kind, params, self._control),
                                          name=f"job-{kind}", daemon=True)
             self._job.start()
@@ -184,28 +190,31 @@ class Worker:
         try:
             self._ready.wait()
             if self._warm_error is not None:
+                self._ending = ended = True
                 self.send(self._warm_error)
-                ended = True
                 return
             from studio.worker.jobs import resolve_job
 
             for event in resolve_job(kind)(params, control):
-                self.send(event)
                 ended = isinstance(event, (Finished, Failed))
+                if ended:
+                    self._ending = True
+                self.send(event)
         except BaseException as exc:
             from studio.worker.failures import failed_from_exception
 
             failed = failed_from_exception(exc)
             self.send(Log(level="error", text=failed.traceback))
+            self._ending = ended = True
             self.send(failed)
-            ended = True
         finally:
             if not ended:
+                self._ending = True
                 self.send(Finished(outputs=(), stopped=control.stop_requested))
             _release_gpu_memory()
+            self.send(p.JobEnded(job_id=job_id, kind=kind))  # before the slot frees: no next job_started first
             with self._lock:
                 self._job, self._job_kind = None, None
-            self.send(p.JobEnded(job_id=job_id, kind=kind))
 
     def _shutdown(self) -> int:
         with self._lock:
@@ -230,6 +239,17 @@ def _release_gpu_memory() -> None:
             pass
 
 
+def _lower_priority() -> None:
+    """Run a notch below the window: when both want the CPU (data loading, CPU training, a busy machine),
+    the window keeps painting and answering the user. GPU work is unaffected."""
+    nice = int(os.environ.get("STUDIO_WORKER_NICE", "5") or 0)
+    if nice > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+
+
 def _claim_stdio() -> tuple[IO[bytes], IO[bytes]]:
     """Take stdin/stdout for the protocol and point fd 1 (and sys.stdout) at stderr for everything else."""
     proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -245,6 +265,7 @@ def main() -> int:
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _lower_priority()
     stdin, stdout = _claim_stdio()
     heartbeat = float(os.environ.get("STUDIO_WORKER_HEARTBEAT_S", HEARTBEAT_S))
     code = Worker(stdin, stdout, heartbeat_s=heartbeat).serve()

@@ -5,8 +5,8 @@ Images are decoded on the thread pool (`load_image`), so opening a 1024-px previ
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QImage, QImageReader, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QDialog, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout,
                                QWidget)
 
@@ -15,21 +15,26 @@ from ui.background import run_in_background
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
     """Decode an image file to fit `max_side` (small previews are enlarged, pixel-sharp, so a 64-px test run
-    is still visible). Runs on a pool thread: QImage, unlike QPixmap, may be handed across threads."""
-    reader = QImageReader(path)
-    reader.setAutoTransform(True)
-    size = reader.size()
-    box = QSize(max_side, max_side)
-    if size.isValid() and max(size.width(), size.height()) > max_side:
-        reader.setScaledSize(size.scaled(box, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        raise OSError(f"cannot read {path}: {reader.errorString()}")
-    if upscale and max(image.width(), image.height()) * 2 <= max_side:
-        factor = max_side // max(image.width(), image.height())
-        image = image.scaled(image.width() * factor, image.height() * factor, Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.FastTransformation)
-    return image
+    is still visible). Runs on a pool thread: QImage, unlike QPixmap, may be handed across threads.
+
+    Pillow decodes and shrinks with the GIL released; Qt's reader would hold it for the whole decode and
+    stall the GUI thread while previews stream in."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            img.draft("RGB", (max_side, max_side))
+            img = img.convert("RGBA")
+            img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            if upscale and max(img.size) * 2 <= max_side:
+                factor = max_side // max(img.size)
+                img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+            data = img.tobytes()
+            width, height = img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise OSError(f"cannot read {path}: {exc}") from None
+    return QImage(data, width, height, width * 4, QImage.Format.Format_RGBA8888).copy()
 
 
 class AsyncImageLabel(QLabel):

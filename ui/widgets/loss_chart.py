@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-REDRAW_MS = 250
+REDRAW_MS = 500  # pyqtgraph repaints both plots and their axes: twice a second is live enough
 
 
 class LossChart(QWidget):
@@ -23,6 +23,7 @@ class LossChart(QWidget):
         self._smooth: list[float] = []
         self._lr: list[float] = []
         self._dirty = False
+        self._lr_top = 0.0
         pal = self.palette()
         fg = pal.color(QPalette.ColorRole.WindowText)
         accent = pal.color(QPalette.ColorRole.Highlight)
@@ -98,9 +99,13 @@ class LossChart(QWidget):
         self._smooth_curve.setData(x, np.asarray(self._smooth), connect="finite")
         lr = np.asarray(self._lr)
         self._lr_curve.setData(x, lr, connect="finite")
-        top = float(np.nanmax(lr)) if lr.size and np.isfinite(lr).any() else 0.0
-        # from zero up, so a constant learning rate is a flat line at its value, not centred noise
-        self.lr_plot.setYRange(0.0, top * 1.15 if top > 0 else 1.0, padding=0)
+        top = float(np.nanmax(lr[np.isfinite(lr)])) if lr.size and np.isfinite(lr).any() else 0.0
+        # from zero up, so a constant learning rate is a flat line at its value, not centred noise;
+        # set only when it changes, as every range change repaints the axis
+        top = top * 1.15 if top > 0 else 1.0
+        if top != self._lr_top:
+            self._lr_top = top
+            self.lr_plot.setYRange(0.0, top, padding=0)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

@@ -6,10 +6,12 @@ panel's state machine is the single place that decides what the user may do.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from studio.events import Progress
+
+PAINT_MS = 250
 
 # run state → buttons enabled (start, pause, stop, save, sample)
 _ENABLED = {
@@ -72,6 +74,10 @@ class RunControls(QWidget):
         self.details = QLabel("Not running.")
         layout.addWidget(self.bar)
         layout.addWidget(self.details)
+        self._pending: Progress | None = None
+        self._paint = QTimer(self)
+        self._paint.setInterval(PAINT_MS)
+        self._paint.timeout.connect(self._apply_progress)
         self.set_state("idle")
 
     def _pause_or_resume(self) -> None:
@@ -89,16 +95,31 @@ class RunControls(QWidget):
 
     def reset(self, total: int) -> None:
         """Before any run: an empty bar sized for the configured number of steps."""
+        self._pending = None
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(0)
         self.details.setText(f"Not running. {total:,} steps configured.")
 
     def begin(self, total: int, start_step: int = 0) -> None:
+        self._pending = None
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(start_step)
         self.details.setText(f"Step {start_step} / {total} — loading the model and the dataset…")
 
     def show_progress(self, e: Progress) -> None:
+        """Shown at most every PAINT_MS: QProgressBar repaints synchronously on every setValue, and a fast
+        GPU run reports dozens of steps a second."""
+        first = self._pending is None and not self._paint.isActive()
+        self._pending = e
+        if first:
+            self._apply_progress()
+            self._paint.start()
+
+    def _apply_progress(self) -> None:
+        e, self._pending = self._pending, None
+        if e is None:
+            self._paint.stop()
+            return
         self.bar.setRange(0, max(1, e.total))
         self.bar.setValue(e.step)
         loss = f"{e.loss:.4f}" if e.loss == e.loss else "nan"
@@ -107,4 +128,5 @@ class RunControls(QWidget):
                              f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
 
     def set_details(self, text: str) -> None:
+        self._apply_progress()  # a pending step first, so the message is not overwritten by it
         self.details.setText(text)
