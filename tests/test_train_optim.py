@@ -211,3 +211,34 @@ def test_schedule_free_exports_its_averaged_weights_without_disturbing_training(
     assert any(isinstance(e, Log) and "makes its own schedule" in e.text for e in events)
     with safe_open(events[-1].outputs[-1], "pt") as fh:
         assert fh.metadata()["ss_optimizer"] == "schedulefree.AdamWScheduleFree"
+
+
+def test_resume_is_exact_with_ema_schedule_free_lora_plus_and_pissa(tiny_sd1, image_folder, tmp_path):
+    from studio.events import Progress
+    from studio.train.control import TrainControl
+
+    def config(out):
+        return tiny_config(tiny_sd1, image_folder, out, network={"type": "locon", "rank": 2, "init": "pissa"},
+                           optimizer={"name": "schedule_free_adamw", "ema_decay": 0.8, "lora_plus_ratio": 4.0},
+                           schedule={"max_steps": 4, "warmup_steps": 2},
+                           output={"save_every_n_steps": 2, "dtype": "fp32", "directory": str(out)})
+
+    straight = list(run_training(config(tmp_path / "a")))
+    assert isinstance(straight[-1], Finished), straight[-1]
+    cfg = config(tmp_path / "b")
+    control = TrainControl()
+    first = []
+    for event in run_training(cfg, control=control):
+        first.append(event)
+        if isinstance(event, Progress) and event.step == 3:
+            control.request_stop()
+    checkpoint = Path([e for e in first if isinstance(e, Checkpoint)][0].path)
+    assert checkpoint.name == "checkpoint-0000002" and (checkpoint / "extra" / "ema.safetensors").is_file()
+    resumed = list(run_training(cfg, resume_from=checkpoint))
+    assert isinstance(resumed[-1], Finished), resumed[-1]
+    losses = lambda events: {e.step: e.loss for e in events if isinstance(e, Progress)}  # noqa: E731
+    assert losses(resumed) == {s: v for s, v in losses(straight).items() if s > 2}
+    with safe_open(straight[-1].outputs[-1], "pt") as a, safe_open(resumed[-1].outputs[-1], "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
