@@ -293,3 +293,43 @@ def test_quantised_base_trains_the_adapter_on_top(tiny_sd1, mode):
     assert trainable and all(p.dtype == torch.float32 for p in trainable)
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
     assert all(p.grad is None for p in unet.parameters() if not p.requires_grad)
+
+
+def test_sdxl_locon_exports_sgm_resnet_names_that_diffusers_loads(tiny_sdxl, image_folder, tmp_path):
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import logging as dlog
+
+    cfg = tiny_config(tiny_sdxl, image_folder, tmp_path, network={"type": "locon", "rank": 2, "alpha": 2.0},
+                      optimizer={"unet_lr": 5e-3}, schedule={"max_steps": 2, "batch_size": 2})
+    events = list(run_training(cfg))
+    assert isinstance(events[-1], Finished), events[-1]
+    lora = Path(events[-1].outputs[-1])
+    tensors, _ = _keys(lora)
+    names = {k.split(".", 1)[0] for k in tensors}
+    for name in ("lora_unet_input_blocks_4_0_in_layers_2", "lora_unet_input_blocks_4_0_emb_layers_1",
+                 "lora_unet_input_blocks_3_0_op", "lora_unet_middle_block_2_out_layers_3",
+                 "lora_unet_output_blocks_2_2_conv", "lora_unet_output_blocks_3_0_skip_connection"):
+        assert name in names, name
+
+    def render(pipe):
+        gen = torch.Generator().manual_seed(3)
+        return pipe(prompt="photo", num_inference_steps=2, height=64, width=64, generator=gen, output_type="pt",
+                    guidance_scale=5.0).images[0]
+
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    base = render(pipe)
+    handler = _Collect()
+    root = dlog.get_logger("diffusers")
+    root.addHandler(handler)
+    dlog.set_verbosity_warning()
+    try:
+        pipe.load_lora_weights(str(lora))
+    finally:
+        root.removeHandler(handler)
+        dlog.set_verbosity_error()
+    assert [m for m in handler.messages if "unexpected" in m.lower() and "CLIPTextModel" not in m] == []
+    loaded = {n for n, _ in pipe.unet.named_modules() if n.endswith(("resnets.0.conv1", "downsamplers.0.conv"))}
+    adapted = {n for n, m in pipe.unet.named_modules() if hasattr(m, "lora_A") and len(m.lora_A)}
+    assert loaded and loaded <= adapted  # the convolutions got their LoRA
+    assert (render(pipe) - base).abs().max().item() > 1e-4
