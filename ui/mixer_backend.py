@@ -71,7 +71,7 @@ class WorkerPreviewBackend(_BackendSignals):
     def __init__(self, client, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.client = client
-        self._pending: p.RunJob | None = None
+        self._pending: p.RunJob | None = None  # waiting for the worker to be ready; not sent yet
         client.message_received.connect(self._on_message)
         client.state_changed.connect(self._on_state)
 
@@ -103,8 +103,8 @@ class WorkerPreviewBackend(_BackendSignals):
 
     @Slot(object)
     def _on_message(self, message: Any) -> None:
-        if self._in_flight is None:
-            return
+        if self._in_flight is None or self._pending is not None:
+            return  # nothing of ours is running: these are the Train panel's (or an old worker's) messages
         if isinstance(message, MixResult):
             if message.request_id == self._in_flight:
                 self.result.emit(message)

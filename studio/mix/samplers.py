@@ -7,13 +7,12 @@ from typing import Any
 from studio.errors import ConfigError
 from studio.mix.request import DEFAULT_SAMPLER  # noqa: F401 - one default for requests and sessions
 
-# name → (diffusers class name, extra config)
+# name → (diffusers class name, extra config); only schedulers whose dependencies we ship (no torchsde)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler": ("EulerDiscreteScheduler", {}),
     "euler_a": ("EulerAncestralDiscreteScheduler", {}),
     "dpm++_2m": ("DPMSolverMultistepScheduler", {}),
     "dpm++_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
-    "dpm++_sde": ("DPMSolverSDEScheduler", {}),
     "ddim": ("DDIMScheduler", {}),
     "unipc": ("UniPCMultistepScheduler", {}),
     "heun": ("HeunDiscreteScheduler", {}),

@@ -172,7 +172,7 @@ class MixerPanel(QWidget):
         row.changed.connect(self.schedule_preview)
         row.remove_requested.connect(self.remove_row)
         self.rows.append(row)
-        self.rows_box.insertWidget(len(self.rows) - 1 + 1, row)
+        self.rows_box.insertWidget(len(self.rows), row)  # after the drop hint, before the stretch
         self._update_rows()
         self.schedule_preview()
         return row
