@@ -60,3 +60,19 @@ def test_resume_from_a_folder_that_is_not_a_checkpoint(tiny_sd1, image_folder, t
     cfg = tiny_config(tiny_sd1, image_folder, tmp_path)
     result = list(run_training(cfg, resume_from=tmp_path))
     assert isinstance(result[-1], Failed) and "not a training checkpoint" in result[-1].error
+
+
+def test_images_excluded_in_the_dataset_panel_are_not_trained(tiny_sd1, tmp_path):
+    from studio.config import save_project
+    from studio.dataset.state import DatasetState, save_state
+    from studio.events import Started
+    from tests.conftest import make_images
+
+    data = make_images(tmp_path / "images", n=4)
+    save_state(DatasetState().with_excluded([data / "img000.png", data / "img001.png"], True), tmp_path)
+    cfg = tiny_config(tiny_sd1, data, tmp_path / "out", schedule={"max_steps": 1, "batch_size": 2})
+    project = tmp_path / "project.toml"
+    save_project(cfg, project)
+    events = list(run_training(cfg, project_file=project))
+    assert isinstance(events[-1], Finished), events[-1]
+    assert [e.num_images for e in events if isinstance(e, Started)] == [2]

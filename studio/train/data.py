@@ -88,13 +88,20 @@ class PreparedDataset:
         return dict(sorted(counts.items()))
 
 
-def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object]) -> tuple[list[ImageRecord], list[str]]:
-    """The dataset's image records, or a DatasetError that says what is wrong with the folders."""
+def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object],
+                   project_dir: Path | None = None) -> tuple[list[ImageRecord], list[str]]:
+    """The dataset's image records, or a DatasetError that says what is wrong with the folders.
+
+    With a project folder, the choices made in the Dataset panel (`dataset.json`: excluded images,
+    per-folder repeats) apply, and exact duplicates are trained once.
+    """
+    from studio.dataset.training import training_scan
+
     if not cfg.folders:
         raise DatasetError("no dataset folder is set", hint="add a folder of images ([dataset] folders, or --data)")
     folders = [resolve(f) for f in cfg.folders]
-    scan = scan_folders(folders, caption_extension=cfg.caption_extension, default_caption=cfg.default_caption,
-                        default_repeats=cfg.repeats)
+    scan = training_scan(folders, caption_extension=cfg.caption_extension, default_caption=cfg.default_caption,
+                         default_repeats=cfg.repeats, project_dir=project_dir)
     missing = [p.message for p in scan.problems if p.kind == "missing"]
     if missing and len(missing) == len(folders):
         raise DatasetError("; ".join(missing), hint="check the dataset folder path")

@@ -135,7 +135,8 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     resolve = lambda p: resolve_path(project_file, p)  # noqa: E731
     quiet_libraries()
     ds = cfg.dataset
-    records, folder_problems = collect_images(ds, resolve)
+    project_dir = Path(project_file).resolve().parent if project_file else None
+    records, folder_problems = collect_images(ds, resolve, project_dir)
     reg_records = collect_regularization(ds, resolve)
     records, val_records = split_validation(records, cfg.sampling, resolve, seed=cfg.schedule.seed,
                                             caption_extension=ds.caption_extension,
