@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                   "previews_in_gallery": panel.gallery.count() - shown_before,
                   "steps_per_s": round((counts["progress"] - before["progress"]) / elapsed, 2)}
         panel.controls.stop_button.click()
-        spin(app, 300, lambda: panel.run_state == "idle")
+        spin(app, 300, lambda: panel.run_state == "idle" and panel._job_kind is None)  # job_ended seen too
+        spin(app, 1.0)
 
         print(f"replay phase ({args.replay_steps_per_s:g} steps/s), {args.seconds:.0f} s…", flush=True)
         stop = threading.Event()
