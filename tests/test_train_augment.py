@@ -71,6 +71,7 @@ def test_run_with_every_data_feature_resumes_exactly(tiny_sd1, tmp_path):
         meta = fh.metadata()
     assert meta["ss_num_reg_images"] == "2" and meta["ss_prior_loss_weight"] == "0.5"
     assert meta["ss_enable_bucket"] == "True" and meta["ss_flip_aug"] == "True"
+    assert (meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"], meta["ss_bucket_reso_steps"]) == ("64", "256", "64")
     assert meta["ss_shuffle_caption"] == "True" and meta["ss_keep_tokens"] == "1"
     assert json.loads(meta["ss_bucket_info"])["buckets"] == {"192x64": 2, "64x192": 2, "128x128": 4}
 

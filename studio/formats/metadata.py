@@ -122,6 +122,12 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "modelspec.date": _iso(facts.finished_at),
         "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
     }
+    if ds.bucketing:
+        from studio.train.buckets import bucket_spec
+
+        spec = bucket_spec(ds)
+        meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"] = str(spec.min_side), str(spec.max_side)
+        meta["ss_bucket_reso_steps"] = str(spec.step)
     if cfg.output.trigger_phrase:
         meta["modelspec.trigger_phrase"] = cfg.output.trigger_phrase
     return meta
