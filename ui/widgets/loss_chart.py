@@ -24,6 +24,8 @@ class LossChart(QWidget):
         self._lr: list[float] = []
         self._dirty = False
         self._lr_top = 0.0
+        self._x_max = 0.0
+        self._y_range: tuple[float, float] | None = None
         pal = self.palette()
         fg = pal.color(QPalette.ColorRole.WindowText)
         accent = pal.color(QPalette.ColorRole.Highlight)
@@ -42,10 +44,19 @@ class LossChart(QWidget):
         self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=fg)
         self.loss_plot.setLabel("left", "loss", color=fg.name())
         self.lr_plot.setLabel("left", "learning rate", color=fg.name())
-        self.lr_plot.getAxis("left").enableAutoSIPrefix(False)  # "1e-4", not "learning rate (x0.0001)"
+        for plot in (self.loss_plot, self.lr_plot):  # "0.2", not "loss (x0.001)" and 200
+            plot.getAxis("left").enableAutoSIPrefix(False)
         self.lr_plot.setMouseEnabled(x=True, y=False)
         self.lr_plot.setLabel("bottom", "step", color=fg.name())
         self.lr_plot.setXLink(self.loss_plot)
+        for plot in (self.loss_plot, self.lr_plot):
+            # ranges are set by _fit_ranges, rarely: every range change re-lays-out and repaints the axes,
+            # which cost far more than the curves (pyqtgraph autorange would do it on every redraw)
+            plot.disableAutoRange()
+            plot.hideButtons()
+            plot.getAxis("left").setWidth(62)
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
         self.lr_plot.setMinimumHeight(110)
         self.loss_plot.setMinimumHeight(160)
         raw_color = pg.mkColor(accent)
@@ -93,6 +104,7 @@ class LossChart(QWidget):
             return
         self._dirty = False
         self._hint.setVisible(not self._steps)
+        self._fit_ranges()
         x = np.asarray(self._steps)
         # non-finite losses (a diverged run) would break the autoscale; they are reported in the log
         self._raw_curve.setData(x, np.asarray(self._loss), connect="finite")
@@ -106,6 +118,30 @@ class LossChart(QWidget):
         if top != self._lr_top:
             self._lr_top = top
             self.lr_plot.setYRange(0.0, top, padding=0)
+
+    def _fit_ranges(self) -> None:
+        """The x axis doubles when the run outgrows it; the loss axis changes only when a point leaves it or
+        it has become far too tall for the data. So the axes change a few times per run, not per redraw."""
+        if not self._steps:
+            if self._x_max:
+                self._x_max, self._y_range = 0.0, None
+                self.loss_plot.setXRange(0, 1, padding=0)
+                self.loss_plot.setYRange(0, 1, padding=0)
+            return
+        last = self._steps[-1]
+        if last > self._x_max or last < self._x_max / 8:
+            self._x_max = max(16.0, 2.0 * last)
+            self.loss_plot.setXRange(0, self._x_max, padding=0)
+        y = np.asarray(self._loss + self._smooth)
+        y = y[np.isfinite(y)]
+        if not y.size:
+            return
+        lo, hi = float(y.min()), float(y.max())
+        span = hi - lo or abs(hi) * 0.1 or 0.1
+        cur = self._y_range
+        if cur is None or lo < cur[0] or hi > cur[1] or (cur[1] - cur[0]) > 4 * span:
+            self._y_range = (lo - 0.25 * span, hi + 0.25 * span)
+            self.loss_plot.setYRange(*self._y_range, padding=0)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
