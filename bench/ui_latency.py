@@ -207,8 +207,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--sample-every", type=int, default=2)
+    parser.add_argument("--sample-every", type=int, default=1)
     parser.add_argument("--replay-steps-per-s", type=float, default=20.0)
+    parser.add_argument("--replay-preview-every", type=int, default=20,
+                        help="two previews every N replayed steps (20 at 20 steps/s: 2 a second, more than a GPU "
+                             "renders)")
     args = parser.parse_args(argv)
 
     from studio.events import Progress, Sample
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         stop = threading.Event()
         replayed: dict = {}
         feeder = threading.Thread(target=lambda: replayed.update(
-            replay(window, tmp_path / "replay-run", previews, args.seconds, args.replay_steps_per_s, 4, stop)))
+            replay(window, tmp_path / "replay-run", previews, args.seconds, args.replay_steps_per_s,
+                   args.replay_preview_every, stop)))
         feeder.start()
         replaying = measure(app, args.seconds)
         stop.set()
@@ -287,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "what": "GUI event-loop stall (QTimer lateness beyond its interval) over the same window",
         "seconds_per_phase": args.seconds,
         "preview_every_n_steps": args.sample_every,
+        "replay_preview_every_n_steps": args.replay_preview_every,
         "bare": bare, "idle": idle, "running": running, "replay": replaying,
         "stream": stream, "replay_stream": replayed,
         "handler": {"running": live_handler, "replay": replay_handler},
@@ -336,7 +341,8 @@ def markdown(r: dict) -> str:
         f"{r['preview_every_n_steps']} steps into the chart and gallery;",
         f"- **replay**: a train job's events fed through the worker client's reader path (a Python thread and the "
         f"queued signal, as the real reader does) at {rs.get('steps_per_s', 0)} steps/s with two 512-px previews every "
-        "4 steps — what a fast GPU run streams, which these shared CPUs cannot produce live.",
+        f"{r['replay_preview_every_n_steps']} steps — what a fast GPU run streams (faster previews than a GPU renders), "
+        "which these shared CPUs cannot produce live.",
         "",
         "\"On CPU\" is the part of each late tick the GUI thread spent running (its own work: our handlers, Qt "
         "painting), the rest being time it waited for a CPU (other processes on these shared cores) or the GIL.",
