@@ -66,10 +66,10 @@ def test_job_errors_come_back_as_failed_with_a_hint(worker, tmp_path):
     failed = worker.wait_for(ev.Failed, 120)
     assert "not valid TOML" in failed.error
     worker.send(p.Start(config_toml="[model]\npath = 'nowhere'\n", project_file=str(tmp_path / "project.toml")))
-    failed = worker.wait_for(ev.Failed, 60)
+    failed = worker.wait_for(ev.Failed, 180)
     assert "no dataset folder" in failed.error and failed.hint
     worker.send(p.RunJob(kind="no-such-job"))
-    failed = worker.wait_for(ev.Failed, 60)
+    failed = worker.wait_for(ev.Failed, 180)
     assert "unknown job `no-such-job`" in failed.error
     worker.send(p.Ping(nonce=5))  # still alive and idle after three failures
     assert worker.wait_for(p.Pong, 30).nonce == 5
