@@ -40,6 +40,9 @@ def run_suite(ledger: Path, extra: list[str]) -> tuple[int, float, str]:
                     if re.search(r"\b(passed|failed|error)", line)), "no pytest summary")
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-6000:] + proc.stderr[-2000:])
+    elif "slowest" in proc.stdout:  # --durations=N was passed through
+        block = proc.stdout[proc.stdout.index("slowest") - 30:]
+        sys.stderr.write(block[: block.find("\n=", 40) if "\n=" in block[40:] else len(block)] + "\n")
     return proc.returncode, wall, summary.strip("= ")
 
 
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         write_doc(text)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
-    return code
+    broken = any(c.get("crash", 0) or c.get("lost", 0) for c in data["classes"].values())
+    return code or int(broken)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from tests.conftest import tiny_config
 from tests.faults.kill_child import KillAt, read_events, run
 
 FAULT = "worker killed (SIGKILL) mid-run"
-STEPS = 8
+STEPS = 40  # never reached by the chain: the last kill point and the final resume end the run earlier
 
 # Kill points, in the order one chain of runs meets them: each run resumes from the newest checkpoint the
 # previous (killed) run left and is itself killed at the next point; `nth` counts within that run. A KillAt
@@ -137,6 +137,8 @@ def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_
             where = KillAt(where.event, where.match, where.nth, delay_ms=rng.uniform(0.5, 25.0))
         before_step = ckpt.read_position(latest).step if latest is not None else 0
         events = tmp_path / f"events-{i}.jsonl"
+        if case_id == "final-export-rename":  # the final export comes at max_steps: end the run two steps on
+            cfg = cfg.with_section("schedule", max_steps=before_step + 2)
         code = _run_child(forkserver, cfg, events, where if isinstance(where, KillAt) else None,
                           resume_from=str(latest) if latest else None,
                           kill_after_step=where if isinstance(where, int) else None, rng=rng)
@@ -166,7 +168,7 @@ def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_
     code = _run_child(forkserver, cfg, events, None, resume_from=str(latest) if latest else None)
     final = read_events(events)
     run_dir = next((out / "runs").iterdir())
-    ok = code == 0 and final and final[-1].get("type") == "finished" and final[-1].get("step") == STEPS
+    ok = code == 0 and final and final[-1].get("type") == "finished" and final[-1].get("step") == cfg.schedule.max_steps
     if not ok:
         broken.append(f"the final resume did not finish (exit {code}): {final[-2:]}")
     broken += check_outputs(run_dir, out)
