@@ -64,6 +64,8 @@ def config_from_text(text: str, source: str) -> Any:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
+        raise ConfigError(f"{source}: not readable settings ({type(exc).__name__}: {str(exc)[:80]})") from None
     version = data.get("format_version", PROJECT_FORMAT_VERSION)
     if not isinstance(version, int) or version > PROJECT_FORMAT_VERSION:
         raise ConfigError(f"{source}: written by a newer LoRA Studio (format_version {version})",

@@ -51,7 +51,7 @@ CHAIN: list[tuple[str, KillAt | int]] = [
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["studio.train.engine", "tests.faults.kill_child"])
+    ctx.set_forkserver_preload(["studio.train.engine", "tests.faults.kill_child", "tests.faults.kill_warm"])
     return ctx
 
 

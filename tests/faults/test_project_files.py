@@ -218,3 +218,29 @@ def test_dumps_is_what_save_writes(tmp_path):
     """(guards the corruptions above: they are made from what save_project really writes)"""
     project, good = _setup(tmp_path)
     assert good == dumps_project(_cfg("second")).encode()
+
+
+def test_settings_text_sent_to_the_worker_is_read_as_strictly(ledger, tmp_path):
+    """The window sends the form's settings as TOML text (`Start.config_toml`): the same corruptions there."""
+    from studio.worker.jobs import config_from_text
+
+    _, good = _setup(tmp_path)
+    problems = []
+    for case_id, blob, expect in corruptions(good):
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # the protocol carries text: undecodable bytes never reach the worker as TOML
+        try:
+            config_from_text(text, "the training settings")
+            # empty text is all defaults, as for load_project (project_recovery flags an empty *file*)
+            problem = "" if expect != "error" or case_id.endswith("-empty") else "accepted"
+        except StudioError as exc:
+            problem = "" if "the training settings" in str(exc) or "preset" in str(exc) else f"unclear: {exc}"
+        except BaseException as exc:  # noqa: BLE001
+            problem = f"{type(exc).__name__}: {str(exc)[:150]}"
+        ledger.record("project files: settings text sent to the worker", "crash" if problem else "clear",
+                      f"{case_id}: {problem}")
+        if problem:
+            problems.append(f"{case_id}: {problem}")
+    assert not problems, "\n".join(problems)
