@@ -39,6 +39,7 @@ def _losses(events) -> dict[int, float]:
     return {e.step: e.loss for e in events if isinstance(e, Progress)}
 
 
+@pytest.mark.slow
 def test_run_with_every_data_feature_resumes_exactly(tiny_sd1, tmp_path):
     data, reg = _dataset(tmp_path)
     sections = dict(

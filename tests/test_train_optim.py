@@ -213,6 +213,7 @@ def test_schedule_free_exports_its_averaged_weights_without_disturbing_training(
         assert fh.metadata()["ss_optimizer"] == "schedulefree.AdamWScheduleFree"
 
 
+@pytest.mark.slow
 def test_resume_is_exact_with_ema_schedule_free_lora_plus_and_pissa(tiny_sd1, image_folder, tmp_path):
     from studio.events import Progress
     from studio.train.control import TrainControl

@@ -90,6 +90,7 @@ def _run(model, data, out, **schedule):
     return [e.loss for e in events if isinstance(e, Progress)], tensors, events
 
 
+@pytest.mark.slow
 def test_channels_last_and_compile_train_the_same_lora(tiny_sd1, image_folder, tmp_path, monkeypatch):
     from studio.train import speed
 
@@ -132,6 +133,7 @@ def test_speed_helpers_sdpa_channels_last_and_fused_adamw(tiny_sd1):
     assert make_optimizer([model], OptimizerConfig(), fused=False).defaults["foreach"] is True
 
 
+@pytest.mark.slow
 def test_gpu_bench_times_every_speed_variant_in_tiny_mode(tmp_path):
     import importlib.util
     import json

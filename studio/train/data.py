@@ -13,6 +13,7 @@ How the prepared examples become batches, epoch by epoch, is `studio.train.batch
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from studio.train.folders import FolderSettings, dataset_defaults, folder_settin
 from studio.train.latent_cache import CacheKey, LatentCache
 
 MASK_FOLDER = "masks"
+LOAD_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,15 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
     return F.interpolate(arr, size=(bucket[1] // 8, bucket[0] // 8), mode="area")[0]
 
 
+def _load_crop(path: Path, bucket: tuple[int, int]) -> Image.Image | ImageProblem:
+    """The image decoded, made RGB and cropped to its bucket (in a loader thread), or why it cannot be."""
+    try:
+        crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket)
+        return crop
+    except ImageProblem as exc:
+        return exc
+
+
 def _image_seed(seed: int, path: Path) -> int:
     """Seed of one image's latent sampling noise: independent of batch make-up and of the other images."""
     digest = hashlib.sha256(f"{seed}|{path.name}".encode()).digest()
@@ -251,47 +262,51 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
         by_bucket.setdefault(it.bucket, []).append(it)
     done = 0
     hits = misses = 0
-    for bucket in sorted(by_bucket):
-        group = by_bucket[bucket]
-        for start in range(0, len(group), batch_size):
-            todo: list[tuple[_Item, CacheKey | None]] = []
-            pixels, seeds = [], []
-            for it in group[start:start + batch_size]:
-                key = None
-                if cache is not None:
-                    key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed)
-                    found = cache.get(key)
-                    if found is not None:
-                        it.latents, it.flipped = found["latents"], found.get("flipped") if it.flip else None
-                        hits += 1
+    pool = ThreadPoolExecutor(max_workers=LOAD_THREADS)  # Pillow decodes and resizes without the GIL
+    try:
+        for bucket in sorted(by_bucket):
+            group = by_bucket[bucket]
+            for start in range(0, len(group), batch_size):
+                todo: list[tuple[_Item, CacheKey | None]] = []
+                for it in group[start:start + batch_size]:
+                    key = None
+                    if cache is not None:
+                        key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed)
+                        found = cache.get(key)
+                        if found is not None:
+                            it.latents, it.flipped = found["latents"], found.get("flipped") if it.flip else None
+                            hits += 1
+                            continue
+                        misses += 1
+                    todo.append((it, key))
+                pixels, seeds, encoded = [], [], []
+                for (it, key), loaded in zip(todo, pool.map(lambda t: _load_crop(t[0].rec.path, bucket), todo)):
+                    if isinstance(loaded, ImageProblem):
+                        skipped.append(str(loaded))
+                        failed.add(id(it))
                         continue
-                    misses += 1
-                try:
-                    img = to_rgb(open_checked(it.rec.path))
-                except ImageProblem as exc:
-                    skipped.append(str(exc))
-                    failed.add(id(it))
-                    continue
-                crop, _ = fit_to_bucket(img, *bucket)
-                pixels.append(_to_tensor(crop))
-                seeds.append(_image_seed(seed, it.rec.path))
-                if it.flip:
-                    pixels.append(_to_tensor(crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
-                    seeds.append(_image_seed(seed + 1, it.rec.path))
-                todo.append((it, key))
-            if pixels:
-                latents = iter(_encode(vae, torch.stack(pixels), seeds, device=device, dtype=dtype))
-                for it, key in todo:
-                    it.latents = next(latents)
-                    it.flipped = next(latents) if it.flip else None
-                    if cache is not None and key is not None:
-                        entry = {"latents": it.latents}
-                        if it.flipped is not None:
-                            entry["flipped"] = it.flipped
-                        cache.put(key, entry)
-            done += len(group[start:start + batch_size])
-            if progress:
-                progress(done, len(everything))
+                    pixels.append(_to_tensor(loaded))
+                    seeds.append(_image_seed(seed, it.rec.path))
+                    if it.flip:
+                        pixels.append(_to_tensor(loaded.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+                        seeds.append(_image_seed(seed + 1, it.rec.path))
+                    encoded.append((it, key))
+                todo = encoded
+                if pixels:
+                    latents = iter(_encode(vae, torch.stack(pixels), seeds, device=device, dtype=dtype))
+                    for it, key in todo:
+                        it.latents = next(latents)
+                        it.flipped = next(latents) if it.flip else None
+                        if cache is not None and key is not None:
+                            entry = {"latents": it.latents}
+                            if it.flipped is not None:
+                                entry["flipped"] = it.flipped
+                            cache.put(key, entry)
+                done += len(group[start:start + batch_size])
+                if progress:
+                    progress(done, len(everything))
+    finally:
+        pool.shutdown()
     for it in everything:
         mask_path = find_mask(it.rec.path) if cfg.masked_loss and id(it) not in failed else None
         if mask_path is not None:
