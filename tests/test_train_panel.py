@@ -134,6 +134,10 @@ def test_run_from_the_panel_shows_progress_and_previews_and_stops_with_a_checkpo
         assert panel.checkpoint_step == 0  # no periodic saves in this project
         qtbot.mouseClick(c.save_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.checkpoint_step > 0, timeout=60_000)
+        saved_at = panel.checkpoint_step
+        # On a fast machine Stop can arrive before the next step; the stop's checkpoint would then be the same
+        # step as Save now's and overwrite it, so stop only once training has moved past it.
+        qtbot.waitUntil(lambda: panel.last_step > saved_at, timeout=60_000)
 
         qtbot.mouseClick(c.stop_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=60_000)
