@@ -1,4 +1,4 @@
-"""Reading images for training: EXIF rotation, RGB conversion, resize and centre crop.
+"""Reading images for training: EXIF rotation, RGB conversion, the user's crop box, resize and crop around a focus point.
 
 Pillow does the decoding; what we add is the policy: every way an image file can be wrong becomes an
 `ImageProblem` naming the file and the reason, so a bad file is skipped and reported rather than
@@ -98,25 +98,56 @@ def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
     return img.crop((left, top, left + width, top + height))
 
 
+def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
+    """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size` (width, height).
+
+    One rounding rule for every caller (the training loader, the bucket choice, the mask), so an image, its
+    bucket and its mask always agree on the region. None for a box that is empty or outside the image: it
+    is ignored rather than producing a 0-pixel image.
+    """
+    width, height = size
+    left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
+    px = (round(left * width), round(top * height), round(right * width), round(bottom * height))
+    if px[2] - px[0] < 1 or px[3] - px[1] < 1:
+        return None
+    return px
+
+
 def crop_fraction(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
     """Crop to (left, top, right, bottom) given as fractions of the (already EXIF-rotated) image.
 
     Fractions rather than pixels, so the box a user drew on a thumbnail stays right for the full image.
-    A box that is empty or outside the image is ignored rather than producing a 0-pixel image.
     """
-    left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
-    px = (round(left * img.width), round(top * img.height), round(right * img.width), round(bottom * img.height))
-    if px[2] - px[0] < 1 or px[3] - px[1] < 1:
-        return img
-    return img.crop(px)
+    px = crop_pixels(img.size, box)
+    return img if px is None else img.crop(px)
+
+
+def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
+                    size: tuple[int, int]) -> tuple[float, float] | None:
+    """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole image.
+
+    The Dataset panel draws the point and the crop box on the same uncropped picture, so a focus point is a
+    place in the whole image; once the crop box has cut the image, that place must be re-expressed in the
+    region's own fractions. A point outside the region is clamped to its nearest edge.
+    """
+    if focus is None or region is None:
+        return focus
+    left, top, right, bottom = region
+    fx = (focus[0] * size[0] - left) / (right - left)
+    fy = (focus[1] * size[1] - top) / (bottom - top)
+    return min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
 
 
 def load_training_image(path: str | Path, width: int, height: int | None = None, *,
                         crop: tuple[float, float, float, float] | None = None,
                         focus: tuple[float, float] | None = None) -> Image.Image:
     """The image as training sees it: decoded, EXIF-rotated, 8-bit RGB, cropped by the user's box if any,
-    then resized to cover width×height and cropped around the focus point (default the centre)."""
+    then resized to cover width×height and cropped around the focus point (default the centre).
+
+    `crop` and `focus` are fractions of the whole EXIF-rotated image, as the Dataset panel draws them."""
     img = to_rgb(open_checked(path))
-    if crop is not None:
-        img = crop_fraction(img, crop)
+    region = crop_pixels(img.size, crop) if crop is not None else None
+    focus = focus_in_region(focus, region, img.size)
+    if region is not None:
+        img = img.crop(region)
     return resize_center_crop(img, width, height, focus)

@@ -3,7 +3,8 @@
 A square centre crop cuts the heads off portraits and the sides off landscapes, and the model learns the
 crop. Buckets (NovelAI's scheme, as sd-scripts implements it) are a set of width × height pairs with about
 the same pixel area as the training resolution, sides in multiples of a step (64); each image goes to the
-bucket whose aspect ratio is closest, is scaled to cover it and centre-cropped by the few pixels left over.
+bucket whose aspect ratio is closest, is scaled to cover it and cropped by the few pixels left over: around
+the centre, or around the user's focus point when the Dataset panel set one (kept inside the image).
 Batches are drawn from one bucket at a time, so every tensor in a batch has the same shape.
 
 With `no_upscale`, an image is never enlarged: one smaller than the target area keeps its own size,
@@ -90,12 +91,29 @@ def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple
     return min(buckets, key=lambda b: (abs(math.log(b[0] / b[1]) - ratio), -b[0] * b[1]))
 
 
-def fit_to_bucket(img: Image.Image, width: int, height: int) -> tuple[Image.Image, tuple[int, int]]:
-    """Scale `img` to cover width × height, centre-crop it; returns the crop and its (top, left) offset in
-    the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
-    scale = max(width / img.width, height / img.height)
-    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    left, top = (new_w - width) // 2, (new_h - height) // 2
+def crop_offset(scaled: tuple[int, int], width: int, height: int,
+                focus: tuple[float, float] | None = None) -> tuple[int, int]:
+    """(top, left) of the width × height window in an image scaled to `scaled` (width, height).
+
+    Centred by default (sd-scripts' rule, floor of half the excess). With a focus point (fractions of the
+    image) the window is centred on it and then clamped inside the image, so a point near an edge still
+    gives a full window that reaches that edge. The same function places the image, its mask and the
+    SDXL crop conditioning, so the three never disagree.
+    """
+    new_w, new_h = scaled
+    if focus is None:
+        return (new_h - height) // 2, (new_w - width) // 2
+    left = min(max(round(focus[0] * new_w - width / 2), 0), new_w - width)
+    top = min(max(round(focus[1] * new_h - height / 2), 0), new_h - height)
+    return top, left
+
+
+def fit_to_bucket(img: Image.Image, width: int, height: int,
+                  focus: tuple[float, float] | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Scale `img` to cover width × height and crop it around `focus` (default the centre); returns the crop
+    and its (top, left) offset in the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
+    new_w, new_h = scaled_size(img.width, img.height, width, height)
+    top, left = crop_offset((new_w, new_h), width, height, focus)
     if new_w * new_h > 4 * width * height:
         # an extreme aspect ratio (a 50000×1 strip): scaling all of it would take gigabytes for one bucket,
         # so resample only the source region the crop keeps (the same pixels)

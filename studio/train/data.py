@@ -7,6 +7,13 @@ encoded too and both are kept (twice the latent memory, no VAE in the loop). Ima
 passes: headers first (sizes → buckets), then one bucket batch at a time, so a large dataset is never
 held in memory as pixels.
 
+The Dataset panel's crop box and focus point (`dataset.json`, fractions of the EXIF-rotated image) apply
+here. A crop box makes its region the image: the bucket is chosen from the region's size and shape, the
+pixels (and the mask's) come from it, and SDXL's `original_size` is the region's size — what sd-scripts
+would report had the user cropped the file itself, which is what a crop box stands for. A focus point moves
+the window cut from the scaled image (centred by default) to be centred on it, clamped inside the image,
+and `crop_top_left` reports that window's real offset. Both are part of the latent cache key.
+
 How the prepared examples become batches, epoch by epoch, is `studio.train.batches`.
 """
 
@@ -24,10 +31,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from studio.config import DatasetConfig
-from studio.dataset.images import IMAGE_EXTENSIONS, ImageProblem, open_checked, to_rgb
+from studio.dataset.images import (IMAGE_EXTENSIONS, ImageProblem, crop_pixels, focus_in_region, open_checked,
+                                   to_rgb)
 from studio.dataset.scan import ImageRecord, scan_folders
 from studio.errors import DatasetError
-from studio.train.buckets import (bucket_spec, choose_bucket, fit_to_bucket, make_buckets,
+from studio.train.buckets import (bucket_spec, choose_bucket, crop_offset, fit_to_bucket, make_buckets,
                                   mirrored_crop, scaled_size)
 from studio.train.captions import split_tags
 from studio.train.folders import FolderSettings, dataset_defaults, folder_settings
@@ -41,7 +49,7 @@ LOAD_THREADS = 4
 class Example:
     latents: torch.Tensor  # 4 × h/8 × w/8, already multiplied by the VAE scaling factor
     caption: str
-    original_size: tuple[int, int]  # (height, width) of the image as read: SDXL size conditioning
+    original_size: tuple[int, int]  # (height, width) of the image as read, or of its crop box: SDXL size conditioning
     crop_top_left: tuple[int, int]  # (top, left) of the crop in the scaled image: SDXL crop conditioning
     target_size: tuple[int, int] = (0, 0)  # (height, width) of the bucket in pixels
     flipped: torch.Tensor | None = None  # latents of the mirrored image, when flip is on
@@ -95,7 +103,8 @@ def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object],
     """The dataset's image records, or a DatasetError that says what is wrong with the folders.
 
     With a project folder, the choices made in the Dataset panel (`dataset.json`: excluded images,
-    per-folder repeats) apply, and exact duplicates are trained once.
+    per-folder repeats) apply, each record carries its crop box and focus point, and exact duplicates are
+    trained once.
     """
     from studio.dataset.training import training_scan
 
@@ -159,23 +168,46 @@ def find_mask(image: Path) -> Path | None:
     return None
 
 
-def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int]) -> torch.Tensor:
-    """A greyscale mask cropped like its image and averaged down to latent resolution: 1 × h/8 × w/8."""
+def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int],
+              region: tuple[int, int, int, int] | None = None,
+              focus: tuple[float, float] | None = None) -> torch.Tensor:
+    """A greyscale mask cropped like its image and averaged down to latent resolution: 1 × h/8 × w/8.
+
+    `image_size_wh` is the whole image's size (a mask of another size is stretched to it first, so it
+    lines up with the picture); `region` (pixels) and `focus` (fractions of the region) are the image's own
+    crop box and focus point, so the weights land on the same pixels as the picture they weigh."""
     mask = ImageOps.exif_transpose(open_checked(path)).convert("L")
     if mask.size != image_size_wh:
         mask = mask.resize(image_size_wh, Image.Resampling.BILINEAR)
-    mask, _ = fit_to_bucket(mask, *bucket)
+    if region is not None:
+        mask = mask.crop(region)
+    mask, _ = fit_to_bucket(mask, *bucket, focus=focus)
     arr = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
     return F.interpolate(arr, size=(bucket[1] // 8, bucket[0] // 8), mode="area")[0]
 
 
-def _load_crop(path: Path, bucket: tuple[int, int]) -> Image.Image | ImageProblem:
-    """The image decoded, made RGB and cropped to its bucket (in a loader thread), or why it cannot be."""
+def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int, int] | None = None,
+               focus: tuple[float, float] | None = None) -> Image.Image | ImageProblem:
+    """The image decoded, made RGB, cut to the user's crop box (`region`, pixels of the EXIF-rotated image)
+    and fitted to its bucket around `focus` (in a loader thread), or why it cannot be."""
     try:
-        crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket)
+        img = to_rgb(open_checked(path))
+        if region is not None:
+            img = img.crop(region)
+        crop, _ = fit_to_bucket(img, *bucket, focus=focus)
         return crop
     except ImageProblem as exc:
         return exc
+
+
+def user_region(rec: ImageRecord, size: tuple[int, int]) -> tuple[tuple[int, int, int, int] | None,
+                                                                  tuple[float, float] | None]:
+    """(crop box in pixels or None, focus as fractions of that region or None) for an image of `size`.
+
+    Computed once from the header size so the bucket, the pixels, the mask and the conditioning all use
+    the same integers."""
+    region = crop_pixels(size, rec.crop) if rec.crop is not None else None
+    return region, focus_in_region(rec.focus, region, size)
 
 
 def _image_seed(seed: int, path: Path) -> int:
@@ -189,11 +221,14 @@ class _Item:
     rec: ImageRecord
     folder: int
     is_reg: bool
-    size: tuple[int, int]  # (width, height)
+    size: tuple[int, int]  # (width, height) of the region trained on: the crop box, or the whole image
     bucket: tuple[int, int]  # (width, height)
     flip: bool
     crop: tuple[int, int]
     flipped_crop: tuple[int, int]
+    full_size: tuple[int, int] = (0, 0)  # (width, height) of the whole EXIF-rotated image
+    region: tuple[int, int, int, int] | None = None  # the user's crop box in pixels of the whole image
+    focus: tuple[float, float] | None = None  # the user's focus point, fractions of the region
     latents: torch.Tensor | None = None
     flipped: torch.Tensor | None = None
     mask: torch.Tensor | None = None
@@ -239,7 +274,9 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     for name, recs, is_reg in groups:
         for rec in recs:
             try:
-                size = image_size(rec.path)
+                full = image_size(rec.path)
+                region, focus = user_region(rec, full)
+                size = (region[2] - region[0], region[3] - region[1]) if region is not None else full
                 bucket = choose_bucket(*size, spec, buckets)
             except ImageProblem as exc:
                 skipped.append(str(exc))
@@ -250,9 +287,9 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
             folder = settings_for(rec, is_reg)
             flip = settings[folder].flip and name != "val"
             scaled = scaled_size(*size, *bucket)
-            crop = ((scaled[1] - bucket[1]) // 2, (scaled[0] - bucket[0]) // 2)
+            crop = crop_offset(scaled, *bucket, focus)
             items[name].append(_Item(rec, folder, is_reg, size, bucket, flip, crop,
-                                     mirrored_crop(crop, scaled[0], bucket[0])))
+                                     mirrored_crop(crop, scaled[0], bucket[0]), full, region, focus))
     everything = [it for name, _, _ in groups for it in items[name]]
     if not items["train"] and not skipped:
         raise DatasetError("no training images are left", hint="hold fewer images out for validation")
@@ -271,7 +308,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                 for it in group[start:start + batch_size]:
                     key = None
                     if cache is not None:
-                        key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed)
+                        key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed,
+                                                 crop=it.rec.crop, focus=it.rec.focus)
                         found = cache.get(key)
                         if found is not None:
                             it.latents, it.flipped = found["latents"], found.get("flipped") if it.flip else None
@@ -280,7 +318,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                         misses += 1
                     todo.append((it, key))
                 pixels, seeds, encoded = [], [], []
-                for (it, key), loaded in zip(todo, pool.map(lambda t: _load_crop(t[0].rec.path, bucket), todo)):
+                loads = pool.map(lambda t: _load_crop(t[0].rec.path, bucket, t[0].region, t[0].focus), todo)
+                for (it, key), loaded in zip(todo, loads):
                     if isinstance(loaded, ImageProblem):
                         skipped.append(str(loaded))
                         failed.add(id(it))
@@ -311,7 +350,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
         mask_path = find_mask(it.rec.path) if cfg.masked_loss and id(it) not in failed else None
         if mask_path is not None:
             try:
-                it.mask = load_mask(mask_path, it.size, it.bucket)
+                it.mask = load_mask(mask_path, it.full_size, it.bucket, it.region, it.focus)
             except ImageProblem as exc:
                 skipped.append(f"mask {exc} (the image is learnt everywhere)")
     kept = {name: [it for it in items[name] if id(it) not in failed] for name in items}

@@ -3,9 +3,10 @@
 Encoding every image with the VAE is the slowest part of starting a run (seconds per hundred images on a
 GPU, minutes on a CPU), and it gives the same result every time the inputs are the same. The key is a
 hash of everything the latent depends on — the image file (path, modification time, size in bytes), the
-bucket it is cropped to, whether a mirrored copy is kept, the VAE's weights and the seed of the latent's
-sampling noise — so a changed image, resolution, bucket, VAE or flip setting gives a new key and is
-encoded again; nothing is ever invalidated by hand. Files are written atomically, so two processes of a
+bucket it is cropped to, the user's crop box and focus point (Dataset panel), whether a mirrored copy is
+kept, the VAE's weights and the seed of the latent's sampling noise — so a changed image, resolution,
+bucket, crop box, focus point, VAE or flip setting gives a new key and is encoded again; nothing is ever
+invalidated by hand. Files are written atomically, so two processes of a
 multi-GPU run (or a kill mid-write) never leave a half file.
 """
 
@@ -43,16 +44,33 @@ class CacheKey:
     flip: bool
     vae: str
     seed: int
+    crop: tuple[float, float, float, float] | None = None  # the user's crop box, fractions of the image
+    focus: tuple[float, float] | None = None  # the user's focus point, fractions of the image
 
     @classmethod
-    def for_image(cls, path: Path, bucket: tuple[int, int], *, flip: bool, vae: str, seed: int) -> "CacheKey":
+    def for_image(cls, path: Path, bucket: tuple[int, int], *, flip: bool, vae: str, seed: int,
+                  crop: tuple[float, float, float, float] | None = None,
+                  focus: tuple[float, float] | None = None) -> "CacheKey":
         st = path.stat()
-        return cls(str(path.resolve()), st.st_mtime_ns, st.st_size, bucket, flip, vae, seed)
+        return cls(str(path.resolve()), st.st_mtime_ns, st.st_size, bucket, flip, vae, seed,
+                   _floats(crop), _floats(focus))
 
     def digest(self) -> str:
-        text = "|".join(str(v) for v in (FORMAT, self.path, self.mtime_ns, self.size, self.bucket, self.flip,
-                                          self.vae, self.seed))
+        parts: list[object] = [FORMAT, self.path, self.mtime_ns, self.size, self.bucket, self.flip, self.vae,
+                               self.seed]
+        # appended only when set, so an image without a crop box or focus point keeps the key it had before
+        # they existed (its cached latent stays valid)
+        if self.crop is not None:
+            parts.append(f"crop={self.crop}")
+        if self.focus is not None:
+            parts.append(f"focus={self.focus}")
+        text = "|".join(str(v) for v in parts)
         return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _floats(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """Plain floats, so a box read back as ints from dataset.json (`[0, 0, 1, 1]`) keys like `(0.0, …)`."""
+    return None if values is None else tuple(float(v) for v in values)
 
 
 class LatentCache:
