@@ -1,4 +1,4 @@
-"""Reading images for training: EXIF rotation, RGB conversion, the user's crop box, resize and crop around a focus point.
+"""Reading images for training: EXIF rotation, RGB, the user's crop box, resize and crop around a focus point.
 
 Pillow does the decoding; what we add is the policy: every way an image file can be wrong becomes an
 `ImageProblem` naming the file and the reason, so a bad file is skipped and reported rather than
