@@ -121,9 +121,15 @@ def apply_theme(app: QApplication, name: str) -> str:
     """
     resolved = resolve(name)
     colors = THEMES[resolved]
-    app.setStyle("Fusion")
-    app.setPalette(build_palette(colors))
-    app.setStyleSheet(stylesheet(colors))
+    # Each of these re-polishes every widget alive, which costs seconds in a big window: skip what is in place.
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")
+    palette = build_palette(colors)
+    if app.palette() != palette:
+        app.setPalette(palette)
+    sheet = stylesheet(colors)
+    if app.styleSheet() != sheet:
+        app.setStyleSheet(sheet)
     app.setProperty(THEME_PROPERTY, resolved)
     app.setProperty(THEME_PROPERTY + "Requested", name)
     _follow_system(app)
