@@ -1,8 +1,9 @@
 """Network types: LoCon, DoRA, rsLoRA, PiSSA, LoHa, LoKr, and the low-VRAM (quantised base) mode.
 
-Where diffusers loads the layout (LoRA, LoCon, DoRA) the export is loaded as users load it, with no key
+Where diffusers loads the layout (LoRA, LoCon) the export is loaded as users load it, with no key
 warnings, and must render what the trained peft model renders. diffusers refuses LoHa/LoKr kohya files,
-so for those each module's ΔW, as a loader computes it from our file, is compared with peft's own.
+so for those each module's ΔW, as a loader computes it from our file, is compared with peft's own. diffusers
+drops DoRA's `dora_scale`, so DoRA is checked by the weights ComfyUI and Forge build from the file.
 """
 
 from __future__ import annotations
@@ -130,40 +131,64 @@ def test_locon_adapts_the_convolutions_with_their_own_rank_and_loads_in_diffuser
     _assert_same_render(tiny_sd1, lora, cfg, checkpoint)
 
 
-def test_dora_exports_lycoris_dora_scale_that_rebuilds_peft_weights(tiny_sd1, image_folder, tmp_path):
-    """diffusers drops `dora_scale` from kohya-layout SD files ("not compatible in Diffusers at the moment"),
-    so the weights are checked the way LyCORIS (wd_on_out, its default) and ComfyUI apply them:
-    W' = dora_scale · (W + ΔW) / ‖W + ΔW‖ per output channel, against peft's merged weight."""
+def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_folder, tmp_path):
+    """LoCon + DoRA, so Linear, 1×1 and 3×3 conv layers are all covered. Every UNet layer's weight, as ComfyUI
+    and Forge build it from our file (`tests/dora_consumers.py`), equals peft's merged DoRA weight.
+
+    diffusers does not apply kohya-layout DoRA for SD/SDXL: `StableDiffusionLoraLoaderMixin.lora_state_dict`
+    (`diffusers/loaders/lora_pipeline.py`, 0.42 and main) drops every `dora_scale` key with a warning before
+    converting, so the file loads there as the plain LoRA B·A (its `_convert_non_diffusers_lora_to_diffusers`
+    mapping of `dora_scale` to `lora_magnitude_vector` is never reached from these loaders). Pinned below."""
     from diffusers import UNet2DConditionModel
+    from diffusers.utils import logging as dlog
     from peft.utils import set_peft_model_state_dict
 
     from studio.formats.kohya import kohya_name
     from studio.train.checkpoint import load_adapters
     from studio.train.networks import adapter_config, tuner_layers, unet_target_regex
+    from tests import dora_consumers
 
-    cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, dora=True)
+    cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, dora=True, type="locon", conv_rank=2)
     tensors, meta = _keys(lora)
-    assert len([k for k in tensors if k.endswith(".dora_scale")]) == 192
     assert meta["ss_network_module"] == "lycoris.kohya"
     assert json.loads(meta["ss_network_args"])["dora_wd"] == "True"
     unet = UNet2DConditionModel.from_pretrained(tiny_sd1, subfolder="unet")
-    unet.add_adapter(adapter_config(cfg.network, unet_target_regex(cfg.network)))
+    unet.add_adapter(adapter_config(cfg.network, unet_target_regex(cfg.network), convs=True))
     set_peft_model_state_dict(unet, load_adapters(checkpoint)["lora_unet"])
-    moved = 0.0
-    for path, layer in tuner_layers(unet).items():
+    moved, kinds = 0.0, set()
+    layers = tuner_layers(unet)
+    assert len([k for k in tensors if k.endswith(".dora_scale")]) == len(layers) > 192
+    for path, layer in layers.items():
         base = layer.get_base_layer().weight.detach().clone().float()
         layer.merge(adapter_names=["default"])
         expected = layer.get_base_layer().weight.detach().float()
         name = kohya_name("lora_unet", path, "sd1")
-        down, up = tensors[f"{name}.lora_down.weight"], tensors[f"{name}.lora_up.weight"]
-        delta = (up.flatten(1) @ down.flatten(1)).reshape(base.shape) * tensors[f"{name}.alpha"] / down.shape[0]
-        merged = base + delta
-        norm = merged.reshape(merged.shape[0], -1).norm(dim=1).reshape(-1, *[1] * (merged.dim() - 1))
-        scale = tensors[f"{name}.dora_scale"]
-        assert scale.shape == (base.shape[0],) + (1,) * (base.dim() - 1)
-        assert torch.allclose(scale * merged / norm, expected, atol=1e-5), path
+        assert tensors[f"{name}.dora_scale"].shape == (base.shape[0],) + (1,) * (base.dim() - 1)
+        for consumer in (dora_consumers.comfyui, dora_consumers.forge):
+            got = consumer(tensors, name, base)
+            assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5), (path, (got - expected).abs().max())
         moved = max(moved, (expected - base).abs().max().item())
+        kinds.add(tuple(base.shape[2:]))
+    assert kinds == {(), (1, 1), (3, 3)}
     assert moved > 1e-4  # training changed the weights
+
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd1, safety_checker=None, requires_safety_checker=False,
+                                                   local_files_only=True)
+    handler = _Collect()
+    root = dlog.get_logger("diffusers")
+    root.addHandler(handler)
+    dlog.set_verbosity_warning()
+    try:
+        pipe.load_lora_weights(str(lora))
+    finally:
+        root.removeHandler(handler)
+        dlog.set_verbosity_error()
+    dropped = [m for m in handler.messages if "dora_scale" in m]
+    others = [m for m in handler.messages if m not in dropped and not m.startswith("No LoRA keys associated to CLIP")]
+    assert dropped and others == []  # diffusers drops the magnitudes (and says so); every other key loads
+    assert not any("lora_magnitude_vector" in n for n, _ in pipe.unet.named_parameters())
 
 
 def test_rslora_folds_its_scale_into_the_exported_alpha(tiny_sd1, image_folder, tmp_path):

@@ -3,7 +3,9 @@
 One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`;
 `<name>` is the target prefix plus the module path with every dot turned into an underscore, because
 A1111 splits each key at its first dot. SDXL UNet names use the original (SGM) block paths as
-sd-scripts writes them, which A1111 matches directly and the others translate.
+sd-scripts writes them, which A1111 matches directly and the others translate. DoRA adds
+`<name>.dora_scale` (out, 1[, 1, 1]), rescaled so that ComfyUI and Forge rebuild peft's weight
+(`comfyui_dora_scale`; which loaders render it exactly: docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -22,6 +24,9 @@ from studio.fileio import atomic_write_bytes
 from studio.formats.lora_file import LoraFile, LoraModule
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+# (kohya prefix, module path) → that layer's base weight, as the user's checkpoint holds it
+BaseWeight = Callable[[str, str], torch.Tensor]
 
 # our engine's component names → kohya prefixes, per family
 def te_prefixes(family: str) -> tuple[str, ...]:
@@ -56,7 +61,8 @@ def _split_peft_key(key: str) -> tuple[str, str]:
 def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], alpha: float, family: str,
                         metadata: Mapping[str, str] | None = None, *,
                         scales: Mapping[str, Mapping[str, object]] | None = None,
-                        initial: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> LoraFile:
+                        initial: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+                        base_weight: BaseWeight | None = None) -> LoraFile:
     """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …).
 
     `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each
@@ -64,6 +70,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
     scale × rank, so every loader computes peft's ΔW. Without it, `alpha` is used for every module.
     `initial` (PiSSA): the adapter's starting weights, which are part of the base during training; the
     export is the difference, B·A − B₀·A₀, written exactly as one LoRA of twice the rank.
+    `base_weight` is needed for DoRA: see `comfyui_dora_scale`.
     """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
     for prefix, sd in state_dicts.items():
@@ -77,13 +84,17 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
             module_alpha = float(alpha)
             if scales is not None:
                 module_alpha = float(getattr(scales[prefix][path], "scale")) * down.shape[0]
+            dora_scale = None
+            if "lora_magnitude_vector" in found:
+                if base_weight is None:
+                    raise LoraFormatError(f"{path}: a DoRA export needs the base model's weights")
+                dora_scale = comfyui_dora_scale(found["lora_magnitude_vector"], down, up,
+                                                module_alpha / down.shape[0], base_weight(prefix, path))
             if path in start:
                 down = torch.cat([down, start[path]["lora_A"].to(down)], dim=0)
                 up = torch.cat([up, -start[path]["lora_B"].to(up)], dim=1)
                 module_alpha *= 2
-            magnitude = found.get("lora_magnitude_vector")
-            lf.modules[name] = LoraModule(name=name, down=down, up=up, alpha=module_alpha,
-                                          dora_scale=None if magnitude is None else _dora_scale(magnitude, found))
+            lf.modules[name] = LoraModule(name=name, down=down, up=up, alpha=module_alpha, dora_scale=dora_scale)
     return lf
 
 
@@ -133,12 +144,31 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
     return lf
 
 
-def _dora_scale(magnitude: torch.Tensor, found: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """peft's magnitude vector (out,) as the `dora_scale` shape kohya/LyCORIS write ((1, in) for Linear is
-    theirs for wd_on_output=False; peft normalises per output row, so we write (out, 1))."""
-    up = found["lora_B"]
-    shape = (up.shape[0], 1) if up.dim() == 2 else (up.shape[0], 1, 1, 1)
-    return magnitude.detach().reshape(shape)
+@torch.no_grad()
+def comfyui_dora_scale(magnitude: torch.Tensor, down: torch.Tensor, up: torch.Tensor, scale: float,
+                       base: torch.Tensor) -> torch.Tensor:
+    """peft's DoRA magnitude as the `dora_scale` ComfyUI and Forge turn back into peft's weight.
+
+    peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm taken per output row (over the input and kernel
+    dimensions). A `dora_scale` of shape (out, 1[, 1, 1]) is what ComfyUI and Forge read as this
+    output-axis DoRA (LyCORIS `wd_on_output`), but they divide by the norm of the *base* weight,
+    ‖W‖, not of W + ΔW (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge
+    `backend/patcher/lora.py`). So the magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their
+    result exactly peft's at strength 1; ΔW = scale · B·A is the update the file's factors and alpha give.
+    The file is then tied to the base weights it was trained on, as every DoRA is through m.
+    """
+    w = base.detach().float()
+    m = magnitude.detach().float().reshape(-1).to(w.device)
+    if m.numel() != w.shape[0]:
+        raise LoraFormatError(f"DoRA magnitude has {m.numel()} values for a layer of {w.shape[0]} outputs")
+    b, a = up.detach().float().to(w.device).flatten(1), down.detach().float().to(w.device).flatten(1)
+    merged = w + scale * (b @ a).reshape(w.shape)
+    scaled = m * _row_norms(w) / _row_norms(merged).clamp_min(torch.finfo(torch.float32).tiny)
+    return scaled.reshape((w.shape[0],) + (1,) * (w.dim() - 1)).cpu()
+
+
+def _row_norms(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1).norm(dim=1)
 
 
 def to_tensors(lf: LoraFile, dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -3,7 +3,8 @@
 LoRA, LoCon and DoRA are written in the kohya layout (`lora_down`/`lora_up`/`alpha`, `dora_scale`),
 LoHa and LoKr in the LyCORIS layout (`hada_*`, `lokr_*`). Every module's alpha is computed from the
 scale peft really applied to that layer, which is how rsLoRA's alpha/√r and LoCon's conv alpha survive
-the trip to loaders that only know alpha/rank.
+the trip to loaders that only know alpha/rank. DoRA's `dora_scale` is computed against the base weights
+so that ComfyUI and Forge rebuild peft's weights (`studio.formats.kohya.comfyui_dora_scale`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from studio.config import NetworkConfig
 from studio.errors import ConfigError
 from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file, te_prefixes
-from studio.train.networks import LYCORIS, layer_scales
+from studio.train.networks import LYCORIS, layer_scales, tuner_layers
 
 
 def _unwrap(module):
@@ -57,6 +58,19 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
                               hint="resume with the settings of the original run (its config.toml)")
 
 
+def base_weights(modules: dict[str, object]):
+    """(prefix, module path) → the adapted layer's base weight, dequantised in the low-VRAM mode; read lazily,
+    one layer at a time."""
+    from peft.utils.integrations import dequantize_module_weight
+
+    layers = {prefix: tuner_layers(m) for prefix, m in modules.items()}
+
+    def weight(prefix: str, path: str) -> torch.Tensor:
+        return dequantize_module_weight(layers[prefix][path].get_base_layer()).detach()
+
+    return weight
+
+
 def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,
                 metadata: dict[str, str], initial: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
     """Write the trained adapter to `path` in the layout its type loads in (see the module docstring)."""
@@ -66,5 +80,6 @@ def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network
     if network.type in LYCORIS:
         lf = lycoris_file_from_peft(states, family, scales, metadata)
     else:
-        lf = lora_file_from_peft(states, network.alpha, family, metadata, scales=scales, initial=initial)
+        lf = lora_file_from_peft(states, network.alpha, family, metadata, scales=scales, initial=initial,
+                                 base_weight=base_weights(modules) if network.dora else None)
     return save_lora_file(lf, path, dtype=dtype)
