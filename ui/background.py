@@ -65,11 +65,15 @@ class _Task(QRunnable):
 
 
 def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-                      on_error: Callable[[BaseException], None] | None = None) -> None:
-    """Call `fn(*args)` on a pool thread; `on_done(result)` / `on_error(exc)` run later on the GUI thread."""
+                      on_error: Callable[[BaseException], None] | None = None,
+                      pool: QThreadPool | None = None) -> None:
+    """Call `fn(*args)` on a pool thread; `on_done(result)` / `on_error(exc)` run later on the GUI thread.
+
+    `pool` (default: Qt's global one) lets slow jobs, such as reading pickled checkpoints, run on a pool
+    of their own, so they cannot hold up the quick ones (saving the project, loading a preset)."""
     relay = _Relay(on_done, on_error)
     _pending.add(relay)
-    QThreadPool.globalInstance().start(_Task(fn, args, relay))
+    (pool or QThreadPool.globalInstance()).start(_Task(fn, args, relay))
 
 
 def wait_for_background(timeout_ms: int = 10000) -> bool:

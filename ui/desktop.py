@@ -137,6 +137,11 @@ class DesktopShell(QObject):
         worker = getattr(self.window, "worker", None)
         if worker is not None:
             worker.message_received.connect(self._on_message)
+        panel = getattr(self.window, "train_panel", None)
+        if panel is not None and hasattr(panel, "set_model_folders"):  # the base-model picker lists these
+            panel.set_model_folders(self.settings.model_folders)
+            panel.model_folders_changed.connect(self._model_folders_added)
+            self.settings_changed.connect(self._push_model_folders)
 
     # ---------------------------------------------------------------------------------------------
     # start-up
@@ -199,6 +204,15 @@ class DesktopShell(QObject):
         if theme_changed:
             self.theme = apply_theme(QApplication.instance(), settings.theme)
         self.settings_changed.emit(settings)
+
+    def _model_folders_added(self, folders: tuple[str, ...]) -> None:
+        """"Add model folder…" in the Train panel's model picker: saved like a change in File ▸ Settings."""
+        self.update_settings(replace(self.settings, model_folders=tuple(folders)))
+
+    def _push_model_folders(self, settings: AppSettings) -> None:
+        panel = getattr(self.window, "train_panel", None)
+        if panel is not None:
+            panel.set_model_folders(settings.model_folders)
 
     def _record_project(self) -> None:
         path = getattr(self.window, "project_file", None)

@@ -26,6 +26,7 @@ from ui.background import run_in_background
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
+from ui.widgets.model_picker import ModelPicker
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
@@ -90,6 +91,7 @@ class TrainPanel(QWidget):
     project_file_chosen = Signal(object)  # Path: the user saved a new project while starting
     config_changed = Signal()
     run_state_changed = Signal(str)
+    model_folders_changed = Signal(object)  # tuple[str, ...]: the user added a model folder in the picker
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,6 +128,7 @@ class TrainPanel(QWidget):
         preset_row.addWidget(self.presets, 1)
         left_layout.addLayout(preset_row)
         self.form = ConfigForm()
+        self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
@@ -160,6 +163,7 @@ class TrainPanel(QWidget):
     def _wire(self) -> None:
         self.presets.activated.connect(self._apply_preset)
         self.form.changed.connect(self.config_changed)
+        self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
         c.pause_clicked.connect(lambda: self._command(p.Pause()))
@@ -175,10 +179,15 @@ class TrainPanel(QWidget):
     # project
     def set_project(self, cfg: ProjectConfig, project_file: Path | None) -> None:
         self.project_file = Path(project_file) if project_file else None
+        self.model_picker.set_project_file(self.project_file)
         self.form.set_config(cfg)
         if not self.run_active:
             self.controls.reset(cfg.schedule.max_steps)
         self.history.set_project_dir(self.project_file.parent if self.project_file else None)
+
+    def set_model_folders(self, folders: tuple[str, ...]) -> None:
+        """The app settings' model folders, which the base-model picker lists."""
+        self.model_picker.set_folders(folders)
 
     def current_config(self) -> ProjectConfig:
         """The form's config; raises FormError (and highlights the field) if a value is impossible."""

@@ -184,6 +184,7 @@ class PathEditor(TextEditor):
             menu.addAction("Diffusers folder…", self._choose_folder)
         button.setMenu(menu)
         self._layout.addWidget(button)
+        self._button, self._menu = button, menu
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a base model", self._edit.text(),
@@ -268,7 +269,9 @@ def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> Field
             return ListEditor(meta, folders=(section, name) == ("dataset", "folders"))
         return PairEditor(meta)
     if (section, name) == ("model", "path"):
-        return PathEditor(meta)
+        from ui.widgets.model_picker import ModelPicker  # it builds on PathEditor, so it imports this module
+
+        return ModelPicker(meta)
     return TextEditor(meta)
 
 
