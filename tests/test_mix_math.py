@@ -274,6 +274,21 @@ def test_dora_needs_the_base_and_follows_comfyui_math(tiny_sd1, tmp_path, capsys
     assert torch.allclose(merged.delta_weight(), want - w0, atol=1e-5)
 
 
+def test_output_axis_dora_is_normalised_by_the_base_rows_as_comfyui_does():
+    """An out × 1 dora_scale (our exports, LyCORIS wd_on_output) divides by the base weight's row norms."""
+    from studio.mix.delta import module_delta
+
+    gen = torch.Generator().manual_seed(1)
+    w0 = torch.randn(8, 6, generator=gen)
+    module = LoraModule(name="lora_unet_x", down=torch.randn(2, 6, generator=gen), up=torch.randn(8, 2, generator=gen),
+                        alpha=2.0, dora_scale=torch.rand(8, 1, generator=gen) + 0.5)
+    combined = w0 + module.delta_weight()
+    want = 0.7 * (combined * module.dora_scale / w0.norm(dim=1, keepdim=True) - w0)
+    assert torch.allclose(module_delta(module, 0.7, weight=w0), want, atol=1e-6)
+    wrong = 0.7 * (combined * module.dora_scale / combined.norm(dim=1, keepdim=True) - w0)
+    assert not torch.allclose(want, wrong, atol=1e-3)  # the two rules really differ here
+
+
 def test_cli_refuses_overwriting_a_source(loras, capsys):
     from studio.cli import main
 

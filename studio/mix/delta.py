@@ -2,9 +2,10 @@
 merging, baking and previewing share, so the four cannot drift apart.
 
 Plain LoRA/LoCon/LoHa/LoKr: ΔW = strength × module.delta_weight() (alpha/rank inside). DoRA is not a
-pure ΔW: it rescales the columns (LyCORIS, `dora_scale` of shape 1 × in) or rows (peft, out × 1) of
+pure ΔW: it rescales the columns (LyCORIS, `dora_scale` of shape 1 × in) or rows (out × 1) of
 W + ΔW to the learnt magnitudes, so its change depends on the base weight; ComfyUI applies it as
-W + strength × (W_dora − W), and so do we.
+W + strength × (W_dora − W), and so do we — with ComfyUI's norms: ‖W + ΔW‖ per input column for a 1 × in
+scale, the base weight's ‖W‖ per output row for an out × 1 scale (see docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Ten
     combined = w + delta
     scale = module.dora_scale.float().to(w.device)
     out_features = w.shape[0]
-    if scale.shape[0] == out_features and scale.numel() == out_features:  # peft / wd_on_output: per row
-        norm = combined.flatten(1).norm(dim=1).reshape((out_features,) + (1,) * (w.dim() - 1))
+    if scale.shape[0] == out_features and scale.numel() == out_features:  # wd_on_output: per row
+        # ComfyUI and Forge divide an output-axis scale by the BASE weight's row norms, not (W + ΔW)'s; our
+        # exporter writes dora_scale for exactly that rule, so the mixer renders a file as they do.
+        norm = w.flatten(1).norm(dim=1).reshape((out_features,) + (1,) * (w.dim() - 1))
         scale = scale.reshape(norm.shape)
     else:  # LyCORIS default: per input column (what ComfyUI and A1111 compute)
         norm = combined.transpose(0, 1).flatten(1).norm(dim=1)
