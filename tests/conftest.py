@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,3 +74,22 @@ def tiny_config(model: Path, data: Path, out: Path, **sections):
     for name, values in sections.items():
         cfg = cfg.with_section(name, **values)
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def _cycles_collected_on_the_gui_thread(request):
+    """As in the app (ui.gc_guard): once Qt widgets exist, cyclic garbage is collected on this thread only,
+    for the rest of the session. A collection triggered on a pool thread that frees a widget crashes."""
+    if {"qtbot", "qapp"} & set(request.fixturenames):
+        from ui.gc_guard import install_gc_guard
+
+        install_gc_guard(request.getfixturevalue("qapp"))
+    yield
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtWidgets import QApplication
+
+        from ui.gc_guard import install_gc_guard
+
+        app = QApplication.instance()
+        if app is not None:
+            install_gc_guard(app).collect_due()

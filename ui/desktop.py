@@ -28,6 +28,7 @@ from ui.background import run_in_background
 from ui.notifications import Notifier
 from ui.open_folder import open_folder
 from ui.settings import AppSettings, load_settings, save_settings
+from ui.gc_guard import install_gc_guard
 from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def prepare_application(settings: AppSettings) -> str:
     palette when they are created.
     """
     app = QApplication.instance()
+    install_gc_guard(app)
     theme = apply_theme(app, settings.theme)
     app.setWindowIcon(app_icon())
     app.setDesktopFileName("lora-studio")  # matches packaging/lora-studio.desktop (Wayland app id, taskbar icon)

@@ -1,0 +1,57 @@
+"""Python's cyclic garbage collection, kept on the GUI thread.
+
+The collector runs in whichever thread happens to allocate when a threshold is crossed: a thumbnail
+pool thread, the worker client's pipe reader. If that collection frees a cycle holding a Qt widget, the
+widget is destroyed off the GUI thread and the process crashes (a segfault seen in the test suite).
+So the window process turns automatic collection off and collects from a GUI-thread timer instead,
+with the same generation thresholds Python would use. Reference counting still frees everything that
+is not in a cycle at once; only cycles wait for the next tick.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from PySide6.QtCore import QObject, QTimer
+
+INTERVAL_MS = 500
+FULL_EVERY_S = 30.0  # Python's own rule (long-lived pending > 25 %) is not exposed; a time floor does the same job
+
+
+class GuiThreadCollector(QObject):
+    def __init__(self, parent: QObject, interval_ms: int = INTERVAL_MS) -> None:
+        super().__init__(parent)
+        gc.disable()
+        # What exists now is the imported code and the app's long-lived state: leave it out of every later
+        # full collection, which would otherwise scan ~10^5 objects (and stall the GUI) each time.
+        gc.freeze()
+        self._last_full = time.monotonic()
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect_due)
+        self._timer.start()
+
+    def collect_due(self) -> int:
+        """Collect the oldest generation whose count passed its threshold; returns it, or -1 for none."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        generation = -1
+        for gen in range(3):
+            if thresholds[gen] and counts[gen] > thresholds[gen]:
+                generation = gen
+        if generation == 2 and time.monotonic() - self._last_full < FULL_EVERY_S:
+            generation = 1
+        if generation >= 0:
+            gc.collect(generation)
+            if generation == 2:
+                self._last_full = time.monotonic()
+        return generation
+
+
+def install_gc_guard(app: QObject) -> GuiThreadCollector:
+    """Idempotent: one collector per application."""
+    existing = app.findChild(GuiThreadCollector)
+    if existing is not None:
+        gc.disable()
+        return existing
+    return GuiThreadCollector(app)
