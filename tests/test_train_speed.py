@@ -144,7 +144,9 @@ def test_gpu_bench_times_every_speed_variant_in_tiny_mode(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench
     spec.loader.exec_module(bench)
-    variants = "reference,reference+vae,ours,ours+compile,ours-channels_last"
+    # ours+compile is left out: it is `ours` with compile_unet=True, and tracing the tiny UNet costs ~45 s on
+    # a CPU; test_channels_last_and_compile_train_the_same_lora runs that path.
+    variants = "reference,reference+vae,ours,ours-channels_last"
     assert bench.main(["--tiny-cpu", "--models", "sd1", "--checkpointing", "off", "--steps", "1", "--warmup", "1",
                        "--variants", variants, "--compile-backend", "aot_eager", "--out", str(tmp_path)]) == 0
     runs = json.loads((tmp_path / "gpu_step_tiny.json").read_text())["results"]
