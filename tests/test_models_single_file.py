@@ -149,3 +149,17 @@ def test_fp16_checkpoint_loads_in_requested_dtype(tmp_path, tiny_sd1):
     assert loaded.unet.dtype == torch.bfloat16
     ref = c.unet.state_dict()["conv_in.weight"].to(torch.float16).to(torch.bfloat16)
     assert torch.equal(loaded.unet.state_dict()["conv_in.weight"], ref)
+
+
+def test_training_previews_of_a_folder_and_its_single_file_use_the_same_timesteps(tmp_path, tiny_sd1):
+    """A single file's scheduler config lists `_use_default_values`; taken as given, Euler's spacing would differ."""
+    from studio.train.sampling import build_pipeline
+
+    single = single_file_from(tiny_sd1, tmp_path / "one.safetensors", "sd1")
+    timesteps = []
+    for source in (tiny_sd1, single):
+        c = load_components(source)
+        scheduler = build_pipeline(c, c.unet, c.text_encoders).scheduler
+        scheduler.set_timesteps(20)
+        timesteps.append(scheduler.timesteps.tolist())
+    assert timesteps[0] == timesteps[1]

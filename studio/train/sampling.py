@@ -17,7 +17,9 @@ from studio.fileio import atomic_write_with
 def build_pipeline(components, unet, text_encoders):
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    config = components.scheduler.config
+    # as in the mixer (studio.mix.samplers): without `_use_default_values` a single-file model and its
+    # diffusers folder get the same Euler timestep spacing, so their previews agree
+    config = {k: v for k, v in dict(components.scheduler.config).items() if k != "_use_default_values"}
     if config.get("rescale_betas_zero_snr"):
         # zero terminal SNR: sample from the last (pure-noise) timestep, as Lin et al. prescribe
         scheduler = EulerDiscreteScheduler.from_config(config, rescale_betas_zero_snr=True,
