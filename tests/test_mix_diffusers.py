@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,37 +13,15 @@ from studio.formats.reader import read_lora
 from studio.mix.export import export_merged
 from studio.mix.recipe import MixEntry, load_sources
 from studio.formats.names import kohya_name_for
+from tests.diffusers_messages import load_lora_collecting_messages
 from tests.lora_maker import lora_metadata, random_lora, write_kohya
 
 STRENGTHS = (0.8, -0.3)
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 def _load_with_all_messages(pipe, path: Path, adapter: str) -> list[str]:
-    """Load `path` as users do and return every warning diffusers, peft and transformers gave."""
-    handler = _Collect()
-    loggers = [logging.getLogger(n) for n in ("diffusers", "peft", "transformers")]
-    old = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            pipe.load_lora_weights(str(path), adapter_name=adapter)
-    finally:
-        for lg, level in zip(loggers, old):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-    return handler.messages + [str(w.message) for w in caught]
+    """Load `path` as users do and return every message (INFO and up) diffusers, peft and transformers gave."""
+    return load_lora_collecting_messages(pipe, path, level=logging.INFO, adapter_name=adapter)
 
 
 def _key_problems(messages: list[str]) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import torch
@@ -12,15 +10,9 @@ from safetensors import safe_open
 from studio.events import Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
+from tests.diffusers_messages import load_lora_collecting_messages
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def _render(pipe) -> torch.Tensor:
@@ -31,7 +23,6 @@ def _render(pipe) -> torch.Tensor:
 
 def test_sdxl_lora_trains_exports_sgm_names_and_loads_in_diffusers(tiny_sdxl, image_folder, tmp_path):
     from diffusers import StableDiffusionXLPipeline
-    from diffusers.utils import logging as dlog
 
     cfg = tiny_config(tiny_sdxl, image_folder, tmp_path, network={"rank": 4, "alpha": 4.0, "train_text_encoder": True},
                       optimizer={"unet_lr": 5e-3, "text_encoder_lr": 5e-3}, schedule={"max_steps": 3, "batch_size": 2})
@@ -59,18 +50,7 @@ def test_sdxl_lora_trains_exports_sgm_names_and_loads_in_diffusers(tiny_sdxl, im
     pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     base = _render(pipe)
-    handler = _Collect()
-    root = dlog.get_logger("diffusers")
-    root.addHandler(handler)
-    dlog.set_verbosity_warning()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            pipe.load_lora_weights(str(lora))
-    finally:
-        root.removeHandler(handler)
-        dlog.set_verbosity_error()
-    messages = handler.messages + [str(w.message) for w in caught]
+    messages = load_lora_collecting_messages(pipe, lora)
     assert [m for m in messages if "unexpected" in m.lower() or "missing" in m.lower()
             or "not loaded" in m.lower()] == []
     assert len(pipe.unet.peft_config) == 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from safetensors import safe_open
 from studio.events import Checkpoint, Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
+from tests.diffusers_messages import load_lora_collecting_messages
 
 RANK, ALPHA = 4, 2.0
 
@@ -31,13 +30,6 @@ def trained(tiny_sd1, image_folder, tmp_path_factory):
     return cfg, Path(finished.outputs[-1]), Path(checkpoint.path)
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def _pipeline(model: Path):
@@ -57,7 +49,6 @@ def _render(pipe) -> torch.Tensor:
 
 
 def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
-    from diffusers.utils import logging as dlog
     from peft.utils import set_peft_model_state_dict
 
     from studio.train.checkpoint import load_adapters
@@ -69,18 +60,7 @@ def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
 
     # the file, loaded as users load it, with every warning collected
     pipe = _pipeline(tiny_sd1)
-    handler = _Collect()
-    root = dlog.get_logger("diffusers")
-    root.addHandler(handler)
-    dlog.set_verbosity_warning()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            pipe.load_lora_weights(str(lora_path))
-    finally:
-        root.removeHandler(handler)
-        dlog.set_verbosity_error()
-    messages = handler.messages + [str(w.message) for w in caught]
+    messages = load_lora_collecting_messages(pipe, lora_path)
     key_problems = [m for m in messages if "unexpected" in m.lower() or "missing" in m.lower()
                     or "not loaded" in m.lower() or "could not" in m.lower()]
     assert key_problems == []

@@ -9,9 +9,7 @@ drops DoRA's `dora_scale`, so DoRA is checked by the weights ComfyUI and Forge b
 from __future__ import annotations
 
 import json
-import logging
 import math
-import warnings
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from studio.config import NetworkConfig
 from studio.events import Checkpoint, Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
+from tests.diffusers_messages import load_lora_collecting_messages
 
 
 def _train(model, data, out, **network):
@@ -34,13 +33,6 @@ def _train(model, data, out, **network):
     return cfg, Path(events[-1].outputs[-1]), checkpoint
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def _pipeline(model: Path):
@@ -59,21 +51,9 @@ def _render(pipe) -> torch.Tensor:
 
 
 def _load_in_diffusers(model: Path, lora: Path):
-    from diffusers.utils import logging as dlog
 
     pipe = _pipeline(model)
-    handler = _Collect()
-    root = dlog.get_logger("diffusers")
-    root.addHandler(handler)
-    dlog.set_verbosity_warning()
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            pipe.load_lora_weights(str(lora))
-    finally:
-        root.removeHandler(handler)
-        dlog.set_verbosity_error()
-    messages = handler.messages + [str(w.message) for w in caught]
+    messages = load_lora_collecting_messages(pipe, lora)
     # the text encoder is not trained here, and diffusers says so: not a key problem
     messages = [m for m in messages if not m.startswith("No LoRA keys associated to CLIPTextModel")]
     problems = [m for m in messages if any(s in m.lower() for s in ("unexpected", "missing", "not loaded",
@@ -140,7 +120,6 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
     converting, so the file loads there as the plain LoRA B·A (its `_convert_non_diffusers_lora_to_diffusers`
     mapping of `dora_scale` to `lora_magnitude_vector` is never reached from these loaders). Pinned below."""
     from diffusers import UNet2DConditionModel
-    from diffusers.utils import logging as dlog
     from peft.utils import set_peft_model_state_dict
 
     from studio.formats.kohya import kohya_name
@@ -176,17 +155,9 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
 
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd1, safety_checker=None, requires_safety_checker=False,
                                                    local_files_only=True)
-    handler = _Collect()
-    root = dlog.get_logger("diffusers")
-    root.addHandler(handler)
-    dlog.set_verbosity_warning()
-    try:
-        pipe.load_lora_weights(str(lora))
-    finally:
-        root.removeHandler(handler)
-        dlog.set_verbosity_error()
-    dropped = [m for m in handler.messages if "dora_scale" in m]
-    others = [m for m in handler.messages if m not in dropped and not m.startswith("No LoRA keys associated to CLIP")]
+    messages = load_lora_collecting_messages(pipe, lora)
+    dropped = [m for m in messages if "dora_scale" in m]
+    others = [m for m in messages if m not in dropped and not m.startswith("No LoRA keys associated to CLIP")]
     assert dropped and others == []  # diffusers drops the magnitudes (and says so); every other key loads
     assert not any("lora_magnitude_vector" in n for n, _ in pipe.unet.named_parameters())
 
@@ -322,7 +293,6 @@ def test_quantised_base_trains_the_adapter_on_top(tiny_sd1, mode):
 
 def test_sdxl_locon_exports_sgm_resnet_names_that_diffusers_loads(tiny_sdxl, image_folder, tmp_path):
     from diffusers import StableDiffusionXLPipeline
-    from diffusers.utils import logging as dlog
 
     cfg = tiny_config(tiny_sdxl, image_folder, tmp_path, network={"type": "locon", "rank": 2, "alpha": 2.0},
                       optimizer={"unet_lr": 5e-3}, schedule={"max_steps": 2, "batch_size": 2})
@@ -344,16 +314,8 @@ def test_sdxl_locon_exports_sgm_resnet_names_that_diffusers_loads(tiny_sdxl, ima
     pipe = StableDiffusionXLPipeline.from_pretrained(tiny_sdxl, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     base = render(pipe)
-    handler = _Collect()
-    root = dlog.get_logger("diffusers")
-    root.addHandler(handler)
-    dlog.set_verbosity_warning()
-    try:
-        pipe.load_lora_weights(str(lora))
-    finally:
-        root.removeHandler(handler)
-        dlog.set_verbosity_error()
-    assert [m for m in handler.messages if "unexpected" in m.lower() and "CLIPTextModel" not in m] == []
+    messages = load_lora_collecting_messages(pipe, lora)
+    assert [m for m in messages if "unexpected" in m.lower() and "CLIPTextModel" not in m] == []
     loaded = {n for n, _ in pipe.unet.named_modules() if n.endswith(("resnets.0.conv1", "downsamplers.0.conv"))}
     adapted = {n for n, m in pipe.unet.named_modules() if hasattr(m, "lora_A") and len(m.lora_A)}
     assert loaded and loaded <= adapted  # the convolutions got their LoRA
