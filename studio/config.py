@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -481,4 +482,38 @@ def resolve_path(project_file: str | Path | None, value: str) -> Path:
     if p.is_absolute() or project_file is None:
         return p
     return Path(project_file).resolve().parent / p
+
+
+#: The fields that name files the project reads (as opposed to where it writes: output.directory).
+INPUT_PATH_FIELDS: tuple[tuple[str, str], ...] = (
+    ("model", "path"), ("dataset", "folders"), ("dataset", "regularization_folders"),
+    ("sampling", "validation_images"),
+)
+
+
+def rebase_paths(cfg: ProjectConfig, old_project: str | Path | None, new_project: str | Path) -> ProjectConfig:
+    """The config for the project file saved somewhere else ("Save as"): relative input paths are rewritten to
+    point at the same model and images from the new folder. Absolute paths stay; the output directory stays
+    relative, so the copy writes its own exports beside itself."""
+    if old_project is None:
+        return cfg
+    old_dir = Path(old_project).resolve().parent
+    new_dir = Path(new_project).resolve().parent
+    if old_dir == new_dir:
+        return cfg
+
+    def moved(value: str) -> str:
+        if not value or Path(value).expanduser().is_absolute():
+            return value
+        target = old_dir / value
+        try:
+            return Path(os.path.relpath(target, new_dir)).as_posix()
+        except ValueError:  # another drive (Windows): no relative path exists
+            return str(target)
+
+    for section, name in INPUT_PATH_FIELDS:
+        value = getattr(getattr(cfg, section), name)
+        new = tuple(moved(v) for v in value) if isinstance(value, tuple) else moved(value)
+        cfg = cfg.with_section(section, **{name: new})
+    return cfg
 

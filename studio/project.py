@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from studio.config import load_preset, save_project
+from studio.config import ProjectConfig, load_preset, rebase_paths, save_project
+from studio.dataset.state import load_state, save_state, state_path
 from studio.errors import ConfigError
 
 PROJECT_FILE = "project.toml"
@@ -43,3 +44,22 @@ def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | 
                            else "output")
     save_project(cfg, project)
     return project
+
+
+def save_project_as(cfg: ProjectConfig, old_file: str | Path | None, new_file: str | Path) -> ProjectConfig:
+    """Save the project under another name or folder without losing what it points at; returns the config
+    as saved (relative model and image paths rewritten for the new folder).
+
+    The Dataset panel's per-image choices (`dataset.json`: exclusions, crops, focus points, repeats) go along
+    to a new folder, unless that folder already has its own, which is left alone.
+    """
+    new_file = Path(new_file).expanduser().resolve()
+    cfg = rebase_paths(cfg, old_file, new_file)
+    if old_file is not None:
+        old_dir = Path(old_file).expanduser().resolve().parent
+        if old_dir != new_file.parent and state_path(old_dir).is_file() and not state_path(new_file.parent).exists():
+            new_file.parent.mkdir(parents=True, exist_ok=True)
+            save_state(load_state(old_dir), new_file.parent)
+    save_project(cfg, new_file)
+    return cfg
+

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTa
 
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
+from studio.project import save_project_as
 from studio.worker import protocol as p
 from ui.background import run_in_background
 from ui.mixer_backend import WorkerPreviewBackend
@@ -160,10 +161,25 @@ class MainWindow(QMainWindow):
                                               "LoRA Studio project (*.toml)")
         if not path:
             return False
-        self.project_file = Path(path).resolve()
-        self.train_panel.project_file = self.project_file
-        self.train_panel.history.set_project_dir(self.project_file.parent)
-        return self.save_project()
+        try:
+            cfg = self.train_panel.current_config()
+        except FormError:
+            return False
+        new = Path(path).resolve()
+        run_in_background(save_project_as, cfg, self.project_file, new,
+                          on_done=lambda saved: self._saved_as(new, saved),
+                          on_error=lambda exc: self.train_panel.banner.show_message(
+                              "error", f"Cannot save {new}: {exc}", getattr(exc, "hint", "")))
+        return True
+
+    def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
+        """The project now lives at `path`: the form shows the paths as saved, the Dataset area its new folder."""
+        self.project_file = path
+        self.train_panel.set_project(cfg, path)
+        self._show_dataset(cfg)
+        self.settings.setValue("lastProject", str(path))
+        self.settings.setValue("lastDir", str(path.parent))
+        self._saved(path, cfg)
 
     def _saved(self, path: Path, cfg: ProjectConfig) -> None:
         self.dirty = False
