@@ -49,7 +49,7 @@ def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, 
         assert isinstance(result, MixResult), result
         assert Image.open(result.path).size == (64, 64)
         assert ("base model loaded" in result.summary) == (i == 1)  # the second preview reloads nothing
-        worker.wait_for(ev.Finished, 30)
+        worker.wait_for(ev.Finished, 120)
 
     out = tmp_path / "merged.safetensors"
     worker.send(p.RunJob(kind="mix_export", params={
@@ -57,6 +57,9 @@ def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, 
     result = _result(worker, 9)
     assert isinstance(result, MixResult) and Path(result.path) == out and out.exists()
     assert result.error is not None and "relative error" in result.summary
+    # the worker takes one job at a time: a command sent before this job's Finished would be refused as
+    # "already running" (what happened under load)
+    worker.wait_for(ev.Finished, 120)
 
     worker.send(p.RunJob(kind="mix_preview", params={"base": str(tiny_sd1), "out": str(tmp_path / "x.png"),
                                                      "request_id": 10, "request": request_to_dict(

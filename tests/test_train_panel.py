@@ -113,12 +113,13 @@ def test_run_from_the_panel_shows_progress_and_previews_and_stops_with_a_checkpo
         qtbot.waitUntil(lambda: panel.run_state == "running", timeout=120_000)
         qtbot.waitUntil(lambda: panel.gallery.count() >= 1 and panel.gallery.thumbnails[0].loaded, timeout=120_000)
         assert panel.chart.count() >= 4
-        qtbot.waitUntil(lambda: c.bar.value() >= 4, timeout=2000)  # the bar repaints at most 4 times a second
+        qtbot.waitUntil(lambda: c.bar.value() >= 4, timeout=10_000)  # the bar repaints at most 4 times a second
         assert "it/s" in c.details.text() and "epoch" in c.details.text() and "ETA" in c.details.text()
         thumb = panel.gallery.thumbnails[0]
         assert thumb.step == 4 and Path(thumb.path).is_file() and not thumb.pixmap().isNull()
         dialog = panel.gallery.open_image(thumb)  # click to enlarge
-        qtbot.waitUntil(lambda: dialog.image.pixmap() is not None and not dialog.image.pixmap().isNull())
+        qtbot.waitUntil(lambda: dialog.image.pixmap() is not None and not dialog.image.pixmap().isNull(),
+                        timeout=30_000)
         dialog.close()
 
         qtbot.mouseClick(c.pause_button, Qt.MouseButton.LeftButton)
