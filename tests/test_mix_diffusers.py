@@ -13,7 +13,7 @@ from studio.formats.reader import read_lora
 from studio.mix.export import export_merged
 from studio.mix.recipe import MixEntry, load_sources
 from studio.formats.names import kohya_name_for
-from tests.diffusers_messages import load_lora_collecting_messages
+from tests.diffusers_helpers import load_lora_collecting_messages
 from tests.lora_maker import lora_metadata, random_lora, write_kohya
 
 STRENGTHS = (0.8, -0.3)

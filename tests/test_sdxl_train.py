@@ -10,9 +10,7 @@ from safetensors import safe_open
 from studio.events import Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
-from tests.diffusers_messages import load_lora_collecting_messages
-
-
+from tests.diffusers_helpers import load_lora_collecting_messages
 
 
 def _render(pipe) -> torch.Tensor:

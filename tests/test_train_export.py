@@ -12,7 +12,7 @@ from safetensors import safe_open
 from studio.events import Checkpoint, Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
-from tests.diffusers_messages import load_lora_collecting_messages
+from tests.diffusers_helpers import load_lora_collecting_messages, render, sd_pipeline
 
 RANK, ALPHA = 4, 2.0
 
@@ -30,24 +30,6 @@ def trained(tiny_sd1, image_folder, tmp_path_factory):
     return cfg, Path(finished.outputs[-1]), Path(checkpoint.path)
 
 
-
-
-def _pipeline(model: Path):
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False,
-                                                   local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _render(pipe) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(7)
-    out = pipe(prompt="photo, thing 1, red", num_inference_steps=3, height=64, width=64, generator=gen,
-               output_type="pt", guidance_scale=5.0)
-    return out.images[0]
-
-
 def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
     from peft.utils import set_peft_model_state_dict
 
@@ -56,25 +38,25 @@ def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
     from studio.train.targets import TEXT_ENCODER, unet_targets
 
     cfg, lora_path, checkpoint = trained
-    base = _render(_pipeline(tiny_sd1))
+    base = render(sd_pipeline(tiny_sd1))
 
     # the file, loaded as users load it, with every warning collected
-    pipe = _pipeline(tiny_sd1)
+    pipe = sd_pipeline(tiny_sd1)
     messages = load_lora_collecting_messages(pipe, lora_path)
     key_problems = [m for m in messages if "unexpected" in m.lower() or "missing" in m.lower()
                     or "not loaded" in m.lower() or "could not" in m.lower()]
     assert key_problems == []
     assert len(pipe.unet.peft_config) == 1 and len(pipe.text_encoder.peft_config) == 1
-    with_file = _render(pipe)
+    with_file = render(pipe)
 
     # the same weights as the trained peft model (from the run's checkpoint), in fp32
-    ref = _pipeline(tiny_sd1)
+    ref = sd_pipeline(tiny_sd1)
     states = load_adapters(checkpoint)
     ref.unet.add_adapter(lora_config(cfg.network, unet_targets("transformer")))
     set_peft_model_state_dict(ref.unet, states["lora_unet"])
     ref.text_encoder.add_adapter(lora_config(cfg.network, TEXT_ENCODER))
     set_peft_model_state_dict(ref.text_encoder, states["lora_te"])
-    with_peft = _render(ref)
+    with_peft = render(ref)
 
     change = (with_file - base).abs().max().item()
     mismatch = (with_file - with_peft).abs().max().item()

@@ -20,7 +20,7 @@ from studio.config import NetworkConfig
 from studio.events import Checkpoint, Failed, Finished
 from studio.train.engine import run_training
 from tests.conftest import tiny_config
-from tests.diffusers_messages import load_lora_collecting_messages
+from tests.diffusers_helpers import load_lora_collecting_messages, render, sd_pipeline
 
 
 def _train(model, data, out, **network):
@@ -33,26 +33,9 @@ def _train(model, data, out, **network):
     return cfg, Path(events[-1].outputs[-1]), checkpoint
 
 
-
-
-def _pipeline(model: Path):
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False,
-                                                   local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _render(pipe) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(7)
-    return pipe(prompt="photo, thing 1, red", num_inference_steps=3, height=64, width=64, generator=gen,
-                output_type="pt", guidance_scale=5.0).images[0]
-
-
 def _load_in_diffusers(model: Path, lora: Path):
 
-    pipe = _pipeline(model)
+    pipe = sd_pipeline(model)
     messages = load_lora_collecting_messages(pipe, lora)
     # the text encoder is not trained here, and diffusers says so: not a key problem
     messages = [m for m in messages if not m.startswith("No LoRA keys associated to CLIPTextModel")]
@@ -69,7 +52,7 @@ def _peft_reference(model: Path, cfg, checkpoint: Path, *, pissa: bool = False):
     from studio.train.checkpoint import load_adapters
     from studio.train.networks import adapter_config, pissa_init_model, unet_target_regex
 
-    ref = _pipeline(model)
+    ref = sd_pipeline(model)
     net = cfg.network
     ref.unet.add_adapter(adapter_config(net, unet_target_regex(net), convs=net.type != "lora"))
     if pissa:
@@ -79,9 +62,9 @@ def _peft_reference(model: Path, cfg, checkpoint: Path, *, pissa: bool = False):
 
 
 def _assert_same_render(model, lora, cfg, checkpoint, *, pissa=False):
-    base = _render(_pipeline(model))
-    with_file = _render(_load_in_diffusers(model, lora))
-    with_peft = _render(_peft_reference(model, cfg, checkpoint, pissa=pissa))
+    base = render(sd_pipeline(model))
+    with_file = render(_load_in_diffusers(model, lora))
+    with_peft = render(_peft_reference(model, cfg, checkpoint, pissa=pissa))
     change = (with_file - base).abs().max().item()
     mismatch = (with_file - with_peft).abs().max().item()
     assert change > 1e-3, "the LoRA did not change the image"
@@ -151,10 +134,7 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
     assert kinds == {(), (1, 1), (3, 3)}
     assert moved > 1e-4  # training changed the weights
 
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd1, safety_checker=None, requires_safety_checker=False,
-                                                   local_files_only=True)
+    pipe = sd_pipeline(tiny_sd1)
     messages = load_lora_collecting_messages(pipe, lora)
     dropped = [m for m in messages if "dora_scale" in m]
     others = [m for m in messages if m not in dropped and not m.startswith("No LoRA keys associated to CLIP")]

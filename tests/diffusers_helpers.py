@@ -1,4 +1,5 @@
-"""Loading a LoRA in diffusers the way users do, with every message it gives kept for the test to read.
+"""The tiny SD 1.x pipeline, a fixed-seed render of it, and loading a LoRA into it the way users do with
+every message diffusers gives kept for the test to read.
 
 A key diffusers cannot place is only ever a logged warning (or a Python warning from peft), never an
 exception, so "zero unmatched keys" can only be asserted on the collected messages.
@@ -10,7 +11,26 @@ import logging
 import warnings
 from pathlib import Path
 
+import torch
+
 LIBRARIES = ("diffusers", "peft", "transformers")
+
+
+def sd_pipeline(model: Path):
+    """`StableDiffusionPipeline` from a diffusers folder, offline, without the safety checker or progress bars."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(model, safety_checker=None, requires_safety_checker=False,
+                                                   local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def render(pipe) -> torch.Tensor:
+    """One fixed-seed 64-px image (3 steps), enough to see whether a LoRA changed the output."""
+    gen = torch.Generator().manual_seed(7)
+    return pipe(prompt="photo, thing 1, red", num_inference_steps=3, height=64, width=64, generator=gen,
+                output_type="pt", guidance_scale=5.0).images[0]
 
 
 class _Collect(logging.Handler):
