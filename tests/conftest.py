@@ -76,6 +76,21 @@ def tiny_config(model: Path, data: Path, out: Path, **sections):
     return cfg
 
 
+def train_until(cfg, step: int) -> list:
+    """All events of a run whose user presses Stop once `step` is done (it saves a checkpoint there)."""
+    from studio.events import Progress
+    from studio.train.control import TrainControl
+    from studio.train.engine import run_training
+
+    control = TrainControl()
+    events = []
+    for event in run_training(cfg, control=control):
+        events.append(event)
+        if isinstance(event, Progress) and event.step == step:
+            control.request_stop()
+    return events
+
+
 @pytest.fixture(autouse=True)
 def _cycles_collected_on_the_gui_thread(request):
     """As in the app (ui.gc_guard): once Qt widgets exist, cyclic garbage is collected on this thread only,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from studio.events import Checkpoint, Failed, Finished, Progress
-from studio.train.control import TrainControl
 from studio.train.engine import run_training
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_until
 
 
 def _losses(events) -> dict[int, float]:
@@ -25,12 +22,7 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tiny_sd1, image_fo
 
     sections["output"] = {"save_every_n_steps": 3, "directory": str(tmp_path / "b")}
     cfg = tiny_config(tiny_sd1, image_folder, tmp_path / "b", **sections)
-    control = TrainControl()
-    first = []
-    for event in run_training(cfg, control=control):
-        first.append(event)
-        if isinstance(event, Progress) and event.step == 4:
-            control.request_stop()  # stops before step 5; saves step 4
+    first = train_until(cfg, 4)  # stops before step 5; saves step 4
     assert isinstance(first[-1], Finished) and first[-1].stopped and first[-1].step == 4
     checkpoints = [Path(e.path) for e in first if isinstance(e, Checkpoint)]
     assert [c.name for c in checkpoints] == ["checkpoint-0000003", "checkpoint-0000004"]

@@ -11,9 +11,8 @@ from PIL import Image
 from safetensors import safe_open
 
 from studio.events import Checkpoint, Failed, Finished, Progress
-from studio.train.control import TrainControl
 from studio.train.engine import run_training
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_until
 
 SIZES = [(192, 96), (200, 100), (96, 192), (100, 190), (128, 128), (140, 130)]
 
@@ -52,12 +51,7 @@ def test_run_with_every_data_feature_resumes_exactly(tiny_sd1, tmp_path):
     assert isinstance(straight[-1], Finished), straight[-1]
     cfg = tiny_config(tiny_sd1, data, tmp_path / "b", output={"save_every_n_steps": 2,
                                                                "directory": str(tmp_path / "b")}, **sections)
-    control = TrainControl()
-    first = []
-    for event in run_training(cfg, control=control):
-        first.append(event)
-        if isinstance(event, Progress) and event.step == 3:
-            control.request_stop()
+    first = train_until(cfg, 3)
     checkpoints = [Path(e.path) for e in first if isinstance(e, Checkpoint)]
     assert checkpoints[0].name == "checkpoint-0000002"
     resumed = list(run_training(cfg, resume_from=checkpoints[0]))

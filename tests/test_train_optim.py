@@ -17,7 +17,7 @@ from studio.train.ema import LoraEMA, ema_decay_at
 from studio.train.engine import run_training
 from studio.train.optimizers import evaluation_weights, make_optimizer, param_groups
 from studio.train.schedules import make_lr_scheduler, warmup_steps
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, train_until
 
 
 def _peft_model(type_="lora"):
@@ -216,8 +216,7 @@ def test_schedule_free_exports_its_averaged_weights_without_disturbing_training(
 @pytest.mark.slow
 def test_resume_is_exact_with_ema_schedule_free_lora_plus_and_pissa(tiny_sd1, image_folder, tmp_path):
     from studio.events import Progress
-    from studio.train.control import TrainControl
-
+    
     def config(out):
         return tiny_config(tiny_sd1, image_folder, out, network={"type": "locon", "rank": 2, "init": "pissa"},
                            optimizer={"name": "schedule_free_adamw", "ema_decay": 0.8, "lora_plus_ratio": 4.0},
@@ -227,12 +226,7 @@ def test_resume_is_exact_with_ema_schedule_free_lora_plus_and_pissa(tiny_sd1, im
     straight = list(run_training(config(tmp_path / "a")))
     assert isinstance(straight[-1], Finished), straight[-1]
     cfg = config(tmp_path / "b")
-    control = TrainControl()
-    first = []
-    for event in run_training(cfg, control=control):
-        first.append(event)
-        if isinstance(event, Progress) and event.step == 3:
-            control.request_stop()
+    first = train_until(cfg, 3)
     checkpoint = Path([e for e in first if isinstance(e, Checkpoint)][0].path)
     assert checkpoint.name == "checkpoint-0000002" and (checkpoint / "extra" / "ema.safetensors").is_file()
     resumed = list(run_training(cfg, resume_from=checkpoint))
