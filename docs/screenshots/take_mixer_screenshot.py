@@ -13,28 +13,17 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def wait(app, condition, timeout_s: float = 600.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the mixer did not get there in time")
-        app.processEvents()
-        time.sleep(0.02)
+from screen_helpers import settle, wait  # noqa: E402
 
 
-def settle(app, seconds: float = 0.5) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
+
+
 
 
 def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
@@ -79,11 +68,12 @@ def main() -> None:
     panel.rows[1].blocks_toggle.setChecked(True)
     panel.rows[1].blocks.set_preset("OUTALL")
     panel.schedule_preview()
-    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.backend.busy and not panel._timer.isActive())
+    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.backend.busy and not panel._timer.isActive(),
+         600)
 
     panel.tabs.setCurrentWidget(panel.grid)
     panel.grid.render_button.click()
-    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.backend.busy)
+    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.backend.busy, 600)
     settle(app)
     out = HERE / "mixer.png"
     panel.grab().save(str(out))

@@ -12,42 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def wait(app, condition, timeout_s: float = 120.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the app did not get there in time")
-        app.processEvents()
-        time.sleep(0.02)
+from screen_helpers import capture, settle, wait  # noqa: E402
 
 
-def settle(app, seconds: float = 0.6) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.02)
 
 
-def capture(app, path: Path, widget=None) -> None:
-    """The whole screen, or one top-level window (`widget`: the welcome dialog, without the window behind)."""
-    settle(app)
-    target = hex(int(widget.winId())) if widget is not None else "root"
-    if shutil.which("import") and os.environ.get("DISPLAY"):
-        subprocess.run(["import", "-window", target, str(path)], check=True)
-    else:
-        (widget.grab() if widget is not None else app.primaryScreen().grabWindow(0)).save(str(path))
-    print(path.relative_to(ROOT))
+
+
 
 
 def run_app(theme: str, shot: str, *, demo: bool) -> None:
@@ -68,12 +47,12 @@ def run_app(theme: str, shot: str, *, demo: bool) -> None:
     window.show()
     shell.start(None, demo=demo)
     if demo:
-        wait(app, lambda: window.project_file is not None and window.project_loaded)
-        wait(app, lambda: window.worker.state == "ready")
-        capture(app, HERE / shot)
+        wait(app, lambda: window.project_file is not None and window.project_loaded, 120)
+        wait(app, lambda: window.worker.state == "ready", 120)
+        capture(app, HERE / shot, window)
     else:
-        wait(app, lambda: shell.welcome is not None and shell.welcome.hardware is not None)
-        capture(app, HERE / shot, shell.welcome)
+        wait(app, lambda: shell.welcome is not None and shell.welcome.hardware is not None, 120)
+        capture(app, HERE / shot, shell.welcome, only_window=True)
         shell.welcome.reject()
     window.close()
     wait(app, lambda: not window.isVisible() and not window.worker.running, 60)

@@ -11,37 +11,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def wait(app, condition, timeout_s: float = 300.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("the app did not get there in time")
-        app.processEvents()
-        time.sleep(0.02)
+from screen_helpers import capture, wait  # noqa: E402
 
 
-def capture(app, window, path: Path) -> None:
-    wait(app, lambda: True)
-    end = time.monotonic() + 1.0
-    while time.monotonic() < end:  # let the chart redraw and the thumbnails land
-        app.processEvents()
-        time.sleep(0.02)
-    if shutil.which("import") and os.environ.get("DISPLAY"):
-        subprocess.run(["import", "-window", "root", str(path)], check=True)
-    else:
-        window.grab().save(str(path))
-    print(path.relative_to(ROOT))
+
+
 
 
 def make_project(folder: Path) -> Path:
@@ -77,12 +59,12 @@ def main() -> None:
     shell.start(project)
     panel = window.train_panel
     wait(app, lambda: window.project_loaded and window.worker.state == "ready")
-    capture(app, window, HERE / "train-idle.png")
+    capture(app, HERE / "train-idle.png", window, settle_s=1.0)
 
     panel.controls.start_button.click()
     wait(app, lambda: panel.last_step >= 14 and panel.gallery.count() >= 6
          and all(t.loaded for t in panel.gallery.thumbnails), timeout_s=1200)
-    capture(app, window, HERE / "train-running.png")
+    capture(app, HERE / "train-running.png", window, settle_s=1.0)
     panel.controls.stop_button.click()
     wait(app, lambda: panel.run_state == "idle")
     window.worker.shutdown(30)
