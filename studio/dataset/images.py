@@ -138,6 +138,17 @@ def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, i
     return min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
 
 
+def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] | None,
+                focus: tuple[float, float] | None) -> tuple[tuple[int, int, int, int] | None,
+                                                            tuple[float, float] | None]:
+    """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region).
+
+    Computed once, from the image's size, so everything cut from one image (its pixels, its bucket, its mask,
+    SDXL's conditioning) uses the same integers."""
+    region = crop_pixels(size, crop) if crop is not None else None
+    return region, focus_in_region(focus, region, size)
+
+
 def load_training_image(path: str | Path, width: int, height: int | None = None, *,
                         crop: tuple[float, float, float, float] | None = None,
                         focus: tuple[float, float] | None = None) -> Image.Image:
@@ -146,8 +157,7 @@ def load_training_image(path: str | Path, width: int, height: int | None = None,
 
     `crop` and `focus` are fractions of the whole EXIF-rotated image, as the Dataset panel draws them."""
     img = to_rgb(open_checked(path))
-    region = crop_pixels(img.size, crop) if crop is not None else None
-    focus = focus_in_region(focus, region, img.size)
+    region, focus = user_region(img.size, crop, focus)
     if region is not None:
         img = img.crop(region)
     return resize_center_crop(img, width, height, focus)

@@ -108,10 +108,13 @@ def crop_offset(scaled: tuple[int, int], width: int, height: int,
     return top, left
 
 
-def fit_to_bucket(img: Image.Image, width: int, height: int,
-                  focus: tuple[float, float] | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """Scale `img` to cover width × height and crop it around `focus` (default the centre); returns the crop
-    and its (top, left) offset in the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
+def fit_to_bucket(img: Image.Image, width: int, height: int, focus: tuple[float, float] | None = None,
+                  region: tuple[int, int, int, int] | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Cut `img` to `region` (the user's crop box in pixels, if any), scale it to cover width × height and crop
+    it around `focus` (fractions of the region; default the centre); returns the crop and its (top, left)
+    offset in the scaled image — the `crops_coords_top_left` SDXL is conditioned on."""
+    if region is not None:
+        img = img.crop(region)
     new_w, new_h = scaled_size(img.width, img.height, width, height)
     top, left = crop_offset((new_w, new_h), width, height, focus)
     if new_w * new_h > 4 * width * height:

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from studio.config import DatasetConfig
-from studio.dataset.images import (IMAGE_EXTENSIONS, ImageProblem, crop_pixels, focus_in_region, open_checked,
-                                   to_rgb)
+from studio.dataset.images import IMAGE_EXTENSIONS, ImageProblem, open_checked, to_rgb, user_region
 from studio.dataset.scan import ImageRecord, scan_folders
 from studio.errors import DatasetError
 from studio.train.buckets import (bucket_spec, choose_bucket, crop_offset, fit_to_bucket, make_buckets,
@@ -179,9 +178,7 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
     mask = ImageOps.exif_transpose(open_checked(path)).convert("L")
     if mask.size != image_size_wh:
         mask = mask.resize(image_size_wh, Image.Resampling.BILINEAR)
-    if region is not None:
-        mask = mask.crop(region)
-    mask, _ = fit_to_bucket(mask, *bucket, focus=focus)
+    mask, _ = fit_to_bucket(mask, *bucket, focus=focus, region=region)
     arr = torch.from_numpy(np.asarray(mask, dtype=np.float32) / 255.0)[None, None]
     return F.interpolate(arr, size=(bucket[1] // 8, bucket[0] // 8), mode="area")[0]
 
@@ -191,23 +188,10 @@ def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int,
     """The image decoded, made RGB, cut to the user's crop box (`region`, pixels of the EXIF-rotated image)
     and fitted to its bucket around `focus` (in a loader thread), or why it cannot be."""
     try:
-        img = to_rgb(open_checked(path))
-        if region is not None:
-            img = img.crop(region)
-        crop, _ = fit_to_bucket(img, *bucket, focus=focus)
+        crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket, focus=focus, region=region)
         return crop
     except ImageProblem as exc:
         return exc
-
-
-def user_region(rec: ImageRecord, size: tuple[int, int]) -> tuple[tuple[int, int, int, int] | None,
-                                                                  tuple[float, float] | None]:
-    """(crop box in pixels or None, focus as fractions of that region or None) for an image of `size`.
-
-    Computed once from the header size so the bucket, the pixels, the mask and the conditioning all use
-    the same integers."""
-    region = crop_pixels(size, rec.crop) if rec.crop is not None else None
-    return region, focus_in_region(rec.focus, region, size)
 
 
 def _image_seed(seed: int, path: Path) -> int:
@@ -275,7 +259,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
         for rec in recs:
             try:
                 full = image_size(rec.path)
-                region, focus = user_region(rec, full)
+                region, focus = user_region(full, rec.crop, rec.focus)
                 size = (region[2] - region[0], region[3] - region[1]) if region is not None else full
                 bucket = choose_bucket(*size, spec, buckets)
             except ImageProblem as exc:
