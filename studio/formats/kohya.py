@@ -88,8 +88,9 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
             if "lora_magnitude_vector" in found:
                 if base_weight is None:
                     raise LoraFormatError(f"{path}: a DoRA export needs the base model's weights")
-                dora_scale = comfyui_dora_scale(found["lora_magnitude_vector"], down, up,
-                                                module_alpha / down.shape[0], base_weight(prefix, path))
+                base = base_weight(prefix, path)
+                delta = LoraModule(name=name, down=down, up=up, alpha=module_alpha).delta_weight(tuple(base.shape))
+                dora_scale = comfyui_dora_scale(found["lora_magnitude_vector"], delta, base)
             if path in start:
                 down = torch.cat([down, start[path]["lora_A"].to(down)], dim=0)
                 up = torch.cat([up, -start[path]["lora_B"].to(up)], dim=1)
@@ -145,8 +146,7 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
 
 
 @torch.no_grad()
-def comfyui_dora_scale(magnitude: torch.Tensor, down: torch.Tensor, up: torch.Tensor, scale: float,
-                       base: torch.Tensor) -> torch.Tensor:
+def comfyui_dora_scale(magnitude: torch.Tensor, delta: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """peft's DoRA magnitude as the `dora_scale` ComfyUI and Forge turn back into peft's weight.
 
     peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm taken per output row (over the input and kernel
@@ -154,15 +154,14 @@ def comfyui_dora_scale(magnitude: torch.Tensor, down: torch.Tensor, up: torch.Te
     output-axis DoRA (LyCORIS `wd_on_output`), but they divide by the norm of the *base* weight,
     ‖W‖, not of W + ΔW (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge
     `backend/patcher/lora.py`). So the magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their
-    result exactly peft's at strength 1; ΔW = scale · B·A is the update the file's factors and alpha give.
-    The file is then tied to the base weights it was trained on, as every DoRA is through m.
+    result exactly peft's at strength 1; ΔW (`LoraModule.delta_weight`) is the update the file's factors
+    and alpha give. The file is then tied to the base weights it was trained on, as every DoRA is through m.
     """
     w = base.detach().float()
     m = magnitude.detach().float().reshape(-1).to(w.device)
     if m.numel() != w.shape[0]:
         raise LoraFormatError(f"DoRA magnitude has {m.numel()} values for a layer of {w.shape[0]} outputs")
-    b, a = up.detach().float().to(w.device).flatten(1), down.detach().float().to(w.device).flatten(1)
-    merged = w + scale * (b @ a).reshape(w.shape)
+    merged = w + delta.to(w.device)
     scaled = m * _row_norms(w) / _row_norms(merged).clamp_min(torch.finfo(torch.float32).tiny)
     return scaled.reshape((w.shape[0],) + (1,) * (w.dim() - 1)).cpu()
 
