@@ -58,11 +58,6 @@ class ModelInfo:
     prediction_source: str = "default"  # override | metadata | marker | file name | scheduler config | default
     notes: tuple[str, ...] = ()
 
-    @property
-    def label(self) -> str:
-        return {"sd1": "SD 1.x", "sd2": "SD 2.x (512, epsilon)", "sd2-v": "SD 2.x (768, v-prediction)",
-                "sdxl": "SDXL"}.get(self.family, self.family)
-
 
 @dataclass(frozen=True)
 class SkippedFile:
