@@ -62,4 +62,3 @@ def save_project_as(cfg: ProjectConfig, old_file: str | Path | None, new_file: s
             save_state(load_state(old_dir), new_file.parent)
     save_project(cfg, new_file)
     return cfg
-

@@ -25,10 +25,10 @@ from ui.actions import adopt_existing, create_actions, toggle_full_screen
 from ui.app_icon import app_icon
 from ui.dialogs.welcome import WelcomeChoice, WelcomeDialog, prepare_demo_project
 from ui.background import run_in_background
+from ui.gc_guard import install_gc_guard
 from ui.notifications import Notifier
 from ui.open_folder import open_folder
 from ui.settings import AppSettings, load_settings, save_settings
-from ui.gc_guard import install_gc_guard
 from ui.theme import apply_theme
 
 log = logging.getLogger(__name__)

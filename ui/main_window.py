@@ -173,12 +173,9 @@ class MainWindow(QMainWindow):
         return True
 
     def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
-        """The project now lives at `path`: the form shows the paths as saved, the Dataset area its new folder."""
-        self.project_file = path
-        self.train_panel.set_project(cfg, path)
-        self._show_dataset(cfg)
-        self.settings.setValue("lastProject", str(path))
-        self.settings.setValue("lastDir", str(path.parent))
+        """The project now lives at `path`: shown as if opened from there (the form with the paths as saved,
+        the Dataset area on its new folder), then reported as saved."""
+        self._project_ready(cfg, path)
         self._saved(path, cfg)
 
     def _saved(self, path: Path, cfg: ProjectConfig) -> None:
