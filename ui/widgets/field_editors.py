@@ -188,7 +188,7 @@ class PathEditor(TextEditor):
 
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a base model", self._edit.text(),
-                                              "Model weights (*.safetensors *.sft *.ckpt *.pt *.pth)")
+                                              "Model weights (*.safetensors *.sft)")
         if path:
             self._edit.setText(path)
 
