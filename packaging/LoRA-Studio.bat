@@ -9,7 +9,8 @@ rem PyPI has only CPU builds of PyTorch for Windows; NVIDIA machines get the CUD
 if not defined TORCH_CUDA_INDEX set "TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128"
 set "STAMP=.venv\.lora-studio-app-installed"
 
-if exist "%STAMP%" if exist ".venv\Scripts\pythonw.exe" goto run
+rem the stamp is a copy of the lock that was installed: a changed lock (an update) installs again
+if exist ".venv\Scripts\pythonw.exe" fc /b "requirements.lock" "%STAMP%" >nul 2>&1 && goto run
 
 echo LoRA Studio: first-time setup (a few minutes; PyTorch is a large download)
 set "PY="
@@ -24,7 +25,6 @@ if not defined PY (
 echo ==^> [1/3] creating the environment in %CD%\.venv
 if not exist ".venv\Scripts\python.exe" %PY% -m venv .venv || goto failed
 echo ==^> [2/3] installing PyTorch %TORCH_VERSION% (the largest download)
-".venv\Scripts\python.exe" -m pip install --upgrade pip || goto failed
 where nvidia-smi >nul 2>&1
 if %ERRORLEVEL%==0 (
   echo     NVIDIA GPU found: installing the CUDA build
@@ -33,9 +33,10 @@ if %ERRORLEVEL%==0 (
   echo     no NVIDIA GPU found: installing the CPU build
   ".venv\Scripts\python.exe" -m pip install --progress-bar on "torch==%TORCH_VERSION%" || goto failed
 )
-echo ==^> [3/3] installing LoRA Studio and its other libraries
-".venv\Scripts\python.exe" -m pip install --progress-bar on -e ".[gui]" || goto failed
-type nul > "%STAMP%"
+echo ==^> [3/3] installing LoRA Studio and the tested versions of its other libraries (requirements.lock)
+".venv\Scripts\python.exe" -m pip install --progress-bar on -r requirements.lock || goto failed
+".venv\Scripts\python.exe" -m pip install --quiet --no-deps --no-build-isolation -e . || goto failed
+copy /y "requirements.lock" "%STAMP%" >nul
 echo ==^> done. Opening LoRA Studio...
 
 :run

@@ -18,10 +18,10 @@ fail() {
   exit 1
 }
 
-installed() {  # our stamp, or scripts/setup.sh's, newer than pyproject.toml
+installed() {  # our stamp, or scripts/setup.sh's: a copy of the lock that was installed
   [ -x .venv/bin/python ] || return 1
   for s in "$stamp" .venv/.lora-studio-installed; do
-    if [ -f "$s" ] && [ ! pyproject.toml -nt "$s" ]; then return 0; fi
+    if cmp -s requirements.lock "$s"; then return 0; fi
   done
   return 1
 }
@@ -39,11 +39,11 @@ if ! installed; then
   echo "==> [1/3] creating the environment in $root/.venv (Python: $("$py" --version 2>&1))"
   [ -x .venv/bin/python ] || "$py" -m venv .venv || fail "could not create .venv"
   echo "==> [2/3] installing PyTorch $TORCH_VERSION (the largest download)"
-  .venv/bin/python -m pip install --upgrade pip || fail "could not update pip"
   .venv/bin/python -m pip install --progress-bar on "torch==$TORCH_VERSION" || fail "could not install PyTorch"
-  echo "==> [3/3] installing LoRA Studio and its other libraries"
-  .venv/bin/python -m pip install --progress-bar on -e ".[gui]" || fail "could not install LoRA Studio"
-  touch "$stamp"
+  echo "==> [3/3] installing LoRA Studio and the tested versions of its other libraries (requirements.lock)"
+  .venv/bin/python -m pip install --progress-bar on -r requirements.lock || fail "could not install the libraries"
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . || fail "could not install LoRA Studio"
+  cp requirements.lock "$stamp"
   echo "==> done. Opening LoRA Studio…"
 fi
 exec .venv/bin/python -m ui.app "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the one-folder app with PyInstaller: dist/lora-studio/ (and dist/LoRA Studio.app on macOS).
-# Uses .venv (scripts/setup.sh makes it) and installs PyInstaller into it when missing.
+# Uses .venv (scripts/setup.sh makes it from requirements.lock, PyInstaller included).
 # Then checks the result: `--version` and a headless `demo --steps 2` must work from the frozen build.
 # Set NICE=1 to build at the lowest CPU priority on a shared machine.
 set -euo pipefail
@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=.venv/Scripts/python.exe
 [ -x "$PY" ] || { echo "no .venv: run scripts/setup.sh first" >&2; exit 1; }
-"$PY" -c "import PyInstaller" 2>/dev/null || "$PY" -m pip install --progress-bar on "pyinstaller>=6.10"
+# the build uses the locked versions, PyInstaller included: what the suite passed with is what gets frozen
+"$PY" -m pip install --quiet -r requirements.lock
 
 prio=()
 [ "${NICE:-0}" = 1 ] && prio=(nice -n 19)

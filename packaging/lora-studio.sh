@@ -13,10 +13,10 @@ cd "$root"
 TORCH_VERSION=2.13.0  # the pin from pyproject.toml: CUDA build on NVIDIA machines, small CPU build elsewhere
 stamp=.venv/.lora-studio-app-installed
 
-installed() {  # our stamp, or scripts/setup.sh's, newer than pyproject.toml
+installed() {  # our stamp, or scripts/setup.sh's: a copy of the lock that was installed
   [ -x .venv/bin/python ] || return 1
   for s in "$stamp" .venv/.lora-studio-installed; do
-    if [ -f "$s" ] && [ ! pyproject.toml -nt "$s" ]; then return 0; fi
+    if cmp -s requirements.lock "$s"; then return 0; fi
   done
   return 1
 }
@@ -67,16 +67,16 @@ install() {
     "$py" -m venv .venv || fail "could not create .venv (on Debian/Ubuntu: sudo apt install python3-venv)"
   fi
   echo "==> [2/3] installing PyTorch $TORCH_VERSION (the largest download)"
-  .venv/bin/python -m pip install --upgrade pip || fail "could not update pip"
   .venv/bin/python -m pip install --progress-bar on "torch==$TORCH_VERSION" || fail "could not install PyTorch"
-  echo "==> [3/3] installing LoRA Studio and its other libraries"
-  .venv/bin/python -m pip install --progress-bar on -e ".[gui]" || fail "could not install LoRA Studio"
+  echo "==> [3/3] installing LoRA Studio and the tested versions of its other libraries (requirements.lock)"
+  .venv/bin/python -m pip install --progress-bar on -r requirements.lock || fail "could not install the libraries"
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . || fail "could not install LoRA Studio"
   missing=$(qt_missing_libs || true)
   if [ -n "$missing" ]; then
     echo "Qt needs system libraries that are missing: $missing" >&2
     echo "On Debian/Ubuntu: sudo apt install libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1" >&2
   fi
-  touch "$stamp"
+  cp requirements.lock "$stamp"
   echo "==> done. Opening LoRA Studio…"
 }
 

@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
 # Set up (first time) and run the whole test suite: CPU only, no display needed, no network at run time.
+# The suite runs in .venv, installed from requirements.lock (the versions users get).
+#
+#   --latest  the same suite against the newest published version of every dependency (pyproject.toml's
+#             upper bounds lifted; torch keeps its pin), in .venv-latest, so that a library released
+#             overnight shows its breakage here before users meet it. It touches neither .venv nor the lock.
+#             The start-up version guard is off there, so the failures are the libraries' own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+venv=.venv
+if [ "${1:-}" = --latest ]; then
+  shift
+  source scripts/lock-tools.sh
+  mkdir -p build/locks
+  lock_uv >/dev/null
+  compile_lock build/locks/latest.txt --override "$(unbounded_overrides)"
+  echo "==> the newest versions (build/locks/latest.txt):"
+  lock_summary build/locks/latest.txt | sed 's/^/    /'
+  venv=.venv-latest
+  export LORA_STUDIO_LOCK=build/locks/latest.txt LORA_STUDIO_SKIP_VERSION_CHECK=1
+fi
+LORA_STUDIO_VENV=$venv bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@"
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -44,18 +44,23 @@ def test_linux_launcher_opens_the_app_directly_once_installed(tmp_path):
     """A copy of the launcher whose .venv is 'installed' execs the app without installing anything."""
     (tmp_path / "packaging").mkdir()
     shutil.copy2(PACKAGING / "lora-studio.sh", tmp_path / "packaging")
-    (tmp_path / "pyproject.toml").write_text("", encoding="utf-8")
+    shutil.copy2(ROOT / "requirements.lock", tmp_path)
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     fake = bin_dir / "python"
     fake.write_text('#!/bin/sh\necho "started: $*"\n', encoding="utf-8")
     fake.chmod(0o755)
-    os.utime(tmp_path / "pyproject.toml", (1, 1))
-    (tmp_path / ".venv" / ".lora-studio-app-installed").write_text("", encoding="utf-8")
+    shutil.copy2(ROOT / "requirements.lock", tmp_path / ".venv" / ".lora-studio-app-installed")  # installed: this lock
     out = subprocess.run(["bash", str(tmp_path / "packaging" / "lora-studio.sh"), "my/project.toml"],
                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "started: -m ui.app my/project.toml"
+    # a changed lock (an update brought new versions) installs again, from the lock
+    with open(tmp_path / "requirements.lock", "a", encoding="utf-8") as fh:
+        fh.write("newpackage==1.0\n")
+    out = subprocess.run(["bash", str(tmp_path / "packaging" / "lora-studio.sh")], capture_output=True, text=True,
+                         timeout=30, stdin=subprocess.DEVNULL, env=dict(os.environ, PYTHON="false"))
+    assert "started: -m ui.app" not in out.stdout
 
 
 def test_desktop_entry_installs_for_the_user_and_uninstalls(tmp_path):

@@ -179,10 +179,17 @@ def test_ema_weights_are_exported_and_checkpointed(tiny_sd1, image_folder, tmp_p
 
     shadows = [ema[k] for k in ema if k.startswith("shadow.")]
     assert len(raw_ups) == 192
+    # up matrices start at zero and move only where gradient reached them: at 64 px the mid-block's
+    # self-attention sees one token, so its to_q/to_k stay zero in both the raw and the EMA weights
+    moved = [k for k in raw_ups if raw[k].abs().max() > 0]
+    assert len(moved) >= 0.8 * len(raw_ups)
     for key in raw_ups:
         up = exported[f"{kohya_name('lora_unet', key.split('.lora_B.')[0], 'sd1')}.lora_up.weight"]
-        assert not torch.allclose(up, raw[key])
-        assert any(s.shape == up.shape and torch.equal(s, up) for s in shadows)
+        if key in moved:
+            assert not torch.allclose(up, raw[key])  # the raw trained weights were not what got exported
+            assert any(s.shape == up.shape and torch.equal(s, up) for s in shadows)
+        else:
+            assert not up.abs().max() > 0
 
 
 def test_schedule_free_exports_its_averaged_weights_without_disturbing_training(tiny_sd1, image_folder, tmp_path):

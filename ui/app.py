@@ -60,6 +60,20 @@ def install_excepthook() -> None:
     sys.excepthook = hook
 
 
+def show_install_problems(parent) -> None:
+    """Library versions that are untested or known not to work together: a dialog, never a traceback later."""
+    import os
+
+    from studio.install_check import SKIP_ENV, check_install
+    from ui.dialogs.install_problems import install_problem_box
+
+    if os.environ.get(SKIP_ENV) == "1" or getattr(sys, "frozen", False):
+        return
+    box = install_problem_box(check_install(), parent)
+    if box is not None:
+        box.open()
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="lora-studio gui", description="Open the LoRA Studio window.")
     parser.add_argument("project", nargs="?", help="a project file (project.toml) or its folder")
@@ -110,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_excepthook()
     window.show()
     shell.start(project_path(args.project), demo=args.demo)
+    show_install_problems(window)
     return app.exec()
 
 

@@ -23,6 +23,8 @@ COMMANDS: tuple[str, ...] = (
     "dataset_cmd",
     "gui_cmd",
 )
+# the commands that load models and train or mix: a broken combination of libraries stops them before they start
+NEEDS_TRAINING_LIBRARIES = frozenset({"train", "demo", "mix"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.func = gui_cmd.run
     try:
+        _check_install(args.command)
         return int(args.func(args) or 0)
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -64,6 +67,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _check_install(command: str | None) -> None:
+    """Untested library versions: one warning line. Versions known not to work: refuse the commands that need them.
+
+    The window (`gui`, or no command) shows the same report in a dialog; `inspect` and `dataset` only read
+    files, so they go ahead with a warning either way.
+    """
+    from studio.install_check import SKIP_ENV, check_install, require_working_install
+
+    if command in (None, "gui") or os.environ.get(SKIP_ENV) == "1":
+        return
+    if command in NEEDS_TRAINING_LIBRARIES:
+        report = require_working_install()
+    else:
+        report = check_install()
+        if report.error():
+            print(f"warning: {report.error()}", file=sys.stderr)
+    if report.warning():
+        print(f"warning: {report.warning()}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # `python -m studio.cli`, also under `accelerate launch -m studio.cli`

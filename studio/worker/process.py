@@ -121,6 +121,8 @@ class Worker:
         torch_version, device = "", "cpu"
         try:
             if self._do_warm_up:
+                if not self._install_is_usable():
+                    return
                 import torch
 
                 import studio.train.engine  # noqa: F401 - imports diffusers, transformers, peft, accelerate
@@ -129,11 +131,12 @@ class Worker:
                 if torch.cuda.is_available():
                     device = torch.cuda.get_device_name(0)
         except BaseException as exc:  # a broken install: every job will fail with this message
+            from studio.install_check import repair_command
             from studio.worker.failures import failed_from_exception
 
             failed = failed_from_exception(exc)
             self._warm_error = Failed(error=f"cannot load the training libraries: {failed.error}",
-                                      hint="reinstall LoRA Studio (its Python packages are missing or broken)",
+                                      hint=f"repair the installation with: {repair_command()}",
                                       traceback=failed.traceback)
             self.send(p.WorkerError(error=self._warm_error.error, hint=self._warm_error.hint,
                                     traceback=self._warm_error.traceback))
@@ -142,6 +145,20 @@ class Worker:
                               import_s=round(time.perf_counter() - t0, 3)))
         finally:
             self._ready.set()
+
+    def _install_is_usable(self) -> bool:
+        """Before the slow imports: libraries known not to work together fail every job with the repair command."""
+        from studio.install_check import BrokenInstallError, require_working_install
+
+        try:
+            report = require_working_install()
+        except BrokenInstallError as exc:
+            self._warm_error = Failed(error=str(exc), hint="close LoRA Studio, run that command, and start it again")
+            self.send(p.WorkerError(error=self._warm_error.error, hint=self._warm_error.hint))
+            return False
+        if report.warning():
+            self.send(Log(level="warning", text=report.warning()))
+        return True
 
     # ---------------------------------------------------------------------------------------------
     def _handle(self, cmd: p.Command) -> None:
