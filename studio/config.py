@@ -435,19 +435,32 @@ def load_preset(name: str, base: ProjectConfig | None = None) -> ProjectConfig:
 
 def load_project(path: str | Path) -> ProjectConfig:
     """Read a project file: defaults, then its `preset = "…"` if any, then its own sections."""
-    path = Path(path)
-    data = _read_toml(path)
+    return _project_from_mapping(_read_toml(Path(path)), str(path))
+
+
+def loads_project(text: str, source: str) -> ProjectConfig:
+    """A project from TOML text (the worker's `start` command carries one), read exactly as a file is."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
+        raise ConfigError(f"{source}: not readable settings ({type(exc).__name__}: {str(exc)[:80]})") from None
+    return _project_from_mapping(data, source)
+
+
+def _project_from_mapping(data: dict[str, Any], source: str) -> ProjectConfig:
     version = data.get("format_version", PROJECT_FORMAT_VERSION)
     if not isinstance(version, int) or version > PROJECT_FORMAT_VERSION:
-        raise ConfigError(f"{path}: written by a newer LoRA Studio (format_version {version}, "
+        raise ConfigError(f"{source}: written by a newer LoRA Studio (format_version {version}, "
                           f"this version reads up to {PROJECT_FORMAT_VERSION}); update LoRA Studio")
     cfg = ProjectConfig()
     preset = data.get("preset")
     if preset is not None:
         if not isinstance(preset, str):
-            raise ConfigError(f"{path}: `preset` must be a string naming a preset")
+            raise ConfigError(f"{source}: `preset` must be a string naming a preset")
         cfg = load_preset(preset, cfg)
-    return apply_mapping(cfg, data, str(path))
+    return apply_mapping(cfg, data, source)
 
 
 def to_mapping(cfg: ProjectConfig) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 diffusers, transformers and peft print progress bars and warnings meant for people writing scripts
 (casting frozen weights, no tokenizer config beside an adapter); our users see our own progress instead.
+bitsandbytes, which peft imports whenever it is installed, warns on CPUs with AVX-512 BF16 that it could
+not fetch an optional kernel from a model hub (which we never reach anyway).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 
@@ -20,3 +23,4 @@ def quiet_libraries() -> None:
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="Could not find a config file", module="peft")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

@@ -30,7 +30,7 @@ def two_loras(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def panel(qtbot, tiny_sd1):
-    from ui.mixer_backend import InProcessPreviewBackend
+    from tests.mixer_helpers import InProcessPreviewBackend
     from ui.panels.mixer_panel import MixerPanel
 
     backend = InProcessPreviewBackend()

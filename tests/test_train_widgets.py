@@ -12,7 +12,7 @@ pytest.importorskip("pyqtgraph")
 from PIL import Image  # noqa: E402
 
 from studio.events import Finished, Progress, Sample, Started, event_to_dict  # noqa: E402
-from studio.worker.runs import CHECKPOINT_STATE  # noqa: E402
+from studio.run_folder import CHECKPOINT_STATE  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

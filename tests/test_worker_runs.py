@@ -7,8 +7,8 @@ from pathlib import Path
 
 from studio.config import ProjectConfig
 from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started, event_to_dict
-from studio.worker import runs
-from studio.worker.jobs import config_from_text
+from studio import run_folder as runs
+from studio.config import loads_project
 from studio.worker.preflight import preflight
 from tests.conftest import make_images
 
@@ -125,6 +125,6 @@ def test_preflight_passes_a_good_project(tmp_path, tiny_sd1):
     assert preflight(cfg, tmp_path / "project.toml") == []
 
 
-def test_config_from_text_reads_like_a_project_file():
-    cfg = config_from_text('preset = "sd15-style"\n[schedule]\nmax_steps = 7\n', "test")
+def test_loads_project_reads_like_a_project_file():
+    cfg = loads_project('preset = "sd15-style"\n[schedule]\nmax_steps = 7\n', "test")
     assert cfg.schedule.max_steps == 7 and cfg.schedule.lr_scheduler == "cosine"

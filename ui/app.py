@@ -1,7 +1,7 @@
 """Starting the application: `main(argv)` is the GUI's entry point (`lora-studio gui [PROJECT]`).
 
-- `multiprocessing.freeze_support()` and `--studio-worker` let a frozen build start its own worker
-  process from the same executable (`studio.worker.client.worker_command`).
+- `multiprocessing.freeze_support()`: a frozen build's spawned children must not open a second window
+  (the frozen build's own worker, `--studio-worker`, is routed by `packaging/frozen_main.py`).
 - A crash while the window is being built shows a dialog with the traceback under "details" instead of
   a silent exit; a later unhandled exception in a slot is shown the same way, and the app stays up.
 """
@@ -107,12 +107,7 @@ def open_main_window(project: Path | None, *, start_worker: bool = True):
 
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--studio-worker"]:  # a frozen build starting its worker (see worker_command)
-        from studio.worker.process import main as worker_main
-
-        return worker_main()
-    args = parse_args(argv)
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
     app = create_application()
     try:
         window, shell = open_main_window(project_path(args.project))

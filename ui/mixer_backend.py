@@ -3,7 +3,7 @@
 The panel only ever calls `submit(kind, params) -> request id` and listens to four signals; it does not
 know whether the work happens in the worker process (`WorkerPreviewBackend`, the app's choice: a crash
 or out-of-memory there never takes the window down, and the base model stays loaded between previews)
-or on a thread of this process (`InProcessPreviewBackend`, for tests and scripts without a worker).
+or, in the tests, on a thread of the test process (`tests/mixer_helpers.py`).
 
 Kinds are the worker's job names (`mix_preview`, `mix_grid`, `mix_export`, `mix_bake`, see
 `studio.mix.jobs`); params are their JSON params. One job runs at a time; the panel coalesces requests
@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-import studio.mix.messages  # noqa: F401 - registers MixResult with the protocol before any message arrives
 from studio.events import Failed, Finished
 from studio.mix.messages import MixResult
 from studio.worker import protocol as p
@@ -114,31 +113,3 @@ class WorkerPreviewBackend(_BackendSignals):
             self._fail("the worker is busy with another job (training?)", "the preview runs once it is free")
         elif isinstance(message, Finished):
             self._end()
-
-
-class InProcessPreviewBackend(_BackendSignals):
-    """Runs the same job functions on a pool thread of this process (tests; no worker needed)."""
-
-    def submit(self, kind: str, params: dict[str, Any]) -> int:
-        from studio.worker.jobs import resolve_job
-        from ui.background import run_in_background
-
-        request_id = self._begin()
-        job = resolve_job(kind)
-
-        def run() -> list[Any]:
-            return list(job({**params, "request_id": request_id}, None))
-
-        run_in_background(run, on_done=lambda events: self._done(request_id, events),
-                          on_error=lambda exc: self._error(request_id, exc))
-        return request_id
-
-    def _done(self, request_id: int, events: list[Any]) -> None:
-        for event in events:
-            if isinstance(event, MixResult) and event.request_id == request_id:
-                self.result.emit(event)
-        self._end()
-
-    def _error(self, request_id: int, exc: BaseException) -> None:
-        self._end()
-        self.failed.emit(request_id, str(exc), getattr(exc, "hint", ""))

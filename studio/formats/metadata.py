@@ -39,6 +39,14 @@ class TrainingFacts:
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
     num_reg_images: int = 0
     buckets: dict[str, int] = field(default_factory=dict)  # "WxH" → number of images
+    # what the engine derives from the config (the network's kohya description, the schedule's warm-up, the
+    # bucket grid): passed in, so the file format does not depend on the training code
+    network_module: str = "networks.lora"
+    network_args: dict[str, object] = field(default_factory=dict)
+    network_dim: int = 0
+    network_alpha: float = 0.0
+    warmup_steps: int = 0
+    bucket_reso: tuple[int, int, int] | None = None  # (min side, max side, step) when bucketing
 
 
 def _iso(ts: float) -> str:
@@ -53,18 +61,14 @@ OPTIMIZER_NAMES = {
 
 
 def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
-    from studio.train.networks import network_metadata
-    from studio.train.schedules import warmup_steps
-
     net, opt, sch, ds, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset, cfg.dataset.resolution
     te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
-    module, args, dim, alpha = network_metadata(net)
     meta = {
-        "ss_network_module": module,
-        "ss_network_dim": str(dim),
-        "ss_network_alpha": str(alpha),
+        "ss_network_module": facts.network_module,
+        "ss_network_dim": str(facts.network_dim),
+        "ss_network_alpha": str(facts.network_alpha),
         "ss_network_dropout": str(net.dropout),
-        "ss_network_args": metadata_json(args),
+        "ss_network_args": metadata_json(facts.network_args),
         "ss_v2": str(facts.family in ("sd2", "sd2-v")),
         "ss_base_model_version": BASE_MODEL_VERSION.get(facts.family, "sd_v1"),
         "ss_sd_model_name": facts.model_name,
@@ -81,7 +85,7 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "ss_text_encoder_lr": str(te_lr),
         "ss_optimizer": OPTIMIZER_NAMES.get(opt.name, opt.name),
         "ss_lr_scheduler": sch.lr_scheduler,
-        "ss_lr_warmup_steps": str(warmup_steps(sch)),
+        "ss_lr_warmup_steps": str(facts.warmup_steps),
         "ss_gradient_accumulation_steps": str(sch.gradient_accumulation),
         "ss_batch_size_per_device": str(sch.batch_size),
         "ss_mixed_precision": facts.mixed_precision,
@@ -122,12 +126,9 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "modelspec.date": _iso(facts.finished_at),
         "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
     }
-    if ds.bucketing:
-        from studio.train.buckets import bucket_spec
-
-        spec = bucket_spec(ds)
-        meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"] = str(spec.min_side), str(spec.max_side)
-        meta["ss_bucket_reso_steps"] = str(spec.step)
+    if ds.bucketing and facts.bucket_reso is not None:
+        low, high, step = facts.bucket_reso
+        meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"], meta["ss_bucket_reso_steps"] = str(low), str(high), str(step)
     if cfg.output.trigger_phrase:
         meta["modelspec.trigger_phrase"] = cfg.output.trigger_phrase
     return meta

@@ -1,8 +1,8 @@
 """What the mixer's jobs send back over the worker pipe, and how a mix travels as JSON params.
 
-`MixResult` is registered with the worker protocol, so both processes must import this module (the
-worker does when it runs a mixer job; the window when it builds the mixer panel). It carries the
-request id the window gave, so a result can never be mistaken for another panel's or an older one.
+`MixResult` is one of the worker protocol's event types (`studio.worker.protocol` lists it; the mixer
+knows nothing of the worker). It carries the request id the window gave, so a result can never be
+mistaken for another panel's or an older one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from studio.errors import ConfigError
 from studio.events import Event
 from studio.mix.request import MixEntry, RenderRequest
-from studio.worker.protocol import EVENT_MESSAGE_TYPES, register_event
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,6 @@ class MixResult(Event):
     summary: str = ""
     error: float | None = None  # overall relative reconstruction error of an SVD export
     layers: int = 0  # layers changed (preview / bake) or modules written (export)
-
-
-if EVENT_MESSAGE_TYPES.get(MixResult.type) is not MixResult:
-    register_event(MixResult)
 
 
 def entry_to_dict(e: MixEntry) -> dict[str, Any]:

@@ -20,8 +20,9 @@ from safetensors.torch import load_file, save_file
 
 from studio.errors import ConfigError, UnsafeFileError
 from studio.fileio import atomic_dir
+from studio.run_folder import CHECKPOINT_STATE, checkpoint_dir  # noqa: F401 - checkpoint_dir is part of this API
 
-STATE_FILE = "state.json"
+STATE_FILE = CHECKPOINT_STATE
 EXTRA_DIR = "extra"
 
 
@@ -34,10 +35,6 @@ class LoopPosition:
     rank: int
     train_text_encoder: bool
     network: str = "lora"  # the adapter type; older checkpoints are LoRA
-
-
-def checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"checkpoint-{step:07d}"
 
 
 def _rng_state(noise_gen: torch.Generator) -> dict:

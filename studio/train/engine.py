@@ -33,16 +33,17 @@ from studio.train import distributed
 from studio.train.conditioning import TextConditioner, sdxl_time_ids
 from studio.train.control import TrainControl
 from studio.train.batches import Batch, batch_rng, batches, collate, steps_per_epoch
+from studio.train.buckets import bucket_spec
 from studio.train.data import PreparedDataset, collect_images, collect_regularization, prepare_dataset
 from studio.train.ema import LoraEMA
 from studio.train.export import adapter_state_dicts, export_lora, load_adapter_state_dicts
 from studio.train.grids import write_grid
 from studio.train.latent_cache import CACHE_DIR, LatentCache, vae_fingerprint
-from studio.train.networks import check_network
+from studio.train.networks import check_network, network_metadata
 from studio.train.noise import training_scheduler
 from studio.train.objective import Objective, diffusion_loss
 from studio.train.optimizers import evaluation_weights, is_schedule_free, trainable_parameters
-from studio.train.runs import EventLog, new_run_dir, write_config_snapshot
+from studio.run_folder import EventLog, new_run_dir, write_config_snapshot
 from studio.train.sampling import render_samples
 from studio.train.schedules import warmup_steps
 from studio.train.setup import add_adapters, choose_precision, make_lr_scheduler, make_optimizer, place_models
@@ -400,12 +401,17 @@ def _evaluation(run: Run) -> Iterator[None]:
 def _facts(run: Run) -> TrainingFacts:
     per_epoch = steps_per_epoch(run.dataset, run.cfg.schedule.batch_size * run.accelerator.num_processes,
                                 run.cfg.schedule.gradient_accumulation)
+    module, args, dim, alpha = network_metadata(run.cfg.network)
+    spec = bucket_spec(run.cfg.dataset) if run.cfg.dataset.bucketing else None
     return TrainingFacts(family=run.family, prediction=run.components.prediction,
                          model_name=run.components.source.name, num_images=run.dataset.epoch_length,
                          steps=run.step, epoch=max(1, math.ceil(run.step / per_epoch)), started_at=run.started_at,
                          finished_at=time.time(), mixed_precision=run.mixed,
                          tag_frequency=run.dataset.tag_frequency, dataset_dirs=run.dataset.dataset_dirs,
-                         num_reg_images=run.dataset.num_reg_images, buckets=run.dataset.bucket_counts())
+                         num_reg_images=run.dataset.num_reg_images, buckets=run.dataset.bucket_counts(),
+                         network_module=module, network_args=args, network_dim=dim, network_alpha=alpha,
+                         warmup_steps=warmup_steps(run.cfg.schedule),
+                         bucket_reso=(spec.min_side, spec.max_side, spec.step) if spec else None)
 
 
 def _save(run: Run, *, final: bool) -> Iterator[Event]:

@@ -58,7 +58,7 @@ def project_root() -> Path:
 
 
 def worker_command() -> list[str]:
-    """The command that starts a worker. A frozen app starts itself with `--studio-worker` (see `ui.app`)."""
+    """The command that starts a worker. A frozen app starts itself with `--studio-worker` (see `packaging/frozen_main.py`)."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--studio-worker"]
     return [sys.executable, "-m", "studio.worker"]

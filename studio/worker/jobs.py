@@ -9,18 +9,12 @@ can announce itself before torch is loaded and a job's heavy imports cost nothin
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from studio.errors import ConfigError, StudioError
+from studio.errors import StudioError
 from studio.events import Event
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 JobFunction = Callable[[dict[str, Any], Any], Iterator[Event]]
 
@@ -56,34 +50,12 @@ def resolve_job(kind: str) -> JobFunction:
     return func
 
 
-def config_from_text(text: str, source: str) -> Any:
-    """A ProjectConfig from TOML text, read exactly as `load_project` reads a file (preset, then sections)."""
-    from studio.config import PROJECT_FORMAT_VERSION, ProjectConfig, apply_mapping, load_preset
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML ({exc})") from None
-    except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
-        raise ConfigError(f"{source}: not readable settings ({type(exc).__name__}: {str(exc)[:80]})") from None
-    version = data.get("format_version", PROJECT_FORMAT_VERSION)
-    if not isinstance(version, int) or version > PROJECT_FORMAT_VERSION:
-        raise ConfigError(f"{source}: written by a newer LoRA Studio (format_version {version})",
-                          hint="update LoRA Studio")
-    cfg = ProjectConfig()
-    preset = data.get("preset")
-    if preset is not None:
-        if not isinstance(preset, str):
-            raise ConfigError(f"{source}: `preset` must be a string naming a preset")
-        cfg = load_preset(preset, cfg)
-    return apply_mapping(cfg, data, source)
-
-
 def train_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
     """The training run of a `start` command (see `protocol.Start` for the params)."""
+    from studio.config import loads_project
     from studio.train.engine import run_training
 
     project_file = params.get("project_file")
-    cfg = config_from_text(params["config_toml"], project_file or "the training settings")
+    cfg = loads_project(params["config_toml"], project_file or "the training settings")
     yield from run_training(cfg, project_file=Path(project_file) if project_file else None, control=control,
                             resume_from=params.get("resume_from"), run_dir=params.get("run_dir"))

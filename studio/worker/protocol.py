@@ -25,6 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import IO, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
 from studio.events import EVENT_TYPES, Event
+from studio.mix.messages import MixResult  # the mixer jobs' results: a job event like the engine's
 
 PROTOCOL_VERSION = 1
 #: Longest accepted line in bytes (newline excluded). Events are small; a longer line means a bug or garbage.
@@ -173,7 +174,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     c.type: c for c in (Start, RunJob, Pause, Resume, Stop, SaveNow, SampleNow, Shutdown, Ping)
 }
 WORKER_EVENT_TYPES: dict[str, type[Event]] = {
-    c.type: c for c in (Starting, Ready, Heartbeat, Pong, JobStarted, JobEnded, WorkerError)
+    c.type: c for c in (Starting, Ready, Heartbeat, Pong, JobStarted, JobEnded, WorkerError, MixResult)
 }
 EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
 

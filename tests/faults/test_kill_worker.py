@@ -125,7 +125,7 @@ def check_outputs(run_dir: Path, out_dir: Path) -> list[str]:
 def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_images, tmp_path):
     """One chain: kill, check, resume (and kill again at the next point), …, then a last resume that finishes."""
     from studio.train import checkpoint as ckpt
-    from studio.worker.runs import clean_partial_files
+    from studio.run_folder import clean_partial_files
 
     out = tmp_path / "out"
     cfg = _cfg(tiny_sd1, small_images, out)

@@ -222,7 +222,7 @@ def test_dumps_is_what_save_writes(tmp_path):
 
 def test_settings_text_sent_to_the_worker_is_read_as_strictly(ledger, tmp_path):
     """The window sends the form's settings as TOML text (`Start.config_toml`): the same corruptions there."""
-    from studio.worker.jobs import config_from_text
+    from studio.config import loads_project
 
     _, good = _setup(tmp_path)
     problems = []
@@ -232,7 +232,7 @@ def test_settings_text_sent_to_the_worker_is_read_as_strictly(ledger, tmp_path):
         except UnicodeDecodeError:
             continue  # the protocol carries text: undecodable bytes never reach the worker as TOML
         try:
-            config_from_text(text, "the training settings")
+            loads_project(text, "the training settings")
             # empty text is all defaults, as for load_project (project_recovery flags an empty *file*)
             problem = "" if expect != "error" or case_id.endswith("-empty") else "accepted"
         except StudioError as exc:

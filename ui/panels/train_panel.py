@@ -20,8 +20,7 @@ from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, 
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
 from studio.worker.preflight import Problem, preflight
-from studio.worker.runs import RunSummary, clean_partial_files, last_checkpoint, sample_images
-from studio.train.runs import read_events
+from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
 from ui.background import run_in_background
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
@@ -75,11 +74,10 @@ def _sentence(text: str) -> str:
 
 def _output_dir(command: p.Start) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
-    from studio.config import resolve_path
-    from studio.worker.jobs import config_from_text
+    from studio.config import loads_project, resolve_path
 
     try:
-        cfg = config_from_text(command.config_toml, "the run's settings")
+        cfg = loads_project(command.config_toml, "the run's settings")
     except Exception:
         return None
     return resolve_path(command.project_file, cfg.output.directory)

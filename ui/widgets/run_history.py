@@ -1,6 +1,6 @@
 """The project's past runs: status, steps, final loss, outputs, config, and a button to open the folder.
 
-`runs/` is read on the thread pool (`studio.worker.runs.list_runs`), only when the history is refreshed
+`runs/` is read on the thread pool (`studio.run_folder.list_runs`), only when the history is refreshed
 (project opened, a run ended, the Refresh button), never on a timer.
 """
 
@@ -15,7 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from studio.worker.runs import RunSummary, list_runs
+from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")

@@ -1,22 +1,81 @@
-"""Reading a project's past runs (`runs/<timestamp-name>/`) for the run history, without torch.
+"""Run folders: `<project>/runs/<timestamp>-<name>/`, the one owner of their layout.
 
-The window must not import torch (7–9 s), so this reads the run folder's plain files — `config.toml`,
-`events.jsonl`, `checkpoints/checkpoint-<step>/state.json` — itself. It also cleans what a killed worker
-can leave behind: the hidden temporary files of an atomic write that never got renamed into place.
+A run folder holds `config.toml` (the settings snapshot), `events.jsonl` (every event, one JSON line each),
+`checkpoints/checkpoint-<step>/` (resumable state; `state.json` is written last, so a folder without it
+is incomplete), previews and intermediate exports. The engine writes them; the window's History and Train
+panel read them. Torch-free and outside `studio.train`, because the window must not import torch (7–9 s).
+Reading also cleans what a killed worker can leave behind: the hidden temporaries of an atomic write.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.train.runs import read_events
+from studio.config import ProjectConfig, dumps_project
+from studio.events import Event, event_to_dict
+from studio.fileio import atomic_write_text
 
-CHECKPOINT_STATE = "state.json"  # written last into a checkpoint folder, see studio.train.checkpoint
+
+CHECKPOINT_STATE = "state.json"  # written last into a checkpoint folder
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"checkpoint-{step:07d}"
+
+
+def new_run_dir(runs_root: Path, name: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = runs_root / f"{stamp}-{safe}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = runs_root / f"{stamp}-{safe}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def write_config_snapshot(run_dir: Path, cfg: ProjectConfig) -> None:
+    atomic_write_text(run_dir / "config.toml", dumps_project(cfg))
+
+
+class EventLog:
+    """Appends events to `events.jsonl`, one line each, flushed, so a crash loses at most a partial line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, event: Event) -> None:
+        self._fh.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read_events(path: Path) -> list[dict]:
+    """Every complete, valid line of an event log (a torn last line after a kill is skipped)."""
+    events = []
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return events
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and "type" in item:
+            events.append(item)
+    return events
 
 
 @dataclass(frozen=True)
