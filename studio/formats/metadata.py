@@ -39,6 +39,7 @@ class TrainingFacts:
     dataset_dirs: dict[str, dict[str, int]] = field(default_factory=dict)
     num_reg_images: int = 0
     buckets: dict[str, int] = field(default_factory=dict)  # "WxH" → number of images
+    base_ema: str = "none"  # the base checkpoint's UNet copy trained on: none (it has one) | ema | non-ema
 
 
 def _iso(ts: float) -> str:
@@ -128,6 +129,8 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         spec = bucket_spec(ds)
         meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"] = str(spec.min_side), str(spec.max_side)
         meta["ss_bucket_reso_steps"] = str(spec.step)
+    # which UNet copy of a checkpoint with EMA weights the LoRA was trained on (`model.ema`; studio.models.ema)
+    meta["studio.base_model_ema"] = facts.base_ema
     if cfg.output.trigger_phrase:
         meta["modelspec.trigger_phrase"] = cfg.output.trigger_phrase
     return meta

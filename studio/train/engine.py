@@ -145,7 +145,8 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     if not cfg.model.path:
         raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
     position = ckpt.read_position(Path(resume_from)) if resume_from else None
-    components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction)
+    components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction,
+                                 ema=cfg.model.ema)
     if position:
         _check_resumable(position, cfg, components.family)
     scheduler = training_scheduler(components.scheduler, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
@@ -405,7 +406,8 @@ def _facts(run: Run) -> TrainingFacts:
                          steps=run.step, epoch=max(1, math.ceil(run.step / per_epoch)), started_at=run.started_at,
                          finished_at=time.time(), mixed_precision=run.mixed,
                          tag_frequency=run.dataset.tag_frequency, dataset_dirs=run.dataset.dataset_dirs,
-                         num_reg_images=run.dataset.num_reg_images, buckets=run.dataset.bucket_counts())
+                         num_reg_images=run.dataset.num_reg_images, buckets=run.dataset.bucket_counts(),
+                         base_ema=run.components.ema)
 
 
 def _save(run: Run, *, final: bool) -> Iterator[Event]:
