@@ -106,6 +106,12 @@ def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch
         model = cls(cfg)
     if subfolder == "text_encoder_2":
         converted = convert_open_clip_checkpoint(model, state, prefix=SDXL_TE2_PREFIX)
+        # diffusers' own scripts/convert_diffusers_to_original_sdxl.py leaves the projection as it found it,
+        # `text_projection.weight` in transformers' (out × in) orientation, where OpenCLIP stores
+        # `text_projection` transposed; diffusers' converter reads only the latter
+        hf_projection = state.get(SDXL_TE2_PREFIX + "text_projection.weight")
+        if SDXL_TE2_PREFIX + "text_projection" not in state and hf_projection is not None:
+            converted["text_projection.weight"] = hf_projection
     elif family in ("sd2", "sd2-v"):
         converted = convert_open_clip_checkpoint(model, state, prefix=SD2_TE_PREFIX)
     else:
