@@ -55,7 +55,8 @@ def assert_unet_is(unet: torch.nn.Module, expected: dict[str, torch.Tensor]) -> 
 
 
 LAYOUTS = [("sd1", "zip", False, ".ckpt"), ("sd1", "zip", True, ".ckpt"), ("sd1", "legacy", False, ".ckpt"),
-           ("sd2-v", "zip", False, ".ckpt"), ("sdxl", "zip", False, ".ckpt"), ("sdxl", "safetensors", True, ".safetensors")]
+           ("sd2-v", "zip", False, ".ckpt"), ("sdxl", "zip", False, ".ckpt"),
+           ("sdxl", "safetensors", True, ".safetensors")]
 
 
 @pytest.mark.parametrize(("family", "fmt", "half", "suffix"), LAYOUTS)
@@ -137,6 +138,13 @@ def test_ema_weights_are_shown_and_chosen(tmp_path, tiny_sd1, tiny_configs):
         load_single_file_components(plain, ema="use")
     (problem,) = model_problems(plain, ema="use")
     assert "plain.ckpt contains no EMA weights" in problem
+    # a diffusers folder holds one UNet: the check and the loader refuse `use` alike
+    (problem,) = model_problems(tiny_sd1, ema="use")
+    assert "tiny-sd1 contains no EMA weights" in problem
+    from studio.models.load import load_components
+
+    with pytest.raises(ModelLoadError, match="tiny-sd1 contains no EMA weights"):
+        load_components(tiny_sd1, ema="use")
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -238,3 +246,10 @@ def test_inpainting_refiner_sd3_and_flux_are_named(tmp_path, tiny_sd1, tiny_sdxl
         folder.mkdir()
         fmt = "zip" if name.endswith(".ckpt") else "safetensors"
         refused(official.save(state, folder / name, fmt=fmt), name, *words)
+    # a Flux LoRA with the bare block names is still a LoRA, not a Flux checkpoint
+    lora = official.save({"double_blocks.0.img_attn.qkv.lora_A.weight": torch.zeros(2, 8),
+                          "double_blocks.0.img_attn.qkv.lora_B.weight": torch.zeros(8, 2),
+                          "single_blocks.0.linear1.lora_A.weight": torch.zeros(2, 8)},
+                         tmp_path / "flux-lora.safetensors", fmt="safetensors")
+    with pytest.raises(NotAModelError, match="is a LoRA, not a base model"):
+        detect_model(lora)

@@ -29,8 +29,9 @@ Prediction type, in this order: the user's override; the file's metadata (`model
 (`768-v…`, `v2-1_768…`, or `v-pred`/`vpred` anywhere in the name); for SD 2.x only, the weights
 (`prediction_from_weights`, ComfyUI's test: the spread of one LayerNorm bias of the last output block). Only
 when none of these can answer (a SD 2.x file whose weights were not read) is it **epsilon** by default,
-never guessed to be `sd2-v`, because epsilon is what nearly every SD 2.x fine-tune without metadata is. The source of the decision is
-reported (`ModelInfo.prediction_source`) so the UI can show when it is only a default worth checking.
+never guessed to be `sd2-v`, because epsilon is what nearly every SD 2.x fine-tune without metadata is. The
+source of the decision is reported (`ModelInfo.prediction_source`) so the UI can show it ("v-prediction,
+from the weights") and say when it is only a default worth checking.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class ModelInfo:
     precision: str  # fp16 | bf16 | fp32 | fp8 | mixed
     size_bytes: int
     layout: str  # single-file (original CompVis/SGM keys) | diffusers (a model folder)
-    prediction_source: str = "default"  # override | family | metadata | marker | file name | weights | scheduler config | default
+    # override | family | metadata | marker | file name | weights | scheduler config | default
+    prediction_source: str = "default"
     notes: tuple[str, ...] = ()
     has_ema: bool = False  # the file holds an EMA copy of the UNet (`model_ema.*`)
     ema: str = "none"  # which UNet weights load: none (the file has one copy) | ema | non-ema
@@ -169,10 +171,6 @@ def _other_architecture(keys: list[str]) -> str:
 def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -> None:
     if not keys:
         raise NotAModelError(f"{name} holds no tensors", hint="choose a Stable Diffusion checkpoint")
-    other = _other_architecture(keys)
-    if other:
-        raise NotAModelError(f"{name} is {other}, which is not supported yet (LoRA Studio trains SD 1.x, SD 2.x "
-                             "and SDXL)", hint="choose an SD 1.x, SD 2.x or SDXL checkpoint")
     lora_markers = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".lora.down.",
                     "lora_linear_layer.")
     if any(k.startswith(("lora_unet_", "lora_te")) or any(m in k for m in lora_markers) for k in keys):
@@ -182,6 +180,10 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
                               for k in keys):
         raise NotAModelError(f"{name} is a textual-inversion embedding, not a base model",
                              hint="choose a full checkpoint as the base model")
+    other = _other_architecture(keys)  # after the LoRA check: a Flux LoRA may use the bare block names too
+    if other:
+        raise NotAModelError(f"{name} is {other}, which is not supported yet (LoRA Studio trains SD 1.x, SD 2.x "
+                             "and SDXL)", hint="choose an SD 1.x, SD 2.x or SDXL checkpoint")
     has_unet = any(k.startswith(_UNET) for k in keys)
     if not has_unet:
         if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys) and \
@@ -340,7 +342,7 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        return _detect_folder(path, family=family, prediction=prediction)
+        return _detect_folder(path, family=family, prediction=prediction, ema=ema)
     if not path.is_file():
         raise ModelLoadError(f"base model not found: {path}")
     kind = weights_kind(path)
@@ -384,7 +386,7 @@ def _dtype_bytes(state: Mapping[str, object]) -> dict[str, int]:
     return out
 
 
-def _detect_folder(folder: Path, *, family: str, prediction: str) -> ModelInfo:
+def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "auto") -> ModelInfo:
     def read(rel: str) -> dict:
         try:
             value = json.loads((folder / rel).read_text(encoding="utf-8"))
@@ -411,7 +413,8 @@ def _detect_folder(folder: Path, *, family: str, prediction: str) -> ModelInfo:
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,
-                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers")
+                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers",
+                   ema=ema)  # a diffusers folder holds one UNet: `ema = use` is refused, as the loader does
 
 
 def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:

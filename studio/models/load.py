@@ -63,9 +63,10 @@ def load_components(path: str | Path, *, family: str = "auto", prediction: str =
 
         return single_file.load_single_file_components(path, family=family, prediction=prediction, ema=ema,
                                                        dtype=dtype)
-    if ema == "use":
-        raise ModelLoadError(f"{path.name} is a diffusers folder, which holds one UNet and no EMA copy",
-                             hint="set the model's EMA setting to auto")
+    if ema == "use":  # the same words the pre-start check says (studio.models.ema.choose)
+        from studio.models import ema as ema_weights
+
+        ema_weights.choose(path.name, False, ema)
     return _load_diffusers_folder(path, family=family, prediction=prediction, dtype=dtype)
 
 
