@@ -95,7 +95,7 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = _f("", "Base model: a diffusers folder or a single-file .safetensors checkpoint.")
+    path: str = _f("", "Base model: a diffusers folder or a single-file .safetensors / .ckpt checkpoint.")
     family: Literal["auto", "sd1", "sd2", "sd2-v", "sdxl"] = _f(
         "auto", "Model family; `auto` detects it from the weights.",
         choices=("auto", "sd1", "sd2", "sd2-v", "sdxl"))
@@ -103,6 +103,10 @@ class ModelConfig:
         "auto", "What the UNet predicts; `auto` takes it from the model's scheduler config.",
         choices=("auto", "epsilon", "v_prediction"))
     clip_skip: int = _f(1, "Use the text encoder's N-th last layer (2 is common for anime models).", lo=1, hi=4)
+    ema: Literal["auto", "use", "ignore"] = _f(
+        "auto", "Checkpoints with EMA weights (model_ema.*): `auto` and `ignore` train on the non-EMA weights, as "
+                "the WebUIs load them; `use` trains on the EMA copy.", choices=("auto", "use", "ignore"),
+        advanced=True)
 
 
 NETWORK_TYPES = ("lora", "locon", "loha", "lokr")

@@ -124,3 +124,77 @@ def write_old_diffusers(pipe, lf: LoraFile, path: Path, style: str) -> Path:
         tensors[f"{key}.up.weight"] = m.up.contiguous()
     save_file(tensors, str(path))
     return path
+
+
+def _factor(n: int, factor: int = -1) -> tuple[int, int]:
+    """LyCORIS' `factorization(n, factor)`: (m, k) with m·k = n, m ≤ k, as square as possible (or m = factor)."""
+    if factor > 0 and n % factor == 0:
+        m, k = factor, n // factor
+        return (m, k) if m <= k else (k, m)
+    m = int(n ** 0.5)
+    while n % m:
+        m -= 1
+    return m, n // m
+
+
+def lycoris_tensors(shapes: dict[str, tuple[tuple[str, str], tuple[int, ...]]], algo: str, *, rank: int = 4,
+                    alpha: float = 2.0, seed: int = 0, dora: bool = False) -> dict[str, torch.Tensor]:
+    """A LoHa or LoKr state dict the way LyCORIS (`lycoris/modules/loha.py`, `lokr.py`) lays one out.
+
+    `shapes` maps a kohya module name to ((component, module path), the base weight's shape). LyCORIS
+    conventions reproduced: LoHa without Tucker stores `hada_w1_a` (out × r) and `hada_w1_b` (r × in·kh·kw),
+    always 2-D, a 1×1 conv included; LoKr splits out and in with `factorization`, keeps `lokr_w1` whole and
+    factorises `lokr_w2` as `lokr_w2_a` (out_k × r) @ `lokr_w2_b` (r × in_n·kh·kw) when r is small enough,
+    else stores `lokr_w2` whole and, for a conv, 4-D (out_k × in_n × kh × kw). DoRA (`dora_scale`) is
+    (out × 1) for a linear layer and (out × 1 × 1 × 1) for a conv (LyCORIS' `wd_on_out`).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen) * 0.1
+
+    for name, (_, shape) in shapes.items():
+        out_dim, in_dim, kernel = shape[0], shape[1], tuple(shape[2:])
+        k = 1
+        for d in kernel:
+            k *= d
+        if algo == "loha":
+            for w in ("w1", "w2"):
+                out[f"{name}.hada_{w}_a"] = rnd(out_dim, rank)
+                out[f"{name}.hada_{w}_b"] = rnd(rank, in_dim * k)
+        elif algo == "lokr":
+            in_m, in_n = _factor(in_dim, 4)
+            out_l, out_k = _factor(out_dim, 4)
+            out[f"{name}.lokr_w1"] = rnd(out_l, in_m)
+            if rank < max(out_k, in_n) / 2:
+                out[f"{name}.lokr_w2_a"] = rnd(out_k, rank)
+                out[f"{name}.lokr_w2_b"] = rnd(rank, in_n * k)
+            else:
+                out[f"{name}.lokr_w2"] = rnd(out_k, in_n, *kernel)
+        else:
+            raise ValueError(algo)
+        out[f"{name}.alpha"] = torch.tensor(alpha)
+        if dora:
+            out[f"{name}.dora_scale"] = rnd(out_dim, *([1] * (len(shape) - 1))) + 1
+    return out
+
+
+def lycoris_metadata(family: str, algo: str) -> dict[str, str]:
+    """What LyCORIS' kohya wrapper records: `ss_network_module = lycoris.kohya`, the algo in the network args."""
+    meta = lora_metadata(family, f"lycoris-{algo}")
+    meta["ss_network_module"] = "lycoris.kohya"
+    meta["ss_network_args"] = json.dumps({"algo": algo, "conv_dim": "4", "conv_alpha": "2"})
+    return meta
+
+
+def lycoris_shapes(pipe, family: str, *, conv: bool = True) -> dict[str, tuple[tuple[str, str], tuple[int, ...]]]:
+    """kohya name → ((component, path), weight shape) of the layers a LyCORIS network adapts on `pipe`."""
+    return {kohya_name_for(c, p, family): ((c, p), tuple(m.weight.shape))
+            for c, p, m in target_modules(pipe, te=True, conv=conv)}
+
+
+def write_lycoris(pipe, family: str, algo: str, path: Path, *, metadata: dict[str, str] | None = None,
+                  **kwargs) -> Path:
+    save_file(lycoris_tensors(lycoris_shapes(pipe, family), algo, **kwargs), str(path), metadata=metadata)
+    return path

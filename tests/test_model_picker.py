@@ -166,3 +166,43 @@ def test_a_result_overtaken_by_a_newer_scan_is_dropped(qtbot, tmp_path, app_fold
         assert all(m.path.name != "stale.safetensors" for m in picker._models)
     finally:
         close_window(window)
+
+
+def test_ckpt_files_are_offered_listed_and_their_ema_and_refusals_shown(qtbot, tmp_path, app_folders, tiny_sd1,
+                                                                         monkeypatch):
+    """Issue 16 B in the window: the file dialog offers .ckpt, the list shows an official-script .ckpt with its
+    EMA weights, and an inpainting .ckpt is passed over with its name and reason."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from tests import official_checkpoints as official
+    from tests.test_models_base_files import pipeline
+    from ui.settings import AppSettings, save_settings
+
+    pipe = pipeline(tiny_sd1, "sd1")
+    state = official.official_state_dict(pipe, "sd1")
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    unet = official.convert_unet(pipe.unet.state_dict(), dict(pipe.unet.config))
+    official.save(official.with_ema(state, unet), folder / "sd15-ema.ckpt", fmt="legacy")
+    official.save(official.as_inpainting(state), folder / "sd15-inpainting.ckpt")
+    save_settings(AppSettings(model_folders=(str(folder),)))
+    window, _shell = open_app(qtbot, tmp_path)
+    try:
+        picker = window.train_panel.model_picker
+        wait_scanned(qtbot, picker, 1)
+        picker.open_list()
+        assert [r[:2] for r in picker.popup.row_texts()] == [("sd15-ema.ckpt", "SD 1.x")]
+        status = picker.popup.status
+        assert "1 file skipped" in status.text()
+        assert "sd15-inpainting.ckpt" in status.toolTip() and "inpainting model" in status.toolTip()
+        picker.popup.choose_row(0)
+        qtbot.waitUntil(lambda: "contains EMA weights" in picker.info_text(), timeout=WAIT_MS)
+        assert picker.info_text().startswith("SD 1.x · fp32 · ") and not picker.info_is_error()
+
+        offered = []
+        monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                            lambda *args, **kwargs: (offered.append(args[3]), ("", ""))[1])
+        picker._choose_file()
+        assert offered and "*.ckpt" in offered[0] and "*.safetensors" in offered[0]
+    finally:
+        close_window(window)

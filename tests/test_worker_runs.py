@@ -110,7 +110,9 @@ def test_preflight_names_the_fields_to_fix(tmp_path):
            .with_section("schedule", max_steps=10, warmup_steps=20).with_section("network", alpha=0.0)
            .with_section("sampling", every_n_steps=5, prompts=()).with_section("output", name="a/b"))
     found = {(p.section, p.field): p for p in preflight(cfg, project)}
-    assert "not a .safetensors file" in found["model", "path"].message
+    # a .ckpt is accepted as such (weights-only); this one is not a checkpoint at all, and says so
+    assert "model.ckpt: cannot read it: not a valid checkpoint (damaged or not a PyTorch file)" in \
+        found["model", "path"].message
     assert "no images" in found["dataset", "folders"].message
     assert "multiple of 8" in found["dataset", "resolution"].message
     assert "longer than the run" in found["schedule", "warmup_steps"].message

@@ -13,7 +13,7 @@ def register(sub) -> None:
                        description="Train a LoRA and export it. Prints the exported file's path as the last line.")
     p.add_argument("project", nargs="?", type=Path, help="project.toml (optional)")
     p.add_argument("--preset", choices=preset_names(), help="start from a preset")
-    p.add_argument("--model", help="base model: diffusers folder or .safetensors checkpoint")
+    p.add_argument("--model", help="base model: diffusers folder, .safetensors or .ckpt checkpoint")
     p.add_argument("--data", action="append", help="image folder (repeatable)")
     p.add_argument("--steps", type=int, help="optimizer steps")
     p.add_argument("--rank", type=int, help="LoRA rank")

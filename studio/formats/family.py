@@ -12,6 +12,15 @@ Evidence from keys and shapes:
 - SD 1.x/2.x: attention in `down_blocks.0` or `up_blocks.3` (SDXL has neither);
 - SD 1.x vs 2.x: cross-attention width 768 vs 1024, text-encoder width 768 vs 1024, `proj_in` a 1×1 conv (1.x)
   or a linear layer (2.x and SDXL).
+
+Widths and "conv or linear" are read from whichever factors the network type has (`module_geometry`), because
+each type stores them differently: a LoRA/LoCon `lora_down` keeps the layer's dimensionality (`r×in` for a
+linear, `r×in×kh×kw` for a conv, 1×1 included); LyCORIS LoHa's `hada_w1_b` and a low-rank LoKr `lokr_w2_b`
+are always 2-D with the kernel folded into the columns (`r×(in·kh·kw)`), so a 2-D factor there says nothing
+about conv vs linear; a LoKr's input width is the product of its two Kronecker factors' columns; only 4-D
+tensors (a full conv `lokr_w2`, Tucker cores `hada_t1`/`lokr_t2`/`lora_mid`, a conv DoRA `dora_scale`) prove
+a convolution. Treating LoHa's 2-D factor of SD 1.x's 1×1-conv `proj_in` as a linear layer once made every
+SD 1.5 LoHa look like SD 2.x.
 """
 
 from __future__ import annotations
@@ -37,11 +46,64 @@ def same_architecture(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class ModuleEvidence:
-    """What the detector needs of one module: where it is and the shape of its input factor."""
+    """What the detector needs of one module: where it is and the shapes of its adapter's tensors.
+
+    `parts` maps each part (`down`, `hada_w1_b`, `lokr_w2`, `dora_scale`, …; see `studio.formats.layouts`) to
+    its shape; `in_shape` alone is the older form, the shape of a LoRA's down factor."""
 
     component: str  # unet | te | te1 | te2
     name: str  # kohya name or module path (dots or underscores both fine)
-    in_shape: tuple[int, ...]  # shape of the down / lora_A / first factor (r × in …)
+    in_shape: tuple[int, ...] = ()  # shape of the down / lora_A factor (r × in …) when `parts` is not given
+    parts: Mapping[str, tuple[int, ...]] | None = None
+
+    def part_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        if self.parts is not None:
+            return self.parts
+        return {"down": self.in_shape} if self.in_shape else {}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What an adapter's tensors reveal about the layer it adapts; None where they cannot tell."""
+
+    in_features: int | None  # input width of a linear layer (for a conv, in·kh·kw when the kernel is folded)
+    conv: bool | None  # True: a convolution (any kernel); False: a linear layer; None: the shapes cannot say
+
+
+_CONV_PROOF = ("mid", "hada_t1", "hada_t2", "lokr_t2")
+
+
+def module_geometry(parts: Mapping[str, tuple[int, ...]]) -> Geometry:
+    """Input width and conv-or-linear of one adapted layer, for every network type's own tensor shapes."""
+    if any(len(parts.get(p, ())) == 4 for p in (*_CONV_PROOF, "dora_scale", "lokr_w2", "down")):
+        conv: bool | None = True
+    elif "down" in parts or "diff" in parts:  # LoRA/LoCon and full diffs keep the layer's dimensionality
+        conv = False
+    elif len(parts.get("dora_scale", ())) == 2:  # LyCORIS writes a conv's DoRA scale 4-D, a linear's 2-D
+        conv = False
+    else:  # LoHa / low-rank LoKr factors are 2-D for both
+        conv = None
+    return Geometry(_in_features(parts), conv)
+
+
+def _in_features(parts: Mapping[str, tuple[int, ...]]) -> int | None:
+    def cols(*names: str) -> int | None:
+        for name in names:
+            shape = parts.get(name)
+            if shape is not None and len(shape) >= 2:
+                return int(shape[1])
+        return None
+
+    if "down" in parts:
+        return cols("down")
+    if "diff" in parts:
+        return cols("diff")
+    if "hada_w1_b" in parts:  # ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
+        return cols("hada_w1_b")
+    left, right = cols("lokr_w1", "lokr_w1_b"), cols("lokr_w2", "lokr_w2_b")
+    if left is not None and right is not None:  # ΔW = kron(w1, w2): in = in(w1) · in(w2)
+        return left * right
+    return None
 
 
 @dataclass(frozen=True)
@@ -89,7 +151,8 @@ def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]
     v1: list[str] = []
     v2: list[str] = []
     for m in modules:
-        name, width = m.name, (m.in_shape[1] if len(m.in_shape) > 1 else 0)
+        geometry = module_geometry(m.part_shapes())
+        name, width = m.name, geometry.in_features or 0
         if m.component in ("te1", "te2"):
             _add(xl, "two text encoders")
         if m.component == "unet":
@@ -105,9 +168,9 @@ def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]
                 elif width == 2048:
                     _add(xl, "cross-attention width 2048")
             if _PROJ_IN.search(name):
-                if len(m.in_shape) == 4:
+                if geometry.conv is True:
                     _add(v1, "proj_in is a 1×1 convolution")
-                else:
+                elif geometry.conv is False:
                     _add(v2, "proj_in is a linear layer")
         elif _TE_Q.search(name):
             if width == 1280:

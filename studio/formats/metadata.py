@@ -47,6 +47,7 @@ class TrainingFacts:
     network_alpha: float = 0.0
     warmup_steps: int = 0
     bucket_reso: tuple[int, int, int] | None = None  # (min side, max side, step) when bucketing
+    base_ema: str = "none"  # the base checkpoint's UNet copy trained on: none (it has one) | ema | non-ema
 
 
 def _iso(ts: float) -> str:
@@ -129,6 +130,8 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
     if ds.bucketing and facts.bucket_reso is not None:
         low, high, step = facts.bucket_reso
         meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"], meta["ss_bucket_reso_steps"] = str(low), str(high), str(step)
+    # which UNet copy of a checkpoint with EMA weights the LoRA was trained on (`model.ema`; studio.models.ema)
+    meta["studio.base_model_ema"] = facts.base_ema
     if cfg.output.trigger_phrase:
         meta["modelspec.trigger_phrase"] = cfg.output.trigger_phrase
     return meta

@@ -82,7 +82,8 @@ def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
 def peek_lora(path: str | Path) -> LoraPeek:
     path = Path(path)
     shapes, meta = read_header(path)
-    evidence, ranks, modules, algos = [], set(), set(), set()
+    ranks, modules, algos = set(), set(), set()
+    parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
     for key, shape in shapes.items():
         ref = parse_key(key)
         if ref is None or ref.unsupported:
@@ -90,11 +91,11 @@ def peek_lora(path: str | Path) -> LoraPeek:
         modules.add((ref.component, ref.module))
         if ref.part in _RANK_PARTS and shape:
             ranks.add(shape[0])
-        if ref.part in ("down", "hada_w1_b"):
-            evidence.append(ModuleEvidence(ref.component, ref.module, shape))
+        parts.setdefault((ref.component, ref.module), {})[ref.part] = tuple(shape)
         algos.add("loha" if ref.part.startswith("hada") else "lokr" if ref.part.startswith("lokr") else "lora")
     if not modules:
         raise LoraFormatError(f"{path.name}: no LoRA keys in this file", hint="choose a LoRA .safetensors file")
+    evidence = [ModuleEvidence(component, module, parts=p) for (component, module), p in parts.items()]
     family = detect_family(meta, evidence).family
     name = meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem
     return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(modules),

@@ -156,8 +156,8 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
                               f"e.g. {_some(keys, 3)})" if keys else f"{name}: the file holds no tensors",
                               hint="choose a LoRA file (kohya, peft/diffusers or LyCORIS layout)")
 
-    evidence = [ModuleEvidence(c, m, tuple(_input_factor(p).shape)) for (c, m, _), p in groups.items()
-                if _input_factor(p) is not None]
+    evidence = [ModuleEvidence(c, m, parts={part: tuple(t.shape) for part, t in p.items()})
+                for (c, m, _), p in groups.items()]
     guess = detect_family(metadata, evidence)
     family = guess.family
     alphas = _peft_alphas(metadata, name)
@@ -201,13 +201,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
 def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tuple[str, ...]:
     """Layouts of the file's modules; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins."""
     return tuple(sorted({"lycoris" if "lycoris" in found else min(found) for found in per_module.values()}))
-
-
-def _input_factor(parts: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-    for key in ("down", "hada_w1_b"):
-        if key in parts:
-            return parts[key]
-    return None
 
 
 def _kohya_name(component: str, module: str, named: bool, family: str) -> str:

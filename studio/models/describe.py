@@ -45,9 +45,26 @@ def layout_text(info: ModelInfo) -> str:
     return _LAYOUT.get(info.layout, info.layout)
 
 
+_SHORT_SOURCE = {"weights": "from the weights", "metadata": "from metadata", "file name": "from the file name",
+                 "marker": "from a v_pred marker", "scheduler config": "from the scheduler config",
+                 "override": "set in the project", "family": "set in the project", "default": "assumed"}
+
+
+def prediction_text(info: ModelInfo) -> str:
+    """`v-prediction, from the weights` / `epsilon, from metadata` / `epsilon, assumed`: what the UNet predicts
+    and how we know, the one thing SD 2.x files (512 and 768-v share every shape) leave open."""
+    return f"{info.prediction.replace('_', '-')}, {_SHORT_SOURCE.get(info.prediction_source, info.prediction_source)}"
+
+
 def summary(info: ModelInfo) -> str:
-    """One line for the field's info label: family · precision · size · layout."""
-    return " · ".join((family_text(info), info.precision, format_size(info.size_bytes), layout_text(info)))
+    """One line for the field's info label: family · precision · size · layout, then, where they apply, the
+    prediction type with its source (SD 2.x, and any v-model) and "contains EMA weights"."""
+    parts = [family_text(info), info.precision, format_size(info.size_bytes), layout_text(info)]
+    if info.family in ("sd2", "sd2-v") or info.prediction == "v_prediction":
+        parts.append(prediction_text(info))
+    if info.has_ema:
+        parts.append("contains EMA weights" + (" (used)" if info.ema == "ema" else ""))
+    return " · ".join(parts)
 
 
 def details(info: ModelInfo) -> str:
@@ -56,6 +73,7 @@ def details(info: ModelInfo) -> str:
     source = {"default": "not stated in the file; epsilon assumed — set Prediction if this is a v-model",
               "metadata": "from the file's metadata", "marker": "from a v_pred marker in the file",
               "file name": "guessed from the file name", "scheduler config": "from the scheduler config",
+              "weights": "from the weights (one LayerNorm's spread, as ComfyUI tests it) — set Prediction if wrong",
               "override": "set in the project", "family": "from the family set in the project"}
     lines = [str(info.path),
              f"{family_text(info)}, {info.prediction.replace('_', '-')} "
@@ -116,5 +134,6 @@ def picker_rows(scanned: Iterable[ModelInfo], current: ModelInfo | None) -> list
     return rows
 
 
-__all__ = ["details", "display_name", "family_text", "format_size", "layout_text", "picker_rows", "problem_text", "same_path",
+__all__ = ["details", "display_name", "family_text", "format_size", "layout_text", "picker_rows", "prediction_text",
+           "problem_text", "same_path",
            "skipped_details", "skipped_note", "summary"]

@@ -12,27 +12,45 @@ Family rules (single-file checkpoints, original CompVis/SGM layout):
   non-reference sizes) the text encoder's layout decides (OpenAI CLIP `cond_stage_model.transformer.` = SD 1.x,
   OpenCLIP `cond_stage_model.model.` = SD 2.x).
 
+Refused with their names, before anything is loaded: SDXL refiners (only `conditioner.embedders.0.model.`,
+OpenCLIP-G alone), SD3 / SD3.5 (MMDiT `joint_blocks`) and Flux (`double_blocks` + `single_blocks`) checkpoints,
+which are not supported yet, and inpainting / instruct-pix2pix UNets (9 / 8 input channels: the masked image
+and mask, or the source image, are concatenated to the latents), which this trainer does not feed.
+
+EMA: a CompVis/LDM checkpoint may carry a second copy of the UNet, the exponential moving average LDM's
+`LitEma` kept during training, as `model_ema.<parameter path without dots>`
+(`model_ema.diffusion_modelinput_blocks00weight`). `ModelInfo.has_ema` says so; `ema = auto | use | ignore`
+decides which copy is trained on, auto being the non-EMA one, as AUTOMATIC1111 and ComfyUI load it
+(`studio.models.ema`).
+
 Prediction type, in this order: the user's override; the file's metadata (`modelspec.prediction_type`,
 `modelspec.architecture` ending in `768-v`, our own `studio.family`, sd-scripts' `ss_v_parameterization`); a
 `v_pred` marker tensor (ComfyUI's convention); the file name of the official SD 2.x 768 checkpoints
-(`768-v…`, `v2-1_768…`, or `v-pred`/`vpred` anywhere in the name). Otherwise it is **epsilon**: an SD 2.x
-file says nothing about it is treated as the 512-px epsilon model (`sd2`), never guessed to be `sd2-v`,
-because epsilon is what nearly every SD 2.x fine-tune without metadata is. The source of the decision is
-reported (`ModelInfo.prediction_source`) so the UI can show when it is only a default worth checking.
+(`768-v…`, `v2-1_768…`, or `v-pred`/`vpred` anywhere in the name); for SD 2.x only, the weights
+(`prediction_from_weights`, ComfyUI's test: the spread of one LayerNorm bias of the last output block). Only
+when none of these can answer (a SD 2.x file whose weights were not read) is it **epsilon** by default,
+never guessed to be `sd2-v`, because epsilon is what nearly every SD 2.x fine-tune without metadata is. The
+source of the decision is reported (`ModelInfo.prediction_source`) so the UI can show it ("v-prediction,
+from the weights") and say when it is only a default worth checking.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.errors import ModelLoadError, StudioError, UnsafeFileError
+from studio.models import ema as ema_weights
 from studio.models import safe_load
+from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
 
-MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth")
+MODEL_SUFFIXES = BASE_MODEL_SUFFIXES
+#: reads one tensor of the checkpoint by key (None when absent); how detection looks at weights, not just shapes
+Probe = Callable[[str], Any]
 
 _UNET = "model.diffusion_model."
 _DTYPE_NAMES = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8",
@@ -55,8 +73,11 @@ class ModelInfo:
     precision: str  # fp16 | bf16 | fp32 | fp8 | mixed
     size_bytes: int
     layout: str  # single-file (original CompVis/SGM keys) | diffusers (a model folder)
-    prediction_source: str = "default"  # override | metadata | marker | file name | scheduler config | default
+    # override | family | metadata | marker | file name | weights | scheduler config | default
+    prediction_source: str = "default"
     notes: tuple[str, ...] = ()
+    has_ema: bool = False  # the file holds an EMA copy of the UNet (`model_ema.*`)
+    ema: str = "none"  # which UNet weights load: none (the file has one copy) | ema | non-ema
 
 
 @dataclass(frozen=True)
@@ -83,11 +104,19 @@ def classify(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str] 
     metadata = metadata or {}
     keys = list(shapes)
     _refuse_non_models(keys, shapes, name)
+    family = _family(keys, shapes, name)
+    _refuse_other_inputs(shapes, family, name)
+    return family
+
+
+def _family(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -> str:
+    # the refiner has SDXL's label_emb too, so it is told apart first: OpenCLIP-G as its only text encoder
+    if any(k.startswith("conditioner.embedders.0.model.") for k in keys) and \
+            not any(k.startswith("conditioner.embedders.1.") for k in keys):
+        raise NotAModelError(f"{name} is an SDXL refiner, which cannot be used as a base for LoRA training",
+                             hint="choose an SDXL base checkpoint (the refiner only polishes its images)")
     if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or f"{_UNET}label_emb.0.0.weight" in shapes:
         return "sdxl"
-    if any(k.startswith("conditioner.embedders.0.model.") for k in keys):
-        raise NotAModelError(f"{name} is an SDXL refiner, which cannot be used as a base for LoRA training",
-                             hint="choose an SDXL base checkpoint")
     context = _cross_attention_width(shapes)
     linear = _linear_projection(shapes)
     if context == 768 and linear is not True:
@@ -105,6 +134,40 @@ def classify(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str] 
                          hint="choose the family by hand in the model settings")
 
 
+def _refuse_other_inputs(shapes: Mapping[str, tuple[int, ...]], family: str, name: str) -> None:
+    """Inpainting (9 input channels: latents + mask + masked-image latents) and instruct-pix2pix (8: latents +
+    source-image latents) UNets. Training them properly means building those extra inputs for every step;
+    this trainer feeds 4-channel latents only, so they are refused here, before loading, with the reason."""
+    conv_in = shapes.get(f"{_UNET}input_blocks.0.0.weight")
+    channels = int(conv_in[1]) if conv_in is not None and len(conv_in) == 4 else 4
+    label = _LABELS.get(family, family)
+    if channels == 9:
+        raise NotAModelError(
+            f"{name} is an {label} inpainting model (9-channel UNet input: latents, mask and masked image); "
+            "training LoRAs on inpainting models is not supported yet",
+            hint=f"train on the {label} base model it was made from; LoRAs trained on the base also work "
+                 "with its inpainting model")
+    if channels != 4:
+        what = "an instruct-pix2pix (image editing) model" if channels == 8 else "not a text-to-image model"
+        raise NotAModelError(f"{name} is {what}: its UNet takes {channels} input channels, not 4; "
+                             "only text-to-image base models can be trained",
+                             hint=f"choose a {label} text-to-image checkpoint")
+
+
+def _other_architecture(keys: list[str]) -> str:
+    """The name of a diffusion model this app does not train (SD3 / SD3.5, Flux), from its keys; else ""."""
+    bare = [k.removeprefix(_UNET) for k in keys]
+    if any(k.startswith("joint_blocks.") for k in bare):
+        # SD 3.5 added RMS q/k norms (`ln_q`) to the MMDiT blocks; SD3 Medium has none
+        if any(k.startswith("joint_blocks.") and ".ln_q." in k for k in bare):
+            large = any(k.startswith("joint_blocks.37.") for k in bare)
+            return "an SD 3.5 Large checkpoint" if large else "an SD 3.5 checkpoint"
+        return "an SD3 checkpoint"
+    if any(k.startswith("double_blocks.") for k in bare) and any(k.startswith("single_blocks.") for k in bare):
+        return "a Flux checkpoint"
+    return ""
+
+
 def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -> None:
     if not keys:
         raise NotAModelError(f"{name} holds no tensors", hint="choose a Stable Diffusion checkpoint")
@@ -117,6 +180,10 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
                               for k in keys):
         raise NotAModelError(f"{name} is a textual-inversion embedding, not a base model",
                              hint="choose a full checkpoint as the base model")
+    other = _other_architecture(keys)  # after the LoRA check: a Flux LoRA may use the bare block names too
+    if other:
+        raise NotAModelError(f"{name} is {other}, which is not supported yet (LoRA Studio trains SD 1.x, SD 2.x "
+                             "and SDXL)", hint="choose an SD 1.x, SD 2.x or SDXL checkpoint")
     has_unet = any(k.startswith(_UNET) for k in keys)
     if not has_unet:
         if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys) and \
@@ -152,8 +219,36 @@ def _linear_projection(shapes: Mapping[str, tuple[int, ...]]) -> bool | None:
     return None
 
 
-def prediction_from(metadata: Mapping[str, str], keys: Iterable[str], path: Path) -> tuple[str, str] | None:
-    """(`epsilon`|`v_prediction`, source) when the file says which, else None."""
+#: the tensor ComfyUI looks at (`supported_models.SD20.model_type`): the first transformer block's norm1 bias
+#: in the last output block
+V_PROBE_KEY = f"{_UNET}output_blocks.11.1.transformer_blocks.0.norm1.bias"
+V_PROBE_STD = 0.09
+
+
+def prediction_from_weights(probe: Probe | None) -> tuple[str, str] | None:
+    """v-prediction or epsilon of an SD 2.x UNet from its weights, or None when the probe tensor is absent.
+
+    The heuristic is ComfyUI's (`comfy/supported_models.py`, `SD20.model_type`): in SD 2.x 768-v and its
+    fine-tunes the population standard deviation of `output_blocks.11.1.transformer_blocks.0.norm1.bias` is
+    above 0.09, in the 512-px epsilon model below. It costs one small tensor read, where AUTOMATIC1111's test
+    (`sd_models_config.is_using_v_parameterization_for_sd2`: one UNet forward pass on a constant input at
+    t = 999, v if the output minus the input averages below -1) needs the whole UNet built. It is a statistic,
+    not a proof, so metadata, a marker and the file name go first and the user can override it."""
+    if probe is None:
+        return None
+    tensor = probe(V_PROBE_KEY)
+    if tensor is None or tensor.numel() < 2:
+        return None
+    std = float(tensor.float().std(unbiased=False))
+    if std != std:  # NaN: a damaged tensor says nothing
+        return None
+    return ("v_prediction" if std > V_PROBE_STD else "epsilon"), "weights"
+
+
+def prediction_from(metadata: Mapping[str, str], keys: Iterable[str], path: Path,
+                    probe: Probe | None = None, *, family: str = "") -> tuple[str, str] | None:
+    """(`epsilon`|`v_prediction`, source) when the file says which, else None; the weights are asked only
+    for SD 2.x (`family` = `sd2`), where 512-epsilon and 768-v share every shape."""
     spec = metadata.get("modelspec.prediction_type", "").strip().lower()
     if spec in ("v", "v_prediction", "v-prediction", "v_pred"):
         return "v_prediction", "metadata"
@@ -170,6 +265,8 @@ def prediction_from(metadata: Mapping[str, str], keys: Iterable[str], path: Path
         return "v_prediction", "marker"
     if _V_NAME.search(path.stem):
         return "v_prediction", "file name"
+    if family == "sd2":
+        return prediction_from_weights(probe)
     return None
 
 
@@ -188,7 +285,7 @@ def _precision(dtypes: Mapping[str, int]) -> str:
 
 
 def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str, override: str,
-            precision: str, size: int, layout: str) -> ModelInfo:
+            precision: str, size: int, layout: str, has_ema: bool = False, ema: str = "auto") -> ModelInfo:
     """Combine what the weights say (`base`, `found`) with the user's overrides; the user wins where the
     weights cannot tell (SD 2.x 512 vs 768-v), and is stopped where they contradict the weights."""
     if family != "auto" and _GROUP[family] != _GROUP[base]:
@@ -204,8 +301,10 @@ def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str
         pred, source = "epsilon", "default"
     if family == "auto":
         family = "sd2-v" if base == "sd2" and pred == "v_prediction" else base
+    used = ema_weights.choose(path.name, has_ema, ema)
+    notes = (ema_weights.note(used),) if has_ema else ()
     return ModelInfo(path=path, family=family, prediction=pred, precision=precision, size_bytes=size,
-                     layout=layout, prediction_source=source)
+                     layout=layout, prediction_source=source, notes=notes, has_ema=has_ema, ema=used)
 
 
 _GROUP = {"sd1": "sd1", "sd2": "sd2", "sd2-v": "sd2", "sdxl": "sdxl"}
@@ -214,39 +313,69 @@ _LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x", "sdxl": "SDXL"}
 
 def info_from_state(path: Path, shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, int],
                     metadata: Mapping[str, str], *, family: str = "auto", prediction: str = "auto",
-                    size: int | None = None) -> ModelInfo:
+                    ema: str = "auto", size: int | None = None, probe: Probe | None = None) -> ModelInfo:
+    """What a single-file checkpoint is, from its keys, shapes and metadata (and, through `probe`, the one
+    tensor the v-prediction test reads); the rule every caller goes through, so that the picker, the
+    pre-start check and the loader agree."""
     base = classify(shapes, metadata, name=path.name)
-    return _finish(path, base, prediction_from(metadata, shapes.keys(), path), family=family, override=prediction,
+    has_ema = ema_weights.has_ema(shapes)
+    # the statistic is of the weights that will be trained: with `ema = use`, the EMA copy
+    if probe is not None and has_ema and ema == "use":
+        plain = probe
+        probe = lambda key: plain(ema_weights.ema_key(key))  # noqa: E731
+    found = prediction_from(metadata, shapes.keys(), path, probe, family=base)
+    return _finish(path, base, found, family=family, override=prediction,
                    precision=_precision(dtypes), size=size if size is not None else path.stat().st_size,
-                   layout="single-file")
+                   layout="single-file", has_ema=has_ema, ema=ema)
 
 
-def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "auto") -> ModelInfo:
-    """Family, prediction type, precision and size of a base model file or diffusers folder.
+def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "auto",
+                 ema: str = "auto") -> ModelInfo:
+    """Family, prediction type, precision, size and EMA of a base model file or diffusers folder.
 
-    `family`/`prediction` are the user's overrides (`auto` = detect); an override that contradicts the
-    weights (SDXL chosen for an SD 1.x file) is an error, SD 2.x 512 vs 768-v is the user's call.
+    The one check of "can this be trained on": the model picker, the Train panel's pre-start check and the
+    loader (CLI and worker, through `load_components`) all come here, so `.safetensors` and weights-only
+    `.ckpt`/`.pt` files are accepted, and refused files refused, alike everywhere (`base_files`).
+    `family`/`prediction`/`ema` are the user's settings (`auto` = detect); an override that contradicts the
+    weights (SDXL chosen for an SD 1.x file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v
+    is the user's call.
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        return _detect_folder(path, family=family, prediction=prediction)
+        return _detect_folder(path, family=family, prediction=prediction, ema=ema)
     if not path.is_file():
         raise ModelLoadError(f"base model not found: {path}")
-    kind = "safetensors" if safe_load.is_safetensors_path(path) else (
-        "pickle" if safe_load.is_pickle_path(path) else safe_load.sniff(path))
+    kind = weights_kind(path)
     if kind == "safetensors":
         header = safe_load.read_safetensors_header(path)
         shapes = {k: e.shape for k, e in header.tensors.items()}
         dtypes: dict[str, int] = {}
         for e in header.tensors.values():
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
-        return info_from_state(path, shapes, dtypes, header.metadata, family=family, prediction=prediction)
+        return info_from_state(path, shapes, dtypes, header.metadata, family=family, prediction=prediction,
+                               ema=ema, probe=_safetensors_probe(path, header))
     if kind == "pickle":
         state = safe_load.load_pickled(path)
         return info_from_state(path, {k: tuple(v.shape) for k, v in state.items()}, _dtype_bytes(state), {},
-                               family=family, prediction=prediction)
+                               family=family, prediction=prediction, ema=ema, probe=state.get)
     raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
                          hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+
+
+def _safetensors_probe(path: Path, header: safe_load.SafetensorsHeader) -> Probe:
+    """Reads one tensor from a (validated) safetensors file on demand: detection stays a header read."""
+    def probe(key: str):
+        entry = header.tensors.get(key)
+        if entry is None or entry.dtype not in ("F16", "BF16", "F32", "F64"):
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as fh:
+                return fh.get_tensor(key)
+        except (OSError, RuntimeError, ValueError):
+            return None
+    return probe
 
 
 def _dtype_bytes(state: Mapping[str, object]) -> dict[str, int]:
@@ -257,7 +386,7 @@ def _dtype_bytes(state: Mapping[str, object]) -> dict[str, int]:
     return out
 
 
-def _detect_folder(folder: Path, *, family: str, prediction: str) -> ModelInfo:
+def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "auto") -> ModelInfo:
     def read(rel: str) -> dict:
         try:
             value = json.loads((folder / rel).read_text(encoding="utf-8"))
@@ -284,7 +413,8 @@ def _detect_folder(folder: Path, *, family: str, prediction: str) -> ModelInfo:
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,
-                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers")
+                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers",
+                   ema=ema)  # a diffusers folder holds one UNet: `ema = use` is refused, as the loader does
 
 
 def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
@@ -325,4 +455,4 @@ def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True)
 
 
 __all__ = ["ModelInfo", "ModelScan", "NotAModelError", "SkippedFile", "UnsafeFileError", "classify",
-           "detect_model", "info_from_state", "prediction_from", "scan_model_folders"]
+           "detect_model", "info_from_state", "prediction_from", "prediction_from_weights", "scan_model_folders"]

@@ -26,6 +26,7 @@ class Components:
     unet: Any
     scheduler: Any  # the model's own scheduler config as a DDPMScheduler, for training
     source: Path
+    ema: str = "none"  # which UNet copy of a checkpoint with EMA weights was loaded: none | ema | non-ema
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -47,17 +48,25 @@ def _family_from_diffusers_folder(folder: Path, prediction: str) -> str:
     return "sd1"
 
 
-def load_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
+def load_components(path: str | Path, *, family: str = "auto", prediction: str = "auto", ema: str = "auto",
                     dtype: torch.dtype = torch.float32) -> Components:
-    """Load a base model (diffusers folder or single-file checkpoint) without touching the network."""
+    """Load a base model (diffusers folder or single-file checkpoint) without touching the network.
+
+    `ema` (auto | use | ignore) applies to single files with an EMA copy of the UNet; a diffusers folder
+    holds one UNet, so `use` is refused there rather than silently ignored."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelLoadError(f"base model not found: {path}",
-                             hint="pick a diffusers model folder or a .safetensors checkpoint file")
+                             hint="pick a diffusers model folder or a .safetensors/.ckpt checkpoint file")
     if path.is_file():
         from studio.models import single_file  # single-file checkpoints (CompVis/SGM layout)
 
-        return single_file.load_single_file_components(path, family=family, prediction=prediction, dtype=dtype)
+        return single_file.load_single_file_components(path, family=family, prediction=prediction, ema=ema,
+                                                       dtype=dtype)
+    if ema == "use":  # the same words the pre-start check says (studio.models.ema.choose)
+        from studio.models import ema as ema_weights
+
+        ema_weights.choose(path.name, False, ema)
     return _load_diffusers_folder(path, family=family, prediction=prediction, dtype=dtype)
 
 

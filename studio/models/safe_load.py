@@ -28,8 +28,7 @@ import torch
 
 from studio.errors import ModelLoadError, UnsafeFileError
 
-SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+from studio.models.base_files import MAX_HEADER_BYTES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, sniff, weights_kind
 
 # bytes per element for every dtype safetensors can hold that torch can load
 DTYPE_SIZES: dict[str, int] = {
@@ -38,8 +37,6 @@ DTYPE_SIZES: dict[str, int] = {
     "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
     "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1, "C64": 8,
 }
-# the safetensors library refuses headers above 100 MB; a real SDXL checkpoint's is under 300 kB
-MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 _CONVERT_HINT = ("convert it to .safetensors with a tool you trust (or download the .safetensors version "
                  "of the model), then choose that file")
@@ -203,20 +200,52 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     return tensors, header.metadata
 
 
+# torch.save's legacy (non-zip) format starts with a pickled magic number: PROTO 2, then LONG1 of 10 bytes
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def torch_container(path: Path) -> str | None:
+    """`zip` (torch.save since 1.6), `legacy` (the older pickle stream), `pickle` (some other pickle, left to
+    the weights-only unpickler to judge) or None when the file is none of these.
+
+    Checked before unpickling so that a damaged or foreign file gets our message, not the unpickler's
+    internals: a truncated zip has lost its central directory, a text file renamed `.ckpt` is no pickle."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+            return "zip" if any(n.endswith("data.pkl") for n in names) else None
+        with open(path, "rb") as fh:
+            head = fh.read(len(_LEGACY_TORCH_MAGIC))
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    if head == _LEGACY_TORCH_MAGIC:
+        return "legacy"
+    return "pickle" if head[:1] == b"\x80" else None  # PROTO: the first opcode of every pickle since protocol 2
+
+
+def not_a_checkpoint(path: Path) -> ModelLoadError:
+    return ModelLoadError(f"{path.name}: cannot read it: not a valid checkpoint (damaged or not a PyTorch file)",
+                          hint="if it came from a download, download it again; a .safetensors version of the "
+                               "model is the safer choice")
+
+
 def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.ckpt`/`.pt`/`.bin`, unpickled only with torch's weights-only unpickler."""
     path = Path(path)
+    container = torch_container(path)
+    if container is None:
+        raise not_a_checkpoint(path)
     try:
         # mmap keeps multi-GB checkpoints out of memory until a tensor is used; only the zip format has it
-        mmap = zipfile.is_zipfile(path)
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=container == "zip")
     except pickle.UnpicklingError as exc:
         raise UnsafeFileError(
             f"{path.name}: refused: loading it would need more than plain tensors ({_pickle_reason(exc)}); "
             "a file like this can run code on this computer", hint=_CONVERT_HINT) from None
-    except (OSError, EOFError, RuntimeError, ValueError, zipfile.BadZipFile, struct.error) as exc:
-        raise ModelLoadError(f"{path.name}: cannot read this checkpoint ({_first_line(exc)})",
-                             hint="the file may be truncated or damaged; " + _CONVERT_HINT) from None
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, zipfile.BadZipFile, struct.error):
+        # torch's own text here names its internals (PytorchStreamReader, record offsets): ours says what to do
+        raise not_a_checkpoint(path) from None
     return _tensors_of(path, obj)
 
 
@@ -232,15 +261,6 @@ def _pickle_reason(exc: BaseException) -> str:
     if found:
         return f"it uses pickle instruction {found.group(1)}, which plain tensors never need"
     return "it holds objects other than tensors"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("Weights only load failed"):
-            return line[:300]
-    return type(exc).__name__
 
 
 def _tensors_of(path: Path, obj: object) -> dict[str, torch.Tensor]:
@@ -272,12 +292,7 @@ def load_with_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"file not found: {path}")
-    if is_safetensors_path(path):
-        return load_safetensors(path)
-    if is_pickle_path(path):
-        return load_pickled(path), {}
-    # unknown suffix: sniff, so a renamed file still works and a text file gets a clear message
-    kind = sniff(path)
+    kind = weights_kind(path)  # by suffix, else sniffed, so a renamed file still works
     if kind == "safetensors":
         return load_safetensors(path)
     if kind == "pickle":
@@ -285,19 +300,3 @@ def load_with_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     raise ModelLoadError(f"{path.name}: not a weights file (neither safetensors nor a PyTorch checkpoint)",
                          hint="choose a .safetensors or .ckpt model file")
 
-
-def sniff(path: Path) -> str:
-    """`safetensors`, `pickle` or `unknown`, from the first bytes of the file."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-        size = path.stat().st_size
-    except OSError:
-        return "unknown"
-    if len(head) >= 9:
-        (n,) = struct.unpack("<Q", head[:8])
-        if 0 < n <= min(size - 8, MAX_HEADER_BYTES) and head[8:9] == b"{":
-            return "safetensors"
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
-        return "pickle"
-    return "unknown"

@@ -19,6 +19,7 @@ import torch
 
 from studio.errors import ModelLoadError
 from studio.models import detect, safe_load
+from studio.models import ema as ema_weights
 from studio.models.configs import load_tokenizer, resolved_config
 from studio.models.load import Components
 from studio.models.original_layout import SD2_TE_PREFIX, SDXL_TE2_PREFIX
@@ -27,10 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
-                                dtype: torch.dtype = torch.float32,
+                                ema: str = "auto", dtype: torch.dtype = torch.float32,
                                 config: str | Path | None = None) -> Components:
     """A base model from one checkpoint file; `config` optionally names a diffusers folder to take configs
-    and tokenizers from instead of the bundled ones (for models with non-reference sizes)."""
+    and tokenizers from instead of the bundled ones (for models with non-reference sizes). `ema` chooses the
+    UNet copy of a checkpoint that has two (`studio.models.ema`)."""
     path = Path(path)
     state, metadata = safe_load.load_with_metadata(path)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
@@ -38,7 +40,10 @@ def load_single_file_components(path: str | Path, *, family: str = "auto", predi
     for v in state.values():
         name = str(v.dtype).removeprefix("torch.")
         dtypes[name] = dtypes.get(name, 0) + v.numel() * v.element_size()
-    info = detect.info_from_state(path, shapes, dtypes, metadata, family=family, prediction=prediction)
+    # the same rule the picker and the pre-start check apply (refusals, family, prediction, EMA)
+    info = detect.info_from_state(path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
+                                  probe=state.get)
+    ema_weights.prepare(state, info.ema, path.name)
     with resolved_config(info.family, metadata, config) as folder:
         unet = _diffusers_part("UNet", path, info.family, folder, lambda: _unet(state, folder, dtype))
         vae = _diffusers_part("VAE", path, info.family, folder, lambda: _vae(state, folder, dtype))
@@ -53,7 +58,7 @@ def load_single_file_components(path: str | Path, *, family: str = "auto", predi
     del state
     return Components(family=info.family, prediction=info.prediction, tokenizers=tuple(tokenizers),
                       text_encoders=tuple(encoders), vae=vae, unet=unet, scheduler=scheduler, source=path,
-                      extra={"model_info": info})
+                      ema=info.ema, extra={"model_info": info})
 
 
 def _diffusers_part(what: str, path: Path, family: str, folder: Path, build):
@@ -101,6 +106,12 @@ def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch
         model = cls(cfg)
     if subfolder == "text_encoder_2":
         converted = convert_open_clip_checkpoint(model, state, prefix=SDXL_TE2_PREFIX)
+        # diffusers' own scripts/convert_diffusers_to_original_sdxl.py leaves the projection as it found it,
+        # `text_projection.weight` in transformers' (out × in) orientation, where OpenCLIP stores
+        # `text_projection` transposed; diffusers' converter reads only the latter
+        hf_projection = state.get(SDXL_TE2_PREFIX + "text_projection.weight")
+        if SDXL_TE2_PREFIX + "text_projection" not in state and hf_projection is not None:
+            converted["text_projection.weight"] = hf_projection
     elif family in ("sd2", "sd2-v"):
         converted = convert_open_clip_checkpoint(model, state, prefix=SD2_TE_PREFIX)
     else:

@@ -146,7 +146,8 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     if not cfg.model.path:
         raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
     position = ckpt.read_position(Path(resume_from)) if resume_from else None
-    components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction)
+    components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction,
+                                 ema=cfg.model.ema)
     if position:
         _check_resumable(position, cfg, components.family)
     scheduler = training_scheduler(components.scheduler, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
@@ -411,7 +412,8 @@ def _facts(run: Run) -> TrainingFacts:
                          num_reg_images=run.dataset.num_reg_images, buckets=run.dataset.bucket_counts(),
                          network_module=module, network_args=args, network_dim=dim, network_alpha=alpha,
                          warmup_steps=warmup_steps(run.cfg.schedule),
-                         bucket_reso=(spec.min_side, spec.max_side, spec.step) if spec else None)
+                         bucket_reso=(spec.min_side, spec.max_side, spec.step) if spec else None,
+                         base_ema=run.components.ema)
 
 
 def _save(run: Run, *, final: bool) -> Iterator[Event]:

@@ -22,6 +22,25 @@ class Problem:
     severity: str = "error"  # "error" blocks the start; "warning" is shown and the run may go ahead
 
 
+def model_problems(cfg: ProjectConfig, model: Path) -> list[tuple[str, str]]:
+    """What the loader would refuse about the base model, in its own words, found by the same check the
+    loader and the model picker run (`detect_model`): weights-only `.ckpt` files pass, damaged ones, LoRAs,
+    refiners, inpainting and SD3/Flux checkpoints do not, and neither do settings the weights contradict."""
+    from studio.errors import StudioError
+    from studio.models.describe import problem_text
+    from studio.models.detect import detect_model
+
+    try:
+        detect_model(model, family=cfg.model.family, prediction=cfg.model.prediction, ema=cfg.model.ema)
+    except StudioError as exc:
+        text = problem_text(exc)
+        field_name = "ema" if "EMA" in str(exc) else "family" if "family was set" in str(exc) else "path"
+        return [(field_name, text)]
+    except OSError as exc:
+        return [("path", f"cannot read {model.name}: {exc.strerror or exc}")]
+    return []
+
+
 def preflight(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
     problems: list[Problem] = []
     add = lambda section, name, message, severity="error": problems.append(  # noqa: E731
@@ -29,14 +48,14 @@ def preflight(cfg: ProjectConfig, project_file: str | Path | None) -> list[Probl
 
     # model
     if not cfg.model.path.strip():
-        add("model", "path", "choose a base model: a diffusers folder or a .safetensors checkpoint")
+        add("model", "path", "choose a base model: a diffusers folder or a .safetensors / .ckpt checkpoint")
     else:
         model = resolve_path(project_file, cfg.model.path)
         if not model.exists():
             add("model", "path", f"the base model {model} does not exist")
-        elif model.is_file() and model.suffix.lower() not in (".safetensors", ".sft"):
-            add("model", "path", f"{model.name} is not a .safetensors file (pickled .ckpt files are not loaded "
-                                 "because they can run code)")
+        else:
+            for field_name, message in model_problems(cfg, model):
+                add("model", field_name, message)
 
     # dataset
     if not cfg.dataset.folders:

@@ -14,6 +14,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QMenu, QPlainTextEdit,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from studio.models.base_files import dialog_filter
+
 INT32_MAX = 2**31 - 1
 
 
@@ -169,7 +171,7 @@ class TextEditor(FieldEditor):
 
 
 class PathEditor(TextEditor):
-    """Text plus a "…" menu: base models come as a single .safetensors file or as a diffusers folder."""
+    """Text plus a "…" menu: base models come as a single .safetensors / .ckpt file or as a diffusers folder."""
 
     def __init__(self, meta: dict[str, Any], *, files: bool = True, folders: bool = True) -> None:
         super().__init__(meta)
@@ -179,7 +181,7 @@ class PathEditor(TextEditor):
         button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(button)
         if files:
-            menu.addAction("Model file (.safetensors)…", self._choose_file)
+            menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
         if folders:
             menu.addAction("Diffusers folder…", self._choose_folder)
         button.setMenu(menu)
@@ -187,8 +189,8 @@ class PathEditor(TextEditor):
         self._button, self._menu = button, menu
 
     def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a base model", self._edit.text(),
-                                              "Model weights (*.safetensors *.sft)")
+        # the same suffixes the pre-start check and the loader accept (studio.models.base_files)
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a base model", self._edit.text(), dialog_filter())
         if path:
             self._edit.setText(path)
 
