@@ -35,6 +35,3 @@ class UnsafeFileError(ModelLoadError):
 class LoraFormatError(StudioError):
     """A LoRA file has keys or shapes we cannot map."""
 
-
-class TrainingStopped(StudioError):
-    """Training was stopped by the user (not an error for the user, but it ends the run)."""

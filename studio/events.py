@@ -110,19 +110,3 @@ def event_to_dict(event: Event) -> dict:
         if isinstance(value, tuple):
             data[key] = list(value)
     return {"type": event.type, **data}
-
-
-def event_from_dict(data: dict) -> Event:
-    """Rebuild an event from `event_to_dict` output; raises KeyError/TypeError/ValueError on bad input."""
-    from dataclasses import fields
-
-    cls = EVENT_TYPES[data["type"]]
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k != "type"}
-    unknown = set(kwargs) - names
-    if unknown:
-        raise TypeError(f"unknown field(s) for {cls.type}: {', '.join(sorted(unknown))}")
-    for f in fields(cls):
-        if f.name in kwargs and isinstance(kwargs[f.name], list):
-            kwargs[f.name] = tuple(kwargs[f.name])
-    return cls(**kwargs)

@@ -137,7 +137,3 @@ def bake_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
                     summary=f"{result.layers_changed} layers changed, {result.layout}", layers=result.layers_changed)
     yield Finished(outputs=(str(result.path),))
 
-
-#: job kinds the worker knows these by (see `studio.worker.jobs.JOBS`)
-MIX_JOBS = {"mix_preview": "studio.mix.jobs:preview_job", "mix_grid": "studio.mix.jobs:grid_job",
-            "mix_export": "studio.mix.jobs:export_job", "mix_bake": "studio.mix.jobs:bake_job"}

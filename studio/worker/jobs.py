@@ -21,7 +21,7 @@ JobFunction = Callable[[dict[str, Any], Any], Iterator[Event]]
 #: kind → "module:function". Add an entry (or call `register_job` in a module the worker imports).
 JOBS: dict[str, str] = {
     "train": "studio.worker.jobs:train_job",
-    # the mixer (studio.mix.jobs.MIX_JOBS): its preview session stays loaded between these jobs
+    # the mixer's jobs (studio.mix.jobs): its preview session stays loaded between them
     "mix_preview": "studio.mix.jobs:preview_job",
     "mix_grid": "studio.mix.jobs:grid_job",
     "mix_export": "studio.mix.jobs:export_job",
