@@ -134,8 +134,8 @@ def check_install(version_of: VersionLookup | None = None) -> InstallReport:
         if SpecifierSet(rule.versions).contains(have, prereleases=True) and \
                 not SpecifierSet(rule.needs_versions).contains(need, prereleases=True):
             reported.add((rule.package, rule.needs))
-            broken.append(f"{rule.package} {have} needs {rule.needs} {rule.needs_versions}, but {rule.needs} {need} "
-                          f"is installed ({rule.consequence})")
+            broken.append(f"{rule.package} {have} needs {rule.needs} {_needed(rule.needs_versions)}, but "
+                          f"{rule.needs} {need} is installed ({rule.consequence})")
     return InstallReport(tuple(out_of_range), tuple(broken), repair_command())
 
 
@@ -202,6 +202,14 @@ def repair_command() -> str:
 def spec_text(spec: SpecifierSet) -> str:
     """">=4.45, <5.24": lower bounds first, as people read a range."""
     return ", ".join(sorted((str(s) for s in spec), key=lambda s: (not s.startswith(">"), s)))
+
+
+def _needed(spec: str) -> str:
+    """">=0.22" reads as "0.22 or newer"; anything else as the range itself."""
+    specs = list(SpecifierSet(spec))
+    if len(specs) == 1 and specs[0].operator == ">=":
+        return f"{specs[0].version} or newer"
+    return spec_text(SpecifierSet(spec))
 
 
 def _parse(text: str | None) -> Version | None:

@@ -22,6 +22,8 @@ def install_problem_box(report: InstallReport, parent: QWidget | None = None) ->
     box.setWindowTitle("LoRA Studio: check the installation")
     box.setTextFormat(Qt.TextFormat.PlainText)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    # wide enough that the repair command (a long path) wraps as little as possible
+    box.setStyleSheet("QLabel#qt_msgbox_label, QLabel#qt_msgbox_informativelabel { min-width: 36em; }")
     if error:
         box.setIcon(QMessageBox.Icon.Critical)
         box.setText("The installed libraries do not work together:\n" + "\n".join(f"• {s}" for s in report.broken)
