@@ -13,15 +13,16 @@ from pathlib import Path
 from studio.config import ProjectConfig, load_preset, rebase_paths, save_project
 from studio.dataset.state import load_state, save_state, state_path
 from studio.errors import ConfigError
+from studio.safe_names import safe_file_name
 
 PROJECT_FILE = "project.toml"
 DATASET_FOLDER = "dataset"
 
 
 def lora_name(folder: Path) -> str:
-    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat")."""
-    name = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")
-    return name or "lora"
+    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat"; "CON" → "con_", which Windows
+    would take for the console)."""
+    return safe_file_name(re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-"), "lora")
 
 
 def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | None = None) -> Path:

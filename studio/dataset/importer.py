@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.dataset.images import is_image_path
 from studio.fileio import atomic_path
+from studio.safe_names import safe_file_name, unique_file_name
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,9 @@ def sort_dropped(paths: Iterable[str | Path]) -> Dropped:
 
 
 def _free_name(dest: Path, name: str, taken: set[str]) -> str:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, n = name, 1
-    while candidate.lower() in taken or (dest / candidate).exists():
-        n += 1
-        candidate = f"{stem}-{n}{suffix}"
-    taken.add(candidate.lower())
+    """A name valid on every system, taken neither in this import (`a.png` and `A.PNG` count as one) nor in `dest`."""
+    candidate = unique_file_name(name, taken, dest)
+    taken.add(candidate)
     return candidate
 
 
@@ -70,13 +68,9 @@ def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".tx
     """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
     from studio.dataset.scan import dataset_folders
 
-    target = dest_parent / folder.name
-    n = 1
-    while target.exists():
-        n += 1
-        target = dest_parent / f"{folder.name}-{n}"
+    target = dest_parent / unique_file_name(folder.name, (), dest_parent)
     for sub, _ in dataset_folders(folder):
         images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))
-        import_copies(images, target if sub == folder else target / sub.name, caption_extension)
+        import_copies(images, target if sub == folder else target / safe_file_name(sub.name), caption_extension)
     target.mkdir(parents=True, exist_ok=True)
     return target

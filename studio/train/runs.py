@@ -10,10 +10,11 @@ from pathlib import Path
 from studio.config import ProjectConfig, dumps_project
 from studio.events import Event, event_to_dict
 from studio.fileio import atomic_write_text
+from studio.safe_names import safe_file_name
 
 
 def new_run_dir(runs_root: Path, name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    safe = safe_file_name(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-"), "run")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = runs_root / f"{stamp}-{safe}"
     n = 1

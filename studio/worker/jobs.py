@@ -59,9 +59,10 @@ def resolve_job(kind: str) -> JobFunction:
 def config_from_text(text: str, source: str) -> Any:
     """A ProjectConfig from TOML text, read exactly as `load_project` reads a file (preset, then sections)."""
     from studio.config import PROJECT_FORMAT_VERSION, ProjectConfig, apply_mapping, load_preset
+    from studio.textfile import normalize_text
 
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(normalize_text(text))  # as a file: a BOM and CRLF are fine
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
     except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
