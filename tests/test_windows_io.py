@@ -17,7 +17,6 @@ from studio import fileio
 from studio.events import Checkpoint, Failed, Finished
 from studio.fileio import WriteError, atomic_dir, atomic_write_bytes, atomic_write_text, atomic_write_with
 from tests.conftest import tiny_config, train_until
-from tests.windows_apis import windows_apis  # noqa: F401  (the fixture)
 
 
 def _leftovers(folder: Path) -> list[str]:

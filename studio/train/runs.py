@@ -14,7 +14,8 @@ from studio.safe_names import safe_file_name
 
 
 def new_run_dir(runs_root: Path, name: str) -> Path:
-    safe = safe_file_name(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-"), "run")
+    # the name part cut to 60 characters: with the time stamp and a number the folder name stays short
+    safe = safe_file_name(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60], "run")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = runs_root / f"{stamp}-{safe}"
     n = 1
