@@ -127,6 +127,20 @@ def _fold(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def refuse_unsafe_name(path: str | Path, what: str) -> Path:
+    """`path` when its last part is a safe file name; otherwise a ConfigError naming `what` (e.g. "the merged
+    LoRA"), the problem and the safe name to use instead. For a path the user picked for a new file: we do not
+    rename it behind their back, and nothing has been written yet."""
+    from studio.errors import ConfigError
+
+    path = Path(path)
+    problem = file_name_problem(path.name)
+    if problem is not None:
+        raise ConfigError(f"{what}: {path.name!r} cannot be a file name: {problem}",
+                          hint=f"choose another name, for example {safe_file_name(path.name)!r}")
+    return path
+
+
 def safe_child(folder: str | Path, name: str, fallback: str = "untitled") -> Path:
     """`folder / safe_file_name(name)`: a path that is certainly inside `folder`."""
     return Path(folder) / safe_file_name(name, fallback)

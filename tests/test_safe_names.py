@@ -176,3 +176,52 @@ def test_imported_images_that_differ_only_by_case_stay_two_files(tmp_path):
     (nested / "dog.png").write_bytes(b"dog")
     target = import_folder(nested, tmp_path / "project")
     assert target.name == "CON_" and (target / "dog.png").read_bytes() == b"dog"
+
+
+def _tiny_lora(path: Path) -> Path:
+    import torch
+
+    from studio.formats.lora_file import LoraFile, LoraModule
+    from tests.lora_maker import write_kohya
+
+    name = "lora_unet_down_blocks_0_attentions_0_proj_in"
+    lf = LoraFile(family="sd1", modules={name: LoraModule(name=name, down=torch.ones(2, 4), up=torch.ones(4, 2),
+                                                          alpha=2.0)})
+    return write_kohya(lf, path)
+
+
+@pytest.mark.parametrize("name", ["mix.", "CON.safetensors", "a:b.safetensors", ".safetensors", "a\x00.safetensors"])
+def test_mix_exports_and_bakes_refuse_a_bad_name_before_any_work(tmp_path, name):
+    from studio.mix.bake import bake
+    from studio.mix.export import export_merged
+    from studio.mix.recipe import MixEntry, load_sources
+
+    sources = load_sources([MixEntry(str(_tiny_lora(tmp_path / "a.safetensors")), 1.0)])
+    before = sorted(tmp_path.rglob("*"))
+    out = tmp_path / "exports" / name
+    with pytest.raises(ConfigError, match=r"^the merged LoRA: .* cannot be a file name") as info:
+        export_merged(sources, out)
+    assert info.value.hint.startswith("choose another name, for example ")
+    with pytest.raises(ConfigError, match=r"^the baked checkpoint: .* cannot be a file name"):
+        bake(tmp_path / "no-model-needed", sources, out)  # refused before the base model is looked at
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_save_as_under_a_name_windows_cannot_hold_writes_nothing(tmp_path):
+    from studio.project import save_project_as
+
+    with pytest.raises(ConfigError, match=r"^the project file: 'aux.toml' cannot be a file name") as info:
+        save_project_as(ProjectConfig(), None, tmp_path / "aux.toml")
+    assert info.value.hint == "choose another name, for example 'aux_.toml'"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_host_name_with_odd_characters_makes_a_valid_event_file(tmp_path, monkeypatch):
+    import socket
+
+    from studio.train.tensorboard import EventWriter
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "PC:1/lab")
+    writer = EventWriter(tmp_path)
+    writer.close()
+    assert writer.path.parent == tmp_path and ".PC_1_lab." in writer.path.name and writer.path.is_file()
