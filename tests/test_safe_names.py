@@ -225,3 +225,22 @@ def test_a_host_name_with_odd_characters_makes_a_valid_event_file(tmp_path, monk
     writer = EventWriter(tmp_path)
     writer.close()
     assert writer.path.parent == tmp_path and ".PC_1_lab." in writer.path.name and writer.path.is_file()
+
+
+def test_an_import_never_gives_two_images_one_caption(tmp_path):
+    from studio.dataset.importer import import_copies
+
+    dest = tmp_path / "dataset"
+    dest.mkdir()
+    (dest / "cat.png").write_bytes(b"existing")
+    (dest / "cat.txt").write_text("the existing caption", encoding="utf-8")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, caption in (("cat.jpg", "imported jpg"), ("dog.png", "dog png"), ("DOG.webp", "dog webp")):
+        (src / name).write_bytes(name.encode())
+        (src / name).with_suffix(".txt").write_text(caption, encoding="utf-8")
+    copies = import_copies([src / "cat.jpg", src / "dog.png", src / "DOG.webp"], dest)
+    assert [c.name for c in copies] == ["cat-2.jpg", "dog.png", "DOG-2.webp"]
+    assert (dest / "cat.txt").read_text(encoding="utf-8") == "the existing caption"
+    assert [c.with_suffix(".txt").read_text(encoding="utf-8") for c in copies] == [
+        "imported jpg", "dog png", "dog webp"]

@@ -37,10 +37,20 @@ def sort_dropped(paths: Iterable[str | Path]) -> Dropped:
     return Dropped(tuple(dict.fromkeys(folders)), tuple(dict.fromkeys(images)), tuple(ignored))
 
 
-def _free_name(dest: Path, name: str, taken: set[str]) -> str:
-    """A name valid on every system, taken neither in this import (`a.png` and `A.PNG` count as one) nor in `dest`."""
-    candidate = unique_file_name(name, taken, dest)
-    taken.add(candidate)
+def _is_free(name: str, taken: set[str], dest: Path) -> bool:
+    return unique_file_name(name, taken, dest) == safe_file_name(name)
+
+
+def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -> str:
+    """A name valid on every system, taken neither in this import (`a.png` and `A.PNG` count as one) nor in `dest`,
+    whose caption sidecar is free too: `cat.jpg` beside an existing `cat.png` would otherwise get its `cat.txt`."""
+    safe = safe_file_name(name)
+    stem, suffix = Path(safe).stem, Path(safe).suffix
+    candidate, n = unique_file_name(safe, taken, dest), 1
+    while not _is_free(Path(candidate).stem + caption_extension, taken, dest):
+        n += 1
+        candidate = unique_file_name(f"{stem}-{n}{suffix}", taken, dest)
+    taken.update((candidate, Path(candidate).stem + caption_extension))
     return candidate
 
 
@@ -51,7 +61,7 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
     out = []
     for src in images:
         src = Path(src)
-        name = _free_name(dest, src.name, taken)
+        name = _free_name(dest, src.name, taken, caption_extension)
         target = dest / name
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
