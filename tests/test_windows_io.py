@@ -322,3 +322,12 @@ def test_training_whose_export_is_held_open_fails_clearly_and_keeps_the_old_expo
     assert isinstance(events[-1], Failed), events[-1]
     assert events[-1].error == f"cannot replace {export}: the file is in use by another program"
     assert export.read_bytes() == old and _leftovers(out) == []
+
+
+def test_the_demo_command_trains_and_exports(windows_apis, tmp_path, capsys):
+    """`lora-studio demo` stopped at its first save on Windows; here it builds, trains and exports."""
+    from studio.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", "--quiet"]) == 0
+    exported = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert exported == (tmp_path / "demo" / "demo-lora.safetensors").resolve() and exported.stat().st_size > 0
