@@ -51,6 +51,12 @@ def _read_only(path: Path) -> bool:
         return False
 
 
+def _read_only_error(path: Path, verb: str) -> WriteError:
+    return WriteError(f"cannot {verb} {path}: the file is read-only",
+                      hint="clear its read-only flag (Properties on Windows, chmod u+w elsewhere) or choose "
+                           "another name; the previous file was left as it was")
+
+
 def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
     # the temp file beside it was made, so a refusal while the target exists is the rename onto it
     if _in_use(exc) and path.exists() and not _read_only(path):
@@ -58,9 +64,7 @@ def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
                           hint="close the program that has it open (an image viewer, a WebUI that has the LoRA "
                                "loaded, a virus scan) and try again; the previous file was left as it was")
     if _in_use(exc) and path.exists():
-        return WriteError(f"cannot {verb} {path}: the file is read-only",
-                          hint="clear its read-only attribute (Properties) or choose another name; "
-                               "the previous file was left as it was")
+        return _read_only_error(path, verb)
     if exc.errno == errno.ENAMETOOLONG or getattr(exc, "winerror", None) in _TOO_LONG_WINERRORS:
         return WriteError(f"cannot write {path}: the file name or the path is too long ({len(str(path))} "
                           "characters)", hint="choose a shorter name or a folder nearer the top of the disk; "
@@ -85,6 +89,8 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     missing or empty. Only for caches, where ten thousand fsyncs would cost more than rebuilding an entry.
     """
     path = Path(path)
+    if _read_only(path):  # Windows refuses to replace it; elsewhere a rename would, but the user said no
+        raise _read_only_error(path, "replace")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".tmp",

@@ -244,7 +244,6 @@ def test_a_read_only_target_is_said_to_be_read_only_and_not_retried(monkeypatch,
     must not send the user looking for a program that has it open."""
     target = tmp_path / "lora.safetensors"
     target.write_bytes(b"old")
-    os.chmod(target, stat.S_IREAD)
     pauses: list[float] = []
 
     def replace(src, dst):  # type: ignore[no-untyped-def]
@@ -252,12 +251,29 @@ def test_a_read_only_target_is_said_to_be_read_only_and_not_retried(monkeypatch,
         error.winerror = 5  # type: ignore[attr-defined]
         raise error
 
-    monkeypatch.setattr(os, "replace", replace)
+    def replace_after_another_program_set_read_only(src, dst):  # type: ignore[no-untyped-def]
+        os.chmod(dst, stat.S_IREAD)  # made read-only while we were writing
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_after_another_program_set_read_only)
     monkeypatch.setattr(fileio, "_sleep", pauses.append)
     try:
         with pytest.raises(WriteError, match="the file is read-only"):
             atomic_write_bytes(target, b"new")
         assert pauses == [] and target.read_bytes() == b"old" and _leftovers(tmp_path) == []
+    finally:
+        os.chmod(target, stat.S_IREAD | stat.S_IWRITE)
+
+
+def test_a_read_only_file_is_not_replaced_on_any_system(tmp_path):
+    target = tmp_path / "project.toml"
+    target.write_text("old", encoding="utf-8")
+    os.chmod(target, stat.S_IREAD)
+    try:
+        with pytest.raises(WriteError) as info:
+            atomic_write_text(target, "new")
+        assert str(info.value) == f"cannot replace {target}: the file is read-only"
+        assert target.read_text(encoding="utf-8") == "old" and _leftovers(tmp_path) == []
     finally:
         os.chmod(target, stat.S_IREAD | stat.S_IWRITE)
 
