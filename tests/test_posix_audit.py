@@ -14,9 +14,7 @@ from pathlib import Path
 from tests.windows_apis import OS_NAMES, POSIX_MODULES, SIGNAL_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Also POSIX-only, though the Windows mode leaves them for pytest-timeout's sake.
-EXTRA_SIGNAL_NAMES = ("SIGALRM", "alarm", "setitimer", "getitimer", "ITIMER_REAL")
-POSIX_ONLY = {"os": set(OS_NAMES), "signal": set(SIGNAL_NAMES) | set(EXTRA_SIGNAL_NAMES)}
+POSIX_ONLY = {"os": set(OS_NAMES), "signal": set(SIGNAL_NAMES)}
 
 
 def _handles(node: ast.Try, error: str) -> bool:

@@ -1,16 +1,17 @@
 """The Windows test mode: run the core on Linux or macOS with the calls Windows lacks taken away.
 
 Windows CPython has no `os.fchmod` (before 3.13), `os.statvfs`, `os.getuid`, `signal.SIGKILL`, `fcntl`, …;
-code that uses one works everywhere we test and raises AttributeError or ImportError on a user's PC. Here
-those names are deleted from `os` and `signal`, and the POSIX-only modules cannot be imported by our code,
-for as long as a test runs (`windows_apis` fixture), so that such a call fails in CI as it would on Windows.
-(Libraries keep their imports: psutil's Linux half needs `resource`, and on Windows it has another half.)
+code that uses one works everywhere we test and raises AttributeError or ImportError on a user's PC. In this
+mode (`windows_apis` fixture) our code — every module of `studio` and `ui` — sees an `os` and a `signal`
+without those names, cannot import the POSIX-only modules, and cannot open a folder as a file (Windows
+cannot, so a folder fsync must cope), so that such a call fails in CI as it would on Windows.
 
-What is removed is what Windows lacks, not what Linux's own standard library needs underneath: the few stdlib
-functions that Windows implements differently (`shutil.disk_usage`) get a stand-in that does not go through
-a removed name, as their Windows version does not. And Windows cannot open a folder as a file, so `os.open`
-on a folder fails when called from our code (`studio`, `ui`); the standard library's own uses (`shutil.rmtree`
-on Linux) are left alone.
+It is the app's view that changes, not the modules themselves: the standard library and the libraries keep
+their Linux halves, which need these calls underneath (pytest's temp folders call `os.getuid`,
+`Popen.kill` sends `signal.SIGKILL`, psutil imports `resource`); on Windows they have other halves. So a
+module of ours gets a stand-in for `os` and `signal` as its global (and from `import os` while the mode is on),
+which answers every name but the removed ones from the real module. Outside the mode a stand-in left in a
+module imported during it answers everything, as the real module would.
 
 `LORA_STUDIO_WINDOWS_APIS=1` in the environment applies the mode to every test (tests/conftest.py).
 """
@@ -19,12 +20,11 @@ from __future__ import annotations
 
 import builtins
 import os
-import shutil
 import signal
 import sys
-from collections import namedtuple
+import types
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,76 +38,85 @@ OS_NAMES = (
     "O_DIRECTORY", "O_NOFOLLOW", "O_NONBLOCK", "O_CLOEXEC", "O_NOCTTY", "O_SYNC", "O_DSYNC",
 )
 #: Signals and calls of `signal` that Windows does not have (it has SIGINT, SIGTERM, SIGABRT, SIGBREAK, …).
-#: SIGALRM, alarm and setitimer stay: pytest-timeout runs on them, around the test. The static audit
-#: (tests/test_posix_audit.py) keeps them out of our code.
 SIGNAL_NAMES = (
-    "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCHLD", "SIGPIPE", "SIGSTOP", "SIGCONT",
-    "SIGTSTP", "SIGWINCH", "SIGXFSZ", "pause", "siginterrupt", "pthread_kill", "pthread_sigmask", "sigwait",
-    "sigpending",
+    "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE", "SIGSTOP", "SIGCONT",
+    "SIGTSTP", "SIGWINCH", "SIGXFSZ", "alarm", "pause", "setitimer", "getitimer", "ITIMER_REAL", "siginterrupt",
+    "pthread_kill", "pthread_sigmask", "sigwait", "sigpending",
 )
 #: Modules that exist only on POSIX systems.
 POSIX_MODULES = ("fcntl", "pwd", "grp", "resource", "termios", "tty", "pty", "syslog", "crypt", "nis")
-
-_DiskUsage = namedtuple("_DiskUsage", "total used free")
-
-
-_OURS = ("studio", "ui", "tests")
+#: Whose view changes: the app's packages (and, for imports only, the tests that stand in for them).
+APP_PACKAGES = ("studio", "ui")
 
 
-def _our_code(depth: int = 2) -> bool:
-    """Whether the caller of the patched function is LoRA Studio (`studio.*`, `ui.*`, or a test standing in)."""
-    name = sys._getframe(depth).f_globals.get("__name__", "")
-    return name.split(".", 1)[0] in _OURS
+class _WindowsView(types.ModuleType):
+    """A stand-in for `os` or `signal`: the real module's names, less the removed ones while `active`."""
+
+    def __init__(self, real: types.ModuleType, removed: tuple[str, ...]) -> None:
+        super().__init__(real.__name__, real.__doc__)
+        self._real = real
+        self._removed = frozenset(removed)
+        self._active = False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.__dict__.get("_active") and name in self.__dict__["_removed"]:
+            raise AttributeError(f"module '{self._real.__name__}' has no attribute '{name}' (not on Windows)")
+        if self.__dict__.get("_active") and self._real is os and name == "open":
+            return _windows_open
+        return getattr(self._real, name)
+
+    def __dir__(self) -> list[str]:
+        names = dir(self._real)
+        return [n for n in names if n not in self._removed] if self._active else names
+
+
+def _windows_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+    """`os.open`, which on Windows cannot open a folder (so no folder fsync there)."""
+    if dir_fd is None and os.path.isdir(path):
+        error = PermissionError(13, "Permission denied", str(path))
+        error.winerror = 5  # type: ignore[attr-defined]  # what Windows says for a folder
+        raise error
+    return os.open(path, flags, mode, dir_fd=dir_fd)
+
+
+OS_VIEW = _WindowsView(os, OS_NAMES)
+SIGNAL_VIEW = _WindowsView(signal, SIGNAL_NAMES)
+
+
+def _is_app(module_name: str, *, tests_too: bool = False) -> bool:
+    root = module_name.split(".", 1)[0]
+    return root in APP_PACKAGES or (tests_too and root == "tests")
 
 
 def apply_windows_apis(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Remove the POSIX-only names (undone by `monkeypatch` at the end of the test); returns what was removed."""
-    removed: list[str] = []
-    real_statvfs = getattr(os, "statvfs", None)
-    for name in OS_NAMES:
-        if hasattr(os, name):
-            monkeypatch.delattr(os, name)
-            removed.append(f"os.{name}")
-    for name in SIGNAL_NAMES:
-        if hasattr(signal, name):
-            monkeypatch.delattr(signal, name)
-            removed.append(f"signal.{name}")
+    """Turn the mode on (undone by `monkeypatch` at the end of the test); returns what was removed."""
+    removed = [f"os.{n}" for n in OS_NAMES if hasattr(os, n)] + [f"signal.{n}" for n in SIGNAL_NAMES
+                                                                 if hasattr(signal, n)]
+    for view in (OS_VIEW, SIGNAL_VIEW):
+        monkeypatch.setattr(view, "_active", True)
+    for name, module in list(sys.modules.items()):  # the modules of ours already imported
+        if module is None or not _is_app(name):
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is os or value is signal:
+                monkeypatch.setattr(module, attr, OS_VIEW if value is os else SIGNAL_VIEW)
+
     real_import = builtins.__import__
 
     def windows_import(name, globals=None, locals=None, fromlist=(), level=0):  # type: ignore[no-untyped-def]
         caller = (globals or {}).get("__name__", "")
-        if level == 0 and name.split(".", 1)[0] in POSIX_MODULES and caller.split(".", 1)[0] in _OURS:
-            raise ModuleNotFoundError(f"No module named '{name}' (not on Windows)", name=name)
+        if level == 0 and _is_app(caller, tests_too=True):
+            if name.split(".", 1)[0] in POSIX_MODULES:
+                raise ModuleNotFoundError(f"No module named '{name}' (not on Windows)", name=name)
+            if _is_app(caller) and name in ("os", "signal"):  # `import os` in a function, or a first import
+                return OS_VIEW if name == "os" else SIGNAL_VIEW
         return real_import(name, globals, locals, fromlist, level)
 
-    monkeypatch.setattr(builtins, "__import__", windows_import)  # our `import fcntl` fails, psutil's does not
-    removed.extend(POSIX_MODULES)
-
-    if real_statvfs is not None:  # shutil.disk_usage exists on Windows, built on its own call, not statvfs
-        def disk_usage(path: str | os.PathLike[str]) -> _DiskUsage:
-            st = real_statvfs(path)
-            free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-            return _DiskUsage(total, (st.f_blocks - st.f_bfree) * st.f_frsize, free)
-
-        monkeypatch.setattr(shutil, "disk_usage", disk_usage)
-
-    real_open = os.open
-
-    def windows_open(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
-        if dir_fd is None and _our_code() and os.path.isdir(path):
-            error = PermissionError(13, "Permission denied", str(path))
-            error.winerror = 5  # type: ignore[attr-defined]  # what Windows says for a folder
-            raise error
-        return real_open(path, flags, mode, dir_fd=dir_fd)
-
-    monkeypatch.setattr(os, "open", windows_open)
-    # getpass.getuser() looks at USERNAME before the pwd module, as on Windows where that is always set
-    monkeypatch.setenv("USERNAME", os.environ.get("USER", "studio-user"))
-    return removed
+    monkeypatch.setattr(builtins, "__import__", windows_import)
+    return removed + list(POSIX_MODULES)
 
 
 @pytest.fixture
-def windows_apis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[str]]:
-    """The test runs with the POSIX-only calls removed (see the module docstring). `tmp_path` is made first:
-    pytest's own temp folder code asks for `os.getuid` off Windows."""
+def windows_apis(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The test runs with the POSIX-only calls removed from the app's view (see the module docstring)."""
     yield apply_windows_apis(monkeypatch)
