@@ -236,15 +236,10 @@ def _mode_for(path: Path) -> int:
 
 def _set_mode(path: Path, mode: int) -> None:
     """Give the temp file the mode the target should have, by path (`os.chmod` exists everywhere; on Windows
-    only the read-only flag means anything). A file system without modes (FAT, some network shares) refuses;
-    the file then keeps what the system gave it, as any new file there would."""
-    try:
+    only the read-only flag means anything). A file system without modes (FAT or exFAT on Linux, some network
+    shares) refuses with EPERM: the file then keeps what the system gives every file there, and is saved."""
+    with contextlib.suppress(NotImplementedError, PermissionError):
         os.chmod(path, mode)
-    except NotImplementedError:
-        pass
-    except PermissionError:
-        if os.name != "nt":
-            raise
 
 
 def _discard(tmp: Path) -> None:

@@ -352,3 +352,13 @@ def test_the_demo_command_trains_and_exports(windows_apis, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", "--quiet"]) == 0
     exported = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert exported == (tmp_path / "demo" / "demo-lora.safetensors").resolve() and exported.stat().st_size > 0
+
+
+def test_a_file_system_without_permissions_still_saves(monkeypatch, tmp_path):
+    """chmod fails with EPERM on FAT/exFAT mounted on Linux and on some network shares; the save goes on."""
+    def no_modes(path, mode):  # type: ignore[no-untyped-def]
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(os, "chmod", no_modes)
+    atomic_write_text(tmp_path / "a.txt", "saved")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "saved" and _leftovers(tmp_path) == []
