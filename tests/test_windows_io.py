@@ -111,6 +111,7 @@ def test_project_save_load_and_caption_edits(windows_apis, tmp_path):
     assert load_project(demo).model.path == "model"
 
 
+@pytest.mark.slow
 def test_training_checkpoint_export_resume_and_mix(windows_apis, tiny_sd1, image_folder, tmp_path):
     from studio.formats.reader import read_lora
     from studio.mix.export import export_merged
@@ -329,6 +330,7 @@ def test_a_path_too_long_is_said_in_words(tmp_path):
     assert "too long" in str(fileio._explain(tmp_path / "a", windows))
 
 
+@pytest.mark.slow
 def test_training_whose_export_is_held_open_fails_clearly_and_keeps_the_old_export(
         held_open, tiny_sd1, image_folder, tmp_path):
     from studio.train.engine import run_training
@@ -345,6 +347,7 @@ def test_training_whose_export_is_held_open_fails_clearly_and_keeps_the_old_expo
     assert export.read_bytes() == old and _leftovers(out) == []
 
 
+@pytest.mark.slow
 def test_the_demo_command_trains_and_exports(windows_apis, tmp_path, capsys):
     """`lora-studio demo` stopped at its first save on Windows; here it builds, trains and exports."""
     from studio.cli import main
