@@ -27,6 +27,8 @@ import tomli_w
 from studio.errors import ConfigError, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
+from studio.safe_names import file_name_problem, safe_file_name
+from studio.textfile import NotUtf8Error, decode_text, normalize_text
 
 PROJECT_FORMAT_VERSION = 1
 
@@ -358,6 +360,26 @@ def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
             raise ConfigError(f"{where} is {value}, expected a value between {lo} and {hi}")
 
 
+#: Fields whose value becomes a file name: refused when it could not be one on every system (a shared project
+#: file must not write outside its output folder, nor make a hidden or a device file), with the fix named.
+FILE_NAME_FIELDS = frozenset({("output", "name")})
+
+
+def _check_file_name(where: str, value: str) -> None:
+    problem = file_name_problem(value)
+    if problem is not None:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ConfigError(f"{where} is {shown!r}, which cannot be a file name: {problem}",
+                          hint=f"use a plain name, for example {safe_file_name(value, 'lora')!r}")
+
+
+def check_file_names(cfg: "ProjectConfig", source: str = "project") -> None:
+    """The file-name check of `build_section`, for a config made in code (`with_section` skips it): the engine
+    calls this before loading anything, so a bad name fails in a second, not after training."""
+    for section, key in sorted(FILE_NAME_FIELDS):
+        _check_file_name(f"{source}: [{section}] {key}", getattr(getattr(cfg, section), key))
+
+
 def build_section(section: str, values: dict[str, Any], base: Any, source: str) -> Any:
     """Apply `values` (from TOML, a preset or CLI flags) onto the dataclass instance `base`."""
     cls = type(base)
@@ -376,6 +398,8 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} is {value!r}, expected {exc}") from None
         _check_range(where, coerced, dict(known[key].metadata))
+        if (section, key) in FILE_NAME_FIELDS:
+            _check_file_name(where, coerced)
         changes[key] = coerced
     return replace(base, **changes)
 
@@ -420,9 +444,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (TOML must be UTF-8)") from None
+        return tomllib.loads(decode_text(raw))  # a BOM and CRLF, as Notepad saves it, are fine
+    except NotUtf8Error as exc:
+        raise ConfigError(f"{path}: not a text file LoRA Studio can read: {exc.reason}",
+                          hint="TOML files are UTF-8 text; save it again as UTF-8 in your editor") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep
@@ -445,7 +470,7 @@ def load_project(path: str | Path) -> ProjectConfig:
 def loads_project(text: str, source: str) -> ProjectConfig:
     """A project from TOML text (the worker's `start` command carries one), read exactly as a file is."""
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(normalize_text(text))  # as a file: a BOM and CRLF are fine
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from None
     except (ValueError, RecursionError) as exc:  # a 5000-digit number; arrays nested thousands deep

@@ -2,14 +2,23 @@
 
 A crash, a kill or a full disk at any moment leaves either the old file or the new one, never half of
 one. Every writer in `studio` goes through here.
+
+Only calls that exist on Windows, macOS and Linux are used, or a fallback is tested with the POSIX-only
+ones removed (tests/windows_apis.py): permissions are set by path (`os.fchmod` is POSIX-only before
+Python 3.13); a folder is fsynced only where it can be opened (not on Windows); and because Windows refuses
+to rename over a file another program holds open (an image viewer, a WebUI with the LoRA loaded, a virus
+scan), the rename is retried for about a second and then reported as "in use", the old file untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,9 +29,46 @@ class WriteError(StudioError):
     """A file could not be written; the previous version, if any, is untouched."""
 
 
-def _explain(path: Path, exc: OSError) -> WriteError:
-    import errno
+#: Windows error codes of a rename onto a file that another process has open (access denied, sharing
+#: violation, lock violation). A real permission problem gives 5 too; a read-only file is told apart by its mode.
+_IN_USE_WINERRORS = frozenset({5, 32, 33})
+_TOO_LONG_WINERRORS = frozenset({206})  # ERROR_FILENAME_EXCED_RANGE
+#: Pauses between tries of a rename that Windows refused because the target is open: about a second in all,
+#: enough for a virus scan or an indexer to let go, short enough not to look hung.
+REPLACE_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
+_sleep = time.sleep  # the tests count the pauses instead of waiting them out
 
+
+def _in_use(exc: OSError) -> bool:
+    return isinstance(exc, PermissionError) and getattr(exc, "winerror", None) in _IN_USE_WINERRORS
+
+
+def _read_only(path: Path) -> bool:
+    """The file's read-only flag (what Windows' attribute maps to); False when there is no such file."""
+    try:
+        return not path.stat().st_mode & stat.S_IWRITE
+    except OSError:
+        return False
+
+
+def _read_only_error(path: Path, verb: str) -> WriteError:
+    return WriteError(f"cannot {verb} {path}: the file is read-only",
+                      hint="clear its read-only flag (Properties on Windows, chmod u+w elsewhere) or choose "
+                           "another name; the previous file was left as it was")
+
+
+def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
+    # the temp file beside it was made, so a refusal while the target exists is the rename onto it
+    if _in_use(exc) and path.exists() and not _read_only(path):
+        return WriteError(f"cannot {verb} {path}: the file is in use by another program",
+                          hint="close the program that has it open (an image viewer, a WebUI that has the LoRA "
+                               "loaded, a virus scan) and try again; the previous file was left as it was")
+    if _in_use(exc) and path.exists():
+        return _read_only_error(path, verb)
+    if exc.errno == errno.ENAMETOOLONG or getattr(exc, "winerror", None) in _TOO_LONG_WINERRORS:
+        return WriteError(f"cannot write {path}: the file name or the path is too long ({len(str(path))} "
+                          "characters)", hint="choose a shorter name or a folder nearer the top of the disk; "
+                          "Windows allows 260 characters unless long paths are turned on")
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -43,11 +89,12 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     missing or empty. Only for caches, where ten thousand fsyncs would cost more than rebuilding an entry.
     """
     path = Path(path)
+    if _read_only(path):  # Windows refuses to replace it; elsewhere a rename would, but the user said no
+        raise _read_only_error(path, "replace")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".tmp",
                                         dir=path.parent)
-        os.fchmod(fd, _mode_for(path))
         os.close(fd)
     except OSError as exc:
         raise _explain(path, exc) from None
@@ -56,15 +103,16 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
         yield tmp
         if durable:
             _fsync(tmp)
-        os.replace(tmp, path)
+        _set_mode(tmp, _mode_for(path))  # after writing: the writer may have made the file anew, and a
+        replace_file(tmp, path)             # read-only target's mode would have stopped the write
         if durable:
             _fsync_dir(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise _explain(path, exc) from None
     except BaseException as exc:
         error = _library_write_error(path, exc)
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         if error is not None:
             raise error from exc
         raise
@@ -93,7 +141,7 @@ def remove_file(path: str | Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise _explain(path, exc) from None
+        raise _explain(path, exc, "delete") from None
 
 
 @contextlib.contextmanager
@@ -110,11 +158,15 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
+            replace_file(path, old)
+            try:
+                replace_file(tmp, path)
+            except OSError:
+                os.replace(old, path)  # put the previous folder back before reporting
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            replace_file(tmp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,11 +179,23 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def replace_file(src: str | Path, dst: str | Path) -> None:
+    """`os.replace`, retried for about a second while Windows says another program has `dst` open; after that
+    the PermissionError is raised as it came (`_explain` turns it into "in use"), `dst` untouched."""
+    for delay in (*REPLACE_RETRY_DELAYS, None):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError as exc:
+            if delay is None or not _in_use(exc) or _read_only(Path(dst)):
+                raise
+            _sleep(delay)
+
+
 def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
     """A library that does its own I/O (safetensors, torch.save) reports a full disk as its own exception type
     (`SafetensorError: … (os error 28)`, `RuntimeError: … unexpected pos …`); say what really happened.
     Called before the temporary is removed, while the disk is still as full as the write found it."""
-    import errno
     import re
 
     if not isinstance(exc, Exception) or isinstance(exc, StudioError):
@@ -140,14 +204,24 @@ def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
     code = int(found.group(1) or found.group(2)) if found else 0
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM):
         return _explain(path, OSError(code, os.strerror(code)))
-    try:
-        st = os.statvfs(path.parent)
-    except (OSError, AttributeError):  # AttributeError: no statvfs on Windows
-        return None
-    root = getattr(os, "geteuid", lambda: -1)() == 0
-    if (st.f_bfree if root else st.f_bavail) * st.f_frsize < 1 << 20:
+    free = _free_bytes(path.parent)
+    if free is not None and free < 1 << 20:
         return _explain(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     return None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free space for this user (root: all of it, as root may write into the reserve); None if unknown.
+    `os.statvfs` is POSIX-only: elsewhere `shutil.disk_usage`, which every system has."""
+    statvfs = getattr(os, "statvfs", None)
+    try:
+        if statvfs is not None:
+            st = statvfs(folder)
+            root = getattr(os, "geteuid", lambda: -1)() == 0
+            return (st.f_bfree if root else st.f_bavail) * st.f_frsize
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _mode_for(path: Path) -> int:
@@ -160,12 +234,35 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def _set_mode(path: Path, mode: int) -> None:
+    """Give the temp file the mode the target should have, by path (`os.chmod` exists everywhere; on Windows
+    only the read-only flag means anything). A file system without modes (FAT or exFAT on Linux, some network
+    shares) refuses with EPERM: the file then keeps what the system gives every file there, and is saved."""
+    with contextlib.suppress(NotImplementedError, PermissionError):
+        os.chmod(path, mode)
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temp file after a failed write. It may carry a read-only target's mode, and Windows will not
+    delete a read-only file, so the flag is cleared first; a temp that cannot go is left (it is hidden)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, stat.S_IWRITE | stat.S_IREAD)
+        tmp.unlink(missing_ok=True)
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make a rename durable on POSIX. Windows cannot open a folder as a file (and its renames are journaled),
+    and some file systems refuse to fsync one: then there is nothing more to do."""
+    if os.name == "nt":
+        return
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -13,15 +13,16 @@ from pathlib import Path
 from studio.config import ProjectConfig, load_preset, rebase_paths, save_project
 from studio.dataset.state import load_state, save_state, state_path
 from studio.errors import ConfigError
+from studio.safe_names import refuse_unsafe_name, safe_file_name
 
 PROJECT_FILE = "project.toml"
 DATASET_FOLDER = "dataset"
 
 
 def lora_name(folder: Path) -> str:
-    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat")."""
-    name = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")
-    return name or "lora"
+    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat"; "CON" → "con_", which Windows
+    would take for the console)."""
+    return safe_file_name(re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-"), "lora")
 
 
 def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | None = None) -> Path:
@@ -53,7 +54,7 @@ def save_project_as(cfg: ProjectConfig, old_file: str | Path | None, new_file: s
     The Dataset panel's per-image choices (`dataset.json`: exclusions, crops, focus points, repeats) go along
     to a new folder, unless that folder already has its own, which is left alone.
     """
-    new_file = Path(new_file).expanduser().resolve()
+    new_file = refuse_unsafe_name(Path(new_file).expanduser().resolve(), "the project file")
     cfg = rebase_paths(cfg, old_file, new_file)
     if old_file is not None:
         old_dir = Path(old_file).expanduser().resolve().parent

@@ -68,9 +68,11 @@ def _completeness(path: Path) -> list[str]:
     """Signs that a file this app wrote was cut short (it still parses, so load_project accepted it)."""
     import tomllib
 
+    from studio.textfile import decode_text
+
     try:
         raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(decode_text(raw))
     except (OSError, ValueError, RecursionError):
         return []
     if not data:

@@ -20,6 +20,7 @@ from pathlib import Path
 from studio.config import ProjectConfig, dumps_project
 from studio.events import Event, event_to_dict
 from studio.fileio import atomic_write_text
+from studio.safe_names import safe_file_name
 
 
 CHECKPOINT_STATE = "state.json"  # written last into a checkpoint folder
@@ -31,7 +32,8 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
 
 
 def new_run_dir(runs_root: Path, name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    # the name part cut to 60 characters: with the time stamp and a number the folder name stays short
+    safe = safe_file_name(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60], "run")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = runs_root / f"{stamp}-{safe}"
     n = 1

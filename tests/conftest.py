@@ -13,6 +13,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.windows_apis import windows_apis  # noqa: E402,F401  (the fixture, for every test module)
+
 
 def make_images(folder: Path, n: int = 6, size: tuple[int, int] = (96, 80), seed: int = 0,
                 caption: str = "photo, thing {i}, red") -> Path:
@@ -108,3 +110,12 @@ def _cycles_collected_on_the_gui_thread(request):
         app = QApplication.instance()
         if app is not None:
             install_gc_guard(app).collect_due()
+
+
+@pytest.fixture(autouse=True)
+def _windows_apis_when_asked(request):
+    """`LORA_STUDIO_WINDOWS_APIS=1`: every test runs in the Windows test mode (tests/windows_apis.py), the
+    POSIX-only calls removed, so any part of the suite can be checked for them."""
+    if os.environ.get("LORA_STUDIO_WINDOWS_APIS") == "1" and "windows_apis" not in request.fixturenames:
+        request.getfixturevalue("windows_apis")
+    yield

@@ -31,6 +31,7 @@ from PySide6.QtCore import QSettings
 
 from studio.fileio import atomic_write_text
 from studio.paths import config_dir, default_output_dir
+from studio.textfile import NotUtf8Error, decode_text
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +149,10 @@ def load_settings(path: Path | None = None) -> AppSettings:
     """The saved settings, or the defaults when there are none or the file cannot be read."""
     path = path or settings_path()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(decode_text(path.read_bytes()))  # edited in Notepad: a BOM and CRLF are fine
     except FileNotFoundError:
         return AppSettings()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, NotUtf8Error, tomllib.TOMLDecodeError) as exc:
         log.warning("settings: cannot read %s (%s); starting with the defaults", path, exc)
         return AppSettings()
     settings = AppSettings()

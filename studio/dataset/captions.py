@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.fileio import WriteError, atomic_write_text, remove_file
+from studio.textfile import decode_caption
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,6 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return data.decode("latin-1").strip()
-
-
 def read_sidecar(path: Path) -> Caption:
     """Read one sidecar file (not the image path) with its stamp."""
     try:
@@ -72,7 +66,7 @@ def read_sidecar(path: Path) -> Caption:
             data = fh.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return Caption(None, MISSING)
-    return Caption(_decode(data), Stamp(True, st.st_mtime_ns, st.st_size, _digest(data)))
+    return Caption(decode_caption(data), Stamp(True, st.st_mtime_ns, st.st_size, _digest(data)))
 
 
 # A file whose mtime is older than this cannot hide a same-size rewrite behind a coarse timestamp

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.dataset.images import is_image_path
 from studio.fileio import atomic_path
+from studio.safe_names import safe_file_name, unique_file_name
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,20 @@ def sort_dropped(paths: Iterable[str | Path]) -> Dropped:
     return Dropped(tuple(dict.fromkeys(folders)), tuple(dict.fromkeys(images)), tuple(ignored))
 
 
-def _free_name(dest: Path, name: str, taken: set[str]) -> str:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    candidate, n = name, 1
-    while candidate.lower() in taken or (dest / candidate).exists():
+def _is_free(name: str, taken: set[str], dest: Path) -> bool:
+    return unique_file_name(name, taken, dest) == safe_file_name(name)
+
+
+def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -> str:
+    """A name valid on every system, taken neither in this import (`a.png` and `A.PNG` count as one) nor in `dest`,
+    whose caption sidecar is free too: `cat.jpg` beside an existing `cat.png` would otherwise get its `cat.txt`."""
+    safe = safe_file_name(name)
+    stem, suffix = Path(safe).stem, Path(safe).suffix
+    candidate, n = unique_file_name(safe, taken, dest), 1
+    while not _is_free(Path(candidate).stem + caption_extension, taken, dest):
         n += 1
-        candidate = f"{stem}-{n}{suffix}"
-    taken.add(candidate.lower())
+        candidate = unique_file_name(f"{stem}-{n}{suffix}", taken, dest)
+    taken.update((candidate, Path(candidate).stem + caption_extension))
     return candidate
 
 
@@ -53,7 +61,7 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
     out = []
     for src in images:
         src = Path(src)
-        name = _free_name(dest, src.name, taken)
+        name = _free_name(dest, src.name, taken, caption_extension)
         target = dest / name
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
@@ -70,13 +78,9 @@ def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".tx
     """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
     from studio.dataset.scan import dataset_folders
 
-    target = dest_parent / folder.name
-    n = 1
-    while target.exists():
-        n += 1
-        target = dest_parent / f"{folder.name}-{n}"
+    target = dest_parent / unique_file_name(folder.name, (), dest_parent)
     for sub, _ in dataset_folders(folder):
         images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))
-        import_copies(images, target if sub == folder else target / sub.name, caption_extension)
+        import_copies(images, target if sub == folder else target / safe_file_name(sub.name), caption_extension)
     target.mkdir(parents=True, exist_ok=True)
     return target

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.dataset.images import IMAGE_EXTENSIONS
+from studio.textfile import decode_caption
 
 if TYPE_CHECKING:
     from studio.dataset.state import DatasetState
@@ -95,10 +96,7 @@ def _read_sidecar(path: str | Path) -> str | None:
             data = fh.read()
     except OSError:
         return None
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return data.decode("latin-1").strip()
+    return decode_caption(data)  # as the caption editor reads it: BOM dropped, line breaks between tags
 
 
 def _records(folder: Path, entries: list[os.DirEntry], names: set[str], repeats: int, caption_extension: str,

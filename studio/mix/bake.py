@@ -23,6 +23,7 @@ from studio.mix.export import refuse_overwriting_sources
 from studio.mix.patch import WeightPatcher
 from studio.mix.provenance import checkpoint_mix_metadata
 from studio.mix.recipe import Source, contributions, mix_family
+from studio.safe_names import refuse_unsafe_name
 from studio.mix.targets import check_fits, model_targets
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -63,6 +64,7 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         raise ConfigError("nothing to bake: add at least one LoRA")
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"unknown precision {dtype!r}; use fp16, bf16 or fp32")
+    refuse_unsafe_name(out, "the baked checkpoint")
     refuse_overwriting_sources(out, [base, *[s.entry.path for s in sources]])
     components = load_components(base, dtype=torch.float32)
     family = components.family

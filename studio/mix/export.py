@@ -11,6 +11,7 @@ from studio.formats.kohya import save_lora_file
 from studio.mix.merge import BaseWeight, MergeResult, merge
 from studio.mix.provenance import lora_mix_metadata
 from studio.mix.recipe import Source, contributions, mix_family
+from studio.safe_names import refuse_unsafe_name
 
 
 @dataclass
@@ -34,6 +35,7 @@ def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | Non
     out = Path(out)
     if not sources:
         raise ConfigError("nothing to merge: add at least one LoRA")
+    refuse_unsafe_name(out, "the merged LoRA")
     refuse_overwriting_sources(out, [s.entry.path for s in sources])
     family = mix_family(sources, model_family)
     result = merge(contributions(sources), family, rank=rank, base_weight=base_weight)

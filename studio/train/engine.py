@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from studio.config import ProjectConfig, resolve_path
+from studio.config import ProjectConfig, check_file_names, resolve_path
 from studio.errors import ConfigError, ModelLoadError, StudioError
 from studio.events import (Checkpoint, Event, Failed, Finished, Log, Progress, Sample, Started, StateChanged,
                            Validation)
@@ -134,6 +134,7 @@ def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
 
 def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from, run_dir) -> Iterator[Event]:
     resolve = lambda p: resolve_path(project_file, p)  # noqa: E731
+    check_file_names(cfg)
     quiet_libraries()
     ds = cfg.dataset
     project_dir = Path(project_file).resolve().parent if project_file else None

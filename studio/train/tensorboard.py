@@ -17,6 +17,8 @@ import struct
 import time
 from pathlib import Path
 
+from studio.safe_names import safe_file_name
+
 
 def _crc32c_table() -> list[int]:
     table = []
@@ -92,7 +94,8 @@ class EventWriter:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+        host = safe_file_name(socket.gethostname(), "host")  # a PC's name may hold what a file name cannot
+        self.path = folder / f"events.out.tfevents.{int(time.time())}.{host}.{os.getpid()}"
         self._fh = open(self.path, "ab")
         self._record(_event(0, file_version="brain.Event:2"))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from studio.config import ProjectConfig, resolve_path
 from studio.dataset.scan import scan_folders
+from studio.safe_names import file_name_problem
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,9 @@ def preflight(cfg: ProjectConfig, project_file: str | Path | None) -> list[Probl
             add("sampling", name, f"{value} is not a multiple of 8")
     if cfg.sampling.every_n_steps and not [p for p in cfg.sampling.prompts if p.strip()]:
         add("sampling", "prompts", "previews are on (every N steps) but there is no prompt", "warning")
-    name = cfg.output.name.strip()
-    if not name or any(c in name for c in '/\\:*?"<>|'):
-        add("output", "name", "give the LoRA a file name without / \\ : * ? \" < > |")
+    name_problem = file_name_problem(cfg.output.name)
+    if name_problem is not None:
+        add("output", "name", f"this cannot be a file name: {name_problem}")
     if cfg.output.save_every_n_steps > cfg.schedule.max_steps:
         add("output", "save_every_n_steps", "no checkpoint will be saved before the end of the run", "warning")
     return problems

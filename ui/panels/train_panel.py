@@ -16,6 +16,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScr
                                QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, preset_names, save_project
+from studio.errors import StudioError
+from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
@@ -231,6 +233,11 @@ class TrainPanel(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Save the project before training", "project.toml",
                                                   "LoRA Studio project (*.toml)")
             if not path:
+                return
+            try:  # a name another system cannot hold (`a:b.toml`, `CON.toml`) is refused before anything is saved
+                refuse_unsafe_name(path, "the project file")
+            except StudioError as exc:
+                self.banner.show_message("error", str(exc), exc.hint)
                 return
             self.project_file = Path(path)
             self.project_file_chosen.emit(self.project_file)
