@@ -27,8 +27,11 @@ import tomli_w
 from studio.errors import ConfigError, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
+from studio.safe_read import read_capped
 
 PROJECT_FORMAT_VERSION = 1
+#: a project file is a few kilobytes; one of megabytes is not ours (and reading it whole would be the risk)
+PROJECT_FILE_LIMIT = 4 * 2**20
 
 
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -409,12 +412,11 @@ def preset_names() -> list[str]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: file not found")
+    # a FIFO would block for ever, /dev/zero fill the memory: only a regular file of sane size is read
+    raw = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT, error=ConfigError,
+                      hint="choose a project.toml file")
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -465,8 +467,9 @@ def dumps_project(cfg: ProjectConfig) -> str:
 def save_project(cfg: ProjectConfig, path: str | Path) -> None:
     """Write atomically; the previous version is kept as `<name>.bak` so a bad save can be undone."""
     path = Path(path)
-    if path.exists():
-        current = path.read_bytes()
+    if os.path.lexists(path):
+        current = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT, error=ConfigError,
+                              hint="save the project under another name")
         try:
             load_project(path)
             keep = path.with_suffix(path.suffix + ".bak")

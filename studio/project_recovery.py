@@ -68,10 +68,14 @@ def _completeness(path: Path) -> list[str]:
     """Signs that a file this app wrote was cut short (it still parses, so load_project accepted it)."""
     import tomllib
 
+    from studio.config import PROJECT_FILE_LIMIT
+    from studio.errors import StudioError
+    from studio.safe_read import read_capped
+
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT)
         data = tomllib.loads(raw.decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
+    except (StudioError, ValueError, RecursionError):
         return []
     if not data:
         return [f"{path.name} is empty: every setting would be a default"]
