@@ -34,7 +34,7 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def _stat(path: Path, what: str, error: type[StudioError], hint: str) -> os.stat_result:
+def stat_path(path: Path, what: str, error: type[StudioError], hint: str) -> os.stat_result:
     try:
         return os.stat(path)
     except FileNotFoundError:
@@ -55,7 +55,7 @@ def regular_file(path: str | Path, what: str, *, error: type[StudioError] = Stud
                  limit: int | None = None) -> os.stat_result:
     """Stat `path` and insist on a regular file (no more than `limit` bytes); the error names `what` and why."""
     path = Path(path)
-    st = _stat(path, what, error, hint)
+    st = stat_path(path, what, error, hint)
     if not stat.S_ISREG(st.st_mode):
         raise error(f"{what} {path} is {kind_of(st.st_mode)}, not a file", hint=hint)
     if limit is not None and st.st_size > limit:
@@ -67,7 +67,7 @@ def regular_file(path: str | Path, what: str, *, error: type[StudioError] = Stud
 def existing_folder(path: str | Path, what: str, *, error: type[StudioError] = StudioError,
                     hint: str = "") -> os.stat_result:
     path = Path(path)
-    st = _stat(path, what, error, hint)
+    st = stat_path(path, what, error, hint)
     if not stat.S_ISDIR(st.st_mode):
         raise error(f"{what} {path} is {kind_of(st.st_mode)}, not a folder", hint=hint)
     return st

@@ -320,6 +320,11 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                     for it, key in todo:
                         it.latents = next(latents)
                         it.flipped = next(latents) if it.flip else None
+                        if not all(bool(torch.isfinite(t).all()) for t in (it.latents, it.flipped) if t is not None):
+                            # one NaN latent would make the loss NaN at the step that draws it
+                            skipped.append(f"{it.rec.path}: the VAE gave NaN/Inf values for this image")
+                            failed.add(id(it))
+                            continue
                         if cache is not None and key is not None:
                             entry = {"latents": it.latents}
                             if it.flipped is not None:

@@ -269,6 +269,8 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
     dataset = prepare_dataset(records, cfg.dataset, components.vae, device=device, dtype=vae_dtype, seed=sched.seed,
                               reg_records=reg_records, validation_records=val_records, cache=cache,
                               vae_hash=vae_fingerprint(components.vae) if cache else "")
+    if cache is not None and cache.problem:
+        note(cache.problem)
     warmup = warmup_steps(sched)
     optimizer = make_optimizer(trained, cfg.optimizer, fused=device.type == "cuda", warmup_steps=warmup, warn=note)
     schedule_free = is_schedule_free(optimizer)
