@@ -161,7 +161,8 @@ class OptimizerConfig:
     unet_lr: float = _f(1e-4, "Learning rate for the UNet LoRA.", lo=0.0, hi=1.0)
     text_encoder_lr: float = _f(5e-5, "Learning rate for the text-encoder LoRA.", lo=0.0, hi=1.0)
     weight_decay: float = _f(1e-2, "AdamW weight decay.", lo=0.0, hi=1.0)
-    betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas.")
+    betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas (each from 0 up to, not including, 1).", lo=0.0,
+                                    hi=0.99999999)
     eps: float = _f(1e-8, "AdamW epsilon.", lo=0.0, hi=1.0, advanced=True)
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this value (0 disables clipping).", lo=0.0, hi=1e6)
     loss: Literal["mse", "l1", "huber"] = _f(
@@ -349,6 +350,11 @@ def field_help(section: str, name: str) -> dict[str, Any]:
 
 
 def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
+    """Bounds for one value; each number of a list is checked on its own (`betas[1]`), NaN/∞ never pass."""
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _check_range(f"{where}[{i}]", item, meta)
+        return
     if isinstance(value, float) and not math.isfinite(value):  # `nan < lo` is False: it would pass the range
         raise ConfigError(f"{where} is {value}, expected a finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):

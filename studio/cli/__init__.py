@@ -51,7 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func = gui_cmd.run
     try:
         _check_install(args.command)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit, where Python would print its own complaint
+        return code
+    except BrokenPipeError:  # `lora-studio inspect --json x | head -c 1`: the reader has all it wanted
+        _quiet_stdout()
+        return 0
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
@@ -67,6 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush of a closed pipe raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured, redirected in-process)
+        pass
 
 
 def _check_install(command: str | None) -> None:

@@ -190,7 +190,7 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         if module_obj is None:
             result.warnings.append(f"`{kname}` has only an alpha and no weights; skipped")
             continue
-        if (not all(bool(torch.isfinite(t).all()) for t in module_obj.tensors())
+        if (not all(_all_finite(t) for t in module_obj.tensors())
                 or (module_obj.alpha is not None and not math.isfinite(module_obj.alpha))):
             result.nonfinite.append(kname)
         lf.modules[kname] = module_obj
@@ -271,6 +271,18 @@ def _pattern_matches(pattern: str, path: str, name: str) -> bool:
     except re.error as exc:
         raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` has an invalid alpha_pattern `{pattern[:60]}` ({exc})",
                               hint="the file is damaged or was made by an unusual tool") from None
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """isfinite for every dtype a safetensors file can hold: torch has no isfinite for float8 (it is checked in
+    float32, exactly), integers and booleans are always finite."""
+    if t.is_complex():
+        return bool(torch.isfinite(t).all())
+    if not t.is_floating_point():
+        return True
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        t = t.float()
+    return bool(torch.isfinite(t).all())
 
 
 def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule | None, str]:

@@ -196,7 +196,8 @@ def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int,
 
 def _image_seed(seed: int, path: Path) -> int:
     """Seed of one image's latent sampling noise: independent of batch make-up and of the other images."""
-    digest = hashlib.sha256(f"{seed}|{path.name}".encode()).digest()
+    # surrogateescape: a file name that is not UTF-8 (Linux allows any bytes) hashes as its bytes; UTF-8 names as before
+    digest = hashlib.sha256(f"{seed}|{path.name}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 

@@ -42,8 +42,8 @@ from studio.train.networks import check_network
 from studio.train.noise import training_scheduler
 from studio.train.objective import Objective, diffusion_loss
 from studio.train.optimizers import evaluation_weights, is_schedule_free, trainable_parameters
-from studio.train.runs import EventLog, new_run_dir, write_config_snapshot
-from studio.train.sampling import render_samples
+from studio.train.runs import EventLog, check_writable_folder, new_run_dir, write_config_snapshot
+from studio.train.sampling import check_preview_size, render_samples
 from studio.train.schedules import warmup_steps
 from studio.train.setup import add_adapters, choose_precision, make_lr_scheduler, make_optimizer, place_models
 from studio.train.speed import apply_speed_options, ensure_sdpa, use_channels_last
@@ -142,16 +142,20 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
                                             caption_extension=ds.caption_extension,
                                             default_caption=ds.default_caption)
     check_network(cfg.network)
+    check_preview_size(cfg.sampling, cfg.dataset.resolution)
     if not cfg.model.path:
         raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
     position = ckpt.read_position(Path(resume_from)) if resume_from else None
+    project_root = Path(project_file).resolve().parent if project_file else resolve(cfg.output.directory)
+    check_writable_folder(resolve(cfg.output.directory), "[output] directory")
+    if not resume_from and not run_dir:
+        check_writable_folder(project_root / "runs", "the runs folder")
     components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction)
     if position:
         _check_resumable(position, cfg, components.family)
     scheduler = training_scheduler(components.scheduler, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
                                    prediction=components.prediction)
     components.scheduler = scheduler  # previews sample with the schedule the LoRA is trained on
-    project_root = Path(project_file).resolve().parent if project_file else resolve(cfg.output.directory)
     state = distributed.process_state()
 
     def make_run_dir() -> Path:

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
 
 from studio.config import ProjectConfig, dumps_project
+from studio.errors import ConfigError
 from studio.events import Event, event_to_dict
 from studio.fileio import atomic_write_text
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """ConfigError unless `path` is a folder we can write into, or can be created: checked before the model
+    loads, so `--out` naming a file or a read-only folder is told at once, not as a crash minutes later."""
+    import errno
+
+    probe = Path(path)
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        kind = "a file" if probe.is_file() else "not a folder"
+        raise ConfigError(f"{what} {path}: {probe} is {kind}, not a folder",
+                          hint="choose a folder (or a new folder's name) for the output")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        try:
+            os.statvfs  # noqa: B018 - only POSIX tells a read-only disk apart
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except (AttributeError, OSError):
+            read_only = False
+        reason = os.strerror(errno.EROFS if read_only else errno.EACCES).lower()
+        raise ConfigError(f"{what} {path}: cannot write into {probe} ({reason})",
+                          hint="choose a folder you can write to")
 
 
 def new_run_dir(runs_root: Path, name: str) -> Path:
@@ -20,7 +45,11 @@ def new_run_dir(runs_root: Path, name: str) -> Path:
     while path.exists():
         n += 1
         path = runs_root / f"{stamp}-{safe}-{n}"
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {path} ({exc.strerror})",
+                          hint="choose an output folder you can write to") from None
     return path
 
 
@@ -33,7 +62,9 @@ class EventLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8")
+        # backslashreplace: a non-UTF-8 file name in a message becomes the JSON escape `\udcff`, which reads back as
+        # the same string, where "strict" would fail the run on its first log line
+        self._fh = open(path, "a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, event: Event) -> None:
         self._fh.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
