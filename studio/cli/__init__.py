@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing we run may reach a model hub
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _bytes_safe_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):  # no subcommand: open the window, as a double-click does
@@ -72,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _bytes_safe_stdout() -> None:
+    """A path that is not UTF-8 (a Linux file name's raw bytes) printed as the output line: as those bytes on
+    stdout (what a script needs to open it), escaped on stderr; never a UnicodeEncodeError after the work."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        try:
+            stream.reconfigure(errors=errors)
+        except (AttributeError, ValueError, OSError):  # replaced by a non-text stream (tests, embedding)
+            pass
 
 
 def _quiet_stdout() -> None:

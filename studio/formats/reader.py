@@ -69,15 +69,19 @@ def _some(items: list[str], n: int = 5) -> str:
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a `.safetensors` file; pickled formats are refused (they can run code)."""
+    from studio.safe_read import regular_file
+
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelLoadError(f"LoRA file not found: {path}")
+    # a folder, a FIFO, a symlink loop exist: "not found" would be a wrong answer, and a FIFO would block the open
+    regular_file(path, "LoRA file", error=ModelLoadError, hint="choose a .safetensors LoRA file")
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeFileError(f"{path.name}: pickled files ({path.suffix}) can run code when loaded; "
                               "LoRA Studio reads only .safetensors",
                               hint="convert it to .safetensors with a tool you trust, or get the .safetensors version")
     from safetensors import SafetensorError, safe_open
 
+    if not _utf8(str(path)):
+        return _load_from_bytes(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = dict(fh.metadata() or {})
@@ -86,6 +90,33 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
                               hint="the download may be incomplete; download it again") from None
     return tensors, metadata
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _load_from_bytes(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A LoRA whose path is not valid UTF-8 (Linux names are bytes): the safetensors library takes only UTF-8
+    paths, so the header is validated and the bytes are read here, and the library parses them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
+    from studio.models.safe_load import read_safetensors_header
+
+    header = read_safetensors_header(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(header.file_bytes + 1)
+        tensors = load_bytes(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
+                              hint="the download may be incomplete; download it again") from None
+    return tensors, dict(header.metadata)
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
