@@ -34,8 +34,10 @@ def _looks_like_an_earlier_demo(folder: Path) -> bool:
 def check_demo_folder(folder: Path) -> None:
     """Refuse a folder that is not the demo's own, before anything is created or deleted in it."""
     if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder} is a file, not a folder: the demo project needs a folder of its own",
-                          hint="give --out a new or empty folder")
+        from studio.safe_read import describe
+
+        raise ConfigError(f"{folder} is {describe(folder)}, not a folder: the demo project needs a folder of its "
+                          "own", hint="give --out a new or empty folder")
     if not folder.is_dir() or (folder / MARKER).is_file() or _looks_like_an_earlier_demo(folder):
         return
     try:
@@ -51,7 +53,13 @@ def check_demo_folder(folder: Path) -> None:
 
 def create_demo_project(folder: str | Path) -> Path:
     """Create (or reuse) a demo project in `folder`; returns its `project.toml`."""
-    folder = Path(folder).expanduser().resolve()
+    try:
+        folder = Path(folder).expanduser().resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        from studio.safe_read import describe
+
+        raise ConfigError(f"{folder} is {describe(folder)}: the demo project needs a folder of its own",
+                          hint="give --out a new or empty folder") from None
     check_demo_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,9 @@ SMALL_FILE_LIMIT = 16 * 2**20
 
 
 def kind_of(mode: int) -> str:
-    """What a non-regular file is, in words."""
+    """What a file-system entry is, in words (for messages that say why it cannot be used)."""
+    if stat.S_ISREG(mode):
+        return "a file"
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -31,7 +33,7 @@ def kind_of(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "neither a file nor a folder"
 
 
 def stat_path(path: Path, what: str, error: type[StudioError], hint: str) -> os.stat_result:
@@ -62,6 +64,21 @@ def regular_file(path: str | Path, what: str, *, error: type[StudioError] = Stud
         raise error(f"{what} {path} is {st.st_size:,} bytes, more than a file like this can be "
                     f"({limit:,} bytes at most)", hint=hint)
     return st
+
+
+def describe(path: str | Path) -> str:
+    """What `path` is, in words, without following it into trouble: a file, a folder, a FIFO, a device, a
+    symbolic link that loops or leads nowhere, or missing."""
+    try:
+        return kind_of(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops back on itself"
+        if os.path.islink(path):
+            return "a symbolic link to something that does not exist"
+        return "missing"
+    except ValueError:
+        return "not a valid path"
 
 
 def existing_folder(path: str | Path, what: str, *, error: type[StudioError] = StudioError,

@@ -80,6 +80,10 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
                               hint="convert it to .safetensors with a tool you trust, or get the .safetensors version")
     from safetensors import SafetensorError, safe_open
 
+    from studio.models.safe_load import read_safetensors_header
+
+    if path.suffix.lower() in (".safetensors", ".sft") or not _utf8(str(path)):
+        read_safetensors_header(path)  # our own header check first: a damaged file is told in our words
     if not _utf8(str(path)):
         return _load_from_bytes(path)
     try:

@@ -62,19 +62,37 @@ def present_parts(index: dict[str, Any], folder: Path) -> set[str]:
     return parts
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+#: the parts that hold weights (the scheduler and tokenizers hold only configs)
+WEIGHT_PARTS = frozenset({"unet", "vae", "text_encoder", "text_encoder_2"})
+
+
 def _check_part_files(part: Path) -> None:
-    """Every file in a part folder is a regular file (a FIFO weight file would block the loader for ever)."""
+    """Every file in a part folder is a regular file (a FIFO weight file would block the loader for ever, a
+    huge one of zeros exhaust the memory), each .safetensors header is sound, and a weights part has weights."""
+    from studio.models.safe_load import read_safetensors_header
+    from studio.safe_read import describe
+
     try:
-        entries = list(os.scandir(part))
+        entries = sorted(os.scandir(part), key=lambda e: e.name)
     except OSError as exc:
         raise ModelLoadError(f"{part}: cannot read the folder ({exc.strerror})", hint=HINT) from None
+    weights = 0
     for entry in entries:
+        is_weights = entry.name.endswith(WEIGHT_SUFFIXES)
         try:
             mode = os.stat(entry.path).st_mode
         except OSError:
-            raise ModelLoadError(f"{entry.path} is a broken symbolic link", hint=HINT) from None
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ModelLoadError(f"{entry.path} is {describe(entry.path)}", hint=HINT) from None
+        if not stat.S_ISREG(mode) and not (stat.S_ISDIR(mode) and not is_weights):
             raise ModelLoadError(f"{entry.path} is {kind_of(mode)}, not a model file", hint=HINT)
+        if is_weights:
+            weights += 1
+            if entry.name.endswith(".safetensors"):
+                read_safetensors_header(Path(entry.path))  # reads the header only; ModelLoadError in our words
+    if part.name in WEIGHT_PARTS and not weights:
+        raise ModelLoadError(f"{part}: no weights file (.safetensors or .bin) in the model's `{part.name}` folder",
+                             hint="the model folder is incomplete; copy or download it again")
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:

@@ -23,8 +23,10 @@ def check_writable_folder(path: Path, what: str) -> None:
     while not os.path.lexists(probe) and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        kind = "a file" if probe.is_file() else "not a folder"
-        raise ConfigError(f"{what} {path}: {probe} is {kind}, not a folder",
+        from studio.safe_read import describe
+
+        where = f"{what} {path}" if probe == Path(path) else f"{what} {path}: {probe}"
+        raise ConfigError(f"{where} is {describe(probe)}, not a folder",
                           hint="choose a folder (or a new folder's name) for the output")
     if not os.access(probe, os.W_OK | os.X_OK):
         try:

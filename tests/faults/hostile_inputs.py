@@ -46,33 +46,45 @@ def snapshot(root: Path) -> dict[str, bytes | str]:
     return out
 
 
+#: the kinds of non-file a path can name; `make_hostile` puts one at a given path
+HOSTILE_KINDS: tuple[str, ...] = ("fifo", "device", "huge", "folder", "symlink loop", "dangling symlink")
+
+
+def make_hostile(kind: str, path: Path) -> bool:
+    """Put a `kind` at `path` (replacing nothing: `path` must not exist); False where this OS cannot make it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            return False
+        os.mkfifo(path)
+    elif kind == "device":
+        if sys.platform == "win32" or not Path("/dev/zero").exists():
+            return False
+        os.symlink("/dev/zero", path)  # what the loader sees through the link is the device itself
+    elif kind == "huge":
+        with open(path, "wb") as fh:
+            fh.truncate(HUGE_SIZE)  # sparse: no disk space used
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "symlink loop":
+        if sys.platform == "win32":
+            return False
+        os.symlink(path, path)
+    elif kind == "dangling symlink":
+        if sys.platform == "win32":
+            return False
+        os.symlink(path.parent / f".nowhere-{path.name}", path)
+    else:  # pragma: no cover - a typo in a test
+        raise ValueError(kind)
+    return True
+
+
 def hostile_paths(folder: Path, name: str = "thing") -> Iterator[tuple[str, Path]]:
-    """(label, path) for each kind of path that is not a readable regular file, made under `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if hasattr(os, "mkfifo"):
-        fifo = folder / f"{name}.fifo"
-        if not fifo.exists():
-            os.mkfifo(fifo)
-        yield "fifo", fifo
-    if Path("/dev/zero").exists():
-        yield "device /dev/zero", Path("/dev/zero")
-    huge = folder / f"{name}.huge"
-    if not huge.exists():
-        with open(huge, "wb") as fh:
-            fh.truncate(HUGE_SIZE)
-    yield "huge sparse file", huge
-    sub = folder / f"{name}.dir"
-    sub.mkdir(exist_ok=True)
-    yield "folder", sub
-    if sys.platform != "win32":
-        loop = folder / f"{name}.loop"
-        if not os.path.lexists(loop):
-            os.symlink(loop, loop)
-        yield "symlink loop", loop
-        dangling = folder / f"{name}.dangling"
-        if not os.path.lexists(dangling):
-            os.symlink(folder / "nowhere", dangling)
-        yield "dangling symlink", dangling
+    """(kind, path) for each kind of path that is not a readable regular file, made under `folder`."""
+    for kind in HOSTILE_KINDS:
+        path = folder / f"{name}-{kind.replace(' ', '-')}"
+        if os.path.lexists(path) or make_hostile(kind, path):
+            yield kind, path
 
 
 def non_utf8_name(folder: Path, stem: str, suffix: str) -> Path | None:
