@@ -83,7 +83,11 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
     from studio.models.safe_load import read_safetensors_header
 
     if path.suffix.lower() in (".safetensors", ".sft") or not _utf8(str(path)):
-        read_safetensors_header(path)  # our own header check first: a damaged file is told in our words
+        try:  # our own header check first: a damaged file is told in our words, not the Rust library's
+            read_safetensors_header(path)
+        except ModelLoadError as exc:
+            raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
+                                  hint=exc.hint or "the download may be incomplete; download it again") from None
     if not _utf8(str(path)):
         return _load_from_bytes(path)
     try:
