@@ -79,6 +79,8 @@ def _bytes_safe_stdout() -> None:
     """A path that is not UTF-8 (a Linux file name's raw bytes) printed as the output line: as those bytes on
     stdout (what a script needs to open it), escaped on stderr; never a UnicodeEncodeError after the work."""
     for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if stream is not sys.__stdout__ and stream is not sys.__stderr__:
+            continue  # someone else's stream (a test's capture, an embedding app): not ours to change
         try:
             stream.reconfigure(errors=errors)
         except (AttributeError, ValueError, OSError):  # replaced by a non-text stream (tests, embedding)
