@@ -271,3 +271,27 @@ def test_mix_entries_from_the_window_are_checked_too():
             entry_from_dict({"path": "x.safetensors", "strength": value})
         with pytest.raises(ConfigError, match="block weight IN04"):
             entry_from_dict({"path": "x.safetensors", "blocks": {"IN04": value}})
+
+
+def test_a_bake_that_overflows_its_precision_is_refused(ledger):
+    """Strengths within bounds can still overflow fp16 (65504) in a large layer: the bake names the layer and
+    writes nothing (the check runs before the writers)."""
+    import torch
+
+    from studio.errors import ConfigError
+    from studio.mix.bake import _check_finite
+    from studio.mix.targets import Target
+
+    layer = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        layer.weight[0, 0] = 1e6  # finite in fp32, infinite once written as fp16
+    targets = {"lora_unet_mid_block_attentions_0_proj_in": Target(component="unet", path="mid_block.attentions.0.proj_in", module=layer)}
+    _check_finite(targets, "fp32")  # fits fp32
+    with pytest.raises(ConfigError, match="infinite or NaN weights in lora_unet_mid_block_attentions_0_proj_in "
+                                          r"\(fp16\)"):
+        _check_finite(targets, "fp16")
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(ConfigError, match=r"\(fp32\)"):
+        _check_finite(targets, "fp32")
+    ledger.record(FAULT_MIX, "clear")
