@@ -142,9 +142,12 @@ def test_preview_sizes_are_refused_before_training(tiny_sd1, image_folder, tmp_p
     from tests.conftest import tiny_config
 
     cfg = tiny_config(tiny_sd1, image_folder, tmp_path / "out", sampling={"prompts": ("a photo",), "width": side})
-    events = list(__import__("studio.train.engine", fromlist=["run_training"]).run_training(cfg))
+    from studio.train.engine import run_training
+
+    events = list(run_training(cfg))
     failed = events[-1]
-    ok = len(events) == 1 and isinstance(failed, Failed) and expected in failed.error and not (tmp_path / "out").exists()
+    ok = (len(events) == 1 and isinstance(failed, Failed) and expected in failed.error
+          and not (tmp_path / "out").exists())
     ledger.record(FAULT, "clear" if ok else "crash", getattr(failed, "error", ""))
     assert ok, events
     assert clear_message(failed.error + failed.hint)

@@ -285,7 +285,8 @@ def test_a_bake_that_overflows_its_precision_is_refused(ledger):
     layer = torch.nn.Linear(4, 4)
     with torch.no_grad():
         layer.weight[0, 0] = 1e6  # finite in fp32, infinite once written as fp16
-    targets = {"lora_unet_mid_block_attentions_0_proj_in": Target(component="unet", path="mid_block.attentions.0.proj_in", module=layer)}
+    targets = {"lora_unet_mid_block_attentions_0_proj_in": Target(component="unet",
+                                                                  path="mid_block.attentions.0.proj_in", module=layer)}
     _check_finite(targets, "fp32")  # fits fp32
     with pytest.raises(ConfigError, match="infinite or NaN weights in lora_unet_mid_block_attentions_0_proj_in "
                                           r"\(fp16\)"):
