@@ -3,7 +3,7 @@
 Caches keyed by (size, mtime) are fooled by a tool that writes other bytes of the same length and puts the
 old timestamp back (`cp -p`, rsync, a restore from backup, a damaged copy): the cache then vouches for a
 file it never read. Hashing every byte of every image on each open would cost as much as the work the
-cache saves, so the fingerprint takes the size, the mtime and the first and last `SAMPLE_BYTES` of the
+cache saves, so the fingerprint takes the size, the mtime and the first and last `SAMPLE_BYTES` (16 KiB) of the
 file (the header, and the end where truncation and most corruption show). Files up to twice that are
 hashed whole.
 """
@@ -14,7 +14,7 @@ import hashlib
 import os
 from pathlib import Path
 
-SAMPLE_BYTES = 64 * 1024
+SAMPLE_BYTES = 16 * 1024  # per end: re-opening 10 000 cached images reads 320 MB, not the 30 GB decoded
 
 
 def content_sample(path: str | Path, st: os.stat_result | None = None) -> str:

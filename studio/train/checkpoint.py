@@ -206,7 +206,7 @@ _VERSION_FLAGS = frozenset({"params", "foreach", "maximize", "capturable", "diff
                             "decoupled_weight_decay", "initial_lr"})
 
 
-def _same_optimizer(path: Path, optimizer):
+def _same_optimizer(path: Path, optimizer, *, compare_settings: bool):
     """`optimizer.load_state_dict`, after checking the saved state was made by the same kind of optimizer.
 
     torch accepts another optimizer's state without complaint (the groups line up) and the first step then
@@ -218,7 +218,9 @@ def _same_optimizer(path: Path, optimizer):
             raise ValueError("no parameter groups")
         wanted = {k for g in optimizer.state_dict()["param_groups"] for k in g} - _VERSION_FLAGS
         found = {k for g in saved for k in g} - _VERSION_FLAGS
-        if wanted != found:
+        # only for checkpoints that do not name their optimizer: a torch upgrade may add a setting to a group,
+        # which must not refuse a checkpoint whose state.json says it is the same optimizer
+        if compare_settings and wanted != found:
             raise ConfigError(f"{path}: the checkpoint was trained with another optimizer (its settings are "
                               f"{', '.join(sorted(found))}; the chosen optimizer has {', '.join(sorted(wanted))})",
                               hint="resume with the optimizer of the original run (its config.toml), or start a "
@@ -234,7 +236,10 @@ def _same_optimizer(path: Path, optimizer):
     return apply
 
 
-def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator) -> None:
-    _restore(path, "optimizer.pt", _same_optimizer(path, optimizer))
+def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator,
+                           optimizer_recorded: bool = False) -> None:
+    """`optimizer_recorded`: state.json named the optimizer (and the engine compared it), so its settings' names
+    need not tell which optimizer made the state."""
+    _restore(path, "optimizer.pt", _same_optimizer(path, optimizer, compare_settings=not optimizer_recorded))
     _restore(path, "scheduler.pt", lr_scheduler.load_state_dict)
     _restore(path, "rng.pt", lambda state: _set_rng_state(state, noise_gen))

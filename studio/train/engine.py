@@ -297,7 +297,8 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
     if position and resume_from:
         path = Path(resume_from)
         load_adapter_state_dicts(run.unet, run.trained_tes, run.family, ckpt.load_adapters(path))
-        ckpt.restore_training_state(path, optimizer=optimizer, lr_scheduler=lr_scheduler, noise_gen=noise_gen)
+        ckpt.restore_training_state(path, optimizer=optimizer, lr_scheduler=lr_scheduler, noise_gen=noise_gen,
+                                    optimizer_recorded=bool(position.optimizer))
         extra = ckpt.load_extra(path)
         if run.ema is not None and "ema" in extra:
             run.ema.load_state_dict(extra["ema"])

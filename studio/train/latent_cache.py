@@ -3,7 +3,7 @@
 Encoding every image with the VAE is the slowest part of starting a run (seconds per hundred images on a
 GPU, minutes on a CPU), and it gives the same result every time the inputs are the same. The key is a
 hash of everything the latent depends on — the image file (path, modification time, size in bytes, and a
-hash of its first and last 64 KiB, so other bytes under the same size and timestamp are not trusted), the
+hash of its first and last 16 KiB, so other bytes under the same size and timestamp are not trusted), the
 bucket it is cropped to, the user's crop box and focus point (Dataset panel), whether a mirrored copy is
 kept, the VAE's weights and the seed of the latent's sampling noise — so a changed image, resolution,
 bucket, crop box, focus point, VAE or flip setting gives a new key and is encoded again; nothing is ever
