@@ -17,6 +17,7 @@ from pathlib import Path
 
 from studio.errors import StudioError
 
+_ELOOP = getattr(errno, "ELOOP", -1)  # POSIX; Windows reports a link loop differently (then: "cannot read it")
 #: project files, state files, model configs: real ones are a few kilobytes
 SMALL_FILE_LIMIT = 16 * 2**20
 
@@ -44,7 +45,7 @@ def stat_path(path: Path, what: str, error: type[StudioError], hint: str) -> os.
             raise error(f"{what} {path} is a symbolic link to a file that does not exist", hint=hint) from None
         raise error(f"{what} not found: {path}", hint=hint) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno == _ELOOP:
             raise error(f"{what} {path} is a symbolic link that loops back on itself", hint=hint) from None
         if exc.errno == errno.ENAMETOOLONG:
             raise error(f"{what} {path}: the path is too long", hint=hint) from None
@@ -72,7 +73,7 @@ def describe(path: str | Path) -> str:
     try:
         return kind_of(os.stat(path).st_mode)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno == _ELOOP:
             return "a symbolic link that loops back on itself"
         if os.path.islink(path):
             return "a symbolic link to something that does not exist"

@@ -29,8 +29,7 @@ def check_writable_folder(path: Path, what: str) -> None:
         raise ConfigError(f"{where} is {describe(probe)}, not a folder",
                           hint="choose a folder (or a new folder's name) for the output")
     if not os.access(probe, os.W_OK | os.X_OK):
-        try:
-            os.statvfs  # noqa: B018 - only POSIX tells a read-only disk apart
+        try:  # only POSIX tells a read-only disk apart (no statvfs on Windows)
             read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
         except (AttributeError, OSError):
             read_only = False

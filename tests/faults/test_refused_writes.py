@@ -67,7 +67,7 @@ def test_demo_refuses_a_file_as_its_folder(capsys, tmp_path, ledger):
 def test_demo_in_a_read_only_parent_says_so(capsys, tmp_path, ledger):
     import os
 
-    if os.geteuid() == 0 if hasattr(os, "geteuid") else True:
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
         pytest.skip("root writes through permissions (and Windows has no POSIX modes)")
     parent = tmp_path / "ro"
     parent.mkdir()
@@ -79,6 +79,18 @@ def test_demo_in_a_read_only_parent_says_so(capsys, tmp_path, ledger):
     ledger.record(FAULT_DEMO, "clear" if code == 2 and clear_message(err) else "crash", err)
     assert code == 2 and "cannot create the demo folder (Permission denied)" in err and clear_message(err)
     assert list(parent.iterdir()) == []
+
+
+def test_demo_under_a_file_says_so(capsys, tmp_path, ledger):
+    """`--out notes.txt/demo`: the folder cannot be made (the same path as a read-only parent, for root too)."""
+    parent = tmp_path / "notes.txt"
+    parent.write_bytes(b"mine")
+    code, out, err = _cli(capsys, "demo", "--out", str(parent / "demo"), "--quiet")
+    ok = code == 2 and clear_message(err) and parent.read_bytes() == b"mine"
+    ledger.record(FAULT_DEMO, "clear" if ok else "crash", err)
+    assert code == 2 and out == "" and clear_message(err), err
+    assert f"{parent.resolve() / 'demo'}: cannot create the demo folder (Not a directory)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"] and parent.read_bytes() == b"mine"
 
 
 def test_demo_stopped_before_the_first_step_exits_quietly(capsys, tmp_path, monkeypatch, ledger):
