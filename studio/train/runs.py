@@ -38,6 +38,10 @@ def check_writable_folder(path: Path, what: str) -> None:
                           hint="choose a folder you can write to")
 
 
+#: an event log is ~200 bytes a step; beyond this only its end is read (a corrupt or foreign file stays bounded)
+MAX_EVENT_LOG_BYTES = 256 * 2**20
+
+
 def new_run_dir(runs_root: Path, name: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -58,11 +62,25 @@ def write_config_snapshot(run_dir: Path, cfg: ProjectConfig) -> None:
     atomic_write_text(run_dir / "config.toml", dumps_project(cfg))
 
 
+def _is_regular(path: Path) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # a symlink loop, a link to nothing
+        return False
+
+
 class EventLog:
     """Appends events to `events.jsonl`, one line each, flushed, so a crash loses at most a partial line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if os.path.lexists(path) and not _is_regular(path):  # a FIFO would block the open
+            from studio.safe_read import describe
+
+            raise ConfigError(f"the run's event log {path} is {describe(path)}, not a file",
+                              hint="move it away, or start a new run")
         # backslashreplace: a non-UTF-8 file name in a message becomes the JSON escape `\udcff`, which reads back as
         # the same string, where "strict" would fail the run on its first log line
         self._fh = open(path, "a", encoding="utf-8", errors="backslashreplace")
@@ -77,10 +95,20 @@ class EventLog:
 
 def read_events(path: Path) -> list[dict]:
     """Every complete, valid line of an event log (a torn last line after a kill is skipped)."""
-    events = []
+    import stat
+
+    events: list[dict] = []
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: not an event log
+            return events
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_EVENT_LOG_BYTES)
+            if st.st_size > MAX_EVENT_LOG_BYTES:  # the start (Started) and the newest events; lines cut are skipped
+                fh.seek(st.st_size - MAX_EVENT_LOG_BYTES // 2)
+                data = data[: MAX_EVENT_LOG_BYTES // 2] + b"\n" + fh.read(MAX_EVENT_LOG_BYTES // 2)
+        text = data.decode("utf-8", "replace")
+    except OSError:
         return events
     for line in text.splitlines():
         try:

@@ -86,9 +86,12 @@ def read_run(run_dir: Path) -> RunSummary:
     if not outputs:
         outputs = exports
     ckpt = last_checkpoint(run_dir)
-    try:
-        config_text = (run_dir / "config.toml").read_text(encoding="utf-8")
-    except OSError:
+    from studio.errors import StudioError
+    from studio.safe_read import read_capped
+
+    try:  # a FIFO or a device in a run folder must not hang the run list
+        config_text = read_capped(run_dir / "config.toml", "run config", limit=4 * 2**20).decode("utf-8", "replace")
+    except StudioError:
         config_text = ""
     try:
         modified = max(os.stat(run_dir).st_mtime, os.stat(run_dir / "events.jsonl").st_mtime)

@@ -27,7 +27,8 @@ READERS: tuple[tuple[str, str], ...] = (
     ("base model unet weights", "error"), ("resume checkpoint folder", "error"), ("resume state.json", "error"),
     ("LoRA file", "error"), ("dataset.json", "error"), ("folder.toml", "any"), ("image (check-dataset)", "ok"),
     ("check cache file", "ok"), ("latent cache entry", "ok"), ("demo --out", "error"),
-    ("train --out", "error"),
+    ("train --out", "error"), ("run list: config.toml", "ok"), ("run list: events.jsonl", "ok"),
+    ("resume: events.jsonl", "any"),  # a huge regular log is appended to; anything else refused
 )
 
 
@@ -54,7 +55,8 @@ def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[]
     from studio.train import checkpoint as ckpt
     from studio.train.folders import FolderSettings, folder_settings
     from studio.train.latent_cache import CacheKey, LatentCache
-    from studio.train.runs import check_writable_folder
+    from studio.train.runs import EventLog, check_writable_folder
+    from studio.worker.runs import read_run
     from tests.faults.hostile_inputs import HOSTILE_KINDS, make_hostile
 
     root.mkdir()
@@ -119,6 +121,12 @@ def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[]
                 fn = lambda p=p: create_demo_project(p)  # noqa: E731
             elif reader == "train --out" and kind != "folder" and (p := put("out")):
                 fn = lambda p=p: check_writable_folder(p, "[output] directory")  # noqa: E731
+            elif reader.startswith("run list: ") and put(reader.removeprefix("run list: ")):
+                def fn(run=case):
+                    summary = read_run(run)
+                    assert summary.name == run.name
+            elif reader == "resume: events.jsonl" and (p := put("events.jsonl")):
+                fn = lambda p=p: EventLog(p)  # noqa: E731
             if fn is not None:
                 yield f"{kind}: {reader}", expect, kind, fn
 

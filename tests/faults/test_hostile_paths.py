@@ -4,8 +4,8 @@ hang or an endless read fails one named case instead of stopping the suite.
 
 Readers: the project file (twice: `load_project` and the window's `open_project`), a base model path, its
 `model_index.json`, `unet/config.json` and weights file, a resume checkpoint and its `state.json`, a LoRA file,
-`dataset.json`, `folder.toml`, an image in check-dataset, the check cache, a latent-cache entry, `demo --out`
-and `train --out`. Each must end in one of our StudioErrors (with a message in our words) or, for the caches
+`dataset.json`, `folder.toml`, an image in check-dataset, the check cache, a latent-cache entry, `demo --out`,
+`train --out`, a run folder's `config.toml` and `events.jsonl` (the run list) and the event log a resume appends to. Each must end in one of our StudioErrors (with a message in our words) or, for the caches
 and the image check, be handled quietly (a miss; an excluded image).
 """
 
@@ -44,7 +44,7 @@ def test_every_reader_refuses_what_is_not_a_file(tmp_path, ledger):
     for case in hung:
         ledger.record(FAULT, "crash", f"{case}: hung or killed the child ({tail})")
     assert returncode == 0 and not hung, f"the child stopped in {hung or 'set-up'}: {tail}"
-    assert len(done) >= 80, sorted(done)  # six kinds × the readers, less the few a kind does not apply to
+    assert len(done) >= 95, sorted(done)  # six kinds × the readers, less the few a kind does not apply to
 
     wrong = []
     for case, d in sorted(done.items()):
@@ -86,3 +86,19 @@ def test_the_messages_say_what_the_path_is(tmp_path):
         with pytest.raises(StudioError) as info:
             fn()
         assert expected in str(info.value) and "huggingface" not in str(info.value) and info.value.hint
+
+
+def test_a_huge_event_log_is_read_in_bounded_memory(tmp_path, monkeypatch):
+    """Only the start and the end of an oversized log are read: Started and the newest events survive."""
+    from studio.train import runs
+
+    monkeypatch.setattr(runs, "MAX_EVENT_LOG_BYTES", 4096)
+    log = tmp_path / "events.jsonl"
+    lines = [json.dumps({"type": "started", "total_steps": 10_000})]
+    lines += [json.dumps({"type": "progress", "step": i, "loss": 0.1}) for i in range(1, 2001)]
+    log.write_text("\n".join(lines) + "\n")
+    assert log.stat().st_size > 10 * 4096
+    events = runs.read_events(log)
+    assert events[0] == {"type": "started", "total_steps": 10_000}
+    assert events[-1]["step"] == 2000
+    assert sum(len(json.dumps(e)) + 1 for e in events) <= 4096  # no more than the cap was kept
