@@ -61,7 +61,7 @@ def file_name_problem(name: str) -> str | None:
         return "it starts or ends with a space, or ends with a dot (Windows drops those, so two names would be one file)"
     if _is_reserved(name):
         return f"`{name.split('.', 1)[0]}` is a device name on Windows, not a file"
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         return (f"it is longer than a file name can safely be (at most {MAX_NAME_CHARS} characters, "
                 f"{MAX_NAME_BYTES} bytes as UTF-8)")
     if unicodedata.normalize("NFC", name) != name:
@@ -77,7 +77,7 @@ def _shorten(name: str) -> str:
     stem = name[:len(name) - len(suffix)] if suffix else name
 
     def fits(s: str) -> bool:
-        return len(s) <= MAX_NAME_CHARS and len(s.encode("utf-8")) <= MAX_NAME_BYTES
+        return len(s) <= MAX_NAME_CHARS and len(s.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
 
     while stem and not fits(stem + suffix):
         stem = stem[:-1]
@@ -98,7 +98,7 @@ def safe_file_name(name: str, fallback: str = "untitled") -> str:
     name = "_".join(p.strip(" ") for p in parts)
     name = _FORBIDDEN.sub("_", name)
     name = name.strip(" ").lstrip(".").rstrip(" .")
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
         name = _shorten(name)
     if not name:
         name = fallback

@@ -22,6 +22,7 @@ from studio.dataset.scan import ImageRecord
 from studio.dataset.state import DatasetState, save_state
 from studio.train.buckets import crop_offset, fit_to_bucket
 from studio.train.data import collect_images, prepare_dataset
+from studio.file_sample import content_sample
 from studio.train.latent_cache import FORMAT, CacheKey, LatentCache
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -229,9 +230,10 @@ def test_the_cache_key_changes_with_the_crop_box_and_the_focus_point(tmp_path):
     digests = {k.digest() for k in (plain, cropped, other, focused, moved)}
     assert len(digests) == 5
     assert CacheKey.for_image(img, (64, 64), crop=(0, 0, 0.5, 0.5), **base).digest() == cropped.digest()
-    # an image with neither keeps the key it had before crop boxes existed: its cached latent stays valid
+    # an image with neither keeps the key it had before crop boxes existed (nothing crop-shaped is appended)
     st = img.stat()
-    old = "|".join(str(v) for v in (FORMAT, str(img.resolve()), st.st_mtime_ns, st.st_size, (64, 64), False, "v", 1))
+    old = "|".join(str(v) for v in (FORMAT, str(img.resolve()), st.st_mtime_ns, st.st_size, content_sample(img, st),
+                                    (64, 64), False, "v", 1))
     assert plain.digest() == hashlib.sha256(old.encode()).hexdigest()[:40]
 
 

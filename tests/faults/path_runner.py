@@ -56,7 +56,7 @@ def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[]
     from studio.train.folders import FolderSettings, folder_settings
     from studio.train.latent_cache import CacheKey, LatentCache
     from studio.run_folder import EventLog, check_writable_folder
-    from studio.worker.runs import read_run
+    from studio.run_folder import read_run
     from tests.faults.hostile_inputs import HOSTILE_KINDS, make_hostile
 
     root.mkdir()

@@ -82,11 +82,11 @@ def test_config_refuses_hostile_numbers(section, key, label, value, ledger):
 ])
 def test_project_file_and_worker_settings_name_the_key(tmp_path, text, expected, ledger):
     from studio.config import load_project
-    from studio.worker.jobs import config_from_text
+    from studio.config import loads_project
 
     path = tmp_path / "project.toml"
     path.write_text(text)
-    for load in (lambda: load_project(path), lambda: config_from_text(text, "the window's settings")):
+    for load in (lambda: load_project(path), lambda: loads_project(text, "the window's settings")):
         with pytest.raises(ConfigError) as info:
             load()
         ok = expected in str(info.value) and clear_message(str(info.value))
@@ -96,11 +96,11 @@ def test_project_file_and_worker_settings_name_the_key(tmp_path, text, expected,
 
 def test_betas_through_the_worker_never_reach_torch(ledger):
     """`Invalid beta parameter` was torch's text, on the bug path: now the settings are refused first."""
-    from studio.worker.jobs import config_from_text
+    from studio.config import loads_project
 
     for betas in ("[1.5, 0.999]", "[0.9, nan]", "[-0.1, 0.9]", "[0.9, 1.0]"):
         with pytest.raises(ConfigError, match=r"\[optimizer\] betas\[[01]\]") as info:
-            config_from_text(f"[optimizer]\nbetas = {betas}\n", "settings")
+            loads_project(f"[optimizer]\nbetas = {betas}\n", "settings")
         ledger.record(FAULT_CONFIG, "clear" if "Invalid beta" not in str(info.value) else "crash", str(info.value))
 
 
