@@ -297,8 +297,8 @@ class MixerPanel(QWidget):
             if self.grid.view.show_image(result.path, result.summary):
                 self.grid_shown.emit(result.path)
         else:
-            self.export.show_result(result.path, result.summary)
-            self._say(f"Wrote {Path(result.path).name}: {result.summary}", "success")
+            self.export.show_result(result.path, result.summary, merged=result.kind == "export")
+            self._say(f"Wrote {Path(result.path).name}: {(result.summary.splitlines() or [''])[0]}", "success")
             self.exported.emit(result.path)
 
     def _on_failed(self, request_id: int, error: str, hint: str) -> None:

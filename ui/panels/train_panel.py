@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, preset_names, save_project
 from studio.errors import StudioError
@@ -24,6 +24,8 @@ from studio.worker.client import WorkerExited
 from studio.worker.preflight import Problem, preflight
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
 from ui.background import run_in_background
+from studio.mix.messages import MixResult
+from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
@@ -34,6 +36,7 @@ from ui.widgets.run_history import RunHistory
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
+PLAIN_JOB = "mix_plain"  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
@@ -143,6 +146,12 @@ class TrainPanel(QWidget):
         self.controls = RunControls()
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
+        self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
+        export_layout = QVBoxLayout(self.export_box)
+        self.compat = CompatReportView()
+        export_layout.addWidget(self.compat)
+        self.export_box.setVisible(False)
+        right_layout.addWidget(self.export_box)
         charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
@@ -174,6 +183,7 @@ class TrainPanel(QWidget):
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
         self.history.previews_requested.connect(self._show_run_previews)
+        self.compat.plain_copy_requested.connect(self._plain_copy)
 
     # ---------------------------------------------------------------------------------------------
     # project
@@ -315,6 +325,9 @@ class TrainPanel(QWidget):
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a command (no worker): undo the state change it implied."""
+        if isinstance(command, p.RunJob) and command.kind == PLAIN_JOB:
+            self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
+            return
         if isinstance(command, p.Start) or self.run_active:
             self._set_run_state("idle")
         self.banner.show_message("error", f"The worker is not running ({reason}).",
@@ -325,6 +338,34 @@ class TrainPanel(QWidget):
             self.resume_run(self._resume_target)
         elif self.worker_state == "unresponsive":
             self.restart_worker_requested.emit()
+
+    # ---------------------------------------------------------------------------------------------
+    # export: the per-loader report and the plain-LoRA copy
+    def show_export(self, lora_path: str) -> None:
+        self.export_box.setVisible(True)
+        self.compat.show_file(lora_path)
+
+    def _plain_copy(self, source: str, rank: int, out: str) -> None:
+        if self.run_active:
+            self.compat.show_copy_error("a training run is using the worker", "make the copy when it has finished")
+            return
+        try:
+            refuse_unsafe_name(Path(out), "the plain-LoRA copy")
+            cfg = self.current_config()
+        except (StudioError, FormError) as exc:
+            self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
+            return
+        self._command(p.RunJob(kind=PLAIN_JOB, params={"src": source, "out": out, "rank": rank,
+                                                       "base": cfg.model.path, "dtype": cfg.output.dtype}))
+
+    def _plain_copy_message(self, message: object) -> None:
+        if isinstance(message, MixResult):
+            self.compat.show_copy_result(message.path, message.summary)
+            self.log.add("info", f"plain-LoRA copy: {message.path} ({message.summary})")
+        elif isinstance(message, Failed):
+            self.compat.show_copy_error(message.error, message.hint)
+        elif isinstance(message, Log):
+            self.log.add(message.level, message.text, message.time)
 
     # ---------------------------------------------------------------------------------------------
     # worker
@@ -351,6 +392,9 @@ class TrainPanel(QWidget):
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
+        if self._job_kind == PLAIN_JOB:
+            self._plain_copy_message(message)
+            return
         if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
             if not (isinstance(message, Log) and self._job_kind is None):
                 return
@@ -365,6 +409,8 @@ class TrainPanel(QWidget):
         elif isinstance(message, Checkpoint):
             self.checkpoint_step = message.step
             self.log.add("info", f"checkpoint saved at step {message.step}: {message.path}")
+            if message.lora_path:
+                self.show_export(message.lora_path)
         elif isinstance(message, Started):
             self._on_started(message)
         elif isinstance(message, StateChanged):
@@ -422,6 +468,8 @@ class TrainPanel(QWidget):
             self.controls.set_details(f"Stopped at step {e.step}.")
         else:
             final = e.outputs[-1] if e.outputs else ""
+            if final:
+                self.show_export(final)
             self._resume_target = None
             self.banner.show_message("success", f"Finished: {e.step} steps.", f"LoRA saved to {final}" if final else "")
             self.controls.set_details(f"Finished at step {e.step}.")
