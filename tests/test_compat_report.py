@@ -162,3 +162,37 @@ def test_diffusers_column_is_what_the_installed_diffusers_does(kind, tiny_sd1, t
     assert bool(dora_dropped) == (expected == "partial"), messages
     other = [m for m in messages if "dora_scale" not in m and ("unexpected" in m.lower() or "missing" in m.lower())]
     assert not other, other
+
+
+@pytest.mark.parametrize("axis", ["out", "in"])
+def test_a1111_dora_verdict_follows_its_per_column_math(axis, pipe):
+    """The A1111 cell of the DoRA rows from A1111's formula (tests/dora_consumers.py) against our ΔW: an
+    output-axis scale renders wrong there, an input-axis one exactly; ComfyUI renders both."""
+    from studio.formats.kohya import to_tensors
+    from studio.mix.delta import module_delta
+    from tests import dora_consumers
+
+    pipe_, family = pipe
+    lf = _with_dora(random_lora(pipe_, family, te=False), axis=axis)
+    tensors = to_tensors(lf, torch.float32)
+    weights = {name: mod.weight.detach().float() for name, mod in _named_layers(pipe_, family).items()}
+    worst = {"a1111": 0.0, "comfyui": 0.0}
+    for name, m in lf.modules.items():
+        w = weights[name]
+        want = w + module_delta(m, weight=w)
+        for loader, render in (("a1111", dora_consumers.a1111), ("comfyui", dora_consumers.comfyui)):
+            got = render(tensors, name, w)
+            worst[loader] = max(worst[loader], float((got - want).norm() / (want - w).norm()))
+    report = compat_report(lf)
+    assert worst["comfyui"] < 1e-4 and report.verdict("comfyui").status == "ok"
+    if axis == "out":
+        assert worst["a1111"] > 0.5 and report.verdict("a1111").status == "wrong"
+    else:
+        assert worst["a1111"] < 1e-4 and report.verdict("a1111").status == "ok"
+
+
+def _named_layers(pipe_, family):
+    from studio.formats.names import kohya_name_for
+    from tests.lora_maker import target_modules
+
+    return {kohya_name_for(c, p, family): mod for c, p, mod in target_modules(pipe_, te=False)}
