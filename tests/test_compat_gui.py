@@ -97,6 +97,19 @@ def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tm
 
     panel.handle_message(Failed(error="run.safetensors is a DoRA LoRA", hint="choose the base model"))
     assert "The plain copy failed: run.safetensors is a DoRA LoRA" in panel.compat.copy_result.text()
+    panel.handle_message(p.JobEnded(job_id=3, kind="mix_plain"))
+    # the worker refuses the job (the mixer's is running), or dies during it: the box says so, never hangs
+    panel.compat.plain_button.click()
+    panel.handle_message(p.WorkerError(error="a job is already running", hint="wait for it"))
+    assert "The plain copy failed: a job is already running" in panel.compat.copy_result.text()
+    assert panel.compat.plain_button.isEnabled()
+    panel.compat.plain_button.click()
+    panel.handle_message(p.JobStarted(job_id=4, kind="mix_plain"))
+    from studio.worker.client import WorkerExited
+
+    panel.handle_message(WorkerExited(returncode=-9, expected=False))
+    assert "the worker stopped before the copy was written" in panel.compat.copy_result.text()
+    assert panel._job_kind is None and panel.compat.plain_button.isEnabled()
 
 
 def test_mixer_export_box_shows_the_merged_files_report(qtbot, tmp_path):

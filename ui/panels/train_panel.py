@@ -107,6 +107,7 @@ class TrainPanel(QWidget):
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
+        self._plain_pending = False  # a plain-LoRA copy was sent and its job has not started yet
         self._build()
         self._wire()
         self._set_run_state("idle")
@@ -326,6 +327,7 @@ class TrainPanel(QWidget):
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a command (no worker): undo the state change it implied."""
         if isinstance(command, p.RunJob) and command.kind == PLAIN_JOB:
+            self._plain_pending = False
             self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
             return
         if isinstance(command, p.Start) or self.run_active:
@@ -355,6 +357,7 @@ class TrainPanel(QWidget):
         except (StudioError, FormError) as exc:
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
+        self._plain_pending = True
         self._command(p.RunJob(kind=PLAIN_JOB, params={"src": source, "out": out, "rank": rank,
                                                        "base": cfg.model.path, "dtype": cfg.output.dtype}))
 
@@ -388,11 +391,13 @@ class TrainPanel(QWidget):
         job_started/job_ended, and only those of a `train` job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
+            if message.kind == PLAIN_JOB:
+                self._plain_pending = False
             return
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
-        if self._job_kind == PLAIN_JOB:
+        if self._job_kind == PLAIN_JOB and isinstance(message, (MixResult, Failed, Finished, Log, Progress)):
             self._plain_copy_message(message)
             return
         if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
@@ -422,12 +427,18 @@ class TrainPanel(QWidget):
             self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
+            if self._plain_pending:  # the worker refused the copy (busy with the mixer's job)
+                self._plain_pending = False
+                self.compat.show_copy_error(message.error, message.hint)
             if self.run_state == "starting":
                 self.banner.show_message("error", message.error, message.hint)
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
         elif isinstance(message, WorkerExited):
+            if self._job_kind == PLAIN_JOB or self._plain_pending:
+                self._plain_pending = False
+                self.compat.show_copy_error("the worker stopped before the copy was written", "try again")
             self._job_kind = None
             self._on_worker_exited(message)
 

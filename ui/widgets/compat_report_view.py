@@ -49,8 +49,7 @@ class CompatReportView(QWidget):
         self.copy_result.setWordWrap(True)
         layout.addWidget(self.copy_result)
         self.plain_button.clicked.connect(self._plain)
-        self._set_offer(False)
-        self.lines.setText("")
+        self.clear()
 
     # ---------------------------------------------------------------------------------------------
     def show_file(self, lora_path: str | Path) -> None:
@@ -77,6 +76,14 @@ class CompatReportView(QWidget):
         self.lines.setText("\n".join(text))
         self.lines.setToolTip("\n".join(n for v in report.verdicts for n in v.notes))
         self._set_offer(report.plain_copy_advised)
+
+    def clear(self) -> None:
+        """Nothing to report (the last output is not a LoRA, e.g. a baked checkpoint)."""
+        self.source, self.report = None, None
+        self.lines.setText("")
+        self.lines.setToolTip("")
+        self.copy_result.setText("")
+        self._set_offer(False)
 
     def _set_offer(self, visible: bool) -> None:
         for w in (self.plain_button, self.rank_label, self.rank):

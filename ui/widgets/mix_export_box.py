@@ -80,8 +80,7 @@ class MixExportBox(QGroupBox):
         if merged:
             self.compat.show_file(path)
         else:
-            self.compat.show_report(path, None)
-            self.compat.lines.setText("")
+            self.compat.clear()
 
     def set_busy(self, busy: bool) -> None:
         self.export_button.setEnabled(not busy)
