@@ -138,6 +138,8 @@ def test_sidecar_round_trip_and_damage(tmp_path):
     assert {d["loader"]: d["status"] for d in data["loaders"]}["a1111"] == "wrong"
     assert read_sidecar(lora) == report
     assert report_from_dict(report_to_dict(report)) == report
+    written.write_bytes(b"\xef\xbb\xbf" + written.read_bytes().replace(b"\n", b"\r\n"))  # as Notepad saves it
+    assert read_sidecar(lora) == report
     written.write_text("{not json", encoding="utf-8")
     assert read_sidecar(lora) is None
     with pytest.raises(ValueError, match="version"):
