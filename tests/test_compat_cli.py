@@ -96,3 +96,16 @@ def test_the_windows_plain_copy_job_writes_the_copy(dora_file, tiny_sd1, tmp_pat
     assert (result.kind, result.request_id, result.path) == ("plain", 7, str(out_file))
     assert result.error is not None and 0 < result.error < 1 and "relative error" in result.summary
     assert float(read_lora(out_file).metadata["ls_plain_copy_error"]) == pytest.approx(result.error, rel=1e-5)
+
+
+def test_inspect_says_the_rules_are_for_the_kohya_layout_when_a_file_is_in_another(capsys, tiny_sd1, tmp_path):
+    from tests.lora_maker import write_peft
+
+    pipe = sd_pipeline(tiny_sd1)
+    peft_file = write_peft(pipe, random_lora(pipe, "sd1", rank=4), tmp_path / "peft.safetensors")
+    code, out, _ = _run(capsys, "inspect", str(peft_file))
+    assert code == 0
+    assert "these rules are for the kohya layout; this file is in the peft layout" in out
+    kohya_file = save_lora_file(random_lora(pipe, "sd1", rank=4), tmp_path / "k.safetensors", dtype="fp32")
+    _, out, _ = _run(capsys, "inspect", str(kohya_file))
+    assert "loaders:" in out and "these rules are for the kohya layout" not in out

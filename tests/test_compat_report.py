@@ -87,6 +87,7 @@ def test_each_network_type_gets_the_issue_tables_verdicts(kind, pipe, tmp_path):
         assert bool(v.notes) == (not v.faithful)
         assert v.total_keys == sum(len(m.tensors()) + (m.alpha is not None) for m in lf.modules.values())
     assert report.plain_copy_advised == any(s != "ok" for s in TABLE[kind])
+    assert all(line.isascii() for line in report.lines())  # printed by the CLI, also to a cp1252 Windows console
 
 
 def test_what_is_not_loaded_is_counted_and_explained(pipe, tmp_path):

@@ -40,13 +40,13 @@ def run(args: argparse.Namespace) -> int:
     lf = read_lora(source)
     base_weight = None
     if args.base:
-        print(f"loading {args.base} …", file=sys.stderr)
+        print(f"loading {args.base} ...", file=sys.stderr)
         base_weight = base_weights_from_model(args.base, lf, source.name)
     elif needs_base_model(lf):
         raise ConfigError(f"{source.name} is a DoRA LoRA: its change depends on the base model's weights",
                           hint="give the model it was trained on with --base MODEL")
     copy = write_plain_copy(lf, args.out, args.rank, source=source, base_weight=base_weight, dtype=args.dtype)
-    print(f"plain LoRA, rank ≤ {copy.rank}: {len(copy.merge.lora.modules)} module(s); relative error "
+    print(f"plain LoRA, rank <= {copy.rank}: {len(copy.merge.lora.modules)} module(s); relative error "
           f"{copy.overall_error:.4f} overall, {copy.max_error:.4f} worst module", file=sys.stderr)
     for r in sorted(copy.merge.reports, key=lambda r: r.rel_error, reverse=True)[:WORST_SHOWN]:
         print(f"  {r.rel_error:.4f}  {r.name}", file=sys.stderr)

@@ -73,13 +73,14 @@ class CompatReport:
         raise KeyError(loader)
 
     def lines(self, *, notes: bool = True) -> list[str]:
+        """ASCII only: the CLI prints these, and a Windows console redirected to a file encodes in cp1252."""
         out = []
         for v in self.verdicts:
             out.append(v.line())
             if notes:
                 out.extend(f"    {n}" for n in v.notes)
         if self.plain_copy_advised:
-            out.append("a plain-LoRA copy (full ΔW refactored by SVD) loads faithfully everywhere")
+            out.append("a plain-LoRA copy (the full delta refactored by SVD) loads as trained everywhere")
         return out
 
 

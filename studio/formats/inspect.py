@@ -21,6 +21,7 @@ from studio.formats.family import family_label
 from studio.formats.lora_file import LoraFile, target_of
 from studio.formats.reader import ReadResult, read_lora_report
 
+KOHYA_LAYOUTS = ("kohya", "lycoris")  # what the loader rules (studio.formats.loaders) describe
 TARGET_LABELS = {"lora_unet": "UNet", "lora_te": "text encoder", "lora_te1": "text encoder 1 (CLIP-L)",
                  "lora_te2": "text encoder 2 (OpenCLIP-G)", "other": "other"}
 
@@ -200,6 +201,10 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     if s.compatibility is not None:
         lines.append("loaders:")
         lines.extend(f"  {line}" for line in s.compatibility.lines(notes=loader_notes))
+        other = [x for x in s.layouts if x not in KOHYA_LAYOUTS]
+        if other:
+            lines.append(f"  (these rules are for the kohya layout; this file is in the {', '.join(other)} layout, "
+                         "which not every loader reads: a plain-LoRA copy is written in the kohya layout)")
         if s.compatibility.plain_copy_advised and not loader_notes:
             lines.append("  (why: lora-studio inspect --loaders; a copy: lora-studio plain FILE --rank R -o OUT)")
     for w in s.warnings:

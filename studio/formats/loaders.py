@@ -58,7 +58,7 @@ LOADERS: tuple[LoaderRules, ...] = (
                "network.py apply_weight_decompose",
         handling=tuple((f, Handling.WRONG if f == "dora-out" else Handling.EXACT) for f in FEATURES),
         why=(("dora-out", "apply_weight_decompose always normalises per input column, so an output-axis "
-                          "dora_scale (out × 1, what peft trains and LyCORIS writes by default) renders wrong"),),
+                          "dora_scale (out x 1, what peft trains and LyCORIS writes by default) renders wrong"),),
     ),
     LoaderRules(
         key="forge", name="Forge", version="late 2026 (main)",
@@ -84,7 +84,7 @@ LOADERS: tuple[LoaderRules, ...] = (
              ("lokr", "SD/SDXL kohya conversion reads only lora_down/lora_up/alpha: a lokr_* key, UNet or "
                       "text encoder, makes load_lora_weights raise for the whole file (its LoKr converters "
                       "are for Z-Image and Flux.2 only)"),
-             ("full", "stored-ΔW (diff) keys are not converted for SD/SDXL; the file is refused"),
+             ("full", "stored-delta (diff) keys are not converted for SD/SDXL; the file is refused"),
              ("dora-out", "every dora_scale is dropped with a warning; the plain LoRA part is applied"),
              ("dora-in", "every dora_scale is dropped with a warning; the plain LoRA part is applied")),
     ),
@@ -96,7 +96,7 @@ LOADERS: tuple[LoaderRules, ...] = (
         why=(("locon-tucker", "networks/lora.py has no lora_mid: the module is not rebuilt"),
              ("loha", "networks/lora.py reads LoRA/LoCon only: hada_* modules are not loaded"),
              ("lokr", "networks/lora.py reads LoRA/LoCon only: lokr_* modules are not loaded"),
-             ("full", "networks/lora.py reads LoRA/LoCon only: stored-ΔW modules are not loaded"),
+             ("full", "networks/lora.py reads LoRA/LoCon only: stored-delta modules are not loaded"),
              ("dora-out", "networks/lora.py has no DoRA: dora_scale is ignored by its non-strict load"),
              ("dora-in", "networks/lora.py has no DoRA: dora_scale is ignored by its non-strict load")),
     ),

@@ -160,7 +160,7 @@ def plain_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
         yield Log(level="info", text=f"plain copy: loading {base}")
         base_weight = base_weights_from_model(base, lf, src.name)
     copy = write_plain_copy(lf, out, rank, source=src, base_weight=base_weight, dtype=params.get("dtype") or "fp16")
-    summary = (f"plain LoRA, rank ≤ {rank}: relative error {copy.overall_error:.2%} overall, "
+    summary = (f"plain LoRA, rank <= {rank}: relative error {copy.overall_error:.2%} overall, "
                f"{copy.max_error:.2%} worst module")
     yield MixResult(kind="plain", request_id=int(params.get("request_id", 0)), path=str(copy.path), summary=summary,
                     error=copy.overall_error, layers=len(copy.merge.lora.modules))
