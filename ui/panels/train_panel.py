@@ -23,8 +23,8 @@ from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
 from studio.worker.preflight import Problem, preflight
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
-from ui.background import run_in_background
 from studio.mix.messages import MixResult
+from ui.background import run_in_background
 from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
