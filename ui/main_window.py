@@ -23,6 +23,7 @@ from ui.mixer_backend import WorkerPreviewBackend
 from ui.panels.dataset_panel import DatasetPanel
 from ui.panels.mixer_panel import MixerPanel
 from ui.panels.train_panel import TrainPanel
+from ui.wheel_guard import guard_wheel_in
 from ui.widgets.config_form import FormError
 from ui.worker_client import WorkerClient
 
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.worker_label)
         self._build_menus()
         self._wire()
+        guard_wheel_in(self)  # every spin box and combo box of the three panels (issue 18: no change without intent)
         self._restore_settings()
         self._update_title()
         self._on_worker_state(self.worker.state, "")

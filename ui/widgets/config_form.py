@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBo
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError
+from ui.wheel_guard import guard_wheel_in
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
@@ -71,6 +72,7 @@ class ConfigForm(QWidget):
         for section, title in GROUPS:
             layout.addWidget(self._build_group(section, title))
         layout.addStretch(1)
+        guard_wheel_in(self)  # the form scrolls under the wheel; its numbers change only once clicked into
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
         group = QGroupBox(title)
