@@ -52,6 +52,9 @@ def test_filter_placeholder_and_path_button_fit(qtbot, small_window):
     assert text == "Filter by caption or file name…"
     assert field.fontMetrics().horizontalAdvance(text) <= field.width() - 2 * field.fontMetrics().height()
 
+    tabs = small_window.dataset_panel.tabs  # Caption, Tags, Problems, Folders: all shown, no scroll arrows
+    assert tabs.tabBar().width() >= tabs.tabBar().sizeHint().width()
+
     small_window.tabs.setCurrentWidget(small_window.train_panel)
     button = small_window.train_panel.model_picker._button
     qtbot.waitUntil(button.isVisible)

@@ -177,6 +177,8 @@ class DatasetPanel(QWidget):
         self.tabs.addTab(self.tag_table, "Tags")
         self.tabs.addTab(self.problem_report, "Problems")
         self.tabs.addTab(self.folder_list, "Folders")
+        # all four tab titles readable, without scroll arrows, however narrow the splitter leaves this side
+        self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 2 * self.tabs.fontMetrics().height())
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)

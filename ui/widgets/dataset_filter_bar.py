@@ -25,7 +25,7 @@ class DatasetFilterBar(QWidget):
         self.text.setClearButtonEnabled(True)
         # the placeholder says what the field filters by: never cut to "Filter by c…" (issue 18)
         metrics = self.text.fontMetrics()
-        self.text.setMinimumWidth(metrics.horizontalAdvance(self.text.placeholderText()) + 4 * metrics.height())
+        self.text.setMinimumWidth(metrics.horizontalAdvance(self.text.placeholderText()) + 2 * metrics.height())
         layout.addWidget(self.text, 2)
         self.tag = QToolButton()
         self.tag.setToolTip("Showing only images with this tag; click to show all")
