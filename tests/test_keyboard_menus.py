@@ -112,3 +112,11 @@ def test_documentation_opens_the_guide_or_says_why(qtbot, tmp_path, monkeypatch)
     assert not open_documentation(parent, root=tmp_path)  # a pip install: no guide on disk
     box = parent.findChild(QMessageBox, "documentationMissing")
     assert box is not None and "README.md" in box.text()
+
+
+def test_panel_keys_leave_cmd_tab_to_macos():
+    from ui.main_window import panel_keys
+
+    assert panel_keys(1, "linux") == ("Ctrl+Tab", "Ctrl+PgDown")
+    assert panel_keys(-1, "win32") == ("Ctrl+Shift+Tab", "Ctrl+PgUp")
+    assert "Ctrl+Tab" not in panel_keys(1, "darwin") and "Meta+Tab" in panel_keys(1, "darwin")

@@ -7,6 +7,7 @@ only place where their signals are connected (taggui's rule), so data flow can b
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,14 @@ from ui.worker_client import WorkerClient
 STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
                  "dead": "#d9534f", "stopped": "#888888"}
 MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
+
+
+def panel_keys(step: int, platform: str = sys.platform) -> tuple[str, ...]:
+    """Next (+1) / previous (-1) panel keys. Qt reads "Ctrl" as Cmd on macOS, where Cmd+Tab switches apps:
+    there the physical Control key is "Meta", and Cmd+Shift+] / [ is the usual next / previous tab."""
+    if platform == "darwin":
+        return ("Meta+Tab", "Ctrl+Shift+]") if step > 0 else ("Meta+Shift+Tab", "Ctrl+Shift+[")
+    return ("Ctrl+Tab", "Ctrl+PgDown") if step > 0 else ("Ctrl+Shift+Tab", "Ctrl+PgUp")
 
 
 class MainWindow(QMainWindow):
@@ -122,11 +131,10 @@ class MainWindow(QMainWindow):
                                   f"Ctrl+{index + 1}")
             self.panel_actions.append(action)
         view.addSeparator()
-        self.next_panel_action = self._action(view, "&Next panel", lambda: self._step_panel(1), "Ctrl+Tab")
-        self.next_panel_action.setShortcuts([QKeySequence("Ctrl+Tab"), QKeySequence("Ctrl+PgDown")])
-        self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1),
-                                                  "Ctrl+Shift+Tab")
-        self.previous_panel_action.setShortcuts([QKeySequence("Ctrl+Shift+Tab"), QKeySequence("Ctrl+PgUp")])
+        self.next_panel_action = self._action(view, "&Next panel", lambda: self._step_panel(1))
+        self.next_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(+1)])
+        self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
+        self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
         view.addSeparator()
 
     def show_panel(self, index: int) -> None:
