@@ -212,7 +212,7 @@ class DesktopShell(QObject):
         self.settings_changed.emit(settings)
 
     def _model_folders_added(self, folders: tuple[str, ...]) -> None:
-        """"Add model folder…" in the Train panel's model picker: saved like a change in File ▸ Settings."""
+        """"Add model folder…" in the Train panel's model picker: saved like a change in File ▸ Preferences."""
         self.update_settings(replace(self.settings, model_folders=tuple(folders)))
 
     def _push_model_folders(self, settings: AppSettings) -> None:
