@@ -29,8 +29,11 @@ from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
 from studio.safe_names import file_name_problem, safe_file_name
 from studio.textfile import NotUtf8Error, decode_text, normalize_text
+from studio.safe_read import read_capped
 
 PROJECT_FORMAT_VERSION = 1
+#: a project file is a few kilobytes; one of megabytes is not ours (and reading it whole would be the risk)
+PROJECT_FILE_LIMIT = 4 * 2**20
 
 
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -164,7 +167,8 @@ class OptimizerConfig:
     unet_lr: float = _f(1e-4, "Learning rate for the UNet LoRA.", lo=0.0, hi=1.0)
     text_encoder_lr: float = _f(5e-5, "Learning rate for the text-encoder LoRA.", lo=0.0, hi=1.0)
     weight_decay: float = _f(1e-2, "AdamW weight decay.", lo=0.0, hi=1.0)
-    betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas.")
+    betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas (each from 0 up to, not including, 1).", lo=0.0,
+                                    hi=0.99999999)
     eps: float = _f(1e-8, "AdamW epsilon.", lo=0.0, hi=1.0, advanced=True)
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this value (0 disables clipping).", lo=0.0, hi=1e6)
     loss: Literal["mse", "l1", "huber"] = _f(
@@ -352,6 +356,11 @@ def field_help(section: str, name: str) -> dict[str, Any]:
 
 
 def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
+    """Bounds for one value; each number of a list is checked on its own (`betas[1]`), NaN/∞ never pass."""
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _check_range(f"{where}[{i}]", item, meta)
+        return
     if isinstance(value, float) and not math.isfinite(value):  # `nan < lo` is False: it would pass the range
         raise ConfigError(f"{where} is {value}, expected a finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -437,12 +446,11 @@ def preset_names() -> list[str]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: file not found")
+    # a FIFO would block for ever, /dev/zero fill the memory: only a regular file of sane size is read
+    raw = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT, error=ConfigError,
+                      hint="choose a project.toml file")
     try:
         return tomllib.loads(decode_text(raw))  # a BOM and CRLF, as Notepad saves it, are fine
     except NotUtf8Error as exc:
@@ -507,8 +515,9 @@ def dumps_project(cfg: ProjectConfig) -> str:
 def save_project(cfg: ProjectConfig, path: str | Path) -> None:
     """Write atomically; the previous version is kept as `<name>.bak` so a bad save can be undone."""
     path = Path(path)
-    if path.exists():
-        current = path.read_bytes()
+    if os.path.lexists(path):
+        current = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT, error=ConfigError,
+                              hint="save the project under another name")
         try:
             load_project(path)
             keep = path.with_suffix(path.suffix + ".bak")

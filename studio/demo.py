@@ -2,6 +2,10 @@
 
 It shows the whole flow — dataset, training, previews, export — on any machine in a minute, with
 nothing downloaded. The GUI's "Open demo project" and `lora-studio demo` both build it here.
+
+Building it replaces the folder's `model/` (when it holds no complete model), so it only ever builds in a
+folder that is new, empty, or one it built before (marked by `MARKER`): `lora-studio demo --out ~/work`
+must never delete a checkpoint of the user's that happens to be in `~/work/model/`.
 """
 
 from __future__ import annotations
@@ -10,15 +14,69 @@ import shutil
 from pathlib import Path
 
 from studio.config import load_preset, save_project
+from studio.errors import ConfigError
+from studio.fileio import atomic_write_text
 from studio.resources import resource_path
 
 DEMO_IMAGES = resource_path("demo", "images")
+#: written into every demo folder; its presence is what allows a later build to replace `model/`
+MARKER = ".lora-studio-demo"
+MARKER_TEXT = "This folder is a LoRA Studio demo project; `lora-studio demo` may rebuild its model/ folder.\n"
+
+
+def _looks_like_an_earlier_demo(folder: Path) -> bool:
+    """A demo folder made before the marker existed: our layout, and no model folder we would replace."""
+    model = folder / "model"
+    return ((folder / "project.toml").is_file() and (folder / "dataset" / "1_demo").is_dir()
+            and (not model.exists() or (model / "model_index.json").is_file()))
+
+
+def check_demo_folder(folder: Path) -> None:
+    """Refuse a folder that is not the demo's own, before anything is created or deleted in it."""
+    if folder.exists() and not folder.is_dir():
+        from studio.safe_read import describe
+
+        raise ConfigError(f"{folder} is {describe(folder)}, not a folder: the demo project needs a folder of its "
+                          "own", hint="give --out a new or empty folder")
+    if not folder.is_dir() or (folder / MARKER).is_file() or _looks_like_an_earlier_demo(folder):
+        return
+    try:
+        has_files = any(folder.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot read the folder ({exc.strerror})",
+                          hint="give --out a new or empty folder") from None
+    if has_files:
+        raise ConfigError(f"{folder} is not empty and is not a demo project folder; the demo would replace "
+                          "files in it, so it was left untouched",
+                          hint="give --out a new or empty folder (or one an earlier demo made)")
 
 
 def create_demo_project(folder: str | Path) -> Path:
     """Create (or reuse) a demo project in `folder`; returns its `project.toml`."""
-    folder = Path(folder).expanduser().resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder = Path(folder).expanduser().resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        from studio.safe_read import describe
+
+        raise ConfigError(f"{folder} is {describe(folder)}: the demo project needs a folder of its own",
+                          hint="give --out a new or empty folder") from None
+    check_demo_folder(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot create the demo folder ({exc.strerror})",
+                          hint="give --out a folder you can write to") from None
+    if not (folder / MARKER).is_file():
+        atomic_write_text(folder / MARKER, MARKER_TEXT)
+    try:
+        _fill(folder)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot write the demo project ({exc.strerror})",
+                          hint="give --out a folder you can write to") from None
+    return folder / "project.toml"
+
+
+def _fill(folder: Path) -> None:
     images = folder / "dataset" / "1_demo"
     if not any(images.glob("*.jpg")):
         images.mkdir(parents=True, exist_ok=True)
@@ -42,4 +100,3 @@ def create_demo_project(folder: str | Path) -> Path:
         cfg = cfg.with_section("model", path="model")
         cfg = cfg.with_section("output", directory=".")
         save_project(cfg, project)
-    return project

@@ -68,12 +68,15 @@ def _completeness(path: Path) -> list[str]:
     """Signs that a file this app wrote was cut short (it still parses, so load_project accepted it)."""
     import tomllib
 
+    from studio.config import PROJECT_FILE_LIMIT
+    from studio.errors import StudioError
+    from studio.safe_read import read_capped
     from studio.textfile import decode_text
 
     try:
-        raw = path.read_bytes()
-        data = tomllib.loads(decode_text(raw))
-    except (OSError, ValueError, RecursionError):
+        raw = read_capped(path, "project file", limit=PROJECT_FILE_LIMIT)
+        data = tomllib.loads(decode_text(raw))  # a BOM and CRLF, as Notepad saves it, are fine
+    except (StudioError, ValueError, RecursionError):
         return []
     if not data:
         return [f"{path.name} is empty: every setting would be a default"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.config import ProjectConfig, dumps_project
+from studio.errors import ConfigError
 from studio.events import Event, event_to_dict
 from studio.fileio import atomic_write_text
 from studio.safe_names import safe_file_name
@@ -31,6 +32,34 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"checkpoint-{step:07d}"
 
 
+def check_writable_folder(path: Path, what: str) -> None:
+    """ConfigError unless `path` is a folder we can write into, or can be created: checked before the model
+    loads, so `--out` naming a file or a read-only folder is told at once, not as a crash minutes later."""
+    import errno
+
+    probe = Path(path)
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        from studio.safe_read import describe
+
+        where = f"{what} {path}" if probe == Path(path) else f"{what} {path}: {probe}"
+        raise ConfigError(f"{where} is {describe(probe)}, not a folder",
+                          hint="choose a folder (or a new folder's name) for the output")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        try:  # only POSIX tells a read-only disk apart (no statvfs on Windows)
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except (AttributeError, OSError):
+            read_only = False
+        reason = os.strerror(errno.EROFS if read_only else errno.EACCES).lower()
+        raise ConfigError(f"{what} {path}: cannot write into {probe} ({reason})",
+                          hint="choose a folder you can write to")
+
+
+#: an event log is ~200 bytes a step; beyond this only its end is read (a corrupt or foreign file stays bounded)
+MAX_EVENT_LOG_BYTES = 256 * 2**20
+
+
 def new_run_dir(runs_root: Path, name: str) -> Path:
     # the name part cut to 60 characters: with the time stamp and a number the folder name stays short
     safe = safe_file_name(re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60], "run")
@@ -40,7 +69,11 @@ def new_run_dir(runs_root: Path, name: str) -> Path:
     while path.exists():
         n += 1
         path = runs_root / f"{stamp}-{safe}-{n}"
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {path} ({exc.strerror})",
+                          hint="choose an output folder you can write to") from None
     return path
 
 
@@ -48,12 +81,28 @@ def write_config_snapshot(run_dir: Path, cfg: ProjectConfig) -> None:
     atomic_write_text(run_dir / "config.toml", dumps_project(cfg))
 
 
+def _is_regular(path: Path) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # a symlink loop, a link to nothing
+        return False
+
+
 class EventLog:
     """Appends events to `events.jsonl`, one line each, flushed, so a crash loses at most a partial line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "a", encoding="utf-8")
+        if os.path.lexists(path) and not _is_regular(path):  # a FIFO would block the open
+            from studio.safe_read import describe
+
+            raise ConfigError(f"the run's event log {path} is {describe(path)}, not a file",
+                              hint="move it away, or start a new run")
+        # backslashreplace: a non-UTF-8 file name in a message becomes the JSON escape `\udcff`, which reads back as
+        # the same string, where "strict" would fail the run on its first log line
+        self._fh = open(path, "a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, event: Event) -> None:
         self._fh.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
@@ -65,10 +114,20 @@ class EventLog:
 
 def read_events(path: Path) -> list[dict]:
     """Every complete, valid line of an event log (a torn last line after a kill is skipped)."""
-    events = []
+    import stat
+
+    events: list[dict] = []
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: not an event log
+            return events
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_EVENT_LOG_BYTES)
+            if st.st_size > MAX_EVENT_LOG_BYTES:  # the start (Started) and the newest events; lines cut are skipped
+                fh.seek(st.st_size - MAX_EVENT_LOG_BYTES // 2)
+                data = data[: MAX_EVENT_LOG_BYTES // 2] + b"\n" + fh.read(MAX_EVENT_LOG_BYTES // 2)
+        text = data.decode("utf-8", "replace")
+    except OSError:
         return events
     for line in text.splitlines():
         try:
@@ -147,9 +206,12 @@ def read_run(run_dir: Path) -> RunSummary:
     if not outputs:
         outputs = exports
     ckpt = last_checkpoint(run_dir)
-    try:
-        config_text = (run_dir / "config.toml").read_text(encoding="utf-8")
-    except OSError:
+    from studio.errors import StudioError
+    from studio.safe_read import read_capped
+
+    try:  # a FIFO or a device in a run folder must not hang the run list
+        config_text = read_capped(run_dir / "config.toml", "run config", limit=4 * 2**20).decode("utf-8", "replace")
+    except StudioError:
         config_text = ""
     try:
         modified = max(os.stat(run_dir).st_mtime, os.stat(run_dir / "events.jsonl").st_mtime)

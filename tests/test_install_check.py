@@ -69,6 +69,7 @@ def test_a_missing_core_library_is_an_error_but_a_missing_optional_one_is_not(mo
 
 def test_the_minimum_peft_that_transformers_declares_is_enforced_before_the_table_knows(monkeypatch):
     monkeypatch.setattr(install_check, "_transformers_min_peft", lambda: "0.30.0")
+    monkeypatch.setattr(install_check, "KNOWN_BAD", ())  # only the declared minimum speaks (also with --latest)
     error = check_install().error()  # the real versions, but transformers "declares" it needs peft 0.30
     assert error and "needs peft 0.30.0 or newer" in error
     assert install_check._MIN_PEFT.search('x = 1\nMIN_PEFT_VERSION = "0.22.0"\n').group(1) == "0.22.0"

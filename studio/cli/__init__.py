@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing we run may reach a model hub
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _bytes_safe_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):  # no subcommand: open the window, as a double-click does
@@ -52,7 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func = gui_cmd.run
     try:
         _check_install(args.command)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit, where Python would print its own complaint
+        return code
+    except BrokenPipeError:  # `lora-studio inspect --json x | head -c 1`: the reader has all it wanted
+        _quiet_stdout()
+        return 0
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
@@ -68,6 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _bytes_safe_stdout() -> None:
+    """A path that is not UTF-8 (a Linux file name's raw bytes) printed as the output line: as those bytes on
+    stdout (what a script needs to open it), escaped on stderr; never a UnicodeEncodeError after the work."""
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if stream is not sys.__stdout__ and stream is not sys.__stderr__:
+            continue  # someone else's stream (a test's capture, an embedding app): not ours to change
+        try:
+            stream.reconfigure(errors=errors)
+        except (AttributeError, ValueError, OSError):  # replaced by a non-text stream (tests, embedding)
+            pass
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush of a closed pipe raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured, redirected in-process)
+        pass
 
 
 def _check_install(command: str | None) -> None:

@@ -11,6 +11,7 @@ import argparse
 import json
 
 EXIT_EXCLUDED = 3
+MAX_RESOLUTION = 8192  # the largest bucket side training allows ([dataset] bucket_max_side)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     from studio.dataset.training import training_scan
     from studio.errors import DatasetError
 
+    if not 0 <= args.resolution <= MAX_RESOLUTION:
+        from studio.errors import ConfigError
+
+        raise ConfigError(f"--resolution is {args.resolution}, expected a whole number between 0 and {MAX_RESOLUTION}")
     state = load_state(args.project) if args.project else DatasetState()
     scan = training_scan(args.folders, caption_extension=args.caption_extension, state=state, duplicates=False)
     missing = [p for p in scan.problems if p.kind == "missing"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -29,5 +30,8 @@ def run(args: argparse.Namespace) -> int:
     control = TrainControl()
     with stop_on_ctrl_c(control):
         finished = follow(run_training(cfg, project_file=project, control=control), quiet=args.quiet)
+    if not finished.outputs:  # stopped (Ctrl+C) before the first step: there is nothing to export
+        print("stopped before the first step; nothing was exported", file=sys.stderr)
+        return 130
     print(finished.outputs[-1])
     return 0

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 WORST_SHOWN = 5
+MAX_RANK = 1024  # the trainer's own limit ([network] rank)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.bake and args.rank is not None:
         raise ConfigError("--rank applies to merged LoRAs; a bake applies every LoRA exactly")
+    if args.rank is not None and not 1 <= args.rank <= MAX_RANK:
+        raise ConfigError(f"--rank is {args.rank}, expected a whole number between 1 and {MAX_RANK}")
     sources = _sources(args.loras)
     for s in sources:
         print(f"{s.file_name}: {s.title}, strength {s.entry.strength:g}, family {s.lora.family}", file=sys.stderr)

@@ -27,12 +27,17 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.dataset.images import MAX_PIXELS
 from studio.dataset.scan import ImageRecord, Problem
+from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
 
 # Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
 CONVERTED_KINDS = frozenset({"small", "cmyk", "16-bit", "alpha", "rotated", "mode"})
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries carry a content sample (studio.file_sample); size and mtime alone were trusted
+#: a training image is at most tens of megabytes; a file of gigabytes is refused unread rather than loaded whole
+MAX_IMAGE_BYTES = 512 * 2**20
+#: the per-folder cache file: thousands of entries of a few hundred bytes
+MAX_CACHE_BYTES = 64 * 2**20
 
 _SIXTEEN_BIT = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
@@ -75,10 +80,22 @@ def _problem(path: Path, kind: str, message: str) -> Problem:
 
 def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | None = None) -> ImageCheck:
     """Read and fully decode one file; never raises for a bad file (that is what it reports)."""
+    import stat as stat_mod
+
+    from studio.safe_read import kind_of
+
     path = Path(path)
     try:
-        st = stat or path.stat()
-        data = path.read_bytes()
+        st = path.stat()  # always fresh: the mode decides whether opening it is safe at all
+        if not stat_mod.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
+            return ImageCheck(path, -1, 0, problems=(_problem(path, "not-image", f"{kind_of(st.st_mode)}, not an "
+                                                                                  "image file"),))
+        if st.st_size > MAX_IMAGE_BYTES:
+            return ImageCheck(path, st.st_size, st.st_mtime_ns, problems=(_problem(
+                path, "too-large", f"too large ({st.st_size:,} bytes; images up to {MAX_IMAGE_BYTES:,} bytes are "
+                                   "read)"),))
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
         return ImageCheck(path, -1, 0, problems=(_problem(path, "missing", f"cannot read the file ({exc.strerror})"),))
     base = dict(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
@@ -174,26 +191,42 @@ def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
 
 
 def _load_cache(file: Path) -> dict[str, dict]:
+    from studio.errors import StudioError
+    from studio.safe_read import read_capped
+
+    if not file.is_file():
+        return {}
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-        return raw["entries"] if raw.get("version") == CACHE_VERSION else {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raw = json.loads(read_capped(file, "check cache", limit=MAX_CACHE_BYTES).decode("utf-8"))
+    except (StudioError, ValueError, RecursionError):
         return {}  # a missing or damaged cache is only slower
+    if not isinstance(raw, dict) or raw.get("version") != CACHE_VERSION or not isinstance(raw.get("entries"), dict):
+        return {}
+    # an entry that is not an object (a list, null, a number) is as good as missing
+    return {k: v for k, v in raw["entries"].items() if isinstance(k, str) and isinstance(v, dict)}
 
 
 def _from_cache(path: Path, entry: dict, size: int, mtime_ns: int) -> ImageCheck | None:
     try:
         if entry["size"] != size or entry["mtime_ns"] != mtime_ns:
             return None
+        # same size and timestamp is not the same file (`cp -p`, a restore): the head and tail must match too
+        if entry.get("sample") != content_sample(path):
+            return None
         problems = tuple(Problem(path, p["kind"], p["message"], bool(p["excluded"])) for p in entry["problems"])
         return ImageCheck(path, size, mtime_ns, entry["width"], entry["height"], entry["mode"], entry["digest"],
                           problems)
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError, OSError):
         return None
 
 
 def _to_cache(check: ImageCheck) -> dict:
-    return {"size": check.size, "mtime_ns": check.mtime_ns, "width": check.width, "height": check.height,
+    try:
+        sample = content_sample(check.path)
+    except OSError:
+        sample = ""
+    return {"size": check.size, "mtime_ns": check.mtime_ns, "sample": sample, "width": check.width,
+            "height": check.height,
             "mode": check.mode, "digest": check.digest,
             "problems": [{k: v for k, v in asdict(p).items() if k != "path"} for p in check.problems]}
 

@@ -16,9 +16,15 @@ from pathlib import Path
 
 from studio.errors import DatasetError
 from studio.fileio import atomic_write_text
+from studio.safe_read import read_capped
 
 STATE_FILE = "dataset.json"
 STATE_VERSION = 1
+#: the most repeats per epoch one folder may have (the bound of [dataset] repeats): beyond it an epoch's order
+#: would be allocated with billions of entries
+MAX_REPEATS = 1000
+#: dataset.json holds a few entries per image: tens of megabytes is already a dataset of a million images
+MAX_STATE_BYTES = 64 * 2**20
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -95,11 +101,15 @@ def load_state(project_dir: str | Path) -> DatasetState:
     """The project's dataset state; an empty one when the file does not exist yet."""
     project_dir = Path(project_dir).resolve()
     path = state_path(project_dir)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return DatasetState()
-    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
+    try:
+        # a FIFO or a device in its place would hang the read; only a regular file of sane size is read
+        raw = json.loads(read_capped(path, "dataset file", limit=MAX_STATE_BYTES, error=DatasetError).decode("utf-8"))
+    except DatasetError as exc:
+        raise DatasetError(str(exc), hint="fix or delete the file; it holds exclude flags and crop/focus "
+                                          "choices") from None
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
         raise DatasetError(f"{path} cannot be read ({exc})",
                            hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
     try:
@@ -149,6 +159,6 @@ def _numbers(value: object, n: int) -> tuple[float, ...]:
 
 
 def _count(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"repeats must be a whole number of at least 1, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_REPEATS:
+        raise ValueError(f"repeats must be a whole number from 1 to {MAX_REPEATS}, got {str(value)[:40]}")
     return value

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from studio.dataset.scan import DatasetScan, ImageRecord, Problem, scan_folders
-from studio.dataset.state import DatasetState, load_state
+from studio.dataset.state import MAX_REPEATS, DatasetState, load_state
+from studio.errors import DatasetError
 
 
 def file_digest(path: Path) -> str:
@@ -49,6 +50,24 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     return [r for r in records if r.path not in dropped], list(dropped.values())
 
 
+# a folder named `1000000000_cat` would make an epoch of a billion entries, allocated up front: MAX_REPEATS
+
+
+def check_repeats(records: Sequence[ImageRecord]) -> None:
+    """DatasetError naming the first folder whose repeat count (its `N_` prefix or dataset.json) is too large."""
+    for rec in records:
+        if rec.repeats > MAX_REPEATS:
+            raise DatasetError(f"{rec.folder}: {rec.repeats:,} repeats per epoch (from the folder's name or the "
+                               f"Dataset panel), at most {MAX_REPEATS} are allowed",
+                               hint=f"rename the folder with a smaller `N_` prefix (e.g. `10_{_concept(rec.folder)}`)"
+                                    " or set its repeats in the Dataset panel")
+
+
+def _concept(folder: Path) -> str:
+    name = folder.name
+    return name.split("_", 1)[1] if "_" in name and name.split("_", 1)[0].isdigit() else name
+
+
 def training_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
                   default_repeats: int = 1, project_dir: str | Path | None = None,
                   state: DatasetState | None = None, duplicates: bool = True) -> DatasetScan:
@@ -61,6 +80,7 @@ def training_scan(folders: Sequence[str | Path], *, caption_extension: str = ".t
     scan = scan_folders(folders, caption_extension=caption_extension, default_caption=default_caption,
                         default_repeats=default_repeats, state=state or DatasetState())
     images, problems = list(scan.images), list(scan.problems)
+    check_repeats(images)
     if duplicates:
         images, dups = drop_duplicates(images)
         problems.extend(dups)

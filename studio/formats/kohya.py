@@ -195,6 +195,16 @@ def tensor_bytes_hash(blob: bytes) -> str:
     return hashlib.sha256(blob[8 + header_len:]).hexdigest()
 
 
+def utf8_text(text: str) -> str:
+    """`text` as valid UTF-8: a file or folder name that is not UTF-8 (its bytes kept as surrogates) gets U+FFFD
+    for those bytes, since safetensors metadata must be UTF-8 and a name is only informative there."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
 def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] | None = None) -> bytes:
     if dtype not in DTYPES:
         raise LoraFormatError(f"unknown export precision {dtype!r}; use fp16, bf16 or fp32")
@@ -202,7 +212,7 @@ def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] 
         raise LoraFormatError("nothing to export: the LoRA has no modules")
     tensors = to_tensors(lf, DTYPES[dtype])
     meta = {**lf.metadata, **(metadata or {})}
-    meta = {str(k): str(v) for k, v in meta.items()}
+    meta = {utf8_text(str(k)): utf8_text(str(v)) for k, v in meta.items()}
     meta.pop("sshs_model_hash", None)
     # the tensor bytes do not depend on the header, so hash a first serialisation and write the second
     meta["sshs_model_hash"] = tensor_bytes_hash(save_tensors(tensors, metadata=meta))

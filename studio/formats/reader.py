@@ -69,15 +69,27 @@ def _some(items: list[str], n: int = 5) -> str:
 
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a `.safetensors` file; pickled formats are refused (they can run code)."""
+    from studio.safe_read import regular_file
+
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelLoadError(f"LoRA file not found: {path}")
+    # a folder, a FIFO, a symlink loop exist: "not found" would be a wrong answer, and a FIFO would block the open
+    regular_file(path, "LoRA file", error=ModelLoadError, hint="choose a .safetensors LoRA file")
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise UnsafeFileError(f"{path.name}: pickled files ({path.suffix}) can run code when loaded; "
                               "LoRA Studio reads only .safetensors",
                               hint="convert it to .safetensors with a tool you trust, or get the .safetensors version")
     from safetensors import SafetensorError, safe_open
 
+    from studio.models.safe_load import read_safetensors_header
+
+    if path.suffix.lower() in (".safetensors", ".sft") or not _utf8(str(path)):
+        try:  # our own header check first: a damaged file is told in our words, not the Rust library's
+            read_safetensors_header(path)
+        except ModelLoadError as exc:
+            raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
+                                  hint=exc.hint or "the download may be incomplete; download it again") from None
+    if not _utf8(str(path)):
+        return _load_from_bytes(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = dict(fh.metadata() or {})
@@ -86,6 +98,33 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
                               hint="the download may be incomplete; download it again") from None
     return tensors, metadata
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _load_from_bytes(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A LoRA whose path is not valid UTF-8 (Linux names are bytes): the safetensors library takes only UTF-8
+    paths, so the header is validated and the bytes are read here, and the library parses them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
+    from studio.models.safe_load import read_safetensors_header
+
+    header = read_safetensors_header(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(header.file_bytes + 1)
+        tensors = load_bytes(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
+                              hint="the download may be incomplete; download it again") from None
+    return tensors, dict(header.metadata)
 
 
 def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -190,7 +229,7 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         if module_obj is None:
             result.warnings.append(f"`{kname}` has only an alpha and no weights; skipped")
             continue
-        if (not all(bool(torch.isfinite(t).all()) for t in module_obj.tensors())
+        if (not all(_all_finite(t) for t in module_obj.tensors())
                 or (module_obj.alpha is not None and not math.isfinite(module_obj.alpha))):
             result.nonfinite.append(kname)
         lf.modules[kname] = module_obj
@@ -264,6 +303,18 @@ def _pattern_matches(pattern: str, path: str, name: str) -> bool:
     except re.error as exc:
         raise LoraFormatError(f"{name}: `{_ADAPTER_META_KEY}` has an invalid alpha_pattern `{pattern[:60]}` ({exc})",
                               hint="the file is damaged or was made by an unusual tool") from None
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """isfinite for every dtype a safetensors file can hold: torch has no isfinite for float8 (it is checked in
+    float32, exactly), integers and booleans are always finite."""
+    if t.is_complex():
+        return bool(torch.isfinite(t).all())
+    if not t.is_floating_point():
+        return True
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        t = t.float()
+    return bool(torch.isfinite(t).all())
 
 
 def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule | None, str]:

@@ -74,6 +74,7 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         check_fits(s.lora, s.file_name, targets, family)
     changed = WeightPatcher(targets).apply(contributions(sources))
     precision = dtype or _base_precision(components, base)
+    _check_finite(targets, precision)
     meta = checkpoint_mix_metadata(sources, family, title=out.stem if out.suffix else out.name, base_name=base.name)
     if out.suffix.lower() == ".safetensors":
         from studio.models.original_layout import save_original_checkpoint
@@ -86,6 +87,18 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         return BakeResult(out, family, changed, "single-file")
     _write_diffusers_folder(base, out, components, DTYPES[precision], meta)
     return BakeResult(out, family, changed, "diffusers")
+
+
+def _check_finite(targets, precision: str) -> None:
+    """Refuse a bake whose patched weights are NaN/Inf in the output precision (strengths too large for fp16),
+    naming the first such layer, before anything is written."""
+    limit = torch.finfo(DTYPES[precision]).max
+    for name, target in targets.items():
+        weight = target.module.weight.detach()
+        if not bool(torch.isfinite(weight).all()) or float(weight.abs().max()) > limit:
+            raise ConfigError(f"the baked model would hold infinite or NaN weights in {name} ({precision}): the "
+                              "strengths are too large; nothing was written",
+                              hint="lower the strengths, or bake in fp32 (--dtype fp32)")
 
 
 def _plain_name_or_path(*models) -> None:

@@ -13,6 +13,7 @@ that hold attention, and â€” as lora-block-weight does when it widens 17 to 26 â
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -106,7 +107,7 @@ def parse_weights(spec: str | Sequence[float] | Mapping[str, float], family: str
             b = normalise_id(k)
             if b not in valid:
                 raise ConfigError(f"unknown block `{k}` for {family}; blocks are {', '.join(block_ids(family))}")
-            out[b] = float(v)
+            out[b] = _weight(v, b)
         return out
     if isinstance(spec, str):
         name = spec.strip().upper()
@@ -119,12 +120,29 @@ def parse_weights(spec: str | Sequence[float] | Mapping[str, float], family: str
             raise ConfigError(f"block weights `{spec}`: neither a preset ({', '.join(presets)}) "
                               "nor a list of numbers") from None
     else:
-        values = [float(x) for x in spec]
+        try:
+            values = [float(x) for x in spec]
+        except (TypeError, ValueError):
+            raise ConfigError(f"block weights {list(spec)!r}: not a list of numbers") from None
     for ids in (block_ids(family, full=False), block_ids(family, full=True)):
         if len(values) == len(ids):
-            return dict(zip(ids, values))
+            return {b: _weight(v, b) for b, v in zip(ids, values)}
     short, full = len(block_ids(family, full=False)), len(block_ids(family))
     raise ConfigError(f"{len(values)} block weights given; {family} takes {short} or {full}")
+
+
+def _weight(value, block: str) -> float:
+    """One block weight as a float: a finite number of sane size (NaN would pass every comparison later)."""
+    from studio.mix.request import MAX_STRENGTH
+
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"block weight {block} is {value!r}, expected a number") from None
+    if not math.isfinite(w) or abs(w) > MAX_STRENGTH:
+        raise ConfigError(f"block weight {block} is {w:g}, expected a number between {-MAX_STRENGTH:g} and "
+                          f"{MAX_STRENGTH:g}", hint="block weights are usually between 0 and 1")
+    return w
 
 
 def preset_weights(name: str, family: str) -> dict[str, float]:

@@ -34,6 +34,24 @@ def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
                               hint="LoRA Studio never changes the files you mix")
 
 
+_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+
+
+def check_finite_result(result: MergeResult, dtype: str) -> None:
+    """Refuse to write a merge whose factors are NaN/Inf in the output precision (large strengths overflow fp16),
+    naming the first such module; the file would load everywhere and break every image."""
+    import torch
+
+    target = getattr(torch, _DTYPES.get(dtype, "float32"))
+    for name, module in result.lora.modules.items():
+        tensors = [t for t in (module.down, module.up, module.mid, module.dora_scale) if t is not None]
+        tensors += list(module.params.values())
+        if any(not bool(torch.isfinite(t.to(target)).all()) for t in tensors if t.is_floating_point()):
+            raise ConfigError(f"the merged LoRA would hold infinite or NaN weights in {name} ({dtype}): the "
+                              "strengths are too large for this precision; nothing was written",
+                              hint="lower the strengths, or write fp32 (--dtype fp32)")
+
+
 def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | None = None, dtype: str = "fp16",
                   base_weight: BaseWeight | None = None, model_family: str | None = None) -> ExportResult:
     out = Path(out)
@@ -46,6 +64,7 @@ def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | Non
     used_rank = rank if rank is not None else max(m.rank for m in result.lora.modules.values())
     meta = lora_mix_metadata(sources, family, title=out.stem, method=result.method, rank=used_rank,
                              overall_error=result.overall_error if rank is not None else None)
+    check_finite_result(result, dtype)
     save_lora_file(result.lora, out, dtype=dtype, metadata=meta)
     report = compat_report(result.lora)
     write_sidecar(out, report)

@@ -7,13 +7,17 @@ replace the global strength for their part; then per-block weights multiply (BAS
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from studio.errors import ConfigError
 from studio.mix.blocks import block_weight, parse_weights
 
 DEFAULT_SAMPLER = "euler"
+#: the largest strength or block weight accepted (the window's sliders go to ±2; the WebUIs' users rarely pass 5)
+MAX_STRENGTH = 100.0
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,30 @@ class MixEntry:
             return 0.0
         return self.part_strength(kohya_name) * block_weight(self.block_weights, kohya_name)
 
+    def __post_init__(self) -> None:
+        # NaN passes every comparison and ∞ or 1e30 overflows fp16: either way the mix would write a LoRA of
+        # NaN/Inf weights and call it done, so every number is checked where an entry is made
+        name = Path(self.path).name or self.path
+        check_strength(self.strength, f"{name}: strength")
+        if self.unet is not None:
+            check_strength(self.unet, f"{name}: UNet strength (unet=)")
+        if self.te is not None:
+            check_strength(self.te, f"{name}: text-encoder strength (te=)")
+        for block, weight in self.blocks:
+            check_strength(weight, f"{name}: block weight {block}")
+
     def as_record(self) -> dict:
         return {"strength": self.strength, "unet": self.unet, "te": self.te, "blocks": self.block_weights,
                 "enabled": self.enabled}
+
+
+def check_strength(value: float, what: str) -> None:
+    """A strength or block weight: a finite number within ±MAX_STRENGTH, else a ConfigError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what} is {value!r}, expected a number")
+    if not math.isfinite(value) or abs(value) > MAX_STRENGTH:
+        raise ConfigError(f"{what} is {value:g}, expected a number between {-MAX_STRENGTH:g} and {MAX_STRENGTH:g}",
+                          hint="strengths are usually between -2 and 2")
 
 
 def with_blocks(entry: MixEntry, spec: str | Sequence[float] | Mapping[str, float] | None, family: str) -> MixEntry:
@@ -112,6 +137,11 @@ class RenderRequest:
     loras: tuple[MixEntry, ...] = ()
 
     def validate(self) -> None:
+        if not isinstance(self.guidance, (int, float)) or not math.isfinite(self.guidance) \
+                or not 0 <= self.guidance <= 30:
+            raise ConfigError(f"guidance scale is {self.guidance}, expected a number between 0 and 30")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= 2**32 - 1:
+            raise ConfigError(f"seed is {self.seed}, expected a whole number between 0 and {2**32 - 1}")
         if self.steps < 1 or self.steps > 200:
             raise ConfigError(f"steps must be between 1 and 200 (got {self.steps})")
         for side in (self.width, self.height):

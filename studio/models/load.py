@@ -6,7 +6,6 @@ diffusers training recipe loads them, so that each can be frozen, cast and adapt
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from studio.errors import ModelLoadError
+from studio.models.entry_check import check_model_path, present_parts, read_config
 
 
 @dataclass
@@ -35,14 +35,10 @@ class Components:
 
 
 def _family_from_diffusers_folder(folder: Path, prediction: str) -> str:
-    try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ModelLoadError(f"{folder}: not a diffusers model folder (no readable model_index.json)",
-                             hint="choose the folder that contains model_index.json, or a .safetensors file") from None
-    if "text_encoder_2" in index and index.get("text_encoder_2", [None])[0] is not None:
+    index = read_config(folder / "model_index.json", "base model index")
+    if "text_encoder_2" in present_parts(index, folder):
         return "sdxl"
-    unet_cfg = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    unet_cfg = read_config(folder / "unet" / "config.json", "base model unet")
     if unet_cfg.get("use_linear_projection"):
         return "sd2-v" if prediction == "v_prediction" else "sd2"
     return "sd1"
@@ -55,9 +51,7 @@ def load_components(path: str | Path, *, family: str = "auto", prediction: str =
     `ema` (auto | use | ignore) applies to single files with an EMA copy of the UNet; a diffusers folder
     holds one UNet, so `use` is refused there rather than silently ignored."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelLoadError(f"base model not found: {path}",
-                             hint="pick a diffusers model folder or a .safetensors/.ckpt checkpoint file")
+    check_model_path(path)  # a FIFO, a device, a broken folder: our words, before any library opens it
     if path.is_file():
         from studio.models import single_file  # single-file checkpoints (CompVis/SGM layout)
 

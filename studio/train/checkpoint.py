@@ -35,6 +35,7 @@ class LoopPosition:
     rank: int
     train_text_encoder: bool
     network: str = "lora"  # the adapter type; older checkpoints are LoRA
+    optimizer: str = ""  # the optimizer's name; "" in checkpoints from before it was recorded
 
 
 def _rng_state(noise_gen: torch.Generator) -> dict:
@@ -95,21 +96,57 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
+#: bounds on the counts a state file may claim: the config's own limits (steps, rank), and for the data position
+#: more epochs and examples than any run can have; anything beyond is a damaged or forged file, which would
+#: otherwise overflow the data order's seeds (an epoch of 1e30) or allocate without end
+MAX_STEP = 10_000_000
+MAX_POSITION = 10**9
+MAX_RANK = 1024
+STATE_FILE_LIMIT = 1 << 20
+
+
+def _not_a_checkpoint(path: Path) -> ConfigError:
+    return ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})",
+                       hint="choose a checkpoint-<step> folder inside a run's checkpoints/ folder")
+
+
 def read_position(path: Path) -> LoopPosition:
+    import os
+    import stat
+
+    from studio.errors import StudioError
+    from studio.safe_read import existing_folder, read_capped
+
+    hint = "choose a checkpoint-<step> folder inside a run's checkpoints/ folder"
+    st = os.stat(path) if os.path.exists(path) else None
+    if st is not None and stat.S_ISREG(st.st_mode) and path.suffix.lower() == ".safetensors":
+        raise ConfigError(f"{path} is an exported LoRA file, not a training checkpoint: an export holds only the "
+                          "weights, not the optimizer and data position a run continues from", hint=hint)
+    existing_folder(path, "checkpoint", error=ConfigError, hint=hint)
+    if not os.path.lexists(path / STATE_FILE):
+        raise _not_a_checkpoint(path)
     try:
-        data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
-        position = LoopPosition(**data)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})",
-                          hint="choose a checkpoint-<step> folder inside a run's checkpoints/ folder") from None
-    except (ValueError, TypeError, RecursionError, OSError) as exc:
+        raw = read_capped(path / STATE_FILE, "checkpoint state file", limit=STATE_FILE_LIMIT, error=ConfigError,
+                          hint="resume from an earlier checkpoint")
+    except StudioError as exc:
         raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint="resume from an earlier checkpoint") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        position = LoopPosition(**data)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE}: {str(exc)[:200]})",
+                          hint="resume from an earlier checkpoint") from None
     counts = (position.step, position.epoch, position.index, position.rank)
     if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
             or not isinstance(position.family, str) or not isinstance(position.network, str)
-            or not isinstance(position.train_text_encoder, bool)):
-        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} holds values of the wrong kind: {data})",
-                          hint="resume from an earlier checkpoint")
+            or not isinstance(position.optimizer, str) or not isinstance(position.train_text_encoder, bool)):
+        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} holds values of the wrong kind: "
+                          f"{str(data)[:300]})", hint="resume from an earlier checkpoint")
+    for name, value, most in (("step", position.step, MAX_STEP), ("epoch", position.epoch, MAX_POSITION),
+                              ("index", position.index, MAX_POSITION), ("rank", position.rank, MAX_RANK)):
+        if value > most:
+            raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} claims {name} {value}, more than a run "
+                              f"can reach ({most:,} at most))", hint="resume from an earlier checkpoint")
     return position
 
 
@@ -161,7 +198,45 @@ def _restore(path: Path, name: str, apply) -> None:
         raise _damaged(path, name, exc) from None
 
 
-def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator) -> None:
-    _restore(path, "optimizer.pt", optimizer.load_state_dict)
+#: param-group flags whose presence depends on the torch version, not on which optimizer made the state
+_VERSION_FLAGS = frozenset({"params", "foreach", "maximize", "capturable", "differentiable", "fused",
+                            "decoupled_weight_decay", "initial_lr"})
+
+
+def _same_optimizer(path: Path, optimizer, *, compare_settings: bool):
+    """`optimizer.load_state_dict`, after checking the saved state was made by the same kind of optimizer.
+
+    torch accepts another optimizer's state without complaint (the groups line up) and the first step then
+    fails on a missing entry (`KeyError: 'beta1'`). Checkpoints record the optimizer's name since it was
+    added; for older ones the hyper-parameter names of the groups tell."""
+    def apply(state) -> None:
+        saved = state.get("param_groups") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or not saved or not all(isinstance(g, dict) for g in saved):
+            raise ValueError("no parameter groups")
+        wanted = {k for g in optimizer.state_dict()["param_groups"] for k in g} - _VERSION_FLAGS
+        found = {k for g in saved for k in g} - _VERSION_FLAGS
+        # only for checkpoints that do not name their optimizer: a torch upgrade may add a setting to a group,
+        # which must not refuse a checkpoint whose state.json says it is the same optimizer
+        if compare_settings and wanted != found:
+            raise ConfigError(f"{path}: the checkpoint was trained with another optimizer (its settings are "
+                              f"{', '.join(sorted(found))}; the chosen optimizer has {', '.join(sorted(wanted))})",
+                              hint="resume with the optimizer of the original run (its config.toml), or start a "
+                                   "new run")
+        sizes = [len(g.get("params", ())) for g in optimizer.state_dict()["param_groups"]]
+        saved_sizes = [len(g.get("params", ())) if isinstance(g.get("params"), (list, tuple)) else -1 for g in saved]
+        if sizes != saved_sizes:
+            raise ConfigError(f"{path}: the checkpoint's adapter has {sum(saved_sizes)} trained tensors and the "
+                              f"settings make {sum(sizes)}: it was trained with other network settings (DoRA, "
+                              "targets, LoRA+, text encoder)",
+                              hint="resume with the settings of the original run (its config.toml)")
+        optimizer.load_state_dict(state)
+    return apply
+
+
+def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator,
+                           optimizer_recorded: bool = False) -> None:
+    """`optimizer_recorded`: state.json named the optimizer (and the engine compared it), so its settings' names
+    need not tell which optimizer made the state."""
+    _restore(path, "optimizer.pt", _same_optimizer(path, optimizer, compare_settings=not optimizer_recorded))
     _restore(path, "scheduler.pt", lr_scheduler.load_state_dict)
     _restore(path, "rng.pt", lambda state: _set_rng_state(state, noise_gen))

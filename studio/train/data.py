@@ -196,7 +196,8 @@ def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int,
 
 def _image_seed(seed: int, path: Path) -> int:
     """Seed of one image's latent sampling noise: independent of batch make-up and of the other images."""
-    digest = hashlib.sha256(f"{seed}|{path.name}".encode()).digest()
+    # surrogateescape: a file name that is not UTF-8 (Linux allows any bytes) hashes as its bytes; UTF-8 names as before
+    digest = hashlib.sha256(f"{seed}|{path.name}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
 
 
@@ -320,6 +321,11 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                     for it, key in todo:
                         it.latents = next(latents)
                         it.flipped = next(latents) if it.flip else None
+                        if not all(bool(torch.isfinite(t).all()) for t in (it.latents, it.flipped) if t is not None):
+                            # one NaN latent would make the loss NaN at the step that draws it
+                            skipped.append(f"{it.rec.path}: the VAE gave NaN/Inf values for this image")
+                            failed.add(id(it))
+                            continue
                         if cache is not None and key is not None:
                             entry = {"latents": it.latents}
                             if it.flipped is not None:

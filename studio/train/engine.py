@@ -43,8 +43,8 @@ from studio.train.networks import check_network, network_metadata
 from studio.train.noise import training_scheduler
 from studio.train.objective import Objective, diffusion_loss
 from studio.train.optimizers import evaluation_weights, is_schedule_free, trainable_parameters
-from studio.run_folder import EventLog, new_run_dir, write_config_snapshot
-from studio.train.sampling import render_samples
+from studio.run_folder import EventLog, check_writable_folder, new_run_dir, write_config_snapshot
+from studio.train.sampling import check_preview_size, render_samples
 from studio.train.schedules import warmup_steps
 from studio.train.setup import add_adapters, choose_precision, make_lr_scheduler, make_optimizer, place_models
 from studio.train.speed import apply_speed_options, ensure_sdpa, use_channels_last
@@ -144,9 +144,14 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
                                             caption_extension=ds.caption_extension,
                                             default_caption=ds.default_caption)
     check_network(cfg.network)
+    check_preview_size(cfg.sampling, cfg.dataset.resolution)
     if not cfg.model.path:
         raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
     position = ckpt.read_position(Path(resume_from)) if resume_from else None
+    project_root = Path(project_file).resolve().parent if project_file else resolve(cfg.output.directory)
+    check_writable_folder(resolve(cfg.output.directory), "[output] directory")
+    if not resume_from and not run_dir:
+        check_writable_folder(project_root / "runs", "the runs folder")
     components = load_components(resolve(cfg.model.path), family=cfg.model.family, prediction=cfg.model.prediction,
                                  ema=cfg.model.ema)
     if position:
@@ -154,7 +159,6 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     scheduler = training_scheduler(components.scheduler, zero_terminal_snr=cfg.schedule.zero_terminal_snr,
                                    prediction=components.prediction)
     components.scheduler = scheduler  # previews sample with the schedule the LoRA is trained on
-    project_root = Path(project_file).resolve().parent if project_file else resolve(cfg.output.directory)
     state = distributed.process_state()
 
     def make_run_dir() -> Path:
@@ -166,17 +170,27 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
         return new_run_dir(project_root / "runs", cfg.output.name)
 
     the_run_dir = distributed.shared_path(state, make_run_dir)
-    if state.is_main_process:
-        write_config_snapshot(the_run_dir, cfg)
-    start_step = position.step if position else 0
-    yield Started(run_dir=str(the_run_dir), total_steps=cfg.schedule.max_steps, start_step=start_step,
-                  num_images=len(records), device=_device_name())
-    for message in folder_problems:
-        yield Log(level="warning", text=message)
 
+    def started() -> Iterator[Event]:
+        if state.is_main_process:
+            write_config_snapshot(the_run_dir, cfg)
+        yield Started(run_dir=str(the_run_dir), total_steps=cfg.schedule.max_steps,
+                      start_step=position.step if position else 0, num_images=len(records), device=_device_name())
+        for message in folder_problems:
+            yield Log(level="warning", text=message)
+
+    # a resume is checked to the end (weights, optimizer, every state file) before anything is written into the
+    # run: a refused resume must leave the run's config.toml and event log as they were, since the refusal's
+    # hint sends the user to that config.toml
+    if not position:
+        yield from started()
     notes: list[str] = []
     run = _setup(cfg, components, scheduler, (records, reg_records, val_records), the_run_dir,
                  resolve(cfg.output.directory), project_root / CACHE_DIR, position, resume_from, notes.append)
+    if position:
+        yield from started()
+    if cfg.output.tensorboard and run.main:
+        run.tensorboard = EventWriter(the_run_dir)
     for message in run.dataset.skipped:
         yield Log(level="warning", text=f"skipped {message}")
     for message in notes:
@@ -218,6 +232,11 @@ def _check_resumable(position: ckpt.LoopPosition, cfg: ProjectConfig, family: st
                           f"{position.train_text_encoder}); the settings ask for a rank {net.rank} {net.type} "
                           f"(text encoder: {net.train_text_encoder})",
                           hint="resume with the settings of the original run (its config.toml)")
+    if position.optimizer and position.optimizer != cfg.optimizer.name:
+        raise ConfigError(f"the checkpoint was trained with the {position.optimizer} optimizer and the settings ask "
+                          f"for {cfg.optimizer.name}; an optimizer's saved state cannot continue in another one",
+                          hint=f"resume with [optimizer] name = \"{position.optimizer}\" (the original run's "
+                               "config.toml), or start a new run")
 
 
 def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, run_dir: Path, output_dir: Path,
@@ -257,6 +276,8 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
     dataset = prepare_dataset(records, cfg.dataset, components.vae, device=device, dtype=vae_dtype, seed=sched.seed,
                               reg_records=reg_records, validation_records=val_records, cache=cache,
                               vae_hash=vae_fingerprint(components.vae) if cache else "")
+    if cache is not None and cache.problem:
+        note(cache.problem)
     warmup = warmup_steps(sched)
     optimizer = make_optimizer(trained, cfg.optimizer, fused=device.type == "cuda", warmup_steps=warmup, warn=note)
     schedule_free = is_schedule_free(optimizer)
@@ -275,12 +296,12 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
               noise_gen=noise_gen, run_dir=run_dir, output_dir=output_dir, weight_dtype=precision.weights,
               mixed=precision.mixed, started_at=time.time(), scheduler=scheduler,
               objective=Objective.from_config(cfg, components.prediction), params=params, initial=initial,
-              ema=LoraEMA(params, cfg.optimizer.ema_decay) if cfg.optimizer.ema_decay > 0 else None,
-              tensorboard=EventWriter(run_dir) if cfg.output.tensorboard and accelerator.is_main_process else None)
+              ema=LoraEMA(params, cfg.optimizer.ema_decay) if cfg.optimizer.ema_decay > 0 else None)
     if position and resume_from:
         path = Path(resume_from)
         load_adapter_state_dicts(run.unet, run.trained_tes, run.family, ckpt.load_adapters(path))
-        ckpt.restore_training_state(path, optimizer=optimizer, lr_scheduler=lr_scheduler, noise_gen=noise_gen)
+        ckpt.restore_training_state(path, optimizer=optimizer, lr_scheduler=lr_scheduler, noise_gen=noise_gen,
+                                    optimizer_recorded=bool(position.optimizer))
         extra = ckpt.load_extra(path)
         if run.ema is not None and "ema" in extra:
             run.ema.load_state_dict(extra["ema"])
@@ -435,7 +456,8 @@ def _save(run: Run, *, final: bool) -> Iterator[Event]:
                              optimizer=run.optimizer, lr_scheduler=run.lr_scheduler, noise_gen=run.noise_gen,
                              position=ckpt.LoopPosition(step=run.step, epoch=run.epoch, index=run.index,
                                                         family=run.family, rank=net.rank,
-                                                        train_text_encoder=net.train_text_encoder, network=net.type),
+                                                        train_text_encoder=net.train_text_encoder, network=net.type,
+                                                        optimizer=cfg.optimizer.name),
                              keep=cfg.output.keep_checkpoints, extra=extra)
         with _evaluation(run):
             export_lora(target, unet=run.unet, trained_text_encoders=run.trained_tes, family=run.family,

@@ -2,27 +2,36 @@
 
 Encoding every image with the VAE is the slowest part of starting a run (seconds per hundred images on a
 GPU, minutes on a CPU), and it gives the same result every time the inputs are the same. The key is a
-hash of everything the latent depends on — the image file (path, modification time, size in bytes), the
+hash of everything the latent depends on — the image file (path, modification time, size in bytes, and a
+hash of its first and last 16 KiB, so other bytes under the same size and timestamp are not trusted), the
 bucket it is cropped to, the user's crop box and focus point (Dataset panel), whether a mirrored copy is
 kept, the VAE's weights and the seed of the latent's sampling noise — so a changed image, resolution,
 bucket, crop box, focus point, VAE or flip setting gives a new key and is encoded again; nothing is ever
 invalidated by hand. Files are written atomically, so two processes of a
-multi-GPU run (or a kill mid-write) never leave a half file.
+multi-GPU run (or a kill mid-write) never leave a half file. An entry that is not a regular file of sane
+size, cannot be read, or holds a NaN/Inf value is treated as missing and encoded again: one bad entry must
+not make every later run fail with "the loss became nan". A cache folder that cannot be written (read-only)
+only costs the encoding: `problem` says why, once, and the run goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.file_sample import content_sample
 from studio.fileio import atomic_path
 
 CACHE_DIR = Path(".cache") / "latents"
-FORMAT = "v1"
+FORMAT = "v2"  # v2: the key holds a sample of the image's bytes
+#: a latent of a 2048² image is a few megabytes; an entry beyond this is not one of ours
+MAX_ENTRY_BYTES = 256 * 2**20
 
 
 def vae_fingerprint(vae) -> str:
@@ -46,6 +55,7 @@ class CacheKey:
     seed: int
     crop: tuple[float, float, float, float] | None = None  # the user's crop box, fractions of the image
     focus: tuple[float, float] | None = None  # the user's focus point, fractions of the image
+    sample: str = ""  # studio.file_sample.content_sample of the image
 
     @classmethod
     def for_image(cls, path: Path, bucket: tuple[int, int], *, flip: bool, vae: str, seed: int,
@@ -53,11 +63,11 @@ class CacheKey:
                   focus: tuple[float, float] | None = None) -> "CacheKey":
         st = path.stat()
         return cls(str(path.resolve()), st.st_mtime_ns, st.st_size, bucket, flip, vae, seed,
-                   _floats(crop), _floats(focus))
+                   _floats(crop), _floats(focus), content_sample(path, st))
 
     def digest(self) -> str:
-        parts: list[object] = [FORMAT, self.path, self.mtime_ns, self.size, self.bucket, self.flip, self.vae,
-                               self.seed]
+        parts: list[object] = [FORMAT, self.path, self.mtime_ns, self.size, self.sample, self.bucket, self.flip,
+                               self.vae, self.seed]
         # appended only when set, so an image without a crop box or focus point keeps the key it had before
         # they existed (its cached latent stays valid)
         if self.crop is not None:
@@ -80,13 +90,18 @@ class LatentCache:
         self.folder = folder
         self.hits = 0
         self.misses = 0
+        self.problem: str | None = None  # why entries could not be written (then none are tried again)
 
     def file(self, key: CacheKey) -> Path:
         return self.folder / f"{key.digest()}.safetensors"
 
     def get(self, key: CacheKey) -> dict[str, torch.Tensor] | None:
         path = self.file(key)
-        if not path.is_file():
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
             self.misses += 1
             return None
         try:
@@ -94,14 +109,26 @@ class LatentCache:
         except Exception:  # a damaged entry is simply encoded again
             self.misses += 1
             return None
-        if "latents" not in found or (key.flip and "flipped" not in found):
+        if ("latents" not in found or (key.flip and "flipped" not in found)
+                or not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in found.values())):
             self.misses += 1
             return None
         self.hits += 1
         return found
 
     def put(self, key: CacheKey, tensors: dict[str, torch.Tensor]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.file(key), durable=False) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                      metadata={"image": key.path, "bucket": f"{key.bucket[0]}x{key.bucket[1]}"})
+        """Write one entry; a non-finite latent is never cached, and a failed write only sets `problem`."""
+        from studio.errors import StudioError
+
+        if self.problem is not None or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.file(key), durable=False) as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                          metadata={"image": key.path, "bucket": f"{key.bucket[0]}x{key.bucket[1]}"})
+        except OSError as exc:
+            self.problem = (f"the latent cache {self.folder} cannot be written ({exc.strerror}); latents are "
+                            "encoded again on the next run")
+        except StudioError as exc:
+            self.problem = f"the latent cache cannot be written ({exc}); latents are encoded again on the next run"

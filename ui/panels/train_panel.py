@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from studio.config import ProjectConfig, dumps_project, load_preset, preset_names, save_project
+from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
@@ -33,6 +33,7 @@ from ui.widgets.model_picker import ModelPicker
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
+from ui.widgets.preset_box import fill_preset_box
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
@@ -126,9 +127,7 @@ class TrainPanel(QWidget):
         preset_row.addWidget(QLabel("Preset:"))
         self.presets = QComboBox()
         self.presets.setToolTip("Apply a preset's settings over the form (only the settings it names change)")
-        self.presets.addItem("Choose a preset…", None)
-        for name in preset_names():
-            self.presets.addItem(name, name)
+        fill_preset_box(self.presets)  # id and what it is for
         preset_row.addWidget(self.presets, 1)
         left_layout.addLayout(preset_row)
         self.form = ConfigForm()

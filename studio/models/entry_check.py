@@ -1,0 +1,128 @@
+"""The first look at a base-model path, before any library opens it: is it a file or folder we can load?
+
+Handed a named pipe, diffusers and transformers block for ever on the open; handed `/dev/zero` they read
+until memory runs out; handed a device or a socket where a folder is expected they fall through to
+"couldn't connect to huggingface.co" — in an app that never goes online. A diffusers folder with a missing,
+truncated or half-written `config.json` surfaces as `FileNotFoundError`/`JSONDecodeError`/`IndexError`.
+`check_model_path` turns each of these into a ModelLoadError that names the file and says what to choose
+instead; `read_config` is the one way to read a model's small JSON files (regular file, size cap, an
+object). Detection proper (which family, which layout) happens afterwards, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from studio.errors import ModelLoadError
+from studio.safe_read import kind_of, read_capped, regular_file
+
+HINT = "pick a diffusers model folder (with model_index.json) or a .safetensors checkpoint file"
+#: model_index.json and the parts' config.json files are a few kilobytes
+CONFIG_LIMIT = 4 * 2**20
+#: the parts of a diffusers folder whose config the loader reads, and the file it reads
+PART_CONFIGS = {"scheduler": "scheduler_config.json", "unet": "config.json", "vae": "config.json",
+                "text_encoder": "config.json", "text_encoder_2": "config.json"}
+
+
+def read_config(path: Path, what: str) -> dict[str, Any]:
+    """A model's JSON config as a dict, or a ModelLoadError naming the file (missing, not a file, too large,
+    not JSON, not an object)."""
+    if not os.path.lexists(path):
+        raise ModelLoadError(f"{what}: {path.name} is missing ({path})",
+                             hint="the model folder is incomplete; copy or download it again")
+    raw = read_capped(path, what, limit=CONFIG_LIMIT, error=ModelLoadError, hint=HINT)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ModelLoadError(f"{what}: {path} is not valid JSON (truncated or damaged)",
+                             hint="the model folder is damaged; copy or download it again") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{what}: {path} holds {type(data).__name__}, not a JSON object",
+                             hint="the model folder is damaged; copy or download it again")
+    return data
+
+
+def present_parts(index: dict[str, Any], folder: Path) -> set[str]:
+    """The parts model_index.json lists with a class (`[library, class]`; `[null, null]` means absent)."""
+    parts = set()
+    for name, entry in index.items():
+        if name.startswith("_") or not isinstance(entry, (list, tuple)) and entry is not None:
+            continue
+        if entry is None or entry == [None, None] or list(entry) == [None, None]:
+            continue
+        if (len(entry) != 2 or not all(isinstance(x, str) for x in entry)):
+            raise ModelLoadError(f"{folder / 'model_index.json'}: the entry `{name}` is {json.dumps(entry)[:80]}, "
+                                 "expected [library, class] (e.g. [\"diffusers\", \"UNet2DConditionModel\"])",
+                                 hint="the model folder is damaged; copy or download it again")
+        parts.add(name)
+    return parts
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+#: the parts that hold weights (the scheduler and tokenizers hold only configs)
+WEIGHT_PARTS = frozenset({"unet", "vae", "text_encoder", "text_encoder_2"})
+
+
+def _check_part_files(part: Path) -> None:
+    """Every file in a part folder is a regular file (a FIFO weight file would block the loader for ever, a
+    huge one of zeros exhaust the memory), each .safetensors header is sound, and a weights part has weights."""
+    from studio.models.safe_load import read_safetensors_header
+    from studio.safe_read import describe
+
+    try:
+        entries = sorted(os.scandir(part), key=lambda e: e.name)
+    except OSError as exc:
+        raise ModelLoadError(f"{part}: cannot read the folder ({exc.strerror})", hint=HINT) from None
+    weights = 0
+    for entry in entries:
+        is_weights = entry.name.endswith(WEIGHT_SUFFIXES)
+        try:
+            mode = os.stat(entry.path).st_mode
+        except OSError:
+            raise ModelLoadError(f"{entry.path} is {describe(entry.path)}", hint=HINT) from None
+        if not stat.S_ISREG(mode) and not (stat.S_ISDIR(mode) and not is_weights):
+            raise ModelLoadError(f"{entry.path} is {kind_of(mode)}, not a model file", hint=HINT)
+        if is_weights:
+            weights += 1
+            if entry.name.endswith(".safetensors"):
+                read_safetensors_header(Path(entry.path))  # reads the header only; ModelLoadError in our words
+    if part.name in WEIGHT_PARTS and not weights:
+        raise ModelLoadError(f"{part}: no weights file (.safetensors or .bin) in the model's `{part.name}` folder",
+                             hint="the model folder is incomplete; copy or download it again")
+
+
+def check_diffusers_folder(folder: Path) -> dict[str, Any]:
+    """model_index.json and each listed part's config, read and checked; returns the index."""
+    if not os.path.lexists(folder / "model_index.json"):
+        raise ModelLoadError(f"{folder}: not a diffusers model folder (no model_index.json)",
+                             hint="choose the folder that contains model_index.json, or a .safetensors file")
+    index = read_config(folder / "model_index.json", "base model index")
+    parts = present_parts(index, folder)
+    for name, config in PART_CONFIGS.items():
+        if name in parts or name in ("unet", "vae", "scheduler", "text_encoder"):
+            part = folder / name
+            if not part.is_dir():
+                raise ModelLoadError(f"{folder}: the model has no `{name}` folder",
+                                     hint="the model folder is incomplete; copy or download it again")
+            read_config(part / config, f"base model {name}")
+            _check_part_files(part)
+    return index
+
+
+def check_model_path(path: Path) -> None:
+    """ModelLoadError unless `path` is a regular file or a complete-looking diffusers folder."""
+    from studio.safe_read import stat_path
+
+    st = stat_path(path, "base model", ModelLoadError, HINT)
+    if stat.S_ISDIR(st.st_mode):
+        check_diffusers_folder(path)
+    elif not stat.S_ISREG(st.st_mode):
+        raise ModelLoadError(f"base model {path} is {kind_of(st.st_mode)}, not a model file or folder", hint=HINT)
+    else:
+        regular_file(path, "base model", error=ModelLoadError, hint=HINT)
+        if not os.access(path, os.R_OK):
+            raise ModelLoadError(f"base model {path}: cannot read it (permission denied)", hint=HINT)
