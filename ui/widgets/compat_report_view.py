@@ -66,6 +66,7 @@ class CompatReportView(QWidget):
     def show_report(self, lora_path: str | Path, report: CompatReport | None) -> None:
         self.source = Path(lora_path)
         self.report = report
+        self.setVisible(True)
         if report is None:
             self.lines.setText("No compatibility report beside this file (lora-studio inspect --loaders shows one).")
             self._set_offer(False)
@@ -84,6 +85,7 @@ class CompatReportView(QWidget):
         self.lines.setToolTip("")
         self.copy_result.setText("")
         self._set_offer(False)
+        self.setVisible(False)  # an empty report takes no room (the window must fit 1024×700)
 
     def _set_offer(self, visible: bool) -> None:
         for w in (self.plain_button, self.rank_label, self.rank):

@@ -53,6 +53,7 @@ class MixExportBox(QGroupBox):
         self.result.setWordWrap(True)
         layout.addWidget(self.result)
         self.compat = CompatReportView()  # which WebUIs load the merged file as trained
+        self.compat.clear()
         layout.addWidget(self.compat)
         self.export_button.clicked.connect(self._export)
         self.bake_button.clicked.connect(self._bake)
