@@ -247,14 +247,16 @@ def clean_partial_files(run_dir: Path, *top_level: Path) -> list[Path]:
     """Remove the temporaries an interrupted atomic write leaves (`.<name>.<random>….tmp`, `.<name>.old`).
 
     The run folder is searched throughout; other folders (the export folder, which may be shared with other
-    programs) only at their top level and only for `.*.safetensors….tmp`. Only hidden names of those shapes
+    programs) only at their top level and only for `.*.safetensors….tmp` (and the `.*.compat.json….tmp` of a LoRA's
+    compatibility sidecar). Only hidden names of those shapes
     are touched, so nothing the user made can go. Call it only when no worker writes there (after a death).
     """
     candidates = [q for q in Path(run_dir).rglob(".*") if q.name.endswith((".tmp", ".old"))]
     for folder in top_level:
         try:
             candidates += [q for q in Path(folder).iterdir()
-                           if q.name.startswith(".") and ".safetensors" in q.name and q.name.endswith(".tmp")]
+                           if q.name.startswith(".") and (".safetensors" in q.name or ".compat.json" in q.name)
+                           and q.name.endswith(".tmp")]
         except OSError:
             continue
     removed = []

@@ -127,3 +127,20 @@ def test_same_seed_gives_bit_identical_weights(tiny_sd1, image_folder, tmp_path)
             assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
         changed = [k for k in a.keys() if k.endswith("lora_up.weight") and a.get_tensor(k).abs().sum() > 0]
         assert changed, "training did not move the weights"
+
+
+def test_export_writes_its_compatibility_report_beside_the_file(trained):
+    """Issue 16 D: every training export carries `<name>.compat.json`; a plain LoRA (+TE) loads as trained everywhere."""
+    from studio.formats.compat_report import read_sidecar, sidecar_path
+
+    _, lora_path, _ = trained
+    side = sidecar_path(lora_path)
+    assert side.exists() and side.name == lora_path.stem + ".compat.json"
+    data = json.loads(side.read_text(encoding="utf-8"))
+    assert data["file"] == lora_path.name
+    assert {d["loader"]: d["status"] for d in data["loaders"]} == {
+        "a1111": "ok", "forge": "ok", "comfyui": "ok", "diffusers": "ok", "sd-scripts": "ok"}
+    with safe_open(str(lora_path), "pt") as f:
+        keys = len(list(f.keys()))
+    assert all(v.total_keys == keys for v in read_sidecar(lora_path).verdicts)
+    assert data["plain_copy_advised"] is False

@@ -77,8 +77,11 @@ def test_clean_partial_files_removes_only_write_temporaries(tmp_path):
     for path in keep:
         path.write_bytes(b"ok")
     (out / ".final.safetensors.q2.safetensors.tmp").write_bytes(b"half")
+    (out / ".final.compat.json.k7.json.tmp").write_bytes(b"half")  # the LoRA's compatibility sidecar
+    keep.append(out / "final.compat.json")
+    keep[-1].write_bytes(b"ok")
     removed = runs.clean_partial_files(run, out)
-    assert len(removed) == 4
+    assert len(removed) == 5
     assert all(p.exists() for p in keep)
     assert sorted(p.name for p in run.rglob("*")) == sorted(["checkpoints", "lora-step0000002.safetensors",
                                                              ".hidden-notes.txt", "events.jsonl"])

@@ -5,7 +5,7 @@ puts them in File / Edit / View / Help. The main window connects `triggered` to 
 place signals are wired — so nothing here knows about projects or training.
 
 Shortcuts: Ctrl+N new, Ctrl+O open, Ctrl+S save, Ctrl+Shift+S save as, Ctrl+Z undo, Ctrl+Shift+Z (and the
-platform's own, e.g. Ctrl+Y on Windows) redo, F11 full screen, Ctrl+, settings, Ctrl+Q quit — on macOS Qt
+platform's own, e.g. Ctrl+Y on Windows) redo, F11 full screen, Ctrl+, preferences, Ctrl+Q quit — on macOS Qt
 maps Ctrl to Cmd.
 """
 
@@ -80,7 +80,7 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup | None = None) ->
     full.setCheckable(True)
     about = _action(window, "&About LoRA Studio", "Versions of LoRA Studio and its libraries", icon=app_icon())
     about.setMenuRole(QAction.MenuRole.AboutRole)
-    settings = _action(window, "&Settings…", "Theme, folders and preview defaults", "Ctrl+,",
+    settings = _action(window, "&Preferences…", "Theme, folders and preview defaults", "Ctrl+,",
                        QKeySequence.StandardKey.Preferences)
     settings.setMenuRole(QAction.MenuRole.PreferencesRole)
     quit_ = _action(window, "&Quit", "Close LoRA Studio", "Ctrl+Q", QKeySequence.StandardKey.Quit)

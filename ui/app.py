@@ -2,6 +2,8 @@
 
 - `multiprocessing.freeze_support()`: a frozen build's spawned children must not open a second window
   (the frozen build's own worker, `--studio-worker`, is routed by `packaging/frozen_main.py`).
+- On Linux, missing system libraries for Qt's display plugin are named, with the command that installs
+  them, before Qt would stop with only "no Qt platform plugin could be initialized" (`ui.qt_libraries`).
 - A crash while the window is being built shows a dialog with the traceback under "details" instead of
   a silent exit; a later unhandled exception in a slot is shown the same way, and the app stays up.
 """
@@ -105,9 +107,23 @@ def open_main_window(project: Path | None, *, start_worker: bool = True):
     return window, DesktopShell(window, settings)
 
 
+def no_application_yet() -> bool:
+    """True before the application object exists (then the display plugin is still to be loaded)."""
+    from PySide6.QtCore import QCoreApplication
+
+    return QCoreApplication.instance() is None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if no_application_yet():
+        from ui.qt_libraries import platform_problem
+
+        problem = platform_problem()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 1
     app = create_application()
     try:
         window, shell = open_main_window(project_path(args.project))

@@ -27,7 +27,7 @@ from ui.dialogs.welcome import WelcomeChoice, WelcomeDialog, prepare_demo_projec
 from ui.background import run_in_background
 from ui.gc_guard import install_gc_guard
 from ui.notifications import Notifier
-from ui.open_folder import open_folder
+from ui.open_folder import open_folder_or_explain
 from ui.settings import AppSettings, load_settings, save_settings
 from ui.theme import apply_theme
 
@@ -115,10 +115,14 @@ class DesktopShell(QObject):
         self.edit_menu = QMenu("&Edit", bar)
         self.edit_menu.addAction(a.undo)
         self.edit_menu.addAction(a.redo)
-        self.view_menu = QMenu("&View", bar)
-        self.view_menu.addAction(a.full_screen)
         bar.insertMenu(after_file, self.edit_menu)
-        bar.insertMenu(after_file, self.view_menu)
+        view = _menu(self.window, "View")  # the window's own (its panels, Ctrl+1/2/3) gets Full Screen too
+        if view is None:
+            self.view_menu = QMenu("&View", bar)
+            bar.insertMenu(after_file, self.view_menu)
+        else:
+            self.view_menu = view
+        self.view_menu.addAction(a.full_screen)
 
         help_menu = _menu(self.window, "Help") or bar.addMenu("&Help")
         for action in help_menu.actions():  # one About box: ours, with every version
@@ -208,7 +212,7 @@ class DesktopShell(QObject):
         self.settings_changed.emit(settings)
 
     def _model_folders_added(self, folders: tuple[str, ...]) -> None:
-        """"Add model folder…" in the Train panel's model picker: saved like a change in File ▸ Settings."""
+        """"Add model folder…" in the Train panel's model picker: saved like a change in File ▸ Preferences."""
         self.update_settings(replace(self.settings, model_folders=tuple(folders)))
 
     def _push_model_folders(self, settings: AppSettings) -> None:
@@ -266,7 +270,7 @@ class DesktopShell(QObject):
         return self.settings.effective_output_folder()
 
     def open_output_folder(self) -> bool:
-        return open_folder(self.output_folder())
+        return open_folder_or_explain(self.output_folder(), self.window)
 
     def _on_message(self, message: object) -> None:
         """A run ended: tell the user if they are looking at another window."""

@@ -7,10 +7,11 @@ only place where their signals are connected (taggui's rule), so data flow can b
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
 
@@ -23,12 +24,21 @@ from ui.mixer_backend import WorkerPreviewBackend
 from ui.panels.dataset_panel import DatasetPanel
 from ui.panels.mixer_panel import MixerPanel
 from ui.panels.train_panel import TrainPanel
+from ui.wheel_guard import guard_wheel_in
 from ui.widgets.config_form import FormError
 from ui.worker_client import WorkerClient
 
 STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
                  "dead": "#d9534f", "stopped": "#888888"}
 MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
+
+
+def panel_keys(step: int, platform: str = sys.platform) -> tuple[str, ...]:
+    """Next (+1) / previous (-1) panel keys. Qt reads "Ctrl" as Cmd on macOS, where Cmd+Tab switches apps:
+    there the physical Control key is "Meta", and Cmd+Shift+] / [ is the usual next / previous tab."""
+    if platform == "darwin":
+        return ("Meta+Tab", "Ctrl+Shift+]") if step > 0 else ("Meta+Shift+Tab", "Ctrl+Shift+[")
+    return ("Ctrl+Tab", "Ctrl+PgDown") if step > 0 else ("Ctrl+Shift+Tab", "Ctrl+PgUp")
 
 
 class MainWindow(QMainWindow):
@@ -61,6 +71,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.worker_label)
         self._build_menus()
         self._wire()
+        guard_wheel_in(self)  # every spin box and combo box of the three panels (issue 18: no change without intent)
         self._restore_settings()
         self._update_title()
         self._on_worker_state(self.worker.state, "")
@@ -73,22 +84,81 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
+        """Every main action in a menu, with its shortcut (issue 18); the desktop shell adds New, Recent,
+        Preferences, Undo/Redo, Full Screen and About around these."""
         menu = self.menuBar().addMenu("&File")
         self.open_action = self._action(menu, "&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
         self.save_action = self._action(menu, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
         self._action(menu, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
         menu.addSeparator()
+        self.export_action = self._action(menu, "&Export merged LoRA…", self._export_mix, "Ctrl+E")
+        self.export_action.setStatusTip("Merge the Mixer's LoRAs into one file")
+        menu.addSeparator()
         self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._build_view_menu(self.menuBar().addMenu("&View"))
+        data = self.menuBar().addMenu("&Dataset")
+        d = self.dataset_panel
+        for action in (d.add_folder_action, d.import_action, None, d.batch_action, d.trigger_action,
+                       d.autocaption_action, d.check_action):
+            data.addSeparator() if action is None else data.addAction(action)
+        d.check_action.setShortcut(QKeySequence("Ctrl+Shift+I"))
+        d.check_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.check_images_action = d.check_action
+        self.addAction(d.check_action)  # its toolbar is hidden while another panel shows
+        d.check_action.triggered.connect(lambda: self.show_panel(0))
         run = self.menuBar().addMenu("&Run")
         c = self.train_panel.controls
-        self._action(run, "&Start", c.start_button.click, "Ctrl+Return")
-        self._action(run, "S&top", c.stop_button.click, "Ctrl+.")
+        self.start_action = self._action(run, "&Start training", c.start_button.click, "Ctrl+Return")
+        self.stop_action = self._action(run, "S&top", c.stop_button.click, "Ctrl+.")
         self._action(run, "Save &now", c.save_button.click)
         self._action(run, "Sample n&ow", c.sample_button.click)
+        mixer = self.menuBar().addMenu("&Mixer")
+        self.add_lora_action = self._action(mixer, "&Add LoRA…", self._add_lora, "Ctrl+L")
+        mixer.addAction(self.export_action)
         worker = self.menuBar().addMenu("&Worker")
         self._action(worker, "&Restart worker", self.restart_worker)
         help_menu = self.menuBar().addMenu("&Help")
+        self.docs_action = self._action(help_menu, "&Documentation", self._documentation,
+                                        QKeySequence.StandardKey.HelpContents)
         self._action(help_menu, "&About LoRA Studio", self._about)
+
+    def _build_view_menu(self, view) -> None:
+        """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
+        self.panel_actions: list[QAction] = []
+        for index in range(self.tabs.count()):
+            name = self.tabs.tabText(index)
+            action = self._action(view, f"&{index + 1} {name}", lambda _=False, i=index: self.show_panel(i),
+                                  f"Ctrl+{index + 1}")
+            self.panel_actions.append(action)
+        view.addSeparator()
+        self.next_panel_action = self._action(view, "&Next panel", lambda: self._step_panel(1))
+        self.next_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(+1)])
+        self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
+        self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
+        view.addSeparator()
+
+    def show_panel(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+
+    def _step_panel(self, step: int) -> None:
+        self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
+
+    def _export_mix(self) -> None:
+        self.tabs.setCurrentWidget(self.mixer_panel)
+        button = self.mixer_panel.export.export_button
+        if button.isEnabled():
+            button.click()
+        else:
+            self.statusBar().showMessage("Add a LoRA to the Mixer first; then Export merges the mix.", 6000)
+
+    def _add_lora(self) -> None:
+        self.tabs.setCurrentWidget(self.mixer_panel)
+        self.mixer_panel.choose_loras()
+
+    def _documentation(self) -> None:
+        from ui.documentation import open_documentation
+
+        open_documentation(self)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -96,6 +166,7 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(slot)
         menu.addAction(action)
+        self.addAction(action)  # shortcuts work in full screen too, where the menu bar may be hidden
         return action
 
     def _wire(self) -> None:

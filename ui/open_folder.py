@@ -1,14 +1,19 @@
 """Showing a folder in the system's file manager (Explorer, Finder, Files).
 
 After an export the next thing an artist does is find the file; every place that writes files offers this.
+When the desktop has no program for folders (a bare Linux install: "Unable to detect a launcher" on the
+terminal only), `open_folder_or_explain` says so in a window and shows the path to copy (issue 18).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QUrl
+import sys
+
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 
 def nearest_existing(path: str | Path) -> Path:
@@ -30,3 +35,33 @@ def folder_url(path: str | Path) -> QUrl:
 def open_folder(path: str | Path) -> bool:
     """Open the folder (or a file's folder) in the file manager; False when the desktop could not."""
     return QDesktopServices.openUrl(folder_url(path))
+
+
+def why_not_opened(platform: str = sys.platform) -> str:
+    """The likely reason the file manager did not open, and what to do, for this kind of system."""
+    if platform.startswith("linux"):
+        return ("No program is registered to open folders on this desktop (xdg-open found none). Install a file "
+                "manager (Files, Dolphin, Thunar…) or the xdg-utils package, or open the path below yourself.")
+    return "The system did not open a file manager for it. Open the path below yourself."
+
+
+def explain_open_failure(path: str | Path, parent: QWidget | None) -> QMessageBox:
+    """A window-modal, non-blocking message with the reason and the folder's path, selectable to copy."""
+    folder = folder_url(path).toLocalFile()
+    box = QMessageBox(QMessageBox.Icon.Information, "Could not open the folder",
+                      f"LoRA Studio could not show this folder in a file manager:\n\n{folder}",
+                      QMessageBox.StandardButton.Ok, parent)
+    box.setInformativeText(why_not_opened())
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setObjectName("openFolderFailed")
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
+
+
+def open_folder_or_explain(path: str | Path, parent: QWidget | None) -> bool:
+    """Open the folder; when that fails, say why in a message over `parent`. Returns whether it opened."""
+    if open_folder(path):
+        return True
+    explain_open_failure(path, parent)
+    return False

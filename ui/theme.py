@@ -38,16 +38,23 @@ class Colors:
     info_border: str
     error: str
     success: str
+    error_bg: str  # banners: a tinted background under the theme's own text colour
+    error_border: str
+    success_bg: str
+    success_border: str
+    track: str  # slider grooves: at least 3:1 against the window (WCAG's figure for controls)
 
 
 LIGHT = Colors(window="#f4f4f7", base="#ffffff", alt_base="#f0eff5", text="#1c1b22", muted="#5f5d6b",
                button="#e9e8ef", border="#c9c7d3", accent="#6a48db", accent_text="#ffffff", link="#5535c8",
                warning_bg="#fff4d6", warning_border="#e0a526", info_bg="#ece7ff", info_border="#9f8cf0",
-               error="#b3261e", success="#1f7a3a")
+               error="#b3261e", success="#1f7a3a", error_bg="#fde7e5", error_border="#d9776f",
+               success_bg="#e4f4e8", success_border="#7cbf8e", track="#8a8896")
 DARK = Colors(window="#1e1d24", base="#16151b", alt_base="#24232b", text="#e9e8f0", muted="#a4a2b3",
               button="#2d2c35", border="#45434f", accent="#7457e8", accent_text="#ffffff", link="#b3a1ff",
               warning_bg="#3d3117", warning_border="#c28f1e", info_bg="#2a2548", info_border="#6f5ad1",
-              error="#ff8a80", success="#7fd49a")
+              error="#ff8a80", success="#7fd49a", error_bg="#4a1f22", error_border="#c2554d",
+              success_bg="#1c3a26", success_border="#4f9e68", track="#7a788a")
 
 THEMES = {"light": LIGHT, "dark": DARK}
 
@@ -87,15 +94,40 @@ def build_palette(c: Colors) -> QPalette:
     return p
 
 
+BANNER_KINDS = ("info", "success", "warning", "error")
+
+
+def banner_colors(c: Colors, kind: str) -> tuple[str, str, str]:
+    """(text, background, border) of a banner of `kind`: the theme's text on a tint of the kind's colour,
+    so a dark theme never shows near-white text on a light strip (issue 18)."""
+    bg, border = {"info": (c.info_bg, c.info_border), "success": (c.success_bg, c.success_border),
+                  "warning": (c.warning_bg, c.warning_border), "error": (c.error_bg, c.error_border)}.get(
+        kind, (c.info_bg, c.info_border))
+    return c.text, bg, border
+
+
+def _banner_rules(c: Colors) -> str:
+    rules = []
+    for kind in BANNER_KINDS:
+        fg, bg, border = banner_colors(c, kind)
+        rules.append(f"""QFrame[role="banner-{kind}"] {{
+    background: {bg}; color: {fg}; border: 1px solid {border}; border-radius: 0.4em; padding: 0.5em;
+}}
+QFrame[role="banner-{kind}"] QLabel {{ color: {fg}; background: transparent; border: none; padding: 0; }}""")
+    return "\n".join(rules)
+
+
 def stylesheet(c: Colors) -> str:
     """The custom roles. Lengths in em so they grow with the font and the scale factor."""
     return f"""
-QFrame[role="banner-warning"] {{
-    background: {c.warning_bg}; border: 1px solid {c.warning_border}; border-radius: 0.4em; padding: 0.5em;
+{_banner_rules(c)}
+QSlider::groove:horizontal {{ height: 0.3em; background: {c.track}; border-radius: 0.15em; }}
+QSlider::sub-page:horizontal {{ background: {c.accent}; border-radius: 0.15em; }}
+QSlider::handle:horizontal {{
+    background: {c.accent}; border: 1px solid {c.text}; width: 0.9em; margin: -0.35em 0; border-radius: 0.5em;
 }}
-QFrame[role="banner-info"] {{
-    background: {c.info_bg}; border: 1px solid {c.info_border}; border-radius: 0.4em; padding: 0.5em;
-}}
+QSlider::handle:horizontal:disabled {{ background: {c.border}; border-color: {c.muted}; }}
+QStatusBar, QStatusBar QLabel {{ color: {c.text}; }}
 QFrame[role="card"] {{
     background: {c.base}; border: 1px solid {c.border}; border-radius: 0.5em;
 }}
@@ -157,6 +189,22 @@ def current_theme() -> str:
 def current_colors() -> Colors:
     """For widgets that paint themselves (charts, thumbnails): the colours of the theme in use."""
     return THEMES[current_theme()]
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a colour ("#rrggbb")."""
+    c = QColor(color)
+
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG contrast ratio of two colours (1 to 21); body text needs 4.5, controls 3."""
+    hi, lo = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 def set_role(widget: QWidget, role: str) -> QWidget:

@@ -20,11 +20,12 @@ COMMANDS: tuple[str, ...] = (
     "demo_cmd",
     "inspect_cmd",
     "mix_cmd",
+    "plain_cmd",
     "dataset_cmd",
     "gui_cmd",
 )
 # the commands that load models and train or mix: a broken combination of libraries stops them before they start
-NEEDS_TRAINING_LIBRARIES = frozenset({"train", "demo", "mix"})
+NEEDS_TRAINING_LIBRARIES = frozenset({"train", "demo", "mix", "plain"})
 
 
 def build_parser() -> argparse.ArgumentParser:

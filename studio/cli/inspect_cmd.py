@@ -2,6 +2,8 @@
 
 Exit status 0 when the file can be used as it is, 3 when it was read but has problems (unknown keys,
 NaN/Inf weights, bad shapes — all listed), 2 when it cannot be read at all (the usual one-line error).
+The summary ends with the per-loader compatibility report (docs/compatibility.md); `--loaders` adds why
+each loader that falls short does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "describe it.")
     p.add_argument("file", help="the LoRA .safetensors file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--loaders", action="store_true",
+                   help="explain, for each WebUI/library that cannot load the file as trained, what it does instead")
     p.set_defaults(func=run)
 
 
@@ -24,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
     from studio.formats.inspect import format_summary, summarize, summary_to_json
 
     summary = summarize(args.file)
-    print(summary_to_json(summary) if args.json else format_summary(summary))
+    print(summary_to_json(summary) if args.json else format_summary(summary, loader_notes=args.loaders))
     return EXIT_PROBLEMS if summary.problems else 0

@@ -97,6 +97,9 @@ def _merge(args, sources) -> int:
         print(f"relative error: overall {merged.overall_error:.4f}, worst modules:", file=sys.stderr)
         for r in worst:
             print(f"  {r.rel_error:.4f}  {r.name}", file=sys.stderr)
+    if result.report is not None:
+        for line in result.report.lines(notes=True):
+            print(line, file=sys.stderr)
     print(Path(result.path))
     return 0
 

@@ -15,10 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from studio.formats.compat import compat_report
+from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
 from studio.formats.lora_file import LoraFile, target_of
 from studio.formats.reader import ReadResult, read_lora_report
 
+KOHYA_LAYOUTS = ("kohya", "lycoris")  # what the loader rules (studio.formats.loaders) describe
 TARGET_LABELS = {"lora_unet": "UNet", "lora_te": "text encoder", "lora_te1": "text encoder 1 (CLIP-L)",
                  "lora_te2": "text encoder 2 (OpenCLIP-G)", "other": "other"}
 
@@ -61,6 +64,7 @@ class LoraSummary:
     metadata_keys: int = 0
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    compatibility: CompatReport | None = None  # per loader: every key loads? result as trained?
 
 
 def algorithms_of(lf: LoraFile) -> list[str]:
@@ -149,11 +153,13 @@ def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary
         merged_from=meta.get("modelspec.merged_from", ""), mix_sources=mix_sources(meta),
         mix_method=meta.get("ls_mix_method", ""), metadata_keys=len(meta),
         problems=result.problems, warnings=list(result.warnings),
+        compatibility=compat_report(lf) if lf.modules else None,
     )
 
 
 def summary_to_json(summary: LoraSummary) -> str:
     data = asdict(summary)
+    data["compatibility"] = report_to_dict(summary.compatibility) if summary.compatibility else None
     data["top_tags"] = [{"tag": t, "count": c} for t, c in summary.top_tags]
     return json.dumps(data, ensure_ascii=False, indent=2)
 
@@ -162,7 +168,8 @@ def _fmt_num(x: float) -> str:
     return f"{x:g}"
 
 
-def format_summary(s: LoraSummary) -> str:
+def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
+    """The summary for people; `loader_notes` adds why each loader falls short (`inspect --loaders`)."""
     lines = [f"{s.name}  ({Path(s.path).name}, {s.size_bytes / 1e6:.1f} MB)"]
     why = f"  [{'; '.join(s.family_evidence)}]" if s.family_evidence else ""
     lines.append(f"base family:  {family_label(s.family)}{why}")
@@ -191,6 +198,15 @@ def format_summary(s: LoraSummary) -> str:
     elif s.merged_from:
         lines.append(f"merged from:  {s.merged_from}")
     lines.append(f"metadata:     {s.metadata_keys} key(s)")
+    if s.compatibility is not None:
+        lines.append("loaders:")
+        lines.extend(f"  {line}" for line in s.compatibility.lines(notes=loader_notes))
+        other = [x for x in s.layouts if x not in KOHYA_LAYOUTS]
+        if other:
+            lines.append(f"  (these rules are for the kohya layout; this file is in the {', '.join(other)} layout, "
+                         "which not every loader reads: a plain-LoRA copy is written in the kohya layout)")
+        if s.compatibility.plain_copy_advised and not loader_notes:
+            lines.append("  (why: lora-studio inspect --loaders; a copy: lora-studio plain FILE --rank R -o OUT)")
     for w in s.warnings:
         lines.append(f"warning: {w}")
     for p in s.problems:

@@ -1,4 +1,5 @@
-"""Writing a mix as one LoRA file (concatenated ranks or SVD to a chosen rank), atomically, with provenance."""
+"""Writing a mix as one LoRA file (concatenated ranks or SVD to a chosen rank), atomically, with provenance and
+its per-loader compatibility report beside it (`<name>.compat.json`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import ConfigError
+from studio.formats.compat import compat_report
+from studio.formats.compat_report import CompatReport, write_sidecar
 from studio.formats.kohya import save_lora_file
 from studio.mix.merge import BaseWeight, MergeResult, merge
 from studio.mix.provenance import lora_mix_metadata
@@ -19,6 +22,7 @@ class ExportResult:
     path: Path
     merge: MergeResult
     family: str
+    report: CompatReport | None = None  # per-loader compatibility, also in `<name>.compat.json`
 
 
 def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
@@ -62,4 +66,6 @@ def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | Non
                              overall_error=result.overall_error if rank is not None else None)
     check_finite_result(result, dtype)
     save_lora_file(result.lora, out, dtype=dtype, metadata=meta)
-    return ExportResult(path=out, merge=result, family=family)
+    report = compat_report(result.lora)
+    write_sidecar(out, report)
+    return ExportResult(path=out, merge=result, family=family, report=report)

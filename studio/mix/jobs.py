@@ -118,6 +118,8 @@ def export_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
     summary = f"{merged.method}, {len(merged.lora.modules)} modules"
     if rank is not None:
         summary += f", relative error {merged.overall_error:.2%} overall, {merged.max_error:.2%} worst module"
+    if result.report is not None:
+        summary += "\n" + "\n".join(result.report.lines(notes=False))
     yield MixResult(kind="export", request_id=int(params.get("request_id", 0)), path=str(result.path),
                     summary=summary, error=merged.overall_error if rank is not None else None,
                     layers=len(merged.lora.modules))
@@ -137,3 +139,29 @@ def bake_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
                     summary=f"{result.layers_changed} layers changed, {result.layout}", layers=result.layers_changed)
     yield Finished(outputs=(str(result.path),))
 
+
+
+def plain_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
+    """params: src, out, rank, base (the model it was trained on; needed for DoRA), dtype, request_id.
+
+    The "Save a plain-LoRA copy…" action of the Export boxes: the SVD runs here, never in the window."""
+    from studio.formats.reader import read_lora
+    from studio.mix.plain import base_weights_from_model, needs_base_model, write_plain_copy
+
+    src, out = Path(_required(params, "src")), Path(_required(params, "out"))
+    rank = int(_required(params, "rank"))
+    lf = read_lora(src)
+    base_weight = None
+    if needs_base_model(lf):
+        base = params.get("base")
+        if not base:
+            raise ConfigError(f"{src.name} is a DoRA LoRA: its plain copy needs the base model it was trained on",
+                              hint="choose the base model in the settings, then try again")
+        yield Log(level="info", text=f"plain copy: loading {base}")
+        base_weight = base_weights_from_model(base, lf, src.name)
+    copy = write_plain_copy(lf, out, rank, source=src, base_weight=base_weight, dtype=params.get("dtype") or "fp16")
+    summary = (f"plain LoRA, rank <= {rank}: relative error {copy.overall_error:.2%} overall, "
+               f"{copy.max_error:.2%} worst module")
+    yield MixResult(kind="plain", request_id=int(params.get("request_id", 0)), path=str(copy.path), summary=summary,
+                    error=copy.overall_error, layers=len(copy.merge.lora.modules))
+    yield Finished(outputs=(str(copy.path),))

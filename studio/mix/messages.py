@@ -20,7 +20,7 @@ class MixResult(Event):
     """One mixer job's outcome: a preview or grid image, or an exported / baked file."""
 
     type: ClassVar[str] = "mix_result"
-    kind: str  # preview | grid | export | bake
+    kind: str  # preview | grid | export | bake | plain
     request_id: int
     path: str
     summary: str = ""

@@ -4,7 +4,8 @@ LoRA, LoCon and DoRA are written in the kohya layout (`lora_down`/`lora_up`/`alp
 LoHa and LoKr in the LyCORIS layout (`hada_*`, `lokr_*`). Every module's alpha is computed from the
 scale peft really applied to that layer, which is how rsLoRA's alpha/√r and LoCon's conv alpha survive
 the trip to loaders that only know alpha/rank. DoRA's `dora_scale` is computed against the base weights
-so that ComfyUI and Forge rebuild peft's weights (`studio.formats.kohya.comfyui_dora_scale`).
+so that ComfyUI and Forge rebuild peft's weights (`studio.formats.kohya.comfyui_dora_scale`). Beside every
+export goes `<name>.compat.json`, the per-loader compatibility report (`studio.formats.compat`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch
 
 from studio.config import NetworkConfig
 from studio.errors import ConfigError
+from studio.formats.compat import compat_report
+from studio.formats.compat_report import write_sidecar
 from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file, te_prefixes
 from studio.train.networks import LYCORIS, layer_scales, tuner_layers
 
@@ -82,4 +85,6 @@ def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network
     else:
         lf = lora_file_from_peft(states, network.alpha, family, metadata, scales=scales, initial=initial,
                                  base_weight=base_weights(modules) if network.dora else None)
-    return save_lora_file(lf, path, dtype=dtype)
+    save_lora_file(lf, path, dtype=dtype)
+    write_sidecar(path, compat_report(lf))  # which WebUIs render it as trained: docs/compatibility.md
+    return path

@@ -26,6 +26,8 @@ JOBS: dict[str, str] = {
     "mix_grid": "studio.mix.jobs:grid_job",
     "mix_export": "studio.mix.jobs:export_job",
     "mix_bake": "studio.mix.jobs:bake_job",
+    # the Export boxes' "Save a plain-LoRA copy…" (docs/compatibility.md)
+    "mix_plain": "studio.mix.jobs:plain_job",
 }
 
 

@@ -33,6 +33,8 @@ class BatchEditDialog(QDialog):
                  count_changes: Callable[[TagOp, str], int] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit captions in batch")
+        # wide enough for its title on every desktop (a narrow dialog showed "Edit captions in…")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance(self.windowTitle()) + 12 * self.fontMetrics().height())
         self._count = count_changes
         layout = QVBoxLayout(self)
         form = QFormLayout()

@@ -23,7 +23,7 @@ THEME_LABELS = {"system": "Same as the system", "light": "Light", "dark": "Dark"
 class SettingsDialog(QDialog):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Settings")
+        self.setWindowTitle("Preferences")
         self._original = settings
 
         self.theme = QComboBox()

@@ -142,6 +142,7 @@ class DatasetPanel(QWidget):
         self.empty_hint = QLabel("Drop folders of images here, or use Add folder…\n"
                                  "Folders are used where they are; captions are the .txt files beside the images.")
         self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)  # unwrapped, it held the window wider than 1024 px
         self.empty_hint.setStyleSheet("color: palette(placeholder-text); font-size: 14px; padding: 40px;")
         self.footer = QLabel()
 
@@ -164,7 +165,9 @@ class DatasetPanel(QWidget):
         row.addWidget(self.exclude_box)
         row.addStretch(1)
         cv.addLayout(row)
-        cv.addWidget(QLabel("Training crop: click for a focus point, drag for a crop box, right-click to clear"))
+        self.crop_hint = QLabel("Training crop: click for a focus point, drag for a crop box, right-click to clear")
+        self.crop_hint.setWordWrap(True)
+        cv.addWidget(self.crop_hint)
         cv.addWidget(self.focus_picker, 3)
         self.tag_table = TagFrequencyTable()
         self.problem_report = ProblemReport()
@@ -174,6 +177,8 @@ class DatasetPanel(QWidget):
         self.tabs.addTab(self.tag_table, "Tags")
         self.tabs.addTab(self.problem_report, "Problems")
         self.tabs.addTab(self.folder_list, "Folders")
+        # all four tab titles readable, without scroll arrows, however narrow the splitter leaves this side
+        self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width() + 2 * self.tabs.fontMetrics().height())
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)

@@ -75,7 +75,7 @@ class MixerPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(holder)
         add = QPushButton("Add LoRA…")
-        add.clicked.connect(self._choose_loras)
+        add.clicked.connect(self.choose_loras)
 
         prompt_box = QGroupBox("Preview settings")
         form = QFormLayout(prompt_box)
@@ -200,7 +200,8 @@ class MixerPanel(QWidget):
         self.grid.set_loras([r.title() for r in self.rows if r.check_family(self.mix_family())])
         self.export.export_button.setEnabled(bool(self.rows) and not self.backend.busy)
 
-    def _choose_loras(self) -> None:
+    def choose_loras(self) -> None:
+        """Add LoRA… (the button and Mixer ▸ Add LoRA): pick .safetensors files to add as rows."""
         paths, _ = QFileDialog.getOpenFileNames(self, "Add LoRAs", "", "LoRA files (*.safetensors)")
         for p in paths:
             self.add_lora(p)
@@ -297,8 +298,8 @@ class MixerPanel(QWidget):
             if self.grid.view.show_image(result.path, result.summary):
                 self.grid_shown.emit(result.path)
         else:
-            self.export.show_result(result.path, result.summary)
-            self._say(f"Wrote {Path(result.path).name}: {result.summary}", "success")
+            self.export.show_result(result.path, result.summary, merged=result.kind == "export")
+            self._say(f"Wrote {Path(result.path).name}: {(result.summary.splitlines() or [''])[0]}", "success")
             self.exported.emit(result.path)
 
     def _on_failed(self, request_id: int, error: str, hint: str) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QScrollArea, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
-from studio.config import ProjectConfig, dumps_project, load_preset, preset_names, save_project
+from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
@@ -23,7 +23,9 @@ from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
 from studio.worker.preflight import Problem, preflight
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
+from studio.mix.messages import MixResult
 from ui.background import run_in_background
+from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
@@ -31,9 +33,11 @@ from ui.widgets.model_picker import ModelPicker
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
+from ui.widgets.preset_box import fill_preset_box
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
+PLAIN_JOB = "mix_plain"  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
@@ -104,6 +108,7 @@ class TrainPanel(QWidget):
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
+        self._plain_pending = False  # a plain-LoRA copy was sent and its job has not started yet
         self._build()
         self._wire()
         self._set_run_state("idle")
@@ -122,9 +127,7 @@ class TrainPanel(QWidget):
         preset_row.addWidget(QLabel("Preset:"))
         self.presets = QComboBox()
         self.presets.setToolTip("Apply a preset's settings over the form (only the settings it names change)")
-        self.presets.addItem("Choose a preset…", None)
-        for name in preset_names():
-            self.presets.addItem(name, name)
+        fill_preset_box(self.presets)  # id and what it is for
         preset_row.addWidget(self.presets, 1)
         left_layout.addLayout(preset_row)
         self.form = ConfigForm()
@@ -143,6 +146,12 @@ class TrainPanel(QWidget):
         self.controls = RunControls()
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
+        self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
+        export_layout = QVBoxLayout(self.export_box)
+        self.compat = CompatReportView()
+        export_layout.addWidget(self.compat)
+        self.export_box.setVisible(False)
+        right_layout.addWidget(self.export_box)
         charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
@@ -174,6 +183,7 @@ class TrainPanel(QWidget):
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
         self.history.previews_requested.connect(self._show_run_previews)
+        self.compat.plain_copy_requested.connect(self._plain_copy)
 
     # ---------------------------------------------------------------------------------------------
     # project
@@ -315,6 +325,10 @@ class TrainPanel(QWidget):
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a command (no worker): undo the state change it implied."""
+        if isinstance(command, p.RunJob) and command.kind == PLAIN_JOB:
+            self._plain_pending = False
+            self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
+            return
         if isinstance(command, p.Start) or self.run_active:
             self._set_run_state("idle")
         self.banner.show_message("error", f"The worker is not running ({reason}).",
@@ -325,6 +339,35 @@ class TrainPanel(QWidget):
             self.resume_run(self._resume_target)
         elif self.worker_state == "unresponsive":
             self.restart_worker_requested.emit()
+
+    # ---------------------------------------------------------------------------------------------
+    # export: the per-loader report and the plain-LoRA copy
+    def show_export(self, lora_path: str) -> None:
+        self.export_box.setVisible(True)
+        self.compat.show_file(lora_path)
+
+    def _plain_copy(self, source: str, rank: int, out: str) -> None:
+        if self.run_active:
+            self.compat.show_copy_error("a training run is using the worker", "make the copy when it has finished")
+            return
+        try:
+            refuse_unsafe_name(Path(out), "the plain-LoRA copy")
+            cfg = self.current_config()
+        except (StudioError, FormError) as exc:
+            self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
+            return
+        self._plain_pending = True
+        self._command(p.RunJob(kind=PLAIN_JOB, params={"src": source, "out": out, "rank": rank,
+                                                       "base": cfg.model.path, "dtype": cfg.output.dtype}))
+
+    def _plain_copy_message(self, message: object) -> None:
+        if isinstance(message, MixResult):
+            self.compat.show_copy_result(message.path, message.summary)
+            self.log.add("info", f"plain-LoRA copy: {message.path} ({message.summary})")
+        elif isinstance(message, Failed):
+            self.compat.show_copy_error(message.error, message.hint)
+        elif isinstance(message, Log):
+            self.log.add(message.level, message.text, message.time)
 
     # ---------------------------------------------------------------------------------------------
     # worker
@@ -347,9 +390,14 @@ class TrainPanel(QWidget):
         job_started/job_ended, and only those of a `train` job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
+            if message.kind == PLAIN_JOB:
+                self._plain_pending = False
             return
         if isinstance(message, p.JobEnded):
             self._job_kind = None
+            return
+        if self._job_kind == PLAIN_JOB and isinstance(message, (MixResult, Failed, Finished, Log, Progress)):
+            self._plain_copy_message(message)
             return
         if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
             if not (isinstance(message, Log) and self._job_kind is None):
@@ -365,6 +413,8 @@ class TrainPanel(QWidget):
         elif isinstance(message, Checkpoint):
             self.checkpoint_step = message.step
             self.log.add("info", f"checkpoint saved at step {message.step}: {message.path}")
+            if message.lora_path:
+                self.show_export(message.lora_path)
         elif isinstance(message, Started):
             self._on_started(message)
         elif isinstance(message, StateChanged):
@@ -376,12 +426,18 @@ class TrainPanel(QWidget):
             self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
+            if self._plain_pending:  # the worker refused the copy (busy with the mixer's job)
+                self._plain_pending = False
+                self.compat.show_copy_error(message.error, message.hint)
             if self.run_state == "starting":
                 self.banner.show_message("error", message.error, message.hint)
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
         elif isinstance(message, WorkerExited):
+            if self._job_kind == PLAIN_JOB or self._plain_pending:
+                self._plain_pending = False
+                self.compat.show_copy_error("the worker stopped before the copy was written", "try again")
             self._job_kind = None
             self._on_worker_exited(message)
 
@@ -422,6 +478,8 @@ class TrainPanel(QWidget):
             self.controls.set_details(f"Stopped at step {e.step}.")
         else:
             final = e.outputs[-1] if e.outputs else ""
+            if final:
+                self.show_export(final)
             self._resume_target = None
             self.banner.show_message("success", f"Finished: {e.step} steps.", f"LoRA saved to {final}" if final else "")
             self.controls.set_details(f"Finished at step {e.step}.")

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBo
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError
+from ui.wheel_guard import guard_wheel_in
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
@@ -24,14 +25,27 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("schedule", "Schedule"), ("sampling", "Sampling"), ("output", "Output"),
 )
 
+#: The form's labels in users' words (the one place they are set). A field missing here gets its name,
+#: capitalised; tests/test_form_labels.py checks the acronyms and sampling labels below stay as written.
 LABELS: dict[str, str] = {
-    "model.path": "Base model", "model.clip_skip": "CLIP skip", "dataset.folders": "Image folders",
-    "network.train_text_encoder": "Train text encoder", "optimizer.unet_lr": "UNet learning rate",
+    "model.path": "Base model", "model.clip_skip": "CLIP skip", "model.ema": "EMA weights",
+    "dataset.folders": "Image folders", "dataset.bucket_no_upscale": "Never upscale into buckets",
+    "network.train_text_encoder": "Train text encoder", "network.type": "Adapter type", "network.dora": "DoRA",
+    "network.rslora": "rsLoRA scaling", "network.init": "Initialisation", "network.lokr_factor": "LoKr factor",
+    "optimizer.name": "Optimizer", "optimizer.unet_lr": "UNet learning rate",
     "optimizer.text_encoder_lr": "Text encoder LR", "optimizer.max_grad_norm": "Max gradient norm",
-    "optimizer.eps": "Epsilon", "schedule.lr_scheduler": "LR schedule", "schedule.max_steps": "Steps",
-    "sampling.every_n_steps": "Every N steps", "sampling.steps": "Denoising steps",
+    "optimizer.eps": "Epsilon", "optimizer.huber_c": "Huber threshold (c)", "optimizer.min_snr_gamma": "Min-SNR γ",
+    "optimizer.lora_plus_ratio": "LoRA+ ratio", "optimizer.ema_decay": "EMA decay",
+    "schedule.lr_scheduler": "LR schedule", "schedule.max_steps": "Steps", "schedule.lr_cycles": "LR cycles",
+    "schedule.lr_power": "LR power", "schedule.zero_terminal_snr": "Zero terminal SNR",
+    "schedule.compile_unet": "Compile the UNet", "sampling.every_n_steps": "Preview every N steps",
+    "sampling.prompts": "Preview prompts", "sampling.seed": "Preview seed", "sampling.steps": "Denoising steps",
+    "sampling.on_save": "Preview at every save", "sampling.grid": "Preview grid image",
+    "sampling.validation_percent": "Validation hold-out (%)", "sampling.validation_images": "Validation images",
+    "sampling.validation_every_n_steps": "Validation every N steps",
+    "sampling.validation_timesteps": "Validation timesteps", "sampling.validation_seed": "Validation seed",
     "output.save_every_n_steps": "Save every N steps", "output.dtype": "Saved precision",
-    "output.name": "LoRA name", "output.directory": "Export folder",
+    "output.name": "LoRA name", "output.directory": "Export folder", "output.tensorboard": "TensorBoard log",
 }
 
 INVALID_STYLE = "QLineEdit, QSpinBox, QComboBox, QPlainTextEdit { border: 2px solid #d9534f; }"
@@ -71,6 +85,7 @@ class ConfigForm(QWidget):
         for section, title in GROUPS:
             layout.addWidget(self._build_group(section, title))
         layout.addStretch(1)
+        guard_wheel_in(self)  # the form scrolls under the wheel; its numbers change only once clicked into
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
         group = QGroupBox(title)

@@ -178,15 +178,17 @@ class PathEditor(TextEditor):
         button = QToolButton()
         button.setText("…")
         button.setToolTip("Choose on disk")
-        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(button)
+        menu = QMenu(button)  # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
         if files:
             menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
         if folders:
             menu.addAction("Diffusers folder…", self._choose_folder)
-        button.setMenu(menu)
+        button.clicked.connect(self._show_menu)
         self._layout.addWidget(button)
         self._button, self._menu = button, menu
+
+    def _show_menu(self) -> None:
+        self._menu.popup(self._button.mapToGlobal(self._button.rect().bottomLeft()))
 
     def _choose_file(self) -> None:
         # the same suffixes the pre-start check and the loader accept (studio.models.base_files)

@@ -2,13 +2,16 @@
 
 Points arrive with every step; the curves are redrawn at most a few times a second from a dirty flag,
 so a fast run on a big GPU (tens of steps a second) costs the GUI thread nothing noticeable.
+
+pyqtgraph paints with colours it was given, not the palette, so the chart re-reads the palette when the
+theme changes (`changeEvent`): a switch to dark mid-run must not leave a white chart until a restart.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -26,28 +29,17 @@ class LossChart(QWidget):
         self._lr_top = 0.0
         self._x_max = 0.0
         self._y_range: tuple[float, float] | None = None
-        pal = self.palette()
-        fg = pal.color(QPalette.ColorRole.WindowText)
-        accent = pal.color(QPalette.ColorRole.Highlight)
-
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.loss_plot = pg.PlotWidget()
         self.lr_plot = pg.PlotWidget()
         for plot in (self.loss_plot, self.lr_plot):
-            plot.setBackground(pal.color(QPalette.ColorRole.Base))
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)
-            for axis in ("left", "bottom"):
-                plot.getAxis(axis).setTextPen(fg)
-                plot.getAxis(axis).setPen(fg)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor=fg)
-        self.loss_plot.setLabel("left", "loss", color=fg.name())
-        self.lr_plot.setLabel("left", "learning rate", color=fg.name())
+        self._legend = self.loss_plot.addLegend(offset=(-10, 10))
         for plot in (self.loss_plot, self.lr_plot):  # "0.2", not "loss (x0.001)" and 200
             plot.getAxis("left").enableAutoSIPrefix(False)
         self.lr_plot.setMouseEnabled(x=True, y=False)
-        self.lr_plot.setLabel("bottom", "step", color=fg.name())
         self.lr_plot.setXLink(self.loss_plot)
         for plot in (self.loss_plot, self.lr_plot):
             # ranges are set by _fit_ranges, rarely: every range change re-lays-out and repaints the axes,
@@ -59,19 +51,56 @@ class LossChart(QWidget):
             plot.setDownsampling(auto=True, mode="peak")
         self.lr_plot.setMinimumHeight(110)
         self.loss_plot.setMinimumHeight(160)
-        raw_color = pg.mkColor(accent)
-        raw_color.setAlpha(90)
-        self._raw_curve = self.loss_plot.plot(pen=pg.mkPen(raw_color, width=1), name="loss")
-        self._smooth_curve = self.loss_plot.plot(pen=pg.mkPen(accent, width=2.5), name="smoothed")
+        self._raw_curve = self.loss_plot.plot(name="loss")
+        self._smooth_curve = self.loss_plot.plot(name="smoothed")
         self._lr_curve = self.lr_plot.plot(pen=pg.mkPen("#e0a030", width=2))
-        self._hint = pg.TextItem("The loss appears here once a run starts.", color=fg, anchor=(0.5, 0.5))
+        self._hint = pg.TextItem("The loss appears here once a run starts.", anchor=(0.5, 0.5))
         self.loss_plot.addItem(self._hint, ignoreBounds=True)
         self._hint.setPos(0.5, 0.5)
+        self._colored_with: tuple[str, str, str] | None = None
+        self.apply_palette()
         layout.addWidget(self.loss_plot, 2)
         layout.addWidget(self.lr_plot, 1)
         self._timer = QTimer(self, interval=REDRAW_MS)
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
+
+    def apply_palette(self) -> None:
+        """Background, axes, labels, legend and curves in the palette's colours (skipped when unchanged)."""
+        pal = self.palette()
+        fg = pal.color(QPalette.ColorRole.WindowText)
+        bg = pal.color(QPalette.ColorRole.Base)
+        accent = pal.color(QPalette.ColorRole.Highlight)
+        key = (fg.name(), bg.name(), accent.name())
+        if key == self._colored_with:
+            return
+        self._colored_with = key
+        for plot in (self.loss_plot, self.lr_plot):
+            plot.setBackground(bg)
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setTextPen(fg)
+                plot.getAxis(axis).setPen(fg)
+        self.loss_plot.setLabel("left", "loss", color=fg.name())
+        self.lr_plot.setLabel("left", "learning rate", color=fg.name())
+        self.lr_plot.setLabel("bottom", "step", color=fg.name())
+        self._legend.setLabelTextColor(fg)
+        raw_color = pg.mkColor(accent)
+        raw_color.setAlpha(90)
+        self._raw_curve.setPen(pg.mkPen(raw_color, width=1))
+        self._smooth_curve.setPen(pg.mkPen(accent, width=2.5))
+        self._hint.setColor(fg)
+        for item in self._legend.items:  # the legend's labels were drawn with the old colour
+            item[1].setText(item[1].text, color=fg)
+
+    def background_color(self) -> str:
+        """The plots' background as "#rrggbb" (what the tests and the theme switch check)."""
+        return self.loss_plot.backgroundBrush().color().name()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt override
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange,
+                            QEvent.Type.StyleChange):
+            self.apply_palette()
 
     def add(self, step: int, loss: float, smoothed: float, lr: float) -> None:
         if self._steps and step <= self._steps[-1]:

@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QRadioButton, QSpinBox, QVBoxLayout, QWidget)
 
+from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.open_folder_button import OpenFolderButton
 
 
@@ -51,6 +52,9 @@ class MixExportBox(QGroupBox):
         self.result = QLabel()
         self.result.setWordWrap(True)
         layout.addWidget(self.result)
+        self.compat = CompatReportView()  # which WebUIs load the merged file as trained
+        self.compat.clear()
+        layout.addWidget(self.compat)
         self.export_button.clicked.connect(self._export)
         self.bake_button.clicked.connect(self._bake)
 
@@ -69,10 +73,15 @@ class MixExportBox(QGroupBox):
         if path:
             self.bake_requested.emit(path)
 
-    def show_result(self, path: str, summary: str) -> None:
+    def show_result(self, path: str, summary: str, *, merged: bool = False) -> None:
+        """`merged`: a merged LoRA, whose per-loader report (its sidecar) is shown below; not a baked checkpoint."""
         self.last_output = Path(path)
-        self.result.setText(f"Wrote {path}\n{summary}")
+        self.result.setText(f"Wrote {path}\n{summary.splitlines()[0] if summary else ''}")
         self.open_folder.refresh()
+        if merged:
+            self.compat.show_file(path)
+        else:
+            self.compat.clear()
 
     def set_busy(self, busy: bool) -> None:
         self.export_button.setEnabled(not busy)

@@ -289,7 +289,7 @@ class ModelPicker(PathEditor):
 
     def _status(self) -> tuple[str, str]:
         if not self._folders:
-            return "No model folders yet.", "Model folders are searched for base models (File ▸ Settings)."
+            return "No model folders yet.", "Model folders are searched for base models (File ▸ Preferences)."
         where = "\n".join(self._folders)
         if self._scanning:
             n = len(self._folders)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QPushButton, QWidget
 
-from ui.open_folder import folder_url, open_folder
+from ui.open_folder import explain_open_failure, folder_url, open_folder
 
 FolderSource = Callable[[], "str | Path | None"]
 
@@ -35,4 +35,7 @@ class OpenFolderButton(QPushButton):
         path = self._folder()
         if path is None:
             return False
-        return self._opener(Path(path))
+        if self._opener(Path(path)):
+            return True
+        explain_open_failure(path, self.window())  # never a silent click
+        return False

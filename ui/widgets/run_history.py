@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSplitter, QTextBrowser
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
+from ui.open_folder import open_folder_or_explain
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 
@@ -142,7 +143,7 @@ class RunHistory(QWidget):
         if run is not None:
             signal.emit(run)
 
-    def open_folder(self) -> None:
+    def open_folder(self) -> bool:
+        """Show the selected run's folder; says why in a message when the desktop cannot."""
         run = self.selected()
-        if run is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run.path)))
+        return run is not None and open_folder_or_explain(run.path, self.window())

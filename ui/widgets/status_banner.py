@@ -1,4 +1,8 @@
-"""A message strip over the run area: what happened, what to do about it, and a button that does it."""
+"""A message strip over the run area: what happened, what to do about it, and a button that does it.
+
+Its colours come from the theme's stylesheet (`role="banner-<kind>"`, see `ui.theme.banner_colors`), not a
+sheet of its own, so a dark theme gets dark banners and a live theme switch recolours a banner on show.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,7 @@ import html
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
-STYLES = {
-    "info": "background:#e8f1fb; color:#17324d; border:1px solid #9cc3ea;",
-    "success": "background:#e9f6ec; color:#1d4425; border:1px solid #96cfa3;",
-    "warning": "background:#fff6e0; color:#4d3a08; border:1px solid #e8c66a;",
-    "error": "background:#fbeaea; color:#5a1616; border:1px solid #e29b9b;",
-}
+from ui.theme import BANNER_KINDS, set_role
 
 
 class StatusBanner(QFrame):
@@ -44,8 +43,10 @@ class StatusBanner(QFrame):
 
     def show_message(self, kind: str, title: str, hint: str = "", action: str = "") -> None:
         self.kind = kind
-        self.setStyleSheet(f"StatusBanner {{{STYLES.get(kind, STYLES['info'])} border-radius:4px;}}"
-                           "QLabel { background: transparent; border: none; }")
+        set_role(self, f"banner-{kind if kind in BANNER_KINDS else 'info'}")
+        for label in (self.title, self.hint):  # children are polished with the parent's role only on restyle
+            label.style().unpolish(label)
+            label.style().polish(label)
         self.title.setText(f"<b>{html.escape(title)}</b>")
         self.hint.setText(html.escape(hint))
         self.hint.setVisible(bool(hint))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
 
+from ui.wheel_guard import guard_wheel
+
 STEP = 0.05
 LIMIT = 2.0
 
@@ -36,6 +38,8 @@ class StrengthControl(QWidget):
         self.box.setFixedWidth(72)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.box)
+        guard_wheel(self.slider)  # mixer rows are added after the window guarded its widgets
+        guard_wheel(self.box)
         self.setValue(value)
         self.slider.valueChanged.connect(self._from_slider)
         self.box.valueChanged.connect(self._from_box)

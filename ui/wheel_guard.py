@@ -1,0 +1,70 @@
+"""No value changes without intent: a wheel over an unfocused spin box or combo box scrolls the form instead.
+
+Scrolling a long form with the mouse wheel used to change every number the pointer passed over (Rank 8 → 1,
+Steps 12 → 15). One shared event filter keeps wheel events from such widgets until the user clicks or tabs
+into them and hands them to the surrounding scroll area, which scrolls (Qt itself passes an ignored wheel
+event on to the parent only for real mouse events, so the filter forwards it). The widgets take focus by
+click or Tab only (not by wheel), so the wheel never grants itself focus.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QApplication, QComboBox, QWidget
+
+GUARDED = (QAbstractSpinBox, QComboBox)
+_GUARDED_PROPERTY = "loraStudioWheelGuard"
+
+
+class _WheelGuard(QObject):
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Wheel and isinstance(watched, QWidget) and not watched.hasFocus():
+            area = _scroll_area_of(watched)
+            if area is None:
+                event.ignore()  # nothing to scroll: a real mouse event goes on to the parent
+                return True
+            viewport = area.viewport()
+            pos = QPointF(viewport.mapFromGlobal(event.globalPosition().toPoint()))
+            forwarded = QWheelEvent(pos, event.globalPosition(), event.pixelDelta(), event.angleDelta(),
+                                    event.buttons(), event.modifiers(), event.phase(), event.inverted())
+            QApplication.sendEvent(viewport, forwarded)
+            event.accept()  # handled (by the scroll area): Qt must not pass it up a second time
+            return True
+        return False
+
+
+def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
+    parent = widget.parentWidget()
+    while parent is not None and not isinstance(parent, QAbstractScrollArea):
+        parent = parent.parentWidget()
+    return parent
+
+
+_guard: _WheelGuard | None = None
+
+
+def _shared() -> _WheelGuard:
+    global _guard
+    if _guard is None:
+        _guard = _WheelGuard()
+    return _guard
+
+
+def guard_wheel(widget: QWidget) -> QWidget:
+    """Make one spin box or combo box ignore the wheel until it has focus; returns the widget."""
+    if not widget.property(_GUARDED_PROPERTY):
+        widget.setProperty(_GUARDED_PROPERTY, True)
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(_shared())
+    return widget
+
+
+def guard_wheel_in(root: QWidget) -> int:
+    """Guard every spin box and combo box inside `root` (and `root` itself); returns how many were guarded."""
+    widgets = [w for w in root.findChildren(QWidget) if isinstance(w, GUARDED)]
+    if isinstance(root, GUARDED):
+        widgets.append(root)
+    for w in widgets:
+        guard_wheel(w)
+    return len(widgets)
