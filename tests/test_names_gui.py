@@ -10,20 +10,11 @@ pytest.importorskip("pyqtgraph")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from tests.train_gui_helpers import close_window, open_window  # noqa: E402
+from tests.train_gui_helpers import idle_window  # noqa: E402,F401 - a fixture
 
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def idle_window(qtbot, tmp_path):
-    window = open_window(qtbot, tmp_path, None, start_worker=False)
-    sent: list = []
-    window.train_panel.command_requested.disconnect(window._send)
-    window.train_panel.command_requested.connect(sent.append)
-    window.sent = sent
-    yield window
-    close_window(window)
 
 
 def test_a_lora_name_that_leaves_its_folder_is_marked_and_nothing_starts(idle_window, qtbot):

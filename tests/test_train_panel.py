@@ -15,21 +15,11 @@ from PySide6.QtWidgets import QComboBox, QSpinBox  # noqa: E402
 
 from studio.config import SECTIONS, ProjectConfig, load_preset, load_project, section_type  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
-from tests.train_gui_helpers import alive, close_window, open_window, write_project  # noqa: E402
+from tests.train_gui_helpers import alive, close_window, idle_window, open_window, write_project  # noqa: E402,F401
 
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def idle_window(qtbot, tmp_path):
-    """A window with no worker: enough for the form and the checks before start."""
-    window = open_window(qtbot, tmp_path, None, start_worker=False)
-    sent: list = []
-    window.train_panel.command_requested.disconnect(window._send)  # capture commands instead of starting a worker
-    window.train_panel.command_requested.connect(sent.append)
-    window.sent = sent
-    yield window
-    close_window(window)
 
 
 def test_form_is_generated_from_the_config_with_tooltips_ranges_and_choices(idle_window):

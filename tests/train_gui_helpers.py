@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_images, tiny_config
 
 
@@ -65,3 +67,16 @@ def partial_files(*folders: Path) -> list[Path]:
         if folder.is_dir():
             found += [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".old")) or p.name.startswith(".")]
     return found
+
+
+@pytest.fixture
+def idle_window(qtbot, tmp_path):
+    """A window with no worker: enough for the form and the checks before start; `window.sent` holds the
+    commands the Train panel asked for (captured instead of starting a worker)."""
+    window = open_window(qtbot, tmp_path, None, start_worker=False)
+    sent: list = []
+    window.train_panel.command_requested.disconnect(window._send)
+    window.train_panel.command_requested.connect(sent.append)
+    window.sent = sent
+    yield window
+    close_window(window)
