@@ -126,7 +126,7 @@ def read_events(path: Path) -> list[dict]:
             if st.st_size > MAX_EVENT_LOG_BYTES:  # the start (Started) and the newest events; lines cut are skipped
                 fh.seek(st.st_size - MAX_EVENT_LOG_BYTES // 2)
                 data = data[: MAX_EVENT_LOG_BYTES // 2] + b"\n" + fh.read(MAX_EVENT_LOG_BYTES // 2)
-        text = data.decode("utf-8", "replace")
+        text = data.decode("utf-8-sig", "replace")  # a BOM would hide the first event
     except OSError:
         return events
     for line in text.splitlines():

@@ -105,7 +105,8 @@ def load_state(project_dir: str | Path) -> DatasetState:
         return DatasetState()
     try:
         # a FIFO or a device in its place would hang the read; only a regular file of sane size is read
-        raw = json.loads(read_capped(path, "dataset file", limit=MAX_STATE_BYTES, error=DatasetError).decode("utf-8"))
+        data = read_capped(path, "dataset file", limit=MAX_STATE_BYTES, error=DatasetError)
+        raw = json.loads(data.decode("utf-8-sig"))  # a BOM, as Notepad saves it, is fine
     except DatasetError as exc:
         raise DatasetError(str(exc), hint="fix or delete the file; it holds exclude flags and crop/focus "
                                           "choices") from None

@@ -36,7 +36,7 @@ def read_config(path: Path, what: str) -> dict[str, Any]:
                              hint="the model folder is incomplete; copy or download it again")
     raw = read_capped(path, what, limit=CONFIG_LIMIT, error=ModelLoadError, hint=HINT)
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))  # a BOM, as some editors save, is fine
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelLoadError(f"{what}: {path} is not valid JSON (truncated or damaged)",
                              hint="the model folder is damaged; copy or download it again") from None
