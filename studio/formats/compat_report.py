@@ -128,7 +128,9 @@ def write_sidecar(lora_path: str | Path, report: CompatReport) -> Path:
     from studio.fileio import atomic_write_text
 
     path = sidecar_path(lora_path)
-    text = json.dumps(report_to_dict(report, Path(lora_path).name), ensure_ascii=False, indent=2)
+    # ASCII escapes: a file name that is not UTF-8 (surrogate-escaped on Linux) is written as \udcff, which
+    # reads back as the same name, where UTF-8 text could not hold it
+    text = json.dumps(report_to_dict(report, Path(lora_path).name), ensure_ascii=True, indent=2)
     atomic_write_text(path, text + "\n")
     return path
 

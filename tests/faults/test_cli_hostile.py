@@ -94,7 +94,8 @@ def test_inspect_and_mix_take_every_dtype(capsys, tmp_path, dtype, ledger):
     from studio.formats.reader import read_lora
 
     read_lora(tmp_path / "out" / "m.safetensors")  # finite, loadable
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.safetensors", "m.safetensors"]
+    # the merged LoRA and its per-loader compatibility report, nothing else
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.safetensors", "m.compat.json", "m.safetensors"]
 
 
 def test_a_lora_whose_path_is_not_utf8(tmp_path, ledger):
