@@ -27,7 +27,7 @@ DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- faults-table:start -->", "<!-- faults-table:end -->"
 # classes whose cases are generated hostile inputs (the acceptance counts these: at least 500)
 HOSTILE = ("safetensors:", "pickles:", "images:", "LoRA files:", "protocol:", "project files: corrupt",
-           "dataset state file:", "paths:", "numbers:", "refused writes: mix")
+           "dataset state file:", "paths:", "numbers:", "refused writes: mix", "text files:")
 
 
 def run_suite(ledger: Path, extra: list[str]) -> tuple[int, float, str]:
