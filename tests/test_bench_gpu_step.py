@@ -22,6 +22,7 @@ def load_bench():
     return module
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_tiny_cpu_mode_writes_results(tmp_path):
     bench = load_bench()
     assert bench.main(["--tiny-cpu", "--models", "sdxl", "--checkpointing", "on", "--steps", "1", "--warmup", "1",

@@ -24,6 +24,7 @@ def test_banner_colours_are_readable(name, kind):
     assert contrast_ratio(THEMES[name].text, THEMES[name].window) >= 4.5
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_dark_banner_is_dark_with_light_text(qtbot, theme):
     """The banner as drawn: its background pixel and its labels' text colour come from the dark theme."""
     from ui.widgets.status_banner import StatusBanner
@@ -54,6 +55,7 @@ def test_slider_track_and_status_text_stand_out(name):
     assert contrast_ratio(c.track, c.window) >= 3.0  # WCAG 1.4.11: controls
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_slider_groove_is_drawn_in_the_track_colour(qtbot, theme):
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QSlider
@@ -71,6 +73,7 @@ def test_slider_groove_is_drawn_in_the_track_colour(qtbot, theme):
     assert DARK.track in colours
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_status_bar_text_uses_the_theme_text(qtbot, theme):
     from PySide6.QtWidgets import QLabel, QMainWindow
 
@@ -84,6 +87,7 @@ def test_status_bar_text_uses_the_theme_text(qtbot, theme):
     assert label.palette().color(QPalette.ColorRole.WindowText).name() == DARK.text
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_chart_recolours_when_the_theme_switches(qtbot, theme):
     from ui.widgets.loss_chart import LossChart
 

@@ -41,6 +41,7 @@ def light(qapp):
 
 # --------------------------------------------------------------------------------------------------
 # theme
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_light_and_dark_palettes(qapp, light):
     from ui.theme import DARK, LIGHT, apply_theme, current_colors, current_theme
 
@@ -123,6 +124,7 @@ def test_welcome_fits_its_text_at_100_and_200_percent(scale):
 
 # --------------------------------------------------------------------------------------------------
 # About, Settings
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_about_shows_the_versions_and_copies_them(qtbot, light):
     import torch
 
@@ -139,6 +141,7 @@ def test_about_shows_the_versions_and_copies_them(qtbot, light):
     assert "torch:" in copied and "diffusers:" in copied and "RTX 3060" in copied
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_settings_dialog_edits_and_keeps_the_rest(qtbot, light, tmp_path):
     from ui.dialogs.settings_dialog import SettingsDialog
 
@@ -184,6 +187,7 @@ class Bump(QUndoCommand):
         self.box[0] -= 1
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_menus_and_shortcuts(qtbot, light):
     from ui.actions import build_menus, create_actions
 
@@ -215,6 +219,7 @@ def test_menus_and_shortcuts(qtbot, light):
     assert box == [1]
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_full_screen_toggles_back_to_the_previous_state(qtbot, light):
     from ui.actions import connect_full_screen, create_actions
 
@@ -233,6 +238,7 @@ def test_full_screen_toggles_back_to_the_previous_state(qtbot, light):
 
 # --------------------------------------------------------------------------------------------------
 # notifications and open-folder
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_notifies_only_when_the_window_is_in_the_background(qtbot, light):
     from ui.notifications import Notifier
 
@@ -255,6 +261,7 @@ def test_notifies_only_when_the_window_is_in_the_background(qtbot, light):
     assert failed.error and "out of memory" in failed.message
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_tray_notification_and_click_brings_the_window_back(qtbot, light):
     from ui.notifications import Notifier
 
@@ -292,6 +299,7 @@ def test_open_folder_button(qtbot, tmp_path):
 
 # --------------------------------------------------------------------------------------------------
 # welcome screen
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_welcome_on_a_cpu_machine_says_so(qtbot, light):
     from ui.dialogs.welcome import WelcomeDialog
 
@@ -316,6 +324,7 @@ def test_welcome_with_a_gpu_shows_it_and_the_recommended_preset(qtbot, light):
     assert dialog.preset.currentData() == "sdxl-12gb"
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_welcome_detects_the_hardware_by_itself(qtbot, light):
     from ui.dialogs.welcome import WelcomeDialog
 
@@ -326,6 +335,7 @@ def test_welcome_detects_the_hardware_by_itself(qtbot, light):
     assert "Checking" not in dialog.hardware_title.text()
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_welcome_recent_projects(qtbot, light, tmp_path):
     from ui.dialogs.welcome import WelcomeDialog
 
@@ -347,6 +357,7 @@ def test_welcome_recent_projects(qtbot, light, tmp_path):
     assert after.recent_projects[0] == str(kept.resolve())
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_welcome_open_existing(qtbot, light, tmp_path):
     from ui.dialogs.welcome import WelcomeDialog
 
@@ -360,6 +371,7 @@ def test_welcome_open_existing(qtbot, light, tmp_path):
     assert dialog.choice.kind == "open" and dialog.choice.project_file == tmp_path / "x" / "project.toml"
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_welcome_new_project_uses_the_chosen_preset(qtbot, light, tmp_path):
     from ui.dialogs.welcome import WelcomeDialog
 
@@ -384,6 +396,7 @@ def test_welcome_new_project_uses_the_chosen_preset(qtbot, light, tmp_path):
     assert again.choice is None and again.new_button.isEnabled()
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_show_at_startup_checkbox(qtbot, light):
     from ui.dialogs.welcome import WelcomeDialog
 

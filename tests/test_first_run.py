@@ -43,6 +43,7 @@ def close_app(window) -> None:
     assert not window.isVisible()
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_first_run_welcome_then_demo_then_train_tab(qtbot, fresh_user):
     window, shell = start_app(qtbot)
     # the welcome screen comes up by itself on a first run
@@ -77,6 +78,7 @@ def test_first_run_welcome_then_demo_then_train_tab(qtbot, fresh_user):
     close_app(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_settings_survive_a_restart(qtbot, fresh_user, tmp_path):
     window, shell = start_app(qtbot)
     qtbot.waitUntil(lambda: shell.welcome is not None and shell.welcome.isVisible(), timeout=5000)
@@ -112,6 +114,7 @@ def test_settings_survive_a_restart(qtbot, fresh_user, tmp_path):
         close_app(window2)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_menus_of_the_desktop_app(qtbot, fresh_user):
     from PySide6.QtGui import QKeySequence
 
@@ -139,6 +142,7 @@ def test_menus_of_the_desktop_app(qtbot, fresh_user):
         close_app(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_gui_demo_flag_opens_the_demo_without_the_welcome(qtbot, fresh_user):
     from ui.app import open_main_window, parse_args
 
@@ -155,6 +159,7 @@ def test_gui_demo_flag_opens_the_demo_without_the_welcome(qtbot, fresh_user):
         close_app(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_run_that_ends_in_the_background_is_announced(qtbot, fresh_user):
     from studio.events import Failed, Finished
 
@@ -177,6 +182,7 @@ def test_a_run_that_ends_in_the_background_is_announced(qtbot, fresh_user):
         close_app(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_open_recent_menu(qtbot, fresh_user, tmp_path):
     from studio.project import create_project
 

@@ -91,6 +91,7 @@ def test_tiny_sd15_lycoris_file_is_sd1_and_mixes_with_an_sd1_lora(tmp_path, sd1_
     assert merged.lora.modules[proj].delta_weight().abs().sum() > 0
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 @pytest.mark.parametrize("algo", ["loha", "lokr"])
 def test_real_size_sd15_lycoris_without_metadata_is_sd1_from_its_keys(tmp_path, algo):
     pipe = real_size_sd15()

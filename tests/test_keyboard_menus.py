@@ -34,6 +34,7 @@ def menu_entries(window) -> dict[str, list[str]]:
     return out
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_ctrl_numbers_and_ctrl_tab_switch_panels(qtbot, app_window):
     window, _ = app_window
     tabs = window.tabs
@@ -55,6 +56,7 @@ def test_ctrl_numbers_and_ctrl_tab_switch_panels(qtbot, app_window):
     assert tabs.currentIndex() == start
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_menus_hold_every_main_action_with_shortcuts(qtbot, app_window):
     window, shell = app_window
     menus = menu_entries(window)
@@ -84,6 +86,7 @@ def test_menus_hold_every_main_action_with_shortcuts(qtbot, app_window):
     assert {k: n for k, n in owners.items() if n > 1} == {}  # no ambiguous shortcut: Qt would fire neither
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_menu_actions_reach_their_panel(qtbot, app_window, monkeypatch):
     window, _ = app_window
     chosen: list[bool] = []

@@ -80,6 +80,7 @@ def test_merged_lora_loads_in_diffusers_with_every_key(tiny_sd1, tmp_path, rank)
     _assert_adapter_equals_file(target, "sd1", merged, "merged")
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_merged_lora_renders_like_its_sources_in_diffusers(tiny_sd1, tmp_path):
     """The concatenated merge at strength 1 is the sources at their strengths: same image in diffusers."""
     from studio.models.tiny import build_tiny_pipeline

@@ -173,6 +173,7 @@ def _render_diffusers_with_adapters(model: Path, loras, strengths) -> np.ndarray
     return np.asarray(out.images[0], dtype=np.int16)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_baked_checkpoint_renders_like_base_plus_loras(tiny_sd1, tmp_path):
     """Independent reference: diffusers' own LoRA loading (peft adapters at those strengths) on the base model."""
     from studio.mix.bake import bake

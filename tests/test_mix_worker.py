@@ -33,6 +33,7 @@ def _result(worker: WorkerProcess, request_id: int) -> MixResult:
         raise AssertionError(f"no result; saw {seen[-5:]}") from None
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, tmp_path):
     from studio.models.tiny import build_tiny_pipeline
 

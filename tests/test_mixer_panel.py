@@ -92,6 +92,7 @@ def test_two_loras_slider_preview_and_export(qtbot, panel, two_loras, tmp_path, 
     assert data["merged_from"] == "character, style"
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_strength_grid_renders_labelled_sheet(qtbot, panel, two_loras):
     for path in two_loras:
         panel.add_lora(path)
@@ -121,6 +122,7 @@ def test_wrong_family_lora_is_flagged_and_left_out(qtbot, panel, two_loras, tmp_
     qtbot.waitUntil(lambda: not panel.backend.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_preview_through_the_worker_process(qtbot, tiny_sd1, two_loras):
     """The app's wiring: the panel on a WorkerClient, the worker started on demand, the image coming back."""
     from ui.mixer_backend import WorkerPreviewBackend

@@ -64,6 +64,7 @@ def wait_scanned(qtbot, picker, n_models: int) -> None:
     qtbot.waitUntil(lambda: not picker.scanning and len(picker._models) == n_models, timeout=WAIT_MS)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_lists_the_models_in_the_settings_folders_and_chooses_one(qtbot, tmp_path, app_folders, models):
     from ui.settings import AppSettings, save_settings
 
@@ -96,6 +97,7 @@ def test_lists_the_models_in_the_settings_folders_and_chooses_one(qtbot, tmp_pat
         close_window(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_add_model_folder_is_saved_in_the_settings_and_scanned(qtbot, tmp_path, app_folders, models, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
@@ -116,6 +118,7 @@ def test_add_model_folder_is_saved_in_the_settings_and_scanned(qtbot, tmp_path, 
         close_window(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_project_model_is_listed_and_a_non_model_path_says_why(qtbot, tmp_path, app_folders, models, tiny_sd1):
     project = tmp_path / "project.toml"
     save_project(ProjectConfig().with_section("model", path=str(tiny_sd1)), project)
@@ -148,6 +151,7 @@ def test_project_model_is_listed_and_a_non_model_path_says_why(qtbot, tmp_path, 
         close_window(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_result_overtaken_by_a_newer_scan_is_dropped(qtbot, tmp_path, app_folders, models):
     from types import SimpleNamespace
 
@@ -168,6 +172,7 @@ def test_a_result_overtaken_by_a_newer_scan_is_dropped(qtbot, tmp_path, app_fold
         close_window(window)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_ckpt_files_are_offered_listed_and_their_ema_and_refusals_shown(qtbot, tmp_path, app_folders, tiny_sd1,
                                                                          monkeypatch):
     """Issue 16 B in the window: the file dialog offers .ckpt, the list shows an official-script .ckpt with its

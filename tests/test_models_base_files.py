@@ -108,6 +108,7 @@ def test_a_damaged_ckpt_gets_our_message(tmp_path, tiny_sd1, damage):
     assert "not a valid checkpoint (damaged or not a PyTorch file)" in problem
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_ema_weights_are_shown_and_chosen(tmp_path, tiny_sd1, tiny_configs):
     pipe = pipeline(tiny_sd1, "sd1")
     state = official.official_state_dict(pipe, "sd1")
@@ -153,6 +154,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return read_safetensors_header(path).metadata
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_the_export_records_which_ema_copy_was_trained(tmp_path, tiny_sd1, image_folder, tiny_configs):
     from studio.events import Failed, Finished
     from studio.train.engine import run_training
@@ -170,6 +172,7 @@ def test_the_export_records_which_ema_copy_was_trained(tmp_path, tiny_sd1, image
     assert read_metadata(finished.outputs[-1])["studio.base_model_ema"] == "ema"
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_ckpt_trains_one_step_from_the_cli(tmp_path, tiny_sd1, image_folder, tiny_configs, capsys):
     from studio.cli import main
 

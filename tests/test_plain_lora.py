@@ -34,6 +34,7 @@ def _layers(pipe):
     return {kohya_name_for(c, p, "sd1"): mod for c, p, mod in target_modules(pipe, te=True, conv=True)}
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_diffusers_renders_the_plain_copy_of_a_dora_file_within_the_reported_error(tiny_sd1, tmp_path):
     pipe = sd_pipeline(tiny_sd1)
     layers = _layers(pipe)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.events import Checkpoint, Failed, Finished, Progress
 from studio.train.engine import run_training
 from tests.conftest import tiny_config, train_until
@@ -13,6 +15,7 @@ def _losses(events) -> dict[int, float]:
     return {e.step: e.loss for e in events if isinstance(e, Progress)}
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tiny_sd1, image_folder, tmp_path):
     sections = dict(schedule={"max_steps": 6, "batch_size": 2}, output={"save_every_n_steps": 3,
                                                                        "directory": str(tmp_path / "a")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 
@@ -19,6 +20,7 @@ def _render(pipe) -> torch.Tensor:
                 output_type="pt", guidance_scale=5.0).images[0]
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sdxl_lora_trains_exports_sgm_names_and_loads_in_diffusers(tiny_sdxl, image_folder, tmp_path):
     from diffusers import StableDiffusionXLPipeline
 

@@ -71,6 +71,7 @@ def test_run_with_every_data_feature_resumes_exactly(tiny_sd1, tmp_path):
     assert json.loads(meta["ss_bucket_info"])["buckets"] == {"192x64": 2, "64x192": 2, "128x128": 4}
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sdxl_is_conditioned_on_each_images_real_size_and_crop(tiny_sdxl, tmp_path, monkeypatch):
     from studio.train import engine
 

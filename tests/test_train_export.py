@@ -30,6 +30,7 @@ def trained(tiny_sd1, image_folder, tmp_path_factory):
     return cfg, Path(finished.outputs[-1]), Path(checkpoint.path)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
     from peft.utils import set_peft_model_state_dict
 
@@ -113,6 +114,7 @@ def test_every_key_names_a_real_module_and_metadata_is_true(trained, tiny_sd1):
     assert meta["sshs_model_hash"] == tensor_bytes_hash(lora_path.read_bytes())
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_same_seed_gives_bit_identical_weights(tiny_sd1, image_folder, tmp_path):
     files = []
     for run in ("a", "b"):

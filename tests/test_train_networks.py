@@ -76,6 +76,7 @@ def _keys(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         return {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_locon_adapts_the_convolutions_with_their_own_rank_and_loads_in_diffusers(tiny_sd1, image_folder, tmp_path):
     cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, type="locon", conv_rank=2, conv_alpha=1.0)
     tensors, meta = _keys(lora)
@@ -94,6 +95,7 @@ def test_locon_adapts_the_convolutions_with_their_own_rank_and_loads_in_diffuser
     _assert_same_render(tiny_sd1, lora, cfg, checkpoint)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_folder, tmp_path):
     """LoCon + DoRA, so Linear, 1×1 and 3×3 conv layers are all covered. Every UNet layer's weight, as ComfyUI
     and Forge build it from our file (`tests/dora_consumers.py`), equals peft's merged DoRA weight.
@@ -142,6 +144,7 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
     assert not any("lora_magnitude_vector" in n for n, _ in pipe.unet.named_parameters())
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_rslora_folds_its_scale_into_the_exported_alpha(tiny_sd1, image_folder, tmp_path):
     cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, rslora=True, rank=4, alpha=2.0)
     tensors, meta = _keys(lora)
@@ -171,6 +174,7 @@ def test_our_pissa_init_equals_peft_on_linear_layers():
     assert torch.allclose(ours(x), model()(x), atol=1e-5)  # the sum of base and adapter is the original
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_pissa_export_is_the_change_from_the_start_at_twice_the_rank(tiny_sd1, image_folder, tmp_path):
     cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, init="pissa", rank=2, alpha=2.0)
     tensors, meta = _keys(lora)
@@ -209,6 +213,7 @@ def _delta_weights_match(lora: Path, model_dir: Path, cfg, checkpoint: Path) -> 
 
 @pytest.mark.parametrize("kind, keys", [("loha", {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "alpha"}),
                                         ("lokr", {"lokr_w1", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "alpha"})])
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_loha_and_lokr_export_the_lycoris_layout_with_peft_delta_weights(tiny_sd1, image_folder, tmp_path, kind,
                                                                          keys):
     cfg, lora, checkpoint = _train(tiny_sd1, image_folder, tmp_path, type=kind, conv_rank=2)
@@ -271,6 +276,7 @@ def test_quantised_base_trains_the_adapter_on_top(tiny_sd1, mode):
     assert all(p.grad is None for p in unet.parameters() if not p.requires_grad)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sdxl_locon_exports_sgm_resnet_names_that_diffusers_loads(tiny_sdxl, image_folder, tmp_path):
     from diffusers import StableDiffusionXLPipeline
 

@@ -156,6 +156,7 @@ def test_v_prediction_target_and_zero_terminal_snr():
         training_scheduler(_ddpm(), zero_terminal_snr=True, prediction="epsilon")
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_v_prediction_run_with_every_objective_option(tiny_sd2v, image_folder, tmp_path):
     cfg = tiny_config(tiny_sd2v, image_folder, tmp_path,
                       schedule={"max_steps": 3, "batch_size": 2, "noise_offset": 0.05, "pyramid_noise_iterations": 4,

@@ -110,6 +110,7 @@ def test_schedules_follow_their_formulas():
                     schedule_free=True)) == {1.0}
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_gradient_clipping_caps_the_norm_the_optimizer_sees(tiny_sd1, image_folder, tmp_path, monkeypatch):
     from studio.train import engine
 

@@ -62,6 +62,7 @@ def test_disk_cache_reuses_latents_until_image_size_flip_or_vae_change(tiny_sd1,
     assert _prepare(data, vae, cache).cache_misses <= 1  # a damaged entry is simply encoded again
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_second_run_of_a_project_reads_latents_from_its_cache(tiny_sd1, tmp_path):
     data = make_images(tmp_path / "data", n=4)
     cfg = tiny_config(tiny_sd1, data, tmp_path / "out", dataset={"latent_cache": "disk"},

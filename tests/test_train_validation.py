@@ -53,6 +53,7 @@ def _validations(events) -> dict[int, float]:
     return {e.step: e.loss for e in events if isinstance(e, Validation)}
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_validation_loss_is_fixed_noise_and_charted_every_n_steps(tiny_sd1, tmp_path):
     data = make_images(tmp_path / "d", n=6)
     common = dict(sampling={"validation_percent": 34.0, "validation_every_n_steps": 2},
@@ -70,6 +71,7 @@ def test_validation_loss_is_fixed_noise_and_charted_every_n_steps(tiny_sd1, tmp_
     assert moving[2] != values[2]
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_upward_trend_becomes_a_log_warning(tiny_sd1, tmp_path, monkeypatch):
     from studio.train import validation
 
@@ -86,6 +88,7 @@ def test_upward_trend_becomes_a_log_warning(tiny_sd1, tmp_path, monkeypatch):
     assert isinstance(events[index - 1], Validation) and events[index - 1].step == 2
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sample_grid_has_a_row_per_save_and_tensorboard_has_everything(tiny_sd1, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -137,6 +137,7 @@ def test_log_view_colours_levels_and_hides_debug(qtbot):
     assert "info: hello" in text and "error: <b>boom</b>" in text and "noise" not in text
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_worker_client_reports_start_ready_and_kill(qtbot):
     import os
     import signal

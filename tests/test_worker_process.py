@@ -33,6 +33,7 @@ def worker():
     w.wait_exited(10)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_worker_announces_itself_heartbeats_answers_and_exits_cleanly(worker):
     first = worker.get(timeout=30)
     assert isinstance(first, p.Starting) and first.pid == worker.pid
@@ -61,6 +62,7 @@ def test_a_bad_line_is_reported_and_the_worker_keeps_going(worker):
     assert worker.wait_for(p.Pong, 30).nonce == 1
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_job_errors_come_back_as_failed_with_a_hint(worker, tmp_path):
     worker.send(p.Start(config_toml="[schedule\nmax_steps = 3", project_file=str(tmp_path / "project.toml")))
     failed = worker.wait_for(ev.Failed, 120)

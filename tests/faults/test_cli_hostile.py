@@ -59,6 +59,7 @@ def _refused(ledger, code: int, err: str, expected: str, unchanged: bool = True)
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 @pytest.mark.skipif(sys.platform == "win32", reason="a pipe closed under the writer is POSIX behaviour")
 def test_a_closed_stdout_ends_inspect_quietly(tmp_path, ledger):
     """`inspect --json … | head -c 1`: the reader is gone before the first write; no BrokenPipeError text."""
@@ -98,6 +99,7 @@ def test_inspect_and_mix_take_every_dtype(capsys, tmp_path, dtype, ledger):
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.safetensors", "m.compat.json", "m.safetensors"]
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_lora_whose_path_is_not_utf8(tmp_path, ledger):
     """Through a real process: the output path is printed as its own bytes, so a script can open it."""
     src = non_utf8_name(tmp_path, "lora", ".safetensors")
@@ -123,6 +125,7 @@ def test_a_lora_whose_path_is_not_utf8(tmp_path, ledger):
     assert read_lora(target).modules  # written and readable
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_an_image_whose_name_is_not_utf8_trains(capsys, tiny_sd1, tmp_path, ledger):
     data = make_images(tmp_path / "data", n=4)
     odd = non_utf8_name(data, "photo", ".png")

@@ -144,6 +144,7 @@ def test_a_kill_between_save_and_prune_keeps_a_complete_checkpoint(tmp_path, kee
     assert len(list((run / "checkpoints").glob("checkpoint-*"))) == keep
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_resume_from_damaged_checkpoints_is_a_clear_failure(ledger, tiny_sd1, image_folder, tmp_path, marker):
     """The same through the engine: resume ends in a Failed event that says what is wrong, never 'a bug'."""
     from studio.events import Checkpoint, Failed

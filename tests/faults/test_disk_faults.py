@@ -327,6 +327,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_file_size_limit_in_a_child_process(ledger, tmp_path):
     """Without root: RLIMIT_FSIZE makes every write past 2 kB fail (EFBIG), a failing write at any size."""
     proc = subprocess.run([sys.executable, "-c", RLIMIT_CHILD, str(tmp_path), str(ROOT)], capture_output=True,

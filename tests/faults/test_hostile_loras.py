@@ -9,11 +9,14 @@ for another family loads with that family detected (the mixer refuses to apply i
 
 from __future__ import annotations
 
+import pytest
+
 from tests.faults.test_hostile_safetensors import run_fuzz
 
 FAULT = "LoRA files: NaN/Inf, alphas, shapes, other models, metadata"
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_hostile_lora_files(ledger, tmp_path):
     proc, lines = run_fuzz("loras", tmp_path)
     cases = [x for x in lines if "case" in x]

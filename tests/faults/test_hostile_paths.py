@@ -26,6 +26,7 @@ FAULT = "paths: FIFO, device, huge, folder, symlink loop/dangling, per reader"
 TIMEOUT_S = 240  # the child builds one tiny model, then ~90 cases of milliseconds each; a hang is minutes
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 @pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, devices and symlinks need POSIX")
 def test_every_reader_refuses_what_is_not_a_file(tmp_path, ledger):
     results = tmp_path / "results.jsonl"

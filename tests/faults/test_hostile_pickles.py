@@ -204,6 +204,7 @@ def test_a_plain_tensor_checkpoint_still_loads(tmp_path):
     assert torch.equal(load_state_dict(path)["a.weight"], torch.ones(2, 2))
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_resume_from_a_checkpoint_with_a_swapped_optimizer_file(ledger, tiny_sd1, image_folder, tmp_path, marker):
     """A run folder from someone else: its optimizer.pt carries a payload. Resume refuses; nothing runs."""
     from studio.events import Checkpoint, Failed

@@ -61,6 +61,7 @@ def judge(ledger, fault_class: str, proc, lines: list[dict]) -> list[str]:
     return broken
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_hostile_safetensors_headers_are_refused_clearly(ledger, tmp_path):
     proc, lines = run_fuzz("safetensors", tmp_path)
     cases = [x for x in lines if "case" in x]

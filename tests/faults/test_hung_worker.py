@@ -36,6 +36,7 @@ class Ticks:
         return max((b - a for a, b in zip(t, t[1:])), default=float("inf"))
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_stopped_worker_is_detected_and_the_window_stays_responsive(ledger, qtbot, tmp_path):
     from ui.worker_client import WorkerClient
 

@@ -122,6 +122,7 @@ def check_outputs(run_dir: Path, out_dir: Path) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_images, tmp_path):
     """One chain: kill, check, resume (and kill again at the next point), …, then a last resume that finishes."""
     from studio.train import checkpoint as ckpt
@@ -178,6 +179,7 @@ def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_
     assert not broken, "\n".join(broken)
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_sigkill_of_the_real_worker_then_resume_in_a_new_one(ledger, tiny_sd1, small_images, tmp_path):
     """The same through the worker process and its client: kill it mid-run, resume in a fresh worker."""
     from studio.config import dumps_project

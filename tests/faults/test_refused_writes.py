@@ -186,6 +186,7 @@ def test_resume_of_an_old_checkpoint_with_another_optimizer(finished_run, tmp_pa
                     "the checkpoint was trained with another optimizer", "its config.toml")
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_resume_with_swapped_weights(finished_run, tiny_sd1, image_folder, tmp_path, ledger):
     """The adapter file of another run (rank 2) in this checkpoint: refused, nothing written."""
     cfg, checkpoint, _ = finished_run

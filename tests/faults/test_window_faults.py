@@ -28,6 +28,7 @@ CORRUPT = {
 }
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_corrupt_project_files_in_the_window(ledger, qtbot, tmp_path):
     from studio.project_recovery import check_project
 
@@ -77,6 +78,7 @@ out.flush()
 """
 
 
+@pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_a_worker_writing_garbage_does_not_take_the_window_down(ledger, qtbot, tmp_path):
     from studio.worker import protocol as p
     from ui.worker_client import WorkerClient
