@@ -39,7 +39,8 @@ def _reset_peak() -> bool:
         return False
 
 
-def _outcome(fn: Callable[[], object], clear: tuple[type[BaseException], ...]) -> str:
+def outcome(fn: Callable[[], object], clear: tuple[type[BaseException], ...]) -> str:
+    """`ok`, `error:<type>:<message>` for the exceptions in `clear`, else `crash:<type>:<message>`."""
     try:
         fn()
     except clear as exc:
@@ -121,7 +122,7 @@ def main(argv: list[str]) -> int:
             for name, fn in loaders.items():
                 before = _status_kb("VmRSS")
                 _reset_peak()
-                results[name] = _outcome(fn, clear)
+                results[name] = outcome(fn, clear)
                 growth = max(growth, _status_kb("VmHWM") - before if can_reset else 0)
             signal.alarm(0)
             intact = (hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "") == digest

@@ -32,18 +32,6 @@ READERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _outcome(fn: Callable[[], object]) -> str:
-    from studio.errors import StudioError
-
-    try:
-        fn()
-    except StudioError as exc:
-        return f"error:{type(exc).__name__}:{str(exc)[:400]}"
-    except BaseException as exc:  # noqa: BLE001 - anything else is what we are looking for
-        return f"crash:{type(exc).__name__}:{str(exc)[:400]}"
-    return "ok"
-
-
 def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[], object]]]:
     from studio.config import load_project
     from studio.dataset.check import _load_cache, check_image
@@ -140,8 +128,10 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
+    from studio.errors import StudioError
     from studio.libraries import quiet_libraries
     from studio.models.tiny import save_tiny_model
+    from tests.faults.fuzz_runner import outcome
 
     quiet_libraries()
     with tempfile.TemporaryDirectory() as tmp, open(out, "w", encoding="utf-8") as fh:
@@ -151,7 +141,8 @@ def main(argv: list[str]) -> int:
         for case_id, expect, kind, fn in _cases(root / "cases", model):
             fh.write(json.dumps({"begin": case_id}) + "\n")
             fh.flush()
-            fh.write(json.dumps({"case": case_id, "expect": expect, "kind": kind, "outcome": _outcome(fn)}) + "\n")
+            result = outcome(fn, (StudioError,))
+            fh.write(json.dumps({"case": case_id, "expect": expect, "kind": kind, "outcome": result}) + "\n")
             fh.flush()
     return 0
 
