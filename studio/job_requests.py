@@ -1,0 +1,138 @@
+"""Every long job the worker runs, as one typed request each: what the window (or the CLI) asks for.
+
+A request is a command of the worker protocol (`studio.worker.protocol` lists them all), so it crosses
+the pipe as `{"v": 1, "type": "<type>", ...fields}` and is decoded strictly into exactly this class: no
+dict of parameters, no function name. The worker looks the class up in its own job table
+(`studio.worker.jobs.JOBS`); a type that is not in the table is refused before anything is imported.
+
+`request_id` is chosen by the sender and comes back in the job's `job_started` / `job_ended` events and
+in its results, so each panel knows which events are its own without guessing from the order or a text.
+Torch-free and Qt-free: both processes import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from studio.mix.grid import GridAxis
+from studio.mix.request import MixEntry, RenderRequest
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRequest:
+    """Base of every job's request. `title` is how the window's job list names the kind of job."""
+
+    type: ClassVar[str] = "job"
+    title: ClassVar[str] = "job"
+    request_id: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRequest(JobRequest):
+    """A training run. The config travels as TOML text so unsaved edits in the form are what trains."""
+
+    type: ClassVar[str] = "start"
+    title: ClassVar[str] = "training"
+    config_toml: str
+    project_file: str | None = None
+    resume_from: str | None = None
+    run_dir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixPreviewRequest(JobRequest):
+    """One preview image of a mix on `base`, written as a PNG to `out`."""
+
+    type: ClassVar[str] = "mix_preview"
+    title: ClassVar[str] = "mixer preview"
+    base: str
+    out: str
+    request: RenderRequest
+    device: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixGridRequest(JobRequest):
+    """A strength grid: `x` (and optionally `y`) strengths of one LoRA each, every cell a preview."""
+
+    type: ClassVar[str] = "mix_grid"
+    title: ClassVar[str] = "strength grid"
+    base: str
+    out: str
+    request: RenderRequest
+    x: GridAxis
+    y: GridAxis | None = None
+    device: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixExportRequest(JobRequest):
+    """The mix as one LoRA file; `rank` None concatenates the factors (exact), a number re-factors by SVD."""
+
+    type: ClassVar[str] = "mix_export"
+    title: ClassVar[str] = "merged export"
+    loras: tuple[MixEntry, ...]
+    out: str
+    rank: int | None = None
+    dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixBakeRequest(JobRequest):
+    """The mix baked into a copy of the base checkpoint; `dtype` None keeps the base model's."""
+
+    type: ClassVar[str] = "mix_bake"
+    title: ClassVar[str] = "bake into checkpoint"
+    base: str
+    loras: tuple[MixEntry, ...]
+    out: str
+    dtype: Literal["fp16", "bf16", "fp32"] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlainCopyRequest(JobRequest):
+    """A plain-LoRA copy of `src` (docs/compatibility.md); `base` is needed only for DoRA files."""
+
+    type: ClassVar[str] = "mix_plain"
+    title: ClassVar[str] = "plain-LoRA copy"
+    src: str
+    out: str
+    rank: int
+    base: str | None = None
+    dtype: Literal["fp16", "bf16", "fp32"] = "fp16"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AutoCaptionRequest(JobRequest):
+    """Captions for `images` from a local captioning model (WD14 tagger or a transformers captioner)."""
+
+    type: ClassVar[str] = "autocaption"
+    title: ClassVar[str] = "auto-captioning"
+    model: str
+    images: tuple[str, ...]
+    mode: Literal["append", "replace", "only-empty"] = "append"
+    kind: Literal["auto", "transformers", "wd14"] = "auto"
+    threshold: float = 0.35
+    character_threshold: float = 0.85
+    max_new_tokens: int = 40
+    batch_size: int = 4
+    prompt: str = ""
+    caption_extension: str = ".txt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoProjectRequest(JobRequest):
+    """Create (or reuse) the demo project in `folder`: its tiny model is built with diffusers, so never in
+    the window's process."""
+
+    type: ClassVar[str] = "demo_project"
+    title: ClassVar[str] = "demo project"
+    folder: str
+
+
+#: every request type, in the order the job list shows them; the protocol's command table is built from it
+JOB_REQUEST_TYPES: tuple[type[JobRequest], ...] = (
+    TrainRequest, MixPreviewRequest, MixGridRequest, MixExportRequest, MixBakeRequest, PlainCopyRequest,
+    AutoCaptionRequest, DemoProjectRequest,
+)
