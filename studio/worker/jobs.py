@@ -57,7 +57,13 @@ def train_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
     from studio.config import loads_project
     from studio.train.engine import run_training
 
+    from studio.events import Log
+    from studio.validate import require_valid
+
     project_file = params.get("project_file")
     cfg = loads_project(params["config_toml"], project_file or "the training settings")
+    # the checks the CLI and the form run, before the model loads: every error at once, in the same words
+    for warning in require_valid(cfg, project_file):
+        yield Log(level="warning", text=f"{warning.message} ({warning.hint})" if warning.hint else warning.message)
     yield from run_training(cfg, project_file=Path(project_file) if project_file else None, control=control,
                             resume_from=params.get("resume_from"), run_dir=params.get("run_dir"))
