@@ -50,11 +50,12 @@ def test_impossible_values_are_highlighted_and_nothing_starts(idle_window, qtbot
     panel = idle_window.train_panel
     panel.form.editor("optimizer", "unet_lr")._edit.setText("fast")
     qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
-    assert panel.form.marked_fields() == [("optimizer", "unet_lr")]
-    assert "not a number" in panel.banner.text() and panel.banner.isVisible()
+    # every problem at once: the typo and what the empty project lacks
+    assert panel.form.marked_fields() == [("optimizer", "unet_lr"), ("model", "path"), ("dataset", "folders")]
+    assert "[optimizer] unet_lr is 'fast', expected a number" in panel.banner.text() and panel.banner.isVisible()
     panel.form.editor("optimizer", "unet_lr")._edit.setText("2.5")
     qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
-    assert "outside 0 – 1" in panel.banner.text()
+    assert "[optimizer] unet_lr is 2.5, expected a value between 0.0 and 1.0" in panel.banner.text()
     assert idle_window.sent == []
 
 

@@ -21,11 +21,13 @@ from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from studio.worker.preflight import Problem, preflight
+from studio.errors import Problem
+from studio.validate import check_files, errors_of, validate
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
 from ui.widgets.compat_report_view import CompatReportView
+from ui.panels.train_checks import FormChecks
 from ui.widgets.config_form import ConfigForm, FormError
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
@@ -42,9 +44,10 @@ JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished
 
 
 def check_and_save(cfg: ProjectConfig, project_file: Path) -> list[Problem]:
-    """Pool thread: the preflight checks, and the project saved when they pass (what trains is what is saved)."""
-    problems = preflight(cfg, project_file)
-    if not any(pr.severity == "error" for pr in problems):
+    """Pool thread: the disk check (`check_files`), and the project saved when it and `validate` pass (what
+    trains is what is saved). Returns the disk check's problems; the form has the others."""
+    problems = check_files(cfg, project_file)
+    if not errors_of(validate(cfg) + problems):
         save_project(cfg, project_file)
     return problems
 
@@ -110,6 +113,7 @@ class TrainPanel(QWidget):
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
         self._plain_pending = False  # a plain-LoRA copy was sent and its job has not started yet
         self._build()
+        self.checks = FormChecks(self.form, self.banner, lambda: self.project_file, lambda: self.run_state == "idle")
         self._wire()
         self._set_run_state("idle")
 
@@ -200,13 +204,12 @@ class TrainPanel(QWidget):
         self.model_picker.set_folders(folders)
 
     def current_config(self) -> ProjectConfig:
-        """The form's config; raises FormError (and highlights the field) if a value is impossible."""
-        self.form.clear_marks()
+        """The form's config; raises FormError (the fields highlighted, the banner listing them) if a value
+        is impossible."""
         try:
             return self.form.config()
-        except FormError as exc:
-            self.form.mark(exc.section, exc.name, str(exc))
-            self.banner.show_message("error", str(exc), "Fix the highlighted field.")
+        except FormError:
+            self.form.reveal()
             raise
 
     def _apply_preset(self, index: int) -> None:
@@ -253,24 +256,21 @@ class TrainPanel(QWidget):
             self.project_file_chosen.emit(self.project_file)
             self.history.set_project_dir(self.project_file.parent)
         self.banner.hide()
+        self.checks.forget()
         self._set_run_state("checking")
         project_file = self.project_file
         run_in_background(check_and_save, cfg, project_file,
                           on_done=lambda problems: self._checked(cfg, project_file, problems),
                           on_error=self._check_failed)
 
-    def _checked(self, cfg: ProjectConfig, project_file: Path, problems: list[Problem]) -> None:
-        errors = [pr for pr in problems if pr.severity == "error"]
-        for pr in reversed(problems):  # the first problem ends up focused
-            if pr.severity == "error":
-                self.form.mark(pr.section, pr.field, pr.message)
+    def _checked(self, cfg: ProjectConfig, project_file: Path, file_problems: list[Problem]) -> None:
+        self._set_run_state("idle")
+        self.checks.files_checked(file_problems)
+        problems = self.form.problems()
         for pr in problems:
-            self.log.add(pr.severity, f"[{pr.section}] {pr.field}: {pr.message}")
-        if errors:
-            more = f" (and {len(errors) - 1} more, highlighted)" if len(errors) > 1 else ""
-            self.banner.show_message("error", f"Cannot start: {errors[0].message}{more}",
-                                     "Fix the highlighted fields, then press Start again.")
-            self._set_run_state("idle")
+            self.log.add(pr.severity, f"[{pr.section}] {pr.key}: {pr.message}")
+        if errors_of(problems):
+            self.form.reveal()  # the banner lists them all, the first field is focused
             return
         if problems:
             self.banner.show_message("warning", problems[0].message, "The run starts anyway.")
