@@ -116,13 +116,13 @@ def _model_files(cfg: ProjectConfig, project_file: str | Path | None) -> list[Pr
     if not cfg.model.path.strip():
         return []  # validate() says so
     model = resolve_path(project_file, cfg.model.path)
-    if not model.exists():
-        return [Problem("model", "path", f"the base model {model} does not exist",
-                        hint="choose a diffusers folder or a .safetensors / .ckpt checkpoint")]
-    # the one rule of which files are models and how they read: the loader's and the model picker's own check
+    # the loader's first look (a missing or damaged folder, a FIFO) and then the one rule of which files are
+    # models and how they read, the loader's and the model picker's own: the same words everywhere
     from studio.models.detect import detect_model
+    from studio.models.entry_check import check_model_path
 
     try:
+        check_model_path(model)
         detect_model(model, family=cfg.model.family, prediction=cfg.model.prediction, ema=cfg.model.ema)
     except StudioError as exc:
         text = str(exc)
@@ -140,21 +140,27 @@ def _image_folders(cfg: ProjectConfig, project_file: str | Path | None) -> list[
     ds = cfg.dataset
     for key, values in (("folders", ds.folders), ("regularization_folders", ds.regularization_folders)):
         folders = [resolve_path(project_file, f) for f in values]
-        missing = [str(f) for f in folders if not f.is_dir()]
+        missing = [f"{f}: folder not found" for f in folders if not f.is_dir()]
         if missing:
-            out.append(Problem("dataset", key, "folder not found: " + ", ".join(missing),
-                               hint="check the path, or remove it from the list"))
-        elif key == "folders" and folders:
+            out.append(Problem("dataset", key, "; ".join(missing), hint="check the path, or remove it from the list"))
+        elif folders:
             scan = scan_folders(folders, caption_extension=ds.caption_extension,
                                 default_caption=ds.default_caption, default_repeats=ds.repeats)
             if not scan.images:
-                out.append(Problem("dataset", key, "the dataset folders hold no images (.png, .jpg, .webp)",
-                                   hint="add a folder that holds the training images"))
+                out.append(Problem("dataset", key, no_images_message(folders), hint=NO_IMAGES_HINT))
     missing = [v for v in cfg.sampling.validation_images if not resolve_path(project_file, v).exists()]
     if missing:
         out.append(Problem("sampling", "validation_images", "not found: " + ", ".join(missing),
                            hint="check the path, or remove it from the list"))
     return out
+
+
+NO_IMAGES_HINT = "add .png/.jpg/.webp images (captions go in .txt files beside them)"
+
+
+def no_images_message(folders: list[Path]) -> str:
+    """The words for folders that hold no image (the engine's dataset loader says the same)."""
+    return f"no images found in {', '.join(str(f) for f in folders)}"
 
 
 def _output_folder(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:

@@ -72,7 +72,7 @@ def test_missing_model_and_empty_dataset_are_caught_before_start(qtbot, tmp_path
         qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.run_state == "idle" and bool(panel.form.marked_fields()), timeout=10_000)
         assert set(panel.form.marked_fields()) == {("model", "path"), ("dataset", "folders")}
-        assert "does not exist" in panel.banner.text()
+        assert "base model not found" in panel.banner.text()
         assert sent == []
     finally:
         close_window(window)
