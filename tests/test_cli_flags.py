@@ -112,5 +112,7 @@ def test_a_project_file_then_flags(tmp_path):
     assert cfg.network.rank == 8 and problems == []
     with pytest.raises(ConfigError) as info:  # the folder `m` is no model: the disk check says so, with its field
         build_config(args)
-    assert str(info.value) == f"{tmp_path / 'm'}: not a diffusers model folder (no model_index.json)"
-    assert (info.value.section, info.value.key) == ("model", "path")
+    assert str(info.value).splitlines() == ["add a folder of training images",
+                                            f"{tmp_path / 'm'}: not a diffusers model folder (no model_index.json)"]
+    assert (info.value.section, info.value.key) == ("dataset", "folders")
+    assert [(p.section, p.key) for p in info.value.problems] == [("dataset", "folders"), ("model", "path")]
