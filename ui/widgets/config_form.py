@@ -92,6 +92,7 @@ class ConfigForm(QWidget):
             layout.addWidget(self._build_group(section, title))
         layout.addStretch(1)
         guard_wheel_in(self)  # the form scrolls under the wheel; its numbers change only once clicked into
+        self.set_config(self._base)  # every editor holds a value from the start
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
         group = QGroupBox(title)
@@ -218,7 +219,13 @@ class ConfigForm(QWidget):
                 values.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
         cfg = self._base
         for section, changes in values.items():
-            current = build_section(section, changes, getattr(cfg, section), "form")
+            while True:
+                try:
+                    current = build_section(section, changes, getattr(cfg, section), "form")
+                    break
+                except ConfigError as exc:  # a field not judged yet: it is now, and keeps the loaded value
+                    self._field_problems[(section, exc.key)] = exc.problems[0]
+                    changes.pop(exc.key)
             cfg = cfg.with_section(section, **{f.name: getattr(current, f.name) for f in fields(current)})
         return cfg
 
