@@ -111,14 +111,3 @@ class Failed(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls for cls in (Started, Progress, JobProgress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 }
-
-
-def event_to_dict(event: Event) -> dict:
-    """A JSON-ready dict tagged with the event's type name."""
-    from dataclasses import asdict
-
-    data = asdict(event)
-    for key, value in data.items():
-        if isinstance(value, tuple):
-            data[key] = list(value)
-    return {"type": event.type, **data}

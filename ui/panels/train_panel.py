@@ -66,11 +66,11 @@ def after_worker_death(run_dir: Path | None, output_dir: Path | None) -> tuple[l
     return removed, last_checkpoint(run_dir)
 
 
-def history_until(run_dir: Path, step: int) -> tuple[list[dict], list[tuple[int, str, str]]]:
+def history_until(run_dir: Path, step: int) -> tuple[list[Progress], list[tuple[int, str, str]]]:
     """Pool thread: progress points and previews a resumed run already made, up to its checkpoint."""
     events = read_events(run_dir / "events.jsonl")
-    points = [e for e in events if e.get("type") == "progress" and int(e.get("step", 0)) <= step]
-    by_step = {int(e["step"]): e for e in points}  # a killed and resumed run repeats steps; keep the latest
+    points = [e for e in events if isinstance(e, Progress) and e.step <= step]
+    by_step = {e.step: e for e in points}  # a killed and resumed run repeats steps; keep the latest
     samples = [s for s in sample_images(run_dir) if s[0] <= step]
     return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
 
@@ -458,13 +458,13 @@ class TrainPanel(QWidget):
                                   on_done=lambda h: self._prefill(run_dir, *h))
         self.history.refresh()
 
-    def _prefill(self, run_dir: Path, points: list[dict], samples: list[tuple[int, str, str]]) -> None:
+    def _prefill(self, run_dir: Path, points: list[Progress], samples: list[tuple[int, str, str]]) -> None:
         if run_dir != self.run_dir:
             return
         have = self.chart.last()
         for e in points:
-            if have is None or e["step"] < have[0]:
-                self.chart.add(int(e["step"]), e["loss"], e["smoothed_loss"], e["lr"])
+            if have is None or e.step < have[0]:
+                self.chart.add(e.step, e.loss, e.smoothed_loss, e.lr)
         shown = {(t.step, t.path) for t in self.gallery.thumbnails}
         for step, prompt, path in samples:
             if (step, path) not in shown:
