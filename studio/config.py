@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +25,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import tomli_w
 
+from studio.codec import CodecError, describe, from_data
 from studio.errors import ConfigError, Problem, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
@@ -272,62 +274,22 @@ def section_type(name: str) -> type:
 
 
 # --------------------------------------------------------------------------------------------------
-# Conversion between TOML values and typed fields
+# Checking TOML values (and the form's and the CLI's) against typed fields
 
 
-def _describe(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0])}"
-        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """Return `value` as type `tp`, or raise TypeError/ValueError with what was expected."""
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ValueError(_describe(tp))
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(_describe(tp))
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise ValueError(_describe(tp))
-        return tuple(_coerce(v, a) for v, a in zip(value, args))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(_describe(tp))
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(_describe(tp))
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(_describe(tp))
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(_describe(tp))
-        return value
-    raise TypeError(f"unsupported field type {tp!r}")  # pragma: no cover - a programming error
+def _type_problem(section: str, key: str, value: Any, tp: Any) -> tuple[Any, Problem | None]:
+    """`value` converted to `tp` by the one codec, or the problem in our words (`[optimizer] betas[1] is 'x',
+    expected a number`: a list's wrong item is named by its index)."""
+    try:
+        return from_data(value, tp), None
+    except CodecError as exc:
+        text = str(exc)
+        expected = text.rpartition(", expected ")[2] if ", expected " in text else describe(tp)
+        where, shown = f"[{section}] {key}", value
+        item = re.fullmatch(r"\[(\d+)\]", exc.path or "")
+        if item and isinstance(value, (list, tuple)) and int(item.group(1)) < len(value):
+            where, shown = f"{where}{exc.path}", value[int(item.group(1))]
+        return value, Problem(section, key, f"{where} is {shown!r}, expected {expected}")
 
 
 def _range_problem(value: Any, meta: dict[str, Any]) -> str | None:
@@ -345,10 +307,9 @@ def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, 
     """`value` as the field's type, or the problem with it; each number of a list is checked on its own
     (`betas[1]`)."""
     where = f"[{section}] {key}"
-    try:
-        coerced = _coerce(value, tp)
-    except (TypeError, ValueError) as exc:
-        return value, Problem(section, key, f"{where} is {value!r}, expected {exc}")
+    coerced, problem = _type_problem(section, key, value, tp)
+    if problem is not None:
+        return value, problem
     items = enumerate(coerced) if isinstance(coerced, tuple) else [(None, coerced)]
     for i, item in items:
         wrong = _range_problem(item, meta)
