@@ -167,6 +167,20 @@ def _notes(tmp: Path) -> Path:
     return tmp / "notes.txt"
 
 
+_TINY_MODEL: list[Path] = []  # the session's tiny model, set by the test (the cases are built at import)
+
+
+def _broken_folder(tmp: Path) -> Path:
+    """A diffusers folder whose UNet config was lost (a copy cut short)."""
+    import shutil
+
+    folder = tmp / "broken-model"
+    if not folder.exists():
+        shutil.copytree(_TINY_MODEL[0], folder)
+        (folder / "unet" / "config.json").unlink()
+    return folder
+
+
 def _a_file(tmp: Path) -> Path:
     (tmp / "taken").write_text("a file where the export folder goes")
     return tmp / "taken"
@@ -186,6 +200,8 @@ BAD = [
         _set("model", "path", lambda t: str(_notes(t)))),
     Bad("broken .ckpt", "model", "path", lambda t: ["--model", str(_broken_ckpt(t))],
         _set("model", "path", lambda t: str(_broken_ckpt(t)))),
+    Bad("broken diffusers folder", "model", "path", lambda t: ["--model", str(_broken_folder(t))],
+        _set("model", "path", lambda t: str(_broken_folder(t)))),
     Bad("bad output path", "output", "directory", lambda t: ["--out", str(_a_file(t))],
         _set("output", "directory", lambda t: str(_a_file(t)))),
     Bad("preview size", "sampling", "width", lambda t: ["--sampling-width", "100"],
@@ -206,6 +222,7 @@ def test_the_form_and_the_cli_refuse_with_the_same_words(bad, panel, qtbot, caps
     from studio.train import engine
 
     monkeypatch.setattr(engine, "run_training", lambda *a, **k: pytest.fail("the CLI trained a bad config"))
+    _TINY_MODEL[:] = [tiny_sd1]
     data = make_images(tmp_path / "data", n=2, size=(64, 64))
     cfg = tiny_config(tiny_sd1, data, tmp_path / "out", schedule={"max_steps": 20})
     project = tmp_path / "project.toml"

@@ -57,7 +57,9 @@ def _detect_job(path: Path, wanted: Callable[[], bool]) -> Any:
     if not wanted():
         return None
     from studio.models.detect import detect_model
+    from studio.models.entry_check import check_model_path
 
+    check_model_path(path)  # the loader's first look, as studio.validate.check_files: the field says what Start says
     return detect_model(path)
 
 
