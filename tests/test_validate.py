@@ -119,3 +119,31 @@ def test_the_engine_refuses_a_rule_before_reading_anything(tmp_path, tiny_sd1):
     (event,) = list(run_training(cfg))
     assert isinstance(event, Failed) and event.error == "[network] dora works with the lora and locon types, not loha"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_workers_training_job_refuses_before_the_model_loads(tmp_path):
+    from studio.config import dumps_project
+    from studio.job_requests import TrainRequest
+    from studio.worker.jobs import train_job
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    cfg = (ProjectConfig().with_section("model", path="notes.txt").with_section("dataset", folders=("gone",))
+           .with_section("network", type="loha", dora=True))
+    request = TrainRequest(config_toml=dumps_project(cfg), project_file=str(tmp_path / "project.toml"))
+    with pytest.raises(ConfigError) as info:
+        next(iter(train_job(request, None)))
+    assert keys(list(info.value.problems)) == [("network", "dora"), ("model", "path"), ("dataset", "folders")]
+    assert "notes.txt is not a model file" in str(info.value) and "gone: folder not found" in str(info.value)
+    assert list(tmp_path.iterdir()) == [tmp_path / "notes.txt"]  # no run folder, nothing written
+
+
+def test_a_bad_flag_is_told_without_importing_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys; from studio.cli import main; rc = main(['train', '--network-dropout', 'abc']); "
+            "print('torch' in sys.modules, 'studio.train.engine' in sys.modules); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["error: command line: [network] dropout is 'abc', expected a number"]
+    assert done.stdout.split() == ["False", "False"]

@@ -48,11 +48,12 @@ def build_config(args: argparse.Namespace) -> ProjectConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)  # before the engine (and torch) is imported: a bad setting is told in a second
+
     from studio.cli.progress import follow, stop_on_ctrl_c
     from studio.train.control import TrainControl
     from studio.train.engine import run_training
 
-    cfg = build_config(args)
     control = TrainControl()
     with stop_on_ctrl_c(control):
         finished = follow(run_training(cfg, project_file=args.project, control=control, resume_from=args.resume),
