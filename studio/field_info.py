@@ -15,6 +15,12 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from studio.config import SECTIONS, section_type
 
 
+#: each section's title, in the order the form shows its groups (the CLI's --help groups too)
+SECTION_TITLES: dict[str, str] = {"model": "Model", "dataset": "Dataset", "network": "Network",
+                                  "optimizer": "Optimizer", "schedule": "Schedule", "sampling": "Sampling",
+                                  "output": "Output"}
+
+
 @dataclass(frozen=True)
 class FieldInfo:
     section: str
@@ -94,4 +100,4 @@ def parse_text(text: str, tp: Any) -> Any:
     return text
 
 
-__all__ = ["FieldInfo", "all_fields", "field_choices", "field_help", "field_info", "parse_text", "range_text"]
+__all__ = ["SECTION_TITLES", "FieldInfo", "all_fields", "field_choices", "field_help", "field_info", "parse_text", "range_text"]

@@ -22,7 +22,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from studio.config import SECTIONS, ProjectConfig, build_section
 from studio.errors import ConfigError, Problem
-from studio.field_info import FieldInfo, all_fields, field_choices, field_help, field_info, parse_text
+from studio.field_info import SECTION_TITLES, FieldInfo, all_fields, field_choices, field_help, field_info, parse_text
 
 #: the flags `lora-studio train` had before they were generated, still accepted beside the new names
 LEGACY_NAMES: dict[tuple[str, str], str] = {
@@ -34,8 +34,6 @@ LEGACY_NAMES: dict[tuple[str, str], str] = {
 #: fields holding paths: resolved against the current folder (a project file's own paths are relative to it)
 PATH_FIELDS = frozenset({("model", "path"), ("dataset", "folders"), ("dataset", "regularization_folders"),
                          ("sampling", "validation_images"), ("output", "directory")})
-SECTION_TITLES = {"model": "Model", "dataset": "Dataset", "network": "Network", "optimizer": "Optimizer",
-                  "schedule": "Schedule", "sampling": "Sampling", "output": "Output"}
 
 
 def _dest(info: FieldInfo) -> str:
@@ -54,7 +52,7 @@ def help_text(info: FieldInfo) -> str:
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
-        group = parser.add_argument_group(f"{SECTION_TITLES.get(section, section)} ([{section}] in the project file)")
+        group = parser.add_argument_group(f"{SECTION_TITLES[section]} ([{section}] in the project file)")
         for info in (i for i in all_fields() if i.section == section):
             names = [info.flag] + ([LEGACY_NAMES[(section, info.key)]] if (section, info.key) in LEGACY_NAMES else [])
             kwargs: dict[str, Any] = {"dest": _dest(info), "help": help_text(info), "default": None}

@@ -20,15 +20,13 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBo
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError, Problem
+from studio.field_info import SECTION_TITLES
 from studio.validate import validate
 from ui.wheel_guard import guard_wheel_in
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
-GROUPS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"), ("dataset", "Dataset"), ("network", "Network"), ("optimizer", "Optimizer"),
-    ("schedule", "Schedule"), ("sampling", "Sampling"), ("output", "Output"),
-)
+GROUPS: tuple[tuple[str, str], ...] = tuple(SECTION_TITLES.items())
 
 #: The form's labels in users' words (the one place they are set). A field missing here gets its name,
 #: capitalised; tests/test_form_labels.py checks the acronyms and sampling labels below stay as written.
