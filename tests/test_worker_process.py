@@ -72,7 +72,10 @@ def test_job_errors_come_back_as_failed_with_a_hint(worker, tmp_path):
     assert "not valid TOML" in failed.error
     worker.send(TrainRequest(config_toml="[model]\npath = 'nowhere'\n", project_file=str(tmp_path / "project.toml")))
     failed = worker.wait_for(ev.Failed, 180)
-    assert "no dataset folder" in failed.error and failed.hint
+    # every problem at once, as the CLI and the form list them (studio.validate)
+    assert failed.error.splitlines() == ["add a folder of training images",
+                                         f"base model not found: {tmp_path / 'nowhere'}"]
+    assert failed.hint
     worker.send(p.Ping(nonce=5))  # still alive and idle after three failures
     assert worker.wait_for(p.Pong, 30).nonce == 5
 
