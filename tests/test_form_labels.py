@@ -60,14 +60,12 @@ def test_every_bundled_preset_has_a_description_and_still_loads():
 
 def test_preset_box_lists_id_and_purpose(qtbot):
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QComboBox
 
-    from ui.widgets.preset_box import PROMPT, fill_preset_box
+    from ui.widgets.preset_box import CUSTOM, PresetBox
 
-    box = QComboBox()
+    box = PresetBox()
     qtbot.addWidget(box)
-    fill_preset_box(box)
-    assert box.itemText(0) == PROMPT and box.itemData(0) is None
+    assert box.itemText(0) == CUSTOM and box.itemData(0) is None
     index = box.findData("sd15-style")
     assert box.itemText(index) == "sd15-style — An art style on SD 1.5"
     assert "UNet only" in box.itemData(index, Qt.ItemDataRole.ToolTipRole)
