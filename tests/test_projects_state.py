@@ -82,3 +82,35 @@ def test_history_shows_the_active_run_as_running(qtbot, tmp_path):
     assert history.tree.topLevelItem(0).text(1) == "running"
     assert history.tree.topLevelItem(0).text(2) == "5 / 30"
     assert not history.resume_button.isEnabled()
+
+
+def test_the_last_project_reopens_and_a_missing_one_is_named(qtbot, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from studio.paths import CONFIG_ENV, DATA_ENV
+    from ui.app import open_main_window
+    from ui.settings import load_settings, save_settings
+
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    project = tmp_path / "p" / "project.toml"
+    project.parent.mkdir()
+    save_project(ProjectConfig(), project)
+    _interrupted_run(project.parent)
+    save_settings(replace(load_settings(), last_project=str(project.resolve())))
+    window, shell = open_main_window(None, start_worker=False)
+    window.show()
+    shell.start(None)
+    panel = window.train_panel
+    qtbot.waitUntil(lambda: window.project_file == project.resolve() and panel.chart.count() == 120, timeout=10_000)
+    assert shell.welcome is None and "stopped at step 120" in panel.banner.text()
+    window.close()
+
+    project.unlink()
+    window, shell = open_main_window(None, start_worker=False)
+    window.show()
+    shell.start(None)
+    qtbot.waitUntil(lambda: shell.welcome is not None and shell.welcome.isVisible(), timeout=5000)
+    assert "no longer there" in shell.welcome.status.text() and str(project.resolve()) in shell.welcome.status.text()
+    shell.welcome.reject()
+    window.close()
