@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from studio.config import SECTIONS, ProjectConfig, load_preset, preset_names
@@ -46,15 +45,6 @@ def short_description(description: str, limit: int = 60) -> str:
         head = head.split(stop, 1)[0]
     head = head.rstrip(" .,;")
     return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
-
-
-def preset_description(name: str, folder: Path | None = None) -> str:
-    """The full description of preset `name` ("" for an unknown preset or one without a comment)."""
-    path = (folder or presets_dir()) / f"{name}.toml"
-    try:
-        return description_from_text(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError):
-        return ""
 
 
 @dataclass(frozen=True)

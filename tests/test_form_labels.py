@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 
 from studio.config import load_preset, preset_names, section_type
-from studio.preset_info import description_from_text, preset_description, short_description
+from studio.preset_info import description_from_text, read_preset, short_description
 from ui.widgets.config_form import GROUPS, label_for
 
 pytestmark = pytest.mark.gui
@@ -54,7 +54,7 @@ def test_preset_description_is_its_leading_comment():
 
 def test_every_bundled_preset_has_a_description_and_still_loads():
     for name in preset_names():
-        assert preset_description(name), name
+        assert read_preset(name).description, name
         load_preset(name)  # the description is a comment: loading as a project mapping is untouched
 
 
