@@ -62,6 +62,7 @@ class AppSettings:
     recent_projects: tuple[str, ...] = ()  # project.toml paths, newest first
     show_welcome: bool = True  # show the welcome screen when the app starts without a project
     last_folder: str = ""  # where the last file dialog was, so the next one starts there
+    last_project: str = ""  # the project open when the app closed: reopened on the next start
 
     def __post_init__(self) -> None:
         if self.theme not in THEMES:

@@ -30,6 +30,7 @@ from ui.settings import AppSettings
 from ui.theme import scaled_font, set_role
 
 Kind = Literal["demo", "new", "open", "recent"]
+DEFAULTS = "Default settings"  # a new project with no preset: what a CPU-only machine gets
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,10 @@ class WelcomeDialog(QDialog):
         self.new_button.setToolTip("Choose an empty folder; the project starts from the preset shown here")
         self.new_button.clicked.connect(self.new_project)
         self.preset = QComboBox()
+        self.preset.addItem(DEFAULTS, "")
         for name in preset_names():
-            self.preset.addItem(name, name)
+            if name != "demo":  # the demo's tiny 64 px settings only suit the demo's tiny model (issue 18)
+                self.preset.addItem(name, name)
         self.preset.setToolTip("Starting settings for the new project; you can change every one later")
         new_hint = self._hint("A folder with an empty dataset/ inside for your pictures.")
         self.open_button = QPushButton("Open a project…")
@@ -229,12 +232,11 @@ class WelcomeDialog(QDialog):
             set_role(self.hardware_banner, "banner-info")
             self.hardware_title.setText(f"GPU: {hw.summary()}")
             self.hardware_detail.setText(f"Recommended preset: <b>{rec.preset}</b> — {html.escape(rec.reason)}")
-        index = self.preset.findData(rec.preset)
-        if index >= 0:
-            self.preset.setCurrentIndex(index)
-            for i in range(self.preset.count()):
-                name = self.preset.itemData(i)
-                self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
+        index = max(self.preset.findData(rec.preset), 0)  # the demo preset is not one for new projects
+        self.preset.setCurrentIndex(index)
+        for i in range(self.preset.count()):
+            name = self.preset.itemData(i) or DEFAULTS
+            self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
         self.hardware_ready.emit(hw)
 
     def _detection_failed(self, exc: BaseException) -> None:
@@ -254,6 +256,12 @@ class WelcomeDialog(QDialog):
             set_role(self.status, "muted")
             self.status.setText(message)
             self.status.show()
+
+    def tell(self, text: str) -> None:
+        """A line above the choices, e.g. that the last project is no longer where it was."""
+        set_role(self.status, "error")
+        self.status.setText(text)
+        self.status.show()
 
     def _failed(self, what: str, exc: BaseException) -> None:
         self._busy(None)
@@ -315,5 +323,6 @@ class WelcomeDialog(QDialog):
         s = replace(self.settings, show_welcome=self.show_at_startup.isChecked())
         if self.choice is not None:
             s = s.with_recent(self.choice.project_file)
+            s = replace(s, last_project=str(self.choice.project_file.resolve()))
             s = replace(s, last_folder=str(self.choice.project_file.parent))
         return s

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
@@ -24,7 +24,9 @@ from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
 from studio.errors import Problem
 from studio.validate import check_files, errors_of, validate
-from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
+from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
+from studio.preset_info import preset_changes
+from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
 from ui.widgets.compat_report_view import CompatReportView
@@ -36,7 +38,8 @@ from ui.widgets.model_picker import ModelPicker
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
-from ui.widgets.preset_box import fill_preset_box
+from ui.widgets.preset_box import PresetBox
+from ui.widgets.preset_note import PresetNote
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
@@ -67,15 +70,6 @@ def after_worker_death(run_dir: Path | None, output_dir: Path | None) -> tuple[l
         return [], None
     removed = clean_partial_files(run_dir, *([output_dir] if output_dir else []))
     return removed, last_checkpoint(run_dir)
-
-
-def history_until(run_dir: Path, step: int) -> tuple[list[Progress], list[tuple[int, str, str]]]:
-    """Pool thread: progress points and previews a resumed run already made, up to its checkpoint."""
-    events = read_events(run_dir / "events.jsonl")
-    points = [e for e in events if isinstance(e, Progress) and e.step <= step]
-    by_step = {e.step: e for e in points}  # a killed and resumed run repeats steps; keep the latest
-    samples = [s for s in sample_images(run_dir) if s[0] <= step]
-    return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
 
 
 def _sentence(text: str) -> str:
@@ -130,11 +124,14 @@ class TrainPanel(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         preset_row = QHBoxLayout()
         preset_row.addWidget(QLabel("Preset:"))
-        self.presets = QComboBox()
-        self.presets.setToolTip("Apply a preset's settings over the form (only the settings it names change)")
-        fill_preset_box(self.presets)  # id and what it is for
+        self.presets = PresetBox()
         preset_row.addWidget(self.presets, 1)
         left_layout.addLayout(preset_row)
+        self.preset_note = PresetNote()  # what the last preset changed, with Undo
+        left_layout.addWidget(self.preset_note)
+        self._preset_sync = QTimer(self)  # the box follows the form's values, once typing pauses
+        self._preset_sync.setSingleShot(True)
+        self._preset_sync.setInterval(150)
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
         scroll = QScrollArea()
@@ -175,8 +172,11 @@ class TrainPanel(QWidget):
         split.setSizes([430, 870])
 
     def _wire(self) -> None:
-        self.presets.activated.connect(self._apply_preset)
+        self.presets.preset_chosen.connect(self._apply_preset)
+        self.preset_note.undo_clicked.connect(self._undo_preset)
         self.form.changed.connect(self.config_changed)
+        self.form.changed.connect(self._preset_sync.start)
+        self._preset_sync.timeout.connect(self._sync_preset_box)
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
@@ -193,12 +193,46 @@ class TrainPanel(QWidget):
     # ---------------------------------------------------------------------------------------------
     # project
     def set_project(self, cfg: ProjectConfig, project_file: Path | None) -> None:
+        """Show a project: its settings, and — unless a run is going — only its own runs, chart and previews,
+        with its newest run's chart and previews loaded from its run folder and a resume offer if it stopped
+        before its final export."""
         self.project_file = Path(project_file) if project_file else None
         self.model_picker.set_project_file(self.project_file)
         self.form.set_config(cfg)
-        if not self.run_active:
-            self.controls.reset(cfg.schedule.max_steps)
-        self.history.set_project_dir(self.project_file.parent if self.project_file else None)
+        self.presets.show_config(cfg)
+        self.preset_note.hide()
+        project_dir = self.project_file.parent if self.project_file else None
+        self.history.set_project_dir(project_dir)
+        if self.run_active:
+            return
+        self.controls.reset(cfg.schedule.max_steps)
+        self._resume_target = self.run_dir = self.output_dir = None
+        self.checkpoint_step = self.last_step = 0
+        self.banner.hide()
+        self.chart.clear()
+        self.gallery.clear()
+        self.export_box.setVisible(False)
+        if project_dir is not None:
+            run_in_background(read_last_run, project_dir, on_done=lambda last: self._show_last_run(project_dir, last))
+
+    def _show_last_run(self, project_dir: Path, last: LastRun | None) -> None:
+        if last is None or self.run_active or self.project_file is None or self.project_file.parent != project_dir:
+            return
+        self._show_trace(last.trace)
+        if last.resumable:
+            run = last.summary
+            hint = f"Resume continues from its checkpoint at step {run.checkpoint_step}"
+            hint += f" ({run.error})." if run.error else " with the same optimizer, schedule and random state."
+            self._offer_resume(run.path, run.checkpoint_step, "info", last.stop_sentence(), hint, "Resume")
+            self.controls.set_details(last.stop_sentence())
+
+    def _show_trace(self, trace: RunTrace) -> None:
+        self.chart.clear()
+        self.gallery.clear()
+        for point in trace.points:
+            self.chart.add(*point)
+        for preview in trace.previews:
+            self.gallery.add(*preview)
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
@@ -213,22 +247,41 @@ class TrainPanel(QWidget):
             self.form.reveal()
             raise
 
-    def _apply_preset(self, index: int) -> None:
-        name = self.presets.itemData(index)
-        self.presets.setCurrentIndex(0)
-        if not name:
-            return
+    def _apply_preset(self, name: str) -> None:
         try:
-            base = self.current_config()
+            before = self.current_config()
         except FormError:
+            self._sync_preset_box()
             return
-        run_in_background(load_preset, name, base, on_done=self._preset_loaded,
+        run_in_background(load_preset, name, before, on_done=lambda cfg: self._preset_loaded(name, before, cfg),
                           on_error=lambda exc: self.banner.show_message("error", f"Preset {name}: {exc}",
                                                                         getattr(exc, "hint", "")))
 
-    def _preset_loaded(self, cfg: ProjectConfig) -> None:
-        self.form.set_config(cfg)
+    def _preset_loaded(self, name: str, before: ProjectConfig, after: ProjectConfig) -> None:
+        """The preset goes into the form, and the note lists what it changed (issue 18: nothing changes unseen)."""
+        self.form.set_config(after)
+        self.presets.show_config(after)
+        self.preset_note.show_changes(name, preset_changes(before, after))
         self.config_changed.emit()
+
+    def _undo_preset(self) -> None:
+        """The settings the preset changed go back to what they were; later edits to other fields stay."""
+        try:
+            cfg = self.form.config()
+        except FormError:
+            return
+        for change in self.preset_note.changes:
+            cfg = cfg.with_section(change.section, **{change.key: change.old})
+        self.form.set_config(cfg)
+        self.presets.show_config(cfg)
+        self.preset_note.hide()
+        self.config_changed.emit()
+
+    def _sync_preset_box(self) -> None:
+        try:
+            self.presets.show_config(self.form.config())
+        except FormError:
+            pass  # a half-typed value: the box keeps what it showed
 
     # ---------------------------------------------------------------------------------------------
     # commands
@@ -406,6 +459,7 @@ class TrainPanel(QWidget):
         if isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
+            self.history.show_active_step(message.step)
             self.chart.add(message.step, message.loss, message.smoothed_loss, message.lr)
         elif isinstance(message, Sample):
             self.gallery.add(message.step, message.prompt, message.path)
@@ -454,19 +508,21 @@ class TrainPanel(QWidget):
             self.gallery.truncate(e.start_step)
             if self.chart.count() == 0:
                 run_dir = self.run_dir
-                run_in_background(history_until, run_dir, e.start_step,
-                                  on_done=lambda h: self._prefill(run_dir, *h))
+                run_in_background(read_trace, run_dir, e.start_step,
+                                  on_done=lambda trace: self._prefill(run_dir, trace))
+        self.history.set_active_run(self.run_dir, e.start_step, e.total_steps)
         self.history.refresh()
 
-    def _prefill(self, run_dir: Path, points: list[Progress], samples: list[tuple[int, str, str]]) -> None:
+    def _prefill(self, run_dir: Path, trace: RunTrace) -> None:
+        """What a resumed run made before its checkpoint, under what it has made since it started again."""
         if run_dir != self.run_dir:
             return
         have = self.chart.last()
-        for e in points:
-            if have is None or e.step < have[0]:
-                self.chart.add(e.step, e.loss, e.smoothed_loss, e.lr)
+        for point in trace.points:
+            if have is None or point[0] < have[0]:
+                self.chart.add(*point)
         shown = {(t.step, t.path) for t in self.gallery.thumbnails}
-        for step, prompt, path in samples:
+        for step, prompt, path in trace.previews:
             if (step, path) not in shown:
                 self.gallery.add(step, prompt, path)
 
@@ -532,23 +588,24 @@ class TrainPanel(QWidget):
                            f"The last checkpoint is at step {found[0]}; resume continues from there with the same "
                            "optimizer, schedule and random state.")
 
-    def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str) -> None:
+    def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str,
+                      action: str = "") -> None:
         if run_dir is not None and step:
             self._resume_target = run_dir
-            self.banner.show_message(kind, title, hint, f"Resume from step {step}")
+            self.banner.show_message(kind, title, hint, action or f"Resume from step {step}")
         else:
             self._resume_target = None
             self.banner.show_message(kind, title, hint)
 
     def _show_run_previews(self, run: RunSummary) -> None:
-        run_in_background(sample_images, run.path, on_done=self._fill_gallery)
+        run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
-    def _fill_gallery(self, samples: list[tuple[int, str, str]]) -> None:
+    def _fill_gallery(self, trace: RunTrace) -> None:
         if self.run_active:
             return
         self.gallery.clear()
-        for step, prompt, path in samples:
-            self.gallery.add(step, prompt, path)
+        for preview in trace.previews:
+            self.gallery.add(*preview)
         self.tabs.setCurrentWidget(self.gallery)
 
     def _set_run_state(self, state: str) -> None:
@@ -556,5 +613,8 @@ class TrainPanel(QWidget):
         self.controls.set_state(state)
         self.form.setEnabled(state == "idle")
         self.presets.setEnabled(state == "idle")
+        self.preset_note.setEnabled(state == "idle")
         self.history.set_resume_allowed(state == "idle")
+        if state == "idle":
+            self.history.set_active_run(None)
         self.run_state_changed.emit(state)
