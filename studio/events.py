@@ -55,6 +55,19 @@ class JobProgress(Event):
 
 
 @dataclass(frozen=True)
+class CaptionWritten(Event):
+    """One image of an auto-caption job: `caption` is what its sidecar holds now (None: left as it was, by
+    the mode or because of `error`), `before` what it held (None: no sidecar), `generated` the model's text."""
+    type: ClassVar[str] = "caption_written"
+    request_id: int
+    image: str
+    generated: str = ""
+    caption: str | None = None
+    before: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class Validation(Event):
     type: ClassVar[str] = "validation"
     step: int
@@ -109,5 +122,5 @@ class Failed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (Started, Progress, JobProgress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
+    cls.type: cls for cls in (Started, Progress, JobProgress, CaptionWritten, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 }

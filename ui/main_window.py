@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
 
         self.train_panel = TrainPanel()
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
+        self.dataset_panel.worker_client = self.worker  # auto-captioning runs in the same worker
         self.mixer_backend = WorkerPreviewBackend(self.worker, self)  # mixer jobs run in the same worker
         self.mixer_panel = MixerPanel(self.mixer_backend)
         self.tabs = QTabWidget()

@@ -27,6 +27,11 @@ from studio.worker import protocol as p
 _ids = itertools.count(1)
 
 
+def next_request_id() -> int:
+    """A request id no other job of this window has (the mixer, auto-captioning; training sends 0)."""
+    return next(_ids)
+
+
 class PreviewBackend(Protocol):
     """What the mixer panel needs. Implementations are QObjects with these signals."""
 
@@ -58,7 +63,7 @@ class _BackendSignals(QObject):
         return self._in_flight is not None
 
     def _begin(self) -> int:
-        request_id = next(_ids)
+        request_id = next_request_id()
         self._in_flight = request_id
         self.busy_changed.emit(True)
         return request_id
