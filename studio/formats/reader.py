@@ -211,8 +211,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     for (component, module, named), parts in groups.items():
         try:
             kname = _kohya_name(component, module, named, family)
-        except ImportError:
-            raise LoraFormatError(f"{name}: SDXL names need studio.formats.sdxl_names, which is missing") from None
         except LoraFormatError as exc:
             result.bad_shapes.append(str(exc))
             continue

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import ModelLoadError, StudioError, UnsafeFileError
+from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
 from studio.models import safe_load
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
@@ -173,7 +174,7 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
         raise NotAModelError(f"{name} holds no tensors", hint="choose a Stable Diffusion checkpoint")
     lora_markers = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".lora.down.",
                     "lora_linear_layer.")
-    if any(k.startswith(("lora_unet_", "lora_te")) or any(m in k for m in lora_markers) for k in keys):
+    if any(is_kohya_name(k) or any(m in k for m in lora_markers) for k in keys):
         raise NotAModelError(f"{name} is a LoRA, not a base model",
                              hint="choose a full checkpoint as the base model; add LoRAs in the Mixer")
     if len(keys) <= 4 and any(k in ("emb_params", "clip_l", "clip_g") or k.startswith("string_to_param")
