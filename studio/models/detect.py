@@ -48,6 +48,7 @@ from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
 from studio.models import safe_load
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
+from studio.models.safetensors_header import SafetensorsHeader, read_safetensors_header
 
 MODEL_SUFFIXES = BASE_MODEL_SUFFIXES
 #: reads one tensor of the checkpoint by key (None when absent); how detection looks at weights, not just shapes
@@ -348,7 +349,7 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
         raise ModelLoadError(f"base model not found: {path}")
     kind = weights_kind(path)
     if kind == "safetensors":
-        header = safe_load.read_safetensors_header(path)
+        header = read_safetensors_header(path)
         shapes = {k: e.shape for k, e in header.tensors.items()}
         dtypes: dict[str, int] = {}
         for e in header.tensors.values():
@@ -363,7 +364,7 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
                          hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
 
 
-def _safetensors_probe(path: Path, header: safe_load.SafetensorsHeader) -> Probe:
+def _safetensors_probe(path: Path, header: SafetensorsHeader) -> Probe:
     """Reads one tensor from a (validated) safetensors file on demand: detection stays a header read."""
     def probe(key: str):
         entry = header.tensors.get(key)
@@ -410,7 +411,7 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
         ("epsilon", "scheduler config") if sched_pred == "epsilon" else None)
     dtypes: dict[str, int] = {}
     for weights in sorted((folder / "unet").glob("*.safetensors")):
-        for e in safe_load.read_safetensors_header(weights).tensors.values():
+        for e in read_safetensors_header(weights).tensors.values():
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,
