@@ -23,13 +23,10 @@ from pathlib import Path
 
 import torch
 
-from studio.errors import ModelLoadError, UnsafeFileError
+from studio.errors import ModelLoadError
 from studio.models.base_files import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, weights_kind
+from studio.models.ckpt_scan import not_a_checkpoint, refused_import, torch_container
 from studio.models.safetensors_header import read_safetensors_header
-
-_CONVERT_HINT = ("convert it to .safetensors with a tool you trust (or download the .safetensors version "
-                 "of the model), then choose that file")
-
 
 def is_safetensors_path(path: Path) -> bool:
     return path.suffix.lower() in SAFETENSORS_SUFFIXES
@@ -67,36 +64,6 @@ def _utf8(text: str) -> bool:
     return True
 
 
-# torch.save's legacy (non-zip) format starts with a pickled magic number: PROTO 2, then LONG1 of 10 bytes
-_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
-
-
-def torch_container(path: Path) -> str | None:
-    """`zip` (torch.save since 1.6), `legacy` (the older pickle stream), `pickle` (some other pickle, left to
-    the weights-only unpickler to judge) or None when the file is none of these.
-
-    Checked before unpickling so that a damaged or foreign file gets our message, not the unpickler's
-    internals: a truncated zip has lost its central directory, a text file renamed `.ckpt` is no pickle."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-            return "zip" if any(n.endswith("data.pkl") for n in names) else None
-        with open(path, "rb") as fh:
-            head = fh.read(len(_LEGACY_TORCH_MAGIC))
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return None
-    if head == _LEGACY_TORCH_MAGIC:
-        return "legacy"
-    return "pickle" if head[:1] == b"\x80" else None  # PROTO: the first opcode of every pickle since protocol 2
-
-
-def not_a_checkpoint(path: Path) -> ModelLoadError:
-    return ModelLoadError(f"{path.name}: cannot read it: not a valid checkpoint (damaged or not a PyTorch file)",
-                          hint="if it came from a download, download it again; a .safetensors version of the "
-                               "model is the safer choice")
-
-
 def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a `.ckpt`/`.pt`/`.bin`, unpickled only with torch's weights-only unpickler."""
     path = Path(path)
@@ -107,9 +74,7 @@ def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
         # mmap keeps multi-GB checkpoints out of memory until a tensor is used; only the zip format has it
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=container == "zip")
     except pickle.UnpicklingError as exc:
-        raise UnsafeFileError(
-            f"{path.name}: refused: loading it would need more than plain tensors ({_pickle_reason(exc)}); "
-            "a file like this can run code on this computer", hint=_CONVERT_HINT) from None
+        raise refused_import(path, _pickle_reason(exc)) from None
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, zipfile.BadZipFile, struct.error):
         # torch's own text here names its internals (PytorchStreamReader, record offsets): ours says what to do
         raise not_a_checkpoint(path) from None
