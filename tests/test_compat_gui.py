@@ -62,6 +62,7 @@ def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tm
     from studio.config import ProjectConfig
     from studio.mix.messages import MixResult
     from studio.events import Finished
+    from studio.job_requests import PlainCopyRequest
     from studio.worker import protocol as p
     from ui.panels.train_panel import TrainPanel
 
@@ -73,17 +74,16 @@ def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tm
     panel.command_requested.connect(sent.append)
     dora = _lora(tmp_path, "run", dora=True)
     assert panel.export_box.isHidden()
-    panel.handle_message(p.JobStarted(job_id=1, kind="train"))
+    panel.handle_message(p.JobStarted(job_id=1, kind="start"))
     panel.handle_message(Finished(outputs=(str(dora),), step=4))
-    panel.handle_message(p.JobEnded(job_id=1, kind="train"))
+    panel.handle_message(p.JobEnded(job_id=1, kind="start"))
     assert not panel.export_box.isHidden()
     qtbot.waitUntil(lambda: "AUTOMATIC1111" in panel.compat.lines.text())
     panel.compat.ask_path = lambda *a: str(tmp_path / "run-plain.safetensors")
     panel.compat.plain_button.click()
-    (job,) = [c for c in sent if isinstance(c, p.RunJob)]
-    assert job.kind == "mix_plain"
-    assert job.params == {"src": str(dora), "out": str(tmp_path / "run-plain.safetensors"), "rank": 32,
-                          "base": str(tmp_path / "base-model"), "dtype": cfg.output.dtype}
+    (job,) = [c for c in sent if isinstance(c, PlainCopyRequest)]
+    assert job == PlainCopyRequest(src=str(dora), out=str(tmp_path / "run-plain.safetensors"), rank=32,
+                                   base=str(tmp_path / "base-model"), dtype=cfg.output.dtype)
     panel.handle_message(p.JobStarted(job_id=2, kind="mix_plain"))
     panel.handle_message(MixResult(kind="plain", request_id=0, path=str(tmp_path / "run-plain.safetensors"),
                                    summary="plain LoRA, rank ≤ 32: relative error 0.50% overall"))

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTa
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
 from studio.project import save_project_as
+from studio.job_requests import JobRequest, TrainRequest
 from studio.worker import protocol as p
 from ui.background import run_in_background
 from ui.mixer_backend import WorkerPreviewBackend
@@ -299,8 +300,8 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------
     # worker
-    def _send(self, command: p.Command) -> None:
-        if not self.worker.running and not self._closing and isinstance(command, p.Start):
+    def _send(self, command: p.Command | JobRequest) -> None:
+        if not self.worker.running and not self._closing and isinstance(command, TrainRequest):
             self.worker.start()  # the last one died or was never started: this one runs the job once ready
         if not self.worker.send(command):
             self.train_panel.command_not_sent(command, self.worker.detail or self.worker.state)

@@ -23,7 +23,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from studio.errors import StudioError
 from studio.formats.peek import peek_lora
-from studio.mix.messages import MixResult, entry_to_dict, request_to_dict
+from studio.events import JobProgress
+from studio.job_requests import MixBakeRequest, MixExportRequest, MixGridRequest, MixPreviewRequest
+from studio.mix.grid import GridAxis
+from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.mix.samplers import SAMPLERS
 from ui.widgets.lora_mix_row import LoraMixRow
@@ -154,6 +157,7 @@ class MixerPanel(QWidget):
         backend.failed.connect(self._on_failed)
         backend.busy_changed.connect(self._on_busy)
         backend.status.connect(lambda text: self.preview.set_busy(text))
+        backend.progress.connect(self._on_progress)
         self._update_rows()
 
     # ---------------------------------------------------------------------------------------------
@@ -252,8 +256,7 @@ class MixerPanel(QWidget):
             return
         self._want_preview = False
         out = Path(self._tmp.name) / f"preview-{self.preview.images_shown + 1}.png"
-        params = {"base": base, "out": str(out), "request": request_to_dict(self.request())}
-        self._job = (self.backend.submit("mix_preview", params), "preview")
+        self._job = (self.backend.submit(MixPreviewRequest(base=base, out=str(out), request=self.request())), "preview")
         self.preview.set_busy("rendering…")
 
     def _render_grid(self, x: int, xv: tuple, y: int, yv: tuple) -> None:
@@ -262,18 +265,17 @@ class MixerPanel(QWidget):
             self.grid.view.set_busy("Choose a base model first" if not base else "busy: try again in a moment")
             return
         out = Path(self._tmp.name) / f"grid-{self.grid.view.images_shown + 1}.png"
-        params = {"base": base, "out": str(out), "request": request_to_dict(self.request()),
-                  "x": {"lora": x, "values": list(xv)}, "y": {"lora": y, "values": list(yv)} if y >= 0 else None}
-        self._job = (self.backend.submit("mix_grid", params), "grid")
+        grid = MixGridRequest(base=base, out=str(out), request=self.request(), x=GridAxis(lora=x, values=tuple(xv)),
+                              y=GridAxis(lora=y, values=tuple(yv)) if y >= 0 else None)
+        self._job = (self.backend.submit(grid), "grid")
         self.grid.view.set_busy(f"rendering {len(xv) * max(1, len(yv))} images…")
 
     def _export(self, rank, dtype: str, path: str) -> None:
-        entries = [entry_to_dict(e) for e in self.entries() if e.enabled]
+        entries = tuple(e for e in self.entries() if e.enabled)
         if not entries:
             self._say("Nothing to export: enable at least one LoRA", "error")
             return
-        params = {"loras": entries, "out": path, "rank": rank, "dtype": dtype}
-        self._job = (self.backend.submit("mix_export", params), "export")
+        self._job = (self.backend.submit(MixExportRequest(loras=entries, out=path, rank=rank, dtype=dtype)), "export")
         self._say(f"Exporting {Path(path).name}…", "info")
 
     def _bake(self, path: str) -> None:
@@ -281,8 +283,8 @@ class MixerPanel(QWidget):
         if not base:
             self._say("Choose the base model to bake into", "error")
             return
-        params = {"base": base, "loras": [entry_to_dict(e) for e in self.entries() if e.enabled], "out": path}
-        self._job = (self.backend.submit("mix_bake", params), "bake")
+        loras = tuple(e for e in self.entries() if e.enabled)
+        self._job = (self.backend.submit(MixBakeRequest(base=base, loras=loras, out=path)), "bake")
         self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
 
     # ---------------------------------------------------------------------------------------------
@@ -301,6 +303,11 @@ class MixerPanel(QWidget):
             self.export.show_result(result.path, result.summary, merged=result.kind == "export")
             self._say(f"Wrote {Path(result.path).name}: {(result.summary.splitlines() or [''])[0]}", "success")
             self.exported.emit(result.path)
+
+    def _on_progress(self, progress: JobProgress) -> None:
+        eta = f", about {progress.eta_s:.0f} s left" if progress.eta_s is not None else ""
+        text = f"rendering… {progress.unit[:-1]} {progress.done} of {progress.total}{eta}"
+        (self.grid.view if progress.unit == "cells" else self.preview).set_busy(text)
 
     def _on_failed(self, request_id: int, error: str, hint: str) -> None:
         kind = self._job[1] if self._job and self._job[0] == request_id else "preview"

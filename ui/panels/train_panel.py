@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
+from studio.job_requests import JobRequest, PlainCopyRequest, TrainRequest
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
@@ -37,7 +38,7 @@ from ui.widgets.preset_box import fill_preset_box
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-PLAIN_JOB = "mix_plain"  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
+PLAIN_JOB = PlainCopyRequest.type  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
@@ -78,7 +79,7 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _output_dir(command: p.Start) -> Path | None:
+def _output_dir(command: TrainRequest) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
     from studio.config import loads_project, resolve_path
 
@@ -274,13 +275,13 @@ class TrainPanel(QWidget):
             return
         if problems:
             self.banner.show_message("warning", problems[0].message, "The run starts anyway.")
-        self._begin(p.Start(config_toml=dumps_project(cfg), project_file=str(project_file)), fresh=True)
+        self._begin(TrainRequest(config_toml=dumps_project(cfg), project_file=str(project_file)), fresh=True)
 
     def _check_failed(self, exc: BaseException) -> None:
         self.banner.show_message("error", f"Cannot start: {exc}", getattr(exc, "hint", ""))
         self._set_run_state("idle")
 
-    def _begin(self, command: p.Start, *, fresh: bool) -> None:
+    def _begin(self, command: TrainRequest, *, fresh: bool) -> None:
         self.output_dir = _output_dir(command)
         if fresh:
             self.chart.clear()
@@ -316,20 +317,21 @@ class TrainPanel(QWidget):
     def _resume_ready(self, run_dir: Path, config_text: str, step: int, checkpoint: Path) -> None:
         self.log.add("info", f"resuming {run_dir.name} from the checkpoint at step {step}")
         self.banner.hide()
-        self._begin(p.Start(config_toml=config_text, project_file=str(self.project_file) if self.project_file else None,
-                            resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
+        self._begin(TrainRequest(config_toml=config_text,
+                                 project_file=str(self.project_file) if self.project_file else None,
+                                 resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
         self.run_dir = run_dir
 
-    def _command(self, command: p.Command) -> None:
+    def _command(self, command: p.Command | JobRequest) -> None:
         self.command_requested.emit(command)
 
-    def command_not_sent(self, command: p.Command, reason: str) -> None:
+    def command_not_sent(self, command: p.Command | JobRequest, reason: str) -> None:
         """MainWindow could not deliver a command (no worker): undo the state change it implied."""
-        if isinstance(command, p.RunJob) and command.kind == PLAIN_JOB:
+        if isinstance(command, PlainCopyRequest):
             self._plain_pending = False
             self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
             return
-        if isinstance(command, p.Start) or self.run_active:
+        if isinstance(command, TrainRequest) or self.run_active:
             self._set_run_state("idle")
         self.banner.show_message("error", f"The worker is not running ({reason}).",
                                  "It is being restarted; try again in a few seconds.")
@@ -357,8 +359,7 @@ class TrainPanel(QWidget):
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
         self._plain_pending = True
-        self._command(p.RunJob(kind=PLAIN_JOB, params={"src": source, "out": out, "rank": rank,
-                                                       "base": cfg.model.path, "dtype": cfg.output.dtype}))
+        self._command(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path, dtype=cfg.output.dtype))
 
     def _plain_copy_message(self, message: object) -> None:
         if isinstance(message, MixResult):
@@ -387,7 +388,7 @@ class TrainPanel(QWidget):
         """Every message from the worker, in order, on the GUI thread.
 
         The worker also runs other jobs (the mixer's previews); their events are bracketed by
-        job_started/job_ended, and only those of a `train` job concern this panel."""
+        job_started/job_ended, and only those of a training job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
             if message.kind == PLAIN_JOB:
@@ -399,7 +400,7 @@ class TrainPanel(QWidget):
         if self._job_kind == PLAIN_JOB and isinstance(message, (MixResult, Failed, Finished, Log, Progress)):
             self._plain_copy_message(message)
             return
-        if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
+        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
             if not (isinstance(message, Log) and self._job_kind is None):
                 return
         if isinstance(message, Progress):
