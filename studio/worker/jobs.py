@@ -17,7 +17,7 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.events import Event
-from studio.job_requests import (JobRequest, MixBakeRequest, MixExportRequest, MixGridRequest,
+from studio.job_requests import (DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest, MixGridRequest,
                                  MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
 JobFunction = Callable[[Any, Any], Iterator[Event]]
@@ -30,6 +30,7 @@ JOBS: dict[type[JobRequest], str] = {
     MixExportRequest: "studio.mix.jobs:export_job",
     MixBakeRequest: "studio.mix.jobs:bake_job",
     PlainCopyRequest: "studio.mix.jobs:plain_job",  # the Export boxes' "Save a plain-LoRA copy…"
+    DemoProjectRequest: "studio.demo:demo_project_job",  # its tiny model needs diffusers: never in the window
 }
 
 
