@@ -49,7 +49,7 @@ def run_window(tmp_path: Path, files, *extra: str) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", CONFIG_ENV: str(tmp_path / "config"),
            DATA_ENV: str(tmp_path / "data"), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, str(SCRIPT), *map(str, files), *extra], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         dialog = shell.show_welcome()
         dialog.demo_button.click()
         wait("the demo project", lambda: window.project_file is not None
-             and window.project_file.name == "project.toml" and window.project_loaded, timeout_s=300)
+             and window.project_file.name == "project.toml" and window.project_loaded, timeout_s=600)
         done["demo"] = str(window.project_file)
     done["imported"] = sorted(m for m in HEAVY if m in sys.modules)
     window.worker.shutdown(timeout_s=10)
