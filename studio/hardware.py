@@ -14,6 +14,8 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 
+from studio.errors import StudioError
+
 GIB = 1024**3
 
 # VRAM thresholds in GiB, a little under the advertised size: a "12 GB" card reports 11.7-12.0 GiB and
@@ -170,17 +172,18 @@ def recommend(hw: Hardware) -> Recommendation:
 VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "PySide6")
 
 
-def versions() -> dict[str, str]:
+def versions(cuda: str | None = None) -> dict[str, str]:
     """Installed versions for the About box and bug reports: the libraries, Python and the CUDA runtime.
 
-    Read from package metadata, not by importing, so the About box opens instantly; missing ones say so.
+    Read from package metadata, not by importing; missing ones say so. `cuda` is the CUDA line when it is
+    already known (`detect_in_child`); else torch is asked here.
     """
     from studio import __version__
 
     out = {"LoRA Studio": __version__, "Python": platform.python_version()}
     for name in VERSIONED:
         out[name] = _dist_version(name)
-    out["CUDA"] = _cuda_version()
+    out["CUDA"] = cuda if cuda is not None else _cuda_version()
     out["OS"] = f"{platform.system()} {platform.release()}".strip()
     return out
 
@@ -218,3 +221,57 @@ def _cuda_ok(torch) -> bool:
         return bool(torch.cuda.is_available())
     except Exception:
         return False
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """What a child process found: the devices, and the CUDA line of the About box."""
+
+    hardware: Hardware
+    cuda: str
+
+
+def child_command() -> list[str]:
+    """How the window runs `main` below in a child. A frozen app starts itself with `--studio-hardware`
+    (`packaging/frozen_main.py`), as it does for the worker."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--studio-hardware"]
+    return [sys.executable, "-m", "studio.hardware"]
+
+
+def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
+    """`detect()` and the CUDA version, asked of a short-lived child process: asking torch means importing
+    it, and the window's process never imports torch (a broken CUDA install then fails there, not here).
+    Never raises; a child that fails or hangs becomes `Hardware.error`."""
+    import json
+    import subprocess
+
+    from studio.codec import from_data
+
+    try:
+        done = subprocess.run(child_command(), capture_output=True, timeout=timeout_s, check=False,
+                              stdin=subprocess.DEVNULL)
+        data = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+        return MachineReport(hardware=from_data(data["hardware"], Hardware), cuda=str(data["cuda"]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError, StudioError) as exc:
+        why = "it took too long" if isinstance(exc, subprocess.TimeoutExpired) else "it did not answer"
+        return MachineReport(Hardware((), None, _cpu_name(), _cpu_count(),
+                                      error=f"Hardware detection failed ({why}); training would use the CPU."),
+                             cuda="unknown (hardware detection failed)")
+
+
+def main() -> int:
+    """The child's side of `detect_in_child`: one JSON line on stdout."""
+    import json
+
+    from studio.codec import to_data
+
+    hw = detect()
+    print(json.dumps({"hardware": to_data(hw), "cuda": _cuda_version()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

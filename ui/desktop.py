@@ -24,7 +24,6 @@ from studio.events import Failed, Finished
 from ui.actions import adopt_existing, create_actions, toggle_full_screen
 from ui.app_icon import app_icon
 from ui.dialogs.welcome import WelcomeChoice, WelcomeDialog, prepare_demo_project
-from ui.background import run_in_background
 from ui.gc_guard import install_gc_guard
 from ui.notifications import Notifier
 from ui.open_folder import open_folder_or_explain
@@ -177,7 +176,7 @@ class DesktopShell(QObject):
         if self.welcome is not None and self.welcome.isVisible():
             self.welcome.raise_()
             return self.welcome
-        dialog = WelcomeDialog(self.settings, self.window)
+        dialog = WelcomeDialog(self.settings, self.window, worker=self.window.worker)
         dialog.chosen.connect(self._welcome_chosen)
         dialog.finished.connect(lambda _result: self._welcome_closed(dialog))
         self.welcome = dialog
@@ -206,9 +205,10 @@ class DesktopShell(QObject):
     def open_demo(self) -> None:
         """Build (first time) and open the demo project — `lora-studio gui --demo` and the welcome's button."""
         self.window.statusBar().showMessage("Preparing the demo project…")
-        run_in_background(prepare_demo_project, on_done=self._demo_ready,
-                          on_error=lambda exc: QMessageBox.warning(
-                              self.window, "LoRA Studio", f"Could not prepare the demo project: {exc}"))
+        self._demo_job = prepare_demo_project(
+            self.window.worker, on_done=self._demo_ready, parent=self,
+            on_error=lambda error, hint: QMessageBox.warning(
+                self.window, "LoRA Studio", f"Could not prepare the demo project: {error}" + (f"\n{hint}" if hint else "")))
 
     def _demo_ready(self, project: Path) -> None:
         self.window.statusBar().clearMessage()

@@ -17,8 +17,8 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.events import Event
-from studio.job_requests import (AutoCaptionRequest, JobRequest, MixBakeRequest, MixExportRequest, MixGridRequest,
-                                 MixPreviewRequest, PlainCopyRequest, TrainRequest)
+from studio.job_requests import (AutoCaptionRequest, DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest,
+                                 MixGridRequest, MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
 JobFunction = Callable[[Any, Any], Iterator[Event]]
 
@@ -31,6 +31,7 @@ JOBS: dict[type[JobRequest], str] = {
     MixBakeRequest: "studio.mix.jobs:bake_job",
     PlainCopyRequest: "studio.mix.jobs:plain_job",  # the Export boxes' "Save a plain-LoRA copy…"
     AutoCaptionRequest: "studio.dataset.autocaption:autocaption_job",
+    DemoProjectRequest: "studio.demo:demo_project_job",  # its tiny model needs diffusers: never in the window
 }
 
 
