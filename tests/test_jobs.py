@@ -7,46 +7,15 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QObject, Signal  # noqa: E402
-
 from studio.events import Failed, Finished, Log, Progress  # noqa: E402
 from studio.job_requests import MixPreviewRequest, TrainRequest  # noqa: E402
 from studio.mix.messages import MixResult  # noqa: E402
 from studio.mix.request import RenderRequest  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
 from studio.worker.client import WorkerExited  # noqa: E402
+from tests.jobs_helpers import ScriptedWorker  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-class ScriptedWorker(QObject):
-    """The WorkerClient's surface, with the test playing the worker's part."""
-
-    message_received = Signal(object)
-    state_changed = Signal(str, str)
-
-    def __init__(self, state: str = "ready") -> None:
-        super().__init__()
-        self.state, self.running, self.sent, self.starts = state, state != "stopped", [], 0
-
-    def send(self, command) -> bool:
-        if not self.running:
-            return False
-        self.sent.append(command)
-        return True
-
-    def start(self) -> None:
-        self.starts += 1
-        self.running = True
-        self.set_state("starting")
-
-    def set_state(self, state: str) -> None:
-        self.state = state
-        self.state_changed.emit(state, state)
-
-    def say(self, *messages) -> None:
-        for m in messages:
-            self.message_received.emit(m)
 
 
 def preview(n: int = 0) -> MixPreviewRequest:

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QComboBox, QSpinBox  # noqa: E402
 
 from studio.config import SECTIONS, ProjectConfig, load_preset, load_project, section_type  # noqa: E402
+from studio.job_requests import TrainRequest  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
 from tests.train_gui_helpers import alive, close_window, idle_window, open_window, write_project  # noqa: E402,F401
 
@@ -174,7 +175,7 @@ def test_start_command_carries_the_form_and_project(idle_window, qtbot, tmp_path
     panel.controls.start_button.click()
     qtbot.waitUntil(lambda: bool(idle_window.sent), timeout=10_000)
     start = idle_window.sent[0]
-    assert isinstance(start, p.Start) and start.project_file == str(project.resolve())
+    assert isinstance(start, TrainRequest) and start.project_file == str(project.resolve())
     assert "max_steps = 7" in start.config_toml and start.resume_from is None
     assert load_project(project).schedule.max_steps == 7
 

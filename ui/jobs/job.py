@@ -67,6 +67,7 @@ class Job(QObject):
         self.cancel_requested = False
         self.stopped = False  # it ended because it was asked to stop
         self.started_at: float | None = None
+        self.worker_exit: Any = None  # the WorkerExited that ended it, when the worker stopped under it
 
     @property
     def kind(self) -> str:

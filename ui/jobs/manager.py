@@ -172,6 +172,7 @@ class JobManager(QObject):
         job = self._running
         if isinstance(message, WorkerExited):
             if job is not None:
+                job.worker_exit = message
                 if job.cancel_requested:
                     self._end_running(CANCELLED, "cancelled (the worker was stopped)")
                 else:
