@@ -418,7 +418,7 @@ class MainWindow(QMainWindow):
             return
         self.worker.kill()  # still there after its grace: a hung job must not keep the app open
         self._close_ready = True
-        self.close()
+        QTimer.singleShot(0, self.close)  # not from inside closeEvent: Qt ignores a nested close()
 
     def _accept_close(self, event: QCloseEvent) -> None:
         self._save_settings()
