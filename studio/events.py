@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,18 @@ class Progress(Event):
     it_per_s: float
     eta_s: float | None = None
     gpu_mem_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress(Event):
+    """Progress of a job other than training (a preview's sampling steps, a grid's cells, captioned
+    images), so the window can draw a bar and an ETA for it; `request_id` is the request's."""
+    type: ClassVar[str] = "job_progress"
+    request_id: int
+    done: int
+    total: int
+    unit: Literal["steps", "cells", "files", "images"]
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,16 +109,5 @@ class Failed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (Started, Progress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
+    cls.type: cls for cls in (Started, Progress, JobProgress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 }
-
-
-def event_to_dict(event: Event) -> dict:
-    """A JSON-ready dict tagged with the event's type name."""
-    from dataclasses import asdict
-
-    data = asdict(event)
-    for key, value in data.items():
-        if isinstance(value, tuple):
-            data[key] = list(value)
-    return {"type": event.type, **data}

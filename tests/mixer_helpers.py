@@ -14,9 +14,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from studio.events import Failed, Finished
+from studio.events import Failed, Finished, JobProgress
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
-from ui.jobs.wire import to_command
 
 
 class InProcessJobs(QObject):
@@ -56,13 +55,12 @@ class InProcessJobs(QObject):
 
         job = self.running = self._queue.pop(0)
         control = self._control = TrainControl()
-        command = to_command(job.request)
-        function = resolve_job(command.kind)
+        function = resolve_job(job.request)
         job.set_state(RUNNING)
 
         def run() -> None:
             try:
-                for event in function(dict(command.params), control):
+                for event in function(job.request, control):
                     self._event.emit(job, event)
             except BaseException as exc:  # the worker turns these into Failed too
                 self._event.emit(job, Failed(error=str(exc), hint=getattr(exc, "hint", "")))
@@ -72,7 +70,9 @@ class InProcessJobs(QObject):
 
     @Slot(object, object)
     def _on_event(self, job: Job, event: Any) -> None:
-        if isinstance(event, Failed):
+        if isinstance(event, JobProgress):
+            job.set_progress(event.done, event.total, event.unit, event.eta_s)
+        elif isinstance(event, Failed):
             job.error, job.hint = event.error, event.hint
         elif isinstance(event, Finished):
             job.stopped = event.stopped

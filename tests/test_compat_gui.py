@@ -61,6 +61,7 @@ def test_the_view_lists_loaders_and_offers_a_copy_only_when_one_is_unfaithful(qt
 def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tmp_path):
     from studio.config import ProjectConfig
     from studio.events import Failed, Finished
+    from studio.job_requests import PlainCopyRequest
     from studio.mix.messages import MixResult
     from studio.worker import protocol as p
     from studio.worker.client import WorkerExited
@@ -78,17 +79,16 @@ def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tm
     panel.set_project(cfg, None)
     dora = _lora(tmp_path, "run", dora=True)
     assert panel.export_box.isHidden()
-    panel.handle_message(p.JobStarted(job_id=1, kind="train"))
+    panel.handle_message(p.JobStarted(job_id=1, kind="start"))
     panel.handle_message(Finished(outputs=(str(dora),), step=4))
-    panel.handle_message(p.JobEnded(job_id=1, kind="train"))
+    panel.handle_message(p.JobEnded(job_id=1, kind="start"))
     assert not panel.export_box.isHidden()
     qtbot.waitUntil(lambda: "AUTOMATIC1111" in panel.compat.lines.text())
     panel.compat.ask_path = lambda *a: str(tmp_path / "run-plain.safetensors")
     panel.compat.plain_button.click()
     (job,) = worker.sent
-    assert isinstance(job, p.RunJob) and job.kind == "mix_plain"
-    assert job.params == {"src": str(dora), "out": str(tmp_path / "run-plain.safetensors"), "rank": 32,
-                          "base": str(tmp_path / "base-model"), "dtype": cfg.output.dtype, "request_id": 1}
+    assert job == PlainCopyRequest(src=str(dora), out=str(tmp_path / "run-plain.safetensors"), rank=32,
+                                   base=str(tmp_path / "base-model"), dtype=cfg.output.dtype, request_id=1)
     worker.say(p.JobStarted(job_id=2, kind="mix_plain"),
                MixResult(kind="plain", request_id=1, path=str(tmp_path / "run-plain.safetensors"),
                          summary="plain LoRA, rank ≤ 32: relative error 0.50% overall"),

@@ -191,7 +191,7 @@ def test_events_of_other_jobs_leave_the_train_panel_alone(idle_window):
     assert not panel.banner.isVisible() and panel.run_state == "idle"
     assert "mixing" not in panel.log.text()
     panel.handle_message(Log(level="info", text="outside any job"))
-    panel.handle_message(p.JobStarted(job_id=8, kind="train"))
+    panel.handle_message(p.JobStarted(job_id=8, kind="start"))
     panel.handle_message(Failed(error="no dataset folder is set", hint="add one"))
     assert panel.banner.isVisible() and "no dataset folder" in panel.banner.text()
     assert "outside any job" in panel.log.text()

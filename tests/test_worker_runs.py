@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from studio.config import ProjectConfig
-from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started, event_to_dict
+from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started
 from studio import run_folder as runs
 from studio.config import loads_project
 from studio.worker.preflight import preflight
@@ -19,7 +18,7 @@ def _run(root: Path, name: str, events: list, checkpoints: tuple[int, ...] = ())
     (run / "config.toml").write_text("[schedule]\nmax_steps = 10\n", encoding="utf-8")
     with open(run / "events.jsonl", "w", encoding="utf-8") as fh:
         for e in events:
-            fh.write(json.dumps(event_to_dict(e)) + "\n")
+            fh.write(runs.event_line(e) + "\n")
     for step in checkpoints:
         ck = run / "checkpoints" / f"checkpoint-{step:07d}"
         ck.mkdir(parents=True)

@@ -2,9 +2,8 @@
 
 The worker runs one job at a time, so the manager keeps the others queued (first in, first out, and
 reorderable) and sends the next one when the worker is ready and idle. Each request carries the id of its
-`Job`; the worker's `job_started` / `job_ended` and results come back with it. A worker that does not echo
-request ids yet is matched by order: one request is out at a time, so the next `job_started` after a send
-is that job's.
+`Job`; the worker's `job_started` / `job_ended`, its refusals and the results come back with it (and one
+request is out at a time, so events inside the job's brackets are its own).
 
 Nothing is re-sent behind the user's back: a worker that dies or is restarted fails the running job with
 the reason, and the queued jobs stay queued until a worker is ready again. Once `shut_down()` is called
@@ -19,12 +18,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from studio.events import Failed, Finished, Progress
+from studio.events import Failed, Finished, JobProgress, Progress
 from studio.job_requests import JobRequest
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
 from ui.jobs.job import CANCELLED, DONE, ENDED, FAILED, QUEUED, RUNNING, Job
-from ui.jobs.wire import NotAWorkerJob, to_command
 
 STOP_GRACE_S = 2.0  # a cancelled job should end within this; after it the user is told it has not
 KEEP_ENDED = 20  # finished jobs the list keeps showing
@@ -135,13 +133,8 @@ class JobManager(QObject):
                     self.worker.start()
                 return
             job = self._queue.pop(0)
-            try:
-                command = to_command(job.request)
-            except NotAWorkerJob as exc:
-                self._finish(job, FAILED, str(exc))
-                continue
             self._running, self._opened = job, False
-            if not self.worker.send(command):
+            if not self.worker.send(job.request):
                 self._running = None
                 self._queue.insert(0, job)
                 return
@@ -183,19 +176,21 @@ class JobManager(QObject):
         if job is None:
             return
         if isinstance(message, p.JobStarted):
-            request_id = getattr(message, "request_id", 0)
+            request_id = message.request_id
             if request_id and request_id != job.id:
                 return  # not ours (a job some other sender started)
             self._opened = True
             job.set_detail("stopping…" if job.cancel_requested else "")
             return
+        if isinstance(message, p.WorkerError) and (message.request_id == job.id or
+                                                   (not self._opened and not message.request_id)):
+            self._end_running(FAILED, message.error, message.hint)  # the worker refused the request
+            self._pump()
+            return
         if not self._opened:
-            if isinstance(message, p.WorkerError):  # the worker refused the request
-                self._end_running(FAILED, message.error, message.hint)
-                self._pump()
             return
         if isinstance(message, p.JobEnded):
-            request_id = getattr(message, "request_id", 0)
+            request_id = message.request_id
             if request_id and request_id != job.id:
                 return
             state = FAILED if job.error else CANCELLED if (job.stopped or job.cancel_requested) else DONE
@@ -204,9 +199,8 @@ class JobManager(QObject):
             return
         if isinstance(message, Progress):
             job.set_progress(message.step, message.total, "steps", message.eta_s)
-        elif getattr(message, "type", "") == "job_progress":  # the mixer's steps / cells, the captioner's files
-            job.set_progress(int(getattr(message, "done", 0)), int(getattr(message, "total", 0)),
-                             str(getattr(message, "unit", "steps")), getattr(message, "eta_s", None))
+        elif isinstance(message, JobProgress):  # the mixer's steps / cells, the captioner's files
+            job.set_progress(message.done, message.total, message.unit, message.eta_s)
         elif isinstance(message, Finished):
             job.outputs, job.stopped = tuple(message.outputs), bool(message.stopped)
         elif isinstance(message, Failed):

@@ -68,11 +68,11 @@ def after_worker_death(run_dir: Path | None, output_dir: Path | None) -> tuple[l
     return removed, last_checkpoint(run_dir)
 
 
-def history_until(run_dir: Path, step: int) -> tuple[list[dict], list[tuple[int, str, str]]]:
+def history_until(run_dir: Path, step: int) -> tuple[list[Progress], list[tuple[int, str, str]]]:
     """Pool thread: progress points and previews a resumed run already made, up to its checkpoint."""
     events = read_events(run_dir / "events.jsonl")
-    points = [e for e in events if e.get("type") == "progress" and int(e.get("step", 0)) <= step]
-    by_step = {int(e["step"]): e for e in points}  # a killed and resumed run repeats steps; keep the latest
+    points = [e for e in events if isinstance(e, Progress) and e.step <= step]
+    by_step = {e.step: e for e in points}  # a killed and resumed run repeats steps; keep the latest
     samples = [s for s in sample_images(run_dir) if s[0] <= step]
     return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
 
@@ -350,7 +350,7 @@ class TrainPanel(QWidget):
                                  resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
         self.run_dir = run_dir
 
-    def _command(self, command: p.Command) -> None:
+    def _command(self, command: p.Command | JobRequest) -> None:
         self.command_requested.emit(command)
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
@@ -413,14 +413,14 @@ class TrainPanel(QWidget):
         """Every message from the worker, in order, on the GUI thread.
 
         The worker also runs other jobs (the mixer's previews); their events are bracketed by
-        job_started/job_ended, and only those of a `train` job concern this panel."""
+        job_started/job_ended, and only those of a training job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
             return
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
-        if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
+        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
             if not (isinstance(message, Log) and self._job_kind is None):
                 return
         if isinstance(message, Progress):
@@ -472,13 +472,13 @@ class TrainPanel(QWidget):
                                   on_done=lambda h: self._prefill(run_dir, *h))
         self.history.refresh()
 
-    def _prefill(self, run_dir: Path, points: list[dict], samples: list[tuple[int, str, str]]) -> None:
+    def _prefill(self, run_dir: Path, points: list[Progress], samples: list[tuple[int, str, str]]) -> None:
         if run_dir != self.run_dir:
             return
         have = self.chart.last()
         for e in points:
-            if have is None or e["step"] < have[0]:
-                self.chart.add(int(e["step"]), e["loss"], e["smoothed_loss"], e["lr"])
+            if have is None or e.step < have[0]:
+                self.chart.add(e.step, e.loss, e.smoothed_loss, e.lr)
         shown = {(t.step, t.path) for t in self.gallery.thumbnails}
         for step, prompt, path in samples:
             if (step, path) not in shown:
