@@ -128,7 +128,7 @@ class Worker:
 
                 import studio.train.engine  # noqa: F401 - imports diffusers, transformers, peft, accelerate
 
-                torch_version = torch.__version__
+                torch_version = str(torch.__version__)  # a TorchVersion, which the codec refuses
                 if torch.cuda.is_available():
                     device = torch.cuda.get_device_name(0)
         except BaseException as exc:  # a broken install: every job will fail with this message
