@@ -13,15 +13,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolButton
 
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
 from studio.project import save_project_as
-from studio.job_requests import JobRequest, TrainRequest
 from studio.worker import protocol as p
 from ui.background import run_in_background
-from ui.mixer_backend import WorkerPreviewBackend
+from ui.jobs import JobManager
+from ui.jobs.jobs_view import JobsView
 from ui.panels.dataset_panel import DatasetPanel
 from ui.panels.mixer_panel import MixerPanel
 from ui.panels.train_panel import TrainPanel
@@ -31,6 +31,8 @@ from ui.worker_client import WorkerClient
 
 STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
                  "dead": "#d9534f", "stopped": "#888888"}
+QUIT_GRACE_S = 3.0  # on quit: the worker's time to stop its job (a run saves) and exit before it is killed
+QUIT_LIMIT_S = 5.0  # on quit: the window closes by then, whatever the worker does
 MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
 
 
@@ -58,18 +60,21 @@ class MainWindow(QMainWindow):
         self._dataset_sync.setSingleShot(True)
         self._dataset_sync.setInterval(600)
 
+        self.jobs = JobManager(self.worker, self)  # the one sender of job requests to the worker
         self.train_panel = TrainPanel()
+        self.train_panel.use_jobs(self.jobs)
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
         self.dataset_panel.worker_client = self.worker  # auto-captioning runs in the same worker
-        self.mixer_backend = WorkerPreviewBackend(self.worker, self)  # mixer jobs run in the same worker
-        self.mixer_panel = MixerPanel(self.mixer_backend)
+        self.mixer_panel = MixerPanel(self.jobs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dataset_panel, "Dataset")
         self.tabs.addTab(self.train_panel, "Train")
         self.tabs.addTab(self.mixer_panel, "Mixer")
         self.tabs.setCurrentWidget(self.train_panel)
         self.setCentralWidget(self.tabs)
+        self._build_jobs_dock()
         self.worker_label = QLabel()
+        self.statusBar().addPermanentWidget(self.jobs_button)
         self.statusBar().addPermanentWidget(self.worker_label)
         self._build_menus()
         self._wire()
@@ -138,6 +143,29 @@ class MainWindow(QMainWindow):
         self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
         self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
         view.addSeparator()
+        jobs = self.jobs_dock.toggleViewAction()
+        jobs.setText("&Jobs")
+        jobs.setShortcut(QKeySequence("Ctrl+J"))
+        view.addAction(jobs)
+        self.addAction(jobs)
+
+    def _build_jobs_dock(self) -> None:
+        """The Jobs list in a bottom dock, hidden until asked for (View ▸ Jobs, Ctrl+J, or the status bar's
+        "Jobs: …" button), so the window still fits 1024×700."""
+        self.jobs_view = JobsView(self.jobs)
+        self.jobs_dock = QDockWidget("Jobs", self)
+        self.jobs_dock.setObjectName("jobsDock")
+        self.jobs_dock.setWidget(self.jobs_view)
+        self.jobs_dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self.jobs_dock.hide()
+        self.jobs_button = QToolButton()
+        self.jobs_button.setAutoRaise(True)
+        self.jobs_button.setToolTip("Show the jobs: progress, Cancel, and the order of the queued ones (Ctrl+J)")
+        self.jobs_button.clicked.connect(lambda: self.jobs_dock.setVisible(not self.jobs_dock.isVisible()))
+        for signal in (self.jobs.job_added, self.jobs.job_removed, self.jobs.job_changed):
+            signal.connect(lambda *_a: self.jobs_button.setText(self.jobs_view.summary()))
+        self.jobs_button.setText(self.jobs_view.summary())
 
     def show_panel(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
@@ -301,13 +329,14 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------
     # worker
-    def _send(self, command: p.Command | JobRequest) -> None:
-        if not self.worker.running and not self._closing and isinstance(command, TrainRequest):
-            self.worker.start()  # the last one died or was never started: this one runs the job once ready
+    def _send(self, command: p.Command) -> None:
+        """The Train panel's control commands (Pause, Stop, Save now…); jobs go through `self.jobs`."""
         if not self.worker.send(command):
             self.train_panel.command_not_sent(command, self.worker.detail or self.worker.state)
 
     def restart_worker(self) -> None:
+        if self._closing:
+            return
         self.statusBar().showMessage("Restarting the worker…", 4000)
         self.worker.restart()
 
@@ -319,8 +348,7 @@ class MainWindow(QMainWindow):
         if state == "ready":
             self._restarts.clear()
         if self._closing and state in ("stopped", "dead"):
-            self._close_ready = True
-            QTimer.singleShot(0, self.close)
+            QTimer.singleShot(0, self._quit_now)
         elif state == "dead":
             self._restart_after_death(detail)
 
@@ -331,7 +359,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"The worker keeps stopping ({detail}); use Worker ▸ Restart worker")
             return
         self.statusBar().showMessage(f"{detail[:1].upper()}{detail[1:]}; starting a new worker…", 8000)
-        QTimer.singleShot(300, self.worker.start)
+        QTimer.singleShot(300, lambda: None if self._closing else self.worker.start())
 
     def _on_run_state(self, state: str) -> None:
         self.open_action.setEnabled(state == "idle")
@@ -357,31 +385,41 @@ class MainWindow(QMainWindow):
             return self.save_project()
         return answer == QMessageBox.StandardButton.Discard
 
+    def confirm_quit(self) -> bool:
+        """At most one question on the way out: a run in progress, or else unsaved settings."""
+        if self.train_panel.run_active:
+            return self.confirm_stop_run()
+        return not self.dirty or self.confirm_discard_changes()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if self._close_ready or (self._closing and not self.worker.running):
+        """Quit always works: one confirmation, then every job is stopped (a run saves a checkpoint), the
+        worker gets QUIT_GRACE_S to exit and is killed after that, and the window closes by QUIT_LIMIT_S
+        whatever the worker does. Nothing starts a worker on the way out (`jobs.shut_down`)."""
+        if self._close_ready:
             self._accept_close(event)
             return
-        if self._closing:  # already saving and stopping; the worker's exit closes the window
-            event.ignore()
-            return
+        event.ignore()
+        if self._closing:
+            return  # already on the way out: the worker's exit, or the time limit, closes the window
+        if not self.confirm_quit():
+            return  # "Cancel": nothing changed, the next Ctrl+Q asks again
+        self._closing = True
+        self.jobs.shut_down()
         if self.train_panel.run_active:
-            if not self.confirm_stop_run():
-                event.ignore()
-                return
-            self._closing = True
             self.train_panel.request_save_and_stop()
             self.statusBar().showMessage("Saving a checkpoint and stopping the run…")
-            self.worker.shutdown(timeout_s=180)
-        elif self.dirty and not self.confirm_discard_changes():
-            event.ignore()
+        if not self.worker.running:
+            self._quit_now()
             return
-        else:
-            self._closing = True
-            self.worker.shutdown(timeout_s=10)
-        if self.worker.running:
-            event.ignore()
+        self.worker.shutdown(timeout_s=QUIT_GRACE_S)
+        QTimer.singleShot(int(QUIT_LIMIT_S * 1000), self._quit_now)
+
+    def _quit_now(self) -> None:
+        if self._close_ready:
             return
-        self._accept_close(event)
+        self.worker.kill()  # still there after its grace: a hung job must not keep the app open
+        self._close_ready = True
+        QTimer.singleShot(0, self.close)  # not from inside closeEvent: Qt ignores a nested close()
 
     def _accept_close(self, event: QCloseEvent) -> None:
         self._save_settings()

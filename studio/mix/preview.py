@@ -100,23 +100,23 @@ class PreviewSession:
         self.apply(request.loras)
         pipe = self.pipe
         pipe.scheduler = self._scheduler(request.sampler)  # type: ignore[attr-defined]
-        stopped = False
 
         def step_end(p, step, timestep, kwargs):
-            nonlocal stopped
             if on_step is not None:
                 on_step(step + 1, request.steps)
             if should_stop is not None and should_stop():
-                stopped = True
-                p._interrupt = True
+                raise _Stopped  # out of the pipeline at once: no remaining steps skipped through, no VAE decode
             return kwargs
 
         gen = torch.Generator(device="cpu").manual_seed(int(request.seed))
-        result = pipe(prompt=request.prompt, negative_prompt=request.negative or None,  # type: ignore[operator]
-                      num_inference_steps=request.steps, guidance_scale=request.guidance,
-                      width=request.width, height=request.height, generator=gen,
-                      callback_on_step_end=step_end if should_stop is not None or on_step else None)
-        return None if stopped else result.images[0]
+        try:
+            result = pipe(prompt=request.prompt, negative_prompt=request.negative or None,  # type: ignore[operator]
+                          num_inference_steps=request.steps, guidance_scale=request.guidance,
+                          width=request.width, height=request.height, generator=gen,
+                          callback_on_step_end=step_end if should_stop is not None or on_step else None)
+        except _Stopped:
+            return None
+        return result.images[0]
 
     def render_to(self, request: RenderRequest, path: str | Path) -> Path | None:
         image = self.render(request)
@@ -151,6 +151,10 @@ class PreviewSession:
     def close(self) -> None:
         """Put the base weights back (the session can still be used; nothing stays patched)."""
         self.patcher.restore()
+
+
+class _Stopped(Exception):
+    """Raised from the step callback when the job is cancelled (a Cancel must end a render within ~2 s)."""
 
 
 def _assemble(components):

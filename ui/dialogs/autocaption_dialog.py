@@ -9,6 +9,7 @@ records them as one undoable edit.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,11 @@ from studio.events import CaptionWritten, Failed, Finished, JobProgress
 from studio.job_requests import AutoCaptionRequest
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from ui.mixer_backend import next_request_id
 
 MODES = [("only-empty", "Only images without a caption"), ("append", "Append new tags to existing captions"),
          ("replace", "Replace existing captions")]
+
+_ids = itertools.count(1_000_000)  # apart from the JobManager's ids until this dialog goes through it
 
 
 class AutoCaptionDialog(QDialog):
@@ -139,7 +141,7 @@ class AutoCaptionDialog(QDialog):
         self.settings.setValue("autocaption/threshold", self.threshold.value())
         request = AutoCaptionRequest(model=str(model), images=tuple(str(i) for i in self.images),
                                      mode=self.chosen_mode, threshold=self.threshold.value(),
-                                     caption_extension=self.caption_extension, request_id=next_request_id())
+                                     caption_extension=self.caption_extension, request_id=next(_ids))
         self.request_id, self._started, self._stopped, self.results = request.request_id, False, False, []
         self.start_button.setEnabled(False)
         self.cancel_button.setText("Cancel")

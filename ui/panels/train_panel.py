@@ -2,8 +2,10 @@
 
 It is a state machine over the run — idle → checking → starting → running ⇄ paused → stopping → idle —
 driven by the worker's events (`handle_message`) and the user's buttons. It never talks to the worker
-directly: it emits `command_requested(command)` and MainWindow, the one place signals are wired, sends
-it. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
+directly: a run (and a plain-LoRA copy) is submitted to the window's job queue (`ui.jobs.JobManager`),
+where it may wait behind a mixer preview ("queued: runs after …"); Pause / Stop / Save are control
+commands it emits as `command_requested(command)`, which MainWindow, the one place signals are wired,
+sends. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
 cleaning up after a killed worker) runs on the thread pool.
 """
 
@@ -17,7 +19,7 @@ from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScr
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
-from studio.job_requests import JobRequest, PlainCopyRequest, TrainRequest
+from studio.job_requests import PlainCopyRequest, TrainRequest
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
@@ -29,6 +31,7 @@ from studio.preset_info import preset_changes
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
+from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
 from ui.panels.train_checks import FormChecks
 from ui.widgets.config_form import ConfigForm, FormError
@@ -43,7 +46,6 @@ from ui.widgets.preset_note import PresetNote
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-PLAIN_JOB = PlainCopyRequest.type  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
@@ -106,7 +108,9 @@ class TrainPanel(QWidget):
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
-        self._plain_pending = False  # a plain-LoRA copy was sent and its job has not started yet
+        self.jobs = None  # the window's JobManager (use_jobs)
+        self._train_job: Job | None = None
+        self._plain_job: Job | None = None
         self._build()
         self.checks = FormChecks(self.form, self.banner, lambda: self.project_file, lambda: self.run_state == "idle")
         self._wire()
@@ -189,6 +193,10 @@ class TrainPanel(QWidget):
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
         self.history.previews_requested.connect(self._show_run_previews)
         self.compat.plain_copy_requested.connect(self._plain_copy)
+
+    def use_jobs(self, jobs) -> None:
+        """The window's JobManager: runs and plain-LoRA copies are submitted there."""
+        self.jobs = jobs
 
     # ---------------------------------------------------------------------------------------------
     # project
@@ -343,11 +351,31 @@ class TrainPanel(QWidget):
         self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None
         self._set_run_state("starting")
-        self.controls.set_details("Waiting for the worker…" if self.worker_state != "ready"
-                                  else "Loading the model and the dataset…")
-        self._command(command)
+        job = self._train_job = self.jobs.submit(command, "training")
+        job.detail_changed.connect(lambda _d: self._train_job_changed(job))
+        job.state_changed.connect(lambda _s: self._train_job_changed(job))
+        self._train_job_changed(job)
+
+    def _train_job_changed(self, job: Job) -> None:
+        """Before the run's own events arrive: queued behind another job, sent, or cancelled / refused."""
+        if job is not self._train_job or self.run_state != "starting":
+            return
+        if job.state == QUEUED:
+            self.controls.set_details(_sentence(job.detail) + ".")
+        elif job.state == RUNNING:
+            self.controls.set_details("Loading the model and the dataset…")
+        elif job.state == CANCELLED:
+            self._set_run_state("idle")
+            self.controls.set_details("Cancelled before it started.")
+        elif job.state == FAILED and job.worker_exit is None:  # a dead worker: _on_worker_exited says it
+            self._set_run_state("idle")
+            self.banner.show_message("error", f"Cannot start: {job.error}", job.hint)
 
     def stop(self) -> None:
+        job = self._train_job
+        if self.run_state == "starting" and job is not None and job.state == QUEUED:
+            self.jobs.cancel(job)  # it never reached the worker
+            return
         if self.run_state in ("starting", "running", "paused"):
             self._command(p.Stop())
             self._set_run_state("stopping")
@@ -378,13 +406,9 @@ class TrainPanel(QWidget):
     def _command(self, command: p.Command | JobRequest) -> None:
         self.command_requested.emit(command)
 
-    def command_not_sent(self, command: p.Command | JobRequest, reason: str) -> None:
-        """MainWindow could not deliver a command (no worker): undo the state change it implied."""
-        if isinstance(command, PlainCopyRequest):
-            self._plain_pending = False
-            self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
-            return
-        if isinstance(command, TrainRequest) or self.run_active:
+    def command_not_sent(self, command: p.Command, reason: str) -> None:
+        """MainWindow could not deliver a control command (no worker): undo the state change it implied."""
+        if self.run_active:
             self._set_run_state("idle")
         self.banner.show_message("error", f"The worker is not running ({reason}).",
                                  "It is being restarted; try again in a few seconds.")
@@ -411,17 +435,18 @@ class TrainPanel(QWidget):
         except (StudioError, FormError) as exc:
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
-        self._plain_pending = True
-        self._command(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path, dtype=cfg.output.dtype))
+        job = self._plain_job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
+                                                                  dtype=cfg.output.dtype), "plain-LoRA copy")
+        job.event.connect(lambda m: self.log.add(m.level, m.text, m.time) if isinstance(m, Log) else None)
+        job.ended.connect(lambda _state: self._plain_copy_ended(job))
 
-    def _plain_copy_message(self, message: object) -> None:
-        if isinstance(message, MixResult):
-            self.compat.show_copy_result(message.path, message.summary)
-            self.log.add("info", f"plain-LoRA copy: {message.path} ({message.summary})")
-        elif isinstance(message, Failed):
-            self.compat.show_copy_error(message.error, message.hint)
-        elif isinstance(message, Log):
-            self.log.add(message.level, message.text, message.time)
+    def _plain_copy_ended(self, job: Job) -> None:
+        result = next((r for r in job.results if isinstance(r, MixResult)), None)
+        if job.state == DONE and result is not None:
+            self.compat.show_copy_result(result.path, result.summary)
+            self.log.add("info", f"plain-LoRA copy: {result.path} ({result.summary})")
+        elif job.state != CANCELLED:
+            self.compat.show_copy_error(job.error or "the copy was not written", job.hint)
 
     # ---------------------------------------------------------------------------------------------
     # worker
@@ -444,14 +469,9 @@ class TrainPanel(QWidget):
         job_started/job_ended, and only those of a training job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
-            if message.kind == PLAIN_JOB:
-                self._plain_pending = False
             return
         if isinstance(message, p.JobEnded):
             self._job_kind = None
-            return
-        if self._job_kind == PLAIN_JOB and isinstance(message, (MixResult, Failed, Finished, Log, Progress)):
-            self._plain_copy_message(message)
             return
         if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
             if not (isinstance(message, Log) and self._job_kind is None):
@@ -481,18 +501,12 @@ class TrainPanel(QWidget):
             self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
-            if self._plain_pending:  # the worker refused the copy (busy with the mixer's job)
-                self._plain_pending = False
-                self.compat.show_copy_error(message.error, message.hint)
-            if self.run_state == "starting":
+            if self.run_state == "starting" and not (self._train_job and self._train_job.state == QUEUED):
                 self.banner.show_message("error", message.error, message.hint)
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
         elif isinstance(message, WorkerExited):
-            if self._job_kind == PLAIN_JOB or self._plain_pending:
-                self._plain_pending = False
-                self.compat.show_copy_error("the worker stopped before the copy was written", "try again")
             self._job_kind = None
             self._on_worker_exited(message)
 
@@ -558,6 +572,8 @@ class TrainPanel(QWidget):
     def _on_worker_exited(self, e: WorkerExited) -> None:
         if not self.run_active and self.run_state != "checking":
             return
+        if self._train_job is not None and self._train_job.state == QUEUED:
+            return  # still queued: it runs on the next worker
         was = self.run_state
         self._set_run_state("idle")
         if e.expected:
