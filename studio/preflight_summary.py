@@ -365,3 +365,43 @@ def same_device(run_device: str, device: Device) -> bool:
     if device.on_cpu:
         return run_device.strip().lower() == "cpu"
     return run_device.strip() == device.name
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """What the summary needs from the disk, read on a pool thread: the counts, the last run's speed and the
+    preset the project file names (as its reference)."""
+
+    folders: tuple[FolderCount, ...]
+    regularization: int
+    measured: MeasuredSpeed | None
+    preset: tuple[ProjectConfig, str] | None
+
+
+def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = None) -> Gathered:
+    """Pool thread: everything `summarize` needs besides the settings and the device. `preset`: the one the
+    user applied in this session (else the one the project file names, if any)."""
+    from studio.config import load_preset, resolve_path
+
+    project_dir = Path(project_file).resolve().parent if project_file else None
+    folders = [resolve_path(project_file, f) for f in cfg.dataset.folders]
+    counts = folder_counts(folders, caption_extension=cfg.dataset.caption_extension,
+                           default_repeats=cfg.dataset.repeats, project_dir=project_dir)
+    reg = regularization_count([resolve_path(project_file, f) for f in cfg.dataset.regularization_folders])
+    measured = measured_speed(project_dir) if project_dir else None
+    named = (load_preset(preset), f"preset {preset}") if preset else project_preset(project_file)
+    return Gathered(counts, reg, measured, named)
+
+
+def project_preset(project_file: Path | None) -> tuple[ProjectConfig, str] | None:
+    """The preset a project file names (`preset = "sd15-character"`), loaded, with its display name."""
+    from studio.config import _read_toml, load_preset
+    from studio.errors import StudioError
+
+    if project_file is None or not Path(project_file).is_file():
+        return None
+    try:
+        name = _read_toml(Path(project_file)).get("preset")
+        return (load_preset(name), f"preset {name}") if isinstance(name, str) else None
+    except StudioError:
+        return None

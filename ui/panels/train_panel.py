@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, Q
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
+from studio.machine_defaults import MachineDefaults
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
@@ -26,10 +27,11 @@ from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, 
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
 from ui.widgets.compat_report_view import CompatReportView
-from ui.widgets.config_form import ConfigForm, FormError
+from ui.widgets.config_form import ConfigForm, FormError, label_for
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
 from ui.widgets.model_picker import ModelPicker
+from ui.widgets.preflight_view import PreflightView
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
@@ -146,6 +148,9 @@ class TrainPanel(QWidget):
         self.controls = RunControls()
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
+        # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
+        self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
+        right_layout.addWidget(self.preflight)
         self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
         export_layout = QVBoxLayout(self.export_box)
         self.compat = CompatReportView()
@@ -172,6 +177,8 @@ class TrainPanel(QWidget):
     def _wire(self) -> None:
         self.presets.activated.connect(self._apply_preset)
         self.form.changed.connect(self.config_changed)
+        self.form.changed.connect(self._update_preflight)
+        self.run_state_changed.connect(self.preflight.run_state)
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
@@ -194,6 +201,13 @@ class TrainPanel(QWidget):
         if not self.run_active:
             self.controls.reset(cfg.schedule.max_steps)
         self.history.set_project_dir(self.project_file.parent if self.project_file else None)
+        self._update_preflight()
+
+    def _update_preflight(self) -> None:
+        try:
+            self.preflight.update_config(self.form.config(), self.project_file)
+        except FormError:
+            pass  # the field is marked at Start; the summary keeps the last possible settings
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
@@ -218,6 +232,7 @@ class TrainPanel(QWidget):
             base = self.current_config()
         except FormError:
             return
+        self.preflight.set_preset(name)
         run_in_background(load_preset, name, base, on_done=self._preset_loaded,
                           on_error=lambda exc: self.banner.show_message("error", f"Preset {name}: {exc}",
                                                                         getattr(exc, "hint", "")))
@@ -225,6 +240,19 @@ class TrainPanel(QWidget):
     def _preset_loaded(self, cfg: ProjectConfig) -> None:
         self.form.set_config(cfg)
         self.config_changed.emit()
+        self._update_preflight()
+
+    def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
+        """A new project on a newly known device: its defaults, each change said with its reason."""
+        cfg = self.form.config()
+        changes = defaults.changes(cfg)
+        self.form.set_config(defaults.apply(cfg))
+        self._update_preflight()
+        for d in changes:
+            self.log.add("info", f"default for this machine: [{d.section}] {d.key} = {d.value!r} — {d.reason}")
+        if changes:
+            self.banner.show_message("info", f"Settings chosen for {defaults.device.describe()}: " + ", ".join(
+                f"{label_for(d.section, d.key)} {d.value}" for d in changes) + ".", changes[0].reason)
 
     # ---------------------------------------------------------------------------------------------
     # commands
@@ -238,6 +266,8 @@ class TrainPanel(QWidget):
         try:
             cfg = self.current_config()
         except FormError:
+            return
+        if not self.preflight.confirm_start():  # on a CPU, a long run is confirmed once
             return
         if self.project_file is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save the project before training", "project.toml",
