@@ -148,9 +148,6 @@ class TrainPanel(QWidget):
         self.controls = RunControls()
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
-        # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
-        self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
-        right_layout.addWidget(self.preflight)
         self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
         export_layout = QVBoxLayout(self.export_box)
         self.compat = CompatReportView()
@@ -163,6 +160,9 @@ class TrainPanel(QWidget):
         self.gallery = PreviewGallery()
         self.log = LogView()
         self.history = RunHistory()
+        # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
+        self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
+        self.tabs.addTab(self.preflight, "Before you start")
         self.tabs.addTab(self.gallery, "Previews")
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.history, "History")
@@ -179,6 +179,7 @@ class TrainPanel(QWidget):
         self.form.changed.connect(self.config_changed)
         self.form.changed.connect(self._update_preflight)
         self.run_state_changed.connect(self.preflight.run_state)
+        self.preflight.headline_changed.connect(self._show_headline)
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
@@ -202,6 +203,13 @@ class TrainPanel(QWidget):
             self.controls.reset(cfg.schedule.max_steps)
         self.history.set_project_dir(self.project_file.parent if self.project_file else None)
         self._update_preflight()
+        if not self.run_active:
+            self.tabs.setCurrentWidget(self.preflight)
+
+    def _show_headline(self, text: str) -> None:
+        """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
+        if self.run_state == "idle" and self.controls.details.text().startswith("Not running."):
+            self.controls.set_details(f"Not running. {text}.")
 
     def _update_preflight(self) -> None:
         try:
@@ -315,6 +323,7 @@ class TrainPanel(QWidget):
         if fresh:
             self.chart.clear()
             self.gallery.clear()
+        self.tabs.setCurrentWidget(self.gallery)
         self.checkpoint_step = 0
         self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None

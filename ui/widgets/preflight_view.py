@@ -14,15 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFrame, QLabel, QMessageBox, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QLabel, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 
 from studio.config import ProjectConfig
 from studio.machine_defaults import Device, defaults_for
 from studio.preflight_summary import (Gathered, PreflightSummary, epochs_text, gather, rough_duration,
                                       summarize)
 from ui.background import run_in_background
-from ui.theme import set_role
+from ui.theme import scaled_font, set_role
 from ui.widgets.config_form import label_for
 
 DEBOUNCE_MS = 300
@@ -39,13 +39,18 @@ def _value(value: Any) -> str:
     return str(value) if value != "" else "empty"
 
 
-class PreflightView(QFrame):
-    """The summary of the form's settings on the worker's device; `summary` is the one shown."""
+class PreflightView(QScrollArea):
+    """The summary of the form's settings on the worker's device; `summary` is the one shown.
+
+    A page of the Train panel's lower tabs ("Before you start", current while no run is going), so it takes
+    no height from the charts at 1024×700; its first line is also emitted (`headline_changed`) for the line
+    under Start."""
+
+    headline_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, *,
                  family_of: Callable[[], str | None] = lambda: None) -> None:
         super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
         self.family_of = family_of  # the base model's family as the model picker detected it
         self.device: Device | None = None
         self.summary: PreflightSummary | None = None
@@ -55,34 +60,32 @@ class PreflightView(QFrame):
         self._gathered: Gathered | None = None
         self._gen = 0
         self._confirmed: object = None  # the settings the user already said "Start anyway" to
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 6)
-        layout.setSpacing(4)
-        self.header = QToolButton()
-        self.header.setCheckable(True)
-        self.header.setChecked(True)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setArrowType(Qt.ArrowType.DownArrow)
-        self.header.setAutoRaise(True)
-        self.header.setToolTip("What Start will do with these settings (click to show or hide the details)")
-        self.header.toggled.connect(self._toggle)
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(8, 6, 8, 6)
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.header.setFont(scaled_font(self.font(), 1.1, bold=True))
         self.notice = QLabel()
         self.notice.setWordWrap(True)
         set_role(self.notice, "banner-warning")
-        self.notice.setContentsMargins(8, 4, 8, 4)
+        self.notice.setContentsMargins(8, 6, 8, 6)
         self.body = QLabel()
         self.body.setWordWrap(True)
         self.body.setTextFormat(Qt.TextFormat.RichText)
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.header)
-        layout.addWidget(self.notice)
-        layout.addWidget(self.body)
+        for label in (self.header, self.notice, self.body):
+            layout.addWidget(label)
+        layout.addStretch(1)
         self.notice.hide()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(page)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._gather)
-        self._set_header("Before you start: counting the images…")
+        self._set_header("Counting the images…")
 
     # ---------------------------------------------------------------------------------------------
     def set_device(self, device: Device | None) -> None:
@@ -95,8 +98,7 @@ class PreflightView(QFrame):
         self._timer.start()
 
     def run_state(self, state: str) -> None:
-        """During a run the chart needs the room: folded; back to idle, the last run's speed is read."""
-        self.set_expanded(state == "idle")
+        """Back to idle: count again, with the step time the run just measured."""
         if state == "idle":
             self.refresh()
 
@@ -130,7 +132,7 @@ class PreflightView(QFrame):
     def _gather_failed(self, gen: int, exc: BaseException) -> None:
         if gen == self._gen:
             self._gathered = None
-            self._set_header(f"Before you start: the images could not be counted ({exc})")
+            self._set_header(f"The images could not be counted ({exc})")
 
     # ---------------------------------------------------------------------------------------------
     def _reference(self, gathered: Gathered) -> tuple[ProjectConfig, str]:
@@ -150,9 +152,10 @@ class PreflightView(QFrame):
         self.summary = s = summarize(cfg, device, gathered.folders, regularization=gathered.regularization,
                                      reference=reference, reference_name=name, family=family,
                                      measured=gathered.measured, label=label_for)
-        unknown = "" if self.device is not None else " (device not known yet: assuming the CPU)"
-        self._set_header(f"Before you start: {s.max_steps:,} steps, {epochs_text(s.epochs)}, about "
-                         f"{rough_duration(s.estimate.total_s)}{unknown}")
+        where = "if on the CPU" if self.device is None else "on the CPU" if device.on_cpu else "on the GPU"
+        epochs = f"{s.epochs:,.0f} epochs" if s.epochs >= 10 else epochs_text(s.epochs).split(" (")[0]
+        self._set_header(f"{s.max_steps:,} steps · {epochs if s.images else 'no images yet'} · about "
+                         f"{rough_duration(s.estimate.total_s)} {where}")
         self.notice.setText(s.cpu_notice or "")
         self.notice.setVisible(bool(s.cpu_notice))
         self.body.setText(self._details(s))
@@ -177,13 +180,7 @@ class PreflightView(QFrame):
 
     def _set_header(self, text: str) -> None:
         self.header.setText(text)
-
-    def _toggle(self, shown: bool) -> None:
-        self.header.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
-        self.body.setVisible(shown)
-
-    def set_expanded(self, shown: bool) -> None:
-        self.header.setChecked(shown)
+        self.headline_changed.emit(text)
 
     # ---------------------------------------------------------------------------------------------
     def confirm_start(self) -> bool:
