@@ -121,18 +121,24 @@ class PreflightSummary:
         return self.batch_size * self.accumulation
 
     def steps_line(self) -> str:
-        """"3 × 10 + 5 × 2 = 40 images an epoch ÷ 2 a step = 20 steps an epoch; 80 steps = 4 epochs"."""
-        parts = " + ".join(f"{f.images} × {f.repeats}" for f in self.folders if f.images) or "0 images"
+        """"3 × 10 (10_a) + 5 × 2 (2_b) = 40 images an epoch ÷ 2 a step = 20 steps an epoch; 80 steps = 4
+        epochs" — kohya's "images × repeats", "epochs" and "total steps" in one line."""
+        parts = " + ".join(f"{f.images} × {f.repeats} ({f.name})" for f in self.folders if f.images) or "0 images"
         reg = f" (+ {self.per_epoch // 2} regularisation)" if self.regularization else ""
         held = f", {self.held_out} held out for validation" if self.held_out else ""
+        whole = ""
+        if self.steps_per_epoch and self.epochs != int(self.epochs):
+            below, above = int(self.epochs) * self.steps_per_epoch, (int(self.epochs) + 1) * self.steps_per_epoch
+            whole = f"; {below:,} or {above:,} steps give whole epochs" if below else f"; {above:,} give one"
         return (f"{parts}{reg} = {self.per_epoch:,} images an epoch{held} ÷ {self.images_per_step} a step = "
-                f"{self.steps_per_epoch:,} steps an epoch; {self.max_steps:,} steps = {epochs_text(self.epochs)}")
+                f"{self.steps_per_epoch:,} steps an epoch; {self.max_steps:,} steps = {epochs_text(self.epochs)}"
+                f"{whole}")
 
 
 def epochs_text(epochs: float) -> str:
     if epochs == int(epochs):
         return f"{int(epochs):,} epoch{'s' if epochs != 1 else ''}"
-    return f"{epochs:,.1f} epochs (the last one partial)"
+    return f"{epochs:,.1f} epochs"
 
 
 def rough_duration(seconds: float) -> str:
@@ -159,7 +165,7 @@ def step_seconds(cfg: ProjectConfig, device: Device, family: str | None = None,
     if measured is not None and same_device(measured.device, device) and measured.resolution > 0:
         step = measured.step_s * (px / measured.resolution) ** 2 * per_step / max(1, measured.images_per_step)
         return Estimate(step, step * cfg.schedule.max_steps,
-                        f"measured in the last run ({measured.run_name}): {measured.step_s:.2f} s a step at "
+                        f"from the last run, {measured.run_name}: {measured.step_s:.2f} s a step measured at "
                         f"{measured.resolution} px, {measured.images_per_step} image(s) a step", measured=True)
     cls = device.device_class
     step = REFERENCE_STEP_S[cls] * (px / REFERENCE_PX) ** 2 * per_step
@@ -173,10 +179,15 @@ def step_seconds(cfg: ProjectConfig, device: Device, family: str | None = None,
         step *= DORA_FACTOR
     if cfg.network.train_text_encoder:
         step *= TEXT_ENCODER_FACTOR
-    model = "SDXL" if family == "sdxl" else "SD 1.5"
     return Estimate(step, step * cfg.schedule.max_steps,
-                    f"typical for {device.describe()}: {REFERENCE_STEP_S[cls]:g} s a step for {model}-sized "
-                    f"models at {REFERENCE_PX} px, one image a step, scaled to these settings")
+                    f"estimated for {_typical(device)}, from {REFERENCE_STEP_S[cls]:g} s a step for SD 1.5 at "
+                    f"{REFERENCE_PX} px, one image a step")
+
+
+def _typical(device: Device) -> str:
+    if device.kind == "cuda":
+        return f"a typical {device.vram_gib:.0f} GB GPU" if device.vram_gib is not None else "a typical GPU"
+    return f"a typical {device.cpu_threads}-thread {'Mac CPU' if device.kind == 'mps' else 'CPU'}"
 
 
 def differences(cfg: ProjectConfig, reference: ProjectConfig) -> tuple[Difference, ...]:
@@ -271,6 +282,9 @@ def _with_warnings(summary: PreflightSummary, cfg: ProjectConfig, family: str | 
     add = lambda text, section, key: out.append(Warning(text, section, key))  # noqa: E731
     res, steps, est = cfg.dataset.resolution, cfg.schedule.max_steps, summary.estimate
     L = label  # noqa: N806
+    if not cfg.model.path.strip():
+        add(f"No base model yet: choose one in {L('model', 'path')} (an SD 1.5 or SDXL checkpoint you own).",
+            "model", "path")
     if not cfg.dataset.folders:
         add(f"No image folders yet: add one in the Dataset panel or in {L('dataset', 'folders')}.",
             "dataset", "folders")

@@ -37,7 +37,8 @@ def test_steps_from_two_folders_of_different_repeats(tmp_path):
     assert sorted((f.name, f.images, f.repeats) for f in got.folders) == [("10_a", 3, 10), ("2_b", 5, 2)]
     s = summarize(cfg, CPU, got.folders)
     assert (s.images, s.per_epoch, s.steps_per_epoch, s.max_steps, s.epochs) == (8, 40, 20, 80, 4.0)
-    assert "= 40 images an epoch" in s.steps_line() and "80 steps = 4 epochs" in s.steps_line()
+    assert s.steps_line() == ("3 × 10 (10_a) + 5 × 2 (2_b) = 40 images an epoch ÷ 2 a step = 20 steps an epoch; "
+                              "80 steps = 4 epochs")
 
 
 def test_accumulation_regularisation_and_hold_out_change_the_epoch():
@@ -46,7 +47,7 @@ def test_accumulation_regularisation_and_hold_out_change_the_epoch():
         "schedule", batch_size=2, gradient_accumulation=2, max_steps=25)
     s = summarize(cfg, CPU, folders)
     assert (s.images_per_step, s.steps_per_epoch, s.epochs) == (4, 10, 2.5)
-    assert "2.5 epochs (the last one partial)" in s.steps_line()
+    assert s.steps_line().endswith("25 steps = 2.5 epochs; 20 or 30 steps give whole epochs")
     assert summarize(cfg, CPU, folders, regularization=7).per_epoch == 80  # as many class images again
     held = summarize(cfg.with_section("sampling", validation_percent=25.0), CPU, folders)
     assert held.held_out == 2 and held.per_epoch == 30  # 6 of 8 images stay: 40 × 6/8
@@ -95,7 +96,7 @@ def test_warnings_name_the_setting_to_change():
     few = summarize(cfg.with_section("schedule", max_steps=5), RTX, [FolderCount("a", 20, 1)]).warnings
     assert any("raise Max steps to at least 20" in w.text for w in few)
     empty = summarize(ProjectConfig(), RTX, []).warnings
-    assert [w.key for w in empty] == ["folders"]
+    assert [w.key for w in empty] == ["path", "folders"]
     sdxl = summarize(cfg, RTX, [FolderCount("a", 20, 1)], family="sdxl").warnings
     assert any("raise Resolution to 1024" in w.text for w in sdxl)
 
@@ -121,7 +122,7 @@ def test_measured_step_time_of_the_last_run_replaces_the_guess(tmp_path):
     assert measured is not None and measured.step_s == pytest.approx(0.25) and measured.resolution == 256
     cfg = ProjectConfig().with_section("dataset", resolution=512)
     est = step_seconds(cfg, RTX, measured=measured)
-    assert est.measured and est.step_s == pytest.approx(1.0) and "measured in the last run" in est.basis
+    assert est.measured and est.step_s == pytest.approx(1.0) and "from the last run, 20261203-080000-lora" in est.basis
     assert not step_seconds(cfg, CPU, measured=measured).measured  # another device: the guess
     assert gather(cfg, project).measured == measured
 

@@ -40,12 +40,12 @@ def test_summary_counts_the_folders_and_follows_the_form(idle_window, qtbot, tmp
     assert (view.summary.per_epoch, view.summary.steps_per_epoch, view.summary.epochs) == (40, 20, 4.0)
     assert "80 steps · 4 epochs · about" in view.header.text()
     assert panel.controls.details.text().startswith("Not running. 80 steps · 4 epochs")
-    assert "3 × 10 + 5 × 2 = 40 images an epoch" in view.body.text()
+    assert "3 × 10 (10_a) + 5 × 2 (2_b) = 40 images an epoch" in view.body.text()
     panel.form.editor("schedule", "max_steps").set_value(200)
     panel.form.changed.emit()  # what an edit by the user emits
     qtbot.waitUntil(lambda: view.summary.max_steps == 200, timeout=5000)
     assert "200 steps · 10 epochs" in view.header.text()
-    assert "Steps 200 (1000)" in view.body.text()  # differs from the defaults, with the default beside it
+    assert "Steps 200 instead of 1000" in view.body.text()  # differs from the defaults, which are named
 
 
 def test_cpu_notice_shown_for_a_cpu_and_not_for_nvidia(idle_window, qtbot, tmp_path):
@@ -58,7 +58,7 @@ def test_cpu_notice_shown_for_a_cpu_and_not_for_nvidia(idle_window, qtbot, tmp_p
     assert "lower Resolution to 256" in view.body.text()
     view.set_device(RTX)
     assert not view.notice.isVisible() and "no usable GPU" not in view.body.text()
-    assert "typical for NVIDIA GeForce RTX 3060" in view.body.text()
+    assert "estimated for a typical 12 GB GPU" in view.body.text()
 
 
 def test_start_on_a_cpu_asks_first_and_back_starts_nothing(idle_window, qtbot, tmp_path):
@@ -141,10 +141,12 @@ def test_the_summary_is_the_tab_shown_before_a_run_and_previews_during_one(idle_
     panel = idle_window.train_panel
     show(panel, qtbot, ProjectConfig().with_section("dataset", folders=(str(dataset(tmp_path)),)))
     assert panel.tabs.currentWidget() is panel.preflight and panel.tabs.tabText(0) == "Before you start"
+    assert panel.charts_split.sizes()[0] == 0 and panel.preflight.height() > 300  # no empty chart above it
     panel.project_file = tmp_path / "project.toml"
     panel.preflight.set_device(RTX)  # no confirmation on a GPU
     panel._checked(panel.form.config(), panel.project_file, [])  # the checks passed: the run begins
     assert panel.run_state == "starting" and panel.tabs.currentWidget() is panel.gallery
+    assert panel.charts_split.sizes()[0] > 100  # the chart is back for the run
 
 
 def test_the_summary_on_a_cpu_fits_1024_by_700(qtbot, tmp_path):

@@ -154,7 +154,7 @@ class TrainPanel(QWidget):
         export_layout.addWidget(self.compat)
         self.export_box.setVisible(False)
         right_layout.addWidget(self.export_box)
-        charts_split = QSplitter(Qt.Orientation.Vertical)
+        self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
         self.gallery = PreviewGallery()
@@ -203,12 +203,16 @@ class TrainPanel(QWidget):
             self.controls.reset(cfg.schedule.max_steps)
         self.history.set_project_dir(self.project_file.parent if self.project_file else None)
         self._update_preflight()
-        if not self.run_active:
+        if not self.run_active:  # before a run the summary matters, not an empty chart
             self.tabs.setCurrentWidget(self.preflight)
+            if self.chart.count() == 0:
+                self.charts_split.setSizes([0, 1])
 
     def _show_headline(self, text: str) -> None:
         """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
         if self.run_state == "idle" and self.controls.details.text().startswith("Not running."):
+            if self.preflight.summary is not None:
+                self.controls.reset(self.preflight.summary.max_steps)
             self.controls.set_details(f"Not running. {text}.")
 
     def _update_preflight(self) -> None:
@@ -324,6 +328,8 @@ class TrainPanel(QWidget):
             self.chart.clear()
             self.gallery.clear()
         self.tabs.setCurrentWidget(self.gallery)
+        if self.charts_split.sizes()[0] == 0:
+            self.charts_split.setSizes([420, 300])
         self.checkpoint_step = 0
         self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None

@@ -166,17 +166,18 @@ class PreflightView(QScrollArea):
                 ("Batch", f"{s.batch_size}" + (f" × {s.accumulation} accumulated" if s.accumulation > 1 else "")),
                 ("Resolution", s.resolution),
                 ("Trains", "; ".join(s.trained)),
-                ("Time", f"about {rough_duration(s.estimate.total_s)} ({rough_duration(s.estimate.step_s)} a step, "
-                         f"{s.estimate.basis})")]
+                ("Time", f"about {rough_duration(s.estimate.total_s)} — {rough_duration(s.estimate.step_s)} a "
+                         f"step, {s.estimate.basis}")]
         if s.differences:
-            changed = ", ".join(f"{label_for(d.section, d.key)} {_value(d.value)} ({_value(d.reference)})"
+            changed = "; ".join(f"{label_for(d.section, d.key)} {_value(d.value)} instead of {_value(d.reference)}"
                                 for d in s.differences)
             rows.append((f"Not as in {s.reference_name}", changed))
         else:
             rows.append(("Settings", f"as in {s.reference_name}"))
-        text = "".join(f"<tr><td style='padding-right:8px'><b>{e(k)}</b></td><td>{e(v)}</td></tr>" for k, v in rows)
+        text = "".join(f"<p style='margin:0 0 4px 0'><b>{e(k)}:</b> {e(v)}</p>" for k, v in rows)
         warnings = "".join(f"<li>{e(w.text)}</li>" for w in s.warnings)
-        return f"<table>{text}</table>" + (f"<ul style='margin:0'>{warnings}</ul>" if warnings else "")
+        return text + (f"<p style='margin:6px 0 0 0'><b>Check before you start:</b></p>"
+                       f"<ul style='margin:0'>{warnings}</ul>" if warnings else "")
 
     def _set_header(self, text: str) -> None:
         self.header.setText(text)
