@@ -256,7 +256,10 @@ class TrainPanel(QWidget):
 
     def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
         """A new project on a newly known device: its defaults, each change said with its reason."""
-        cfg = self.form.config()
+        try:
+            cfg = self.form.config()
+        except FormError:
+            return  # the user is typing into a new project: theirs, not ours to change
         changes = defaults.changes(cfg)
         self.form.set_config(defaults.apply(cfg))
         self._update_preflight()
