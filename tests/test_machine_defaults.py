@@ -103,3 +103,20 @@ def test_probe_reads_nvidia_smi_without_torch_and_survives_its_failure():
 
     hw = probe(run=hangs)
     assert hw.gpus == () and "nvidia-smi" in hw.error
+
+
+def test_the_window_side_never_imports_torch():
+    """The window learns the device from the worker and this probe; the summary counts images: no torch."""
+    import sys
+
+    code = ("import sys\n"
+            "from studio.config import ProjectConfig\n"
+            "from studio.hardware import probe\n"
+            "from studio.machine_defaults import defaults_for, device_from_ready\n"
+            "from studio.preflight_summary import gather, summarize\n"
+            "d = defaults_for(device_from_ready('cpu', probe()))\n"
+            "g = gather(ProjectConfig(), None)\n"
+            "summarize(d.apply(ProjectConfig()), d.device, g.folders)\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

@@ -68,13 +68,13 @@ def test_start_on_a_cpu_asks_first_and_back_starts_nothing(idle_window, qtbot, t
     asked: list[str] = []
     answer = [False]
     panel.preflight.ask = lambda title, text: asked.append(text) or answer[0]
+    panel.project_file = tmp_path / "project.toml"  # no save dialog: Start goes straight to the checks
     states: list[str] = []
     panel.run_state_changed.connect(states.append)
     panel.controls.start_button.click()
     assert len(asked) == 1 and "about 10 h" in asked[0]
     assert panel.run_state == "idle" and states == [] and idle_window.sent == []
     answer[0] = True
-    panel.project_file = tmp_path / "project.toml"  # no save dialog: the checks run
     panel.controls.start_button.click()
     assert len(asked) == 2 and states[:1] == ["checking"]
     qtbot.waitUntil(lambda: panel.run_state == "idle", timeout=10_000)  # no base model: the checks stop it

@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
         else:
             self._project_ready(ProjectConfig(), None)
         if start_worker:
-            run_in_background(probe, on_done=lambda hw: setattr(self, "_probe", hw))
+            run_in_background(probe, on_done=self._probed)
             self.worker.start()
 
     # ---------------------------------------------------------------------------------------------
@@ -329,6 +329,11 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self.close)
         elif state == "dead":
             self._restart_after_death(detail)
+
+    def _probed(self, hw: Hardware) -> None:
+        self._probe = hw
+        if self.worker.info is not None:  # the worker was quicker: now the VRAM is known too
+            self.device_ready(self.worker.info.device)
 
     def device_ready(self, device: str) -> None:
         """The worker named its device: defaults that fit it for the mixer and a new, unedited project."""
