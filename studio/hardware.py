@@ -5,7 +5,9 @@ point will not run out of memory. The engine trains on CUDA or on the CPU (Apple
 answer is one of: an NVIDIA GPU with so much VRAM (and bf16 or not), or "the CPU — slow". The same facts,
 plus library versions, fill the About box and bug reports.
 
-Everything here is plain data; torch is imported lazily so the CLI can start without it.
+Everything here is plain data; torch is imported lazily so the CLI can start without it, and `probe()` never
+imports it at all: the window process must not load torch (issue 14), yet it needs the VRAM to pick defaults
+(the worker's `ready` message names the device but not its memory).
 """
 
 from __future__ import annotations
@@ -126,6 +128,49 @@ def detect() -> Hardware:
     except Exception as exc:  # e.g. a driver too old for this torch: train on the CPU, but say why
         return Hardware((), cuda_version, cpu, threads, apple_gpu=apple,
                         error=f"The NVIDIA driver did not answer ({exc}); training would use the CPU.")
+
+
+def probe(run=None) -> Hardware:
+    """What this machine has, without importing torch: NVIDIA GPUs from `nvidia-smi` (name, VRAM, compute
+    capability), Apple silicon from the platform. Never raises; no `nvidia-smi` (or one that fails) means no
+    GPU is listed. `run` replaces `subprocess.run` in tests.
+
+    The worker still decides whether CUDA is usable (a CPU build of PyTorch cannot use the GPU listed here):
+    `studio.machine_defaults.device_from_ready` combines both.
+    """
+    import shutil
+    import subprocess
+
+    cpu, threads = _cpu_name(), _cpu_count()
+    apple = platform.system() == "Darwin" and platform.machine() == "arm64"
+    exe = shutil.which("nvidia-smi") if run is None else "nvidia-smi"
+    if exe is None:
+        return Hardware((), None, cpu, threads, apple_gpu=apple)
+    try:
+        out = (run or subprocess.run)(
+            [exe, "--query-gpu=index,name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Hardware((), None, cpu, threads, apple_gpu=apple, error=f"nvidia-smi did not answer ({exc})")
+    if out.returncode != 0:
+        return Hardware((), None, cpu, threads, apple_gpu=apple)
+    return Hardware(parse_nvidia_smi(out.stdout), None, cpu, threads, apple_gpu=apple)
+
+
+def parse_nvidia_smi(text: str) -> tuple[GpuInfo, ...]:
+    """Rows of `index, name, memory.total (MiB), compute_cap` as GpuInfo; malformed rows are skipped."""
+    gpus = []
+    for line in text.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 4:
+            continue
+        try:
+            major, _, minor = parts[3].partition(".")
+            cap = (int(major), int(minor or 0))
+            gpus.append(GpuInfo(int(parts[0]), parts[1], int(float(parts[2]) * 2**20), _bf16(cap), cap))
+        except ValueError:
+            continue
+    return tuple(gpus)
 
 
 def _bf16(capability: tuple[int, int]) -> bool:

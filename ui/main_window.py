@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
+from studio.hardware import Hardware, probe
+from studio.machine_defaults import defaults_for, device_from_ready
 from studio.project import save_project_as
 from studio.worker import protocol as p
 from ui.background import run_in_background
@@ -56,6 +58,8 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._close_ready = False
         self._restarts: list[float] = []
+        self._probe: Hardware | None = None  # GPUs and VRAM without torch, for the defaults (issue 18)
+        self._new_project = False  # an untitled project nobody has edited: machine defaults may apply
         self._dataset_sync = QTimer(self)
         self._dataset_sync.setSingleShot(True)
         self._dataset_sync.setInterval(600)
@@ -87,6 +91,7 @@ class MainWindow(QMainWindow):
         else:
             self._project_ready(ProjectConfig(), None)
         if start_worker:
+            run_in_background(probe, on_done=self._probed)
             self.worker.start()
 
     # ---------------------------------------------------------------------------------------------
@@ -230,6 +235,7 @@ class MainWindow(QMainWindow):
             self.open_project(Path(path))
 
     def _project_ready(self, cfg: ProjectConfig, path: Path | None) -> None:
+        self._new_project = path is None and cfg == ProjectConfig()
         self.project_file = Path(path).resolve() if path else None
         self.train_panel.set_project(cfg, self.project_file)
         self._show_dataset(cfg)
@@ -347,10 +353,27 @@ class MainWindow(QMainWindow):
         self.train_panel.set_worker_state(state, detail)
         if state == "ready":
             self._restarts.clear()
+            if self.worker.info is not None:
+                self.device_ready(self.worker.info.device)
         if self._closing and state in ("stopped", "dead"):
             QTimer.singleShot(0, self._quit_now)
         elif state == "dead":
             self._restart_after_death(detail)
+
+    def _probed(self, hw: Hardware) -> None:
+        self._probe = hw
+        if self.worker.info is not None:  # the worker was quicker: now the VRAM is known too
+            self.device_ready(self.worker.info.device)
+
+    def device_ready(self, device: str) -> None:
+        """The worker named its device: defaults that fit it for the mixer and a new, unedited project."""
+        defaults = defaults_for(device_from_ready(device, self._probe))
+        self.train_panel.preflight.set_device(defaults.device)
+        self.mixer_panel.set_preview_defaults(defaults.preview)
+        if self._new_project and not self.dirty and not self.train_panel.run_active:
+            self._new_project = False
+            self.train_panel.apply_machine_defaults(defaults)
+            self.dirty = False  # the new project's starting point, not an edit to save
 
     def _restart_after_death(self, detail: str) -> None:
         now = time.monotonic()

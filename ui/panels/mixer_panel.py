@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QWidget)
 
 from studio.errors import StudioError
+from studio.machine_defaults import PreviewDefaults
 from studio.formats.peek import peek_lora
 from studio.job_requests import MixBakeRequest, MixExportRequest, MixGridRequest, MixPreviewRequest
 from studio.mix.grid import GridAxis
@@ -38,7 +39,7 @@ from ui.widgets.mix_preview_view import MixPreviewView
 from ui.widgets.strength_grid_view import StrengthGridView
 
 DEBOUNCE_MS = 250
-SIZES = ("512×512", "768×768", "1024×1024", "512×768", "768×512", "832×1216", "1216×832", "64×64")
+SIZES = ("256×256", "512×512", "768×768", "1024×1024", "512×768", "768×512", "832×1216", "1216×832", "64×64")
 
 
 class MixerPanel(QWidget):
@@ -57,6 +58,8 @@ class MixerPanel(QWidget):
         self._file_job: Job | None = None  # an export or a bake
         self._status_kind = "info"
         self._last_preview: Path | None = None
+        self._preview_defaults: PreviewDefaults | None = None  # the device's, once the worker named it
+        self._shown_defaults = ("512×512", 20)  # size and steps last set by default, not by the user
         self.setAcceptDrops(True)
 
         self.base = QLineEdit()
@@ -100,6 +103,7 @@ class MixerPanel(QWidget):
         self.size = QComboBox()
         self.size.setEditable(True)
         self.size.addItems(list(SIZES))
+        self.size.setCurrentText("512×512")
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 30.0)
         self.guidance.setSingleStep(0.5)
@@ -202,7 +206,24 @@ class MixerPanel(QWidget):
         family = self.mix_family()
         return tuple(r.entry() for r in self.rows if r.check_family(family))
 
+    def set_preview_defaults(self, defaults: PreviewDefaults | None = None) -> None:
+        """Preview size and steps for the device and the LoRAs' family (issue 18: a CPU gets a small, quick
+        preview), each only while the user has not changed it."""
+        self._preview_defaults = d = defaults or self._preview_defaults
+        if d is None:
+            return
+        family = self.mix_family()
+        size, steps = f"{d.size_for(family)}×{d.size_for(family)}", d.steps_for(family)
+        if self.size.currentText() == self._shown_defaults[0]:
+            self.size.setCurrentText(size)
+        if self.steps.value() == self._shown_defaults[1]:
+            self.steps.setValue(steps)
+        self._shown_defaults = (size, steps)
+        for widget in (self.size, self.steps):
+            widget.setToolTip(f"Default: {d.reason}")
+
     def _update_rows(self) -> None:
+        self.set_preview_defaults()  # an SDXL LoRA added: its native size
         self.drop_hint.setVisible(not self.rows)
         self.grid.set_loras([r.title() for r in self.rows if r.check_family(self.mix_family())])
         self._update_buttons()

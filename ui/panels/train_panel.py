@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScr
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
 from studio.job_requests import PlainCopyRequest, TrainRequest
+from studio.machine_defaults import MachineDefaults
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
@@ -34,10 +35,11 @@ from ui.background import run_in_background
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
 from ui.panels.train_checks import FormChecks
-from ui.widgets.config_form import ConfigForm, FormError
+from ui.widgets.config_form import ConfigForm, FormError, label_for
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
 from ui.widgets.model_picker import ModelPicker
+from ui.widgets.preflight_view import PreflightView
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
@@ -158,12 +160,15 @@ class TrainPanel(QWidget):
         export_layout.addWidget(self.compat)
         self.export_box.setVisible(False)
         right_layout.addWidget(self.export_box)
-        charts_split = QSplitter(Qt.Orientation.Vertical)
+        self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
         self.gallery = PreviewGallery()
         self.log = LogView()
         self.history = RunHistory()
+        # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
+        self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
+        self.tabs.addTab(self.preflight, "Before you start")
         self.tabs.addTab(self.gallery, "Previews")
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.history, "History")
@@ -181,6 +186,9 @@ class TrainPanel(QWidget):
         self.form.changed.connect(self.config_changed)
         self.form.changed.connect(self._preset_sync.start)
         self._preset_sync.timeout.connect(self._sync_preset_box)
+        self.form.changed.connect(self._update_preflight)
+        self.run_state_changed.connect(self.preflight.run_state)
+        self.preflight.headline_changed.connect(self._show_headline)
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
@@ -211,6 +219,7 @@ class TrainPanel(QWidget):
         self.preset_note.hide()
         project_dir = self.project_file.parent if self.project_file else None
         self.history.set_project_dir(project_dir)
+        self._update_preflight()
         if self.run_active:
             return
         self.controls.reset(cfg.schedule.max_steps)
@@ -220,6 +229,8 @@ class TrainPanel(QWidget):
         self.chart.clear()
         self.gallery.clear()
         self.export_box.setVisible(False)
+        self.tabs.setCurrentWidget(self.preflight)  # before a run the summary matters, not an empty chart
+        self.charts_split.setSizes([0, 1])
         if project_dir is not None:
             run_in_background(read_last_run, project_dir, on_done=lambda last: self._show_last_run(project_dir, last))
 
@@ -239,8 +250,23 @@ class TrainPanel(QWidget):
         self.gallery.clear()
         for point in trace.points:
             self.chart.add(*point)
+        if trace.points:
+            self.charts_split.setSizes([420, 300])
         for preview in trace.previews:
             self.gallery.add(*preview)
+
+    def _show_headline(self, text: str) -> None:
+        """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
+        if self.run_state == "idle" and self.controls.details.text().startswith("Not running."):
+            if self.preflight.summary is not None:
+                self.controls.reset(self.preflight.summary.max_steps)
+            self.controls.set_details(f"Not running. {text}.")
+
+    def _update_preflight(self) -> None:
+        try:
+            self.preflight.update_config(self.form.config(), self.project_file)
+        except FormError:
+            pass  # the field is marked at Start; the summary keeps the last possible settings
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
@@ -261,6 +287,7 @@ class TrainPanel(QWidget):
         except FormError:
             self._sync_preset_box()
             return
+        self.preflight.set_preset(name)
         run_in_background(load_preset, name, before, on_done=lambda cfg: self._preset_loaded(name, before, cfg),
                           on_error=lambda exc: self.banner.show_message("error", f"Preset {name}: {exc}",
                                                                         getattr(exc, "hint", "")))
@@ -271,6 +298,22 @@ class TrainPanel(QWidget):
         self.presets.show_config(after)
         self.preset_note.show_changes(name, preset_changes(before, after))
         self.config_changed.emit()
+        self._update_preflight()
+
+    def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
+        """A new project on a newly known device: its defaults, each change said with its reason."""
+        try:
+            cfg = self.form.config()
+        except FormError:
+            return  # the user is typing into a new project: theirs, not ours to change
+        changes = defaults.changes(cfg)
+        self.form.set_config(defaults.apply(cfg))
+        self._update_preflight()
+        for d in changes:
+            self.log.add("info", f"default for this machine: [{d.section}] {d.key} = {d.value!r} — {d.reason}")
+        if changes:
+            self.banner.show_message("info", f"Settings chosen for {defaults.device.describe()}: " + ", ".join(
+                f"{label_for(d.section, d.key)} {d.value}" for d in changes) + ".", changes[0].reason)
 
     def _undo_preset(self) -> None:
         """The settings the preset changed go back to what they were; later edits to other fields stay."""
@@ -303,6 +346,8 @@ class TrainPanel(QWidget):
         try:
             cfg = self.current_config()
         except FormError:
+            return
+        if not self.preflight.confirm_start():  # on a CPU, a long run is confirmed once
             return
         if self.project_file is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save the project before training", "project.toml",
@@ -347,6 +392,9 @@ class TrainPanel(QWidget):
         if fresh:
             self.chart.clear()
             self.gallery.clear()
+        self.tabs.setCurrentWidget(self.gallery)
+        if self.charts_split.sizes()[0] == 0:
+            self.charts_split.setSizes([420, 300])
         self.checkpoint_step = 0
         self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None
