@@ -17,7 +17,7 @@ from studio.formats.kohya import lora_file_from_peft, to_tensors
 from studio.formats.names import te_prefixes
 from studio.models.original_layout import original_state_dict
 from studio.models.tiny import build_tiny_pipeline
-from studio.train.setup import lora_config
+from studio.train.networks import adapter_config as lora_config
 from studio.config import NetworkConfig
 from studio.train.targets import TEXT_ENCODER, unet_targets
 

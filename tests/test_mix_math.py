@@ -14,7 +14,8 @@ from studio.formats.lora_file import LoraModule
 from studio.formats.reader import read_lora
 from studio.mix.blocks import block_of, parse_weights
 from studio.mix.merge import merge
-from studio.mix.recipe import MixEntry, contributions, load_sources, parse_entry
+from studio.mix.recipe import MixEntry, contributions, load_sources
+from studio.mix.request import parse_entry
 from tests.lora_maker import lora_metadata, random_lora, write_kohya
 
 STRENGTHS = (0.8, -0.3)

@@ -35,7 +35,7 @@ def test_export_loads_in_diffusers_and_matches_peft_model(trained, tiny_sd1):
     from peft.utils import set_peft_model_state_dict
 
     from studio.train.checkpoint import load_adapters
-    from studio.train.setup import lora_config
+    from studio.train.networks import adapter_config as lora_config
     from studio.train.targets import TEXT_ENCODER, unet_targets
 
     cfg, lora_path, checkpoint = trained

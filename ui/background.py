@@ -83,6 +83,3 @@ def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any
     (pool or QThreadPool.globalInstance()).start(_Task(fn, args, relay))
 
 
-def wait_for_background(timeout_ms: int = 10000) -> bool:
-    """Block until the pool is idle (tests, shutdown). Results are still delivered by the event loop."""
-    return QThreadPool.globalInstance().waitForDone(timeout_ms)

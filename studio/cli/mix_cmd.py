@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _entries(specs: list[str]):
-    from studio.mix.recipe import parse_entry
+    from studio.mix.request import parse_entry
 
     return [parse_entry(s) for s in specs]
 
@@ -43,7 +43,8 @@ def _entries(specs: list[str]):
 def _sources(specs: list[str]):
     from dataclasses import replace
 
-    from studio.mix.recipe import LoraCache, load_sources, with_blocks
+    from studio.mix.recipe import LoraCache, load_sources
+    from studio.mix.request import with_blocks
 
     cache = LoraCache()
     parsed = _entries(specs)

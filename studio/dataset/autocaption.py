@@ -36,7 +36,6 @@ Mode = Literal["append", "replace", "only-empty"]
 MODES: tuple[Mode, ...] = ("append", "replace", "only-empty")
 
 WD14_RATING = 9
-WD14_GENERAL = 0
 WD14_CHARACTER = 4
 
 

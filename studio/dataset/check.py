@@ -32,7 +32,6 @@ from studio.fileio import WriteError, atomic_write_text
 
 # Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
-CONVERTED_KINDS = frozenset({"small", "cmyk", "16-bit", "alpha", "rotated", "mode"})
 CACHE_VERSION = 2  # 2: entries carry a content sample (studio.file_sample); size and mtime alone were trusted
 #: a training image is at most tens of megabytes; a file of gigabytes is refused unread rather than loaded whole
 MAX_IMAGE_BYTES = 512 * 2**20
@@ -69,9 +68,6 @@ class CheckReport:
     @property
     def excluded_paths(self) -> frozenset[Path]:
         return frozenset(p.path for p in self.problems if p.excluded)
-
-    def problems_for(self, path: Path) -> list[Problem]:
-        return [p for p in self.problems if p.path == path]
 
 
 def _problem(path: Path, kind: str, message: str) -> Problem:
@@ -322,12 +318,6 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     order = {r.path: i for i, r in enumerate(records)}
     problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))
     return CheckReport(checks=tuple(ordered), problems=tuple(problems), cached=cached)
-
-
-def usable_records(records: Sequence[ImageRecord], report: CheckReport) -> list[ImageRecord]:
-    """The records training should use: those with no excluding problem (duplicates included)."""
-    bad = report.excluded_paths
-    return [r for r in records if r.path not in bad]
 
 
 def describe_report(report: CheckReport) -> str:

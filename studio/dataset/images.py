@@ -113,15 +113,6 @@ def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -
     return px
 
 
-def crop_fraction(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """Crop to (left, top, right, bottom) given as fractions of the (already EXIF-rotated) image.
-
-    Fractions rather than pixels, so the box a user drew on a thumbnail stays right for the full image.
-    """
-    px = crop_pixels(img.size, box)
-    return img if px is None else img.crop(px)
-
-
 def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
                     size: tuple[int, int]) -> tuple[float, float] | None:
     """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole image.

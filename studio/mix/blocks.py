@@ -145,10 +145,6 @@ def _weight(value, block: str) -> float:
     return w
 
 
-def preset_weights(name: str, family: str) -> dict[str, float]:
-    return parse_weights(name, family)
-
-
 def block_weight(weights: Mapping[str, float], kohya_name: str) -> float:
     """The weight for one module (1 when its block is not listed or it is outside every block)."""
     if not weights:

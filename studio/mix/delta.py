@@ -22,10 +22,6 @@ _CONV1 = re.compile(r"(conv_shortcut|skip_connection)$")
 _PROJ = re.compile(r"(proj_in|proj_out)$")
 
 
-def needs_base(module: LoraModule) -> bool:
-    return module.dora_scale is not None
-
-
 def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Tensor | None = None,
                  out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """strength × ΔW in fp32; `weight` (the base weight) is needed for DoRA and fixes the shape."""

@@ -41,12 +41,6 @@ def session_for(base: str, device: str | None = None) -> tuple[PreviewSession, b
         return _session, True
 
 
-def drop_session() -> None:
-    global _session, _session_key
-    with _lock:
-        _session, _session_key = None, None
-
-
 def _stop(control: Any) -> Callable[[], bool] | None:
     return (lambda: bool(getattr(control, "stop_requested", False))) if control is not None else None
 

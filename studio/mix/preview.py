@@ -22,8 +22,8 @@ from studio.fileio import atomic_write_with
 from studio.mix.grid import GridAxis, GridResult, check_axes, compose
 from studio.mix.patch import WeightPatcher
 from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
-from studio.mix.request import RenderRequest
-from studio.mix.samplers import DEFAULT_SAMPLER, make_scheduler
+from studio.mix.request import DEFAULT_SAMPLER, RenderRequest
+from studio.mix.samplers import make_scheduler
 from studio.mix.targets import check_fits, model_targets
 
 

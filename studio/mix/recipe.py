@@ -13,7 +13,7 @@ from pathlib import Path
 from studio.errors import LoraFormatError
 from studio.formats.family import family_label, same_architecture
 from studio.formats.lora_file import LoraFile, LoraModule
-from studio.mix.request import MixEntry, parse_entry, with_blocks  # noqa: F401 - the mix API lives here too
+from studio.mix.request import MixEntry
 
 
 # --------------------------------------------------------------------------------------------------

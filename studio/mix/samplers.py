@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from studio.errors import ConfigError
-from studio.mix.request import DEFAULT_SAMPLER  # noqa: F401 - one default for requests and sessions
 
 # name → (diffusers class name, extra config); only schedulers whose dependencies we ship (no torchsde)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -43,7 +43,6 @@ import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from studio.errors import ModelLoadError, StudioError, UnsafeFileError
 from studio.formats.names import is_kohya_name

@@ -24,16 +24,9 @@ from pathlib import Path
 import torch
 
 from studio.errors import ModelLoadError
-from studio.models.base_files import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES, weights_kind
+from studio.models.base_files import weights_kind
 from studio.models.ckpt_scan import not_a_checkpoint, refused_import, torch_container
 from studio.models.safetensors_header import read_safetensors_header
-
-def is_safetensors_path(path: Path) -> bool:
-    return path.suffix.lower() in SAFETENSORS_SUFFIXES
-
-
-def is_pickle_path(path: Path) -> bool:
-    return path.suffix.lower() in PICKLE_SUFFIXES
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

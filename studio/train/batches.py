@@ -57,14 +57,6 @@ def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: in
     return chunks
 
 
-def epoch_order(repeats: tuple[int, ...], seed: int, epoch: int) -> list[int]:
-    """Indices of one epoch (each example `repeats` times), shuffled by (seed, epoch) alone."""
-    pool = [i for i, r in enumerate(repeats) for _ in range(r)]
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(len(pool), generator=gen).tolist()
-    return [pool[p] for p in perm]
-
-
 def batches(dataset: PreparedDataset, batch_size: int, seed: int, *, start_epoch: int = 0,
             start_index: int = 0) -> Iterator[tuple[int, int, list[int]]]:
     """Endless (epoch, next index, example indices) batches; resumable from (epoch, index), where the

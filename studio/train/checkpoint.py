@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from studio.errors import ConfigError, UnsafeFileError
 from studio.fileio import atomic_dir
-from studio.run_folder import CHECKPOINT_STATE, checkpoint_dir  # noqa: F401 - checkpoint_dir is part of this API
+from studio.run_folder import CHECKPOINT_STATE
 
 STATE_FILE = CHECKPOINT_STATE
 EXTRA_DIR = "extra"

@@ -8,22 +8,8 @@ encoders concatenated, the pooled output of the second, and the size/crop "time 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
-
-
-@dataclass
-class Conditioning:
-    hidden: torch.Tensor  # batch × 77 × dim
-    pooled: torch.Tensor | None = None  # SDXL: batch × 1280
-    time_ids: torch.Tensor | None = None  # SDXL: batch × 6
-
-    def unet_kwargs(self) -> dict:
-        if self.pooled is None:
-            return {"encoder_hidden_states": self.hidden}
-        return {"encoder_hidden_states": self.hidden,
-                "added_cond_kwargs": {"text_embeds": self.pooled, "time_ids": self.time_ids}}
 
 
 def tokenize(tokenizer, captions: Sequence[str]) -> torch.Tensor:

@@ -39,15 +39,15 @@ from studio.train.ema import LoraEMA
 from studio.train.export import adapter_state_dicts, export_lora, load_adapter_state_dicts
 from studio.train.grids import write_grid
 from studio.train.latent_cache import CACHE_DIR, LatentCache, vae_fingerprint
-from studio.train.networks import network_metadata
+from studio.train.networks import add_adapters, network_metadata
 from studio.train.noise import training_scheduler
 from studio.train.objective import Objective, diffusion_loss
-from studio.train.optimizers import evaluation_weights, is_schedule_free, trainable_parameters
-from studio.run_folder import EventLog, check_writable_folder, new_run_dir, write_config_snapshot
+from studio.train.optimizers import evaluation_weights, is_schedule_free, make_optimizer, trainable_parameters
+from studio.run_folder import EventLog, check_writable_folder, checkpoint_dir, new_run_dir, write_config_snapshot
 from studio.train.sampling import render_samples
 from studio.validate import require_valid
-from studio.train.schedules import warmup_steps
-from studio.train.setup import add_adapters, choose_precision, make_lr_scheduler, make_optimizer, place_models
+from studio.train.schedules import make_lr_scheduler, warmup_steps
+from studio.train.setup import choose_precision, place_models
 from studio.train.speed import apply_speed_options, ensure_sdpa, use_channels_last
 from studio.train.tensorboard import EventWriter
 from studio.train.validation import ValidationTrend, split_validation, validation_loss
@@ -252,7 +252,7 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
 
     place_models(components, precision, device, base_quantization=cfg.network.base_quantization)
     unet, tes = components.unet, list(components.text_encoders)
-    trained = add_adapters(unet, tes, cfg.network, seed=sched.seed)
+    trained = add_adapters(unet, tes, cfg.network, train_text_encoder=cfg.network.train_text_encoder, seed=sched.seed)
     initial = None
     if cfg.network.init == "pissa":
         initial = {k: {n: t.detach().clone() for n, t in sd.items()}
@@ -442,7 +442,7 @@ def _save(run: Run, *, final: bool) -> Iterator[Event]:
     acc, cfg = run.accelerator, run.cfg
     target = (run.output_dir / f"{cfg.output.name}.safetensors" if final
               else run.run_dir / f"{cfg.output.name}-step{run.step:07d}.safetensors")
-    path = ckpt.checkpoint_dir(run.run_dir, run.step)
+    path = checkpoint_dir(run.run_dir, run.step)
     acc.wait_for_everyone()
     if run.main:
         extra = {}

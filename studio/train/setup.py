@@ -1,6 +1,6 @@
-"""Stage functions that prepare a run, in the diffusers recipe's order: precision → place and freeze the
-models → adapters (`networks`) → upcast trainable params → optimizer (`optimizers`) → LR schedule
-(`schedules`). Each takes explicit arguments and returns what it made.
+"""The first stages of a run, in the diffusers recipe's order: choose the precision, then place and freeze the
+models. The later stages have their own modules: adapters (`networks.add_adapters`), optimizer
+(`optimizers`), LR schedule (`schedules`); each takes explicit arguments and returns what it made.
 """
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from studio.config import NetworkConfig
 from studio.errors import ConfigError
-from studio.train import networks
-from studio.train.optimizers import make_optimizer, trainable_parameters  # noqa: F401 - the stage's API
-from studio.train.schedules import make_lr_scheduler  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -54,13 +50,3 @@ def place_models(components, precision: Precision, device: torch.device, *, base
         components.unet.to(device, dtype=precision.weights)
     for te in components.text_encoders:
         te.to(device, dtype=precision.weights)
-
-
-def lora_config(net: NetworkConfig, target_modules: str):
-    """The peft config of `net` for the given target modules (no convolutions)."""
-    return networks.adapter_config(net, target_modules)
-
-
-def add_adapters(unet, text_encoders, net: NetworkConfig, *, seed: int) -> list:
-    """Freeze the base, add the adapters (text encoders too if trained); return the trained modules."""
-    return networks.add_adapters(unet, text_encoders, net, train_text_encoder=net.train_text_encoder, seed=seed)

@@ -22,7 +22,7 @@ from pathlib import Path
 #: (reader, where the hostile thing goes, what must happen: error = a StudioError, ok = handled quietly,
 #: any = either, never a crash or a hang)
 READERS: tuple[tuple[str, str], ...] = (
-    ("project file", "error"), ("project file via open_project", "error"), ("base model path", "error"),
+    ("project file", "error"), ("base model path", "error"),
     ("base model model_index.json", "error"), ("base model unet/config.json", "error"),
     ("base model unet weights", "error"), ("resume checkpoint folder", "error"), ("resume state.json", "error"),
     ("LoRA file", "error"), ("dataset.json", "error"), ("folder.toml", "any"), ("image (check-dataset)", "ok"),
@@ -39,7 +39,6 @@ def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[]
     from studio.demo import create_demo_project
     from studio.formats.reader import read_lora
     from studio.models.load import load_components
-    from studio.project_recovery import open_project
     from studio.train import checkpoint as ckpt
     from studio.train.folders import FolderSettings, folder_settings
     from studio.train.latent_cache import CacheKey, LatentCache
@@ -64,8 +63,6 @@ def _cases(root: Path, model: Path) -> Iterator[tuple[str, str, str, Callable[[]
             fn: Callable[[], object] | None = None
             if reader == "project file" and (p := put("project.toml")):
                 fn = lambda p=p: load_project(p)  # noqa: E731
-            elif reader == "project file via open_project" and (p := put("project.toml")):
-                fn = lambda p=p: open_project(p)  # noqa: E731
             elif reader == "base model path" and (p := put("model")):
                 fn = lambda p=p: load_components(p)  # noqa: E731
             elif reader.startswith("base model "):

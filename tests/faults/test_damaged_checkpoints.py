@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from studio.errors import StudioError
+from studio.run_folder import checkpoint_dir
 from studio.train import checkpoint as ckpt
 
 FAULT = "checkpoints: damaged on disk, then resumed"
@@ -38,7 +39,7 @@ def _training_state(seed: int = 0):
 
 def write_checkpoint(run_dir: Path, step: int = 3) -> Path:
     _, opt, sched, gen, adapters = _training_state()
-    path = ckpt.checkpoint_dir(run_dir, step)
+    path = checkpoint_dir(run_dir, step)
     position = ckpt.LoopPosition(step=step, epoch=0, index=2, family="sd1", rank=2, train_text_encoder=False)
     ckpt.save_checkpoint(path, adapters=adapters, optimizer=opt, lr_scheduler=sched, noise_gen=gen,
                          position=position, keep=5)
@@ -105,7 +106,7 @@ def test_damaged_checkpoints_give_clear_errors(ledger, tmp_path, marker):
     assert len(names) >= 50
     broken = []
     for i, name in enumerate(names):
-        path = ckpt.checkpoint_dir(tmp_path / f"run{i}", 3)
+        path = checkpoint_dir(tmp_path / f"run{i}", 3)
         shutil.copytree(pristine, path)
         dict(damages(path, random.Random(i), marker))[name]()
         problem = ""
@@ -167,7 +168,7 @@ def test_resume_from_damaged_checkpoints_is_a_clear_failure(ledger, tiny_sd1, im
     }
     problems = []
     for i, (name, hurt) in enumerate(damage.items()):
-        copy = ckpt.checkpoint_dir(tmp_path / f"copy{i}", 1)
+        copy = checkpoint_dir(tmp_path / f"copy{i}", 1)
         shutil.copytree(source, copy)
         hurt(copy)
         last = list(run_training(cfg, resume_from=copy))[-1]

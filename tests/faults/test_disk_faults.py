@@ -21,6 +21,7 @@ import torch
 
 from studio.errors import StudioError
 from studio.fileio import WriteError
+from studio.run_folder import checkpoint_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 FREE_LEVELS = (0, 1024, 4096, 8192, 12288, 16384, 24576, 65536, 131072, 262144)  # bytes left free
@@ -134,7 +135,7 @@ class Checkpoints(Target):
         _, opt, sched, gen, _ = _training_state(n)
         adapters = {"lora_unet": {f"m{i}.lora_A.weight": torch.randn(4, 320) for i in range(8)}}
         position = ckpt.LoopPosition(step=n, epoch=0, index=0, family="sd1", rank=4, train_text_encoder=False)
-        ckpt.save_checkpoint(ckpt.checkpoint_dir(self.folder, n), adapters=adapters, optimizer=opt,
+        ckpt.save_checkpoint(checkpoint_dir(self.folder, n), adapters=adapters, optimizer=opt,
                              lr_scheduler=sched, noise_gen=gen, position=position, keep=2)
 
     def check(self, n: int) -> None:

@@ -2,7 +2,7 @@
 file, a folder, a symlink loop, a dangling symlink — in a child process (`tests/faults/path_runner.py`), so a
 hang or an endless read fails one named case instead of stopping the suite.
 
-Readers: the project file (twice: `load_project` and the window's `open_project`), a base model path, its
+Readers: the project file (`load_project`), a base model path, its
 `model_index.json`, `unet/config.json` and weights file, a resume checkpoint and its `state.json`, a LoRA file,
 `dataset.json`, `folder.toml`, an image in check-dataset, the check cache, a latent-cache entry, `demo --out`,
 `train --out`, a run folder's `config.toml` and `events.jsonl` (the run list) and the event log a resume appends to. Each must end in one of our StudioErrors (with a message in our words) or, for the caches

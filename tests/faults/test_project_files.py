@@ -1,5 +1,5 @@
-"""Project files that are corrupt, truncated or from a newer version: a clear ConfigError, the backup offered and
-restorable, nothing silently reset, nothing deleted. Also the dataset state file (`dataset.json`).
+"""Project files that are corrupt, truncated or from a newer version: a clear ConfigError naming the file, nothing
+silently reset, the last good backup never overwritten. Also the dataset state file (`dataset.json`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 
 from studio.config import PROJECT_FORMAT_VERSION, ProjectConfig, dumps_project, load_project, save_project
 from studio.errors import ConfigError, StudioError
-from studio.project_recovery import DamagedProjectError, backup_path, check_project, open_project, restore_backup
 
 
 def _cfg(name: str) -> ProjectConfig:
@@ -37,9 +36,11 @@ def corruptions(good: bytes, seed: int = 3) -> list[tuple[str, bytes, str]]:
         for _ in range(rng.randint(1, 3)):
             blob[rng.randrange(len(blob))] = rng.choice(b"\x00\xff[]=\"'\n#{}")
         add(f"flipped-{i}", bytes(blob), "any")
-    for name, blob in (("empty", b""), ("nul-bytes", b"\x00" * 512), ("binary", bytes(rng.randbytes(2048))),
+    for name in ("empty", "bom-only"):  # no settings at all: every one is its default, as for an empty text
+        add(name, b"\xef\xbb\xbf" if name == "bom-only" else b"", "error-or-warning")
+    for name, blob in (("nul-bytes", b"\x00" * 512), ("binary", bytes(rng.randbytes(2048))),
                        ("utf16", good.decode().encode("utf-16")), ("latin1", b"[output]\nname = \"caf\xe9\"\n"),
-                       ("bom-only", b"\xef\xbb\xbf"), ("json", json.dumps({"output": {"name": "x"}}).encode()),
+                       ("json", json.dumps({"output": {"name": "x"}}).encode()),
                        ("html", b"<html><body>404 Not Found</body></html>"),
                        ("zeros-after-crash", good[: len(good) // 3] + b"\x00" * 4096)):
         add(name, blob)
@@ -63,6 +64,10 @@ def corruptions(good: bytes, seed: int = 3) -> list[tuple[str, bytes, str]]:
     return out
 
 
+def backup_path(path: Path) -> Path:
+    return path.with_suffix(path.suffix + ".bak")
+
+
 def _setup(folder: Path) -> tuple[Path, bytes]:
     project = folder / "project.toml"
     save_project(_cfg("first"), project)
@@ -71,7 +76,7 @@ def _setup(folder: Path) -> tuple[Path, bytes]:
     return project, project.read_bytes()
 
 
-def test_corrupt_project_files_give_a_clear_error_and_offer_the_backup(ledger, tmp_path):
+def test_corrupt_project_files_give_a_clear_error(ledger, tmp_path):
     folder = tmp_path / "p"
     folder.mkdir()
     project, good = _setup(folder)
@@ -82,70 +87,30 @@ def test_corrupt_project_files_give_a_clear_error_and_offer_the_backup(ledger, t
         project.write_bytes(blob)
         problem, loaded = "", False
         try:
-            check = check_project(project)
+            load_project(project)
+            loaded = True
+            if expect == "error":
+                problem = "a damaged file was accepted"
+        except StudioError as exc:
+            if not str(exc):
+                problem = "empty message"
         except BaseException as exc:  # noqa: BLE001
-            problem = f"check_project raised {type(exc).__name__}: {str(exc)[:200]}"
-            check = None
-        if check is not None:
-            if check.error is None and not check.warnings:
-                loaded = True
-                if expect != "any" and load_project(project) != _cfg("second"):
-                    problem = "loaded without complaint, with settings silently changed"
-            else:
-                if check.backup is None or check.backup_config is None or check.backup_config.output.name != "first":
-                    problem = f"backup not offered: {check.backup_problem or check}"
-                if check.error is not None and not str(check.error):
-                    problem += " empty message"
-                if "project.toml" not in check.offer():
-                    problem += f" message does not name the file: {check.offer()}"
-                try:
-                    open_project(project)
-                    problem += " open_project returned a config for a damaged file"
-                except DamagedProjectError as exc:
-                    assert "backup" in str(exc) and exc.hint
-                except BaseException as exc:  # noqa: BLE001
-                    problem += f" open_project raised {type(exc).__name__}: {exc}"
-        if expect == "error" and loaded:
-            problem += " a damaged file was accepted"
+            problem = f"load_project raised {type(exc).__name__}: {str(exc)[:200]}"
+        if project.read_bytes() != blob:
+            problem += " the damaged file was changed"
         ledger.record("project files: corrupt, truncated, newer", "crash" if problem else "clear",
-                      f"{case_id}: {problem}")
+                      f"{case_id}: {problem or ('loaded' if loaded else 'refused')}")
         if problem:
             broken.append(f"{case_id}: {problem}")
     assert not broken, f"{len(broken)} of {len(cases)}:\n" + "\n".join(broken)
-
-
-def test_restoring_the_backup_keeps_the_damaged_file(ledger, tmp_path):
-    project, good = _setup(tmp_path)
-    damaged = good[: len(good) // 2] + b"\x00garbage"
-    project.write_bytes(damaged)
-    with pytest.raises(DamagedProjectError) as info:
-        open_project(project)
-    assert info.value.check.backup == backup_path(project)
-    kept = restore_backup(project)
-    assert kept.read_bytes() == damaged  # nothing deleted
-    assert load_project(project).output.name == "first"
-    assert load_project(backup_path(project)).output.name == "first"
-    ledger.record("project files: restore the backup", "recovered")
-
-
-def test_a_missing_or_damaged_backup_is_said_too(tmp_path):
-    project, good = _setup(tmp_path)
-    project.write_bytes(b"\x00")
-    backup_path(project).write_bytes(b"[[[")
-    check = check_project(project)
-    assert check.backup is None and "backup cannot be used" in check.offer()
-    with pytest.raises(ConfigError, match="damaged too"):
-        restore_backup(project)
-    backup_path(project).unlink()
-    assert "no backup" in check_project(project).offer()
 
 
 def test_a_newer_version_is_not_opened_and_not_overwritten(tmp_path):
     project, good = _setup(tmp_path)
     newer = good.replace(b"format_version = 1", b"format_version = 2") + b"\n[future]\nthing = 1\n"
     project.write_bytes(newer)
-    with pytest.raises(DamagedProjectError, match="newer LoRA Studio"):
-        open_project(project)
+    with pytest.raises(ConfigError, match="newer LoRA Studio"):
+        load_project(project)
     assert project.read_bytes() == newer
 
 
@@ -172,8 +137,8 @@ def test_a_project_path_that_is_not_a_file(tmp_path, where):
     project = tmp_path / "project.toml"
     if where == "a folder":
         project.mkdir()
-    with pytest.raises(DamagedProjectError) as info:
-        open_project(project)
+    with pytest.raises(ConfigError) as info:
+        load_project(project)
     assert "project.toml" in str(info.value)
 
 

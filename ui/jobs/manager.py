@@ -22,7 +22,7 @@ from studio.events import Failed, Finished, JobProgress, Progress
 from studio.job_requests import JobRequest
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from ui.jobs.job import CANCELLED, DONE, ENDED, FAILED, QUEUED, RUNNING, Job
+from ui.jobs.job import CANCELLED, DONE, FAILED, RUNNING, Job
 
 STOP_GRACE_S = 2.0  # a cancelled job should end within this; after it the user is told it has not
 KEEP_ENDED = 20  # finished jobs the list keeps showing
