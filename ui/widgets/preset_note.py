@@ -11,11 +11,12 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from studio.preset_info import Change
 from ui.theme import set_role
 from ui.widgets.config_form import label_for
+from ui.widgets.status_banner import dismiss_button
 
 
 def show_value(value: Any) -> str:
@@ -57,12 +58,7 @@ class PresetNote(QFrame):
         self.undo_button.setToolTip("Put back the values these settings had before the preset")
         self.undo_button.clicked.connect(self.undo_clicked)
         layout.addWidget(self.undo_button)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss (keep the preset's values)")
-        close.clicked.connect(self.hide)
-        layout.addWidget(close)
+        layout.addWidget(dismiss_button("Dismiss (keep the preset's values)", self))
         self.hide()
 
     def show_changes(self, preset: str, changes: list[Change]) -> None:

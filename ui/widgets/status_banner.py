@@ -14,6 +14,16 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 from ui.theme import BANNER_KINDS, set_role
 
 
+def dismiss_button(tooltip: str, hides: QWidget) -> QToolButton:
+    """The flat ✕ at the end of a message strip; one look for every strip (banner, preset note)."""
+    button = QToolButton()
+    button.setText("✕")
+    button.setAutoRaise(True)
+    button.setToolTip(tooltip)
+    button.clicked.connect(hides.hide)
+    return button
+
+
 class StatusBanner(QFrame):
     action_clicked = Signal()
 
@@ -34,12 +44,7 @@ class StatusBanner(QFrame):
         self.action = QPushButton()
         self.action.clicked.connect(self.action_clicked)
         layout.addWidget(self.action)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
-        layout.addWidget(close)
+        layout.addWidget(dismiss_button("Dismiss", self))
         self.hide()
 
     def show_message(self, kind: str, title: str, hint: str = "", action: str = "") -> None:
@@ -54,10 +59,6 @@ class StatusBanner(QFrame):
         self.action.setText(action)
         self.action.setVisible(bool(action))
         self.show()
-
-    def set_action(self, text: str) -> None:
-        self.action.setText(text)
-        self.action.setVisible(bool(text))
 
     def text(self) -> str:
         return f"{self.title.text()} {self.hint.text()}"
