@@ -149,12 +149,14 @@ def ours(unet, device: torch.device, gradient_checkpointing: bool, *, channels_l
 
     from studio.config import NetworkConfig, OptimizerConfig
     from studio.train import speed
-    from studio.train.setup import add_adapters, choose_precision, make_optimizer, trainable_parameters
+    from studio.train.networks import add_adapters
+    from studio.train.optimizers import make_optimizer, trainable_parameters
+    from studio.train.setup import choose_precision
 
     precision = choose_precision("bf16", device)
     acc = Accelerator(mixed_precision=precision.mixed, cpu=device.type != "cuda")
     net = NetworkConfig(rank=RANK, alpha=ALPHA, targets="transformer")
-    trained = add_adapters(unet, [], net, seed=0)
+    trained = add_adapters(unet, [], net, train_text_encoder=False, seed=0)
     if gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()

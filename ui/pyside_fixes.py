@@ -10,8 +10,6 @@ Here we do once, at import, what Python 3.12 does by design: give None, True and
 no program can use up (2⁴⁰: a billion calls a day for three thousand years). Applied only where a probe
 measures the leak, so a fixed PySide6 (6.11.2 has no such bug) or a newer Python is left untouched. Being
 import-time, it covers every entry point — the app, the CLI's `gui`, tests — before the first signal.
-(`ui.qt_refcount_guard` is an earlier, timer-based guard for the same bug; with this applied it finds the
-counts high and does nothing.)
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ui.app import create_application
-    from ui.mixer_backend import WorkerPreviewBackend
+    from ui.jobs import JobManager
     from ui.panels.mixer_panel import MixerPanel
     from ui.theme import apply_theme
     from ui.worker_client import WorkerClient
@@ -52,7 +52,7 @@ def main() -> None:
     apply_theme(app, "light")
     base, loras = make_inputs(tmp)
     client = WorkerClient()
-    panel = MixerPanel(WorkerPreviewBackend(client))
+    panel = MixerPanel(JobManager(client))
     panel.setWindowTitle("LoRA Studio — Mixer")
     panel.resize(1400, 900)
     panel.show()
@@ -68,12 +68,12 @@ def main() -> None:
     panel.rows[1].blocks_toggle.setChecked(True)
     panel.rows[1].blocks.set_preset("OUTALL")
     panel.schedule_preview()
-    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.backend.busy and not panel._timer.isActive(),
+    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.busy and not panel._timer.isActive(),
          600)
 
     panel.tabs.setCurrentWidget(panel.grid)
     panel.grid.render_button.click()
-    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.backend.busy, 600)
+    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.busy, 600)
     settle(app)
     out = HERE / "mixer.png"
     panel.grab().save(str(out))

@@ -198,7 +198,7 @@ def test_settings_text_sent_to_the_worker_is_read_as_strictly(ledger, tmp_path):
             continue  # the protocol carries text: undecodable bytes never reach the worker as TOML
         try:
             loads_project(text, "the training settings")
-            # empty text is all defaults, as for load_project (project_recovery flags an empty *file*); a BOM
+            # empty text is all defaults, as for load_project; a BOM
             # alone is empty text too, as Notepad saves an empty file
             problem = "" if expect != "error" or case_id.endswith(("-empty", "-bom-only")) else "accepted"
         except StudioError as exc:
