@@ -279,3 +279,19 @@ def test_inspect_exit_codes_for_problems(sd1, tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "empty.safetensors")]) == 2
     assert "error:" in capsys.readouterr().err
     assert main(["inspect", str(tmp_path / "missing.safetensors")]) == 2
+
+
+def test_the_mixer_row_and_inspect_read_the_same_top_tags():
+    """One reader of `ss_tag_frequency` (studio.formats.peek.top_tags) for `inspect` and the mixer's row: a
+    damaged count (inf, text) or a blank tag is skipped, never a crash of the window's row."""
+    from studio.formats.peek import top_tag_words, top_tags
+
+    meta = {"modelspec.trigger_phrase": "sks cat",
+            "ss_tag_frequency": json.dumps({"1_a": {"cat": 12, "sks cat": 3, " ": 50, "dog": 4, "x": "many"},
+                                            "2_b": {"dog": 9, "bad": float("inf")}})}
+    assert top_tags(meta, 3) == [("dog", 13), ("cat", 12), ("sks cat", 3)]
+    assert top_tag_words(meta, 3) == ("sks cat", "dog", "cat")
+    assert top_tag_words({"ss_tag_frequency": "[" * 100_000}) == ()
+    from studio.formats import inspect
+
+    assert inspect.top_tags is top_tags

@@ -9,7 +9,6 @@ people and `summary_to_json` for scripts (`lora-studio inspect --json`).
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
 from studio.formats.lora_file import LoraFile
 from studio.formats.names import target_of
+from studio.formats.peek import top_tags
 from studio.formats.reader import ReadResult, read_lora_report
 
 KOHYA_LAYOUTS = ("kohya", "lycoris")  # what the loader rules (studio.formats.loaders) describe
@@ -83,25 +83,6 @@ def algorithms_of(lf: LoraFile) -> list[str]:
 
 def _is_spatial_conv(m) -> bool:
     return m.down is not None and m.down.dim() == 4 and tuple(m.down.shape[2:]) != (1, 1)
-
-
-def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
-    """The most frequent caption tags over all dataset folders (`ss_tag_frequency`), the WebUI's trigger hints."""
-    raw = meta.get("ss_tag_frequency")
-    if not raw:
-        return []
-    try:
-        folders = json.loads(raw)
-    except (ValueError, RecursionError):  # metadata of a downloaded file: damaged, or nested thousands deep
-        return []
-    counts: Counter[str] = Counter()
-    if isinstance(folders, dict):
-        for tags in folders.values():
-            if isinstance(tags, dict):
-                for tag, count in tags.items():
-                    if isinstance(count, (int, float)) and math.isfinite(count):
-                        counts[str(tag).strip()] += int(count)
-    return [(t, c) for t, c in counts.most_common(n) if t]
 
 
 def mix_sources(meta: dict[str, str]) -> list[MixSource]:

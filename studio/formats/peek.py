@@ -9,6 +9,8 @@ strictly as for a full read. The tensors are read in the worker when the LoRA is
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,24 +34,27 @@ class LoraPeek:
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
 
-def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
-    """`modelspec.trigger_phrase` first, then the most frequent caption tags (`ss_tag_frequency`)."""
-    words: list[str] = []
-    phrase = meta.get("modelspec.trigger_phrase", "").strip()
-    if phrase:
-        words.append(phrase)
+def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
+    """The most frequent caption tags over all dataset folders (`ss_tag_frequency`), the WebUI's trigger hints."""
     try:
         folders = json.loads(meta.get("ss_tag_frequency", "") or "{}")
-    except ValueError:
-        folders = {}
-    counts: dict[str, int] = {}
+    except (ValueError, RecursionError):  # metadata of a downloaded file: damaged, or nested thousands deep
+        return []
+    counts: Counter[str] = Counter()
     if isinstance(folders, dict):
         for tags in folders.values():
             if isinstance(tags, dict):
-                for tag, c in tags.items():
-                    if isinstance(c, (int, float)) and str(tag).strip():
-                        counts[str(tag).strip()] = counts.get(str(tag).strip(), 0) + int(c)
-    words += [t for t, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if t not in words]
+                for tag, count in tags.items():
+                    if isinstance(count, (int, float)) and math.isfinite(count) and str(tag).strip():
+                        counts[str(tag).strip()] += int(count)
+    return counts.most_common(n)
+
+
+def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
+    """`modelspec.trigger_phrase` first, then the most frequent caption tags."""
+    phrase = meta.get("modelspec.trigger_phrase", "").strip()
+    words = [phrase] if phrase else []
+    words += [t for t, _ in top_tags(meta, n + 1) if t not in words]
     return tuple(words[:n])
 
 
