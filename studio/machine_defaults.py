@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from studio.config import ProjectConfig
-from studio.hardware import GpuInfo, Hardware
+from studio.hardware import Hardware
 
 DeviceClass = Literal["cpu", "mps", "cuda-small", "cuda-mid", "cuda-large", "cuda-huge"]
 
@@ -79,14 +79,6 @@ def device_from_ready(device: str, probe: Hardware | None = None, *, system: str
     gpus = probe.gpus if probe else ()
     match = next((g for g in gpus if g.name == device), None) or (gpus[0] if gpus else None)
     return Device("cuda", device, match.vram_gib if match else None, threads)
-
-
-def device_from_hardware(hw: Hardware) -> Device:
-    """For the CLI and tests, where torch's own detection (`studio.hardware.detect`) is at hand."""
-    gpu: GpuInfo | None = hw.best_gpu
-    if gpu is None:
-        return Device("mps" if hw.apple_gpu else "cpu", "Apple GPU" if hw.apple_gpu else "CPU", None, hw.cpu_count)
-    return Device("cuda", gpu.name, gpu.vram_gib, hw.cpu_count)
 
 
 @dataclass(frozen=True)

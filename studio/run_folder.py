@@ -253,15 +253,6 @@ def list_runs(project_dir: Path) -> list[RunSummary]:
     return sorted((read_run(d) for d in folders), key=lambda r: r.name, reverse=True)
 
 
-def sample_images(run_dir: Path) -> list[tuple[int, str, str]]:
-    """(step, prompt, path) of every preview a run made, from its event log, for files that still exist."""
-    out = []
-    for e in read_events(Path(run_dir) / "events.jsonl"):
-        if isinstance(e, Sample) and Path(e.path).is_file():
-            out.append((e.step, e.prompt, e.path))
-    return out
-
-
 def clean_partial_files(run_dir: Path, *top_level: Path) -> list[Path]:
     """Remove the temporaries an interrupted atomic write leaves (`.<name>.<random>….tmp`, `.<name>.old`).
 

@@ -139,8 +139,3 @@ def refuse_unsafe_name(path: str | Path, what: str) -> Path:
         raise ConfigError(f"{what}: {path.name!r} cannot be a file name: {problem}",
                           hint=f"choose another name, for example {safe_file_name(path.name)!r}")
     return path
-
-
-def safe_child(folder: str | Path, name: str, fallback: str = "untitled") -> Path:
-    """`folder / safe_file_name(name)`: a path that is certainly inside `folder`."""
-    return Path(folder) / safe_file_name(name, fallback)

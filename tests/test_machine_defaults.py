@@ -10,7 +10,7 @@ import pytest
 
 from studio.config import ProjectConfig
 from studio.hardware import GIB, GpuInfo, Hardware, parse_nvidia_smi, probe
-from studio.machine_defaults import Device, defaults_for, device_from_hardware, device_from_ready
+from studio.machine_defaults import Device, defaults_for, device_from_ready
 
 
 def probed(*gpus: tuple[str, float]) -> Hardware:
@@ -44,11 +44,6 @@ def test_vram_comes_from_the_probed_gpu_of_that_name_and_is_unknown_without_one(
     assert device_from_ready("NVIDIA GeForce RTX 3090", hw).vram_gib == pytest.approx(23.6)
     unknown = device_from_ready("NVIDIA GeForce RTX 3090", None)
     assert unknown.vram_gib is None and unknown.device_class == "cuda-mid"  # the careful middle
-
-
-def test_device_from_torch_detection():
-    assert device_from_hardware(probed(("NVIDIA H100", 79.6))).device_class == "cuda-huge"
-    assert device_from_hardware(Hardware((), None, "cpu", 4, apple_gpu=True)).kind == "mps"
 
 
 def test_cpu_training_defaults_are_small_and_each_has_a_reason():

@@ -10,7 +10,7 @@ import pytest
 
 from studio.config import ProjectConfig, apply_mapping, load_project
 from studio.errors import ConfigError
-from studio.safe_names import (MAX_NAME_BYTES, MAX_NAME_CHARS, file_name_problem, safe_child, safe_file_name,
+from studio.safe_names import (MAX_NAME_BYTES, MAX_NAME_CHARS, file_name_problem, safe_file_name,
                                unique_file_name)
 
 
@@ -64,12 +64,6 @@ def test_a_safe_name_is_safe_stays_the_same_and_is_exactly_what_the_check_accept
         assert (safe == name) == (file_name_problem(name) is None), name
         assert safe and "/" not in safe and "\\" not in safe and not safe.startswith(".")
         assert len(safe) <= MAX_NAME_CHARS and len(safe.encode("utf-8")) <= MAX_NAME_BYTES
-
-
-def test_a_safe_child_never_leaves_its_folder(tmp_path):
-    for name in _hostile_names():
-        child = safe_child(tmp_path, name)
-        assert child.parent == tmp_path and child.name not in ("", ".", "..")
 
 
 def test_names_that_differ_only_by_case_are_one_file(tmp_path):

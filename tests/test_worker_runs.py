@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.config import ProjectConfig
-from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started
+from studio.events import Checkpoint, Failed, Finished, Progress, Started
 from studio import run_folder as runs
 from studio.config import loads_project
 from studio.validate import check_files, validate
@@ -90,14 +90,6 @@ def test_checkpoint_state_file_name_matches_the_engine():
     from studio.train.checkpoint import STATE_FILE
 
     assert runs.CHECKPOINT_STATE == STATE_FILE
-
-
-def test_sample_images_lists_existing_previews(tmp_path):
-    img = tmp_path / "s.png"
-    img.write_bytes(b"png")
-    run = _run(tmp_path, "r", [Sample(step=2, prompt="a", seed=1, path=str(img)),
-                               Sample(step=4, prompt="a", seed=1, path=str(tmp_path / "deleted.png"))])
-    assert runs.sample_images(run) == [(2, "a", str(img))]
 
 
 def preflight(cfg, project):

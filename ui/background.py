@@ -81,5 +81,3 @@ def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any
     relay = _Relay(on_done, on_error)
     _pending.add(relay)
     (pool or QThreadPool.globalInstance()).start(_Task(fn, args, relay))
-
-

@@ -186,11 +186,6 @@ def current_theme() -> str:
     return value if value in THEMES else "light"
 
 
-def current_colors() -> Colors:
-    """For widgets that paint themselves (charts, thumbnails): the colours of the theme in use."""
-    return THEMES[current_theme()]
-
-
 def relative_luminance(color: str) -> float:
     """WCAG 2 relative luminance of a colour ("#rrggbb")."""
     c = QColor(color)

@@ -318,11 +318,3 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     order = {r.path: i for i, r in enumerate(records)}
     problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))
     return CheckReport(checks=tuple(ordered), problems=tuple(problems), cached=cached)
-
-
-def describe_report(report: CheckReport) -> str:
-    """One line per problem, excluded ones first, for the CLI and logs."""
-    lines = []
-    for p in sorted(report.problems, key=lambda p: (not p.excluded, str(p.path))):
-        lines.append(f"{'excluded' if p.excluded else 'converted'}: {p.path.name}: {p.kind}: {p.message}")
-    return "\n".join(lines)

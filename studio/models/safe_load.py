@@ -124,4 +124,3 @@ def load_with_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[
         return load_pickled(path), {}
     raise ModelLoadError(f"{path.name}: not a weights file (neither safetensors nor a PyTorch checkpoint)",
                          hint="choose a .safetensors or .ckpt model file")
-

@@ -91,11 +91,6 @@ def prune_checkpoints(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    done = sorted(p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / STATE_FILE).is_file())
-    return done[-1] if done else None
-
-
 #: bounds on the counts a state file may claim: the config's own limits (steps, rank), and for the data position
 #: more epochs and examples than any run can have; anything beyond is a damaged or forged file, which would
 #: otherwise overflow the data order's seeds (an epoch of 1e30) or allocate without end

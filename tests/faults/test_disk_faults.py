@@ -21,7 +21,7 @@ import torch
 
 from studio.errors import StudioError
 from studio.fileio import WriteError
-from studio.run_folder import checkpoint_dir
+from studio.run_folder import checkpoint_dir, last_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FREE_LEVELS = (0, 1024, 4096, 8192, 12288, 16384, 24576, 65536, 131072, 262144)  # bytes left free
@@ -142,7 +142,7 @@ class Checkpoints(Target):
         from studio.train import checkpoint as ckpt
         from tests.faults.test_damaged_checkpoints import _training_state
 
-        latest = ckpt.latest_checkpoint(self.folder)
+        latest = (last_checkpoint(self.folder) or (0, None))[1]
         assert latest is not None and ckpt.read_position(latest).step == n
         assert len(ckpt.load_adapters(latest)["lora_unet"]) == 8
         _, opt, sched, gen, _ = _training_state(0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from studio.run_folder import last_checkpoint
 from tests.conftest import tiny_config
 from tests.faults.kill_child import KillAt, read_events, run
 
@@ -157,7 +158,7 @@ def test_sigkill_at_every_stage_then_resume(ledger, forkserver, tiny_sd1, small_
             problems.append(f"clean_partial_files removed visible files: {left}")
         if seen and seen[0].get("type") == "started" and seen[0].get("start_step") != before_step:
             problems.append(f"resumed at step {seen[0].get('start_step')}, the checkpoint was {before_step}")
-        latest = ckpt.latest_checkpoint(run_dir)
+        latest = (last_checkpoint(run_dir) or (0, None))[1]
         if (ckpt.read_position(latest).step if latest is not None else 0) < before_step:
             problems.append(f"the newest complete checkpoint went backwards from step {before_step} to {latest}")
         kind = "lost" if any("does not load" in p or "backwards" in p for p in problems) else \
@@ -206,7 +207,7 @@ def test_sigkill_of_the_real_worker_then_resume_in_a_new_one(ledger, tiny_sd1, s
         worker.kill()
     run_dir = next((out / "runs").iterdir())
     problems = check_outputs(run_dir, out)
-    latest = ckpt.latest_checkpoint(run_dir)
+    latest = (last_checkpoint(run_dir) or (0, None))[1]
     assert latest is not None
     step = ckpt.read_position(latest).step
 
