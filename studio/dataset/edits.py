@@ -157,15 +157,3 @@ class EditHistory:
         edit = self._undone.pop()
         self._done.append(edit)
         return apply_edit(self.store, edit)
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._done)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._undone)
-
-    @property
-    def undo_text(self) -> str:
-        return self._done[-1].description if self._done else ""

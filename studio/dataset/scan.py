@@ -48,10 +48,6 @@ class DatasetScan:
     images: tuple[ImageRecord, ...]
     problems: tuple[Problem, ...] = ()
 
-    @property
-    def num_repeated(self) -> int:
-        return sum(r.repeats for r in self.images)
-
 
 def repeats_for_folder(folder: Path, default: int = 1) -> tuple[int, str]:
     """(repeats, concept name) from a folder name like `10_cat`; other names get `default`."""

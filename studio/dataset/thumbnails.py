@@ -85,9 +85,6 @@ class ThumbnailCache:
         text = f"{os.path.abspath(path)}\0{size}\0{mtime_ns}\0{self.max_side}"
         return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
 
-    def file_for(self, path: Path, size: int, mtime_ns: int) -> Path:
-        return Path(self._file(path, size, mtime_ns))
-
     def _file(self, path: Path, size: int, mtime_ns: int) -> str:
         key = self.key(path, size, mtime_ns)
         return os.path.join(self._dir, key[:2], key + ".jpg")  # strings: this runs 10,000 times on open

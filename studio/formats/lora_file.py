@@ -51,11 +51,6 @@ class LoraModule:
             return 1.0
         return float(self.alpha) / r
 
-    @property
-    def is_conv(self) -> bool:
-        ref = self.down if self.down is not None else next(iter(self.params.values()), None)
-        return ref is not None and ref.dim() == 4
-
     def delta_weight(self, out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """ΔW in fp32, shaped like the base weight (`out_shape` when known; needed for LoKr and convs)."""
         if self.algo == "lora":
@@ -133,4 +128,3 @@ class LoraFile:
 
     def alphas(self) -> list[float]:
         return sorted({float(m.alpha) for m in self.modules.values() if m.alpha is not None})
-

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from studio.fileio import atomic_write_with
 from studio.mix.grid import GridAxis, GridResult, check_axes, compose
 from studio.mix.patch import WeightPatcher
 from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
@@ -117,14 +116,6 @@ class PreviewSession:
         except _Stopped:
             return None
         return result.images[0]
-
-    def render_to(self, request: RenderRequest, path: str | Path) -> Path | None:
-        image = self.render(request)
-        if image is None:
-            return None
-        path = Path(path)
-        atomic_write_with(path, lambda tmp: image.save(tmp, format="PNG"))
-        return path
 
     def render_grid(self, request: RenderRequest, x: GridAxis, y: GridAxis | None = None, *,
                     should_stop: Callable[[], bool] | None = None,
