@@ -28,6 +28,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from studio.errors import StudioError
+from studio.resources import project_root
 
 DISTRIBUTION = "lora-studio"
 # the libraries whose versions decide whether training works; (distribution, name shown to people)
@@ -180,10 +181,6 @@ def _pyproject_requirements() -> list[str]:
     for extra in project.get("optional-dependencies", {}).values():
         lines.extend(extra)
     return lines
-
-
-def project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 def repair_command() -> str:

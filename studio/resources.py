@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 
+def project_root() -> Path:
+    """The folder holding the `studio` package (a source checkout's root: pyproject.toml, the lock file)."""
+    return Path(__file__).resolve().parent.parent
+
+
 def app_root() -> Path:
     frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen)
-    return Path(__file__).resolve().parent.parent
+    return Path(frozen) if frozen else project_root()
 
 
 def resource_path(*parts: str) -> Path:

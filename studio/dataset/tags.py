@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 
-def split_tags(caption: str | None) -> list[str]:
+def split_tags(caption: str | None, separator: str = ",") -> list[str]:
     """Tags of a caption, stripped, empty ones dropped ("a, , b" → ["a", "b"])."""
     if not caption:
         return []
-    return [t.strip() for t in caption.split(",") if t.strip()]
+    return [t.strip() for t in caption.split(separator) if t.strip()]
 
 
 def join_tags(tags: Iterable[str]) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from studio.dataset.tags import split_tags
+
 
 @dataclass(frozen=True)
 class CaptionPolicy:
@@ -28,10 +30,6 @@ class CaptionPolicy:
     @property
     def changes_captions(self) -> bool:
         return self.shuffle or self.tag_dropout > 0 or self.caption_dropout > 0
-
-
-def split_tags(caption: str, separator: str = ",") -> list[str]:
-    return [t.strip() for t in caption.split(separator) if t.strip()]
 
 
 def augment_caption(caption: str, policy: CaptionPolicy, rng: random.Random) -> str:

@@ -36,7 +36,7 @@ from studio.dataset.scan import ImageRecord, scan_folders
 from studio.errors import DatasetError
 from studio.train.buckets import (bucket_spec, choose_bucket, crop_offset, fit_to_bucket, make_buckets,
                                   mirrored_crop, scaled_size)
-from studio.train.captions import split_tags
+from studio.dataset.tags import split_tags
 from studio.train.folders import FolderSettings, dataset_defaults, folder_settings
 from studio.train.latent_cache import CacheKey, LatentCache
 

@@ -20,9 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from studio.resources import project_root
 from studio.worker import protocol as p
 
 HEARTBEAT_TIMEOUT_S = 5.0  # five missed heartbeats → "not responding"
@@ -50,11 +50,6 @@ class WorkerExited:
         if code == 0:
             return "the worker process exited"
         return f"the worker process exited with code {code}"
-
-
-def project_root() -> Path:
-    """The folder holding the `studio` package, so a worker started from a source checkout finds it."""
-    return Path(__file__).resolve().parent.parent.parent
 
 
 def worker_command() -> list[str]:

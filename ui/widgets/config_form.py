@@ -12,6 +12,7 @@ and `problems_changed` tells the panel, which lists them all.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
@@ -250,7 +251,8 @@ class ConfigForm(QWidget):
         if item is None or item in self._marked:
             return
         item.editor.setStyleSheet(INVALID_STYLE)
-        item.editor.setToolTip(f"<p><b>{_escape(problem.message)}</b></p>" + tooltip(item.section, item.name))
+        message = html.escape(problem.message, quote=False)
+        item.editor.setToolTip(f"<p><b>{message}</b></p>" + tooltip(item.section, item.name))
         item.label.setStyleSheet("color: #d9534f; font-weight: bold;")
         self._marked.append(item)
 
@@ -283,7 +285,3 @@ class ConfigForm(QWidget):
         self._file_problems = [p for p in self._file_problems if (p.section, p.key) != (section, name)]
         self._recheck_rules()
         self.changed.emit()
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -9,6 +9,7 @@ tooltip is `field_info.field_help`: `studio.config` stays the one source of trut
 
 from __future__ import annotations
 
+import html
 from typing import Any, get_args, get_origin
 
 from PySide6.QtCore import Signal
@@ -258,8 +259,4 @@ def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> Field
 
 def tooltip(section: str, name: str) -> str:
     """The field's `field_help` as rich text (one paragraph per line), so Qt wraps it."""
-    return "".join(f"<p>{_escape(line)}</p>" for line in field_help(section, name).splitlines())
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"<p>{html.escape(line, quote=False)}</p>" for line in field_help(section, name).splitlines())
