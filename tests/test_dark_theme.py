@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QColor, QPalette
 
-from ui.theme import BANNER_KINDS, DARK, LIGHT, THEMES, apply_theme, banner_colors, contrast_ratio
+from ui.theme import BANNER_KINDS, DARK, LIGHT, THEMES, apply_theme, banner_colors
 
 pytestmark = pytest.mark.gui
+
+
+def relative_luminance(color: str) -> float:
+    """WCAG 2 relative luminance of a colour ("#rrggbb")."""
+    c = QColor(color)
+
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG contrast ratio of two colours (1 to 21); body text needs 4.5, controls 3."""
+    hi, lo = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 @pytest.fixture

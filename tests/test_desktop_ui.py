@@ -43,10 +43,10 @@ def light(qapp):
 # theme
 @pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_light_and_dark_palettes(qapp, light):
-    from ui.theme import DARK, LIGHT, THEMES, apply_theme, current_theme
+    from ui.theme import DARK, LIGHT, THEME_PROPERTY, apply_theme
 
     assert apply_theme(qapp, "dark") == "dark"
-    assert current_theme() == "dark" and THEMES[current_theme()] == DARK
+    assert qapp.property(THEME_PROPERTY) == "dark"
     assert qapp.palette().color(QPalette.ColorRole.Window).name() == DARK.window
     assert apply_theme(qapp, "light") == "light"
     assert qapp.palette().color(QPalette.ColorRole.Base).name() == LIGHT.base

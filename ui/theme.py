@@ -180,28 +180,6 @@ def _follow_system(app: QApplication) -> None:
     app.styleHints().colorSchemeChanged.connect(changed)
 
 
-def current_theme() -> str:
-    app = QApplication.instance()
-    value = app.property(THEME_PROPERTY) if app is not None else None
-    return value if value in THEMES else "light"
-
-
-def relative_luminance(color: str) -> float:
-    """WCAG 2 relative luminance of a colour ("#rrggbb")."""
-    c = QColor(color)
-
-    def channel(v: float) -> float:
-        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * channel(c.redF()) + 0.7152 * channel(c.greenF()) + 0.0722 * channel(c.blueF())
-
-
-def contrast_ratio(a: str, b: str) -> float:
-    """WCAG contrast ratio of two colours (1 to 21); body text needs 4.5, controls 3."""
-    hi, lo = sorted((relative_luminance(a), relative_luminance(b)), reverse=True)
-    return (hi + 0.05) / (lo + 0.05)
-
-
 def set_role(widget: QWidget, role: str) -> QWidget:
     """Give `widget` a stylesheet role and restyle it (a property change alone does not)."""
     widget.setProperty("role", role)
