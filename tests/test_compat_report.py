@@ -145,6 +145,13 @@ def test_sidecar_round_trip_and_damage(tmp_path):
     assert read_sidecar(lora) is None
     with pytest.raises(ValueError, match="version"):
         report_from_dict({**data, "version": 99})
+    # read strictly, through the one codec: "yes" is not a boolean, an unknown field is not ours
+    first = data["loaders"][0]
+    for bad in ({**first, "faithful": "yes"}, {**first, "total_keys": "12"}, {**first, "colour": "red"}):
+        with pytest.raises(ValueError, match="damaged compatibility report"):
+            report_from_dict({**data, "loaders": [bad]})
+    with pytest.raises(ValueError, match="damaged"):
+        report_from_dict({**data, "features": {"dora": "many"}})
 
 
 # --- the diffusers column, against the installed diffusers -------------------------------------------------

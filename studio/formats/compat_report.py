@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.codec import CodecError, from_data, to_data
+
 SIDECAR_SUFFIX = ".compat.json"
 SIDECAR_FORMAT = "lora-studio-compat"
 SIDECAR_VERSION = 1
@@ -85,15 +87,10 @@ class CompatReport:
 
 
 def report_to_dict(report: CompatReport, file_name: str = "") -> dict[str, Any]:
-    return {
-        "format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "file": file_name,
-        "features": dict(report.features),
-        "plain_copy_advised": report.plain_copy_advised,
-        "loaders": [{"loader": v.loader, "name": v.name, "version": v.version, "status": v.status,
-                     "loads_all_keys": v.loads_all_keys, "faithful": v.faithful, "refused": v.refused,
-                     "keys_not_loaded": v.keys_not_loaded, "total_keys": v.total_keys, "notes": list(v.notes)}
-                    for v in report.verdicts],
-    }
+    """The sidecar's JSON: each verdict's fields (through the one codec) plus its `status`, for other tools."""
+    return {"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "file": file_name,
+            "features": dict(report.features), "plain_copy_advised": report.plain_copy_advised,
+            "loaders": [{**to_data(v), "status": v.status} for v in report.verdicts]}
 
 
 def report_from_dict(data: dict[str, Any]) -> CompatReport:
@@ -104,15 +101,10 @@ def report_from_dict(data: dict[str, Any]) -> CompatReport:
         raise ValueError(f"compatibility report version {data.get('version')!r}; this LoRA Studio reads "
                          f"{SIDECAR_VERSION}")
     try:
-        verdicts = tuple(LoaderVerdict(loader=str(v["loader"]), name=str(v["name"]), version=str(v["version"]),
-                                       loads_all_keys=bool(v["loads_all_keys"]), faithful=bool(v["faithful"]),
-                                       refused=bool(v.get("refused", False)),
-                                       keys_not_loaded=int(v.get("keys_not_loaded", 0)),
-                                       total_keys=int(v.get("total_keys", 0)),
-                                       notes=tuple(str(n) for n in v.get("notes", ())))
+        verdicts = tuple(from_data({k: x for k, x in v.items() if k != "status"}, LoaderVerdict, where="loader")
                          for v in data["loaders"])
-        features = tuple((str(k), int(n)) for k, n in dict(data.get("features", {})).items())
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        features = tuple(from_data(data.get("features", {}), dict[str, int], where="features").items())
+    except (KeyError, TypeError, AttributeError, CodecError) as exc:
         raise ValueError(f"damaged compatibility report ({exc})") from None
     return CompatReport(features=features, verdicts=verdicts)
 
