@@ -109,6 +109,7 @@ def read_position(path: Path) -> LoopPosition:
     import os
     import stat
 
+    from studio.codec import from_data
     from studio.errors import StudioError
     from studio.safe_read import existing_folder, read_capped
 
@@ -125,23 +126,16 @@ def read_position(path: Path) -> LoopPosition:
                           hint="resume from an earlier checkpoint")
     except StudioError as exc:
         raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint="resume from an earlier checkpoint") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-        position = LoopPosition(**data)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE}: {str(exc)[:200]})",
+    try:  # the one codec reads it strictly: a string, a float or a boolean for a count is damage
+        position = from_data(json.loads(raw.decode("utf-8")), LoopPosition, where=STATE_FILE)
+    except (ValueError, RecursionError, StudioError) as exc:
+        raise ConfigError(f"{path}: damaged checkpoint ({str(exc)[:200]})",
                           hint="resume from an earlier checkpoint") from None
-    counts = (position.step, position.epoch, position.index, position.rank)
-    if (not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts)
-            or not isinstance(position.family, str) or not isinstance(position.network, str)
-            or not isinstance(position.optimizer, str) or not isinstance(position.train_text_encoder, bool)):
-        raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} holds values of the wrong kind: "
-                          f"{str(data)[:300]})", hint="resume from an earlier checkpoint")
     for name, value, most in (("step", position.step, MAX_STEP), ("epoch", position.epoch, MAX_POSITION),
                               ("index", position.index, MAX_POSITION), ("rank", position.rank, MAX_RANK)):
-        if value > most:
-            raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} claims {name} {value}, more than a run "
-                              f"can reach ({most:,} at most))", hint="resume from an earlier checkpoint")
+        if not 0 <= value <= most:
+            raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} claims {name} {value}, where a run "
+                              f"counts from 0 to {most:,} at most)", hint="resume from an earlier checkpoint")
     return position
 
 
