@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.events import Progress, Sample
-from studio.run_folder import RunSummary, read_events, read_run
+from studio.run_folder import RunSummary, read_events, read_run, run_dirs
 
 Point = tuple[int, float, float, float]  # step, loss, smoothed loss, learning rate
 Preview = tuple[int, str, str]  # step, prompt, path of the PNG
@@ -59,18 +59,7 @@ def read_trace(run_dir: Path, until_step: int | None = None) -> RunTrace:
     return RunTrace(tuple(by_step[k] for k in sorted(by_step)), tuple(dict.fromkeys(previews)))
 
 
-def newest_run_dir(project_dir: Path) -> Path | None:
-    """The project's newest run folder (run folder names start with their time stamp)."""
-    try:
-        folders = [d for d in (Path(project_dir) / "runs").iterdir() if d.is_dir() and not d.name.startswith(".")]
-    except OSError:
-        return None
-    return max(folders, key=lambda d: d.name, default=None)
-
-
 def read_last_run(project_dir: Path) -> LastRun | None:
     """The newest run of the project with its chart and previews, or None when it has never trained."""
-    run_dir = newest_run_dir(project_dir)
-    if run_dir is None:
-        return None
-    return LastRun(read_run(run_dir), read_trace(run_dir))
+    newest = run_dirs(project_dir)[:1]
+    return LastRun(read_run(newest[0]), read_trace(newest[0])) if newest else None

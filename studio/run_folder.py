@@ -243,14 +243,18 @@ def read_run(run_dir: Path) -> RunSummary:
                       num_samples=samples, config_text=config_text, modified=modified)
 
 
-def list_runs(project_dir: Path) -> list[RunSummary]:
-    """Every run folder of the project, newest first."""
-    root = Path(project_dir) / "runs"
+def run_dirs(project_dir: Path) -> list[Path]:
+    """The project's run folders, newest first (their names start with their time stamp)."""
     try:
-        folders = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        folders = [d for d in (Path(project_dir) / "runs").iterdir() if d.is_dir() and not d.name.startswith(".")]
     except OSError:
         return []
-    return sorted((read_run(d) for d in folders), key=lambda r: r.name, reverse=True)
+    return sorted(folders, key=lambda d: d.name, reverse=True)
+
+
+def list_runs(project_dir: Path) -> list[RunSummary]:
+    """Every run of the project, newest first."""
+    return [read_run(d) for d in run_dirs(project_dir)]
 
 
 def clean_partial_files(run_dir: Path, *top_level: Path) -> list[Path]:
