@@ -31,13 +31,15 @@ class JobProgress:
     def text(self) -> str:
         if not self.total:
             return ""
-        eta = f", ETA {format_eta(self.eta_s)}" if self.eta_s is not None and self.done < self.total else ""
+        eta = f", ETA {format_duration(self.eta_s)}" if self.eta_s is not None and self.done < self.total else ""
         return f"{self.done}/{self.total} {self.unit}{eta}"
 
 
-def format_eta(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
+def format_duration(seconds: float | None) -> str:
+    """"1:02:03" or "2:03" for an ETA or an elapsed time (the Jobs list and the Train panel alike); "—" unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "—"
+    h, rest = divmod(int(round(seconds)), 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 

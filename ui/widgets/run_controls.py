@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from studio.events import Progress
+from ui.jobs.job import format_duration
 
 PAINT_MS = 250
 
@@ -22,15 +23,6 @@ _ENABLED = {
     "paused": (False, True, True, True, True),
     "stopping": (False, False, False, False, False),
 }
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "—"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 class RunControls(QWidget):
