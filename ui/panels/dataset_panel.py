@@ -72,7 +72,7 @@ class DatasetPanel(QWidget):
         self.resolution = 512
         self.caption_extension = ".txt"
         self.default_repeats = 1
-        self.worker_client = None  # the window's WorkerClient (MainWindow sets it): auto-captioning runs there
+        self.jobs = None  # the window's JobManager (MainWindow sets it): auto-captioning is one of its jobs
         self.store = CaptionStore(self.caption_extension)
         self.state = DatasetState()
         self.report: CheckReport | None = None
@@ -606,7 +606,7 @@ class DatasetPanel(QWidget):
 
         self.editor.flush()
         images = self.selected_paths() or self.shown_paths()
-        dialog = AutoCaptionDialog(images, self, settings=self.settings, client=self.worker_client,
+        dialog = AutoCaptionDialog(images, self, settings=self.settings, jobs=self.jobs,
                                    caption_extension=self.caption_extension)
         dialog.captions_ready.connect(self.apply_generated_captions)
         dialog.exec()
