@@ -11,33 +11,13 @@ import pytest
 pytest.importorskip("PySide6")
 pytestmark = pytest.mark.gui
 
-from PySide6.QtCore import QObject, QSettings, Signal  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
 
 from studio.events import CaptionWritten, Failed, Finished, JobProgress  # noqa: E402
 from studio.job_requests import AutoCaptionRequest, TrainRequest  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
 from studio.worker.client import WorkerExited  # noqa: E402
-
-
-class FakeClient(QObject):
-    message_received = Signal(object)
-    state_changed = Signal(str, str)
-
-    def __init__(self, state: str = "ready") -> None:
-        super().__init__()
-        self.state, self.running, self.sent, self.started = state, state == "ready", [], 0
-
-    def send(self, command) -> bool:
-        self.sent.append(command)
-        return self.state == "ready"
-
-    def start(self) -> None:
-        self.started += 1
-        self.running = True
-
-    def ready(self) -> None:
-        self.state = "ready"
-        self.state_changed.emit("ready", "")
+from tests.jobs_helpers import ScriptedWorker  # noqa: E402
 
 
 @pytest.fixture
@@ -48,7 +28,7 @@ def tagger(tmp_path: Path) -> Path:
     return folder
 
 
-def _dialog(qtbot, tmp_path: Path, tagger: Path, client: FakeClient):
+def _dialog(qtbot, tmp_path: Path, tagger: Path, client: ScriptedWorker):
     from ui.dialogs.autocaption_dialog import AutoCaptionDialog
     from ui.jobs import JobManager
 
@@ -64,7 +44,7 @@ def _dialog(qtbot, tmp_path: Path, tagger: Path, client: FakeClient):
     return dialog, images, emitted
 
 
-def _run(client: FakeClient, rid: int, kind: str, *events) -> None:
+def _run(client: ScriptedWorker, rid: int, kind: str, *events) -> None:
     """The worker's brackets around `events` for the job with request id `rid`."""
     client.message_received.emit(p.JobStarted(job_id=rid, kind=kind, request_id=rid))
     for event in events:
@@ -73,7 +53,7 @@ def _run(client: FakeClient, rid: int, kind: str, *events) -> None:
 
 
 def test_one_typed_request_its_progress_and_the_captions_written(qtbot, tmp_path, tagger):
-    client = FakeClient()
+    client = ScriptedWorker()
     dialog, images, emitted = _dialog(qtbot, tmp_path, tagger, client)
     assert dialog.start_button.isEnabled() and "WD14" in dialog.kind.text()
     dialog.start()
@@ -113,7 +93,7 @@ def test_one_typed_request_its_progress_and_the_captions_written(qtbot, tmp_path
 
 
 def test_it_queues_behind_a_running_training_and_runs_after_it(qtbot, tmp_path, tagger):
-    client = FakeClient()
+    client = ScriptedWorker()
     dialog, images, emitted = _dialog(qtbot, tmp_path, tagger, client)
     training = dialog.jobs.submit(TrainRequest(config_toml=""), "training")
     client.message_received.emit(p.JobStarted(job_id=training.id, kind="start", request_id=training.id))
@@ -140,7 +120,7 @@ def test_it_queues_behind_a_running_training_and_runs_after_it(qtbot, tmp_path, 
 
 
 def test_cancel_stops_the_running_job_and_a_refusal_is_shown(qtbot, tmp_path, tagger):
-    client = FakeClient()
+    client = ScriptedWorker()
     dialog, images, emitted = _dialog(qtbot, tmp_path, tagger, client)
     dialog.start()
     rid = dialog.job.id
@@ -162,17 +142,17 @@ def test_cancel_stops_the_running_job_and_a_refusal_is_shown(qtbot, tmp_path, ta
 
 
 def test_the_request_waits_for_a_worker_that_is_starting(qtbot, tmp_path, tagger):
-    client = FakeClient(state="stopped")
+    client = ScriptedWorker(state="stopped")
     dialog, images, emitted = _dialog(qtbot, tmp_path, tagger, client)
     dialog.start()
-    assert client.started == 1 and dialog.status.text() == "Queued: waiting for the worker to start"
+    assert client.starts == 1 and dialog.status.text() == "Queued: waiting for the worker to start"
     assert not client.sent
-    client.ready()
+    client.set_state("ready")
     assert isinstance(client.sent[-1], AutoCaptionRequest) and client.sent[-1].request_id == dialog.job.id
 
 
 def test_a_worker_that_dies_fails_the_job_and_keeps_what_was_written(qtbot, tmp_path, tagger):
-    client = FakeClient()
+    client = ScriptedWorker()
     dialog, images, emitted = _dialog(qtbot, tmp_path, tagger, client)
     dialog.start()
     rid = dialog.job.id
