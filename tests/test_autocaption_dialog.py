@@ -102,6 +102,13 @@ def test_it_queues_behind_a_running_training_and_runs_after_it(qtbot, tmp_path, 
     assert dialog.job.state == "queued" and dialog.status.text() == "Queued: runs after the training job"
     assert "Failed" not in dialog.status.text() and dialog.cancel_button.text() == "Cancel"
     assert [j.state for j in dialog.jobs.jobs()] == ["running", "queued"]
+    from ui.jobs.jobs_view import JobsView
+
+    dock = JobsView(dialog.jobs)
+    qtbot.addWidget(dock)
+    row = dock.row_for(dialog.job)
+    assert row.title.text() == "<b>Queued</b> · auto-caption 3 images" and row.bar.format() == "queued"
+    assert row.detail.text() == "queued: runs after the training job" and dock.summary() == "Jobs: 1 running, 1 queued"
 
     dialog.cancel_button.click()  # a queued job is dropped at once; the training goes on
     assert dialog.job.state == "cancelled" and dialog.status.text() == "Cancelled before it started."
