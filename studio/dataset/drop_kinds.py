@@ -3,7 +3,7 @@ model field, LoRAs to the mixer, and everything else set aside with the reason.
 
 Users drop whatever they have at hand (a training folder, the checkpoint next to it, last week's LoRA); adding
 a model folder as a dataset of 0 images, or ignoring a LoRA without a word, is what this prevents. A
-`.safetensors` file is told apart by its header's keys alone (`studio.formats.peek.read_header`): no tensor is
+`.safetensors` file is told apart by its header's keys alone (`studio.models.safetensors_header`): no tensor is
 read and torch is never imported, because this runs in the window's process on every drop.
 """
 
@@ -18,8 +18,8 @@ from studio.dataset.images import is_image_path
 from studio.dataset.scan import dataset_folders
 from studio.errors import StudioError
 from studio.formats.layouts import parse_key
-from studio.formats.peek import read_header
 from studio.models.base_files import SAFETENSORS_SUFFIXES
+from studio.models.safetensors_header import read_safetensors_header
 
 _UNET = "model.diffusion_model."  # every single-file SD 1.x / 2.x / SDXL checkpoint has its UNet here
 _PICKLED_MODELS = (".ckpt",)  # a .pt/.pth may as well be an embedding; it cannot be told without unpickling
@@ -116,12 +116,11 @@ def _safetensors_kind(path: Path) -> tuple[str, str]:
     """A LoRA has adapter keys (kohya `lora_unet_…`, peft `lora_A`, LyCORIS…); a base model has the full
     UNet under `model.diffusion_model.`; anything else (a VAE, an embedding, a diffusers part) is neither."""
     try:
-        shapes, _meta = read_header(path)
+        keys = read_safetensors_header(path).tensors
     except StudioError as exc:
         return "ignored", str(exc).removeprefix(f"{path.name}: ")
-    adapter = [k for k in shapes if parse_key(k) is not None]
-    if adapter:
+    if any(parse_key(k) is not None for k in keys):
         return "lora", ""
-    if any(k.startswith(_UNET) for k in shapes):
+    if any(k.startswith(_UNET) for k in keys):
         return "model", ""
     return "ignored", "a .safetensors file that is neither a base model nor a LoRA (a VAE or an embedding?)"

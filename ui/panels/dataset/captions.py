@@ -102,7 +102,8 @@ class CaptionsMixin:
 
         self.editor.flush()
         images = self.selected_paths() or self.shown_paths()
-        dialog = AutoCaptionDialog(images, self, settings=self.settings)
+        dialog = AutoCaptionDialog(images, self, settings=self.settings, client=self.worker_client,
+                                   caption_extension=self.caption_extension)
         dialog.captions_ready.connect(self.apply_generated_captions)
         dialog.exec()
 
@@ -112,6 +113,8 @@ class CaptionsMixin:
             item = self.model.item(res.path)
             if item is None or not res.caption:
                 continue
+            if res.written:  # the worker wrote it: what is on disk now is known, so the edit records it
+                self.store.remember(res.path)
             new = merge_caption(item.caption, res.caption, mode)  # type: ignore[arg-type]
             if new is not None:
                 changes[item.path] = (item.caption, new)

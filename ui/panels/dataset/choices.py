@@ -80,4 +80,3 @@ class ChoicesMixin:
         items = [self.model.item(p) for p in paths]
         self.exclude_box.setChecked(bool(items) and all(it.excluded for it in items))
         self.exclude_action.setChecked(self.exclude_box.isChecked())
-        self._footer_timer.start()

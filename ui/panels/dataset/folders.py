@@ -160,7 +160,7 @@ class FoldersMixin:
         self._refresh_folder_list()
         self._freq_timer.start()
         self._update_empty()
-        self._footer_timer.start()
+        self._recount_soon()
         if not self.loader.scanning:
             self.loader.request_all(it.record for it in self.model.items if not (it.thumb or it.thumb_error))
             self.loaded.emit(self.model.rowCount())
@@ -191,5 +191,5 @@ class FoldersMixin:
             for folder, from_name in dataset_folders(root, self.default_repeats):
                 if folder == root or folder in counts:
                     rows.append((folder, folder == root, counts.get(folder, 0),
-                                 repeats.get(folder, self.state.repeats.get(folder, from_name)))
+                                 repeats.get(folder, self.state.repeats.get(folder, from_name))))
         self.folder_list.set_folders(rows)

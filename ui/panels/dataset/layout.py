@@ -18,8 +18,6 @@ from ui.widgets.problem_report import ProblemReport
 from ui.widgets.status_banner import StatusBanner
 from ui.widgets.tag_frequency_table import TagFrequencyTable
 
-PROBLEMS_TAB = 2  # index of the Problems tab (Check images shows it)
-
 
 class LayoutMixin:
     """Builds the panel's widgets as attributes of the panel (a QWidget)."""

@@ -38,7 +38,7 @@ class SelectionMixin:
     def _selection_changed(self, *_args) -> None:
         self.editor.flush()
         paths = self.selected_paths()
-        self._footer_timer.start()
+        self._recount_soon()
         if len(paths) == 1:
             item = self.model.item(paths[0])
             self.editor.show_caption(item.path, item.caption)
@@ -56,9 +56,7 @@ class SelectionMixin:
         self.exclude_box.setChecked(bool(items) and all(it.excluded for it in items))
         self.exclude_action.setChecked(self.exclude_box.isChecked())
 
-    def _big_pixmap(self, item: DatasetItem):
-        from PySide6.QtGui import QPixmap
-
+    def _big_pixmap(self, item: DatasetItem) -> QPixmap:
         pix = QPixmap()
         if item.thumb:
             pix.loadFromData(item.thumb, "JPEG")

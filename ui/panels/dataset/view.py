@@ -13,7 +13,6 @@ class ViewMixin:
 
     def _thumbnails_arrived(self, results: list) -> None:
         self.model.set_thumbnails(results)
-        self._footer_timer.start()
         current = self.editor.path
         if current is not None and self.focus_picker.image_rect().isNull() and any(p == current for p, _ in results):
             item = self.model.item(current)
@@ -42,11 +41,9 @@ class ViewMixin:
 
     def _filter_text(self, text: str) -> None:
         self.proxy.set_text(text)
-        self._footer_timer.start()
 
     def _filter_status(self, status: str) -> None:
         self.proxy.set_status(status)
-        self._footer_timer.start()
 
     def _filter_tag(self, tag: str | None) -> None:
         self.proxy.set_tags([tag] if tag else [])
@@ -54,7 +51,6 @@ class ViewMixin:
             self.filter_bar.show_tag(tag)
         else:
             self.filter_bar.tag.hide()
-        self._footer_timer.start()
 
     def _sort(self, key: str, descending: bool) -> None:
         self.proxy.set_sort_key(key, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)

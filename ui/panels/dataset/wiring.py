@@ -69,11 +69,10 @@ def _connect_jobs(panel: DatasetPanel) -> None:
 
 def _connect_counters(panel: DatasetPanel) -> None:
     """The status line counts images, captions and problems: any change to the rows, shown or not, recounts
-    (debounced), so captioning, batch edits, undo and folder changes all show in it."""
+    soon after, so captioning, batch edits, undo, checks and folder changes all show in it."""
     panel._freq_timer.timeout.connect(panel._refresh_frequencies)
     panel._footer_timer.timeout.connect(panel._update_footer)
-    recount = panel._footer_timer.start
     for model in (panel.model, panel.proxy):
-        for signal in (model.modelReset, model.rowsInserted, model.rowsRemoved, model.layoutChanged,
-                       model.dataChanged):
-            signal.connect(lambda *_args: recount())
+        for signal in (model.modelReset, model.rowsInserted, model.rowsRemoved, model.layoutChanged):
+            signal.connect(panel._recount_soon)
+    panel.model.dataChanged.connect(panel._recount_soon)  # captions, exclusions, problems, thumbnails
