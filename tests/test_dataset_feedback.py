@@ -42,10 +42,10 @@ def _pixels_near(image: QImage, colour: QColor, rect=None, tolerance: int = 40) 
 
 
 def _ink(panel: DatasetPanel, image: QImage) -> list[QColor]:
-    """Pixels in the middle of the grid that stand out from its background: text, where the hint is drawn."""
+    """Pixels (every 4th each way) in the middle of the grid that stand out from its background: text."""
     base = panel.grid.palette().color(QPalette.ColorRole.Base)
     r = image.rect().adjusted(20, 20, -20, -20)
-    return [c for y in range(r.top(), r.bottom(), 2) for x in range(r.left(), r.right(), 2)
+    return [c for y in range(r.top(), r.bottom(), 4) for x in range(r.left(), r.right(), 4)
             if abs((c := image.pixelColor(x, y)).lightness() - base.lightness()) > 60]
 
 
@@ -54,6 +54,7 @@ def _grab(panel: DatasetPanel) -> QImage:
     return panel.grid.viewport().grab().toImage()
 
 
+@pytest.mark.slow  # about 2 s: left out of the fast subset (-m "not slow")
 def test_a_mixed_drop_on_the_window_sends_each_kind_where_it_belongs(qtbot, tmp_path: Path):
     window = open_window(qtbot, tmp_path, None, start_worker=False)
     try:
@@ -92,7 +93,7 @@ def test_a_dropped_checkpoint_is_the_model_not_a_dataset(qtbot, panel: DatasetPa
 
 def test_the_empty_grid_paints_its_hint_until_images_load(qtbot, panel: DatasetPanel, tmp_path: Path):
     qtbot.waitUntil(lambda: panel.grid.empty_hint == EMPTY_HINT, timeout=5_000)  # after "Reading folders…"
-    assert len(_ink(panel, _grab(panel))) > 50  # the hint's text is drawn
+    assert len(_ink(panel, _grab(panel))) > 20  # the hint's text is drawn
 
     panel.add_folders([_folder(tmp_path / "cats", 2)])
     qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10_000)
@@ -106,6 +107,7 @@ def test_the_empty_grid_paints_its_hint_until_images_load(qtbot, panel: DatasetP
     qtbot.waitUntil(lambda: panel.grid.empty_hint == "No image matches the filter.", timeout=5_000)
 
 
+@pytest.mark.slow  # about 2 s: left out of the fast subset (-m "not slow")
 def test_the_hint_follows_the_dark_theme(qtbot, panel: DatasetPanel):
     app = QApplication.instance()
     try:
@@ -116,7 +118,7 @@ def test_the_hint_follows_the_dark_theme(qtbot, panel: DatasetPanel):
         image = _grab(panel)
         assert image.pixelColor(5, 5).lightness() < 100  # a dark grid
         ink = _ink(panel, image)
-        assert len(ink) > 50 and all(c.lightness() > base.lightness() for c in ink)  # light text on it
+        assert len(ink) > 20 and all(c.lightness() > base.lightness() for c in ink)  # light text on it
     finally:
         apply_theme(app, "light")
 
@@ -146,6 +148,7 @@ def _footer_says(panel: DatasetPanel, text: str):
     return lambda: text in panel.footer.text()
 
 
+@pytest.mark.slow  # about 2 s: left out of the fast subset (-m "not slow")
 def test_counters_follow_captions_batch_edits_undo_checks_and_folders(qtbot, panel: DatasetPanel,
                                                                       tmp_path: Path):
     folder = _folder(tmp_path / "cats", 6, captioned=lambda i: i < 2)  # 4 without caption
