@@ -9,7 +9,7 @@ from the palette, so they follow the dark theme).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
@@ -101,7 +101,7 @@ class DatasetGrid(QListView):
         if model is None or model.rowCount() == 0:
             return []
         rect = self.viewport().rect()
-        first = self.indexAt(rect.topLeft() + self._inset())
+        first = self.indexAt(rect.topLeft() + QPoint(4, 4))
         if not first.isValid():
             first = model.index(0, 0)
         rows = []
@@ -112,8 +112,3 @@ class DatasetGrid(QListView):
             if r.intersects(rect):
                 rows.append(row)
         return rows
-
-    def _inset(self):
-        from PySide6.QtCore import QPoint
-
-        return QPoint(4, 4)

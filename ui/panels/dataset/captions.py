@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from studio.dataset.autocaption import CaptionResult, merge_caption
-from studio.dataset.edits import ApplyResult, plan_batch, plan_edit
+from studio.dataset.edits import ApplyResult, CaptionEdit, plan_batch, plan_edit
 from studio.dataset.tags import TagOp, tag_frequencies
 from ui.models.dataset_commands import CaptionCommand
 
@@ -23,8 +23,12 @@ class CaptionsMixin:
             return
         edit = plan_edit(f"Edit caption of {item.path.name}", {item.path: (item.caption, text)})
         if edit.changes:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result, typing=True,
-                                                 on_error=self._write_failed))
+            self._push(edit, typing=True)
+
+    def _push(self, edit: CaptionEdit, *, typing: bool = False) -> None:
+        """One undoable caption edit: pushing it writes the files (a file that cannot be written is reported)."""
+        self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result, typing=typing,
+                                            on_error=self._background_error))
 
     def _apply_result(self, result: ApplyResult) -> None:
         """After any caption write or undo: show what is on disk now, and say what was reloaded."""
@@ -47,9 +51,6 @@ class CaptionsMixin:
                                      "Make the edit again if you still want it.")
         self._freq_timer.start()
 
-    def _write_failed(self, exc: Exception) -> None:
-        self.banner.show_message("error", str(exc), getattr(exc, "hint", ""))
-
     def scope_paths(self, scope: str) -> list[Path]:
         if scope == "selection":
             return self.selected_paths()
@@ -69,8 +70,7 @@ class CaptionsMixin:
             return 0
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result,
-                                                 on_error=self._write_failed))
+            self._push(edit)
         finally:
             QApplication.restoreOverrideCursor()
         self.status_message.emit(edit.description)
@@ -120,7 +120,6 @@ class CaptionsMixin:
                 changes[item.path] = (item.caption, new)
         edit = plan_edit(f"Auto-caption ({len(changes)} images)", changes)
         if edit.changes:
-            self.undo_stack.push(CaptionCommand(self.store, edit, self._apply_result,
-                                                 on_error=self._write_failed))
+            self._push(edit)
         self.status_message.emit(f"Auto-caption: {len(edit.changes)} caption(s) written")
         return len(edit.changes)

@@ -28,7 +28,7 @@ class SelectionMixin:
         if not index.isValid():  # hidden by the filter: show everything
             self.filter_bar.status.setCurrentIndex(0)
             self.filter_bar.text.clear()
-            self._filter_text("")
+            self.proxy.set_text("")
             self._filter_tag(None)
             index = self.proxy.mapFromSource(self.model.index(row))
         self.grid.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)

@@ -39,12 +39,6 @@ class ViewMixin:
         self.settings.setValue("datasetPanel/thumbSize", self.grid.delegate.side)
         self.grid.viewport().update()
 
-    def _filter_text(self, text: str) -> None:
-        self.proxy.set_text(text)
-
-    def _filter_status(self, status: str) -> None:
-        self.proxy.set_status(status)
-
     def _filter_tag(self, tag: str | None) -> None:
         self.proxy.set_tags([tag] if tag else [])
         if tag:
