@@ -65,9 +65,29 @@ def test_each_kind_goes_to_its_place(tmp_path: Path):
     assert set(why) == {"base.safetensors", "vae.safetensors", "empty", "notes.md", "broken.safetensors", "gone"}
     assert why["base.safetensors"].startswith("only one base model")
     assert "neither a base model nor a LoRA" in why["vae.safetensors"]
-    assert "without images" in why["empty"]
+    assert why["empty"] == "a folder without images"
     assert why["gone"] == "not found"
     assert "too short" in why["broken.safetensors"]
+
+
+def test_a_folder_of_image_folders_adds_each_and_a_folder_of_models_says_why(tmp_path: Path):
+    shoot = tmp_path / "shoot"
+    cats, dogs = image_folder(shoot / "cats"), image_folder(shoot / "dogs")
+    (shoot / "notes").mkdir()
+    diffusers = shoot / "sd15"
+    (diffusers / "unet").mkdir(parents=True)
+    (diffusers / "model_index.json").write_text("{}", encoding="utf-8")
+    image_folder(diffusers / "samples")  # a model folder with images inside is still not a dataset
+    models = tmp_path / "models"
+    models.mkdir()
+    write_lora(models / "style.safetensors")
+
+    plan = classify([shoot, cats, models])
+
+    assert plan.folders == (cats.resolve(), dogs.resolve())  # the dropped subfolder once
+    assert plan.model is None and plan.loras == ()
+    assert [(i.path.name, i.why) for i in plan.ignored] == [
+        ("models", "a folder of model files, not images: drop the model or LoRA files themselves")]
 
 
 def test_a_single_file_checkpoint_is_the_model_and_the_note_says_what_went_where(tmp_path: Path):

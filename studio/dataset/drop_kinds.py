@@ -73,12 +73,15 @@ def classify(paths: Iterable[str | Path]) -> DropPlan:
     ignored: list[Ignored] = []
     for raw in dict.fromkeys(Path(p).expanduser() for p in paths):
         kind, why = _kind(raw)
-        if kind == "ignored":
+        if kind == "ignored" and raw.is_dir() and (subs := _image_subfolders(raw)):
+            folders += subs  # a folder of image folders (shoot/cats, shoot/dogs): each one joins
+        elif kind == "ignored":
             ignored.append(Ignored(raw, why))
         else:
             {"folder": folders, "image": images, "lora": loras, "model": models}[kind].append(raw.resolve())
     ignored += [Ignored(m, "only one base model is used; the first one dropped was set") for m in models[1:]]
-    return DropPlan(tuple(folders), tuple(images), models[0] if models else None, tuple(loras), tuple(ignored))
+    return DropPlan(tuple(dict.fromkeys(folders)), tuple(images), models[0] if models else None, tuple(loras),
+                    tuple(ignored))
 
 
 def _kind(path: Path) -> tuple[str, str]:
@@ -88,7 +91,9 @@ def _kind(path: Path) -> tuple[str, str]:
             return "model", ""
         if _holds_images(path):
             return "folder", ""
-        return "ignored", "a folder without images (nor kohya N_name subfolders of images)"
+        if any(_model_file_suffix(p) for p in _entries(path)):
+            return "ignored", "a folder of model files, not images: drop the model or LoRA files themselves"
+        return "ignored", "a folder without images"
     if not path.is_file():
         return "ignored", "not found"
     if is_image_path(path):
@@ -101,15 +106,28 @@ def _kind(path: Path) -> tuple[str, str]:
     return "ignored", "not an image, a base model or a LoRA"
 
 
+def _entries(folder: Path) -> list[Path]:
+    """The folder's visible entries, sorted; [] when it cannot be read."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(folder / e.name for e in it if not e.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _model_file_suffix(path: Path) -> bool:
+    return path.suffix.lower() in (*SAFETENSORS_SUFFIXES, *_PICKLED_MODELS)
+
+
+def _image_subfolders(folder: Path) -> list[Path]:
+    """Subfolders one level down that hold images (diffusers model folders excepted)."""
+    return [sub.resolve() for sub in _entries(folder)
+            if sub.is_dir() and not (sub / "model_index.json").is_file() and _holds_images(sub)]
+
+
 def _holds_images(root: Path) -> bool:
-    for folder, _repeats in dataset_folders(root):
-        try:
-            with os.scandir(folder) as it:
-                if any(not e.name.startswith(".") and is_image_path(Path(e.name)) and e.is_file() for e in it):
-                    return True
-        except OSError:
-            continue
-    return False
+    """Images in `root` itself or in its kohya `N_name` subfolders: what the dataset scan would find."""
+    return any(is_image_path(p) and p.is_file() for folder, _ in dataset_folders(root) for p in _entries(folder))
 
 
 def _safetensors_kind(path: Path) -> tuple[str, str]:
