@@ -174,7 +174,7 @@ EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYP
 
 def encode(message: Message, *, max_line: int = MAX_LINE_BYTES) -> bytes:
     """One JSON line (with its newline). NaN/inf losses are kept: a diverged run must be shown, not hidden."""
-    data: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": message.type, **to_data(message)}
+    data = {"v": PROTOCOL_VERSION, "type": message.type, **to_data(message)}
     line = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if len(line) > max_line:
         raise ProtocolError(f"`{message.type}` message is {len(line)} bytes, over the {max_line}-byte line limit")
