@@ -13,8 +13,9 @@ A stall is what the user feels as a frozen window. We measure it as timer drift:
   because shared CPUs cannot train fast enough to stress the window. The run is a training job of the
   window's JobManager like any other (its request is taken by the replay instead of the worker), so its
   events go through the manager, the Jobs dock and the Train panel as a real run's do;
-- queued: the replay again, with the Mixer on screen and a mixer preview submitted through the JobManager
-  during the run: it is shown queued ("queued: runs after the training job", its progress bar reading
+- queued: the replay again, with the Mixer and the Jobs dock on screen (the Train panel, behind its tab,
+  still takes every event) and a mixer preview submitted through the JobManager during the run: it is
+  shown queued ("queued: runs after the training job", its progress bar reading
   "queued") for the whole phase, and the real worker renders it once the replayed run has ended (issue 18:
   "p99 < 16 ms with a preview queued during training").
 
@@ -231,11 +232,13 @@ def replay_phase(app, window, project: Path, run_dir: Path, previews: list[str],
 
 
 def queue_a_preview(app, window, model: Path, lora: Path) -> dict:
-    """The Mixer on screen, a preview asked for while the training runs: it must be shown queued."""
+    """The Mixer on screen with the Jobs dock (the training's row updates on every step), a preview asked
+    for while the training runs: it must be shown queued."""
     from ui.jobs import QUEUED
 
     mixer = window.mixer_panel
     window.show_panel(2)
+    window.jobs_dock.show()
     mixer.size.setCurrentText("64×64")
     mixer.steps.setValue(2)
     mixer.set_base_model(model)
@@ -423,8 +426,9 @@ def markdown(r: dict) -> str:
         f"queued signal, as the real reader does) at {rs.get('steps_per_s', 0)} steps/s with two 512-px previews every "
         f"{r['replay_preview_every_n_steps']} steps — what a fast GPU run streams (faster previews than a GPU renders), "
         "which these shared CPUs cannot produce live; the run is a training job of the window's JobManager;",
-        "- **queued**: the replay again with the Mixer on screen and a mixer preview submitted through the "
-        "JobManager during the run, shown queued behind it with its progress bar for the whole phase, then rendered "
+        "- **queued**: the replay again with the Mixer and the Jobs dock on screen (the training's row updating on "
+        "every step; the Train panel, behind its tab, still takes every event) and a mixer preview submitted through "
+        "the JobManager during the run, shown queued behind it with its progress bar for the whole phase, then rendered "
         "by the real worker once the run has ended (issue 18).",
         "",
         "\"On CPU\" is the part of each late tick the GUI thread spent running (its own work: our handlers, Qt "
