@@ -159,10 +159,10 @@ class AutoCaptionDialog(QDialog):
     def _show_state(self, job: Job) -> None:
         if job is not self.job or not job.active:
             return
-        if job.state == QUEUED:
-            self.status.setText(job.detail[:1].upper() + job.detail[1:] if job.detail else "Queued")
-        elif job.detail:
+        if job.detail:  # "queued: runs after the training job", "starting…", "stopping…"
             self.status.setText(job.detail[:1].upper() + job.detail[1:])
+        elif job.state == QUEUED:
+            self.status.setText("Queued")
         elif not self.results:
             self.status.setText("Loading the model…")
 
