@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.train_panel.use_jobs(self.jobs)
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
         self.dataset_panel.jobs = self.jobs  # auto-captioning queues with the other jobs
+        self.dataset_panel.checker.jobs = self.jobs  # image checks are listed with them
         self.mixer_panel = MixerPanel(self.jobs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dataset_panel, "Dataset")

@@ -87,7 +87,7 @@ class JobsView(QWidget):
         self._list = QVBoxLayout(self._holder)
         self._list.setContentsMargins(0, 0, 0, 0)
         self._list.setSpacing(0)
-        self.empty = QLabel("No jobs yet: training runs, previews, grids and exports show here.")
+        self.empty = QLabel("No jobs yet: training runs, previews, grids, exports, captioning and image checks show here.")
         self.empty.setProperty("role", "hint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         scroll = QScrollArea()
@@ -127,7 +127,7 @@ class JobsView(QWidget):
 
     def summary(self) -> str:
         """For the status bar's button: "Jobs: 1 running, 2 queued"."""
-        running = 1 if self.jobs.running else 0
+        running = self.jobs.running_count
         queued = len(self.jobs.queued())
         parts = [f"{running} running"] * bool(running) + [f"{queued} queued"] * bool(queued)
         return "Jobs: " + (", ".join(parts) if parts else "none running")
