@@ -162,13 +162,12 @@ class WorkerColumn:
 
     def render(self, req: RenderRequest) -> None:
         from studio.events import Failed
-        from studio.mix.messages import MixResult, request_to_dict
-        from studio.worker import protocol as p
+        from studio.job_requests import MixPreviewRequest
+        from studio.mix.messages import MixResult
 
         self.n += 1
-        self.proc.send(p.RunJob(kind="mix_preview", params={
-            "base": str(self.base), "out": str(self.out / f"w{self.n}.png"), "request_id": self.n,
-            "request": request_to_dict(req)}))
+        self.proc.send(MixPreviewRequest(base=str(self.base), out=str(self.out / f"w{self.n}.png"), request_id=self.n,
+                                         request=req))
         got = self.proc.wait_for(lambda m: isinstance(m, Failed) or isinstance(m, MixResult) and m.request_id == self.n,
                                  600)
         if isinstance(got, Failed):

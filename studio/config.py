@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import tomli_w
 
-from studio.errors import ConfigError, StudioError
+from studio.codec import CodecError, describe, from_data
+from studio.errors import ConfigError, Problem, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
 from studio.safe_names import file_name_problem, safe_file_name
@@ -37,16 +39,13 @@ PROJECT_FILE_LIMIT = 4 * 2**20
 
 
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-       choices: tuple[str, ...] | None = None, advanced: bool = False, requires: str | None = None) -> Any:
+       advanced: bool = False) -> Any:
+    """A field with its help text and range; a choice field's choices are its `Literal` type's values."""
     meta: dict[str, Any] = {"help": help, "advanced": advanced}
-    if requires is not None:
-        meta["requires"] = requires  # "cuda": only offered where an NVIDIA GPU is present
     if lo is not None:
         meta["min"] = lo
     if hi is not None:
         meta["max"] = hi
-    if choices is not None:
-        meta["choices"] = choices
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -95,26 +94,21 @@ class DatasetConfig:
     latent_cache: Literal["memory", "disk"] = _f(
         "memory", "Where encoded latents are kept: in memory for this run, or also on disk (`.cache/latents` beside "
                   "the project) so the next run skips the VAE; a cached latent is re-encoded when its image, the "
-                  "bucket size, the VAE or the flip setting changes.", choices=("memory", "disk"), advanced=True)
+                  "bucket size, the VAE or the flip setting changes.", advanced=True)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = _f("", "Base model: a diffusers folder or a single-file .safetensors / .ckpt checkpoint.")
     family: Literal["auto", "sd1", "sd2", "sd2-v", "sdxl"] = _f(
-        "auto", "Model family; `auto` detects it from the weights.",
-        choices=("auto", "sd1", "sd2", "sd2-v", "sdxl"))
+        "auto", "Model family; `auto` detects it from the weights.")
     prediction: Literal["auto", "epsilon", "v_prediction"] = _f(
-        "auto", "What the UNet predicts; `auto` takes it from the model's scheduler config.",
-        choices=("auto", "epsilon", "v_prediction"))
+        "auto", "What the UNet predicts; `auto` takes it from the model's scheduler config.")
     clip_skip: int = _f(1, "Use the text encoder's N-th last layer (2 is common for anime models).", lo=1, hi=4)
     ema: Literal["auto", "use", "ignore"] = _f(
         "auto", "Checkpoints with EMA weights (model_ema.*): `auto` and `ignore` train on the non-EMA weights, as "
-                "the WebUIs load them; `use` trains on the EMA copy.", choices=("auto", "use", "ignore"),
+                "the WebUIs load them; `use` trains on the EMA copy.",
         advanced=True)
-
-
-NETWORK_TYPES = ("lora", "locon", "loha", "lokr")
 
 
 @dataclass(frozen=True)
@@ -124,14 +118,13 @@ class NetworkConfig:
     dropout: float = _f(0.0, "Dropout on the LoRA path during training.", lo=0.0, hi=0.9)
     targets: Literal["transformer", "attention"] = _f(
         "transformer", "Which UNet layers get LoRA: every linear and 1x1 conv in the transformer blocks "
-                       "(kohya's default) or the attention projections only (lighter).",
-        choices=("transformer", "attention"))
+                       "(kohya's default) or the attention projections only (lighter).")
     train_text_encoder: bool = _f(False, "Also train LoRA on the text encoder(s).")
     type: Literal["lora", "locon", "loha", "lokr"] = _f(
         "lora", "Adapter type. `lora`: low-rank update of the transformer layers. `locon`: LoRA that also adapts "
                 "the 3x3 convolutions of the ResNet blocks. `loha` (Hadamard product) and `lokr` (Kronecker "
                 "product): LyCORIS types, transformer layers and convolutions. All export in the layout the WebUIs "
-                "and ComfyUI load.", choices=NETWORK_TYPES)
+                "and ComfyUI load.")
     conv_rank: int = _f(0, "Rank of the adapters on 3x3 convolutions for locon, loha and lokr (0: the same as "
                            "rank).", lo=0, hi=1024)
     conv_alpha: float = _f(0.0, "Alpha of the convolution adapters (0: the same as alpha).", lo=0.0, hi=4096.0)
@@ -143,18 +136,12 @@ class NetworkConfig:
     init: Literal["default", "pissa"] = _f(
         "default", "Adapter initialisation. `default`: the update starts at zero (as sd-scripts). `pissa`: start "
                    "from the weights' principal singular vectors (PiSSA; faster convergence); the export is the "
-                   "difference from the start, at twice the rank. lora and locon only.",
-        choices=("default", "pissa"), advanced=True)
+                   "difference from the start, at twice the rank. lora and locon only.", advanced=True)
     lokr_factor: int = _f(-1, "LoKr: split each dimension with this factor (-1: as square as possible).", lo=-1,
                           hi=1024, advanced=True)
     base_quantization: Literal["none", "int8", "nf4"] = _f(
         "none", "QLoRA-style low-VRAM mode: keep the frozen UNet in 8-bit or 4-bit NF4 (bitsandbytes) and train "
-                "the adapter on top. NVIDIA GPUs only.", choices=("none", "int8", "nf4"), advanced=True,
-        requires="cuda")
-
-
-OPTIMIZERS = ("adamw", "adamw8bit", "lion", "prodigy", "adafactor", "schedule_free_adamw")
-LR_SCHEDULERS = ("constant", "linear", "cosine", "cosine_with_restarts", "polynomial")
+                "the adapter on top. NVIDIA GPUs only.", advanced=True)
 
 
 @dataclass(frozen=True)
@@ -163,7 +150,7 @@ class OptimizerConfig:
         "adamw", "Optimizer. `adamw8bit`: AdamW with 8-bit state (bitsandbytes), less memory. `lion`: sign-based, "
                  "use a 3-10x smaller learning rate. `prodigy`: finds the step size itself, set learning rates to "
                  "1.0. `adafactor`: factored second moments, least memory. `schedule_free_adamw`: no learning-rate "
-                 "schedule needed (the schedule is ignored).", choices=OPTIMIZERS)
+                 "schedule needed (the schedule is ignored).")
     unet_lr: float = _f(1e-4, "Learning rate for the UNet LoRA.", lo=0.0, hi=1.0)
     text_encoder_lr: float = _f(5e-5, "Learning rate for the text-encoder LoRA.", lo=0.0, hi=1.0)
     weight_decay: float = _f(1e-2, "AdamW weight decay.", lo=0.0, hi=1.0)
@@ -173,7 +160,7 @@ class OptimizerConfig:
     max_grad_norm: float = _f(1.0, "Clip the gradient norm to this value (0 disables clipping).", lo=0.0, hi=1e6)
     loss: Literal["mse", "l1", "huber"] = _f(
         "mse", "Loss between prediction and target. `huber` (pseudo-Huber) is quadratic for small errors and "
-               "linear for large ones, so outlier images pull less.", choices=("mse", "l1", "huber"), advanced=True)
+               "linear for large ones, so outlier images pull less.", advanced=True)
     huber_c: float = _f(0.1, "Huber loss: where it turns from quadratic to linear.", lo=1e-4, hi=10.0,
                         advanced=True)
     min_snr_gamma: float = _f(0.0, "Min-SNR-γ weighting: down-weights the easy low-noise timesteps so training "
@@ -192,7 +179,7 @@ class ScheduleConfig:
     batch_size: int = _f(1, "Images per step on each device.", lo=1, hi=256)
     gradient_accumulation: int = _f(1, "Accumulate gradients over N batches per optimizer step.", lo=1, hi=256)
     lr_scheduler: Literal["constant", "linear", "cosine", "cosine_with_restarts", "polynomial"] = _f(
-        "constant", "Learning-rate schedule after warm-up.", choices=LR_SCHEDULERS)
+        "constant", "Learning-rate schedule after warm-up.")
     warmup_steps: int = _f(0, "Steps of linear learning-rate warm-up.", lo=0, hi=10_000_000)
     warmup_ratio: float = _f(0.0, "Warm-up as a fraction of the run (e.g. 0.05); used instead of warmup_steps when "
                                   "above 0.", lo=0.0, hi=1.0, advanced=True)
@@ -200,8 +187,7 @@ class ScheduleConfig:
                         hi=1000, advanced=True)
     lr_power: float = _f(1.0, "polynomial: the decay's power (1 is linear).", lo=0.01, hi=10.0, advanced=True)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = _f(
-        "auto", "Mixed precision on CUDA (`auto`: bf16 where supported, else fp16; always fp32 on CPU).",
-        choices=("auto", "no", "fp16", "bf16"))
+        "auto", "Mixed precision on CUDA (`auto`: bf16 where supported, else fp16; always fp32 on CPU).")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: much less VRAM, "
                                              "about 20-30% slower.")
     seed: int = _f(42, "Random seed; the same seed gives the same run on the same hardware.", lo=0, hi=2**32 - 1)
@@ -221,7 +207,7 @@ class ScheduleConfig:
                                         "trailing timesteps.", advanced=True)
     channels_last: Literal["auto", "on", "off"] = _f(
         "auto", "Channels-last memory format for the UNet: faster convolutions on NVIDIA GPUs (`auto`: on with "
-                "CUDA, off on the CPU).", choices=("auto", "on", "off"), advanced=True)
+                "CUDA, off on the CPU).", advanced=True)
     compile_unet: bool = _f(False, "Compile the UNet with torch.compile: faster steps after a slow first one "
                                    "(minutes on real models).", advanced=True)
 
@@ -259,8 +245,7 @@ class OutputConfig:
     save_every_n_steps: int = _f(0, "Save a resumable checkpoint and an export every N steps (0: only at the end).",
                                  lo=0, hi=10_000_000)
     keep_checkpoints: int = _f(3, "Keep only the newest N resumable checkpoints.", lo=1, hi=1000)
-    dtype: Literal["fp16", "bf16", "fp32"] = _f("fp16", "Precision of the exported weights.",
-                                                choices=("fp16", "bf16", "fp32"))
+    dtype: Literal["fp16", "bf16", "fp32"] = _f("fp16", "Precision of the exported weights.")
     trigger_phrase: str = _f("", "Trigger word(s) written into the file's metadata.")
     tensorboard: bool = _f(True, "Also write TensorBoard event files into the run folder (`tensorboard --logdir "
                                  "runs`).")
@@ -289,84 +274,52 @@ def section_type(name: str) -> type:
 
 
 # --------------------------------------------------------------------------------------------------
-# Conversion between TOML values and typed fields
+# Checking TOML values (and the form's and the CLI's) against typed fields
 
 
-def _describe(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin is tuple:
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0])}"
-        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
-    if tp is float:
-        return "a number"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    return getattr(tp, "__name__", str(tp))
+def _type_problem(section: str, key: str, value: Any, tp: Any) -> tuple[Any, Problem | None]:
+    """`value` converted to `tp` by the one codec, or the problem in our words (`[optimizer] betas[1] is 'x',
+    expected a number`: a list's wrong item is named by its index)."""
+    try:
+        return from_data(value, tp), None
+    except CodecError as exc:
+        text = str(exc)
+        expected = text.rpartition(", expected ")[2] if ", expected " in text else describe(tp)
+        where, shown = f"[{section}] {key}", value
+        item = re.fullmatch(r"\[(\d+)\]", exc.path or "")
+        if item and isinstance(value, (list, tuple)) and int(item.group(1)) < len(value):
+            where, shown = f"{where}{exc.path}", value[int(item.group(1))]
+        return value, Problem(section, key, f"{where} is {shown!r}, expected {expected}")
 
 
-def _coerce(value: Any, tp: Any) -> Any:
-    """Return `value` as type `tp`, or raise TypeError/ValueError with what was expected."""
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ValueError(_describe(tp))
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(_describe(tp))
-        args = get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0]) for v in value)
-        if len(value) != len(args):
-            raise ValueError(_describe(tp))
-        return tuple(_coerce(v, a) for v, a in zip(value, args))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(_describe(tp))
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(_describe(tp))
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(_describe(tp))
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError(_describe(tp))
-        return value
-    raise TypeError(f"unsupported field type {tp!r}")  # pragma: no cover - a programming error
-
-
-def field_help(section: str, name: str) -> dict[str, Any]:
-    """The metadata of one field (help, min, max, choices, advanced): used by the CLI and the GUI."""
-    for f in fields(section_type(section)):
-        if f.name == name:
-            return dict(f.metadata)
-    raise KeyError(f"{section}.{name}")
-
-
-def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
-    """Bounds for one value; each number of a list is checked on its own (`betas[1]`), NaN/∞ never pass."""
-    if isinstance(value, tuple):
-        for i, item in enumerate(value):
-            _check_range(f"{where}[{i}]", item, meta)
-        return
+def _range_problem(value: Any, meta: dict[str, Any]) -> str | None:
+    """What is wrong with one value's bounds (`is nan, expected a finite number`), or None."""
     if isinstance(value, float) and not math.isfinite(value):  # `nan < lo` is False: it would pass the range
-        raise ConfigError(f"{where} is {value}, expected a finite number")
+        return f"is {value}, expected a finite number"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         lo, hi = meta.get("min"), meta.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
-            raise ConfigError(f"{where} is {value}, expected a value between {lo} and {hi}")
+            return f"is {value}, expected a value between {lo} and {hi}"
+    return None
+
+
+def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> tuple[Any, Problem | None]:
+    """`value` as the field's type, or the problem with it; each number of a list is checked on its own
+    (`betas[1]`)."""
+    where = f"[{section}] {key}"
+    coerced, problem = _type_problem(section, key, value, tp)
+    if problem is not None:
+        return value, problem
+    items = enumerate(coerced) if isinstance(coerced, tuple) else [(None, coerced)]
+    for i, item in items:
+        wrong = _range_problem(item, meta)
+        if wrong is not None:
+            return value, Problem(section, key, f"{where}{'' if i is None else f'[{i}]'} {wrong}")
+    if (section, key) in FILE_NAME_FIELDS:
+        found = file_name_problem_of(section, key, coerced)
+        if found is not None:
+            return value, found
+    return coerced, None
 
 
 #: Fields whose value becomes a file name: refused when it could not be one on every system (a shared project
@@ -374,41 +327,32 @@ def _check_range(where: str, value: Any, meta: dict[str, Any]) -> None:
 FILE_NAME_FIELDS = frozenset({("output", "name")})
 
 
-def _check_file_name(where: str, value: str) -> None:
+def file_name_problem_of(section: str, key: str, value: str) -> Problem | None:
+    """The problem with a file-name field's value (also run by `studio.validate` on configs made in code)."""
     problem = file_name_problem(value)
-    if problem is not None:
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        raise ConfigError(f"{where} is {shown!r}, which cannot be a file name: {problem}",
-                          hint=f"use a plain name, for example {safe_file_name(value, 'lora')!r}")
-
-
-def check_file_names(cfg: "ProjectConfig", source: str = "project") -> None:
-    """The file-name check of `build_section`, for a config made in code (`with_section` skips it): the engine
-    calls this before loading anything, so a bad name fails in a second, not after training."""
-    for section, key in sorted(FILE_NAME_FIELDS):
-        _check_file_name(f"{source}: [{section}] {key}", getattr(getattr(cfg, section), key))
+    if problem is None:
+        return None
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    return Problem(section, key, f"[{section}] {key} is {shown!r}, which cannot be a file name: {problem}",
+                   hint=f"use a plain name, for example {safe_file_name(value, 'lora')!r}")
 
 
 def build_section(section: str, values: dict[str, Any], base: Any, source: str) -> Any:
-    """Apply `values` (from TOML, a preset or CLI flags) onto the dataclass instance `base`."""
+    """Apply `values` (from TOML, a preset, CLI flags or the form) onto the dataclass instance `base`; a wrong
+    value raises ConfigError naming its section and key (as data: the form highlights that field)."""
     cls = type(base)
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     changes: dict[str, Any] = {}
     for key, value in values.items():
-        where = f"{source}: [{section}] {key}"
         if key not in known:
             close = _closest(key, known)
             hint = f" (did you mean `{close}`?)" if close else ""
             raise ConfigError(f"{source}: unknown key `{key}` in [{section}]{hint}; "
-                              f"known keys: {', '.join(sorted(known))}")
-        try:
-            coerced = _coerce(value, hints[key])
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where} is {value!r}, expected {exc}") from None
-        _check_range(where, coerced, dict(known[key].metadata))
-        if (section, key) in FILE_NAME_FIELDS:
-            _check_file_name(where, coerced)
+                              f"known keys: {', '.join(sorted(known))}", section=section, key=key)
+        coerced, problem = _field_problem(section, key, value, hints[key], dict(known[key].metadata))
+        if problem is not None:
+            raise ConfigError.from_problems([problem], source)
         changes[key] = coerced
     return replace(base, **changes)
 

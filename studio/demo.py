@@ -1,7 +1,9 @@
 """The demo project: bundled photographs, a tiny random model made on the spot, the `demo` preset.
 
 It shows the whole flow — dataset, training, previews, export — on any machine in a minute, with
-nothing downloaded. The GUI's "Open demo project" and `lora-studio demo` both build it here.
+nothing downloaded. `lora-studio demo` builds it here directly; the GUI's "Open the demo project" asks the
+worker (`demo_project_job`), because the tiny model is made with diffusers and torch, which the window's
+process never imports.
 
 Building it replaces the folder's `model/` (when it holds no complete model), so it only ever builds in a
 folder that is new, empty, or one it built before (marked by `MARKER`): `lora-studio demo --out ~/work`
@@ -11,11 +13,15 @@ must never delete a checkpoint of the user's that happens to be in `~/work/model
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from studio.config import load_preset, save_project
 from studio.errors import ConfigError
+from studio.events import Event, Finished, Log
 from studio.fileio import atomic_write_text
+from studio.job_requests import DemoProjectRequest
 from studio.resources import resource_path
 
 DEMO_IMAGES = resource_path("demo", "images")
@@ -74,6 +80,13 @@ def create_demo_project(folder: str | Path) -> Path:
         raise ConfigError(f"{folder}: cannot write the demo project ({exc.strerror})",
                           hint="give --out a folder you can write to") from None
     return folder / "project.toml"
+
+
+def demo_project_job(request: DemoProjectRequest, control: Any) -> Iterator[Event]:
+    """The worker's job for the welcome screen's demo button: `Finished.outputs` is the `project.toml`."""
+    yield Log(level="info", text=f"preparing the demo project in {request.folder} (the first time builds a tiny "
+                                 "model: a few seconds)")
+    yield Finished(outputs=(str(create_demo_project(request.folder)),))
 
 
 def _fill(folder: Path) -> None:

@@ -7,6 +7,22 @@ gets a traceback in `--debug` mode and in the worker's log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration, naming the field to change (`[section] key`), so the form can
+    highlight it and the CLI print it in the same words. `warning`s are shown; only `error`s block a run."""
+
+    section: str
+    key: str
+    message: str
+    hint: str = ""
+    severity: Literal["error", "warning"] = "error"
+
 
 class StudioError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -17,7 +33,22 @@ class StudioError(Exception):
 
 
 class ConfigError(StudioError):
-    """A project file, preset or option is wrong."""
+    """A project file, preset or option is wrong. `section`/`key` name the field when one is at fault and
+    `problems` lists every problem found (a check that finds several reports them all at once)."""
+
+    def __init__(self, message: str, hint: str = "", *, section: str = "", key: str = "",
+                 problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message, hint)
+        self.section, self.key = section, key
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+    @classmethod
+    def from_problems(cls, problems: Sequence[Problem], source: str = "") -> "ConfigError":
+        """One error for several problems: the message lists each (one per line), the hint is the first's."""
+        first = problems[0]
+        prefix = f"{source}: " if source else ""
+        message = "\n".join(prefix + p.message for p in problems)
+        return cls(message, first.hint, section=first.section, key=first.key, problems=problems)
 
 
 class DatasetError(StudioError):

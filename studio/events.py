@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,31 @@ class Progress(Event):
     it_per_s: float
     eta_s: float | None = None
     gpu_mem_mb: float | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress(Event):
+    """Progress of a job other than training (a preview's sampling steps, a grid's cells, captioned
+    images), so the window can draw a bar and an ETA for it; `request_id` is the request's."""
+    type: ClassVar[str] = "job_progress"
+    request_id: int
+    done: int
+    total: int
+    unit: Literal["steps", "cells", "files", "images"]
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class CaptionWritten(Event):
+    """One image of an auto-caption job: `caption` is what its sidecar holds now (None: left as it was, by
+    the mode or because of `error`), `before` what it held (None: no sidecar), `generated` the model's text."""
+    type: ClassVar[str] = "caption_written"
+    request_id: int
+    image: str
+    generated: str = ""
+    caption: str | None = None
+    before: str | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,16 +122,5 @@ class Failed(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (Started, Progress, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
+    cls.type: cls for cls in (Started, Progress, JobProgress, CaptionWritten, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 }
-
-
-def event_to_dict(event: Event) -> dict:
-    """A JSON-ready dict tagged with the event's type name."""
-    from dataclasses import asdict
-
-    data = asdict(event)
-    for key, value in data.items():
-        if isinstance(value, tuple):
-            data[key] = list(value)
-    return {"type": event.type, **data}

@@ -5,7 +5,9 @@ point will not run out of memory. The engine trains on CUDA or on the CPU (Apple
 answer is one of: an NVIDIA GPU with so much VRAM (and bf16 or not), or "the CPU — slow". The same facts,
 plus library versions, fill the About box and bug reports.
 
-Everything here is plain data; torch is imported lazily so the CLI can start without it.
+Everything here is plain data; torch is imported lazily so the CLI can start without it, and `probe()` never
+imports it at all: the window process must not load torch (issue 14), yet it needs the VRAM to pick defaults
+(the worker's `ready` message names the device but not its memory).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from importlib import metadata
+
+from studio.errors import StudioError
 
 GIB = 1024**3
 
@@ -126,6 +130,49 @@ def detect() -> Hardware:
                         error=f"The NVIDIA driver did not answer ({exc}); training would use the CPU.")
 
 
+def probe(run=None) -> Hardware:
+    """What this machine has, without importing torch: NVIDIA GPUs from `nvidia-smi` (name, VRAM, compute
+    capability), Apple silicon from the platform. Never raises; no `nvidia-smi` (or one that fails) means no
+    GPU is listed. `run` replaces `subprocess.run` in tests.
+
+    The worker still decides whether CUDA is usable (a CPU build of PyTorch cannot use the GPU listed here):
+    `studio.machine_defaults.device_from_ready` combines both.
+    """
+    import shutil
+    import subprocess
+
+    cpu, threads = _cpu_name(), _cpu_count()
+    apple = platform.system() == "Darwin" and platform.machine() == "arm64"
+    exe = shutil.which("nvidia-smi") if run is None else "nvidia-smi"
+    if exe is None:
+        return Hardware((), None, cpu, threads, apple_gpu=apple)
+    try:
+        out = (run or subprocess.run)(
+            [exe, "--query-gpu=index,name,memory.total,compute_cap", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Hardware((), None, cpu, threads, apple_gpu=apple, error=f"nvidia-smi did not answer ({exc})")
+    if out.returncode != 0:
+        return Hardware((), None, cpu, threads, apple_gpu=apple)
+    return Hardware(parse_nvidia_smi(out.stdout), None, cpu, threads, apple_gpu=apple)
+
+
+def parse_nvidia_smi(text: str) -> tuple[GpuInfo, ...]:
+    """Rows of `index, name, memory.total (MiB), compute_cap` as GpuInfo; malformed rows are skipped."""
+    gpus = []
+    for line in text.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 4:
+            continue
+        try:
+            major, _, minor = parts[3].partition(".")
+            cap = (int(major), int(minor or 0))
+            gpus.append(GpuInfo(int(parts[0]), parts[1], int(float(parts[2]) * 2**20), _bf16(cap), cap))
+        except ValueError:
+            continue
+    return tuple(gpus)
+
+
 def _bf16(capability: tuple[int, int]) -> bool:
     """Native bf16 needs Ampere (compute capability 8.0) or newer.
 
@@ -170,17 +217,18 @@ def recommend(hw: Hardware) -> Recommendation:
 VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "PySide6")
 
 
-def versions() -> dict[str, str]:
+def versions(cuda: str | None = None) -> dict[str, str]:
     """Installed versions for the About box and bug reports: the libraries, Python and the CUDA runtime.
 
-    Read from package metadata, not by importing, so the About box opens instantly; missing ones say so.
+    Read from package metadata, not by importing; missing ones say so. `cuda` is the CUDA line when it is
+    already known (`detect_in_child`); else torch is asked here.
     """
     from studio import __version__
 
     out = {"LoRA Studio": __version__, "Python": platform.python_version()}
     for name in VERSIONED:
         out[name] = _dist_version(name)
-    out["CUDA"] = _cuda_version()
+    out["CUDA"] = cuda if cuda is not None else _cuda_version()
     out["OS"] = f"{platform.system()} {platform.release()}".strip()
     return out
 
@@ -218,3 +266,57 @@ def _cuda_ok(torch) -> bool:
         return bool(torch.cuda.is_available())
     except Exception:
         return False
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """What a child process found: the devices, and the CUDA line of the About box."""
+
+    hardware: Hardware
+    cuda: str
+
+
+def child_command() -> list[str]:
+    """How the window runs `main` below in a child. A frozen app starts itself with `--studio-hardware`
+    (`packaging/frozen_main.py`), as it does for the worker."""
+    import sys
+
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--studio-hardware"]
+    return [sys.executable, "-m", "studio.hardware"]
+
+
+def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
+    """`detect()` and the CUDA version, asked of a short-lived child process: asking torch means importing
+    it, and the window's process never imports torch (a broken CUDA install then fails there, not here).
+    Never raises; a child that fails or hangs becomes `Hardware.error`."""
+    import json
+    import subprocess
+
+    from studio.codec import from_data
+
+    try:
+        done = subprocess.run(child_command(), capture_output=True, timeout=timeout_s, check=False,
+                              stdin=subprocess.DEVNULL)
+        data = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+        return MachineReport(hardware=from_data(data["hardware"], Hardware), cuda=str(data["cuda"]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError, StudioError) as exc:
+        why = "it took too long" if isinstance(exc, subprocess.TimeoutExpired) else "it did not answer"
+        return MachineReport(Hardware((), None, _cpu_name(), _cpu_count(),
+                                      error=f"Hardware detection failed ({why}); training would use the CPU."),
+                             cuda="unknown (hardware detection failed)")
+
+
+def main() -> int:
+    """The child's side of `detect_in_child`: one JSON line on stdout."""
+    import json
+
+    from studio.codec import to_data
+
+    hw = detect()
+    print(json.dumps({"hardware": to_data(hw), "cuda": _cuda_version()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

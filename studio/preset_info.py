@@ -1,16 +1,30 @@
-"""What a bundled preset is for, in words: the comment at the top of its TOML file.
+"""What a bundled preset is for and what it sets: the comment at the top of its TOML file, and its keys.
 
 Every preset starts with a `# …` comment saying what it is for; the preset box shows that beside the id
 (issue 18: "presets listed by bare id with no description"). Reading it from the comment rather than a
 `description` key keeps presets loadable as project mappings (`studio.config` rejects unknown keys) and
 keeps one text for people reading the file and people using the app.
+
+The box also shows the preset *in effect*: the one whose values the settings match, on the fields that
+preset sets (`matching_preset`), and applying one lists what it changed (`preset_changes`), so nothing
+changes unseen and Undo knows what to put back.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
 
+from studio.config import SECTIONS, ProjectConfig, load_preset, preset_names
+from studio.errors import StudioError
 from studio.resources import presets_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 
 def description_from_text(text: str) -> str:
@@ -33,10 +47,72 @@ def short_description(description: str, limit: int = 60) -> str:
     return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"
 
 
-def preset_description(name: str, folder: Path | None = None) -> str:
-    """The full description of preset `name` ("" for an unknown preset or one without a comment)."""
-    path = (folder or presets_dir()) / f"{name}.toml"
+@dataclass(frozen=True)
+class Preset:
+    """A bundled preset: its id, what it is for, and the values it sets (applied over the defaults)."""
+
+    name: str
+    description: str
+    values: tuple[tuple[str, str, Any], ...]  # (section, key, value), only the keys its file names
+
+    def matches(self, cfg: ProjectConfig) -> bool:
+        return bool(self.values) and all(same(getattr(getattr(cfg, s), k), v) for s, k, v in self.values)
+
+
+def read_preset(name: str) -> Preset:
+    """The preset `name`; StudioError if it cannot be read."""
+    path = presets_dir() / f"{name}.toml"
     try:
-        return description_from_text(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError):
-        return ""
+        text = path.read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise StudioError(f"cannot read the preset {path}: {exc}") from None
+    applied = load_preset(name)
+    values = tuple((section, key, getattr(getattr(applied, section), key))
+                   for section, table in data.items() if section in SECTIONS and isinstance(table, dict)
+                   for key in table)
+    return Preset(name, description_from_text(text), values)
+
+
+def bundled_presets() -> list[Preset]:
+    """Every bundled preset that reads (a damaged one is left out of the box, not a crash at start-up)."""
+    found = []
+    for name in preset_names():
+        try:
+            found.append(read_preset(name))
+        except StudioError:
+            continue
+    return found
+
+
+def matching_preset(cfg: ProjectConfig, presets: list[Preset]) -> Preset | None:
+    """The preset in effect: of those whose every value `cfg` has, the one that sets the most (None: custom)."""
+    matches = [p for p in presets if p.matches(cfg)]
+    return max(matches, key=lambda p: len(p.values), default=None)
+
+
+@dataclass(frozen=True)
+class Change:
+    section: str
+    key: str
+    old: Any
+    new: Any
+
+
+def preset_changes(before: ProjectConfig, after: ProjectConfig) -> list[Change]:
+    """Every setting that differs between two configs, in the form's order."""
+    changes = []
+    for section in SECTIONS:
+        old_part, new_part = getattr(before, section), getattr(after, section)
+        for f in fields(old_part):
+            old, new = getattr(old_part, f.name), getattr(new_part, f.name)
+            if not same(old, new):
+                changes.append(Change(section, f.name, old, new))
+    return changes
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with floats compared to their shown precision (a spin box may round 5e-05 on its way back)."""
+    if isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    return a == b

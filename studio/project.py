@@ -26,7 +26,7 @@ def lora_name(folder: Path) -> str:
 
 
 def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | None = None) -> Path:
-    """Create `folder/project.toml` from `preset`; returns its path.
+    """Create `folder/project.toml` from `preset` ("" for the default settings); returns its path.
 
     An existing project is never overwritten — the caller asked for a new one, so that is an error.
     `output_dir` is where exports go (the user's default output folder); without it, `output/` in the project.
@@ -38,7 +38,7 @@ def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | 
                           hint="Open it with Open Project, or choose an empty folder for a new one.")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATASET_FOLDER).mkdir(exist_ok=True)
-    cfg = load_preset(preset)
+    cfg = load_preset(preset) if preset else ProjectConfig()
     name = lora_name(folder)
     cfg = cfg.with_section("dataset", folders=(DATASET_FOLDER,))
     cfg = cfg.with_section("output", name=name, directory=str(Path(output_dir).expanduser()) if output_dir

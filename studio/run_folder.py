@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.codec import CodecError, from_data, to_data
 from studio.config import ProjectConfig, dumps_project
 from studio.errors import ConfigError
-from studio.events import Event, event_to_dict
+from studio.events import EVENT_TYPES, Checkpoint, Event, Failed, Finished, Progress, Sample, Started
 from studio.fileio import atomic_write_text
 from studio.safe_names import safe_file_name
 
@@ -105,18 +106,42 @@ class EventLog:
         self._fh = open(path, "a", encoding="utf-8", errors="backslashreplace")
 
     def write(self, event: Event) -> None:
-        self._fh.write(json.dumps(event_to_dict(event), ensure_ascii=False) + "\n")
+        self._fh.write(event_line(event) + "\n")
         self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
 
 
-def read_events(path: Path) -> list[dict]:
-    """Every complete, valid line of an event log (a torn last line after a kill is skipped)."""
+def event_line(event: Event) -> str:
+    """One line of `events.jsonl`: the event's fields (through the one codec) tagged with its type name.
+    A NaN or infinite loss is written as NaN/Infinity, so a diverged run reads back as diverged."""
+    return json.dumps({"type": event.type, **to_data(event)}, ensure_ascii=False)
+
+
+def parse_event_line(line: str) -> Event | None:
+    """The event on one line of `events.jsonl`, or None for a line that is not one (torn, garbage, or an
+    event of another version): the log is a record to show, so one bad line costs only itself."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return None
+    cls = EVENT_TYPES.get(data.pop("type"))
+    if cls is None:
+        return None
+    try:
+        return from_data(data, cls, where=cls.type)
+    except CodecError:
+        return None
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every complete, valid event of an event log, typed (a torn last line after a kill is skipped)."""
     import stat
 
-    events: list[dict] = []
+    events: list[Event] = []
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: not an event log
@@ -130,12 +155,9 @@ def read_events(path: Path) -> list[dict]:
     except OSError:
         return events
     for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict) and "type" in item:
-            events.append(item)
+        event = parse_event_line(line)
+        if event is not None:
+            events.append(event)
     return events
 
 
@@ -186,23 +208,20 @@ def read_run(run_dir: Path) -> RunSummary:
     status, total, step, loss, outputs, error, hint, samples = "interrupted", 0, 0, None, [], "", "", 0
     exports: list[str] = []
     for e in events:
-        kind = e.get("type")
-        if kind == "started":  # a resumed run starts over from its checkpoint: so does its summary
-            total = int(e.get("total_steps", 0) or 0)
-            step = int(e.get("start_step", 0) or 0)
+        if isinstance(e, Started):  # a resumed run starts over from its checkpoint: so does its summary
+            total, step = e.total_steps, e.start_step
             status, outputs, error, hint = "interrupted", [], "", ""
-        elif kind == "progress":
-            step = int(e.get("step", step) or step)
-            loss = e.get("loss", loss)
-        elif kind == "checkpoint" and e.get("lora_path"):
-            exports.append(str(e["lora_path"]))
-        elif kind == "sample":
+        elif isinstance(e, Progress):
+            step, loss = e.step, e.loss
+        elif isinstance(e, Checkpoint) and e.lora_path:
+            exports.append(e.lora_path)
+        elif isinstance(e, Sample):
             samples += 1
-        elif kind == "finished":
-            status = "stopped" if e.get("stopped") else "finished"
-            outputs = [str(o) for o in e.get("outputs", [])]
-        elif kind == "failed":
-            status, error, hint = "failed", str(e.get("error", "")), str(e.get("hint", ""))
+        elif isinstance(e, Finished):
+            status = "stopped" if e.stopped else "finished"
+            outputs = list(e.outputs)
+        elif isinstance(e, Failed):
+            status, error, hint = "failed", e.error, e.hint
     if not outputs:
         outputs = exports
     ckpt = last_checkpoint(run_dir)
@@ -218,7 +237,7 @@ def read_run(run_dir: Path) -> RunSummary:
     except OSError:
         modified = 0.0
     return RunSummary(path=run_dir, name=run_dir.name, status=status, total_steps=total, last_step=step,
-                      final_loss=float(loss) if isinstance(loss, (int, float)) else None,
+                      final_loss=loss,
                       outputs=tuple(o for o in dict.fromkeys(outputs) if Path(o).is_file()), error=error, hint=hint,
                       last_checkpoint=ckpt[1] if ckpt else None, checkpoint_step=ckpt[0] if ckpt else 0,
                       num_samples=samples, config_text=config_text, modified=modified)
@@ -238,8 +257,8 @@ def sample_images(run_dir: Path) -> list[tuple[int, str, str]]:
     """(step, prompt, path) of every preview a run made, from its event log, for files that still exist."""
     out = []
     for e in read_events(Path(run_dir) / "events.jsonl"):
-        if e.get("type") == "sample" and Path(str(e.get("path", ""))).is_file():
-            out.append((int(e.get("step", 0)), str(e.get("prompt", "")), str(e["path"])))
+        if isinstance(e, Sample) and Path(e.path).is_file():
+            out.append((e.step, e.prompt, e.path))
     return out
 
 

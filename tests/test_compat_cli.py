@@ -84,14 +84,17 @@ def test_mix_prints_the_merged_files_report_and_writes_its_sidecar(capsys, tiny_
 def test_the_windows_plain_copy_job_writes_the_copy(dora_file, tiny_sd1, tmp_path):
     from studio.errors import ConfigError
     from studio.mix.messages import MixResult
+    from studio.job_requests import PlainCopyRequest
     from studio.worker.jobs import resolve_job
 
-    job = resolve_job("mix_plain")
     out_file = tmp_path / "job-plain.safetensors"
+    request = PlainCopyRequest(src=str(dora_file), out=str(out_file), rank=4)
+    job = resolve_job(request)
     with pytest.raises(ConfigError, match="needs the base model"):
-        list(job({"src": str(dora_file), "out": str(out_file), "rank": 4}, None))
-    events = list(job({"src": str(dora_file), "out": str(out_file), "rank": 4, "base": str(tiny_sd1),
-                       "dtype": "fp32", "request_id": 7}, None))
+        list(job(request, None))
+    request = PlainCopyRequest(src=str(dora_file), out=str(out_file), rank=4, base=str(tiny_sd1), dtype="fp32",
+                               request_id=7)
+    events = list(job(request, None))
     result = next(e for e in events if isinstance(e, MixResult))
     assert (result.kind, result.request_id, result.path) == ("plain", 7, str(out_file))
     assert result.error is not None and 0 < result.error < 1 and "relative error" in result.summary

@@ -60,55 +60,57 @@ def test_the_view_lists_loaders_and_offers_a_copy_only_when_one_is_unfaithful(qt
 
 def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tmp_path):
     from studio.config import ProjectConfig
+    from studio.events import Failed, Finished
+    from studio.job_requests import PlainCopyRequest
     from studio.mix.messages import MixResult
-    from studio.events import Finished
     from studio.worker import protocol as p
+    from studio.worker.client import WorkerExited
+    from tests.jobs_helpers import ScriptedWorker
+    from ui.jobs import JobManager
     from ui.panels.train_panel import TrainPanel
 
+    worker = ScriptedWorker()
+    jobs = JobManager(worker)
     panel = TrainPanel()
+    panel.use_jobs(jobs)
+    worker.message_received.connect(panel.handle_message)
     qtbot.addWidget(panel)
     cfg = ProjectConfig().with_section("model", path=str(tmp_path / "base-model"))
     panel.set_project(cfg, None)
-    sent: list = []
-    panel.command_requested.connect(sent.append)
     dora = _lora(tmp_path, "run", dora=True)
     assert panel.export_box.isHidden()
-    panel.handle_message(p.JobStarted(job_id=1, kind="train"))
+    panel.handle_message(p.JobStarted(job_id=1, kind="start"))
     panel.handle_message(Finished(outputs=(str(dora),), step=4))
-    panel.handle_message(p.JobEnded(job_id=1, kind="train"))
+    panel.handle_message(p.JobEnded(job_id=1, kind="start"))
     assert not panel.export_box.isHidden()
     qtbot.waitUntil(lambda: "AUTOMATIC1111" in panel.compat.lines.text())
     panel.compat.ask_path = lambda *a: str(tmp_path / "run-plain.safetensors")
     panel.compat.plain_button.click()
-    (job,) = [c for c in sent if isinstance(c, p.RunJob)]
-    assert job.kind == "mix_plain"
-    assert job.params == {"src": str(dora), "out": str(tmp_path / "run-plain.safetensors"), "rank": 32,
-                          "base": str(tmp_path / "base-model"), "dtype": cfg.output.dtype}
-    panel.handle_message(p.JobStarted(job_id=2, kind="mix_plain"))
-    panel.handle_message(MixResult(kind="plain", request_id=0, path=str(tmp_path / "run-plain.safetensors"),
-                                   summary="plain LoRA, rank ≤ 32: relative error 0.50% overall"))
-    panel.handle_message(Finished(outputs=(str(tmp_path / "run-plain.safetensors"),)))
-    panel.handle_message(p.JobEnded(job_id=2, kind="mix_plain"))
+    (job,) = worker.sent
+    assert job == PlainCopyRequest(src=str(dora), out=str(tmp_path / "run-plain.safetensors"), rank=32,
+                                   base=str(tmp_path / "base-model"), dtype=cfg.output.dtype, request_id=1)
+    worker.say(p.JobStarted(job_id=2, kind="mix_plain"),
+               MixResult(kind="plain", request_id=1, path=str(tmp_path / "run-plain.safetensors"),
+                         summary="plain LoRA, rank ≤ 32: relative error 0.50% overall"),
+               Finished(outputs=(str(tmp_path / "run-plain.safetensors"),)), p.JobEnded(job_id=2, kind="mix_plain"))
     assert "relative error 0.50% overall" in panel.compat.copy_result.text()
     assert panel.run_state == "idle"  # the copy's Finished is not the run's
     panel.compat.plain_button.click()
-    panel.handle_message(p.JobStarted(job_id=3, kind="mix_plain"))
-    from studio.events import Failed
-
-    panel.handle_message(Failed(error="run.safetensors is a DoRA LoRA", hint="choose the base model"))
+    worker.say(p.JobStarted(job_id=3, kind="mix_plain"),
+               Failed(error="run.safetensors is a DoRA LoRA", hint="choose the base model"))
+    assert "The plain copy failed" not in panel.compat.copy_result.text()  # said when the job ends
+    worker.say(p.JobEnded(job_id=3, kind="mix_plain"))
     assert "The plain copy failed: run.safetensors is a DoRA LoRA" in panel.compat.copy_result.text()
-    panel.handle_message(p.JobEnded(job_id=3, kind="mix_plain"))
-    # the worker refuses the job (the mixer's is running), or dies during it: the box says so, never hangs
+    # the worker refuses the job, or dies during it: the box says so, never hangs
     panel.compat.plain_button.click()
-    panel.handle_message(p.WorkerError(error="a job is already running", hint="wait for it"))
+    worker.say(p.WorkerError(error="a job is already running", hint="wait for it"))
     assert "The plain copy failed: a job is already running" in panel.compat.copy_result.text()
     assert panel.compat.plain_button.isEnabled()
     panel.compat.plain_button.click()
-    panel.handle_message(p.JobStarted(job_id=4, kind="mix_plain"))
-    from studio.worker.client import WorkerExited
-
-    panel.handle_message(WorkerExited(returncode=-9, expected=False))
-    assert "the worker stopped before the copy was written" in panel.compat.copy_result.text()
+    worker.say(p.JobStarted(job_id=4, kind="mix_plain"))
+    worker.running = False
+    worker.say(WorkerExited(returncode=-9, expected=False))
+    assert "The plain copy failed: the worker stopped: was killed by SIGKILL" in panel.compat.copy_result.text()
     assert panel._job_kind is None and panel.compat.plain_button.isEnabled()
 
 

@@ -321,7 +321,8 @@ WD14_TAGS = [("red_thing", 0), ("blue_thing", 0), ("general", 9), ("someone", 4)
 
 
 def test_autocaption_wd14_in_process_and_merge_modes(tmp_path: Path):
-    from studio.dataset.autocaption import CaptionJob, caption_images, detect_kind, merge_caption
+    from studio.dataset.autocaption import caption_images, detect_kind, merge_caption
+    from studio.job_requests import AutoCaptionRequest
 
     model = _tiny_wd14(tmp_path / "wd14", WD14_TAGS)
     red, blue = tmp_path / "red.png", tmp_path / "blue.png"
@@ -329,7 +330,7 @@ def test_autocaption_wd14_in_process_and_merge_modes(tmp_path: Path):
     Image.new("RGB", (30, 40), (0, 0, 255)).save(blue)
     (tmp_path / "bad.png").write_bytes(b"nope")
     assert detect_kind(model) == "wd14"
-    job = CaptionJob(model=model, images=(red, blue, tmp_path / "bad.png"), batch_size=2)
+    job = AutoCaptionRequest(model=str(model), images=(str(red), str(blue), str(tmp_path / "bad.png")), batch_size=2)
     results = {r.path.name: r for r in caption_images(job)}
     assert results["red.png"].caption == "red thing"
     assert results["blue.png"].caption == "blue thing"
@@ -343,48 +344,55 @@ def test_autocaption_wd14_in_process_and_merge_modes(tmp_path: Path):
         detect_kind(tmp_path)
 
 
-def test_autocaption_process_streams_results_and_cancels(tmp_path: Path):
-    from studio.dataset.autocaption import CaptionJob, CaptionProcess
+def test_the_autocaption_job_writes_each_caption_reports_it_and_stops_between_batches(tmp_path: Path):
+    from studio.dataset.autocaption import autocaption_job
+    from studio.events import CaptionWritten, Finished, JobProgress
+    from studio.job_requests import AutoCaptionRequest
+    from studio.train.control import TrainControl
 
     model = _tiny_wd14(tmp_path / "wd14", WD14_TAGS)
     images = []
     for i in range(6):
         p = tmp_path / f"{i}.png"
         Image.new("RGB", (20, 20), (255, 0, 0) if i % 2 else (0, 0, 255)).save(p)
-        images.append(p)
-    proc = CaptionProcess(CaptionJob(model=model, images=tuple(images), batch_size=2))
-    proc.start()
-    events = []
-    deadline = time.monotonic() + 60
-    while not proc.finished and time.monotonic() < deadline:
-        events.extend(proc.events())
-        time.sleep(0.05)
-    proc.wait()
-    kinds = [e.kind for e in events]
-    assert kinds[0] == "loading" and kinds[-1] == "done", events
-    got = {e.result.path.name: e.result.caption for e in events if e.kind == "result"}
-    assert got == {f"{i}.png": ("red thing" if i % 2 else "blue thing") for i in range(6)}
+        images.append(str(p))
+    (tmp_path / "0.txt").write_text("sky", encoding="utf-8")  # append: the new tag goes after it
+    (tmp_path / "1.txt").write_text("red thing", encoding="utf-8")  # append: nothing new, left alone
+    job = AutoCaptionRequest(model=str(model), images=tuple(images), batch_size=2, mode="append", request_id=12)
+    events = list(autocaption_job(job, TrainControl()))
+    written = [e for e in events if isinstance(e, CaptionWritten)]
+    progress = [e for e in events if isinstance(e, JobProgress)]
+    assert [Path(e.image).name for e in written] == [f"{i}.png" for i in range(6)]
+    assert {e.request_id for e in written + progress} == {12}
+    assert [e.generated for e in written] == ["blue thing" if i % 2 == 0 else "red thing" for i in range(6)]
+    assert (written[0].before, written[0].caption) == ("sky", "sky, blue thing")
+    assert (written[1].before, written[1].caption) == ("red thing", None)
+    assert (written[2].before, written[2].caption) == (None, "blue thing")
+    assert [(e.done, e.total, e.unit) for e in progress] == [(i, 6, "images") for i in range(7)]
+    assert progress[-1].eta_s == 0
+    assert (tmp_path / "0.txt").read_text(encoding="utf-8") == "sky, blue thing"
+    assert (tmp_path / "1.txt").read_text(encoding="utf-8") == "red thing"
+    assert (tmp_path / "5.txt").read_text(encoding="utf-8") == "red thing"
+    finished = events[-1]
+    assert isinstance(finished, Finished) and not finished.stopped and len(finished.outputs) == 5
+
+    # only-empty leaves every caption that exists; a stop asked for after the first batch ends the job there
+    for i in range(6):
+        (tmp_path / f"{i}.txt").unlink(missing_ok=True)
+    control = TrainControl()
+    stopped = []
+    for event in autocaption_job(AutoCaptionRequest(model=str(model), images=tuple(images), batch_size=2,
+                                                    mode="only-empty"), control):
+        stopped.append(event)
+        if isinstance(event, CaptionWritten):
+            control.request_stop()
+    assert sum(isinstance(e, CaptionWritten) for e in stopped) == 2  # the batch in progress is finished
+    assert isinstance(stopped[-1], Finished) and stopped[-1].stopped
+    assert sorted(q.name for q in tmp_path.glob("*.txt")) == ["0.txt", "1.txt"]
 
     # a missing model fails with a message, not a hang
-    broken = CaptionProcess(CaptionJob(model=tmp_path / "nothing", images=tuple(images)))
-    broken.start()
-    events = []
-    deadline = time.monotonic() + 60
-    while not broken.finished and time.monotonic() < deadline:
-        events.extend(broken.events())
-        time.sleep(0.05)
-    assert events[-1].kind == "failed" and "not a captioning model" in events[-1].message
-
-    stopped = CaptionProcess(CaptionJob(model=model, images=tuple(images * 50), batch_size=1))
-    stopped.start()
-    stopped.cancel(grace_s=30)
-    events = []
-    deadline = time.monotonic() + 60
-    while not stopped.finished and time.monotonic() < deadline:
-        events.extend(stopped.events())
-        time.sleep(0.05)
-    assert events[-1].kind == "cancelled"
-    assert sum(e.kind == "result" for e in events) < 300
+    with pytest.raises(DatasetError, match="not a captioning model"):
+        list(autocaption_job(AutoCaptionRequest(model=str(tmp_path / "nothing"), images=tuple(images)), None))
 
 
 def test_autocaption_tiny_blip(tmp_path: Path):
@@ -392,7 +400,8 @@ def test_autocaption_tiny_blip(tmp_path: Path):
     import torch
     from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
 
-    from studio.dataset.autocaption import CaptionJob, TransformersCaptioner, caption_images, detect_kind
+    from studio.dataset.autocaption import TransformersCaptioner, caption_images, detect_kind
+    from studio.job_requests import AutoCaptionRequest
 
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "photo", "of", "cat", "dog", "red", "the"]
     (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
@@ -411,7 +420,7 @@ def test_autocaption_tiny_blip(tmp_path: Path):
     assert detect_kind(model_dir) == "transformers"
     img = tmp_path / "x.png"
     Image.new("RGB", (50, 40), (200, 10, 10)).save(img)
-    job = CaptionJob(model=model_dir, images=(img, img), max_new_tokens=5, batch_size=2)
+    job = AutoCaptionRequest(model=str(model_dir), images=(str(img), str(img)), max_new_tokens=5, batch_size=2)
     results = list(caption_images(job, captioner=TransformersCaptioner(model_dir, max_new_tokens=5)))
     assert len(results) == 2 and results[0].caption == results[1].caption
     assert results[0].caption and set(results[0].caption.split()) <= set(words[5:])

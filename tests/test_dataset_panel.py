@@ -232,7 +232,8 @@ def test_many_qt_calls_do_not_free_none(qtbot, panel: DatasetPanel):
     assert sys.getrefcount(None) > 1000
 
 
-def test_autocaption_dialog_runs_a_tagger_in_a_child_process(qtbot, panel: DatasetPanel, tmp_path: Path):
+@pytest.mark.slow  # starts a worker process (imports torch)
+def test_autocaption_dialog_runs_a_tagger_in_the_worker(qtbot, panel: DatasetPanel, tmp_path: Path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from tests.test_dataset_core import WD14_TAGS, _tiny_wd14
@@ -253,13 +254,15 @@ def test_autocaption_dialog_runs_a_tagger_in_a_child_process(qtbot, panel: Datas
     assert dialog.start_button.isEnabled() and "WD14" in dialog.kind.text()
     dialog.mode.setCurrentIndex(dialog.mode.findData("only-empty"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.process is None, timeout=60000)
+    qtbot.waitUntil(lambda: dialog.request_id is None, timeout=400_000)  # the worker imports torch first
     assert "Done" in dialog.status.text(), dialog.status.text()
     assert dialog.progress.value() == 2
     assert _read(folder / "red.png") == "red thing"
     assert _read(folder / "blue.png") == "sky"  # only-empty leaves existing captions alone
     panel.undo_stack.undo()
     assert _read(folder / "red.png") is None
+    dialog.reject()  # its own worker (no window around the panel) is shut down with it
+    qtbot.waitUntil(lambda: not dialog.client.running, timeout=30000)
 
 
 def test_a_caption_that_cannot_be_saved_is_reported_and_the_rest_stay_undoable(qtbot, panel: DatasetPanel,

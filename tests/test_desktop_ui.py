@@ -308,7 +308,9 @@ def test_welcome_on_a_cpu_machine_says_so(qtbot, light):
     assert dialog.hardware_banner.property("role") == "banner-warning"
     assert "CPU" in dialog.hardware_title.text() and "slow" in dialog.hardware_title.text()
     assert dialog.recommendation.preset == "demo"
-    assert dialog.preset.currentData() == "demo" and "(recommended)" in dialog.preset.currentText()
+    # a new project on a CPU starts from the default settings, never the demo's tiny-model values
+    assert dialog.preset.currentData() == "" and dialog.preset.findData("demo") < 0
+    assert dialog.preset.currentText() == "Default settings (recommended)"
     assert dialog.recent_empty.isVisibleTo(dialog) and not dialog.recent.isVisibleTo(dialog)
 
 

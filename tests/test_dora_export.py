@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from studio.errors import LoraFormatError
-from studio.formats.kohya import kohya_name, lora_file_from_peft, to_tensors
+from studio.formats.kohya import lora_file_from_peft, to_tensors
+from studio.formats.names import kohya_name_for
 from studio.train.export import base_weights
 from studio.train.networks import layer_scales, tuner_layers
 from tests import dora_consumers
@@ -76,7 +77,7 @@ def test_comfyui_and_forge_rebuild_peft_dora_weights_for_linear_and_conv_layers(
     tensors = _export(model)
     merged = _peft_merged(model)
     for path in LAYERS:
-        name = kohya_name("lora_unet", path, "sd1")
+        name = kohya_name_for("unet", path, "sd1")
         w = getattr(base, path).weight
         scale = tensors[f"{name}.dora_scale"]
         assert scale.shape == (w.shape[0],) + (1,) * (w.dim() - 1), path  # output-axis to ComfyUI and Forge
@@ -96,7 +97,7 @@ def test_the_comfyui_weights_render_what_the_peft_model_renders():
     with torch.no_grad():
         for path in LAYERS:
             layer = getattr(patched, path)
-            layer.weight.copy_(dora_consumers.comfyui(tensors, kohya_name("lora_unet", path, "sd1"), layer.weight))
+            layer.weight.copy_(dora_consumers.comfyui(tensors, kohya_name_for("unet", path, "sd1"), layer.weight))
     x = torch.randn(2, 24, 5, 5, generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
         want, got, plain = model(x), patched(x), base(x)
@@ -110,7 +111,7 @@ def test_fp16_export_stays_within_half_precision():
     merged = _peft_merged(model)
     for path in LAYERS:
         w = getattr(base, path).weight
-        got = dora_consumers.comfyui(tensors, kohya_name("lora_unet", path, "sd1"), w)
+        got = dora_consumers.comfyui(tensors, kohya_name_for("unet", path, "sd1"), w)
         assert torch.allclose(got, merged[path], atol=5e-3, rtol=5e-3), path
 
 
@@ -122,7 +123,7 @@ def test_where_the_file_does_not_render_peft_exactly():
     tensors = _export(model)
     merged = _peft_merged(model)
     for path in LAYERS:
-        name = kohya_name("lora_unet", path, "sd1")
+        name = kohya_name_for("unet", path, "sd1")
         w = getattr(base, path).weight.detach().float()
         _, combined, _ = dora_consumers._parts(tensors, name, w)
         ratio = dora_consumers._row_norm(w) / dora_consumers._row_norm(combined)

@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 
 from studio.config import load_preset, preset_names, section_type
-from studio.preset_info import description_from_text, preset_description, short_description
+from studio.preset_info import description_from_text, read_preset, short_description
 from ui.widgets.config_form import GROUPS, label_for
 
 pytestmark = pytest.mark.gui
@@ -54,20 +54,18 @@ def test_preset_description_is_its_leading_comment():
 
 def test_every_bundled_preset_has_a_description_and_still_loads():
     for name in preset_names():
-        assert preset_description(name), name
+        assert read_preset(name).description, name
         load_preset(name)  # the description is a comment: loading as a project mapping is untouched
 
 
 def test_preset_box_lists_id_and_purpose(qtbot):
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QComboBox
 
-    from ui.widgets.preset_box import PROMPT, fill_preset_box
+    from ui.widgets.preset_box import CUSTOM, PresetBox
 
-    box = QComboBox()
+    box = PresetBox()
     qtbot.addWidget(box)
-    fill_preset_box(box)
-    assert box.itemText(0) == PROMPT and box.itemData(0) is None
+    assert box.itemText(0) == CUSTOM and box.itemData(0) is None
     index = box.findData("sd15-style")
     assert box.itemText(index) == "sd15-style — An art style on SD 1.5"
     assert "UNet only" in box.itemData(index, Qt.ItemDataRole.ToolTipRole)

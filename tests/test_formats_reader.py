@@ -148,7 +148,7 @@ def test_sdxl_names_from_every_layout(sdxl, tmp_path):
     assert peft.family == "sdxl" and set(peft.modules) == set(lf.modules)
     _same_deltas(lf, peft)
     # kohya names with diffusers paths (ComfyUI and diffusers accept them for SDXL) become SGM names
-    from studio.formats.sdxl_names import sgm_to_diffusers
+    from studio.formats.names import sgm_to_diffusers
 
     tensors = {}
     for name, m in lf.modules.items():

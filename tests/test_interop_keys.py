@@ -13,7 +13,8 @@ import re
 import pytest
 import torch
 
-from studio.formats.kohya import lora_file_from_peft, te_prefixes, to_tensors
+from studio.formats.kohya import lora_file_from_peft, to_tensors
+from studio.formats.names import te_prefixes
 from studio.models.original_layout import original_state_dict
 from studio.models.tiny import build_tiny_pipeline
 from studio.train.setup import lora_config

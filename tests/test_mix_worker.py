@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 import studio.events as ev
-from studio.mix.messages import MixResult, request_to_dict
+from studio.job_requests import MixExportRequest, MixPreviewRequest
+from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.worker import protocol as p
 from studio.worker.client import WorkerProcess
@@ -43,9 +44,8 @@ def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, 
                             loras=(MixEntry(str(lora), 0.5),))
     for i, strength in enumerate((0.5, 1.0), start=1):
         out = tmp_path / f"preview-{i}.png"
-        worker.send(p.RunJob(kind="mix_preview", params={
-            "base": str(tiny_sd1), "out": str(out), "request_id": i,
-            "request": request_to_dict(request.with_strength(0, strength))}))
+        worker.send(MixPreviewRequest(base=str(tiny_sd1), out=str(out), request_id=i,
+                                      request=request.with_strength(0, strength)))
         result = _result(worker, i)
         assert isinstance(result, MixResult), result
         assert Image.open(result.path).size == (64, 64)
@@ -53,8 +53,7 @@ def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, 
         worker.wait_for(ev.Finished, 120)
 
     out = tmp_path / "merged.safetensors"
-    worker.send(p.RunJob(kind="mix_export", params={
-        "loras": [{"path": str(lora), "strength": 0.7}], "out": str(out), "rank": 1, "request_id": 9}))
+    worker.send(MixExportRequest(loras=(MixEntry(str(lora), 0.7),), out=str(out), rank=1, request_id=9))
     result = _result(worker, 9)
     assert isinstance(result, MixResult) and Path(result.path) == out and out.exists()
     assert result.error is not None and "relative error" in result.summary
@@ -62,8 +61,7 @@ def test_previews_reuse_the_loaded_base_and_exports_come_back(worker, tiny_sd1, 
     # "already running" (what happened under load)
     worker.wait_for(ev.Finished, 120)
 
-    worker.send(p.RunJob(kind="mix_preview", params={"base": str(tiny_sd1), "out": str(tmp_path / "x.png"),
-                                                     "request_id": 10, "request": request_to_dict(
-                                                         RenderRequest(prompt="x", steps=2, width=60, height=64))}))
+    worker.send(MixPreviewRequest(base=str(tiny_sd1), out=str(tmp_path / "x.png"), request_id=10,
+                                  request=RenderRequest(prompt="x", steps=2, width=60, height=64)))
     failed = _result(worker, 10)
     assert isinstance(failed, ev.Failed) and "multiple of 8" in failed.error

@@ -30,11 +30,10 @@ def two_loras(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def panel(qtbot, tiny_sd1):
-    from tests.mixer_helpers import InProcessPreviewBackend
+    from tests.mixer_helpers import InProcessJobs
     from ui.panels.mixer_panel import MixerPanel
 
-    backend = InProcessPreviewBackend()
-    panel = MixerPanel(backend, debounce_ms=10)
+    panel = MixerPanel(InProcessJobs(), debounce_ms=10)
     qtbot.addWidget(panel)
     panel.size.setCurrentText("64×64")
     panel.steps.setValue(2)
@@ -58,7 +57,7 @@ def test_two_loras_slider_preview_and_export(qtbot, panel, two_loras, tmp_path, 
     row = panel.rows[0]
     assert row.info.family == "sd1" and row.info.ranks == (4,)
     assert "character tag" in row.triggers.text()
-    qtbot.waitUntil(lambda: not panel.backend.busy, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT_MS)
     first = panel.preview.path
     first_pixels = _pixels(first)
 
@@ -66,7 +65,7 @@ def test_two_loras_slider_preview_and_export(qtbot, panel, two_loras, tmp_path, 
     with qtbot.waitSignal(panel.preview_shown, timeout=TIMEOUT_MS) as shown:
         row.strength.slider.setValue(30)  # 30 steps of 0.05
         assert panel.preview.path == first
-    qtbot.waitUntil(lambda: not panel.backend.busy, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT_MS)
     assert row.entry().strength == 1.5
     second = shown.args[0]
     assert second != first and np.abs(_pixels(second) - first_pixels).mean() > 0.5
@@ -75,7 +74,7 @@ def test_two_loras_slider_preview_and_export(qtbot, panel, two_loras, tmp_path, 
     panel.rows[1].strength.box.setValue(-0.35)
     panel.rows[1].split.setChecked(True)
     panel.rows[1].te.setValue(0.5)
-    qtbot.waitUntil(lambda: not panel.backend.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not panel.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
 
     out = tmp_path / "mixed.safetensors"
     panel.export.ask_path = lambda *_: str(out)
@@ -96,7 +95,7 @@ def test_two_loras_slider_preview_and_export(qtbot, panel, two_loras, tmp_path, 
 def test_strength_grid_renders_labelled_sheet(qtbot, panel, two_loras):
     for path in two_loras:
         panel.add_lora(path)
-    qtbot.waitUntil(lambda: panel.preview.images_shown >= 1 and not panel.backend.busy, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: panel.preview.images_shown >= 1 and not panel.busy, timeout=TIMEOUT_MS)
     panel.tabs.setCurrentWidget(panel.grid)
     panel.grid.x_values.setText("0, 1")
     panel.grid.y_values.setText("0, 0.5, 1")
@@ -119,18 +118,18 @@ def test_wrong_family_lora_is_flagged_and_left_out(qtbot, panel, two_loras, tmp_
     assert [e.path for e in panel.entries()] == [str(two_loras[0])]
     assert panel.add_lora(tmp_path / "missing.safetensors") is None
     assert "cannot read" in panel.status.text()
-    qtbot.waitUntil(lambda: not panel.backend.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not panel.busy and not panel._timer.isActive(), timeout=TIMEOUT_MS)
 
 
 @pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_preview_through_the_worker_process(qtbot, tiny_sd1, two_loras):
     """The app's wiring: the panel on a WorkerClient, the worker started on demand, the image coming back."""
-    from ui.mixer_backend import WorkerPreviewBackend
+    from ui.jobs import JobManager
     from ui.panels.mixer_panel import MixerPanel
     from ui.worker_client import WorkerClient
 
     client = WorkerClient()
-    panel = MixerPanel(WorkerPreviewBackend(client), debounce_ms=10)
+    panel = MixerPanel(JobManager(client), debounce_ms=10)
     qtbot.addWidget(panel)
     try:
         panel.size.setCurrentText("64×64")
@@ -138,7 +137,7 @@ def test_preview_through_the_worker_process(qtbot, tiny_sd1, two_loras):
         panel.set_base_model(tiny_sd1)
         with qtbot.waitSignal(panel.preview_shown, timeout=TIMEOUT_MS):
             panel.add_lora(two_loras[0])  # the worker is not running yet: the request waits for `ready`
-        qtbot.waitUntil(lambda: not panel.backend.busy, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: not panel.busy, timeout=TIMEOUT_MS)
         with qtbot.waitSignal(panel.preview_shown, timeout=TIMEOUT_MS):
             panel.rows[0].strength.box.setValue(0.25)
         assert "base model loaded" not in panel.preview.caption.text()  # reused, not reloaded

@@ -17,7 +17,7 @@ from studio.models.base_files import BASE_MODEL_SUFFIXES, dialog_filter
 from studio.models.describe import details, summary
 from studio.models.detect import NotAModelError, detect_model, scan_model_folders
 from studio.models.single_file import load_single_file_components
-from studio.worker.preflight import preflight
+from studio.validate import check_files, errors_of, validate
 from tests import official_checkpoints as official
 from tests.conftest import tiny_config
 
@@ -44,7 +44,7 @@ def model_problems(path: Path, **model) -> list[str]:
     cfg = tiny_config(path, path.parent, path.parent / "out")
     if model:
         cfg = cfg.with_section("model", **model)
-    return [p.message for p in preflight(cfg, None) if p.section == "model"]
+    return [p.message for p in validate(cfg) + check_files(cfg, None) if p.section == "model"]
 
 
 def assert_unet_is(unet: torch.nn.Module, expected: dict[str, torch.Tensor]) -> None:
@@ -165,7 +165,7 @@ def test_the_export_records_which_ema_copy_was_trained(tmp_path, tiny_sd1, image
     path = official.save(official.with_ema(state, unet), tmp_path / "ema.ckpt", fmt="legacy")
     cfg = tiny_config(path, image_folder, tmp_path / "out", schedule={"max_steps": 1, "batch_size": 1})
     cfg = cfg.with_section("model", ema="use")
-    assert [p for p in preflight(cfg, None) if p.severity == "error"] == []
+    assert errors_of(validate(cfg) + check_files(cfg, None)) == []
     events = list(run_training(cfg))
     assert not [e for e in events if isinstance(e, Failed)], [e for e in events if isinstance(e, Failed)]
     (finished,) = [e for e in events if isinstance(e, Finished)]

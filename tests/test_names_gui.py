@@ -21,8 +21,10 @@ def test_a_lora_name_that_leaves_its_folder_is_marked_and_nothing_starts(idle_wi
     panel = idle_window.train_panel
     panel.form.editor("output", "name").set_value("../../escaped")
     qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
-    assert panel.form.marked_fields() == [("output", "name")]
-    assert "cannot be a file name" in panel.banner.text() and panel.banner.isVisible()
+    # with what the empty project lacks: every problem at once, the name first
+    assert panel.form.marked_fields() == [("output", "name"), ("model", "path"), ("dataset", "folders")]
+    assert "[output] name is '../../escaped', which cannot be a file name" in panel.banner.hint.text()
+    assert panel.banner.isVisible()
     assert idle_window.sent == []
 
 

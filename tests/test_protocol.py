@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import pytest
 
 from studio import events as ev
+from studio.job_requests import TrainRequest
 from studio.worker import protocol as p
 
 
@@ -19,9 +18,8 @@ def _line(**data) -> bytes:
 
 
 COMMANDS = [
-    p.Start(config_toml="[schedule]\nmax_steps = 4\n", project_file="/x/project.toml", resume_from=None),
-    p.Start(config_toml="", resume_from="/r/checkpoints/checkpoint-2", run_dir="/r"),
-    p.RunJob(kind="mix_preview", params={"weights": [0.5, 1.0], "name": "ä"}),
+    TrainRequest(config_toml="[schedule]\nmax_steps = 4\n", project_file="/x/project.toml", resume_from=None),
+    TrainRequest(config_toml="", resume_from="/r/checkpoints/checkpoint-2", run_dir="/r", request_id=4),
     p.Pause(), p.Resume(), p.Stop(), p.SaveNow(), p.SampleNow(), p.Shutdown(), p.Ping(nonce=7),
 ]
 
@@ -38,7 +36,9 @@ EVENTS = [
     ev.Failed(error="boom", hint="try again", traceback="Traceback..."),
     p.Starting(pid=12), p.Ready(pid=12, python="3.11", torch="2.13", device="cpu", import_s=7.5),
     p.Heartbeat(seq=3, busy=True, job="train"), p.Pong(nonce=7), p.WorkerError(error="bad"),
-    p.JobStarted(job_id=1, kind="train"), p.JobEnded(job_id=1, kind="train"),
+    p.JobStarted(job_id=1, kind="start", request_id=3), p.JobEnded(job_id=1, kind="start"),
+    ev.JobProgress(request_id=2, done=3, total=20, unit="steps", eta_s=4.5),
+    p.WorkerError(error="a training job is already running", request_id=5),
 ]
 
 
@@ -85,7 +85,8 @@ def test_every_studio_event_type_is_an_event_message():
     (b'{"v":1,"type":"start","config_toml":"","resume_from":1}\n', "expected a string or null"),
     (b'{"v":1,"type":"ping","nonce":1.5}\n', "expected an integer"),
     (b'{"v":1,"type":"ping","nonce":true}\n', "expected an integer"),
-    (b'{"v":1,"type":"job","kind":"x","params":[]}\n', "expected an object"),
+    (b'{"v":1,"type":"job","kind":"x","params":{}}\n', "unknown command type `job`"),
+    (b'{"v":1,"type":"os:system","command":"ls"}\n', "unknown command type `os:system`"),
 ])
 def test_bad_command_lines_raise_protocol_error(line, needle):
     with pytest.raises(p.ProtocolError) as info:
@@ -146,36 +147,3 @@ def test_writer_is_line_buffered_and_survives_a_closed_pipe():
     broken = p.LineWriter(Broken())
     assert broken.write(p.Ping()) is False and broken.closed
     assert broken.write(p.Ping()) is False
-
-
-def test_other_jobs_can_register_their_own_messages():
-    @p.register_command
-    @dataclass(frozen=True)
-    class PreviewMixTest(p.Command):
-        type: ClassVar[str] = "test_preview_mix"
-        weights: tuple[float, ...]
-        prompt: str = ""
-
-    try:
-        msg = PreviewMixTest(weights=(0.5, 1.0))
-        assert p.decode_command(p.encode(msg)) == msg
-        with pytest.raises(p.ProtocolError, match="unknown event type"):
-            p.decode_event(p.encode(msg))
-        with pytest.raises(ValueError, match="already registered"):
-            @p.register_event
-            @dataclass(frozen=True)
-            class Clash(ev.Event):
-                type: ClassVar[str] = "test_preview_mix"
-    finally:
-        p.COMMAND_TYPES.pop("test_preview_mix", None)
-
-
-def test_unsupported_field_types_are_refused_at_registration():
-    @dataclass(frozen=True)
-    class Bad(p.Command):
-        type: ClassVar[str] = "test_bad"
-        blob: bytes = b""
-
-    with pytest.raises(TypeError, match="cannot cross the worker pipe"):
-        p.register_command(Bad)
-    assert "test_bad" not in p.COMMAND_TYPES

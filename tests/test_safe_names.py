@@ -128,12 +128,14 @@ def test_a_bad_name_set_in_code_fails_before_any_model_loads(tiny_sd1, image_fol
     assert list(tmp_path.rglob("*")) == []  # nothing written, inside the output folder or outside it
 
 
-def test_preflight_marks_the_name_field():
-    from studio.worker.preflight import preflight
+def test_validate_marks_the_name_field():
+    from studio.validate import validate
 
     cfg = ProjectConfig().with_section("output", name="nul")
-    found = {(p.section, p.field): p.message for p in preflight(cfg, None)}
-    assert found[("output", "name")] == "this cannot be a file name: `nul` is a device name on Windows, not a file"
+    found = {(p.section, p.key): p for p in validate(cfg)}
+    assert found[("output", "name")].message == ("[output] name is 'nul', which cannot be a file name: `nul` is a "
+                                                 "device name on Windows, not a file")
+    assert found[("output", "name")].hint == "use a plain name, for example 'nul_'"
 
 
 # --------------------------------------------------------------------------------------------------

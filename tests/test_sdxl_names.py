@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from studio.errors import LoraFormatError
-from studio.formats.sdxl_names import diffusers_to_sgm, kohya_unet_name, sgm_to_diffusers
+from studio.formats.names import diffusers_to_sgm, kohya_name_for, sgm_to_diffusers
 from tests.model_shapes import build_empty
 
 # names as sd-scripts writes them, with the diffusers module each one is (from sd-scripts'
@@ -53,22 +53,22 @@ def test_every_tiny_sdxl_module_round_trips(tiny_sdxl):
     assert len(set(sgm)) == len(names)
     for name, original in zip(names, sgm):
         assert sgm_to_diffusers(original) == name
-        assert sgm_to_diffusers(kohya_unet_name(name)) == name
+        assert sgm_to_diffusers(kohya_name_for("unet", name, "sdxl")) == name
         assert not original.startswith(("down_blocks", "up_blocks", "mid_block"))
 
 
 def test_real_structure_matches_sd_scripts_names():
     unet = build_empty("sdxl")["unet"]
     modules = dict(unet.named_modules())
-    ours = {kohya_unet_name(n): n for n in weighted_modules(unet)}
+    ours = {kohya_name_for("unet", n, "sdxl"): n for n in weighted_modules(unet)}
     for kohya, path in KNOWN.items():
         assert path in modules, path
-        assert kohya_unet_name(path) == kohya
+        assert kohya_name_for("unet", path, "sdxl") == kohya
         assert ours[kohya] == path
         assert sgm_to_diffusers(kohya) == path
     # sd-scripts' default SDXL LoRA (Linear and 1×1 conv layers inside the transformers) has 722 UNet modules
     attention = [n for n, m in unet.named_modules() if ".attentions." in n and isinstance(m, torch.nn.Linear)]
-    assert len({kohya_unet_name(n) for n in attention}) == 722
+    assert len({kohya_name_for("unet", n, "sdxl") for n in attention}) == 722
 
 
 def test_names_outside_the_unet_are_refused():

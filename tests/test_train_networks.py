@@ -107,7 +107,7 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
     from diffusers import UNet2DConditionModel
     from peft.utils import set_peft_model_state_dict
 
-    from studio.formats.kohya import kohya_name
+    from studio.formats.names import kohya_name_for
     from studio.train.checkpoint import load_adapters
     from studio.train.networks import adapter_config, tuner_layers, unet_target_regex
     from tests import dora_consumers
@@ -126,7 +126,7 @@ def test_dora_export_rebuilds_peft_weights_in_comfyui_and_forge(tiny_sd1, image_
         base = layer.get_base_layer().weight.detach().clone().float()
         layer.merge(adapter_names=["default"])
         expected = layer.get_base_layer().weight.detach().float()
-        name = kohya_name("lora_unet", path, "sd1")
+        name = kohya_name_for("unet", path, "sd1")
         assert tensors[f"{name}.dora_scale"].shape == (base.shape[0],) + (1,) * (base.dim() - 1)
         for consumer in (dora_consumers.comfyui, dora_consumers.forge):
             got = consumer(tensors, name, base)
@@ -190,7 +190,7 @@ def _delta_weights_match(lora: Path, model_dir: Path, cfg, checkpoint: Path) -> 
     from diffusers import UNet2DConditionModel
     from peft.utils import set_peft_model_state_dict
 
-    from studio.formats.kohya import kohya_name
+    from studio.formats.names import kohya_name_for
     from studio.formats.reader import read_lora
     from studio.train.checkpoint import load_adapters
     from studio.train.networks import adapter_config, tuner_layers, unet_target_regex
@@ -202,7 +202,7 @@ def _delta_weights_match(lora: Path, model_dir: Path, cfg, checkpoint: Path) -> 
     checked = convs = 0
     for path, layer in tuner_layers(unet).items():
         expected = layer.get_delta_weight("default").float()
-        module = lf.modules[kohya_name("lora_unet", path, "sd1")]
+        module = lf.modules[kohya_name_for("unet", path, "sd1")]
         got = module.delta_weight(tuple(layer.get_base_layer().weight.shape))
         assert torch.allclose(got, expected, atol=1e-6, rtol=1e-4), path
         checked += 1

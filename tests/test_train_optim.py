@@ -176,7 +176,7 @@ def test_ema_weights_are_exported_and_checkpointed(tiny_sd1, image_folder, tmp_p
     with safe_open(events[-1].outputs[-1], "pt") as fh:
         exported = {k: fh.get_tensor(k) for k in fh.keys()}
     # the export holds the EMA weights: each up matrix is one of the EMA shadows, not the raw trained weights
-    from studio.formats.kohya import kohya_name
+    from studio.formats.names import kohya_name_for
 
     shadows = [ema[k] for k in ema if k.startswith("shadow.")]
     assert len(raw_ups) == 192
@@ -185,7 +185,7 @@ def test_ema_weights_are_exported_and_checkpointed(tiny_sd1, image_folder, tmp_p
     moved = [k for k in raw_ups if raw[k].abs().max() > 0]
     assert len(moved) >= 0.8 * len(raw_ups)
     for key in raw_ups:
-        up = exported[f"{kohya_name('lora_unet', key.split('.lora_B.')[0], 'sd1')}.lora_up.weight"]
+        up = exported[f"{kohya_name_for('unet', key.split('.lora_B.')[0], 'sd1')}.lora_up.weight"]
         if key in moved:
             assert not torch.allclose(up, raw[key])  # the raw trained weights were not what got exported
             assert any(s.shape == up.shape and torch.equal(s, up) for s in shadows)

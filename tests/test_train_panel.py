@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QComboBox, QSpinBox  # noqa: E402
 
 from studio.config import SECTIONS, ProjectConfig, load_preset, load_project, section_type  # noqa: E402
+from studio.job_requests import TrainRequest  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
 from tests.train_gui_helpers import alive, close_window, idle_window, open_window, write_project  # noqa: E402,F401
 
@@ -50,11 +51,12 @@ def test_impossible_values_are_highlighted_and_nothing_starts(idle_window, qtbot
     panel = idle_window.train_panel
     panel.form.editor("optimizer", "unet_lr")._edit.setText("fast")
     qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
-    assert panel.form.marked_fields() == [("optimizer", "unet_lr")]
-    assert "not a number" in panel.banner.text() and panel.banner.isVisible()
+    # every problem at once: the typo and what the empty project lacks
+    assert panel.form.marked_fields() == [("optimizer", "unet_lr"), ("model", "path"), ("dataset", "folders")]
+    assert "[optimizer] unet_lr is 'fast', expected a number" in panel.banner.text() and panel.banner.isVisible()
     panel.form.editor("optimizer", "unet_lr")._edit.setText("2.5")
     qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
-    assert "outside 0 – 1" in panel.banner.text()
+    assert "[optimizer] unet_lr is 2.5, expected a value between 0.0 and 1.0" in panel.banner.text()
     assert idle_window.sent == []
 
 
@@ -71,7 +73,7 @@ def test_missing_model_and_empty_dataset_are_caught_before_start(qtbot, tmp_path
         qtbot.mouseClick(panel.controls.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.run_state == "idle" and bool(panel.form.marked_fields()), timeout=10_000)
         assert set(panel.form.marked_fields()) == {("model", "path"), ("dataset", "folders")}
-        assert "does not exist" in panel.banner.text()
+        assert "base model not found" in panel.banner.text()
         assert sent == []
     finally:
         close_window(window)
@@ -174,7 +176,7 @@ def test_start_command_carries_the_form_and_project(idle_window, qtbot, tmp_path
     panel.controls.start_button.click()
     qtbot.waitUntil(lambda: bool(idle_window.sent), timeout=10_000)
     start = idle_window.sent[0]
-    assert isinstance(start, p.Start) and start.project_file == str(project.resolve())
+    assert isinstance(start, TrainRequest) and start.project_file == str(project.resolve())
     assert "max_steps = 7" in start.config_toml and start.resume_from is None
     assert load_project(project).schedule.max_steps == 7
 
@@ -190,7 +192,7 @@ def test_events_of_other_jobs_leave_the_train_panel_alone(idle_window):
     assert not panel.banner.isVisible() and panel.run_state == "idle"
     assert "mixing" not in panel.log.text()
     panel.handle_message(Log(level="info", text="outside any job"))
-    panel.handle_message(p.JobStarted(job_id=8, kind="train"))
+    panel.handle_message(p.JobStarted(job_id=8, kind="start"))
     panel.handle_message(Failed(error="no dataset folder is set", hint="add one"))
     assert panel.banner.isVisible() and "no dataset folder" in panel.banner.text()
     assert "outside any job" in panel.log.text()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 pytest.importorskip("PySide6")
@@ -11,7 +9,8 @@ pytest.importorskip("pyqtgraph")
 
 from PIL import Image  # noqa: E402
 
-from studio.events import Finished, Progress, Sample, Started, event_to_dict  # noqa: E402
+from studio.events import Finished, Progress, Sample, Started  # noqa: E402
+from studio.run_folder import event_line  # noqa: E402
 from studio.run_folder import CHECKPOINT_STATE  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -100,7 +99,7 @@ def test_history_lists_runs_with_details_and_resume(qtbot, tmp_path):
         run = tmp_path / "runs" / name
         run.mkdir(parents=True)
         (run / "config.toml").write_text("[network]\nrank = 4\n", encoding="utf-8")
-        (run / "events.jsonl").write_text("".join(json.dumps(event_to_dict(e)) + "\n" for e in events))
+        (run / "events.jsonl").write_text("".join(event_line(e) + "\n" for e in events))
         if ckpt:
             (run / "checkpoints" / f"checkpoint-{ckpt:07d}").mkdir(parents=True)
             (run / "checkpoints" / f"checkpoint-{ckpt:07d}" / CHECKPOINT_STATE).write_text("{}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
 from studio import events as ev
+from studio.job_requests import JobRequest, TrainRequest
 from studio.worker import jobs
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited, WorkerProcess
@@ -64,15 +67,15 @@ def test_a_bad_line_is_reported_and_the_worker_keeps_going(worker):
 
 @pytest.mark.slow  # trains or renders: left out of the fast subset (-m "not slow")
 def test_job_errors_come_back_as_failed_with_a_hint(worker, tmp_path):
-    worker.send(p.Start(config_toml="[schedule\nmax_steps = 3", project_file=str(tmp_path / "project.toml")))
+    worker.send(TrainRequest(config_toml="[schedule\nmax_steps = 3", project_file=str(tmp_path / "project.toml")))
     failed = worker.wait_for(ev.Failed, 120)
     assert "not valid TOML" in failed.error
-    worker.send(p.Start(config_toml="[model]\npath = 'nowhere'\n", project_file=str(tmp_path / "project.toml")))
+    worker.send(TrainRequest(config_toml="[model]\npath = 'nowhere'\n", project_file=str(tmp_path / "project.toml")))
     failed = worker.wait_for(ev.Failed, 180)
-    assert "no dataset folder" in failed.error and failed.hint
-    worker.send(p.RunJob(kind="no-such-job"))
-    failed = worker.wait_for(ev.Failed, 180)
-    assert "unknown job `no-such-job`" in failed.error
+    # every problem at once, as the CLI and the form list them (studio.validate)
+    assert failed.error.splitlines() == ["add a folder of training images",
+                                         f"base model not found: {tmp_path / 'nowhere'}"]
+    assert failed.hint
     worker.send(p.Ping(nonce=5))  # still alive and idle after three failures
     assert worker.wait_for(p.Pong, 30).nonce == 5
 
@@ -101,12 +104,24 @@ def test_worker_exits_when_the_window_goes_away(worker):
 # In-process: the Worker class on a pair of pipes, with test jobs registered in this interpreter
 
 
-def oom_job(params, control):
+@dataclass(frozen=True, kw_only=True)
+class OomRequest(JobRequest):  # a JobRequest known only to this test's worker
+    type: ClassVar[str] = "test_oom"
+    title: ClassVar[str] = "out-of-memory test"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuietRequest(JobRequest):
+    type: ClassVar[str] = "test_quiet"
+    title: ClassVar[str] = "quiet test"
+
+
+def oom_job(request, control):
     yield ev.Log(level="info", text="allocating")
     raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
-def quiet_job(params, control):
+def quiet_job(request, control):
     """Ends without a Finished event; the worker adds one."""
     while not control.stop_requested:
         if control.take_save():
@@ -137,8 +152,9 @@ class _InProcess:
 
 @pytest.fixture
 def inproc(monkeypatch):
-    monkeypatch.setitem(jobs.JOBS, "oom", f"{__name__}:oom_job")
-    monkeypatch.setitem(jobs.JOBS, "quiet", f"{__name__}:quiet_job")
+    for cls, target in ((OomRequest, "oom_job"), (QuietRequest, "quiet_job")):
+        monkeypatch.setitem(jobs.JOBS, cls, f"{__name__}:{target}")
+        monkeypatch.setitem(p.COMMAND_TYPES, cls.type, cls)
     w = _InProcess()
     yield w
     w.to_worker.close()
@@ -146,20 +162,22 @@ def inproc(monkeypatch):
 
 
 def test_gpu_out_of_memory_becomes_failed_with_the_oom_hint(inproc):
-    inproc.writer.write(p.RunJob(kind="oom"))
+    inproc.writer.write(OomRequest(request_id=31))
     started = inproc.next(p.JobStarted)
-    assert started.kind == "oom"
+    assert (started.kind, started.request_id) == ("test_oom", 31)
     failed = inproc.next(ev.Failed)
     assert "out of GPU memory" in failed.error and failed.hint == GPU_OOM_HINT
     assert "Traceback" in failed.traceback
-    assert inproc.next(p.JobEnded).job_id == started.job_id
+    ended = inproc.next(p.JobEnded)
+    assert (ended.job_id, ended.request_id) == (started.job_id, 31)
 
 
 def test_commands_reach_the_running_job_and_a_second_start_is_refused(inproc):
-    inproc.writer.write(p.RunJob(kind="quiet"))
-    assert inproc.next(p.Heartbeat, where=lambda m: m.busy).job == "quiet"
-    inproc.writer.write(p.RunJob(kind="quiet"))
-    assert "already running" in inproc.next(p.WorkerError).error
+    inproc.writer.write(QuietRequest(request_id=1))
+    assert inproc.next(p.Heartbeat, where=lambda m: m.busy).job == "test_quiet"
+    inproc.writer.write(QuietRequest(request_id=2))
+    refused = inproc.next(p.WorkerError)
+    assert "a quiet test job is already running" in refused.error and refused.request_id == 2
     inproc.writer.write(p.SaveNow())
     assert inproc.next(ev.Log).text == "saved"
     inproc.writer.write(p.Stop())
@@ -171,7 +189,7 @@ def test_commands_reach_the_running_job_and_a_second_start_is_refused(inproc):
 
 
 def test_shutdown_stops_a_running_job_first(inproc):
-    inproc.writer.write(p.RunJob(kind="quiet"))
+    inproc.writer.write(QuietRequest())
     inproc.next(p.Heartbeat, where=lambda m: m.busy)
     inproc.writer.write(p.Shutdown())
     assert inproc.next(ev.Finished).stopped

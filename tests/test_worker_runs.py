@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from studio.config import ProjectConfig
-from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started, event_to_dict
+from studio.events import Checkpoint, Failed, Finished, Progress, Sample, Started
 from studio import run_folder as runs
 from studio.config import loads_project
-from studio.worker.preflight import preflight
+from studio.validate import check_files, validate
 from tests.conftest import make_images
 
 
@@ -19,7 +18,7 @@ def _run(root: Path, name: str, events: list, checkpoints: tuple[int, ...] = ())
     (run / "config.toml").write_text("[schedule]\nmax_steps = 10\n", encoding="utf-8")
     with open(run / "events.jsonl", "w", encoding="utf-8") as fh:
         for e in events:
-            fh.write(json.dumps(event_to_dict(e)) + "\n")
+            fh.write(runs.event_line(e) + "\n")
     for step in checkpoints:
         ck = run / "checkpoints" / f"checkpoint-{step:07d}"
         ck.mkdir(parents=True)
@@ -101,10 +100,14 @@ def test_sample_images_lists_existing_previews(tmp_path):
     assert runs.sample_images(run) == [(2, "a", str(img))]
 
 
-def test_preflight_names_the_fields_to_fix(tmp_path):
+def preflight(cfg, project):
+    return validate(cfg) + check_files(cfg, project)
+
+
+def test_validate_and_check_files_name_the_fields_to_fix(tmp_path):
     project = tmp_path / "project.toml"
     problems = preflight(ProjectConfig(), project)
-    assert {(p.section, p.field) for p in problems if p.severity == "error"} == {("model", "path"),
+    assert {(p.section, p.key) for p in problems if p.severity == "error"} == {("model", "path"),
                                                                                   ("dataset", "folders")}
     (tmp_path / "empty").mkdir()
     (tmp_path / "model.ckpt").write_bytes(b"pickle")
@@ -112,18 +115,18 @@ def test_preflight_names_the_fields_to_fix(tmp_path):
                                                                                   resolution=100)
            .with_section("schedule", max_steps=10, warmup_steps=20).with_section("network", alpha=0.0)
            .with_section("sampling", every_n_steps=5, prompts=()).with_section("output", name="a/b"))
-    found = {(p.section, p.field): p for p in preflight(cfg, project)}
+    found = {(p.section, p.key): p for p in preflight(cfg, project)}
     # a .ckpt is accepted as such (weights-only); this one is not a checkpoint at all, and says so
     assert "model.ckpt: cannot read it: not a valid checkpoint (damaged or not a PyTorch file)" in \
         found["model", "path"].message
-    assert "no images" in found["dataset", "folders"].message
+    assert found["dataset", "folders"].message == f"no images found in {tmp_path / 'empty'}"
     assert "multiple of 8" in found["dataset", "resolution"].message
     assert "longer than the run" in found["schedule", "warmup_steps"].message
     assert found["sampling", "prompts"].severity == "warning"
     assert {("network", "alpha"), ("output", "name")} <= set(found)
 
 
-def test_preflight_passes_a_good_project(tmp_path, tiny_sd1):
+def test_validate_and_check_files_pass_a_good_project(tmp_path, tiny_sd1):
     data = make_images(tmp_path / "data", n=2, size=(64, 64))
     cfg = (ProjectConfig().with_section("model", path=str(tiny_sd1))
            .with_section("dataset", folders=(str(data),), resolution=64))

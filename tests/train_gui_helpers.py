@@ -72,9 +72,12 @@ def partial_files(*folders: Path) -> list[Path]:
 @pytest.fixture
 def idle_window(qtbot, tmp_path):
     """A window with no worker: enough for the form and the checks before start; `window.sent` holds the
-    commands the Train panel asked for (captured instead of starting a worker)."""
+    job requests submitted and the control commands the Train panel asked for (nothing starts a worker:
+    the jobs stay queued)."""
     window = open_window(qtbot, tmp_path, None, start_worker=False)
     sent: list = []
+    window.worker.start = lambda: None
+    window.jobs.job_added.connect(lambda job: sent.append(job.request))
     window.train_panel.command_requested.disconnect(window._send)
     window.train_panel.command_requested.connect(sent.append)
     window.sent = sent

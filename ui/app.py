@@ -136,7 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     shell.start(project_path(args.project), demo=args.demo)
     show_install_problems(window)
-    return app.exec()
+    code = app.exec()
+    if window.worker.running:  # the window has gone: never leave its worker behind (it runs in its own session)
+        window.worker.kill()
+    return code
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from studio.events import Failed, Finished
 from ui.actions import adopt_existing, create_actions, toggle_full_screen
 from ui.app_icon import app_icon
 from ui.dialogs.welcome import WelcomeChoice, WelcomeDialog, prepare_demo_project
-from ui.background import run_in_background
 from ui.gc_guard import install_gc_guard
 from ui.notifications import Notifier
 from ui.open_folder import open_folder_or_explain
@@ -152,18 +151,32 @@ class DesktopShell(QObject):
     # ---------------------------------------------------------------------------------------------
     # start-up
     def start(self, project: Path | None = None, *, demo: bool = False) -> None:
-        """After `window.show()`: open the demo, or show the welcome screen on a start without a project."""
+        """After `window.show()`: open the demo, or the project the user had open last time (with its last
+        run's chart and previews). The welcome screen comes up only on a first start, or when that project
+        is no longer there (saying so)."""
         self._record_project()
         if demo:
             self.open_demo()
-        elif project is None and self.settings.show_welcome:
+            return
+        if project is not None:
+            return
+        last = self.settings.last_project
+        if last and Path(last).is_file():
+            self.open_project(Path(last))
+        elif last:
+            note = f"The project you had open last time, {last}, is no longer there (moved, renamed or deleted)."
+            if self.settings.show_welcome:
+                QTimer.singleShot(0, lambda: self.show_welcome().tell(note))
+            else:
+                self.window.statusBar().showMessage(note, 15000)
+        elif self.settings.show_welcome:
             QTimer.singleShot(0, self.show_welcome)
 
     def show_welcome(self) -> WelcomeDialog:
         if self.welcome is not None and self.welcome.isVisible():
             self.welcome.raise_()
             return self.welcome
-        dialog = WelcomeDialog(self.settings, self.window)
+        dialog = WelcomeDialog(self.settings, self.window, worker=self.window.worker)
         dialog.chosen.connect(self._welcome_chosen)
         dialog.finished.connect(lambda _result: self._welcome_closed(dialog))
         self.welcome = dialog
@@ -184,14 +197,18 @@ class DesktopShell(QObject):
         return True
 
     def _welcome_closed(self, dialog: WelcomeDialog) -> None:
-        self.update_settings(dialog.settings_after())
+        after = dialog.settings_after()
+        if dialog.choice is None:  # the dialog's copy predates projects opened while it was up
+            after = replace(after, last_project=self.settings.last_project)
+        self.update_settings(after)
 
     def open_demo(self) -> None:
         """Build (first time) and open the demo project — `lora-studio gui --demo` and the welcome's button."""
         self.window.statusBar().showMessage("Preparing the demo project…")
-        run_in_background(prepare_demo_project, on_done=self._demo_ready,
-                          on_error=lambda exc: QMessageBox.warning(
-                              self.window, "LoRA Studio", f"Could not prepare the demo project: {exc}"))
+        self._demo_job = prepare_demo_project(
+            self.window.worker, on_done=self._demo_ready, parent=self,
+            on_error=lambda error, hint: QMessageBox.warning(
+                self.window, "LoRA Studio", f"Could not prepare the demo project: {error}" + (f"\n{hint}" if hint else "")))
 
     def _demo_ready(self, project: Path) -> None:
         self.window.statusBar().clearMessage()
@@ -225,7 +242,8 @@ class DesktopShell(QObject):
         if path is None or path == self._recorded:
             return
         self._recorded = Path(path)
-        self.update_settings(replace(self.settings.with_recent(path), last_folder=str(Path(path).parent)))
+        self.update_settings(replace(self.settings.with_recent(path), last_folder=str(Path(path).parent),
+                                     last_project=str(Path(path).expanduser().resolve())))
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

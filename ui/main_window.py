@@ -13,14 +13,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolButton
 
 from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
+from studio.hardware import Hardware, probe
+from studio.machine_defaults import defaults_for, device_from_ready
 from studio.project import save_project_as
 from studio.worker import protocol as p
 from ui.background import run_in_background
-from ui.mixer_backend import WorkerPreviewBackend
+from ui.jobs import JobManager
+from ui.jobs.jobs_view import JobsView
 from ui.panels.dataset_panel import DatasetPanel
 from ui.panels.mixer_panel import MixerPanel
 from ui.panels.train_panel import TrainPanel
@@ -30,6 +33,8 @@ from ui.worker_client import WorkerClient
 
 STATE_COLOURS = {"ready": "#3c9a4b", "starting": "#c88a00", "stopping": "#c88a00", "unresponsive": "#d9534f",
                  "dead": "#d9534f", "stopped": "#888888"}
+QUIT_GRACE_S = 3.0  # on quit: the worker's time to stop its job (a run saves) and exit before it is killed
+QUIT_LIMIT_S = 5.0  # on quit: the window closes by then, whatever the worker does
 MAX_QUICK_RESTARTS = 3  # a worker that keeps dying before it is ready is reported, not restarted forever
 
 
@@ -53,21 +58,27 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._close_ready = False
         self._restarts: list[float] = []
+        self._probe: Hardware | None = None  # GPUs and VRAM without torch, for the defaults (issue 18)
+        self._new_project = False  # an untitled project nobody has edited: machine defaults may apply
         self._dataset_sync = QTimer(self)
         self._dataset_sync.setSingleShot(True)
         self._dataset_sync.setInterval(600)
 
+        self.jobs = JobManager(self.worker, self)  # the one sender of job requests to the worker
         self.train_panel = TrainPanel()
+        self.train_panel.use_jobs(self.jobs)
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
-        self.mixer_backend = WorkerPreviewBackend(self.worker, self)  # mixer jobs run in the same worker
-        self.mixer_panel = MixerPanel(self.mixer_backend)
+        self.dataset_panel.worker_client = self.worker  # auto-captioning runs in the same worker
+        self.mixer_panel = MixerPanel(self.jobs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dataset_panel, "Dataset")
         self.tabs.addTab(self.train_panel, "Train")
         self.tabs.addTab(self.mixer_panel, "Mixer")
         self.tabs.setCurrentWidget(self.train_panel)
         self.setCentralWidget(self.tabs)
+        self._build_jobs_dock()
         self.worker_label = QLabel()
+        self.statusBar().addPermanentWidget(self.jobs_button)
         self.statusBar().addPermanentWidget(self.worker_label)
         self._build_menus()
         self._wire()
@@ -80,6 +91,7 @@ class MainWindow(QMainWindow):
         else:
             self._project_ready(ProjectConfig(), None)
         if start_worker:
+            run_in_background(probe, on_done=self._probed)
             self.worker.start()
 
     # ---------------------------------------------------------------------------------------------
@@ -136,6 +148,29 @@ class MainWindow(QMainWindow):
         self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
         self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
         view.addSeparator()
+        jobs = self.jobs_dock.toggleViewAction()
+        jobs.setText("&Jobs")
+        jobs.setShortcut(QKeySequence("Ctrl+J"))
+        view.addAction(jobs)
+        self.addAction(jobs)
+
+    def _build_jobs_dock(self) -> None:
+        """The Jobs list in a bottom dock, hidden until asked for (View ▸ Jobs, Ctrl+J, or the status bar's
+        "Jobs: …" button), so the window still fits 1024×700."""
+        self.jobs_view = JobsView(self.jobs)
+        self.jobs_dock = QDockWidget("Jobs", self)
+        self.jobs_dock.setObjectName("jobsDock")
+        self.jobs_dock.setWidget(self.jobs_view)
+        self.jobs_dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
+        self.jobs_dock.hide()
+        self.jobs_button = QToolButton()
+        self.jobs_button.setAutoRaise(True)
+        self.jobs_button.setToolTip("Show the jobs: progress, Cancel, and the order of the queued ones (Ctrl+J)")
+        self.jobs_button.clicked.connect(lambda: self.jobs_dock.setVisible(not self.jobs_dock.isVisible()))
+        for signal in (self.jobs.job_added, self.jobs.job_removed, self.jobs.job_changed):
+            signal.connect(lambda *_a: self.jobs_button.setText(self.jobs_view.summary()))
+        self.jobs_button.setText(self.jobs_view.summary())
 
     def show_panel(self, index: int) -> None:
         self.tabs.setCurrentIndex(index)
@@ -200,6 +235,7 @@ class MainWindow(QMainWindow):
             self.open_project(Path(path))
 
     def _project_ready(self, cfg: ProjectConfig, path: Path | None) -> None:
+        self._new_project = path is None and cfg == ProjectConfig()
         self.project_file = Path(path).resolve() if path else None
         self.train_panel.set_project(cfg, self.project_file)
         self._show_dataset(cfg)
@@ -300,12 +336,13 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------------------------
     # worker
     def _send(self, command: p.Command) -> None:
-        if not self.worker.running and not self._closing and isinstance(command, p.Start):
-            self.worker.start()  # the last one died or was never started: this one runs the job once ready
+        """The Train panel's control commands (Pause, Stop, Save now…); jobs go through `self.jobs`."""
         if not self.worker.send(command):
             self.train_panel.command_not_sent(command, self.worker.detail or self.worker.state)
 
     def restart_worker(self) -> None:
+        if self._closing:
+            return
         self.statusBar().showMessage("Restarting the worker…", 4000)
         self.worker.restart()
 
@@ -316,11 +353,27 @@ class MainWindow(QMainWindow):
         self.train_panel.set_worker_state(state, detail)
         if state == "ready":
             self._restarts.clear()
+            if self.worker.info is not None:
+                self.device_ready(self.worker.info.device)
         if self._closing and state in ("stopped", "dead"):
-            self._close_ready = True
-            QTimer.singleShot(0, self.close)
+            QTimer.singleShot(0, self._quit_now)
         elif state == "dead":
             self._restart_after_death(detail)
+
+    def _probed(self, hw: Hardware) -> None:
+        self._probe = hw
+        if self.worker.info is not None:  # the worker was quicker: now the VRAM is known too
+            self.device_ready(self.worker.info.device)
+
+    def device_ready(self, device: str) -> None:
+        """The worker named its device: defaults that fit it for the mixer and a new, unedited project."""
+        defaults = defaults_for(device_from_ready(device, self._probe))
+        self.train_panel.preflight.set_device(defaults.device)
+        self.mixer_panel.set_preview_defaults(defaults.preview)
+        if self._new_project and not self.dirty and not self.train_panel.run_active:
+            self._new_project = False
+            self.train_panel.apply_machine_defaults(defaults)
+            self.dirty = False  # the new project's starting point, not an edit to save
 
     def _restart_after_death(self, detail: str) -> None:
         now = time.monotonic()
@@ -329,7 +382,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"The worker keeps stopping ({detail}); use Worker ▸ Restart worker")
             return
         self.statusBar().showMessage(f"{detail[:1].upper()}{detail[1:]}; starting a new worker…", 8000)
-        QTimer.singleShot(300, self.worker.start)
+        QTimer.singleShot(300, lambda: None if self._closing else self.worker.start())
 
     def _on_run_state(self, state: str) -> None:
         self.open_action.setEnabled(state == "idle")
@@ -355,31 +408,41 @@ class MainWindow(QMainWindow):
             return self.save_project()
         return answer == QMessageBox.StandardButton.Discard
 
+    def confirm_quit(self) -> bool:
+        """At most one question on the way out: a run in progress, or else unsaved settings."""
+        if self.train_panel.run_active:
+            return self.confirm_stop_run()
+        return not self.dirty or self.confirm_discard_changes()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if self._close_ready or (self._closing and not self.worker.running):
+        """Quit always works: one confirmation, then every job is stopped (a run saves a checkpoint), the
+        worker gets QUIT_GRACE_S to exit and is killed after that, and the window closes by QUIT_LIMIT_S
+        whatever the worker does. Nothing starts a worker on the way out (`jobs.shut_down`)."""
+        if self._close_ready:
             self._accept_close(event)
             return
-        if self._closing:  # already saving and stopping; the worker's exit closes the window
-            event.ignore()
-            return
+        event.ignore()
+        if self._closing:
+            return  # already on the way out: the worker's exit, or the time limit, closes the window
+        if not self.confirm_quit():
+            return  # "Cancel": nothing changed, the next Ctrl+Q asks again
+        self._closing = True
+        self.jobs.shut_down()
         if self.train_panel.run_active:
-            if not self.confirm_stop_run():
-                event.ignore()
-                return
-            self._closing = True
             self.train_panel.request_save_and_stop()
             self.statusBar().showMessage("Saving a checkpoint and stopping the run…")
-            self.worker.shutdown(timeout_s=180)
-        elif self.dirty and not self.confirm_discard_changes():
-            event.ignore()
+        if not self.worker.running:
+            self._quit_now()
             return
-        else:
-            self._closing = True
-            self.worker.shutdown(timeout_s=10)
-        if self.worker.running:
-            event.ignore()
+        self.worker.shutdown(timeout_s=QUIT_GRACE_S)
+        QTimer.singleShot(int(QUIT_LIMIT_S * 1000), self._quit_now)
+
+    def _quit_now(self) -> None:
+        if self._close_ready:
             return
-        self._accept_close(event)
+        self.worker.kill()  # still there after its grace: a hung job must not keep the app open
+        self._close_ready = True
+        QTimer.singleShot(0, self.close)  # not from inside closeEvent: Qt ignores a nested close()
 
     def _accept_close(self, event: QCloseEvent) -> None:
         self._save_settings()

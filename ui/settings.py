@@ -13,12 +13,11 @@ overrides, so tests use a temporary folder):
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +28,7 @@ import tomli_w
 
 from PySide6.QtCore import QSettings
 
+from studio.codec import CodecError, from_data, to_data
 from studio.fileio import atomic_write_text
 from studio.paths import config_dir, default_output_dir
 from studio.textfile import NotUtf8Error, decode_text
@@ -62,6 +62,7 @@ class AppSettings:
     recent_projects: tuple[str, ...] = ()  # project.toml paths, newest first
     show_welcome: bool = True  # show the welcome screen when the app starts without a project
     last_folder: str = ""  # where the last file dialog was, so the next one starts there
+    last_project: str = ""  # the project open when the app closed: reopened on the next start
 
     def __post_init__(self) -> None:
         if self.theme not in THEMES:
@@ -95,54 +96,20 @@ def qsettings() -> QSettings:
     return QSettings(str(config_dir() / WINDOW_STATE_FILE), QSettings.Format.IniFormat)
 
 
-def _coerce(value: Any, tp: Any, default: Any) -> Any:
-    """`value` as type `tp`, or raise TypeError. TOML gives lists where we keep tuples."""
-    origin = get_origin(tp)
-    if origin is tuple:
-        item = get_args(tp)[0]
-        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
-            raise TypeError(f"a list of {item.__name__}")
-        return tuple(value)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise TypeError("a table")
-        return _build(tp, value, default)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("a whole number")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError("text")
-        return value
-    raise TypeError(f"unsupported type {tp}")  # pragma: no cover - only our own fields reach here
-
-
-def _build(cls: type, data: dict[str, Any], base: Any, where: str = "") -> Any:
-    """`base` with every usable value from `data`; unusable ones are logged and skipped."""
-    hints = get_type_hints(cls)
+def _tolerant(cls: type, data: dict[str, Any], base: Any, where: str = "settings") -> Any:
+    """`base` with every usable value of `data`, each read through the codec on its own; an unknown key or
+    an unusable value is logged and costs only itself (the default stays)."""
     changes: dict[str, Any] = {}
     known = {f.name for f in fields(cls)}
     for key, value in data.items():
-        name = f"{where}{key}"
         if key not in known:
-            log.warning("settings: ignoring unknown key %r", name)
+            log.warning("settings: ignoring unknown key %r", f"{where}.{key}")
             continue
-        try:
-            changes[key] = _coerce(value, hints[key], getattr(base, key))
-        except TypeError as exc:
-            log.warning("settings: %r should be %s; using the default", name, exc)
-    result = base
-    for key, value in changes.items():  # one by one, so a refused value (an unknown theme) costs only itself
-        try:
-            result = replace(result, **{key: value})
-        except ValueError as exc:
-            log.warning("settings: %s; using the default", exc)
-    return result
+        try:  # every field has a default, so a one-key table is a whole object
+            changes[key] = getattr(from_data({key: value}, cls, where=where), key)
+        except CodecError as exc:
+            log.warning("%s; using the default", exc)
+    return replace(base, **changes)
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
@@ -155,13 +122,12 @@ def load_settings(path: Path | None = None) -> AppSettings:
     except (OSError, NotUtf8Error, tomllib.TOMLDecodeError) as exc:
         log.warning("settings: cannot read %s (%s); starting with the defaults", path, exc)
         return AppSettings()
-    settings = AppSettings()
-    # the nested table first, so a bad value inside it only resets that value
+    # the nested table on its own, so a bad value inside it only resets that value
     preview = data.pop("preview", None)
-    settings = _build(AppSettings, data, settings)
+    settings = _tolerant(AppSettings, data, AppSettings())
     if preview is not None:
         if isinstance(preview, dict):
-            settings = replace(settings, preview=_build(PreviewDefaults, preview, settings.preview, "preview."))
+            settings = replace(settings, preview=_tolerant(PreviewDefaults, preview, settings.preview, "settings.preview"))
         else:
             log.warning("settings: 'preview' should be a table; using the default")
     return settings
@@ -171,8 +137,6 @@ def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
     """Write the settings atomically, creating the config folder on first save."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = dataclasses.asdict(settings)
-    data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
     atomic_write_text(path, "# LoRA Studio settings (written by the app; safe to edit while it is closed)\n"
-                      + tomli_w.dumps(data))
+                      + tomli_w.dumps(to_data(settings)))
     return path

@@ -61,9 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return 0
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+        _print_error(exc)
         if args.debug:
             raise
         return 2
@@ -75,6 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _print_error(exc: BaseException) -> None:
+    """`error: …` and `hint: …` lines; a ConfigError listing several problems prints each with its hint."""
+    problems = getattr(exc, "problems", ())
+    if len(problems) > 1:
+        for line, problem in zip(str(exc).splitlines(), problems):
+            print(f"error: {line}", file=sys.stderr)
+            if problem.hint:
+                print(f"hint: {problem.hint}", file=sys.stderr)
+        return
+    print(f"error: {exc}", file=sys.stderr)
+    if getattr(exc, "hint", ""):
+        print(f"hint: {exc.hint}", file=sys.stderr)
 
 
 def _bytes_safe_stdout() -> None:

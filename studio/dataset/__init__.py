@@ -10,7 +10,7 @@
 - `state`: exclude flags, crop boxes, focus points and repeat overrides in `<project>/dataset.json`
 - `training`: what training should use (state applied, duplicates dropped)
 - `thumbnails`, `thumbnail_pool`: cached thumbnails made by a prioritised thread pool
-- `autocaption`: transformers image-to-text or WD14 ONNX captioning in a child process
+- `autocaption`: transformers image-to-text or WD14 ONNX captioning, as a worker job
 - `importer`: sorting dropped paths; importing copies into a project
 - `stream`: a generator run on a thread, polled by the GUI
 """

@@ -1,4 +1,4 @@
-"""Auto-captioning with a model the user already has on disk, in a separate process.
+"""Auto-captioning with a model the user already has on disk, as a worker job.
 
 Two kinds of model are understood:
 - a transformers image-to-text folder (BLIP and other models `AutoModelForImageTextToText` can load with
@@ -6,28 +6,30 @@ Two kinds of model are understood:
 - a WD14-style tagger: `model.onnx` with `selected_tags.csv` beside it, run by onnxruntime, which gives a
   probability per booru tag; tags over a threshold become the caption.
 
-Models run in a child process (spawned, not forked): loading torch and a model takes seconds and
-gigabytes, and a crash or out-of-memory there must not take the window with it. The child streams
-results through a queue; the parent polls it, can cancel (a flag checked between batches, then a kill),
-and writes the captions itself through the undoable edit model — the child never touches a sidecar.
-How a new caption meets an existing one is the user's choice: `append`, `replace`, or `only-empty`.
-Nothing is downloaded: a model that is not complete on disk is an error that says what is missing.
+Models run in the worker process (`autocaption_job` for an `AutoCaptionRequest`), like every long job:
+loading torch and a model takes seconds and gigabytes, and a crash or out-of-memory there must not take
+the window with it. The job captions in batches, writes each caption file atomically as it goes (so a
+crash keeps what was done), stops between batches when asked, and reports each image as a
+`CaptionWritten` event (with the text before, so the window can offer one undo for the lot) and its
+progress as `JobProgress`. How a new caption meets an existing one is the user's choice: `append`,
+`replace`, or `only-empty`. Nothing is downloaded: a model that is not complete on disk is an error that
+says what is missing.
 """
 
 from __future__ import annotations
 
 import csv
-import multiprocessing as mp
 import os
-import queue as queue_mod
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from studio.dataset.tags import join_tags, split_tags
-from studio.errors import DatasetError
+from studio.errors import DatasetError, StudioError
+from studio.events import CaptionWritten, Event, Finished, JobProgress, Log
+from studio.job_requests import AutoCaptionRequest
 
 Kind = Literal["auto", "transformers", "wd14"]
 Mode = Literal["append", "replace", "only-empty"]
@@ -36,18 +38,6 @@ MODES: tuple[Mode, ...] = ("append", "replace", "only-empty")
 WD14_RATING = 9
 WD14_GENERAL = 0
 WD14_CHARACTER = 4
-
-
-@dataclass(frozen=True)
-class CaptionJob:
-    model: Path
-    images: tuple[Path, ...]
-    kind: Kind = "auto"
-    threshold: float = 0.35  # WD14: general tags at or above this probability
-    character_threshold: float = 0.85  # WD14: character tags need more certainty
-    max_new_tokens: int = 40  # transformers: caption length limit
-    batch_size: int = 4
-    prompt: str = ""  # transformers: optional text the caption continues (BLIP's conditional captioning)
 
 
 def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
@@ -85,7 +75,7 @@ def detect_kind(model: Path) -> Kind:
 
 
 # --------------------------------------------------------------------------------------------------
-# Captioners (run in the child process; importable in the parent for tests)
+# Captioners (run in the worker; importable anywhere for tests)
 
 
 class Wd14Tagger:
@@ -205,16 +195,17 @@ class TransformersCaptioner:
         return [" ".join(t.split()) for t in texts]
 
 
-def load_captioner(job: CaptionJob):
-    kind = detect_kind(job.model) if job.kind == "auto" else job.kind
+def load_captioner(job: AutoCaptionRequest):
+    model = Path(job.model)
+    kind = detect_kind(model) if job.kind == "auto" else job.kind
     if kind == "wd14":
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
                                                                     "taggers") from None
-        return Wd14Tagger(job.model, job.threshold, job.character_threshold)
-    return TransformersCaptioner(job.model, job.max_new_tokens, job.prompt)
+        return Wd14Tagger(model, job.threshold, job.character_threshold)
+    return TransformersCaptioner(model, job.max_new_tokens, job.prompt)
 
 
 @dataclass(frozen=True)
@@ -222,16 +213,17 @@ class CaptionResult:
     path: Path
     caption: str | None  # None when the image could not be read
     error: str = ""
+    written: bool = False  # the worker has already written it to the sidecar (the window records the undo)
 
 
-def caption_images(job: CaptionJob, cancelled: Callable[[], bool] = lambda: False,
+def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lambda: False,
                    captioner=None) -> Iterator[CaptionResult]:
     """Caption `job.images` in batches, one result per image; stops between batches when `cancelled()`.
     Unreadable images give a result with an error instead of stopping the job."""
     from studio.dataset.images import ImageProblem, open_checked
 
     captioner = captioner or load_captioner(job)
-    paths = list(job.images)
+    paths = [Path(p) for p in job.images]
     for start in range(0, len(paths), max(1, job.batch_size)):
         if cancelled():
             return
@@ -249,97 +241,40 @@ def caption_images(job: CaptionJob, cancelled: Callable[[], bool] = lambda: Fals
 
 
 # --------------------------------------------------------------------------------------------------
-# The child process and the parent's handle on it
+# The worker job
 
 
-def _child_main(job: CaptionJob, out: mp.Queue, cancel) -> None:  # pragma: no cover - runs in the child
-    try:
-        out.put(("loading", len(job.images)))
-        captioner = load_captioner(job)
-        out.put(("started", len(job.images)))
-        for res in caption_images(job, cancel.is_set, captioner):
-            out.put(("result", str(res.path), res.caption, res.error))
-        out.put(("cancelled",) if cancel.is_set() else ("done",))
-    except DatasetError as exc:
-        out.put(("failed", str(exc), exc.hint))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which shows it
-        out.put(("failed", f"{type(exc).__name__}: {exc}", ""))
+def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
+    """Caption `job.images`, writing each sidecar as it goes; one `CaptionWritten` and one `JobProgress`
+    per image, then `Finished` (stopped when the user cancelled between batches)."""
+    from studio.dataset.captions import read_sidecar, sidecar_for
+    from studio.fileio import atomic_write_text
 
-
-@dataclass(frozen=True)
-class CaptionEvent:
-    """What the child said: kind is loading / started / result / done / cancelled / failed."""
-
-    kind: str
-    total: int = 0
-    result: CaptionResult | None = None
-    message: str = ""
-    hint: str = ""
-
-
-class CaptionProcess:
-    """A running auto-caption job. Poll `events()` from the GUI thread (a timer); it never blocks."""
-
-    def __init__(self, job: CaptionJob) -> None:
-        ctx = mp.get_context("spawn")
-        self.job = job
-        self._queue = ctx.Queue()
-        self._cancel = ctx.Event()
-        self._proc = ctx.Process(target=_child_main, args=(job, self._queue, self._cancel), daemon=True,
-                                 name="lora-studio-autocaption")
-        self.finished = False
-        self.done = 0
-        self._kill_deadline: float | None = None
-
-    def start(self) -> None:
-        self._proc.start()
-
-    def cancel(self, grace_s: float = 5.0) -> None:
-        """Ask the child to stop after its current batch; kill it if it is still there after `grace_s`."""
-        self._cancel.set()
-        self._kill_deadline = time.monotonic() + grace_s
-
-    def events(self) -> list[CaptionEvent]:
-        out: list[CaptionEvent] = []
-        while True:
-            try:
-                msg = self._queue.get_nowait()
-            except queue_mod.Empty:
-                break
-            except (OSError, EOFError, ValueError):
-                break
-            out.append(self._event(msg))
-        if self._kill_deadline is not None and time.monotonic() > self._kill_deadline and self._proc.is_alive():
-            self.kill()  # a batch that will not end (a huge model on a slow CPU): the user asked to stop
-        if not self.finished and not out and not self._proc.is_alive() and self._proc.exitcode is not None:
-            self.finished = True
-            code = self._proc.exitcode
-            out.append(CaptionEvent("cancelled") if self._cancel.is_set()
-                       else CaptionEvent("failed", message=f"the captioning process stopped (exit code {code})",
-                                         hint="the model may need more memory than this computer has"))
-        return out
-
-    def _event(self, msg: tuple) -> CaptionEvent:
-        kind = msg[0]
-        if kind in ("loading", "started"):
-            return CaptionEvent(kind, total=int(msg[1]))
-        if kind == "result":
-            self.done += 1
-            return CaptionEvent("result", result=CaptionResult(Path(msg[1]), msg[2], msg[3]))
-        if kind == "failed":
-            self.finished = True
-            return CaptionEvent("failed", message=msg[1], hint=msg[2])
-        self.finished = True
-        return CaptionEvent(kind)
-
-    def wait(self, timeout_s: float = 30.0) -> None:
-        self._proc.join(timeout_s)
-
-    def kill(self) -> None:
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join(5)
-
-    @property
-    def alive(self) -> bool:
-        return self._proc.is_alive()
+    total = len(job.images)
+    yield JobProgress(request_id=job.request_id, done=0, total=total, unit="images")
+    yield Log(level="info", text=f"auto-caption: loading {job.model}")
+    captioner = load_captioner(job)
+    stop = (lambda: bool(control.stop_requested)) if control is not None else (lambda: False)
+    written: list[str] = []
+    t0, done = time.monotonic(), 0
+    for res in caption_images(job, stop, captioner):
+        done += 1
+        if res.caption is None:
+            yield CaptionWritten(request_id=job.request_id, image=str(res.path), error=res.error)
+        else:
+            sidecar = sidecar_for(res.path, job.caption_extension)
+            before = read_sidecar(sidecar).text
+            new = merge_caption(before, res.caption, job.mode)
+            error = ""
+            if new is not None:
+                try:
+                    atomic_write_text(sidecar, new)
+                    written.append(str(sidecar))
+                except StudioError as exc:  # a full or read-only disk: say so for this image, go on
+                    new, error = None, str(exc)
+            yield CaptionWritten(request_id=job.request_id, image=str(res.path), generated=res.caption,
+                                 caption=new, before=before, error=error)
+        elapsed = time.monotonic() - t0
+        yield JobProgress(request_id=job.request_id, done=done, total=total, unit="images",
+                          eta_s=elapsed / done * (total - done))
+    yield Finished(outputs=tuple(written), stopped=stop())

@@ -18,7 +18,8 @@ from typing import Any
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
-from studio.formats.lora_file import LoraFile, target_of
+from studio.formats.lora_file import LoraFile
+from studio.formats.names import target_of
 from studio.formats.reader import ReadResult, read_lora_report
 
 KOHYA_LAYOUTS = ("kohya", "lycoris")  # what the loader rules (studio.formats.loaders) describe

@@ -22,28 +22,12 @@ from safetensors.torch import save as save_tensors
 from studio.errors import LoraFormatError
 from studio.fileio import atomic_write_bytes
 from studio.formats.lora_file import LoraFile, LoraModule
+from studio.formats.names import component_of_prefix, kohya_name_for
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 # (kohya prefix, module path) → that layer's base weight, as the user's checkpoint holds it
 BaseWeight = Callable[[str, str], torch.Tensor]
-
-# our engine's component names → kohya prefixes, per family
-def te_prefixes(family: str) -> tuple[str, ...]:
-    return ("lora_te1", "lora_te2") if family == "sdxl" else ("lora_te",)
-
-
-def kohya_name(prefix: str, module_path: str, family: str) -> str:
-    """`lora_unet_down_blocks_0_attentions_0_proj_in` from (`lora_unet`, `down_blocks.0.attentions.0.proj_in`)."""
-    path = module_path
-    if prefix.startswith("lora_te") and not path.startswith("text_model."):
-        # transformers 5 dropped CLIPTextModel's `text_model` wrapper; every loader matches the classic path
-        path = "text_model." + path
-    if prefix == "lora_unet" and family == "sdxl":
-        from studio.formats.sdxl_names import diffusers_to_sgm
-
-        path = diffusers_to_sgm(module_path)
-    return f"{prefix}_{path.replace('.', '_')}"
 
 
 def _split_peft_key(key: str) -> tuple[str, str]:
@@ -79,7 +63,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
         for path, found in parts.items():
             if "lora_A" not in found or "lora_B" not in found:
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
-            name = kohya_name(prefix, path, family)
+            name = kohya_name_for(component_of_prefix(prefix), path, family)
             down, up = found["lora_A"].detach(), found["lora_B"].detach()
             module_alpha = float(alpha)
             if scales is not None:
@@ -125,7 +109,7 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
     for prefix, sd in state_dicts.items():
         for path, found in _group_peft(sd).items():
-            name = kohya_name(prefix, path, family)
+            name = kohya_name_for(component_of_prefix(prefix), path, family)
             scale = float(getattr(scales[prefix][path], "scale"))
             params = {k: v.detach() for k, v in found.items()}
             if "hada_w1_a" in params:

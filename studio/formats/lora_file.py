@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from studio.formats.names import target_of
+
 Algo = Literal["lora", "loha", "lokr", "full"]
 
 
@@ -132,12 +134,3 @@ class LoraFile:
     def alphas(self) -> list[float]:
         return sorted({float(m.alpha) for m in self.modules.values() if m.alpha is not None})
 
-
-TARGET_PREFIXES = ("lora_unet", "lora_te1", "lora_te2", "lora_te")
-
-
-def target_of(kohya_name: str) -> str:
-    for prefix in TARGET_PREFIXES:
-        if kohya_name.startswith(prefix + "_"):
-            return prefix
-    return "other"

@@ -1,10 +1,21 @@
-"""Module paths ↔ kohya names, for layouts that name modules by their diffusers path.
+"""kohya module names: the one place that knows the prefixes and how a module path becomes a name.
 
-kohya names are the module path with every dot turned into an underscore, so going from a path to a
-name is trivial, and going back is ambiguous (`to_q` vs `to.q`). Loaders resolve that ambiguity with a
-vocabulary of the identifiers that really occur in the diffusers UNet and the CLIP text encoders; we do
-the same, so that a kohya name written with diffusers paths for SDXL (which ComfyUI, Forge and diffusers
-accept) can be turned back into a path and re-written with the SGM block names sd-scripts and A1111 use.
+A kohya name is a target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`) plus the module path with
+every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is
+ambiguous (`to_q` vs `to.q`); loaders resolve that with a vocabulary of the identifiers that really occur
+in the diffusers UNet and the CLIP text encoders, and so do we, so that a kohya name written with diffusers
+paths for SDXL (which ComfyUI, Forge and diffusers accept) can be turned back into a path and re-written
+with the SGM block names sd-scripts and A1111 use.
+
+SDXL UNet names: sd-scripts trains SDXL on its own copy of the original UNet, so its LoRA names are the SGM
+block path with diffusers-style names inside the transformer
+(`lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q`) and the original resnet names
+(`…_in_layers_2`, `…_emb_layers_1`, `…_out_layers_3`, `…_skip_connection`), down-samplers as
+`input_blocks_<n>_0_op`, up-samplers as `output_blocks_<n>_2_conv`. A1111 matches these directly; ComfyUI,
+Forge and diffusers translate them. Checked against sd-scripts' `library/sdxl_model_util.py`
+(`make_unet_conversion_map`) and ComfyUI's `comfy/utils.py` (`unet_to_diffusers`). The block arithmetic is
+`studio.models.original_layout`'s with SDXL's structure; transformer depth does not enter the names' block
+part, so it serves the real model (depths 0/2/10) and the tiny one (1/2/2) alike.
 """
 
 from __future__ import annotations
@@ -12,6 +23,12 @@ from __future__ import annotations
 import re
 
 from studio.errors import LoraFormatError
+
+#: the one prefix table: component (`unet`, `te` = the only text encoder, SDXL's `te1`/`te2`) → kohya prefix.
+#: te1/te2 come before te, because `lora_te1_…` also starts with `lora_te`.
+KOHYA_PREFIX_OF = {"unet": "lora_unet", "te1": "lora_te1", "te2": "lora_te2", "te": "lora_te"}
+KOHYA_PREFIXES = tuple((prefix + "_", component) for component, prefix in KOHYA_PREFIX_OF.items())
+_COMPONENT_OF = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
 
 # identifiers containing underscores that occur in UNet / CLIP module paths (longest first when matching)
 _COMPOUNDS = (
@@ -23,10 +40,29 @@ _COMPOUNDS = (
     "middle_block", "in_layers", "out_layers", "emb_layers", "skip_connection", "time_embed", "label_emb",
 )
 _COMPOUND_TOKENS = sorted((c.split("_") for c in _COMPOUNDS), key=len, reverse=True)
+_SGM_UNET = re.compile(r"^(input_blocks|output_blocks|middle_block)_")
 
-KOHYA_PREFIX_OF = {"unet": "lora_unet", "te": "lora_te", "te1": "lora_te1", "te2": "lora_te2"}
-#: component of a kohya prefix (te1/te2 before te: `lora_te1_…` also starts with `lora_te`)
-KOHYA_PREFIXES = (("lora_unet_", "unet"), ("lora_te1_", "te1"), ("lora_te2_", "te2"), ("lora_te_", "te"))
+
+def te_prefixes(family: str) -> tuple[str, ...]:
+    """The text encoders' prefixes, in the order the engine lists the encoders."""
+    return (KOHYA_PREFIX_OF["te1"], KOHYA_PREFIX_OF["te2"]) if family == "sdxl" else (KOHYA_PREFIX_OF["te"],)
+
+
+def component_of_prefix(prefix: str) -> str:
+    """`unet`/`te`/`te1`/`te2` of a kohya prefix (`lora_unet`, …)."""
+    return _COMPONENT_OF[prefix]
+
+
+def target_of(name: str) -> str:
+    """The kohya prefix a module name starts with (`lora_unet`, `lora_te1`, …), or `other`."""
+    for prefix, component in KOHYA_PREFIXES:
+        if name.startswith(prefix):
+            return KOHYA_PREFIX_OF[component]
+    return "other"
+
+
+def is_kohya_name(name: str) -> bool:
+    return target_of(name) != "other"
 
 
 def split_kohya_name(name: str) -> tuple[str, str]:
@@ -37,8 +73,28 @@ def split_kohya_name(name: str) -> tuple[str, str]:
     raise LoraFormatError(f"`{name}` is not a kohya module name (no lora_unet_/lora_te_ prefix)")
 
 
-def path_to_kohya_rest(path: str) -> str:
-    return path.replace(".", "_")
+def kohya_name_for(component: str, path: str, family: str) -> str:
+    """kohya name of a module given by component (`unet`, `te`, `te1`, `te2`) and diffusers/transformers path:
+    the SGM block path for an SDXL UNet (sd-scripts, A1111), the classic CLIP path for a text encoder."""
+    if component == "unet":
+        return KOHYA_PREFIX_OF["unet"] + "_" + _underscored(diffusers_to_sgm(path) if family == "sdxl" else path)
+    return f"{KOHYA_PREFIX_OF[component]}_{_underscored(classic_clip_path(path))}"
+
+
+def canonical_kohya_name(name: str, family: str) -> str:
+    """SDXL UNet names written with diffusers paths → the SGM names sd-scripts writes; others unchanged."""
+    component, rest = split_kohya_name(name)
+    if family != "sdxl" or component != "unet" or _SGM_UNET.match(rest):
+        return name
+    return kohya_name_for("unet", kohya_rest_to_path(rest), family)
+
+
+def classic_clip_path(path: str) -> str:
+    """transformers 5 dropped CLIPTextModel's `text_model` wrapper (CLIPTextModelWithProjection keeps it);
+    every LoRA layout and loader names the layers by the classic path, `text_model.encoder.layers.N…`."""
+    if path.startswith(("text_model.", "text_projection")):
+        return path
+    return "text_model." + path
 
 
 def kohya_rest_to_path(rest: str) -> str:
@@ -58,41 +114,29 @@ def kohya_rest_to_path(rest: str) -> str:
     return ".".join(parts)
 
 
-_SGM_UNET = re.compile(r"^(input_blocks|output_blocks|middle_block)_")
+def diffusers_to_sgm(path: str) -> str:
+    """`down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q` → `input_blocks.4.1.transformer_blocks.0.attn1.to_q`."""
+    from studio.models.original_layout import SDXL_STRUCTURE, unet_path_to_original  # imports torch
+
+    try:
+        return unet_path_to_original(path, SDXL_STRUCTURE)
+    except ValueError:
+        raise LoraFormatError(f"`{path}` is not a module of the SDXL UNet") from None
 
 
-def is_sgm_unet_rest(rest: str) -> bool:
-    """True for SDXL UNet names written with the original (SGM) block paths, as sd-scripts writes them."""
-    return bool(_SGM_UNET.match(rest))
+def sgm_to_diffusers(name: str) -> str:
+    """The diffusers UNet path of an SGM name, given dotted (`input_blocks.4.1.proj_in`) or as a kohya name
+    with or without its prefix (`lora_unet_input_blocks_4_1_proj_in`, `input_blocks_4_1_proj_in`)."""
+    from studio.models.original_layout import SDXL_STRUCTURE, unet_path_from_original  # imports torch
+
+    path = name.removeprefix(KOHYA_PREFIX_OF["unet"] + "_")
+    if "." not in path:
+        path = kohya_rest_to_path(path)
+    try:
+        return unet_path_from_original(path, SDXL_STRUCTURE)
+    except ValueError:
+        raise LoraFormatError(f"`{name}` is not an SDXL UNet module name") from None
 
 
-def unet_kohya_name(path: str, family: str) -> str:
-    """The kohya name of a UNet module path: SGM block path for SDXL (sd-scripts, A1111), diffusers otherwise."""
-    if family == "sdxl":
-        from studio.formats.sdxl_names import diffusers_to_sgm
-
-        path = diffusers_to_sgm(path)
-    return "lora_unet_" + path_to_kohya_rest(path)
-
-
-def kohya_name_for(component: str, path: str, family: str) -> str:
-    """kohya name of a module given by component (`unet`, `te`, `te1`, `te2`) and diffusers/transformers path."""
-    if component == "unet":
-        return unet_kohya_name(path, family)
-    return f"{KOHYA_PREFIX_OF[component]}_{path_to_kohya_rest(classic_clip_path(path))}"
-
-
-def classic_clip_path(path: str) -> str:
-    """transformers 5 dropped CLIPTextModel's `text_model` wrapper (CLIPTextModelWithProjection keeps it);
-    every LoRA layout and loader names the layers by the classic path, `text_model.encoder.layers.N…`."""
-    if path.startswith(("text_model.", "text_projection")):
-        return path
-    return "text_model." + path
-
-
-def canonical_kohya_name(name: str, family: str) -> str:
-    """SDXL UNet names written with diffusers paths → the SGM names sd-scripts writes; others unchanged."""
-    component, rest = split_kohya_name(name)
-    if family != "sdxl" or component != "unet" or is_sgm_unet_rest(rest):
-        return name
-    return unet_kohya_name(kohya_rest_to_path(rest), family)
+def _underscored(path: str) -> str:
+    return path.replace(".", "_")

@@ -2,22 +2,21 @@
 
 The mixer shows a row for each LoRA the moment it is dropped in; reading hundreds of megabytes (and
 importing torch into the window's process) for a name and a rank would make that slow. The header has
-every key, shape and metadata string, which is all family detection and the row need. The full read
-(and every check) happens in the worker when the LoRA is first previewed.
+every key, shape and metadata string, which is all family detection and the row need; it is checked as
+strictly as for a full read. The tensors are read in the worker when the LoRA is first previewed.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.errors import LoraFormatError, ModelLoadError
+from studio.errors import LoraFormatError
 from studio.formats.family import ModuleEvidence, detect_family
 from studio.formats.layouts import parse_key
+from studio.models.safetensors_header import read_safetensors_header
 
-MAX_HEADER = 100 * 1024 * 1024
 _RANK_PARTS = ("down", "hada_w1_b", "lokr_w2_b", "lokr_w1_b")
 
 
@@ -31,31 +30,6 @@ class LoraPeek:
     algorithms: tuple[str, ...]
     trigger_words: tuple[str, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict, compare=False)
-
-
-def read_header(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
-    """(key → shape, metadata) of a .safetensors file, read from its JSON header only."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise LoraFormatError(f"{path.name}: not a .safetensors file (too short)")
-            (size,) = struct.unpack("<Q", head)
-            if size > MAX_HEADER:
-                raise LoraFormatError(f"{path.name}: not a .safetensors file (header of {size} bytes)")
-            raw = fh.read(size)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        header = json.loads(raw)
-    except ValueError:
-        raise LoraFormatError(f"{path.name}: not a .safetensors file (unreadable header)") from None
-    if not isinstance(header, dict):
-        raise LoraFormatError(f"{path.name}: not a .safetensors file")
-    meta = header.pop("__metadata__", None) or {}
-    shapes = {k: tuple(int(x) for x in v.get("shape", ())) for k, v in header.items() if isinstance(v, dict)}
-    return shapes, {str(k): str(v) for k, v in meta.items()}
 
 
 def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
@@ -80,8 +54,10 @@ def top_tag_words(meta: dict[str, str], n: int = 6) -> tuple[str, ...]:
 
 
 def peek_lora(path: str | Path) -> LoraPeek:
+    """The mixer row of a LoRA, from its validated header (`studio.models.safetensors_header`)."""
     path = Path(path)
-    shapes, meta = read_header(path)
+    header = read_safetensors_header(path)
+    shapes, meta = {k: e.shape for k, e in header.tensors.items()}, header.metadata
     ranks, modules, algos = set(), set(), set()
     parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
     for key, shape in shapes.items():

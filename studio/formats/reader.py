@@ -24,8 +24,8 @@ from studio.formats.family import FamilyGuess, ModuleEvidence, detect_family
 from studio.formats.layouts import not_lora_reason, parse_key
 from studio.formats.lora_file import LoraFile, LoraModule
 from studio.formats.names import canonical_kohya_name, kohya_name_for
+from studio.models.base_files import PICKLE_SUFFIXES
 
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 _ADAPTER_META_KEY = "lora_adapter_metadata"  # where diffusers' save_lora_weights keeps peft's LoraConfig
 _PEFT_PREFIX = {"unet": "unet", "te": "text_encoder", "te1": "text_encoder", "te2": "text_encoder_2"}
 
@@ -78,63 +78,13 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise UnsafeFileError(f"{path.name}: pickled files ({path.suffix}) can run code when loaded; "
                               "LoRA Studio reads only .safetensors",
                               hint="convert it to .safetensors with a tool you trust, or get the .safetensors version")
-    from safetensors import SafetensorError, safe_open
+    from studio.models.safe_load import load_safetensors
 
-    from studio.models.safe_load import read_safetensors_header
-
-    if path.suffix.lower() in (".safetensors", ".sft") or not _utf8(str(path)):
-        try:  # our own header check first: a damaged file is told in our words, not the Rust library's
-            read_safetensors_header(path)
-        except ModelLoadError as exc:
-            raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
-                                  hint=exc.hint or "the download may be incomplete; download it again") from None
-    if not _utf8(str(path)):
-        return _load_from_bytes(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = dict(fh.metadata() or {})
-        tensors = _load_state_dict(path)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    try:  # the one header check first: a damaged file is told in our words, not the Rust library's
+        return load_safetensors(path)
+    except ModelLoadError as exc:
         raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
-                              hint="the download may be incomplete; download it again") from None
-    return tensors, metadata
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _load_from_bytes(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """A LoRA whose path is not valid UTF-8 (Linux names are bytes): the safetensors library takes only UTF-8
-    paths, so the header is validated and the bytes are read here, and the library parses them."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_bytes
-
-    from studio.models.safe_load import read_safetensors_header
-
-    header = read_safetensors_header(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(header.file_bytes + 1)
-        tensors = load_bytes(data)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise LoraFormatError(f"{path.name}: not a readable .safetensors file ({exc})",
-                              hint="the download may be incomplete; download it again") from None
-    return tensors, dict(header.metadata)
-
-
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:  # the header-validating loader, once it exists
-        from studio.models.safe_load import load_state_dict
-    except ImportError:
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    return load_state_dict(path)
+                              hint=exc.hint or "the download may be incomplete; download it again") from None
 
 
 def read_lora_report(path: str | Path) -> ReadResult:
@@ -211,8 +161,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     for (component, module, named), parts in groups.items():
         try:
             kname = _kohya_name(component, module, named, family)
-        except ImportError:
-            raise LoraFormatError(f"{name}: SDXL names need studio.formats.sdxl_names, which is missing") from None
         except LoraFormatError as exc:
             result.bad_shapes.append(str(exc))
             continue

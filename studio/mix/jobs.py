@@ -1,22 +1,26 @@
-"""The mixer's worker jobs: preview, strength grid, merged export and bake.
+"""The mixer's worker jobs: preview, strength grid, merged export, bake and plain-LoRA copy.
 
-The worker runs one job at a time and forgets it; the preview session must outlive jobs, so it is kept
-here, per process: the first preview loads the base model, every later one with the same base (and
-device) reuses it. A job for another base replaces it. Each job ends with a `MixResult` carrying the
-window's request id, then `Finished`; errors a user can act on arrive as `Failed` via the worker.
+Each takes its typed request (`studio.job_requests`) and the worker's control. The worker runs one job at
+a time and forgets it; the preview session must outlive jobs, so it is kept here, per process: the first
+preview loads the base model, every later one with the same base (and device) reuses it. A job for another
+base replaces it. A preview reports each sampling step and a grid each cell as `JobProgress`; each job ends
+with a `MixResult` carrying the request's id, then `Finished`; errors a user can act on arrive as `Failed`
+via the worker.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from studio.errors import ConfigError
-from studio.events import Event, Finished, Log
-from studio.mix.grid import GridAxis
-from studio.mix.messages import MixResult, entry_from_dict, request_from_dict
+from studio.events import Event, Finished, JobProgress, Log
+from studio.job_requests import MixBakeRequest, MixExportRequest, MixGridRequest, MixPreviewRequest, PlainCopyRequest
+from studio.mix.messages import MixResult
 from studio.mix.preview import PreviewSession
 
 _lock = threading.Lock()
@@ -43,125 +47,133 @@ def drop_session() -> None:
         _session, _session_key = None, None
 
 
-def _required(params: dict[str, Any], key: str) -> Any:
-    if key not in params or params[key] in (None, ""):
-        raise ConfigError(f"the mixer job is missing `{key}`")
-    return params[key]
-
-
-def _stop(control: Any):
+def _stop(control: Any) -> Callable[[], bool] | None:
     return (lambda: bool(getattr(control, "stop_requested", False))) if control is not None else None
 
 
-def preview_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """params: base, request (RenderRequest as a dict), out (PNG path), request_id, device (optional)."""
-    base, out = _required(params, "base"), Path(_required(params, "out"))
-    request = request_from_dict(_required(params, "request"))
-    yield Log(level="info", text=f"preview: {base}")
-    session, loaded = session_for(base, params.get("device"))
-    layers = session.apply(request.loras)
-    image = session.render(request, should_stop=_stop(control))
+def _reporting(work: Callable[[Callable[[int, int], None]], Any], request_id: int,
+               unit: Literal["steps", "cells"]) -> Iterator[JobProgress | Any]:
+    """Run `work(report)` on a helper thread and yield a `JobProgress` for each `report(done, total)` it
+    makes while it runs (a render is one long call into diffusers; its callback cannot yield), then its
+    result as the last item. An exception of `work` is raised here, in the job."""
+    updates: queue.Queue[tuple[str, Any]] = queue.Queue()
+    t0 = time.monotonic()
+
+    def report(done: int, total: int) -> None:
+        updates.put(("progress", (done, total)))
+
+    def run() -> None:
+        try:
+            updates.put(("result", work(report)))
+        except BaseException as exc:  # handed to the job's thread, which reports it as Failed
+            updates.put(("error", exc))
+
+    threading.Thread(target=run, name=f"mix-{unit}", daemon=True).start()
+    while True:
+        kind, value = updates.get()
+        if kind == "error":
+            raise value
+        if kind == "result":
+            yield value
+            return
+        done, total = value
+        elapsed = time.monotonic() - t0
+        eta = elapsed / done * (total - done) if done else None
+        yield JobProgress(request_id=request_id, done=done, total=total, unit=unit, eta_s=eta)
+
+
+def preview_job(job: MixPreviewRequest, control: Any) -> Iterator[Event]:
+    """One preview PNG of the mix at `job.out`; a `JobProgress` per sampling step."""
+    yield Log(level="info", text=f"preview: {job.base}")
+    session, loaded = session_for(job.base, job.device)
+    layers = session.apply(job.request.loras)
+    image = None
+    for item in _reporting(lambda report: session.render(job.request, should_stop=_stop(control), on_step=report),
+                           job.request_id, "steps"):
+        if isinstance(item, JobProgress):
+            yield item
+        else:
+            image = item
     if image is None:
         yield Finished(outputs=(), stopped=True)
         return
     from studio.fileio import atomic_write_with
 
+    out = Path(job.out)
     atomic_write_with(out, lambda tmp: image.save(tmp, format="PNG"))
     summary = ("base model loaded; " if loaded else "") + f"{layers} layer(s) re-patched"
-    yield MixResult(kind="preview", request_id=int(params.get("request_id", 0)), path=str(out), summary=summary,
-                    layers=layers)
+    yield MixResult(kind="preview", request_id=job.request_id, path=str(out), summary=summary, layers=layers)
     yield Finished(outputs=(str(out),))
 
 
-def _axis(data: dict[str, Any] | None) -> GridAxis | None:
-    if not data:
-        return None
-    try:
-        return GridAxis(lora=int(data["lora"]), values=tuple(float(v) for v in data["values"]),
-                        label=str(data.get("label", "")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"bad grid axis: {exc}") from None
-
-
-def grid_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """params: base, request, x {lora, values}, y (optional), out, request_id, device."""
-    base, out = _required(params, "base"), Path(_required(params, "out"))
-    request = request_from_dict(_required(params, "request"))
-    x, y = _axis(_required(params, "x")), _axis(params.get("y"))
-    assert x is not None
-    session, _ = session_for(base, params.get("device"))
-    done: list[int] = []
-    result = session.render_grid(request, x, y, should_stop=_stop(control),
-                                 on_cell=lambda i, n: done.append(i))
+def grid_job(job: MixGridRequest, control: Any) -> Iterator[Event]:
+    """A strength grid PNG at `job.out`; a `JobProgress` per cell."""
+    session, _ = session_for(job.base, job.device)
+    result = None
+    for item in _reporting(lambda report: session.render_grid(job.request, job.x, job.y, should_stop=_stop(control),
+                                                              on_cell=report), job.request_id, "cells"):
+        if isinstance(item, JobProgress):
+            yield item
+        else:
+            result = item
     if result is None:
         yield Finished(outputs=(), stopped=True)
         return
     from studio.fileio import atomic_write_with
 
+    out = Path(job.out)
     atomic_write_with(out, lambda tmp: result.image.save(tmp, format="PNG"))
-    yield MixResult(kind="grid", request_id=int(params.get("request_id", 0)), path=str(out),
-                    summary=f"{len(result.cells)} cells")
+    yield MixResult(kind="grid", request_id=job.request_id, path=str(out), summary=f"{len(result.cells)} cells")
     yield Finished(outputs=(str(out),))
 
 
-def export_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """params: loras [entries], out, rank (None: concat), dtype, request_id."""
+def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
+    """The enabled LoRAs of the mix merged into one file (concatenated, or re-factored by SVD to `rank`)."""
     from studio.mix.export import export_merged
     from studio.mix.recipe import load_sources
 
-    entries = [entry_from_dict(e) for e in _required(params, "loras")]
-    sources = load_sources([e for e in entries if e.enabled])
-    rank = params.get("rank")
-    result = export_merged(sources, _required(params, "out"), rank=None if rank is None else int(rank),
-                           dtype=params.get("dtype") or "fp16")
+    sources = load_sources([e for e in job.loras if e.enabled])
+    result = export_merged(sources, job.out, rank=job.rank, dtype=job.dtype)
     merged = result.merge
     summary = f"{merged.method}, {len(merged.lora.modules)} modules"
-    if rank is not None:
+    if job.rank is not None:
         summary += f", relative error {merged.overall_error:.2%} overall, {merged.max_error:.2%} worst module"
     if result.report is not None:
         summary += "\n" + "\n".join(result.report.lines(notes=False))
-    yield MixResult(kind="export", request_id=int(params.get("request_id", 0)), path=str(result.path),
-                    summary=summary, error=merged.overall_error if rank is not None else None,
-                    layers=len(merged.lora.modules))
+    yield MixResult(kind="export", request_id=job.request_id, path=str(result.path), summary=summary,
+                    error=merged.overall_error if job.rank is not None else None, layers=len(merged.lora.modules))
     yield Finished(outputs=(str(result.path),))
 
 
-def bake_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """params: base, loras, out, dtype (None: the base model's), request_id."""
+def bake_job(job: MixBakeRequest, control: Any) -> Iterator[Event]:
+    """The enabled LoRAs baked into a copy of the base checkpoint."""
     from studio.mix.bake import bake
     from studio.mix.recipe import load_sources
 
-    entries = [entry_from_dict(e) for e in _required(params, "loras")]
     yield Log(level="info", text="baking: loading the base model in fp32")
-    result = bake(_required(params, "base"), load_sources([e for e in entries if e.enabled]),
-                  _required(params, "out"), dtype=params.get("dtype"))
-    yield MixResult(kind="bake", request_id=int(params.get("request_id", 0)), path=str(result.path),
+    result = bake(job.base, load_sources([e for e in job.loras if e.enabled]), job.out, dtype=job.dtype)
+    yield MixResult(kind="bake", request_id=job.request_id, path=str(result.path),
                     summary=f"{result.layers_changed} layers changed, {result.layout}", layers=result.layers_changed)
     yield Finished(outputs=(str(result.path),))
 
 
-
-def plain_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """params: src, out, rank, base (the model it was trained on; needed for DoRA), dtype, request_id.
-
-    The "Save a plain-LoRA copy…" action of the Export boxes: the SVD runs here, never in the window."""
+def plain_job(job: PlainCopyRequest, control: Any) -> Iterator[Event]:
+    """The "Save a plain-LoRA copy…" action of the Export boxes: the SVD runs here, never in the window."""
     from studio.formats.reader import read_lora
     from studio.mix.plain import base_weights_from_model, needs_base_model, write_plain_copy
 
-    src, out = Path(_required(params, "src")), Path(_required(params, "out"))
-    rank = int(_required(params, "rank"))
+    src = Path(job.src)
     lf = read_lora(src)
     base_weight = None
     if needs_base_model(lf):
-        base = params.get("base")
-        if not base:
+        if not job.base:
             raise ConfigError(f"{src.name} is a DoRA LoRA: its plain copy needs the base model it was trained on",
                               hint="choose the base model in the settings, then try again")
-        yield Log(level="info", text=f"plain copy: loading {base}")
-        base_weight = base_weights_from_model(base, lf, src.name)
-    copy = write_plain_copy(lf, out, rank, source=src, base_weight=base_weight, dtype=params.get("dtype") or "fp16")
-    summary = (f"plain LoRA, rank <= {rank}: relative error {copy.overall_error:.2%} overall, "
+        yield Log(level="info", text=f"plain copy: loading {job.base}")
+        base_weight = base_weights_from_model(job.base, lf, src.name)
+    copy = write_plain_copy(lf, Path(job.out), job.rank, source=src, base_weight=base_weight, dtype=job.dtype)
+    summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.overall_error:.2%} overall, "
                f"{copy.max_error:.2%} worst module")
-    yield MixResult(kind="plain", request_id=int(params.get("request_id", 0)), path=str(copy.path), summary=summary,
+    yield MixResult(kind="plain", request_id=job.request_id, path=str(copy.path), summary=summary,
                     error=copy.overall_error, layers=len(copy.merge.lora.modules))
     yield Finished(outputs=(str(copy.path),))

@@ -92,27 +92,31 @@ class PreviewSession:
         return self._schedulers[sampler]
 
     @torch.no_grad()
-    def render(self, request: RenderRequest, *, should_stop: Callable[[], bool] | None = None):
-        """The image (PIL) for `request`; None if `should_stop` said so between steps."""
+    def render(self, request: RenderRequest, *, should_stop: Callable[[], bool] | None = None,
+               on_step: Callable[[int, int], None] | None = None):
+        """The image (PIL) for `request`; None if `should_stop` said so between steps. `on_step(done, total)`
+        is called after each sampling step (the window's progress bar)."""
         request.validate()
         self.apply(request.loras)
         pipe = self.pipe
         pipe.scheduler = self._scheduler(request.sampler)  # type: ignore[attr-defined]
-        stopped = False
 
-        def on_step(p, step, timestep, kwargs):
-            nonlocal stopped
+        def step_end(p, step, timestep, kwargs):
+            if on_step is not None:
+                on_step(step + 1, request.steps)
             if should_stop is not None and should_stop():
-                stopped = True
-                p._interrupt = True
+                raise _Stopped  # out of the pipeline at once: no remaining steps skipped through, no VAE decode
             return kwargs
 
         gen = torch.Generator(device="cpu").manual_seed(int(request.seed))
-        result = pipe(prompt=request.prompt, negative_prompt=request.negative or None,  # type: ignore[operator]
-                      num_inference_steps=request.steps, guidance_scale=request.guidance,
-                      width=request.width, height=request.height, generator=gen,
-                      callback_on_step_end=on_step if should_stop is not None else None)
-        return None if stopped else result.images[0]
+        try:
+            result = pipe(prompt=request.prompt, negative_prompt=request.negative or None,  # type: ignore[operator]
+                          num_inference_steps=request.steps, guidance_scale=request.guidance,
+                          width=request.width, height=request.height, generator=gen,
+                          callback_on_step_end=step_end if should_stop is not None or on_step else None)
+        except _Stopped:
+            return None
+        return result.images[0]
 
     def render_to(self, request: RenderRequest, path: str | Path) -> Path | None:
         image = self.render(request)
@@ -147,6 +151,10 @@ class PreviewSession:
     def close(self) -> None:
         """Put the base weights back (the session can still be used; nothing stays patched)."""
         self.patcher.restore()
+
+
+class _Stopped(Exception):
+    """Raised from the step callback when the job is cancelled (a Cancel must end a render within ~2 s)."""
 
 
 def _assemble(components):

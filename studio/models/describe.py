@@ -1,7 +1,7 @@
 """Short texts about base models for the model picker: sizes, one-line summaries, problems, skipped files.
 
-Kept apart from `detect` (and from Qt) so the words the picker shows can be tested without a window and
-without importing torch: the GUI imports this module at start-up, detection itself runs on a pool thread.
+Kept apart from `detect` (and from Qt) so the words the picker shows can be tested without a window, and so
+the GUI can import them at start-up while detection itself runs on a pool thread.
 """
 
 from __future__ import annotations
@@ -9,12 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from studio.errors import StudioError
-
-if TYPE_CHECKING:  # detect imports torch (through safe_load); the GUI thread must not pay for that
-    from studio.models.detect import ModelInfo, SkippedFile
+from studio.models.detect import ModelInfo, SkippedFile
 
 _FAMILY = {"sd1": "SD 1.x", "sd2": "SD 2.x 512", "sd2-v": "SD 2.x 768-v", "sdxl": "SDXL"}
 _LAYOUT = {"single-file": "single file", "diffusers": "diffusers folder"}

@@ -37,20 +37,26 @@ from the weights") and say when it is only a default worth checking.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.errors import ModelLoadError, StudioError, UnsafeFileError
+from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
-from studio.models import safe_load
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
+from studio.models.ckpt_scan import scan_ckpt
+from studio.models.safetensors_header import SafetensorsHeader, read_safetensors_header
 
 MODEL_SUFFIXES = BASE_MODEL_SUFFIXES
-#: reads one tensor of the checkpoint by key (None when absent); how detection looks at weights, not just shapes
-Probe = Callable[[str], Any]
+#: the elements of one tensor of the checkpoint by key (None when absent); how detection looks at weights, not
+#: just shapes, without torch
+Probe = Callable[[str], "Sequence[float] | None"]
+_FLOAT_CODES = {"F16": "e", "BF16": "", "F32": "f", "F64": "d"}
 
 _UNET = "model.diffusion_model."
 _DTYPE_NAMES = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8",
@@ -173,7 +179,7 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
         raise NotAModelError(f"{name} holds no tensors", hint="choose a Stable Diffusion checkpoint")
     lora_markers = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".hada_w1_a", ".lokr_w1", ".lora.down.",
                     "lora_linear_layer.")
-    if any(k.startswith(("lora_unet_", "lora_te")) or any(m in k for m in lora_markers) for k in keys):
+    if any(is_kohya_name(k) or any(m in k for m in lora_markers) for k in keys):
         raise NotAModelError(f"{name} is a LoRA, not a base model",
                              hint="choose a full checkpoint as the base model; add LoRAs in the Mixer")
     if len(keys) <= 4 and any(k in ("emb_params", "clip_l", "clip_g") or k.startswith("string_to_param")
@@ -236,11 +242,12 @@ def prediction_from_weights(probe: Probe | None) -> tuple[str, str] | None:
     not a proof, so metadata, a marker and the file name go first and the user can override it."""
     if probe is None:
         return None
-    tensor = probe(V_PROBE_KEY)
-    if tensor is None or tensor.numel() < 2:
+    values = probe(V_PROBE_KEY)
+    if values is None or len(values) < 2:
         return None
-    std = float(tensor.float().std(unbiased=False))
-    if std != std:  # NaN: a damaged tensor says nothing
+    mean = math.fsum(values) / len(values)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+    if not math.isfinite(std):  # NaN/Inf: a damaged tensor says nothing
         return None
     return ("v_prediction" if std > V_PROBE_STD else "epsilon"), "weights"
 
@@ -347,43 +354,42 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
         raise ModelLoadError(f"base model not found: {path}")
     kind = weights_kind(path)
     if kind == "safetensors":
-        header = safe_load.read_safetensors_header(path)
+        header = read_safetensors_header(path)
         shapes = {k: e.shape for k, e in header.tensors.items()}
         dtypes: dict[str, int] = {}
         for e in header.tensors.values():
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
         return info_from_state(path, shapes, dtypes, header.metadata, family=family, prediction=prediction,
                                ema=ema, probe=_safetensors_probe(path, header))
-    if kind == "pickle":
-        state = safe_load.load_pickled(path)
-        return info_from_state(path, {k: tuple(v.shape) for k, v in state.items()}, _dtype_bytes(state), {},
-                               family=family, prediction=prediction, ema=ema, probe=state.get)
+    if kind == "pickle":  # read from the pickle's opcodes, never unpickled: torch-free (`ckpt_scan`)
+        scan = scan_ckpt(path)
+        dtypes = {}
+        for t in scan.tensors.values():
+            dtypes[t.dtype] = dtypes.get(t.dtype, 0) + t.nbytes
+        return info_from_state(path, {k: t.shape for k, t in scan.tensors.items()}, dtypes, {},
+                               family=family, prediction=prediction, ema=ema, probe=scan.values)
     raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
                          hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
 
 
-def _safetensors_probe(path: Path, header: safe_load.SafetensorsHeader) -> Probe:
-    """Reads one tensor from a (validated) safetensors file on demand: detection stays a header read."""
-    def probe(key: str):
+def _safetensors_probe(path: Path, header: SafetensorsHeader) -> Probe:
+    """Reads one small tensor's elements from a (validated) safetensors file on demand, with no library:
+    detection stays a header read and torch-free."""
+    def probe(key: str) -> list[float] | None:
         entry = header.tensors.get(key)
-        if entry is None or entry.dtype not in ("F16", "BF16", "F32", "F64"):
+        if entry is None or entry.dtype not in _FLOAT_CODES or entry.nbytes > 1 << 20:
             return None
-        from safetensors import safe_open
-
         try:
-            with safe_open(str(path), framework="pt", device="cpu") as fh:
-                return fh.get_tensor(key)
-        except (OSError, RuntimeError, ValueError):
+            with open(path, "rb") as fh:
+                fh.seek(8 + header.header_bytes + entry.start)
+                raw = fh.read(entry.nbytes)
+        except OSError:
             return None
+        if entry.dtype == "BF16":  # the high half of a float32
+            return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
+        code = _FLOAT_CODES[entry.dtype]
+        return list(struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw))
     return probe
-
-
-def _dtype_bytes(state: Mapping[str, object]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for value in state.values():
-        name = str(value.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
-        out[name] = out.get(name, 0) + value.numel() * value.element_size()  # type: ignore[attr-defined]
-    return out
 
 
 def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "auto") -> ModelInfo:
@@ -409,7 +415,7 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
         ("epsilon", "scheduler config") if sched_pred == "epsilon" else None)
     dtypes: dict[str, int] = {}
     for weights in sorted((folder / "unet").glob("*.safetensors")):
-        for e in safe_load.read_safetensors_header(weights).tensors.values():
+        for e in read_safetensors_header(weights).tensors.values():
             dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,

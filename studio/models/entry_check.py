@@ -70,7 +70,7 @@ WEIGHT_PARTS = frozenset({"unet", "vae", "text_encoder", "text_encoder_2"})
 def _check_part_files(part: Path) -> None:
     """Every file in a part folder is a regular file (a FIFO weight file would block the loader for ever, a
     huge one of zeros exhaust the memory), each .safetensors header is sound, and a weights part has weights."""
-    from studio.models.safe_load import read_safetensors_header
+    from studio.models.safetensors_header import read_safetensors_header
     from studio.safe_read import describe
 
     try:

@@ -116,9 +116,9 @@ def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object],
     if missing and len(missing) == len(folders):
         raise DatasetError("; ".join(missing), hint="check the dataset folder path")
     if not scan.images:
-        where = ", ".join(str(f) for f in folders)
-        raise DatasetError(f"no images found in {where}",
-                           hint="add .png/.jpg/.webp images (captions go in .txt files beside them)")
+        from studio.validate import NO_IMAGES_HINT, no_images_message
+
+        raise DatasetError(no_images_message(folders), hint=NO_IMAGES_HINT)
     return list(scan.images), [p.message for p in scan.problems]
 
 

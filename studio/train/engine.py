@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from studio.config import ProjectConfig, check_file_names, resolve_path
-from studio.errors import ConfigError, ModelLoadError, StudioError
+from studio.config import ProjectConfig, resolve_path
+from studio.errors import ConfigError, StudioError
 from studio.events import (Checkpoint, Event, Failed, Finished, Log, Progress, Sample, Started, StateChanged,
                            Validation)
 from studio.formats.metadata import TrainingFacts, training_metadata
@@ -39,12 +39,13 @@ from studio.train.ema import LoraEMA
 from studio.train.export import adapter_state_dicts, export_lora, load_adapter_state_dicts
 from studio.train.grids import write_grid
 from studio.train.latent_cache import CACHE_DIR, LatentCache, vae_fingerprint
-from studio.train.networks import check_network, network_metadata
+from studio.train.networks import network_metadata
 from studio.train.noise import training_scheduler
 from studio.train.objective import Objective, diffusion_loss
 from studio.train.optimizers import evaluation_weights, is_schedule_free, trainable_parameters
 from studio.run_folder import EventLog, check_writable_folder, new_run_dir, write_config_snapshot
-from studio.train.sampling import check_preview_size, render_samples
+from studio.train.sampling import render_samples
+from studio.validate import require_valid
 from studio.train.schedules import warmup_steps
 from studio.train.setup import add_adapters, choose_precision, make_lr_scheduler, make_optimizer, place_models
 from studio.train.speed import apply_speed_options, ensure_sdpa, use_channels_last
@@ -134,7 +135,9 @@ def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
 
 def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from, run_dir) -> Iterator[Event]:
     resolve = lambda p: resolve_path(project_file, p)  # noqa: E731
-    check_file_names(cfg)
+    # the rules between fields, before anything is read: a config made in code meets the checks a project file,
+    # the CLI and the form meet (the disk checks follow, each where its files are read)
+    require_valid(cfg, project_file, files=False)
     quiet_libraries()
     ds = cfg.dataset
     project_dir = Path(project_file).resolve().parent if project_file else None
@@ -143,10 +146,6 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     records, val_records = split_validation(records, cfg.sampling, resolve, seed=cfg.schedule.seed,
                                             caption_extension=ds.caption_extension,
                                             default_caption=ds.default_caption)
-    check_network(cfg.network)
-    check_preview_size(cfg.sampling, cfg.dataset.resolution)
-    if not cfg.model.path:
-        raise ModelLoadError("no base model is set", hint="choose a model file or folder ([model] path, or --model)")
     position = ckpt.read_position(Path(resume_from)) if resume_from else None
     project_root = Path(project_file).resolve().parent if project_file else resolve(cfg.output.directory)
     check_writable_folder(resolve(cfg.output.directory), "[output] directory")

@@ -18,7 +18,8 @@ from studio.config import NetworkConfig
 from studio.errors import ConfigError
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import write_sidecar
-from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file, te_prefixes
+from studio.formats.kohya import lora_file_from_peft, lycoris_file_from_peft, save_lora_file
+from studio.formats.names import KOHYA_PREFIX_OF, te_prefixes
 from studio.train.networks import LYCORIS, layer_scales, tuner_layers
 
 
@@ -29,7 +30,7 @@ def _unwrap(module):
 
 def trained_modules(unet, trained_text_encoders, family: str) -> dict[str, object]:
     """The trained modules keyed by kohya prefix: `lora_unet`, then `lora_te` or `lora_te1`/`lora_te2`."""
-    modules = {"lora_unet": _unwrap(unet)}
+    modules = {KOHYA_PREFIX_OF["unet"]: _unwrap(unet)}
     modules.update({p: _unwrap(te) for p, te in zip(te_prefixes(family), trained_text_encoders)})
     return modules
 

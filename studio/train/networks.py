@@ -21,26 +21,13 @@ import torch
 from studio.config import NetworkConfig
 from studio.errors import ConfigError
 from studio.train.targets import TEXT_ENCODER, unet_targets
+from studio.validate import LYCORIS  # which combinations are allowed is studio.validate's to say
 
 # the convolution blocks LoCon adapts (diffusers module names, SD 1.x/2.x and SDXL alike)
 RESNET_TARGETS = r".*(resnets\.\d+\.(conv1|conv2|conv_shortcut|time_emb_proj)|(downsamplers|upsamplers)\.0\.conv)"
 # the 3×3 convolutions among them, which take conv_rank / conv_alpha (peft pattern: matched at a name's end)
 CONV_3X3 = r"conv1|conv2|downsamplers\.0\.conv|upsamplers\.0\.conv"
-LYCORIS = ("loha", "lokr")
 ADAPTER = "default"
-
-
-def check_network(net: NetworkConfig) -> None:
-    """Refuse combinations that peft or the export cannot honour, saying what to change."""
-    if net.type in LYCORIS:
-        for flag, name in ((net.dora, "dora"), (net.rslora, "rslora"), (net.init != "default", "init = pissa"),
-                           (net.dropout > 0, "dropout")):
-            if flag:
-                raise ConfigError(f"[network] {name} works with the lora and locon types, not {net.type}",
-                                  hint=f"turn {name.split(' ')[0]} off, or choose type lora or locon")
-    if net.init == "pissa" and net.dora:
-        raise ConfigError("[network] PiSSA initialisation and DoRA cannot be combined",
-                          hint="choose one of them")
 
 
 def conv_rank(net: NetworkConfig) -> int:
@@ -85,7 +72,6 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
 def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder: bool, seed: int) -> list:
     """Freeze the base, add the adapter to the UNet (and the text encoders if trained), initialise it;
     return the trained modules, UNet first. Only the trainable adapter parameters are upcast to fp32."""
-    check_network(net)
     unet.requires_grad_(False)
     for te in text_encoders:
         te.requires_grad_(False)

@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from studio.config import SamplingConfig
-from studio.errors import ConfigError
 from studio.fileio import atomic_write_with
 
 
@@ -38,24 +37,6 @@ def build_pipeline(components, unet, text_encoders):
 
 def _unwrap(module):
     return getattr(module, "module", module)
-
-
-#: the smallest preview side: below it the UNet's downsampling leaves fewer latent pixels than GroupNorm needs
-MIN_PREVIEW_SIDE = 64
-
-
-def check_preview_size(cfg: SamplingConfig, resolution: int) -> None:
-    """Refuse preview sizes the pipeline cannot render, before training: found only at the first preview, the
-    error would come after the export, and the whole run would be reported as failed."""
-    if not cfg.prompts:
-        return
-    for name, value in (("width", cfg.width), ("height", cfg.height)):
-        side = value or resolution
-        source = f"[sampling] {name}" if value else f"[sampling] {name} (0: the training resolution)"
-        if side < MIN_PREVIEW_SIDE or side % 8:
-            raise ConfigError(f"{source} is {side} px; previews need a multiple of 8 of at least "
-                              f"{MIN_PREVIEW_SIDE} px", hint=f"set [sampling] {name} to e.g. "
-                                                          f"{max(MIN_PREVIEW_SIDE, side // 8 * 8)}")
 
 
 @torch.no_grad()

@@ -84,7 +84,7 @@ class WorkerProcess:
                  env: dict[str, str] | None = None) -> None:
         self._on_message = on_message
         self._inbox: queue.Queue[Any] = queue.Queue()
-        self._outbox: queue.Queue[p.Command | None] = queue.Queue()
+        self._outbox: queue.Queue[p.Outgoing | None] = queue.Queue()
         self._command = command or worker_command()
         self._env = env
         self._proc: subprocess.Popen | None = None
@@ -122,7 +122,7 @@ class WorkerProcess:
     def stderr_tail(self) -> str:
         return "".join(self._stderr)
 
-    def send(self, command: p.Command) -> bool:
+    def send(self, command: p.Outgoing) -> bool:
         """Queue a command; never blocks. False once the worker has gone."""
         if not self.running:
             return False

@@ -1,9 +1,11 @@
-"""Jobs the worker can run, by name. Training is one; the mixer's preview and others add theirs here.
+"""The worker's job table: which function runs each typed request (`studio.job_requests`).
 
-A job is a function `(params: dict, control: TrainControl) -> Iterator[Event]` that polls `control`
-between units of work and ends with a Finished or Failed event (the worker adds one if it does not).
-Jobs are named by `"package.module:function"` strings and imported only when first run, so the worker
-can announce itself before torch is loaded and a job's heavy imports cost nothing until it is used.
+A job is a function `(request, control) -> Iterator[Event]` that polls `control` between units of work and
+ends with a Finished or Failed event (the worker adds one if it does not). The table maps request classes
+to `"module:function"` targets inside our code, imported only when the job first runs, so the worker can
+announce itself before torch is loaded and a job's heavy imports cost nothing until it is used. Nothing
+that arrives on the pipe can name a function: the protocol decodes a line into a request class or
+refuses it, and the class is the only key here.
 """
 
 from __future__ import annotations
@@ -15,49 +17,45 @@ from typing import Any
 
 from studio.errors import StudioError
 from studio.events import Event
+from studio.job_requests import (AutoCaptionRequest, DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest,
+                                 MixGridRequest, MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
-JobFunction = Callable[[dict[str, Any], Any], Iterator[Event]]
+JobFunction = Callable[[Any, Any], Iterator[Event]]
 
-#: kind → "module:function". Add an entry (or call `register_job` in a module the worker imports).
-JOBS: dict[str, str] = {
-    "train": "studio.worker.jobs:train_job",
-    # the mixer's jobs (studio.mix.jobs): its preview session stays loaded between them
-    "mix_preview": "studio.mix.jobs:preview_job",
-    "mix_grid": "studio.mix.jobs:grid_job",
-    "mix_export": "studio.mix.jobs:export_job",
-    "mix_bake": "studio.mix.jobs:bake_job",
-    # the Export boxes' "Save a plain-LoRA copy…" (docs/compatibility.md)
-    "mix_plain": "studio.mix.jobs:plain_job",
+JOBS: dict[type[JobRequest], str] = {
+    TrainRequest: "studio.worker.jobs:train_job",
+    # the mixer's jobs: its preview session stays loaded between them
+    MixPreviewRequest: "studio.mix.jobs:preview_job",
+    MixGridRequest: "studio.mix.jobs:grid_job",
+    MixExportRequest: "studio.mix.jobs:export_job",
+    MixBakeRequest: "studio.mix.jobs:bake_job",
+    PlainCopyRequest: "studio.mix.jobs:plain_job",  # the Export boxes' "Save a plain-LoRA copy…"
+    AutoCaptionRequest: "studio.dataset.autocaption:autocaption_job",
+    DemoProjectRequest: "studio.demo:demo_project_job",  # its tiny model needs diffusers: never in the window
 }
 
 
-def register_job(kind: str, target: str) -> None:
-    if ":" not in target:
-        raise ValueError(f"job target must be 'package.module:function', got {target!r}")
-    JOBS[kind] = target
-
-
-def resolve_job(kind: str) -> JobFunction:
-    """The job function for `kind`; a registered name or, for jobs of this package, a `studio.…:function` target."""
-    target = JOBS.get(kind)
-    if target is None and kind.startswith("studio.") and ":" in kind:
-        target = kind
+def resolve_job(request: JobRequest) -> JobFunction:
+    """The job function for `request`'s class."""
+    target = JOBS.get(type(request))
     if target is None:
-        raise StudioError(f"unknown job `{kind}`; known jobs: {', '.join(sorted(JOBS))}",
+        raise StudioError(f"the worker has no job for `{request.type}` requests",
                           hint="the window and the worker may come from different versions; restart LoRA Studio")
     module_name, _, func_name = target.partition(":")
-    func = getattr(importlib.import_module(module_name), func_name, None)
-    if not callable(func):
-        raise StudioError(f"job `{kind}`: {target} is not a function")
-    return func
+    return getattr(importlib.import_module(module_name), func_name)
 
 
-def train_job(params: dict[str, Any], control: Any) -> Iterator[Event]:
-    """The training run of a `start` command (see `protocol.Start` for the params)."""
+def train_job(request: TrainRequest, control: Any) -> Iterator[Event]:
+    """A training run: the config arrives as TOML text (unsaved edits in the form are what trains)."""
     from studio.config import loads_project
+    from studio.events import Log
     from studio.train.engine import run_training
+    from studio.validate import require_valid
 
-    project_file = params.get("project_file")
-    cfg = loads_project(params["config_toml"], project_file or "the training settings")
+    project_file = request.project_file
+    cfg = loads_project(request.config_toml, project_file or "the training settings")
+    # the checks the CLI and the form run, before the model loads: every error at once, in the same words
+    for warning in require_valid(cfg, project_file):
+        yield Log(level="warning", text=f"{warning.message} ({warning.hint})" if warning.hint else warning.message)
     yield from run_training(cfg, project_file=Path(project_file) if project_file else None, control=control,
-                            resume_from=params.get("resume_from"), run_dir=params.get("run_dir"))
+                            resume_from=request.resume_from, run_dir=request.run_dir)

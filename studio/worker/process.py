@@ -27,10 +27,10 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict
 from typing import IO, Any
 
-from studio.events import Event, Failed, Finished, Log
+from studio.events import Failed, Finished, Log
+from studio.job_requests import JobRequest
 from studio.worker import protocol as p
 
 HEARTBEAT_S = 1.0
@@ -67,7 +67,8 @@ class Worker:
         self._warm_error: Failed | None = None
         self._lock = threading.Lock()
         self._job: threading.Thread | None = None
-        self._job_kind: str | None = None
+        self._job_kind: str | None = None  # the running request's type name
+        self._job_title = ""  # and how a person calls it ("training", "mixer preview")
         self._control: Any = None
         self._ending = False  # the running job has sent its Finished/Failed event
         self._job_ids = itertools.count(1)
@@ -127,7 +128,7 @@ class Worker:
 
                 import studio.train.engine  # noqa: F401 - imports diffusers, transformers, peft, accelerate
 
-                torch_version = torch.__version__
+                torch_version = str(torch.__version__)  # TorchVersion is a str subclass the codec refuses
                 if torch.cuda.is_available():
                     device = torch.cuda.get_device_name(0)
         except BaseException as exc:  # a broken install: every job will fail with this message
@@ -161,13 +162,11 @@ class Worker:
         return True
 
     # ---------------------------------------------------------------------------------------------
-    def _handle(self, cmd: p.Command) -> None:
+    def _handle(self, cmd: p.Command | JobRequest) -> None:
         if isinstance(cmd, p.Ping):
             self.send(p.Pong(nonce=cmd.nonce))
-        elif isinstance(cmd, p.Start):
-            self._start_job("train", asdict(cmd))
-        elif isinstance(cmd, p.RunJob):
-            self._start_job(cmd.kind, dict(cmd.params))
+        elif isinstance(cmd, JobRequest):
+            self._start_job(cmd)
         else:
             with self._lock:
                 control = self._control if self._job is not None else None
@@ -181,7 +180,7 @@ class Worker:
             else:
                 action()
 
-    def _start_job(self, kind: str, params: dict[str, Any]) -> None:
+    def _start_job(self, request: JobRequest) -> None:
         from studio.train.control import TrainControl
 
         with self._lock:
@@ -190,20 +189,21 @@ class Worker:
             job.join(30.0)
         with self._lock:
             if self._job is not None:
-                self.send(p.WorkerError(error=f"a {self._job_kind} job is already running",
-                                        hint="stop it first, or wait until it has finished"))
+                self.send(p.WorkerError(error=f"a {self._job_title} job is already running",
+                                        hint="stop it first, or wait until it has finished",
+                                        request_id=request.request_id))
                 return
             self._control = TrainControl()
-            self._job_kind = kind
+            self._job_kind, self._job_title = request.type, request.title
             self._ending = False
-            self._job = threading.Thread(target=self._run_job, args=(kind, params, self._control),
-                                         name=f"job-{kind}", daemon=True)
+            self._job = threading.Thread(target=self._run_job, args=(request, self._control),
+                                         name=f"job-{request.type}", daemon=True)
             self._job.start()
 
-    def _run_job(self, kind: str, params: dict[str, Any], control: Any) -> None:
+    def _run_job(self, request: JobRequest, control: Any) -> None:
         ended = False
-        job_id = next(self._job_ids)
-        self.send(p.JobStarted(job_id=job_id, kind=kind))
+        job_id, kind, request_id = next(self._job_ids), request.type, request.request_id
+        self.send(p.JobStarted(job_id=job_id, kind=kind, request_id=request_id))
         try:
             self._ready.wait()
             if self._warm_error is not None:
@@ -212,7 +212,7 @@ class Worker:
                 return
             from studio.worker.jobs import resolve_job
 
-            for event in resolve_job(kind)(params, control):
+            for event in resolve_job(request)(request, control):
                 ended = isinstance(event, (Finished, Failed))
                 if ended:
                     self._ending = True
@@ -229,7 +229,7 @@ class Worker:
                 self._ending = True
                 self.send(Finished(outputs=(), stopped=control.stop_requested))
             _release_gpu_memory()
-            self.send(p.JobEnded(job_id=job_id, kind=kind))  # before the slot frees: no next job_started first
+            self.send(p.JobEnded(job_id=job_id, kind=kind, request_id=request_id))  # before the slot frees: no next job_started first
             with self._lock:
                 self._job, self._job_kind = None, None
 

@@ -11,20 +11,22 @@ version, or have a library print garbage onto the pipe: a malformed, truncated, 
 mistyped line raises `ProtocolError` naming what is wrong, and `LineReader` stays usable for the next
 line, so one bad line never takes the reader (or the window) down.
 
-Other jobs (the mixer's preview, …) either send the generic `RunJob(kind, params)` command (see
-`studio.worker.jobs`) or register their own message dataclasses with `register_command`/`register_event`.
+The command table is closed: the control commands below plus one typed request per long job
+(`studio.job_requests`); nothing on the pipe can name a module or a function. Values are converted by the
+one codec (`studio.codec`), strictly and at every depth (a grid request's `request.loras[0].strength`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import types
 from collections.abc import Callable, Iterator
-from dataclasses import MISSING, dataclass, field, fields
-from typing import IO, Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass
+from typing import IO, Any, ClassVar, Union
 
+from studio.codec import CodecError, from_data, to_data
 from studio.events import EVENT_TYPES, Event
+from studio.job_requests import JOB_REQUEST_TYPES, JobRequest
 from studio.mix.messages import MixResult  # the mixer jobs' results: a job event like the engine's
 
 PROTOCOL_VERSION = 1
@@ -47,24 +49,6 @@ class ProtocolError(ValueError):
 @dataclass(frozen=True)
 class Command:
     type: ClassVar[str] = "command"
-
-
-@dataclass(frozen=True)
-class Start(Command):
-    """Start a training run. The config travels as TOML text so unsaved edits in the form are what trains."""
-    type: ClassVar[str] = "start"
-    config_toml: str
-    project_file: str | None = None
-    resume_from: str | None = None
-    run_dir: str | None = None
-
-
-@dataclass(frozen=True)
-class RunJob(Command):
-    """Run a registered job other than training (e.g. the mixer's preview); `params` is its JSON input."""
-    type: ClassVar[str] = "job"
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,10 +129,12 @@ class Pong(Event):
 @dataclass(frozen=True)
 class JobStarted(Event):
     """Opens a job's events: everything until the matching `job_ended` belongs to this job (one job at a
-    time, one ordered pipe), so the Train panel and the mixer each know which `failed`/`finished` is theirs."""
+    time, one ordered pipe). `request_id` is the one the sender put in its request, so each panel knows
+    which job (and which `failed`/`finished`) is its own; `kind` is the request's type name."""
     type: ClassVar[str] = "job_started"
     job_id: int
     kind: str
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,6 +143,7 @@ class JobEnded(Event):
     type: ClassVar[str] = "job_ended"
     job_id: int
     kind: str
+    request_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,42 +153,19 @@ class WorkerError(Event):
     error: str
     hint: str = ""
     traceback: str = ""
+    request_id: int = 0  # the request it refused (a job asked for while another runs), if any
 
 
-Message = Union[Command, Event]
+Outgoing = Union[Command, JobRequest]  # what the window (or the CLI) sends: a control command or a job
+Message = Union[Command, JobRequest, Event]
 
-COMMAND_TYPES: dict[str, type[Command]] = {
-    c.type: c for c in (Start, RunJob, Pause, Resume, Stop, SaveNow, SampleNow, Shutdown, Ping)
+COMMAND_TYPES: dict[str, type[Command] | type[JobRequest]] = {
+    c.type: c for c in (Pause, Resume, Stop, SaveNow, SampleNow, Shutdown, Ping, *JOB_REQUEST_TYPES)
 }
 WORKER_EVENT_TYPES: dict[str, type[Event]] = {
     c.type: c for c in (Starting, Ready, Heartbeat, Pong, JobStarted, JobEnded, WorkerError, MixResult)
 }
 EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
-
-_lock = threading.Lock()
-
-
-def _register(table: dict[str, Any], other: dict[str, Any], cls: type) -> type:
-    name = getattr(cls, "type", None)
-    if not isinstance(name, str) or not name or name in ("command", "event"):
-        raise TypeError(f"{cls.__name__} needs a ClassVar `type` name")
-    with _lock:
-        if (name in table and table[name] is not cls) or name in other:
-            raise ValueError(f"message type `{name}` is already registered")
-        for hint in get_type_hints(cls).values():
-            _check_supported(hint, cls)
-        table[name] = cls
-    return cls
-
-
-def register_command(cls: type[Command]) -> type[Command]:
-    """Add a command dataclass (usable as a decorator). Both processes must import the defining module."""
-    return _register(COMMAND_TYPES, EVENT_MESSAGE_TYPES, cls)
-
-
-def register_event(cls: type[Event]) -> type[Event]:
-    """Add an event dataclass (usable as a decorator). Both processes must import the defining module."""
-    return _register(EVENT_MESSAGE_TYPES, COMMAND_TYPES, cls)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,17 +174,14 @@ def register_event(cls: type[Event]) -> type[Event]:
 
 def encode(message: Message, *, max_line: int = MAX_LINE_BYTES) -> bytes:
     """One JSON line (with its newline). NaN/inf losses are kept: a diverged run must be shown, not hidden."""
-    data: dict[str, Any] = {"v": PROTOCOL_VERSION, "type": message.type}
-    for f in fields(message):
-        value = getattr(message, f.name)
-        data[f.name] = list(value) if isinstance(value, tuple) else value
+    data = {"v": PROTOCOL_VERSION, "type": message.type, **to_data(message)}
     line = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if len(line) > max_line:
         raise ProtocolError(f"`{message.type}` message is {len(line)} bytes, over the {max_line}-byte line limit")
     return line + b"\n"
 
 
-def decode_command(line: bytes, *, max_line: int = MAX_LINE_BYTES) -> Command:
+def decode_command(line: bytes, *, max_line: int = MAX_LINE_BYTES) -> Outgoing:
     return _decode(line, COMMAND_TYPES, "command", max_line)  # type: ignore[return-value]
 
 
@@ -260,108 +221,10 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
     cls = table.get(name)
     if cls is None:
         raise ProtocolError(f"unknown {kind} type `{name}`; known: {', '.join(sorted(table))}", raw)
-    return _build(cls, data, raw)
-
-
-def _build(cls: type, data: dict[str, Any], raw: bytes) -> Any:
-    hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls) if f.init}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ProtocolError(f"`{cls.type}` has no field(s) {', '.join(unknown)}", raw)
-    kwargs: dict[str, Any] = {}
-    for name, f in known.items():
-        if name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise ProtocolError(f"`{cls.type}` is missing required field `{name}`", raw)
-            continue
-        try:
-            kwargs[name] = _coerce(data[name], hints[name])
-        except (TypeError, ValueError) as exc:
-            raise ProtocolError(f"`{cls.type}.{name}` is {_short(data[name])}, expected {exc}", raw) from None
-    return cls(**kwargs)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) in (Union, types.UnionType)
-
-
-def _check_supported(tp: Any, cls: type) -> None:
-    if tp in (int, float, str, bool, Any, type(None)):
-        return
-    if _is_union(tp) or get_origin(tp) in (tuple, list, dict, Literal, ClassVar):
-        if get_origin(tp) is not Literal:
-            for arg in get_args(tp):
-                if arg is not Ellipsis:
-                    _check_supported(arg, cls)
-        return
-    raise TypeError(f"{cls.__name__}: field type {tp!r} cannot cross the worker pipe")
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """`value` (from JSON) as type `tp`, or TypeError/ValueError whose text says what was expected."""
-    if tp is Any:
-        return value
-    if tp is type(None):
-        if value is not None:
-            raise TypeError("null")
-        return None
-    if _is_union(tp):
-        for arg in get_args(tp):
-            try:
-                return _coerce(value, arg)
-            except (TypeError, ValueError):
-                continue
-        raise TypeError(" or ".join(_describe(a) for a in get_args(tp)))
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise ValueError("one of " + ", ".join(repr(a) for a in get_args(tp)))
-        return value
-    if origin in (tuple, list):
-        if not isinstance(value, list):
-            raise TypeError(_describe(tp))
-        args = get_args(tp)
-        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
-            item = args[0] if args else Any
-            items = [_coerce(v, item) for v in value]
-        else:
-            if len(value) != len(args):
-                raise ValueError(_describe(tp))
-            items = [_coerce(v, a) for v, a in zip(value, args)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(_describe(tp))
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError("true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError("a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError("a string")
-        return value
-    raise TypeError(_describe(tp))  # pragma: no cover - _check_supported rejects other types up front
-
-
-def _describe(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            type(None): "null"}.get(tp, "a list" if get_origin(tp) in (tuple, list) else
-                                   "an object" if get_origin(tp) is dict else str(tp))
+    try:
+        return from_data(data, cls, where=name)
+    except CodecError as exc:
+        raise ProtocolError(str(exc), raw) from None
 
 
 # --------------------------------------------------------------------------------------------------

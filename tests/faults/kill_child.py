@@ -85,14 +85,14 @@ def prewarm() -> None:
 
 def run(cfg, events_path: str, kill: KillAt | None, resume_from: str | None = None) -> None:
     """Train with `cfg`, appending every event as a JSON line to `events_path`; die at `kill`."""
-    from studio.events import event_to_dict
+    from studio.run_folder import event_line
     from studio.train.engine import run_training
 
     if kill is not None:
         install(kill)
     with open(events_path, "a", encoding="utf-8") as out:
         for event in run_training(cfg, resume_from=resume_from):
-            out.write(json.dumps(event_to_dict(event)) + "\n")
+            out.write(event_line(event) + "\n")
             out.flush()
 
 

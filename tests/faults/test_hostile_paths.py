@@ -95,11 +95,15 @@ def test_a_huge_event_log_is_read_in_bounded_memory(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runs, "MAX_EVENT_LOG_BYTES", 4096)
     log = tmp_path / "events.jsonl"
-    lines = [json.dumps({"type": "started", "total_steps": 10_000})]
-    lines += [json.dumps({"type": "progress", "step": i, "loss": 0.1}) for i in range(1, 2001)]
+    from studio.events import Progress, Started
+
+    first = Started(run_dir="r", total_steps=10_000, time=1.0)
+    lines = [runs.event_line(first)]
+    lines += [runs.event_line(Progress(step=i, total=10_000, epoch=0, loss=0.1, smoothed_loss=0.1, lr=1e-4,
+                                       it_per_s=1.0, time=1.0)) for i in range(1, 2001)]
     log.write_text("\n".join(lines) + "\n")
     assert log.stat().st_size > 10 * 4096
     events = runs.read_events(log)
-    assert events[0] == {"type": "started", "total_steps": 10_000}
-    assert events[-1]["step"] == 2000
-    assert sum(len(json.dumps(e)) + 1 for e in events) <= 4096  # no more than the cap was kept
+    assert events[0] == first
+    assert isinstance(events[-1], Progress) and events[-1].step == 2000
+    assert sum(len(runs.event_line(e)) + 1 for e in events) <= 4096  # no more than the cap was kept

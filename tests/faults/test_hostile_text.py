@@ -85,7 +85,9 @@ READERS = (
     TextReader("folder settings", "folder.toml", "# close-ups\nrepeats = 4\nkeep_tokens = 1\n", _folder_file),
     TextReader("model config", "config.json", json.dumps({"sample_size": 64, "in_channels": 4}, indent=1), _model_config),
     TextReader("run event log", "events.jsonl",
-               '{"type": "started", "total_steps": 4}\n{"type": "progress", "step": 1, "loss": 0.5}\n', _events),
+               '{"type": "started", "run_dir": "r", "total_steps": 4, "time": 1.0}\n'
+               '{"type": "progress", "step": 1, "total": 4, "epoch": 0, "loss": 0.5, "smoothed_loss": 0.5, "lr": 0.0001,'
+               ' "it_per_s": 1.0, "time": 1.0}\n', _events),
     TextReader("app settings", "settings.toml", '[general]\ntheme = "dark"\n', _app_settings),
 )
 

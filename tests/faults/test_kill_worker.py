@@ -184,6 +184,7 @@ def test_sigkill_of_the_real_worker_then_resume_in_a_new_one(ledger, tiny_sd1, s
     """The same through the worker process and its client: kill it mid-run, resume in a fresh worker."""
     from studio.config import dumps_project
     from studio.events import Checkpoint, Failed, Finished, Progress
+    from studio.job_requests import TrainRequest
     from studio.train import checkpoint as ckpt
     from studio.worker import protocol as p
     from studio.worker.client import WorkerExited, WorkerProcess
@@ -194,7 +195,7 @@ def test_sigkill_of_the_real_worker_then_resume_in_a_new_one(ledger, tiny_sd1, s
     worker.start()
     try:
         worker.wait_for(p.Ready, timeout=120)
-        worker.send(p.Start(config_toml=dumps_project(cfg)))
+        worker.send(TrainRequest(config_toml=dumps_project(cfg)))
         worker.wait_for(lambda m: isinstance(m, Checkpoint) and m.step >= 2, timeout=240)
         worker.wait_for(Progress, timeout=60)
         time.sleep(random.Random(1).uniform(0.0, 0.3))
@@ -214,7 +215,7 @@ def test_sigkill_of_the_real_worker_then_resume_in_a_new_one(ledger, tiny_sd1, s
     worker.start()
     try:
         worker.wait_for(p.Ready, timeout=120)
-        worker.send(p.Start(config_toml=dumps_project(cfg), resume_from=str(latest)))
+        worker.send(TrainRequest(config_toml=dumps_project(cfg), resume_from=str(latest)))
         end = worker.wait_for((Finished, Failed), timeout=240)
         assert isinstance(end, Finished), end
         assert end.step == step + 2

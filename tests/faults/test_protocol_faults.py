@@ -18,6 +18,9 @@ from dataclasses import fields
 import pytest
 
 from studio.events import Checkpoint, Failed, Finished, Log, Progress, Sample, Started
+from studio.job_requests import MixGridRequest, TrainRequest
+from studio.mix.grid import GridAxis
+from studio.mix.request import MixEntry, RenderRequest
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited, WorkerProcess, worker_command, worker_env
 
@@ -31,8 +34,9 @@ EVENTS = [
     p.Heartbeat(seq=4, busy=True, job="train"),
     p.Ready(pid=1, python="3.11", torch="2", device="cpu", import_s=1.0),
 ]
-COMMANDS = [p.Start(config_toml="[dataset]\n", project_file="/tmp/p.toml"), p.Ping(nonce=7),
-            p.RunJob(kind="train", params={"a": [1, 2]}), p.Stop()]
+COMMANDS = [TrainRequest(config_toml="[dataset]\n", project_file="/tmp/p.toml"), p.Ping(nonce=7),
+            MixGridRequest(base="/m", out="/o.png", request=RenderRequest(prompt="p", loras=(MixEntry("/l"),)),
+                           x=GridAxis(lora=0)), p.Stop()]
 WEIRD_VALUES = [None, "x", 1.5, [], {}, True, -1, 2**70, "\u0000", float("nan"), [[[]]], {"a": {"b": None}}]
 
 

@@ -276,14 +276,15 @@ def test_mix_refuses_a_rank_out_of_range(capsys, tmp_path, lora_file, ledger):
 
 
 def test_mix_entries_from_the_window_are_checked_too():
+    from studio.codec import from_data
     from studio.errors import ConfigError
-    from studio.mix.messages import entry_from_dict
+    from studio.mix.request import MixEntry
 
     for value in (float("nan"), float("inf"), 1e30):
         with pytest.raises(ConfigError, match="strength is"):
-            entry_from_dict({"path": "x.safetensors", "strength": value})
+            from_data({"path": "x.safetensors", "strength": value}, MixEntry)
         with pytest.raises(ConfigError, match="block weight IN04"):
-            entry_from_dict({"path": "x.safetensors", "blocks": {"IN04": value}})
+            from_data({"path": "x.safetensors", "blocks": [["IN04", value]]}, MixEntry)
 
 
 def test_a_bake_that_overflows_its_precision_is_refused(ledger):

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
                                QVBoxLayout, QWidget)
 
-from studio.hardware import Hardware, detect, versions
+from studio.hardware import Hardware, detect_in_child, versions
 from ui.app_icon import app_icon
 from ui.theme import scaled_font, set_role
 
@@ -27,8 +27,9 @@ class AboutDialog(QDialog):
                  hardware: Hardware | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About LoRA Studio")
-        self.info = info if info is not None else versions()
-        self.hardware = hardware if hardware is not None else detect()
+        report = detect_in_child() if info is None or hardware is None else None  # torch only in a child
+        self.info = info if info is not None else versions(cuda=report.cuda if report else None)
+        self.hardware = hardware if hardware is not None else report.hardware
 
         icon = QLabel()
         size = self.fontMetrics().height() * 4  # grows with the font and the scale factor

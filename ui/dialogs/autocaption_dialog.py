@@ -1,37 +1,58 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
-The model runs in a child process (`studio.dataset.autocaption.CaptionProcess`), polled here by a timer.
-The dialog only collects results; when the job ends (or is cancelled) it emits them with the mode and
-the panel applies them as one undoable edit, so nothing is written behind the user's back.
+The captioning runs in the app's worker process as an `autocaption` job (`AutoCaptionRequest`), like every
+long job; this dialog sends the request through the window's `WorkerClient` and follows its events by
+request id: `JobProgress` drives the bar, each `CaptionWritten` (the worker has written that sidecar)
+is collected, and when the job ends (or is cancelled) the results go to the panel with the mode, which
+records them as one undoable edit.
 """
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QSettings, QTimer, Signal
+from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
-from studio.dataset.autocaption import CaptionJob, CaptionProcess, CaptionResult, detect_kind
+from studio.dataset.autocaption import CaptionResult, detect_kind
 from studio.errors import StudioError
+from studio.events import CaptionWritten, Failed, Finished, JobProgress
+from studio.job_requests import AutoCaptionRequest
+from studio.worker import protocol as p
+from studio.worker.client import WorkerExited
 
 MODES = [("only-empty", "Only images without a caption"), ("append", "Append new tags to existing captions"),
          ("replace", "Replace existing captions")]
-POLL_MS = 100
+
+_ids = itertools.count(1_000_000)  # apart from the JobManager's ids until this dialog goes through it
 
 
 class AutoCaptionDialog(QDialog):
     captions_ready = Signal(list, str)  # list[CaptionResult], mode
 
-    def __init__(self, images: list[Path], parent: QWidget | None = None, *,
-                 settings: QSettings | None = None) -> None:
+    def __init__(self, images: list[Path], parent: QWidget | None = None, *, settings: QSettings | None = None,
+                 client: Any = None, caption_extension: str = ".txt") -> None:
         super().__init__(parent)
         self.setWindowTitle("Auto-caption")
         self.images = images
         self.settings = settings if settings is not None else QSettings()
-        self.process: CaptionProcess | None = None
+        self.caption_extension = caption_extension
+        self._own_client = client is None  # no window around it (a test, a panel on its own): its own worker
+        if client is None:
+            from ui.worker_client import WorkerClient
+
+            client = WorkerClient(self)
+        self.client = client
+        self.request_id: int | None = None  # the job in flight (sent or waiting for the worker)
+        self._pending: AutoCaptionRequest | None = None  # waiting for the worker to be ready
+        self._started = False  # the worker has sent job_started for it
+        self._stopped = False
         self.results: list[CaptionResult] = []
+        client.message_received.connect(self._on_message)
+        client.state_changed.connect(self._on_state)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"Caption {len(images)} image{'s' if len(images) != 1 else ''} with a model on "
                                 "this computer: a transformers image-to-text folder (BLIP, GIT, …) or a WD14 "
@@ -80,9 +101,6 @@ class AutoCaptionDialog(QDialog):
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.cancel_button)
         layout.addLayout(buttons)
-        self.timer = QTimer(self)
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self._poll)
         self._validate()
 
     def _browse_folder(self) -> None:
@@ -106,7 +124,7 @@ class AutoCaptionDialog(QDialog):
         self.kind.setText({"wd14": "WD14 tagger (onnxruntime)", "transformers": "transformers image-to-text model",
                            None: ""}[kind])
         self.threshold.setEnabled(kind == "wd14")
-        ok = kind is not None and bool(self.images) and self.process is None
+        ok = kind is not None and bool(self.images) and self.request_id is None
         self.start_button.setEnabled(ok)
         return ok
 
@@ -121,58 +139,91 @@ class AutoCaptionDialog(QDialog):
         self.settings.setValue("autocaption/model", str(model))
         self.settings.setValue("autocaption/mode", self.chosen_mode)
         self.settings.setValue("autocaption/threshold", self.threshold.value())
-        job = CaptionJob(model=model, images=tuple(self.images), threshold=self.threshold.value())
-        self.process = CaptionProcess(job)
-        self.process.start()
-        self.results = []
+        request = AutoCaptionRequest(model=str(model), images=tuple(str(i) for i in self.images),
+                                     mode=self.chosen_mode, threshold=self.threshold.value(),
+                                     caption_extension=self.caption_extension, request_id=next(_ids))
+        self.request_id, self._started, self._stopped, self.results = request.request_id, False, False, []
         self.start_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
-        self.status.setText("Starting the captioning process…")
-        self.timer.start()
-
-    def _poll(self) -> None:
-        if self.process is None:
+        self.progress.setValue(0)
+        if self.client.state == "ready" and self.client.send(request):
+            self.status.setText("Loading the model…")
             return
-        for event in self.process.events():
-            if event.kind == "loading":
+        self._pending = request  # sent as soon as the worker says it is ready
+        if not self.client.running:
+            self.client.start()
+        self.status.setText("Waiting for the worker to start (loading PyTorch)…")
+
+    def _on_state(self, state: str, detail: str) -> None:
+        if state == "ready" and self._pending is not None:
+            request, self._pending = self._pending, None
+            if self.client.send(request):
                 self.status.setText("Loading the model…")
-            elif event.kind == "started":
-                self.status.setText("Captioning…")
-            elif event.kind == "result" and event.result is not None:
-                self.results.append(event.result)
-                self.progress.setValue(len(self.results))
-                if event.result.caption:
-                    self.status.setText(f"{event.result.path.name}: {event.result.caption}")
-            elif event.kind in ("done", "cancelled"):
-                self._finish(f"{'Cancelled' if event.kind == 'cancelled' else 'Done'}: "
-                             f"{sum(1 for r in self.results if r.caption)} captions made.")
-            elif event.kind == "failed":
-                self._finish(f"Failed: {event.message}" + (f" — {event.hint}" if event.hint else ""))
+            else:
+                self._finish(f"Failed: the worker did not take the request ({detail})")
+        elif state in ("dead", "stopped") and self._pending is not None:
+            self._pending = None
+            self._finish(f"Failed: the worker could not start ({detail})")
+
+    def _on_message(self, message: Any) -> None:
+        rid = self.request_id
+        if rid is None or self._pending is not None:
+            return
+        if isinstance(message, p.JobStarted):
+            self._started = message.request_id == rid
+        elif isinstance(message, p.WorkerError) and message.request_id == rid:
+            self._finish(f"Failed: {message.error} — {message.hint or 'try again when it has finished'}")
+        elif isinstance(message, JobProgress) and message.request_id == rid:
+            self.progress.setRange(0, max(1, message.total))
+            self.progress.setValue(message.done)
+            if message.done == 0:
+                self.status.setText("Loading the model…")
+        elif isinstance(message, CaptionWritten) and message.request_id == rid:
+            self.results.append(CaptionResult(Path(message.image), message.generated or None, message.error,
+                                              written=message.caption is not None))
+            if message.generated:
+                self.status.setText(f"{Path(message.image).name}: {message.generated}")
+        elif isinstance(message, Failed) and self._started:
+            self._finish(f"Failed: {message.error}" + (f" — {message.hint}" if message.hint else ""))
+        elif isinstance(message, Finished) and self._started:
+            self._finish(f"{'Cancelled' if message.stopped or self._stopped else 'Done'}: "
+                         f"{sum(1 for r in self.results if r.caption)} captions made.")
+        elif isinstance(message, WorkerExited) and self._started:
+            self._finish("Failed: the worker stopped before the captions were finished — "
+                         "the model may need more memory than this computer has")
 
     def _finish(self, message: str) -> None:
-        self.timer.stop()
         self.status.setText(message)
         self.cancel_button.setText("Close")
-        if self.process is not None:
-            self.process.wait(5)
-            self.process.kill()
-        self.process = None
+        self.request_id, self._pending, self._started = None, None, False
         self._validate()
         done = [r for r in self.results if r.caption]
+        self.results = []
         if done:
             self.captions_ready.emit(done, self.chosen_mode)
 
     def _cancel_or_close(self) -> None:
-        if self.process is not None:
+        if self.request_id is not None:
             self.status.setText("Stopping after the current batch…")
-            self.process.cancel()
+            self._stop()
             return
         self.accept()
 
-    def reject(self) -> None:  # Esc / window close: stop the child first
-        if self.process is not None:
-            self.process.cancel(grace_s=0)
-            self.process.kill()
-            self.process = None
-            self.timer.stop()
+    def _stop(self) -> None:
+        self._stopped = True
+        if self._pending is not None:  # never sent: nothing runs
+            self._finish("Cancelled before the worker started.")
+        elif self._started:
+            self.client.send(p.Stop())
+
+    def reject(self) -> None:  # Esc / window close: stop the job; what is written so far is kept and undoable
+        if self.request_id is not None:
+            self._stop()
+            if self.request_id is not None:
+                self._finish("Cancelled.")
         super().reject()
+
+    def done(self, result: int) -> None:  # noqa: D401 - Qt override: the dialog's own worker goes with it
+        super().done(result)
+        if self._own_client:
+            self.client.shutdown(10)

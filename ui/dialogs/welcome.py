@@ -5,31 +5,36 @@ one), what can this computer do (the GPU and its VRAM, or plainly: training will
 slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
 
 The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
-Slow work — detecting the GPU (imports torch), building the demo's tiny model (imports diffusers) —
-runs on the thread pool so the window appears at once.
+Slow work runs off the GUI thread so the window appears at once: the demo's tiny model is built by the
+worker (it needs diffusers and torch, which the window's process never imports: `prepare_demo_project`),
+the hardware is detected by a child process, waited for on the thread pool.
 """
 
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
                                QWidget)
 
 from studio.config import preset_names
-from studio.hardware import Hardware, Recommendation, detect, recommend
+from studio.hardware import Hardware, Recommendation, detect_in_child, recommend
+from studio.job_requests import DemoProjectRequest
 from studio.paths import demo_project_dir
 from ui.app_icon import app_icon
 from ui.background import run_in_background
 from ui.settings import AppSettings
 from ui.theme import scaled_font, set_role
+from ui.worker_job import WorkerJob
 
 Kind = Literal["demo", "new", "open", "recent"]
+DEFAULTS = "Default settings"  # a new project with no preset: what a CPU-only machine gets
 
 
 @dataclass(frozen=True)
@@ -38,11 +43,13 @@ class WelcomeChoice:
     project_file: Path
 
 
-def prepare_demo_project() -> Path:
-    """Pool thread: the demo project in the user's data folder (photos, tiny model, `project.toml`)."""
-    from studio.demo import create_demo_project
-
-    return create_demo_project(demo_project_dir())
+def prepare_demo_project(worker: Any, *, on_done: Callable[[Path], None], on_error: Callable[[str, str], None],
+                         parent: QObject | None = None) -> WorkerJob:
+    """The demo project in the user's data folder (photos, tiny model, `project.toml`), built by the worker:
+    its tiny model is made with diffusers, which the window's process never imports. `on_done(project_file)`
+    or `on_error(error, hint)` is called once."""
+    return WorkerJob(worker, DemoProjectRequest(folder=str(demo_project_dir())),
+                     on_done=lambda finished: on_done(Path(finished.outputs[0])), on_error=on_error, parent=parent)
 
 
 def create_new_project(folder: Path, preset: str, output_dir: str) -> Path:
@@ -57,8 +64,9 @@ class WelcomeDialog(QDialog):
     hardware_ready = Signal(object)  # Hardware, once detection has finished
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
-                 hardware: Hardware | None = None) -> None:
+                 hardware: Hardware | None = None, worker: Any = None) -> None:
         super().__init__(parent)
+        self.worker = worker  # the app's WorkerClient: the demo project is built there
         self.setWindowTitle("Welcome to LoRA Studio")
         self.setWindowIcon(app_icon())
         self.settings = settings
@@ -70,7 +78,8 @@ class WelcomeDialog(QDialog):
         if hardware is not None:
             self.show_hardware(hardware)
         else:
-            run_in_background(detect, on_done=self.show_hardware, on_error=self._detection_failed)
+            run_in_background(lambda: detect_in_child().hardware, on_done=self.show_hardware,
+                              on_error=self._detection_failed)
 
     # ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -113,8 +122,10 @@ class WelcomeDialog(QDialog):
         self.new_button.setToolTip("Choose an empty folder; the project starts from the preset shown here")
         self.new_button.clicked.connect(self.new_project)
         self.preset = QComboBox()
+        self.preset.addItem(DEFAULTS, "")
         for name in preset_names():
-            self.preset.addItem(name, name)
+            if name != "demo":  # the demo's tiny 64 px settings only suit the demo's tiny model (issue 18)
+                self.preset.addItem(name, name)
         self.preset.setToolTip("Starting settings for the new project; you can change every one later")
         new_hint = self._hint("A folder with an empty dataset/ inside for your pictures.")
         self.open_button = QPushButton("Open a project…")
@@ -229,12 +240,11 @@ class WelcomeDialog(QDialog):
             set_role(self.hardware_banner, "banner-info")
             self.hardware_title.setText(f"GPU: {hw.summary()}")
             self.hardware_detail.setText(f"Recommended preset: <b>{rec.preset}</b> — {html.escape(rec.reason)}")
-        index = self.preset.findData(rec.preset)
-        if index >= 0:
-            self.preset.setCurrentIndex(index)
-            for i in range(self.preset.count()):
-                name = self.preset.itemData(i)
-                self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
+        index = max(self.preset.findData(rec.preset), 0)  # the demo preset is not one for new projects
+        self.preset.setCurrentIndex(index)
+        for i in range(self.preset.count()):
+            name = self.preset.itemData(i) or DEFAULTS
+            self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
         self.hardware_ready.emit(hw)
 
     def _detection_failed(self, exc: BaseException) -> None:
@@ -255,9 +265,15 @@ class WelcomeDialog(QDialog):
             self.status.setText(message)
             self.status.show()
 
-    def _failed(self, what: str, exc: BaseException) -> None:
+    def tell(self, text: str) -> None:
+        """A line above the choices, e.g. that the last project is no longer where it was."""
+        set_role(self.status, "error")
+        self.status.setText(text)
+        self.status.show()
+
+    def _failed(self, what: str, exc: BaseException | str, hint: str = "") -> None:
         self._busy(None)
-        hint = getattr(exc, "hint", "")
+        hint = hint or getattr(exc, "hint", "")
         set_role(self.status, "error")
         self.status.setText(f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
         self.status.show()
@@ -269,9 +285,14 @@ class WelcomeDialog(QDialog):
         self.accept()
 
     def open_demo(self) -> None:
+        if self.worker is None:
+            self._failed("Could not prepare the demo project", "the app's worker is not available",
+                         "restart LoRA Studio")
+            return
         self._busy("Preparing the demo project (the first time takes a few seconds)…")
-        run_in_background(prepare_demo_project, on_done=lambda path: self._choose("demo", path),
-                          on_error=lambda exc: self._failed("Could not prepare the demo project", exc))
+        self._demo_job = prepare_demo_project(
+            self.worker, on_done=lambda path: self._choose("demo", path),
+            on_error=lambda error, hint: self._failed("Could not prepare the demo project", error, hint), parent=self)
 
     def new_project(self) -> None:
         folder = self.ask_new_project_folder()
@@ -315,5 +336,6 @@ class WelcomeDialog(QDialog):
         s = replace(self.settings, show_welcome=self.show_at_startup.isChecked())
         if self.choice is not None:
             s = s.with_recent(self.choice.project_file)
+            s = replace(s, last_project=str(self.choice.project_file.resolve()))
             s = replace(s, last_folder=str(self.choice.project_file.parent))
         return s

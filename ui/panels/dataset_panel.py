@@ -72,6 +72,7 @@ class DatasetPanel(QWidget):
         self.resolution = 512
         self.caption_extension = ".txt"
         self.default_repeats = 1
+        self.worker_client = None  # the window's WorkerClient (MainWindow sets it): auto-captioning runs there
         self.store = CaptionStore(self.caption_extension)
         self.state = DatasetState()
         self.report: CheckReport | None = None
@@ -605,7 +606,8 @@ class DatasetPanel(QWidget):
 
         self.editor.flush()
         images = self.selected_paths() or self.shown_paths()
-        dialog = AutoCaptionDialog(images, self, settings=self.settings)
+        dialog = AutoCaptionDialog(images, self, settings=self.settings, client=self.worker_client,
+                                   caption_extension=self.caption_extension)
         dialog.captions_ready.connect(self.apply_generated_captions)
         dialog.exec()
 
@@ -615,6 +617,8 @@ class DatasetPanel(QWidget):
             item = self.model.item(res.path)
             if item is None or not res.caption:
                 continue
+            if res.written:  # the worker wrote it: what is on disk now is known, so the edit records it
+                self.store.remember(res.path)
             new = merge_caption(item.caption, res.caption, mode)  # type: ignore[arg-type]
             if new is not None:
                 changes[item.path] = (item.caption, new)

@@ -1,18 +1,21 @@
 """The Mixer: LoRAs as rows of a mixing desk, a live preview, a strength grid, and export.
 
 Every change (a slider, a toggle, a block preset, the prompt) restarts a short debounce timer; when it
-fires, one preview request goes to the backend — or, if one is already rendering, the panel remembers
-that another is wanted and sends the latest state the moment the current image arrives. So dragging a
-slider never queues a backlog, and the image shown is always followed by the newest one. The previous
-image stays until its successor is ready.
+fires, one preview request is submitted to the window's job queue (ui/jobs). A newer request replaces
+an older one that has not started yet, so dragging a slider never queues a backlog and the image shown
+is always followed by the newest one; the previous image stays until its successor is ready. While
+training runs, a preview is shown as queued ("queued: runs after the training job") and renders when
+the worker is free. Each render has a progress bar and a Cancel; a job that fails (the worker killed,
+a bad file) says why and leaves every button usable.
 
-The panel knows nothing of processes: it talks to a `PreviewBackend` (ui/mixer_backend.py), which in the
-app is the worker.
+The panel knows nothing of processes: it talks to a job manager (`submit(request, title) -> Job`,
+`cancel(job)`), in the app the window's `JobManager`, in tests one that runs jobs on a thread.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -22,17 +25,21 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QWidget)
 
 from studio.errors import StudioError
+from studio.machine_defaults import PreviewDefaults
 from studio.formats.peek import peek_lora
-from studio.mix.messages import MixResult, entry_to_dict, request_to_dict
+from studio.job_requests import MixBakeRequest, MixExportRequest, MixGridRequest, MixPreviewRequest
+from studio.mix.grid import GridAxis
+from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.mix.samplers import SAMPLERS
+from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, Job
 from ui.widgets.lora_mix_row import LoraMixRow
 from ui.widgets.mix_export_box import MixExportBox
 from ui.widgets.mix_preview_view import MixPreviewView
 from ui.widgets.strength_grid_view import StrengthGridView
 
 DEBOUNCE_MS = 250
-SIZES = ("512×512", "768×768", "1024×1024", "512×768", "768×512", "832×1216", "1216×832", "64×64")
+SIZES = ("256×256", "512×512", "768×768", "1024×1024", "512×768", "768×512", "832×1216", "1216×832", "64×64")
 
 
 class MixerPanel(QWidget):
@@ -40,14 +47,19 @@ class MixerPanel(QWidget):
     grid_shown = Signal(str)
     exported = Signal(str)  # path of a merged LoRA or baked checkpoint
 
-    def __init__(self, backend, parent: QWidget | None = None, *, debounce_ms: int = DEBOUNCE_MS) -> None:
+    def __init__(self, jobs, parent: QWidget | None = None, *, debounce_ms: int = DEBOUNCE_MS) -> None:
         super().__init__(parent)
-        self.backend = backend
+        self.jobs = jobs  # the window's JobManager (tests: tests/mixer_helpers.InProcessJobs)
         self.rows: list[LoraMixRow] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="lora-studio-mixer-")
-        self._want_preview = False
-        self._job: tuple[int, str] | None = None  # (request id, kind)
+        self._names = itertools.count(1)
+        self._preview_job: Job | None = None  # the newest preview asked for
+        self._grid_job: Job | None = None
+        self._file_job: Job | None = None  # an export or a bake
+        self._status_kind = "info"
         self._last_preview: Path | None = None
+        self._preview_defaults: PreviewDefaults | None = None  # the device's, once the worker named it
+        self._shown_defaults = ("512×512", 20)  # size and steps last set by default, not by the user
         self.setAcceptDrops(True)
 
         self.base = QLineEdit()
@@ -91,6 +103,7 @@ class MixerPanel(QWidget):
         self.size = QComboBox()
         self.size.setEditable(True)
         self.size.addItems(list(SIZES))
+        self.size.setCurrentText("512×512")
         self.guidance = QDoubleSpinBox()
         self.guidance.setRange(0.0, 30.0)
         self.guidance.setSingleStep(0.5)
@@ -150,10 +163,8 @@ class MixerPanel(QWidget):
         self.grid.render_requested.connect(self._render_grid)
         self.export.export_requested.connect(self._export)
         self.export.bake_requested.connect(self._bake)
-        backend.result.connect(self._on_result)
-        backend.failed.connect(self._on_failed)
-        backend.busy_changed.connect(self._on_busy)
-        backend.status.connect(lambda text: self.preview.set_busy(text))
+        self.preview.cancel_requested.connect(lambda: self.cancel(self._preview_job))
+        self.grid.view.cancel_requested.connect(lambda: self.cancel(self._grid_job))
         self._update_rows()
 
     # ---------------------------------------------------------------------------------------------
@@ -195,10 +206,27 @@ class MixerPanel(QWidget):
         family = self.mix_family()
         return tuple(r.entry() for r in self.rows if r.check_family(family))
 
+    def set_preview_defaults(self, defaults: PreviewDefaults | None = None) -> None:
+        """Preview size and steps for the device and the LoRAs' family (issue 18: a CPU gets a small, quick
+        preview), each only while the user has not changed it."""
+        self._preview_defaults = d = defaults or self._preview_defaults
+        if d is None:
+            return
+        family = self.mix_family()
+        size, steps = f"{d.size_for(family)}×{d.size_for(family)}", d.steps_for(family)
+        if self.size.currentText() == self._shown_defaults[0]:
+            self.size.setCurrentText(size)
+        if self.steps.value() == self._shown_defaults[1]:
+            self.steps.setValue(steps)
+        self._shown_defaults = (size, steps)
+        for widget in (self.size, self.steps):
+            widget.setToolTip(f"Default: {d.reason}")
+
     def _update_rows(self) -> None:
+        self.set_preview_defaults()  # an SDXL LoRA added: its native size
         self.drop_hint.setVisible(not self.rows)
         self.grid.set_loras([r.title() for r in self.rows if r.check_family(self.mix_family())])
-        self.export.export_button.setEnabled(bool(self.rows) and not self.backend.busy)
+        self._update_buttons()
 
     def choose_loras(self) -> None:
         """Add LoRA… (the button and Mixer ▸ Add LoRA): pick .safetensors files to add as rows."""
@@ -242,38 +270,41 @@ class MixerPanel(QWidget):
     def schedule_preview(self, *_args) -> None:
         self._timer.start()
 
+    @property
+    def busy(self) -> bool:
+        """Some job of this panel is queued or running."""
+        return any(j is not None and j.active for j in (self._preview_job, self._grid_job, self._file_job))
+
     def _request_preview(self) -> None:
         base = self.base.text().strip()
         if not base:
             self.preview.set_busy("Choose a base model to see a preview")
             return
-        if self.backend.busy:
-            self._want_preview = True
-            return
-        self._want_preview = False
-        out = Path(self._tmp.name) / f"preview-{self.preview.images_shown + 1}.png"
-        params = {"base": base, "out": str(out), "request": request_to_dict(self.request())}
-        self._job = (self.backend.submit("mix_preview", params), "preview")
-        self.preview.set_busy("rendering…")
+        old, self._preview_job = self._preview_job, None
+        if old is not None and old.state == QUEUED:
+            self.jobs.cancel(old)  # the newest request replaces one that has not started
+        out = Path(self._tmp.name) / f"preview-{next(self._names)}.png"
+        self._submit("_preview_job", MixPreviewRequest(base=base, out=str(out), request=self.request()),
+                     "mixer preview", self.preview, "preview")
 
     def _render_grid(self, x: int, xv: tuple, y: int, yv: tuple) -> None:
         base = self.base.text().strip()
-        if not base or self.backend.busy:
-            self.grid.view.set_busy("Choose a base model first" if not base else "busy: try again in a moment")
+        if not base:
+            self.grid.view.set_busy("Choose a base model first")
             return
-        out = Path(self._tmp.name) / f"grid-{self.grid.view.images_shown + 1}.png"
-        params = {"base": base, "out": str(out), "request": request_to_dict(self.request()),
-                  "x": {"lora": x, "values": list(xv)}, "y": {"lora": y, "values": list(yv)} if y >= 0 else None}
-        self._job = (self.backend.submit("mix_grid", params), "grid")
-        self.grid.view.set_busy(f"rendering {len(xv) * max(1, len(yv))} images…")
+        out = Path(self._tmp.name) / f"grid-{next(self._names)}.png"
+        request = MixGridRequest(base=base, out=str(out), request=self.request(), x=GridAxis(lora=x, values=xv),
+                                 y=GridAxis(lora=y, values=yv) if y >= 0 else None)
+        self._submit("_grid_job", request, "strength grid", self.grid.view,
+                     f"grid of {len(xv) * max(1, len(yv))} images")
 
     def _export(self, rank, dtype: str, path: str) -> None:
-        entries = [entry_to_dict(e) for e in self.entries() if e.enabled]
+        entries = tuple(e for e in self.entries() if e.enabled)
         if not entries:
             self._say("Nothing to export: enable at least one LoRA", "error")
             return
-        params = {"loras": entries, "out": path, "rank": rank, "dtype": dtype}
-        self._job = (self.backend.submit("mix_export", params), "export")
+        self._submit("_file_job", MixExportRequest(loras=entries, out=path, rank=rank, dtype=dtype), "merged export",
+                     None, "export")
         self._say(f"Exporting {Path(path).name}…", "info")
 
     def _bake(self, path: str) -> None:
@@ -281,12 +312,56 @@ class MixerPanel(QWidget):
         if not base:
             self._say("Choose the base model to bake into", "error")
             return
-        params = {"base": base, "loras": [entry_to_dict(e) for e in self.entries() if e.enabled], "out": path}
-        self._job = (self.backend.submit("mix_bake", params), "bake")
+        entries = tuple(e for e in self.entries() if e.enabled)
+        self._submit("_file_job", MixBakeRequest(base=base, loras=entries, out=path), "bake into checkpoint", None,
+                     "bake")
         self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
+
+    def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> Job:
+        """Submit `request`; the job is remembered in `slot` (_preview_job, _grid_job, _file_job) and shown in
+        `view` (None: the status line)."""
+        job = self.jobs.submit(request, title)
+        setattr(self, slot, job)
+        update = (lambda *_a: self._show_job(job, view, what))
+        for signal in (job.state_changed, job.detail_changed, job.progress_changed):
+            signal.connect(update)
+        job.ended.connect(lambda _state: self._ended(job, view))
+        if job.active:
+            update()
+        else:
+            self._ended(job, view)
+        self._update_buttons()
+        return job
+
+    def cancel(self, job: Job | None) -> None:
+        """Cancel (the preview's or the grid's button): a queued render is dropped at once; a running one is
+        stopped by the worker between two steps."""
+        if job is not None and job.active:
+            self.jobs.cancel(job)
+
+    def _show_job(self, job: Job, view: MixPreviewView | None, what: str) -> None:
+        if view is not None and job in (self._preview_job, self._grid_job) and job.active:
+            view.show_job(job, what)
+        elif view is None and job is self._file_job and job.state == QUEUED:
+            self._say(f"{job.title}: {job.detail}", "info")
 
     # ---------------------------------------------------------------------------------------------
     # results
+    def _ended(self, job: Job, view: MixPreviewView | None) -> None:
+        current = job in (self._preview_job, self._grid_job, self._file_job)
+        if view is not None and current:
+            view.show_job(job)  # hides the bar and Cancel
+        if job.state == DONE:
+            for result in job.results:
+                self._on_result(result)
+            if self._status_kind == "error":
+                self._say("", "info")  # a later success clears the old error
+        elif job.state == FAILED and current:
+            self._on_failed(job, view)
+        elif job.state == CANCELLED and current and view is not None:
+            view.set_busy("cancelled")
+        self._update_buttons()
+
     def _on_result(self, result: MixResult) -> None:
         if result.kind == "preview":
             if self.preview.show_image(result.path, result.summary):
@@ -302,22 +377,24 @@ class MixerPanel(QWidget):
             self._say(f"Wrote {Path(result.path).name}: {(result.summary.splitlines() or [''])[0]}", "success")
             self.exported.emit(result.path)
 
-    def _on_failed(self, request_id: int, error: str, hint: str) -> None:
-        kind = self._job[1] if self._job and self._job[0] == request_id else "preview"
+    def _on_failed(self, job: Job, view: MixPreviewView | None) -> None:
+        error, hint = job.error or job.detail, job.hint
         for row in self.rows:
             name = Path(row.path).name
             row.show_problem(error if error.startswith(name) else "")
-        view = self.grid.view if kind == "grid" else self.preview
-        view.set_busy(f"Failed: {error}")
-        self._say(error + (f" — {hint}" if hint else ""), "error")
+        if view is not None:
+            view.set_busy(f"Failed: {error}")
+        self._say(f"The {job.title} failed: {error}" + (f" — {hint}" if hint else ""), "error")
 
-    def _on_busy(self, busy: bool) -> None:
-        self.export.set_busy(busy)
-        self.grid.render_button.setEnabled(not busy and bool(self.rows))
-        if not busy and self._want_preview:
-            self._timer.start(0)
+    def _update_buttons(self) -> None:
+        filing = self._file_job is not None and self._file_job.active
+        self.export.set_busy(filing)
+        self.export.export_button.setEnabled(bool(self.rows) and not filing)
+        gridding = self._grid_job is not None and self._grid_job.active
+        self.grid.render_button.setEnabled(bool(self.rows) and not gridding)
 
     def _say(self, text: str, kind: str) -> None:
+        self._status_kind = kind
         colour = {"error": "#b00020", "success": "#1d6b2f"}.get(kind, "")
         style = f" style='color:{colour}'" if colour else ""
         self.status.setText(f"<span{style}>{html.escape(text)}</span>")

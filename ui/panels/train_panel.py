@@ -2,8 +2,10 @@
 
 It is a state machine over the run — idle → checking → starting → running ⇄ paused → stopping → idle —
 driven by the worker's events (`handle_message`) and the user's buttons. It never talks to the worker
-directly: it emits `command_requested(command)` and MainWindow, the one place signals are wired, sends
-it. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
+directly: a run (and a plain-LoRA copy) is submitted to the window's job queue (`ui.jobs.JobManager`),
+where it may wait behind a mixer preview ("queued: runs after …"); Pause / Stop / Save are control
+commands it emits as `command_requested(command)`, which MainWindow, the one place signals are wired,
+sends. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
 cleaning up after a killed worker) runs on the thread pool.
 """
 
@@ -11,40 +13,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
 from studio.errors import StudioError
+from studio.job_requests import PlainCopyRequest, TrainRequest
+from studio.machine_defaults import MachineDefaults
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from studio.worker.preflight import Problem, preflight
-from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint, read_events, sample_images
+from studio.errors import Problem
+from studio.validate import check_files, errors_of, validate
+from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
+from studio.preset_info import preset_changes
+from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
+from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
-from ui.widgets.config_form import ConfigForm, FormError
+from ui.panels.train_checks import FormChecks
+from ui.widgets.config_form import ConfigForm, FormError, label_for
 from ui.widgets.log_view import LogView
 from ui.widgets.loss_chart import LossChart
 from ui.widgets.model_picker import ModelPicker
+from ui.widgets.preflight_view import PreflightView
 from ui.widgets.preview_gallery import PreviewGallery
 from ui.widgets.run_controls import RunControls
 from ui.widgets.run_history import RunHistory
-from ui.widgets.preset_box import fill_preset_box
+from ui.widgets.preset_box import PresetBox
+from ui.widgets.preset_note import PresetNote
 from ui.widgets.status_banner import StatusBanner
 
 ACTIVE = ("starting", "running", "paused", "stopping")
-PLAIN_JOB = "mix_plain"  # the worker job that writes a plain-LoRA copy (studio.mix.jobs.plain_job)
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
 
 
 def check_and_save(cfg: ProjectConfig, project_file: Path) -> list[Problem]:
-    """Pool thread: the preflight checks, and the project saved when they pass (what trains is what is saved)."""
-    problems = preflight(cfg, project_file)
-    if not any(pr.severity == "error" for pr in problems):
+    """Pool thread: the disk check (`check_files`), and the project saved when it and `validate` pass (what
+    trains is what is saved). Returns the disk check's problems; the form has the others."""
+    problems = check_files(cfg, project_file)
+    if not errors_of(validate(cfg) + problems):
         save_project(cfg, project_file)
     return problems
 
@@ -65,20 +76,11 @@ def after_worker_death(run_dir: Path | None, output_dir: Path | None) -> tuple[l
     return removed, last_checkpoint(run_dir)
 
 
-def history_until(run_dir: Path, step: int) -> tuple[list[dict], list[tuple[int, str, str]]]:
-    """Pool thread: progress points and previews a resumed run already made, up to its checkpoint."""
-    events = read_events(run_dir / "events.jsonl")
-    points = [e for e in events if e.get("type") == "progress" and int(e.get("step", 0)) <= step]
-    by_step = {int(e["step"]): e for e in points}  # a killed and resumed run repeats steps; keep the latest
-    samples = [s for s in sample_images(run_dir) if s[0] <= step]
-    return [by_step[k] for k in sorted(by_step)], list(dict.fromkeys(samples))
-
-
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _output_dir(command: p.Start) -> Path | None:
+def _output_dir(command: TrainRequest) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
     from studio.config import loads_project, resolve_path
 
@@ -108,8 +110,11 @@ class TrainPanel(QWidget):
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
-        self._plain_pending = False  # a plain-LoRA copy was sent and its job has not started yet
+        self.jobs = None  # the window's JobManager (use_jobs)
+        self._train_job: Job | None = None
+        self._plain_job: Job | None = None
         self._build()
+        self.checks = FormChecks(self.form, self.banner, lambda: self.project_file, lambda: self.run_state == "idle")
         self._wire()
         self._set_run_state("idle")
 
@@ -125,11 +130,14 @@ class TrainPanel(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         preset_row = QHBoxLayout()
         preset_row.addWidget(QLabel("Preset:"))
-        self.presets = QComboBox()
-        self.presets.setToolTip("Apply a preset's settings over the form (only the settings it names change)")
-        fill_preset_box(self.presets)  # id and what it is for
+        self.presets = PresetBox()
         preset_row.addWidget(self.presets, 1)
         left_layout.addLayout(preset_row)
+        self.preset_note = PresetNote()  # what the last preset changed, with Undo
+        left_layout.addWidget(self.preset_note)
+        self._preset_sync = QTimer(self)  # the box follows the form's values, once typing pauses
+        self._preset_sync.setSingleShot(True)
+        self._preset_sync.setInterval(150)
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
         scroll = QScrollArea()
@@ -152,12 +160,15 @@ class TrainPanel(QWidget):
         export_layout.addWidget(self.compat)
         self.export_box.setVisible(False)
         right_layout.addWidget(self.export_box)
-        charts_split = QSplitter(Qt.Orientation.Vertical)
+        self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
         self.gallery = PreviewGallery()
         self.log = LogView()
         self.history = RunHistory()
+        # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
+        self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
+        self.tabs.addTab(self.preflight, "Before you start")
         self.tabs.addTab(self.gallery, "Previews")
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.history, "History")
@@ -170,8 +181,14 @@ class TrainPanel(QWidget):
         split.setSizes([430, 870])
 
     def _wire(self) -> None:
-        self.presets.activated.connect(self._apply_preset)
+        self.presets.preset_chosen.connect(self._apply_preset)
+        self.preset_note.undo_clicked.connect(self._undo_preset)
         self.form.changed.connect(self.config_changed)
+        self.form.changed.connect(self._preset_sync.start)
+        self._preset_sync.timeout.connect(self._sync_preset_box)
+        self.form.changed.connect(self._update_preflight)
+        self.run_state_changed.connect(self.preflight.run_state)
+        self.preflight.headline_changed.connect(self._show_headline)
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
@@ -185,46 +202,137 @@ class TrainPanel(QWidget):
         self.history.previews_requested.connect(self._show_run_previews)
         self.compat.plain_copy_requested.connect(self._plain_copy)
 
+    def use_jobs(self, jobs) -> None:
+        """The window's JobManager: runs and plain-LoRA copies are submitted there."""
+        self.jobs = jobs
+
     # ---------------------------------------------------------------------------------------------
     # project
     def set_project(self, cfg: ProjectConfig, project_file: Path | None) -> None:
+        """Show a project: its settings, and — unless a run is going — only its own runs, chart and previews,
+        with its newest run's chart and previews loaded from its run folder and a resume offer if it stopped
+        before its final export."""
         self.project_file = Path(project_file) if project_file else None
         self.model_picker.set_project_file(self.project_file)
         self.form.set_config(cfg)
-        if not self.run_active:
-            self.controls.reset(cfg.schedule.max_steps)
-        self.history.set_project_dir(self.project_file.parent if self.project_file else None)
+        self.presets.show_config(cfg)
+        self.preset_note.hide()
+        project_dir = self.project_file.parent if self.project_file else None
+        self.history.set_project_dir(project_dir)
+        self._update_preflight()
+        if self.run_active:
+            return
+        self.controls.reset(cfg.schedule.max_steps)
+        self._resume_target = self.run_dir = self.output_dir = None
+        self.checkpoint_step = self.last_step = 0
+        self.banner.hide()
+        self.chart.clear()
+        self.gallery.clear()
+        self.export_box.setVisible(False)
+        self.tabs.setCurrentWidget(self.preflight)  # before a run the summary matters, not an empty chart
+        self.charts_split.setSizes([0, 1])
+        if project_dir is not None:
+            run_in_background(read_last_run, project_dir, on_done=lambda last: self._show_last_run(project_dir, last))
+
+    def _show_last_run(self, project_dir: Path, last: LastRun | None) -> None:
+        if last is None or self.run_active or self.project_file is None or self.project_file.parent != project_dir:
+            return
+        self._show_trace(last.trace)
+        if last.resumable:
+            run = last.summary
+            hint = f"Resume continues from its checkpoint at step {run.checkpoint_step}"
+            hint += f" ({run.error})." if run.error else " with the same optimizer, schedule and random state."
+            self._offer_resume(run.path, run.checkpoint_step, "info", last.stop_sentence(), hint, "Resume")
+            self.controls.set_details(last.stop_sentence())
+
+    def _show_trace(self, trace: RunTrace) -> None:
+        self.chart.clear()
+        self.gallery.clear()
+        for point in trace.points:
+            self.chart.add(*point)
+        if trace.points:
+            self.charts_split.setSizes([420, 300])
+        for preview in trace.previews:
+            self.gallery.add(*preview)
+
+    def _show_headline(self, text: str) -> None:
+        """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
+        if self.run_state == "idle" and self.controls.details.text().startswith("Not running."):
+            if self.preflight.summary is not None:
+                self.controls.reset(self.preflight.summary.max_steps)
+            self.controls.set_details(f"Not running. {text}.")
+
+    def _update_preflight(self) -> None:
+        try:
+            self.preflight.update_config(self.form.config(), self.project_file)
+        except FormError:
+            pass  # the field is marked at Start; the summary keeps the last possible settings
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
         self.model_picker.set_folders(folders)
 
     def current_config(self) -> ProjectConfig:
-        """The form's config; raises FormError (and highlights the field) if a value is impossible."""
-        self.form.clear_marks()
+        """The form's config; raises FormError (the fields highlighted, the banner listing them) if a value
+        is impossible."""
         try:
             return self.form.config()
-        except FormError as exc:
-            self.form.mark(exc.section, exc.name, str(exc))
-            self.banner.show_message("error", str(exc), "Fix the highlighted field.")
+        except FormError:
+            self.form.reveal()
             raise
 
-    def _apply_preset(self, index: int) -> None:
-        name = self.presets.itemData(index)
-        self.presets.setCurrentIndex(0)
-        if not name:
-            return
+    def _apply_preset(self, name: str) -> None:
         try:
-            base = self.current_config()
+            before = self.current_config()
         except FormError:
+            self._sync_preset_box()
             return
-        run_in_background(load_preset, name, base, on_done=self._preset_loaded,
+        self.preflight.set_preset(name)
+        run_in_background(load_preset, name, before, on_done=lambda cfg: self._preset_loaded(name, before, cfg),
                           on_error=lambda exc: self.banner.show_message("error", f"Preset {name}: {exc}",
                                                                         getattr(exc, "hint", "")))
 
-    def _preset_loaded(self, cfg: ProjectConfig) -> None:
-        self.form.set_config(cfg)
+    def _preset_loaded(self, name: str, before: ProjectConfig, after: ProjectConfig) -> None:
+        """The preset goes into the form, and the note lists what it changed (issue 18: nothing changes unseen)."""
+        self.form.set_config(after)
+        self.presets.show_config(after)
+        self.preset_note.show_changes(name, preset_changes(before, after))
         self.config_changed.emit()
+        self._update_preflight()
+
+    def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
+        """A new project on a newly known device: its defaults, each change said with its reason."""
+        try:
+            cfg = self.form.config()
+        except FormError:
+            return  # the user is typing into a new project: theirs, not ours to change
+        changes = defaults.changes(cfg)
+        self.form.set_config(defaults.apply(cfg))
+        self._update_preflight()
+        for d in changes:
+            self.log.add("info", f"default for this machine: [{d.section}] {d.key} = {d.value!r} — {d.reason}")
+        if changes:
+            self.banner.show_message("info", f"Settings chosen for {defaults.device.describe()}: " + ", ".join(
+                f"{label_for(d.section, d.key)} {d.value}" for d in changes) + ".", changes[0].reason)
+
+    def _undo_preset(self) -> None:
+        """The settings the preset changed go back to what they were; later edits to other fields stay."""
+        try:
+            cfg = self.form.config()
+        except FormError:
+            return
+        for change in self.preset_note.changes:
+            cfg = cfg.with_section(change.section, **{change.key: change.old})
+        self.form.set_config(cfg)
+        self.presets.show_config(cfg)
+        self.preset_note.hide()
+        self.config_changed.emit()
+
+    def _sync_preset_box(self) -> None:
+        try:
+            self.presets.show_config(self.form.config())
+        except FormError:
+            pass  # a half-typed value: the box keeps what it showed
 
     # ---------------------------------------------------------------------------------------------
     # commands
@@ -238,6 +346,8 @@ class TrainPanel(QWidget):
         try:
             cfg = self.current_config()
         except FormError:
+            return
+        if not self.preflight.confirm_start():  # on a CPU, a long run is confirmed once
             return
         if self.project_file is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save the project before training", "project.toml",
@@ -253,47 +363,67 @@ class TrainPanel(QWidget):
             self.project_file_chosen.emit(self.project_file)
             self.history.set_project_dir(self.project_file.parent)
         self.banner.hide()
+        self.checks.forget()
         self._set_run_state("checking")
         project_file = self.project_file
         run_in_background(check_and_save, cfg, project_file,
                           on_done=lambda problems: self._checked(cfg, project_file, problems),
                           on_error=self._check_failed)
 
-    def _checked(self, cfg: ProjectConfig, project_file: Path, problems: list[Problem]) -> None:
-        errors = [pr for pr in problems if pr.severity == "error"]
-        for pr in reversed(problems):  # the first problem ends up focused
-            if pr.severity == "error":
-                self.form.mark(pr.section, pr.field, pr.message)
+    def _checked(self, cfg: ProjectConfig, project_file: Path, file_problems: list[Problem]) -> None:
+        self._set_run_state("idle")
+        self.checks.files_checked(file_problems)
+        problems = self.form.problems()
         for pr in problems:
-            self.log.add(pr.severity, f"[{pr.section}] {pr.field}: {pr.message}")
-        if errors:
-            more = f" (and {len(errors) - 1} more, highlighted)" if len(errors) > 1 else ""
-            self.banner.show_message("error", f"Cannot start: {errors[0].message}{more}",
-                                     "Fix the highlighted fields, then press Start again.")
-            self._set_run_state("idle")
+            self.log.add(pr.severity, f"[{pr.section}] {pr.key}: {pr.message}")
+        if errors_of(problems):
+            self.form.reveal()  # the banner lists them all, the first field is focused
             return
         if problems:
             self.banner.show_message("warning", problems[0].message, "The run starts anyway.")
-        self._begin(p.Start(config_toml=dumps_project(cfg), project_file=str(project_file)), fresh=True)
+        self._begin(TrainRequest(config_toml=dumps_project(cfg), project_file=str(project_file)), fresh=True)
 
     def _check_failed(self, exc: BaseException) -> None:
         self.banner.show_message("error", f"Cannot start: {exc}", getattr(exc, "hint", ""))
         self._set_run_state("idle")
 
-    def _begin(self, command: p.Start, *, fresh: bool) -> None:
+    def _begin(self, command: TrainRequest, *, fresh: bool) -> None:
         self.output_dir = _output_dir(command)
         if fresh:
             self.chart.clear()
             self.gallery.clear()
+        self.tabs.setCurrentWidget(self.gallery)
+        if self.charts_split.sizes()[0] == 0:
+            self.charts_split.setSizes([420, 300])
         self.checkpoint_step = 0
         self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None
         self._set_run_state("starting")
-        self.controls.set_details("Waiting for the worker…" if self.worker_state != "ready"
-                                  else "Loading the model and the dataset…")
-        self._command(command)
+        job = self._train_job = self.jobs.submit(command, "training")
+        job.detail_changed.connect(lambda _d: self._train_job_changed(job))
+        job.state_changed.connect(lambda _s: self._train_job_changed(job))
+        self._train_job_changed(job)
+
+    def _train_job_changed(self, job: Job) -> None:
+        """Before the run's own events arrive: queued behind another job, sent, or cancelled / refused."""
+        if job is not self._train_job or self.run_state != "starting":
+            return
+        if job.state == QUEUED:
+            self.controls.set_details(_sentence(job.detail) + ".")
+        elif job.state == RUNNING:
+            self.controls.set_details("Loading the model and the dataset…")
+        elif job.state == CANCELLED:
+            self._set_run_state("idle")
+            self.controls.set_details("Cancelled before it started.")
+        elif job.state == FAILED and job.worker_exit is None:  # a dead worker: _on_worker_exited says it
+            self._set_run_state("idle")
+            self.banner.show_message("error", f"Cannot start: {job.error}", job.hint)
 
     def stop(self) -> None:
+        job = self._train_job
+        if self.run_state == "starting" and job is not None and job.state == QUEUED:
+            self.jobs.cancel(job)  # it never reached the worker
+            return
         if self.run_state in ("starting", "running", "paused"):
             self._command(p.Stop())
             self._set_run_state("stopping")
@@ -316,20 +446,17 @@ class TrainPanel(QWidget):
     def _resume_ready(self, run_dir: Path, config_text: str, step: int, checkpoint: Path) -> None:
         self.log.add("info", f"resuming {run_dir.name} from the checkpoint at step {step}")
         self.banner.hide()
-        self._begin(p.Start(config_toml=config_text, project_file=str(self.project_file) if self.project_file else None,
-                            resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
+        self._begin(TrainRequest(config_toml=config_text,
+                                 project_file=str(self.project_file) if self.project_file else None,
+                                 resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
         self.run_dir = run_dir
 
-    def _command(self, command: p.Command) -> None:
+    def _command(self, command: p.Command | JobRequest) -> None:
         self.command_requested.emit(command)
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
-        """MainWindow could not deliver a command (no worker): undo the state change it implied."""
-        if isinstance(command, p.RunJob) and command.kind == PLAIN_JOB:
-            self._plain_pending = False
-            self.compat.show_copy_error(f"the worker is not running ({reason})", "try again in a few seconds")
-            return
-        if isinstance(command, p.Start) or self.run_active:
+        """MainWindow could not deliver a control command (no worker): undo the state change it implied."""
+        if self.run_active:
             self._set_run_state("idle")
         self.banner.show_message("error", f"The worker is not running ({reason}).",
                                  "It is being restarted; try again in a few seconds.")
@@ -356,18 +483,18 @@ class TrainPanel(QWidget):
         except (StudioError, FormError) as exc:
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
-        self._plain_pending = True
-        self._command(p.RunJob(kind=PLAIN_JOB, params={"src": source, "out": out, "rank": rank,
-                                                       "base": cfg.model.path, "dtype": cfg.output.dtype}))
+        job = self._plain_job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
+                                                                  dtype=cfg.output.dtype), "plain-LoRA copy")
+        job.event.connect(lambda m: self.log.add(m.level, m.text, m.time) if isinstance(m, Log) else None)
+        job.ended.connect(lambda _state: self._plain_copy_ended(job))
 
-    def _plain_copy_message(self, message: object) -> None:
-        if isinstance(message, MixResult):
-            self.compat.show_copy_result(message.path, message.summary)
-            self.log.add("info", f"plain-LoRA copy: {message.path} ({message.summary})")
-        elif isinstance(message, Failed):
-            self.compat.show_copy_error(message.error, message.hint)
-        elif isinstance(message, Log):
-            self.log.add(message.level, message.text, message.time)
+    def _plain_copy_ended(self, job: Job) -> None:
+        result = next((r for r in job.results if isinstance(r, MixResult)), None)
+        if job.state == DONE and result is not None:
+            self.compat.show_copy_result(result.path, result.summary)
+            self.log.add("info", f"plain-LoRA copy: {result.path} ({result.summary})")
+        elif job.state != CANCELLED:
+            self.compat.show_copy_error(job.error or "the copy was not written", job.hint)
 
     # ---------------------------------------------------------------------------------------------
     # worker
@@ -387,24 +514,20 @@ class TrainPanel(QWidget):
         """Every message from the worker, in order, on the GUI thread.
 
         The worker also runs other jobs (the mixer's previews); their events are bracketed by
-        job_started/job_ended, and only those of a `train` job concern this panel."""
+        job_started/job_ended, and only those of a training job concern this panel."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
-            if message.kind == PLAIN_JOB:
-                self._plain_pending = False
             return
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
-        if self._job_kind == PLAIN_JOB and isinstance(message, (MixResult, Failed, Finished, Log, Progress)):
-            self._plain_copy_message(message)
-            return
-        if isinstance(message, JOB_EVENTS) and self._job_kind != "train":
+        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
             if not (isinstance(message, Log) and self._job_kind is None):
                 return
         if isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
+            self.history.show_active_step(message.step)
             self.chart.add(message.step, message.loss, message.smoothed_loss, message.lr)
         elif isinstance(message, Sample):
             self.gallery.add(message.step, message.prompt, message.path)
@@ -426,18 +549,12 @@ class TrainPanel(QWidget):
             self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
-            if self._plain_pending:  # the worker refused the copy (busy with the mixer's job)
-                self._plain_pending = False
-                self.compat.show_copy_error(message.error, message.hint)
-            if self.run_state == "starting":
+            if self.run_state == "starting" and not (self._train_job and self._train_job.state == QUEUED):
                 self.banner.show_message("error", message.error, message.hint)
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
         elif isinstance(message, WorkerExited):
-            if self._job_kind == PLAIN_JOB or self._plain_pending:
-                self._plain_pending = False
-                self.compat.show_copy_error("the worker stopped before the copy was written", "try again")
             self._job_kind = None
             self._on_worker_exited(message)
 
@@ -453,19 +570,21 @@ class TrainPanel(QWidget):
             self.gallery.truncate(e.start_step)
             if self.chart.count() == 0:
                 run_dir = self.run_dir
-                run_in_background(history_until, run_dir, e.start_step,
-                                  on_done=lambda h: self._prefill(run_dir, *h))
+                run_in_background(read_trace, run_dir, e.start_step,
+                                  on_done=lambda trace: self._prefill(run_dir, trace))
+        self.history.set_active_run(self.run_dir, e.start_step, e.total_steps)
         self.history.refresh()
 
-    def _prefill(self, run_dir: Path, points: list[dict], samples: list[tuple[int, str, str]]) -> None:
+    def _prefill(self, run_dir: Path, trace: RunTrace) -> None:
+        """What a resumed run made before its checkpoint, under what it has made since it started again."""
         if run_dir != self.run_dir:
             return
         have = self.chart.last()
-        for e in points:
-            if have is None or e["step"] < have[0]:
-                self.chart.add(int(e["step"]), e["loss"], e["smoothed_loss"], e["lr"])
+        for point in trace.points:
+            if have is None or point[0] < have[0]:
+                self.chart.add(*point)
         shown = {(t.step, t.path) for t in self.gallery.thumbnails}
-        for step, prompt, path in samples:
+        for step, prompt, path in trace.previews:
             if (step, path) not in shown:
                 self.gallery.add(step, prompt, path)
 
@@ -501,6 +620,8 @@ class TrainPanel(QWidget):
     def _on_worker_exited(self, e: WorkerExited) -> None:
         if not self.run_active and self.run_state != "checking":
             return
+        if self._train_job is not None and self._train_job.state == QUEUED:
+            return  # still queued: it runs on the next worker
         was = self.run_state
         self._set_run_state("idle")
         if e.expected:
@@ -531,23 +652,24 @@ class TrainPanel(QWidget):
                            f"The last checkpoint is at step {found[0]}; resume continues from there with the same "
                            "optimizer, schedule and random state.")
 
-    def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str) -> None:
+    def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str,
+                      action: str = "") -> None:
         if run_dir is not None and step:
             self._resume_target = run_dir
-            self.banner.show_message(kind, title, hint, f"Resume from step {step}")
+            self.banner.show_message(kind, title, hint, action or f"Resume from step {step}")
         else:
             self._resume_target = None
             self.banner.show_message(kind, title, hint)
 
     def _show_run_previews(self, run: RunSummary) -> None:
-        run_in_background(sample_images, run.path, on_done=self._fill_gallery)
+        run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
-    def _fill_gallery(self, samples: list[tuple[int, str, str]]) -> None:
+    def _fill_gallery(self, trace: RunTrace) -> None:
         if self.run_active:
             return
         self.gallery.clear()
-        for step, prompt, path in samples:
-            self.gallery.add(step, prompt, path)
+        for preview in trace.previews:
+            self.gallery.add(*preview)
         self.tabs.setCurrentWidget(self.gallery)
 
     def _set_run_state(self, state: str) -> None:
@@ -555,5 +677,8 @@ class TrainPanel(QWidget):
         self.controls.set_state(state)
         self.form.setEnabled(state == "idle")
         self.presets.setEnabled(state == "idle")
+        self.preset_note.setEnabled(state == "idle")
         self.history.set_resume_allowed(state == "idle")
+        if state == "idle":
+            self.history.set_active_run(None)
         self.run_state_changed.emit(state)

@@ -1,9 +1,13 @@
 """The project's settings as a form, generated from the `studio.config` dataclasses and their metadata.
 
 Nothing here lists fields by hand: a field added to `studio.config` appears in the form with its
-tooltip, range and editor. Fields marked `advanced` go into a collapsed "Advanced" part of their group.
-`config()` validates every field through `studio.config.build_section` — the same code that reads
-project files — and names the offending field, so the form can highlight it.
+tooltip (`field_help`, the same text as the field's `lora-studio train` flag), range and editor. Fields
+marked `advanced` go into a collapsed "Advanced" part of their group.
+
+It validates as the user types: each edit runs the field through `config.build_section` (the code that reads
+project files and CLI flags: the same messages) and the whole config through `studio.validate.validate`;
+the disk check's problems come in through `set_file_problems`. Every field with an error is highlighted,
+and `problems_changed` tells the panel, which lists them all.
 """
 
 from __future__ import annotations
@@ -15,15 +19,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, build_section, section_type
-from studio.errors import ConfigError
+from studio.errors import ConfigError, Problem
+from studio.field_info import SECTION_TITLES
+from studio.validate import validate
 from ui.wheel_guard import guard_wheel_in
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
-GROUPS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"), ("dataset", "Dataset"), ("network", "Network"), ("optimizer", "Optimizer"),
-    ("schedule", "Schedule"), ("sampling", "Sampling"), ("output", "Output"),
-)
+GROUPS: tuple[tuple[str, str], ...] = tuple(SECTION_TITLES.items())
 
 #: The form's labels in users' words (the one place they are set). A field missing here gets its name,
 #: capitalised; tests/test_form_labels.py checks the acronyms and sampling labels below stay as written.
@@ -52,11 +55,7 @@ INVALID_STYLE = "QLineEdit, QSpinBox, QComboBox, QPlainTextEdit { border: 2px so
 
 
 class FormError(ConfigError):
-    """A field of the form holds an impossible value."""
-
-    def __init__(self, section: str, name: str, message: str) -> None:
-        super().__init__(message)
-        self.section, self.name = section, name
+    """Fields of the form hold impossible values: `problems` lists each (section, key, message)."""
 
 
 @dataclass
@@ -74,6 +73,7 @@ def label_for(section: str, name: str) -> str:
 
 class ConfigForm(QWidget):
     changed = Signal()
+    problems_changed = Signal()  # the fields' or the config's problems changed: read them with problems()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -81,11 +81,16 @@ class ConfigForm(QWidget):
         self._base = ProjectConfig()
         self._loading = False
         self._marked: list[_Field] = []
+        self._field_problems: dict[tuple[str, str], Problem] = {}  # type and range, per field
+        self._rule_problems: list[Problem] = []  # studio.validate.validate on the whole config
+        self._file_problems: list[Problem] = []  # studio.validate.check_files, from the panel's pool thread
+        self._shown = False  # problems are shown once the user edits a field or presses Start
         layout = QVBoxLayout(self)
         for section, title in GROUPS:
             layout.addWidget(self._build_group(section, title))
         layout.addStretch(1)
         guard_wheel_in(self)  # the form scrolls under the wheel; its numbers change only once clicked into
+        self.set_config(self._base)  # every editor holds a value from the start
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
         group = QGroupBox(title)
@@ -103,10 +108,10 @@ class ConfigForm(QWidget):
             editor = make_editor(section, f.name, hints[f.name], meta)
             editor.setObjectName(f"{section}.{f.name}")
             label = QLabel(label_for(section, f.name))
-            tip = tooltip(section, f.name, meta)
+            tip = tooltip(section, f.name)
             label.setToolTip(tip)
             editor.setToolTip(tip)
-            editor.changed.connect(self._on_changed)
+            editor.changed.connect(lambda s=section, n=f.name: self._on_changed(s, n))
             target = form
             if meta.get("advanced"):
                 if advanced_form is None:
@@ -151,50 +156,112 @@ class ConfigForm(QWidget):
                 item.editor.set_value(getattr(getattr(cfg, section), name))
         finally:
             self._loading = False
-        self.clear_marks()
+        self._shown = False  # a project just opened is not told off before the user does anything
+        self._file_problems = []
+        self._recheck_all()
 
     def config(self) -> ProjectConfig:
-        """The form's values as a config; FormError names the first field that is wrong."""
-        cfg = self._base
-        for section, _ in GROUPS:
-            current = getattr(cfg, section)
-            for (sec, name), item in self._fields.items():
-                if sec != section:
-                    continue
-                try:
-                    value = item.editor.value()
-                    if isinstance(value, tuple):
-                        value = list(value)
-                    current = build_section(section, {name: value}, current, "form")
-                except ValueError as exc:
-                    raise FormError(section, name, f"{label_for(section, name)}: {exc}") from None
-                except ConfigError as exc:
-                    message = str(exc).split(f"] {name} ", 1)[-1]
-                    raise FormError(section, name, f"{label_for(section, name)} {message}") from None
-            cfg = cfg.with_section(section, **{f.name: getattr(current, f.name) for f in fields(current)})
-        return cfg
+        """The form's values as a config; FormError lists every field whose value is impossible."""
+        self._recheck_all()
+        problems = list(self._field_problems.values())
+        if problems:
+            raise FormError.from_problems(problems)
+        return self._collect()
 
-    def mark(self, section: str, name: str, message: str) -> None:
-        """Highlight a field (red border, message as its tooltip), open its Advanced part, scroll to it."""
-        item = self._fields.get((section, name))
-        if item is None:
-            return
-        item.editor.setStyleSheet(INVALID_STYLE)
-        item.editor.setToolTip(f"<p><b>{_escape(message)}</b></p>" + tooltip(section, name, _meta(section, name)))
-        item.label.setStyleSheet("color: #d9534f; font-weight: bold;")
-        if item.advanced_box is not None and not item.advanced_box.isVisible():
-            item.advanced_box.property("toggle").setChecked(True)
-        self._marked.append(item)
-        item.editor.focus_widget().setFocus()
-        self._ensure_visible(item.editor)
+    def problems(self) -> list[Problem]:
+        """Every problem found now: the fields' own, then those between fields, then the files'; errors first."""
+        found = [*self._field_problems.values(), *self._rule_problems, *self._file_problems]
+        return sorted(found, key=lambda p: p.severity != "error")
+
+    def set_file_problems(self, problems: list[Problem]) -> None:
+        """The disk check's result (`studio.validate.check_files`), shown with the others until the field changes."""
+        self._file_problems = list(problems)
+        self._shown = True
+        self._show_problems()
+
+    def reveal(self) -> None:
+        """Show the problems even though nothing was edited (the user pressed Start); focus the first."""
+        self._shown = True
+        self._show_problems()
+        if self._marked:
+            first = self._marked[0]
+            self._open_advanced(first)
+            first.editor.focus_widget().setFocus()
+            self._ensure_visible(first.editor)
+
+    def shown(self) -> bool:
+        return self._shown
 
     def marked_fields(self) -> list[tuple[str, str]]:
         return [(m.section, m.name) for m in self._marked]
 
-    def clear_marks(self) -> None:
+    # ---------------------------------------------------------------------------------------------
+    def _check_field(self, section: str, name: str) -> None:
+        item = self._fields[(section, name)]
+        value = item.editor.value()
+        try:
+            build_section(section, {name: list(value) if isinstance(value, tuple) else value},
+                          getattr(self._base, section), "form")
+        except ConfigError as exc:
+            self._field_problems[(section, name)] = (exc.problems[0] if exc.problems
+                                                     else Problem(section, name, str(exc), exc.hint))
+        else:
+            self._field_problems.pop((section, name), None)
+
+    def _collect(self) -> ProjectConfig:
+        """The config from every field that holds a valid value (the others keep the loaded value)."""
+        values: dict[str, dict[str, Any]] = {}
+        for (section, name), item in self._fields.items():
+            if (section, name) not in self._field_problems:
+                value = item.editor.value()
+                values.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
+        cfg = self._base
+        for section, changes in values.items():
+            while True:
+                try:
+                    current = build_section(section, changes, getattr(cfg, section), "form")
+                    break
+                except ConfigError as exc:  # a field not judged yet: it is now, and keeps the loaded value
+                    self._field_problems[(section, exc.key)] = exc.problems[0]
+                    changes.pop(exc.key)
+            cfg = cfg.with_section(section, **{f.name: getattr(current, f.name) for f in fields(current)})
+        return cfg
+
+    def _recheck_all(self) -> None:
+        for section, name in self._fields:
+            self._check_field(section, name)
+        self._recheck_rules()
+
+    def _recheck_rules(self) -> None:
+        self._rule_problems = validate(self._collect())
+        self._show_problems()
+
+    def _show_problems(self) -> None:
+        self._clear_marks()
+        if self._shown:
+            for problem in self.problems():
+                if problem.severity == "error":
+                    self._mark(problem)
+        self.problems_changed.emit()
+
+    def _mark(self, problem: Problem) -> None:
+        """Highlight a field (red border and label, the message at the top of its tooltip)."""
+        item = self._fields.get((problem.section, problem.key))
+        if item is None or item in self._marked:
+            return
+        item.editor.setStyleSheet(INVALID_STYLE)
+        item.editor.setToolTip(f"<p><b>{_escape(problem.message)}</b></p>" + tooltip(item.section, item.name))
+        item.label.setStyleSheet("color: #d9534f; font-weight: bold;")
+        self._marked.append(item)
+
+    def _open_advanced(self, item: _Field) -> None:
+        if item.advanced_box is not None and not item.advanced_box.isVisible():
+            item.advanced_box.property("toggle").setChecked(True)
+
+    def _clear_marks(self) -> None:
         for item in self._marked:
             item.editor.setStyleSheet("")
-            item.editor.setToolTip(tooltip(item.section, item.name, _meta(item.section, item.name)))
+            item.editor.setToolTip(tooltip(item.section, item.name))
             item.label.setStyleSheet("")
         self._marked.clear()
 
@@ -207,16 +274,15 @@ class ConfigForm(QWidget):
         if parent is not None:
             parent.ensureWidgetVisible(widget, 20, 40)
 
-    def _on_changed(self) -> None:
-        if not self._loading:
-            self.changed.emit()
-
-
-def _meta(section: str, name: str) -> dict[str, Any]:
-    for f in fields(section_type(section)):
-        if f.name == name:
-            return dict(f.metadata)
-    return {}
+    def _on_changed(self, section: str, name: str) -> None:
+        if self._loading:
+            return
+        self._shown = True
+        self._check_field(section, name)
+        # a file problem of this field is stale now; the panel runs the disk check again
+        self._file_problems = [p for p in self._file_problems if (p.section, p.key) != (section, name)]
+        self._recheck_rules()
+        self.changed.emit()
 
 
 def _escape(text: str) -> str:

@@ -1,19 +1,21 @@
 """One editor widget per kind of config field, chosen from the field's type and `metadata`.
 
-Each editor has `value()` (raises ValueError with a message for the user), `set_value()` and a `changed`
-signal, so the form can treat them alike. Ranges come from `metadata["min"/"max"]`, choices from
-`Literal[...]` types, help text becomes the tooltip: `studio.config` stays the one source of truth.
+Each editor has `value()`, `set_value()` and a `changed` signal, so the form can treat them alike. A text
+editor's `value()` is what the user typed, read by `field_info.parse_text` (the CLI's flags are read the
+same way), and the form leaves the judging to `studio.config`: an impossible value gets the message a project
+file or a flag would get. Ranges come from `metadata["min"/"max"]`, choices from `Literal[...]` types, the
+tooltip is `field_info.field_help`: `studio.config` stays the one source of truth.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QMenu, QPlainTextEdit,
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from studio.field_info import field_choices, field_help, parse_text, range_text
 from studio.models.base_files import dialog_filter
 
 INT32_MAX = 2**31 - 1
@@ -37,14 +39,6 @@ class FieldEditor(QWidget):
         return self
 
 
-def _range_text(meta: dict[str, Any]) -> str:
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is None and hi is None:
-        return ""
-    fmt = lambda v: f"{v:g}" if isinstance(v, float) else f"{v:,}"  # noqa: E731
-    return f"{fmt(lo)} – {fmt(hi)}"
-
-
 class IntEditor(FieldEditor):
     """A spin box; a line edit for ranges beyond what QSpinBox holds (seeds up to 2³²−1)."""
 
@@ -64,17 +58,10 @@ class IntEditor(FieldEditor):
             self._edit.textChanged.connect(self.changed)
             self._layout.addWidget(self._edit)
 
-    def value(self) -> int:
+    def value(self) -> int | str:
         if self._spin is not None:
             return self._spin.value()
-        text = self._edit.text().strip().replace(",", "").replace("_", "")
-        try:
-            v = int(text)
-        except ValueError:
-            raise ValueError(f"`{text}` is not a whole number") from None
-        if not self._lo <= v <= self._hi:
-            raise ValueError(f"{v} is outside {self._lo:,} – {self._hi:,}")
-        return v
+        return parse_text(self._edit.text(), int)
 
     def set_value(self, value: int) -> None:
         if self._spin is not None:
@@ -91,23 +78,13 @@ class FloatEditor(FieldEditor):
 
     def __init__(self, meta: dict[str, Any]) -> None:
         super().__init__()
-        self._lo, self._hi = meta.get("min"), meta.get("max")
         self._edit = QLineEdit()
-        self._edit.setPlaceholderText(_range_text(meta))
+        self._edit.setPlaceholderText(range_text(meta))
         self._edit.textChanged.connect(self.changed)
         self._layout.addWidget(self._edit)
 
-    def value(self) -> float:
-        text = self._edit.text().strip()
-        try:
-            v = float(text)
-        except ValueError:
-            raise ValueError(f"`{text}` is not a number") from None
-        if not math.isfinite(v):
-            raise ValueError(f"{text} is not a finite number")
-        if (self._lo is not None and v < self._lo) or (self._hi is not None and v > self._hi):
-            raise ValueError(f"{v:g} is outside {self._lo:g} – {self._hi:g}")
-        return v
+    def value(self) -> float | str:
+        return parse_text(self._edit.text(), float)
 
     def set_value(self, value: float) -> None:
         self._edit.setText(f"{float(value):g}")
@@ -246,7 +223,7 @@ class PairEditor(FieldEditor):
             part.changed.connect(self.changed)
             self._layout.addWidget(part)
 
-    def value(self) -> tuple[float, float]:
+    def value(self) -> tuple[float | str, float | str]:
         return tuple(part.value() for part in self._parts)  # type: ignore[return-value]
 
     def set_value(self, value: tuple[float, float]) -> None:
@@ -259,8 +236,8 @@ class PairEditor(FieldEditor):
 
 def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> FieldEditor:
     """The editor for one field of `studio.config`."""
-    if "choices" in meta or get_origin(tp) is Literal:
-        return ChoiceEditor(tuple(meta.get("choices") or get_args(tp)))
+    if field_choices(tp):
+        return ChoiceEditor(field_choices(tp))
     if tp is bool:
         return BoolEditor(meta)
     if tp is int:
@@ -279,14 +256,10 @@ def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> Field
     return TextEditor(meta)
 
 
-def tooltip(section: str, name: str, meta: dict[str, Any]) -> str:
-    parts = [str(meta.get("help", ""))]
-    rng = _range_text(meta)
-    if rng:
-        parts.append(f"Range: {rng}")
-    parts.append(f"Project file: [{section}] {name}")
-    return "<p>" + "</p><p>".join(_escape(p) for p in parts if p) + "</p>"
+def tooltip(section: str, name: str) -> str:
+    """The field's `field_help` as rich text (one paragraph per line), so Qt wraps it."""
+    return "".join(f"<p>{_escape(line)}</p>" for line in field_help(section, name).splitlines())
 
 
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "")
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,19 +1,24 @@
-"""The mixer's preview image: the previous image stays until the new one arrives, with a status line.
+"""The mixer's preview image: the previous image stays until the new one arrives, with a status line,
+a progress bar and a Cancel button while its job is queued or running.
 
 A blank or flickering preview while the next one renders makes comparing two strengths impossible, so
-`set_busy` only changes the caption; `show_image` swaps the picture in one step.
+`set_busy` / `show_job` only change the caption and the bar; `show_image` swaps the picture in one step.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+
+from ui.jobs.job import QUEUED, RUNNING, Job
 
 
 class MixPreviewView(QWidget):
+    cancel_requested = Signal()
+
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Add a LoRA to see a preview") -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
@@ -25,11 +30,20 @@ class MixPreviewView(QWidget):
         self.caption = QLabel()
         self.caption.setProperty("role", "hint")
         self.caption.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this render (or drop it from the queue)")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        job_row = QHBoxLayout()
+        job_row.addWidget(self.bar, 1)
+        job_row.addWidget(self.cancel_button)
         layout.addWidget(self.image, 1)
+        layout.addLayout(job_row)
         layout.addWidget(self.caption)
         self._pixmap: QPixmap | None = None
         self.path: str | None = None
         self.images_shown = 0
+        self._show_bar(False)
 
     def show_image(self, path: str, caption: str = "") -> bool:
         pixmap = QPixmap(str(Path(path)))
@@ -44,6 +58,32 @@ class MixPreviewView(QWidget):
 
     def set_busy(self, text: str) -> None:
         self.caption.setText(text)
+
+    def show_job(self, job: Job, what: str = "preview") -> None:
+        """The caption, bar and Cancel for `job`: queued ("queued: runs after the training job"), running
+        (steps or cells with an ETA; a busy bar until the first count), or ended (bar and Cancel hidden)."""
+        active = job.state in (QUEUED, RUNNING)
+        self._show_bar(active)
+        if job.state == QUEUED:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(0)
+            self.bar.setFormat("queued")
+            self.caption.setText(job.detail or "queued")
+        elif job.state == RUNNING:
+            pr = job.progress
+            if pr.total:
+                self.bar.setRange(0, pr.total)
+                self.bar.setValue(min(pr.done, pr.total))
+                self.bar.setFormat(pr.text())
+            else:
+                self.bar.setRange(0, 0)  # busy until the worker counts steps
+            self.caption.setText(f"rendering the {what}…" + (f" ({job.detail})" if job.detail else ""))
+        if active and self._pixmap is None:  # never "Add a LoRA…" while one is on its way
+            self.image.setText(f"The {what} is queued" if job.state == QUEUED else f"Rendering the {what}…")
+
+    def _show_bar(self, visible: bool) -> None:
+        self.bar.setVisible(visible)
+        self.cancel_button.setVisible(visible)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)

@@ -1,12 +1,11 @@
 """The Train form's base-model field: a path, a list of the models in the user's model folders, and what
 the model in the field is (family, precision, size), or why it cannot be used.
 
-Detection reads files (and a pickled `.ckpt` whole), so it never runs on the GUI thread: folder scans and
-the check of the typed path run on a small pool of their own (`model_pool`), so a slow checkpoint cannot
-hold up the app's quick background jobs. Every job carries a generation number; a result that a newer
-scan or a newer path has overtaken is dropped, and a job that is overtaken before it starts does not run.
-`studio.models.detect` is imported on the pool thread only: it brings in torch, which the GUI process
-otherwise does without.
+Detection reads files (a safetensors header, a `.ckpt`'s pickle opcodes: torch-free, nothing unpickled), so it
+never runs on the GUI thread: folder scans and the check of the typed path run on a small pool of their own
+(`model_pool`), so a slow disk cannot hold up the app's quick background jobs. Every job carries a generation
+number; a result that a newer scan or a newer path has overtaken is dropped, and a job that is overtaken
+before it starts does not run.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import QBoxLayout, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton
 
 from studio.config import resolve_path
+from studio.models.detect import detect_model, scan_model_folders
+from studio.models.entry_check import check_model_path
 from studio.models.describe import (details, picker_rows, problem_text, same_path, skipped_details, skipped_note,
                                     summary)
 from ui.background import run_in_background
@@ -47,8 +48,6 @@ def _scan_job(folders: tuple[str, ...], wanted: Callable[[], bool]) -> Any:
     """Pool thread: the ModelScan of `folders`, or None when a newer scan was asked for meanwhile."""
     if not wanted():
         return None
-    from studio.models.detect import scan_model_folders
-
     return scan_model_folders(folders)
 
 
@@ -56,8 +55,7 @@ def _detect_job(path: Path, wanted: Callable[[], bool]) -> Any:
     """Pool thread: the ModelInfo of `path` (raises the detector's error), or None when overtaken."""
     if not wanted():
         return None
-    from studio.models.detect import detect_model
-
+    check_model_path(path)  # the loader's first look, as studio.validate.check_files: the field says what Start says
     return detect_model(path)
 
 

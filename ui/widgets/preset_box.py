@@ -1,34 +1,59 @@
-"""The Train panel's preset chooser: each preset by id and what it is for, its full description as tooltip.
+"""The Train panel's preset box: each preset by id and what it is for, and the preset in effect.
 
-The closed box always reads "Choose a preset…" (choosing one applies it and resets the box), so the longer
-entries only appear in the open list, which is made wide enough for them.
+The closed box names the preset whose values the form has (on the fields that preset sets) or reads
+"custom" once one of them was changed (issue 18: it used to read "Choose a preset…" whatever the form held).
+Choosing an entry asks for that preset (`preset_chosen`); the panel applies it and lists what changed.
+The open list is made wide enough for the descriptions.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QWidget
 
-from studio.config import preset_names
-from studio.preset_info import preset_description, short_description
+from studio.config import ProjectConfig
+from studio.preset_info import Preset, bundled_presets, matching_preset, short_description
 
-PROMPT = "Choose a preset…"
-
-
-def preset_item_text(name: str, description: str) -> str:
-    summary = short_description(description)
-    return f"{name} — {summary}" if summary else name
+CUSTOM = "custom"
 
 
-def fill_preset_box(box: QComboBox) -> None:
-    """Fill `box` with the bundled presets; item data is the preset id (None for the prompt)."""
-    box.clear()
-    box.addItem(PROMPT, None)
-    for name in preset_names():
-        description = preset_description(name)
-        box.addItem(preset_item_text(name, description), name)
-        box.setItemData(box.count() - 1, description or name, Qt.ItemDataRole.ToolTipRole)
-    view = box.view()
-    metrics = view.fontMetrics()
-    widest = max(metrics.horizontalAdvance(box.itemText(i)) for i in range(box.count()))
-    view.setMinimumWidth(widest + 3 * metrics.averageCharWidth() + 2 * view.frameWidth())  # item margins
+def preset_item_text(preset: Preset) -> str:
+    summary = short_description(preset.description)
+    return f"{preset.name} — {summary}" if summary else preset.name
+
+
+class PresetBox(QComboBox):
+    preset_chosen = Signal(str)  # the id of the preset the user picked
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setToolTip("The preset the settings match, or “custom”. Choose one to apply its settings over the "
+                        "form (only the settings it names change; the note below lists them, with Undo).")
+        self.presets = bundled_presets()
+        self.addItem(CUSTOM, None)
+        self.setItemData(0, "Settings that match no preset", Qt.ItemDataRole.ToolTipRole)
+        for preset in self.presets:
+            self.addItem(preset_item_text(preset), preset.name)
+            self.setItemData(self.count() - 1, preset.description or preset.name, Qt.ItemDataRole.ToolTipRole)
+        view = self.view()
+        metrics = view.fontMetrics()
+        widest = max(metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count()))
+        view.setMinimumWidth(widest + 3 * metrics.averageCharWidth() + 2 * view.frameWidth())  # item margins
+        self._shown = 0
+        self.activated.connect(self._activated)
+
+    def in_effect(self) -> str:
+        """The id of the preset shown, or "custom"."""
+        return self.itemData(self._shown) or CUSTOM
+
+    def show_config(self, cfg: ProjectConfig) -> None:
+        """Show the preset `cfg` matches, or "custom"."""
+        preset = matching_preset(cfg, self.presets)
+        self._shown = self.findData(preset.name) if preset is not None else 0
+        self.setCurrentIndex(self._shown)
+
+    def _activated(self, index: int) -> None:
+        name = self.itemData(index)
+        self.setCurrentIndex(self._shown)  # until the preset is in the form, the box shows what is in effect
+        if name:
+            self.preset_chosen.emit(name)

@@ -1,7 +1,9 @@
 """The project's past runs: status, steps, final loss, outputs, config, and a button to open the folder.
 
 `runs/` is read on the thread pool (`studio.run_folder.list_runs`), only when the history is refreshed
-(project opened, a run ended, the Refresh button), never on a timer.
+(project opened, a run ended, the Refresh button), never on a timer. The run in progress has no end event
+yet, which on disk reads as "interrupted": the Train panel names it (`set_active_run`), and it is shown as
+running, its step following the run's progress.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class RunHistory(QWidget):
         buttons.addWidget(self.refresh_button)
         layout.addLayout(buttons)
         self.resume_allowed = True
+        self._active: Path | None = None  # the run in progress, shown as running
+        self._active_step = (0, 0)  # its step and total
+        self._active_row: QTreeWidgetItem | None = None
 
     def set_project_dir(self, folder: Path | None) -> None:
         self._project_dir = folder
@@ -85,16 +90,42 @@ class RunHistory(QWidget):
             self.loading = False
             self._fill(runs)
 
+    def set_active_run(self, run_dir: Path | None, step: int = 0, total: int = 0) -> None:
+        """The run in progress (None once it ended); it is listed as running, not as interrupted."""
+        self._active = Path(run_dir).resolve() if run_dir is not None else None
+        self._active_step = (step, total)
+        self._fill(self.runs)
+
+    def show_active_step(self, step: int) -> None:
+        self._active_step = (step, self._active_step[1])
+        item = self._active_row
+        if item is not None:
+            item.setText(2, self._steps_text(item.data(0, Qt.ItemDataRole.UserRole)))
+
+    def _is_active(self, run: RunSummary) -> bool:
+        return self._active is not None and run.path.resolve() == self._active
+
+    def status_of(self, run: RunSummary) -> str:
+        return "running" if self._is_active(run) else run.status
+
+    def _steps_text(self, run: RunSummary) -> str:
+        step, total = (max(run.last_step, self._active_step[0]), self._active_step[1] or run.total_steps) \
+            if self._is_active(run) else (run.last_step, run.total_steps)
+        return f"{step} / {total}" if total else str(step)
+
     def _fill(self, runs: list[RunSummary]) -> None:
         selected = self.selected()
         self.runs = runs
         self.tree.clear()
+        self._active_row = None
         for run in runs:
             loss = f"{run.final_loss:.4f}" if run.final_loss is not None else "—"
-            steps = f"{run.last_step} / {run.total_steps}" if run.total_steps else str(run.last_step)
-            item = QTreeWidgetItem([run.name, run.status, steps, loss, str(len(run.outputs))])
+            status = self.status_of(run)
+            item = QTreeWidgetItem([run.name, status, self._steps_text(run), loss, str(len(run.outputs))])
             item.setData(0, Qt.ItemDataRole.UserRole, run)
-            item.setToolTip(1, run.error or run.status)
+            item.setToolTip(1, run.error or status)
+            if status == "running":
+                self._active_row = item
             self.tree.addTopLevelItem(item)
             if selected is not None and run.path == selected.path:
                 self.tree.setCurrentItem(item)
@@ -118,12 +149,14 @@ class RunHistory(QWidget):
         for b in (self.open_button, self.previews_button):
             b.setEnabled(run is not None)
         self.previews_button.setEnabled(run is not None and run.num_samples > 0)
-        self.resume_button.setEnabled(run is not None and run.resumable and self.resume_allowed)
+        self.resume_button.setEnabled(run is not None and run.resumable and self.resume_allowed
+                                      and not self._is_active(run))
         if run is None:
             self.details.setHtml("<i>No runs yet.</i>" if self._project_dir else "<i>Open a project.</i>")
             return
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.modified)) if run.modified else ""
-        parts = [f"<b>{html.escape(run.name)}</b> — {run.status}, step {run.last_step} of {run.total_steps}"
+        steps = self._steps_text(run).replace(" / ", " of ")
+        parts = [f"<b>{html.escape(run.name)}</b> — {self.status_of(run)}, step {steps}"
                  f"{', last changed ' + when if when else ''}"]
         if run.error:
             parts.append(f"<span style='color:#d9534f'>{html.escape(run.error)}</span>"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from ui.theme import BANNER_KINDS, set_role
@@ -27,6 +27,7 @@ class StatusBanner(QFrame):
         self.title.setWordWrap(True)
         self.hint = QLabel()
         self.hint.setWordWrap(True)
+        self.hint.setTextFormat(Qt.TextFormat.PlainText)  # a hint may list several problems, one per line
         column.addWidget(self.title)
         column.addWidget(self.hint)
         layout.addLayout(column, 1)
@@ -48,7 +49,7 @@ class StatusBanner(QFrame):
             label.style().unpolish(label)
             label.style().polish(label)
         self.title.setText(f"<b>{html.escape(title)}</b>")
-        self.hint.setText(html.escape(hint))
+        self.hint.setText(hint)
         self.hint.setVisible(bool(hint))
         self.action.setText(action)
         self.action.setVisible(bool(action))

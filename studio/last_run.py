@@ -1,0 +1,76 @@
+"""What a project's run folders hold for the Train panel: the chart and previews of a run, and its newest run.
+
+Opening a project (or restarting the app on it) shows that project's newest run as it was left — its loss
+chart from `events.jsonl`, its preview PNGs — and offers to resume it when it stopped before its final export
+(issue 18: "the quit dialog promises you can resume the run later"). A resumed run prefills the same way, up
+to its checkpoint. Torch-free; read on the thread pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.events import Progress, Sample
+from studio.run_folder import RunSummary, read_events, read_run
+
+Point = tuple[int, float, float, float]  # step, loss, smoothed loss, learning rate
+Preview = tuple[int, str, str]  # step, prompt, path of the PNG
+
+
+@dataclass(frozen=True)
+class RunTrace:
+    """The loss points and previews a run left in its folder, in step order."""
+
+    points: tuple[Point, ...] = ()
+    previews: tuple[Preview, ...] = ()
+
+
+@dataclass(frozen=True)
+class LastRun:
+    summary: RunSummary
+    trace: RunTrace
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped, failed or killed before its final export, with a checkpoint to continue from."""
+        return self.summary.resumable
+
+    def stop_sentence(self) -> str:
+        """"The last run stopped at step 120 of 400." (or failed there)."""
+        s = self.summary
+        verb = "failed" if s.status == "failed" else "stopped"
+        return f"The last run {verb} at step {s.last_step} of {s.total_steps}."
+
+
+def read_trace(run_dir: Path, until_step: int | None = None) -> RunTrace:
+    """Progress points and previews of `run_dir` (up to `until_step`); previews whose file is gone are left out.
+
+    A killed and resumed run repeats the steps after its checkpoint: the latest point of each step is kept."""
+    by_step: dict[int, Point] = {}
+    previews: list[Preview] = []
+    for e in read_events(Path(run_dir) / "events.jsonl"):
+        if not isinstance(e, (Progress, Sample)) or (until_step is not None and e.step > until_step):
+            continue
+        if isinstance(e, Progress):
+            by_step[e.step] = (e.step, e.loss, e.smoothed_loss, e.lr)
+        elif Path(e.path).is_file():
+            previews.append((e.step, e.prompt, e.path))
+    return RunTrace(tuple(by_step[k] for k in sorted(by_step)), tuple(dict.fromkeys(previews)))
+
+
+def newest_run_dir(project_dir: Path) -> Path | None:
+    """The project's newest run folder (run folder names start with their time stamp)."""
+    try:
+        folders = [d for d in (Path(project_dir) / "runs").iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return None
+    return max(folders, key=lambda d: d.name, default=None)
+
+
+def read_last_run(project_dir: Path) -> LastRun | None:
+    """The newest run of the project with its chart and previews, or None when it has never trained."""
+    run_dir = newest_run_dir(project_dir)
+    if run_dir is None:
+        return None
+    return LastRun(read_run(run_dir), read_trace(run_dir))

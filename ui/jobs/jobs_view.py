@@ -1,0 +1,128 @@
+"""The Jobs list: every job of the window with its state, progress bar and ETA, Cancel, and ↑ / ↓ to
+reorder the queued ones. MainWindow shows it in a dock (View ▸ Jobs, or the status bar's Jobs button)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
+                               QWidget)
+
+from ui.jobs.job import QUEUED, RUNNING, Job
+from ui.jobs.manager import JobManager
+
+STATE_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed",
+               "cancelled": "Cancelled"}
+
+
+class JobRow(QWidget):
+    """One job: "Running · mixer preview", what it is doing, a bar, Cancel and the reorder arrows."""
+
+    def __init__(self, job: Job, jobs: JobManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job, self._jobs = job, jobs
+        self.title = QLabel()
+        self.detail = QLabel()
+        self.detail.setProperty("role", "hint")
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(160)
+        self.bar.setTextVisible(True)
+        self.up, self.down = QToolButton(), QToolButton()
+        self.up.setText("↑")
+        self.down.setText("↓")
+        self.up.setToolTip("Run earlier")
+        self.down.setToolTip("Run later")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Queued: remove it; running: stop it")
+        self.up.clicked.connect(lambda: self._move(-1))
+        self.down.clicked.connect(lambda: self._move(+1))
+        self.cancel.clicked.connect(lambda: jobs.cancel(job))
+        text = QVBoxLayout()
+        text.setSpacing(0)
+        text.addWidget(self.title)
+        text.addWidget(self.detail)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addLayout(text, 1)
+        for w in (self.bar, self.up, self.down, self.cancel):
+            layout.addWidget(w)
+        self.refresh()
+
+    def _move(self, step: int) -> None:
+        queue = self._jobs.queued()
+        if self.job in queue:
+            self._jobs.move(self.job.id, queue.index(self.job) + step)
+
+    def refresh(self) -> None:
+        job = self.job
+        self.title.setText(f"<b>{STATE_WORDS.get(job.state, job.state)}</b> · {job.title}")
+        pr = job.progress
+        words = [w for w in (pr.text() if job.state == RUNNING else "", job.detail or job.error) if w]
+        self.detail.setText(" — ".join(words))
+        self.detail.setToolTip(job.hint)
+        if job.state == RUNNING and not pr.total:
+            self.bar.setRange(0, 0)  # busy, no count yet
+        else:
+            self.bar.setRange(0, max(1, pr.total))
+            self.bar.setValue(pr.total if job.state == "done" else min(pr.done, pr.total))
+        self.bar.setVisible(job.active)
+        queued = job.state == QUEUED
+        self.up.setVisible(queued)
+        self.down.setVisible(queued)
+        self.cancel.setVisible(job.active)
+
+
+class JobsView(QWidget):
+    """The list, rebuilt when jobs come, go or move; each row refreshes itself on its job's changes."""
+
+    def __init__(self, jobs: JobManager, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = jobs
+        self.rows: list[JobRow] = []
+        self._holder = QWidget()
+        self._list = QVBoxLayout(self._holder)
+        self._list.setContentsMargins(0, 0, 0, 0)
+        self._list.setSpacing(0)
+        self.empty = QLabel("No jobs yet: training runs, previews, grids and exports show here.")
+        self.empty.setProperty("role", "hint")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._holder)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        for signal in (jobs.job_added, jobs.job_removed):
+            signal.connect(lambda _job: self.rebuild())
+        jobs.order_changed.connect(self.rebuild)
+        jobs.job_changed.connect(self._changed)
+        self.rebuild()
+
+    def row_for(self, job: Job) -> JobRow | None:
+        return next((r for r in self.rows if r.job is job), None)
+
+    def _changed(self, job: Job) -> None:
+        order = self.jobs.jobs()
+        if [r.job for r in self.rows] != order:
+            self.rebuild()  # it moved between running / queued / ended
+        elif (row := self.row_for(job)) is not None:
+            row.refresh()
+
+    def rebuild(self) -> None:
+        while self._list.count():
+            item = self._list.takeAt(0)
+            widget = item.widget()
+            if widget is not None and widget is not self.empty:
+                widget.deleteLater()
+        self.rows = [JobRow(job, self.jobs) for job in self.jobs.jobs()]
+        for row in self.rows:
+            self._list.addWidget(row)
+        self._list.addWidget(self.empty)
+        self.empty.setVisible(not self.rows)
+        self._list.addStretch(1)
+
+    def summary(self) -> str:
+        """For the status bar's button: "Jobs: 1 running, 2 queued"."""
+        running = 1 if self.jobs.running else 0
+        queued = len(self.jobs.queued())
+        parts = [f"{running} running"] * bool(running) + [f"{queued} queued"] * bool(queued)
+        return "Jobs: " + (", ".join(parts) if parts else "none running")
