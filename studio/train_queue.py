@@ -23,10 +23,11 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Literal, get_args
+from typing import IO, Literal
 
+from studio.codec import CodecError, from_data, to_data
 from studio.config import ProjectConfig, loads_project, resolve_path
 from studio.errors import StudioError
 from studio.fileio import atomic_write_bytes
@@ -37,7 +38,6 @@ from studio.safe_read import read_capped
 from studio.textfile import NotUtf8Error, decode_text
 
 QueueState = Literal["queued", "running", "done", "failed", "stopped"]
-STATES: tuple[str, ...] = get_args(QueueState)
 QUEUE_FORMAT = 1
 QUEUE_FILE_LIMIT = 16 * 2**20  # a queue of hundreds of snapshots is well under this
 QUEUE_FILE_NAME = "queue.json"
@@ -139,48 +139,57 @@ class _FileLock:
             self._fh = None
 
 
+def _lock_modules() -> tuple[object | None, object | None]:
+    """(fcntl, msvcrt), each None where this OS lacks it."""
+    found = []
+    for name in ("fcntl", "msvcrt"):
+        try:
+            found.append(__import__(name))
+        except ImportError:
+            found.append(None)
+    return found[0], found[1]
+
+
 def _lock(fh: IO[bytes], blocking: bool) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None  # type: ignore[assignment]
+    fcntl, msvcrt = _lock_modules()
     if fcntl is not None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        return
-    try:
-        import msvcrt
-    except ImportError:
-        return
-    fh.seek(0)
-    while True:  # LK_LOCK gives up after ten seconds; an edit waits for as long as the other one takes
-        try:
-            msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
-            return
-        except OSError:
-            if not blocking:
-                raise
+    elif msvcrt is not None:
+        fh.seek(0)
+        while True:  # LK_LOCK gives up after ten seconds; an edit waits for as long as the other one takes
+            try:
+                msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+                return
+            except OSError:
+                if not blocking:
+                    raise
 
 
 def _unlock(fh: IO[bytes]) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        fcntl = None  # type: ignore[assignment]
+    fcntl, msvcrt = _lock_modules()
     if fcntl is not None:
         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-        return
-    try:
-        import msvcrt
-    except ImportError:
-        return
-    fh.seek(0)
-    msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    elif msvcrt is not None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 @dataclass
 class _Contents:
+    """The queue file as stored: its format, the number the next entry gets, and the entries in order."""
+
+    format: int
     next_id: int
     entries: list[QueueEntry]
+
+    def __post_init__(self) -> None:
+        ids = [e.id for e in self.entries]
+        if len(set(ids)) != len(ids) or any(i >= self.next_id for i in ids):
+            raise QueueError("entry numbers repeat or run past next_id")
+
+    @classmethod
+    def empty(cls) -> _Contents:
+        return cls(QUEUE_FORMAT, 1, [])
 
 
 class TrainQueue:
@@ -321,7 +330,7 @@ class TrainQueue:
         lock.acquire(blocking=True)
         try:
             raw = self._raw()
-            contents = _decode(raw, self.path, self.backup_path) if raw is not None else _Contents(1, [])
+            contents = _decode(raw, self.path, self.backup_path) if raw is not None else _Contents.empty()
             yield contents
             if raw is not None:
                 atomic_write_bytes(self.backup_path, raw)
@@ -331,7 +340,7 @@ class TrainQueue:
 
     def _read(self) -> _Contents:
         raw = self._raw()
-        return _decode(raw, self.path, self.backup_path) if raw is not None else _Contents(1, [])
+        return _decode(raw, self.path, self.backup_path) if raw is not None else _Contents.empty()
 
     def _raw(self) -> bytes | None:
         if not os.path.lexists(self.path):
@@ -396,38 +405,20 @@ def _damaged(path: Path, backup: Path, what: str) -> QueueError:
     return QueueError(f"the training queue {path} is damaged: {what}", hint=_damaged_hint(path, backup))
 
 
-_FIELD_TYPES = {f.name: (int if f.name == "id" else str) for f in fields(QueueEntry)}
-
-
 def _decode(raw: bytes, path: Path, backup: Path) -> _Contents:
-    """Strict: every key known, every value of its type, ids unique; anything else is `_damaged`."""
+    """Strict, through the one codec: every key known, every value of its type, ids unique; else `_damaged`."""
     try:
         data = json.loads(decode_text(raw))
     except (NotUtf8Error, ValueError, RecursionError) as exc:
         raise _damaged(path, backup, f"not JSON ({str(exc)[:80]})") from None
-    if not isinstance(data, dict) or set(data) != {"format", "next_id", "entries"}:
-        raise _damaged(path, backup, "not a queue file (it needs exactly format, next_id and entries)")
-    if not isinstance(data["format"], int) or data["format"] > QUEUE_FORMAT:
-        raise _damaged(path, backup, f"written by a newer LoRA Studio (format {data['format']!r}); update LoRA Studio")
-    if not isinstance(data["next_id"], int) or isinstance(data["next_id"], bool) or not isinstance(data["entries"], list):
-        raise _damaged(path, backup, "next_id must be a number and entries a list")
-    entries = []
-    for n, item in enumerate(data["entries"], 1):
-        if not isinstance(item, dict) or not {"id", "project"} <= set(item) <= set(_FIELD_TYPES):
-            raise _damaged(path, backup, f"entry {n} is not a queue entry (unknown or missing keys)")
-        for key, value in item.items():
-            if not isinstance(value, _FIELD_TYPES[key]) or isinstance(value, bool):
-                raise _damaged(path, backup, f"entry {n}: `{key}` must be {_FIELD_TYPES[key].__name__}")
-        if item.get("state", "queued") not in STATES:
-            raise _damaged(path, backup, f"entry {n}: unknown state {item['state']!r}")
-        entries.append(QueueEntry(**item))
-    ids = [e.id for e in entries]
-    if len(set(ids)) != len(ids) or any(i >= data["next_id"] for i in ids):
-        raise _damaged(path, backup, "entry numbers repeat or run past next_id")
-    return _Contents(data["next_id"], entries)
+    version = data.get("format") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > QUEUE_FORMAT:  # before the fields: a newer format may add some
+        raise _damaged(path, backup, f"written by a newer LoRA Studio (format {version}); update LoRA Studio")
+    try:
+        return from_data(data, _Contents, where="queue")
+    except CodecError as exc:
+        raise _damaged(path, backup, str(exc)) from None
 
 
 def _encode(contents: _Contents) -> bytes:
-    entries = [{f.name: getattr(e, f.name) for f in fields(QueueEntry)} for e in contents.entries]
-    data = {"format": QUEUE_FORMAT, "next_id": contents.next_id, "entries": entries}
-    return (json.dumps(data, indent=1, ensure_ascii=True) + "\n").encode("ascii")
+    return (json.dumps(to_data(contents), indent=1, ensure_ascii=True) + "\n").encode("ascii")
