@@ -184,9 +184,9 @@ def test_check_report_badges_and_filters(qtbot, panel: DatasetPanel, tmp_path: P
     panel._filter_tag("dog")
     assert [p.name for p in panel.shown_paths()] == ["zcopy.png"]
     panel._filter_tag(None)
-    panel._filter_text("pose")
+    panel.proxy.set_text("pose")
     assert [p.name for p in panel.shown_paths()] == ["img000.png"]
-    panel._filter_text("")
+    panel.proxy.set_text("")
     panel._sort("Caption length", True)
     assert panel.shown_paths()[0].name == "img000.png"  # "cat, pose 0" is the longest caption
 

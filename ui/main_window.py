@@ -217,6 +217,9 @@ class MainWindow(QMainWindow):
         self._dataset_sync.timeout.connect(self._sync_dataset_panel)
         self.dataset_panel.folders_changed.connect(self._dataset_folders_changed)
         self.dataset_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        # models dropped on the Dataset panel go where they are used (issue 18)
+        self.dataset_panel.model_dropped.connect(lambda path: self.train_panel.model_picker.choose(Path(path)))
+        self.dataset_panel.loras_dropped.connect(lambda paths: [self.mixer_panel.add_lora(p) for p in paths])
 
     # ---------------------------------------------------------------------------------------------
     # project
