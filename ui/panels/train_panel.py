@@ -153,8 +153,9 @@ class TrainPanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         self.banner = StatusBanner()
         self.controls = RunControls()
-        self.queue_button = QPushButton("Add to queue")  # beside Start: the form's settings, trained later
-        self.queue_button.setToolTip("Queue these settings to train after the others (the Queue tab runs them)")
+        self.queue_button = QPushButton("Queue")  # beside Start (a short word: the row fits a 1024 px window)
+        self.queue_button.setToolTip("Add these settings to the training queue, to train after the others "
+                                     "(the Queue tab runs them one after another)")
         self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)

@@ -29,15 +29,17 @@ class TrainQueueView(QWidget):
         self.entries: list[QueueEntry] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()  # the buttons in a column beside the list: the tab stays as narrow as the others
+        layout.addLayout(top, 1)
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.currentRowChanged.connect(lambda _row: self._enable())
-        layout.addWidget(self.list, 1)
+        top.addWidget(self.list, 1)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-        row = QHBoxLayout()
+        row = QVBoxLayout()
         self.run_button = self._button(row, "Run queue", "Train every queued entry in order, unattended "
                                        "(an interrupted one first, from its last checkpoint)", self._run_or_stop)
         self.up_button = self._button(row, "Up", "Train this entry earlier", lambda: self._move(-1))
@@ -50,11 +52,11 @@ class TrainQueueView(QWidget):
         self.clear_button = self._button(row, "Clear finished", "Forget the finished entries (their exports "
                                          "stay on disk)", lambda: self._change(self.queue.clear_done))
         row.addStretch(1)
-        layout.addLayout(row)
+        top.addLayout(row)
         self.refresh()
 
     @staticmethod
-    def _button(row: QHBoxLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+    def _button(row: QVBoxLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
         button = QPushButton(text)
         button.setToolTip(tip)
         button.clicked.connect(slot)
@@ -100,7 +102,7 @@ class TrainQueueView(QWidget):
             if entry.id == selected:
                 self.list.setCurrentItem(item)
         if not self.entries:
-            self.status.setText(f"The queue is empty. “Add to queue” beside Start adds the current settings "
+            self.status.setText(f"The queue is empty. “Queue” beside Start adds the current settings "
                                 f"({self.queue.path}).")
         self._enable()
 
