@@ -214,6 +214,8 @@ class TrainQueue:
         """True while some process (this one included) is running the queue."""
         if self._runner._fh is not None:
             return True
+        if not self._runner.path.exists():  # no queue was ever run here; and probing must not create the file
+            return False
         probe = _FileLock(self._runner.path)
         if probe.acquire(blocking=False):
             probe.release()
