@@ -251,3 +251,32 @@ def test_requeue_a_failed_entry_keeps_its_run_so_it_resumes(tmp_path, queue, thr
     queue.finish(1, outputs=["/out/alpha.safetensors"], stopped=False)
     assert queue.get(1).checkpoint() is None  # done: nothing to resume
     assert queue.requeue(1).run_dir == ""  # a done entry queued again is a new run
+
+
+def test_the_cli_edits_the_same_file_and_says_what_it_did(capsys, tmp_path, queue, three):
+    from studio.cli import main
+
+    q = ["--queue", str(queue.path)]
+    assert main(["queue", "move", "3", "1", *q]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(" [")[0] for line in out] == ["1. #3 gamma", "2. #1 alpha", "3. #2 beta"]
+    assert main(["queue", "remove", "1", *q]) == 0
+    assert capsys.readouterr().out == "removed #1 alpha\n"
+    assert main(["queue", "list", "--json", *q]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["state"], r["resumable_step"], r["snapshot"]) for r in rows] == [
+        (3, "queued", None, False), (2, "queued", None, False)]
+    assert main(["queue", "retry", "3", *q]) == 2  # already queued
+    assert capsys.readouterr().err == "error: queue entry 3 is already queued\n"
+
+
+def test_the_cli_on_a_damaged_file_prints_the_message_and_hint_and_exits_2(capsys, queue, three):
+    from studio.cli import main
+
+    queue.remove(3)
+    queue.path.write_text('{"format": 1}', encoding="utf-8")
+    assert main(["queue", "list", "--queue", str(queue.path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: the training queue {queue.path} is damaged: `queue` is missing required field `next_id`"
+    assert err[1].startswith(f"hint: the version before the last change is {queue.backup_path}")
+    assert queue.path.read_text(encoding="utf-8") == '{"format": 1}'
