@@ -280,3 +280,44 @@ def test_the_cli_on_a_damaged_file_prints_the_message_and_hint_and_exits_2(capsy
     assert err[0] == f"error: the training queue {queue.path} is damaged: `queue` is missing required field `next_id`"
     assert err[1].startswith(f"hint: the version before the last change is {queue.backup_path}")
     assert queue.path.read_text(encoding="utf-8") == '{"format": 1}'
+
+
+class _FakeMsvcrt:
+    """Windows' msvcrt.locking as far as the queue uses it: one byte locked per file, refusals as OSError."""
+
+    LK_UNLCK, LK_LOCK, LK_NBLCK = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.held: dict[str, int] = {}  # lock file name -> fd holding it
+
+    def locking(self, fd: int, mode: int, nbytes: int) -> None:
+        import os
+
+        assert nbytes == 1
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        self.calls.append((name, mode))
+        if mode == self.LK_UNLCK:
+            del self.held[name]
+        elif name in self.held:
+            raise OSError(errno.EACCES, "locked")  # LK_LOCK would retry for 10 s first; the queue loops on it
+        else:
+            self.held[name] = fd
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads the lock file's name from /proc")
+def test_on_windows_msvcrt_locks_keep_a_second_runner_out(monkeypatch, queue, three):
+    fake = _FakeMsvcrt()
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    monkeypatch.setitem(sys.modules, "msvcrt", fake)
+    queue.move(3, 1)  # the edit lock: taken (waiting if need be) and given back
+    assert fake.calls == [("queue.json.lock", fake.LK_LOCK), ("queue.json.lock", fake.LK_UNLCK)]
+    other = TrainQueue(queue.path)
+    with queue.running():
+        assert fake.held.keys() == {"queue.json.run-lock"}
+        assert other.runner_active()
+        with pytest.raises(QueueError, match="being run by another"):
+            with other.running():
+                pass
+        assert ("queue.json.run-lock", fake.LK_NBLCK) in fake.calls
+    assert fake.held == {} and not other.runner_active()
