@@ -254,7 +254,7 @@ def test_autocaption_dialog_runs_a_tagger_in_the_worker(qtbot, panel: DatasetPan
     assert dialog.start_button.isEnabled() and "WD14" in dialog.kind.text()
     dialog.mode.setCurrentIndex(dialog.mode.findData("only-empty"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.request_id is None, timeout=400_000)  # the worker imports torch first
+    qtbot.waitUntil(lambda: not dialog.active, timeout=400_000)  # the worker imports torch first
     assert "Done" in dialog.status.text(), dialog.status.text()
     assert dialog.progress.value() == 2
     assert _read(folder / "red.png") == "red thing"
@@ -262,7 +262,7 @@ def test_autocaption_dialog_runs_a_tagger_in_the_worker(qtbot, panel: DatasetPan
     panel.undo_stack.undo()
     assert _read(folder / "red.png") is None
     dialog.reject()  # its own worker (no window around the panel) is shut down with it
-    qtbot.waitUntil(lambda: not dialog.client.running, timeout=30000)
+    qtbot.waitUntil(lambda: not dialog.jobs.worker.running, timeout=30000)
 
 
 def test_a_caption_that_cannot_be_saved_is_reported_and_the_rest_stay_undoable(qtbot, panel: DatasetPanel,

@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self.train_panel = TrainPanel()
         self.train_panel.use_jobs(self.jobs)
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
-        self.dataset_panel.worker_client = self.worker  # auto-captioning runs in the same worker
+        self.dataset_panel.jobs = self.jobs  # auto-captioning queues with the other jobs
         self.mixer_panel = MixerPanel(self.jobs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dataset_panel, "Dataset")

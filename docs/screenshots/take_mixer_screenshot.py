@@ -22,10 +22,6 @@ sys.path.insert(0, str(ROOT))
 from screen_helpers import settle, wait  # noqa: E402
 
 
-
-
-
-
 def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
     from studio.models.tiny import save_tiny_model
     from tests.lora_maker import lora_metadata, random_lora, write_kohya
@@ -42,7 +38,7 @@ def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ui.app import create_application
-    from ui.mixer_backend import WorkerPreviewBackend
+    from ui.jobs import JobManager
     from ui.panels.mixer_panel import MixerPanel
     from ui.theme import apply_theme
     from ui.worker_client import WorkerClient
@@ -52,7 +48,8 @@ def main() -> None:
     apply_theme(app, "light")
     base, loras = make_inputs(tmp)
     client = WorkerClient()
-    panel = MixerPanel(WorkerPreviewBackend(client))
+    jobs = JobManager(client)  # the window's one job queue; here the panel's alone
+    panel = MixerPanel(jobs)
     panel.setWindowTitle("LoRA Studio — Mixer")
     panel.resize(1400, 900)
     panel.show()
@@ -68,16 +65,17 @@ def main() -> None:
     panel.rows[1].blocks_toggle.setChecked(True)
     panel.rows[1].blocks.set_preset("OUTALL")
     panel.schedule_preview()
-    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.backend.busy and not panel._timer.isActive(),
+    wait(app, lambda: panel.preview.images_shown >= 1 and not panel.busy and not panel._timer.isActive(),
          600)
 
     panel.tabs.setCurrentWidget(panel.grid)
     panel.grid.render_button.click()
-    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.backend.busy, 600)
+    wait(app, lambda: panel.grid.view.images_shown >= 1 and not panel.busy, 600)
     settle(app)
     out = HERE / "mixer.png"
     panel.grab().save(str(out))
     print(out.relative_to(ROOT))
+    jobs.shut_down()
     client.shutdown(30)
     client.wait_exited(30)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -45,6 +45,10 @@ class JobRow(QWidget):
         layout.addLayout(text, 1)
         for w in (self.bar, self.up, self.down, self.cancel):
             layout.addWidget(w)
+        for arrow in (self.up, self.down):  # hidden on a running row, the bars still line up
+            policy = arrow.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            arrow.setSizePolicy(policy)
         self.refresh()
 
     def _move(self, step: int) -> None:
@@ -64,8 +68,9 @@ class JobRow(QWidget):
         else:
             self.bar.setRange(0, max(1, pr.total))
             self.bar.setValue(pr.total if job.state == "done" else min(pr.done, pr.total))
-        self.bar.setVisible(job.active)
         queued = job.state == QUEUED
+        self.bar.setFormat("queued" if queued else "%p%")  # waiting is not "0%" done
+        self.bar.setVisible(job.active)
         self.up.setVisible(queued)
         self.down.setVisible(queued)
         self.cancel.setVisible(job.active)

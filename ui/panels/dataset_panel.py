@@ -67,7 +67,7 @@ class DatasetPanel(LayoutMixin, FoldersMixin, DropsMixin, ViewMixin, SelectionMi
         self.resolution = 512
         self.caption_extension = ".txt"
         self.default_repeats = 1
-        self.worker_client = None  # the window's WorkerClient (MainWindow sets it): auto-captioning runs there
+        self.jobs = None  # the window's JobManager (MainWindow sets it): auto-captioning is one of its jobs
         self.store = CaptionStore(self.caption_extension)
         self.state = DatasetState()
         self.report: CheckReport | None = None

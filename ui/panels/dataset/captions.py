@@ -102,7 +102,7 @@ class CaptionsMixin:
 
         self.editor.flush()
         images = self.selected_paths() or self.shown_paths()
-        dialog = AutoCaptionDialog(images, self, settings=self.settings, client=self.worker_client,
+        dialog = AutoCaptionDialog(images, self, settings=self.settings, jobs=self.jobs,
                                    caption_extension=self.caption_extension)
         dialog.captions_ready.connect(self.apply_generated_captions)
         dialog.exec()
