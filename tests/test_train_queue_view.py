@@ -83,6 +83,7 @@ def test_three_entries_run_unattended_and_a_killed_worker_leaves_the_second_resu
     assert isinstance(first, TrainRequest) and first.project_file == queue.get(1).project
     assert first.run_dir == queue.get(1).run_dir and Path(first.run_dir).parent == tmp_path / "alpha" / "runs"
     assert "[running]" in _rows(view)[0]
+    assert [j.title for j in view.jobs.jobs()] == ["queue #1 alpha"]  # the Jobs dock's line
 
     export1 = tmp_path / "out" / "alpha.safetensors"
     _train(worker, first, export1)

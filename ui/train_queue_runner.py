@@ -67,8 +67,8 @@ class QueueRunner(QObject):
         if plan is None:
             self._release()
             return
-        title = f"queue #{plan.entry_id}"
-        job = self.job = self.jobs.submit(plan.request(0), title)
+        label = plan.config().output.name  # the Jobs dock's line: which entry, by the name of its LoRA
+        job = self.job = self.jobs.submit(plan.request(0), f"queue #{plan.entry_id} {label}")
         job.ended.connect(lambda state, p=plan, j=job: self._ended(p, j, state))
         self.changed.emit()
 
