@@ -123,7 +123,9 @@ class PreflightSummary:
     def steps_line(self) -> str:
         """"3 × 10 (10_a) + 5 × 2 (2_b) = 40 images an epoch ÷ 2 a step = 20 steps an epoch; 80 steps = 4
         epochs" — kohya's "images × repeats", "epochs" and "total steps" in one line."""
-        parts = " + ".join(f"{f.images} × {f.repeats} ({f.name})" for f in self.folders if f.images) or "0 images"
+        parts = " + ".join(f"{f.images} × {f.repeats} ({f.name})" for f in self.folders if f.images)
+        if not parts:  # nothing to divide yet: say what the run would be once images are added
+            return f"{self.max_steps:,} steps of {self.images_per_step} image(s) each, once the dataset has images"
         reg = f" (+ {self.per_epoch // 2} regularisation)" if self.regularization else ""
         held = f", {self.held_out} held out for validation" if self.held_out else ""
         whole = ""

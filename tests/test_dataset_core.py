@@ -428,7 +428,8 @@ def test_autocaption_tiny_blip(tmp_path: Path):
 
 def test_decompression_bomb_guard_and_import_copies(tmp_path: Path, monkeypatch):
     from studio.dataset import check as check_module
-    from studio.dataset.importer import import_copies, sort_dropped
+    from studio.dataset.drop_kinds import classify
+    from studio.dataset.importer import import_copies
 
     big = tmp_path / "big.png"
     Image.new("RGB", (100, 100)).save(big)
@@ -438,8 +439,9 @@ def test_decompression_bomb_guard_and_import_copies(tmp_path: Path, monkeypatch)
 
     (tmp_path / "big.txt").write_text("big", encoding="utf-8")
     (tmp_path / "readme.md").write_text("x", encoding="utf-8")
-    dropped = sort_dropped([big, tmp_path / "readme.md", tmp_path])
+    dropped = classify([big, tmp_path / "readme.md", tmp_path])
     assert dropped.images == (big.resolve(),) and dropped.folders == (tmp_path.resolve(),)
+    assert [i.path.name for i in dropped.ignored] == ["readme.md"]
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "big.png").write_bytes(b"taken")

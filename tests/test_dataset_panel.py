@@ -184,9 +184,9 @@ def test_check_report_badges_and_filters(qtbot, panel: DatasetPanel, tmp_path: P
     panel._filter_tag("dog")
     assert [p.name for p in panel.shown_paths()] == ["zcopy.png"]
     panel._filter_tag(None)
-    panel._filter_text("pose")
+    panel.proxy.set_text("pose")
     assert [p.name for p in panel.shown_paths()] == ["img000.png"]
-    panel._filter_text("")
+    panel.proxy.set_text("")
     panel._sort("Caption length", True)
     assert panel.shown_paths()[0].name == "img000.png"  # "cat, pose 0" is the longest caption
 
@@ -254,7 +254,7 @@ def test_autocaption_dialog_runs_a_tagger_in_the_worker(qtbot, panel: DatasetPan
     assert dialog.start_button.isEnabled() and "WD14" in dialog.kind.text()
     dialog.mode.setCurrentIndex(dialog.mode.findData("only-empty"))
     dialog.start()
-    qtbot.waitUntil(lambda: dialog.request_id is None, timeout=400_000)  # the worker imports torch first
+    qtbot.waitUntil(lambda: not dialog.active, timeout=400_000)  # the worker imports torch first
     assert "Done" in dialog.status.text(), dialog.status.text()
     assert dialog.progress.value() == 2
     assert _read(folder / "red.png") == "red thing"
@@ -262,7 +262,7 @@ def test_autocaption_dialog_runs_a_tagger_in_the_worker(qtbot, panel: DatasetPan
     panel.undo_stack.undo()
     assert _read(folder / "red.png") is None
     dialog.reject()  # its own worker (no window around the panel) is shut down with it
-    qtbot.waitUntil(lambda: not dialog.client.running, timeout=30000)
+    qtbot.waitUntil(lambda: not dialog.jobs.worker.running, timeout=30000)
 
 
 def test_a_caption_that_cannot_be_saved_is_reported_and_the_rest_stay_undoable(qtbot, panel: DatasetPanel,

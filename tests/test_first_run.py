@@ -38,8 +38,17 @@ def start_app(qtbot, project: Path | None = None):
     return window, shell
 
 
-def close_app(window) -> None:
+def close_app(window, timeout_s: float = 10.0) -> None:
+    """Quit: MainWindow stops its jobs and its worker first, and closes on a later turn of the event loop."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
     window.close()
+    end = time.monotonic() + timeout_s
+    while window.isVisible() and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
     assert not window.isVisible()
 
 

@@ -151,3 +151,58 @@ def test_events_are_matched_by_request_id(jobs):
     assert job.progress.done == 3 and job.progress.unit == "steps" and job.progress.eta_s is not None
     w.say(p.WorkerError(error="the worker cannot run this", request_id=job.id))
     assert job.state == "failed" and job.error == "the worker cannot run this"
+
+
+def _records(folder, n):
+    from studio.dataset.scan import scan_folders
+    from tests.conftest import make_images
+
+    make_images(folder, n=n, size=(16, 16))
+    return list(scan_folders([folder]).images)
+
+
+def test_an_image_check_is_listed_beside_a_worker_job_and_ends_done(jobs, qtbot, tmp_path):
+    from ui.jobs.jobs_view import JobsView
+    from ui.models.check_runner import CheckRunner
+
+    t = jobs.submit(train(), "training")
+    view = JobsView(jobs)
+    qtbot.addWidget(view)
+    checker = CheckRunner(tmp_path / "cache")
+    checker.jobs = jobs
+    checker.start(_records(tmp_path / "imgs", 3), 8)
+    check = next(j for j in jobs.jobs() if j.kind == "check")
+    assert check.state == "running" and check.title == "image check (3 images)"
+    assert view.summary() == "Jobs: 2 running" and t.state == "running"  # not queued behind the training
+    with qtbot.waitSignal(checker.finished, timeout=10_000):
+        pass
+    assert check.state == "done" and check.detail == "0 problem(s) in 3 images"
+    assert check not in jobs.queued() and jobs.running is t and jobs.running_count == 1
+
+
+def test_cancel_of_an_image_check_in_the_jobs_list_stops_it_without_a_result(jobs, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    import studio.dataset.check as check_module
+    from ui.models.check_runner import CheckRunner
+
+    release = threading.Event()
+    real = check_module.check_image
+
+    def slow_check(*args, **kwargs):  # each file waits until the test lets it go
+        release.wait(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(check_module, "check_image", slow_check)
+    checker = CheckRunner(tmp_path / "cache")
+    checker.jobs = jobs
+    results = []
+    checker.finished.connect(results.append)
+    checker.start(_records(tmp_path / "imgs", 4), 8)
+    check = next(j for j in jobs.jobs() if j.kind == "check")
+    jobs.cancel(check)
+    assert check.state == "cancelled" and check.cancel_requested
+    release.set()
+    qtbot.waitUntil(lambda: not checker.running, timeout=5_000)
+    qtbot.wait(50)
+    assert results == [] and check.state == "cancelled" and jobs.running_count == 0

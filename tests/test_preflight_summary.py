@@ -130,3 +130,8 @@ def test_measured_step_time_of_the_last_run_replaces_the_guess(tmp_path):
 def test_rough_durations():
     assert [rough_duration(s) for s in (40, 12 * 60, 95 * 60, 10 * 3600 - 60, 80 * 3600)] == [
         "40 s", "12 min", "1 h 40 min", "10 h", "3 days"]
+
+
+def test_an_empty_dataset_says_what_the_run_would_be_not_zero_epochs():
+    cfg = ProjectConfig().with_section("schedule", batch_size=2, max_steps=300)
+    assert summarize(cfg, CPU, []).steps_line() == "300 steps of 2 image(s) each, once the dataset has images"

@@ -176,7 +176,7 @@ class DesktopShell(QObject):
         if self.welcome is not None and self.welcome.isVisible():
             self.welcome.raise_()
             return self.welcome
-        dialog = WelcomeDialog(self.settings, self.window, worker=self.window.worker)
+        dialog = WelcomeDialog(self.settings, self.window, jobs=self.window.jobs)
         dialog.chosen.connect(self._welcome_chosen)
         dialog.finished.connect(lambda _result: self._welcome_closed(dialog))
         self.welcome = dialog
@@ -206,7 +206,7 @@ class DesktopShell(QObject):
         """Build (first time) and open the demo project — `lora-studio gui --demo` and the welcome's button."""
         self.window.statusBar().showMessage("Preparing the demo project…")
         self._demo_job = prepare_demo_project(
-            self.window.worker, on_done=self._demo_ready, parent=self,
+            self.window.jobs, on_done=self._demo_ready,
             on_error=lambda error, hint: QMessageBox.warning(
                 self.window, "LoRA Studio", f"Could not prepare the demo project: {error}" + (f"\n{hint}" if hint else "")))
 

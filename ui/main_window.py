@@ -68,7 +68,8 @@ class MainWindow(QMainWindow):
         self.train_panel = TrainPanel()
         self.train_panel.use_jobs(self.jobs)
         self.dataset_panel = DatasetPanel(settings=self.settings, own_shortcuts=False)  # Edit ▸ Undo drives it
-        self.dataset_panel.worker_client = self.worker  # auto-captioning runs in the same worker
+        self.dataset_panel.jobs = self.jobs  # auto-captioning queues with the other jobs
+        self.dataset_panel.checker.jobs = self.jobs  # image checks are listed with them
         self.mixer_panel = MixerPanel(self.jobs)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.dataset_panel, "Dataset")
@@ -217,6 +218,9 @@ class MainWindow(QMainWindow):
         self._dataset_sync.timeout.connect(self._sync_dataset_panel)
         self.dataset_panel.folders_changed.connect(self._dataset_folders_changed)
         self.dataset_panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        # models dropped on the Dataset panel go where they are used (issue 18)
+        self.dataset_panel.model_dropped.connect(lambda path: self.train_panel.model_picker.choose(Path(path)))
+        self.dataset_panel.loras_dropped.connect(lambda paths: [self.mixer_panel.add_lora(p) for p in paths])
 
     # ---------------------------------------------------------------------------------------------
     # project

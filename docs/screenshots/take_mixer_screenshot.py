@@ -22,10 +22,6 @@ sys.path.insert(0, str(ROOT))
 from screen_helpers import settle, wait  # noqa: E402
 
 
-
-
-
-
 def make_inputs(folder: Path) -> tuple[Path, list[Path]]:
     from studio.models.tiny import save_tiny_model
     from tests.lora_maker import lora_metadata, random_lora, write_kohya
@@ -52,7 +48,8 @@ def main() -> None:
     apply_theme(app, "light")
     base, loras = make_inputs(tmp)
     client = WorkerClient()
-    panel = MixerPanel(JobManager(client))
+    jobs = JobManager(client)  # the window's one job queue; here the panel's alone
+    panel = MixerPanel(jobs)
     panel.setWindowTitle("LoRA Studio — Mixer")
     panel.resize(1400, 900)
     panel.show()
@@ -78,6 +75,7 @@ def main() -> None:
     out = HERE / "mixer.png"
     panel.grab().save(str(out))
     print(out.relative_to(ROOT))
+    jobs.shut_down()
     client.shutdown(30)
     client.wait_exited(30)
     shutil.rmtree(tmp, ignore_errors=True)

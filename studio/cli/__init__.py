@@ -17,6 +17,7 @@ from studio import __version__
 # module names under studio.cli; each defines register(subparsers) which sets `func` on its parser
 COMMANDS: tuple[str, ...] = (
     "train_cmd",
+    "queue_cmd",
     "demo_cmd",
     "inspect_cmd",
     "mix_cmd",

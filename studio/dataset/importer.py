@@ -1,4 +1,4 @@
-"""Sorting dropped paths into folders and files, and importing copies of images into a project.
+"""Importing copies of images into a project (what dropped paths are: `studio.dataset.drop_kinds`).
 
 Folders are referenced in place (the user's originals stay where they are). Importing a copy is for
 images that should live with the project: each image is copied with its caption sidecar, and a name
@@ -9,32 +9,10 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-from studio.dataset.images import is_image_path
 from studio.fileio import atomic_path
 from studio.safe_names import safe_file_name, unique_file_name
-
-
-@dataclass(frozen=True)
-class Dropped:
-    folders: tuple[Path, ...]
-    images: tuple[Path, ...]
-    ignored: tuple[Path, ...]  # neither a folder nor an image
-
-
-def sort_dropped(paths: Iterable[str | Path]) -> Dropped:
-    folders, images, ignored = [], [], []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_dir():
-            folders.append(p.resolve())
-        elif p.is_file() and is_image_path(p):
-            images.append(p.resolve())
-        else:
-            ignored.append(p)
-    return Dropped(tuple(dict.fromkeys(folders)), tuple(dict.fromkeys(images)), tuple(ignored))
 
 
 def _is_free(name: str, taken: set[str], dest: Path) -> bool:

@@ -1,17 +1,16 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
 The captioning runs in the app's worker process as an `autocaption` job (`AutoCaptionRequest`), like every
-long job; this dialog sends the request through the window's `WorkerClient` and follows its events by
-request id: `JobProgress` drives the bar, each `CaptionWritten` (the worker has written that sidecar)
-is collected, and when the job ends (or is cancelled) the results go to the panel with the mode, which
-records them as one undoable edit.
+long job: this dialog submits the request to the window's `JobManager` (ui/jobs), so it shows in the Jobs
+dock, waits its turn behind a running training (shown as queued, never an error), and follows its `Job`:
+`progress_changed` drives the bar, each `CaptionWritten` among `job.event` (the worker has written that
+sidecar) is collected, and when the job ends (or is cancelled) the results go to the panel with the mode,
+which records them as one undoable edit.
 """
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
@@ -19,40 +18,32 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, 
 
 from studio.dataset.autocaption import CaptionResult, detect_kind
 from studio.errors import StudioError
-from studio.events import CaptionWritten, Failed, Finished, JobProgress
+from studio.events import CaptionWritten
 from studio.job_requests import AutoCaptionRequest
-from studio.worker import protocol as p
-from studio.worker.client import WorkerExited
+from ui.jobs import CANCELLED, DONE, QUEUED, Job, JobManager, JobProgress
 
 MODES = [("only-empty", "Only images without a caption"), ("append", "Append new tags to existing captions"),
          ("replace", "Replace existing captions")]
-
-_ids = itertools.count(1_000_000)  # apart from the JobManager's ids until this dialog goes through it
 
 
 class AutoCaptionDialog(QDialog):
     captions_ready = Signal(list, str)  # list[CaptionResult], mode
 
     def __init__(self, images: list[Path], parent: QWidget | None = None, *, settings: QSettings | None = None,
-                 client: Any = None, caption_extension: str = ".txt") -> None:
+                 jobs: JobManager | None = None, caption_extension: str = ".txt") -> None:
         super().__init__(parent)
         self.setWindowTitle("Auto-caption")
         self.images = images
         self.settings = settings if settings is not None else QSettings()
         self.caption_extension = caption_extension
-        self._own_client = client is None  # no window around it (a test, a panel on its own): its own worker
-        if client is None:
+        self._own_jobs = jobs is None  # no window around it (a test, a panel on its own): its own worker
+        if jobs is None:
             from ui.worker_client import WorkerClient
 
-            client = WorkerClient(self)
-        self.client = client
-        self.request_id: int | None = None  # the job in flight (sent or waiting for the worker)
-        self._pending: AutoCaptionRequest | None = None  # waiting for the worker to be ready
-        self._started = False  # the worker has sent job_started for it
-        self._stopped = False
+            jobs = JobManager(WorkerClient(self), self)
+        self.jobs = jobs
+        self.job: Job | None = None  # the job of the last Start (queued, running or ended)
         self.results: list[CaptionResult] = []
-        client.message_received.connect(self._on_message)
-        client.state_changed.connect(self._on_state)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(f"Caption {len(images)} image{'s' if len(images) != 1 else ''} with a model on "
                                 "this computer: a transformers image-to-text folder (BLIP, GIT, …) or a WD14 "
@@ -124,13 +115,18 @@ class AutoCaptionDialog(QDialog):
         self.kind.setText({"wd14": "WD14 tagger (onnxruntime)", "transformers": "transformers image-to-text model",
                            None: ""}[kind])
         self.threshold.setEnabled(kind == "wd14")
-        ok = kind is not None and bool(self.images) and self.request_id is None
+        ok = kind is not None and bool(self.images) and not self.active
         self.start_button.setEnabled(ok)
         return ok
 
     @property
     def chosen_mode(self) -> str:
         return self.mode.currentData()
+
+    @property
+    def active(self) -> bool:
+        """Its job is queued or running."""
+        return self.job is not None and self.job.active
 
     def start(self) -> None:
         if not self._validate():
@@ -141,89 +137,81 @@ class AutoCaptionDialog(QDialog):
         self.settings.setValue("autocaption/threshold", self.threshold.value())
         request = AutoCaptionRequest(model=str(model), images=tuple(str(i) for i in self.images),
                                      mode=self.chosen_mode, threshold=self.threshold.value(),
-                                     caption_extension=self.caption_extension, request_id=next(_ids))
-        self.request_id, self._started, self._stopped, self.results = request.request_id, False, False, []
-        self.start_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
-        self.progress.setValue(0)
-        if self.client.state == "ready" and self.client.send(request):
-            self.status.setText("Loading the model…")
-            return
-        self._pending = request  # sent as soon as the worker says it is ready
-        if not self.client.running:
-            self.client.start()
-        self.status.setText("Waiting for the worker to start (loading PyTorch)…")
-
-    def _on_state(self, state: str, detail: str) -> None:
-        if state == "ready" and self._pending is not None:
-            request, self._pending = self._pending, None
-            if self.client.send(request):
-                self.status.setText("Loading the model…")
-            else:
-                self._finish(f"Failed: the worker did not take the request ({detail})")
-        elif state in ("dead", "stopped") and self._pending is not None:
-            self._pending = None
-            self._finish(f"Failed: the worker could not start ({detail})")
-
-    def _on_message(self, message: Any) -> None:
-        rid = self.request_id
-        if rid is None or self._pending is not None:
-            return
-        if isinstance(message, p.JobStarted):
-            self._started = message.request_id == rid
-        elif isinstance(message, p.WorkerError) and message.request_id == rid:
-            self._finish(f"Failed: {message.error} — {message.hint or 'try again when it has finished'}")
-        elif isinstance(message, JobProgress) and message.request_id == rid:
-            self.progress.setRange(0, max(1, message.total))
-            self.progress.setValue(message.done)
-            if message.done == 0:
-                self.status.setText("Loading the model…")
-        elif isinstance(message, CaptionWritten) and message.request_id == rid:
-            self.results.append(CaptionResult(Path(message.image), message.generated or None, message.error,
-                                              written=message.caption is not None))
-            if message.generated:
-                self.status.setText(f"{Path(message.image).name}: {message.generated}")
-        elif isinstance(message, Failed) and self._started:
-            self._finish(f"Failed: {message.error}" + (f" — {message.hint}" if message.hint else ""))
-        elif isinstance(message, Finished) and self._started:
-            self._finish(f"{'Cancelled' if message.stopped or self._stopped else 'Done'}: "
-                         f"{sum(1 for r in self.results if r.caption)} captions made.")
-        elif isinstance(message, WorkerExited) and self._started:
-            self._finish("Failed: the worker stopped before the captions were finished — "
-                         "the model may need more memory than this computer has")
-
-    def _finish(self, message: str) -> None:
-        self.status.setText(message)
-        self.cancel_button.setText("Close")
-        self.request_id, self._pending, self._started = None, None, False
-        self._validate()
-        done = [r for r in self.results if r.caption]
+                                     caption_extension=self.caption_extension)
         self.results = []
+        self.progress.setRange(0, max(1, len(self.images)))
+        self.progress.setValue(0)
+        self.cancel_button.setText("Cancel")
+        n = len(self.images)
+        job = self.jobs.submit(request, f"auto-caption {n} image{'s' if n != 1 else ''}")
+        self.job = job
+        job.detail_changed.connect(lambda _d: self._show_state(job))
+        job.state_changed.connect(lambda _s: self._show_state(job))
+        job.progress_changed.connect(lambda progress: self._show_progress(job, progress))
+        job.event.connect(lambda message: self._on_event(job, message))
+        job.ended.connect(lambda _state: self._finish(job))
+        self._validate()
+        if job.active:
+            self._show_state(job)
+        else:
+            self._finish(job)
+
+    def _show_state(self, job: Job) -> None:
+        if job is not self.job or not job.active:
+            return
+        if job.detail:  # "queued: runs after the training job", "starting…", "stopping…"
+            self.status.setText(job.detail[:1].upper() + job.detail[1:])
+        elif job.state == QUEUED:
+            self.status.setText("Queued")
+        elif not self.results:
+            self.status.setText("Loading the model…")
+
+    def _show_progress(self, job: Job, progress: JobProgress) -> None:
+        if job is self.job:
+            self.progress.setRange(0, max(1, progress.total))
+            self.progress.setValue(progress.done)
+
+    def _on_event(self, job: Job, message: object) -> None:
+        if job is not self.job or not isinstance(message, CaptionWritten):
+            return
+        self.results.append(CaptionResult(Path(message.image), message.generated or None, message.error,
+                                          written=message.caption is not None))
+        if message.generated:
+            self.status.setText(f"{Path(message.image).name}: {message.generated}")
+
+    def _finish(self, job: Job) -> None:
+        """The job ended (done, failed or cancelled): say how, and hand what was written to the panel."""
+        if job is not self.job:
+            return
+        made = sum(1 for r in self.results if r.caption)
+        if job.state == DONE:
+            self.status.setText(f"Done: {made} captions made.")
+        elif job.state == CANCELLED:
+            started = job.started_at is not None
+            self.status.setText(f"Cancelled: {made} captions made." if started else "Cancelled before it started.")
+        else:
+            self.status.setText(f"Failed: {job.error}" + (f" — {job.hint}" if job.hint else ""))
+        self.cancel_button.setText("Close")
+        self._validate()
+        done, self.results = [r for r in self.results if r.caption], []
         if done:
             self.captions_ready.emit(done, self.chosen_mode)
 
     def _cancel_or_close(self) -> None:
-        if self.request_id is not None:
-            self.status.setText("Stopping after the current batch…")
-            self._stop()
+        if self.active:
+            self.jobs.cancel(self.job)  # a queued job ends at once; a running one stops after its batch
+            if self.active:
+                self.status.setText("Stopping after the current batch…")
             return
         self.accept()
 
-    def _stop(self) -> None:
-        self._stopped = True
-        if self._pending is not None:  # never sent: nothing runs
-            self._finish("Cancelled before the worker started.")
-        elif self._started:
-            self.client.send(p.Stop())
-
-    def reject(self) -> None:  # Esc / window close: stop the job; what is written so far is kept and undoable
-        if self.request_id is not None:
-            self._stop()
-            if self.request_id is not None:
-                self._finish("Cancelled.")
+    def reject(self) -> None:  # Esc / window close: stop the job; what is written until it ends is kept, undoable
+        if self.active:
+            self.jobs.cancel(self.job)
         super().reject()
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override: the dialog's own worker goes with it
         super().done(result)
-        if self._own_client:
-            self.client.shutdown(10)
+        if self._own_jobs:
+            self.jobs.shut_down()
+            self.jobs.worker.shutdown(10)

@@ -6,8 +6,9 @@ slow), and where do I start (the preset recommended for that VRAM, preselected f
 
 The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
 Slow work runs off the GUI thread so the window appears at once: the demo's tiny model is built by the
-worker (it needs diffusers and torch, which the window's process never imports: `prepare_demo_project`),
-the hardware is detected by a child process, waited for on the thread pool.
+worker, as a job of the window's `JobManager` (it needs diffusers and torch, which the window's process
+never imports: `prepare_demo_project`), the hardware is detected by a child process, waited for on the
+thread pool.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import html
 from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGridLayout, QGroupBox,
                                QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
                                QWidget)
@@ -30,8 +31,8 @@ from studio.paths import demo_project_dir
 from ui.app_icon import app_icon
 from ui.background import run_in_background
 from ui.settings import AppSettings
+from ui.jobs import DONE, QUEUED, Job, JobManager
 from ui.theme import scaled_font, set_role
-from ui.worker_job import WorkerJob
 
 Kind = Literal["demo", "new", "open", "recent"]
 DEFAULTS = "Default settings"  # a new project with no preset: what a CPU-only machine gets
@@ -43,13 +44,25 @@ class WelcomeChoice:
     project_file: Path
 
 
-def prepare_demo_project(worker: Any, *, on_done: Callable[[Path], None], on_error: Callable[[str, str], None],
-                         parent: QObject | None = None) -> WorkerJob:
-    """The demo project in the user's data folder (photos, tiny model, `project.toml`), built by the worker:
-    its tiny model is made with diffusers, which the window's process never imports. `on_done(project_file)`
-    or `on_error(error, hint)` is called once."""
-    return WorkerJob(worker, DemoProjectRequest(folder=str(demo_project_dir())),
-                     on_done=lambda finished: on_done(Path(finished.outputs[0])), on_error=on_error, parent=parent)
+def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
+                         on_error: Callable[[str, str], None]) -> Job:
+    """The demo project in the user's data folder (photos, tiny model, `project.toml`), built by the worker
+    as a job of the window's queue: its tiny model is made with diffusers, which the window's process never
+    imports. When the job ends, `on_done(project_file)` or `on_error(error, hint)` is called once."""
+    job = jobs.submit(DemoProjectRequest(folder=str(demo_project_dir())), "demo project")
+
+    def ended(state: str) -> None:
+        if state == DONE and job.outputs:
+            on_done(Path(job.outputs[0]))
+        elif state == DONE:
+            on_error("the demo project job ended without a project file", "run it again")
+        else:
+            on_error(job.error or job.detail or "cancelled", job.hint)
+
+    job.ended.connect(ended)
+    if not job.active:  # refused at once (the app is quitting)
+        ended(job.state)
+    return job
 
 
 def create_new_project(folder: Path, preset: str, output_dir: str) -> Path:
@@ -64,9 +77,9 @@ class WelcomeDialog(QDialog):
     hardware_ready = Signal(object)  # Hardware, once detection has finished
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
-                 hardware: Hardware | None = None, worker: Any = None) -> None:
+                 hardware: Hardware | None = None, jobs: JobManager | None = None) -> None:
         super().__init__(parent)
-        self.worker = worker  # the app's WorkerClient: the demo project is built there
+        self.jobs = jobs  # the window's job queue: the demo project is built by the worker
         self.setWindowTitle("Welcome to LoRA Studio")
         self.setWindowIcon(app_icon())
         self.settings = settings
@@ -285,14 +298,21 @@ class WelcomeDialog(QDialog):
         self.accept()
 
     def open_demo(self) -> None:
-        if self.worker is None:
+        if self.jobs is None:
             self._failed("Could not prepare the demo project", "the app's worker is not available",
                          "restart LoRA Studio")
             return
         self._busy("Preparing the demo project (the first time takes a few seconds)…")
-        self._demo_job = prepare_demo_project(
-            self.worker, on_done=lambda path: self._choose("demo", path),
-            on_error=lambda error, hint: self._failed("Could not prepare the demo project", error, hint), parent=self)
+        job = self._demo_job = prepare_demo_project(
+            self.jobs, on_done=lambda path: self._choose("demo", path),
+            on_error=lambda error, hint: self._failed("Could not prepare the demo project", error, hint))
+        job.detail_changed.connect(lambda _detail: self._demo_waits(job))
+        self._demo_waits(job)
+
+    def _demo_waits(self, job: Job) -> None:
+        """A demo asked for while a training runs waits its turn: say so (it is not stuck)."""
+        if job.state == QUEUED and job.detail and job is self._demo_job:
+            self._busy(f"Preparing the demo project ({job.detail})…")
 
     def new_project(self) -> None:
         folder = self.ask_new_project_folder()

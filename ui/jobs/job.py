@@ -54,10 +54,12 @@ class Job(QObject):
     event = Signal(object)  # each worker event of this job, in order (Log, Progress, Sample, results…)
     ended = Signal(str)  # the final state, once
 
-    def __init__(self, job_id: int, request: JobRequest, title: str, parent: QObject | None = None) -> None:
+    def __init__(self, job_id: int, request: JobRequest | None, title: str, parent: QObject | None = None, *,
+                 kind: str = "") -> None:
         super().__init__(parent)
         self.id = job_id
-        self.request = request
+        self.request = request  # None for a job the window runs itself (the image check)
+        self._kind = kind
         self.title = title
         self.state = QUEUED
         self.detail = ""
@@ -73,7 +75,7 @@ class Job(QObject):
 
     @property
     def kind(self) -> str:
-        return type(self.request).type
+        return type(self.request).type if self.request is not None else self._kind
 
     @property
     def active(self) -> bool:

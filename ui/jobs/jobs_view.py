@@ -45,6 +45,10 @@ class JobRow(QWidget):
         layout.addLayout(text, 1)
         for w in (self.bar, self.up, self.down, self.cancel):
             layout.addWidget(w)
+        for arrow in (self.up, self.down):  # hidden on a running row, the bars still line up
+            policy = arrow.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            arrow.setSizePolicy(policy)
         self.refresh()
 
     def _move(self, step: int) -> None:
@@ -64,8 +68,9 @@ class JobRow(QWidget):
         else:
             self.bar.setRange(0, max(1, pr.total))
             self.bar.setValue(pr.total if job.state == "done" else min(pr.done, pr.total))
-        self.bar.setVisible(job.active)
         queued = job.state == QUEUED
+        self.bar.setFormat("queued" if queued else "%p%")  # waiting is not "0%" done
+        self.bar.setVisible(job.active)
         self.up.setVisible(queued)
         self.down.setVisible(queued)
         self.cancel.setVisible(job.active)
@@ -82,7 +87,7 @@ class JobsView(QWidget):
         self._list = QVBoxLayout(self._holder)
         self._list.setContentsMargins(0, 0, 0, 0)
         self._list.setSpacing(0)
-        self.empty = QLabel("No jobs yet: training runs, previews, grids and exports show here.")
+        self.empty = QLabel("No jobs yet: training runs, previews, grids, exports, captioning and image checks show here.")
         self.empty.setProperty("role", "hint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         scroll = QScrollArea()
@@ -122,7 +127,7 @@ class JobsView(QWidget):
 
     def summary(self) -> str:
         """For the status bar's button: "Jobs: 1 running, 2 queued"."""
-        running = 1 if self.jobs.running else 0
+        running = self.jobs.running_count
         queued = len(self.jobs.queued())
         parts = [f"{running} running"] * bool(running) + [f"{queued} queued"] * bool(queued)
         return "Jobs: " + (", ".join(parts) if parts else "none running")

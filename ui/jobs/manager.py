@@ -13,6 +13,7 @@ the reason, and the queued jobs stay queued until a worker is ready again. Once 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,6 +44,7 @@ class JobManager(QObject):
         self._running: Job | None = None
         self._opened = False  # the running job's job_started has arrived
         self._ended: list[Job] = []  # newest first
+        self._local: dict[Job, Callable[[], None]] = {}  # running jobs of the window itself → how to stop each
         self._stop_timer = QTimer(self)
         self._stop_timer.setSingleShot(True)
         self._stop_timer.setInterval(int(stop_grace_s * 1000))
@@ -55,9 +57,7 @@ class JobManager(QObject):
     def submit(self, request: JobRequest, title: str | None = None) -> Job:
         """Queue `request` (its `request_id` is set here) and return its Job; it runs when its turn comes."""
         job_id = next(self._ids)
-        job = Job(job_id, replace(request, request_id=job_id), title or type(request).title, self)
-        for signal in (job.state_changed, job.detail_changed, job.progress_changed):
-            signal.connect(lambda *_a, j=job: self.job_changed.emit(j))
+        job = self._new_job(Job(job_id, replace(request, request_id=job_id), title or type(request).title, self))
         if self.closing:
             self._ended.insert(0, job)
             job.set_state(CANCELLED, "not started: LoRA Studio is quitting")
@@ -68,9 +68,27 @@ class JobManager(QObject):
         self._describe_queue()
         return job
 
+    def track(self, title: str, kind: str, stop: Callable[[], None]) -> Job:
+        """A job the window runs itself off the GUI thread (the image check): listed and cancellable with
+        the worker's, but never queued behind them, since it needs no worker. Its owner reports progress
+        on the Job and ends it with `end_tracked`; Cancel calls `stop` and ends it at once."""
+        job = self._new_job(Job(next(self._ids), None, title, self, kind=kind))
+        self._local[job] = stop
+        job.set_state(RUNNING)
+        self.job_added.emit(job)
+        return job
+
+    def end_tracked(self, job: Job, state: str, detail: str = "") -> None:
+        if self._local.pop(job, None) is not None:
+            self._finish(job, state, detail)
+
     def cancel(self, job: Job) -> None:
         """A queued job is dropped at once; a running one is asked to stop (it should end within ~2 s)."""
-        if job in self._queue:
+        if job in self._local:
+            job.cancel_requested = True
+            self._local[job]()
+            self.end_tracked(job, CANCELLED, "cancelled")
+        elif job in self._queue:
             self._queue.remove(job)
             job.cancel_requested = True
             job.set_state(CANCELLED, "cancelled before it started")
@@ -98,14 +116,19 @@ class JobManager(QObject):
     def jobs(self) -> list[Job]:
         """Every job the list shows: the running one, the queued ones in the order they will run, then
         the ended ones, newest first."""
-        return ([self._running] if self._running else []) + list(self._queue) + list(self._ended)
+        return ([self._running] if self._running else []) + list(self._local) + list(self._queue) + list(self._ended)
 
     def queued(self) -> list[Job]:
         return list(self._queue)
 
     @property
     def running(self) -> Job | None:
+        """The worker's running job (the window's own jobs run beside it: `running_count` counts both)."""
         return self._running
+
+    @property
+    def running_count(self) -> int:
+        return (self._running is not None) + len(self._local)
 
     def find(self, job_id: int) -> Job | None:
         return next((j for j in self.jobs() if j.id == job_id), None)
@@ -117,7 +140,7 @@ class JobManager(QObject):
     def shut_down(self) -> None:
         """The window is quitting: drop the queue, ask the running job to stop, never send or start again."""
         self.closing = True
-        for job in list(self._queue):
+        for job in list(self._queue) + list(self._local):
             self.cancel(job)
         if self._running is not None and not self._running.cancel_requested:
             self._running.cancel_requested = True
@@ -125,6 +148,11 @@ class JobManager(QObject):
             self.worker.send(p.Stop())
 
     # ---------------------------------------------------------------------------------------------
+    def _new_job(self, job: Job) -> Job:
+        for signal in (job.state_changed, job.detail_changed, job.progress_changed):
+            signal.connect(lambda *_a, j=job: self.job_changed.emit(j))
+        return job
+
     def _pump(self, *, start_worker: bool = False) -> None:
         """Send the next queued job if the worker is ready and has nothing of ours running."""
         while not self.closing and self._running is None and self._queue:

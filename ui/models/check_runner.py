@@ -2,19 +2,22 @@
 
 Starting a check while one runs cancels the old one and runs the new one after it stops (the images or
 the training resolution changed, so the old answer is stale). `cancel()` drops a running check without a
-result, e.g. when another dataset is opened.
+result, e.g. when another dataset is opened. Given the window's `JobManager` (`jobs`), each check is listed
+in the Jobs dock with its progress in images, and its Cancel there stops it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from studio.dataset.check import CheckProgress, CheckReport, check_images
 from studio.dataset.scan import ImageRecord
 from ui.background import run_in_background
+from ui.jobs.job import CANCELLED, DONE, FAILED, Job
 
 PROGRESS_MS = 200
 
@@ -32,6 +35,8 @@ class CheckRunner(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(PROGRESS_MS)
         self._timer.timeout.connect(self._tick)
+        self.jobs: Any = None  # the window's JobManager, which lists each check
+        self._job: Job | None = None
 
     @property
     def running(self) -> bool:
@@ -52,6 +57,8 @@ class CheckRunner(QObject):
                           on_done=lambda report: self._done(report, progress),
                           on_error=lambda exc: self._failed(exc, progress))
         self._timer.start()
+        if self.jobs is not None:
+            self._job = self.jobs.track(f"image check ({len(records):,} images)", "check", self.cancel)
 
     def cancel(self) -> None:
         self._next = None
@@ -61,6 +68,13 @@ class CheckRunner(QObject):
     def _tick(self) -> None:
         if self._current is not None:
             self.progress.emit(self._current.done, self._current.total)
+            if self._job is not None:
+                self._job.set_progress(self._current.done, self._current.total, "images")
+
+    def _end_job(self, state: str, detail: str = "") -> None:
+        job, self._job = self._job, None
+        if job is not None and self.jobs is not None:
+            self.jobs.end_tracked(job, state, detail)
 
     def _settle(self, progress: CheckProgress) -> bool:
         """Bookkeeping when a run ends; True if its result should be shown."""
@@ -68,6 +82,8 @@ class CheckRunner(QObject):
             return False
         self._timer.stop()
         self._current = None
+        if progress.cancelled:
+            self._end_job(CANCELLED, "replaced by a new check: the images changed" if self._next else "cancelled")
         if self._next is not None:
             records, min_size = self._next
             self._next = None
@@ -77,8 +93,10 @@ class CheckRunner(QObject):
 
     def _done(self, report: CheckReport, progress: CheckProgress) -> None:
         if self._settle(progress):
+            self._end_job(DONE, f"{len(report.problems)} problem(s) in {len(report.checks):,} images")
             self.finished.emit(report)
 
     def _failed(self, exc: BaseException, progress: CheckProgress) -> None:
         if self._settle(progress):
+            self._end_job(FAILED, str(exc))
             self.failed.emit(f"The image check failed: {exc}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QScrollArea, QSplitter,
+from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
@@ -46,6 +46,7 @@ from ui.widgets.run_history import RunHistory
 from ui.widgets.preset_box import PresetBox
 from ui.widgets.preset_note import PresetNote
 from ui.widgets.status_banner import StatusBanner
+from ui.widgets.train_queue_view import TrainQueueView
 
 ACTIVE = ("starting", "running", "paused", "stopping")
 JOB_EVENTS = (Started, Progress, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
@@ -152,6 +153,10 @@ class TrainPanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         self.banner = StatusBanner()
         self.controls = RunControls()
+        self.queue_button = QPushButton("Queue")  # beside Start (a short word: the row fits a 1024 px window)
+        self.queue_button.setToolTip("Add these settings to the training queue, to train after the others "
+                                     "(the Queue tab runs them one after another)")
+        self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
         self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
@@ -172,6 +177,8 @@ class TrainPanel(QWidget):
         self.tabs.addTab(self.gallery, "Previews")
         self.tabs.addTab(self.log, "Log")
         self.tabs.addTab(self.history, "History")
+        self.queue_view = TrainQueueView()
+        self.tabs.addTab(self.queue_view, "Queue")
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
@@ -192,6 +199,7 @@ class TrainPanel(QWidget):
         self.model_picker.folders_changed.connect(self.model_folders_changed)
         c = self.controls
         c.start_clicked.connect(self.start)
+        self.queue_button.clicked.connect(self.add_to_queue)
         c.pause_clicked.connect(lambda: self._command(p.Pause()))
         c.resume_clicked.connect(lambda: self._command(p.Resume()))
         c.stop_clicked.connect(self.stop)
@@ -205,6 +213,7 @@ class TrainPanel(QWidget):
     def use_jobs(self, jobs) -> None:
         """The window's JobManager: runs and plain-LoRA copies are submitted there."""
         self.jobs = jobs
+        self.queue_view.use_jobs(jobs)
 
     # ---------------------------------------------------------------------------------------------
     # project
@@ -369,6 +378,19 @@ class TrainPanel(QWidget):
         run_in_background(check_and_save, cfg, project_file,
                           on_done=lambda problems: self._checked(cfg, project_file, problems),
                           on_error=self._check_failed)
+
+    def add_to_queue(self) -> None:
+        """Queue the form's settings (unsaved edits included); the runs go in the project's folder."""
+        try:
+            cfg = self.current_config()
+        except FormError:
+            return
+        if self.project_file is None:
+            self.banner.show_message("warning", "Save the project before queueing it",
+                                     "A queued run goes into the project's folder (runs/), so it needs one.")
+            return
+        self.queue_view.add(str(self.project_file), dumps_project(cfg))
+        self.tabs.setCurrentWidget(self.queue_view)
 
     def _checked(self, cfg: ProjectConfig, project_file: Path, file_problems: list[Problem]) -> None:
         self._set_run_state("idle")

@@ -2,18 +2,22 @@
 
 Uniform item sizes and batched layout let Qt lay out 10,000 cells without asking each one its size; only
 the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel).
-Zoom changes the cell size; Ctrl+wheel zooms too.
+Zoom changes the cell size; Ctrl+wheel zooms too. An empty grid paints a hint saying how to fill it, and
+while files are dragged over the panel the grid is outlined and tinted in the theme's highlight colour (both
+from the palette, so they follow the dark theme).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
 from ui.widgets.thumbnail_delegate import ThumbnailDelegate
 
 MIN_SIDE, MAX_SIDE = 64, 256
+EMPTY_HINT = ("Drop image folders here — or use Add folder…\n\n"
+              "Folders are used where they are; captions are the .txt files beside the images.")
 
 
 class DatasetGrid(QListView):
@@ -37,7 +41,43 @@ class DatasetGrid(QListView):
         self.viewport().setAcceptDrops(False)
         self.delegate = ThumbnailDelegate(self, side)
         self.setItemDelegate(self.delegate)
+        self.empty_hint = EMPTY_HINT  # painted while the model has no rows ("" paints nothing)
+        self.drop_highlight = False
         self.set_side(side)
+
+    def set_empty_hint(self, text: str) -> None:
+        if text != self.empty_hint:
+            self.empty_hint = text
+            self.viewport().update()
+
+    def set_drop_highlight(self, on: bool) -> None:
+        if on != self.drop_highlight:
+            self.drop_highlight = on
+            self.viewport().update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        model = self.model()
+        show_hint = bool(self.empty_hint) and (model is None or model.rowCount() == 0)
+        if not (show_hint or self.drop_highlight):
+            return
+        painter = QPainter(self.viewport())
+        rect = self.viewport().rect()
+        if self.drop_highlight:
+            accent = self.palette().color(QPalette.ColorRole.Highlight)
+            tint = QColor(accent)
+            tint.setAlpha(48)
+            painter.fillRect(rect, tint)
+            painter.setPen(QPen(accent, 3, Qt.PenStyle.DashLine))
+            painter.drawRect(rect.adjusted(1, 1, -2, -2))
+        if show_hint:
+            font = painter.font()
+            font.setPointSizeF(font.pointSizeF() * 1.25)
+            painter.setFont(font)
+            painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(rect.adjusted(24, 24, -24, -24),
+                             int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self.empty_hint)
+        painter.end()
 
     def set_side(self, side: int) -> None:
         side = max(MIN_SIDE, min(MAX_SIDE, side))
@@ -61,7 +101,7 @@ class DatasetGrid(QListView):
         if model is None or model.rowCount() == 0:
             return []
         rect = self.viewport().rect()
-        first = self.indexAt(rect.topLeft() + self._inset())
+        first = self.indexAt(rect.topLeft() + QPoint(4, 4))
         if not first.isValid():
             first = model.index(0, 0)
         rows = []
@@ -72,8 +112,3 @@ class DatasetGrid(QListView):
             if r.intersects(rect):
                 rows.append(row)
         return rows
-
-    def _inset(self):
-        from PySide6.QtCore import QPoint
-
-        return QPoint(4, 4)

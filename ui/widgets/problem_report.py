@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView
 from studio.dataset.scan import Problem
 from ui.models.problem_model import ProblemModel
 
+NOT_CHECKED = "Images are checked after they are loaded."
+
 
 class ProblemReport(QWidget):
     image_chosen = Signal(object)  # Path
@@ -18,7 +20,7 @@ class ProblemReport(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel("Images are checked after they are loaded.")
+        self.summary = QLabel(NOT_CHECKED)
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         self.model = ProblemModel(self)
@@ -39,10 +41,12 @@ class ProblemReport(QWidget):
         self.model.set_problems(problems)
         excluded = len({p.path for p in problems if p.excluded})
         converted = len({p.path for p in problems if not p.excluded} - {p.path for p in problems if p.excluded})
-        state = "Checked" if checked >= total else f"Checked {checked} of"
-        self.summary.setText(f"{state} {total} images: {excluded} cannot be used (excluded from training), "
-                             f"{converted} will be converted." if problems else
-                             f"{state} {total} images: no problems found.")
+        scope = f"{total} images" if checked >= total else f"{checked} of {total} images"
+        if not problems:
+            self.summary.setText(f"No problems found in {scope}." if checked else NOT_CHECKED)
+            return
+        self.summary.setText(f"Checked {scope}: {len({p.path for p in problems})} with problems — {excluded} "
+                             f"cannot be used (excluded from training), {converted} will be converted.")
 
     def set_progress(self, done: int, total: int) -> None:
         self.summary.setText(f"Checking images… {done} of {total}")

@@ -1,0 +1,195 @@
+"""The dataset's folders: which project is shown, adding, importing and removing folders, and the scan that
+brings their images into the grid chunk by chunk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from studio.dataset.captions import CaptionStore
+from studio.dataset.importer import import_folder
+from studio.dataset.scan import ImageRecord, dataset_folders
+from studio.dataset.state import DatasetState, load_state
+from studio.errors import StudioError
+from ui.background import run_in_background
+from ui.models.dataset_model import DatasetItem
+
+IMPORT_FOLDER = "images"  # where "import a copy" puts images, inside the project folder
+
+
+class FoldersMixin:
+    def set_project(self, folders: Sequence[str], project_dir: Path | None, *, resolution: int = 512,
+                    caption_extension: str = ".txt", default_repeats: int = 1) -> None:
+        """Show the dataset of a project (folders as written in its file, relative to `project_dir`)."""
+        self.editor.flush()
+        self.project_dir = Path(project_dir).resolve() if project_dir else None
+        self.resolution = resolution
+        self.default_repeats = default_repeats
+        self.caption_extension = caption_extension
+        self.store = CaptionStore(self.caption_extension)
+        self.undo_stack.clear()
+        self.banner.hide()
+        self.state = DatasetState()
+        if self.project_dir is not None:
+            try:
+                self.state = load_state(self.project_dir)
+            except StudioError as exc:
+                self._state_damaged = True
+                self.banner.show_message("error", str(exc), exc.hint)
+        self.roots = []
+        for f in folders:
+            p = Path(f).expanduser()
+            if not p.is_absolute() and self.project_dir is not None:
+                p = self.project_dir / p
+            p = p.resolve()
+            if p not in self.roots:
+                self.roots.append(p)
+        self.report = None
+        self.checker.cancel()
+        self.problem_report.set_problems([], 0, 0)
+        self.model.set_items([])
+        self.loader.reset()
+        self.watcher.clear()
+        self._load(list(self.roots), replace=True)
+
+    def set_resolution(self, resolution: int) -> None:
+        """The training resolution changed: images smaller than it are reported again."""
+        if resolution != self.resolution:
+            self.resolution = resolution
+            self.run_check()
+
+    def folder_strings(self) -> list[str]:
+        out = []
+        for root in self.roots:
+            if self.project_dir is not None:
+                try:
+                    out.append(root.relative_to(self.project_dir).as_posix() or ".")
+                    continue
+                except ValueError:
+                    pass
+            out.append(str(root))
+        return out
+
+    def choose_folder(self) -> None:
+        start = self.settings.value("datasetPanel/lastFolder", str(self.project_dir or Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Add a folder of images", str(start))
+        if path:
+            self.settings.setValue("datasetPanel/lastFolder", path)
+            self.add_folders([Path(path)])
+
+    def choose_import(self) -> None:
+        start = self.settings.value("datasetPanel/lastFolder", str(Path.home()))
+        path = QFileDialog.getExistingDirectory(self, "Import a copy of a folder of images", str(start))
+        if path:
+            self.import_copy([Path(path)])
+
+    def import_copy(self, folders: Sequence[Path]) -> None:
+        dest = (self.project_dir / IMPORT_FOLDER) if self.project_dir is not None else None
+        if dest is None:
+            chosen = QFileDialog.getExistingDirectory(self, "Where should the copies go?", str(Path.home()))
+            if not chosen:
+                return
+            dest = Path(chosen)
+        for folder in folders:
+            run_in_background(import_folder, Path(folder), dest, self.caption_extension,
+                              on_done=lambda target: self.add_folders([target]), on_error=self._background_error)
+
+    def _imported(self, dest: Path, n: int) -> None:
+        self.status_message.emit(f"Copied {n} image{'s' if n != 1 else ''} into {dest}")
+        if dest.resolve() in self.roots:
+            self._rescan_folder(dest.resolve())
+        else:
+            self.add_folders([dest])
+
+    def add_folders(self, folders: Sequence[Path]) -> None:
+        new = []
+        for f in folders:
+            p = Path(os.path.normpath(Path(f).expanduser().resolve()))
+            if p not in self.roots and p not in new:
+                new.append(p)
+        if not new:
+            return
+        self.roots.extend(new)
+        self.folders_changed.emit(self.folder_strings())
+        self._load(new, replace=False)
+
+    def remove_folder(self, folder: Path) -> None:
+        folder = Path(folder)
+        if folder not in self.roots:
+            return
+        self.roots.remove(folder)
+        self.model.remove_folder(folder)
+        self.watcher.unwatch_under(folder)
+        self.folders_changed.emit(self.folder_strings())
+        self._refresh_folder_list()
+        self._freq_timer.start()
+        self._update_empty()
+
+    def _load(self, roots: list[Path], *, replace: bool) -> None:
+        """Scan `roots` on a thread; chunks of records reach the grid as they are read."""
+        if replace:
+            self._generation += 1
+        self.loader.scan(roots, caption_extension=self.caption_extension, default_repeats=self.default_repeats,
+                         replace=replace)
+        self.footer.setText("Reading folders…")
+        self._update_empty()
+
+    def _add_chunk(self, records: list[ImageRecord], problems: list) -> None:
+        for problem in problems:
+            if problem.kind == "missing":
+                self.banner.show_message("warning", f"Folder not found: {problem.path}",
+                                         "Remove it in the Folders tab, or put the images back.")
+            else:
+                self.banner.show_message("error", problem.message)
+        if not records:
+            return
+        self.model.append_items([self._item(rec) for rec in records])
+        # background thumbnails wait for the scan to finish: both are mostly Python, and running them
+        # side by side only makes each wait for the other's turn at the interpreter lock
+        self._update_empty()
+
+    def _scan_finished(self, roots: list[Path], error: BaseException | None) -> None:
+        if error is not None:
+            self._background_error(error)
+        for root in roots:
+            self.watcher.watch_folders(folder for folder, _ in dataset_folders(root))
+        self._refresh_folder_list()
+        self._freq_timer.start()
+        self._update_empty()
+        self._recount_soon()
+        if not self.loader.scanning:
+            self.loader.request_all(it.record for it in self.model.items if not (it.thumb or it.thumb_error))
+            self.loaded.emit(self.model.rowCount())
+
+    def _item(self, rec: ImageRecord) -> DatasetItem:
+        caption = rec.caption if rec.has_caption_file else None
+        state = self.state
+        if not (state.excluded or state.focus or state.crops or state.repeats):
+            return DatasetItem(record=rec, caption=caption)  # the usual case: 10,000 lookups saved
+        repeats = state.repeats.get(rec.folder, rec.repeats)
+        if repeats != rec.repeats:
+            rec = replace(rec, repeats=repeats)
+        return DatasetItem(record=rec, caption=caption, excluded=rec.path in state.excluded,
+                           focus=state.focus.get(rec.path), crop=state.crops.get(rec.path))
+
+    def _background_error(self, exc: BaseException) -> None:
+        hint = getattr(exc, "hint", "")
+        self.banner.show_message("error", str(exc) or type(exc).__name__, hint)
+
+    def _refresh_folder_list(self) -> None:
+        counts: dict[Path, int] = {}
+        repeats: dict[Path, int] = {}
+        for it in self.model.items:
+            counts[it.record.folder] = counts.get(it.record.folder, 0) + 1
+            repeats[it.record.folder] = it.record.repeats
+        rows = []
+        for root in self.roots:
+            for folder, from_name in dataset_folders(root, self.default_repeats):
+                if folder == root or folder in counts:
+                    rows.append((folder, folder == root, counts.get(folder, 0),
+                                 repeats.get(folder, self.state.repeats.get(folder, from_name))))
+        self.folder_list.set_folders(rows)
