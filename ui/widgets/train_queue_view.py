@@ -17,8 +17,6 @@ from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
 from ui.train_queue_runner import QueueRunner
 
-RESUMABLE = ("interrupted", "failed", "stopped")
-
 
 class TrainQueueView(QWidget):
     def __init__(self, queue: TrainQueue | None = None, parent: QWidget | None = None) -> None:
