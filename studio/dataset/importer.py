@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from studio.dataset.images import is_image_path
 from studio.fileio import atomic_path
 from studio.safe_names import safe_file_name, unique_file_name
 
