@@ -150,9 +150,11 @@ def test_the_summary_is_the_tab_shown_before_a_run_and_previews_during_one(idle_
     assert panel.charts_split.sizes()[0] > 100  # the chart is back for the run
 
 
-def test_the_summary_on_a_cpu_fits_1024_by_700(qtbot, tmp_path):
+def test_the_summary_on_a_cpu_fits_1024_by_700(qtbot, qapp, tmp_path):
     from tests.test_window_fits_1024 import cut_texts
+    from ui.theme import apply_theme
 
+    apply_theme(qapp, "light")  # as the app does: the style sheet's padding counts
     window = open_window(qtbot, tmp_path, None, start_worker=False)
     try:
         window.resize(1024, 700)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
@@ -27,7 +28,7 @@ class TrainQueueView(QWidget):
         self.entries: list[QueueEntry] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        top = QHBoxLayout()  # the buttons in a column beside the list: the tab stays as narrow as the others
+        top = QHBoxLayout()  # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
         layout.addLayout(top, 1)
         self.list = QListWidget()
         self.list.setWordWrap(True)
@@ -37,7 +38,8 @@ class TrainQueueView(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-        row = QVBoxLayout()
+        row = QGridLayout()
+        row.setSpacing(4)
         self.run_button = self._button(row, "Run queue", "Train every queued entry in order, unattended "
                                        "(an interrupted one first, from its last checkpoint)", self._run_or_stop)
         self.up_button = self._button(row, "Up", "Train this entry earlier", lambda: self._move(-1))
@@ -49,16 +51,17 @@ class TrainQueueView(QWidget):
                                          lambda: self._change(self.queue.requeue, self._selected()))
         self.clear_button = self._button(row, "Clear finished", "Forget the finished entries (their exports "
                                          "stay on disk)", lambda: self._change(self.queue.clear_done))
-        row.addStretch(1)
+        row.setRowStretch(row.rowCount(), 1)
         top.addLayout(row)
         self.refresh()
 
     @staticmethod
-    def _button(row: QVBoxLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
+    def _button(grid: QGridLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
         button = QPushButton(text)
         button.setToolTip(tip)
         button.clicked.connect(slot)
-        row.addWidget(button)
+        index = grid.count()  # Run | Up, Down | Remove, Queue again | Clear finished
+        grid.addWidget(button, index // 2, index % 2)
         return button
 
     def use_jobs(self, jobs) -> None:
