@@ -31,13 +31,13 @@ def validate(cfg: ProjectConfig) -> list[Problem]:
 
 
 def _required(cfg: ProjectConfig) -> list[Problem]:
+    """No hint: where to set a field is each surface's to say (the form highlights it, the CLI names the flag)."""
     out = []
     if not cfg.model.path.strip():
         out.append(Problem("model", "path", "choose a base model: a diffusers folder or a .safetensors / .ckpt "
-                                            "checkpoint", hint="[model] path, or --model-path"))
+                                            "checkpoint"))
     if not cfg.dataset.folders:
-        out.append(Problem("dataset", "folders", "add a folder of training images",
-                           hint="[dataset] folders, or --dataset-folders"))
+        out.append(Problem("dataset", "folders", "add a folder of training images"))
     return out
 
 

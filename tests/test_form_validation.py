@@ -66,7 +66,7 @@ def test_a_typed_value_is_judged_at_once_and_the_banner_goes_when_fixed(panel, q
     assert panel.form.marked_fields() == [("network", "dropout")]  # no Start pressed
     assert "border" in panel.form.editor("network", "dropout").styleSheet()
     assert banner_lines(panel) == ["Cannot start: [network] dropout is 'abc', expected a number",
-                                   "Fix the highlighted field."]
+                                   "Set it in the highlighted field: Dropout."]
     assert "[network] dropout is 'abc', expected a number" in plain(panel.form.editor("network", "dropout").toolTip())
     dropout.clear()
     qtbot.keyClicks(dropout, "0.1")
@@ -251,3 +251,14 @@ def test_the_form_and_the_cli_refuse_with_the_same_words(bad, panel, qtbot, caps
         picker = panel.model_picker
         qtbot.waitUntil(lambda: picker.info_is_error(), timeout=10_000)
         assert message in picker.info_text()
+
+
+def test_a_missing_base_model_names_the_field_in_the_forms_words_and_the_flag_on_the_command_line(panel, capsys):
+    panel.set_project(complete_config(), None)
+    panel.form.editor("model", "path").set_value("")  # as clearing the field does
+    assert banner_lines(panel) == ["Cannot start: choose a base model: a diffusers folder or a .safetensors / "
+                                   ".ckpt checkpoint", "Set it in the highlighted field: Base model."]
+    assert main(["train", "--steps", "4", "--quiet"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "hint: set it with --model-path, or [model] path in the project file" in err
+    assert "hint: set it with --dataset-folders, or [dataset] folders in the project file" in err

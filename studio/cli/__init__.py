@@ -81,12 +81,30 @@ def _print_error(exc: BaseException) -> None:
     if len(problems) > 1:
         for line, problem in zip(str(exc).splitlines(), problems):
             print(f"error: {line}", file=sys.stderr)
-            if problem.hint:
-                print(f"hint: {problem.hint}", file=sys.stderr)
+            _print_hint(problem.hint or _where(problem.message, problem.section, problem.key))
         return
     print(f"error: {exc}", file=sys.stderr)
-    if getattr(exc, "hint", ""):
-        print(f"hint: {exc.hint}", file=sys.stderr)
+    message = problems[0].message if problems else str(exc)
+    _print_hint(getattr(exc, "hint", "") or _where(message, getattr(exc, "section", ""), getattr(exc, "key", "")))
+
+
+def _print_hint(hint: str) -> None:
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+def _where(message: str, section: str, key: str) -> str:
+    """Where a config field is set from here (its flag, or its line in the project file), for a message that
+    does not name its field ("choose a base model…"; "[network] alpha is -5…" names it already)."""
+    from studio.field_info import field_info
+
+    if not section or message.startswith("["):
+        return ""
+    try:
+        flag = field_info(section, key).flag
+    except KeyError:
+        return ""
+    return f"set it with {flag}, or [{section}] {key} in the project file"
 
 
 def _bytes_safe_stdout() -> None:

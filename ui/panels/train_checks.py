@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QTimer
 from studio.errors import Problem
 from studio.validate import check_files, errors_of
 from ui.background import run_in_background
-from ui.widgets.config_form import ConfigForm, FormError
+from ui.widgets.config_form import ConfigForm, FormError, label_for
 from ui.widgets.status_banner import StatusBanner
 
 RECHECK_DELAY_MS = 400  # after the last keystroke: the disk check reads the model's header
@@ -25,7 +25,9 @@ RECHECK_DELAY_MS = 400  # after the last keystroke: the disk check reads the mod
 def banner_text(errors: list[Problem]) -> tuple[str, str]:
     """(title, hint) for the banner: the one problem and its fix, or how many and each on its own line."""
     if len(errors) == 1:
-        return f"Cannot start: {errors[0].message}", errors[0].hint or "Fix the highlighted field."
+        first = errors[0]
+        return f"Cannot start: {first.message}", first.hint or f"Set it in the highlighted field: " \
+                                                              f"{label_for(first.section, first.key)}."
     return (f"Cannot start: {len(errors)} problems (the fields are highlighted)",
             "\n".join(f"• {p.message}" for p in errors))
 
