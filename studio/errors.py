@@ -44,11 +44,13 @@ class ConfigError(StudioError):
 
     @classmethod
     def from_problems(cls, problems: Sequence[Problem], source: str = "") -> "ConfigError":
-        """One error for several problems: the message lists each (one per line), the hint is the first's."""
+        """One error for several problems: the message lists each (one per line), the hint is the first one
+        any of them has (a missing field has none: where to set it is each surface's to say)."""
         first = problems[0]
         prefix = f"{source}: " if source else ""
         message = "\n".join(prefix + p.message for p in problems)
-        return cls(message, first.hint, section=first.section, key=first.key, problems=problems)
+        hint = next((p.hint for p in problems if p.hint), "")
+        return cls(message, hint, section=first.section, key=first.key, problems=problems)
 
 
 class DatasetError(StudioError):
