@@ -10,11 +10,13 @@ from tests.train_gui_helpers import close_window, open_window
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture(params=["light", "dark"])
-def small_window(request, qtbot, qapp, tmp_path):
+@pytest.fixture
+def small_window(qtbot, qapp, tmp_path):
     from ui.theme import apply_theme
 
-    apply_theme(qapp, request.param)  # as the app does before its window: the style sheet's padding counts
+    # as the app does before its window: the style sheet's padding counts (both themes share their metrics;
+    # switching between them here would re-polish every widget earlier tests left alive, for a minute)
+    apply_theme(qapp, "light")
     window = open_window(qtbot, tmp_path, None, start_worker=False)
     window.resize(1024, 700)
     qtbot.waitUntil(lambda: window.width() == 1024)
