@@ -56,19 +56,9 @@ def test_light_and_dark_palettes(qapp, light):
 
 def test_text_is_readable_in_both_themes():
     """Text on window and base backgrounds, and accent text on the accent, keep a WCAG contrast >= 4.5."""
-    from PySide6.QtGui import QColor
-
     from ui.theme import THEMES
 
-    def lum(hex_: str) -> float:
-        c = QColor(hex_)
-        def ch(v: float) -> float:
-            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
-        return 0.2126 * ch(c.redF()) + 0.7152 * ch(c.greenF()) + 0.0722 * ch(c.blueF())
-
-    def contrast(a: str, b: str) -> float:
-        la, lb = sorted((lum(a), lum(b)), reverse=True)
-        return (la + 0.05) / (lb + 0.05)
+    from tests.test_dark_theme import contrast_ratio as contrast
 
     for colors in THEMES.values():
         for fg, bg in ((colors.text, colors.window), (colors.text, colors.base), (colors.muted, colors.window),

@@ -20,15 +20,9 @@ from studio.train_queue import TrainQueue  # noqa: E402
 from studio.worker import protocol as p  # noqa: E402
 from studio.worker.client import WorkerExited  # noqa: E402
 from tests.jobs_helpers import ScriptedWorker  # noqa: E402
+from tests.test_train_queue import _project  # noqa: E402
 
 pytestmark = pytest.mark.gui
-
-
-def _project(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "project.toml"
-    path.write_text(dumps_project(ProjectConfig().with_section("output", name=name)), encoding="utf-8")
-    return path
 
 
 @pytest.fixture
