@@ -167,7 +167,7 @@ def test_a_worker_that_dies_fails_the_job_and_keeps_what_was_written(qtbot, tmp_
     client.message_received.emit(CaptionWritten(request_id=rid, image=str(images[0]), generated="x", caption="x"))
     client.message_received.emit(WorkerExited(returncode=-9, expected=False))
     assert dialog.job.state == "failed" and dialog.start_button.isEnabled()
-    assert dialog.status.text().startswith("Failed: the worker stopped: was killed by SIGKILL")
+    assert dialog.status.text().startswith("Failed: the worker stopped: it was killed by SIGKILL")
     assert [r.path for r in emitted[0][0]] == [images[0]]  # the sidecar written before it died stays undoable
 
 

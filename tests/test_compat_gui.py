@@ -110,7 +110,7 @@ def test_train_panel_sends_the_copy_to_the_worker_and_shows_its_result(qtbot, tm
     worker.say(p.JobStarted(job_id=4, kind="mix_plain"))
     worker.running = False
     worker.say(WorkerExited(returncode=-9, expected=False))
-    assert "The plain copy failed: the worker stopped: was killed by SIGKILL" in panel.compat.copy_result.text()
+    assert "The plain copy failed: the worker stopped: it was killed by SIGKILL" in panel.compat.copy_result.text()
     assert panel._job_kind is None and panel.compat.plain_button.isEnabled()
 
 

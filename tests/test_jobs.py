@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_job_fails_it_with_the_reason_and_keeps_the_queue(jo
     w.set_state("dead")
     w.say(WorkerExited(returncode=-9, expected=False))
     assert running.state == "failed"
-    assert running.error == ("the worker stopped: was killed by SIGKILL (the system may have run out of memory) "
+    assert running.error == ("the worker stopped: it was killed by SIGKILL (the system may have run out of memory) "
                              "(exit -9)")
     assert waiting.state == "queued" and waiting.detail == "queued: waiting for the worker to start"
     assert len(w.sent) == 1  # nothing re-sent

@@ -137,7 +137,7 @@ def test_cancel_ends_a_render_within_2_s_and_a_killed_worker_leaves_the_mixer_us
         qtbot.wait(300)
         os.kill(pid, signal.SIGKILL)
         qtbot.waitUntil(lambda: doomed.state == "failed", timeout=10_000)
-        assert mixer.preview.caption.text().startswith("Failed: the worker stopped: was killed by SIGKILL")
+        assert mixer.preview.caption.text().startswith("Failed: the worker stopped: it was killed by SIGKILL")
         assert "The mixer preview failed: the worker stopped" in mixer.status.text()
         assert mixer.grid.render_button.isEnabled() and mixer.export.export_button.isEnabled()
         assert not mixer.busy and mixer.preview.bar.isHidden()

@@ -94,7 +94,7 @@ def test_three_entries_run_unattended_and_a_killed_worker_leaves_the_second_resu
     worker.set_state("dead")
     worker.say(WorkerExited(returncode=-9, expected=False))
     entry = queue.get(2)
-    assert entry.state == "failed" and entry.error.startswith("the worker stopped: was killed")
+    assert entry.state == "failed" and entry.error.startswith("the worker stopped: it was killed")
     assert "[failed, resumable from step 2]" in _rows(view)[1]
     assert export1.read_bytes() == b"lora alpha.safetensors" and queue.get(1).state == "done"
 

@@ -264,5 +264,5 @@ def worker_stopped(message: WorkerExited) -> str:
     code = f" (exit {message.returncode})" if message.returncode is not None else ""
     if message.expected:
         return f"the worker stopped: it was restarted{code}"
-    how = message.describe().replace("the worker process ", "", 1)
+    how = message.describe().replace("the worker process ", "it ", 1)
     return f"the worker stopped: {how}{code}"
