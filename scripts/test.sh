@@ -22,4 +22,7 @@ if [ "${1:-}" = --latest ]; then
 fi
 LORA_STUDIO_VENV=$venv bash scripts/setup.sh
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# Tests run in parallel processes (pytest-xdist), one per core up to 4; LORA_STUDIO_TEST_WORKERS=0 runs them in
+# this process only (for a debugger or -s).
+workers=${LORA_STUDIO_TEST_WORKERS:-$("$venv/bin/python" -c 'import os; print(min(4, os.cpu_count() or 1))')}
+exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 -n "$workers" "$@"

@@ -119,3 +119,13 @@ def _windows_apis_when_asked(request):
     if os.environ.get("LORA_STUDIO_WINDOWS_APIS") == "1" and "windows_apis" not in request.fixturenames:
         request.getfixturevalue("windows_apis")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _user_folders_of_its_own(tmp_path_factory, monkeypatch):
+    """Settings, data and the thumbnail cache in a fresh folder per test, never the real user's: a test must not
+    see what an earlier one (or another pytest worker running beside it) saved. A test that sets them itself
+    still wins (its monkeypatch comes later)."""
+    home = tmp_path_factory.mktemp("user")
+    for name in ("LORA_STUDIO_CONFIG_DIR", "LORA_STUDIO_DATA_DIR", "LORA_STUDIO_CACHE_DIR"):
+        monkeypatch.setenv(name, str(home / name.split("_")[2].lower()))
