@@ -1,14 +1,10 @@
 """The EMA copy of the UNet in CompVis/LDM checkpoints, and the `model.ema = auto | use | ignore` choice.
 
-LDM's trainer keeps an exponential moving average of the UNet (`ldm.modules.ema.LitEma`) and saves it next
-to the trained weights: each parameter `model.diffusion_model.<path>` has a twin `model_ema.<path without the
-leading "model." and without dots>`, e.g. `model.diffusion_model.input_blocks.0.0.weight` →
-`model_ema.diffusion_modelinput_blocks00weight` (plus `model_ema.decay` and `model_ema.num_updates`). This is
-the naming diffusers' `convert_ldm_unet_checkpoint(extract_ema=True)` reads as well.
-
-`auto` trains on the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file (so the
-LoRA is trained on the model users render with); `use` swaps the EMA copy in; `ignore` is `auto` said
-explicitly. Which one was used is recorded in the export's metadata (`studio.base_model_ema`).
+LDM's trainer (`ldm.modules.ema.LitEma`) saves an exponential moving average of the UNet next to the trained
+weights, as `model_ema.<parameter path without the leading "model." and without dots>`, the naming diffusers'
+`convert_ldm_unet_checkpoint(extract_ema=True)` reads too. `auto` (and `ignore`, said explicitly) trains on
+the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file, so the LoRA is trained on
+the model users render with; `use` swaps the EMA copy in.
 """
 
 from __future__ import annotations
@@ -85,7 +81,4 @@ def prepare(state: MutableMapping[str, Any], used: str, name: str) -> None:
         swap_in_ema(state, name)
     else:
         drop_ema(state)
-
-
-__all__ = ["CHOICES", "choose", "drop_ema", "ema_key", "has_ema", "note", "prepare", "swap_in_ema"]
 
