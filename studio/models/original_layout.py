@@ -13,6 +13,7 @@ The code is ours; the round trip (save here, load with diffusers' `from_single_f
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,134 +51,74 @@ class UnetStructure:
                    down_attention=tuple("CrossAttn" in t for t in config["down_block_types"]),
                    up_attention=tuple("CrossAttn" in t for t in config["up_block_types"]))
 
-    def has(self, side: str, i: int, kind: str, j: int) -> bool:
-        """Whether `<side>_blocks.<i>.<kind>.<j>` exists in a UNet of this structure (`side`: down | up; up
-        blocks have one resnet more than down blocks)."""
-        attention = self.down_attention if side == "down" else self.up_attention
-        if not 0 <= i < len(attention):
-            return False
-        if kind == f"{side}samplers":
-            return j == 0 and i < len(attention) - 1
-        if kind == "attentions" and not attention[i]:
-            return False
-        return kind in ("resnets", "attentions") and 0 <= j < self.layers_per_block + (side == "up")
-
 
 SD_STRUCTURE = UnetStructure(2, (True, True, True, False), (False, True, True, True))
 SDXL_STRUCTURE = UnetStructure(2, (False, True, True), (True, True, False))
 
-_RESNET_TO_ORIGINAL = {"norm1": ["in_layers", "0"], "conv1": ["in_layers", "2"], "time_emb_proj": ["emb_layers", "1"],
-                       "norm2": ["out_layers", "0"], "conv2": ["out_layers", "3"], "conv_shortcut": ["skip_connection"]}
-_RESNET_FROM_ORIGINAL = {tuple(v): k for k, v in _RESNET_TO_ORIGINAL.items()}
-_TOP_TO_ORIGINAL = {("time_embedding", "linear_1"): ["time_embed", "0"], ("time_embedding", "linear_2"): ["time_embed", "2"],
-                    ("add_embedding", "linear_1"): ["label_emb", "0", "0"],
-                    ("add_embedding", "linear_2"): ["label_emb", "0", "2"],
-                    ("conv_in",): ["input_blocks", "0", "0"], ("conv_norm_out",): ["out", "0"], ("conv_out",): ["out", "2"]}
+_RESNET = {("norm1",): ("in_layers", "0"), ("conv1",): ("in_layers", "2"),
+           ("time_emb_proj",): ("emb_layers", "1"), ("norm2",): ("out_layers", "0"),
+           ("conv2",): ("out_layers", "3"), ("conv_shortcut",): ("skip_connection",)}
+_TOP = {("time_embedding", "linear_1"): ("time_embed", "0"),
+        ("time_embedding", "linear_2"): ("time_embed", "2"),
+        ("add_embedding", "linear_1"): ("label_emb", "0", "0"),
+        ("add_embedding", "linear_2"): ("label_emb", "0", "2"), ("conv_in",): ("input_blocks", "0", "0"),
+        ("conv_norm_out",): ("out", "0"), ("conv_out",): ("out", "2")}
+_Names = dict[tuple[str, ...], tuple[tuple[str, ...], dict]]
 
 
-def _unmapped(path: str, direction: str) -> ValueError:
-    return ValueError(f"no {direction} name for UNet path `{path}`")
+@functools.lru_cache(maxsize=16)
+def _block_names(structure: UnetStructure) -> tuple[_Names, _Names]:
+    """(diffusers → original, original → diffusers) for every block a UNet of this structure has: each
+    block path maps to the other naming's path and to the renaming of what follows it (a resnet's layers)."""
+    layers, per = structure.layers_per_block, structure.layers_per_block + 1
+    pairs = [(head, original, {}) for head, original in _TOP.items()]
+    pairs += [(("mid_block", "attentions", "0"), ("middle_block", "1"), {}),
+              (("mid_block", "resnets", "0"), ("middle_block", "0"), _RESNET),
+              (("mid_block", "resnets", "1"), ("middle_block", "2"), _RESNET)]
+    for i, attention in enumerate(structure.down_attention):
+        for j in range(layers):
+            n = str(1 + per * i + j)
+            pairs.append((("down_blocks", str(i), "resnets", str(j)), ("input_blocks", n, "0"), _RESNET))
+            if attention:
+                pairs.append((("down_blocks", str(i), "attentions", str(j)), ("input_blocks", n, "1"), {}))
+        if i < len(structure.down_attention) - 1:
+            pairs.append((("down_blocks", str(i), "downsamplers", "0", "conv"),
+                          ("input_blocks", str(per * (i + 1)), "0", "op"), {}))
+    for i, attention in enumerate(structure.up_attention):
+        for j in range(per):  # up blocks have one resnet more than down blocks
+            n = str(per * i + j)
+            pairs.append((("up_blocks", str(i), "resnets", str(j)), ("output_blocks", n, "0"), _RESNET))
+            if attention:
+                pairs.append((("up_blocks", str(i), "attentions", str(j)), ("output_blocks", n, "1"), {}))
+        if i < len(structure.up_attention) - 1:  # after the attention, if the block has one
+            pairs.append((("up_blocks", str(i), "upsamplers", "0"),
+                          ("output_blocks", str(per * i + layers), "2" if attention else "1"), {}))
+    back = {v: k for k, v in _RESNET.items()}
+    return ({a: (b, inner) for a, b, inner in pairs}, {b: (a, inner and back) for a, b, inner in pairs})
 
 
-def _resnet_to_original(rest: list[str], path: str) -> list[str]:
-    if not rest or rest[0] not in _RESNET_TO_ORIGINAL:
-        raise _unmapped(path, "original")
-    return _RESNET_TO_ORIGINAL[rest[0]] + rest[1:]
-
-
-def _resnet_from_original(rest: list[str], path: str) -> list[str]:
-    for n in (1, 2):
-        if tuple(rest[:n]) in _RESNET_FROM_ORIGINAL:
-            return [_RESNET_FROM_ORIGINAL[tuple(rest[:n])]] + rest[n:]
-    raise _unmapped(path, "diffusers")
+def _rename(path: str, parts: list[str], names: _Names, direction: str) -> str:
+    for k in range(min(len(parts), 5), 0, -1):
+        if tuple(parts[:k]) in names:
+            head, inner = names[tuple(parts[:k])]
+            rest = parts[k:]
+            if inner:
+                n = next((n for n in (1, 2) if tuple(rest[:n]) in inner), None)
+                if n is None:
+                    break
+                rest = [*inner[tuple(rest[:n])], *rest[n:]]
+            return ".".join([*head, *rest])
+    raise ValueError(f"no {direction} name for UNet path `{path}`")
 
 
 def unet_path_to_original(path: str, structure: UnetStructure) -> str:
     """`down_blocks.1.attentions.0.proj_in` → `input_blocks.4.1.proj_in` (no `model.diffusion_model.` prefix)."""
-    parts = path.split(".")
-    per = structure.layers_per_block + 1
-    for head, original in _TOP_TO_ORIGINAL.items():
-        if tuple(parts[:len(head)]) == head:
-            return ".".join(original + parts[len(head):])
-    try:
-        if parts[0] == "down_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
-            if not structure.has("down", i, kind, j):
-                raise _unmapped(path, "original")
-            if kind == "resnets":
-                return ".".join(["input_blocks", str(1 + per * i + j), "0"] + _resnet_to_original(rest, path))
-            if kind == "attentions":
-                return ".".join(["input_blocks", str(1 + per * i + j), "1"] + rest)
-            if kind == "downsamplers" and j == 0 and rest[:1] == ["conv"]:
-                return ".".join(["input_blocks", str(per * (i + 1)), "0", "op"] + rest[1:])
-        elif parts[0] == "mid_block":
-            kind, j, rest = parts[1], int(parts[2]), parts[3:]
-            if kind == "attentions" and j == 0:
-                return ".".join(["middle_block", "1"] + rest)
-            if kind == "resnets" and j in (0, 1):
-                return ".".join(["middle_block", str(2 * j)] + _resnet_to_original(rest, path))
-        elif parts[0] == "up_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
-            if not structure.has("up", i, kind, j):
-                raise _unmapped(path, "original")
-            if kind == "resnets":
-                return ".".join(["output_blocks", str(per * i + j), "0"] + _resnet_to_original(rest, path))
-            if kind == "attentions":
-                return ".".join(["output_blocks", str(per * i + j), "1"] + rest)
-            if kind == "upsamplers" and j == 0:
-                slot = "2" if structure.up_attention[i] else "1"
-                return ".".join(["output_blocks", str(per * i + structure.layers_per_block), slot] + rest)
-    except (IndexError, ValueError):
-        pass
-    raise _unmapped(path, "original")
+    return _rename(path, path.split("."), _block_names(structure)[0], "original")
 
 
 def unet_path_from_original(path: str, structure: UnetStructure) -> str:
     """`input_blocks.4.1.proj_in` → `down_blocks.1.attentions.0.proj_in`; the inverse of `unet_path_to_original`."""
-    converted = _from_original(path, structure)
-    check = converted.split(".")
-    if check[0] in ("down_blocks", "up_blocks") and not structure.has(
-            check[0].removesuffix("_blocks"), int(check[1]), check[2], int(check[3])):
-        raise _unmapped(path, "diffusers")
-    return converted
-
-
-def _from_original(path: str, structure: UnetStructure) -> str:
-    parts = path.removeprefix(UNET_PREFIX).split(".")
-    per = structure.layers_per_block + 1
-    for head, original in _TOP_TO_ORIGINAL.items():
-        if parts[:len(original)] == original:
-            return ".".join(list(head) + parts[len(original):])
-    try:
-        if parts[0] == "input_blocks":
-            n, slot, rest = int(parts[1]), parts[2], parts[3:]
-            i, r = divmod(n - 1, per)
-            if n >= 1 and r < structure.layers_per_block:
-                if slot == "0":
-                    return ".".join(["down_blocks", str(i), "resnets", str(r)] + _resnet_from_original(rest, path))
-                if slot == "1":
-                    return ".".join(["down_blocks", str(i), "attentions", str(r)] + rest)
-            elif n >= 1 and slot == "0" and rest[:1] == ["op"]:
-                return ".".join(["down_blocks", str(i), "downsamplers", "0", "conv"] + rest[1:])
-        elif parts[0] == "middle_block":
-            n, rest = int(parts[1]), parts[2:]
-            if n == 1:
-                return ".".join(["mid_block", "attentions", "0"] + rest)
-            if n in (0, 2):
-                return ".".join(["mid_block", "resnets", str(n // 2)] + _resnet_from_original(rest, path))
-        elif parts[0] == "output_blocks":
-            n, slot, rest = int(parts[1]), parts[2], parts[3:]
-            i, j = divmod(n, per)
-            if slot == "0":
-                return ".".join(["up_blocks", str(i), "resnets", str(j)] + _resnet_from_original(rest, path))
-            has_attention = structure.up_attention[i]
-            if slot == "1" and has_attention:
-                return ".".join(["up_blocks", str(i), "attentions", str(j)] + rest)
-            if slot == ("2" if has_attention else "1") and j == structure.layers_per_block:
-                return ".".join(["up_blocks", str(i), "upsamplers", "0"] + rest)
-    except (IndexError, ValueError):
-        pass
-    raise _unmapped(path, "diffusers")
+    return _rename(path, path.removeprefix(UNET_PREFIX).split("."), _block_names(structure)[1], "diffusers")
 
 
 # ---------------------------------------------------------------------------------------------------
