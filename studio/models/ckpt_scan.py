@@ -166,18 +166,13 @@ def scan_ckpt(path: str | Path) -> CkptScan:
         scan = CkptScan(path=path, container=container, tensors=flat_tensors(path, obj, CkptTensor))
         if container == "legacy":
             scan._storage_at, sizes = _legacy_storage_offsets(path, scan.tensors)
-        _check_sizes(scan.tensors, sizes)
+        # every tensor inside its storage, every storage inside the file: a truncated download fails here, at
+        # the listing, rather than half-way through loading
+        if any(t.offset * t.item_size + t.nbytes > sizes[t.storage] for t in scan.tensors.values()):
+            raise ValueError("a storage is shorter than its tensors")
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, struct.error, IndexError, TypeError):
         raise not_a_checkpoint(path) from None
     return scan
-
-
-def _check_sizes(tensors: Mapping[str, CkptTensor], storage_bytes: Mapping[str, int]) -> None:
-    """Every tensor lies inside its storage, and every storage inside the file: a truncated download fails
-    here, at the listing, rather than half-way through loading."""
-    for t in tensors.values():
-        if t.offset * t.item_size + t.nbytes > storage_bytes[t.storage]:
-            raise ValueError(f"storage {t.storage} is shorter than its tensors")
 
 
 def _run(path: Path, fh: IO[bytes]) -> Any:

@@ -25,9 +25,9 @@ def format_size(n_bytes: int) -> str:
     value = float(n_bytes)
     for unit in _UNITS:
         value /= 1000
-        if value < 999.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
+        if value < 999.95:
+            break
+    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
 def family_text(info: ModelInfo) -> str:

@@ -201,11 +201,9 @@ V_PROBE_STD = 0.09
 def prediction_from_weights(probe: Probe | None) -> tuple[str, str] | None:
     """v-prediction or epsilon of an SD 2.x UNet from its weights, or None when the probe tensor is absent.
 
-    The heuristic is ComfyUI's (`comfy/supported_models.py`, `SD20.model_type`): in SD 2.x 768-v and its
-    fine-tunes the population standard deviation of `output_blocks.11.1.transformer_blocks.0.norm1.bias` is
-    above 0.09, in the 512-px epsilon model below. It costs one small tensor read, where AUTOMATIC1111's test
-    (`sd_models_config.is_using_v_parameterization_for_sd2`: one UNet forward pass on a constant input at
-    t = 999, v if the output minus the input averages below -1) needs the whole UNet built. It is a statistic,
+    ComfyUI's heuristic: the population standard deviation of `V_PROBE_KEY` is above 0.09 in SD 2.x 768-v
+    and its fine-tunes, below in the 512-px epsilon model. It costs one small tensor read, where
+    AUTOMATIC1111's test (one UNet forward pass at t = 999) needs the whole UNet built. It is a statistic,
     not a proof, so metadata, a marker and the file name go first and the user can override it."""
     if probe is None:
         return None
@@ -304,11 +302,9 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
     """Family, prediction type, precision, size and EMA of a base model file or diffusers folder.
 
     The one check of "can this be trained on": the model picker, the Train panel's pre-start check and the
-    loader (CLI and worker, through `load_components`) all come here, so `.safetensors` and weights-only
-    `.ckpt`/`.pt` files are accepted, and refused files refused, alike everywhere (`base_files`).
-    `family`/`prediction`/`ema` are the user's settings (`auto` = detect); an override that contradicts the
-    weights (SDXL chosen for an SD 1.x file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v
-    is the user's call.
+    loader all come here, so files are accepted, and refused, alike everywhere. `family`/`prediction`/`ema`
+    are the user's settings (`auto` = detect); one that contradicts the weights (SDXL chosen for an SD 1.x
+    file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v is the user's call.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -318,16 +314,15 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
     kind = weights_kind(path)
     if kind == "safetensors":
         header = read_safetensors_header(path)
-        return info_from_state(path, {k: e.shape for k, e in header.tensors.items()},
-                               _bytes_by_dtype(header.tensors.values()), header.metadata, family=family,
-                               prediction=prediction, ema=ema, probe=_safetensors_probe(path, header))
-    if kind == "pickle":  # read from the pickle's opcodes, never unpickled: torch-free (`ckpt_scan`)
+        tensors, metadata, probe = header.tensors, header.metadata, _safetensors_probe(path, header)
+    elif kind == "pickle":  # read from the pickle's opcodes, never unpickled: torch-free (`ckpt_scan`)
         scan = scan_ckpt(path)
-        return info_from_state(path, {k: t.shape for k, t in scan.tensors.items()},
-                               _bytes_by_dtype(scan.tensors.values()), {}, family=family, prediction=prediction,
-                               ema=ema, probe=scan.values)
-    raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
-                         hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+        tensors, metadata, probe = scan.tensors, {}, scan.values
+    else:
+        raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
+                             hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, _bytes_by_dtype(tensors.values()),
+                           metadata, family=family, prediction=prediction, ema=ema, probe=probe)
 
 
 def _bytes_by_dtype(tensors: Iterable[TensorEntry | CkptTensor]) -> Counter[str]:
@@ -383,11 +378,9 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
 
 
 def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
-    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker.
-
-    Files that are not base models (LoRAs, VAEs, damaged downloads) are listed in `skipped` with the reason,
-    so the picker can say why a file the user expected is missing.
-    """
+    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker; the
+    files passed over are in `skipped` with the reason, so the picker can say why one the user expected is
+    missing."""
     scan = ModelScan()
     seen: set[Path] = set()
     for root in folders:

@@ -164,6 +164,9 @@ def _is_vae_attention_matrix(original_key: str, tensor: torch.Tensor) -> bool:
 
 _OPENCLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
                    "self_attn.out_proj": "attn.out_proj"}
+_OPENCLIP_TOP = {"embeddings.token_embedding.weight": "token_embedding.weight",
+                 "embeddings.position_embedding.weight": "positional_embedding",
+                 "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
 
 
 def clip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -181,12 +184,8 @@ def openclip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict
         key = raw_key.removeprefix("text_model.")
         if key == "embeddings.position_ids":
             continue
-        if key == "embeddings.token_embedding.weight":
-            out[prefix + "token_embedding.weight"] = value
-        elif key == "embeddings.position_embedding.weight":
-            out[prefix + "positional_embedding"] = value
-        elif key.startswith("final_layer_norm."):
-            out[prefix + "ln_final." + key.split(".", 1)[1]] = value
+        if key in _OPENCLIP_TOP:
+            out[prefix + _OPENCLIP_TOP[key]] = value
         elif key == "text_projection.weight":
             out[prefix + "text_projection"] = value.T.contiguous()
         elif key.startswith("encoder.layers."):
