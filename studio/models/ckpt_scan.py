@@ -5,8 +5,8 @@ never unpickled outside torch's weights-only unpickler. torch.save writes each t
 `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` whose storage is a persistent id
 `('storage', torch.HalfStorage, key, location, numel)`; `pickletools.genops` lists those opcodes without
 running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from them. Only the
-globals the weights-only unpickler allows for tensors and plain containers are accepted, any other refused
-in the loader's own words (`safe_load.load_pickled`), so the picker never lists a file the loader would refuse.
+globals the weights-only unpickler allows for tensors and plain containers are accepted, any other refused in
+the loader's own words (`safe_load.load_pickled`), so the picker never lists a file the loader would refuse.
 
 Both torch.save formats: the zip (torch ≥ 1.6: `<root>/data.pkl`, each storage in `<root>/data/<key>`) and the
 legacy stream (magic number, protocol, system info, the pickle, the sorted storage keys, then each storage
@@ -156,8 +156,8 @@ def scan_ckpt(path: str | Path) -> CkptScan:
             with zipfile.ZipFile(path) as archive:
                 member = next(n for n in archive.namelist() if n.endswith("data.pkl"))
                 obj = _run(path, io.BytesIO(archive.read(member)))
-                sizes = {n.removeprefix(member[: -len("data.pkl")] + "data/"): i.file_size
-                         for n, i in ((i.filename, i) for i in archive.infolist())}
+                root = member.removesuffix("data.pkl") + "data/"
+                sizes = {i.filename.removeprefix(root): i.file_size for i in archive.infolist()}
         else:
             with open(path, "rb") as fh:
                 for _ in range(3):  # magic number, protocol version, system info

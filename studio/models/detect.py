@@ -171,8 +171,7 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
     if other:
         raise NotAModelError(f"{name} is {other}, which is not supported yet (LoRA Studio trains SD 1.x, SD 2.x "
                              "and SDXL)", hint="choose an SD 1.x, SD 2.x or SDXL checkpoint")
-    has_unet = any(k.startswith(_UNET) for k in keys)
-    if not has_unet:
+    if not any(k.startswith(_UNET) for k in keys):
         if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys) and \
                 any(".mid." in k or "quant_conv" in k for k in keys):
             raise NotAModelError(f"{name} is a VAE on its own, not a full model",
@@ -182,11 +181,8 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
                                  hint="choose the diffusers model folder (with model_index.json) instead")
         raise NotAModelError(f"{name} is not a Stable Diffusion checkpoint (no UNet weights found)",
                              hint="choose a SD 1.x, SD 2.x or SDXL .safetensors/.ckpt checkpoint")
-    missing = []
-    if not any(k.startswith(("first_stage_model.", "vae.")) for k in keys):
-        missing.append("VAE")
-    if not any(k.startswith(("cond_stage_model.", "conditioner.")) for k in keys):
-        missing.append("text encoder")
+    parts = {"VAE": ("first_stage_model.", "vae."), "text encoder": ("cond_stage_model.", "conditioner.")}
+    missing = [part for part, prefixes in parts.items() if not any(k.startswith(prefixes) for k in keys)]
     if missing:
         raise NotAModelError(f"{name} has a UNet but no {' or '.join(missing)} weights; training needs a whole "
                              "checkpoint", hint="choose a full checkpoint (UNet, VAE and text encoder in one file)")
@@ -319,8 +315,9 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
         scan = scan_ckpt(path)
         tensors, metadata, probe = scan.tensors, {}, scan.values
     else:
-        raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
-                             hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+        raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch "
+                             "checkpoint)", hint="choose a .safetensors or .ckpt checkpoint, or a diffusers "
+                                                 "model folder")
     return info_from_state(path, {k: t.shape for k, t in tensors.items()}, _bytes_by_dtype(tensors.values()),
                            metadata, family=family, prediction=prediction, ema=ema, probe=probe)
 

@@ -170,8 +170,8 @@ _OPENCLIP_TOP = {"embeddings.token_embedding.weight": "token_embedding.weight",
 
 
 def clip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """HF CLIP layout, as SD 1.x and SDXL's first encoder store it: `<prefix>embeddings.token_embedding.weight`
-    (transformers 5.x may leave out the `text_model.` wrapper: either way, the same key)."""
+    """HF CLIP layout (SD 1.x, SDXL's first encoder): `<prefix>embeddings.token_embedding.weight` from
+    `[text_model.]embeddings.token_embedding.weight` (transformers 5.x dropped the wrapper)."""
     bare = {key.removeprefix("text_model."): value for key, value in state.items()}
     return {prefix + key: value for key, value in bare.items() if key != "embeddings.position_ids"}
 
