@@ -391,19 +391,17 @@ def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True)
             resolved = path.resolve()
             if resolved in seen:
                 continue
-            inside = any(r in path.parents for r in diffusers_roots)
-            if path.is_dir() and path in diffusers_roots:
-                target = path
-            elif path.is_file() and path.suffix.lower() in BASE_MODEL_SUFFIXES and not inside:
-                target = path
-            else:
+            model_folder = path.is_dir() and path in diffusers_roots
+            model_file = (path.is_file() and path.suffix.lower() in BASE_MODEL_SUFFIXES
+                          and not any(r in path.parents for r in diffusers_roots))  # not a diffusers part
+            if not (model_folder or model_file):
                 continue
             seen.add(resolved)
             try:
-                scan.models.append(detect_model(target))
+                scan.models.append(detect_model(path))
             except StudioError as exc:
-                scan.skipped.append(SkippedFile(target, str(exc)))
+                scan.skipped.append(SkippedFile(path, str(exc)))
             except (OSError, ValueError) as exc:  # unreadable in some way the detectors did not foresee
-                scan.skipped.append(SkippedFile(target, f"cannot read: {exc}"))
+                scan.skipped.append(SkippedFile(path, f"cannot read: {exc}"))
     scan.models.sort(key=lambda m: (m.family, m.path.name.lower()))
     return scan
