@@ -115,8 +115,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> SafetensorsHeader:
     if not isinstance(header, dict):
         raise ModelLoadError(f"{name}: the safetensors header is not a JSON object; the file is damaged")
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                 for k, v in metadata.items()):
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise UnsafeFileError(f"{name}: the header's __metadata__ is not a map of strings to strings")
     data_bytes = size - 8 - len(raw)
     entries = [_entry(name, key, value) for key, value in header.items()]
@@ -133,12 +132,10 @@ def _entry(file_name: str, key: str, value: object) -> TensorEntry:
     if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
         raise UnsafeFileError(f"{where} has unknown dtype {dtype!r}",
                               hint="the file is damaged or uses a number format this app cannot read")
-    if (not isinstance(shape, list) or len(shape) > 8
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and d >= 0 for d in shape):
         raise UnsafeFileError(f"{where} has an invalid shape {shape!r}")
     if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-            or offsets[0] > offsets[1]):
+            or not all(type(o) is int and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
         raise UnsafeFileError(f"{where} has invalid data offsets {offsets!r}")
     expected = math.prod(shape) * DTYPE_SIZES[dtype]
     if offsets[1] - offsets[0] != expected:
