@@ -50,11 +50,11 @@ def note(used: str) -> str:
            "train on the EMA copy)"
 
 
-def swap_in_ema(state: MutableMapping[str, Any], name: str) -> None:
-    """Replace every UNet weight by its EMA twin, in place, and drop the `model_ema.*` keys.
-
-    Every UNet parameter must have a twin: a half-EMA UNet would be neither model."""
-    unet_keys = [k for k in state if k.startswith(UNET_PREFIX)]
+def prepare(state: MutableMapping[str, Any], used: str, name: str) -> None:
+    """The state dict the converters see, in place: the chosen UNet copy under `model.diffusion_model.`, and
+    no EMA keys (they are not converted, and hold as much memory as the UNet). With `used` = ema, every UNet
+    parameter must have a twin: a half-EMA UNet would be neither model."""
+    unet_keys = [k for k in state if k.startswith(UNET_PREFIX)] if used == "ema" else []
     missing = [k for k in unet_keys if ema_key(k) not in state]
     if missing:
         raise ModelLoadError(f"{name}: the EMA weights are incomplete ({len(missing)} of {len(unet_keys)} UNet "
@@ -66,19 +66,5 @@ def swap_in_ema(state: MutableMapping[str, Any], name: str) -> None:
             raise ModelLoadError(f"{name}: the EMA copy of `{key}` has shape {tuple(twin.shape)}, the weight "
                                  f"{tuple(state[key].shape)}", hint="set the model's EMA setting to auto")
         state[key] = twin
-    drop_ema(state)
-
-
-def drop_ema(state: MutableMapping[str, Any]) -> None:
-    """Remove the EMA copy (it is not converted, and holds as much memory as the UNet)."""
     for key in [k for k in state if k.startswith(EMA_PREFIX)]:
         del state[key]
-
-
-def prepare(state: MutableMapping[str, Any], used: str, name: str) -> None:
-    """The state dict the converters see: the chosen UNet copy under `model.diffusion_model.`, no EMA keys."""
-    if used == "ema":
-        swap_in_ema(state, name)
-    else:
-        drop_ema(state)
-

@@ -25,10 +25,6 @@ from studio.models.original_layout import SD2_TE_PREFIX, SDXL_TE2_PREFIX
 log = logging.getLogger(__name__)
 
 
-def _elements(tensor: torch.Tensor | None) -> list[float] | None:
-    return None if tensor is None else tensor.float().flatten().tolist()
-
-
 def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
                                 ema: str = "auto", dtype: torch.dtype = torch.float32,
                                 config: str | Path | None = None) -> Components:
@@ -42,8 +38,9 @@ def load_single_file_components(path: str | Path, *, family: str = "auto", predi
     for v in state.values():
         dtypes[str(v.dtype).removeprefix("torch.")] += v.numel() * v.element_size()
     # the same rule the picker and the pre-start check apply (refusals, family, prediction, EMA)
-    info = detect.info_from_state(path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
-                                  probe=lambda key: _elements(state.get(key)))
+    info = detect.info_from_state(
+        path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
+        probe=lambda key: state[key].float().flatten().tolist() if key in state else None)
     ema_weights.prepare(state, info.ema, path.name)
     with resolved_config(info.family, metadata, config) as folder:
         unet = _diffusers_part("UNet", path, info.family, folder,
