@@ -32,7 +32,7 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     path = Path(path)
     header = read_safetensors_header(path)
     try:
-        if _utf8(str(path)):
+        if not any("\ud800" <= c <= "\udfff" for c in str(path)):  # only surrogates have no UTF-8 form
             tensors = load_file(str(path), device="cpu")
         else:
             with open(path, "rb") as fh:
@@ -41,14 +41,6 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         raise ModelLoadError(f"{path.name}: cannot read the tensors ({exc})",
                              hint="the file may be damaged; download it again") from None
     return tensors, header.metadata
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
