@@ -154,11 +154,6 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
     return path  # conv_in, conv_out
 
 
-def _is_vae_attention_matrix(original_key: str, tensor: torch.Tensor) -> bool:
-    return ".mid.attn_1." in original_key and original_key.endswith(("q.weight", "k.weight", "v.weight",
-                                                                     "proj_out.weight")) and tensor.dim() == 2
-
-
 # ---------------------------------------------------------------------------------------------------
 # Text encoders
 
@@ -225,7 +220,8 @@ def original_state_dict(family: str, unet: torch.nn.Module, vae: torch.nn.Module
     n_blocks = len(vae.config.block_out_channels)
     for key, value in vae.state_dict().items():
         original = vae_path_to_original(key, n_blocks)
-        if _is_vae_attention_matrix(original, value):
+        if ".mid.attn_1." in original and value.dim() == 2 and original.endswith(
+                ("q.weight", "k.weight", "v.weight", "proj_out.weight")):
             value = value[:, :, None, None]  # the original VAE's attention uses 1×1 convs
         out[VAE_PREFIX + original] = value
     prefixes = _TEXT_ENCODERS.get(family, ((SD1_TE_PREFIX, "clip"),))
