@@ -1,14 +1,9 @@
 """Which files can be base models, and how each is read: the one rule the picker, the file dialog, the Train
 panel's pre-start check, the CLI and the worker share.
 
-Both `.safetensors` and weights-only pickled checkpoints (`.ckpt`, `.pt`, `.pth`, zip and legacy torch.save
-formats) are base models: a pickle is only ever opened with torch's weights-only unpickler
-(`studio.models.safe_load`), which refuses anything but tensors and plain containers, so a `.ckpt` is no
-more dangerous to list, check or train on than a `.safetensors`. Before this rule lived here, the loader read
-`.ckpt` files while the pre-start check refused them and the dialog hid them.
-
-No torch here: the GUI thread builds the file dialog's filter from `BASE_MODEL_SUFFIXES` at start-up.
-Reading a file (`detect.detect_model`, `single_file.load_single_file_components`) starts with `weights_kind`.
+`.safetensors` and pickled checkpoints (`.ckpt`, `.pt`, `.pth`) alike: a pickle is only ever opened with
+torch's weights-only unpickler (`studio.models.safe_load`), so a `.ckpt` is no more dangerous to list, check
+or train on than a `.safetensors`. No torch here: the GUI thread builds the file dialog's filter at start-up.
 """
 
 from __future__ import annotations
@@ -58,7 +53,3 @@ def dialog_filter() -> str:
     """The file dialog's name filter for base models (Qt syntax): exactly the files the checks accept."""
     patterns = " ".join(f"*{s}" for s in BASE_MODEL_SUFFIXES)
     return f"Model weights ({patterns});;All files (*)"
-
-
-__all__ = ["BASE_MODEL_SUFFIXES", "PICKLE_SUFFIXES", "SAFETENSORS_SUFFIXES", "dialog_filter", "sniff",
-           "weights_kind"]

@@ -1,13 +1,12 @@
 """A `.ckpt`/`.pt` file's tensor names, shapes and dtypes without unpickling it: torch-free, nothing executed.
 
 Why: the window's process lists base models (the model picker) and must never import torch, and a pickle is
-never unpickled outside torch's weights-only unpickler. torch.save writes a pickle in which each tensor is a
-call `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` whose storage is a persistent id
-`('storage', torch.HalfStorage, key, location, numel)`. `pickletools.genops` lists those opcodes without
-running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from them; a call is
-never made, a global is never imported. Only the globals torch's weights-only unpickler allows for tensors and
-plain containers are accepted: any other is refused with the loader's own words (`safe_load.load_pickled`),
-so the picker never lists a file the loader would refuse.
+never unpickled outside torch's weights-only unpickler. torch.save writes each tensor as a call
+`torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` whose storage is a persistent id
+`('storage', torch.HalfStorage, key, location, numel)`; `pickletools.genops` lists those opcodes without
+running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from them. Only the
+globals the weights-only unpickler allows for tensors and plain containers are accepted, any other refused in
+the loader's own words (`safe_load.load_pickled`), so the picker never lists a file the loader would refuse.
 
 Both torch.save formats: the zip (torch ≥ 1.6: `<root>/data.pkl`, each storage in `<root>/data/<key>`) and the
 legacy stream (magic number, protocol, system info, the pickle, the sorted storage keys, then each storage
@@ -17,6 +16,7 @@ as an 8-byte element count followed by its bytes).
 from __future__ import annotations
 
 import io
+import math
 import pickletools
 import struct
 import zipfile
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from studio.errors import ModelLoadError, UnsafeFileError
+from studio.models.safetensors_header import FLOAT_CODES, float_values
 
 CONVERT_HINT = ("convert it to .safetensors with a tool you trust (or download the .safetensors version "
                 "of the model), then choose that file")
@@ -44,7 +45,6 @@ _HARMLESS = {"collections.OrderedDict", "torch._tensor._rebuild_from_type_v2", "
              "_codecs.encode", "torch.serialization._get_layout", "builtins.set", "builtins.frozenset",
              "torch.float16", "torch.float32", "torch.bfloat16", "torch.float64", "torch.Tensor",
              "torch.nn.parameter.Parameter"}
-_DECODE = {"F16": "e", "F32": "f", "F64": "d"}
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,7 @@ class CkptTensor:
 
     @property
     def nbytes(self) -> int:
-        count = 1
-        for d in self.shape:
-            count *= d
-        return count * self.item_size
+        return math.prod(self.shape) * self.item_size
 
 
 class _Opaque:
@@ -93,18 +90,13 @@ class CkptScan:
     def values(self, key: str) -> list[float] | None:
         """The elements of one floating-point tensor (the v-prediction probe reads one LayerNorm bias)."""
         t = self.tensors.get(key)
-        if t is None or t.dtype not in (*_DECODE, "BF16") or t.nbytes > 1 << 20:
+        if t is None or t.dtype not in FLOAT_CODES or t.nbytes > 1 << 20:
             return None
-        start = t.offset * t.item_size
         try:
-            raw = self._storage_bytes(t.storage, start, t.nbytes)
+            raw = self._storage_bytes(t.storage, t.offset * t.item_size, t.nbytes)
         except (OSError, KeyError, ValueError, zipfile.BadZipFile, struct.error):
             return None
-        if len(raw) != t.nbytes:
-            return None
-        if t.dtype == "BF16":  # the high half of a float32
-            return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
-        return list(struct.unpack(f"<{len(raw) // t.item_size}{_DECODE[t.dtype]}", raw))
+        return float_values(t.dtype, raw) if len(raw) == t.nbytes else None
 
     def _storage_bytes(self, key: str, start: int, size: int) -> bytes:
         if self.container == "zip":
@@ -164,28 +156,23 @@ def scan_ckpt(path: str | Path) -> CkptScan:
             with zipfile.ZipFile(path) as archive:
                 member = next(n for n in archive.namelist() if n.endswith("data.pkl"))
                 obj = _run(path, io.BytesIO(archive.read(member)))
-                sizes = {n.removeprefix(member[: -len("data.pkl")] + "data/"): i.file_size
-                         for n, i in ((i.filename, i) for i in archive.infolist())}
+                root = member.removesuffix("data.pkl") + "data/"
+                sizes = {i.filename.removeprefix(root): i.file_size for i in archive.infolist()}
         else:
             with open(path, "rb") as fh:
                 for _ in range(3):  # magic number, protocol version, system info
                     _run(path, fh)
                 obj = _run(path, fh)
-        scan = CkptScan(path=path, container=container, tensors=_tensors_of(path, obj))
+        scan = CkptScan(path=path, container=container, tensors=flat_tensors(path, obj, CkptTensor))
         if container == "legacy":
             scan._storage_at, sizes = _legacy_storage_offsets(path, scan.tensors)
-        _check_sizes(scan.tensors, sizes)
+        # every tensor inside its storage, every storage inside the file: a truncated download fails here, at
+        # the listing, rather than half-way through loading
+        if any(t.offset * t.item_size + t.nbytes > sizes[t.storage] for t in scan.tensors.values()):
+            raise ValueError("a storage is shorter than its tensors")
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, struct.error, IndexError, TypeError):
         raise not_a_checkpoint(path) from None
     return scan
-
-
-def _check_sizes(tensors: Mapping[str, CkptTensor], storage_bytes: Mapping[str, int]) -> None:
-    """Every tensor lies inside its storage, and every storage inside the file: a truncated download fails
-    here, at the listing, rather than half-way through loading."""
-    for t in tensors.values():
-        if t.offset * t.item_size + t.nbytes > storage_bytes[t.storage]:
-            raise ValueError(f"storage {t.storage} is shorter than its tensors")
 
 
 def _run(path: Path, fh: IO[bytes]) -> Any:
@@ -293,21 +280,22 @@ def _call(func: Any, args: Any) -> Any:
     return _Opaque()
 
 
-def _tensors_of(path: Path, obj: Any) -> dict[str, CkptTensor]:
-    """Unwraps Lightning's `state_dict` and flattens nested dicts, as `safe_load` does with real tensors."""
+def flat_tensors(path: Path, obj: Any, leaf: type) -> dict[str, Any]:
+    """The `leaf`s (CkptTensor here, torch tensors in `safe_load`) of a checkpoint object: unwraps Lightning's
+    `state_dict` and flattens nested dicts, so that the picker and the loader see the same keys."""
     while isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping):
         raise ModelLoadError(f"{path.name}: holds a {type(obj).__name__}, not a dictionary of weights")
-    return dict(_walk("", obj, 0))
+    return dict(_walk("", obj, 0, leaf))
 
 
-def _walk(prefix: str, value: Any, depth: int) -> Iterator[tuple[str, CkptTensor]]:
-    if isinstance(value, CkptTensor):
+def _walk(prefix: str, value: Any, depth: int, leaf: type) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, leaf):
         yield prefix, value
     elif isinstance(value, Mapping) and depth < 32:
         for k, v in value.items():
-            yield from _walk(f"{prefix}.{k}" if prefix else str(k), v, depth + 1)
+            yield from _walk(f"{prefix}.{k}" if prefix else str(k), v, depth + 1, leaf)
 
 
 def _legacy_storage_offsets(path: Path, tensors: Mapping[str, CkptTensor]) -> tuple[dict[str, int], dict[str, int]]:

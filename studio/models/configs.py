@@ -1,14 +1,10 @@
 """The config folders and tokenizers that loading a single-file checkpoint needs, without the network.
 
-A single-file checkpoint holds weights only. diffusers needs a diffusers-format config per component and
-would fetch the family's configs from the hub; we ship them instead (`resources/configs/<family>/`, see
-`resources/configs/README.md`) and choose the folder by our own family detection. Checkpoints that we write
-ourselves also carry their exact component configs in their metadata (see `original_layout`), so a model
-whose sizes differ from the reference (a tiny test model, an unusual merge) still loads exactly.
-
-The 49,408-token CLIP vocabulary is the same for every family and is shipped once
-(`resources/tokenizers/clip/`); each family's `tokenizer*/tokenizer_config.json` holds what differs (the
-pad token). `load_tokenizer` joins the two.
+A single-file checkpoint holds weights only, and diffusers would fetch the family's configs from the hub;
+we ship them instead (`resources/configs/<family>/`) and choose the folder by our own family detection.
+Checkpoints we write also carry their exact component configs and tokenizers in their metadata, so a model
+whose sizes differ from the reference (a tiny test model, an unusual merge) still loads exactly. The
+49,408-token CLIP vocabulary is shipped once (`resources/tokenizers/clip/`) for every family.
 """
 
 from __future__ import annotations

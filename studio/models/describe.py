@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
 from studio.errors import StudioError
 from studio.models.detect import ModelInfo, SkippedFile
 
@@ -24,9 +25,9 @@ def format_size(n_bytes: int) -> str:
     value = float(n_bytes)
     for unit in _UNITS:
         value /= 1000
-        if value < 999.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
+        if value < 999.95:
+            break
+    return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
 def family_text(info: ModelInfo) -> str:
@@ -88,9 +89,7 @@ def problem_text(exc: BaseException) -> str:
 
 
 def skipped_note(skipped: Sequence[SkippedFile]) -> str:
-    if not skipped:
-        return ""
-    return f"{len(skipped)} file skipped" if len(skipped) == 1 else f"{len(skipped)} files skipped"
+    return "" if not skipped else f"{len(skipped)} file{'' if len(skipped) == 1 else 's'} skipped"
 
 
 def skipped_details(skipped: Sequence[SkippedFile], limit: int = 15) -> str:
@@ -128,8 +127,3 @@ def picker_rows(scanned: Iterable[ModelInfo], current: ModelInfo | None) -> list
     if current is not None and not any(same_path(m.path, current.path) for m in rows):
         rows.insert(0, current)
     return rows
-
-
-__all__ = ["details", "display_name", "family_text", "format_size", "layout_text", "picker_rows", "prediction_text",
-           "problem_text", "same_path",
-           "skipped_details", "skipped_note", "summary"]

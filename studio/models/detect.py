@@ -3,35 +3,18 @@
 For a `.safetensors` file only the header is read (a few hundred kB even for SDXL), so the Train panel's
 model picker can scan a folder of multi-GB checkpoints in a moment.
 
-Family rules (single-file checkpoints, original CompVis/SGM layout):
+Family (single-file checkpoints, original CompVis/SGM layout): SDXL by its second text encoder or the UNet's
+`label_emb`; SD 1.x / 2.x by the UNet's cross-attention width (768 / 1024) and transformer projection (1×1
+conv / linear), else by the text encoder's layout (OpenAI CLIP / OpenCLIP). Refused with their names, before
+anything is loaded: SDXL refiners, SD3 / SD3.5 and Flux checkpoints (not supported yet), and inpainting /
+instruct-pix2pix UNets, which this trainer does not feed. Which UNet copy of a file with EMA weights is
+trained on: `studio.models.ema`.
 
-- **sdxl**: SDXL's second text encoder (`conditioner.embedders.1.model.…`) or the UNet's `label_emb` (the
-  size/crop conditioning); the refiner (only `conditioner.embedders.0.model.…`) is refused.
-- **sd1 / sd2**: the UNet's cross-attention width (`attn2.to_k` input: 768 for SD 1.x, 1024 for SD 2.x) and
-  its transformer projection (1×1 conv in SD 1.x, linear in SD 2.x); when the width is neither (a model with
-  non-reference sizes) the text encoder's layout decides (OpenAI CLIP `cond_stage_model.transformer.` = SD 1.x,
-  OpenCLIP `cond_stage_model.model.` = SD 2.x).
-
-Refused with their names, before anything is loaded: SDXL refiners (only `conditioner.embedders.0.model.`,
-OpenCLIP-G alone), SD3 / SD3.5 (MMDiT `joint_blocks`) and Flux (`double_blocks` + `single_blocks`) checkpoints,
-which are not supported yet, and inpainting / instruct-pix2pix UNets (9 / 8 input channels: the masked image
-and mask, or the source image, are concatenated to the latents), which this trainer does not feed.
-
-EMA: a CompVis/LDM checkpoint may carry a second copy of the UNet, the exponential moving average LDM's
-`LitEma` kept during training, as `model_ema.<parameter path without dots>`
-(`model_ema.diffusion_modelinput_blocks00weight`). `ModelInfo.has_ema` says so; `ema = auto | use | ignore`
-decides which copy is trained on, auto being the non-EMA one, as AUTOMATIC1111 and ComfyUI load it
-(`studio.models.ema`).
-
-Prediction type, in this order: the user's override; the file's metadata (`modelspec.prediction_type`,
-`modelspec.architecture` ending in `768-v`, our own `studio.family`, sd-scripts' `ss_v_parameterization`); a
-`v_pred` marker tensor (ComfyUI's convention); the file name of the official SD 2.x 768 checkpoints
-(`768-v…`, `v2-1_768…`, or `v-pred`/`vpred` anywhere in the name); for SD 2.x only, the weights
-(`prediction_from_weights`, ComfyUI's test: the spread of one LayerNorm bias of the last output block). Only
-when none of these can answer (a SD 2.x file whose weights were not read) is it **epsilon** by default,
-never guessed to be `sd2-v`, because epsilon is what nearly every SD 2.x fine-tune without metadata is. The
-source of the decision is reported (`ModelInfo.prediction_source`) so the UI can show it ("v-prediction,
-from the weights") and say when it is only a default worth checking.
+Prediction type, in this order: the user's override; the file's metadata; a `v_pred` marker tensor (ComfyUI's
+convention); the file name of the official SD 2.x 768 checkpoints; for SD 2.x only, the weights
+(`prediction_from_weights`). When none of these can answer it is **epsilon**, never guessed to be `sd2-v`,
+because epsilon is what nearly every SD 2.x fine-tune without metadata is; `ModelInfo.prediction_source`
+says which answered, so the UI can say when it is only a default worth checking.
 """
 
 from __future__ import annotations
@@ -39,23 +22,22 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.errors import ModelLoadError, StudioError, UnsafeFileError
+from studio.errors import ModelLoadError, StudioError
 from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
-from studio.models.ckpt_scan import scan_ckpt
-from studio.models.safetensors_header import SafetensorsHeader, read_safetensors_header
+from studio.models.ckpt_scan import CkptTensor, scan_ckpt
+from studio.models.safetensors_header import (FLOAT_CODES, SafetensorsHeader, TensorEntry, float_values,
+                                              read_safetensors_header)
 
-MODEL_SUFFIXES = BASE_MODEL_SUFFIXES
 #: the elements of one tensor of the checkpoint by key (None when absent); how detection looks at weights, not
 #: just shapes, without torch
 Probe = Callable[[str], "Sequence[float] | None"]
-_FLOAT_CODES = {"F16": "e", "BF16": "", "F32": "f", "F64": "d"}
 
 _UNET = "model.diffusion_model."
 _DTYPE_NAMES = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64", "F8_E4M3": "fp8", "F8_E5M2": "fp8",
@@ -103,10 +85,8 @@ class ModelScan:
 # Classification from keys and shapes
 
 
-def classify(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str] | None = None, *,
-             name: str = "the file") -> str:
+def classify(shapes: Mapping[str, tuple[int, ...]], *, name: str = "the file") -> str:
     """The family (`sd1`, `sd2`, `sdxl`; v-prediction is decided separately) of an original-layout state dict."""
-    metadata = metadata or {}
     keys = list(shapes)
     _refuse_non_models(keys, shapes, name)
     family = _family(keys, shapes, name)
@@ -122,8 +102,10 @@ def _family(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -
                              hint="choose an SDXL base checkpoint (the refiner only polishes its images)")
     if any(k.startswith("conditioner.embedders.1.model.") for k in keys) or f"{_UNET}label_emb.0.0.weight" in shapes:
         return "sdxl"
-    context = _cross_attention_width(shapes)
-    linear = _linear_projection(shapes)
+    context = next((int(shape[1]) for key, shape in shapes.items() if key.startswith(_UNET)
+                    and key.endswith("attn2.to_k.weight") and len(shape) == 2), None)
+    linear = next((len(shape) == 2 for key, shape in shapes.items()
+                   if key.startswith(_UNET) and key.endswith(".proj_in.weight")), None)
     if context == 768 and linear is not True:
         return "sd1"
     if context == 1024 and linear is not False:
@@ -189,8 +171,7 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
     if other:
         raise NotAModelError(f"{name} is {other}, which is not supported yet (LoRA Studio trains SD 1.x, SD 2.x "
                              "and SDXL)", hint="choose an SD 1.x, SD 2.x or SDXL checkpoint")
-    has_unet = any(k.startswith(_UNET) for k in keys)
-    if not has_unet:
+    if not any(k.startswith(_UNET) for k in keys):
         if any(k.startswith(("encoder.", "decoder.", "first_stage_model.")) for k in keys) and \
                 any(".mid." in k or "quant_conv" in k for k in keys):
             raise NotAModelError(f"{name} is a VAE on its own, not a full model",
@@ -200,28 +181,11 @@ def _refuse_non_models(keys: list[str], shapes: Mapping[str, tuple[int, ...]], n
                                  hint="choose the diffusers model folder (with model_index.json) instead")
         raise NotAModelError(f"{name} is not a Stable Diffusion checkpoint (no UNet weights found)",
                              hint="choose a SD 1.x, SD 2.x or SDXL .safetensors/.ckpt checkpoint")
-    missing = []
-    if not any(k.startswith(("first_stage_model.", "vae.")) for k in keys):
-        missing.append("VAE")
-    if not any(k.startswith(("cond_stage_model.", "conditioner.")) for k in keys):
-        missing.append("text encoder")
+    parts = {"VAE": ("first_stage_model.", "vae."), "text encoder": ("cond_stage_model.", "conditioner.")}
+    missing = [part for part, prefixes in parts.items() if not any(k.startswith(prefixes) for k in keys)]
     if missing:
         raise NotAModelError(f"{name} has a UNet but no {' or '.join(missing)} weights; training needs a whole "
                              "checkpoint", hint="choose a full checkpoint (UNet, VAE and text encoder in one file)")
-
-
-def _cross_attention_width(shapes: Mapping[str, tuple[int, ...]]) -> int | None:
-    for key, shape in shapes.items():
-        if key.startswith(_UNET) and key.endswith("attn2.to_k.weight") and len(shape) == 2:
-            return int(shape[1])
-    return None
-
-
-def _linear_projection(shapes: Mapping[str, tuple[int, ...]]) -> bool | None:
-    for key, shape in shapes.items():
-        if key.startswith(_UNET) and key.endswith(".proj_in.weight"):
-            return len(shape) == 2
-    return None
 
 
 #: the tensor ComfyUI looks at (`supported_models.SD20.model_type`): the first transformer block's norm1 bias
@@ -233,11 +197,9 @@ V_PROBE_STD = 0.09
 def prediction_from_weights(probe: Probe | None) -> tuple[str, str] | None:
     """v-prediction or epsilon of an SD 2.x UNet from its weights, or None when the probe tensor is absent.
 
-    The heuristic is ComfyUI's (`comfy/supported_models.py`, `SD20.model_type`): in SD 2.x 768-v and its
-    fine-tunes the population standard deviation of `output_blocks.11.1.transformer_blocks.0.norm1.bias` is
-    above 0.09, in the 512-px epsilon model below. It costs one small tensor read, where AUTOMATIC1111's test
-    (`sd_models_config.is_using_v_parameterization_for_sd2`: one UNet forward pass on a constant input at
-    t = 999, v if the output minus the input averages below -1) needs the whole UNet built. It is a statistic,
+    ComfyUI's heuristic: the population standard deviation of `V_PROBE_KEY` is above 0.09 in SD 2.x 768-v
+    and its fine-tunes, below in the 512-px epsilon model. It costs one small tensor read, where
+    AUTOMATIC1111's test (one UNet forward pass at t = 999) needs the whole UNet built. It is a statistic,
     not a proof, so metadata, a marker and the file name go first and the user can override it."""
     if probe is None:
         return None
@@ -255,19 +217,16 @@ def prediction_from(metadata: Mapping[str, str], keys: Iterable[str], path: Path
                     probe: Probe | None = None, *, family: str = "") -> tuple[str, str] | None:
     """(`epsilon`|`v_prediction`, source) when the file says which, else None; the weights are asked only
     for SD 2.x (`family` = `sd2`), where 512-epsilon and 768-v share every shape."""
+    # metadata: SAI model-spec, our own `studio.family`, sd-scripts' `ss_v_parameterization`
     spec = metadata.get("modelspec.prediction_type", "").strip().lower()
-    if spec in ("v", "v_prediction", "v-prediction", "v_pred"):
-        return "v_prediction", "metadata"
     if spec == "epsilon":
         return "epsilon", "metadata"
-    if metadata.get("modelspec.architecture", "").endswith("768-v"):
+    if (spec in ("v", "v_prediction", "v-prediction", "v_pred")
+            or metadata.get("modelspec.architecture", "").endswith("768-v")
+            or metadata.get("studio.family") == "sd2-v"
+            or metadata.get("ss_v_parameterization", "").lower() == "true"):
         return "v_prediction", "metadata"
-    ours = metadata.get("studio.family")
-    if ours == "sd2-v":
-        return "v_prediction", "metadata"
-    if metadata.get("ss_v_parameterization", "").lower() == "true":
-        return "v_prediction", "metadata"
-    if "v_pred" in set(keys):
+    if "v_pred" in keys:
         return "v_prediction", "marker"
     if _V_NAME.search(path.stem):
         return "v_prediction", "file name"
@@ -294,7 +253,7 @@ def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str
             precision: str, size: int, layout: str, has_ema: bool = False, ema: str = "auto") -> ModelInfo:
     """Combine what the weights say (`base`, `found`) with the user's overrides; the user wins where the
     weights cannot tell (SD 2.x 512 vs 768-v), and is stopped where they contradict the weights."""
-    if family != "auto" and _GROUP[family] != _GROUP[base]:
+    if family != "auto" and _LABELS[family] != _LABELS[base]:
         raise ModelLoadError(f"{path.name} is a {_LABELS[base]} model, but the family was set to {_LABELS[family]}",
                              hint=f"set the model family to auto or {base}")
     if override != "auto":
@@ -313,7 +272,6 @@ def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str
                      layout=layout, prediction_source=source, notes=notes, has_ema=has_ema, ema=used)
 
 
-_GROUP = {"sd1": "sd1", "sd2": "sd2", "sd2-v": "sd2", "sdxl": "sdxl"}
 _LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x", "sdxl": "SDXL"}
 
 
@@ -323,7 +281,7 @@ def info_from_state(path: Path, shapes: Mapping[str, tuple[int, ...]], dtypes: M
     """What a single-file checkpoint is, from its keys, shapes and metadata (and, through `probe`, the one
     tensor the v-prediction test reads); the rule every caller goes through, so that the picker, the
     pre-start check and the loader agree."""
-    base = classify(shapes, metadata, name=path.name)
+    base = classify(shapes, name=path.name)
     has_ema = ema_weights.has_ema(shapes)
     # the statistic is of the weights that will be trained: with `ema = use`, the EMA copy
     if probe is not None and has_ema and ema == "use":
@@ -340,11 +298,9 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
     """Family, prediction type, precision, size and EMA of a base model file or diffusers folder.
 
     The one check of "can this be trained on": the model picker, the Train panel's pre-start check and the
-    loader (CLI and worker, through `load_components`) all come here, so `.safetensors` and weights-only
-    `.ckpt`/`.pt` files are accepted, and refused files refused, alike everywhere (`base_files`).
-    `family`/`prediction`/`ema` are the user's settings (`auto` = detect); an override that contradicts the
-    weights (SDXL chosen for an SD 1.x file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v
-    is the user's call.
+    loader all come here, so files are accepted, and refused, alike everywhere. `family`/`prediction`/`ema`
+    are the user's settings (`auto` = detect); one that contradicts the weights (SDXL chosen for an SD 1.x
+    file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v is the user's call.
     """
     path = Path(path).expanduser()
     if path.is_dir():
@@ -354,21 +310,23 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
     kind = weights_kind(path)
     if kind == "safetensors":
         header = read_safetensors_header(path)
-        shapes = {k: e.shape for k, e in header.tensors.items()}
-        dtypes: dict[str, int] = {}
-        for e in header.tensors.values():
-            dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
-        return info_from_state(path, shapes, dtypes, header.metadata, family=family, prediction=prediction,
-                               ema=ema, probe=_safetensors_probe(path, header))
-    if kind == "pickle":  # read from the pickle's opcodes, never unpickled: torch-free (`ckpt_scan`)
+        tensors, metadata, probe = header.tensors, header.metadata, _safetensors_probe(path, header)
+    elif kind == "pickle":  # read from the pickle's opcodes, never unpickled: torch-free (`ckpt_scan`)
         scan = scan_ckpt(path)
-        dtypes = {}
-        for t in scan.tensors.values():
-            dtypes[t.dtype] = dtypes.get(t.dtype, 0) + t.nbytes
-        return info_from_state(path, {k: t.shape for k, t in scan.tensors.items()}, dtypes, {},
-                               family=family, prediction=prediction, ema=ema, probe=scan.values)
-    raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch checkpoint)",
-                         hint="choose a .safetensors or .ckpt checkpoint, or a diffusers model folder")
+        tensors, metadata, probe = scan.tensors, {}, scan.values
+    else:
+        raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch "
+                             "checkpoint)", hint="choose a .safetensors or .ckpt checkpoint, or a diffusers "
+                                                 "model folder")
+    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, _bytes_by_dtype(tensors.values()),
+                           metadata, family=family, prediction=prediction, ema=ema, probe=probe)
+
+
+def _bytes_by_dtype(tensors: Iterable[TensorEntry | CkptTensor]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for t in tensors:
+        totals[t.dtype] += t.nbytes
+    return totals
 
 
 def _safetensors_probe(path: Path, header: SafetensorsHeader) -> Probe:
@@ -376,7 +334,7 @@ def _safetensors_probe(path: Path, header: SafetensorsHeader) -> Probe:
     detection stays a header read and torch-free."""
     def probe(key: str) -> list[float] | None:
         entry = header.tensors.get(key)
-        if entry is None or entry.dtype not in _FLOAT_CODES or entry.nbytes > 1 << 20:
+        if entry is None or entry.dtype not in FLOAT_CODES or entry.nbytes > 1 << 20:
             return None
         try:
             with open(path, "rb") as fh:
@@ -384,10 +342,7 @@ def _safetensors_probe(path: Path, header: SafetensorsHeader) -> Probe:
                 raw = fh.read(entry.nbytes)
         except OSError:
             return None
-        if entry.dtype == "BF16":  # the high half of a float32
-            return [struct.unpack("<f", b"\0\0" + raw[i:i + 2])[0] for i in range(0, len(raw), 2)]
-        code = _FLOAT_CODES[entry.dtype]
-        return list(struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw))
+        return float_values(entry.dtype, raw)
     return probe
 
 
@@ -410,24 +365,19 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
     else:
         base = "sd1"
     sched_pred = scheduler.get("prediction_type")
-    found = ("v_prediction", "scheduler config") if sched_pred == "v_prediction" else (
-        ("epsilon", "scheduler config") if sched_pred == "epsilon" else None)
-    dtypes: dict[str, int] = {}
-    for weights in sorted((folder / "unet").glob("*.safetensors")):
-        for e in read_safetensors_header(weights).tensors.values():
-            dtypes[e.dtype] = dtypes.get(e.dtype, 0) + e.nbytes
+    found = (sched_pred, "scheduler config") if sched_pred in ("v_prediction", "epsilon") else None
+    dtypes = _bytes_by_dtype(e for weights in sorted((folder / "unet").glob("*.safetensors"))
+                             for e in read_safetensors_header(weights).tensors.values())
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,
-                   precision=_precision(dtypes) if dtypes else "unknown", size=size, layout="diffusers",
+                   precision=_precision(dtypes), size=size, layout="diffusers",
                    ema=ema)  # a diffusers folder holds one UNet: `ema = use` is refused, as the loader does
 
 
 def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
-    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker.
-
-    Files that are not base models (LoRAs, VAEs, damaged downloads) are listed in `skipped` with the reason,
-    so the picker can say why a file the user expected is missing.
-    """
+    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker; the
+    files passed over are in `skipped` with the reason, so the picker can say why one the user expected is
+    missing."""
     scan = ModelScan()
     seen: set[Path] = set()
     for root in folders:
@@ -441,23 +391,17 @@ def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True)
             resolved = path.resolve()
             if resolved in seen:
                 continue
-            inside = any(r in path.parents for r in diffusers_roots)
-            if path.is_dir() and path in diffusers_roots:
-                target = path
-            elif path.is_file() and path.suffix.lower() in MODEL_SUFFIXES and not inside:
-                target = path
-            else:
+            model_folder = path.is_dir() and path in diffusers_roots
+            model_file = (path.is_file() and path.suffix.lower() in BASE_MODEL_SUFFIXES
+                          and not any(r in path.parents for r in diffusers_roots))  # not a diffusers part
+            if not (model_folder or model_file):
                 continue
             seen.add(resolved)
             try:
-                scan.models.append(detect_model(target))
+                scan.models.append(detect_model(path))
             except StudioError as exc:
-                scan.skipped.append(SkippedFile(target, str(exc)))
+                scan.skipped.append(SkippedFile(path, str(exc)))
             except (OSError, ValueError) as exc:  # unreadable in some way the detectors did not foresee
-                scan.skipped.append(SkippedFile(target, f"cannot read: {exc}"))
+                scan.skipped.append(SkippedFile(path, f"cannot read: {exc}"))
     scan.models.sort(key=lambda m: (m.family, m.path.name.lower()))
     return scan
-
-
-__all__ = ["ModelInfo", "ModelScan", "NotAModelError", "SkippedFile", "UnsafeFileError", "classify",
-           "detect_model", "info_from_state", "prediction_from", "prediction_from_weights", "scan_model_folders"]

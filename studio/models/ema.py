@@ -1,14 +1,10 @@
 """The EMA copy of the UNet in CompVis/LDM checkpoints, and the `model.ema = auto | use | ignore` choice.
 
-LDM's trainer keeps an exponential moving average of the UNet (`ldm.modules.ema.LitEma`) and saves it next
-to the trained weights: each parameter `model.diffusion_model.<path>` has a twin `model_ema.<path without the
-leading "model." and without dots>`, e.g. `model.diffusion_model.input_blocks.0.0.weight` →
-`model_ema.diffusion_modelinput_blocks00weight` (plus `model_ema.decay` and `model_ema.num_updates`). This is
-the naming diffusers' `convert_ldm_unet_checkpoint(extract_ema=True)` reads as well.
-
-`auto` trains on the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file (so the
-LoRA is trained on the model users render with); `use` swaps the EMA copy in; `ignore` is `auto` said
-explicitly. Which one was used is recorded in the export's metadata (`studio.base_model_ema`).
+LDM's trainer (`ldm.modules.ema.LitEma`) saves an exponential moving average of the UNet next to the trained
+weights, as `model_ema.<parameter path without the leading "model." and without dots>`, the naming diffusers'
+`convert_ldm_unet_checkpoint(extract_ema=True)` reads too. `auto` (and `ignore`, said explicitly) trains on
+the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file, so the LoRA is trained on
+the model users render with; `use` swaps the EMA copy in.
 """
 
 from __future__ import annotations
@@ -54,11 +50,11 @@ def note(used: str) -> str:
            "train on the EMA copy)"
 
 
-def swap_in_ema(state: MutableMapping[str, Any], name: str) -> None:
-    """Replace every UNet weight by its EMA twin, in place, and drop the `model_ema.*` keys.
-
-    Every UNet parameter must have a twin: a half-EMA UNet would be neither model."""
-    unet_keys = [k for k in state if k.startswith(UNET_PREFIX)]
+def prepare(state: MutableMapping[str, Any], used: str, name: str) -> None:
+    """The state dict the converters see, in place: the chosen UNet copy under `model.diffusion_model.`, and
+    no EMA keys (they are not converted, and hold as much memory as the UNet). With `used` = ema, every UNet
+    parameter must have a twin: a half-EMA UNet would be neither model."""
+    unet_keys = [k for k in state if k.startswith(UNET_PREFIX)] if used == "ema" else []
     missing = [k for k in unet_keys if ema_key(k) not in state]
     if missing:
         raise ModelLoadError(f"{name}: the EMA weights are incomplete ({len(missing)} of {len(unet_keys)} UNet "
@@ -70,22 +66,5 @@ def swap_in_ema(state: MutableMapping[str, Any], name: str) -> None:
             raise ModelLoadError(f"{name}: the EMA copy of `{key}` has shape {tuple(twin.shape)}, the weight "
                                  f"{tuple(state[key].shape)}", hint="set the model's EMA setting to auto")
         state[key] = twin
-    drop_ema(state)
-
-
-def drop_ema(state: MutableMapping[str, Any]) -> None:
-    """Remove the EMA copy (it is not converted, and holds as much memory as the UNet)."""
     for key in [k for k in state if k.startswith(EMA_PREFIX)]:
         del state[key]
-
-
-def prepare(state: MutableMapping[str, Any], used: str, name: str) -> None:
-    """The state dict the converters see: the chosen UNet copy under `model.diffusion_model.`, no EMA keys."""
-    if used == "ema":
-        swap_in_ema(state, name)
-    else:
-        drop_ema(state)
-
-
-__all__ = ["CHOICES", "choose", "drop_ema", "ema_key", "has_ema", "note", "prepare", "swap_in_ema"]
-

@@ -2,11 +2,9 @@
 
 Handed a named pipe, diffusers and transformers block for ever on the open; handed `/dev/zero` they read
 until memory runs out; handed a device or a socket where a folder is expected they fall through to
-"couldn't connect to huggingface.co" — in an app that never goes online. A diffusers folder with a missing,
-truncated or half-written `config.json` surfaces as `FileNotFoundError`/`JSONDecodeError`/`IndexError`.
-`check_model_path` turns each of these into a ModelLoadError that names the file and says what to choose
-instead; `read_config` is the one way to read a model's small JSON files (regular file, size cap, an
-object). Detection proper (which family, which layout) happens afterwards, elsewhere.
+"couldn't connect to huggingface.co" — in an app that never goes online; a half-written `config.json`
+surfaces as `JSONDecodeError`/`IndexError`. Here each becomes a ModelLoadError that names the file and says
+what to choose instead. Detection proper (which family, which layout) happens afterwards, elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import ModelLoadError
-from studio.safe_read import kind_of, read_capped, regular_file
+from studio.models.safetensors_header import read_safetensors_header
+from studio.safe_read import describe, kind_of, read_capped, regular_file, stat_path
 
 HINT = "pick a diffusers model folder (with model_index.json) or a .safetensors checkpoint file"
 #: model_index.json and the parts' config.json files are a few kilobytes
@@ -50,11 +49,9 @@ def present_parts(index: dict[str, Any], folder: Path) -> set[str]:
     """The parts model_index.json lists with a class (`[library, class]`; `[null, null]` means absent)."""
     parts = set()
     for name, entry in index.items():
-        if name.startswith("_") or not isinstance(entry, (list, tuple)) and entry is not None:
+        if name.startswith("_") or not isinstance(entry, (list, tuple)) or list(entry) == [None, None]:
             continue
-        if entry is None or entry == [None, None] or list(entry) == [None, None]:
-            continue
-        if (len(entry) != 2 or not all(isinstance(x, str) for x in entry)):
+        if len(entry) != 2 or not all(isinstance(x, str) for x in entry):
             raise ModelLoadError(f"{folder / 'model_index.json'}: the entry `{name}` is {json.dumps(entry)[:80]}, "
                                  "expected [library, class] (e.g. [\"diffusers\", \"UNet2DConditionModel\"])",
                                  hint="the model folder is damaged; copy or download it again")
@@ -70,9 +67,6 @@ WEIGHT_PARTS = frozenset({"unet", "vae", "text_encoder", "text_encoder_2"})
 def _check_part_files(part: Path) -> None:
     """Every file in a part folder is a regular file (a FIFO weight file would block the loader for ever, a
     huge one of zeros exhaust the memory), each .safetensors header is sound, and a weights part has weights."""
-    from studio.models.safetensors_header import read_safetensors_header
-    from studio.safe_read import describe
-
     try:
         entries = sorted(os.scandir(part), key=lambda e: e.name)
     except OSError as exc:
@@ -115,8 +109,6 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
 
 def check_model_path(path: Path) -> None:
     """ModelLoadError unless `path` is a regular file or a complete-looking diffusers folder."""
-    from studio.safe_read import stat_path
-
     st = stat_path(path, "base model", ModelLoadError, HINT)
     if stat.S_ISDIR(st.st_mode):
         check_diffusers_folder(path)

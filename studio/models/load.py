@@ -68,8 +68,11 @@ def _load_diffusers_folder(folder: Path, *, family: str, prediction: str, dtype:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+    def part(cls: Any, subfolder: str, **kwargs: Any) -> Any:
+        return cls.from_pretrained(folder, subfolder=subfolder, local_files_only=True, **kwargs)
+
     try:
-        scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
+        scheduler = part(DDPMScheduler, "scheduler")
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{folder}: cannot read the scheduler config ({exc})",
                              hint="choose the folder that contains model_index.json") from None
@@ -78,16 +81,13 @@ def _load_diffusers_folder(folder: Path, *, family: str, prediction: str, dtype:
     if family == "auto":
         family = _family_from_diffusers_folder(folder, prediction)
     try:
-        tokenizers = [CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True)]
-        encoders = [CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", local_files_only=True,
-                                                  dtype=dtype)]
+        tokenizers = [part(CLIPTokenizer, "tokenizer")]
+        encoders = [part(CLIPTextModel, "text_encoder", dtype=dtype)]
         if family == "sdxl":
-            tokenizers.append(CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer_2", local_files_only=True))
-            encoders.append(CLIPTextModelWithProjection.from_pretrained(
-                folder, subfolder="text_encoder_2", local_files_only=True, dtype=dtype))
-        vae = AutoencoderKL.from_pretrained(folder, subfolder="vae", local_files_only=True, torch_dtype=dtype)
-        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True,
-                                                    torch_dtype=dtype)
+            tokenizers.append(part(CLIPTokenizer, "tokenizer_2"))
+            encoders.append(part(CLIPTextModelWithProjection, "text_encoder_2", dtype=dtype))
+        vae = part(AutoencoderKL, "vae", torch_dtype=dtype)
+        unet = part(UNet2DConditionModel, "unet", torch_dtype=dtype)
     except (OSError, ValueError, EnvironmentError) as exc:
         raise ModelLoadError(f"{folder}: cannot load the model ({exc})") from None
     scheduler.register_to_config(prediction_type=prediction)

@@ -1,16 +1,10 @@
 """diffusers ↔ original (CompVis for SD 1.x/2.x, SGM for SDXL) names for UNet, VAE and text encoders.
 
 Single-file checkpoints, the WebUIs and sd-scripts' SDXL LoRAs all use the original module names; our
-models are diffusers modules. This module is the one place the two namings meet:
-
-- `unet_path_to_original` / `unet_path_from_original`: any dotted UNet path (module or parameter), e.g.
-  `down_blocks.1.attentions.0.proj_in` ↔ `input_blocks.4.1.proj_in`; it needs the UNet's block structure
-  (`UnetStructure`), because where an upsampler sits depends on whether its block has attention;
-- `original_state_dict(...)`: a whole model (UNet, VAE, text encoders) as one original-layout state dict,
-  with the reshapes the original code expects (VAE attention as 1×1 convs, OpenCLIP's fused q/k/v and
-  transposed text projection), and `save_original_checkpoint` to write it as `.safetensors`;
-- `original_target(...)`: where one diffusers weight lives in an original checkpoint (key, row slice of a
-  fused q/k/v, conv reshape), so the mixer can bake a LoRA straight into a checkpoint in its own layout.
+models are diffusers modules, and this is the one place the two namings meet. A UNet path needs the UNet's
+block structure (`UnetStructure`), because where an upsampler sits depends on whether its block has
+attention; a whole model (`original_state_dict`) also needs the reshapes the original code expects (VAE
+attention as 1×1 convs, OpenCLIP's fused q/k/v and transposed text projection).
 
 diffusers ships only the original → diffusers direction (its single-file loader); the facts for the
 reverse come from its `scripts/convert_diffusers_to_original_*` and sd-scripts' `sdxl_model_util.py`.
@@ -19,6 +13,8 @@ The code is ours; the round trip (save here, load with diffusers' `from_single_f
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,145 +52,73 @@ class UnetStructure:
                    up_attention=tuple("CrossAttn" in t for t in config["up_block_types"]))
 
 
-    def has_down(self, i: int, kind: str, j: int) -> bool:
-        """Whether `down_blocks.<i>.<kind>.<j>` exists in a UNet of this structure."""
-        n = len(self.down_attention)
-        if not 0 <= i < n:
-            return False
-        if kind == "downsamplers":
-            return j == 0 and i < n - 1
-        if kind == "attentions" and not self.down_attention[i]:
-            return False
-        return kind in ("resnets", "attentions") and 0 <= j < self.layers_per_block
-
-    def has_up(self, i: int, kind: str, j: int) -> bool:
-        """Whether `up_blocks.<i>.<kind>.<j>` exists (up blocks have one resnet more than down blocks)."""
-        n = len(self.up_attention)
-        if not 0 <= i < n:
-            return False
-        if kind == "upsamplers":
-            return j == 0 and i < n - 1
-        if kind == "attentions" and not self.up_attention[i]:
-            return False
-        return kind in ("resnets", "attentions") and 0 <= j <= self.layers_per_block
-
-
 SD_STRUCTURE = UnetStructure(2, (True, True, True, False), (False, True, True, True))
 SDXL_STRUCTURE = UnetStructure(2, (False, True, True), (True, True, False))
 
-_RESNET_TO_ORIGINAL = {"norm1": ["in_layers", "0"], "conv1": ["in_layers", "2"], "time_emb_proj": ["emb_layers", "1"],
-                       "norm2": ["out_layers", "0"], "conv2": ["out_layers", "3"], "conv_shortcut": ["skip_connection"]}
-_RESNET_FROM_ORIGINAL = {tuple(v): k for k, v in _RESNET_TO_ORIGINAL.items()}
-_TOP_TO_ORIGINAL = {("time_embedding", "linear_1"): ["time_embed", "0"], ("time_embedding", "linear_2"): ["time_embed", "2"],
-                    ("add_embedding", "linear_1"): ["label_emb", "0", "0"],
-                    ("add_embedding", "linear_2"): ["label_emb", "0", "2"],
-                    ("conv_in",): ["input_blocks", "0", "0"], ("conv_norm_out",): ["out", "0"], ("conv_out",): ["out", "2"]}
+_RESNET = {("norm1",): ("in_layers", "0"), ("conv1",): ("in_layers", "2"),
+           ("time_emb_proj",): ("emb_layers", "1"), ("norm2",): ("out_layers", "0"),
+           ("conv2",): ("out_layers", "3"), ("conv_shortcut",): ("skip_connection",)}
+_TOP = {("time_embedding", "linear_1"): ("time_embed", "0"),
+        ("time_embedding", "linear_2"): ("time_embed", "2"),
+        ("add_embedding", "linear_1"): ("label_emb", "0", "0"),
+        ("add_embedding", "linear_2"): ("label_emb", "0", "2"), ("conv_in",): ("input_blocks", "0", "0"),
+        ("conv_norm_out",): ("out", "0"), ("conv_out",): ("out", "2")}
+_Names = dict[tuple[str, ...], tuple[tuple[str, ...], dict]]
 
 
-def _unmapped(path: str, direction: str) -> ValueError:
-    return ValueError(f"no {direction} name for UNet path `{path}`")
+@functools.lru_cache(maxsize=16)
+def _block_names(structure: UnetStructure) -> tuple[_Names, _Names]:
+    """(diffusers → original, original → diffusers) for every block a UNet of this structure has: each
+    block path maps to the other naming's path and to the renaming of what follows it (a resnet's layers)."""
+    layers, per = structure.layers_per_block, structure.layers_per_block + 1
+    pairs = [(head, original, {}) for head, original in _TOP.items()]
+    pairs += [(("mid_block", "attentions", "0"), ("middle_block", "1"), {}),
+              (("mid_block", "resnets", "0"), ("middle_block", "0"), _RESNET),
+              (("mid_block", "resnets", "1"), ("middle_block", "2"), _RESNET)]
+    for i, attention in enumerate(structure.down_attention):
+        for j in range(layers):
+            n = str(1 + per * i + j)
+            pairs.append((("down_blocks", str(i), "resnets", str(j)), ("input_blocks", n, "0"), _RESNET))
+            if attention:
+                pairs.append((("down_blocks", str(i), "attentions", str(j)), ("input_blocks", n, "1"), {}))
+        if i < len(structure.down_attention) - 1:
+            pairs.append((("down_blocks", str(i), "downsamplers", "0", "conv"),
+                          ("input_blocks", str(per * (i + 1)), "0", "op"), {}))
+    for i, attention in enumerate(structure.up_attention):
+        for j in range(per):  # up blocks have one resnet more than down blocks
+            n = str(per * i + j)
+            pairs.append((("up_blocks", str(i), "resnets", str(j)), ("output_blocks", n, "0"), _RESNET))
+            if attention:
+                pairs.append((("up_blocks", str(i), "attentions", str(j)), ("output_blocks", n, "1"), {}))
+        if i < len(structure.up_attention) - 1:  # after the attention, if the block has one
+            pairs.append((("up_blocks", str(i), "upsamplers", "0"),
+                          ("output_blocks", str(per * i + layers), "2" if attention else "1"), {}))
+    back = {v: k for k, v in _RESNET.items()}
+    return ({a: (b, inner) for a, b, inner in pairs}, {b: (a, inner and back) for a, b, inner in pairs})
 
 
-def _resnet_to_original(rest: list[str], path: str) -> list[str]:
-    if not rest or rest[0] not in _RESNET_TO_ORIGINAL:
-        raise _unmapped(path, "original")
-    return _RESNET_TO_ORIGINAL[rest[0]] + rest[1:]
-
-
-def _resnet_from_original(rest: list[str], path: str) -> list[str]:
-    for n in (1, 2):
-        if tuple(rest[:n]) in _RESNET_FROM_ORIGINAL:
-            return [_RESNET_FROM_ORIGINAL[tuple(rest[:n])]] + rest[n:]
-    raise _unmapped(path, "diffusers")
+def _rename(path: str, parts: list[str], names: _Names, direction: str) -> str:
+    for k in range(min(len(parts), 5), 0, -1):
+        if tuple(parts[:k]) in names:
+            head, inner = names[tuple(parts[:k])]
+            rest = parts[k:]
+            if inner:
+                n = next((n for n in (1, 2) if tuple(rest[:n]) in inner), None)
+                if n is None:
+                    break
+                rest = [*inner[tuple(rest[:n])], *rest[n:]]
+            return ".".join([*head, *rest])
+    raise ValueError(f"no {direction} name for UNet path `{path}`")
 
 
 def unet_path_to_original(path: str, structure: UnetStructure) -> str:
     """`down_blocks.1.attentions.0.proj_in` → `input_blocks.4.1.proj_in` (no `model.diffusion_model.` prefix)."""
-    parts = path.split(".")
-    per = structure.layers_per_block + 1
-    for head, original in _TOP_TO_ORIGINAL.items():
-        if tuple(parts[:len(head)]) == head:
-            return ".".join(original + parts[len(head):])
-    try:
-        if parts[0] == "down_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
-            if not structure.has_down(i, kind, j):
-                raise _unmapped(path, "original")
-            if kind == "resnets":
-                return ".".join(["input_blocks", str(1 + per * i + j), "0"] + _resnet_to_original(rest, path))
-            if kind == "attentions":
-                return ".".join(["input_blocks", str(1 + per * i + j), "1"] + rest)
-            if kind == "downsamplers" and j == 0 and rest[:1] == ["conv"]:
-                return ".".join(["input_blocks", str(per * (i + 1)), "0", "op"] + rest[1:])
-        elif parts[0] == "mid_block":
-            kind, j, rest = parts[1], int(parts[2]), parts[3:]
-            if kind == "attentions" and j == 0:
-                return ".".join(["middle_block", "1"] + rest)
-            if kind == "resnets" and j in (0, 1):
-                return ".".join(["middle_block", str(2 * j)] + _resnet_to_original(rest, path))
-        elif parts[0] == "up_blocks":
-            i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), parts[4:]
-            if not structure.has_up(i, kind, j):
-                raise _unmapped(path, "original")
-            if kind == "resnets":
-                return ".".join(["output_blocks", str(per * i + j), "0"] + _resnet_to_original(rest, path))
-            if kind == "attentions":
-                return ".".join(["output_blocks", str(per * i + j), "1"] + rest)
-            if kind == "upsamplers" and j == 0:
-                slot = "2" if structure.up_attention[i] else "1"
-                return ".".join(["output_blocks", str(per * i + structure.layers_per_block), slot] + rest)
-    except (IndexError, ValueError):
-        pass
-    raise _unmapped(path, "original")
+    return _rename(path, path.split("."), _block_names(structure)[0], "original")
 
 
 def unet_path_from_original(path: str, structure: UnetStructure) -> str:
     """`input_blocks.4.1.proj_in` → `down_blocks.1.attentions.0.proj_in`; the inverse of `unet_path_to_original`."""
-    converted = _from_original(path, structure)
-    check = converted.split(".")
-    if check[0] in ("down_blocks", "up_blocks"):
-        has = structure.has_down if check[0] == "down_blocks" else structure.has_up
-        if not has(int(check[1]), check[2], int(check[3])):
-            raise _unmapped(path, "diffusers")
-    return converted
-
-
-def _from_original(path: str, structure: UnetStructure) -> str:
-    parts = path.removeprefix(UNET_PREFIX).split(".")
-    per = structure.layers_per_block + 1
-    for head, original in _TOP_TO_ORIGINAL.items():
-        if parts[:len(original)] == original:
-            return ".".join(list(head) + parts[len(original):])
-    try:
-        if parts[0] == "input_blocks":
-            n, slot, rest = int(parts[1]), parts[2], parts[3:]
-            i, r = divmod(n - 1, per)
-            if n >= 1 and r < structure.layers_per_block:
-                if slot == "0":
-                    return ".".join(["down_blocks", str(i), "resnets", str(r)] + _resnet_from_original(rest, path))
-                if slot == "1":
-                    return ".".join(["down_blocks", str(i), "attentions", str(r)] + rest)
-            elif n >= 1 and slot == "0" and rest[:1] == ["op"]:
-                return ".".join(["down_blocks", str(i), "downsamplers", "0", "conv"] + rest[1:])
-        elif parts[0] == "middle_block":
-            n, rest = int(parts[1]), parts[2:]
-            if n == 1:
-                return ".".join(["mid_block", "attentions", "0"] + rest)
-            if n in (0, 2):
-                return ".".join(["mid_block", "resnets", str(n // 2)] + _resnet_from_original(rest, path))
-        elif parts[0] == "output_blocks":
-            n, slot, rest = int(parts[1]), parts[2], parts[3:]
-            i, j = divmod(n, per)
-            if slot == "0":
-                return ".".join(["up_blocks", str(i), "resnets", str(j)] + _resnet_from_original(rest, path))
-            has_attention = structure.up_attention[i]
-            if slot == "1" and has_attention:
-                return ".".join(["up_blocks", str(i), "attentions", str(j)] + rest)
-            if slot == ("2" if has_attention else "1") and j == structure.layers_per_block:
-                return ".".join(["up_blocks", str(i), "upsamplers", "0"] + rest)
-    except (IndexError, ValueError):
-        pass
-    raise _unmapped(path, "diffusers")
+    return _rename(path, path.removeprefix(UNET_PREFIX).split("."), _block_names(structure)[1], "diffusers")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,11 +127,10 @@ def _from_original(path: str, structure: UnetStructure) -> str:
 
 def vae_path_to_original(path: str, n_blocks: int) -> str:
     """`decoder.up_blocks.0.resnets.1.conv_shortcut.weight` → `decoder.up.3.block.1.nin_shortcut.weight`."""
-    parts = path.split(".")
-    side, rest = parts[0], parts[1:]
-    if side not in ("encoder", "decoder"):
+    parts = ["nin_shortcut" if p == "conv_shortcut" else p for p in path.split(".")]  # in resnets only
+    if parts[0] not in ("encoder", "decoder"):
         return path  # quant_conv, post_quant_conv
-    head, tail = rest[0], rest[1:]
+    side, head, tail = parts[0], parts[1], parts[2:]
     if head == "conv_norm_out":
         return ".".join([side, "norm_out"] + tail)
     if head in ("down_blocks", "up_blocks"):
@@ -215,14 +138,12 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
         level = i if head == "down_blocks" else n_blocks - 1 - i
         name = "down" if head == "down_blocks" else "up"
         if kind == "resnets":
-            inner = ["nin_shortcut" if p == "conv_shortcut" else p for p in inner[:1]] + inner[1:]
             return ".".join([side, name, str(level), "block", j] + inner)
         sampler = "downsample" if kind == "downsamplers" else "upsample"
         return ".".join([side, name, str(level), sampler] + inner)
     if head == "mid_block":
         kind, j, inner = tail[0], int(tail[1]), tail[2:]
         if kind == "resnets":
-            inner = ["nin_shortcut" if p == "conv_shortcut" else p for p in inner[:1]] + inner[1:]
             return ".".join([side, "mid", f"block_{j + 1}"] + inner)
         renamed = {"group_norm": ["norm"], "to_q": ["q"], "to_k": ["k"], "to_v": ["v"]}
         if inner[:2] == ["to_out", "0"]:
@@ -233,32 +154,21 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
     return path  # conv_in, conv_out
 
 
-def _is_vae_attention_matrix(original_key: str, tensor: torch.Tensor) -> bool:
-    return ".mid.attn_1." in original_key and original_key.endswith(("q.weight", "k.weight", "v.weight",
-                                                                     "proj_out.weight")) and tensor.dim() == 2
-
-
 # ---------------------------------------------------------------------------------------------------
 # Text encoders
 
 _OPENCLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
                    "self_attn.out_proj": "attn.out_proj"}
-
-
-def _hf_clip_key(key: str) -> str:
-    """A CLIP text model key without transformers' optional `text_model.` wrapper (flattened in 5.x)."""
-    return key.removeprefix("text_model.")
+_OPENCLIP_TOP = {"embeddings.token_embedding.weight": "token_embedding.weight",
+                 "embeddings.position_embedding.weight": "positional_embedding",
+                 "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
 
 
 def clip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """HF CLIP layout, as SD 1.x and SDXL's first encoder store it: `<prefix>embeddings.token_embedding.weight`."""
-    out = {}
-    for key, value in state.items():
-        key = _hf_clip_key(key)
-        if key == "embeddings.position_ids":
-            continue
-        out[prefix + key] = value
-    return out
+    """HF CLIP layout (SD 1.x, SDXL's first encoder): `<prefix>embeddings.token_embedding.weight` from
+    `[text_model.]embeddings.token_embedding.weight` (transformers 5.x dropped the wrapper)."""
+    bare = {key.removeprefix("text_model."): value for key, value in state.items()}
+    return {prefix + key: value for key, value in bare.items() if key != "embeddings.position_ids"}
 
 
 def openclip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -266,15 +176,11 @@ def openclip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict
     out: dict[str, torch.Tensor] = {}
     fused: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
     for raw_key, value in state.items():
-        key = _hf_clip_key(raw_key)
+        key = raw_key.removeprefix("text_model.")
         if key == "embeddings.position_ids":
             continue
-        if key == "embeddings.token_embedding.weight":
-            out[prefix + "token_embedding.weight"] = value
-        elif key == "embeddings.position_embedding.weight":
-            out[prefix + "positional_embedding"] = value
-        elif key.startswith("final_layer_norm."):
-            out[prefix + "ln_final." + key.split(".", 1)[1]] = value
+        if key in _OPENCLIP_TOP:
+            out[prefix + _OPENCLIP_TOP[key]] = value
         elif key == "text_projection.weight":
             out[prefix + "text_projection"] = value.T.contiguous()
         elif key.startswith("encoder.layers."):
@@ -295,13 +201,9 @@ def openclip_to_original(state: Mapping[str, torch.Tensor], prefix: str) -> dict
     return out
 
 
-def text_encoder_prefixes(family: str) -> tuple[tuple[str, str], ...]:
-    """(prefix, layout) per text encoder, in the order of `Components.text_encoders`."""
-    if family == "sdxl":
-        return ((SDXL_TE1_PREFIX, "clip"), (SDXL_TE2_PREFIX, "openclip"))
-    if family in ("sd2", "sd2-v"):
-        return ((SD2_TE_PREFIX, "openclip"),)
-    return ((SD1_TE_PREFIX, "clip"),)
+#: (prefix, layout) per text encoder, in the order of `Components.text_encoders`; SD 1.x is the default
+_TEXT_ENCODERS = {"sdxl": ((SDXL_TE1_PREFIX, "clip"), (SDXL_TE2_PREFIX, "openclip")),
+                  "sd2": ((SD2_TE_PREFIX, "openclip"),), "sd2-v": ((SD2_TE_PREFIX, "openclip"),)}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -318,10 +220,11 @@ def original_state_dict(family: str, unet: torch.nn.Module, vae: torch.nn.Module
     n_blocks = len(vae.config.block_out_channels)
     for key, value in vae.state_dict().items():
         original = vae_path_to_original(key, n_blocks)
-        if _is_vae_attention_matrix(original, value):
+        if ".mid.attn_1." in original and value.dim() == 2 and original.endswith(
+                ("q.weight", "k.weight", "v.weight", "proj_out.weight")):
             value = value[:, :, None, None]  # the original VAE's attention uses 1×1 convs
         out[VAE_PREFIX + original] = value
-    prefixes = text_encoder_prefixes(family)
+    prefixes = _TEXT_ENCODERS.get(family, ((SD1_TE_PREFIX, "clip"),))
     if len(prefixes) != len(text_encoders):
         raise ValueError(f"{family} has {len(prefixes)} text encoder(s), got {len(text_encoders)}")
     for (prefix, layout), encoder in zip(prefixes, text_encoders):
@@ -332,8 +235,6 @@ def original_state_dict(family: str, unet: torch.nn.Module, vae: torch.nn.Module
 
 def diffusers_configs(unet: Any, vae: Any, text_encoders: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
     """The component configs as plain JSON-able dicts, to embed in checkpoints we write."""
-    import json
-
     configs: dict[str, Any] = {"unet": dict(unet.config), "vae": dict(vae.config)}
     for i, encoder in enumerate(text_encoders):
         configs["text_encoder" if i == 0 else f"text_encoder_{i + 1}"] = encoder.config.to_dict()
@@ -351,22 +252,20 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
 
     The metadata records the family, prediction type (as SAI model-spec keys, which other tools read too)
     and the exact component configs (and tokenizers when they are not the standard CLIP vocabulary), so the
-    file loads back exactly even when its sizes differ from the reference model's (our tiny test models). `extra` tensors (e.g. keys of a source checkpoint that the
-    diffusers model does not hold, such as SD 2.x's unused last text-encoder layer) are written as well.
+    file loads back exactly even when its sizes differ from the reference model's (our tiny test models).
+    `extra` tensors (keys of a source checkpoint that the diffusers model does not hold, such as SD 2.x's
+    unused last text-encoder layer) are written as well.
     """
-    import json
-
     from safetensors.torch import save_file
 
     from studio.fileio import atomic_write_with
+    from studio.models.configs import tokenizer_metadata
 
     tensors = original_state_dict(family, unet, vae, text_encoders)
     for key, value in (extra or {}).items():
         tensors.setdefault(key, value)
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
-    from studio.models.configs import tokenizer_metadata
-
     meta = {
         META_FAMILY: family,
         **tokenizer_metadata(tokenizers),
@@ -384,46 +283,3 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
 _ARCHITECTURES = {"sd1": "stable-diffusion-v1", "sd2": "stable-diffusion-v2-512", "sd2-v": "stable-diffusion-v2-768-v",
                   "sdxl": "stable-diffusion-xl-v1-base"}
 
-
-@dataclass(frozen=True)
-class OriginalTarget:
-    """Where one diffusers weight lives in an original checkpoint.
-
-    `rows` is set for q/k/v of an OpenCLIP encoder, which the original stores fused as one `in_proj` matrix;
-    `transpose` for OpenCLIP's text projection; `conv1x1` for the VAE attention matrices stored as 1×1 convs.
-    """
-
-    key: str
-    rows: slice | None = None
-    transpose: bool = False
-    conv1x1: bool = False
-
-
-def original_target(component: str, key: str, family: str, *, unet_structure: UnetStructure | None = None,
-                    hidden_size: int | None = None, vae_blocks: int = 4) -> OriginalTarget:
-    """The original-layout location of diffusers weight `key` of `component` (`unet`, `vae`, `text_encoder`,
-    `text_encoder_2`). `hidden_size` is needed only for q/k/v of an OpenCLIP text encoder."""
-    if component == "unet":
-        structure = unet_structure or (SDXL_STRUCTURE if family == "sdxl" else SD_STRUCTURE)
-        return OriginalTarget(UNET_PREFIX + unet_path_to_original(key, structure))
-    if component == "vae":
-        original = vae_path_to_original(key, vae_blocks)
-        conv = ".mid.attn_1." in original and original.endswith(("q.weight", "k.weight", "v.weight", "proj_out.weight"))
-        return OriginalTarget(VAE_PREFIX + original, conv1x1=conv)
-    index = 0 if component == "text_encoder" else int(component.rsplit("_", 1)[1]) - 1
-    prefix, layout = text_encoder_prefixes(family)[index]
-    bare = _hf_clip_key(key)
-    if layout == "clip":
-        return OriginalTarget(prefix + bare)
-    for letter, n in (("q", 0), ("k", 1), ("v", 2)):
-        marker = f".self_attn.{letter}_proj."
-        if marker in bare:
-            if hidden_size is None:
-                raise ValueError("hidden_size is needed to locate q/k/v in a fused OpenCLIP in_proj")
-            layer = bare.split(".")[2]
-            param = bare.rsplit(".", 1)[1]
-            return OriginalTarget(f"{prefix}transformer.resblocks.{layer}.attn.in_proj_{param}",
-                                  rows=slice(n * hidden_size, (n + 1) * hidden_size))
-    converted = openclip_to_original({bare: torch.empty(0, 0)}, prefix)
-    (original_key,) = converted
-    return OriginalTarget(original_key, transpose=bare == "text_projection.weight")

@@ -1,31 +1,25 @@
-"""Reading weight files without trusting them.
+"""Reading weight files without trusting them, before any tensor is allocated.
 
-Model files come from model sites, so two kinds of harm are guarded against here, before any tensor is
-allocated:
-
-- a `.safetensors` header that lies (offsets past the end, overlapping tensors, sizes that do not match
-  shape × dtype, a header claiming gigabytes) would make a reader allocate or read garbage; its header is
-  checked first by `studio.models.safetensors_header` (the one header reader), then the library reads it;
-- a pickled `.ckpt`/`.pt`/`.bin` can run code while it is unpickled; we only ever use torch's
-  weights-only unpickler, and a file that needs more than tensors and plain containers is refused with a
-  message that suggests converting it to safetensors with a tool the user trusts.
-
-`load_state_dict(path)` is the one entry point every loader uses (base models, LoRAs, VAEs).
+A `.safetensors` header that lies would make a reader allocate or read garbage, so it is checked first
+(`studio.models.safetensors_header`), then the library reads the file. A pickled `.ckpt`/`.pt`/`.bin` can
+run code while it is unpickled, so only torch's weights-only unpickler ever opens one, and a file that needs
+more than tensors and plain containers is refused with a message that suggests converting it to
+safetensors with a tool the user trusts. `load_state_dict` is the one entry point every loader uses.
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 import struct
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from studio.errors import ModelLoadError
 from studio.models.base_files import weights_kind
-from studio.models.ckpt_scan import not_a_checkpoint, refused_import, torch_container
+from studio.models.ckpt_scan import flat_tensors, not_a_checkpoint, refused_import, torch_container
 from studio.models.safetensors_header import read_safetensors_header
 
 
@@ -38,7 +32,7 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
     path = Path(path)
     header = read_safetensors_header(path)
     try:
-        if _utf8(str(path)):
+        if not any("\ud800" <= c <= "\udfff" for c in str(path)):  # only surrogates have no UTF-8 form
             tensors = load_file(str(path), device="cpu")
         else:
             with open(path, "rb") as fh:
@@ -47,14 +41,6 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
         raise ModelLoadError(f"{path.name}: cannot read the tensors ({exc})",
                              hint="the file may be damaged; download it again") from None
     return tensors, header.metadata
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
@@ -71,13 +57,11 @@ def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, zipfile.BadZipFile, struct.error):
         # torch's own text here names its internals (PytorchStreamReader, record offsets): ours says what to do
         raise not_a_checkpoint(path) from None
-    return _tensors_of(path, obj)
+    return flat_tensors(path, obj, torch.Tensor)
 
 
 def _pickle_reason(exc: BaseException) -> str:
     """What torch's weights-only unpickler objected to, in one short phrase."""
-    import re
-
     text = str(exc)
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found:
@@ -86,25 +70,6 @@ def _pickle_reason(exc: BaseException) -> str:
     if found:
         return f"it uses pickle instruction {found.group(1)}, which plain tensors never need"
     return "it holds objects other than tensors"
-
-
-def _tensors_of(path: Path, obj: object) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint object: unwraps Lightning's `state_dict` and flattens nested dicts."""
-    while isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise ModelLoadError(f"{path.name}: holds a {type(obj).__name__}, not a dictionary of weights")
-    out: dict[str, torch.Tensor] = {}
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, torch.Tensor):
-            out[prefix] = value
-        elif isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-
-    walk("", obj)
-    return out
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -1,11 +1,10 @@
 """The one reader of safetensors headers: every key, dtype, shape and offset, and the metadata, validated
 against the file's real size — torch-free, so the window's process can list models and LoRAs with it.
 
-Why a hand parse and not `safetensors.safe_open`: files come from model sites, and the header is the part
-that can lie. We must refuse a hostile header (offsets past the end, overlapping tensors, sizes that do not
-match shape × dtype, a header claiming gigabytes, JSON nested thousands deep) before any library allocates
-for it, and say in our words exactly what is wrong and what to do; the library's errors name its internals
-(`InvalidOffset`, `MetadataIncompleteBuffer`) and it needs torch or numpy to open a file at all. The tensors
+Why a hand parse and not `safetensors.safe_open`: the header is the part of a downloaded file that can lie,
+and a lie must be refused before anything allocates for it, in words that say what is wrong and what to do.
+The library refuses the same files, but its errors name no sizes and lump overlaps, gaps and truncation
+together ("invalid offset for tensor `b`", "incomplete metadata, file not fully covered"). The tensors
 themselves are then read by the library (`studio.models.safe_load`), after this check.
 """
 
@@ -27,6 +26,18 @@ DTYPE_SIZES: dict[str, int] = {
     "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
     "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1, "C64": 8,
 }
+#: struct codes of the float dtypes `float_values` decodes (a BF16 is the high half of a float32)
+FLOAT_CODES = {"F16": "e", "BF16": "f", "F32": "f", "F64": "d"}
+
+
+def float_values(dtype: str, raw: bytes) -> list[float]:
+    """The elements of a little-endian tensor of one of `FLOAT_CODES`, from its bytes, without numpy or torch
+    (the v-prediction probe reads one small tensor this way)."""
+    if dtype == "BF16":
+        raw = b"".join(b"\0\0" + raw[i:i + 2] for i in range(0, len(raw), 2))
+    code = FLOAT_CODES[dtype]
+    return list(struct.unpack(f"<{len(raw) // struct.calcsize(code)}{code}", raw))
+
 
 @dataclass(frozen=True)
 class TensorEntry:
@@ -104,8 +115,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> SafetensorsHeader:
     if not isinstance(header, dict):
         raise ModelLoadError(f"{name}: the safetensors header is not a JSON object; the file is damaged")
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                 for k, v in metadata.items()):
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise UnsafeFileError(f"{name}: the header's __metadata__ is not a map of strings to strings")
     data_bytes = size - 8 - len(raw)
     entries = [_entry(name, key, value) for key, value in header.items()]
@@ -122,12 +132,10 @@ def _entry(file_name: str, key: str, value: object) -> TensorEntry:
     if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
         raise UnsafeFileError(f"{where} has unknown dtype {dtype!r}",
                               hint="the file is damaged or uses a number format this app cannot read")
-    if (not isinstance(shape, list) or len(shape) > 8
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and d >= 0 for d in shape):
         raise UnsafeFileError(f"{where} has an invalid shape {shape!r}")
     if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-            or offsets[0] > offsets[1]):
+            or not all(type(o) is int and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
         raise UnsafeFileError(f"{where} has invalid data offsets {offsets!r}")
     expected = math.prod(shape) * DTYPE_SIZES[dtype]
     if offsets[1] - offsets[0] != expected:

@@ -1,18 +1,16 @@
 """Loading a single-file checkpoint (original CompVis/SGM layout) into separate diffusers components, offline.
 
-The steps: read the file safely (`safe_load`: validated safetensors header, weights-only unpickling),
-decide the family from its keys and shapes (`detect`), pick the config folder (the user's, else the
-family's shipped one, with the configs the file itself records laid over it: `configs.resolved_config`),
-then let diffusers convert each part: `from_single_file(state_dict, config=<local folder>,
-local_files_only=True)` for the UNet and the VAE, and its CLIP key converters for the text encoders.
-Passing `config=` a local folder is what keeps diffusers off the hub; the text encoders are built here
-from their config because diffusers' own choice of converter guesses from shapes, and two encoders of the
-same width (our tiny SDXL) would fool it.
+The file is read safely (`safe_load`), its family decided from its keys and shapes (`detect`), and each part
+converted by diffusers against a local config folder (`configs.resolved_config`): passing `config=` a local
+folder is what keeps diffusers off the hub. The text encoders are built here from their config because
+diffusers' own choice of converter guesses from shapes, and two encoders of the same width (our tiny SDXL)
+would fool it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -27,10 +25,6 @@ from studio.models.original_layout import SD2_TE_PREFIX, SDXL_TE2_PREFIX
 log = logging.getLogger(__name__)
 
 
-def _elements(tensor: torch.Tensor | None) -> list[float] | None:
-    return None if tensor is None else tensor.float().flatten().tolist()
-
-
 def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
                                 ema: str = "auto", dtype: torch.dtype = torch.float32,
                                 config: str | Path | None = None) -> Components:
@@ -40,17 +34,19 @@ def load_single_file_components(path: str | Path, *, family: str = "auto", predi
     path = Path(path)
     state, metadata = safe_load.load_with_metadata(path)
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    dtypes: dict[str, int] = {}
+    dtypes: Counter[str] = Counter()
     for v in state.values():
-        name = str(v.dtype).removeprefix("torch.")
-        dtypes[name] = dtypes.get(name, 0) + v.numel() * v.element_size()
+        dtypes[str(v.dtype).removeprefix("torch.")] += v.numel() * v.element_size()
     # the same rule the picker and the pre-start check apply (refusals, family, prediction, EMA)
-    info = detect.info_from_state(path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
-                                  probe=lambda key: _elements(state.get(key)))
+    info = detect.info_from_state(
+        path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
+        probe=lambda key: state[key].float().flatten().tolist() if key in state else None)
     ema_weights.prepare(state, info.ema, path.name)
     with resolved_config(info.family, metadata, config) as folder:
-        unet = _diffusers_part("UNet", path, info.family, folder, lambda: _unet(state, folder, dtype))
-        vae = _diffusers_part("VAE", path, info.family, folder, lambda: _vae(state, folder, dtype))
+        unet = _diffusers_part("UNet", path, info.family, folder,
+                               lambda: _from_single_file("unet", state, folder, dtype))
+        vae = _diffusers_part("VAE", path, info.family, folder,
+                              lambda: _from_single_file("vae", state, folder, dtype))
         encoders = [_diffusers_part("text encoder", path, info.family, folder,
                                     lambda: _text_encoder(state, folder, "text_encoder", info.family, dtype))]
         tokenizers = [load_tokenizer(folder / "tokenizer")]
@@ -84,18 +80,13 @@ def _diffusers_part(what: str, path: Path, family: str, folder: Path, build):
     return module.eval()
 
 
-def _unet(state, folder: Path, dtype: torch.dtype):
-    from diffusers import UNet2DConditionModel
+def _from_single_file(part: str, state, folder: Path, dtype: torch.dtype):
+    """The UNet (`part` = unet) or the VAE (vae), converted by diffusers with the local config folder."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
 
-    return UNet2DConditionModel.from_single_file(state, config=str(folder), subfolder="unet",
-                                                 local_files_only=True, torch_dtype=dtype)
-
-
-def _vae(state, folder: Path, dtype: torch.dtype):
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL.from_single_file(state, config=str(folder), subfolder="vae",
-                                          local_files_only=True, torch_dtype=dtype)
+    cls = UNet2DConditionModel if part == "unet" else AutoencoderKL
+    return cls.from_single_file(state, config=str(folder), subfolder=part, local_files_only=True,
+                                torch_dtype=dtype)
 
 
 def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch.dtype):
