@@ -15,7 +15,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolButton
 
-from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
 from studio.hardware import Hardware, probe
 from studio.machine_defaults import defaults_for, device_from_ready
@@ -99,7 +98,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         """Every main action in a menu, with its shortcut (issue 18); the desktop shell adds New, Recent,
         Preferences, Undo/Redo, Full Screen and About around these."""
-        menu = self.menuBar().addMenu("&File")
+        menu = self.file_menu = self.menuBar().addMenu("&File")
         self.open_action = self._action(menu, "&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
         self.save_action = self._action(menu, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
         self._action(menu, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
@@ -107,8 +106,9 @@ class MainWindow(QMainWindow):
         self.export_action = self._action(menu, "&Export merged LoRA…", self._export_mix, "Ctrl+E")
         self.export_action.setStatusTip("Merge the Mixer's LoRAs into one file")
         menu.addSeparator()
-        self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self._build_view_menu(self.menuBar().addMenu("&View"))
+        self.quit_action = self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.view_menu = self.menuBar().addMenu("&View")
+        self._build_view_menu(self.view_menu)
         data = self.menuBar().addMenu("&Dataset")
         d = self.dataset_panel
         for action in (d.add_folder_action, d.import_action, None, d.batch_action, d.trigger_action,
@@ -130,10 +130,9 @@ class MainWindow(QMainWindow):
         mixer.addAction(self.export_action)
         worker = self.menuBar().addMenu("&Worker")
         self._action(worker, "&Restart worker", self.restart_worker)
-        help_menu = self.menuBar().addMenu("&Help")
-        self.docs_action = self._action(help_menu, "&Documentation", self._documentation,
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.docs_action = self._action(self.help_menu, "&Documentation", self._documentation,
                                         QKeySequence.StandardKey.HelpContents)
-        self._action(help_menu, "&About LoRA Studio", self._about)
 
     def _build_view_menu(self, view) -> None:
         """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
@@ -473,9 +472,3 @@ class MainWindow(QMainWindow):
         self.settings.setValue("mainWindow/state", self.saveState())
         self.settings.setValue("trainPanel/splitter", self.train_panel.splitter.saveState())
         self.settings.sync()
-
-    def _about(self) -> None:
-        info = self.worker.info
-        engine = f"<br>Worker: {info.device}, torch {info.torch}, Python {info.python}" if info else ""
-        QMessageBox.about(self, "About LoRA Studio",
-                          f"<b>LoRA Studio {__version__}</b><br>Train and mix Stable Diffusion LoRAs.{engine}")
