@@ -14,14 +14,6 @@ from ui.app_icon import app_icon
 from ui.theme import scaled_font, set_role
 
 
-def about_text(info: dict[str, str], hardware: Hardware) -> str:
-    lines = [f"{k}: {v}" for k, v in info.items()]
-    lines.append(f"Device: {hardware.summary()}")
-    if hardware.error:
-        lines.append(f"Note: {hardware.error}")
-    return "\n".join(lines)
-
-
 class AboutDialog(QDialog):
     def __init__(self, parent: QWidget | None = None, *, info: dict[str, str] | None = None,
                  hardware: Hardware | None = None) -> None:
@@ -73,7 +65,8 @@ class AboutDialog(QDialog):
         layout.addWidget(buttons)
 
     def text(self) -> str:
-        return about_text(self.info, self.hardware)
+        note = [f"Note: {self.hardware.error}"] if self.hardware.error else []
+        return "\n".join([*(f"{k}: {v}" for k, v in self.info.items()), f"Device: {self.hardware.summary()}", *note])
 
     def copy(self) -> None:
         QApplication.clipboard().setText(self.text())

@@ -5,16 +5,14 @@ one), what can this computer do (the GPU and its VRAM, or plainly: training will
 slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
 
 The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
-Slow work runs off the GUI thread so the window appears at once: the demo's tiny model is built by the
-worker, as a job of the window's `JobManager` (it needs diffusers and torch, which the window's process
-never imports: `prepare_demo_project`), the hardware is detected by a child process, waited for on the
-thread pool.
+Slow work stays off the GUI thread so the window appears at once: the worker builds the demo project
+(`prepare_demo_project`), a child process detects the hardware.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -28,6 +26,7 @@ from studio.config import preset_names
 from studio.hardware import Hardware, Recommendation, detect_in_child, recommend
 from studio.job_requests import DemoProjectRequest
 from studio.paths import demo_project_dir
+from studio.project import create_project
 from ui.app_icon import app_icon
 from ui.background import run_in_background
 from ui.settings import AppSettings
@@ -63,13 +62,6 @@ def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
     if not job.active:  # refused at once (the app is quitting)
         ended(job.state)
     return job
-
-
-def create_new_project(folder: Path, preset: str, output_dir: str) -> Path:
-    """Pool thread: a new project folder from `preset`."""
-    from studio.project import create_project
-
-    return create_project(folder, preset, output_dir=output_dir or None)
 
 
 class WelcomeDialog(QDialog):
@@ -266,30 +258,29 @@ class WelcomeDialog(QDialog):
     # ---------------------------------------------------------------------------------------------
     # choices
     def _busy(self, message: str | None) -> None:
-        for button in (self.demo_button, self.new_button, self.open_button, self.open_recent_button):
-            button.setEnabled(message is None)
-        self.recent.setEnabled(message is None)
+        for widget in (self.demo_button, self.new_button, self.open_button, self.open_recent_button,
+                       self.recent):
+            widget.setEnabled(message is None)
         if message is None:
             self.unsetCursor()
             self.status.hide()
         else:
             self.setCursor(Qt.CursorShape.BusyCursor)
-            set_role(self.status, "muted")
-            self.status.setText(message)
-            self.status.show()
+            self._say("muted", message)
 
     def tell(self, text: str) -> None:
         """A line above the choices, e.g. that the last project is no longer where it was."""
-        set_role(self.status, "error")
+        self._say("error", text)
+
+    def _say(self, role: str, text: str) -> None:
+        set_role(self.status, role)
         self.status.setText(text)
         self.status.show()
 
     def _failed(self, what: str, exc: BaseException | str, hint: str = "") -> None:
         self._busy(None)
         hint = hint or getattr(exc, "hint", "")
-        set_role(self.status, "error")
-        self.status.setText(f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
-        self.status.show()
+        self._say("error", f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
 
     def _choose(self, kind: Kind, project_file: Path) -> None:
         self._busy(None)
@@ -318,9 +309,9 @@ class WelcomeDialog(QDialog):
         folder = self.ask_new_project_folder()
         if folder is None:
             return
-        preset = self.preset.currentData()
+        preset, output_dir = self.preset.currentData(), self.settings.output_folder or None
         self._busy(f"Creating a project in {folder}…")
-        run_in_background(create_new_project, folder, preset, self.settings.output_folder,
+        run_in_background(lambda: create_project(folder, preset, output_dir=output_dir),
                           on_done=lambda path: self._choose("new", path),
                           on_error=lambda exc: self._failed("Could not create the project", exc))
 
@@ -351,11 +342,9 @@ class WelcomeDialog(QDialog):
 
     def settings_after(self) -> AppSettings:
         """The settings with this dialog's effects: the start-up checkbox, and the chosen project as recent."""
-        from dataclasses import replace
-
         s = replace(self.settings, show_welcome=self.show_at_startup.isChecked())
-        if self.choice is not None:
-            s = s.with_recent(self.choice.project_file)
-            s = replace(s, last_project=str(self.choice.project_file.resolve()))
-            s = replace(s, last_folder=str(self.choice.project_file.parent))
-        return s
+        if self.choice is None:
+            return s
+        project = self.choice.project_file
+        return replace(s.with_recent(project), last_project=str(project.resolve()),
+                       last_folder=str(project.parent))

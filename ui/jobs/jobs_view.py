@@ -10,9 +10,6 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
 from ui.jobs.job import QUEUED, RUNNING, Job
 from ui.jobs.manager import JobManager
 
-STATE_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed",
-               "cancelled": "Cancelled"}
-
 
 class JobRow(QWidget):
     """One job: "Running · mixer preview", what it is doing, a bar, Cancel and the reorder arrows."""
@@ -27,14 +24,15 @@ class JobRow(QWidget):
         self.bar.setFixedWidth(160)
         self.bar.setTextVisible(True)
         self.up, self.down = QToolButton(), QToolButton()
-        self.up.setText("↑")
-        self.down.setText("↓")
-        self.up.setToolTip("Run earlier")
-        self.down.setToolTip("Run later")
+        for arrow, text, tip, step in ((self.up, "↑", "Run earlier", -1), (self.down, "↓", "Run later", +1)):
+            arrow.setText(text)
+            arrow.setToolTip(tip)
+            arrow.clicked.connect(lambda _=False, s=step: self._move(s))
+            policy = arrow.sizePolicy()  # hidden on a running row, the bars still line up
+            policy.setRetainSizeWhenHidden(True)
+            arrow.setSizePolicy(policy)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Queued: remove it; running: stop it")
-        self.up.clicked.connect(lambda: self._move(-1))
-        self.down.clicked.connect(lambda: self._move(+1))
         self.cancel.clicked.connect(lambda: jobs.cancel(job))
         text = QVBoxLayout()
         text.setSpacing(0)
@@ -45,10 +43,6 @@ class JobRow(QWidget):
         layout.addLayout(text, 1)
         for w in (self.bar, self.up, self.down, self.cancel):
             layout.addWidget(w)
-        for arrow in (self.up, self.down):  # hidden on a running row, the bars still line up
-            policy = arrow.sizePolicy()
-            policy.setRetainSizeWhenHidden(True)
-            arrow.setSizePolicy(policy)
         self.refresh()
 
     def _move(self, step: int) -> None:
@@ -58,7 +52,7 @@ class JobRow(QWidget):
 
     def refresh(self) -> None:
         job = self.job
-        self.title.setText(f"<b>{STATE_WORDS.get(job.state, job.state)}</b> · {job.title}")
+        self.title.setText(f"<b>{job.state.capitalize()}</b> · {job.title}")
         pr = job.progress
         words = [w for w in (pr.text() if job.state == RUNNING else "", job.detail or job.error) if w]
         self.detail.setText(" — ".join(words))
