@@ -66,7 +66,8 @@ class AboutDialog(QDialog):
 
     def text(self) -> str:
         note = [f"Note: {self.hardware.error}"] if self.hardware.error else []
-        return "\n".join([*(f"{k}: {v}" for k, v in self.info.items()), f"Device: {self.hardware.summary()}", *note])
+        lines = [f"{k}: {v}" for k, v in self.info.items()]
+        return "\n".join([*lines, f"Device: {self.hardware.summary()}", *note])
 
     def copy(self) -> None:
         QApplication.clipboard().setText(self.text())
