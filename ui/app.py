@@ -92,11 +92,8 @@ def project_path(value: str | None) -> Path | None:
 
 
 def open_main_window(project: Path | None, *, start_worker: bool = True):
-    """The main window with the desktop shell around it (theme, welcome, settings, menus, notifications).
-
-    Window state lives in the user's config folder (`ui.settings.qsettings`), beside `settings.toml`.
-    Returns (MainWindow, DesktopShell); the caller shows the window, then calls `shell.start(...)`.
-    """
+    """The main window with the desktop shell around it (theme, welcome, settings, menus, notifications);
+    the caller shows the window, then calls `shell.start(...)`."""
     from ui.desktop import DesktopShell, prepare_application
     from ui.main_window import MainWindow
     from ui.settings import load_settings, qsettings
@@ -107,17 +104,12 @@ def open_main_window(project: Path | None, *, start_worker: bool = True):
     return window, DesktopShell(window, settings)
 
 
-def no_application_yet() -> bool:
-    """True before the application object exists (then the display plugin is still to be loaded)."""
-    from PySide6.QtCore import QCoreApplication
-
-    return QCoreApplication.instance() is None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
+    from PySide6.QtCore import QCoreApplication
+
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    if no_application_yet():
+    if QCoreApplication.instance() is None:  # the display plugin is still to be loaded
         from ui.qt_libraries import platform_problem
 
         problem = platform_problem()

@@ -9,6 +9,8 @@ click or Tab only (not by wheel), so the wheel never grants itself focus.
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QAbstractSpinBox, QApplication, QComboBox, QWidget
@@ -41,14 +43,9 @@ def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
     return parent
 
 
-_guard: _WheelGuard | None = None
-
-
+@functools.cache
 def _shared() -> _WheelGuard:
-    global _guard
-    if _guard is None:
-        _guard = _WheelGuard()
-    return _guard
+    return _WheelGuard()
 
 
 def guard_wheel(widget: QWidget) -> QWidget:
@@ -62,9 +59,7 @@ def guard_wheel(widget: QWidget) -> QWidget:
 
 def guard_wheel_in(root: QWidget) -> int:
     """Guard every spin box and combo box inside `root` (and `root` itself); returns how many were guarded."""
-    widgets = [w for w in root.findChildren(QWidget) if isinstance(w, GUARDED)]
-    if isinstance(root, GUARDED):
-        widgets.append(root)
+    widgets = [w for w in [root, *root.findChildren(QWidget)] if isinstance(w, GUARDED)]
     for w in widgets:
         guard_wheel(w)
     return len(widgets)

@@ -82,9 +82,7 @@ class WorkerClient(QObject):
         self.start()
 
     def send(self, command: p.Command) -> bool:
-        if self._proc is None or not self._proc.running:
-            return False
-        return self._proc.send(command)
+        return self.running and self._proc.send(command)
 
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Ask the worker to stop its job (it saves) and exit; kill it if it is still there after `timeout_s`."""
@@ -135,10 +133,7 @@ class WorkerClient(QObject):
                 self._kill_timer.stop()
             self._proc, self._token = None, None
             self.busy = False
-            if message.expected:
-                self._set_state("stopped", message.describe())
-            else:
-                self._set_state("dead", message.describe())
+            self._set_state("stopped" if message.expected else "dead", message.describe())
         self.message_received.emit(message)
 
     def _check_pulse(self) -> None:
