@@ -21,6 +21,7 @@ from studio.machine_defaults import defaults_for, device_from_ready
 from studio.project import save_project_as
 from studio.worker import protocol as p
 from ui.background import run_in_background
+from ui.documentation import open_documentation
 from ui.jobs import JobManager
 from ui.jobs.jobs_view import JobsView
 from ui.panels.dataset_panel import DatasetPanel
@@ -131,7 +132,7 @@ class MainWindow(QMainWindow):
         worker = self.menuBar().addMenu("&Worker")
         self._action(worker, "&Restart worker", self.restart_worker)
         self.help_menu = self.menuBar().addMenu("&Help")
-        self.docs_action = self._action(self.help_menu, "&Documentation", self._documentation,
+        self.docs_action = self._action(self.help_menu, "&Documentation", lambda: open_documentation(self),
                                         QKeySequence.StandardKey.HelpContents)
 
     def _build_view_menu(self, view) -> None:
@@ -190,11 +191,6 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.mixer_panel)
         self.mixer_panel.choose_loras()
 
-    def _documentation(self) -> None:
-        from ui.documentation import open_documentation
-
-        open_documentation(self)
-
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
@@ -212,7 +208,7 @@ class MainWindow(QMainWindow):
         panel.restart_worker_requested.connect(self.restart_worker)
         panel.project_file_chosen.connect(self._project_file_chosen)
         panel.config_changed.connect(self._mark_dirty)
-        panel.run_state_changed.connect(self._on_run_state)
+        panel.run_state_changed.connect(lambda state: self.open_action.setEnabled(state == "idle"))
         panel.config_changed.connect(self._dataset_sync.start)
         self._dataset_sync.timeout.connect(self._sync_dataset_panel)
         self.dataset_panel.folders_changed.connect(self._dataset_folders_changed)
@@ -256,39 +252,36 @@ class MainWindow(QMainWindow):
     def save_project(self) -> bool:
         if self.project_file is None:
             return self.save_project_as()
-        try:
-            cfg = self.train_panel.current_config()
-        except FormError:
-            return False
         path = self.project_file
-        run_in_background(save_project, cfg, path, on_done=lambda _: self._saved(path, cfg),
-                          on_error=lambda exc: self.train_panel.banner.show_message(
-                              "error", f"Cannot save {path}: {exc}", getattr(exc, "hint", "")))
-        return True
+        return self._save(path, lambda cfg: save_project(cfg, path), lambda _: self._saved(path))
 
     def save_project_as(self) -> bool:
         path, _ = QFileDialog.getSaveFileName(self, "Save the project", str(self.project_file or "project.toml"),
                                               "LoRA Studio project (*.toml)")
         if not path:
             return False
+        new, old = Path(path).resolve(), self.project_file
+        return self._save(new, lambda cfg: save_project_as(cfg, old, new),
+                          lambda saved: self._saved_as(new, saved))
+
+    def _save(self, path: Path, save, on_done) -> bool:
+        """`save(cfg)` on a pool thread; False when the form's settings are not valid (the form says why)."""
         try:
             cfg = self.train_panel.current_config()
         except FormError:
             return False
-        new = Path(path).resolve()
-        run_in_background(save_project_as, cfg, self.project_file, new,
-                          on_done=lambda saved: self._saved_as(new, saved),
+        run_in_background(save, cfg, on_done=on_done,
                           on_error=lambda exc: self.train_panel.banner.show_message(
-                              "error", f"Cannot save {new}: {exc}", getattr(exc, "hint", "")))
+                              "error", f"Cannot save {path}: {exc}", getattr(exc, "hint", "")))
         return True
 
     def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
         """The project now lives at `path`: shown as if opened from there (the form with the paths as saved,
         the Dataset area on its new folder), then reported as saved."""
         self._project_ready(cfg, path)
-        self._saved(path, cfg)
+        self._saved(path)
 
-    def _saved(self, path: Path, cfg: ProjectConfig) -> None:
+    def _saved(self, path: Path) -> None:
         self.dirty = False
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
@@ -387,9 +380,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{detail[:1].upper()}{detail[1:]}; starting a new worker…", 8000)
         QTimer.singleShot(300, lambda: None if self._closing else self.worker.start())
 
-    def _on_run_state(self, state: str) -> None:
-        self.open_action.setEnabled(state == "idle")
-
     # ---------------------------------------------------------------------------------------------
     # closing
     def confirm_stop_run(self) -> bool:
@@ -455,17 +445,14 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
-        geometry = self.settings.value("mainWindow/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        if (geometry := self.settings.value("mainWindow/geometry")) is None:
             self.resize(1400, 900)
-        state = self.settings.value("mainWindow/state")
-        if state is not None:
-            self.restoreState(state)
-        split = self.settings.value("trainPanel/splitter")
-        if split is not None:
-            self.train_panel.splitter.restoreState(split)
+        else:
+            self.restoreGeometry(geometry)
+        for key, restore in (("mainWindow/state", self.restoreState),
+                             ("trainPanel/splitter", self.train_panel.splitter.restoreState)):
+            if (state := self.settings.value(key)) is not None:
+                restore(state)
 
     def _save_settings(self) -> None:
         self.settings.setValue("mainWindow/geometry", self.saveGeometry())
