@@ -6,11 +6,12 @@ This is what a bug report needs, so "Copy" puts it on the clipboard as plain tex
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout,
+                               QWidget)
 
 from studio.hardware import Hardware, detect_in_child, versions
 from ui.app_icon import app_icon
+from ui.layout import column, fill, row
 from ui.theme import scaled_font, set_role
 
 
@@ -30,12 +31,6 @@ class AboutDialog(QDialog):
         title.setFont(scaled_font(self.font(), 1.6, bold=True))
         blurb = set_role(QLabel("Train and mix Stable Diffusion LoRAs on your own computer."), "muted")
         blurb.setWordWrap(True)
-        head_text = QVBoxLayout()
-        head_text.addWidget(title)
-        head_text.addWidget(blurb)
-        head = QHBoxLayout()
-        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
-        head.addLayout(head_text, 1)
 
         form = QFormLayout()
         self.value_labels: dict[str, QLabel] = {}
@@ -59,10 +54,8 @@ class AboutDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.accepted.connect(self.accept)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(head)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
+        head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, blurb), 1))
+        fill(QVBoxLayout(self), head, form, buttons)
 
     def text(self) -> str:
         note = [f"Note: {self.hardware.error}"] if self.hardware.error else []

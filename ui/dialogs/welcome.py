@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGroupBox, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from studio.config import preset_names
 from studio.hardware import Hardware, Recommendation, detect_in_child, recommend
@@ -31,6 +30,7 @@ from ui.app_icon import app_icon
 from ui.background import run_in_background
 from ui.settings import AppSettings
 from ui.jobs import DONE, QUEUED, Job, JobManager
+from ui.layout import column, fill, row
 from ui.theme import scaled_font, set_role
 
 Kind = Literal["demo", "new", "open", "recent"]
@@ -96,12 +96,7 @@ class WelcomeDialog(QDialog):
         subtitle = set_role(QLabel("Teach Stable Diffusion a person, a character or a style from your own "
                                    "pictures, then mix the results — no terminal needed."), "muted")
         subtitle.setWordWrap(True)
-        head_text = QVBoxLayout()
-        head_text.addWidget(title)
-        head_text.addWidget(subtitle)
-        head = QHBoxLayout()
-        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
-        head.addLayout(head_text, 1)
+        head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, subtitle), 1))
 
         # what this computer can do
         self.hardware_banner = QFrame()
@@ -111,9 +106,7 @@ class WelcomeDialog(QDialog):
         self.hardware_title.setWordWrap(True)
         self.hardware_detail = QLabel("Looking for an NVIDIA GPU.")
         self.hardware_detail.setWordWrap(True)
-        banner = QVBoxLayout(self.hardware_banner)
-        banner.addWidget(self.hardware_title)
-        banner.addWidget(self.hardware_detail)
+        fill(QVBoxLayout(self.hardware_banner), self.hardware_title, self.hardware_detail)
 
         # start something
         self.demo_button = QPushButton("Open the demo project")
@@ -141,25 +134,10 @@ class WelcomeDialog(QDialog):
                            "one.<br>2. <b>Train</b>: pick a base model and press Train; previews show how it "
                            "learns.<br>3. <b>Mix</b>: blend LoRAs and export one file for your favourite "
                            "Stable Diffusion app.")
-        new_row = QHBoxLayout()
-        new_row.addWidget(self.new_button)
-        new_row.addWidget(QLabel("Preset:"))
-        new_row.addWidget(self.preset, 1)
-        open_row = QHBoxLayout()
-        open_row.addWidget(self.open_button)
-        open_row.addWidget(open_hint, 1)
-        start = QVBoxLayout()
+        start = column(self.demo_button, demo_hint, round(em * 0.5),
+                       row(self.new_button, QLabel("Preset:"), (self.preset, 1)), new_hint, round(em * 0.5),
+                       row(self.open_button, (open_hint, 1)), em, steps, None)
         start.setSpacing(round(em * 0.4))
-        start.addWidget(self.demo_button)
-        start.addWidget(demo_hint)
-        start.addSpacing(round(em * 0.5))
-        start.addLayout(new_row)
-        start.addWidget(new_hint)
-        start.addSpacing(round(em * 0.5))
-        start.addLayout(open_row)
-        start.addSpacing(em)
-        start.addWidget(steps)
-        start.addStretch(1)
         start_box = QGroupBox("Start")
         start_box.setLayout(start)
 
@@ -173,16 +151,9 @@ class WelcomeDialog(QDialog):
         self.open_recent_button = QPushButton("Open")
         self.open_recent_button.clicked.connect(self.open_selected_recent)
         self.recent.currentRowChanged.connect(lambda row: self.open_recent_button.setEnabled(row >= 0))
-        recent = QVBoxLayout()
-        recent.addWidget(self.recent, 1)
-        recent.addWidget(self.recent_empty)
-        recent.addWidget(self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)
         recent_box = QGroupBox("Recent projects")
-        recent_box.setLayout(recent)
-
-        columns = QHBoxLayout()
-        columns.addWidget(start_box, 3)
-        columns.addWidget(recent_box, 2)
+        recent_box.setLayout(column((self.recent, 1), self.recent_empty,
+                                    (self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)))
 
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -192,17 +163,11 @@ class WelcomeDialog(QDialog):
         close = QPushButton("Close")
         close.setToolTip("Continue with an empty project")
         close.clicked.connect(self.reject)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.show_at_startup, 1)
-        bottom.addWidget(close)
 
-        layout = QVBoxLayout(self)
+        columns = row((start_box, 3), (recent_box, 2))
+        layout = fill(QVBoxLayout(self), head, self.hardware_banner, (columns, 1), self.status,
+                      row((self.show_at_startup, 1), close))
         layout.setSpacing(round(em * 0.7))
-        layout.addLayout(head)
-        layout.addWidget(self.hardware_banner)
-        layout.addLayout(columns, 1)
-        layout.addWidget(self.status)
-        layout.addLayout(bottom)
         self.setMinimumWidth(em * 44)
         self.resize(em * 58, em * 40)
 
