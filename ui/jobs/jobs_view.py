@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
 
 from ui.jobs.job import QUEUED, RUNNING, Job
 from ui.jobs.manager import JobManager
+from ui.layout import column, fill
 
 
 class JobRow(QWidget):
@@ -34,15 +35,10 @@ class JobRow(QWidget):
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Queued: remove it; running: stop it")
         self.cancel.clicked.connect(lambda: jobs.cancel(job))
-        text = QVBoxLayout()
+        text = column(self.title, self.detail)
         text.setSpacing(0)
-        text.addWidget(self.title)
-        text.addWidget(self.detail)
-        layout = QHBoxLayout(self)
+        layout = fill(QHBoxLayout(self), (text, 1), self.bar, self.up, self.down, self.cancel)
         layout.setContentsMargins(4, 2, 4, 2)
-        layout.addLayout(text, 1)
-        for w in (self.bar, self.up, self.down, self.cancel):
-            layout.addWidget(w)
         self.refresh()
 
     def _move(self, step: int) -> None:
@@ -90,9 +86,8 @@ class JobsView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
-        for signal in (jobs.job_added, jobs.job_removed):
-            signal.connect(lambda _job: self.rebuild())
-        jobs.order_changed.connect(self.rebuild)
+        for signal in (jobs.job_added, jobs.job_removed, jobs.order_changed):
+            signal.connect(lambda *_job: self.rebuild())
         jobs.job_changed.connect(self._changed)
         self.rebuild()
 
