@@ -48,11 +48,9 @@ class BatchEditDialog(QDialog):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.tag.setCompleter(completer)
-        self.tag_label = QLabel("Tag")
-        form.addRow(self.tag_label, self.tag)
+        form.addRow("Tag", self.tag)
         self.value = QLineEdit()
-        self.value_label = QLabel("New name")
-        form.addRow(self.value_label, self.value)
+        form.addRow("New name", self.value)
         self.regex = QCheckBox("Regular expression (\\1 in the replacement refers to a group)")
         self.case = QCheckBox("Match case")
         self.case.setChecked(True)
@@ -61,8 +59,7 @@ class BatchEditDialog(QDialog):
         self.keep_first = QSpinBox()
         self.keep_first.setRange(0, 20)
         self.keep_first.setToolTip("Leave this many leading tags (a trigger word) where they are")
-        self.keep_first_label = QLabel("Keep first")
-        form.addRow(self.keep_first_label, self.keep_first)
+        form.addRow("Keep first", self.keep_first)
         self.by_frequency = QCheckBox("Most frequent tags first (otherwise alphabetical)")
         form.addRow("", self.by_frequency)
         self.scope = QComboBox()
@@ -92,8 +89,9 @@ class BatchEditDialog(QDialog):
 
     def _operation_changed(self) -> None:
         op = self.operation.currentData()
-        self.tag_label.setText({"trigger_first": "Trigger word", "replace": "Find"}.get(op, "Tag"))
-        self.value_label.setText("Replace with" if op == "replace" else "New name")
+        tag_label = {"trigger_first": "Trigger word", "replace": "Find"}.get(op, "Tag")
+        self._form.labelForField(self.tag).setText(tag_label)
+        self._form.labelForField(self.value).setText("Replace with" if op == "replace" else "New name")
         for field, shown in ((self.tag, op in ("trigger_first", "add", "remove", "rename", "replace")),
                              (self.value, op in ("rename", "replace")), (self.regex, op == "replace"),
                              (self.case, op == "replace"), (self.keep_first, op == "sort"),
