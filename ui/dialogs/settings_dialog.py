@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QGroupBox, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -44,7 +45,8 @@ class SettingsDialog(QDialog):
         self.add_model_folder = QPushButton("Add…")
         self.add_model_folder.clicked.connect(self._browse_model_folder)
         self.remove_model_folder = QPushButton("Remove")
-        self.remove_model_folder.clicked.connect(self._remove_model_folder)
+        self.remove_model_folder.clicked.connect(
+            lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
         self.model_folders.currentRowChanged.connect(
             lambda row: self.remove_model_folder.setEnabled(row >= 0))
         folders = QFormLayout()
@@ -115,8 +117,7 @@ class SettingsDialog(QDialog):
 
     def add_model_folder_path(self, path: str | Path) -> None:
         text = str(Path(path).expanduser())
-        existing = {self.model_folders.item(i).text() for i in range(self.model_folders.count())}
-        if text not in existing:
+        if not self.model_folders.findItems(text, Qt.MatchFlag.MatchExactly):
             self.model_folders.addItem(text)
 
     def _browse_output(self) -> None:
@@ -129,8 +130,3 @@ class SettingsDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Add a model folder", self._original.last_folder)
         if folder:
             self.add_model_folder_path(folder)
-
-    def _remove_model_folder(self) -> None:
-        row = self.model_folders.currentRow()
-        if row >= 0:
-            self.model_folders.takeItem(row)
