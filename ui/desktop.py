@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QUndoGroup
+from PySide6.QtGui import QUndoGroup
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 
 from studio.config import resolve_path
@@ -197,13 +197,11 @@ class DesktopShell(QObject):
         self.recent_menu.clear()
         recent = self.settings.existing_recent()
         for path in recent:
-            action = QAction(f"{path.parent.name} — {path.parent}", self.recent_menu)
+            action = self.recent_menu.addAction(f"{path.parent.name} — {path.parent}",
+                                                lambda _checked=False, p=path: self.open_project(p))
             action.setToolTip(str(path))
-            action.triggered.connect(lambda _checked=False, p=path: self.open_project(p))
-            self.recent_menu.addAction(action)
         if not recent:
-            empty = self.recent_menu.addAction("No recent projects")
-            empty.setEnabled(False)
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
 
     # ---------------------------------------------------------------------------------------------
     # dialogs and helpers

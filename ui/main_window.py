@@ -137,17 +137,13 @@ class MainWindow(QMainWindow):
 
     def _build_view_menu(self, view) -> None:
         """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
-        self.panel_actions: list[QAction] = []
         for index in range(self.tabs.count()):
-            name = self.tabs.tabText(index)
-            action = self._action(view, f"&{index + 1} {name}", lambda _=False, i=index: self.show_panel(i),
-                                  f"Ctrl+{index + 1}")
-            self.panel_actions.append(action)
+            self._action(view, f"&{index + 1} {self.tabs.tabText(index)}",
+                         lambda _=False, i=index: self.show_panel(i), f"Ctrl+{index + 1}")
         view.addSeparator()
-        self.next_panel_action = self._action(view, "&Next panel", lambda: self._step_panel(1))
-        self.next_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(+1)])
-        self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
-        self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
+        for text, step in (("&Next panel", +1), ("&Previous panel", -1)):
+            action = self._action(view, text, lambda _=False, s=step: self._step_panel(s))
+            action.setShortcuts([QKeySequence(k) for k in panel_keys(step)])
         view.addSeparator()
         jobs = self.jobs_dock.toggleViewAction()
         jobs.setText("&Jobs")
