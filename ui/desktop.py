@@ -45,7 +45,6 @@ def prepare_application(settings: AppSettings) -> str:
 
 
 class DesktopShell(QObject):
-    welcome_shown = Signal(object)  # WelcomeDialog
     settings_changed = Signal(object)  # AppSettings, after they were saved
 
     def __init__(self, window: MainWindow, settings: AppSettings | None = None) -> None:
@@ -138,7 +137,6 @@ class DesktopShell(QObject):
         dialog.finished.connect(lambda _result: self._welcome_closed(dialog))
         self.welcome = dialog
         dialog.open()  # window-modal, not blocking: the main window is already there behind it
-        self.welcome_shown.emit(dialog)
         return dialog
 
     def open_project(self, path: Path) -> bool:

@@ -39,7 +39,6 @@ class WorkerClient(QObject):
         self.state = "stopped"
         self.detail = ""
         self.info: p.Ready | None = None
-        self.busy = False
         self._incoming.connect(self._on_incoming)
         self._watchdog = QTimer(self)
         self._watchdog.setInterval(WATCH_MS)
@@ -63,7 +62,6 @@ class WorkerClient(QObject):
                              command=self._command, env=self._env)
         self._proc, self._token = proc, token
         self.info = None
-        self.busy = False
         self._set_state("starting", "starting the worker (loading PyTorch)…")
         try:
             proc.start()
@@ -123,16 +121,13 @@ class WorkerClient(QObject):
             self.info = message
             self._set_state("ready", f"worker ready ({message.device}, torch {message.torch}, "
                                      f"loaded in {message.import_s:.1f} s)")
-        elif isinstance(message, p.Heartbeat):
-            self.busy = message.busy
-            if self.state == "unresponsive":
-                self._set_state("ready" if self.info else "starting", "the worker is responding again")
+        elif isinstance(message, p.Heartbeat) and self.state == "unresponsive":
+            self._set_state("ready" if self.info else "starting", "the worker is responding again")
         elif isinstance(message, WorkerExited):
             self._watchdog.stop()
             if self._kill_timer is not None:
                 self._kill_timer.stop()
             self._proc, self._token = None, None
-            self.busy = False
             self._set_state("stopped" if message.expected else "dead", message.describe())
         self.message_received.emit(message)
 

@@ -66,7 +66,6 @@ def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
 
 class WelcomeDialog(QDialog):
     chosen = Signal(object)  # WelcomeChoice, just before the dialog closes with accept()
-    hardware_ready = Signal(object)  # Hardware, once detection has finished
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
                  hardware: Hardware | None = None, jobs: JobManager | None = None) -> None:
@@ -178,7 +177,6 @@ class WelcomeDialog(QDialog):
         return label
 
     def _fill_recent(self) -> None:
-        self.recent.clear()
         for path in self.settings.existing_recent():
             item = QListWidgetItem(f"{path.parent.name}    {path.parent.parent}")
             item.setData(Qt.ItemDataRole.UserRole, str(path))
@@ -194,10 +192,8 @@ class WelcomeDialog(QDialog):
     # hardware
     def show_hardware(self, hw: Hardware) -> None:
         self.hardware = hw
-        rec = recommend(hw)
-        self.recommendation = rec
-        gpu = hw.best_gpu
-        if gpu is None:
+        rec = self.recommendation = recommend(hw)
+        if hw.best_gpu is None:
             set_role(self.hardware_banner, "banner-warning")
             self.hardware_title.setText("No NVIDIA GPU found: training will run on the CPU and will be slow.")
             why = f"{html.escape(hw.error)} " if hw.error else ""
@@ -215,7 +211,6 @@ class WelcomeDialog(QDialog):
         for i in range(self.preset.count()):
             name = self.preset.itemData(i) or DEFAULTS
             self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
-        self.hardware_ready.emit(hw)
 
     def _detection_failed(self, exc: BaseException) -> None:
         self.show_hardware(Hardware((), None, "unknown CPU", 1, error=f"Hardware detection failed: {exc}."))

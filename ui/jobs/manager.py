@@ -130,9 +130,6 @@ class JobManager(QObject):
     def running_count(self) -> int:
         return (self._running is not None) + len(self._local)
 
-    def find(self, job_id: int) -> Job | None:
-        return next((j for j in self.jobs() if j.id == job_id), None)
-
     def shut_down(self) -> None:
         """The window is quitting: drop the queue, ask the running job to stop, never send or start again."""
         self.closing = True
