@@ -211,7 +211,7 @@ def test_full_screen_toggles_back_to_the_previous_state(qtbot, light):
 
     window = QMainWindow()
     qtbot.addWidget(window)
-    actions = create_actions(window)
+    actions = create_actions(window, QUndoGroup(window))
     actions.full_screen.triggered.connect(lambda checked: toggle_full_screen(window, checked))
     window.show()
     actions.full_screen.trigger()

@@ -50,21 +50,15 @@ def _action(window: QMainWindow, text: str, tip: str, *keys, icon=None) -> QActi
     return action
 
 
-def create_actions(window: QMainWindow, undo_group: QUndoGroup | None = None) -> AppActions:
-    """All app-level actions. With `undo_group`, Undo/Redo follow the active panel's undo stack (their text
+def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
+    """All app-level actions. Undo/Redo follow the active panel's undo stack in `undo_group` (their text
     says what will be undone, and they disable themselves when there is nothing to undo)."""
     std = window.style().standardIcon
     SP = QStyle.StandardPixmap
-    if undo_group is not None:
-        undo = undo_group.createUndoAction(window, "&Undo")
-        redo = undo_group.createRedoAction(window, "&Redo")
-        window.addAction(undo)
-        window.addAction(redo)
-    else:
-        undo = _action(window, "&Undo", "Undo the last change")
-        redo = _action(window, "&Redo", "Redo what was undone")
-        undo.setEnabled(False)
-        redo.setEnabled(False)
+    undo = undo_group.createUndoAction(window, "&Undo")
+    redo = undo_group.createRedoAction(window, "&Redo")
+    window.addAction(undo)
+    window.addAction(redo)
     undo.setShortcuts(_shortcuts("Ctrl+Z", QKeySequence.StandardKey.Undo))
     redo.setShortcuts(_shortcuts("Ctrl+Shift+Z", QKeySequence.StandardKey.Redo))
     full = _action(window, "&Full Screen", "Use the whole screen (F11 again to leave)", "F11",

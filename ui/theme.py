@@ -148,11 +148,9 @@ def apply_theme(app: QApplication, name: str) -> str:
     # Each of these re-polishes every widget alive, which costs seconds in a big window: skip what is in place.
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
-    palette = build_palette(colors)
-    if app.palette() != palette:
+    if app.palette() != (palette := build_palette(colors)):
         app.setPalette(palette)
-    sheet = stylesheet(colors)
-    if app.styleSheet() != sheet:
+    if app.styleSheet() != (sheet := stylesheet(colors)):
         app.setStyleSheet(sheet)
     app.setProperty(THEME_PROPERTY, resolved)
     app.setProperty(THEME_PROPERTY + "Requested", name)

@@ -1,10 +1,8 @@
 """No value changes without intent: a wheel over an unfocused spin box or combo box scrolls the form instead.
 
-Scrolling a long form with the mouse wheel used to change every number the pointer passed over (Rank 8 → 1,
-Steps 12 → 15). One shared event filter keeps wheel events from such widgets until the user clicks or tabs
-into them and hands them to the surrounding scroll area, which scrolls (Qt itself passes an ignored wheel
-event on to the parent only for real mouse events, so the filter forwards it). The widgets take focus by
-click or Tab only (not by wheel), so the wheel never grants itself focus.
+One shared event filter keeps wheel events from such widgets until the user clicks or tabs into them (the
+wheel never grants focus) and hands them to the surrounding scroll area: Qt itself passes an ignored wheel
+event on to the parent only for real mouse events, so the filter forwards it.
 """
 
 from __future__ import annotations

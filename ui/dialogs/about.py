@@ -34,25 +34,18 @@ class AboutDialog(QDialog):
 
         form = QFormLayout()
         self.value_labels: dict[str, QLabel] = {}
-        for key, value in self.info.items():
-            if key == "LoRA Studio":
-                continue
-            label = QLabel(value)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.value_labels[key] = label
-            form.addRow(f"{key}:", label)
-        device = QLabel(self.hardware.summary())
-        device.setWordWrap(True)
-        device.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.value_labels["Device"] = device
-        form.addRow("Device:", device)
+        for key, value in [*self.info.items(), ("Device", self.hardware.summary())]:
+            if key != "LoRA Studio":  # the title says it
+                label = self.value_labels[key] = QLabel(value)
+                label.setWordWrap(key == "Device")
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                form.addRow(f"{key}:", label)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.copy_button = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setToolTip("Copy these versions for a bug report")
         self.copy_button.clicked.connect(self.copy)
         buttons.rejected.connect(self.reject)
-        buttons.accepted.connect(self.accept)
 
         head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, blurb), 1))
         fill(QVBoxLayout(self), head, form, buttons)

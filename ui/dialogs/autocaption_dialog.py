@@ -1,11 +1,8 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
-The captioning runs in the app's worker process as an `autocaption` job (`AutoCaptionRequest`), like every
-long job: this dialog submits the request to the window's `JobManager` (ui/jobs), so it shows in the Jobs
-dock, waits its turn behind a running training (shown as queued, never an error), and follows its `Job`:
-`progress_changed` drives the bar, each `CaptionWritten` among `job.event` (the worker has written that
-sidecar) is collected, and when the job ends (or is cancelled) the results go to the panel with the mode,
-which records them as one undoable edit.
+The captioning runs in the worker as an `autocaption` job of the window's `JobManager`, like every long
+job, so it shows in the Jobs dock and waits its turn behind a running training (queued, never an error).
+The captions the worker wrote go to the panel when the job ends or is cancelled: one undoable edit.
 """
 
 from __future__ import annotations
