@@ -52,10 +52,9 @@ class DesktopShell(QObject):
         self.window = window
         self.settings = settings if settings is not None else load_settings()
         self.welcome: WelcomeDialog | None = None
-        self.undo_group = QUndoGroup(self)  # panels add their QUndoStacks; Edit ▸ Undo follows the active one
-        for stack in window.undo_stacks():  # the Dataset area's
-            self.undo_group.addStack(stack)
-            self.undo_group.setActiveStack(stack)
+        self.undo_group = QUndoGroup(self)  # Edit ▸ Undo follows the active panel's stack: the Dataset area's
+        self.undo_group.addStack(window.dataset_panel.undo_stack)
+        self.undo_group.setActiveStack(window.dataset_panel.undo_stack)
         self.notifier = Notifier(window)
         self._recorded: Path | None = None
         self.theme = prepare_application(self.settings)

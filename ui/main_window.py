@@ -188,11 +188,9 @@ class MainWindow(QMainWindow):
         self.mixer_panel.choose_loras()
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
-        action = QAction(text, self)
+        action = menu.addAction(text, slot)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
         self.addAction(action)  # shortcuts work in full screen too, where the menu bar may be hidden
         return action
 
@@ -306,10 +304,6 @@ class MainWindow(QMainWindow):
             self._show_dataset(cfg)
         elif d.resolution != panel.resolution:
             panel.set_resolution(d.resolution)
-
-    def undo_stacks(self) -> list:
-        """The panels' undo stacks, for the window's Edit ▸ Undo (the desktop shell's QUndoGroup)."""
-        return [self.dataset_panel.undo_stack]
 
     def _project_file_chosen(self, path: Path) -> None:
         self.project_file = Path(path).resolve()
