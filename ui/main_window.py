@@ -402,7 +402,10 @@ class MainWindow(QMainWindow):
         worker gets QUIT_GRACE_S to exit and is killed after that, and the window closes by QUIT_LIMIT_S
         whatever the worker does. Nothing starts a worker on the way out (`jobs.shut_down`)."""
         if self._close_ready:
-            self._accept_close(event)
+            self._save_settings()
+            self.dataset_panel.shutdown()  # its thumbnail threads; pending caption typing is saved first
+            self.mixer_panel.close()  # removes its temporary preview folder
+            event.accept()
             return
         event.ignore()
         if self._closing:
@@ -426,12 +429,6 @@ class MainWindow(QMainWindow):
         self.worker.kill()  # still there after its grace: a hung job must not keep the app open
         self._close_ready = True
         QTimer.singleShot(0, self.close)  # not from inside closeEvent: Qt ignores a nested close()
-
-    def _accept_close(self, event: QCloseEvent) -> None:
-        self._save_settings()
-        self.dataset_panel.shutdown()  # its thumbnail threads; pending caption typing is saved first
-        self.mixer_panel.close()  # removes its temporary preview folder
-        event.accept()
 
     # ---------------------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
