@@ -36,10 +36,7 @@ def create_application() -> "QApplication":  # noqa: F821 - PySide6 is imported 
 def show_error_dialog(title: str, message: str, details: str, parent=None) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Critical)
-    box.setWindowTitle(title)
-    box.setText(message)
+    box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.NoButton, parent)
     box.setInformativeText("The details below help whoever fixes it; copy them into a bug report.")
     box.setDetailedText(details)
     box.exec()
