@@ -35,7 +35,6 @@ class WorkerClient(QObject):
         self._command, self._env = command, env
         self._proc: WorkerProcess | None = None
         self._token: object = None
-        self._kill_timer: QTimer | None = None
         self.state = "stopped"
         self.detail = ""
         self.info: p.Ready | None = None
@@ -89,10 +88,7 @@ class WorkerClient(QObject):
             return
         proc.shutdown(timeout=None)
         self._set_state("stopping", "stopping the worker…")
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(lambda: proc.kill() if proc.running else None)
-        self._kill_timer.start(int(timeout_s * 1000))
+        QTimer.singleShot(int(timeout_s * 1000), self, lambda: proc.kill() if proc.running else None)
 
     def kill(self) -> None:
         if self._proc is not None:
@@ -125,8 +121,6 @@ class WorkerClient(QObject):
             self._set_state("ready" if self.info else "starting", "the worker is responding again")
         elif isinstance(message, WorkerExited):
             self._watchdog.stop()
-            if self._kill_timer is not None:
-                self._kill_timer.stop()
             self._proc, self._token = None, None
             self._set_state("stopped" if message.expected else "dead", message.describe())
         self.message_received.emit(message)
