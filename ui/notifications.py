@@ -46,10 +46,10 @@ class Notifier(QObject):
     def method(self) -> str:
         return "tray" if self._tray is not None else "alert"
 
-    def notify(self, title: str, message: str, *, error: bool = False, always: bool = False) -> Notice | None:
-        """Notify if the window is in the background: hidden, minimised or inactive (or `always`)."""
+    def notify(self, title: str, message: str, *, error: bool = False) -> Notice | None:
+        """Notify if the window is in the background: hidden, minimised or inactive."""
         w = self._window
-        if not always and w.isVisible() and not w.isMinimized() and w.isActiveWindow():
+        if w.isVisible() and not w.isMinimized() and w.isActiveWindow():
             return None
         notice = Notice(title, message, self.method, error)
         if self._tray is not None:
