@@ -108,11 +108,8 @@ class JobsView(QWidget):
             if widget is not None and widget is not self.empty:
                 widget.deleteLater()
         self.rows = [JobRow(job, self.jobs) for job in self.jobs.jobs()]
-        for row in self.rows:
-            self._list.addWidget(row)
-        self._list.addWidget(self.empty)
+        fill(self._list, *self.rows, self.empty, None)
         self.empty.setVisible(not self.rows)
-        self._list.addStretch(1)
 
     def summary(self) -> str:
         """For the status bar's button: "Jobs: 1 running, 2 queued"."""
