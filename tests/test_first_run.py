@@ -132,7 +132,7 @@ def test_menus_of_the_desktop_app(qtbot, fresh_user):
         titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
         assert titles[:3] == ["File", "Edit", "View"] and "Help" in titles
         owners: dict[str, int] = {}
-        for action in window.findChildren(type(shell.actions.save)):
+        for action in window.findChildren(type(shell.actions.about)):
             for key in action.shortcuts():
                 if action.isVisible():
                     owners[key.toString()] = owners.get(key.toString(), 0) + 1

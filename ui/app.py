@@ -36,10 +36,7 @@ def create_application() -> "QApplication":  # noqa: F821 - PySide6 is imported 
 def show_error_dialog(title: str, message: str, details: str, parent=None) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Critical)
-    box.setWindowTitle(title)
-    box.setText(message)
+    box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.NoButton, parent)
     box.setInformativeText("The details below help whoever fixes it; copy them into a bug report.")
     box.setDetailedText(details)
     box.exec()
@@ -92,11 +89,8 @@ def project_path(value: str | None) -> Path | None:
 
 
 def open_main_window(project: Path | None, *, start_worker: bool = True):
-    """The main window with the desktop shell around it (theme, welcome, settings, menus, notifications).
-
-    Window state lives in the user's config folder (`ui.settings.qsettings`), beside `settings.toml`.
-    Returns (MainWindow, DesktopShell); the caller shows the window, then calls `shell.start(...)`.
-    """
+    """The main window with the desktop shell around it (theme, welcome, settings, menus, notifications);
+    the caller shows the window, then calls `shell.start(...)`."""
     from ui.desktop import DesktopShell, prepare_application
     from ui.main_window import MainWindow
     from ui.settings import load_settings, qsettings
@@ -107,17 +101,12 @@ def open_main_window(project: Path | None, *, start_worker: bool = True):
     return window, DesktopShell(window, settings)
 
 
-def no_application_yet() -> bool:
-    """True before the application object exists (then the display plugin is still to be loaded)."""
-    from PySide6.QtCore import QCoreApplication
-
-    return QCoreApplication.instance() is None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     multiprocessing.freeze_support()
+    from PySide6.QtCore import QCoreApplication
+
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    if no_application_yet():
+    if QCoreApplication.instance() is None:  # the display plugin is still to be loaded
         from ui.qt_libraries import platform_problem
 
         problem = platform_problem()

@@ -17,37 +17,25 @@ _pending: set["_Relay"] = set()  # relays alive until their result is delivered
 
 
 class _Relay(QObject):
-    done = Signal(object)
-    failed = Signal(object)
+    delivered = Signal(object, bool)  # the result or the exception, and whether `fn` returned
 
     def __init__(self, on_done: Callable[[Any], None] | None, on_error: Callable[[BaseException], None] | None):
         super().__init__()
         self._on_done, self._on_error = on_done, on_error
-        self.done.connect(self._deliver_done)
-        self.failed.connect(self._deliver_error)
+        self.delivered.connect(self._deliver)
 
-    @Slot(object)
-    def _deliver_done(self, result: Any) -> None:
+    @Slot(object, bool)
+    def _deliver(self, value: Any, ok: bool) -> None:
         _pending.discard(self)
-        if self._on_done is not None:
-            _call_unless_gone(self._on_done, result)
-
-    @Slot(object)
-    def _deliver_error(self, exc: BaseException) -> None:
-        _pending.discard(self)
-        if self._on_error is not None:
-            _call_unless_gone(self._on_error, exc)
-        else:
-            traceback.print_exception(type(exc), exc, exc.__traceback__)
-
-
-def _call_unless_gone(callback: Callable[[Any], None], value: Any) -> None:
-    """Deliver a result; if the widget that asked for it was closed meanwhile, drop it quietly."""
-    try:
-        callback(value)
-    except RuntimeError as exc:
-        if "already deleted" not in str(exc):
-            raise
+        callback = self._on_done if ok else self._on_error
+        if callback is None and not ok:
+            traceback.print_exception(type(value), value, value.__traceback__)
+        elif callback is not None:
+            try:
+                callback(value)
+            except RuntimeError as exc:  # the widget that asked for it was closed meanwhile: drop it quietly
+                if "already deleted" not in str(exc):
+                    raise
 
 
 class _Task(QRunnable):
@@ -57,16 +45,11 @@ class _Task(QRunnable):
 
     def run(self) -> None:
         try:
-            result = self._fn(*self._args)
+            value, ok = self._fn(*self._args), True
         except BaseException as exc:  # delivered to the GUI thread, which decides what to show
-            self._emit(self._relay.failed, exc)
-        else:
-            self._emit(self._relay.done, result)
-
-    @staticmethod
-    def _emit(signal, value: Any) -> None:
+            value, ok = exc, False
         try:
-            signal.emit(value)
+            self._relay.delivered.emit(value, ok)
         except RuntimeError:  # the relay went with the application (quitting): nobody is left to tell
             pass
 

@@ -35,10 +35,8 @@ class GuiThreadCollector(QObject):
     def collect_due(self) -> int:
         """Collect the oldest generation whose count passed its threshold; returns it, or -1 for none."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
-        generation = -1
-        for gen in range(3):
-            if thresholds[gen] and counts[gen] > thresholds[gen]:
-                generation = gen
+        due = [gen for gen in range(3) if thresholds[gen] and counts[gen] > thresholds[gen]]
+        generation = max(due, default=-1)
         if generation == 2 and time.monotonic() - self._last_full < FULL_EVERY_S:
             generation = 1
         if generation >= 0:

@@ -15,13 +15,13 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolButton
 
-from studio import __version__
 from studio.config import ProjectConfig, load_project, save_project
 from studio.hardware import Hardware, probe
 from studio.machine_defaults import defaults_for, device_from_ready
 from studio.project import save_project_as
 from studio.worker import protocol as p
 from ui.background import run_in_background
+from ui.documentation import open_documentation
 from ui.jobs import JobManager
 from ui.jobs.jobs_view import JobsView
 from ui.panels.dataset_panel import DatasetPanel
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         """Every main action in a menu, with its shortcut (issue 18); the desktop shell adds New, Recent,
         Preferences, Undo/Redo, Full Screen and About around these."""
-        menu = self.menuBar().addMenu("&File")
+        menu = self.file_menu = self.menuBar().addMenu("&File")
         self.open_action = self._action(menu, "&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
         self.save_action = self._action(menu, "&Save project", self.save_project, QKeySequence.StandardKey.Save)
         self._action(menu, "Save project &as…", self.save_project_as, QKeySequence.StandardKey.SaveAs)
@@ -107,8 +107,9 @@ class MainWindow(QMainWindow):
         self.export_action = self._action(menu, "&Export merged LoRA…", self._export_mix, "Ctrl+E")
         self.export_action.setStatusTip("Merge the Mixer's LoRAs into one file")
         menu.addSeparator()
-        self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self._build_view_menu(self.menuBar().addMenu("&View"))
+        self.quit_action = self._action(menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.view_menu = self.menuBar().addMenu("&View")
+        self._build_view_menu(self.view_menu)
         data = self.menuBar().addMenu("&Dataset")
         d = self.dataset_panel
         for action in (d.add_folder_action, d.import_action, None, d.batch_action, d.trigger_action,
@@ -130,24 +131,19 @@ class MainWindow(QMainWindow):
         mixer.addAction(self.export_action)
         worker = self.menuBar().addMenu("&Worker")
         self._action(worker, "&Restart worker", self.restart_worker)
-        help_menu = self.menuBar().addMenu("&Help")
-        self.docs_action = self._action(help_menu, "&Documentation", self._documentation,
+        self.help_menu = self.menuBar().addMenu("&Help")
+        self.docs_action = self._action(self.help_menu, "&Documentation", lambda: open_documentation(self),
                                         QKeySequence.StandardKey.HelpContents)
-        self._action(help_menu, "&About LoRA Studio", self._about)
 
     def _build_view_menu(self, view) -> None:
         """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
-        self.panel_actions: list[QAction] = []
         for index in range(self.tabs.count()):
-            name = self.tabs.tabText(index)
-            action = self._action(view, f"&{index + 1} {name}", lambda _=False, i=index: self.show_panel(i),
-                                  f"Ctrl+{index + 1}")
-            self.panel_actions.append(action)
+            self._action(view, f"&{index + 1} {self.tabs.tabText(index)}",
+                         lambda _=False, i=index: self.show_panel(i), f"Ctrl+{index + 1}")
         view.addSeparator()
-        self.next_panel_action = self._action(view, "&Next panel", lambda: self._step_panel(1))
-        self.next_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(+1)])
-        self.previous_panel_action = self._action(view, "&Previous panel", lambda: self._step_panel(-1))
-        self.previous_panel_action.setShortcuts([QKeySequence(k) for k in panel_keys(-1)])
+        for text, step in (("&Next panel", +1), ("&Previous panel", -1)):
+            action = self._action(view, text, lambda _=False, s=step: self._step_panel(s))
+            action.setShortcuts([QKeySequence(k) for k in panel_keys(step)])
         view.addSeparator()
         jobs = self.jobs_dock.toggleViewAction()
         jobs.setText("&Jobs")
@@ -191,17 +187,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.mixer_panel)
         self.mixer_panel.choose_loras()
 
-    def _documentation(self) -> None:
-        from ui.documentation import open_documentation
-
-        open_documentation(self)
-
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
-        action = QAction(text, self)
+        action = menu.addAction(text, slot)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
         self.addAction(action)  # shortcuts work in full screen too, where the menu bar may be hidden
         return action
 
@@ -213,7 +202,7 @@ class MainWindow(QMainWindow):
         panel.restart_worker_requested.connect(self.restart_worker)
         panel.project_file_chosen.connect(self._project_file_chosen)
         panel.config_changed.connect(self._mark_dirty)
-        panel.run_state_changed.connect(self._on_run_state)
+        panel.run_state_changed.connect(lambda state: self.open_action.setEnabled(state == "idle"))
         panel.config_changed.connect(self._dataset_sync.start)
         self._dataset_sync.timeout.connect(self._sync_dataset_panel)
         self.dataset_panel.folders_changed.connect(self._dataset_folders_changed)
@@ -257,39 +246,36 @@ class MainWindow(QMainWindow):
     def save_project(self) -> bool:
         if self.project_file is None:
             return self.save_project_as()
-        try:
-            cfg = self.train_panel.current_config()
-        except FormError:
-            return False
         path = self.project_file
-        run_in_background(save_project, cfg, path, on_done=lambda _: self._saved(path, cfg),
-                          on_error=lambda exc: self.train_panel.banner.show_message(
-                              "error", f"Cannot save {path}: {exc}", getattr(exc, "hint", "")))
-        return True
+        return self._save(path, lambda cfg: save_project(cfg, path), lambda _: self._saved(path))
 
     def save_project_as(self) -> bool:
         path, _ = QFileDialog.getSaveFileName(self, "Save the project", str(self.project_file or "project.toml"),
                                               "LoRA Studio project (*.toml)")
         if not path:
             return False
+        new, old = Path(path).resolve(), self.project_file
+        return self._save(new, lambda cfg: save_project_as(cfg, old, new),
+                          lambda saved: self._saved_as(new, saved))
+
+    def _save(self, path: Path, save, on_done) -> bool:
+        """`save(cfg)` on a pool thread; False when the form's settings are not valid (the form says why)."""
         try:
             cfg = self.train_panel.current_config()
         except FormError:
             return False
-        new = Path(path).resolve()
-        run_in_background(save_project_as, cfg, self.project_file, new,
-                          on_done=lambda saved: self._saved_as(new, saved),
+        run_in_background(save, cfg, on_done=on_done,
                           on_error=lambda exc: self.train_panel.banner.show_message(
-                              "error", f"Cannot save {new}: {exc}", getattr(exc, "hint", "")))
+                              "error", f"Cannot save {path}: {exc}", getattr(exc, "hint", "")))
         return True
 
     def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
         """The project now lives at `path`: shown as if opened from there (the form with the paths as saved,
         the Dataset area on its new folder), then reported as saved."""
         self._project_ready(cfg, path)
-        self._saved(path, cfg)
+        self._saved(path)
 
-    def _saved(self, path: Path, cfg: ProjectConfig) -> None:
+    def _saved(self, path: Path) -> None:
         self.dirty = False
         self._update_title()
         self.statusBar().showMessage(f"Saved {path}", 4000)
@@ -318,10 +304,6 @@ class MainWindow(QMainWindow):
             self._show_dataset(cfg)
         elif d.resolution != panel.resolution:
             panel.set_resolution(d.resolution)
-
-    def undo_stacks(self) -> list:
-        """The panels' undo stacks, for the window's Edit ▸ Undo (the desktop shell's QUndoGroup)."""
-        return [self.dataset_panel.undo_stack]
 
     def _project_file_chosen(self, path: Path) -> None:
         self.project_file = Path(path).resolve()
@@ -388,9 +370,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{detail[:1].upper()}{detail[1:]}; starting a new worker…", 8000)
         QTimer.singleShot(300, lambda: None if self._closing else self.worker.start())
 
-    def _on_run_state(self, state: str) -> None:
-        self.open_action.setEnabled(state == "idle")
-
     # ---------------------------------------------------------------------------------------------
     # closing
     def confirm_stop_run(self) -> bool:
@@ -423,7 +402,10 @@ class MainWindow(QMainWindow):
         worker gets QUIT_GRACE_S to exit and is killed after that, and the window closes by QUIT_LIMIT_S
         whatever the worker does. Nothing starts a worker on the way out (`jobs.shut_down`)."""
         if self._close_ready:
-            self._accept_close(event)
+            self._save_settings()
+            self.dataset_panel.shutdown()  # its thumbnail threads; pending caption typing is saved first
+            self.mixer_panel.close()  # removes its temporary preview folder
+            event.accept()
             return
         event.ignore()
         if self._closing:
@@ -448,34 +430,19 @@ class MainWindow(QMainWindow):
         self._close_ready = True
         QTimer.singleShot(0, self.close)  # not from inside closeEvent: Qt ignores a nested close()
 
-    def _accept_close(self, event: QCloseEvent) -> None:
-        self._save_settings()
-        self.dataset_panel.shutdown()  # its thumbnail threads; pending caption typing is saved first
-        self.mixer_panel.close()  # removes its temporary preview folder
-        event.accept()
-
     # ---------------------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
-        geometry = self.settings.value("mainWindow/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        if (geometry := self.settings.value("mainWindow/geometry")) is None:
             self.resize(1400, 900)
-        state = self.settings.value("mainWindow/state")
-        if state is not None:
-            self.restoreState(state)
-        split = self.settings.value("trainPanel/splitter")
-        if split is not None:
-            self.train_panel.splitter.restoreState(split)
+        else:
+            self.restoreGeometry(geometry)
+        for key, restore in (("mainWindow/state", self.restoreState),
+                             ("trainPanel/splitter", self.train_panel.splitter.restoreState)):
+            if (state := self.settings.value(key)) is not None:
+                restore(state)
 
     def _save_settings(self) -> None:
         self.settings.setValue("mainWindow/geometry", self.saveGeometry())
         self.settings.setValue("mainWindow/state", self.saveState())
         self.settings.setValue("trainPanel/splitter", self.train_panel.splitter.saveState())
         self.settings.sync()
-
-    def _about(self) -> None:
-        info = self.worker.info
-        engine = f"<br>Worker: {info.device}, torch {info.torch}, Python {info.python}" if info else ""
-        QMessageBox.about(self, "About LoRA Studio",
-                          f"<b>LoRA Studio {__version__}</b><br>Train and mix Stable Diffusion LoRAs.{engine}")

@@ -46,13 +46,10 @@ class Notifier(QObject):
     def method(self) -> str:
         return "tray" if self._tray is not None else "alert"
 
-    def window_in_background(self) -> bool:
+    def notify(self, title: str, message: str, *, error: bool = False) -> Notice | None:
+        """Notify if the window is in the background: hidden, minimised or inactive."""
         w = self._window
-        return (not w.isVisible()) or w.isMinimized() or not w.isActiveWindow()
-
-    def notify(self, title: str, message: str, *, error: bool = False, always: bool = False) -> Notice | None:
-        """Notify if the window is in the background (or `always`)."""
-        if not always and not self.window_in_background():
+        if w.isVisible() and not w.isMinimized() and w.isActiveWindow():
             return None
         notice = Notice(title, message, self.method, error)
         if self._tray is not None:

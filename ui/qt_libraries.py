@@ -68,29 +68,14 @@ Runner = Callable[[Path], str]  # runs ldd on a file, returns its output
 
 def missing_sonames(ldd_output: str) -> list[str]:
     """The sonames `ldd` reports as "not found", in order, without repeats."""
-    out: list[str] = []
-    for line in ldd_output.splitlines():
-        match = _NOT_FOUND.match(line)
-        if match and match.group(1) not in out:
-            out.append(match.group(1))
-    return out
+    return list(dict.fromkeys(m.group(1) for m in map(_NOT_FOUND.match, ldd_output.splitlines()) if m))
 
 
 def packages_for(sonames: list[str]) -> tuple[list[str], list[str], list[str]]:
     """(Debian packages, Fedora packages, sonames no package is known for), each without repeats."""
-    debian: list[str] = []
-    fedora: list[str] = []
-    unknown: list[str] = []
-    for name in sonames:
-        if name not in PACKAGES:
-            unknown.append(name)
-            continue
-        deb, fed = PACKAGES[name]
-        if deb not in debian:
-            debian.append(deb)
-        if fed not in fedora:
-            fedora.append(fed)
-    return debian, fedora, unknown
+    known = [PACKAGES[name] for name in sonames if name in PACKAGES]
+    unknown = [name for name in sonames if name not in PACKAGES]
+    return list(dict.fromkeys(deb for deb, _ in known)), list(dict.fromkeys(fed for _, fed in known)), unknown
 
 
 def missing_libraries_message(sonames: list[str], plugin: str = "xcb") -> str:

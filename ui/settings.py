@@ -77,10 +77,6 @@ class AppSettings:
         rest = [p for p in self.recent_projects if p != path]
         return replace(self, recent_projects=tuple([path, *rest][:MAX_RECENT]))
 
-    def without_recent(self, project: str | Path) -> "AppSettings":
-        path = str(Path(project).expanduser().resolve())
-        return replace(self, recent_projects=tuple(p for p in self.recent_projects if p != path))
-
     def existing_recent(self) -> list[Path]:
         """Recent projects whose file still exists (a moved project silently drops off the list shown)."""
         return [Path(p) for p in self.recent_projects if Path(p).is_file()]

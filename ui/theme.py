@@ -59,18 +59,12 @@ DARK = Colors(window="#1e1d24", base="#16151b", alt_base="#24232b", text="#e9e8f
 THEMES = {"light": LIGHT, "dark": DARK}
 
 
-def system_theme() -> str:
-    """"dark" when the desktop asks for dark (Qt 6.5+), else "light" (also when it cannot tell)."""
-    app = QGuiApplication.instance()
-    if app is not None and app.styleHints().colorScheme() == Qt.ColorScheme.Dark:
-        return "dark"
-    return "light"
-
-
 def resolve(name: str) -> str:
-    """"system" → what the desktop uses; "light"/"dark" as given; anything else → light."""
+    """"system" → what the desktop uses (light when it cannot tell); "light"/"dark" as given; else light."""
     if name == "system":
-        return system_theme()
+        app = QGuiApplication.instance()
+        dark = app is not None and app.styleHints().colorScheme() == Qt.ColorScheme.Dark
+        return "dark" if dark else "light"
     return name if name in THEMES else "light"
 
 
@@ -100,10 +94,8 @@ BANNER_KINDS = ("info", "success", "warning", "error")
 def banner_colors(c: Colors, kind: str) -> tuple[str, str, str]:
     """(text, background, border) of a banner of `kind`: the theme's text on a tint of the kind's colour,
     so a dark theme never shows near-white text on a light strip (issue 18)."""
-    bg, border = {"info": (c.info_bg, c.info_border), "success": (c.success_bg, c.success_border),
-                  "warning": (c.warning_bg, c.warning_border), "error": (c.error_bg, c.error_border)}.get(
-        kind, (c.info_bg, c.info_border))
-    return c.text, bg, border
+    kind = kind if kind in BANNER_KINDS else "info"
+    return c.text, getattr(c, f"{kind}_bg"), getattr(c, f"{kind}_border")
 
 
 def _banner_rules(c: Colors) -> str:
@@ -156,11 +148,9 @@ def apply_theme(app: QApplication, name: str) -> str:
     # Each of these re-polishes every widget alive, which costs seconds in a big window: skip what is in place.
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
-    palette = build_palette(colors)
-    if app.palette() != palette:
+    if app.palette() != (palette := build_palette(colors)):
         app.setPalette(palette)
-    sheet = stylesheet(colors)
-    if app.styleSheet() != sheet:
+    if app.styleSheet() != (sheet := stylesheet(colors)):
         app.setStyleSheet(sheet)
     app.setProperty(THEME_PROPERTY, resolved)
     app.setProperty(THEME_PROPERTY + "Requested", name)

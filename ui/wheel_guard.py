@@ -1,13 +1,13 @@
 """No value changes without intent: a wheel over an unfocused spin box or combo box scrolls the form instead.
 
-Scrolling a long form with the mouse wheel used to change every number the pointer passed over (Rank 8 → 1,
-Steps 12 → 15). One shared event filter keeps wheel events from such widgets until the user clicks or tabs
-into them and hands them to the surrounding scroll area, which scrolls (Qt itself passes an ignored wheel
-event on to the parent only for real mouse events, so the filter forwards it). The widgets take focus by
-click or Tab only (not by wheel), so the wheel never grants itself focus.
+One shared event filter keeps wheel events from such widgets until the user clicks or tabs into them (the
+wheel never grants focus) and hands them to the surrounding scroll area: Qt itself passes an ignored wheel
+event on to the parent only for real mouse events, so the filter forwards it.
 """
 
 from __future__ import annotations
+
+import functools
 
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
@@ -41,14 +41,9 @@ def _scroll_area_of(widget: QWidget) -> QAbstractScrollArea | None:
     return parent
 
 
-_guard: _WheelGuard | None = None
-
-
+@functools.cache
 def _shared() -> _WheelGuard:
-    global _guard
-    if _guard is None:
-        _guard = _WheelGuard()
-    return _guard
+    return _WheelGuard()
 
 
 def guard_wheel(widget: QWidget) -> QWidget:
@@ -62,9 +57,7 @@ def guard_wheel(widget: QWidget) -> QWidget:
 
 def guard_wheel_in(root: QWidget) -> int:
     """Guard every spin box and combo box inside `root` (and `root` itself); returns how many were guarded."""
-    widgets = [w for w in root.findChildren(QWidget) if isinstance(w, GUARDED)]
-    if isinstance(root, GUARDED):
-        widgets.append(root)
+    widgets = [w for w in [root, *root.findChildren(QWidget)] if isinstance(w, GUARDED)]
     for w in widgets:
         guard_wheel(w)
     return len(widgets)

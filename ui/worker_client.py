@@ -35,11 +35,9 @@ class WorkerClient(QObject):
         self._command, self._env = command, env
         self._proc: WorkerProcess | None = None
         self._token: object = None
-        self._kill_timer: QTimer | None = None
         self.state = "stopped"
         self.detail = ""
         self.info: p.Ready | None = None
-        self.busy = False
         self._incoming.connect(self._on_incoming)
         self._watchdog = QTimer(self)
         self._watchdog.setInterval(WATCH_MS)
@@ -63,7 +61,6 @@ class WorkerClient(QObject):
                              command=self._command, env=self._env)
         self._proc, self._token = proc, token
         self.info = None
-        self.busy = False
         self._set_state("starting", "starting the worker (loading PyTorch)…")
         try:
             proc.start()
@@ -82,9 +79,7 @@ class WorkerClient(QObject):
         self.start()
 
     def send(self, command: p.Command) -> bool:
-        if self._proc is None or not self._proc.running:
-            return False
-        return self._proc.send(command)
+        return self.running and self._proc.send(command)
 
     def shutdown(self, timeout_s: float = 60.0) -> None:
         """Ask the worker to stop its job (it saves) and exit; kill it if it is still there after `timeout_s`."""
@@ -93,10 +88,7 @@ class WorkerClient(QObject):
             return
         proc.shutdown(timeout=None)
         self._set_state("stopping", "stopping the worker…")
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(lambda: proc.kill() if proc.running else None)
-        self._kill_timer.start(int(timeout_s * 1000))
+        QTimer.singleShot(int(timeout_s * 1000), self, lambda: proc.kill() if proc.running else None)
 
     def kill(self) -> None:
         if self._proc is not None:
@@ -125,20 +117,12 @@ class WorkerClient(QObject):
             self.info = message
             self._set_state("ready", f"worker ready ({message.device}, torch {message.torch}, "
                                      f"loaded in {message.import_s:.1f} s)")
-        elif isinstance(message, p.Heartbeat):
-            self.busy = message.busy
-            if self.state == "unresponsive":
-                self._set_state("ready" if self.info else "starting", "the worker is responding again")
+        elif isinstance(message, p.Heartbeat) and self.state == "unresponsive":
+            self._set_state("ready" if self.info else "starting", "the worker is responding again")
         elif isinstance(message, WorkerExited):
             self._watchdog.stop()
-            if self._kill_timer is not None:
-                self._kill_timer.stop()
             self._proc, self._token = None, None
-            self.busy = False
-            if message.expected:
-                self._set_state("stopped", message.describe())
-            else:
-                self._set_state("dead", message.describe())
+            self._set_state("stopped" if message.expected else "dead", message.describe())
         self.message_received.emit(message)
 
     def _check_pulse(self) -> None:

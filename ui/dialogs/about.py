@@ -6,20 +6,13 @@ This is what a bug report needs, so "Copy" puts it on the clipboard as plain tex
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout,
+                               QWidget)
 
 from studio.hardware import Hardware, detect_in_child, versions
 from ui.app_icon import app_icon
+from ui.layout import column, fill, row
 from ui.theme import scaled_font, set_role
-
-
-def about_text(info: dict[str, str], hardware: Hardware) -> str:
-    lines = [f"{k}: {v}" for k, v in info.items()]
-    lines.append(f"Device: {hardware.summary()}")
-    if hardware.error:
-        lines.append(f"Note: {hardware.error}")
-    return "\n".join(lines)
 
 
 class AboutDialog(QDialog):
@@ -38,42 +31,29 @@ class AboutDialog(QDialog):
         title.setFont(scaled_font(self.font(), 1.6, bold=True))
         blurb = set_role(QLabel("Train and mix Stable Diffusion LoRAs on your own computer."), "muted")
         blurb.setWordWrap(True)
-        head_text = QVBoxLayout()
-        head_text.addWidget(title)
-        head_text.addWidget(blurb)
-        head = QHBoxLayout()
-        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
-        head.addLayout(head_text, 1)
 
         form = QFormLayout()
         self.value_labels: dict[str, QLabel] = {}
-        for key, value in self.info.items():
-            if key == "LoRA Studio":
-                continue
-            label = QLabel(value)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            self.value_labels[key] = label
-            form.addRow(f"{key}:", label)
-        device = QLabel(self.hardware.summary())
-        device.setWordWrap(True)
-        device.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.value_labels["Device"] = device
-        form.addRow("Device:", device)
+        for key, value in [*self.info.items(), ("Device", self.hardware.summary())]:
+            if key != "LoRA Studio":  # the title says it
+                label = self.value_labels[key] = QLabel(value)
+                label.setWordWrap(key == "Device")
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                form.addRow(f"{key}:", label)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.copy_button = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setToolTip("Copy these versions for a bug report")
         self.copy_button.clicked.connect(self.copy)
         buttons.rejected.connect(self.reject)
-        buttons.accepted.connect(self.accept)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(head)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
+        head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, blurb), 1))
+        fill(QVBoxLayout(self), head, form, buttons)
 
     def text(self) -> str:
-        return about_text(self.info, self.hardware)
+        note = [f"Note: {self.hardware.error}"] if self.hardware.error else []
+        lines = [f"{k}: {v}" for k, v in self.info.items()]
+        return "\n".join([*lines, f"Device: {self.hardware.summary()}", *note])
 
     def copy(self) -> None:
         QApplication.clipboard().setText(self.text())

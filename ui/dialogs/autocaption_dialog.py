@@ -1,11 +1,8 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
-The captioning runs in the app's worker process as an `autocaption` job (`AutoCaptionRequest`), like every
-long job: this dialog submits the request to the window's `JobManager` (ui/jobs), so it shows in the Jobs
-dock, waits its turn behind a running training (shown as queued, never an error), and follows its `Job`:
-`progress_changed` drives the bar, each `CaptionWritten` among `job.event` (the worker has written that
-sidecar) is collected, and when the job ends (or is cancelled) the results go to the panel with the mode,
-which records them as one undoable edit.
+The captioning runs in the worker as an `autocaption` job of the window's `JobManager`, like every long
+job, so it shows in the Jobs dock and waits its turn behind a running training (queued, never an error).
+The captions the worker wrote go to the panel when the job ends or is cancelled: one undoable edit.
 """
 
 from __future__ import annotations
@@ -13,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from studio.dataset.autocaption import CaptionResult, detect_kind
@@ -21,6 +18,7 @@ from studio.errors import StudioError
 from studio.events import CaptionWritten
 from studio.job_requests import AutoCaptionRequest
 from ui.jobs import CANCELLED, DONE, QUEUED, Job, JobManager, JobProgress
+from ui.layout import fill, row
 
 MODES = [("only-empty", "Only images without a caption"), ("append", "Append new tags to existing captions"),
          ("replace", "Replace existing captions")]
@@ -44,23 +42,18 @@ class AutoCaptionDialog(QDialog):
         self.jobs = jobs
         self.job: Job | None = None  # the job of the last Start (queued, running or ended)
         self.results: list[CaptionResult] = []
-        layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"Caption {len(images)} image{'s' if len(images) != 1 else ''} with a model on "
-                                "this computer: a transformers image-to-text folder (BLIP, GIT, …) or a WD14 "
-                                "tagger (model.onnx with selected_tags.csv). Nothing is downloaded."))
+        intro = QLabel(f"Caption {len(images)} image{'s' if len(images) != 1 else ''} with a model on "
+                       "this computer: a transformers image-to-text folder (BLIP, GIT, …) or a WD14 "
+                       "tagger (model.onnx with selected_tags.csv). Nothing is downloaded.")
         form = QFormLayout()
-        row = QHBoxLayout()
         self.model = QLineEdit(str(self.settings.value("autocaption/model", "")))
         self.model.setPlaceholderText("Model folder or .onnx file")
         self.model.textChanged.connect(self._validate)
         browse_dir = QPushButton("Folder…")
-        browse_dir.clicked.connect(self._browse_folder)
+        browse_dir.clicked.connect(lambda: self._browse(onnx=False))
         browse_file = QPushButton("ONNX file…")
-        browse_file.clicked.connect(self._browse_file)
-        row.addWidget(self.model, 1)
-        row.addWidget(browse_dir)
-        row.addWidget(browse_file)
-        form.addRow("Model", row)
+        browse_file.clicked.connect(lambda: self._browse(onnx=True))
+        form.addRow("Model", row((self.model, 1), browse_dir, browse_file))
         self.kind = QLabel()
         form.addRow("", self.kind)
         self.mode = QComboBox()
@@ -74,33 +67,24 @@ class AutoCaptionDialog(QDialog):
         self.threshold.setValue(float(self.settings.value("autocaption/threshold", 0.35)))
         self.threshold.setToolTip("WD14 taggers: keep tags at least this likely")
         form.addRow("Tag threshold", self.threshold)
-        layout.addLayout(form)
         self.progress = QProgressBar()
         self.progress.setRange(0, max(1, len(images)))
         self.progress.setValue(0)
-        layout.addWidget(self.progress)
         self.status = QLabel()
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Close")
         self.cancel_button.clicked.connect(self._cancel_or_close)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        layout.addLayout(buttons)
+        fill(QVBoxLayout(self), intro, form, self.progress, self.status,
+             row(None, self.start_button, self.cancel_button))
         self._validate()
 
-    def _browse_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Captioning model folder", self.model.text())
-        if path:
-            self.model.setText(path)
-
-    def _browse_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "WD14 tagger", self.model.text(), "ONNX model (*.onnx)")
+    def _browse(self, onnx: bool) -> None:
+        start = self.model.text()
+        path = (QFileDialog.getOpenFileName(self, "WD14 tagger", start, "ONNX model (*.onnx)")[0] if onnx
+                else QFileDialog.getExistingDirectory(self, "Captioning model folder", start))
         if path:
             self.model.setText(path)
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDialog, QDialo
                                QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from studio.dataset.tags import TagOp
+from ui.layout import fill
 
 OPERATIONS = [
     ("trigger_first", "Put a trigger word first"),
@@ -36,8 +37,7 @@ class BatchEditDialog(QDialog):
         # wide enough for its title on every desktop (a narrow dialog showed "Edit captions in…")
         self.setMinimumWidth(self.fontMetrics().horizontalAdvance(self.windowTitle()) + 12 * self.fontMetrics().height())
         self._count = count_changes
-        layout = QVBoxLayout(self)
-        form = QFormLayout()
+        form = self._form = QFormLayout()
         self.operation = QComboBox()
         for key, label in OPERATIONS:
             self.operation.addItem(label, key)
@@ -48,11 +48,9 @@ class BatchEditDialog(QDialog):
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.tag.setCompleter(completer)
-        self.tag_label = QLabel("Tag")
-        form.addRow(self.tag_label, self.tag)
+        form.addRow("Tag", self.tag)
         self.value = QLineEdit()
-        self.value_label = QLabel("New name")
-        form.addRow(self.value_label, self.value)
+        form.addRow("New name", self.value)
         self.regex = QCheckBox("Regular expression (\\1 in the replacement refers to a group)")
         self.case = QCheckBox("Match case")
         self.case.setChecked(True)
@@ -61,8 +59,7 @@ class BatchEditDialog(QDialog):
         self.keep_first = QSpinBox()
         self.keep_first.setRange(0, 20)
         self.keep_first.setToolTip("Leave this many leading tags (a trigger word) where they are")
-        self.keep_first_label = QLabel("Keep first")
-        form.addRow(self.keep_first_label, self.keep_first)
+        form.addRow("Keep first", self.keep_first)
         self.by_frequency = QCheckBox("Most frequent tags first (otherwise alphabetical)")
         form.addRow("", self.by_frequency)
         self.scope = QComboBox()
@@ -71,49 +68,42 @@ class BatchEditDialog(QDialog):
             self.scope.addItem(f"{label} ({sizes[key]})" if key in sizes else label, key)
         self.scope.setCurrentIndex(max(0, self.scope.findData(scope)))
         form.addRow("Apply to", self.scope)
-        layout.addLayout(form)
         self.preview = QLabel()
         self.preview.setWordWrap(True)
-        layout.addWidget(self.preview)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
+        fill(QVBoxLayout(self), form, self.preview, self.buttons)
 
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._update_preview)
-        for w in (self.tag, self.value):
-            w.textChanged.connect(self._timer.start)
-        for w in (self.regex, self.case, self.by_frequency):
-            w.toggled.connect(self._timer.start)
-        self.keep_first.valueChanged.connect(self._timer.start)
-        self.scope.currentIndexChanged.connect(self._timer.start)
+        for signal in (self.tag.textChanged, self.value.textChanged, self.regex.toggled, self.case.toggled,
+                       self.by_frequency.toggled, self.keep_first.valueChanged,
+                       self.scope.currentIndexChanged):
+            signal.connect(self._timer.start)
         self.operation.currentIndexChanged.connect(self._operation_changed)
         self._operation_changed()
 
     def _operation_changed(self) -> None:
         op = self.operation.currentData()
-        self.tag_label.setText({"trigger_first": "Trigger word", "replace": "Find"}.get(op, "Tag"))
-        self.value_label.setText("Replace with" if op == "replace" else "New name")
-        needs_tag = op in ("trigger_first", "add", "remove", "rename", "replace")
-        for w in (self.tag, self.tag_label):
-            w.setVisible(needs_tag)
-        for w in (self.value, self.value_label):
-            w.setVisible(op in ("rename", "replace"))
-        self.regex.setVisible(op == "replace")
-        self.case.setVisible(op == "replace")
-        for w in (self.keep_first, self.keep_first_label, self.by_frequency):
-            w.setVisible(op == "sort")
+        tag_label = {"trigger_first": "Trigger word", "replace": "Find"}.get(op, "Tag")
+        self._form.labelForField(self.tag).setText(tag_label)
+        self._form.labelForField(self.value).setText("Replace with" if op == "replace" else "New name")
+        for field, shown in ((self.tag, op in ("trigger_first", "add", "remove", "rename", "replace")),
+                             (self.value, op in ("rename", "replace")), (self.regex, op == "replace"),
+                             (self.case, op == "replace"), (self.keep_first, op == "sort"),
+                             (self.by_frequency, op == "sort")):
+            self._form.setRowVisible(field, shown)
         self._update_preview()
 
     def operation_result(self) -> TagOp:
         """The chosen operation; raises ValueError or re.error when the fields do not make one."""
-        op = self.operation.currentData()
-        return TagOp(op, tag=self.tag.text(), value=self.value.text(), regex=self.regex.isChecked(),
-                     case_sensitive=self.case.isChecked(), keep_first=self.keep_first.value())
+        return TagOp(self.operation.currentData(), tag=self.tag.text(), value=self.value.text(),
+                     regex=self.regex.isChecked(), case_sensitive=self.case.isChecked(),
+                     keep_first=self.keep_first.value())
 
     @property
     def chosen_scope(self) -> str:
@@ -127,12 +117,9 @@ class BatchEditDialog(QDialog):
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         try:
             op = self.operation_result()
-        except re.error as exc:
-            self.preview.setText(f"<span style='color:#c0392b'>Not a valid regular expression: {exc}</span>")
-            ok.setEnabled(False)
-            return
-        except ValueError as exc:
-            self.preview.setText(str(exc)[:1].upper() + str(exc)[1:] + ".")
+        except (re.error, ValueError) as exc:
+            self.preview.setText(f"<span style='color:#c0392b'>Not a valid regular expression: {exc}</span>"
+                                 if isinstance(exc, re.error) else str(exc)[:1].upper() + str(exc)[1:] + ".")
             ok.setEnabled(False)
             return
         ok.setEnabled(True)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLineEdit, QListWidget, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QGroupBox, QLineEdit, QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from studio.paths import default_output_dir
+from ui.layout import column, row
 from ui.settings import AppSettings, PreviewDefaults
 
 THEME_LABELS = {"system": "Same as the system", "light": "Light", "dark": "Dark"}
@@ -39,27 +40,19 @@ class SettingsDialog(QDialog):
         self.output_folder.setToolTip("Where new projects save their exported LoRAs. Empty: the folder shown.")
         browse_out = QPushButton("Browse…")
         browse_out.clicked.connect(self._browse_output)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.output_folder, 1)
-        out_row.addWidget(browse_out)
         self.model_folders = QListWidget()
         self.model_folders.setToolTip("Folders searched for base models (.safetensors files and diffusers folders)")
         self.add_model_folder = QPushButton("Add…")
         self.add_model_folder.clicked.connect(self._browse_model_folder)
         self.remove_model_folder = QPushButton("Remove")
-        self.remove_model_folder.clicked.connect(self._remove_model_folder)
+        self.remove_model_folder.clicked.connect(
+            lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
         self.model_folders.currentRowChanged.connect(
             lambda row: self.remove_model_folder.setEnabled(row >= 0))
-        model_buttons = QVBoxLayout()
-        model_buttons.addWidget(self.add_model_folder)
-        model_buttons.addWidget(self.remove_model_folder)
-        model_buttons.addStretch(1)
-        model_row = QHBoxLayout()
-        model_row.addWidget(self.model_folders, 1)
-        model_row.addLayout(model_buttons)
         folders = QFormLayout()
-        folders.addRow("Default output folder:", out_row)
-        folders.addRow("Model folders:", model_row)
+        folders.addRow("Default output folder:", row((self.output_folder, 1), browse_out))
+        folders.addRow("Model folders:", row((self.model_folders, 1),
+                                             column(self.add_model_folder, self.remove_model_folder, None)))
 
         self.prompt = QLineEdit()
         self.negative_prompt = QLineEdit()
@@ -73,15 +66,12 @@ class SettingsDialog(QDialog):
             box.setRange(64, 4096)
             box.setSingleStep(64)
             box.setSuffix(" px")
-        size_row = QHBoxLayout()
-        size_row.addWidget(self.width_px)
-        size_row.addWidget(self.height_px)
         preview = QFormLayout()
         preview.addRow("Prompt:", self.prompt)
         preview.addRow("Negative prompt:", self.negative_prompt)
         preview.addRow("Seed:", self.seed)
         preview.addRow("Steps:", self.steps)
-        preview.addRow("Size (width × height):", size_row)
+        preview.addRow("Size (width × height):", row(self.width_px, self.height_px))
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -105,13 +95,8 @@ class SettingsDialog(QDialog):
         self.model_folders.clear()
         self.model_folders.addItems(list(s.model_folders))
         self.remove_model_folder.setEnabled(False)
-        p = s.preview
-        self.prompt.setText(p.prompt)
-        self.negative_prompt.setText(p.negative_prompt)
-        self.seed.setValue(p.seed)
-        self.steps.setValue(p.steps)
-        self.width_px.setValue(p.width)
-        self.height_px.setValue(p.height)
+        for name, box in self._preview_fields().items():
+            (box.setText if isinstance(box, QLineEdit) else box.setValue)(getattr(s.preview, name))
 
     def edited(self) -> AppSettings:
         """The settings as shown; fields the dialog does not show are kept from the original."""
@@ -122,15 +107,17 @@ class SettingsDialog(QDialog):
             show_welcome=self.show_welcome.isChecked(),
             output_folder=self.output_folder.text().strip(),
             model_folders=folders,
-            preview=PreviewDefaults(prompt=self.prompt.text(), negative_prompt=self.negative_prompt.text(),
-                                    seed=self.seed.value(), steps=self.steps.value(),
-                                    width=self.width_px.value(), height=self.height_px.value()),
+            preview=PreviewDefaults(**{name: box.text() if isinstance(box, QLineEdit) else box.value()
+                                       for name, box in self._preview_fields().items()}),
         )
+
+    def _preview_fields(self) -> dict[str, QLineEdit | QSpinBox]:
+        return {"prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,
+                "steps": self.steps, "width": self.width_px, "height": self.height_px}
 
     def add_model_folder_path(self, path: str | Path) -> None:
         text = str(Path(path).expanduser())
-        existing = {self.model_folders.item(i).text() for i in range(self.model_folders.count())}
-        if text not in existing:
+        if not self.model_folders.findItems(text, Qt.MatchFlag.MatchExactly):
             self.model_folders.addItem(text)
 
     def _browse_output(self) -> None:
@@ -143,8 +130,3 @@ class SettingsDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Add a model folder", self._original.last_folder)
         if folder:
             self.add_model_folder_path(folder)
-
-    def _remove_model_folder(self) -> None:
-        row = self.model_folders.currentRow()
-        if row >= 0:
-            self.model_folders.takeItem(row)

@@ -5,33 +5,32 @@ one), what can this computer do (the GPU and its VRAM, or plainly: training will
 slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
 
 The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
-Slow work runs off the GUI thread so the window appears at once: the demo's tiny model is built by the
-worker, as a job of the window's `JobManager` (it needs diffusers and torch, which the window's process
-never imports: `prepare_demo_project`), the hardware is detected by a child process, waited for on the
-thread pool.
+Slow work stays off the GUI thread so the window appears at once: the worker builds the demo project
+(`prepare_demo_project`), a child process detects the hardware.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGroupBox,
-                               QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFileDialog, QFrame, QGroupBox, QLabel,
+                               QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from studio.config import preset_names
 from studio.hardware import Hardware, Recommendation, detect_in_child, recommend
 from studio.job_requests import DemoProjectRequest
 from studio.paths import demo_project_dir
+from studio.project import create_project
 from ui.app_icon import app_icon
 from ui.background import run_in_background
 from ui.settings import AppSettings
 from ui.jobs import DONE, QUEUED, Job, JobManager
+from ui.layout import column, fill, row
 from ui.theme import scaled_font, set_role
 
 Kind = Literal["demo", "new", "open", "recent"]
@@ -65,16 +64,8 @@ def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
     return job
 
 
-def create_new_project(folder: Path, preset: str, output_dir: str) -> Path:
-    """Pool thread: a new project folder from `preset`."""
-    from studio.project import create_project
-
-    return create_project(folder, preset, output_dir=output_dir or None)
-
-
 class WelcomeDialog(QDialog):
     chosen = Signal(object)  # WelcomeChoice, just before the dialog closes with accept()
-    hardware_ready = Signal(object)  # Hardware, once detection has finished
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None, *,
                  hardware: Hardware | None = None, jobs: JobManager | None = None) -> None:
@@ -104,12 +95,7 @@ class WelcomeDialog(QDialog):
         subtitle = set_role(QLabel("Teach Stable Diffusion a person, a character or a style from your own "
                                    "pictures, then mix the results — no terminal needed."), "muted")
         subtitle.setWordWrap(True)
-        head_text = QVBoxLayout()
-        head_text.addWidget(title)
-        head_text.addWidget(subtitle)
-        head = QHBoxLayout()
-        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
-        head.addLayout(head_text, 1)
+        head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, subtitle), 1))
 
         # what this computer can do
         self.hardware_banner = QFrame()
@@ -119,9 +105,7 @@ class WelcomeDialog(QDialog):
         self.hardware_title.setWordWrap(True)
         self.hardware_detail = QLabel("Looking for an NVIDIA GPU.")
         self.hardware_detail.setWordWrap(True)
-        banner = QVBoxLayout(self.hardware_banner)
-        banner.addWidget(self.hardware_title)
-        banner.addWidget(self.hardware_detail)
+        fill(QVBoxLayout(self.hardware_banner), self.hardware_title, self.hardware_detail)
 
         # start something
         self.demo_button = QPushButton("Open the demo project")
@@ -149,25 +133,10 @@ class WelcomeDialog(QDialog):
                            "one.<br>2. <b>Train</b>: pick a base model and press Train; previews show how it "
                            "learns.<br>3. <b>Mix</b>: blend LoRAs and export one file for your favourite "
                            "Stable Diffusion app.")
-        new_row = QHBoxLayout()
-        new_row.addWidget(self.new_button)
-        new_row.addWidget(QLabel("Preset:"))
-        new_row.addWidget(self.preset, 1)
-        open_row = QHBoxLayout()
-        open_row.addWidget(self.open_button)
-        open_row.addWidget(open_hint, 1)
-        start = QVBoxLayout()
+        start = column(self.demo_button, demo_hint, round(em * 0.5),
+                       row(self.new_button, QLabel("Preset:"), (self.preset, 1)), new_hint, round(em * 0.5),
+                       row(self.open_button, (open_hint, 1)), em, steps, None)
         start.setSpacing(round(em * 0.4))
-        start.addWidget(self.demo_button)
-        start.addWidget(demo_hint)
-        start.addSpacing(round(em * 0.5))
-        start.addLayout(new_row)
-        start.addWidget(new_hint)
-        start.addSpacing(round(em * 0.5))
-        start.addLayout(open_row)
-        start.addSpacing(em)
-        start.addWidget(steps)
-        start.addStretch(1)
         start_box = QGroupBox("Start")
         start_box.setLayout(start)
 
@@ -181,16 +150,9 @@ class WelcomeDialog(QDialog):
         self.open_recent_button = QPushButton("Open")
         self.open_recent_button.clicked.connect(self.open_selected_recent)
         self.recent.currentRowChanged.connect(lambda row: self.open_recent_button.setEnabled(row >= 0))
-        recent = QVBoxLayout()
-        recent.addWidget(self.recent, 1)
-        recent.addWidget(self.recent_empty)
-        recent.addWidget(self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)
         recent_box = QGroupBox("Recent projects")
-        recent_box.setLayout(recent)
-
-        columns = QHBoxLayout()
-        columns.addWidget(start_box, 3)
-        columns.addWidget(recent_box, 2)
+        recent_box.setLayout(column((self.recent, 1), self.recent_empty,
+                                    (self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)))
 
         self.status = QLabel()
         self.status.setWordWrap(True)
@@ -200,17 +162,11 @@ class WelcomeDialog(QDialog):
         close = QPushButton("Close")
         close.setToolTip("Continue with an empty project")
         close.clicked.connect(self.reject)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.show_at_startup, 1)
-        bottom.addWidget(close)
 
-        layout = QVBoxLayout(self)
+        columns = row((start_box, 3), (recent_box, 2))
+        layout = fill(QVBoxLayout(self), head, self.hardware_banner, (columns, 1), self.status,
+                      row((self.show_at_startup, 1), close))
         layout.setSpacing(round(em * 0.7))
-        layout.addLayout(head)
-        layout.addWidget(self.hardware_banner)
-        layout.addLayout(columns, 1)
-        layout.addWidget(self.status)
-        layout.addLayout(bottom)
         self.setMinimumWidth(em * 44)
         self.resize(em * 58, em * 40)
 
@@ -221,7 +177,6 @@ class WelcomeDialog(QDialog):
         return label
 
     def _fill_recent(self) -> None:
-        self.recent.clear()
         for path in self.settings.existing_recent():
             item = QListWidgetItem(f"{path.parent.name}    {path.parent.parent}")
             item.setData(Qt.ItemDataRole.UserRole, str(path))
@@ -237,10 +192,8 @@ class WelcomeDialog(QDialog):
     # hardware
     def show_hardware(self, hw: Hardware) -> None:
         self.hardware = hw
-        rec = recommend(hw)
-        self.recommendation = rec
-        gpu = hw.best_gpu
-        if gpu is None:
+        rec = self.recommendation = recommend(hw)
+        if hw.best_gpu is None:
             set_role(self.hardware_banner, "banner-warning")
             self.hardware_title.setText("No NVIDIA GPU found: training will run on the CPU and will be slow.")
             why = f"{html.escape(hw.error)} " if hw.error else ""
@@ -258,7 +211,6 @@ class WelcomeDialog(QDialog):
         for i in range(self.preset.count()):
             name = self.preset.itemData(i) or DEFAULTS
             self.preset.setItemText(i, f"{name} (recommended)" if i == index else name)
-        self.hardware_ready.emit(hw)
 
     def _detection_failed(self, exc: BaseException) -> None:
         self.show_hardware(Hardware((), None, "unknown CPU", 1, error=f"Hardware detection failed: {exc}."))
@@ -266,30 +218,29 @@ class WelcomeDialog(QDialog):
     # ---------------------------------------------------------------------------------------------
     # choices
     def _busy(self, message: str | None) -> None:
-        for button in (self.demo_button, self.new_button, self.open_button, self.open_recent_button):
-            button.setEnabled(message is None)
-        self.recent.setEnabled(message is None)
+        for widget in (self.demo_button, self.new_button, self.open_button, self.open_recent_button,
+                       self.recent):
+            widget.setEnabled(message is None)
         if message is None:
             self.unsetCursor()
             self.status.hide()
         else:
             self.setCursor(Qt.CursorShape.BusyCursor)
-            set_role(self.status, "muted")
-            self.status.setText(message)
-            self.status.show()
+            self._say("muted", message)
 
     def tell(self, text: str) -> None:
         """A line above the choices, e.g. that the last project is no longer where it was."""
-        set_role(self.status, "error")
+        self._say("error", text)
+
+    def _say(self, role: str, text: str) -> None:
+        set_role(self.status, role)
         self.status.setText(text)
         self.status.show()
 
     def _failed(self, what: str, exc: BaseException | str, hint: str = "") -> None:
         self._busy(None)
         hint = hint or getattr(exc, "hint", "")
-        set_role(self.status, "error")
-        self.status.setText(f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
-        self.status.show()
+        self._say("error", f"{what}: {exc}" + (f"\n{hint}" if hint else ""))
 
     def _choose(self, kind: Kind, project_file: Path) -> None:
         self._busy(None)
@@ -318,9 +269,9 @@ class WelcomeDialog(QDialog):
         folder = self.ask_new_project_folder()
         if folder is None:
             return
-        preset = self.preset.currentData()
+        preset, output_dir = self.preset.currentData(), self.settings.output_folder or None
         self._busy(f"Creating a project in {folder}…")
-        run_in_background(create_new_project, folder, preset, self.settings.output_folder,
+        run_in_background(lambda: create_project(folder, preset, output_dir=output_dir),
                           on_done=lambda path: self._choose("new", path),
                           on_error=lambda exc: self._failed("Could not create the project", exc))
 
@@ -351,11 +302,9 @@ class WelcomeDialog(QDialog):
 
     def settings_after(self) -> AppSettings:
         """The settings with this dialog's effects: the start-up checkbox, and the chosen project as recent."""
-        from dataclasses import replace
-
         s = replace(self.settings, show_welcome=self.show_at_startup.isChecked())
-        if self.choice is not None:
-            s = s.with_recent(self.choice.project_file)
-            s = replace(s, last_project=str(self.choice.project_file.resolve()))
-            s = replace(s, last_folder=str(self.choice.project_file.parent))
-        return s
+        if self.choice is None:
+            return s
+        project = self.choice.project_file
+        return replace(s.with_recent(project), last_project=str(project.resolve()),
+                       last_folder=str(project.parent))

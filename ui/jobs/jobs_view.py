@@ -9,9 +9,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
 
 from ui.jobs.job import QUEUED, RUNNING, Job
 from ui.jobs.manager import JobManager
-
-STATE_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed",
-               "cancelled": "Cancelled"}
+from ui.layout import column, fill
 
 
 class JobRow(QWidget):
@@ -27,28 +25,20 @@ class JobRow(QWidget):
         self.bar.setFixedWidth(160)
         self.bar.setTextVisible(True)
         self.up, self.down = QToolButton(), QToolButton()
-        self.up.setText("↑")
-        self.down.setText("↓")
-        self.up.setToolTip("Run earlier")
-        self.down.setToolTip("Run later")
-        self.cancel = QPushButton("Cancel")
-        self.cancel.setToolTip("Queued: remove it; running: stop it")
-        self.up.clicked.connect(lambda: self._move(-1))
-        self.down.clicked.connect(lambda: self._move(+1))
-        self.cancel.clicked.connect(lambda: jobs.cancel(job))
-        text = QVBoxLayout()
-        text.setSpacing(0)
-        text.addWidget(self.title)
-        text.addWidget(self.detail)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
-        layout.addLayout(text, 1)
-        for w in (self.bar, self.up, self.down, self.cancel):
-            layout.addWidget(w)
-        for arrow in (self.up, self.down):  # hidden on a running row, the bars still line up
-            policy = arrow.sizePolicy()
+        for arrow, text, tip, step in ((self.up, "↑", "Run earlier", -1), (self.down, "↓", "Run later", +1)):
+            arrow.setText(text)
+            arrow.setToolTip(tip)
+            arrow.clicked.connect(lambda _=False, s=step: self._move(s))
+            policy = arrow.sizePolicy()  # hidden on a running row, the bars still line up
             policy.setRetainSizeWhenHidden(True)
             arrow.setSizePolicy(policy)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Queued: remove it; running: stop it")
+        self.cancel.clicked.connect(lambda: jobs.cancel(job))
+        text = column(self.title, self.detail)
+        text.setSpacing(0)
+        layout = fill(QHBoxLayout(self), (text, 1), self.bar, self.up, self.down, self.cancel)
+        layout.setContentsMargins(4, 2, 4, 2)
         self.refresh()
 
     def _move(self, step: int) -> None:
@@ -58,7 +48,7 @@ class JobRow(QWidget):
 
     def refresh(self) -> None:
         job = self.job
-        self.title.setText(f"<b>{STATE_WORDS.get(job.state, job.state)}</b> · {job.title}")
+        self.title.setText(f"<b>{job.state.capitalize()}</b> · {job.title}")
         pr = job.progress
         words = [w for w in (pr.text() if job.state == RUNNING else "", job.detail or job.error) if w]
         self.detail.setText(" — ".join(words))
@@ -96,9 +86,8 @@ class JobsView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
-        for signal in (jobs.job_added, jobs.job_removed):
-            signal.connect(lambda _job: self.rebuild())
-        jobs.order_changed.connect(self.rebuild)
+        for signal in (jobs.job_added, jobs.job_removed, jobs.order_changed):
+            signal.connect(lambda *_job: self.rebuild())
         jobs.job_changed.connect(self._changed)
         self.rebuild()
 
@@ -119,11 +108,8 @@ class JobsView(QWidget):
             if widget is not None and widget is not self.empty:
                 widget.deleteLater()
         self.rows = [JobRow(job, self.jobs) for job in self.jobs.jobs()]
-        for row in self.rows:
-            self._list.addWidget(row)
-        self._list.addWidget(self.empty)
+        fill(self._list, *self.rows, self.empty, None)
         self.empty.setVisible(not self.rows)
-        self._list.addStretch(1)
 
     def summary(self) -> str:
         """For the status bar's button: "Jobs: 1 running, 2 queued"."""

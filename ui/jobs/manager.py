@@ -130,13 +130,6 @@ class JobManager(QObject):
     def running_count(self) -> int:
         return (self._running is not None) + len(self._local)
 
-    def find(self, job_id: int) -> Job | None:
-        return next((j for j in self.jobs() if j.id == job_id), None)
-
-    def send_control(self, command: p.Command) -> bool:
-        """Pause / Resume / Stop / SaveNow / SampleNow for the running job; False when none is running."""
-        return self._running is not None and self.worker.send(command)
-
     def shut_down(self) -> None:
         """The window is quitting: drop the queue, ask the running job to stop, never send or start again."""
         self.closing = True
@@ -174,11 +167,9 @@ class JobManager(QObject):
         for job in self._queue:
             if before is not None:
                 job.set_detail(f"queued: runs after the {before.title} job")
-            elif self.closing:
-                job.set_detail("queued")
             else:
-                job.set_detail("queued: waiting for the worker to start" if self.worker.state != "ready"
-                               else "queued")
+                waiting = not self.closing and self.worker.state != "ready"
+                job.set_detail("queued: waiting for the worker to start" if waiting else "queued")
             before = job
 
     @Slot(str, str)
@@ -203,10 +194,9 @@ class JobManager(QObject):
             return
         if job is None:
             return
+        if isinstance(message, (p.JobStarted, p.JobEnded)) and message.request_id not in (0, job.id):
+            return  # not ours (a job some other sender started)
         if isinstance(message, p.JobStarted):
-            request_id = message.request_id
-            if request_id and request_id != job.id:
-                return  # not ours (a job some other sender started)
             self._opened = True
             job.set_detail("stopping…" if job.cancel_requested else "")
             return
@@ -218,9 +208,6 @@ class JobManager(QObject):
         if not self._opened:
             return
         if isinstance(message, p.JobEnded):
-            request_id = message.request_id
-            if request_id and request_id != job.id:
-                return
             state = FAILED if job.error else CANCELLED if (job.stopped or job.cancel_requested) else DONE
             self._end_running(state, job.error or ("cancelled" if state == CANCELLED else ""), job.hint)
             self._pump()
