@@ -1,12 +1,9 @@
 """The Train panel: settings form, run controls, live charts, previews, log and run history.
 
-It is a state machine over the run — idle → checking → starting → running ⇄ paused → stopping → idle —
-driven by the worker's events (`handle_message`) and the user's buttons. It never talks to the worker
-directly: a run (and a plain-LoRA copy) is submitted to the window's job queue (`ui.jobs.JobManager`),
-where it may wait behind a mixer preview ("queued: runs after …"); Pause / Stop / Save are control
-commands it emits as `command_requested(command)`, which MainWindow, the one place signals are wired,
-sends. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
-cleaning up after a killed worker) runs on the thread pool.
+A state machine over the run (idle → checking → starting → running ⇄ paused → stopping → idle) driven by
+the worker's events and the user's buttons. It never talks to the worker: runs and plain-LoRA copies go to
+the window's job queue, where they may wait behind a mixer preview, and Pause / Stop / Save are emitted as
+`command_requested` for MainWindow to send. Anything that touches the disk runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -18,14 +15,13 @@ from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPus
                                QTabWidget, QVBoxLayout, QWidget)
 
 from studio.config import ProjectConfig, dumps_project, load_preset, save_project
-from studio.errors import StudioError
+from studio.errors import Problem, StudioError
 from studio.job_requests import PlainCopyRequest, TrainRequest
 from studio.machine_defaults import MachineDefaults
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from studio.errors import Problem
 from studio.validate import check_files, errors_of, validate
 from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
 from studio.preset_info import preset_changes
@@ -173,12 +169,10 @@ class TrainPanel(QWidget):
         self.history = RunHistory()
         # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
         self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
-        self.tabs.addTab(self.preflight, "Before you start")
-        self.tabs.addTab(self.gallery, "Previews")
-        self.tabs.addTab(self.log, "Log")
-        self.tabs.addTab(self.history, "History")
         self.queue_view = TrainQueueView()
-        self.tabs.addTab(self.queue_view, "Queue")
+        for tab, title in ((self.preflight, "Before you start"), (self.gallery, "Previews"),
+                           (self.log, "Log"), (self.history, "History"), (self.queue_view, "Queue")):
+            self.tabs.addTab(tab, title)
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
@@ -200,11 +194,10 @@ class TrainPanel(QWidget):
         c = self.controls
         c.start_clicked.connect(self.start)
         self.queue_button.clicked.connect(self.add_to_queue)
-        c.pause_clicked.connect(lambda: self._command(p.Pause()))
-        c.resume_clicked.connect(lambda: self._command(p.Resume()))
         c.stop_clicked.connect(self.stop)
-        c.save_clicked.connect(lambda: self._command(p.SaveNow()))
-        c.sample_clicked.connect(lambda: self._command(p.SampleNow()))
+        for clicked, command in ((c.pause_clicked, p.Pause), (c.resume_clicked, p.Resume),
+                                 (c.save_clicked, p.SaveNow), (c.sample_clicked, p.SampleNow)):
+            clicked.connect(lambda command=command: self.command_requested.emit(command()))
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
         self.history.previews_requested.connect(self._show_run_previews)
@@ -256,13 +249,11 @@ class TrainPanel(QWidget):
 
     def _show_trace(self, trace: RunTrace) -> None:
         self.chart.clear()
-        self.gallery.clear()
         for point in trace.points:
             self.chart.add(*point)
         if trace.points:
             self.charts_split.setSizes([420, 300])
-        for preview in trace.previews:
-            self.gallery.add(*preview)
+        self._show_previews(trace.previews)
 
     def _show_headline(self, text: str) -> None:
         """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
@@ -417,8 +408,7 @@ class TrainPanel(QWidget):
         self.tabs.setCurrentWidget(self.gallery)
         if self.charts_split.sizes()[0] == 0:
             self.charts_split.setSizes([420, 300])
-        self.checkpoint_step = 0
-        self.last_step = 0
+        self.checkpoint_step = self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None
         self._set_run_state("starting")
         job = self._train_job = self.jobs.submit(command, "training")
@@ -447,14 +437,14 @@ class TrainPanel(QWidget):
             self.jobs.cancel(job)  # it never reached the worker
             return
         if self.run_state in ("starting", "running", "paused"):
-            self._command(p.Stop())
+            self.command_requested.emit(p.Stop())
             self._set_run_state("stopping")
             self.controls.set_details("Stopping after the current step (saving a checkpoint)…")
 
     def request_save_and_stop(self) -> None:
         """For closing the window during a run: save a checkpoint, then stop."""
         if self.run_state in ("running", "paused", "starting"):
-            self._command(p.SaveNow())
+            self.command_requested.emit(p.SaveNow())
             self.stop()
 
     def resume_run(self, run_dir: Path) -> None:
@@ -472,9 +462,6 @@ class TrainPanel(QWidget):
                                  project_file=str(self.project_file) if self.project_file else None,
                                  resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
         self.run_dir = run_dir
-
-    def _command(self, command: p.Command | JobRequest) -> None:
-        self.command_requested.emit(command)
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a control command (no worker): undo the state change it implied."""
@@ -632,11 +619,8 @@ class TrainPanel(QWidget):
         if e.traceback:
             self.log.add("traceback", e.traceback.rstrip())
         self.controls.set_details(f"Failed at step {self.last_step}.")
-        if was_running and self.run_dir is not None and self.checkpoint_step:
-            self._offer_resume(self.run_dir, self.checkpoint_step, "error", f"The run failed: {e.error}", e.hint)
-        else:
-            self._resume_target = None
-            self.banner.show_message("error", f"The run failed: {e.error}", e.hint)
+        self._offer_resume(self.run_dir if was_running else None, self.checkpoint_step, "error",
+                           f"The run failed: {e.error}", e.hint)
         self.history.refresh()
 
     def _on_worker_exited(self, e: WorkerExited) -> None:
@@ -676,30 +660,29 @@ class TrainPanel(QWidget):
 
     def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str,
                       action: str = "") -> None:
-        if run_dir is not None and step:
-            self._resume_target = run_dir
-            self.banner.show_message(kind, title, hint, action or f"Resume from step {step}")
-        else:
-            self._resume_target = None
-            self.banner.show_message(kind, title, hint)
+        """The banner's message, with a Resume button when there is a checkpoint to resume from."""
+        self._resume_target = run_dir if step else None
+        action = (action or f"Resume from step {step}") if self._resume_target else ""
+        self.banner.show_message(kind, title, hint, action)
 
     def _show_run_previews(self, run: RunSummary) -> None:
         run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
     def _fill_gallery(self, trace: RunTrace) -> None:
-        if self.run_active:
-            return
+        if not self.run_active:
+            self._show_previews(trace.previews)
+            self.tabs.setCurrentWidget(self.gallery)
+
+    def _show_previews(self, previews) -> None:
         self.gallery.clear()
-        for preview in trace.previews:
+        for preview in previews:
             self.gallery.add(*preview)
-        self.tabs.setCurrentWidget(self.gallery)
 
     def _set_run_state(self, state: str) -> None:
         self.run_state = state
         self.controls.set_state(state)
-        self.form.setEnabled(state == "idle")
-        self.presets.setEnabled(state == "idle")
-        self.preset_note.setEnabled(state == "idle")
+        for widget in (self.form, self.presets, self.preset_note):
+            widget.setEnabled(state == "idle")
         self.history.set_resume_allowed(state == "idle")
         if state == "idle":
             self.history.set_active_run(None)
