@@ -32,9 +32,7 @@ class CheckRunner(QObject):
         self.cache_dir = cache_dir
         self._current: CheckProgress | None = None
         self._next: tuple[list[ImageRecord], int] | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(PROGRESS_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer = QTimer(self, interval=PROGRESS_MS, timeout=self._tick)
         self.jobs: Any = None  # the window's JobManager, which lists each check
         self._job: Job | None = None
 

@@ -34,9 +34,7 @@ class DatasetLoader(QObject):
         self._scans: list[tuple[Stream, int, list[Path]]] = []
         self._generation = 0
         self._busy = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer = QTimer(self, interval=POLL_MS, timeout=self._tick)
 
     @property
     def scanning(self) -> bool:

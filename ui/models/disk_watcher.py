@@ -29,10 +29,7 @@ class DiskWatcher(QObject):
         self._watcher.fileChanged.connect(self._file_changed)
         self._file = ""
         self._pending: set[Path] = set()
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self._report)
+        self._timer = QTimer(self, singleShot=True, interval=delay_ms, timeout=self._report)
         app = QApplication.instance()
         if app is not None:
             app.applicationStateChanged.connect(self._app_state_changed)

@@ -1,12 +1,9 @@
 """The Mixer: LoRAs as rows of a mixing desk, a live preview, a strength grid, and export.
 
-Every change (a slider, a toggle, a block preset, the prompt) restarts a short debounce timer; when it
-fires, one preview request is submitted to the window's job queue (ui/jobs). A newer request replaces
-an older one that has not started yet, so dragging a slider never queues a backlog and the image shown
-is always followed by the newest one; the previous image stays until its successor is ready. While
-training runs, a preview is shown as queued ("queued: runs after the training job") and renders when
-the worker is free. Each render has a progress bar and a Cancel; a job that fails (the worker killed,
-a bad file) says why and leaves every button usable.
+Every change restarts a short debounce timer; when it fires, one preview request goes to the job queue,
+replacing an older one that has not started, so dragging a slider never queues a backlog and the previous
+image stays until its successor is ready. While training runs a preview waits, shown as queued. A failed
+job says why and leaves every button usable.
 
 The panel knows nothing of processes: it talks to a job manager (`submit(request, title) -> Job`,
 `cancel(job)`), in the app the window's `JobManager`, in tests one that runs jobs on a thread.
@@ -62,8 +59,7 @@ class MixerPanel(QWidget):
         self._shown_defaults = ("512×512", 20)  # size and steps last set by default, not by the user
         self.setAcceptDrops(True)
 
-        self.base = QLineEdit()
-        self.base.setPlaceholderText("base model: a diffusers folder or a .safetensors checkpoint")
+        self.base = QLineEdit(placeholderText="base model: a diffusers folder or a .safetensors checkpoint")
         base_file, base_dir = QPushButton("File…"), QPushButton("Folder…")
         base_file.clicked.connect(lambda: self._choose_base(folder=False))
         base_dir.clicked.connect(lambda: self._choose_base(folder=True))
@@ -76,15 +72,14 @@ class MixerPanel(QWidget):
         # left: the rows and the prompt
         self.rows_box = QVBoxLayout()
         self.rows_box.setContentsMargins(0, 0, 0, 0)
-        self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”")
-        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”",
+                                alignment=Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setProperty("role", "hint")
         self.rows_box.addWidget(self.drop_hint)
         self.rows_box.addStretch(1)
         holder = QWidget()
         holder.setLayout(self.rows_box)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(holder)
         add = QPushButton("Add LoRA…")
         add.clicked.connect(self.choose_loras)
@@ -93,21 +88,14 @@ class MixerPanel(QWidget):
         form = QFormLayout(prompt_box)
         self.prompt = QLineEdit("a photo of a cat, best quality")
         self.negative = QLineEdit("blurry, lowres")
-        self.seed, self.steps = QSpinBox(), QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        self.steps.setRange(1, 150)
-        self.steps.setValue(20)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=1)  # range first: Qt applies them in order
+        self.steps = QSpinBox(minimum=1, maximum=150, value=20)
         self.sampler = QComboBox()
         self.sampler.addItems(list(SAMPLERS))
-        self.size = QComboBox()
-        self.size.setEditable(True)
+        self.size = QComboBox(editable=True)
         self.size.addItems(list(SIZES))
         self.size.setCurrentText("512×512")
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, 30.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setValue(7.0)
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=7.0)
         numbers = QHBoxLayout()
         for label, w in (("Seed", self.seed), ("Steps", self.steps), ("CFG", self.guidance)):
             numbers.addWidget(QLabel(label))
@@ -142,9 +130,7 @@ class MixerPanel(QWidget):
         splitter.setStretchFactor(1, 1)
 
         self.export = MixExportBox()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -152,10 +138,7 @@ class MixerPanel(QWidget):
         layout.addWidget(self.export)
         layout.addWidget(self.status)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(debounce_ms)
-        self._timer.timeout.connect(self._request_preview)
+        self._timer = QTimer(self, singleShot=True, interval=debounce_ms, timeout=self._request_preview)
         for signal in (self.prompt.editingFinished, self.negative.editingFinished, self.seed.valueChanged,
                        self.steps.valueChanged, self.sampler.currentTextChanged, self.size.currentTextChanged,
                        self.guidance.valueChanged, self.base.editingFinished):
@@ -197,10 +180,7 @@ class MixerPanel(QWidget):
             self.schedule_preview()
 
     def mix_family(self) -> str | None:
-        for row in self.rows:
-            if row.info.family != "unknown":
-                return row.info.family
-        return None
+        return next((row.info.family for row in self.rows if row.info.family != "unknown"), None)
 
     def entries(self) -> tuple[MixEntry, ...]:
         family = self.mix_family()

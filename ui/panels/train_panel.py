@@ -132,15 +132,11 @@ class TrainPanel(QWidget):
         left_layout.addLayout(preset_row)
         self.preset_note = PresetNote()  # what the last preset changed, with Undo
         left_layout.addWidget(self.preset_note)
-        self._preset_sync = QTimer(self)  # the box follows the form's values, once typing pauses
-        self._preset_sync.setSingleShot(True)
-        self._preset_sync.setInterval(150)
+        self._preset_sync = QTimer(self, singleShot=True, interval=150)  # the box follows the form's values
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True, minimumWidth=380)
         scroll.setWidget(self.form)
-        scroll.setMinimumWidth(380)
         left_layout.addWidget(scroll, 1)
         split.addWidget(left)
 

@@ -50,8 +50,8 @@ class LayoutMixin:
         layout.addWidget(self.splitter, 1)
 
         self.watcher = DiskWatcher(self)
-        self._freq_timer = self._single_shot(300)
-        self._footer_timer = self._single_shot(250)
+        self._freq_timer = QTimer(self, singleShot=True, interval=300)
+        self._footer_timer = QTimer(self, singleShot=True, interval=250)
 
     def _build_toolbar(self, own_shortcuts: bool) -> None:
         self.toolbar = QToolBar()
@@ -118,9 +118,3 @@ class LayoutMixin:
         action.setStatusTip(tip)
         self.toolbar.addAction(action)
         return action
-
-    def _single_shot(self, ms: int) -> QTimer:
-        timer = QTimer(self)
-        timer.setSingleShot(True)
-        timer.setInterval(ms)
-        return timer
