@@ -52,11 +52,7 @@ class CaptionsMixin:
         self._freq_timer.start()
 
     def scope_paths(self, scope: str) -> list[Path]:
-        if scope == "selection":
-            return self.selected_paths()
-        if scope == "shown":
-            return self.shown_paths()
-        return self.model.paths()
+        return {"selection": self.selected_paths, "shown": self.shown_paths}.get(scope, self.model.paths)()
 
     def run_batch(self, op: TagOp, scope: str = "selection", *, by_frequency: bool = False) -> int:
         """Apply `op` to the captions in `scope`; returns how many files changed (0: nothing pushed)."""

@@ -17,47 +17,39 @@ class ChoicesMixin:
         paths = [Path(p) for p in paths]
         if not paths:
             return
-        after = self.state.with_excluded(paths, excluded)
+        n = len(paths)
+        self._push_state(f"{'Exclude' if excluded else 'Include'} {n} image{'s' if n != 1 else ''}",
+                         self.state.with_excluded(paths, excluded))
+
+    def _push_state(self, text: str, after: DatasetState) -> None:
         if after != self.state:
-            n = len(paths)
-            text = f"{'Exclude' if excluded else 'Include'} {n} image{'s' if n != 1 else ''}"
             self.undo_stack.push(StateCommand(text, self.state, after, self._apply_state))
 
     def _toggle_exclude(self) -> None:
         paths = self.selected_paths()
-        items = [self.model.item(p) for p in paths]
-        self.set_excluded(paths, not all(it.excluded for it in items))
+        self.set_excluded(paths, not all(self.model.item(p).excluded for p in paths))
 
     def _focus_picked(self, point) -> None:
         paths = self.selected_paths()
         if len(paths) == 1:
-            after = self.state.with_focus(paths[0], point)
-            if after != self.state:
-                self.undo_stack.push(StateCommand(f"Focus point of {paths[0].name}", self.state, after,
-                                                  self._apply_state))
+            self._push_state(f"Focus point of {paths[0].name}", self.state.with_focus(paths[0], point))
 
     def _crop_picked(self, box) -> None:
         paths = self.selected_paths()
         if len(paths) == 1:
-            after = self.state.with_crop(paths[0], box)
-            if after != self.state:
-                self.undo_stack.push(StateCommand(f"Crop of {paths[0].name}", self.state, after,
-                                                  self._apply_state))
+            self._push_state(f"Crop of {paths[0].name}", self.state.with_crop(paths[0], box))
 
     def set_repeats(self, folder: Path, repeats: int) -> None:
         folder = Path(folder)
         from_name = repeats_for_folder(folder, self.default_repeats)[0]
-        after = self.state.with_repeats(folder, None if repeats == from_name else repeats)
-        if after != self.state:
-            self.undo_stack.push(StateCommand(f"Repeats of {folder.name}: {repeats}", self.state, after,
-                                              self._apply_state))
+        self._push_state(f"Repeats of {folder.name}: {repeats}",
+                         self.state.with_repeats(folder, None if repeats == from_name else repeats))
 
     def _apply_state(self, state: DatasetState) -> None:
         self.state = state
         self.model.set_excluded(state.excluded)
         self.model.set_focus(state.focus, state.crops)
-        folders = {it.record.folder for it in self.model.items}
-        for folder in folders:
+        for folder in {it.record.folder for it in self.model.items}:
             self.model.set_repeats(folder, state.repeats.get(folder, repeats_for_folder(folder,
                                                                                         self.default_repeats)[0]))
         if self.project_dir is not None:
@@ -77,6 +69,4 @@ class ChoicesMixin:
             item = self.model.item(paths[0])
             self.focus_picker.focus, self.focus_picker.crop = item.focus, item.crop
             self.focus_picker.update()
-        items = [self.model.item(p) for p in paths]
-        self.exclude_box.setChecked(bool(items) and all(it.excluded for it in items))
-        self.exclude_action.setChecked(self.exclude_box.isChecked())
+        self._show_excluded(paths)

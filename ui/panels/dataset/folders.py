@@ -4,6 +4,7 @@ brings their images into the grid chunk by chunk."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -63,16 +64,10 @@ class FoldersMixin:
             self.run_check()
 
     def folder_strings(self) -> list[str]:
-        out = []
-        for root in self.roots:
-            if self.project_dir is not None:
-                try:
-                    out.append(root.relative_to(self.project_dir).as_posix() or ".")
-                    continue
-                except ValueError:
-                    pass
-            out.append(str(root))
-        return out
+        """The roots as the project file records them: relative to the project folder when inside it."""
+        project = self.project_dir
+        return [root.relative_to(project).as_posix() if project is not None and root.is_relative_to(project)
+                else str(root) for root in self.roots]
 
     def choose_folder(self) -> None:
         start = self.settings.value("datasetPanel/lastFolder", str(self.project_dir or Path.home()))
@@ -177,15 +172,11 @@ class FoldersMixin:
                            focus=state.focus.get(rec.path), crop=state.crops.get(rec.path))
 
     def _background_error(self, exc: BaseException) -> None:
-        hint = getattr(exc, "hint", "")
-        self.banner.show_message("error", str(exc) or type(exc).__name__, hint)
+        self.banner.show_message("error", str(exc) or type(exc).__name__, getattr(exc, "hint", ""))
 
     def _refresh_folder_list(self) -> None:
-        counts: dict[Path, int] = {}
-        repeats: dict[Path, int] = {}
-        for it in self.model.items:
-            counts[it.record.folder] = counts.get(it.record.folder, 0) + 1
-            repeats[it.record.folder] = it.record.repeats
+        counts = Counter(it.record.folder for it in self.model.items)
+        repeats = {it.record.folder: it.record.repeats for it in self.model.items}
         rows = []
         for root in self.roots:
             for folder, from_name in dataset_folders(root, self.default_repeats):

@@ -51,9 +51,12 @@ class SelectionMixin:
                 self.editor.show_multiple(len(paths))
             else:
                 self.editor.show_caption(None, None)
-        items = [self.model.item(p) for p in paths]
-        self.exclude_box.setEnabled(bool(items))
-        self.exclude_box.setChecked(bool(items) and all(it.excluded for it in items))
+        self.exclude_box.setEnabled(bool(paths))
+        self._show_excluded(paths)
+
+    def _show_excluded(self, paths: list[Path]) -> None:
+        """The Exclude box and action are checked when every selected image is excluded."""
+        self.exclude_box.setChecked(bool(paths) and all(self.model.item(p).excluded for p in paths))
         self.exclude_action.setChecked(self.exclude_box.isChecked())
 
     def _big_pixmap(self, item: DatasetItem) -> QPixmap:
