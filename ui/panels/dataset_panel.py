@@ -4,15 +4,10 @@ It presents `studio.dataset` and does no file work itself: scanning, thumbnails 
 on-disk cache), checks, caption writes and dataset.json all live there. Every change a user makes is a
 QUndoCommand on `undo_stack`, batch edits included, and undo writes the files back.
 
-The panel is one widget whose jobs live in `ui.panels.dataset` (one module each: layout, folders, drops,
-view, selection, captions, choices, checks, counters, disk changes), and whose signals are all connected
-in `ui.panels.dataset.wiring`.
-
-Embedding (MainWindow): `DatasetPanel(settings=...)`; call `set_project(cfg.dataset.folders, project_dir,
-resolution=..., caption_extension=..., default_repeats=...)` when a project opens; listen to
-`folders_changed(list[str])` to record the folders in the project, `model_dropped(str)` and
-`loras_dropped(list[str])` for dropped models; add `undo_stack` to the window's QUndoGroup; call
-`shutdown()` when the window closes.
+The panel is one widget whose jobs live in `ui.panels.dataset` (layout; folders, drops and disk changes;
+the grid and its selection; captions; choices; checks and counters), and whose signals are all connected
+in `ui.panels.dataset.wiring`. MainWindow calls `set_project` when a project opens and `shutdown()` when it
+closes, and adds `undo_stack` to its QUndoGroup.
 """
 
 from __future__ import annotations
@@ -32,19 +27,14 @@ from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetModel
 from ui.panels.dataset import wiring
 from ui.panels.dataset.captions import CaptionsMixin
-from ui.panels.dataset.checks import ChecksMixin
 from ui.panels.dataset.choices import ChoicesMixin
 from ui.panels.dataset.counters import CountersMixin
-from ui.panels.dataset.disk_changes import DiskChangesMixin
-from ui.panels.dataset.drops import DropsMixin
 from ui.panels.dataset.folders import FoldersMixin
+from ui.panels.dataset.grid import GridMixin
 from ui.panels.dataset.layout import LayoutMixin
-from ui.panels.dataset.selection import SelectionMixin
-from ui.panels.dataset.view import ViewMixin
 
 
-class DatasetPanel(LayoutMixin, FoldersMixin, DropsMixin, ViewMixin, SelectionMixin, CaptionsMixin,
-                   ChoicesMixin, ChecksMixin, CountersMixin, DiskChangesMixin, QWidget):
+class DatasetPanel(LayoutMixin, FoldersMixin, GridMixin, CaptionsMixin, ChoicesMixin, CountersMixin, QWidget):
     folders_changed = Signal(list)  # list[str]: the folders as the project file should record them
     status_message = Signal(str)
     model_dropped = Signal(str)  # a base model was dropped here: for the Train panel's model field
