@@ -297,7 +297,7 @@ class MixerPanel(QWidget):
                      "bake")
         self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
 
-    def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> Job:
+    def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> None:
         """Submit `request`; the job is remembered in `slot` (_preview_job, _grid_job, _file_job) and shown in
         `view` (None: the status line)."""
         job = self.jobs.submit(request, title)
@@ -311,7 +311,6 @@ class MixerPanel(QWidget):
         else:
             self._ended(job, view)
         self._update_buttons()
-        return job
 
     def cancel(self, job: Job | None) -> None:
         """Cancel (the preview's or the grid's button): a queued render is dropped at once; a running one is

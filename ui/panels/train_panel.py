@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from studio.config import ProjectConfig, dumps_project, load_preset, save_project
+from studio.config import ProjectConfig, dumps_project, load_preset, loads_project, resolve_path, save_project
 from studio.errors import Problem, StudioError
 from studio.job_requests import PlainCopyRequest, TrainRequest
 from studio.machine_defaults import MachineDefaults
@@ -79,8 +79,6 @@ def _sentence(text: str) -> str:
 
 def _output_dir(command: TrainRequest) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
-    from studio.config import loads_project, resolve_path
-
     try:
         cfg = loads_project(command.config_toml, "the run's settings")
     except Exception:
@@ -102,14 +100,12 @@ class TrainPanel(QWidget):
         self.run_state = "idle"
         self.run_dir: Path | None = None
         self.output_dir: Path | None = None
-        self.checkpoint_step = 0
-        self.last_step = 0
+        self.checkpoint_step = self.last_step = 0
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
         self.jobs = None  # the window's JobManager (use_jobs)
         self._train_job: Job | None = None
-        self._plain_job: Job | None = None
         self._build()
         self.checks = FormChecks(self.form, self.banner, lambda: self.project_file, lambda: self.run_state == "idle")
         self._wire()
@@ -118,8 +114,7 @@ class TrainPanel(QWidget):
     # ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
         outer = QHBoxLayout(self)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter = split
+        self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
         outer.addWidget(split)
 
         left = QWidget()
@@ -151,11 +146,9 @@ class TrainPanel(QWidget):
         self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
-        self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
-        export_layout = QVBoxLayout(self.export_box)
+        self.export_box = QGroupBox("Export", visible=False)  # the last exported LoRA: which WebUIs load it
         self.compat = CompatReportView()
-        export_layout.addWidget(self.compat)
-        self.export_box.setVisible(False)
+        QVBoxLayout(self.export_box).addWidget(self.compat)
         right_layout.addWidget(self.export_box)
         self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
@@ -488,7 +481,7 @@ class TrainPanel(QWidget):
         except (StudioError, FormError) as exc:
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
-        job = self._plain_job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
+        job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
                                                                   dtype=cfg.output.dtype), "plain-LoRA copy")
         job.event.connect(lambda m: self.log.add(m.level, m.text, m.time) if isinstance(m, Log) else None)
         job.ended.connect(lambda _state: self._plain_copy_ended(job))
@@ -526,9 +519,9 @@ class TrainPanel(QWidget):
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
-        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
-            if not (isinstance(message, Log) and self._job_kind is None):
-                return
+        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type \
+                and not (isinstance(message, Log) and self._job_kind is None):
+            return  # another job's event; a Log outside any job is the worker's own
         if isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)

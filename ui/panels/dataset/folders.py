@@ -56,14 +56,8 @@ class FoldersMixin:
             except StudioError as exc:
                 self._state_damaged = True
                 self.banner.show_message("error", str(exc), exc.hint)
-        self.roots = []
-        for f in folders:
-            p = Path(f).expanduser()
-            if not p.is_absolute() and self.project_dir is not None:
-                p = self.project_dir / p
-            p = p.resolve()
-            if p not in self.roots:
-                self.roots.append(p)
+        base = self.project_dir or Path()  # a relative folder is the project's (an absolute one stays)
+        self.roots = list(dict.fromkeys((base / Path(f).expanduser()).resolve() for f in folders))
         self.report = None
         self.checker.cancel()
         self.problem_report.set_problems([], 0, 0)
@@ -116,11 +110,8 @@ class FoldersMixin:
             self.add_folders([dest])
 
     def add_folders(self, folders: Sequence[Path]) -> None:
-        new = []
-        for f in folders:
-            p = Path(os.path.normpath(Path(f).expanduser().resolve()))
-            if p not in self.roots and p not in new:
-                new.append(p)
+        found = dict.fromkeys(Path(os.path.normpath(Path(f).expanduser().resolve())) for f in folders)
+        new = [p for p in found if p not in self.roots]
         if not new:
             return
         self.roots.extend(new)
