@@ -5,9 +5,9 @@ on-disk cache), checks, caption writes and dataset.json all live there. Every ch
 QUndoCommand on `undo_stack`, batch edits included, and undo writes the files back.
 
 The panel is one widget: it builds its widgets here, `ui.panels.dataset.wiring` connects every signal, and
-its jobs live in `ui.panels.dataset` (folders, drops and disk changes; the grid and its selection; captions;
-choices; checks and counters). MainWindow calls `set_project` when a project opens and `shutdown()` when it
-closes, and adds `undo_stack` to its QUndoGroup.
+its jobs live in `ui.panels.dataset` (folders, drops and disk changes; the grid and its selection; edits;
+checks and counters). MainWindow calls `set_project` when a project opens and `shutdown()` when it closes,
+and adds `undo_stack` to its QUndoGroup.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetModel
 from ui.models.disk_watcher import DiskWatcher
 from ui.panels.dataset import wiring
-from ui.panels.dataset.captions import CaptionsMixin
-from ui.panels.dataset.choices import ChoicesMixin
 from ui.panels.dataset.counters import CountersMixin
+from ui.panels.dataset.edits import EditsMixin
 from ui.panels.dataset.folders import FoldersMixin
 from ui.panels.dataset.grid import GridMixin
 from ui.widgets.caption_editor import CaptionEditor
@@ -43,7 +42,7 @@ from ui.widgets.status_banner import StatusBanner
 from ui.widgets.tag_frequency_table import TagFrequencyTable
 
 
-class DatasetPanel(FoldersMixin, GridMixin, CaptionsMixin, ChoicesMixin, CountersMixin, QWidget):
+class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
     folders_changed = Signal(list)  # list[str]: the folders as the project file should record them
     status_message = Signal(str)
     model_dropped = Signal(str)  # a base model was dropped here: for the Train panel's model field
