@@ -238,14 +238,14 @@ class MixerPanel(QWidget):
 
     # ---------------------------------------------------------------------------------------------
     # requests
-    def request(self, loras: tuple[MixEntry, ...] | None = None) -> RenderRequest:
+    def request(self) -> RenderRequest:
         try:
             w, h = (int(x) for x in self.size.currentText().lower().replace("x", "×").split("×"))
         except ValueError:
             w = h = 512
         return RenderRequest(prompt=self.prompt.text(), negative=self.negative.text(), seed=self.seed.value(),
                              steps=self.steps.value(), sampler=self.sampler.currentText(), width=w, height=h,
-                             guidance=self.guidance.value(), loras=self.entries() if loras is None else loras)
+                             guidance=self.guidance.value(), loras=self.entries())
 
     def schedule_preview(self, *_args) -> None:
         self._timer.start()
@@ -359,8 +359,7 @@ class MixerPanel(QWidget):
     def _on_failed(self, job: Job, view: MixPreviewView | None) -> None:
         error, hint = job.error or job.detail, job.hint
         for row in self.rows:
-            name = Path(row.path).name
-            row.show_problem(error if error.startswith(name) else "")
+            row.show_problem(error if error.startswith(Path(row.path).name) else "")
         if view is not None:
             view.set_busy(f"Failed: {error}")
         self._say(f"The {job.title} failed: {error}" + (f" — {hint}" if hint else ""), "error")
@@ -374,8 +373,7 @@ class MixerPanel(QWidget):
 
     def _say(self, text: str, kind: str) -> None:
         self._status_kind = kind
-        colour = {"error": "#b00020", "success": "#1d6b2f"}.get(kind, "")
-        style = f" style='color:{colour}'" if colour else ""
+        style = {"error": " style='color:#b00020'", "success": " style='color:#1d6b2f'"}.get(kind, "")
         self.status.setText(f"<span{style}>{html.escape(text)}</span>")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -252,10 +252,8 @@ class TrainPanel(QWidget):
             self.controls.set_details(f"Not running. {text}.")
 
     def _update_preflight(self) -> None:
-        try:
-            self.preflight.update_config(self.form.config(), self.project_file)
-        except FormError:
-            pass  # the field is marked at Start; the summary keeps the last possible settings
+        if (cfg := self._config_or_none()) is not None:  # else the summary keeps the last possible settings
+            self.preflight.update_config(cfg, self.project_file)
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
@@ -270,10 +268,15 @@ class TrainPanel(QWidget):
             self.form.reveal()
             raise
 
-    def _apply_preset(self, name: str) -> None:
+    def _config_or_none(self, *, reveal: bool = False) -> ProjectConfig | None:
+        """The form's config, or None while a value is impossible (`reveal`: as `current_config` shows it)."""
         try:
-            before = self.current_config()
+            return self.current_config() if reveal else self.form.config()
         except FormError:
+            return None
+
+    def _apply_preset(self, name: str) -> None:
+        if (before := self._config_or_none(reveal=True)) is None:
             self._sync_preset_box()
             return
         self.preflight.set_preset(name)
@@ -291,9 +294,7 @@ class TrainPanel(QWidget):
 
     def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
         """A new project on a newly known device: its defaults, each change said with its reason."""
-        try:
-            cfg = self.form.config()
-        except FormError:
+        if (cfg := self._config_or_none()) is None:
             return  # the user is typing into a new project: theirs, not ours to change
         changes = defaults.changes(cfg)
         self.form.set_config(defaults.apply(cfg))
@@ -306,9 +307,7 @@ class TrainPanel(QWidget):
 
     def _undo_preset(self) -> None:
         """The settings the preset changed go back to what they were; later edits to other fields stay."""
-        try:
-            cfg = self.form.config()
-        except FormError:
+        if (cfg := self._config_or_none()) is None:
             return
         for change in self.preset_note.changes:
             cfg = cfg.with_section(change.section, **{change.key: change.old})
@@ -318,10 +317,8 @@ class TrainPanel(QWidget):
         self.config_changed.emit()
 
     def _sync_preset_box(self) -> None:
-        try:
-            self.presets.show_config(self.form.config())
-        except FormError:
-            pass  # a half-typed value: the box keeps what it showed
+        if (cfg := self._config_or_none()) is not None:  # else a half-typed value: the box stays as it was
+            self.presets.show_config(cfg)
 
     # ---------------------------------------------------------------------------------------------
     # commands
@@ -330,11 +327,7 @@ class TrainPanel(QWidget):
         return self.run_state in ACTIVE
 
     def start(self) -> None:
-        if self.run_state != "idle":
-            return
-        try:
-            cfg = self.current_config()
-        except FormError:
+        if self.run_state != "idle" or (cfg := self._config_or_none(reveal=True)) is None:
             return
         if not self.preflight.confirm_start():  # on a CPU, a long run is confirmed once
             return
@@ -361,9 +354,7 @@ class TrainPanel(QWidget):
 
     def add_to_queue(self) -> None:
         """Queue the form's settings (unsaved edits included); the runs go in the project's folder."""
-        try:
-            cfg = self.current_config()
-        except FormError:
+        if (cfg := self._config_or_none(reveal=True)) is None:
             return
         if self.project_file is None:
             self.banner.show_message("warning", "Save the project before queueing it",

@@ -40,9 +40,7 @@ class EditsMixin:
 
     def _apply_result(self, result: ApplyResult) -> None:
         """After any caption write or undo: show what is on disk now, and say what was reloaded."""
-        now = time.monotonic()
-        for path in result.written:
-            self._written_at[path] = now
+        self._written_at.update(dict.fromkeys(result.written, time.monotonic()))
         self.model.set_captions(result.captions)
         current = self.editor.path
         if current is not None and current in result.captions:
