@@ -58,8 +58,9 @@ class DatasetLoader(QObject):
         self._scans = []
         self.pool.reset()
 
-    def request(self, record: ImageRecord, urgent: bool = True) -> None:
-        self.pool.request(Request(record.path, record.size, record.mtime_ns), URGENT if urgent else BACKGROUND)
+    def request(self, record: ImageRecord) -> None:
+        """One thumbnail, before those asked for in the background (a row the view is painting)."""
+        self.pool.request(Request(record.path, record.size, record.mtime_ns), URGENT)
         self._wake()
 
     def request_all(self, records: Iterable[ImageRecord]) -> None:

@@ -76,7 +76,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self._written_at: dict[Path, float] = {}  # when this panel last wrote each caption (see _rescanned)
 
         self.model = DatasetModel(self)
-        self.model.request_thumbnail = self._request_urgent
+        self.model.request_thumbnail = lambda item: self.loader.request(item.record)  # a row being painted
         self.proxy = DatasetFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self._build(own_shortcuts)

@@ -60,9 +60,8 @@ class MixerPanel(QWidget):
         self.setAcceptDrops(True)
 
         self.base = QLineEdit(placeholderText="base model: a diffusers folder or a .safetensors checkpoint")
-        base_file, base_dir = QPushButton("File…"), QPushButton("Folder…")
-        base_file.clicked.connect(lambda: self._choose_base(folder=False))
-        base_dir.clicked.connect(lambda: self._choose_base(folder=True))
+        base_file = QPushButton("File…", clicked=lambda: self._choose_base(folder=False))
+        base_dir = QPushButton("Folder…", clicked=lambda: self._choose_base(folder=True))
         top = QHBoxLayout()
         top.addWidget(QLabel("Base model"))
         top.addWidget(self.base, 1)
@@ -81,8 +80,7 @@ class MixerPanel(QWidget):
         holder.setLayout(self.rows_box)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(holder)
-        add = QPushButton("Add LoRA…")
-        add.clicked.connect(self.choose_loras)
+        add = QPushButton("Add LoRA…", clicked=self.choose_loras)
 
         prompt_box = QGroupBox("Preview settings")
         form = QFormLayout(prompt_box)
@@ -298,8 +296,7 @@ class MixerPanel(QWidget):
         self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
 
     def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> None:
-        """Submit `request`; the job is remembered in `slot` (_preview_job, _grid_job, _file_job) and shown in
-        `view` (None: the status line)."""
+        """The job is remembered in `slot` and shown in `view` (None: the status line)."""
         job = self.jobs.submit(request, title)
         setattr(self, slot, job)
         update = (lambda *_a: self._show_job(job, view, what))

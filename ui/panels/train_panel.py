@@ -113,9 +113,8 @@ class TrainPanel(QWidget):
 
     # ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QHBoxLayout(self)
         self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
-        outer.addWidget(split)
+        QHBoxLayout(self).addWidget(split)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)

@@ -13,9 +13,6 @@ from ui.models.dataset_model import DatasetItem
 
 
 class GridMixin:
-    def _request_urgent(self, item: DatasetItem) -> None:
-        self.loader.request(item.record, urgent=True)
-
     def _thumbnails_arrived(self, results: list) -> None:
         self.model.set_thumbnails(results)
         current = self.editor.path
