@@ -83,9 +83,8 @@ class CheckRunner(QObject):
         if progress.cancelled:
             self._end_job(CANCELLED, "replaced by a new check: the images changed" if self._next else "cancelled")
         if self._next is not None:
-            records, min_size = self._next
-            self._next = None
-            self.start(records, min_size)
+            pending, self._next = self._next, None
+            self.start(*pending)
             return False
         return not progress.cancelled
 

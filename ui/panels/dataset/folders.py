@@ -195,8 +195,7 @@ class FoldersMixin:
         """Dropped or chosen paths, each sent where it belongs. Folders are referenced in place; single images
         are copied into the project (or, without a project folder, their folder is added)."""
         plan = classify(paths)
-        if plan.folders:
-            self.add_folders(list(plan.folders))
+        self.add_folders(list(plan.folders))
         if plan.images:
             self._add_loose_images(list(plan.images))
         if plan.model is not None:
