@@ -440,7 +440,6 @@ class TrainPanel(QWidget):
         self._begin(TrainRequest(config_toml=config_text,
                                  project_file=str(self.project_file) if self.project_file else None,
                                  resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
-        self.run_dir = run_dir
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a control command (no worker): undo the state change it implied."""
