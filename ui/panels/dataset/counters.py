@@ -23,7 +23,7 @@ class CountersMixin:
         self.checker.start([it.record for it in self.model.items], self.resolution)
 
     def check_and_show(self) -> None:
-        """The Check images action: the Problems tab comes to the front and shows progress, then the result."""
+        """The Check images action: the Problems tab comes to the front, shows progress, then the result."""
         self.tabs.setCurrentWidget(self.problem_report)
         if not self.model.items:
             self.problem_report.summary.setText("No images to check: add a folder of images first.")

@@ -163,8 +163,8 @@ class EditsMixin:
         self.model.set_excluded(state.excluded)
         self.model.set_focus(state.focus, state.crops)
         for folder in {it.record.folder for it in self.model.items}:
-            self.model.set_repeats(folder, state.repeats.get(folder, repeats_for_folder(folder,
-                                                                                        self.default_repeats)[0]))
+            from_name = repeats_for_folder(folder, self.default_repeats)[0]
+            self.model.set_repeats(folder, state.repeats.get(folder, from_name))
         if self.project_dir is not None:
             try:
                 if self._state_damaged:

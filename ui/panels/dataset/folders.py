@@ -212,7 +212,8 @@ class FoldersMixin:
             return
         dest = self.project_dir / IMPORT_FOLDER / "imported"
         run_in_background(import_copies, images, dest, self.caption_extension,
-                          on_done=lambda _: self._imported(dest, len(images)), on_error=self._background_error)
+                          on_done=lambda _: self._imported(dest, len(images)),
+                          on_error=self._background_error)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
         if _local_paths(event):
@@ -246,8 +247,8 @@ class FoldersMixin:
         repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
                        repeats_for_folder(folder, self.default_repeats)[0])
         generation, started = self._generation, time.monotonic()
-        run_in_background(partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension),
-                          on_done=lambda recs: self._rescanned(folder, recs, generation, started),
+        scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
+        run_in_background(scan, on_done=lambda recs: self._rescanned(folder, recs, generation, started),
                           on_error=lambda exc: None)  # a folder that vanished is reported on next open
 
     def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int, started: float) -> None:

@@ -16,7 +16,8 @@ class GridMixin:
     def _thumbnails_arrived(self, results: list) -> None:
         self.model.set_thumbnails(results)
         current = self.editor.path
-        if current is not None and self.focus_picker.image_rect().isNull() and any(p == current for p, _ in results):
+        if current is not None and self.focus_picker.image_rect().isNull() \
+                and any(p == current for p, _ in results):
             self._show_picture(self.model.item(current))
 
     def _loader_idle(self) -> None:
@@ -48,7 +49,8 @@ class GridMixin:
             self.filter_bar.tag.hide()
 
     def _sort(self, key: str, descending: bool) -> None:
-        self.proxy.set_sort_key(key, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder)
+        order = Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+        self.proxy.set_sort_key(key, order)
 
     def selected_paths(self) -> list[Path]:
         rows = sorted(self.proxy.mapToSource(i).row() for i in self.grid.selectionModel().selectedIndexes())
