@@ -95,7 +95,5 @@ class DatasetLoader(QObject):
 
     def shutdown(self) -> None:
         self._timer.stop()
-        for stream, _, _ in self._scans:
-            stream.cancel()
-        self._scans = []
+        self.reset()
         self.pool.shutdown(wait=False)
