@@ -32,9 +32,7 @@ class CheckRunner(QObject):
         self.cache_dir = cache_dir
         self._current: CheckProgress | None = None
         self._next: tuple[list[ImageRecord], int] | None = None
-        self._timer = QTimer(self)
-        self._timer.setInterval(PROGRESS_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer = QTimer(self, interval=PROGRESS_MS, timeout=self._tick)
         self.jobs: Any = None  # the window's JobManager, which lists each check
         self._job: Job | None = None
 
@@ -85,9 +83,8 @@ class CheckRunner(QObject):
         if progress.cancelled:
             self._end_job(CANCELLED, "replaced by a new check: the images changed" if self._next else "cancelled")
         if self._next is not None:
-            records, min_size = self._next
-            self._next = None
-            self.start(records, min_size)
+            pending, self._next = self._next, None
+            self.start(*pending)
             return False
         return not progress.cancelled
 

@@ -34,9 +34,7 @@ class DatasetLoader(QObject):
         self._scans: list[tuple[Stream, int, list[Path]]] = []
         self._generation = 0
         self._busy = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._tick)
+        self._timer = QTimer(self, interval=POLL_MS, timeout=self._tick)
 
     @property
     def scanning(self) -> bool:
@@ -60,8 +58,9 @@ class DatasetLoader(QObject):
         self._scans = []
         self.pool.reset()
 
-    def request(self, record: ImageRecord, urgent: bool = True) -> None:
-        self.pool.request(Request(record.path, record.size, record.mtime_ns), URGENT if urgent else BACKGROUND)
+    def request(self, record: ImageRecord) -> None:
+        """One thumbnail, before those asked for in the background (a row the view is painting)."""
+        self.pool.request(Request(record.path, record.size, record.mtime_ns), URGENT)
         self._wake()
 
     def request_all(self, records: Iterable[ImageRecord]) -> None:
@@ -96,7 +95,5 @@ class DatasetLoader(QObject):
 
     def shutdown(self) -> None:
         self._timer.stop()
-        for stream, _, _ in self._scans:
-            stream.cancel()
-        self._scans = []
+        self.reset()
         self.pool.shutdown(wait=False)

@@ -1,18 +1,17 @@
 """The dataset as a Qt list model (one row per image) and a proxy that filters and sorts it.
 
-Rows hold plain data: the scan's record, the caption now on disk, the problems the check found, the
-user's exclude flag and the thumbnail as encoded JPEG bytes. Pixmaps are decoded only for rows being
+Rows hold plain data (the thumbnail as encoded JPEG bytes); pixmaps are decoded only for rows being
 painted and kept in a small LRU, so 10,000 rows cost tens of megabytes, not gigabytes. Asking for a
-row's picture (DecorationRole) is also what asks the thumbnail pool for it — Qt only asks for rows it
-paints, so visible rows are made first without the view having to say which rows are visible.
+row's picture is also what asks the thumbnail pool for it: Qt only paints visible rows, so they are made
+first without the view having to say which rows are visible.
 """
 
 from __future__ import annotations
 
-import enum
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
@@ -24,31 +23,16 @@ from studio.dataset.tags import has_tag, split_tags
 PIXMAP_CACHE = 800  # decoded pixmaps kept: a few screens' worth at the smallest zoom
 
 
-class Role(enum.IntEnum):
-    PATH = Qt.ItemDataRole.UserRole + 1
-    CAPTION = enum.auto()
-    HAS_CAPTION = enum.auto()
-    EXCLUDED = enum.auto()  # the user's flag
-    INVALID = enum.auto()  # a problem that excludes it from training
-    PROBLEMS = enum.auto()
-    THUMB_READY = enum.auto()
-    THUMB_ERROR = enum.auto()
-    ITEM = enum.auto()
-    FOCUS = enum.auto()
-
-
 @dataclass
 class DatasetItem:
     record: ImageRecord
     caption: str | None  # None: no sidecar
-    excluded: bool = False
+    excluded: bool = False  # the user's flag
     problems: tuple[Problem, ...] = ()
     thumb: bytes = b""
-    thumb_size: tuple[int, int] = (0, 0)
     thumb_error: str = ""
     focus: tuple[float, float] | None = None
     crop: tuple[float, float, float, float] | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -74,7 +58,6 @@ class DatasetModel(QAbstractListModel):
         self._waiting: set[Path] = set()  # painted without a thumbnail: repaint these when theirs arrives
         self.request_thumbnail: Callable[[DatasetItem], None] | None = None
 
-    # -- Qt interface -------------------------------------------------------------------------------
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.items)
 
@@ -88,26 +71,6 @@ class DatasetModel(QAbstractListModel):
             return self.pixmap(index.row())
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(item)
-        if role == Role.PATH:
-            return str(item.path)
-        if role == Role.CAPTION:
-            return item.caption or ""
-        if role == Role.HAS_CAPTION:
-            return bool(item.caption)
-        if role == Role.EXCLUDED:
-            return item.excluded
-        if role == Role.INVALID:
-            return item.invalid
-        if role == Role.PROBLEMS:
-            return item.problems
-        if role == Role.THUMB_READY:
-            return bool(item.thumb)
-        if role == Role.THUMB_ERROR:
-            return item.thumb_error
-        if role == Role.ITEM:
-            return item
-        if role == Role.FOCUS:
-            return item.focus
         return None
 
     def _tooltip(self, item: DatasetItem) -> str:
@@ -146,7 +109,6 @@ class DatasetModel(QAbstractListModel):
             self._pixmaps.popitem(last=False)
         return pix
 
-    # -- changes ------------------------------------------------------------------------------------
     def set_items(self, items: Sequence[DatasetItem]) -> None:
         self.beginResetModel()
         self.items = list(items)
@@ -188,19 +150,21 @@ class DatasetModel(QAbstractListModel):
     def paths(self) -> list[Path]:
         return [it.path for it in self.items]
 
-    def _changed_rows(self, rows: Iterable[int], roles: list[int] | None = None) -> None:
-        rows = sorted(set(rows))
-        if not rows:
-            return
+    def _changed_rows(self, rows: Iterable[int]) -> None:
         # one signal per run of consecutive rows: a batch of 10,000 is a handful of signals
-        start = prev = rows[0]
-        for r in rows[1:] + [None]:
-            if r is not None and r == prev + 1:
-                prev = r
-                continue
-            self.dataChanged.emit(self.index(start), self.index(prev), roles or [])
-            if r is not None:
-                start = prev = r
+        for _, run in itertools.groupby(enumerate(sorted(set(rows))), lambda pair: pair[1] - pair[0]):
+            run = [row for _, row in run]
+            self.dataChanged.emit(self.index(run[0]), self.index(run[-1]), [])
+
+    def _set_each(self, attr: str, value_of: Callable[[DatasetItem], object]) -> None:
+        """Give every item's `attr` the value `value_of(item)`, and say which rows changed."""
+        rows = []
+        for i, item in enumerate(self.items):
+            value = value_of(item)
+            if getattr(item, attr) != value:
+                setattr(item, attr, value)
+                rows.append(i)
+        self._changed_rows(rows)
 
     def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> int:
         """Store finished thumbnails (from the pool); returns how many rows got one.
@@ -219,16 +183,14 @@ class DatasetModel(QAbstractListModel):
             if not item.thumb and not item.thumb_error:
                 self.thumbs_ready += 1
             item.thumb = thumb.data
-            item.thumb_size = (thumb.width, thumb.height)
             item.thumb_error = thumb.error
             count += 1
             if path in self._waiting:
                 self._waiting.discard(path)
                 repaint.append(row)
-        roles = [Qt.ItemDataRole.DecorationRole, Role.THUMB_READY]
         for row in repaint:
             index = self.index(row)
-            self.dataChanged.emit(index, index, roles)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
         return count
 
     def set_captions(self, captions: dict[Path, str | None]) -> None:
@@ -238,53 +200,37 @@ class DatasetModel(QAbstractListModel):
             if row is not None and self.items[row].caption != text:
                 self.items[row].caption = text
                 rows.append(row)
-        self._changed_rows(rows, [Role.CAPTION, Role.HAS_CAPTION, Qt.ItemDataRole.ToolTipRole])
+        self._changed_rows(rows)
 
     def set_problems(self, problems: dict[Path, tuple[Problem, ...]], *, replace_all: bool = False) -> None:
-        rows = []
-        for i, item in enumerate(self.items):
-            if item.path in problems:
-                new = problems[item.path]
-            elif replace_all:
-                new = ()
-            else:
-                continue
-            if item.problems != new:
-                item.problems = new
-                rows.append(i)
-        self._changed_rows(rows, [Role.PROBLEMS, Role.INVALID, Qt.ItemDataRole.ToolTipRole])
+        self._set_each("problems", lambda it: problems.get(it.path, () if replace_all else it.problems))
 
     def set_excluded(self, excluded: frozenset[Path] | set[Path]) -> None:
-        rows = []
-        for i, item in enumerate(self.items):
-            flag = item.path in excluded
-            if item.excluded != flag:
-                item.excluded = flag
-                rows.append(i)
-        self._changed_rows(rows, [Role.EXCLUDED])
+        self._set_each("excluded", lambda it: it.path in excluded)
 
     def set_focus(self, focus: dict[Path, tuple[float, float]], crops: dict) -> None:
-        rows = []
-        for i, item in enumerate(self.items):
-            f, c = focus.get(item.path), crops.get(item.path)
-            if (item.focus, item.crop) != (f, c):
-                item.focus, item.crop = f, c
-                rows.append(i)
-        self._changed_rows(rows, [Role.FOCUS])
+        self._set_each("focus", lambda it: focus.get(it.path))
+        self._set_each("crop", lambda it: crops.get(it.path))
 
     def set_repeats(self, folder: Path, repeats: int) -> None:
-        from dataclasses import replace
-
-        rows = []
-        for i, item in enumerate(self.items):
-            if item.record.folder == folder and item.record.repeats != repeats:
-                item.record = replace(item.record, repeats=repeats)
-                rows.append(i)
-        self._changed_rows(rows, [Qt.ItemDataRole.ToolTipRole])
+        self._set_each("record", lambda it: replace(it.record, repeats=repeats) if it.record.folder == folder
+                       else it.record)
 
 
-STATUS_FILTERS = ("All images", "No caption", "Problems", "Excluded", "Training")
-SORT_KEYS = ("Folder and name", "Name", "Caption length", "Number of tags", "Modified")
+STATUS_FILTERS: dict[str, Callable[[DatasetItem], bool]] = {  # the filter bar's choices, and what each shows
+    "All images": lambda it: True,
+    "No caption": lambda it: not it.caption,
+    "Problems": lambda it: bool(it.problems),
+    "Excluded": lambda it: not it.trains,
+    "Training": lambda it: it.trains,
+}
+SORT_KEYS: dict[str, Callable[[DatasetItem], tuple] | None] = {  # None: the scan's own order
+    "Folder and name": None,
+    "Name": lambda it: (it.path.name.casefold(), str(it.path)),
+    "Caption length": lambda it: (len(it.caption or ""), it.path.name.casefold()),
+    "Number of tags": lambda it: (len(split_tags(it.caption)), it.path.name.casefold()),
+    "Modified": lambda it: (it.record.mtime_ns, it.path.name.casefold()),
+}
 
 
 class DatasetFilterProxy(QSortFilterProxyModel):
@@ -295,7 +241,7 @@ class DatasetFilterProxy(QSortFilterProxyModel):
         self._text = ""
         self._tags: tuple[str, ...] = ()
         self._status = "All images"
-        self._sort_key = SORT_KEYS[0]
+        self._sort_key = "Folder and name"
         self._keys: list = []
         self.setDynamicSortFilter(False)  # re-sorting while the user types a caption would move the image
 
@@ -307,10 +253,6 @@ class DatasetFilterProxy(QSortFilterProxyModel):
         self._tags = tuple(t for t in tags if t.strip())
         self.invalidateFilter()
 
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self._tags
-
     def set_status(self, status: str) -> None:
         self._status = status
         self.invalidateFilter()
@@ -319,23 +261,16 @@ class DatasetFilterProxy(QSortFilterProxyModel):
         """Sort once by `key` (keys computed up front: lessThan runs ~n log n times). The first key is the
         scan's own order, which costs nothing at 10,000 images."""
         self._sort_key = key
-        if key == SORT_KEYS[0]:
+        if SORT_KEYS[key] is None:
             self._keys = []
             self.sort(-1)
             return
-        self._keys = [self._key(it) for it in self.sourceModel().items]
+        self._keys = [SORT_KEYS[key](it) for it in self.sourceModel().items]
         self.sort(0, order)
 
     def filterAcceptsRow(self, source_row: int, source_parent) -> bool:  # noqa: N802 - Qt override
-        model = self.sourceModel()
-        item: DatasetItem = model.items[source_row]
-        if self._status == "No caption" and item.caption:
-            return False
-        if self._status == "Problems" and not item.problems:
-            return False
-        if self._status == "Excluded" and item.trains:
-            return False
-        if self._status == "Training" and not item.trains:
+        item: DatasetItem = self.sourceModel().items[source_row]
+        if not STATUS_FILTERS[self._status](item):
             return False
         if self._text and self._text not in (item.caption or "").casefold() \
                 and self._text not in item.path.name.casefold():
@@ -344,17 +279,5 @@ class DatasetFilterProxy(QSortFilterProxyModel):
 
     def lessThan(self, left, right) -> bool:  # noqa: N802 - Qt override
         if len(self._keys) != self.sourceModel().rowCount():
-            self._keys = [self._key(it) for it in self.sourceModel().items]
+            self._keys = [SORT_KEYS[self._sort_key](it) for it in self.sourceModel().items]
         return self._keys[left.row()] < self._keys[right.row()]
-
-    def _key(self, item: DatasetItem):
-        name = item.path.name.casefold()
-        if self._sort_key == "Folder":
-            return (str(item.record.folder).casefold(), name)
-        if self._sort_key == "Caption length":
-            return (len(item.caption or ""), name)
-        if self._sort_key == "Number of tags":
-            return (len(split_tags(item.caption)), name)
-        if self._sort_key == "Modified":
-            return (item.record.mtime_ns, name)
-        return (name, str(item.path))

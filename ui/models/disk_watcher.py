@@ -24,15 +24,11 @@ class DiskWatcher(QObject):
 
     def __init__(self, parent: QObject | None = None, delay_ms: int = DELAY_MS) -> None:
         super().__init__(parent)
-        self._watcher = QFileSystemWatcher(self)
-        self._watcher.directoryChanged.connect(lambda folder: self.touch(Path(folder)))
-        self._watcher.fileChanged.connect(self._file_changed)
+        self._watcher = QFileSystemWatcher(self, directoryChanged=lambda folder: self.touch(Path(folder)),
+                                           fileChanged=self._file_changed)
         self._file = ""
         self._pending: set[Path] = set()
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(delay_ms)
-        self._timer.timeout.connect(self._report)
+        self._timer = QTimer(self, singleShot=True, interval=delay_ms, timeout=self._report)
         app = QApplication.instance()
         if app is not None:
             app.applicationStateChanged.connect(self._app_state_changed)
@@ -44,8 +40,7 @@ class DiskWatcher(QObject):
 
     def unwatch_under(self, root: Path) -> None:
         """Stop watching `root` and the folders inside it (the user removed it from the dataset)."""
-        prefix = str(root)
-        gone = [d for d in self._watcher.directories() if d == prefix or d.startswith(prefix + os.sep)]
+        gone = [d for d in self._watcher.directories() if Path(d).is_relative_to(root)]
         if gone:
             self._watcher.removePaths(gone)
 

@@ -4,24 +4,20 @@ It presents `studio.dataset` and does no file work itself: scanning, thumbnails 
 on-disk cache), checks, caption writes and dataset.json all live there. Every change a user makes is a
 QUndoCommand on `undo_stack`, batch edits included, and undo writes the files back.
 
-The panel is one widget whose jobs live in `ui.panels.dataset` (one module each: layout, folders, drops,
-view, selection, captions, choices, checks, counters, disk changes), and whose signals are all connected
-in `ui.panels.dataset.wiring`.
-
-Embedding (MainWindow): `DatasetPanel(settings=...)`; call `set_project(cfg.dataset.folders, project_dir,
-resolution=..., caption_extension=..., default_repeats=...)` when a project opens; listen to
-`folders_changed(list[str])` to record the folders in the project, `model_dropped(str)` and
-`loras_dropped(list[str])` for dropped models; add `undo_stack` to the window's QUndoGroup; call
-`shutdown()` when the window closes.
+The panel is one widget: it builds its widgets here, `ui.panels.dataset.wiring` connects every signal, and
+its jobs live in `ui.panels.dataset` (folders, drops and disk changes; the grid and its selection; edits;
+checks and counters). MainWindow calls `set_project` when a project opens and `shutdown()` when it closes,
+and adds `undo_stack` to its QUndoGroup.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Signal
-from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QWidget
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckReport
@@ -30,21 +26,23 @@ from studio.dataset.thumbnails import ThumbnailCache
 from ui.models.check_runner import CheckRunner
 from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetModel
+from ui.models.disk_watcher import DiskWatcher
 from ui.panels.dataset import wiring
-from ui.panels.dataset.captions import CaptionsMixin
-from ui.panels.dataset.checks import ChecksMixin
-from ui.panels.dataset.choices import ChoicesMixin
 from ui.panels.dataset.counters import CountersMixin
-from ui.panels.dataset.disk_changes import DiskChangesMixin
-from ui.panels.dataset.drops import DropsMixin
+from ui.panels.dataset.edits import EditsMixin
 from ui.panels.dataset.folders import FoldersMixin
-from ui.panels.dataset.layout import LayoutMixin
-from ui.panels.dataset.selection import SelectionMixin
-from ui.panels.dataset.view import ViewMixin
+from ui.panels.dataset.grid import GridMixin
+from ui.widgets.caption_editor import CaptionEditor
+from ui.widgets.dataset_filter_bar import DatasetFilterBar
+from ui.widgets.dataset_grid import DatasetGrid
+from ui.widgets.focus_picker import FocusPicker
+from ui.widgets.folder_list import FolderList
+from ui.widgets.problem_report import ProblemReport
+from ui.widgets.status_banner import StatusBanner
+from ui.widgets.tag_frequency_table import TagFrequencyTable
 
 
-class DatasetPanel(LayoutMixin, FoldersMixin, DropsMixin, ViewMixin, SelectionMixin, CaptionsMixin,
-                   ChoicesMixin, ChecksMixin, CountersMixin, DiskChangesMixin, QWidget):
+class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
     folders_changed = Signal(list)  # list[str]: the folders as the project file should record them
     status_message = Signal(str)
     model_dropped = Signal(str)  # a base model was dropped here: for the Train panel's model field
@@ -78,7 +76,7 @@ class DatasetPanel(LayoutMixin, FoldersMixin, DropsMixin, ViewMixin, SelectionMi
         self._written_at: dict[Path, float] = {}  # when this panel last wrote each caption (see _rescanned)
 
         self.model = DatasetModel(self)
-        self.model.request_thumbnail = self._request_urgent
+        self.model.request_thumbnail = lambda item: self.loader.request(item.record)  # a row being painted
         self.proxy = DatasetFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self._build(own_shortcuts)
@@ -91,3 +89,97 @@ class DatasetPanel(LayoutMixin, FoldersMixin, DropsMixin, ViewMixin, SelectionMi
         self.editor.flush()
         self.checker.cancel()
         self.loader.shutdown()
+
+    def _build(self, own_shortcuts: bool) -> None:
+        side = int(self.settings.value("datasetPanel/thumbSize", 128))
+        self._build_toolbar(own_shortcuts)
+        self.banner = StatusBanner()
+        self.filter_bar = DatasetFilterBar(side=side)
+        self.grid = DatasetGrid(side=side)
+        self.grid.setModel(self.proxy)
+        self.model.set_thumb_side(side)
+        self.footer = QLabel()
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.filter_bar)
+        lv.addWidget(self.grid, 1)
+        lv.addWidget(self.footer)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self._build_tabs())
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.splitter, 1)
+
+        self.watcher = DiskWatcher(self)
+        self._freq_timer = QTimer(self, singleShot=True, interval=300)
+        self._footer_timer = QTimer(self, singleShot=True, interval=250)
+
+    def _build_toolbar(self, own_shortcuts: bool) -> None:
+        self.toolbar = QToolBar()
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.add_folder_action = self._act("Add folder…", "Reference a folder of images in place")
+        self.import_action = self._act("Import a copy…", "Copy a folder of images into the project folder")
+        self.toolbar.addSeparator()
+        self.batch_action = self._act("Batch edit…", "Edit the captions of many images at once")
+        self.trigger_action = self._act("Trigger word first…", "Put a trigger word at the start of captions")
+        self.autocaption_action = self._act("Auto-caption…", "Caption images with a model on this computer")
+        self.check_action = self._act("Check images", "Look for broken, unusual and duplicate files")
+        self.toolbar.addSeparator()
+        self.exclude_action = self._act("Exclude", "Leave the selected images out of training (E)")
+        self.exclude_action.setCheckable(True)
+        self.exclude_action.setShortcut(QKeySequence("E"))
+        self.exclude_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.toolbar.addSeparator()
+        # fixed labels (the step to undo is in the tooltip), so the toolbar does not jump around
+        self.undo_action = QAction("Undo", self, enabled=False)
+        self.redo_action = QAction("Redo", self, enabled=False)
+        if own_shortcuts:
+            for action, key in ((self.undo_action, QKeySequence.StandardKey.Undo),
+                                (self.redo_action, QKeySequence.StandardKey.Redo)):
+                action.setShortcut(QKeySequence(key))
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.addAction(action)
+        self.toolbar.addAction(self.undo_action)
+        self.toolbar.addAction(self.redo_action)
+        self.addAction(self.exclude_action)
+
+    def _build_tabs(self) -> QTabWidget:
+        self.editor = CaptionEditor()
+        self.exclude_box = QCheckBox("Exclude from training")
+        self.focus_picker = FocusPicker()
+        caption_tab = QWidget()
+        cv = QVBoxLayout(caption_tab)
+        cv.addWidget(self.editor, 2)
+        row = QHBoxLayout()
+        row.addWidget(self.exclude_box)
+        row.addStretch(1)
+        cv.addLayout(row)
+        hint = "Training crop: click for a focus point, drag for a crop box, right-click to clear"
+        self.crop_hint = QLabel(hint, wordWrap=True)
+        cv.addWidget(self.crop_hint)
+        cv.addWidget(self.focus_picker, 3)
+        self.tag_table = TagFrequencyTable()
+        self.problem_report = ProblemReport()
+        self.folder_list = FolderList()
+        self.tabs = QTabWidget()
+        for tab, title in ((caption_tab, "Caption"), (self.tag_table, "Tags"),
+                           (self.problem_report, "Problems"), (self.folder_list, "Folders")):
+            self.tabs.addTab(tab, title)
+        # all four tab titles readable, without scroll arrows, however narrow the splitter leaves this side
+        self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width()
+                                  + 2 * self.tabs.fontMetrics().height())
+        return self.tabs
+
+    def _act(self, text: str, tip: str) -> QAction:
+        action = QAction(text, self)
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        self.toolbar.addAction(action)
+        return action

@@ -1,12 +1,9 @@
 """The Mixer: LoRAs as rows of a mixing desk, a live preview, a strength grid, and export.
 
-Every change (a slider, a toggle, a block preset, the prompt) restarts a short debounce timer; when it
-fires, one preview request is submitted to the window's job queue (ui/jobs). A newer request replaces
-an older one that has not started yet, so dragging a slider never queues a backlog and the image shown
-is always followed by the newest one; the previous image stays until its successor is ready. While
-training runs, a preview is shown as queued ("queued: runs after the training job") and renders when
-the worker is free. Each render has a progress bar and a Cancel; a job that fails (the worker killed,
-a bad file) says why and leaves every button usable.
+Every change restarts a short debounce timer; when it fires, one preview request goes to the job queue,
+replacing an older one that has not started, so dragging a slider never queues a backlog and the previous
+image stays until its successor is ready. While training runs a preview waits, shown as queued. A failed
+job says why and leaves every button usable.
 
 The panel knows nothing of processes: it talks to a job manager (`submit(request, title) -> Job`,
 `cancel(job)`), in the app the window's `JobManager`, in tests one that runs jobs on a thread.
@@ -62,11 +59,9 @@ class MixerPanel(QWidget):
         self._shown_defaults = ("512×512", 20)  # size and steps last set by default, not by the user
         self.setAcceptDrops(True)
 
-        self.base = QLineEdit()
-        self.base.setPlaceholderText("base model: a diffusers folder or a .safetensors checkpoint")
-        base_file, base_dir = QPushButton("File…"), QPushButton("Folder…")
-        base_file.clicked.connect(lambda: self._choose_base(folder=False))
-        base_dir.clicked.connect(lambda: self._choose_base(folder=True))
+        self.base = QLineEdit(placeholderText="base model: a diffusers folder or a .safetensors checkpoint")
+        base_file = QPushButton("File…", clicked=lambda: self._choose_base(folder=False))
+        base_dir = QPushButton("Folder…", clicked=lambda: self._choose_base(folder=True))
         top = QHBoxLayout()
         top.addWidget(QLabel("Base model"))
         top.addWidget(self.base, 1)
@@ -76,38 +71,29 @@ class MixerPanel(QWidget):
         # left: the rows and the prompt
         self.rows_box = QVBoxLayout()
         self.rows_box.setContentsMargins(0, 0, 0, 0)
-        self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”")
-        self.drop_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”",
+                                alignment=Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setProperty("role", "hint")
         self.rows_box.addWidget(self.drop_hint)
         self.rows_box.addStretch(1)
         holder = QWidget()
         holder.setLayout(self.rows_box)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(holder)
-        add = QPushButton("Add LoRA…")
-        add.clicked.connect(self.choose_loras)
+        add = QPushButton("Add LoRA…", clicked=self.choose_loras)
 
         prompt_box = QGroupBox("Preview settings")
         form = QFormLayout(prompt_box)
         self.prompt = QLineEdit("a photo of a cat, best quality")
         self.negative = QLineEdit("blurry, lowres")
-        self.seed, self.steps = QSpinBox(), QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        self.steps.setRange(1, 150)
-        self.steps.setValue(20)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=1)  # range first: Qt applies them in order
+        self.steps = QSpinBox(minimum=1, maximum=150, value=20)
         self.sampler = QComboBox()
         self.sampler.addItems(list(SAMPLERS))
-        self.size = QComboBox()
-        self.size.setEditable(True)
+        self.size = QComboBox(editable=True)
         self.size.addItems(list(SIZES))
         self.size.setCurrentText("512×512")
-        self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, 30.0)
-        self.guidance.setSingleStep(0.5)
-        self.guidance.setValue(7.0)
+        self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=7.0)
         numbers = QHBoxLayout()
         for label, w in (("Seed", self.seed), ("Steps", self.steps), ("CFG", self.guidance)):
             numbers.addWidget(QLabel(label))
@@ -142,9 +128,7 @@ class MixerPanel(QWidget):
         splitter.setStretchFactor(1, 1)
 
         self.export = MixExportBox()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
@@ -152,10 +136,7 @@ class MixerPanel(QWidget):
         layout.addWidget(self.export)
         layout.addWidget(self.status)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(debounce_ms)
-        self._timer.timeout.connect(self._request_preview)
+        self._timer = QTimer(self, singleShot=True, interval=debounce_ms, timeout=self._request_preview)
         for signal in (self.prompt.editingFinished, self.negative.editingFinished, self.seed.valueChanged,
                        self.steps.valueChanged, self.sampler.currentTextChanged, self.size.currentTextChanged,
                        self.guidance.valueChanged, self.base.editingFinished):
@@ -197,10 +178,7 @@ class MixerPanel(QWidget):
             self.schedule_preview()
 
     def mix_family(self) -> str | None:
-        for row in self.rows:
-            if row.info.family != "unknown":
-                return row.info.family
-        return None
+        return next((row.info.family for row in self.rows if row.info.family != "unknown"), None)
 
     def entries(self) -> tuple[MixEntry, ...]:
         family = self.mix_family()
@@ -258,14 +236,14 @@ class MixerPanel(QWidget):
 
     # ---------------------------------------------------------------------------------------------
     # requests
-    def request(self, loras: tuple[MixEntry, ...] | None = None) -> RenderRequest:
+    def request(self) -> RenderRequest:
         try:
             w, h = (int(x) for x in self.size.currentText().lower().replace("x", "×").split("×"))
         except ValueError:
             w = h = 512
         return RenderRequest(prompt=self.prompt.text(), negative=self.negative.text(), seed=self.seed.value(),
                              steps=self.steps.value(), sampler=self.sampler.currentText(), width=w, height=h,
-                             guidance=self.guidance.value(), loras=self.entries() if loras is None else loras)
+                             guidance=self.guidance.value(), loras=self.entries())
 
     def schedule_preview(self, *_args) -> None:
         self._timer.start()
@@ -317,9 +295,8 @@ class MixerPanel(QWidget):
                      "bake")
         self._say(f"Baking into {Path(path).name}… (loads the base model in full precision)", "info")
 
-    def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> Job:
-        """Submit `request`; the job is remembered in `slot` (_preview_job, _grid_job, _file_job) and shown in
-        `view` (None: the status line)."""
+    def _submit(self, slot: str, request, title: str, view: MixPreviewView | None, what: str) -> None:
+        """The job is remembered in `slot` and shown in `view` (None: the status line)."""
         job = self.jobs.submit(request, title)
         setattr(self, slot, job)
         update = (lambda *_a: self._show_job(job, view, what))
@@ -331,7 +308,6 @@ class MixerPanel(QWidget):
         else:
             self._ended(job, view)
         self._update_buttons()
-        return job
 
     def cancel(self, job: Job | None) -> None:
         """Cancel (the preview's or the grid's button): a queued render is dropped at once; a running one is
@@ -380,8 +356,7 @@ class MixerPanel(QWidget):
     def _on_failed(self, job: Job, view: MixPreviewView | None) -> None:
         error, hint = job.error or job.detail, job.hint
         for row in self.rows:
-            name = Path(row.path).name
-            row.show_problem(error if error.startswith(name) else "")
+            row.show_problem(error if error.startswith(Path(row.path).name) else "")
         if view is not None:
             view.set_busy(f"Failed: {error}")
         self._say(f"The {job.title} failed: {error}" + (f" — {hint}" if hint else ""), "error")
@@ -395,8 +370,7 @@ class MixerPanel(QWidget):
 
     def _say(self, text: str, kind: str) -> None:
         self._status_kind = kind
-        colour = {"error": "#b00020", "success": "#1d6b2f"}.get(kind, "")
-        style = f" style='color:{colour}'" if colour else ""
+        style = {"error": " style='color:#b00020'", "success": " style='color:#1d6b2f'"}.get(kind, "")
         self.status.setText(f"<span{style}>{html.escape(text)}</span>")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

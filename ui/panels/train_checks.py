@@ -40,10 +40,7 @@ class FormChecks(QObject):
         self._project_file, self._is_idle = project_file, is_idle
         self._showing = False  # the banner shows our list (not a run's message), so it is ours to clear
         self._files_checked = False  # a disk check has run: keep its result fresh while the user edits
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(RECHECK_DELAY_MS)
-        self._timer.timeout.connect(self._recheck_files)
+        self._timer = QTimer(self, singleShot=True, interval=RECHECK_DELAY_MS, timeout=self._recheck_files)
         form.problems_changed.connect(self.update_banner)
         form.changed.connect(self._edited)
 

@@ -1,12 +1,9 @@
 """The Train panel: settings form, run controls, live charts, previews, log and run history.
 
-It is a state machine over the run — idle → checking → starting → running ⇄ paused → stopping → idle —
-driven by the worker's events (`handle_message`) and the user's buttons. It never talks to the worker
-directly: a run (and a plain-LoRA copy) is submitted to the window's job queue (`ui.jobs.JobManager`),
-where it may wait behind a mixer preview ("queued: runs after …"); Pause / Stop / Save are control
-commands it emits as `command_requested(command)`, which MainWindow, the one place signals are wired,
-sends. Anything that touches the disk (checking the settings, saving the project, reading a run folder,
-cleaning up after a killed worker) runs on the thread pool.
+A state machine over the run (idle → checking → starting → running ⇄ paused → stopping → idle) driven by
+the worker's events and the user's buttons. It never talks to the worker: runs and plain-LoRA copies go to
+the window's job queue, where they may wait behind a mixer preview, and Pause / Stop / Save are emitted as
+`command_requested` for MainWindow to send. Anything that touches the disk runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -17,15 +14,14 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from studio.config import ProjectConfig, dumps_project, load_preset, save_project
-from studio.errors import StudioError
+from studio.config import ProjectConfig, dumps_project, load_preset, loads_project, resolve_path, save_project
+from studio.errors import Problem, StudioError
 from studio.job_requests import PlainCopyRequest, TrainRequest
 from studio.machine_defaults import MachineDefaults
 from studio.safe_names import refuse_unsafe_name
 from studio.events import (Checkpoint, Failed, Finished, Log, Progress, Sample, Started, StateChanged)
 from studio.worker import protocol as p
 from studio.worker.client import WorkerExited
-from studio.errors import Problem
 from studio.validate import check_files, errors_of, validate
 from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
 from studio.preset_info import preset_changes
@@ -83,8 +79,6 @@ def _sentence(text: str) -> str:
 
 def _output_dir(command: TrainRequest) -> Path | None:
     """Where the run exports its final LoRA (cleaned of partial files if the worker dies)."""
-    from studio.config import loads_project, resolve_path
-
     try:
         cfg = loads_project(command.config_toml, "the run's settings")
     except Exception:
@@ -106,14 +100,12 @@ class TrainPanel(QWidget):
         self.run_state = "idle"
         self.run_dir: Path | None = None
         self.output_dir: Path | None = None
-        self.checkpoint_step = 0
-        self.last_step = 0
+        self.checkpoint_step = self.last_step = 0
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
         self.jobs = None  # the window's JobManager (use_jobs)
         self._train_job: Job | None = None
-        self._plain_job: Job | None = None
         self._build()
         self.checks = FormChecks(self.form, self.banner, lambda: self.project_file, lambda: self.run_state == "idle")
         self._wire()
@@ -121,10 +113,8 @@ class TrainPanel(QWidget):
 
     # ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
-        outer = QHBoxLayout(self)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter = split
-        outer.addWidget(split)
+        self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
+        QHBoxLayout(self).addWidget(split)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -136,15 +126,11 @@ class TrainPanel(QWidget):
         left_layout.addLayout(preset_row)
         self.preset_note = PresetNote()  # what the last preset changed, with Undo
         left_layout.addWidget(self.preset_note)
-        self._preset_sync = QTimer(self)  # the box follows the form's values, once typing pauses
-        self._preset_sync.setSingleShot(True)
-        self._preset_sync.setInterval(150)
+        self._preset_sync = QTimer(self, singleShot=True, interval=150)  # the box follows the form's values
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True, minimumWidth=380)
         scroll.setWidget(self.form)
-        scroll.setMinimumWidth(380)
         left_layout.addWidget(scroll, 1)
         split.addWidget(left)
 
@@ -159,11 +145,9 @@ class TrainPanel(QWidget):
         self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
         right_layout.addWidget(self.banner)
         right_layout.addWidget(self.controls)
-        self.export_box = QGroupBox("Export")  # the last exported LoRA: which WebUIs load it as trained
-        export_layout = QVBoxLayout(self.export_box)
+        self.export_box = QGroupBox("Export", visible=False)  # the last exported LoRA: which WebUIs load it
         self.compat = CompatReportView()
-        export_layout.addWidget(self.compat)
-        self.export_box.setVisible(False)
+        QVBoxLayout(self.export_box).addWidget(self.compat)
         right_layout.addWidget(self.export_box)
         self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
@@ -173,12 +157,10 @@ class TrainPanel(QWidget):
         self.history = RunHistory()
         # the base model's family as the picker detected it (its ModelInfo), for the estimate and warnings
         self.preflight = PreflightView(family_of=lambda: getattr(self.model_picker._current, "family", None))
-        self.tabs.addTab(self.preflight, "Before you start")
-        self.tabs.addTab(self.gallery, "Previews")
-        self.tabs.addTab(self.log, "Log")
-        self.tabs.addTab(self.history, "History")
         self.queue_view = TrainQueueView()
-        self.tabs.addTab(self.queue_view, "Queue")
+        for tab, title in ((self.preflight, "Before you start"), (self.gallery, "Previews"),
+                           (self.log, "Log"), (self.history, "History"), (self.queue_view, "Queue")):
+            self.tabs.addTab(tab, title)
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
@@ -200,11 +182,10 @@ class TrainPanel(QWidget):
         c = self.controls
         c.start_clicked.connect(self.start)
         self.queue_button.clicked.connect(self.add_to_queue)
-        c.pause_clicked.connect(lambda: self._command(p.Pause()))
-        c.resume_clicked.connect(lambda: self._command(p.Resume()))
         c.stop_clicked.connect(self.stop)
-        c.save_clicked.connect(lambda: self._command(p.SaveNow()))
-        c.sample_clicked.connect(lambda: self._command(p.SampleNow()))
+        for clicked, command in ((c.pause_clicked, p.Pause), (c.resume_clicked, p.Resume),
+                                 (c.save_clicked, p.SaveNow), (c.sample_clicked, p.SampleNow)):
+            clicked.connect(lambda command=command: self.command_requested.emit(command()))
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
         self.history.previews_requested.connect(self._show_run_previews)
@@ -256,13 +237,11 @@ class TrainPanel(QWidget):
 
     def _show_trace(self, trace: RunTrace) -> None:
         self.chart.clear()
-        self.gallery.clear()
         for point in trace.points:
             self.chart.add(*point)
         if trace.points:
             self.charts_split.setSizes([420, 300])
-        for preview in trace.previews:
-            self.gallery.add(*preview)
+        self._show_previews(trace.previews)
 
     def _show_headline(self, text: str) -> None:
         """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
@@ -272,10 +251,8 @@ class TrainPanel(QWidget):
             self.controls.set_details(f"Not running. {text}.")
 
     def _update_preflight(self) -> None:
-        try:
-            self.preflight.update_config(self.form.config(), self.project_file)
-        except FormError:
-            pass  # the field is marked at Start; the summary keeps the last possible settings
+        if (cfg := self._config_or_none()) is not None:  # else the summary keeps the last possible settings
+            self.preflight.update_config(cfg, self.project_file)
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
         """The app settings' model folders, which the base-model picker lists."""
@@ -290,10 +267,15 @@ class TrainPanel(QWidget):
             self.form.reveal()
             raise
 
-    def _apply_preset(self, name: str) -> None:
+    def _config_or_none(self, *, reveal: bool = False) -> ProjectConfig | None:
+        """The form's config, or None while a value is impossible (`reveal`: as `current_config` shows it)."""
         try:
-            before = self.current_config()
+            return self.current_config() if reveal else self.form.config()
         except FormError:
+            return None
+
+    def _apply_preset(self, name: str) -> None:
+        if (before := self._config_or_none(reveal=True)) is None:
             self._sync_preset_box()
             return
         self.preflight.set_preset(name)
@@ -311,9 +293,7 @@ class TrainPanel(QWidget):
 
     def apply_machine_defaults(self, defaults: MachineDefaults) -> None:
         """A new project on a newly known device: its defaults, each change said with its reason."""
-        try:
-            cfg = self.form.config()
-        except FormError:
+        if (cfg := self._config_or_none()) is None:
             return  # the user is typing into a new project: theirs, not ours to change
         changes = defaults.changes(cfg)
         self.form.set_config(defaults.apply(cfg))
@@ -326,9 +306,7 @@ class TrainPanel(QWidget):
 
     def _undo_preset(self) -> None:
         """The settings the preset changed go back to what they were; later edits to other fields stay."""
-        try:
-            cfg = self.form.config()
-        except FormError:
+        if (cfg := self._config_or_none()) is None:
             return
         for change in self.preset_note.changes:
             cfg = cfg.with_section(change.section, **{change.key: change.old})
@@ -338,10 +316,8 @@ class TrainPanel(QWidget):
         self.config_changed.emit()
 
     def _sync_preset_box(self) -> None:
-        try:
-            self.presets.show_config(self.form.config())
-        except FormError:
-            pass  # a half-typed value: the box keeps what it showed
+        if (cfg := self._config_or_none()) is not None:  # else a half-typed value: the box stays as it was
+            self.presets.show_config(cfg)
 
     # ---------------------------------------------------------------------------------------------
     # commands
@@ -350,11 +326,7 @@ class TrainPanel(QWidget):
         return self.run_state in ACTIVE
 
     def start(self) -> None:
-        if self.run_state != "idle":
-            return
-        try:
-            cfg = self.current_config()
-        except FormError:
+        if self.run_state != "idle" or (cfg := self._config_or_none(reveal=True)) is None:
             return
         if not self.preflight.confirm_start():  # on a CPU, a long run is confirmed once
             return
@@ -381,9 +353,7 @@ class TrainPanel(QWidget):
 
     def add_to_queue(self) -> None:
         """Queue the form's settings (unsaved edits included); the runs go in the project's folder."""
-        try:
-            cfg = self.current_config()
-        except FormError:
+        if (cfg := self._config_or_none(reveal=True)) is None:
             return
         if self.project_file is None:
             self.banner.show_message("warning", "Save the project before queueing it",
@@ -417,8 +387,7 @@ class TrainPanel(QWidget):
         self.tabs.setCurrentWidget(self.gallery)
         if self.charts_split.sizes()[0] == 0:
             self.charts_split.setSizes([420, 300])
-        self.checkpoint_step = 0
-        self.last_step = 0
+        self.checkpoint_step = self.last_step = 0
         self.run_dir = Path(command.run_dir) if command.run_dir else None
         self._set_run_state("starting")
         job = self._train_job = self.jobs.submit(command, "training")
@@ -447,14 +416,14 @@ class TrainPanel(QWidget):
             self.jobs.cancel(job)  # it never reached the worker
             return
         if self.run_state in ("starting", "running", "paused"):
-            self._command(p.Stop())
+            self.command_requested.emit(p.Stop())
             self._set_run_state("stopping")
             self.controls.set_details("Stopping after the current step (saving a checkpoint)…")
 
     def request_save_and_stop(self) -> None:
         """For closing the window during a run: save a checkpoint, then stop."""
         if self.run_state in ("running", "paused", "starting"):
-            self._command(p.SaveNow())
+            self.command_requested.emit(p.SaveNow())
             self.stop()
 
     def resume_run(self, run_dir: Path) -> None:
@@ -471,10 +440,6 @@ class TrainPanel(QWidget):
         self._begin(TrainRequest(config_toml=config_text,
                                  project_file=str(self.project_file) if self.project_file else None,
                                  resume_from=str(checkpoint), run_dir=str(run_dir)), fresh=run_dir != self.run_dir)
-        self.run_dir = run_dir
-
-    def _command(self, command: p.Command | JobRequest) -> None:
-        self.command_requested.emit(command)
 
     def command_not_sent(self, command: p.Command, reason: str) -> None:
         """MainWindow could not deliver a control command (no worker): undo the state change it implied."""
@@ -505,7 +470,7 @@ class TrainPanel(QWidget):
         except (StudioError, FormError) as exc:
             self.compat.show_copy_error(str(exc), getattr(exc, "hint", ""))
             return
-        job = self._plain_job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
+        job = self.jobs.submit(PlainCopyRequest(src=source, out=out, rank=rank, base=cfg.model.path,
                                                                   dtype=cfg.output.dtype), "plain-LoRA copy")
         job.event.connect(lambda m: self.log.add(m.level, m.text, m.time) if isinstance(m, Log) else None)
         job.ended.connect(lambda _state: self._plain_copy_ended(job))
@@ -543,9 +508,9 @@ class TrainPanel(QWidget):
         if isinstance(message, p.JobEnded):
             self._job_kind = None
             return
-        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type:
-            if not (isinstance(message, Log) and self._job_kind is None):
-                return
+        if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type \
+                and not (isinstance(message, Log) and self._job_kind is None):
+            return  # another job's event; a Log outside any job is the worker's own
         if isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
@@ -632,11 +597,8 @@ class TrainPanel(QWidget):
         if e.traceback:
             self.log.add("traceback", e.traceback.rstrip())
         self.controls.set_details(f"Failed at step {self.last_step}.")
-        if was_running and self.run_dir is not None and self.checkpoint_step:
-            self._offer_resume(self.run_dir, self.checkpoint_step, "error", f"The run failed: {e.error}", e.hint)
-        else:
-            self._resume_target = None
-            self.banner.show_message("error", f"The run failed: {e.error}", e.hint)
+        self._offer_resume(self.run_dir if was_running else None, self.checkpoint_step, "error",
+                           f"The run failed: {e.error}", e.hint)
         self.history.refresh()
 
     def _on_worker_exited(self, e: WorkerExited) -> None:
@@ -676,30 +638,29 @@ class TrainPanel(QWidget):
 
     def _offer_resume(self, run_dir: Path | None, step: int, kind: str, title: str, hint: str,
                       action: str = "") -> None:
-        if run_dir is not None and step:
-            self._resume_target = run_dir
-            self.banner.show_message(kind, title, hint, action or f"Resume from step {step}")
-        else:
-            self._resume_target = None
-            self.banner.show_message(kind, title, hint)
+        """The banner's message, with a Resume button when there is a checkpoint to resume from."""
+        self._resume_target = run_dir if step else None
+        action = (action or f"Resume from step {step}") if self._resume_target else ""
+        self.banner.show_message(kind, title, hint, action)
 
     def _show_run_previews(self, run: RunSummary) -> None:
         run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
     def _fill_gallery(self, trace: RunTrace) -> None:
-        if self.run_active:
-            return
+        if not self.run_active:
+            self._show_previews(trace.previews)
+            self.tabs.setCurrentWidget(self.gallery)
+
+    def _show_previews(self, previews) -> None:
         self.gallery.clear()
-        for preview in trace.previews:
+        for preview in previews:
             self.gallery.add(*preview)
-        self.tabs.setCurrentWidget(self.gallery)
 
     def _set_run_state(self, state: str) -> None:
         self.run_state = state
         self.controls.set_state(state)
-        self.form.setEnabled(state == "idle")
-        self.presets.setEnabled(state == "idle")
-        self.preset_note.setEnabled(state == "idle")
+        for widget in (self.form, self.presets, self.preset_note):
+            widget.setEnabled(state == "idle")
         self.history.set_resume_allowed(state == "idle")
         if state == "idle":
             self.history.set_active_run(None)

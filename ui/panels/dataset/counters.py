@@ -1,16 +1,45 @@
-"""What the panel counts and says about the dataset: the status line under the grid (images, shown,
-selected, for training, without caption, problems, thumbnails), the tag frequencies, and the grid's
-empty hint. Every change to the rows, shown or not, recounts soon after (see `wiring._connect_counters`),
-so caption edits, batch edits, undo, checks and folder changes all show without a reload."""
+"""Image checks, and what the panel counts and says about the dataset.
+
+Checks run in the background (cached by path, size and mtime); their problems become badges in the grid and
+rows in the Problems tab, which a check the user asked for brings to the front, so its result is seen even
+when nothing was found. The status line, the tag frequencies and the grid's empty hint are recounted soon
+after any change to the rows (see `wiring.connect`), so edits, undo, checks and folder changes
+all show without a reload."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from studio.dataset.check import CheckReport
+from studio.dataset.scan import Problem
 from studio.dataset.tags import tag_frequencies
 from ui.background import run_in_background
 from ui.widgets.dataset_grid import EMPTY_HINT
 
 
 class CountersMixin:
+    def run_check(self) -> None:
+        """Check every image in the background; badges and the report update when it ends."""
+        self.checker.start([it.record for it in self.model.items], self.resolution)
+
+    def check_and_show(self) -> None:
+        """The Check images action: the Problems tab comes to the front, shows progress, then the result."""
+        self.tabs.setCurrentWidget(self.problem_report)
+        if not self.model.items:
+            self.problem_report.summary.setText("No images to check: add a folder of images first.")
+            return
+        self.problem_report.set_progress(0, len(self.model.items))
+        self.run_check()
+
+    def _checked(self, report: CheckReport) -> None:
+        self.report = report
+        by_path: dict[Path, list[Problem]] = {}
+        for p in report.problems:
+            by_path.setdefault(p.path, []).append(p)
+        self.model.set_problems({k: tuple(v) for k, v in by_path.items()}, replace_all=True)
+        self.problem_report.set_problems(list(report.problems), len(report.checks), len(self.model.items))
+        self.check_finished.emit()
+
     def _recount_soon(self, *_args) -> None:
         """Recount at most every quarter second: thumbnails arrive in bursts of hundreds of row changes, and
         restarting the timer on each would hold the status line still until the last one."""
@@ -24,14 +53,12 @@ class CountersMixin:
             self.footer.setText("Reading folders…" if self.loader.scanning else "No images")
             return
         items = self.model.items
-        training = sum(1 for it in items if it.trains)
-        uncaptioned = sum(1 for it in items if not it.caption)
         selected = len(self.grid.selectionModel().selectedIndexes())
         parts = [f"{total} images", f"{self.proxy.rowCount()} shown", f"{selected} selected",
-                 f"{training} for training", f"{uncaptioned} without caption"]
+                 f"{sum(1 for it in items if it.trains)} for training",
+                 f"{sum(1 for it in items if not it.caption)} without caption"]
         if self.report is not None:
-            with_problems = sum(1 for it in items if it.problems)
-            parts.append(f"{with_problems} with problems")
+            parts.append(f"{sum(1 for it in items if it.problems)} with problems")
         ready = self.thumbnails_ready()
         if ready < total:
             parts.append(f"thumbnails {ready}/{total}")

@@ -1,24 +1,40 @@
-"""The dataset's folders: which project is shown, adding, importing and removing folders, and the scan that
-brings their images into the grid chunk by chunk."""
+"""The dataset's folders: which project is shown; adding, importing and removing folders; the scan that
+brings their images into the grid chunk by chunk; and the two other ways files come in.
+
+Drops are sorted by what they are (`studio.dataset.drop_kinds`): image folders and loose images join the
+dataset, a base model goes to the Train panel and LoRAs to the mixer (the `model_dropped` / `loras_dropped`
+signals), and the status line says in one sentence what went where. A watched folder or caption file that
+another program changed is scanned again, and the grid, the captions and the editor catch up (an edit made
+here meanwhile wins)."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog
 
 from studio.dataset.captions import CaptionStore
-from studio.dataset.importer import import_folder
-from studio.dataset.scan import ImageRecord, dataset_folders
+from studio.dataset.drop_kinds import DropPlan, classify
+from studio.dataset.importer import import_copies, import_folder
+from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder
 from studio.dataset.state import DatasetState, load_state
 from studio.errors import StudioError
 from ui.background import run_in_background
 from ui.models.dataset_model import DatasetItem
 
 IMPORT_FOLDER = "images"  # where "import a copy" puts images, inside the project folder
+
+
+def _local_paths(event: QDragEnterEvent | QDragMoveEvent | QDropEvent) -> list[str]:
+    mime = event.mimeData()
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
 
 
 class FoldersMixin:
@@ -40,14 +56,8 @@ class FoldersMixin:
             except StudioError as exc:
                 self._state_damaged = True
                 self.banner.show_message("error", str(exc), exc.hint)
-        self.roots = []
-        for f in folders:
-            p = Path(f).expanduser()
-            if not p.is_absolute() and self.project_dir is not None:
-                p = self.project_dir / p
-            p = p.resolve()
-            if p not in self.roots:
-                self.roots.append(p)
+        base = self.project_dir or Path()  # a relative folder is the project's (an absolute one stays)
+        self.roots = list(dict.fromkeys((base / Path(f).expanduser()).resolve() for f in folders))
         self.report = None
         self.checker.cancel()
         self.problem_report.set_problems([], 0, 0)
@@ -63,16 +73,10 @@ class FoldersMixin:
             self.run_check()
 
     def folder_strings(self) -> list[str]:
-        out = []
-        for root in self.roots:
-            if self.project_dir is not None:
-                try:
-                    out.append(root.relative_to(self.project_dir).as_posix() or ".")
-                    continue
-                except ValueError:
-                    pass
-            out.append(str(root))
-        return out
+        """The roots as the project file records them: relative to the project folder when inside it."""
+        project = self.project_dir
+        return [root.relative_to(project).as_posix() if project is not None and root.is_relative_to(project)
+                else str(root) for root in self.roots]
 
     def choose_folder(self) -> None:
         start = self.settings.value("datasetPanel/lastFolder", str(self.project_dir or Path.home()))
@@ -106,11 +110,8 @@ class FoldersMixin:
             self.add_folders([dest])
 
     def add_folders(self, folders: Sequence[Path]) -> None:
-        new = []
-        for f in folders:
-            p = Path(os.path.normpath(Path(f).expanduser().resolve()))
-            if p not in self.roots and p not in new:
-                new.append(p)
+        found = dict.fromkeys(Path(os.path.normpath(Path(f).expanduser().resolve())) for f in folders)
+        new = [p for p in found if p not in self.roots]
         if not new:
             return
         self.roots.extend(new)
@@ -177,15 +178,11 @@ class FoldersMixin:
                            focus=state.focus.get(rec.path), crop=state.crops.get(rec.path))
 
     def _background_error(self, exc: BaseException) -> None:
-        hint = getattr(exc, "hint", "")
-        self.banner.show_message("error", str(exc) or type(exc).__name__, hint)
+        self.banner.show_message("error", str(exc) or type(exc).__name__, getattr(exc, "hint", ""))
 
     def _refresh_folder_list(self) -> None:
-        counts: dict[Path, int] = {}
-        repeats: dict[Path, int] = {}
-        for it in self.model.items:
-            counts[it.record.folder] = counts.get(it.record.folder, 0) + 1
-            repeats[it.record.folder] = it.record.repeats
+        counts = Counter(it.record.folder for it in self.model.items)
+        repeats = {it.record.folder: it.record.repeats for it in self.model.items}
         rows = []
         for root in self.roots:
             for folder, from_name in dataset_folders(root, self.default_repeats):
@@ -193,3 +190,97 @@ class FoldersMixin:
                     rows.append((folder, folder == root, counts.get(folder, 0),
                                  repeats.get(folder, self.state.repeats.get(folder, from_name))))
         self.folder_list.set_folders(rows)
+
+    def add_paths(self, paths: Sequence[str | Path]) -> DropPlan:
+        """Dropped or chosen paths, each sent where it belongs. Folders are referenced in place; single images
+        are copied into the project (or, without a project folder, their folder is added)."""
+        plan = classify(paths)
+        self.add_folders(list(plan.folders))
+        if plan.images:
+            self._add_loose_images(list(plan.images))
+        if plan.model is not None:
+            self.model_dropped.emit(str(plan.model))
+        if plan.loras:
+            self.loras_dropped.emit([str(p) for p in plan.loras])
+        self.drop_note = plan.note()
+        self.status_message.emit(self.drop_note)
+        return plan
+
+    def _add_loose_images(self, images: list[Path]) -> None:
+        if self.project_dir is None:
+            self.add_folders(sorted({p.parent for p in images}))
+            return
+        dest = self.project_dir / IMPORT_FOLDER / "imported"
+        run_in_background(import_copies, images, dest, self.caption_extension,
+                          on_done=lambda _: self._imported(dest, len(images)),
+                          on_error=self._background_error)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if _local_paths(event):
+            event.acceptProposedAction()
+            self.grid.set_drop_highlight(True)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragLeaveEvent(self, event: QDragLeaveEvent) -> None:  # noqa: N802 - Qt override
+        self.grid.set_drop_highlight(False)
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        self.grid.set_drop_highlight(False)
+        paths = _local_paths(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.add_paths(paths)
+
+    def _refresh_changed_folders(self, folders: list[Path]) -> None:
+        for folder in folders:
+            self._rescan_folder(folder)
+
+    def _rescan_folder(self, folder: Path) -> None:
+        repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
+                       repeats_for_folder(folder, self.default_repeats)[0])
+        generation, started = self._generation, time.monotonic()
+        scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
+        run_in_background(scan, on_done=lambda recs: self._rescanned(folder, recs, generation, started),
+                          on_error=lambda exc: None)  # a folder that vanished is reported on next open
+
+    def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int, started: float) -> None:
+        if generation != self._generation:
+            return
+        on_disk = {r.path: r for r in records}
+        mine = [it for it in self.model.items if it.record.folder == folder]
+        changed = {}
+        for it in mine:
+            rec = on_disk.get(it.path)
+            if rec is None or self._written_at.get(it.path, 0.0) >= started:
+                continue  # gone, or written here while the scan read the old text: ours is newer
+            disk = rec.caption if rec.has_caption_file else None
+            if disk != it.caption:
+                changed[it.path] = disk
+                self.store.forget(it.path)
+        if changed:
+            self.model.set_captions(changed)
+            current = self.editor.path
+            if current in changed:
+                self.editor.show_caption(current, changed[current],
+                                         note=f"{current.name} — changed by another program; reloaded")
+            self.status_message.emit(f"Reloaded {len(changed)} caption(s) changed by another program")
+            self._freq_timer.start()
+        known = {it.path for it in mine}
+        fresh = [self._item(r) for r in records if r.path not in known]
+        gone = known - set(on_disk)
+        if gone:
+            self.model.set_items([it for it in self.model.items if it.path not in gone])
+        if fresh:
+            self.model.append_items(fresh)
+            self.loader.request_all(it.record for it in fresh)
+        if fresh or gone:
+            self._refresh_folder_list()
+            self._freq_timer.start()

@@ -11,13 +11,6 @@ if TYPE_CHECKING:
 
 
 def connect(panel: DatasetPanel) -> None:
-    _connect_actions(panel)
-    _connect_widgets(panel)
-    _connect_jobs(panel)
-    _connect_counters(panel)
-
-
-def _connect_actions(panel: DatasetPanel) -> None:
     panel.add_folder_action.triggered.connect(panel.choose_folder)
     panel.import_action.triggered.connect(panel.choose_import)
     panel.batch_action.triggered.connect(lambda: panel.open_batch_dialog())
@@ -33,8 +26,6 @@ def _connect_actions(panel: DatasetPanel) -> None:
     stack.undoTextChanged.connect(lambda t: panel.undo_action.setToolTip(f"Undo {t}" if t else "Undo"))
     stack.redoTextChanged.connect(lambda t: panel.redo_action.setToolTip(f"Redo {t}" if t else "Redo"))
 
-
-def _connect_widgets(panel: DatasetPanel) -> None:
     panel.grid.selectionModel().selectionChanged.connect(panel._selection_changed)
     panel.grid.zoom_requested.connect(panel.filter_bar.step_zoom)
     panel.filter_bar.zoom_changed.connect(panel.set_thumb_side)
@@ -55,8 +46,6 @@ def _connect_widgets(panel: DatasetPanel) -> None:
     panel.folder_list.remove_requested.connect(panel.remove_folder)
     panel.folder_list.folder_chosen.connect(lambda f: panel.status_message.emit(str(f)))
 
-
-def _connect_jobs(panel: DatasetPanel) -> None:
     panel.loader.chunk_ready.connect(panel._add_chunk)
     panel.loader.scan_finished.connect(panel._scan_finished)
     panel.loader.thumbnails_ready.connect(panel._thumbnails_arrived)
@@ -66,10 +55,8 @@ def _connect_jobs(panel: DatasetPanel) -> None:
     panel.checker.failed.connect(lambda message: panel.banner.show_message("error", message))
     panel.watcher.folders_changed.connect(panel._refresh_changed_folders)
 
-
-def _connect_counters(panel: DatasetPanel) -> None:
-    """The status line counts images, captions and problems: any change to the rows, shown or not, recounts
-    soon after, so captioning, batch edits, undo, checks and folder changes all show in it."""
+    # the status line counts images, captions and problems: any change to the rows, shown or not, recounts
+    # soon after, so captioning, batch edits, undo, checks and folder changes all show in it
     panel._freq_timer.timeout.connect(panel._refresh_frequencies)
     panel._footer_timer.timeout.connect(panel._update_footer)
     for model in (panel.model, panel.proxy):

@@ -1,9 +1,14 @@
-"""Caption edits: typing in the editor, batch edits over a scope, and auto-captioning. Each is one undoable
-command that writes the caption files; undo writes them back, and `_apply_result` shows what is on disk."""
+"""The user's edits, each one undoable command on the panel's stack.
+
+Caption edits (typing in the editor, batch edits over a scope, auto-captioning) write the caption files;
+undo writes them back, and `_apply_result` shows what is on disk. The choices kept in the project's
+dataset.json (images excluded from training, focus points and crop boxes, per-folder repeats) swap the
+whole state; `_apply_state` saves and shows it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -11,11 +16,14 @@ from PySide6.QtWidgets import QApplication, QInputDialog
 
 from studio.dataset.autocaption import CaptionResult, merge_caption
 from studio.dataset.edits import ApplyResult, CaptionEdit, plan_batch, plan_edit
+from studio.dataset.scan import repeats_for_folder
+from studio.dataset.state import DatasetState, save_state
 from studio.dataset.tags import TagOp, tag_frequencies
-from ui.models.dataset_commands import CaptionCommand
+from studio.errors import StudioError
+from ui.models.dataset_commands import CaptionCommand, StateCommand
 
 
-class CaptionsMixin:
+class EditsMixin:
     def set_caption(self, path: Path, text: str) -> None:
         """One image's caption, as typed: an undoable edit (consecutive typing in one image merges)."""
         item = self.model.item(Path(path))
@@ -32,9 +40,7 @@ class CaptionsMixin:
 
     def _apply_result(self, result: ApplyResult) -> None:
         """After any caption write or undo: show what is on disk now, and say what was reloaded."""
-        now = time.monotonic()
-        for path in result.written:
-            self._written_at[path] = now
+        self._written_at.update(dict.fromkeys(result.written, time.monotonic()))
         self.model.set_captions(result.captions)
         current = self.editor.path
         if current is not None and current in result.captions:
@@ -52,11 +58,7 @@ class CaptionsMixin:
         self._freq_timer.start()
 
     def scope_paths(self, scope: str) -> list[Path]:
-        if scope == "selection":
-            return self.selected_paths()
-        if scope == "shown":
-            return self.shown_paths()
-        return self.model.paths()
+        return {"selection": self.selected_paths, "shown": self.shown_paths}.get(scope, self.model.paths)()
 
     def run_batch(self, op: TagOp, scope: str = "selection", *, by_frequency: bool = False) -> int:
         """Apply `op` to the captions in `scope`; returns how many files changed (0: nothing pushed)."""
@@ -123,3 +125,61 @@ class CaptionsMixin:
             self._push(edit)
         self.status_message.emit(f"Auto-caption: {len(edit.changes)} caption(s) written")
         return len(edit.changes)
+
+    def set_excluded(self, paths: Sequence[Path], excluded: bool) -> None:
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return
+        n = len(paths)
+        self._push_state(f"{'Exclude' if excluded else 'Include'} {n} image{'s' if n != 1 else ''}",
+                         self.state.with_excluded(paths, excluded))
+
+    def _push_state(self, text: str, after: DatasetState) -> None:
+        if after != self.state:
+            self.undo_stack.push(StateCommand(text, self.state, after, self._apply_state))
+
+    def _toggle_exclude(self) -> None:
+        paths = self.selected_paths()
+        self.set_excluded(paths, not all(self.model.item(p).excluded for p in paths))
+
+    def _focus_picked(self, point) -> None:
+        paths = self.selected_paths()
+        if len(paths) == 1:
+            self._push_state(f"Focus point of {paths[0].name}", self.state.with_focus(paths[0], point))
+
+    def _crop_picked(self, box) -> None:
+        paths = self.selected_paths()
+        if len(paths) == 1:
+            self._push_state(f"Crop of {paths[0].name}", self.state.with_crop(paths[0], box))
+
+    def set_repeats(self, folder: Path, repeats: int) -> None:
+        folder = Path(folder)
+        from_name = repeats_for_folder(folder, self.default_repeats)[0]
+        self._push_state(f"Repeats of {folder.name}: {repeats}",
+                         self.state.with_repeats(folder, None if repeats == from_name else repeats))
+
+    def _apply_state(self, state: DatasetState) -> None:
+        self.state = state
+        self.model.set_excluded(state.excluded)
+        self.model.set_focus(state.focus, state.crops)
+        for folder in {it.record.folder for it in self.model.items}:
+            from_name = repeats_for_folder(folder, self.default_repeats)[0]
+            self.model.set_repeats(folder, state.repeats.get(folder, from_name))
+        if self.project_dir is not None:
+            try:
+                if self._state_damaged:
+                    damaged = self.project_dir / "dataset.json"
+                    if damaged.exists():
+                        damaged.replace(damaged.with_suffix(".json.damaged"))
+                    self._state_damaged = False
+                save_state(state, self.project_dir)
+            except (StudioError, OSError) as exc:
+                self.banner.show_message("error", f"Cannot save the dataset choices: {exc}",
+                                         getattr(exc, "hint", ""))
+        self._refresh_folder_list()
+        paths = self.selected_paths()
+        if len(paths) == 1:
+            item = self.model.item(paths[0])
+            self.focus_picker.focus, self.focus_picker.crop = item.focus, item.crop
+            self.focus_picker.update()
+        self._show_excluded(paths)
