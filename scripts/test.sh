@@ -25,4 +25,7 @@ export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # Tests run in parallel processes (pytest-xdist), one per core up to 4; LORA_STUDIO_TEST_WORKERS=0 runs them in
 # this process only (for a debugger or -s).
 workers=${LORA_STUDIO_TEST_WORKERS:-$("$venv/bin/python" -c 'import os; print(min(4, os.cpu_count() or 1))')}
+# torch in each of them gets its share of the cores, not all of them (two workers each spinning two threads on
+# two cores are slower than one thread each)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$("$venv/bin/python" -c "import os; print(max(1, (os.cpu_count() or 1) // max(1, $workers)))")}
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=15 -n "$workers" "$@"
