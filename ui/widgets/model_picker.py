@@ -155,10 +155,8 @@ class ModelPicker(PathEditor):
         self._scan_due = False
         self._scan_error = ""
         if not self._folders:
-            self._scanning = False
             self._models, self._skipped = [], []
-            self._refresh_list()
-            self.scan_finished.emit()
+            self._scan_done()
             return
         self._scanning = True
         self._refresh_list()
@@ -176,14 +174,15 @@ class ModelPicker(PathEditor):
             found = self._scanned_info(self._resolved())
             if found is not None:
                 self._show_detected(found)
-        self._refresh_list()
-        self.scan_finished.emit()
+        self._scan_done()
 
     def _scan_failed(self, gen: int, exc: BaseException) -> None:
-        if gen != self._scan_gen:
-            return
+        if gen == self._scan_gen:
+            self._scan_done(problem_text(exc))
+
+    def _scan_done(self, error: str = "") -> None:
         self._scanning = False
-        self._scan_error = problem_text(exc)
+        self._scan_error = error
         self._refresh_list()
         self.scan_finished.emit()
 
@@ -204,10 +203,7 @@ class ModelPicker(PathEditor):
         self._timer.stop()
         self._detect_gen += 1
         if not self.value().strip():
-            self._current = None
-            self._set_info(EMPTY_HINT, "muted")
-            self._refresh_list()
-            self.detection_finished.emit()
+            self._show_current(None, EMPTY_HINT, "muted")
             return
         path = self._resolved()
         found = self._scanned_info(path)
@@ -225,16 +221,15 @@ class ModelPicker(PathEditor):
             self._show_detected(info)
 
     def _show_detected(self, info: Any) -> None:
-        self._current = info
-        self._set_info(summary(info), "muted", details(info))
-        self._refresh_list()
-        self.detection_finished.emit()
+        self._show_current(info, summary(info), "muted", details(info))
 
     def _not_a_model(self, gen: int, exc: BaseException) -> None:
-        if gen != self._detect_gen:
-            return
-        self._current = None
-        self._set_info(problem_text(exc), "error")
+        if gen == self._detect_gen:
+            self._show_current(None, problem_text(exc), "error")
+
+    def _show_current(self, info: Any, text: str, role: str, tooltip: str = "") -> None:
+        self._current = info
+        self._set_info(text, role, tooltip)
         self._refresh_list()
         self.detection_finished.emit()
 
