@@ -1,0 +1,33 @@
+"""Small builders for what nearly every widget here sets up the same way."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QHBoxLayout, QSpinBox, QWidget
+
+
+def flat(layout: QBoxLayout) -> QBoxLayout:
+    """`layout` without margins: the widget sits inside a panel's or a form's own margins."""
+    layout.setContentsMargins(0, 0, 0, 0)
+    return layout
+
+
+def hbox(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
+    """A row of widgets; `(widget, n)` gives one a stretch factor, None is an empty stretch."""
+    row = QHBoxLayout()
+    for item in items:
+        if item is None:
+            row.addStretch(1)
+        else:
+            widget, stretch = item if isinstance(item, tuple) else (item, 0)
+            row.addWidget(widget, stretch)
+    return row
+
+
+def rank_box(tip: str = "") -> QSpinBox:
+    """The rank of an SVD-refactored LoRA (a plain copy, a merged mix)."""
+    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip)
+
+
+def ask_save_path(parent: QWidget, title: str, suggestion: str) -> str:
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggestion, "safetensors (*.safetensors)")
+    return path
