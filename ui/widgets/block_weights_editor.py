@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLa
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
+from ui.widgets.build import flat
 
 NO_BLOCKS = "(all 1)"
 
@@ -23,8 +24,7 @@ class BlockWeightsEditor(QWidget):
         super().__init__(parent)
         self.family = family if family in ("sd1", "sd2", "sd2-v", "sdxl") else "sd1"
         self._weights: dict[str, float] = {}
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         row = QHBoxLayout()
         self.preset = QComboBox()
         self.preset.addItems([NO_BLOCKS, *PRESET_NAMES])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QBoxLayout, QFileDialog, QHBoxLayout, QSpinBox, QWidget
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import QAbstractButton, QBoxLayout, QFileDialog, QHBoxLayout, QPushButton, QSpinBox, QWidget
 
 
 def flat(layout: QBoxLayout) -> QBoxLayout:
@@ -21,6 +24,15 @@ def hbox(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
             widget, stretch = item if isinstance(item, tuple) else (item, 0)
             row.addWidget(widget, stretch)
     return row
+
+
+def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,
+           kind: type[QAbstractButton] = QPushButton) -> Any:
+    """A button with its tooltip, its click connected to `slot` (a method or a signal)."""
+    made = kind(text=text, toolTip=tip)
+    if slot is not None:
+        made.clicked.connect(slot)
+    return made
 
 
 def rank_box(tip: str = "") -> QSpinBox:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QPlainTextEdit, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
 
+from ui.widgets.build import flat
 from ui.widgets.tag_chips import TagChips
 
 COMMIT_DELAY_MS = 700
@@ -35,8 +36,7 @@ class CaptionEditor(QWidget):
         super().__init__(parent)
         self.path: Path | None = None
         self._shown = ""  # the caption as last shown or committed: typing is compared with it
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         head = QHBoxLayout()
         self.title = QLabel("No image selected")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QSlider, QToolButton, QWidget
 
 from ui.models.dataset_model import SORT_KEYS, STATUS_FILTERS
+from ui.widgets.build import flat
 from ui.widgets.dataset_grid import MAX_SIDE, MIN_SIDE
 
 
@@ -18,8 +19,7 @@ class DatasetFilterBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None, side: int = 128) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QHBoxLayout(self))
         self.text = QLineEdit()
         self.text.setPlaceholderText("Filter by caption or file name…")
         self.text.setClearButtonEnabled(True)

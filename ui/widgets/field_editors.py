@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QFileDialog, QH
 
 from studio.field_info import field_choices, field_help, parse_text, range_text
 from studio.models.base_files import dialog_filter
+from ui.widgets.build import flat
 
 INT32_MAX = 2**31 - 1
 
@@ -29,8 +30,7 @@ class FieldEditor(QWidget):
 
     def __init__(self, main: QWidget, signal: Any) -> None:
         super().__init__()
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout = flat(QHBoxLayout(self))
         self._main = main
         signal.connect(self.changed)
         self._layout.addWidget(main)

@@ -12,6 +12,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QSpinBox, QTableWidget, QTableWidgetItem,
                                QToolButton, QVBoxLayout, QWidget)
 
+from ui.widgets.build import flat
+
 
 class FolderList(QWidget):
     repeats_changed = Signal(object, int)  # (folder, repeats)
@@ -20,8 +22,7 @@ class FolderList(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Folder", "Images", "Repeats", ""])
         self.table.verticalHeader().hide()

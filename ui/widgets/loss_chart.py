@@ -15,6 +15,8 @@ from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from ui.widgets.build import flat
+
 REDRAW_MS = 500  # pyqtgraph repaints both plots and their axes: twice a second is live enough
 
 
@@ -29,8 +31,7 @@ class LossChart(QWidget):
         self._lr_top = 0.0
         self._x_max = 0.0
         self._y_range: tuple[float, float] | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self.loss_plot = pg.PlotWidget()
         self.lr_plot = pg.PlotWidget()
         for plot in (self.loss_plot, self.lr_plot):

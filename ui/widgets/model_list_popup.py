@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
 from ui.theme import set_role
+from ui.widgets.build import button, hbox
 
 COLUMNS = ("Name", "Family", "Precision", "Size", "Layout")
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -46,22 +46,14 @@ class ModelListPopup(QFrame):
         self.tree.itemClicked.connect(self._choose)
         self.tree.itemActivated.connect(self._choose)
 
-        self.status = QLabel()
-        set_role(self.status, "muted")
-        self.rescan_button = QPushButton("Rescan")
-        self.rescan_button.setToolTip("Look through the model folders again")
-        self.rescan_button.clicked.connect(self.rescan_requested)
-        self.add_folder_button = QPushButton("Add model folder…")
-        self.add_folder_button.setToolTip("Add a folder to search for base models (saved in the app settings)")
-        self.add_folder_button.clicked.connect(self._add_folder)
-        footer = QHBoxLayout()
-        footer.addWidget(self.status, 1)
-        footer.addWidget(self.rescan_button)
-        footer.addWidget(self.add_folder_button)
+        self.status = set_role(QLabel(), "muted")
+        self.rescan_button = button("Rescan", "Look through the model folders again", self.rescan_requested)
+        self.add_folder_button = button("Add model folder…", "Add a folder to search for base models (saved "
+                                        "in the app settings)", self._add_folder)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.tree, 1)
-        layout.addLayout(footer)
+        layout.addLayout(hbox((self.status, 1), self.rescan_button, self.add_folder_button))
 
     # ---------------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence, current: str | Path | None, *, outside: Sequence = (),

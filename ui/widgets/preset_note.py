@@ -11,10 +11,11 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from studio.preset_info import Change
 from ui.theme import set_role
+from ui.widgets.build import button
 from ui.widgets.config_form import label_for
 from ui.widgets.status_banner import dismiss_button
 
@@ -51,12 +52,10 @@ class PresetNote(QFrame):
         self.changes: list[Change] = []
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
-        self.text = QLabel()
-        self.text.setWordWrap(True)
+        self.text = QLabel(wordWrap=True)
         layout.addWidget(self.text, 1)
-        self.undo_button = QPushButton("Undo")
-        self.undo_button.setToolTip("Put back the values these settings had before the preset")
-        self.undo_button.clicked.connect(self.undo_clicked)
+        self.undo_button = button("Undo", "Put back the values these settings had before the preset",
+                                  self.undo_clicked)
         layout.addWidget(self.undo_button)
         layout.addWidget(dismiss_button("Dismiss (keep the preset's values)", self))
         self.hide()

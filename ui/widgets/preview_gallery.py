@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from ui.background import run_in_background
+from ui.widgets.build import flat
 from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
 
 THUMB = 160
@@ -52,8 +53,7 @@ class PreviewGallery(QWidget):
         self._row_frames: dict[int, QFrame] = {}
         self._samples: dict[int, list[tuple[str, str]]] = {}
         self.thumbnails: list[Thumbnail] = []
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         bar = QHBoxLayout()
         self._summary = QLabel("Previews appear here as the run makes them.")
         self.compare_button = QPushButton("Compare steps…")

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView
 
 from studio.dataset.scan import Problem
 from ui.models.problem_model import ProblemModel
+from ui.widgets.build import flat
 
 NOT_CHECKED = "Images are checked after they are loaded."
 
@@ -18,8 +19,7 @@ class ProblemReport(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self.summary = QLabel(NOT_CHECKED)
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+from PySide6.QtWidgets import (QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
 from ui.open_folder import open_folder_or_explain
+from ui.widgets.build import button, flat, hbox
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 
@@ -33,8 +34,7 @@ class RunHistory(QWidget):
         self._project_dir: Path | None = None
         self.runs: list[RunSummary] = []
         self.loading = False
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         split = QSplitter(Qt.Orientation.Vertical)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(list(COLUMNS))
@@ -49,24 +49,17 @@ class RunHistory(QWidget):
         split.addWidget(self.details)
         split.setSizes([200, 160])
         layout.addWidget(split, 1)
-        buttons = QHBoxLayout()
-        self.open_button = QPushButton("Open folder")
-        self.open_button.setToolTip("Open the run's folder (config, samples, checkpoints, exports)")
-        self.open_button.clicked.connect(self.open_folder)
-        self.previews_button = QPushButton("Show previews")
-        self.previews_button.setToolTip("Load this run's preview images into the gallery")
-        self.previews_button.clicked.connect(lambda: self._emit(self.previews_requested))
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue this run from its last checkpoint")
-        self.resume_button.clicked.connect(lambda: self._emit(self.resume_requested))
-        self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.clicked.connect(self.refresh)
+        self.open_button = button("Open folder", "Open the run's folder (config, samples, checkpoints, "
+                                  "exports)", self.open_folder)
+        self.previews_button = button("Show previews", "Load this run's preview images into the gallery",
+                                      lambda: self._emit(self.previews_requested))
+        self.resume_button = button("Resume", "Continue this run from its last checkpoint",
+                                    lambda: self._emit(self.resume_requested))
+        self.refresh_button = QPushButton("Refresh", clicked=self.refresh)
         for b in (self.open_button, self.previews_button, self.resume_button):
             b.setEnabled(False)
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.refresh_button)
-        layout.addLayout(buttons)
+        layout.addLayout(hbox(self.open_button, self.previews_button, self.resume_button, None,
+                              self.refresh_button))
         self.resume_allowed = True
         self._active: Path | None = None  # the run in progress, shown as running
         self._active_step = (0, 0)  # its step and total

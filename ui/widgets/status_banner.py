@@ -12,16 +12,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from ui.theme import BANNER_KINDS, set_role
+from ui.widgets.build import button
 
 
 def dismiss_button(tooltip: str, hides: QWidget) -> QToolButton:
     """The flat ✕ at the end of a message strip; one look for every strip (banner, preset note)."""
-    button = QToolButton()
-    button.setText("✕")
-    button.setAutoRaise(True)
-    button.setToolTip(tooltip)
-    button.clicked.connect(hides.hide)
-    return button
+    dismiss = button("✕", tooltip, hides.hide, kind=QToolButton)
+    dismiss.setAutoRaise(True)
+    return dismiss
 
 
 class StatusBanner(QFrame):
@@ -33,11 +31,9 @@ class StatusBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         column = QVBoxLayout()
-        self.title = QLabel()
-        self.title.setWordWrap(True)
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.hint.setTextFormat(Qt.TextFormat.PlainText)  # a hint may list several problems, one per line
+        self.title = QLabel(wordWrap=True)
+        # a hint may list several problems, one per line
+        self.hint = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         column.addWidget(self.title)
         column.addWidget(self.hint)
         layout.addLayout(column, 1)

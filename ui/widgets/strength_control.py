@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
 
 from ui.wheel_guard import guard_wheel
+from ui.widgets.build import flat
 
 STEP = 0.05
 LIMIT = 2.0
@@ -20,8 +21,7 @@ class StrengthControl(QWidget):
 
     def __init__(self, value: float = 1.0, parent: QWidget | None = None, *, label: str = "strength") -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QHBoxLayout(self))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         steps = round(LIMIT / STEP)
         self.slider.setRange(-steps, steps)

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QCompleter, QHBoxLayout, QLineEdit, QScrollArea, 
                                QWidget)
 
 from studio.dataset.tags import add_tag, remove_tag, split_tags
+from ui.widgets.build import flat
 from ui.widgets.flow_layout import FlowLayout
 
 CHIP_STYLE = ("QToolButton { border: 1px solid palette(mid); border-radius: 10px; padding: 2px 8px;"
@@ -21,8 +22,7 @@ class TagChips(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._caption = ""
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self._chips_host = QWidget()
         self._flow = FlowLayout(self._chips_host)
         scroll = QScrollArea()

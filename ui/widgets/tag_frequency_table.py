@@ -13,6 +13,7 @@ from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
 from ui.models.tag_frequency_model import TagFrequencyModel
+from ui.widgets.build import flat
 
 
 class TagFrequencyTable(QWidget):
@@ -29,8 +30,7 @@ class TagFrequencyTable(QWidget):
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterKeyColumn(0)
         self.proxy.setSortRole(Qt.ItemDataRole.DisplayRole)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self.search = QLineEdit()
         self.search.setPlaceholderText("Find a tag…")
         self.search.setClearButtonEnabled(True)

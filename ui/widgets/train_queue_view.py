@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QL
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
 from ui.train_queue_runner import QueueRunner
+from ui.widgets.build import flat
 
 
 class TrainQueueView(QWidget):
@@ -26,8 +27,7 @@ class TrainQueueView(QWidget):
         self.jobs = None
         self.runner: QueueRunner | None = None
         self.entries: list[QueueEntry] = []
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         top = QHBoxLayout()  # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
         layout.addLayout(top, 1)
         self.list = QListWidget()
