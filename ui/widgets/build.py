@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtWidgets import QAbstractButton, QBoxLayout, QFileDialog, QHBoxLayout, QPushButton, QSpinBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractButton, QBoxLayout, QFileDialog, QHBoxLayout, QPushButton, QSpinBox,
+                               QToolButton, QWidget)
 
 
 def flat(layout: QBoxLayout) -> QBoxLayout:
@@ -33,6 +35,20 @@ def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,
     if slot is not None:
         made.clicked.connect(slot)
     return made
+
+
+def disclosure(text: str, body: QWidget) -> QToolButton:
+    """A flat ▸ toggle that shows `body` (hidden until then) and turns to ▾ while it is open."""
+    toggle = QToolButton(text=text, checkable=True, autoRaise=True, arrowType=Qt.ArrowType.RightArrow,
+                         toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    body.setVisible(False)
+
+    def flip(on: bool) -> None:
+        body.setVisible(on)
+        toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    toggle.toggled.connect(flip)
+    return toggle
 
 
 def rank_box(tip: str = "") -> QSpinBox:

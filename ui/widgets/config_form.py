@@ -1,13 +1,9 @@
 """The project's settings as a form, generated from the `studio.config` dataclasses and their metadata.
 
-Nothing here lists fields by hand: a field added to `studio.config` appears in the form with its
-tooltip (`field_help`, the same text as the field's `lora-studio train` flag), range and editor. Fields
-marked `advanced` go into a collapsed "Advanced" part of their group.
-
-It validates as the user types: each edit runs the field through `config.build_section` (the code that reads
-project files and CLI flags: the same messages) and the whole config through `studio.validate.validate`;
-the disk check's problems come in through `set_file_problems`. Every field with an error is highlighted,
-and `problems_changed` tells the panel, which lists them all.
+No field is listed by hand: a field added to `studio.config` appears with its tooltip (the text of its
+`lora-studio train` flag), range and editor; `advanced` ones go into a collapsed part of their group.
+Each edit is judged by `config.build_section` (the reader of project files and flags: the same messages)
+and the whole config by `studio.validate.validate`; every field with an error is highlighted.
 """
 
 from __future__ import annotations
@@ -16,14 +12,15 @@ import html
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError, Problem
 from studio.field_info import SECTION_TITLES
 from studio.validate import validate
 from ui.wheel_guard import guard_wheel_in
+from ui.widgets.build import disclosure
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
@@ -70,6 +67,11 @@ class _Field:
 
 def label_for(section: str, name: str) -> str:
     return LABELS.get(f"{section}.{name}", name.replace("_", " ").capitalize())
+
+
+def _plain(value: Any) -> Any:
+    """An editor's value as a project file holds it (lists, not tuples)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 class ConfigForm(QWidget):
@@ -124,23 +126,11 @@ class ConfigForm(QWidget):
         return group
 
     def _advanced_part(self, outer: QVBoxLayout) -> tuple[QWidget, QFormLayout]:
-        toggle = QToolButton()
-        toggle.setText("Advanced")
-        toggle.setCheckable(True)
-        toggle.setAutoRaise(True)
-        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toggle.setArrowType(Qt.ArrowType.RightArrow)
         box = QWidget()
-        box.setVisible(False)
-        box.setProperty("toggle", toggle)
         form = QFormLayout(box)
         form.setContentsMargins(12, 0, 0, 0)
-
-        def flip(on: bool) -> None:
-            box.setVisible(on)
-            toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-
-        toggle.toggled.connect(flip)
+        toggle = disclosure("Advanced", box)
+        box.setProperty("toggle", toggle)
         outer.addWidget(toggle)
         outer.addWidget(box)
         return box, form
@@ -199,10 +189,8 @@ class ConfigForm(QWidget):
     # ---------------------------------------------------------------------------------------------
     def _check_field(self, section: str, name: str) -> None:
         item = self._fields[(section, name)]
-        value = item.editor.value()
         try:
-            build_section(section, {name: list(value) if isinstance(value, tuple) else value},
-                          getattr(self._base, section), "form")
+            build_section(section, {name: _plain(item.editor.value())}, getattr(self._base, section), "form")
         except ConfigError as exc:
             self._field_problems[(section, name)] = (exc.problems[0] if exc.problems
                                                      else Problem(section, name, str(exc), exc.hint))
@@ -214,8 +202,7 @@ class ConfigForm(QWidget):
         values: dict[str, dict[str, Any]] = {}
         for (section, name), item in self._fields.items():
             if (section, name) not in self._field_problems:
-                value = item.editor.value()
-                values.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
+                values.setdefault(section, {})[name] = _plain(item.editor.value())
         cfg = self._base
         for section, changes in values.items():
             while True:
@@ -268,8 +255,6 @@ class ConfigForm(QWidget):
         self._marked.clear()
 
     def _ensure_visible(self, widget: QWidget) -> None:
-        from PySide6.QtWidgets import QScrollArea
-
         parent = self.parentWidget()
         while parent is not None and not isinstance(parent, QScrollArea):
             parent = parent.parentWidget()
