@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractButton, QBoxLayout, QFileDialog, QHBoxLayout, QPushButton, QSpinBox,
-                               QToolButton, QWidget)
+from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QHBoxLayout,
+                               QPushButton, QSpinBox, QToolButton, QWidget)
 
 
 def flat(layout: QBoxLayout) -> QBoxLayout:
@@ -49,6 +49,14 @@ def disclosure(text: str, body: QWidget) -> QToolButton:
 
     toggle.toggled.connect(flip)
     return toggle
+
+
+def read_only_rows(view: QAbstractItemView) -> None:
+    """A list a row is picked from, one at a time, nothing edited in place, no row numbers."""
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().hide()
 
 
 def rank_box(tip: str = "") -> QSpinBox:

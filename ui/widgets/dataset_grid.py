@@ -24,20 +24,13 @@ class DatasetGrid(QListView):
     zoom_requested = Signal(int)  # +1 / -1 from Ctrl+wheel
 
     def __init__(self, parent=None, side: int = 128) -> None:
-        super().__init__(parent)
-        self.setViewMode(QListView.ViewMode.IconMode)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setMovement(QListView.Movement.Static)
-        self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(2000)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setWrapping(True)
-        self.setSpacing(2)
-        self.setMouseTracking(True)
-        self.setDragEnabled(False)
-        self.setAcceptDrops(False)  # drops go to the panel, which knows what to do with folders
+        super().__init__(parent, viewMode=QListView.ViewMode.IconMode, resizeMode=QListView.ResizeMode.Adjust,
+                         movement=QListView.Movement.Static, uniformItemSizes=True,
+                         layoutMode=QListView.LayoutMode.Batched, batchSize=2000,
+                         selectionMode=QAbstractItemView.SelectionMode.ExtendedSelection,
+                         verticalScrollMode=QAbstractItemView.ScrollMode.ScrollPerPixel, wrapping=True,
+                         spacing=2, mouseTracking=True, dragEnabled=False,
+                         acceptDrops=False)  # drops go to the panel, which knows what to do with folders
         self.viewport().setAcceptDrops(False)
         self.delegate = ThumbnailDelegate(self, side)
         self.setItemDelegate(self.delegate)

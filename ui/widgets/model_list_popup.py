@@ -1,7 +1,7 @@
 """The drop-down list of the model picker: every base model found, one row each, with what detection said.
 
-A view only: it shows the rows and the scan's status it is given and says what the user chose or asked
-for (`chosen`, `rescan_requested`, `add_folder_requested`); `ModelPicker` does the scanning.
+A view only: it shows the rows and status it is given and signals what the user chose or asked for;
+`ModelPicker` does the scanning.
 """
 
 from __future__ import annotations
@@ -31,13 +31,9 @@ class ModelListPopup(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Popup)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.tree = QTreeWidget()
-        self.tree.setColumnCount(len(COLUMNS))
+        self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, alternatingRowColors=True,
+                                allColumnsShowFocus=True)
         self.tree.setHeaderLabels(list(COLUMNS))
-        self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
-        self.tree.setAlternatingRowColors(True)
-        self.tree.setAllColumnsShowFocus(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
