@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QFocusEvent
-from PySide6.QtWidgets import (QButtonGroup, QHBoxLayout, QLabel, QPlainTextEdit, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QLabel, QPlainTextEdit, QStackedWidget, QToolButton, QVBoxLayout,
+                               QWidget)
 
-from ui.widgets.build import flat
+from ui.widgets.build import flat, hbox
 from ui.widgets.tag_chips import TagChips
 
 COMMIT_DELAY_MS = 700
@@ -37,26 +37,21 @@ class CaptionEditor(QWidget):
         self.path: Path | None = None
         self._shown = ""  # the caption as last shown or committed: typing is compared with it
         layout = flat(QVBoxLayout(self))
-        head = QHBoxLayout()
         self.title = QLabel("No image selected")
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        head.addWidget(self.title, 1)
-        self.text_button = QToolButton(text="Text", checkable=True, checked=True)
-        self.tags_button = QToolButton(text="Tags", checkable=True)
-        self.text_button.setToolTip("Edit the caption as free text")
-        self.tags_button.setToolTip("Edit the caption as comma-separated tags")
-        group = QButtonGroup(self)
-        group.setExclusive(True)
+        self.text_button = QToolButton(text="Text", checkable=True, checked=True,
+                                       toolTip="Edit the caption as free text")
+        self.tags_button = QToolButton(text="Tags", checkable=True,
+                                       toolTip="Edit the caption as comma-separated tags")
+        group = QButtonGroup(self, exclusive=True)
         for b in (self.text_button, self.tags_button):
             group.addButton(b)
-            head.addWidget(b)
-        layout.addLayout(head)
+        layout.addLayout(hbox((self.title, 1), self.text_button, self.tags_button))
 
         self.stack = QStackedWidget()
-        self.text = _TextEdit()
-        self.text.setPlaceholderText("Caption (saved to the .txt beside the image as you type)")
-        self.text.setAcceptDrops(False)  # a dropped folder is for the panel, not text to insert
-        self.text.setTabChangesFocus(True)
+        # a dropped folder is for the panel, not text to insert
+        self.text = _TextEdit(placeholderText="Caption (saved to the .txt beside the image as you type)",
+                              acceptDrops=False, tabChangesFocus=True)
         self.text.textChanged.connect(self._typed)
         self.text.focus_lost.connect(self.flush)
         self.chips = TagChips()
@@ -66,10 +61,7 @@ class CaptionEditor(QWidget):
         layout.addWidget(self.stack, 1)
         self.text_button.toggled.connect(lambda on: self.set_mode("text" if on else "tags"))
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(COMMIT_DELAY_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer = QTimer(self, singleShot=True, interval=COMMIT_DELAY_MS, timeout=self.flush)
         self.setEnabled(False)
 
     # -- showing ------------------------------------------------------------------------------------
@@ -81,10 +73,9 @@ class CaptionEditor(QWidget):
         self._shown = caption or ""
         self.setEnabled(path is not None)
         self.title.setText(note or (path.name if path is not None else "No image selected"))
-        self.text.blockSignals(True)
         if self.text.toPlainText() != self._shown:
-            self.text.setPlainText(self._shown)
-        self.text.blockSignals(False)
+            with QSignalBlocker(self.text):
+                self.text.setPlainText(self._shown)
         self.chips.set_caption(self._shown)
 
     def show_multiple(self, count: int) -> None:
@@ -119,15 +110,13 @@ class CaptionEditor(QWidget):
             self._timer.start()
 
     def _chips_changed(self, caption: str) -> None:
-        self.text.blockSignals(True)
-        self.text.setPlainText(caption)
-        self.text.blockSignals(False)
+        with QSignalBlocker(self.text):
+            self.text.setPlainText(caption)
         self._commit(caption)
 
     def flush(self) -> None:
         """Commit typed text now (called on focus loss, on selection change and before batch edits)."""
-        if self._timer.isActive():
-            self._timer.stop()
+        self._timer.stop()
         if self.path is not None and self.mode == "text":
             self._commit(self.text.toPlainText())
 
