@@ -8,11 +8,11 @@ from the WebUI extension, so both are accepted as they are written there (17/26 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
-from ui.widgets.build import flat
+from ui.widgets.build import flat, hbox
 
 NO_BLOCKS = "(all 1)"
 
@@ -25,23 +25,17 @@ class BlockWeightsEditor(QWidget):
         self.family = family if family in ("sd1", "sd2", "sd2-v", "sdxl") else "sd1"
         self._weights: dict[str, float] = {}
         layout = flat(QVBoxLayout(self))
-        row = QHBoxLayout()
-        self.preset = QComboBox()
+        self.preset = QComboBox(toolTip="lora-block-weight presets: INS/IND = shallow/deep input blocks, "
+                                        "MIDD = the middle, OUTD/OUTS = deep/shallow output blocks; "
+                                        "BASE is the text encoder")
         self.preset.addItems([NO_BLOCKS, *PRESET_NAMES])
-        self.preset.setToolTip("lora-block-weight presets: INS/IND = shallow/deep input blocks, MIDD = the middle, "
-                               "OUTD/OUTS = deep/shallow output blocks; BASE is the text encoder")
-        self.values = QLineEdit()
-        self.values.setPlaceholderText("comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…")
         ids = ", ".join(block_ids(self.family, full=False))
-        self.values.setToolTip(f"{len(block_ids(self.family, full=False))} values ({ids}) "
-                               f"or {len(block_ids(self.family))} (every block)")
-        row.addWidget(QLabel("Preset"))
-        row.addWidget(self.preset)
-        row.addWidget(self.values, 1)
-        layout.addLayout(row)
-        self.ids_label = QLabel(ids)
+        self.values = QLineEdit(placeholderText="comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…",
+                                toolTip=f"{len(block_ids(self.family, full=False))} values ({ids}) "
+                                        f"or {len(block_ids(self.family))} (every block)")
+        layout.addLayout(hbox(QLabel("Preset"), self.preset, (self.values, 1)))
+        self.ids_label = QLabel(ids, wordWrap=True)
         self.ids_label.setProperty("role", "hint")
-        self.ids_label.setWordWrap(True)
         layout.addWidget(self.ids_label)
         self.preset.currentTextChanged.connect(self._preset_chosen)
         self.values.editingFinished.connect(self._typed)

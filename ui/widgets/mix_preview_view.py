@@ -11,10 +11,10 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.jobs.job import QUEUED, RUNNING, Job
-from ui.widgets.build import flat
+from ui.widgets.build import button, flat, hbox
 
 
 class MixPreviewView(QWidget):
@@ -27,18 +27,13 @@ class MixPreviewView(QWidget):
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setMinimumSize(256, 256)
         self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.caption = QLabel()
+        self.caption = QLabel(wordWrap=True)
         self.caption.setProperty("role", "hint")
-        self.caption.setWordWrap(True)
         self.bar = QProgressBar()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this render (or drop it from the queue)")
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        job_row = QHBoxLayout()
-        job_row.addWidget(self.bar, 1)
-        job_row.addWidget(self.cancel_button)
+        self.cancel_button = button("Cancel", "Stop this render (or drop it from the queue)",
+                                    self.cancel_requested)
         layout.addWidget(self.image, 1)
-        layout.addLayout(job_row)
+        layout.addLayout(hbox((self.bar, 1), self.cancel_button))
         layout.addWidget(self.caption)
         self._pixmap: QPixmap | None = None
         self.path: str | None = None

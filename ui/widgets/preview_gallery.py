@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.widgets.build import flat
+from ui.widgets.build import button, flat, hbox
 from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
 
 THUMB = 160
@@ -54,23 +54,17 @@ class PreviewGallery(QWidget):
         self._samples: dict[int, list[tuple[str, str]]] = {}
         self.thumbnails: list[Thumbnail] = []
         layout = flat(QVBoxLayout(self))
-        bar = QHBoxLayout()
         self._summary = QLabel("Previews appear here as the run makes them.")
-        self.compare_button = QPushButton("Compare steps…")
-        self.compare_button.setToolTip("Show two steps' previews side by side")
+        self.compare_button = button("Compare steps…", "Show two steps' previews side by side",
+                                     self.open_compare)
         self.compare_button.setEnabled(False)
-        self.compare_button.clicked.connect(self.open_compare)
-        bar.addWidget(self._summary, 1)
-        bar.addWidget(self.compare_button)
-        layout.addLayout(bar)
+        layout.addLayout(hbox((self._summary, 1), self.compare_button))
         self._host = QWidget()
         self._column = QVBoxLayout(self._host)
         self._column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self._host)
         layout.addWidget(scroll, 1)
-        self._scroll = scroll
 
     def count(self) -> int:
         return len(self.thumbnails)
@@ -79,9 +73,7 @@ class PreviewGallery(QWidget):
         return sorted(self._samples)
 
     def add(self, step: int, prompt: str, path: str) -> Thumbnail:
-        row = self._rows.get(step)
-        if row is None:
-            row = self._new_row(step)
+        row = self._rows.get(step) or self._new_row(step)
         thumb = Thumbnail(step, prompt, path)
         thumb.clicked.connect(lambda t=thumb: self.open_image(t))
         row.insertWidget(row.count() - 1, thumb)
@@ -97,10 +89,8 @@ class PreviewGallery(QWidget):
         box.setObjectName(f"step-{step}")
         outer = QVBoxLayout(box)
         outer.setContentsMargins(4, 4, 4, 4)
-        title = QLabel(f"<b>Step {step}</b>")
-        outer.addWidget(title)
-        row = QHBoxLayout()
-        row.addStretch(1)
+        outer.addWidget(QLabel(f"<b>Step {step}</b>"))
+        row = hbox(None)
         outer.addLayout(row)
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps
         position = sum(1 for s in self._rows if s > step)
