@@ -1,10 +1,9 @@
-""""Before you start": the pre-flight summary beside Start, updated as the settings change.
+""""Before you start": the pre-flight summary of the settings, updated as they change.
 
-A collapsible box: its header line always shows steps, epochs and the estimated time; opened, it lists the
-step arithmetic, batch, resolution, what is trained, the settings that differ from the preset (or the
-defaults), and the warnings, each naming what to change. On a CPU an explicit notice says how slow it will
-be, and Start asks once per settings before a long run (`confirm_start`). The numbers come from
-`studio.preflight_summary`; counting the images runs on the thread pool.
+Its header shows steps, epochs and the estimated time; below come the step arithmetic, batch, resolution,
+what is trained, the settings that differ from the preset (or the defaults) and the warnings, each naming
+what to change. On a CPU a notice says how slow it will be, and Start asks once per settings before a long
+run (`confirm_start`). Counting the images runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ class PreflightView(QScrollArea):
 
     def __init__(self, parent: QWidget | None = None, *,
                  family_of: Callable[[], str | None] = lambda: None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.family_of = family_of  # the base model's family as the model picker detected it
         self.device: Device | None = None
         self.summary: PreflightSummary | None = None
@@ -63,28 +62,17 @@ class PreflightView(QScrollArea):
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(8, 6, 8, 6)
-        self.header = QLabel()
-        self.header.setWordWrap(True)
-        self.header.setFont(scaled_font(self.font(), 1.1, bold=True))
-        self.notice = QLabel()
-        self.notice.setWordWrap(True)
-        set_role(self.notice, "banner-warning")
+        self.header = QLabel(wordWrap=True, font=scaled_font(self.font(), 1.1, bold=True))
+        self.notice = set_role(QLabel(wordWrap=True), "banner-warning")
         self.notice.setContentsMargins(8, 6, 8, 6)
-        self.body = QLabel()
-        self.body.setWordWrap(True)
-        self.body.setTextFormat(Qt.TextFormat.RichText)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText,
+                           textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self.header, self.notice, self.body):
             layout.addWidget(label)
         layout.addStretch(1)
         self.notice.hide()
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWidget(page)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._gather)
+        self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._gather)
         self._set_header("Counting the images…")
 
     # ---------------------------------------------------------------------------------------------
@@ -112,8 +100,7 @@ class PreflightView(QScrollArea):
 
     def refresh(self) -> None:
         """Count again now (a run ended: its measured step time may now be known)."""
-        if self._cfg is not None:
-            self._gather()
+        self._gather()
 
     def _gather(self) -> None:
         cfg, project_file = self._cfg, self._project_file

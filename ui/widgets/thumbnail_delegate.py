@@ -1,8 +1,5 @@
-"""Paints one grid cell: the thumbnail, the file name, and badges for what needs attention.
-
-Badges: a red "!" for a file training cannot use, an amber "i" for one it converts (CMYK, 16-bit, alpha,
-rotation, small), a "no caption" pill, and a greyed-out cell marked "excluded" for images the user left
-out. A focus point, when set, is drawn as a small cross. Painting is all there is: no widget per cell.
+"""Paints one grid cell: the thumbnail, the file name, a focus cross, and badges for what needs attention
+("!" unusable, "i" converted, "no caption", "excluded"). Painting is all there is: no widget per cell.
 
 The cell's item is read from the source model directly rather than through `index.data(role)`: besides
 saving a QVariant round trip per badge, PySide6 6.12 returns None for an empty QVariant without taking a
@@ -31,10 +28,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     def _fonts(self, base: QFont) -> None:
         """Badge fonts, made once per view font rather than once per cell."""
-        key = base.key()
-        if key == self._font_key:
+        if base.key() == self._font_key:
             return
-        self._font_key = key
+        self._font_key = base.key()
         self._bold = QFont(base)
         self._bold.setBold(True)
         self._small = QFont(base)
@@ -68,13 +64,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         rect = option.rect
         palette = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        if selected:
+        if selected or option.state & QStyle.StateFlag.State_MouseOver:
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(palette.highlight())
-            painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
-        elif option.state & QStyle.StateFlag.State_MouseOver:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(palette.midlight())
+            painter.setBrush(palette.highlight() if selected else palette.midlight())
             painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
 
         box = QRect(rect.x() + PAD, rect.y() + PAD, self.side, self.side)
@@ -103,12 +95,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if focus is not None and pix is not None:
             fx = image_rect.x() + focus[0] * image_rect.width()
             fy = image_rect.y() + focus[1] * image_rect.height()
-            painter.setPen(QPen(QColor("white"), 3))
-            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
-            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
-            painter.setPen(QPen(QColor("#e67e22"), 1.5))
-            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
-            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
+            for colour, width in (("white", 3), ("#e67e22", 1.5)):
+                painter.setPen(QPen(QColor(colour), width))
+                painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
+                painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
 
         problems = item.problems
         if problems:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QL
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
 from ui.train_queue_runner import QueueRunner
-from ui.widgets.build import flat
+from ui.widgets.build import button, flat
 
 
 class TrainQueueView(QWidget):
@@ -30,16 +30,12 @@ class TrainQueueView(QWidget):
         layout = flat(QVBoxLayout(self))
         top = QHBoxLayout()  # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
         layout.addLayout(top, 1)
-        self.list = QListWidget()
-        self.list.setWordWrap(True)
+        self.list = QListWidget(wordWrap=True)
         self.list.currentRowChanged.connect(lambda _row: self._enable())
         top.addWidget(self.list, 1)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-        row = QGridLayout()
-        row.setSpacing(4)
+        row = QGridLayout(spacing=4)
         self.run_button = self._button(row, "Run queue", "Train every queued entry in order, unattended "
                                        "(an interrupted one first, from its last checkpoint)", self._run_or_stop)
         self.up_button = self._button(row, "Up", "Train this entry earlier", lambda: self._move(-1))
@@ -57,12 +53,10 @@ class TrainQueueView(QWidget):
 
     @staticmethod
     def _button(grid: QGridLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(text)
-        button.setToolTip(tip)
-        button.clicked.connect(slot)
+        made = button(text, tip, slot)
         index = grid.count()  # Run | Up, Down | Remove, Queue again | Clear finished
-        grid.addWidget(button, index // 2, index % 2)
-        return button
+        grid.addWidget(made, index // 2, index % 2)
+        return made
 
     def use_jobs(self, jobs) -> None:
         """The window's JobManager: each entry is submitted there as a TrainRequest."""
