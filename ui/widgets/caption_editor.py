@@ -100,10 +100,6 @@ class CaptionEditor(QWidget):
     def current_text(self) -> str:
         return self.text.toPlainText() if self.mode == "text" else self.chips.caption()
 
-    @property
-    def pending(self) -> bool:
-        return self._timer.isActive()
-
     # -- committing ---------------------------------------------------------------------------------
     def _typed(self) -> None:
         if self.path is not None:

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QFileDialog, QH
 
 from studio.field_info import field_choices, field_help, parse_text, range_text
 from studio.models.base_files import dialog_filter
-from ui.widgets.build import flat
+from ui.widgets.build import button, flat
 
 INT32_MAX = 2**31 - 1
 
@@ -129,17 +129,14 @@ class PathEditor(TextEditor):
 
     def __init__(self, meta: dict[str, Any], *, files: bool = True, folders: bool = True) -> None:
         super().__init__(meta)
-        button = QToolButton()
-        button.setText("…")
-        button.setToolTip("Choose on disk")
-        menu = QMenu(button)  # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
+        self._button = button("…", "Choose on disk", self._show_menu, kind=QToolButton)
+        # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
+        self._menu = QMenu(self._button)
         if files:
-            menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
+            self._menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
         if folders:
-            menu.addAction("Diffusers folder…", self._choose_folder)
-        button.clicked.connect(self._show_menu)
-        self._layout.addWidget(button)
-        self._button, self._menu = button, menu
+            self._menu.addAction("Diffusers folder…", self._choose_folder)
+        self._layout.addWidget(self._button)
 
     def _show_menu(self) -> None:
         self._menu.popup(self._button.mapToGlobal(self._button.rect().bottomLeft()))
@@ -160,17 +157,12 @@ class ListEditor(FieldEditor):
     """A list of strings, one per line (prompts, folders); folders get an "Add folder…" button."""
 
     def __init__(self, meta: dict[str, Any], *, folders: bool = False) -> None:
-        text = QPlainTextEdit()
-        text.setTabChangesFocus(True)
+        text = QPlainTextEdit(tabChangesFocus=True, placeholderText="one per line")
         text.setFixedHeight(text.fontMetrics().lineSpacing() * 4 + 12)
-        text.setPlaceholderText("one per line")
         super().__init__(text, text.textChanged)
         if folders:
-            add = QToolButton()
-            add.setText("Add folder…")
-            add.clicked.connect(self._add_folder)
             self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
-            self._layout.addWidget(add)
+            self._layout.addWidget(QToolButton(text="Add folder…", clicked=self._add_folder))
 
     def _add_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a folder of training images")

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
-from PySide6.QtWidgets import QBoxLayout, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QSizePolicy, QToolButton
 
 from studio.config import resolve_path
 from studio.models.detect import detect_model, scan_model_folders
@@ -25,6 +25,7 @@ from studio.models.describe import (details, picker_rows, problem_text, same_pat
                                     summary)
 from ui.background import run_in_background
 from ui.theme import set_role
+from ui.widgets.build import button, hbox
 from ui.widgets.field_editors import PathEditor
 from ui.widgets.model_list_popup import ModelListPopup
 
@@ -85,31 +86,23 @@ class ModelPicker(PathEditor):
         self._current = None  # ModelInfo of the path in the field, when it is a model
         self._popup: ModelListPopup | None = None
 
-        self.list_button = QToolButton()
-        self.list_button.setText("▾")
-        self.list_button.setToolTip("Models in your model folders (Alt+Down)")
-        self.list_button.clicked.connect(self.open_list)
+        self.list_button = button("▾", "Models in your model folders (Alt+Down)", self.open_list,
+                                  kind=QToolButton)
         self._edit.installEventFilter(self)  # Alt+Down opens the list, as in a combo box
-        self.info = QLabel()
-        self.info.setWordWrap(True)
+        self.info = QLabel(wordWrap=True)
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # wrap, never widen
         self._set_info(EMPTY_HINT, "muted")
-        row = QHBoxLayout()
-        for widget in (self._edit, self.list_button, self._button):
+        for widget in (self._edit, self._button):
             self._layout.removeWidget(widget)
-            row.addWidget(widget, 1 if widget is self._edit else 0)
         self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
         self._layout.setSpacing(2)
-        self._layout.addLayout(row)
+        self._layout.addLayout(hbox((self._edit, 1), self.list_button, self._button))
         self._layout.addWidget(self.info)
         self._menu.addSeparator()
         self._menu.addAction("Rescan model folders", self.rescan)
         self._menu.addAction("Add model folder…", self.choose_folder)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DETECT_DELAY_MS)
-        self._timer.timeout.connect(self.detect_now)
+        self._timer = QTimer(self, singleShot=True, interval=DETECT_DELAY_MS, timeout=self.detect_now)
         self._edit.textChanged.connect(self._text_changed)
 
     # ---------------------------------------------------------------------------------------------

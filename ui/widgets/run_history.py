@@ -33,7 +33,6 @@ class RunHistory(QWidget):
         super().__init__(parent)
         self._project_dir: Path | None = None
         self.runs: list[RunSummary] = []
-        self.loading = False
         layout = flat(QVBoxLayout(self))
         split = QSplitter(Qt.Orientation.Vertical)
         self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
@@ -70,14 +69,12 @@ class RunHistory(QWidget):
         if self._project_dir is None:
             self._fill([])
             return
-        self.loading = True
         folder = self._project_dir
         run_in_background(list_runs, folder, on_done=lambda runs: self._loaded(folder, runs),
                           on_error=lambda exc: self._loaded(folder, []))
 
     def _loaded(self, folder: Path, runs: list[RunSummary]) -> None:
         if folder == self._project_dir:
-            self.loading = False
             self._fill(runs)
 
     def set_active_run(self, run_dir: Path | None, step: int = 0, total: int = 0) -> None:
