@@ -1,8 +1,7 @@
 """Per-block weights for one LoRA: a preset menu (lora-block-weight's names) and the numbers themselves.
 
-Collapsed by default — most users never touch it; those who do know the presets and the comma lists
-from the WebUI extension, so both are accepted as they are written there (17/26 numbers for SD 1.x/2.x,
-12/20 for SDXL). An invalid list is shown in red and ignored until it parses.
+Users who touch it know the presets and comma lists from the WebUI extension, so both are accepted as
+written there. An invalid list is shown in red and ignored until it parses.
 """
 
 from __future__ import annotations

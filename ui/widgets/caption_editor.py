@@ -1,9 +1,7 @@
 """The caption of the current image, as free text or as tag chips.
 
-Free text is committed a moment after typing stops (and when focus leaves or another image is chosen),
-so the sidecar on disk follows the editor without a Save button; tag chips commit at once. The editor
-only says what the user wants (`caption_committed`); the panel turns that into an undoable edit, and if
-the file changed on disk meanwhile it calls `show_caption` with the disk's text instead.
+Typing is committed a moment after it stops (or when focus leaves), so the sidecar follows the editor
+without a Save button; chips commit at once. The panel turns `caption_committed` into an undoable edit.
 """
 
 from __future__ import annotations

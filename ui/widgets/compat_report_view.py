@@ -1,9 +1,8 @@
 """Which WebUIs load an exported LoRA as trained: one line per loader, read from its `<name>.compat.json`.
 
-Shown in the Train panel's Export box and the mixer's. Where a loader cannot render the file faithfully
-(DoRA in AUTOMATIC1111, LoHa/LoKr/DoRA in diffusers and sd-scripts), it offers "Save a plain-LoRA copy…"
-with a rank; the copy is made by the worker (`mix_plain` job), never in the window. The sidecar is read
-on the thread pool; it is small, but the export folder may be on a slow or network drive.
+Where a loader cannot render the file faithfully it offers "Save a plain-LoRA copy…", made by the worker
+(`mix_plain` job), never in the window. The sidecar is read on the thread pool: the export folder may be
+on a slow or network drive.
 """
 
 from __future__ import annotations

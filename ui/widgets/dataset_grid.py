@@ -1,10 +1,8 @@
 """The thumbnail grid: a virtualised QListView in icon mode.
 
 Uniform item sizes and batched layout let Qt lay out 10,000 cells without asking each one its size; only
-the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel).
-Zoom changes the cell size; Ctrl+wheel zooms too. An empty grid paints a hint saying how to fill it, and
-while files are dragged over the panel the grid is outlined and tinted in the theme's highlight colour (both
-from the palette, so they follow the dark theme).
+the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel). The
+empty-grid hint and the drop highlight are painted in palette colours, so they follow the dark theme.
 """
 
 from __future__ import annotations

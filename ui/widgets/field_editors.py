@@ -1,10 +1,8 @@
 """One editor widget per kind of config field, chosen from the field's type and `metadata`.
 
-Each editor has `value()`, `set_value()` and a `changed` signal, so the form can treat them alike. A text
-editor's `value()` is what the user typed, read by `field_info.parse_text` (the CLI's flags are read the
-same way), and the form leaves the judging to `studio.config`: an impossible value gets the message a project
-file or a flag would get. Ranges come from `metadata["min"/"max"]`, choices from `Literal[...]` types, the
-tooltip is `field_info.field_help`: `studio.config` stays the one source of truth.
+A text editor's `value()` is what the user typed, read by `field_info.parse_text` as the CLI reads its
+flags; judging it is left to `studio.config`, so an impossible value gets the message a project file or a
+flag would get. Ranges, choices and tooltips come from `studio.config` too: it stays the one source of truth.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One LoRA in the mixer: what it is (name, family, rank, trigger words) and how strongly it applies.
 
-The row is built from a header-only `LoraPeek` (no tensors read in the window), so it appears as soon
-as the file is dropped; the full read and every check happen in the worker at the first preview.
+It is built from a header-only `LoraPeek`, so it appears as soon as the file is dropped; the full read
+and the checks happen in the worker.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
-"""The mixer's preview image: the previous image stays until the new one arrives, with a status line,
-a progress bar and a Cancel button while its job is queued or running.
+"""The mixer's preview image, with a status line, a progress bar and Cancel while its job runs.
 
-A blank or flickering preview while the next one renders makes comparing two strengths impossible, so
-`set_busy` / `show_job` only change the caption and the bar; `show_image` swaps the picture in one step.
+A blank or flickering preview makes comparing two strengths impossible, so the previous image stays until
+the new one arrives: `set_busy` / `show_job` only change the caption and the bar.
 """
 
 from __future__ import annotations

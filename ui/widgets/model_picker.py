@@ -1,11 +1,9 @@
 """The Train form's base-model field: a path, a list of the models in the user's model folders, and what
 the model in the field is (family, precision, size), or why it cannot be used.
 
-Detection reads files (a safetensors header, a `.ckpt`'s pickle opcodes: torch-free, nothing unpickled), so it
-never runs on the GUI thread: folder scans and the check of the typed path run on a small pool of their own
-(`model_pool`), so a slow disk cannot hold up the app's quick background jobs. Every job carries a generation
-number; a result that a newer scan or a newer path has overtaken is dropped, and a job that is overtaken
-before it starts does not run.
+Detection reads files, so it never runs on the GUI thread: scans and the check of the typed path run on a
+small pool of their own (`model_pool`), so a slow disk cannot hold up the app's quick background jobs. A
+result that a newer scan or path has overtaken is dropped, and an overtaken job does not start.
 """
 
 from __future__ import annotations
@@ -107,9 +105,6 @@ class ModelPicker(PathEditor):
 
     # ---------------------------------------------------------------------------------------------
     # what the panel and the app settings tell it
-    def folders(self) -> tuple[str, ...]:
-        return self._folders
-
     def set_folders(self, folders: Iterable[str]) -> None:
         """The model folders from the app settings; a change rescans (now if shown, else when shown)."""
         folders = tuple(folders)

@@ -1,9 +1,7 @@
 """The Train panel's preset box: each preset by id and what it is for, and the preset in effect.
 
-The closed box names the preset whose values the form has (on the fields that preset sets) or reads
-"custom" once one of them was changed (issue 18: it used to read "Choose a preset…" whatever the form held).
+The closed box names the preset whose values the form has, or reads "custom" once one was changed.
 Choosing an entry asks for that preset (`preset_chosen`); the panel applies it and lists what changed.
-The open list is made wide enough for the descriptions.
 """
 
 from __future__ import annotations

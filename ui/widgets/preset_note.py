@@ -1,8 +1,7 @@
 """The note under the preset box after a preset was applied: exactly what it changed, and Undo.
 
 "sd15-character changed 3 settings: rank 8 → 32, alpha 4 → 16, train text encoder off → on" — in the
-form's own labels, so a user can find each one (issue 18: a preset used to change rank, alpha and text-encoder
-training silently). Undo is the panel's: the note only keeps the changes and says when it was pressed.
+form's own labels, so a user can find each one. Undo is the panel's.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Preview images as they arrive, one row per training step (newest on top), click to enlarge.
 
-Each thumbnail is decoded on the thread pool and only the small result is turned into a pixmap on the
-GUI thread, so a stream of previews never stalls the window.
+Thumbnails are decoded on the thread pool, so a stream of previews never stalls the window.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Start / Pause / Stop / Save now / Sample now, and the progress line (step, epoch, it/s, ETA).
 
-The buttons only emit signals; which of them is enabled follows from one `set_state` call, so the
-panel's state machine is the single place that decides what the user may do.
+Which buttons are enabled follows from one `set_state` call, so the panel's state machine is the single
+place that decides what the user may do.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """The project's past runs: status, steps, final loss, outputs, config, and a button to open the folder.
 
-`runs/` is read on the thread pool (`studio.run_folder.list_runs`), only when the history is refreshed
-(project opened, a run ended, the Refresh button), never on a timer. The run in progress has no end event
-yet, which on disk reads as "interrupted": the Train panel names it (`set_active_run`), and it is shown as
-running, its step following the run's progress.
+`runs/` is read on the thread pool, only when the history is refreshed, never on a timer. The run in
+progress has no end event yet, which on disk reads as "interrupted": the Train panel names it
+(`set_active_run`), so it is shown as running.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """A message strip over the run area: what happened, what to do about it, and a button that does it.
 
-Its colours come from the theme's stylesheet (`role="banner-<kind>"`, see `ui.theme.banner_colors`), not a
-sheet of its own, so a dark theme gets dark banners and a live theme switch recolours a banner on show.
+Its colours come from the theme's stylesheet (`role="banner-<kind>"`), so a theme switch recolours it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """A strength slider from −2 to +2 with a numeric box beside it, both in steps of 0.05.
 
-The slider is for feel, the box for exact numbers; they stay in step without echoing each other, and
-`valueChanged` fires once per user change.
+They stay in step without echoing each other: `valueChanged` fires once per user change.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The dataset's tags with how many images carry each; the entry point for per-tag batch operations.
 
-Double-click a tag to show only the images that have it. The context menu renames or removes a tag in
-every image, or puts it first (a trigger word); those requests go to the panel, which makes them
-undoable edits.
+Double-click shows only the images with a tag; the context menu's rename, remove and put-first requests go
+to the panel, which makes them undoable edits.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The Train panel's Queue tab: the training queue's entries in order, with their state and export, and the
-buttons to reorder, remove, queue again and run them one after another unattended.
+"""The Train panel's Queue tab: the training queue's entries, and buttons to reorder, remove, queue again
+and run them one after another unattended.
 
-It shows the same file `lora-studio queue` edits (`studio.train_queue`), read afresh on every change and
-whenever the tab is shown, so entries added from a terminal appear too. Running goes through
-`QueueRunner` (the window's JobManager); this widget only draws the entries and turns clicks into calls.
+It shows the file `lora-studio queue` edits, read afresh on every change and whenever the tab is shown,
+so entries added from a terminal appear too. Running goes through `QueueRunner`.
 """
 
 from __future__ import annotations
