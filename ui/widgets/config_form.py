@@ -96,33 +96,26 @@ class ConfigForm(QWidget):
         self.set_config(self._base)  # every editor holds a value from the start
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
-        group = QGroupBox(title)
-        group.setObjectName(f"group-{section}")
+        group = QGroupBox(title, objectName=f"group-{section}")
         outer = QVBoxLayout(group)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form = QFormLayout(fieldGrowthPolicy=QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         outer.addLayout(form)
-        advanced_form: QFormLayout | None = None
-        advanced_box: QWidget | None = None
+        advanced: tuple[QWidget, QFormLayout] | None = None  # made with the group's first advanced field
         cls = section_type(section)
         hints = get_type_hints(cls)
         for f in fields(cls):
             meta = dict(f.metadata)
             editor = make_editor(section, f.name, hints[f.name], meta)
             editor.setObjectName(f"{section}.{f.name}")
-            label = QLabel(label_for(section, f.name))
             tip = tooltip(section, f.name)
-            label.setToolTip(tip)
+            label = QLabel(label_for(section, f.name), toolTip=tip)
             editor.setToolTip(tip)
             editor.changed.connect(lambda s=section, n=f.name: self._on_changed(s, n))
-            target = form
             if meta.get("advanced"):
-                if advanced_form is None:
-                    advanced_box, advanced_form = self._advanced_part(outer)
-                target = advanced_form
+                advanced = advanced or self._advanced_part(outer)
+            box, target = advanced if meta.get("advanced") else (None, form)
             target.addRow(label, editor)
-            self._fields[(section, f.name)] = _Field(section, f.name, editor, label,
-                                                     advanced_box if meta.get("advanced") else None)
+            self._fields[(section, f.name)] = _Field(section, f.name, editor, label, box)
         return group
 
     def _advanced_part(self, outer: QVBoxLayout) -> tuple[QWidget, QFormLayout]:

@@ -49,9 +49,7 @@ class IntEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
         lo, hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
         if hi <= INT32_MAX and lo >= -INT32_MAX:
-            spin = QSpinBox()
-            spin.setRange(lo, hi)
-            spin.setGroupSeparatorShown(True)
+            spin = QSpinBox(minimum=lo, maximum=hi, groupSeparatorShown=True)
             super().__init__(spin, spin.valueChanged)
         else:
             edit = QLineEdit()

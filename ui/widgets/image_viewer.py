@@ -71,9 +71,8 @@ class ImageDialog(QDialog):
         super().__init__(parent, windowTitle=caption)
         layout = QVBoxLayout(self)
         self.image = AsyncImageLabel(1024)
-        scroll = QScrollArea()
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self.image)
-        scroll.setWidgetResizable(True)
         layout.addWidget(scroll)
         layout.addWidget(QLabel(caption, wordWrap=True,
                                 textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
@@ -22,9 +22,7 @@ class MixPreviewView(QWidget):
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Add a LoRA to see a preview") -> None:
         super().__init__(parent)
         layout = flat(QVBoxLayout(self))
-        self.image = QLabel(placeholder)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(256, 256)
+        self.image = QLabel(placeholder, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(256, 256))
         self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.caption = QLabel(wordWrap=True)
         self.caption.setProperty("role", "hint")
