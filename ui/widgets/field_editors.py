@@ -123,15 +123,13 @@ class FloatEditor(TextEditor):
 class PathEditor(TextEditor):
     """Text plus a "…" menu: base models come as a single .safetensors / .ckpt file or as a diffusers folder."""
 
-    def __init__(self, meta: dict[str, Any], *, files: bool = True, folders: bool = True) -> None:
+    def __init__(self, meta: dict[str, Any]) -> None:
         super().__init__(meta)
         self._button = button("…", "Choose on disk", self._show_menu, kind=QToolButton)
         # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
         self._menu = QMenu(self._button)
-        if files:
-            self._menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
-        if folders:
-            self._menu.addAction("Diffusers folder…", self._choose_folder)
+        self._menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
+        self._menu.addAction("Diffusers folder…", self._choose_folder)
         self._layout.addWidget(self._button)
 
     def _show_menu(self) -> None:
