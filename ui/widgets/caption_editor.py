@@ -64,8 +64,7 @@ class CaptionEditor(QWidget):
 
     # -- showing ------------------------------------------------------------------------------------
     def show_caption(self, path: Path | None, caption: str | None, *, note: str = "") -> None:
-        """Show an image's caption without committing anything (pending typing for the previous image is
-        committed first by the panel via `flush`)."""
+        """Show an image's caption without committing anything (the panel `flush`es pending typing first)."""
         self._timer.stop()
         self.path = path
         self._shown = caption or ""

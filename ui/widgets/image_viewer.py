@@ -14,11 +14,9 @@ from ui.widgets.build import hbox
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
-    """Decode an image file to fit `max_side` (small previews are enlarged, pixel-sharp, so a 64-px test run
-    is still visible). Runs on a pool thread: QImage, unlike QPixmap, may be handed across threads.
-
-    Pillow decodes and shrinks with the GIL released; Qt's reader would hold it for the whole decode and
-    stall the GUI thread while previews stream in."""
+    """Decode an image file to fit `max_side` (small previews enlarged, pixel-sharp), on a pool thread: QImage,
+    unlike QPixmap, may cross threads, and Pillow decodes with the GIL released where Qt's reader would hold
+    it and stall the GUI thread while previews stream in."""
     from PIL import Image, ImageOps
 
     try:

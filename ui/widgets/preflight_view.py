@@ -41,9 +41,8 @@ def _value(value: Any) -> str:
 class PreflightView(QScrollArea):
     """The summary of the form's settings on the worker's device; `summary` is the one shown.
 
-    A page of the Train panel's lower tabs ("Before you start", current while no run is going), so it takes
-    no height from the charts at 1024×700; its first line is also emitted (`headline_changed`) for the line
-    under Start."""
+    A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first line
+    is also emitted (`headline_changed`) for the line under Start."""
 
     headline_changed = Signal(str)
 

@@ -71,18 +71,16 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
         box = QRect(rect.x() + PAD, rect.y() + PAD, self.side, self.side)
         pix = model.pixmap(row)
-        error = item.thumb_error
         if pix is not None and not pix.isNull():
             size = pix.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
-            target.moveCenter(box.center())
-            painter.drawPixmap(target, pix)
-            image_rect = target
+            image_rect = QRect(0, 0, size.width(), size.height())
+            image_rect.moveCenter(box.center())
+            painter.drawPixmap(image_rect, pix)
         else:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(128, 128, 128, 40))
             painter.drawRoundedRect(QRectF(box), 4, 4)
-            if error:
+            if item.thumb_error:
                 painter.setPen(QColor("#c0392b"))
                 painter.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, "cannot\nread")
             image_rect = box
@@ -100,9 +98,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
                 painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
                 painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
 
-        problems = item.problems
-        if problems:
-            invalid = any(p.excluded for p in problems)
+        if item.problems:
+            invalid = any(p.excluded for p in item.problems)
             self._badge(painter, box, "!" if invalid else "i", QColor("#d9534f" if invalid else "#e0a800"))
         if not item.caption:
             self._pill(painter, QRect(box.x() + 3, box.bottom() - 19, box.width(), 18), "no caption",
@@ -111,8 +108,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setFont(option.font)
         text_rect = QRect(rect.x() + 2, box.bottom() + 3, rect.width() - 4, TEXT_HEIGHT)
         painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
-        name = option.fontMetrics.elidedText(item.path.name,
-                                             Qt.TextElideMode.ElideMiddle, text_rect.width())
+        name = option.fontMetrics.elidedText(item.path.name, Qt.TextElideMode.ElideMiddle, text_rect.width())
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
         painter.restore()
 
