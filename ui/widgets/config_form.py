@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError, Problem
@@ -62,7 +62,7 @@ class _Field:
     name: str
     editor: FieldEditor
     label: QLabel
-    advanced_box: QWidget | None
+    advanced: QToolButton | None  # the toggle of the collapsed part the field is in
 
 
 def label_for(section: str, name: str) -> str:
@@ -100,7 +100,7 @@ class ConfigForm(QWidget):
         outer = QVBoxLayout(group)
         form = QFormLayout(fieldGrowthPolicy=QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         outer.addLayout(form)
-        advanced: tuple[QWidget, QFormLayout] | None = None  # made with the group's first advanced field
+        advanced: tuple[QToolButton, QFormLayout] | None = None  # made with the group's first advanced field
         cls = section_type(section)
         hints = get_type_hints(cls)
         for f in fields(cls):
@@ -113,20 +113,19 @@ class ConfigForm(QWidget):
             editor.changed.connect(lambda s=section, n=f.name: self._on_changed(s, n))
             if meta.get("advanced"):
                 advanced = advanced or self._advanced_part(outer)
-            box, target = advanced if meta.get("advanced") else (None, form)
+            toggle, target = advanced if meta.get("advanced") else (None, form)
             target.addRow(label, editor)
-            self._fields[(section, f.name)] = _Field(section, f.name, editor, label, box)
+            self._fields[(section, f.name)] = _Field(section, f.name, editor, label, toggle)
         return group
 
-    def _advanced_part(self, outer: QVBoxLayout) -> tuple[QWidget, QFormLayout]:
+    def _advanced_part(self, outer: QVBoxLayout) -> tuple[QToolButton, QFormLayout]:
         box = QWidget()
         form = QFormLayout(box)
         form.setContentsMargins(12, 0, 0, 0)
         toggle = disclosure("Advanced", box)
-        box.setProperty("toggle", toggle)
         outer.addWidget(toggle)
         outer.addWidget(box)
-        return box, form
+        return toggle, form
 
     # ---------------------------------------------------------------------------------------------
     def editor(self, section: str, name: str) -> FieldEditor:
@@ -169,7 +168,8 @@ class ConfigForm(QWidget):
         self._show_problems()
         if self._marked:
             first = self._marked[0]
-            self._open_advanced(first)
+            if first.advanced is not None:
+                first.advanced.setChecked(True)
             first.editor.focus_widget().setFocus()
             self._ensure_visible(first.editor)
 
@@ -235,10 +235,6 @@ class ConfigForm(QWidget):
         item.editor.setToolTip(f"<p><b>{message}</b></p>" + tooltip(item.section, item.name))
         item.label.setStyleSheet("color: #d9534f; font-weight: bold;")
         self._marked.append(item)
-
-    def _open_advanced(self, item: _Field) -> None:
-        if item.advanced_box is not None and not item.advanced_box.isVisible():
-            item.advanced_box.property("toggle").setChecked(True)
 
     def _clear_marks(self) -> None:
         for item in self._marked:

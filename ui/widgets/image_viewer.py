@@ -14,9 +14,9 @@ from ui.widgets.build import hbox
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
-    """Decode an image file to fit `max_side` (small previews enlarged, pixel-sharp), on a pool thread: QImage,
-    unlike QPixmap, may cross threads, and Pillow decodes with the GIL released where Qt's reader would hold
-    it and stall the GUI thread while previews stream in."""
+    """Decode an image file to fit `max_side` (small previews enlarged, pixel-sharp), on a pool thread:
+    QImage, unlike QPixmap, may cross threads, and Pillow decodes with the GIL released where Qt's reader
+    would hold it and stall the GUI thread while previews stream in."""
     from PIL import Image, ImageOps
 
     try:

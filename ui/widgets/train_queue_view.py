@@ -77,16 +77,15 @@ class TrainQueueView(QWidget):
 
     def refresh(self) -> None:
         selected = self._selected()
+        self.list.clear()
         try:
             self.entries = self.queue.entries()
             active = self.queue.runner_active()
         except StudioError as exc:  # a damaged file: the message says which file and how to get it back
             self.entries = []
-            self.list.clear()
             self._show_problem(str(exc), exc.hint)
             self._enable()
             return
-        self.list.clear()
         for position, entry in enumerate(self.entries, 1):
             item = QListWidgetItem(f"{position}. {entry.describe(active)}")
             item.setData(Qt.ItemDataRole.UserRole, entry.id)
