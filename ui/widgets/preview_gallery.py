@@ -48,8 +48,7 @@ class Thumbnail(QLabel):
 class PreviewGallery(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: dict[int, QHBoxLayout] = {}
-        self._row_frames: dict[int, QFrame] = {}
+        self._rows: dict[int, tuple[QFrame, QHBoxLayout]] = {}  # step: its frame and its row of thumbnails
         self._samples: dict[int, list[tuple[str, str]]] = {}
         self.thumbnails: list[Thumbnail] = []
         layout = flat(QVBoxLayout(self))
@@ -72,7 +71,7 @@ class PreviewGallery(QWidget):
         return sorted(self._samples)
 
     def add(self, step: int, prompt: str, path: str) -> Thumbnail:
-        row = self._rows.get(step) or self._new_row(step)
+        row = self._rows[step][1] if step in self._rows else self._new_row(step)
         thumb = Thumbnail(step, prompt, path)
         thumb.clicked.connect(lambda t=thumb: self.open_image(t))
         row.insertWidget(row.count() - 1, thumb)
@@ -94,15 +93,13 @@ class PreviewGallery(QWidget):
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps
         position = sum(1 for s in self._rows if s > step)
         self._column.insertWidget(position, box)
-        self._rows[step] = row
-        self._row_frames[step] = box
+        self._rows[step] = box, row
         return row
 
     def truncate(self, last_step: int) -> None:
         """Drop previews after `last_step` (a run resumed from that checkpoint makes them again)."""
         for step in [s for s in self._rows if s > last_step]:
-            self._row_frames.pop(step).deleteLater()
-            del self._rows[step]
+            self._rows.pop(step)[0].deleteLater()
             del self._samples[step]
         self.thumbnails = [t for t in self.thumbnails if t.step <= last_step]
         self.compare_button.setEnabled(len(self._samples) >= 2)

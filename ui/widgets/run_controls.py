@@ -68,16 +68,16 @@ class RunControls(QWidget):
 
     def reset(self, total: int) -> None:
         """Before any run: an empty bar sized for the configured number of steps."""
-        self._pending = None
-        self.bar.setRange(0, max(1, total))
-        self.bar.setValue(0)
-        self.details.setText(f"Not running. {total:,} steps configured.")
+        self._show(0, total, f"Not running. {total:,} steps configured.")
 
     def begin(self, total: int, start_step: int = 0) -> None:
+        self._show(start_step, total, f"Step {start_step} / {total} — loading the model and the dataset…")
+
+    def _show(self, step: int, total: int, text: str) -> None:
         self._pending = None
         self.bar.setRange(0, max(1, total))
-        self.bar.setValue(start_step)
-        self.details.setText(f"Step {start_step} / {total} — loading the model and the dataset…")
+        self.bar.setValue(step)
+        self.details.setText(text)
 
     def show_progress(self, e: Progress) -> None:
         """Shown at most every PAINT_MS: QProgressBar repaints synchronously on every setValue, and a fast
@@ -93,12 +93,10 @@ class RunControls(QWidget):
         if e is None:
             self._paint.stop()
             return
-        self.bar.setRange(0, max(1, e.total))
-        self.bar.setValue(e.step)
         loss = f"{e.loss:.4f}" if e.loss == e.loss else "nan"
         mem = f" · {e.gpu_mem_mb / 1024:.1f} GiB GPU" if e.gpu_mem_mb else ""
-        self.details.setText(f"Step {e.step} / {e.total} · epoch {e.epoch} · {e.it_per_s:.2f} it/s · "
-                             f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
+        self._show(e.step, e.total, f"Step {e.step} / {e.total} · epoch {e.epoch} · {e.it_per_s:.2f} it/s · "
+                   f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
 
     def set_details(self, text: str) -> None:
         self._apply_progress()  # a pending step first, so the message is not overwritten by it
