@@ -46,11 +46,7 @@ class BlockWeightsEditor(QWidget):
         self.preset.setCurrentText(name)
 
     def _preset_chosen(self, name: str) -> None:
-        if name == NO_BLOCKS:
-            self.values.clear()
-            self._set({})
-            return
-        weights = parse_weights(name, self.family)
+        weights = {} if name == NO_BLOCKS else parse_weights(name, self.family)
         self.values.setText(",".join(f"{v:g}" for v in weights.values()))
         self._set(weights)
 

@@ -5,6 +5,8 @@ Images are decoded on the thread pool (`load_image`), so opening a 1024-px previ
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
@@ -116,9 +118,7 @@ class CompareDialog(QDialog):
     def _refresh(self) -> None:
         left = self._samples.get(self.left.currentData(), [])
         right = self._samples.get(self.right.currentData(), [])
-        for i, (prompt, a, b) in enumerate(self._cells):
-            pa = left[i] if i < len(left) else ("", "")
-            pb = right[i] if i < len(right) else ("", "")
+        for (prompt, a, b), pa, pb in zip_longest(self._cells, left, right, fillvalue=("", "")):
             prompt.setText(pa[0] or pb[0])
             a.set_path(pa[1])
             b.set_path(pb[1])
