@@ -29,9 +29,9 @@ def hbox(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
 
 
 def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,
-           kind: type[QAbstractButton] = QPushButton) -> Any:
-    """A button with its tooltip, its click connected to `slot` (a method or a signal)."""
-    made = kind(text=text, toolTip=tip)
+           kind: type[QAbstractButton] = QPushButton, **properties: Any) -> Any:
+    """A button with its tooltip and Qt `properties`, its click connected to `slot` (a method or a signal)."""
+    made = kind(text=text, toolTip=tip, **properties)
     if slot is not None:
         made.clicked.connect(slot)
     return made

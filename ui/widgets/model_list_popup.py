@@ -29,8 +29,7 @@ class ModelListPopup(QFrame):
     add_folder_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, Qt.WindowType.Popup)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
+        super().__init__(parent, Qt.WindowType.Popup, frameShape=QFrame.Shape.StyledPanel)
         self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, alternatingRowColors=True,
                                 allColumnsShowFocus=True)
         self.tree.setHeaderLabels(list(COLUMNS))
@@ -87,12 +86,8 @@ class ModelListPopup(QFrame):
 
     def row_texts(self) -> list[tuple[str, ...]]:
         """What each listed model's row shows, column by column (for tests and accessibility checks)."""
-        out = []
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
-            if item.data(0, PATH_ROLE):
-                out.append(tuple(item.text(c) for c in range(len(COLUMNS))))
-        return out
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [tuple(item.text(c) for c in range(len(COLUMNS))) for item in items if item.data(0, PATH_ROLE)]
 
     def choose_row(self, row: int) -> None:
         self._choose(self.tree.topLevelItem(row))

@@ -54,8 +54,7 @@ class PreviewGallery(QWidget):
         layout = flat(QVBoxLayout(self))
         self._summary = QLabel("Previews appear here as the run makes them.")
         self.compare_button = button("Compare steps…", "Show two steps' previews side by side",
-                                     self.open_compare)
-        self.compare_button.setEnabled(False)
+                                     self.open_compare, enabled=False)
         layout.addLayout(hbox((self._summary, 1), self.compare_button))
         self._host = QWidget()
         self._column = QVBoxLayout(self._host)

@@ -45,14 +45,12 @@ class RunHistory(QWidget):
         split.setSizes([200, 160])
         layout.addWidget(split, 1)
         self.open_button = button("Open folder", "Open the run's folder (config, samples, checkpoints, "
-                                  "exports)", self.open_folder)
+                                  "exports)", self.open_folder, enabled=False)
         self.previews_button = button("Show previews", "Load this run's preview images into the gallery",
-                                      lambda: self._emit(self.previews_requested))
+                                      lambda: self._emit(self.previews_requested), enabled=False)
         self.resume_button = button("Resume", "Continue this run from its last checkpoint",
-                                    lambda: self._emit(self.resume_requested))
+                                    lambda: self._emit(self.resume_requested), enabled=False)
         self.refresh_button = QPushButton("Refresh", clicked=self.refresh)
-        for b in (self.open_button, self.previews_button, self.resume_button):
-            b.setEnabled(False)
         layout.addLayout(hbox(self.open_button, self.previews_button, self.resume_button, None,
                               self.refresh_button))
         self.resume_allowed = True
@@ -132,8 +130,7 @@ class RunHistory(QWidget):
 
     def _show_details(self, *_: object) -> None:
         run = self.selected()
-        for b in (self.open_button, self.previews_button):
-            b.setEnabled(run is not None)
+        self.open_button.setEnabled(run is not None)
         self.previews_button.setEnabled(run is not None and run.num_samples > 0)
         self.resume_button.setEnabled(run is not None and run.resumable and self.resume_allowed
                                       and not self._is_active(run))

@@ -16,9 +16,7 @@ from ui.widgets.build import button
 
 def dismiss_button(tooltip: str, hides: QWidget) -> QToolButton:
     """The flat ✕ at the end of a message strip; one look for every strip (banner, preset note)."""
-    dismiss = button("✕", tooltip, hides.hide, kind=QToolButton)
-    dismiss.setAutoRaise(True)
-    return dismiss
+    return button("✕", tooltip, hides.hide, kind=QToolButton, autoRaise=True)
 
 
 class StatusBanner(QFrame):

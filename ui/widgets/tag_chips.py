@@ -74,11 +74,9 @@ class TagChips(QWidget):
             if item is not None and item.widget() is not None:
                 item.widget().deleteLater()
         for tag in split_tags(self._caption):
-            chip = button(f"{tag}  ×", f"Remove “{tag}”", lambda _=False, t=tag: self.remove(t),
-                          kind=QToolButton)
-            chip.setStyleSheet(CHIP_STYLE)
-            chip.setCursor(Qt.CursorShape.PointingHandCursor)
-            self._flow.addWidget(chip)
+            self._flow.addWidget(button(f"{tag}  ×", f"Remove “{tag}”", lambda _=False, t=tag: self.remove(t),
+                                        kind=QToolButton, styleSheet=CHIP_STYLE,
+                                        cursor=Qt.CursorShape.PointingHandCursor))
         self._chips_host.updateGeometry()
 
     def chip_texts(self) -> list[str]:
