@@ -72,7 +72,7 @@ class DatasetGrid(QListView):
 
     def set_side(self, side: int) -> None:
         side = max(MIN_SIDE, min(MAX_SIDE, side))
-        self.delegate.set_side(side)
+        self.delegate.side = side
         hint = self.delegate.sizeHint(None, None)
         self.setGridSize(QSize(hint.width() + 4, hint.height() + 4))
         self.setIconSize(QSize(side, side))

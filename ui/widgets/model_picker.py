@@ -9,6 +9,7 @@ result that a newer scan or path has overtaken is dropped, and an overtaken job 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +32,16 @@ DETECT_DELAY_MS = 300  # typing a path checks it once the typing pauses, not at 
 EMPTY_HINT = "Choose a model from your model folders (▾) or on disk (…)."
 ZWSP = "\u200b"
 
-_pool: QThreadPool | None = None
 
-
+@cache
 def model_pool() -> QThreadPool:
     """The pool model detection runs on: two threads, so checking the typed path need not wait for a scan."""
-    global _pool
-    if _pool is None:
-        _pool = QThreadPool()
-        _pool.setMaxThreadCount(2)
-    return _pool
+    return QThreadPool(maxThreadCount=2)
 
 
 def _scan_job(folders: tuple[str, ...], wanted: Callable[[], bool]) -> Any:
     """Pool thread: the ModelScan of `folders`, or None when a newer scan was asked for meanwhile."""
-    if not wanted():
-        return None
-    return scan_model_folders(folders)
+    return scan_model_folders(folders) if wanted() else None
 
 
 def _detect_job(path: Path, wanted: Callable[[], bool]) -> Any:

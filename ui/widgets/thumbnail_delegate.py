@@ -37,9 +37,6 @@ class ThumbnailDelegate(QStyledItemDelegate):
         self._small.setPointSizeF(max(6.5, base.pointSizeF() * 0.8))
         self._small_metrics = QFontMetrics(self._small)
 
-    def set_side(self, side: int) -> None:
-        self.side = side
-
     def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt override
         return QSize(self.side + 2 * PAD, self.side + 2 * PAD + TEXT_HEIGHT)
 
