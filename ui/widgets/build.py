@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QHBoxLayout,
-                               QPushButton, QSpinBox, QToolButton, QWidget)
+                               QPushButton, QSpinBox, QTableView, QToolButton, QWidget)
 
 
 def flat(layout: QBoxLayout) -> QBoxLayout:
@@ -51,7 +51,7 @@ def disclosure(text: str, body: QWidget) -> QToolButton:
     return toggle
 
 
-def read_only_rows(view: QAbstractItemView) -> None:
+def read_only_rows(view: QTableView) -> None:
     """A list a row is picked from, one at a time, nothing edited in place, no row numbers."""
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
