@@ -176,12 +176,10 @@ class PreflightView(QScrollArea):
         if s is None or not s.cpu_notice or s.estimate.total_s < CONFIRM_ABOVE_S:
             return True
         key = (self._cfg, self.device)
-        if key == self._confirmed:
-            return True
-        if self.ask("Training on the CPU", s.cpu_notice):
-            self._confirmed = key
-            return True
-        return False
+        if key != self._confirmed and not self.ask("Training on the CPU", s.cpu_notice):
+            return False
+        self._confirmed = key
+        return True
 
     def ask(self, title: str, text: str) -> bool:
         """Start anyway / Back. Tests replace it."""
