@@ -47,10 +47,9 @@ class StatusBanner(QFrame):
             label.style().unpolish(label)
             label.style().polish(label)
         self.title.setText(f"<b>{html.escape(title)}</b>")
-        self.hint.setText(hint)
-        self.hint.setVisible(bool(hint))
-        self.action.setText(action)
-        self.action.setVisible(bool(action))
+        for widget, text in ((self.hint, hint), (self.action, action)):
+            widget.setText(text)
+            widget.setVisible(bool(text))
         self.show()
 
     def text(self) -> str:
