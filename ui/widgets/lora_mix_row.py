@@ -92,8 +92,8 @@ class LoraMixRow(QFrame):
     def check_family(self, family: str | None) -> bool:
         """Flag a LoRA made for another base family than the mix's; True when it fits."""
         fits = family is None or self.info.family == "unknown" or same_architecture(self.info.family, family)
-        self.show_problem("" if fits else f"Made for {family_label(self.info.family)}, "
-                                          f"but the mix is {family_label(family)}: it is left out of the preview")
+        self.show_problem("" if fits else f"Made for {family_label(self.info.family)}, but the mix is "
+                                          f"{family_label(family)}: it is left out of the preview")
         return fits
 
     def show_problem(self, text: str) -> None:
