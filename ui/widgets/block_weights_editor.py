@@ -1,17 +1,17 @@
 """Per-block weights for one LoRA: a preset menu (lora-block-weight's names) and the numbers themselves.
 
-Collapsed by default — most users never touch it; those who do know the presets and the comma lists
-from the WebUI extension, so both are accepted as they are written there (17/26 numbers for SD 1.x/2.x,
-12/20 for SDXL). An invalid list is shown in red and ignored until it parses.
+Users who touch it know the presets and comma lists from the WebUI extension, so both are accepted as
+written there. An invalid list is shown in red and ignored until it parses.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
+from ui.widgets.build import flat, hbox
 
 NO_BLOCKS = "(all 1)"
 
@@ -23,25 +23,18 @@ class BlockWeightsEditor(QWidget):
         super().__init__(parent)
         self.family = family if family in ("sd1", "sd2", "sd2-v", "sdxl") else "sd1"
         self._weights: dict[str, float] = {}
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        self.preset = QComboBox()
+        layout = flat(QVBoxLayout(self))
+        self.preset = QComboBox(toolTip="lora-block-weight presets: INS/IND = shallow/deep input blocks, "
+                                        "MIDD = the middle, OUTD/OUTS = deep/shallow output blocks; "
+                                        "BASE is the text encoder")
         self.preset.addItems([NO_BLOCKS, *PRESET_NAMES])
-        self.preset.setToolTip("lora-block-weight presets: INS/IND = shallow/deep input blocks, MIDD = the middle, "
-                               "OUTD/OUTS = deep/shallow output blocks; BASE is the text encoder")
-        self.values = QLineEdit()
-        self.values.setPlaceholderText("comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…")
         ids = ", ".join(block_ids(self.family, full=False))
-        self.values.setToolTip(f"{len(block_ids(self.family, full=False))} values ({ids}) "
-                               f"or {len(block_ids(self.family))} (every block)")
-        row.addWidget(QLabel("Preset"))
-        row.addWidget(self.preset)
-        row.addWidget(self.values, 1)
-        layout.addLayout(row)
-        self.ids_label = QLabel(ids)
+        self.values = QLineEdit(placeholderText="comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…",
+                                toolTip=f"{len(block_ids(self.family, full=False))} values ({ids}) "
+                                        f"or {len(block_ids(self.family))} (every block)")
+        layout.addLayout(hbox(QLabel("Preset"), self.preset, (self.values, 1)))
+        self.ids_label = QLabel(ids, wordWrap=True)
         self.ids_label.setProperty("role", "hint")
-        self.ids_label.setWordWrap(True)
         layout.addWidget(self.ids_label)
         self.preset.currentTextChanged.connect(self._preset_chosen)
         self.values.editingFinished.connect(self._typed)
@@ -53,11 +46,7 @@ class BlockWeightsEditor(QWidget):
         self.preset.setCurrentText(name)
 
     def _preset_chosen(self, name: str) -> None:
-        if name == NO_BLOCKS:
-            self.values.clear()
-            self._set({})
-            return
-        weights = parse_weights(name, self.family)
+        weights = {} if name == NO_BLOCKS else parse_weights(name, self.family)
         self.values.setText(",".join(f"{v:g}" for v in weights.values()))
         self._set(weights)
 

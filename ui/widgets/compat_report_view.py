@@ -1,20 +1,21 @@
 """Which WebUIs load an exported LoRA as trained: one line per loader, read from its `<name>.compat.json`.
 
-Shown in the Train panel's Export box and the mixer's. Where a loader cannot render the file faithfully
-(DoRA in AUTOMATIC1111, LoHa/LoKr/DoRA in diffusers and sd-scripts), it offers "Save a plain-LoRA copy…"
-with a rank; the copy is made by the worker (`mix_plain` job), never in the window. The sidecar is read
-on the thread pool; it is small, but the export folder may be on a slow or network drive.
+Where a loader cannot render the file faithfully it offers "Save a plain-LoRA copy…", made by the worker
+(`mix_plain` job), never in the window. The sidecar is read on the thread pool: the export folder may be
+on a slow or network drive.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.formats.compat_report import CompatReport, read_sidecar
 from ui.background import run_in_background
+from ui.widgets.build import ask_save_path, flat, hbox, rank_box
 
 MARKS = {"ok": "✓", "wrong": "✗", "partial": "✗", "refused": "✗"}
 
@@ -26,29 +27,18 @@ class CompatReportView(QWidget):
         super().__init__(parent)
         self.source: Path | None = None
         self.report: CompatReport | None = None
-        self.ask_path = self._ask_path  # replaceable in tests (no file dialog)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.lines = QLabel()
-        self.lines.setWordWrap(True)
-        layout.addWidget(self.lines)
-        row = QHBoxLayout()
+        self.ask_path = partial(ask_save_path, self)  # replaceable in tests (no file dialog)
+        layout = flat(QVBoxLayout(self))
+        self.lines = QLabel(wordWrap=True)
         self.rank_label = QLabel("Rank")
-        self.rank = QSpinBox()
-        self.rank.setRange(1, 1024)
-        self.rank.setValue(32)
-        self.rank.setToolTip("rank of the plain copy: higher is closer to the original, and bigger")
-        self.plain_button = QPushButton("Save a plain-LoRA copy…")
-        self.plain_button.setToolTip("The file's full ΔW (DoRA magnitude included) refactored by SVD into a plain "
-                                     "LoRA that every loader reads; the relative error is reported")
-        for w in (self.plain_button, self.rank_label, self.rank):
-            row.addWidget(w)
-        row.addStretch(1)
-        layout.addLayout(row)
-        self.copy_result = QLabel()
-        self.copy_result.setWordWrap(True)
+        self.rank = rank_box("rank of the plain copy: higher is closer to the original, and bigger")
+        self.plain_button = QPushButton("Save a plain-LoRA copy…", clicked=self._plain, toolTip=(
+            "The file's full ΔW (DoRA magnitude included) refactored by SVD into a plain "
+            "LoRA that every loader reads; the relative error is reported"))
+        self.copy_result = QLabel(wordWrap=True)
+        layout.addWidget(self.lines)
+        layout.addLayout(hbox(self.plain_button, self.rank_label, self.rank, None))
         layout.addWidget(self.copy_result)
-        self.plain_button.clicked.connect(self._plain)
         self.clear()
 
     # ---------------------------------------------------------------------------------------------
@@ -71,10 +61,7 @@ class CompatReportView(QWidget):
             self.lines.setText("No compatibility report beside this file (lora-studio inspect --loaders shows one).")
             self._set_offer(False)
             return
-        text = []
-        for v in report.verdicts:
-            text.append(f"{MARKS[v.status]} {v.line()}")
-        self.lines.setText("\n".join(text))
+        self.lines.setText("\n".join(f"{MARKS[v.status]} {v.line()}" for v in report.verdicts))
         self.lines.setToolTip("\n".join(n for v in report.verdicts for n in v.notes))
         self._set_offer(report.plain_copy_advised)
 
@@ -92,10 +79,6 @@ class CompatReportView(QWidget):
             w.setVisible(visible)
 
     # ---------------------------------------------------------------------------------------------
-    def _ask_path(self, title: str, suggestion: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, title, suggestion, "safetensors (*.safetensors)")
-        return path
-
     def _plain(self) -> None:
         if self.source is None:
             return

@@ -1,13 +1,9 @@
 """The project's settings as a form, generated from the `studio.config` dataclasses and their metadata.
 
-Nothing here lists fields by hand: a field added to `studio.config` appears in the form with its
-tooltip (`field_help`, the same text as the field's `lora-studio train` flag), range and editor. Fields
-marked `advanced` go into a collapsed "Advanced" part of their group.
-
-It validates as the user types: each edit runs the field through `config.build_section` (the code that reads
-project files and CLI flags: the same messages) and the whole config through `studio.validate.validate`;
-the disk check's problems come in through `set_file_problems`. Every field with an error is highlighted,
-and `problems_changed` tells the panel, which lists them all.
+No field is listed by hand: a field added to `studio.config` appears with its tooltip (the text of its
+`lora-studio train` flag), range and editor; `advanced` ones go into a collapsed part of their group.
+Each edit is judged by `config.build_section` (the reader of project files and flags: the same messages)
+and the whole config by `studio.validate.validate`; every field with an error is highlighted.
 """
 
 from __future__ import annotations
@@ -16,14 +12,15 @@ import html
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError, Problem
 from studio.field_info import SECTION_TITLES
 from studio.validate import validate
 from ui.wheel_guard import guard_wheel_in
+from ui.widgets.build import disclosure
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
 
 #: (section, title) in the order the groups appear
@@ -65,11 +62,16 @@ class _Field:
     name: str
     editor: FieldEditor
     label: QLabel
-    advanced_box: QWidget | None
+    advanced: QToolButton | None  # the toggle of the collapsed part the field is in
 
 
 def label_for(section: str, name: str) -> str:
     return LABELS.get(f"{section}.{name}", name.replace("_", " ").capitalize())
+
+
+def _plain(value: Any) -> Any:
+    """An editor's value as a project file holds it (lists, not tuples)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 class ConfigForm(QWidget):
@@ -94,56 +96,36 @@ class ConfigForm(QWidget):
         self.set_config(self._base)  # every editor holds a value from the start
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
-        group = QGroupBox(title)
-        group.setObjectName(f"group-{section}")
+        group = QGroupBox(title, objectName=f"group-{section}")
         outer = QVBoxLayout(group)
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form = QFormLayout(fieldGrowthPolicy=QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         outer.addLayout(form)
-        advanced_form: QFormLayout | None = None
-        advanced_box: QWidget | None = None
+        advanced: tuple[QToolButton, QFormLayout] | None = None  # made with the group's first advanced field
         cls = section_type(section)
         hints = get_type_hints(cls)
         for f in fields(cls):
             meta = dict(f.metadata)
             editor = make_editor(section, f.name, hints[f.name], meta)
             editor.setObjectName(f"{section}.{f.name}")
-            label = QLabel(label_for(section, f.name))
             tip = tooltip(section, f.name)
-            label.setToolTip(tip)
+            label = QLabel(label_for(section, f.name), toolTip=tip)
             editor.setToolTip(tip)
             editor.changed.connect(lambda s=section, n=f.name: self._on_changed(s, n))
-            target = form
             if meta.get("advanced"):
-                if advanced_form is None:
-                    advanced_box, advanced_form = self._advanced_part(outer)
-                target = advanced_form
+                advanced = advanced or self._advanced_part(outer)
+            toggle, target = advanced if meta.get("advanced") else (None, form)
             target.addRow(label, editor)
-            self._fields[(section, f.name)] = _Field(section, f.name, editor, label,
-                                                     advanced_box if meta.get("advanced") else None)
+            self._fields[(section, f.name)] = _Field(section, f.name, editor, label, toggle)
         return group
 
-    def _advanced_part(self, outer: QVBoxLayout) -> tuple[QWidget, QFormLayout]:
-        toggle = QToolButton()
-        toggle.setText("Advanced")
-        toggle.setCheckable(True)
-        toggle.setAutoRaise(True)
-        toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        toggle.setArrowType(Qt.ArrowType.RightArrow)
+    def _advanced_part(self, outer: QVBoxLayout) -> tuple[QToolButton, QFormLayout]:
         box = QWidget()
-        box.setVisible(False)
-        box.setProperty("toggle", toggle)
         form = QFormLayout(box)
         form.setContentsMargins(12, 0, 0, 0)
-
-        def flip(on: bool) -> None:
-            box.setVisible(on)
-            toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-
-        toggle.toggled.connect(flip)
+        toggle = disclosure("Advanced", box)
         outer.addWidget(toggle)
         outer.addWidget(box)
-        return box, form
+        return toggle, form
 
     # ---------------------------------------------------------------------------------------------
     def editor(self, section: str, name: str) -> FieldEditor:
@@ -186,7 +168,8 @@ class ConfigForm(QWidget):
         self._show_problems()
         if self._marked:
             first = self._marked[0]
-            self._open_advanced(first)
+            if first.advanced is not None:
+                first.advanced.setChecked(True)
             first.editor.focus_widget().setFocus()
             self._ensure_visible(first.editor)
 
@@ -199,10 +182,8 @@ class ConfigForm(QWidget):
     # ---------------------------------------------------------------------------------------------
     def _check_field(self, section: str, name: str) -> None:
         item = self._fields[(section, name)]
-        value = item.editor.value()
         try:
-            build_section(section, {name: list(value) if isinstance(value, tuple) else value},
-                          getattr(self._base, section), "form")
+            build_section(section, {name: _plain(item.editor.value())}, getattr(self._base, section), "form")
         except ConfigError as exc:
             self._field_problems[(section, name)] = (exc.problems[0] if exc.problems
                                                      else Problem(section, name, str(exc), exc.hint))
@@ -214,8 +195,7 @@ class ConfigForm(QWidget):
         values: dict[str, dict[str, Any]] = {}
         for (section, name), item in self._fields.items():
             if (section, name) not in self._field_problems:
-                value = item.editor.value()
-                values.setdefault(section, {})[name] = list(value) if isinstance(value, tuple) else value
+                values.setdefault(section, {})[name] = _plain(item.editor.value())
         cfg = self._base
         for section, changes in values.items():
             while True:
@@ -256,10 +236,6 @@ class ConfigForm(QWidget):
         item.label.setStyleSheet("color: #d9534f; font-weight: bold;")
         self._marked.append(item)
 
-    def _open_advanced(self, item: _Field) -> None:
-        if item.advanced_box is not None and not item.advanced_box.isVisible():
-            item.advanced_box.property("toggle").setChecked(True)
-
     def _clear_marks(self) -> None:
         for item in self._marked:
             item.editor.setStyleSheet("")
@@ -268,8 +244,6 @@ class ConfigForm(QWidget):
         self._marked.clear()
 
     def _ensure_visible(self, widget: QWidget) -> None:
-        from PySide6.QtWidgets import QScrollArea
-
         parent = self.parentWidget()
         while parent is not None and not isinstance(parent, QScrollArea):
             parent = parent.parentWidget()

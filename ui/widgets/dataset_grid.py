@@ -1,10 +1,8 @@
 """The thumbnail grid: a virtualised QListView in icon mode.
 
 Uniform item sizes and batched layout let Qt lay out 10,000 cells without asking each one its size; only
-the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel).
-Zoom changes the cell size; Ctrl+wheel zooms too. An empty grid paints a hint saying how to fill it, and
-while files are dragged over the panel the grid is outlined and tinted in the theme's highlight colour (both
-from the palette, so they follow the dark theme).
+the cells on screen are painted, and painting is what requests their thumbnails (see DatasetModel). The
+empty-grid hint and the drop highlight are painted in palette colours, so they follow the dark theme.
 """
 
 from __future__ import annotations
@@ -24,20 +22,13 @@ class DatasetGrid(QListView):
     zoom_requested = Signal(int)  # +1 / -1 from Ctrl+wheel
 
     def __init__(self, parent=None, side: int = 128) -> None:
-        super().__init__(parent)
-        self.setViewMode(QListView.ViewMode.IconMode)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setMovement(QListView.Movement.Static)
-        self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(2000)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setWrapping(True)
-        self.setSpacing(2)
-        self.setMouseTracking(True)
-        self.setDragEnabled(False)
-        self.setAcceptDrops(False)  # drops go to the panel, which knows what to do with folders
+        super().__init__(parent, viewMode=QListView.ViewMode.IconMode, resizeMode=QListView.ResizeMode.Adjust,
+                         movement=QListView.Movement.Static, uniformItemSizes=True,
+                         layoutMode=QListView.LayoutMode.Batched, batchSize=2000,
+                         selectionMode=QAbstractItemView.SelectionMode.ExtendedSelection,
+                         verticalScrollMode=QAbstractItemView.ScrollMode.ScrollPerPixel, wrapping=True,
+                         spacing=2, mouseTracking=True, dragEnabled=False,
+                         acceptDrops=False)  # drops go to the panel, which knows what to do with folders
         self.viewport().setAcceptDrops(False)
         self.delegate = ThumbnailDelegate(self, side)
         self.setItemDelegate(self.delegate)
@@ -81,7 +72,7 @@ class DatasetGrid(QListView):
 
     def set_side(self, side: int) -> None:
         side = max(MIN_SIDE, min(MAX_SIDE, side))
-        self.delegate.set_side(side)
+        self.delegate.side = side
         hint = self.delegate.sizeHint(None, None)
         self.setGridSize(QSize(hint.width() + 4, hint.height() + 4))
         self.setIconSize(QSize(side, side))

@@ -1,10 +1,8 @@
 """One editor widget per kind of config field, chosen from the field's type and `metadata`.
 
-Each editor has `value()`, `set_value()` and a `changed` signal, so the form can treat them alike. A text
-editor's `value()` is what the user typed, read by `field_info.parse_text` (the CLI's flags are read the
-same way), and the form leaves the judging to `studio.config`: an impossible value gets the message a project
-file or a flag would get. Ranges come from `metadata["min"/"max"]`, choices from `Literal[...]` types, the
-tooltip is `field_info.field_help`: `studio.config` stays the one source of truth.
+A text editor's `value()` is what the user typed, read by `field_info.parse_text` as the CLI reads its
+flags; judging it is left to `studio.config`, so an impossible value gets the message a project file or a
+flag would get. Ranges, choices and tooltips come from `studio.config` too: it stays the one source of truth.
 """
 
 from __future__ import annotations
@@ -13,22 +11,27 @@ import html
 from typing import Any, get_args, get_origin
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QMenu, QPlainTextEdit,
-                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLineEdit, QMenu,
+                               QPlainTextEdit, QSpinBox, QToolButton, QWidget)
 
 from studio.field_info import field_choices, field_help, parse_text, range_text
 from studio.models.base_files import dialog_filter
+from ui.widgets.build import button, flat
 
 INT32_MAX = 2**31 - 1
 
 
 class FieldEditor(QWidget):
+    """`main` is the widget that takes the focus; its `signal` is the editor's `changed`."""
+
     changed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
+    def __init__(self, main: QWidget, signal: Any) -> None:
+        super().__init__()
+        self._layout = flat(QHBoxLayout(self))
+        self._main = main
+        signal.connect(self.changed)
+        self._layout.addWidget(main)
 
     def value(self) -> Any:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
@@ -37,106 +40,64 @@ class FieldEditor(QWidget):
         raise NotImplementedError
 
     def focus_widget(self) -> QWidget:
-        return self
+        return self._main
 
 
 class IntEditor(FieldEditor):
     """A spin box; a line edit for ranges beyond what QSpinBox holds (seeds up to 2³²−1)."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__()
-        self._lo, self._hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
-        if self._hi <= INT32_MAX and self._lo >= -INT32_MAX:
-            self._spin: QSpinBox | None = QSpinBox()
-            self._spin.setRange(self._lo, self._hi)
-            self._spin.setGroupSeparatorShown(True)
-            self._spin.valueChanged.connect(self.changed)
-            self._layout.addWidget(self._spin)
-            self._edit = None
+        lo, hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
+        if hi <= INT32_MAX and lo >= -INT32_MAX:
+            spin = QSpinBox(minimum=lo, maximum=hi, groupSeparatorShown=True)
+            super().__init__(spin, spin.valueChanged)
         else:
-            self._spin = None
-            self._edit = QLineEdit()
-            self._edit.textChanged.connect(self.changed)
-            self._layout.addWidget(self._edit)
+            edit = QLineEdit()
+            super().__init__(edit, edit.textChanged)
 
     def value(self) -> int | str:
-        if self._spin is not None:
-            return self._spin.value()
-        return parse_text(self._edit.text(), int)
+        if isinstance(self._main, QSpinBox):
+            return self._main.value()
+        return parse_text(self._main.text(), int)
 
     def set_value(self, value: int) -> None:
-        if self._spin is not None:
-            self._spin.setValue(int(value))
+        if isinstance(self._main, QSpinBox):
+            self._main.setValue(int(value))
         else:
-            self._edit.setText(str(int(value)))
-
-    def focus_widget(self) -> QWidget:
-        return self._spin or self._edit
-
-
-class FloatEditor(FieldEditor):
-    """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
-
-    def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__()
-        self._edit = QLineEdit()
-        self._edit.setPlaceholderText(range_text(meta))
-        self._edit.textChanged.connect(self.changed)
-        self._layout.addWidget(self._edit)
-
-    def value(self) -> float | str:
-        return parse_text(self._edit.text(), float)
-
-    def set_value(self, value: float) -> None:
-        self._edit.setText(f"{float(value):g}")
-
-    def focus_widget(self) -> QWidget:
-        return self._edit
+            self._main.setText(str(int(value)))
 
 
 class BoolEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__()
-        self._box = QCheckBox()
-        self._box.toggled.connect(self.changed)
-        self._layout.addWidget(self._box)
+        box = QCheckBox()
+        super().__init__(box, box.toggled)
 
     def value(self) -> bool:
-        return self._box.isChecked()
+        return self._main.isChecked()
 
     def set_value(self, value: bool) -> None:
-        self._box.setChecked(bool(value))
-
-    def focus_widget(self) -> QWidget:
-        return self._box
+        self._main.setChecked(bool(value))
 
 
 class ChoiceEditor(FieldEditor):
     def __init__(self, choices: tuple[str, ...]) -> None:
-        super().__init__()
-        self._combo = QComboBox()
-        self._combo.addItems(list(choices))
-        self._combo.currentIndexChanged.connect(self.changed)
-        self._layout.addWidget(self._combo)
+        combo = QComboBox()
+        combo.addItems(list(choices))
+        super().__init__(combo, combo.currentIndexChanged)
 
     def value(self) -> str:
-        return self._combo.currentText()
+        return self._main.currentText()
 
     def set_value(self, value: str) -> None:
-        index = self._combo.findText(str(value))
+        index = self._main.findText(str(value))
         if index >= 0:
-            self._combo.setCurrentIndex(index)
-
-    def focus_widget(self) -> QWidget:
-        return self._combo
+            self._main.setCurrentIndex(index)
 
 
 class TextEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__()
         self._edit = QLineEdit()
-        self._edit.textChanged.connect(self.changed)
-        self._layout.addWidget(self._edit)
+        super().__init__(self._edit, self._edit.textChanged)
 
     def value(self) -> str:
         return self._edit.text()
@@ -144,26 +105,32 @@ class TextEditor(FieldEditor):
     def set_value(self, value: str) -> None:
         self._edit.setText(str(value))
 
-    def focus_widget(self) -> QWidget:
-        return self._edit
+
+class FloatEditor(TextEditor):
+    """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        super().__init__(meta)
+        self._edit.setPlaceholderText(range_text(meta))
+
+    def value(self) -> float | str:
+        return parse_text(self._edit.text(), float)
+
+    def set_value(self, value: float) -> None:
+        self._edit.setText(f"{float(value):g}")
 
 
 class PathEditor(TextEditor):
     """Text plus a "…" menu: base models come as a single .safetensors / .ckpt file or as a diffusers folder."""
 
-    def __init__(self, meta: dict[str, Any], *, files: bool = True, folders: bool = True) -> None:
+    def __init__(self, meta: dict[str, Any]) -> None:
         super().__init__(meta)
-        button = QToolButton()
-        button.setText("…")
-        button.setToolTip("Choose on disk")
-        menu = QMenu(button)  # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
-        if files:
-            menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
-        if folders:
-            menu.addAction("Diffusers folder…", self._choose_folder)
-        button.clicked.connect(self._show_menu)
-        self._layout.addWidget(button)
-        self._button, self._menu = button, menu
+        self._button = button("…", "Choose on disk", self._show_menu, kind=QToolButton)
+        # popped up on click, not setMenu(): its arrow squeezed "…" out of the button
+        self._menu = QMenu(self._button)
+        self._menu.addAction("Model file (.safetensors, .ckpt)…", self._choose_file)
+        self._menu.addAction("Diffusers folder…", self._choose_folder)
+        self._layout.addWidget(self._button)
 
     def _show_menu(self) -> None:
         self._menu.popup(self._button.mapToGlobal(self._button.rect().bottomLeft()))
@@ -184,20 +151,12 @@ class ListEditor(FieldEditor):
     """A list of strings, one per line (prompts, folders); folders get an "Add folder…" button."""
 
     def __init__(self, meta: dict[str, Any], *, folders: bool = False) -> None:
-        super().__init__()
-        column = QVBoxLayout()
-        self._text = QPlainTextEdit()
-        self._text.setTabChangesFocus(True)
-        self._text.setFixedHeight(self._text.fontMetrics().lineSpacing() * 4 + 12)
-        self._text.setPlaceholderText("one per line")
-        self._text.textChanged.connect(self.changed)
-        column.addWidget(self._text)
+        text = QPlainTextEdit(tabChangesFocus=True, placeholderText="one per line")
+        text.setFixedHeight(text.fontMetrics().lineSpacing() * 4 + 12)
+        super().__init__(text, text.textChanged)
         if folders:
-            add = QToolButton()
-            add.setText("Add folder…")
-            add.clicked.connect(self._add_folder)
-            column.addWidget(add)
-        self._layout.addLayout(column)
+            self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
+            self._layout.addWidget(QToolButton(text="Add folder…", clicked=self._add_folder))
 
     def _add_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Add a folder of training images")
@@ -205,24 +164,21 @@ class ListEditor(FieldEditor):
             self.set_value((*self.value(), path))
 
     def value(self) -> tuple[str, ...]:
-        return tuple(line.strip() for line in self._text.toPlainText().splitlines() if line.strip())
+        return tuple(line.strip() for line in self._main.toPlainText().splitlines() if line.strip())
 
     def set_value(self, value: tuple[str, ...]) -> None:
-        self._text.setPlainText("\n".join(value))
-
-    def focus_widget(self) -> QWidget:
-        return self._text
+        self._main.setPlainText("\n".join(value))
 
 
 class PairEditor(FieldEditor):
     """A fixed pair of numbers (AdamW betas)."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__()
-        self._parts = [FloatEditor({"min": 0.0, "max": 1.0}), FloatEditor({"min": 0.0, "max": 1.0})]
-        for part in self._parts:
-            part.changed.connect(self.changed)
-            self._layout.addWidget(part)
+        first, second = FloatEditor({"min": 0.0, "max": 1.0}), FloatEditor({"min": 0.0, "max": 1.0})
+        super().__init__(first, first.changed)
+        second.changed.connect(self.changed)
+        self._layout.addWidget(second)
+        self._parts = (first, second)
 
     def value(self) -> tuple[float | str, float | str]:
         return tuple(part.value() for part in self._parts)  # type: ignore[return-value]

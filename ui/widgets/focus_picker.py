@@ -1,8 +1,7 @@
 """The current image, large, where a click sets the training crop's focus point and a drag draws a crop box.
 
-Training scales each image to cover the training resolution and crops around the focus point (the centre
-by default); a crop box first cuts the image to that region. Right-click clears both.
-"""
+Training scales each image to cover its resolution and crops around the focus point (the centre by default);
+a crop box first cuts the image to that region."""
 
 from __future__ import annotations
 
@@ -16,16 +15,14 @@ class FocusPicker(QWidget):
     crop_changed = Signal(object)  # (left, top, right, bottom) fractions, or None
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, minimumHeight=120, cursor=Qt.CursorShape.CrossCursor, toolTip=(
+            "Click: focus point for the training crop. Drag: crop box. Right-click: clear both."))
         self._pix = QPixmap()
         self.focus: tuple[float, float] | None = None
         self.crop: tuple[float, float, float, float] | None = None
         self._drag_from: QPointF | None = None
         self._drag_to: QPointF | None = None
-        self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setCursor(Qt.CursorShape.CrossCursor)
-        self.setToolTip("Click: focus point for the training crop. Drag: crop box. Right-click: clear both.")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(240, 200)
@@ -61,8 +58,7 @@ class FocusPicker(QWidget):
         painter.drawPixmap(r, self._pix)
         box = self.crop
         if self._drag_from is not None and self._drag_to is not None:
-            (x0, y0), (x1, y1) = self._fraction(self._drag_from), self._fraction(self._drag_to)
-            box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            box = self._box(self._drag_from, self._drag_to)
         if box is not None:
             rect = QRectF(r.x() + box[0] * r.width(), r.y() + box[1] * r.height(),
                           (box[2] - box[0]) * r.width(), (box[3] - box[1]) * r.height())
@@ -106,8 +102,12 @@ class FocusPicker(QWidget):
             self.focus = self._fraction(end)
             self.focus_changed.emit(self.focus)
         else:
-            (x0, y0), (x1, y1) = self._fraction(start), self._fraction(end)
-            if abs(x1 - x0) > 0.02 and abs(y1 - y0) > 0.02:
-                self.crop = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            box = self._box(start, end)
+            if box[2] - box[0] > 0.02 and box[3] - box[1] > 0.02:
+                self.crop = box
                 self.crop_changed.emit(self.crop)
         self.update()
+
+    def _box(self, start: QPointF, end: QPointF) -> tuple[float, float, float, float]:
+        (x0, y0), (x1, y1) = self._fraction(start), self._fraction(end)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)

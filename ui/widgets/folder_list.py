@@ -12,6 +12,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QSpinBox, QTableWidget, QTableWidgetItem,
                                QToolButton, QVBoxLayout, QWidget)
 
+from ui.widgets.build import button, flat
+
 
 class FolderList(QWidget):
     repeats_changed = Signal(object, int)  # (folder, repeats)
@@ -20,13 +22,11 @@ class FolderList(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.table = QTableWidget(0, 4)
+        layout = flat(QVBoxLayout(self))
+        self.table = QTableWidget(0, 4, editTriggers=QAbstractItemView.EditTrigger.NoEditTriggers,
+                                  selectionBehavior=QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setHorizontalHeaderLabels(["Folder", "Images", "Repeats", ""])
         self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
@@ -46,17 +46,13 @@ class FolderList(QWidget):
             num = QTableWidgetItem(str(count))
             num.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(i, 1, num)
-            spin = QSpinBox()
-            spin.setRange(1, 1000)
-            spin.setValue(repeats)
-            spin.setToolTip("Times each image of this folder is seen per epoch")
+            spin = QSpinBox(minimum=1, maximum=1000, value=repeats,
+                            toolTip="Times each image of this folder is seen per epoch")
             spin.valueChanged.connect(lambda v, f=folder: self.repeats_changed.emit(f, v))
             self.table.setCellWidget(i, 2, spin)
             if root:
-                remove = QToolButton()
-                remove.setText("Remove")
-                remove.setToolTip("Stop using this folder (the files stay where they are)")
-                remove.clicked.connect(lambda _=False, f=folder: self.remove_requested.emit(f))
+                remove = button("Remove", "Stop using this folder (the files stay where they are)",
+                                lambda _=False, f=folder: self.remove_requested.emit(f), kind=QToolButton)
                 self.table.setCellWidget(i, 3, remove)
 
     def spin_for(self, folder: Path) -> QSpinBox | None:

@@ -5,20 +5,20 @@ Images are decoded on the thread pool (`load_image`), so opening a 1024-px previ
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QDialog, QGridLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
+from ui.widgets.build import hbox
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
-    """Decode an image file to fit `max_side` (small previews are enlarged, pixel-sharp, so a 64-px test run
-    is still visible). Runs on a pool thread: QImage, unlike QPixmap, may be handed across threads.
-
-    Pillow decodes and shrinks with the GIL released; Qt's reader would hold it for the whole decode and
-    stall the GUI thread while previews stream in."""
+    """Decode an image file to fit `max_side` (small previews enlarged, pixel-sharp), on a pool thread:
+    QImage, unlike QPixmap, may cross threads, and Pillow decodes with the GIL released where Qt's reader
+    would hold it and stall the GUI thread while previews stream in."""
     from PIL import Image, ImageOps
 
     try:
@@ -68,18 +68,14 @@ class AsyncImageLabel(QLabel):
 
 class ImageDialog(QDialog):
     def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(caption)
+        super().__init__(parent, windowTitle=caption)
         layout = QVBoxLayout(self)
         self.image = AsyncImageLabel(1024)
-        scroll = QScrollArea()
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self.image)
-        scroll.setWidgetResizable(True)
         layout.addWidget(scroll)
-        text = QLabel(caption)
-        text.setWordWrap(True)
-        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(text)
+        layout.addWidget(QLabel(caption, wordWrap=True,
+                                textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))
         self.image.set_path(path)
         self.resize(720, 760)
 
@@ -88,39 +84,30 @@ class CompareDialog(QDialog):
     """Two steps side by side, one row per preview prompt: is the LoRA still improving or overcooking?"""
 
     def __init__(self, samples: dict[int, list[tuple[str, str]]], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Compare previews")
+        super().__init__(parent, windowTitle="Compare previews")
         self._samples = samples
         steps = sorted(samples)
         layout = QVBoxLayout(self)
-        pick = QHBoxLayout()
-        self.left = QComboBox()
-        self.right = QComboBox()
+        self.left, self.right = QComboBox(), QComboBox()
         for combo in (self.left, self.right):
             for s in steps:
                 combo.addItem(f"step {s}", s)
         if len(steps) >= 2:
             self.left.setCurrentIndex(len(steps) - 2)
         self.right.setCurrentIndex(len(steps) - 1)
-        pick.addWidget(QLabel("Left:"))
-        pick.addWidget(self.left, 1)
-        pick.addWidget(QLabel("Right:"))
-        pick.addWidget(self.right, 1)
-        layout.addLayout(pick)
+        layout.addLayout(hbox(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)))
         grid_host = QWidget()
         self._grid = QGridLayout(grid_host)
         rows = max((len(v) for v in samples.values()), default=0)
         self._cells: list[tuple[QLabel, AsyncImageLabel, AsyncImageLabel]] = []
         for row in range(rows):
-            prompt = QLabel()
-            prompt.setWordWrap(True)
+            prompt = QLabel(wordWrap=True)
             a, b = AsyncImageLabel(512), AsyncImageLabel(512)
             self._grid.addWidget(prompt, row * 2, 0, 1, 2)
             self._grid.addWidget(a, row * 2 + 1, 0)
             self._grid.addWidget(b, row * 2 + 1, 1)
             self._cells.append((prompt, a, b))
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(grid_host)
         layout.addWidget(scroll, 1)
         self.left.currentIndexChanged.connect(self._refresh)
@@ -131,9 +118,7 @@ class CompareDialog(QDialog):
     def _refresh(self) -> None:
         left = self._samples.get(self.left.currentData(), [])
         right = self._samples.get(self.right.currentData(), [])
-        for i, (prompt, a, b) in enumerate(self._cells):
-            pa = left[i] if i < len(left) else ("", "")
-            pb = right[i] if i < len(right) else ("", "")
+        for (prompt, a, b), pa, pb in zip_longest(self._cells, left, right, fillvalue=("", "")):
             prompt.setText(pa[0] or pb[0])
             a.set_path(pa[1])
             b.set_path(pb[1])

@@ -17,11 +17,9 @@ MAX_LINES = 5000
 
 class LogView(QPlainTextEdit):
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setReadOnly(True)
-        self.setMaximumBlockCount(MAX_LINES)
+        super().__init__(parent, readOnly=True, maximumBlockCount=MAX_LINES,
+                         placeholderText="Messages from the run appear here.")
         self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.setPlaceholderText("Messages from the run appear here.")
         self.show_debug = False
 
     def add(self, level: str, text: str, when: float | None = None) -> None:

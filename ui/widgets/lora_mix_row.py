@@ -1,7 +1,7 @@
 """One LoRA in the mixer: what it is (name, family, rank, trigger words) and how strongly it applies.
 
-The row is built from a header-only `LoraPeek` (no tensors read in the window), so it appears as soon
-as the file is dropped; the full read and every check happen in the worker at the first preview.
+It is built from a header-only `LoraPeek`, so it appears as soon as the file is dropped; the full read
+and the checks happen in the worker.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QFrame, QGridLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from studio.formats.family import family_label, same_architecture
 from studio.formats.peek import LoraPeek
 from studio.mix.request import MixEntry
 from ui.widgets.block_weights_editor import BlockWeightsEditor
+from ui.widgets.build import disclosure, hbox
 from ui.widgets.strength_control import StrengthControl
 
 
@@ -31,75 +31,51 @@ class LoraMixRow(QFrame):
         self.setObjectName("loraMixRow")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 6)
-
-        head = QHBoxLayout()
-        self.enabled = QCheckBox()
-        self.enabled.setChecked(True)
-        self.enabled.setToolTip("Include this LoRA in the mix")
-        self.name = QLabel(f"<b>{html.escape(info.name)}</b>")
-        self.name.setToolTip(info.path)
+        self.enabled = QCheckBox(checked=True, toolTip="Include this LoRA in the mix")
+        self.name = QLabel(f"<b>{html.escape(info.name)}</b>", toolTip=info.path)
         ranks = "/".join(map(str, info.ranks)) or "?"
         algos = "+".join(a for a in info.algorithms if a != "lora")
         self.details = QLabel(f"{family_label(info.family)} · rank {ranks}" + (f" · {algos}" if algos else ""))
         self.details.setProperty("role", "hint")
-        self.remove = QToolButton()
-        self.remove.setText("✕")
-        self.remove.setAutoRaise(True)
-        self.remove.setToolTip("Remove from the mix")
-        self.remove.clicked.connect(lambda: self.remove_requested.emit(self))
-        head.addWidget(self.enabled)
-        head.addWidget(self.name)
-        head.addWidget(self.details, 1)
-        head.addWidget(self.remove)
-        outer.addLayout(head)
+        self.remove = QToolButton(text="✕", autoRaise=True, toolTip="Remove from the mix",
+                                  clicked=lambda: self.remove_requested.emit(self))
+        outer.addLayout(hbox(self.enabled, self.name, (self.details, 1), self.remove))
 
-        self.triggers = QLabel()
-        self.triggers.setWordWrap(True)
+        self.triggers = QLabel(wordWrap=True)
         self.triggers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         if info.trigger_words:
             self.triggers.setText("Trigger words: " + ", ".join(html.escape(w) for w in info.trigger_words))
         self.triggers.setVisible(bool(info.trigger_words))
         outer.addWidget(self.triggers)
-        self.warning = QLabel()
-        self.warning.setStyleSheet("color: #b00020;")
-        self.warning.setWordWrap(True)
+        self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;")
         self.warning.hide()
         outer.addWidget(self.warning)
 
         self.strength = StrengthControl(1.0, label=f"{info.name} strength")
+        self.split = QCheckBox("Separate UNet / text-encoder strengths")
+        self.unet = StrengthControl(1.0, label=f"{info.name} UNet strength")
+        self.te = StrengthControl(1.0, label=f"{info.name} text-encoder strength")
+        self.unet_label, self.te_label = QLabel("UNet"), QLabel("Text enc.")
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.addWidget(QLabel("Strength"), 0, 0)
         grid.addWidget(self.strength, 0, 1)
-        self.split = QCheckBox("Separate UNet / text-encoder strengths")
         grid.addWidget(self.split, 1, 0, 1, 2)
-        self.unet = StrengthControl(1.0, label=f"{info.name} UNet strength")
-        self.te = StrengthControl(1.0, label=f"{info.name} text-encoder strength")
-        self.unet_label, self.te_label = QLabel("UNet"), QLabel("Text enc.")
-        grid.addWidget(self.unet_label, 2, 0)
-        grid.addWidget(self.unet, 2, 1)
-        grid.addWidget(self.te_label, 3, 0)
-        grid.addWidget(self.te, 3, 1)
+        for row, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
+            grid.addWidget(label, row, 0)
+            grid.addWidget(control, row, 1)
         outer.addLayout(grid)
 
-        self.blocks_toggle = QToolButton()
-        self.blocks_toggle.setText("Per-block weights")
-        self.blocks_toggle.setCheckable(True)
-        self.blocks_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.blocks_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.blocks_toggle.setAutoRaise(True)
         self.blocks = BlockWeightsEditor(info.family)
+        self.blocks_toggle = disclosure("Per-block weights", self.blocks)
         outer.addWidget(self.blocks_toggle)
         outer.addWidget(self.blocks)
         self._show_split(False)
-        self.blocks.hide()
 
         self.enabled.toggled.connect(self._toggled)
-        self.strength.valueChanged.connect(lambda _: self.changed.emit())
-        self.unet.valueChanged.connect(lambda _: self.changed.emit())
-        self.te.valueChanged.connect(lambda _: self.changed.emit())
+        for control in (self.strength, self.unet, self.te):
+            control.valueChanged.connect(lambda _: self.changed.emit())
         self.split.toggled.connect(self._split_toggled)
-        self.blocks_toggle.toggled.connect(self._blocks_toggled)
         self.blocks.changed.connect(self.changed)
 
     # ---------------------------------------------------------------------------------------------
@@ -116,9 +92,8 @@ class LoraMixRow(QFrame):
     def check_family(self, family: str | None) -> bool:
         """Flag a LoRA made for another base family than the mix's; True when it fits."""
         fits = family is None or self.info.family == "unknown" or same_architecture(self.info.family, family)
-        self.warning.setText("" if fits else f"Made for {family_label(self.info.family)}, "
-                                             f"but the mix is {family_label(family)}: it is left out of the preview")
-        self.warning.setVisible(not fits)
+        self.show_problem("" if fits else f"Made for {family_label(self.info.family)}, but the mix is "
+                                          f"{family_label(family)}: it is left out of the preview")
         return fits
 
     def show_problem(self, text: str) -> None:
@@ -136,10 +111,6 @@ class LoraMixRow(QFrame):
                 w.setValue(self.strength.value())
         self._show_split(on)
         self.changed.emit()
-
-    def _blocks_toggled(self, on: bool) -> None:
-        self.blocks_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
-        self.blocks.setVisible(on)
 
     def _toggled(self, on: bool) -> None:
         for w in (self.strength, self.split, self.unet, self.te, self.blocks_toggle, self.blocks):

@@ -1,10 +1,8 @@
 """Live loss (raw and smoothed) and learning-rate curves, with pyqtgraph.
 
-Points arrive with every step; the curves are redrawn at most a few times a second from a dirty flag,
-so a fast run on a big GPU (tens of steps a second) costs the GUI thread nothing noticeable.
-
-pyqtgraph paints with colours it was given, not the palette, so the chart re-reads the palette when the
-theme changes (`changeEvent`): a switch to dark mid-run must not leave a white chart until a restart.
+The curves are redrawn at most twice a second from a dirty flag, so a run of tens of steps a second costs
+the GUI thread little. pyqtgraph paints with the colours it was given, not the palette, so a theme change
+re-reads the palette (`changeEvent`): a switch to dark mid-run must not leave a white chart.
 """
 
 from __future__ import annotations
@@ -15,33 +13,26 @@ from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from ui.widgets.build import flat
+
 REDRAW_MS = 500  # pyqtgraph repaints both plots and their axes: twice a second is live enough
 
 
 class LossChart(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._steps: list[float] = []
-        self._loss: list[float] = []
-        self._smooth: list[float] = []
-        self._lr: list[float] = []
+        self._steps, self._loss, self._smooth, self._lr = [], [], [], []  # float lists, one entry a point
         self._dirty = False
         self._lr_top = 0.0
         self._x_max = 0.0
         self._y_range: tuple[float, float] | None = None
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self.loss_plot = pg.PlotWidget()
         self.lr_plot = pg.PlotWidget()
         for plot in (self.loss_plot, self.lr_plot):
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMenuEnabled(False)
-        self._legend = self.loss_plot.addLegend(offset=(-10, 10))
-        for plot in (self.loss_plot, self.lr_plot):  # "0.2", not "loss (x0.001)" and 200
-            plot.getAxis("left").enableAutoSIPrefix(False)
-        self.lr_plot.setMouseEnabled(x=True, y=False)
-        self.lr_plot.setXLink(self.loss_plot)
-        for plot in (self.loss_plot, self.lr_plot):
+            plot.getAxis("left").enableAutoSIPrefix(False)  # "0.2", not "loss (x0.001)" and 200
             # ranges are set by _fit_ranges, rarely: every range change re-lays-out and repaints the axes,
             # which cost far more than the curves (pyqtgraph autorange would do it on every redraw)
             plot.disableAutoRange()
@@ -49,6 +40,9 @@ class LossChart(QWidget):
             plot.getAxis("left").setWidth(62)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
+        self._legend = self.loss_plot.addLegend(offset=(-10, 10))
+        self.lr_plot.setMouseEnabled(x=True, y=False)
+        self.lr_plot.setXLink(self.loss_plot)
         self.lr_plot.setMinimumHeight(100)
         self.loss_plot.setMinimumHeight(150)
         self._raw_curve = self.loss_plot.plot(name="loss")
@@ -61,8 +55,7 @@ class LossChart(QWidget):
         self.apply_palette()
         layout.addWidget(self.loss_plot, 2)
         layout.addWidget(self.lr_plot, 1)
-        self._timer = QTimer(self, interval=REDRAW_MS)
-        self._timer.timeout.connect(self._redraw)
+        self._timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
         self._timer.start()
 
     def apply_palette(self) -> None:

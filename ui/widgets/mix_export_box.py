@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGroupBox, QLabel, QPushButton, QRadioButton,
+                               QVBoxLayout, QWidget)
 
+from ui.widgets.build import ask_save_path, hbox, rank_box
 from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.open_folder_button import OpenFolderButton
 
@@ -19,48 +21,29 @@ class MixExportBox(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Export", parent)
         self.last_output: Path | None = None
-        self.ask_path = self._ask_path  # replaceable in tests (no file dialog)
+        self.ask_path = partial(ask_save_path, self)  # replaceable in tests (no file dialog)
         layout = QVBoxLayout(self)
-        row = QHBoxLayout()
-        self.concat = QRadioButton("Exact (concatenate ranks)")
+        self.concat = QRadioButton("Exact (concatenate ranks)", checked=True)
         self.svd = QRadioButton("SVD to rank")
-        self.concat.setChecked(True)
         group = QButtonGroup(self)
         group.addButton(self.concat)
         group.addButton(self.svd)
-        self.rank = QSpinBox()
-        self.rank.setRange(1, 1024)
-        self.rank.setValue(32)
+        self.rank = rank_box()
         self.rank.setEnabled(False)
         self.svd.toggled.connect(self.rank.setEnabled)
-        self.dtype = QComboBox()
+        self.dtype = QComboBox(toolTip="precision of the merged LoRA file")
         self.dtype.addItems(["fp16", "bf16", "fp32"])
-        self.dtype.setToolTip("precision of the merged LoRA file")
-        for w in (self.concat, self.svd, self.rank, QLabel("Precision"), self.dtype):
-            row.addWidget(w)
-        row.addStretch(1)
-        layout.addLayout(row)
-        buttons = QHBoxLayout()
-        self.export_button = QPushButton("Export merged LoRA…")
-        self.bake_button = QPushButton("Bake into checkpoint…")
-        self.bake_button.setToolTip("Apply the mix to the base model and save a new checkpoint (.safetensors)")
+        layout.addLayout(hbox(self.concat, self.svd, self.rank, QLabel("Precision"), self.dtype, None))
+        self.export_button = QPushButton("Export merged LoRA…", clicked=self._export)
+        self.bake_button = QPushButton("Bake into checkpoint…", clicked=self._bake,
+                                       toolTip="Apply the mix to the base model and save a new checkpoint "
+                                               "(.safetensors)")
         self.open_folder = OpenFolderButton(lambda: self.last_output)
-        for b in (self.export_button, self.bake_button, self.open_folder):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
-        self.result = QLabel()
-        self.result.setWordWrap(True)
+        layout.addLayout(hbox(self.export_button, self.bake_button, self.open_folder, None))
+        self.result = QLabel(wordWrap=True)
         layout.addWidget(self.result)
         self.compat = CompatReportView()  # which WebUIs load the merged file as trained
-        self.compat.clear()
         layout.addWidget(self.compat)
-        self.export_button.clicked.connect(self._export)
-        self.bake_button.clicked.connect(self._bake)
-
-    def _ask_path(self, title: str, suggestion: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, title, suggestion, "safetensors (*.safetensors)")
-        return path
 
     def _export(self) -> None:
         path = self.ask_path("Export merged LoRA", "mix.safetensors")

@@ -1,19 +1,19 @@
-"""The mixer's preview image: the previous image stays until the new one arrives, with a status line,
-a progress bar and a Cancel button while its job is queued or running.
+"""The mixer's preview image, with a status line, a progress bar and Cancel while its job runs.
 
-A blank or flickering preview while the next one renders makes comparing two strengths impossible, so
-`set_busy` / `show_job` only change the caption and the bar; `show_image` swaps the picture in one step.
+A blank or flickering preview makes comparing two strengths impossible, so the previous image stays until
+the new one arrives: `set_busy` / `show_job` only change the caption and the bar.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.jobs.job import QUEUED, RUNNING, Job
+from ui.widgets.build import button, flat, hbox
 
 
 class MixPreviewView(QWidget):
@@ -21,24 +21,16 @@ class MixPreviewView(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Add a LoRA to see a preview") -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.image = QLabel(placeholder)
-        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(256, 256)
+        layout = flat(QVBoxLayout(self))
+        self.image = QLabel(placeholder, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(256, 256))
         self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.caption = QLabel()
+        self.caption = QLabel(wordWrap=True)
         self.caption.setProperty("role", "hint")
-        self.caption.setWordWrap(True)
         self.bar = QProgressBar()
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop this render (or drop it from the queue)")
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        job_row = QHBoxLayout()
-        job_row.addWidget(self.bar, 1)
-        job_row.addWidget(self.cancel_button)
+        self.cancel_button = button("Cancel", "Stop this render (or drop it from the queue)",
+                                    self.cancel_requested)
         layout.addWidget(self.image, 1)
-        layout.addLayout(job_row)
+        layout.addLayout(hbox((self.bar, 1), self.cancel_button))
         layout.addWidget(self.caption)
         self._pixmap: QPixmap | None = None
         self.path: str | None = None

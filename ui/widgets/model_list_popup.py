@@ -1,7 +1,7 @@
 """The drop-down list of the model picker: every base model found, one row each, with what detection said.
 
-A view only: it shows the rows and the scan's status it is given and says what the user chose or asked
-for (`chosen`, `rescan_requested`, `add_folder_requested`); `ModelPicker` does the scanning.
+A view only: it shows the rows and status it is given and signals what the user chose or asked for;
+`ModelPicker` does the scanning.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTreeWidget,
-                               QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
 from ui.theme import set_role
+from ui.widgets.build import button, hbox
 
 COLUMNS = ("Name", "Family", "Precision", "Size", "Layout")
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -29,15 +29,10 @@ class ModelListPopup(QFrame):
     add_folder_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, Qt.WindowType.Popup)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.tree = QTreeWidget()
-        self.tree.setColumnCount(len(COLUMNS))
+        super().__init__(parent, Qt.WindowType.Popup, frameShape=QFrame.Shape.StyledPanel)
+        self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True, alternatingRowColors=True,
+                                allColumnsShowFocus=True)
         self.tree.setHeaderLabels(list(COLUMNS))
-        self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
-        self.tree.setAlternatingRowColors(True)
-        self.tree.setAllColumnsShowFocus(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -46,22 +41,14 @@ class ModelListPopup(QFrame):
         self.tree.itemClicked.connect(self._choose)
         self.tree.itemActivated.connect(self._choose)
 
-        self.status = QLabel()
-        set_role(self.status, "muted")
-        self.rescan_button = QPushButton("Rescan")
-        self.rescan_button.setToolTip("Look through the model folders again")
-        self.rescan_button.clicked.connect(self.rescan_requested)
-        self.add_folder_button = QPushButton("Add model folder…")
-        self.add_folder_button.setToolTip("Add a folder to search for base models (saved in the app settings)")
-        self.add_folder_button.clicked.connect(self._add_folder)
-        footer = QHBoxLayout()
-        footer.addWidget(self.status, 1)
-        footer.addWidget(self.rescan_button)
-        footer.addWidget(self.add_folder_button)
+        self.status = set_role(QLabel(), "muted")
+        self.rescan_button = button("Rescan", "Look through the model folders again", self.rescan_requested)
+        self.add_folder_button = button("Add model folder…", "Add a folder to search for base models (saved "
+                                        "in the app settings)", self._add_folder)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.tree, 1)
-        layout.addLayout(footer)
+        layout.addLayout(hbox((self.status, 1), self.rescan_button, self.add_folder_button))
 
     # ---------------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence, current: str | Path | None, *, outside: Sequence = (),
@@ -99,12 +86,8 @@ class ModelListPopup(QFrame):
 
     def row_texts(self) -> list[tuple[str, ...]]:
         """What each listed model's row shows, column by column (for tests and accessibility checks)."""
-        out = []
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
-            if item.data(0, PATH_ROLE):
-                out.append(tuple(item.text(c) for c in range(len(COLUMNS))))
-        return out
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [tuple(item.text(c) for c in range(len(COLUMNS))) for item in items if item.data(0, PATH_ROLE)]
 
     def choose_row(self, row: int) -> None:
         self._choose(self.tree.topLevelItem(row))

@@ -1,22 +1,21 @@
 """The Train form's base-model field: a path, a list of the models in the user's model folders, and what
 the model in the field is (family, precision, size), or why it cannot be used.
 
-Detection reads files (a safetensors header, a `.ckpt`'s pickle opcodes: torch-free, nothing unpickled), so it
-never runs on the GUI thread: folder scans and the check of the typed path run on a small pool of their own
-(`model_pool`), so a slow disk cannot hold up the app's quick background jobs. Every job carries a generation
-number; a result that a newer scan or a newer path has overtaken is dropped, and a job that is overtaken
-before it starts does not run.
+Detection reads files, so it never runs on the GUI thread: scans and the check of the typed path run on a
+small pool of their own (`model_pool`), so a slow disk cannot hold up the app's quick background jobs. A
+result that a newer scan or path has overtaken is dropped, and an overtaken job does not start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QShowEvent
-from PySide6.QtWidgets import QBoxLayout, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton
+from PySide6.QtWidgets import QBoxLayout, QFileDialog, QLabel, QSizePolicy, QToolButton
 
 from studio.config import resolve_path
 from studio.models.detect import detect_model, scan_model_folders
@@ -25,6 +24,7 @@ from studio.models.describe import (details, picker_rows, problem_text, same_pat
                                     summary)
 from ui.background import run_in_background
 from ui.theme import set_role
+from ui.widgets.build import button, hbox
 from ui.widgets.field_editors import PathEditor
 from ui.widgets.model_list_popup import ModelListPopup
 
@@ -32,23 +32,16 @@ DETECT_DELAY_MS = 300  # typing a path checks it once the typing pauses, not at 
 EMPTY_HINT = "Choose a model from your model folders (▾) or on disk (…)."
 ZWSP = "\u200b"
 
-_pool: QThreadPool | None = None
 
-
+@cache
 def model_pool() -> QThreadPool:
     """The pool model detection runs on: two threads, so checking the typed path need not wait for a scan."""
-    global _pool
-    if _pool is None:
-        _pool = QThreadPool()
-        _pool.setMaxThreadCount(2)
-    return _pool
+    return QThreadPool(maxThreadCount=2)
 
 
 def _scan_job(folders: tuple[str, ...], wanted: Callable[[], bool]) -> Any:
     """Pool thread: the ModelScan of `folders`, or None when a newer scan was asked for meanwhile."""
-    if not wanted():
-        return None
-    return scan_model_folders(folders)
+    return scan_model_folders(folders) if wanted() else None
 
 
 def _detect_job(path: Path, wanted: Callable[[], bool]) -> Any:
@@ -85,38 +78,27 @@ class ModelPicker(PathEditor):
         self._current = None  # ModelInfo of the path in the field, when it is a model
         self._popup: ModelListPopup | None = None
 
-        self.list_button = QToolButton()
-        self.list_button.setText("▾")
-        self.list_button.setToolTip("Models in your model folders (Alt+Down)")
-        self.list_button.clicked.connect(self.open_list)
+        self.list_button = button("▾", "Models in your model folders (Alt+Down)", self.open_list,
+                                  kind=QToolButton)
         self._edit.installEventFilter(self)  # Alt+Down opens the list, as in a combo box
-        self.info = QLabel()
-        self.info.setWordWrap(True)
+        self.info = QLabel(wordWrap=True)
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # wrap, never widen
         self._set_info(EMPTY_HINT, "muted")
-        row = QHBoxLayout()
-        for widget in (self._edit, self.list_button, self._button):
+        for widget in (self._edit, self._button):
             self._layout.removeWidget(widget)
-            row.addWidget(widget, 1 if widget is self._edit else 0)
         self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
         self._layout.setSpacing(2)
-        self._layout.addLayout(row)
+        self._layout.addLayout(hbox((self._edit, 1), self.list_button, self._button))
         self._layout.addWidget(self.info)
         self._menu.addSeparator()
         self._menu.addAction("Rescan model folders", self.rescan)
         self._menu.addAction("Add model folder…", self.choose_folder)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DETECT_DELAY_MS)
-        self._timer.timeout.connect(self.detect_now)
+        self._timer = QTimer(self, singleShot=True, interval=DETECT_DELAY_MS, timeout=self.detect_now)
         self._edit.textChanged.connect(self._text_changed)
 
     # ---------------------------------------------------------------------------------------------
     # what the panel and the app settings tell it
-    def folders(self) -> tuple[str, ...]:
-        return self._folders
-
     def set_folders(self, folders: Iterable[str]) -> None:
         """The model folders from the app settings; a change rescans (now if shown, else when shown)."""
         folders = tuple(folders)
@@ -155,10 +137,8 @@ class ModelPicker(PathEditor):
         self._scan_due = False
         self._scan_error = ""
         if not self._folders:
-            self._scanning = False
             self._models, self._skipped = [], []
-            self._refresh_list()
-            self.scan_finished.emit()
+            self._scan_done()
             return
         self._scanning = True
         self._refresh_list()
@@ -176,14 +156,15 @@ class ModelPicker(PathEditor):
             found = self._scanned_info(self._resolved())
             if found is not None:
                 self._show_detected(found)
-        self._refresh_list()
-        self.scan_finished.emit()
+        self._scan_done()
 
     def _scan_failed(self, gen: int, exc: BaseException) -> None:
-        if gen != self._scan_gen:
-            return
+        if gen == self._scan_gen:
+            self._scan_done(problem_text(exc))
+
+    def _scan_done(self, error: str = "") -> None:
         self._scanning = False
-        self._scan_error = problem_text(exc)
+        self._scan_error = error
         self._refresh_list()
         self.scan_finished.emit()
 
@@ -204,10 +185,7 @@ class ModelPicker(PathEditor):
         self._timer.stop()
         self._detect_gen += 1
         if not self.value().strip():
-            self._current = None
-            self._set_info(EMPTY_HINT, "muted")
-            self._refresh_list()
-            self.detection_finished.emit()
+            self._show_current(None, EMPTY_HINT, "muted")
             return
         path = self._resolved()
         found = self._scanned_info(path)
@@ -225,16 +203,15 @@ class ModelPicker(PathEditor):
             self._show_detected(info)
 
     def _show_detected(self, info: Any) -> None:
-        self._current = info
-        self._set_info(summary(info), "muted", details(info))
-        self._refresh_list()
-        self.detection_finished.emit()
+        self._show_current(info, summary(info), "muted", details(info))
 
     def _not_a_model(self, gen: int, exc: BaseException) -> None:
-        if gen != self._detect_gen:
-            return
-        self._current = None
-        self._set_info(problem_text(exc), "error")
+        if gen == self._detect_gen:
+            self._show_current(None, problem_text(exc), "error")
+
+    def _show_current(self, info: Any, text: str, role: str, tooltip: str = "") -> None:
+        self._current = info
+        self._set_info(text, role, tooltip)
         self._refresh_list()
         self.detection_finished.emit()
 

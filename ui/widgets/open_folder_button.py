@@ -1,7 +1,6 @@
 """An "Open output folder" button for every place that writes files.
 
-It asks for the folder when clicked (the output folder can change while the window is open) and is
-disabled while there is none to show.
+It asks for the folder when clicked: the output folder can change while the window is open.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-""""Before you start": the pre-flight summary beside Start, updated as the settings change.
+""""Before you start": the pre-flight summary of the settings, updated as they change.
 
-A collapsible box: its header line always shows steps, epochs and the estimated time; opened, it lists the
-step arithmetic, batch, resolution, what is trained, the settings that differ from the preset (or the
-defaults), and the warnings, each naming what to change. On a CPU an explicit notice says how slow it will
-be, and Start asks once per settings before a long run (`confirm_start`). The numbers come from
-`studio.preflight_summary`; counting the images runs on the thread pool.
+Its header shows steps, epochs and the estimated time; below come the step arithmetic, batch, resolution,
+what is trained, the settings that differ from the preset (or the defaults) and the warnings, each naming
+what to change. On a CPU a notice says how slow it will be, and Start asks once per settings before a long
+run (`confirm_start`). Counting the images runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -42,15 +41,14 @@ def _value(value: Any) -> str:
 class PreflightView(QScrollArea):
     """The summary of the form's settings on the worker's device; `summary` is the one shown.
 
-    A page of the Train panel's lower tabs ("Before you start", current while no run is going), so it takes
-    no height from the charts at 1024×700; its first line is also emitted (`headline_changed`) for the line
-    under Start."""
+    A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first line
+    is also emitted (`headline_changed`) for the line under Start."""
 
     headline_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, *,
                  family_of: Callable[[], str | None] = lambda: None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.family_of = family_of  # the base model's family as the model picker detected it
         self.device: Device | None = None
         self.summary: PreflightSummary | None = None
@@ -63,28 +61,17 @@ class PreflightView(QScrollArea):
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(8, 6, 8, 6)
-        self.header = QLabel()
-        self.header.setWordWrap(True)
-        self.header.setFont(scaled_font(self.font(), 1.1, bold=True))
-        self.notice = QLabel()
-        self.notice.setWordWrap(True)
-        set_role(self.notice, "banner-warning")
+        self.header = QLabel(wordWrap=True, font=scaled_font(self.font(), 1.1, bold=True))
+        self.notice = set_role(QLabel(wordWrap=True), "banner-warning")
         self.notice.setContentsMargins(8, 6, 8, 6)
-        self.body = QLabel()
-        self.body.setWordWrap(True)
-        self.body.setTextFormat(Qt.TextFormat.RichText)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.body = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText,
+                           textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         for label in (self.header, self.notice, self.body):
             layout.addWidget(label)
         layout.addStretch(1)
         self.notice.hide()
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
         self.setWidget(page)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(DEBOUNCE_MS)
-        self._timer.timeout.connect(self._gather)
+        self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._gather)
         self._set_header("Counting the images…")
 
     # ---------------------------------------------------------------------------------------------
@@ -112,8 +99,7 @@ class PreflightView(QScrollArea):
 
     def refresh(self) -> None:
         """Count again now (a run ended: its measured step time may now be known)."""
-        if self._cfg is not None:
-            self._gather()
+        self._gather()
 
     def _gather(self) -> None:
         cfg, project_file = self._cfg, self._project_file
@@ -190,12 +176,10 @@ class PreflightView(QScrollArea):
         if s is None or not s.cpu_notice or s.estimate.total_s < CONFIRM_ABOVE_S:
             return True
         key = (self._cfg, self.device)
-        if key == self._confirmed:
-            return True
-        if self.ask("Training on the CPU", s.cpu_notice):
-            self._confirmed = key
-            return True
-        return False
+        if key != self._confirmed and not self.ask("Training on the CPU", s.cpu_notice):
+            return False
+        self._confirmed = key
+        return True
 
     def ask(self, title: str, text: str) -> bool:
         """Start anyway / Back. Tests replace it."""

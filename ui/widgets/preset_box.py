@@ -1,9 +1,7 @@
 """The Train panel's preset box: each preset by id and what it is for, and the preset in effect.
 
-The closed box names the preset whose values the form has (on the fields that preset sets) or reads
-"custom" once one of them was changed (issue 18: it used to read "Choose a preset…" whatever the form held).
+The closed box names the preset whose values the form has, or reads "custom" once one was changed.
 Choosing an entry asks for that preset (`preset_chosen`); the panel applies it and lists what changed.
-The open list is made wide enough for the descriptions.
 """
 
 from __future__ import annotations
@@ -26,15 +24,14 @@ class PresetBox(QComboBox):
     preset_chosen = Signal(str)  # the id of the preset the user picked
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setToolTip("The preset the settings match, or “custom”. Choose one to apply its settings over the "
-                        "form (only the settings it names change; the note below lists them, with Undo).")
+        super().__init__(parent, toolTip=(
+            "The preset the settings match, or “custom”. Choose one to apply its settings over the "
+            "form (only the settings it names change; the note below lists them, with Undo)."))
         self.presets = bundled_presets()
-        self.addItem(CUSTOM, None)
-        self.setItemData(0, "Settings that match no preset", Qt.ItemDataRole.ToolTipRole)
-        for preset in self.presets:
-            self.addItem(preset_item_text(preset), preset.name)
-            self.setItemData(self.count() - 1, preset.description or preset.name, Qt.ItemDataRole.ToolTipRole)
+        items = [(preset_item_text(p), p.name, p.description or p.name) for p in self.presets]
+        for text, name, tip in [(CUSTOM, None, "Settings that match no preset"), *items]:
+            self.addItem(text, name)
+            self.setItemData(self.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         view = self.view()
         metrics = view.fontMetrics()
         widest = max(metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count()))

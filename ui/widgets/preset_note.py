@@ -1,8 +1,7 @@
 """The note under the preset box after a preset was applied: exactly what it changed, and Undo.
 
 "sd15-character changed 3 settings: rank 8 → 32, alpha 4 → 16, train text encoder off → on" — in the
-form's own labels, so a user can find each one (issue 18: a preset used to change rank, alpha and text-encoder
-training silently). Undo is the panel's: the note only keeps the changes and says when it was pressed.
+form's own labels, so a user can find each one. Undo is the panel's.
 """
 
 from __future__ import annotations
@@ -11,10 +10,11 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from studio.preset_info import Change
 from ui.theme import set_role
+from ui.widgets.build import button
 from ui.widgets.config_form import label_for
 from ui.widgets.status_banner import dismiss_button
 
@@ -51,12 +51,10 @@ class PresetNote(QFrame):
         self.changes: list[Change] = []
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 4, 4, 4)
-        self.text = QLabel()
-        self.text.setWordWrap(True)
+        self.text = QLabel(wordWrap=True)
         layout.addWidget(self.text, 1)
-        self.undo_button = QPushButton("Undo")
-        self.undo_button.setToolTip("Put back the values these settings had before the preset")
-        self.undo_button.clicked.connect(self.undo_clicked)
+        self.undo_button = button("Undo", "Put back the values these settings had before the preset",
+                                  self.undo_clicked)
         layout.addWidget(self.undo_button)
         layout.addWidget(dismiss_button("Dismiss (keep the preset's values)", self))
         self.hide()

@@ -1,16 +1,16 @@
 """Preview images as they arrive, one row per training step (newest on top), click to enlarge.
 
-Each thumbnail is decoded on the thread pool and only the small result is turned into a pixmap on the
-GUI thread, so a stream of previews never stalls the window.
+Thumbnails are decoded on the thread pool, so a stream of previews never stalls the window.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
+from ui.widgets.build import button, flat, hbox
 from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
 
 THUMB = 160
@@ -48,29 +48,20 @@ class Thumbnail(QLabel):
 class PreviewGallery(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: dict[int, QHBoxLayout] = {}
-        self._row_frames: dict[int, QFrame] = {}
+        self._rows: dict[int, tuple[QFrame, QHBoxLayout]] = {}  # step: its frame and its row of thumbnails
         self._samples: dict[int, list[tuple[str, str]]] = {}
         self.thumbnails: list[Thumbnail] = []
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        bar = QHBoxLayout()
+        layout = flat(QVBoxLayout(self))
         self._summary = QLabel("Previews appear here as the run makes them.")
-        self.compare_button = QPushButton("Compare steps…")
-        self.compare_button.setToolTip("Show two steps' previews side by side")
-        self.compare_button.setEnabled(False)
-        self.compare_button.clicked.connect(self.open_compare)
-        bar.addWidget(self._summary, 1)
-        bar.addWidget(self.compare_button)
-        layout.addLayout(bar)
+        self.compare_button = button("Compare steps…", "Show two steps' previews side by side",
+                                     self.open_compare, enabled=False)
+        layout.addLayout(hbox((self._summary, 1), self.compare_button))
         self._host = QWidget()
         self._column = QVBoxLayout(self._host)
         self._column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self._host)
         layout.addWidget(scroll, 1)
-        self._scroll = scroll
 
     def count(self) -> int:
         return len(self.thumbnails)
@@ -79,9 +70,7 @@ class PreviewGallery(QWidget):
         return sorted(self._samples)
 
     def add(self, step: int, prompt: str, path: str) -> Thumbnail:
-        row = self._rows.get(step)
-        if row is None:
-            row = self._new_row(step)
+        row = self._rows[step][1] if step in self._rows else self._new_row(step)
         thumb = Thumbnail(step, prompt, path)
         thumb.clicked.connect(lambda t=thumb: self.open_image(t))
         row.insertWidget(row.count() - 1, thumb)
@@ -97,23 +86,19 @@ class PreviewGallery(QWidget):
         box.setObjectName(f"step-{step}")
         outer = QVBoxLayout(box)
         outer.setContentsMargins(4, 4, 4, 4)
-        title = QLabel(f"<b>Step {step}</b>")
-        outer.addWidget(title)
-        row = QHBoxLayout()
-        row.addStretch(1)
+        outer.addWidget(QLabel(f"<b>Step {step}</b>"))
+        row = hbox(None)
         outer.addLayout(row)
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps
         position = sum(1 for s in self._rows if s > step)
         self._column.insertWidget(position, box)
-        self._rows[step] = row
-        self._row_frames[step] = box
+        self._rows[step] = box, row
         return row
 
     def truncate(self, last_step: int) -> None:
         """Drop previews after `last_step` (a run resumed from that checkpoint makes them again)."""
         for step in [s for s in self._rows if s > last_step]:
-            self._row_frames.pop(step).deleteLater()
-            del self._rows[step]
+            self._rows.pop(step)[0].deleteLater()
             del self._samples[step]
         self.thumbnails = [t for t in self.thumbnails if t.step <= last_step]
         self.compare_button.setEnabled(len(self._samples) >= 2)

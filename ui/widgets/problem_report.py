@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from studio.dataset.scan import Problem
 from ui.models.problem_model import ProblemModel
+from ui.widgets.build import flat, read_only_rows
 
 NOT_CHECKED = "Images are checked after they are loaded."
 
@@ -18,18 +19,13 @@ class ProblemReport(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel(NOT_CHECKED)
-        self.summary.setWordWrap(True)
+        layout = flat(QVBoxLayout(self))
+        self.summary = QLabel(NOT_CHECKED, wordWrap=True)
         layout.addWidget(self.summary)
         self.model = ProblemModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        read_only_rows(self.table)
         header = self.table.horizontalHeader()
         for col in range(3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)

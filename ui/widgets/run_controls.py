@@ -1,16 +1,17 @@
 """Start / Pause / Stop / Save now / Sample now, and the progress line (step, epoch, it/s, ETA).
 
-The buttons only emit signals; which of them is enabled follows from one `set_state` call, so the
-panel's state machine is the single place that decides what the user may do.
+Which buttons are enabled follows from one `set_state` call, so the panel's state machine is the single
+place that decides what the user may do.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from studio.events import Progress
 from ui.jobs.job import format_duration
+from ui.widgets.build import button, flat, hbox
 
 PAINT_MS = 250
 
@@ -36,40 +37,24 @@ class RunControls(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = "idle"
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Check the settings and start training")
+        layout = flat(QVBoxLayout(self))
+        self._buttons = (
+            button("Start", "Check the settings and start training", self.start_clicked),
+            button("Pause", "Pause after the current step (the model stays loaded)", self._pause_or_resume),
+            button("Stop", "Stop after the current step; a checkpoint and a LoRA file are saved",
+                   self.stop_clicked),
+            button("Save now", "Save a checkpoint and a LoRA file after the current step", self.save_clicked),
+            button("Sample now", "Render the preview prompts after the current step", self.sample_clicked))
+        self.start_button, self.pause_button, self.stop_button, self.save_button, self.sample_button = \
+            self._buttons
         self.start_button.setDefault(True)
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.setToolTip("Pause after the current step (the model stays loaded)")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current step; a checkpoint and a LoRA file are saved")
-        self.save_button = QPushButton("Save now")
-        self.save_button.setToolTip("Save a checkpoint and a LoRA file after the current step")
-        self.sample_button = QPushButton("Sample now")
-        self.sample_button.setToolTip("Render the preview prompts after the current step")
-        self.start_button.clicked.connect(self.start_clicked)
-        self.pause_button.clicked.connect(self._pause_or_resume)
-        self.stop_button.clicked.connect(self.stop_clicked)
-        self.save_button.clicked.connect(self.save_clicked)
-        self.sample_button.clicked.connect(self.sample_clicked)
-        for b in (self.start_button, self.pause_button, self.stop_button, self.save_button, self.sample_button):
-            row.addWidget(b)
-        row.addStretch(1)
-        layout.addLayout(row)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.bar.setFormat("%v / %m steps")
+        layout.addLayout(hbox(*self._buttons, None))
+        self.bar = QProgressBar(minimum=0, maximum=1, value=0, format="%v / %m steps")
         self.details = QLabel("Not running.")
         layout.addWidget(self.bar)
         layout.addWidget(self.details)
         self._pending: Progress | None = None
-        self._paint = QTimer(self)
-        self._paint.setInterval(PAINT_MS)
-        self._paint.timeout.connect(self._apply_progress)
+        self._paint = QTimer(self, interval=PAINT_MS, timeout=self._apply_progress)
         self.set_state("idle")
 
     def _pause_or_resume(self) -> None:
@@ -77,26 +62,22 @@ class RunControls(QWidget):
 
     def set_state(self, state: str) -> None:
         self.state = state
-        start, pause, stop, save, sample = _ENABLED[state]
-        self.start_button.setEnabled(start)
-        self.pause_button.setEnabled(pause)
+        for widget, enabled in zip(self._buttons, _ENABLED[state]):
+            widget.setEnabled(enabled)
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
-        self.stop_button.setEnabled(stop)
-        self.save_button.setEnabled(save)
-        self.sample_button.setEnabled(sample)
 
     def reset(self, total: int) -> None:
         """Before any run: an empty bar sized for the configured number of steps."""
-        self._pending = None
-        self.bar.setRange(0, max(1, total))
-        self.bar.setValue(0)
-        self.details.setText(f"Not running. {total:,} steps configured.")
+        self._show(0, total, f"Not running. {total:,} steps configured.")
 
     def begin(self, total: int, start_step: int = 0) -> None:
+        self._show(start_step, total, f"Step {start_step} / {total} — loading the model and the dataset…")
+
+    def _show(self, step: int, total: int, text: str) -> None:
         self._pending = None
         self.bar.setRange(0, max(1, total))
-        self.bar.setValue(start_step)
-        self.details.setText(f"Step {start_step} / {total} — loading the model and the dataset…")
+        self.bar.setValue(step)
+        self.details.setText(text)
 
     def show_progress(self, e: Progress) -> None:
         """Shown at most every PAINT_MS: QProgressBar repaints synchronously on every setValue, and a fast
@@ -112,12 +93,10 @@ class RunControls(QWidget):
         if e is None:
             self._paint.stop()
             return
-        self.bar.setRange(0, max(1, e.total))
-        self.bar.setValue(e.step)
         loss = f"{e.loss:.4f}" if e.loss == e.loss else "nan"
         mem = f" · {e.gpu_mem_mb / 1024:.1f} GiB GPU" if e.gpu_mem_mb else ""
-        self.details.setText(f"Step {e.step} / {e.total} · epoch {e.epoch} · {e.it_per_s:.2f} it/s · "
-                             f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
+        self._show(e.step, e.total, f"Step {e.step} / {e.total} · epoch {e.epoch} · {e.it_per_s:.2f} it/s · "
+                   f"ETA {format_duration(e.eta_s)} · loss {loss} (smoothed {e.smoothed_loss:.4f}){mem}")
 
     def set_details(self, text: str) -> None:
         self._apply_progress()  # a pending step first, so the message is not overwritten by it

@@ -1,9 +1,8 @@
 """The project's past runs: status, steps, final loss, outputs, config, and a button to open the folder.
 
-`runs/` is read on the thread pool (`studio.run_folder.list_runs`), only when the history is refreshed
-(project opened, a run ended, the Refresh button), never on a timer. The run in progress has no end event
-yet, which on disk reads as "interrupted": the Train panel names it (`set_active_run`), and it is shown as
-running, its step following the run's progress.
+`runs/` is read on the thread pool, only when the history is refreshed, never on a timer. The run in
+progress has no end event yet, which on disk reads as "interrupted": the Train panel names it
+(`set_active_run`), so it is shown as running.
 """
 
 from __future__ import annotations
@@ -14,12 +13,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QHBoxLayout, QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+from PySide6.QtWidgets import (QPushButton, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
 from ui.open_folder import open_folder_or_explain
+from ui.widgets.build import button, flat, hbox
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 
@@ -32,41 +32,27 @@ class RunHistory(QWidget):
         super().__init__(parent)
         self._project_dir: Path | None = None
         self.runs: list[RunSummary] = []
-        self.loading = False
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         split = QSplitter(Qt.Orientation.Vertical)
-        self.tree = QTreeWidget()
+        self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
         self.tree.setHeaderLabels(list(COLUMNS))
-        self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
         self.tree.currentItemChanged.connect(self._show_details)
         self.tree.itemDoubleClicked.connect(lambda *_: self.open_folder())
-        self.details = QTextBrowser()
-        self.details.setOpenLinks(False)
-        self.details.anchorClicked.connect(lambda url: QDesktopServices.openUrl(url))
+        self.details = QTextBrowser(openLinks=False)
+        self.details.anchorClicked.connect(QDesktopServices.openUrl)
         split.addWidget(self.tree)
         split.addWidget(self.details)
         split.setSizes([200, 160])
         layout.addWidget(split, 1)
-        buttons = QHBoxLayout()
-        self.open_button = QPushButton("Open folder")
-        self.open_button.setToolTip("Open the run's folder (config, samples, checkpoints, exports)")
-        self.open_button.clicked.connect(self.open_folder)
-        self.previews_button = QPushButton("Show previews")
-        self.previews_button.setToolTip("Load this run's preview images into the gallery")
-        self.previews_button.clicked.connect(lambda: self._emit(self.previews_requested))
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue this run from its last checkpoint")
-        self.resume_button.clicked.connect(lambda: self._emit(self.resume_requested))
-        self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.clicked.connect(self.refresh)
-        for b in (self.open_button, self.previews_button, self.resume_button):
-            b.setEnabled(False)
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.refresh_button)
-        layout.addLayout(buttons)
+        self.open_button = button("Open folder", "Open the run's folder (config, samples, checkpoints, "
+                                  "exports)", self.open_folder, enabled=False)
+        self.previews_button = button("Show previews", "Load this run's preview images into the gallery",
+                                      lambda: self._emit(self.previews_requested), enabled=False)
+        self.resume_button = button("Resume", "Continue this run from its last checkpoint",
+                                    lambda: self._emit(self.resume_requested), enabled=False)
+        self.refresh_button = QPushButton("Refresh", clicked=self.refresh)
+        layout.addLayout(hbox(self.open_button, self.previews_button, self.resume_button, None,
+                              self.refresh_button))
         self.resume_allowed = True
         self._active: Path | None = None  # the run in progress, shown as running
         self._active_step = (0, 0)  # its step and total
@@ -80,14 +66,12 @@ class RunHistory(QWidget):
         if self._project_dir is None:
             self._fill([])
             return
-        self.loading = True
         folder = self._project_dir
         run_in_background(list_runs, folder, on_done=lambda runs: self._loaded(folder, runs),
                           on_error=lambda exc: self._loaded(folder, []))
 
     def _loaded(self, folder: Path, runs: list[RunSummary]) -> None:
         if folder == self._project_dir:
-            self.loading = False
             self._fill(runs)
 
     def set_active_run(self, run_dir: Path | None, step: int = 0, total: int = 0) -> None:
@@ -146,8 +130,7 @@ class RunHistory(QWidget):
 
     def _show_details(self, *_: object) -> None:
         run = self.selected()
-        for b in (self.open_button, self.previews_button):
-            b.setEnabled(run is not None)
+        self.open_button.setEnabled(run is not None)
         self.previews_button.setEnabled(run is not None and run.num_samples > 0)
         self.resume_button.setEnabled(run is not None and run.resumable and self.resume_allowed
                                       and not self._is_active(run))

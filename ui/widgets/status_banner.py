@@ -1,7 +1,6 @@
 """A message strip over the run area: what happened, what to do about it, and a button that does it.
 
-Its colours come from the theme's stylesheet (`role="banner-<kind>"`, see `ui.theme.banner_colors`), not a
-sheet of its own, so a dark theme gets dark banners and a live theme switch recolours a banner on show.
+Its colours come from the theme's stylesheet (`role="banner-<kind>"`), so a theme switch recolours it.
 """
 
 from __future__ import annotations
@@ -12,16 +11,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from ui.theme import BANNER_KINDS, set_role
+from ui.widgets.build import button
 
 
 def dismiss_button(tooltip: str, hides: QWidget) -> QToolButton:
     """The flat ✕ at the end of a message strip; one look for every strip (banner, preset note)."""
-    button = QToolButton()
-    button.setText("✕")
-    button.setAutoRaise(True)
-    button.setToolTip(tooltip)
-    button.clicked.connect(hides.hide)
-    return button
+    return button("✕", tooltip, hides.hide, kind=QToolButton, autoRaise=True)
 
 
 class StatusBanner(QFrame):
@@ -33,11 +28,9 @@ class StatusBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         column = QVBoxLayout()
-        self.title = QLabel()
-        self.title.setWordWrap(True)
-        self.hint = QLabel()
-        self.hint.setWordWrap(True)
-        self.hint.setTextFormat(Qt.TextFormat.PlainText)  # a hint may list several problems, one per line
+        self.title = QLabel(wordWrap=True)
+        # a hint may list several problems, one per line
+        self.hint = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
         column.addWidget(self.title)
         column.addWidget(self.hint)
         layout.addLayout(column, 1)
@@ -54,10 +47,9 @@ class StatusBanner(QFrame):
             label.style().unpolish(label)
             label.style().polish(label)
         self.title.setText(f"<b>{html.escape(title)}</b>")
-        self.hint.setText(hint)
-        self.hint.setVisible(bool(hint))
-        self.action.setText(action)
-        self.action.setVisible(bool(action))
+        for widget, text in ((self.hint, hint), (self.action, action)):
+            widget.setText(text)
+            widget.setVisible(bool(text))
         self.show()
 
     def text(self) -> str:

@@ -1,15 +1,15 @@
 """A strength slider from −2 to +2 with a numeric box beside it, both in steps of 0.05.
 
-The slider is for feel, the box for exact numbers; they stay in step without echoing each other, and
-`valueChanged` fires once per user change.
+They stay in step without echoing each other: `valueChanged` fires once per user change.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
 
 from ui.wheel_guard import guard_wheel
+from ui.widgets.build import flat
 
 STEP = 0.05
 LIMIT = 2.0
@@ -20,21 +20,13 @@ class StrengthControl(QWidget):
 
     def __init__(self, value: float = 1.0, parent: QWidget | None = None, *, label: str = "strength") -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
+        layout = flat(QHBoxLayout(self))
         steps = round(LIMIT / STEP)
-        self.slider.setRange(-steps, steps)
-        self.slider.setSingleStep(1)
-        self.slider.setPageStep(4)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setTickInterval(round(1 / STEP) // 2)
-        self.slider.setAccessibleName(label)
-        self.box = QDoubleSpinBox()
-        self.box.setRange(-LIMIT, LIMIT)
-        self.box.setSingleStep(STEP)
-        self.box.setDecimals(2)
-        self.box.setAccessibleName(label)
+        self.slider = QSlider(Qt.Orientation.Horizontal, minimum=-steps, maximum=steps, singleStep=1,
+                              pageStep=4, tickPosition=QSlider.TickPosition.TicksBelow,
+                              tickInterval=round(1 / STEP) // 2, accessibleName=label)
+        self.box = QDoubleSpinBox(minimum=-LIMIT, maximum=LIMIT, singleStep=STEP, decimals=2,
+                                  accessibleName=label)
         self.box.setFixedWidth(72)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.box)
@@ -49,22 +41,16 @@ class StrengthControl(QWidget):
 
     def setValue(self, value: float) -> None:
         value = max(-LIMIT, min(LIMIT, round(value / STEP) * STEP))
-        for w in (self.slider, self.box):
-            w.blockSignals(True)
-        self.slider.setValue(round(value / STEP))
-        self.box.setValue(value)
-        for w in (self.slider, self.box):
-            w.blockSignals(False)
+        with QSignalBlocker(self.slider), QSignalBlocker(self.box):
+            self.slider.setValue(round(value / STEP))
+            self.box.setValue(value)
 
     def _from_slider(self, ticks: int) -> None:
-        self.box.blockSignals(True)
-        self.box.setValue(ticks * STEP)
-        self.box.blockSignals(False)
+        with QSignalBlocker(self.box):
+            self.box.setValue(ticks * STEP)
         self.valueChanged.emit(self.value())
 
     def _from_box(self, value: float) -> None:
-        snapped = round(value / STEP)
-        self.slider.blockSignals(True)
-        self.slider.setValue(snapped)
-        self.slider.blockSignals(False)
+        with QSignalBlocker(self.slider):
+            self.slider.setValue(round(value / STEP))
         self.valueChanged.emit(self.value())

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
+from ui.widgets.build import hbox
 from ui.widgets.mix_preview_view import MixPreviewView
 
 DEFAULT_VALUES = "0, 0.5, 1"
@@ -38,18 +39,11 @@ class StrengthGridView(QWidget):
         self.x_lora, self.y_lora = QComboBox(), QComboBox()
         self.x_values, self.y_values = QLineEdit(DEFAULT_VALUES), QLineEdit(DEFAULT_VALUES)
         for combo, values, label in ((self.x_lora, self.x_values, "Across"), (self.y_lora, self.y_values, "Down")):
-            row = QHBoxLayout()
-            row.addWidget(combo, 1)
-            row.addWidget(values, 1)
             values.setToolTip("strengths, comma-separated")
-            form.addRow(label, row)
+            form.addRow(label, hbox((combo, 1), (values, 1)))
         layout.addLayout(form)
-        buttons = QHBoxLayout()
-        self.render_button = QPushButton("Render grid")
-        self.render_button.clicked.connect(self._render)
-        buttons.addWidget(self.render_button)
-        buttons.addStretch(1)
-        layout.addLayout(buttons)
+        self.render_button = QPushButton("Render grid", clicked=self._render)
+        layout.addLayout(hbox(self.render_button, None))
         self.view = MixPreviewView(placeholder="Choose two LoRAs and render a grid")
         layout.addWidget(self.view, 1)
         self.set_loras([])

@@ -4,10 +4,10 @@ autocomplete from the dataset's tag frequencies (most frequent first)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QStringListModel, Qt, Signal
-from PySide6.QtWidgets import (QCompleter, QHBoxLayout, QLineEdit, QScrollArea, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QCompleter, QLineEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from studio.dataset.tags import add_tag, remove_tag, split_tags
+from ui.widgets.build import button, flat, hbox
 from ui.widgets.flow_layout import FlowLayout
 
 CHIP_STYLE = ("QToolButton { border: 1px solid palette(mid); border-radius: 10px; padding: 2px 8px;"
@@ -21,29 +21,21 @@ class TagChips(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._caption = ""
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         self._chips_host = QWidget()
         self._flow = FlowLayout(self._chips_host)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QScrollArea.Shape.StyledPanel)
         scroll.setWidget(self._chips_host)
-        scroll.setFrameShape(QScrollArea.Shape.StyledPanel)
         layout.addWidget(scroll, 1)
-        row = QHBoxLayout()
-        self.input = QLineEdit()
-        self.input.setPlaceholderText("Add a tag (Enter) — suggestions come from this dataset")
+        self.input = QLineEdit(placeholderText="Add a tag (Enter) — suggestions come from this dataset")
         self.input.returnPressed.connect(self._add_from_input)
         self._completions = QStringListModel(self)
-        completer = QCompleter(self._completions, self)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        completer.setModelSorting(QCompleter.ModelSorting.UnsortedModel)  # keep most frequent first
-        completer.setMaxVisibleItems(12)
-        self.input.setCompleter(completer)
-        self.completer = completer
-        row.addWidget(self.input)
-        layout.addLayout(row)
+        self.completer = QCompleter(self._completions, self, maxVisibleItems=12,
+                                    caseSensitivity=Qt.CaseSensitivity.CaseInsensitive,
+                                    filterMode=Qt.MatchFlag.MatchContains,
+                                    modelSorting=QCompleter.ModelSorting.UnsortedModel)  # most frequent first
+        self.input.setCompleter(self.completer)
+        layout.addLayout(hbox(self.input))
 
     def set_caption(self, caption: str) -> None:
         self._caption = caption or ""
@@ -59,14 +51,12 @@ class TagChips(QWidget):
         self._completions.setStringList(tags_by_frequency)
 
     def add(self, tag: str) -> None:
-        new = add_tag(self._caption, tag)
-        if new != self._caption:
-            self._caption = new
-            self._rebuild()
-            self.caption_changed.emit(self._caption)
+        self._edited(add_tag(self._caption, tag))
 
     def remove(self, tag: str) -> None:
-        new = remove_tag(self._caption, tag)
+        self._edited(remove_tag(self._caption, tag))
+
+    def _edited(self, new: str) -> None:
         if new != self._caption:
             self._caption = new
             self._rebuild()
@@ -84,13 +74,9 @@ class TagChips(QWidget):
             if item is not None and item.widget() is not None:
                 item.widget().deleteLater()
         for tag in split_tags(self._caption):
-            chip = QToolButton()
-            chip.setText(f"{tag}  ×")
-            chip.setToolTip(f"Remove “{tag}”")
-            chip.setStyleSheet(CHIP_STYLE)
-            chip.setCursor(Qt.CursorShape.PointingHandCursor)
-            chip.clicked.connect(lambda _=False, t=tag: self.remove(t))
-            self._flow.addWidget(chip)
+            self._flow.addWidget(button(f"{tag}  ×", f"Remove “{tag}”", lambda _=False, t=tag: self.remove(t),
+                                        kind=QToolButton, styleSheet=CHIP_STYLE,
+                                        cursor=Qt.CursorShape.PointingHandCursor))
         self._chips_host.updateGeometry()
 
     def chip_texts(self) -> list[str]:

@@ -1,8 +1,7 @@
 """The dataset's tags with how many images carry each; the entry point for per-tag batch operations.
 
-Double-click a tag to show only the images that have it. The context menu renames or removes a tag in
-every image, or puts it first (a trigger word); those requests go to the panel, which makes them
-undoable edits.
+Double-click shows only the images with a tag; the context menu's rename, remove and put-first requests go
+to the panel, which makes them undoable edits.
 """
 
 from __future__ import annotations
@@ -10,9 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
 from ui.models.tag_frequency_model import TagFrequencyModel
+from ui.widgets.build import flat, read_only_rows
 
 
 class TagFrequencyTable(QWidget):
@@ -24,30 +24,21 @@ class TagFrequencyTable(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = TagFrequencyModel(self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = QSortFilterProxyModel(self, filterCaseSensitivity=Qt.CaseSensitivity.CaseInsensitive,
+                                           filterKeyColumn=0, sortRole=Qt.ItemDataRole.DisplayRole)
         self.proxy.setSourceModel(self.model)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.proxy.setFilterKeyColumn(0)
-        self.proxy.setSortRole(Qt.ItemDataRole.DisplayRole)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Find a tag…")
-        self.search.setClearButtonEnabled(True)
+        layout = flat(QVBoxLayout(self))
+        self.search = QLineEdit(placeholderText="Find a tag…", clearButtonEnabled=True)
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
         layout.addWidget(self.search)
-        self.table = QTableView()
+        self.table = QTableView(contextMenuPolicy=Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().hide()
+        read_only_rows(self.table)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda idx: self.filter_requested.emit(self._tag(idx.row())))
-        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._menu)
         layout.addWidget(self.table, 1)
 

@@ -1,8 +1,5 @@
-"""Paints one grid cell: the thumbnail, the file name, and badges for what needs attention.
-
-Badges: a red "!" for a file training cannot use, an amber "i" for one it converts (CMYK, 16-bit, alpha,
-rotation, small), a "no caption" pill, and a greyed-out cell marked "excluded" for images the user left
-out. A focus point, when set, is drawn as a small cross. Painting is all there is: no widget per cell.
+"""Paints one grid cell: the thumbnail, the file name, a focus cross, and badges for what needs attention
+("!" unusable, "i" converted, "no caption", "excluded"). Painting is all there is: no widget per cell.
 
 The cell's item is read from the source model directly rather than through `index.data(role)`: besides
 saving a QVariant round trip per badge, PySide6 6.12 returns None for an empty QVariant without taking a
@@ -31,18 +28,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     def _fonts(self, base: QFont) -> None:
         """Badge fonts, made once per view font rather than once per cell."""
-        key = base.key()
-        if key == self._font_key:
+        if base.key() == self._font_key:
             return
-        self._font_key = key
+        self._font_key = base.key()
         self._bold = QFont(base)
         self._bold.setBold(True)
         self._small = QFont(base)
         self._small.setPointSizeF(max(6.5, base.pointSizeF() * 0.8))
         self._small_metrics = QFontMetrics(self._small)
-
-    def set_side(self, side: int) -> None:
-        self.side = side
 
     def sizeHint(self, option, index) -> QSize:  # noqa: N802 - Qt override
         return QSize(self.side + 2 * PAD, self.side + 2 * PAD + TEXT_HEIGHT)
@@ -68,29 +61,23 @@ class ThumbnailDelegate(QStyledItemDelegate):
         rect = option.rect
         palette = option.palette
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        if selected:
+        if selected or option.state & QStyle.StateFlag.State_MouseOver:
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(palette.highlight())
-            painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
-        elif option.state & QStyle.StateFlag.State_MouseOver:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(palette.midlight())
+            painter.setBrush(palette.highlight() if selected else palette.midlight())
             painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), 6, 6)
 
         box = QRect(rect.x() + PAD, rect.y() + PAD, self.side, self.side)
         pix = model.pixmap(row)
-        error = item.thumb_error
         if pix is not None and not pix.isNull():
             size = pix.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, size.width(), size.height())
-            target.moveCenter(box.center())
-            painter.drawPixmap(target, pix)
-            image_rect = target
+            image_rect = QRect(0, 0, size.width(), size.height())
+            image_rect.moveCenter(box.center())
+            painter.drawPixmap(image_rect, pix)
         else:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(128, 128, 128, 40))
             painter.drawRoundedRect(QRectF(box), 4, 4)
-            if error:
+            if item.thumb_error:
                 painter.setPen(QColor("#c0392b"))
                 painter.drawText(box, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, "cannot\nread")
             image_rect = box
@@ -103,16 +90,13 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if focus is not None and pix is not None:
             fx = image_rect.x() + focus[0] * image_rect.width()
             fy = image_rect.y() + focus[1] * image_rect.height()
-            painter.setPen(QPen(QColor("white"), 3))
-            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
-            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
-            painter.setPen(QPen(QColor("#e67e22"), 1.5))
-            painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
-            painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
+            for colour, width in (("white", 3), ("#e67e22", 1.5)):
+                painter.setPen(QPen(QColor(colour), width))
+                painter.drawLine(QPointF(fx - 6, fy), QPointF(fx + 6, fy))
+                painter.drawLine(QPointF(fx, fy - 6), QPointF(fx, fy + 6))
 
-        problems = item.problems
-        if problems:
-            invalid = any(p.excluded for p in problems)
+        if item.problems:
+            invalid = any(p.excluded for p in item.problems)
             self._badge(painter, box, "!" if invalid else "i", QColor("#d9534f" if invalid else "#e0a800"))
         if not item.caption:
             self._pill(painter, QRect(box.x() + 3, box.bottom() - 19, box.width(), 18), "no caption",
@@ -121,8 +105,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setFont(option.font)
         text_rect = QRect(rect.x() + 2, box.bottom() + 3, rect.width() - 4, TEXT_HEIGHT)
         painter.setPen(palette.highlightedText().color() if selected else palette.text().color())
-        name = option.fontMetrics.elidedText(item.path.name,
-                                             Qt.TextElideMode.ElideMiddle, text_rect.width())
+        name = option.fontMetrics.elidedText(item.path.name, Qt.TextElideMode.ElideMiddle, text_rect.width())
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
         painter.restore()
 

@@ -1,9 +1,8 @@
-"""The Train panel's Queue tab: the training queue's entries in order, with their state and export, and the
-buttons to reorder, remove, queue again and run them one after another unattended.
+"""The Train panel's Queue tab: the training queue's entries, and buttons to reorder, remove, queue again
+and run them one after another unattended.
 
-It shows the same file `lora-studio queue` edits (`studio.train_queue`), read afresh on every change and
-whenever the tab is shown, so entries added from a terminal appear too. Running goes through
-`QueueRunner` (the window's JobManager); this widget only draws the entries and turns clicks into calls.
+It shows the file `lora-studio queue` edits, read afresh on every change and whenever the tab is shown,
+so entries added from a terminal appear too. Running goes through `QueueRunner`.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QL
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
 from ui.train_queue_runner import QueueRunner
+from ui.widgets.build import button, flat
 
 
 class TrainQueueView(QWidget):
@@ -26,20 +26,15 @@ class TrainQueueView(QWidget):
         self.jobs = None
         self.runner: QueueRunner | None = None
         self.entries: list[QueueEntry] = []
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        layout = flat(QVBoxLayout(self))
         top = QHBoxLayout()  # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
         layout.addLayout(top, 1)
-        self.list = QListWidget()
-        self.list.setWordWrap(True)
+        self.list = QListWidget(wordWrap=True)
         self.list.currentRowChanged.connect(lambda _row: self._enable())
         top.addWidget(self.list, 1)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
-        row = QGridLayout()
-        row.setSpacing(4)
+        row = QGridLayout(spacing=4)
         self.run_button = self._button(row, "Run queue", "Train every queued entry in order, unattended "
                                        "(an interrupted one first, from its last checkpoint)", self._run_or_stop)
         self.up_button = self._button(row, "Up", "Train this entry earlier", lambda: self._move(-1))
@@ -57,12 +52,10 @@ class TrainQueueView(QWidget):
 
     @staticmethod
     def _button(grid: QGridLayout, text: str, tip: str, slot: Callable[[], None]) -> QPushButton:
-        button = QPushButton(text)
-        button.setToolTip(tip)
-        button.clicked.connect(slot)
+        made = button(text, tip, slot)
         index = grid.count()  # Run | Up, Down | Remove, Queue again | Clear finished
-        grid.addWidget(button, index // 2, index % 2)
-        return button
+        grid.addWidget(made, index // 2, index % 2)
+        return made
 
     def use_jobs(self, jobs) -> None:
         """The window's JobManager: each entry is submitted there as a TrainRequest."""
@@ -84,16 +77,15 @@ class TrainQueueView(QWidget):
 
     def refresh(self) -> None:
         selected = self._selected()
+        self.list.clear()
         try:
             self.entries = self.queue.entries()
             active = self.queue.runner_active()
         except StudioError as exc:  # a damaged file: the message says which file and how to get it back
             self.entries = []
-            self.list.clear()
             self._show_problem(str(exc), exc.hint)
             self._enable()
             return
-        self.list.clear()
         for position, entry in enumerate(self.entries, 1):
             item = QListWidgetItem(f"{position}. {entry.describe(active)}")
             item.setData(Qt.ItemDataRole.UserRole, entry.id)

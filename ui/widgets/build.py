@@ -1,0 +1,69 @@
+"""Small builders for what nearly every widget here sets up the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QHBoxLayout,
+                               QPushButton, QSpinBox, QTableView, QToolButton, QWidget)
+
+
+def flat(layout: QBoxLayout) -> QBoxLayout:
+    """`layout` without margins: the widget sits inside a panel's or a form's own margins."""
+    layout.setContentsMargins(0, 0, 0, 0)
+    return layout
+
+
+def hbox(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
+    """A row of widgets; `(widget, n)` gives one a stretch factor, None is an empty stretch."""
+    row = QHBoxLayout()
+    for item in items:
+        if item is None:
+            row.addStretch(1)
+        else:
+            widget, stretch = item if isinstance(item, tuple) else (item, 0)
+            row.addWidget(widget, stretch)
+    return row
+
+
+def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,
+           kind: type[QAbstractButton] = QPushButton, **properties: Any) -> Any:
+    """A button with its tooltip and Qt `properties`, its click connected to `slot` (a method or a signal)."""
+    made = kind(text=text, toolTip=tip, **properties)
+    if slot is not None:
+        made.clicked.connect(slot)
+    return made
+
+
+def disclosure(text: str, body: QWidget) -> QToolButton:
+    """A flat ▸ toggle that shows `body` (hidden until then) and turns to ▾ while it is open."""
+    toggle = QToolButton(text=text, checkable=True, autoRaise=True, arrowType=Qt.ArrowType.RightArrow,
+                         toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    body.setVisible(False)
+
+    def flip(on: bool) -> None:
+        body.setVisible(on)
+        toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+
+    toggle.toggled.connect(flip)
+    return toggle
+
+
+def read_only_rows(view: QTableView) -> None:
+    """A list a row is picked from, one at a time, nothing edited in place, no row numbers."""
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.verticalHeader().hide()
+
+
+def rank_box(tip: str = "") -> QSpinBox:
+    """The rank of an SVD-refactored LoRA (a plain copy, a merged mix)."""
+    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip)
+
+
+def ask_save_path(parent: QWidget, title: str, suggestion: str) -> str:
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggestion, "safetensors (*.safetensors)")
+    return path
