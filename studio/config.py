@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -271,6 +272,14 @@ SECTIONS: tuple[str, ...] = tuple(f.name for f in fields(ProjectConfig))
 
 def section_type(name: str) -> type:
     return get_type_hints(ProjectConfig)[name]
+
+
+def paired_values(a: ProjectConfig, b: ProjectConfig) -> Iterator[tuple[str, str, Any, Any]]:
+    """(section, key, a's value, b's value) for every field, in the project file's order."""
+    for section in SECTIONS:
+        mine, theirs = getattr(a, section), getattr(b, section)
+        for f in fields(mine):
+            yield section, f.name, getattr(mine, f.name), getattr(theirs, f.name)
 
 
 # --------------------------------------------------------------------------------------------------

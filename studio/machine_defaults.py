@@ -1,13 +1,9 @@
 """Defaults that fit the machine: training settings for a new project and the mixer's preview size and steps.
 
-A new user's first Start used to be 1000 steps at 512 px on a CPU — ten hours, unannounced (issue 18, problem
-6). The device decides what can work: a CPU gets small images and few steps, a small GPU gets the memory
-savers, a big one gets batch size and speed. Every default carries the reason shown beside it, so nothing
-changes unseen, and the window applies them only to a new project (an opened project keeps what it says).
-
-The device comes from the worker's `ready` message (it alone imports torch and knows whether CUDA works)
-plus `studio.hardware.probe()` for the VRAM, which `ready` does not carry. Apple GPUs are listed as their
-own class, but the engine trains on the CPU there, so their defaults are the CPU's.
+A new user's first Start must not be ten unannounced hours of 1000 steps at 512 px on a CPU (issue 18): a CPU
+gets small images and few steps, a small GPU the memory savers, a big one batch size and speed. Each default
+carries the reason shown beside it, and only a new project gets them. The device comes from the worker's
+`ready` message plus `studio.hardware.probe()` for the VRAM; Apple GPUs train on the CPU, so get its defaults.
 """
 
 from __future__ import annotations
@@ -66,10 +62,8 @@ class Device:
 
 def device_from_ready(device: str, probe: Hardware | None = None, *, system: str | None = None,
                       machine: str | None = None, cpu_threads: int | None = None) -> Device:
-    """The worker's `ready.device` ("cpu" or the CUDA device's name) with the torch-free probe's VRAM.
-
-    "cpu" wins over a GPU the probe lists: then PyTorch cannot use it (a CPU build, a broken driver), and
-    training really runs on the CPU."""
+    """The worker's `ready.device` ("cpu" or the CUDA device's name) with the torch-free probe's VRAM; "cpu"
+    wins over a GPU the probe lists, which PyTorch then cannot use (a CPU build, a broken driver)."""
     threads = cpu_threads or (probe.cpu_count if probe else None) or 2
     if device.strip().lower() in ("", "cpu"):
         system = system or platform.system()

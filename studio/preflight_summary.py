@@ -1,30 +1,27 @@
 """What pressing Start will do, in numbers, before it is pressed: steps, epochs, what is trained, how long.
 
-kohya_ss prints "num train images * repeats", "num epochs" and "total optimization steps" only after the
-model has loaded; OneTrainer shows nothing. Here the same sums are made from the settings and a scan of the
-folders (no torch, no images decoded), with the duration estimated for the device and every warning naming
-the setting to change (issue 18, point 3). The window shows it beside Start and updates it as settings change.
-
-Estimates: a reference step time per device class for SD 1.5 at 512 px, batch 1, scaled by resolution²,
-images per step, SDXL, gradient checkpointing, DoRA and text-encoder training. Once the project has a run
-that did a few steps on the same device, its measured step time (scaled the same way) replaces the guess.
+kohya_ss prints images × repeats, epochs and total steps only after the model has loaded; here the same sums
+come from the settings and a scan of the folders (no torch, no images decoded), with the duration estimated
+for the device and every warning naming the setting to change (issue 18, point 3). The estimate scales a
+reference step time per device class (SD 1.5, 512 px, batch 1) by the settings; once the project has a run
+of a few steps on the same device, its measured step time, scaled the same way, replaces the guess.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from studio.config import SECTIONS, ProjectConfig
+from studio.config import ProjectConfig, paired_values
 from studio.machine_defaults import Device
 
-#: Seconds per step of SD 1.5 at 512 px, batch 1, LoRA, no gradient checkpointing. The CPU figure is the
-#: one issue 18 measured on a 2-thread machine (1000 steps at 512 px: "ETA 9:54:54", 35.7 s a step); the
-#: GPU figures are typical of each class (an RTX 3060 does about 2 steps a second), to be replaced by
-#: `bench/gpu_step.py` results when one is run on such a GPU (bench/results/gpu_step.md: not yet).
+#: Seconds per step of SD 1.5 at 512 px, batch 1, LoRA, no gradient checkpointing. The CPU figure is issue
+#: 18's 2-thread machine (35.7 s a step); the GPU figures are typical of each class (an RTX 3060 does about
+#: 2 steps a second) until `bench/gpu_step.py` is run on such GPUs (bench/results/gpu_step.md: not yet).
 REFERENCE_STEP_S = {"cpu": 36.0, "mps": 36.0, "cuda-small": 1.0, "cuda-mid": 0.55, "cuda-large": 0.25,
                     "cuda-huge": 0.12}
 REFERENCE_PX = 512
@@ -173,14 +170,9 @@ def step_seconds(cfg: ProjectConfig, device: Device, family: str | None = None,
     step = REFERENCE_STEP_S[cls] * (px / REFERENCE_PX) ** 2 * per_step
     if device.on_cpu:  # the reference had 2 threads; more help, less than linearly
         step *= (REFERENCE_CPU_THREADS / max(1, min(device.cpu_threads, 32))) ** 0.75
-    if family == "sdxl":
-        step *= SDXL_FACTOR
-    if cfg.schedule.gradient_checkpointing:
-        step *= CHECKPOINTING_FACTOR
-    if cfg.network.dora:
-        step *= DORA_FACTOR
-    if cfg.network.train_text_encoder:
-        step *= TEXT_ENCODER_FACTOR
+    step = math.prod((factor for on, factor in (
+        (family == "sdxl", SDXL_FACTOR), (cfg.schedule.gradient_checkpointing, CHECKPOINTING_FACTOR),
+        (cfg.network.dora, DORA_FACTOR), (cfg.network.train_text_encoder, TEXT_ENCODER_FACTOR)) if on), start=step)
     return Estimate(step, step * cfg.schedule.max_steps,
                     f"estimated for {_typical(device)}, from {REFERENCE_STEP_S[cls]:g} s a step for SD 1.5 at "
                     f"{REFERENCE_PX} px, one image a step")
@@ -193,16 +185,8 @@ def _typical(device: Device) -> str:
 
 
 def differences(cfg: ProjectConfig, reference: ProjectConfig) -> tuple[Difference, ...]:
-    out = []
-    for section in SECTIONS:
-        mine, theirs = getattr(cfg, section), getattr(reference, section)
-        for f in fields(mine):
-            if (section, f.name) in NOT_COMPARED:
-                continue
-            a, b = getattr(mine, f.name), getattr(theirs, f.name)
-            if a != b:
-                out.append(Difference(section, f.name, a, b))
-    return tuple(out)
+    return tuple(Difference(*pair) for pair in paired_values(cfg, reference)
+                 if pair[:2] not in NOT_COMPARED and pair[2] != pair[3])
 
 
 def trained_parts(cfg: ProjectConfig, family: str | None = None) -> tuple[str, ...]:
@@ -278,8 +262,6 @@ def _cpu_notice(device: Device, estimate: Estimate) -> str | None:
 
 def _with_warnings(summary: PreflightSummary, cfg: ProjectConfig, family: str | None,
                    label: Label) -> PreflightSummary:
-    from dataclasses import replace
-
     out: list[Warning] = []
     add = lambda text, section, key: out.append(Warning(text, section, key))  # noqa: E731
     res, steps, est = cfg.dataset.resolution, cfg.schedule.max_steps, summary.estimate
@@ -338,9 +320,7 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
         state = None  # a damaged dataset.json: the preflight check before Start reports it
     scan = scan_folders(folders, caption_extension=caption_extension, default_repeats=default_repeats,
                         state=state)
-    counts: dict[tuple[Path, int], int] = {}
-    for rec in scan.images:
-        counts[(rec.folder, rec.repeats)] = counts.get((rec.folder, rec.repeats), 0) + 1
+    counts = Counter((rec.folder, rec.repeats) for rec in scan.images)
     return tuple(FolderCount(folder.name, n, repeats) for (folder, repeats), n in counts.items())
 
 
