@@ -131,7 +131,7 @@ def detect() -> Hardware:
 def probe(run=None) -> Hardware:
     """What this machine has, without importing torch: NVIDIA GPUs from `nvidia-smi`, Apple silicon from the
     platform. Never raises; no (working) `nvidia-smi` means no GPU listed. `run` replaces `subprocess.run` in
-    tests. Whether CUDA is usable is the worker's to say: `machine_defaults.device_from_ready` combines both."""
+    tests. Whether CUDA is usable is the worker's to say (`machine_defaults.device_from_ready`)."""
     cpu, threads = _cpu_name(), _cpu_count()
     apple = platform.system() == "Darwin" and platform.machine() == "arm64"
     exe = shutil.which("nvidia-smi") if run is None else "nvidia-smi"

@@ -170,9 +170,9 @@ def step_seconds(cfg: ProjectConfig, device: Device, family: str | None = None,
     step = REFERENCE_STEP_S[cls] * (px / REFERENCE_PX) ** 2 * per_step
     if device.on_cpu:  # the reference had 2 threads; more help, less than linearly
         step *= (REFERENCE_CPU_THREADS / max(1, min(device.cpu_threads, 32))) ** 0.75
-    step = math.prod((factor for on, factor in (
-        (family == "sdxl", SDXL_FACTOR), (cfg.schedule.gradient_checkpointing, CHECKPOINTING_FACTOR),
-        (cfg.network.dora, DORA_FACTOR), (cfg.network.train_text_encoder, TEXT_ENCODER_FACTOR)) if on), start=step)
+    factors = ((family == "sdxl", SDXL_FACTOR), (cfg.schedule.gradient_checkpointing, CHECKPOINTING_FACTOR),
+               (cfg.network.dora, DORA_FACTOR), (cfg.network.train_text_encoder, TEXT_ENCODER_FACTOR))
+    step = math.prod((factor for on, factor in factors if on), start=step)
     return Estimate(step, step * cfg.schedule.max_steps,
                     f"estimated for {_typical(device)}, from {REFERENCE_STEP_S[cls]:g} s a step for SD 1.5 at "
                     f"{REFERENCE_PX} px, one image a step")

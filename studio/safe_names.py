@@ -1,12 +1,12 @@
-"""One rule for turning a name a user gave (a LoRA, run, project or export name) into a file name that is valid,
-stays in its folder and means the same file on Windows, macOS and Linux.
+"""One rule for turning a name a user gave (a LoRA, run, project or export name) into a file name that is
+valid, stays in its folder and means the same file on Windows, macOS and Linux.
 
 A project file travels (written on Linux, opened on Windows or by a stranger), so a name is judged by the
 strictest system: no path separators or `.`/`..` parts; none of Windows' `< > : " | ? *` nor control
 characters; no leading dot (hidden), no trailing dot or space (Windows drops them: `lora.` is `lora`); no
 Windows device name (`CON`, `nul.txt`, …); never empty, and short enough that our additions
 (`-step0001000`, `.…tmp`) stay within 255 bytes and a project's paths within Windows' 260 characters.
-`unique_file_name` also avoids names that differ from a taken one only by case (one file on Windows and macOS).
+`unique_file_name` also avoids names differing from a taken one only by case (one file on Windows and macOS).
 """
 
 from __future__ import annotations

@@ -103,8 +103,8 @@ class TrainPlan:
 
 
 class _FileLock:
-    """An exclusive OS lock on a small file, dropped by the OS when its holder exits or is killed: `fcntl.flock`
-    on macOS and Linux, `msvcrt.locking` on Windows; where neither exists it never blocks (unguarded queue)."""
+    """An exclusive OS lock on a small file, dropped by the OS when its holder exits or is killed:
+    `fcntl.flock` on macOS and Linux, `msvcrt.locking` on Windows; elsewhere it never blocks (unguarded)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
