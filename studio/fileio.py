@@ -1,13 +1,10 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
 
-A crash, a kill or a full disk at any moment leaves either the old file or the new one, never half of
-one. Every writer in `studio` goes through here.
-
-Only calls that exist on Windows, macOS and Linux are used, or a fallback is tested with the POSIX-only
-ones removed (tests/windows_apis.py): permissions are set by path (`os.fchmod` is POSIX-only before
-Python 3.13); a folder is fsynced only where it can be opened (not on Windows); and because Windows refuses
-to rename over a file another program holds open (an image viewer, a WebUI with the LoRA loaded, a virus
-scan), the rename is retried for about a second and then reported as "in use", the old file untouched.
+A crash, a kill or a full disk at any moment leaves either the old file or the new one, never half of one;
+every writer in `studio` goes through here. Only calls that exist on Windows, macOS and Linux are used, or a
+fallback is tested with the POSIX-only ones removed (tests/windows_apis.py). Windows refuses to rename over
+a file another program holds open (an image viewer, a WebUI with the LoRA loaded, a virus scan), so the
+rename is retried for about a second and then reported as "in use", the old file untouched.
 """
 
 from __future__ import annotations
@@ -99,7 +96,7 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     except OSError as exc:
         raise _explain(path, exc) from None
     tmp = Path(tmp_name)
-    try:
+    with _undone_on_error(path, lambda: _discard(tmp)):
         yield tmp
         if durable:
             _fsync(tmp)
@@ -107,12 +104,19 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
         replace_file(tmp, path)             # read-only target's mode would have stopped the write
         if durable:
             _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _undone_on_error(path: Path, undo: Callable[[], None]) -> Iterator[None]:
+    """On any error, `undo` the temporary and raise the failure in our words (a library's too)."""
+    try:
+        yield
     except OSError as exc:
-        _discard(tmp)
+        undo()
         raise _explain(path, exc) from None
     except BaseException as exc:
         error = _library_write_error(path, exc)
-        _discard(tmp)
+        undo()
         if error is not None:
             raise error from exc
         raise
@@ -137,9 +141,7 @@ def remove_file(path: str | Path) -> None:
     """Delete `path` (already gone is fine); a failure (read-only disk, permissions) is a WriteError like a write's."""
     path = Path(path)
     try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+        path.unlink(missing_ok=True)
     except OSError as exc:
         raise _explain(path, exc, "delete") from None
 
@@ -153,7 +155,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     except OSError as exc:
         raise _explain(path, exc) from None
-    try:
+    with _undone_on_error(path, lambda: shutil.rmtree(tmp, ignore_errors=True)):
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -168,15 +170,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         else:
             replace_file(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _explain(path, exc) from None
-    except BaseException as exc:
-        error = _library_write_error(path, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if error is not None:
-            raise error from exc
-        raise
 
 
 def replace_file(src: str | Path, dst: str | Path) -> None:
