@@ -1,14 +1,15 @@
 """The project file (`project.toml`) as typed, frozen dataclasses.
 
-Every field carries its help text in `metadata["help"]` (and a range where it has one), so the CLI help,
-the GUI tooltips and the error messages come from one source. Loading is strict: an unknown key or a
-value of the wrong type is an error that names the file, the key and what was expected, because a
-silently ignored typo is how users of other trainers lose a night of GPU time.
+Every field carries its help text in `metadata["help"]` (and its range), so the CLI help, the GUI tooltips
+and the error messages come from one source. Loading is strict: an unknown key or a wrongly typed value is
+an error naming the file, the key and what was expected, because a silently ignored typo is how users of
+other trainers lose a night of GPU time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -42,11 +43,7 @@ PROJECT_FILE_LIMIT = 4 * 2**20
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
        advanced: bool = False) -> Any:
     """A field with its help text and range; a choice field's choices are its `Literal` type's values."""
-    meta: dict[str, Any] = {"help": help, "advanced": advanced}
-    if lo is not None:
-        meta["min"] = lo
-    if hi is not None:
-        meta["max"] = hi
+    meta = {"help": help, "advanced": advanced, **{k: v for k, v in (("min", lo), ("max", hi)) if v is not None}}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -324,11 +321,8 @@ def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, 
         wrong = _range_problem(item, meta)
         if wrong is not None:
             return value, Problem(section, key, f"{where}{'' if i is None else f'[{i}]'} {wrong}")
-    if (section, key) in FILE_NAME_FIELDS:
-        found = file_name_problem_of(section, key, coerced)
-        if found is not None:
-            return value, found
-    return coerced, None
+    found = file_name_problem_of(section, key, coerced) if (section, key) in FILE_NAME_FIELDS else None
+    return (value, found) if found is not None else (coerced, None)
 
 
 #: Fields whose value becomes a file name: refused when it could not be one on every system (a shared project
@@ -367,8 +361,6 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
 
 
 def _closest(key: str, known: dict[str, Any]) -> str | None:
-    import difflib
-
     match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return match[0] if match else None
 
@@ -391,7 +383,6 @@ def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> Proj
 
 # --------------------------------------------------------------------------------------------------
 # Presets and project files
-
 
 
 def preset_names() -> list[str]:

@@ -1,9 +1,8 @@
 """What the form and the command line show about each config field, read from `studio.config`'s metadata.
 
-One function per fact, so the two surfaces cannot drift: `field_help` is both the form's tooltip and the
-`--help` text of the field's flag, `field_choices` is the form's combo box and the flag's metavar (both from
-the field's `Literal` type), and `parse_text` turns what a user typed (in a line edit or after a flag) into a
-value that `config.build_section` then judges, so a wrong value gets the same message in both places.
+One function per fact, so the two surfaces cannot drift: `field_help` is both the tooltip and the flag's
+`--help`, `field_choices` both the combo box and the metavar, and `parse_text` turns typed text into a value
+that `config.build_section` then judges, so a wrong value gets the same message in both places.
 """
 
 from __future__ import annotations
@@ -38,21 +37,23 @@ class FieldInfo:
         return bool(self.meta.get("advanced"))
 
 
-def field_info(section: str, key: str) -> FieldInfo:
+def _section_fields(section: str) -> Iterator[FieldInfo]:
     cls = section_type(section)
-    for f in fields(cls):
-        if f.name == key:
-            return FieldInfo(section, key, get_type_hints(cls)[key], dict(f.metadata))
-    raise KeyError(f"{section}.{key}")
+    hints = get_type_hints(cls)
+    return (FieldInfo(section, f.name, hints[f.name], dict(f.metadata)) for f in fields(cls))
+
+
+def field_info(section: str, key: str) -> FieldInfo:
+    found = next((info for info in _section_fields(section) if info.key == key), None)
+    if found is None:
+        raise KeyError(f"{section}.{key}")
+    return found
 
 
 def all_fields() -> Iterator[FieldInfo]:
     """Every field of every section, in the order the project file lists them."""
     for section in SECTIONS:
-        cls = section_type(section)
-        hints = get_type_hints(cls)
-        for f in fields(cls):
-            yield FieldInfo(section, f.name, hints[f.name], dict(f.metadata))
+        yield from _section_fields(section)
 
 
 def field_choices(tp: Any) -> tuple[str, ...]:
@@ -99,5 +100,3 @@ def parse_text(text: str, tp: Any) -> Any:
         return True if low in _TRUE else False if low in _FALSE else text
     return text
 
-
-__all__ = ["SECTION_TITLES", "FieldInfo", "all_fields", "field_choices", "field_help", "field_info", "parse_text", "range_text"]

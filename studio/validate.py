@@ -1,11 +1,9 @@
 """Every rule a whole configuration must meet before it trains, in one place, each naming the field to fix.
 
-`validate(cfg)` holds the rules between fields (a LyCORIS type with DoRA, warm-up longer than the run, a
-preview size the pipeline cannot render…) and reads nothing from disk, so the form runs it as the user types.
-`check_files(cfg, project_file)` is the one disk check (the base model exists and is a model we load, the
-image folders exist and hold images, the output folder can be written); the form runs it off the GUI thread.
-`lora-studio train`, the worker's training job and the form call both, so each refuses the same configs in
-the same words. (Per-field type and range errors come earlier, from `config.build_section`.)
+`validate(cfg)` holds the rules between fields and reads nothing from disk, so the form runs it as the user
+types; `check_files(cfg, project_file)` is the one disk check, run off the GUI thread. `lora-studio train`,
+the worker and the form call both, so each refuses the same configs in the same words. (Per-field type and
+range errors come earlier, from `config.build_section`.)
 """
 
 from __future__ import annotations
@@ -106,8 +104,8 @@ def _warnings(cfg: ProjectConfig) -> list[Problem]:
 
 
 def check_files(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
-    """What the files named by `cfg` would make the run refuse: the base model, the image folders, the output
-    folder. It reads the model's header (and a `.ckpt`'s pickle), so run it off the GUI thread."""
+    """What the base model, the image folders and the output folder named by `cfg` would make the run refuse;
+    it reads the model's header (and a `.ckpt`'s pickle)."""
     return [*_model_files(cfg, project_file), *_image_folders(cfg, project_file),
             *_output_folder(cfg, project_file)]
 
