@@ -32,10 +32,6 @@ class FieldInfo:
         """`--network-rank`: the command-line flag for `[network] rank`."""
         return f"--{self.section}-{self.key}".replace("_", "-")
 
-    @property
-    def advanced(self) -> bool:
-        return bool(self.meta.get("advanced"))
-
 
 def _section_fields(section: str) -> Iterator[FieldInfo]:
     cls = section_type(section)

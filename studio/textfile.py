@@ -1,12 +1,13 @@
 """Text files as Windows editors save them: UTF-8 with a byte-order mark, CRLF line ends.
 
-Notepad (before Windows 10 1903, and still when asked) writes `project.toml` with a UTF-8 BOM, and every
-Windows editor writes CRLF. The TOML parser takes the BOM for a stray character on line 1, and a caption
-read raw keeps the BOM in its first tag and a `\\r` inside a tag. Everything that reads a text file the user
-may have edited decodes it here, so they all agree on what the file says.
+The TOML parser takes Notepad's BOM for a stray character on line 1, and a caption read raw keeps the BOM in
+its first tag and a `\\r` inside a tag. Everything that reads a text file the user may have edited decodes
+it here, so they all agree on what the file says.
 """
 
 from __future__ import annotations
+
+import re
 
 BOM = "\ufeff"
 
@@ -52,11 +53,5 @@ def decode_caption(raw: bytes) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    text = normalize_text(text)
-    lines = [line.strip() for line in text.split("\n")]
-    out = ""
-    for line in (x for x in lines if x):
-        if out and not out.endswith(","):
-            out += ","
-        out += (" " if out else "") + line
-    return out.strip()
+    # each line break (blank lines and a comma already ending the line included) becomes one ", "
+    return re.sub(r",?\s*\n\s*", ", ", normalize_text(text).strip())
