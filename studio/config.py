@@ -312,7 +312,6 @@ def _range_problem(value: Any, meta: dict[str, Any]) -> str | None:
 def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> tuple[Any, Problem | None]:
     """`value` as the field's type, or the problem with it; each number of a list is checked on its own
     (`betas[1]`)."""
-    where = f"[{section}] {key}"
     coerced, problem = _type_problem(section, key, value, tp)
     if problem is not None:
         return value, problem
@@ -320,7 +319,7 @@ def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, 
     for i, item in items:
         wrong = _range_problem(item, meta)
         if wrong is not None:
-            return value, Problem(section, key, f"{where}{'' if i is None else f'[{i}]'} {wrong}")
+            return value, Problem(section, key, f"[{section}] {key}{'' if i is None else f'[{i}]'} {wrong}")
     found = file_name_problem_of(section, key, coerced) if (section, key) in FILE_NAME_FIELDS else None
     return (value, found) if found is not None else (coerced, None)
 

@@ -99,7 +99,8 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     with _undone_on_error(path, lambda: _discard(tmp)):
         yield tmp
         if durable:
-            _fsync(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         _set_mode(tmp, _mode_for(path))  # after writing: the writer may have made the file anew, and a
         replace_file(tmp, path)             # read-only target's mode would have stopped the write
         if durable:
@@ -244,11 +245,6 @@ def _discard(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         os.chmod(tmp, stat.S_IWRITE | stat.S_IREAD)
         tmp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

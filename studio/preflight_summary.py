@@ -324,12 +324,6 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
     return tuple(FolderCount(folder.name, n, repeats) for (folder, repeats), n in counts.items())
 
 
-def regularization_count(folders: Sequence[str | Path]) -> int:
-    from studio.dataset.scan import scan_folders
-
-    return len(scan_folders(folders).images) if folders else 0
-
-
 def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
     """Pool thread: the step time of the newest run of the project that did at least a few steps."""
     from studio.config import loads_project
@@ -379,12 +373,14 @@ def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = N
     """Pool thread: everything `summarize` needs besides the settings and the device. `preset`: the one the
     user applied in this session (else the one the project file names, if any)."""
     from studio.config import load_preset, resolve_path
+    from studio.dataset.scan import scan_folders
 
     project_dir = Path(project_file).resolve().parent if project_file else None
     folders = [resolve_path(project_file, f) for f in cfg.dataset.folders]
     counts = folder_counts(folders, caption_extension=cfg.dataset.caption_extension,
                            default_repeats=cfg.dataset.repeats, project_dir=project_dir)
-    reg = regularization_count([resolve_path(project_file, f) for f in cfg.dataset.regularization_folders])
+    regs = [resolve_path(project_file, f) for f in cfg.dataset.regularization_folders]
+    reg = len(scan_folders(regs).images) if regs else 0
     measured = measured_speed(project_dir) if project_dir else None
     named = (load_preset(preset), f"preset {preset}") if preset else project_preset(project_file)
     return Gathered(counts, reg, measured, named)

@@ -39,10 +39,6 @@ class QueueError(StudioError):
     """The queue file cannot be read or the change asked for cannot be made."""
 
 
-def default_queue_file() -> Path:
-    return data_dir() / QUEUE_FILE_NAME
-
-
 @dataclass(frozen=True)
 class QueueEntry:
     """One run to make. `config_toml` empty: the project file is read when the entry starts (edits made while it
@@ -186,7 +182,7 @@ class TrainQueue:
     """The queue file at `path`: every method reads it afresh, so other processes' changes are seen."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path).expanduser() if path else default_queue_file()
+        self.path = Path(path).expanduser() if path else data_dir() / QUEUE_FILE_NAME
         self._runner = _FileLock(self.path.with_name(self.path.name + ".run-lock"))
 
     # reading ------------------------------------------------------------------------------------------
