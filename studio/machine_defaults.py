@@ -40,11 +40,8 @@ class Device:
             return self.kind
         if self.vram_gib is None:
             return UNKNOWN_VRAM_CLASS
-        if self.vram_gib < SMALL_BELOW_GIB:
-            return "cuda-small"
-        if self.vram_gib < MID_BELOW_GIB:
-            return "cuda-mid"
-        return "cuda-large" if self.vram_gib < LARGE_BELOW_GIB else "cuda-huge"
+        edges = ((SMALL_BELOW_GIB, "cuda-small"), (MID_BELOW_GIB, "cuda-mid"), (LARGE_BELOW_GIB, "cuda-large"))
+        return next((cls for edge, cls in edges if self.vram_gib < edge), "cuda-huge")
 
     @property
     def on_cpu(self) -> bool:

@@ -343,11 +343,8 @@ def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
             cfg = loads_project(run.config_text, str(run.path / "config.toml"))
         except Exception:
             continue
-        rates.sort()
-        step_s = 1.0 / rates[len(rates) // 2]
-        return MeasuredSpeed(step_s, cfg.dataset.resolution,
-                             cfg.schedule.batch_size * cfg.schedule.gradient_accumulation,
-                             device, run.name)
+        per_step = cfg.schedule.batch_size * cfg.schedule.gradient_accumulation
+        return MeasuredSpeed(1.0 / sorted(rates)[len(rates) // 2], cfg.dataset.resolution, per_step, device, run.name)
     return None
 
 

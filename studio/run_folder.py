@@ -127,11 +127,10 @@ def parse_event_line(line: str) -> Event | None:
 
 def read_events(path: Path) -> list[Event]:
     """Every complete, valid event of an event log, typed (a torn last line after a kill is skipped)."""
-    events: list[Event] = []
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: not an event log
-            return events
+            return []
         with open(path, "rb") as fh:
             data = fh.read(MAX_EVENT_LOG_BYTES)
             if st.st_size > MAX_EVENT_LOG_BYTES:  # the start (Started) and the newest events; lines cut are skipped
@@ -139,12 +138,8 @@ def read_events(path: Path) -> list[Event]:
                 data = data[: MAX_EVENT_LOG_BYTES // 2] + b"\n" + fh.read(MAX_EVENT_LOG_BYTES // 2)
         text = data.decode("utf-8-sig", "replace")  # a BOM would hide the first event
     except OSError:
-        return events
-    for line in text.splitlines():
-        event = parse_event_line(line)
-        if event is not None:
-            events.append(event)
-    return events
+        return []
+    return [event for event in map(parse_event_line, text.splitlines()) if event is not None]
 
 
 @dataclass(frozen=True)
@@ -206,7 +201,7 @@ def read_run(run_dir: Path) -> RunSummary:
             status, error, hint = "failed", e.error, e.hint
     if not outputs:
         outputs = exports
-    ckpt = last_checkpoint(run_dir)
+    ckpt_step, ckpt_path = last_checkpoint(run_dir) or (0, None)
     try:  # a FIFO or a device in a run folder must not hang the run list
         config_text = read_capped(run_dir / "config.toml", "run config", limit=4 * 2**20).decode("utf-8", "replace")
     except StudioError:
@@ -216,9 +211,8 @@ def read_run(run_dir: Path) -> RunSummary:
     except OSError:
         modified = 0.0
     return RunSummary(path=run_dir, name=run_dir.name, status=status, total_steps=total, last_step=step,
-                      final_loss=loss,
-                      outputs=tuple(o for o in dict.fromkeys(outputs) if Path(o).is_file()), error=error, hint=hint,
-                      last_checkpoint=ckpt[1] if ckpt else None, checkpoint_step=ckpt[0] if ckpt else 0,
+                      final_loss=loss, outputs=tuple(o for o in dict.fromkeys(outputs) if Path(o).is_file()),
+                      error=error, hint=hint, last_checkpoint=ckpt_path, checkpoint_step=ckpt_step,
                       num_samples=samples, config_text=config_text, modified=modified)
 
 
