@@ -9,18 +9,12 @@ and keeps one text for people reading the file. The box also shows the preset *i
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any
 
-from studio.config import SECTIONS, ProjectConfig, load_preset, paired_values, preset_names
+from studio.config import SECTIONS, ProjectConfig, load_preset, paired_values, preset_names, tomllib
 from studio.errors import StudioError
 from studio.resources import presets_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def description_from_text(text: str) -> str:
