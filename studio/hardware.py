@@ -8,6 +8,7 @@ never imports torch: the window process must not load it (issue 14), yet needs t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -87,15 +88,12 @@ class Recommendation:
 
 
 def _cpu_name() -> str:
-    name = platform.processor() or platform.machine() or "unknown CPU"
-    try:  # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the model name
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return name
+    # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the model name
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _cpu_count() -> int:
@@ -151,15 +149,11 @@ def parse_nvidia_smi(text: str) -> tuple[GpuInfo, ...]:
     """Rows of `index, name, memory.total (MiB), compute_cap` as GpuInfo; malformed rows are skipped."""
     gpus = []
     for line in text.splitlines():
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 4:
-            continue
-        try:
-            major, _, minor = parts[3].partition(".")
+        with contextlib.suppress(ValueError):  # also the unpacking of a row without four columns
+            index, name, mib, capability = (part.strip() for part in line.split(","))
+            major, _, minor = capability.partition(".")
             cap = (int(major), int(minor or 0))
-            gpus.append(GpuInfo(int(parts[0]), parts[1], int(float(parts[2]) * 2**20), _bf16(cap), cap))
-        except ValueError:
-            continue
+            gpus.append(GpuInfo(int(index), name, int(float(mib) * 2**20), _bf16(cap), cap))
     return tuple(gpus)
 
 
@@ -217,10 +211,8 @@ def versions(cuda: str | None = None) -> dict[str, str]:
 def _dist_version(name: str) -> str:
     # PySide6-Essentials installs under its own distribution name
     for dist in (name, "PySide6-Essentials") if name == "PySide6" else (name,):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     try:  # a frozen build may lack the metadata folders; the module still knows its version
         module = __import__(name)
         return str(getattr(module, "__version__", "unknown"))
