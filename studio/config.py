@@ -8,7 +8,6 @@ other trainers lose a night of GPU time.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import os
@@ -27,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import tomli_w
 
-from studio.codec import CodecError, describe, from_data
+from studio.codec import CodecError, describe, from_data, to_data
 from studio.errors import ConfigError, Problem, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
@@ -443,16 +442,8 @@ def _project_from_mapping(data: dict[str, Any], source: str) -> ProjectConfig:
     return apply_mapping(cfg, data, source)
 
 
-def to_mapping(cfg: ProjectConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {"format_version": PROJECT_FORMAT_VERSION}
-    for section in SECTIONS:
-        values = dataclasses.asdict(getattr(cfg, section))
-        out[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-    return out
-
-
 def dumps_project(cfg: ProjectConfig) -> str:
-    return tomli_w.dumps(to_mapping(cfg))
+    return tomli_w.dumps({"format_version": PROJECT_FORMAT_VERSION, **to_data(cfg)})
 
 
 def save_project(cfg: ProjectConfig, path: str | Path) -> None:
