@@ -16,8 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from studio.config import ProjectConfig, paired_values
+from studio.config import ProjectConfig, _read_toml, load_preset, loads_project, paired_values, resolve_path
+from studio.errors import StudioError
+from studio.events import Progress, Started
 from studio.machine_defaults import Device
+from studio.run_folder import list_runs, read_events
 
 #: Seconds per step of SD 1.5 at 512 px, batch 1, LoRA, no gradient checkpointing. The CPU figure is issue
 #: 18's 2-thread machine (35.7 s a step); the GPU figures are typical of each class (an RTX 3060 does about
@@ -312,7 +315,6 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
     exclusions and repeat overrides applied), without decoding an image. Missing folders count zero."""
     from studio.dataset.state import load_state
     from studio.dataset.scan import scan_folders
-    from studio.errors import StudioError
 
     try:
         state = load_state(project_dir) if project_dir is not None else None
@@ -326,10 +328,6 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
 
 def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
     """Pool thread: the step time of the newest run of the project that did at least a few steps."""
-    from studio.config import loads_project
-    from studio.events import Progress, Started
-    from studio.run_folder import list_runs, read_events
-
     for run in sorted(list_runs(project_dir), key=lambda r: r.modified, reverse=True):
         if run.last_step <= MEASURED_AFTER_STEPS or not run.config_text:
             continue
@@ -369,7 +367,6 @@ class Gathered:
 def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = None) -> Gathered:
     """Pool thread: everything `summarize` needs besides the settings and the device. `preset`: the one the
     user applied in this session (else the one the project file names, if any)."""
-    from studio.config import load_preset, resolve_path
     from studio.dataset.scan import scan_folders
 
     project_dir = Path(project_file).resolve().parent if project_file else None
@@ -385,9 +382,6 @@ def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = N
 
 def project_preset(project_file: Path | None) -> tuple[ProjectConfig, str] | None:
     """The preset a project file names (`preset = "sd15-character"`), loaded, with its display name."""
-    from studio.config import _read_toml, load_preset
-    from studio.errors import StudioError
-
     if project_file is None or not Path(project_file).is_file():
         return None
     try:
