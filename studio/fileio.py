@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -190,8 +191,6 @@ def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
     """A library that does its own I/O (safetensors, torch.save) reports a full disk as its own exception type
     (`SafetensorError: … (os error 28)`, `RuntimeError: … unexpected pos …`); say what really happened.
     Called before the temporary is removed, while the disk is still as full as the write found it."""
-    import re
-
     if not isinstance(exc, Exception) or isinstance(exc, StudioError):
         return None
     found = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(exc))

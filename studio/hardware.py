@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 
+from studio import __version__
 from studio.codec import from_data, to_data
 from studio.errors import StudioError
 
@@ -200,8 +201,6 @@ VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safete
 def versions(cuda: str | None = None) -> dict[str, str]:
     """Installed versions for the About box and bug reports, read from package metadata (not by importing).
     `cuda` is the CUDA line when it is already known (`detect_in_child`); else torch is asked here."""
-    from studio import __version__
-
     return {"LoRA Studio": __version__, "Python": platform.python_version(),
             **{name: _dist_version(name) for name in VERSIONED},
             "CUDA": cuda if cuda is not None else _cuda_version(),

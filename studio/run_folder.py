@@ -8,6 +8,7 @@ them, so this is torch-free (the window must not import torch: 7–9 s).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -37,8 +38,6 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
 def check_writable_folder(path: Path, what: str) -> None:
     """ConfigError unless `path` is a folder we can write into, or can be created: checked before the model
     loads, so `--out` naming a file or a read-only folder is told at once, not as a crash minutes later."""
-    import errno
-
     probe = Path(path)
     while not os.path.lexists(probe) and probe.parent != probe:
         probe = probe.parent

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from studio.config import ProjectConfig, file_name_problem_of, resolve_path
 from studio.errors import ConfigError, Problem, StudioError
+from studio.run_folder import check_writable_folder
 
 LYCORIS = ("loha", "lokr")
 #: the smallest preview side: below it the UNet's downsampling leaves fewer latent pixels than GroupNorm needs
@@ -162,8 +163,6 @@ def no_images_message(folders: list[Path]) -> str:
 
 
 def _output_folder(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
-    from studio.run_folder import check_writable_folder
-
     try:
         check_writable_folder(resolve_path(project_file, cfg.output.directory), "[output] directory")
     except ConfigError as exc:
