@@ -35,6 +35,11 @@ _TOO_LONG_WINERRORS = frozenset({206})  # ERROR_FILENAME_EXCED_RANGE
 #: enough for a virus scan or an indexer to let go, short enough not to look hung.
 REPLACE_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
 _sleep = time.sleep  # the tests count the pauses instead of waiting them out
+#: the errors of a write in words; a library's own exception carrying one of these codes is the same failure
+_WRITE_FAILURES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                   errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
+                   errno.EPERM: "permission denied",
+                   errno.EFBIG: "the file is larger than this disk or folder allows"}
 
 
 def _in_use(exc: OSError) -> bool:
@@ -67,14 +72,7 @@ def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
         return WriteError(f"cannot write {path}: the file name or the path is too long ({len(str(path))} "
                           "characters)", hint="choose a shorter name or a folder nearer the top of the disk; "
                           "Windows allows 260 characters unless long paths are turned on")
-    reason = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EROFS: "the disk is read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EFBIG: "the file is larger than this disk or folder allows",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
+    reason = _WRITE_FAILURES.get(exc.errno or 0, exc.strerror or str(exc))
     return WriteError(f"cannot write {path}: {reason}", hint="free some space or choose another folder; "
                       "the previous file was left as it was")
 
@@ -82,10 +80,8 @@ def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on any error it is removed.
-
-    `durable=False` skips the fsyncs: still all-or-nothing for readers, but after a power cut the file may be
-    missing or empty. Only for caches, where ten thousand fsyncs would cost more than rebuilding an entry.
-    """
+    `durable=False` skips the fsyncs (after a power cut the file may be missing or empty): only for caches,
+    where ten thousand fsyncs would cost more than rebuilding an entry."""
     path = Path(path)
     if _read_only(path):  # Windows refuses to replace it; elsewhere a rename would, but the user said no
         raise _read_only_error(path, "replace")
@@ -195,7 +191,7 @@ def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
         return None
     found = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(exc))
     code = int(found.group(1) or found.group(2)) if found else 0
-    if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM):
+    if code in _WRITE_FAILURES:
         return _explain(path, OSError(code, os.strerror(code)))
     free = _free_bytes(path.parent)
     if free is not None and free < 1 << 20:

@@ -40,7 +40,7 @@ class Device:
             return self.kind
         if self.vram_gib is None:
             return UNKNOWN_VRAM_CLASS
-        edges = ((SMALL_BELOW_GIB, "cuda-small"), (MID_BELOW_GIB, "cuda-mid"), (LARGE_BELOW_GIB, "cuda-large"))
+        edges = (SMALL_BELOW_GIB, "cuda-small"), (MID_BELOW_GIB, "cuda-mid"), (LARGE_BELOW_GIB, "cuda-large")
         return next((cls for edge, cls in edges if self.vram_gib < edge), "cuda-huge")
 
     @property

@@ -341,8 +341,8 @@ def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
             cfg = loads_project(run.config_text, str(run.path / "config.toml"))
         except Exception:
             continue
-        per_step = cfg.schedule.batch_size * cfg.schedule.gradient_accumulation
-        return MeasuredSpeed(1.0 / sorted(rates)[len(rates) // 2], cfg.dataset.resolution, per_step, device, run.name)
+        return MeasuredSpeed(1.0 / sorted(rates)[len(rates) // 2], cfg.dataset.resolution,
+                             cfg.schedule.batch_size * cfg.schedule.gradient_accumulation, device, run.name)
     return None
 
 
