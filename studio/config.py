@@ -348,8 +348,7 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            close = _closest(key, known)
-            hint = f" (did you mean `{close}`?)" if close else ""
+            hint = _did_you_mean(key, known, "`{}`")
             raise ConfigError(f"{source}: unknown key `{key}` in [{section}]{hint}; "
                               f"known keys: {', '.join(sorted(known))}", section=section, key=key)
         coerced, problem = _field_problem(section, key, value, hints[key], dict(known[key].metadata))
@@ -359,9 +358,9 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
     return replace(base, **changes)
 
 
-def _closest(key: str, known: dict[str, Any]) -> str | None:
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return match[0] if match else None
+def _did_you_mean(word: str, known: Any, shape: str) -> str:
+    match = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {shape.format(match[0])}?)" if match else ""
 
 
 def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> ProjectConfig:
@@ -370,8 +369,7 @@ def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> Proj
         if section in ("format_version", "preset"):
             continue
         if section not in SECTIONS:
-            close = _closest(section, dict.fromkeys(SECTIONS))
-            hint = f" (did you mean [{close}]?)" if close else ""
+            hint = _did_you_mean(section, SECTIONS, "[{}]")
             raise ConfigError(f"{source}: unknown section [{section}]{hint}; "
                               f"known sections: {', '.join(SECTIONS)}")
         if not isinstance(values, dict):

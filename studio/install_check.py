@@ -107,8 +107,7 @@ def check_install(version_of: VersionLookup | None = None) -> InstallReport:
     installed: dict[str, Version | None] = {}
     for dist, name in CHECKED:
         text = version_of(dist)
-        version = _parse(text)
-        installed[dist.lower()] = version
+        installed[dist.lower()] = version = _parse(text)
         if text is None:
             if name in CORE:
                 broken.append(f"{name} is not installed")

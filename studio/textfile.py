@@ -36,19 +36,14 @@ def decode_text(raw: bytes) -> str:
 
 def normalize_text(text: str) -> str:
     """A leading BOM dropped and line ends made LF, for text that was decoded elsewhere."""
-    if text.startswith(BOM):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def decode_caption(raw: bytes) -> str:
     """A caption sidecar's text: BOM dropped, Latin-1 when it is not UTF-8 (old tagging tools), stripped,
     and line breaks read as tag separators, so a caption written one tag per line, or wrapped by an editor,
     gives the same tags as one written on one line (`a\\r\\nb` → `a, b`)."""
-    if raw.startswith(b"\xef\xbb\xbf"):  # also when the rest is not UTF-8 and Latin-1 would show it as "ï»¿"
-        raw = raw[3:]
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # also when the rest is not UTF-8 (Latin-1 would show "ï»¿")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
