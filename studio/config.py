@@ -310,8 +310,7 @@ def _range_problem(value: Any, meta: dict[str, Any]) -> str | None:
 
 
 def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> tuple[Any, Problem | None]:
-    """`value` as the field's type, or the problem with it; each number of a list is checked on its own
-    (`betas[1]`)."""
+    """`value` as the field's type, or the problem with it; each number of a list on its own (`betas[1]`)."""
     coerced, problem = _type_problem(section, key, value, tp)
     if problem is not None:
         return value, problem

@@ -251,9 +251,8 @@ def child_command() -> list[str]:
 
 
 def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
-    """`detect()` and the CUDA version, asked of a short-lived child process: asking torch means importing
-    it, and the window's process never imports torch (a broken CUDA install then fails there, not here).
-    Never raises; a child that fails or hangs becomes `Hardware.error`."""
+    """`detect()` and the CUDA version, asked of a short-lived child process, as the window's process never
+    imports torch (a broken CUDA install fails there). Never raises: a failed child is `Hardware.error`."""
     try:
         done = subprocess.run(child_command(), capture_output=True, timeout=timeout_s, check=False,
                               stdin=subprocess.DEVNULL)

@@ -245,8 +245,7 @@ def summarize(cfg: ProjectConfig, device: Device, folders: Sequence[FolderCount]
 
 
 def _held_out(cfg: ProjectConfig, images: int) -> int:
-    """As `studio.train.validation`: validation_percent of the images, at least one (validation_images are
-    separate folders, not counted here)."""
+    """As `studio.train.validation`: validation_percent of the images, at least one (no validation_images)."""
     pct = cfg.sampling.validation_percent
     if pct <= 0 or cfg.sampling.validation_images or not images:
         return 0
@@ -355,8 +354,7 @@ def same_device(run_device: str, device: Device) -> bool:
 
 @dataclass(frozen=True)
 class Gathered:
-    """What the summary needs from the disk, read on a pool thread: the counts, the last run's speed and the
-    preset the project file names (as its reference)."""
+    """What the summary needs from the disk, read on a pool thread; `preset` is the reference."""
 
     folders: tuple[FolderCount, ...]
     regularization: int

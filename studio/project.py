@@ -19,8 +19,7 @@ DATASET_FOLDER = "dataset"
 
 
 def lora_name(folder: Path) -> str:
-    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat"; "CON" → "con_", which Windows
-    would take for the console)."""
+    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat", "CON" → "con_")."""
     return safe_file_name(re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-"), "lora")
 
 

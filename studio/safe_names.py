@@ -117,9 +117,8 @@ def _fold(name: str) -> str:
 
 
 def refuse_unsafe_name(path: str | Path, what: str) -> Path:
-    """`path` when its last part is a safe file name; otherwise a ConfigError naming `what` (e.g. "the merged
-    LoRA"), the problem and the safe name to use instead. For a path the user picked for a new file: we do not
-    rename it behind their back, and nothing has been written yet."""
+    """`path` when its last part is a safe file name; otherwise a ConfigError naming `what`, the problem and a
+    safe name. For a path the user picked for a new file: we do not rename it behind their back."""
     path = Path(path)
     problem = file_name_problem(path.name)
     if problem is not None:

@@ -21,9 +21,8 @@ class NotUtf8Error(ValueError):
 
 
 def decode_text(raw: bytes) -> str:
-    """`raw` as UTF-8 text with a leading BOM removed and CRLF (and a lone CR) made LF.
-
-    Raises NotUtf8Error for UTF-16 (what Notepad calls "Unicode") and for bytes that are not UTF-8."""
+    """`raw` as UTF-8 text, BOM removed and CRLF (and a lone CR) made LF; NotUtf8Error for UTF-16 (what
+    Notepad calls "Unicode") and for bytes that are not UTF-8."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise NotUtf8Error("it is saved as UTF-16 (\"Unicode\"); save it as UTF-8")
     try:
@@ -40,9 +39,8 @@ def normalize_text(text: str) -> str:
 
 
 def decode_caption(raw: bytes) -> str:
-    """A caption sidecar's text: BOM dropped, Latin-1 when it is not UTF-8 (old tagging tools), stripped,
-    and line breaks read as tag separators, so a caption written one tag per line, or wrapped by an editor,
-    gives the same tags as one written on one line (`a\\r\\nb` → `a, b`)."""
+    """A caption sidecar's text: BOM dropped, Latin-1 when not UTF-8 (old tagging tools), stripped, and line
+    breaks read as tag separators, so one tag per line gives the tags of one line (`a\\r\\nb` → `a, b`)."""
     raw = raw.removeprefix(b"\xef\xbb\xbf")  # also when the rest is not UTF-8 (Latin-1 would show "ï»¿")
     try:
         text = raw.decode("utf-8")

@@ -361,10 +361,9 @@ def read_project_text(path: Path) -> str:
 
 
 def plan_entry(entry: QueueEntry) -> TrainPlan:
-    """What `entry` trains now. With a checkpoint in its run folder: that run's own settings (its config.toml,
-    so edits to the project since cannot make the resume refuse), resumed there. Otherwise its snapshot or
-    the project file as it is now, in its run folder (reused if it has one, a new one in the project's
-    `runs/` if not)."""
+    """What `entry` trains now: resumed from the checkpoint in its run folder with that run's own config.toml
+    (so later edits to the project cannot make the resume refuse); else its snapshot or the project file as
+    it is now, in its run folder, or a new one in the project's `runs/`."""
     project = Path(entry.project)
     point = entry.checkpoint()
     if point is not None:
