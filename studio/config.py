@@ -43,10 +43,7 @@ def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = N
        advanced: bool = False) -> Any:
     """A field with its help text and range; a choice field's choices are its `Literal` type's values."""
     bounds = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
-    meta = {"help": help, "advanced": advanced, **bounds}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata={"help": help, "advanced": advanced, **bounds})
 
 
 @dataclass(frozen=True)
