@@ -117,21 +117,20 @@ class MachineDefaults:
 
 
 def _cpu_training(where: str) -> tuple[Default, ...]:
-    return (
-        Default("dataset", "resolution", 256, f"{where}: 256 px, a quarter of the work of 512 px per step; raise it "
-                                              "when a GPU is available."),
-        Default("schedule", "max_steps", 300, f"{where}: 300 steps take about an hour for SD 1.5 at 256 px; "
-                                              "1000 at 512 px would take about ten."),
-        Default("schedule", "batch_size", 1, f"{where}: one image per step keeps each step as short as possible."),
-        Default("schedule", "mixed_precision", "no", f"{where}: the CPU trains in fp32 (mixed precision is for "
-                                                     "GPUs)."),
-        Default("schedule", "gradient_checkpointing", False, f"{where}: memory is plentiful, and recomputing "
-                                                             "activations would cost 20-30% more time."),
-        Default("dataset", "latent_cache", "disk", f"{where}: images are VAE-encoded once and kept on disk, so the "
-                                                   "next run skips the slow encoding."),
-        Default("sampling", "steps", 8, f"{where}: 8 denoising steps so a preview takes seconds, not minutes."),
-        Default("sampling", "every_n_steps", 100, f"{where}: previews every 100 steps (a few during the run)."),
-    )
+    return tuple(Default(section, key, value, f"{where}: {why}") for section, key, value, why in (
+        ("dataset", "resolution", 256, "256 px, a quarter of the work of 512 px per step; raise it when a "
+                                       "GPU is available."),
+        ("schedule", "max_steps", 300, "300 steps take about an hour for SD 1.5 at 256 px; 1000 at 512 px "
+                                       "would take about ten."),
+        ("schedule", "batch_size", 1, "one image per step keeps each step as short as possible."),
+        ("schedule", "mixed_precision", "no", "the CPU trains in fp32 (mixed precision is for GPUs)."),
+        ("schedule", "gradient_checkpointing", False, "memory is plentiful, and recomputing activations "
+                                                      "would cost 20-30% more time."),
+        ("dataset", "latent_cache", "disk", "images are VAE-encoded once and kept on disk, so the next run "
+                                            "skips the slow encoding."),
+        ("sampling", "steps", 8, "8 denoising steps so a preview takes seconds, not minutes."),
+        ("sampling", "every_n_steps", 100, "previews every 100 steps (a few during the run)."),
+    ))
 
 
 def _gpu_training(cls: DeviceClass) -> tuple[Default, ...]:
@@ -140,27 +139,26 @@ def _gpu_training(cls: DeviceClass) -> tuple[Default, ...]:
     small, huge = cls == "cuda-small", cls == "cuda-huge"
     batch = {"cuda-small": 1, "cuda-mid": 2, "cuda-large": 4, "cuda-huge": 8}[cls]
     checkpointing = cls in ("cuda-small", "cuda-mid")
-    return (
-        Default("dataset", "resolution", 512, f"{vram}: 512 px, the native size of SD 1.5 (choose an SDXL preset "
-                                              "for 1024 px)."),
-        Default("schedule", "max_steps", 1500, f"{vram}: 1500 steps, enough for a character or a style from "
-                                               "20-40 images."),
-        Default("schedule", "batch_size", batch, f"{vram}: {batch} image{'s' if batch > 1 else ''} per step "
-                                                 f"{'fits' if small else 'fit'} in memory at 512 px."),
-        Default("schedule", "mixed_precision", "auto", f"{vram}: bf16 where the GPU has it, else fp16: half the "
-                                                       "memory of fp32, and faster."),
-        Default("schedule", "gradient_checkpointing", checkpointing,
-                f"{vram}: " + ("recompute activations to save memory (20-30% slower, but it fits)." if checkpointing
-                               else "enough memory to keep activations, so steps stay fast.")),
-        Default("dataset", "latent_cache", "disk", f"{vram}: latents cached on disk, so the VAE runs once per "
-                                                   "image and not in the next run."),
-        Default("optimizer", "name", "adamw8bit" if small else "adamw",
-                f"{vram}: " + ("8-bit AdamW state saves about a gigabyte (it falls back to AdamW if "
-                               "bitsandbytes cannot load)." if small else "plain AdamW (memory is not short).")),
-        Default("sampling", "steps", 25 if huge else 20, f"{vram}: {25 if huge else 20} denoising steps per preview, "
-                                                         "a clean image in seconds."),
-        Default("sampling", "every_n_steps", 250, f"{vram}: previews every 250 steps, six in a run."),
-    )
+    return tuple(Default(section, key, value, f"{vram}: {why}") for section, key, value, why in (
+        ("dataset", "resolution", 512, "512 px, the native size of SD 1.5 (choose an SDXL preset for "
+                                       "1024 px)."),
+        ("schedule", "max_steps", 1500, "1500 steps, enough for a character or a style from 20-40 images."),
+        ("schedule", "batch_size", batch, f"{batch} image{'s' if batch > 1 else ''} per step "
+                                          f"{'fits' if small else 'fit'} in memory at 512 px."),
+        ("schedule", "mixed_precision", "auto", "bf16 where the GPU has it, else fp16: half the memory of "
+                                                "fp32, and faster."),
+        ("schedule", "gradient_checkpointing", checkpointing,
+         "recompute activations to save memory (20-30% slower, but it fits)." if checkpointing
+         else "enough memory to keep activations, so steps stay fast."),
+        ("dataset", "latent_cache", "disk", "latents cached on disk, so the VAE runs once per image and not "
+                                            "in the next run."),
+        ("optimizer", "name", "adamw8bit" if small else "adamw",
+         "8-bit AdamW state saves about a gigabyte (it falls back to AdamW if bitsandbytes cannot "
+         "load)." if small else "plain AdamW (memory is not short)."),
+        ("sampling", "steps", 25 if huge else 20, f"{25 if huge else 20} denoising steps per preview, a "
+                                                  "clean image in seconds."),
+        ("sampling", "every_n_steps", 250, "previews every 250 steps, six in a run."),
+    ))
 
 
 def defaults_for(device: Device) -> MachineDefaults:
