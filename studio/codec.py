@@ -101,8 +101,7 @@ def _refuse_unknown_fields(data: Any, tp: Any, path: str) -> None:
         if not isinstance(data, dict):
             return  # msgspec says "expected an object"
         hints = _hints(tp)
-        unknown = sorted(str(k) for k in data if k not in hints)
-        if unknown:
+        if unknown := sorted(str(k) for k in data if k not in hints):
             raise CodecError(f"{_label(path)} has no field(s) {', '.join(unknown)}", path)
         for name, value in data.items():
             _refuse_unknown_fields(value, hints[name], _join(path, name))
@@ -120,8 +119,7 @@ def _translate(message: str, data: Any, cls: type, where: str) -> CodecError:
     for part in parts:
         value, tp = _step(value, tp, part)
         path = _join(path, part)
-    missing = re.match(r"Object missing required field `(\w+)`", text)
-    if missing:
+    if missing := re.match(r"Object missing required field `(\w+)`", text):
         return CodecError(f"{_label(path)} is missing required field `{missing.group(1)}`", path)
     if text.startswith(("Expected", "Invalid enum value")):
         return CodecError(f"{_label(path)} is {_short(value)}, expected {describe(tp)}", path)

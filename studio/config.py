@@ -313,8 +313,7 @@ def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, 
         return value, problem
     items = enumerate(coerced) if isinstance(coerced, tuple) else [(None, coerced)]
     for i, item in items:
-        wrong = _range_problem(item, meta)
-        if wrong is not None:
+        if (wrong := _range_problem(item, meta)) is not None:
             return value, Problem(section, key, f"[{section}] {key}{'' if i is None else f'[{i}]'} {wrong}")
     found = file_name_problem_of(section, key, coerced) if (section, key) in FILE_NAME_FIELDS else None
     return (value, found) if found is not None else (coerced, None)

@@ -69,11 +69,9 @@ def field_help(section: str, key: str) -> str:
     """The help of one field as paragraphs (one per line): what it does, its range, its project-file name.
     The form's tooltip and `lora-studio train --help` both show exactly this text."""
     info = field_info(section, key)
-    parts = [str(info.meta.get("help", "")).replace("`", "")]
     rng = range_text(info.meta)
-    if rng:
-        parts.append(f"Range: {rng}")
-    parts.append(f"Project file: [{section}] {key}")
+    parts = (str(info.meta.get("help", "")).replace("`", ""), f"Range: {rng}" if rng else "",
+             f"Project file: [{section}] {key}")
     return "\n".join(p for p in parts if p)
 
 

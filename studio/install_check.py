@@ -133,8 +133,7 @@ def require_working_install(version_of: VersionLookup | None = None) -> InstallR
     if os.environ.get(SKIP_ENV) == "1" or getattr(sys, "frozen", False):  # a frozen app carries its own set
         return InstallReport((), (), repair_command())
     report = check_install(version_of)
-    error = report.error()
-    if error:
+    if error := report.error():
         raise BrokenInstallError(error)
     return report
 

@@ -48,8 +48,7 @@ def file_name_problem(name: str) -> str | None:
         return f"`{name.strip()}` means a folder, not a file"
     if _SEPARATORS.search(name):
         return "it contains a folder separator (/ or \\), so the file would be written in another folder"
-    bad = sorted(set("".join(_FORBIDDEN.findall(name))))
-    if bad:
+    if bad := sorted(set("".join(_FORBIDDEN.findall(name)))):
         shown = ", ".join("NUL" if c == "\0" else repr(c)[1:-1] if c < " " or c == "\x7f" else c for c in bad)
         return f"it contains characters a file name cannot hold on every system ({shown})"
     if name.startswith("."):

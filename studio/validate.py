@@ -182,8 +182,7 @@ def require_valid(cfg: ProjectConfig, project_file: str | Path | None = None, *,
     """Raise one ConfigError listing every error (`validate`, then `check_files` unless `files` is False);
     return the warnings. The CLI and the worker call this before they load anything."""
     problems = validate(cfg) + (check_files(cfg, project_file) if files else [])
-    errors = errors_of(problems)
-    if errors:
+    if errors := errors_of(problems):
         raise ConfigError.from_problems(errors, source)
     return [p for p in problems if p.severity == "warning"]
 
