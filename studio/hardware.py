@@ -267,8 +267,7 @@ def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
 
 def main() -> int:
     """The child's side of `detect_in_child`: one JSON line on stdout."""
-    hw = detect()
-    print(json.dumps({"hardware": to_data(hw), "cuda": _cuda_version()}), flush=True)
+    print(json.dumps({"hardware": to_data(detect()), "cuda": _cuda_version()}), flush=True)
     return 0
 
 

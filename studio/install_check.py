@@ -197,10 +197,8 @@ def _needed(spec: str) -> str:
 
 
 def _parse(text: str | None) -> Version | None:
-    if text is None:
-        return None
     try:
-        return Version(text)
+        return Version(text) if text is not None else None
     except InvalidVersion:
         return None
 

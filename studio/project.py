@@ -34,9 +34,8 @@ def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATASET_FOLDER).mkdir(exist_ok=True)
     cfg = load_preset(preset) if preset else ProjectConfig()
-    name = lora_name(folder)
     cfg = cfg.with_section("dataset", folders=(DATASET_FOLDER,))
-    cfg = cfg.with_section("output", name=name, directory=str(Path(output_dir).expanduser()) if output_dir
+    cfg = cfg.with_section("output", name=lora_name(folder), directory=str(Path(output_dir).expanduser()) if output_dir
                            else "output")
     save_project(cfg, project)
     return project

@@ -82,10 +82,8 @@ def safe_file_name(name: str, fallback: str = "untitled") -> str:
     files are renamed. `../../escaped` → `escaped`, `a/b` → `a_b`, forbidden characters → `_`, `CON` → `CON_`,
     an empty result → `fallback`."""
     name = unicodedata.normalize("NFC", str(name))
-    parts = [p for p in _SEPARATORS.split(name) if p.strip(" .")]
-    name = "_".join(p.strip(" ") for p in parts)
-    name = _FORBIDDEN.sub("_", name)
-    name = name.strip(" ").lstrip(".").rstrip(" .")
+    parts = [p.strip(" ") for p in _SEPARATORS.split(name) if p.strip(" .")]
+    name = _FORBIDDEN.sub("_", "_".join(parts)).strip(" ").lstrip(".").rstrip(" .")
     if _too_long(name):
         name = _shorten(name)
     if not name:
