@@ -64,10 +64,6 @@ class Hardware:
     error: str | None = None  # why detection itself failed (a broken driver, torch missing)
 
     @property
-    def on_cpu(self) -> bool:
-        return not self.gpus
-
-    @property
     def best_gpu(self) -> GpuInfo | None:
         """The device with the most VRAM (the worker trains on the current device, normally index 0)."""
         return max(self.gpus, key=lambda g: g.vram_bytes, default=None)
