@@ -1,19 +1,11 @@
 """The one converter between our frozen dataclasses and plain data (JSON lines, TOML tables).
 
-Every message on the worker pipe, every line of a run's `events.jsonl` and the app's settings go through
-`to_data` / `from_data`, so one set of rules decides what a valid value is. The conversion itself is
-msgspec's (`msgspec.convert`, strict: no "1" for an integer, no 1 for true), which works on the dataclasses
-as they are; this module adds what msgspec leaves out:
-
-- unknown fields are refused at every depth (msgspec ignores them for dataclasses), because a field the
-  reader does not know means the other side is a different version or the data is not ours;
-- errors in our words with the full path of the value: "`mix_grid.request.steps` is "abc", expected an
-  integer", never msgspec's own text;
-- a dataclass's `__post_init__` check (a NaN strength, an unknown theme) surfaces as the same error, with
-  the path of the object that refused it.
-
-Floats stay Python floats, so a NaN or infinite loss survives the round trip through `json.dumps` (msgspec's
-own JSON encoder would write null, and a diverged run would look like a gap in the chart).
+Worker messages, `events.jsonl` lines and the app's settings all go through `to_data` / `from_data`, so one
+set of rules decides what a valid value is. msgspec converts (strictly: no "1" for an integer); this adds
+what it leaves out: unknown fields are refused at every depth (they mean another version, or data not ours),
+errors are in our words with the value's full path ("`mix_grid.request.steps` is "abc", expected an
+integer"), and a `__post_init__` check surfaces as the same error. Floats stay Python floats, so a NaN loss
+survives `json.dumps` (msgspec's encoder would write null, and a diverged run would look like a gap).
 """
 
 from __future__ import annotations
@@ -109,23 +101,14 @@ def _refuse_unknown_fields(data: Any, tp: Any, path: str) -> None:
         if not isinstance(data, dict):
             return  # msgspec says "expected an object"
         hints = _hints(tp)
-        unknown = sorted(str(k) for k in data if k not in hints)
-        if unknown:
+        if unknown := sorted(str(k) for k in data if k not in hints):
             raise CodecError(f"{_label(path)} has no field(s) {', '.join(unknown)}", path)
         for name, value in data.items():
             _refuse_unknown_fields(value, hints[name], _join(path, name))
         return
-    origin = get_origin(tp)
-    if origin in (tuple, list) and isinstance(data, (list, tuple)):
-        args = get_args(tp)
+    if get_origin(tp) in (tuple, list) and isinstance(data, (list, tuple)):
         for i, value in enumerate(data):
-            if origin is list or (len(args) == 2 and args[1] is Ellipsis):
-                item = args[0] if args else Any
-            elif i < len(args):
-                item = args[i]
-            else:
-                return
-            _refuse_unknown_fields(value, item, _join(path, i))
+            _refuse_unknown_fields(value, _step(data, tp, i)[1], _join(path, i))
 
 
 def _translate(message: str, data: Any, cls: type, where: str) -> CodecError:
@@ -136,8 +119,7 @@ def _translate(message: str, data: Any, cls: type, where: str) -> CodecError:
     for part in parts:
         value, tp = _step(value, tp, part)
         path = _join(path, part)
-    missing = re.match(r"Object missing required field `(\w+)`", text)
-    if missing:
+    if missing := re.match(r"Object missing required field `(\w+)`", text):
         return CodecError(f"{_label(path)} is missing required field `{missing.group(1)}`", path)
     if text.startswith(("Expected", "Invalid enum value")):
         return CodecError(f"{_label(path)} is {_short(value)}, expected {describe(tp)}", path)

@@ -1,19 +1,20 @@
 """The project file (`project.toml`) as typed, frozen dataclasses.
 
-Every field carries its help text in `metadata["help"]` (and a range where it has one), so the CLI help,
-the GUI tooltips and the error messages come from one source. Loading is strict: an unknown key or a
-value of the wrong type is an error that names the file, the key and what was expected, because a
-silently ignored typo is how users of other trainers lose a night of GPU time.
+Every field carries its help text in `metadata["help"]` (and its range), so the CLI help, the GUI tooltips
+and the error messages come from one source. Loading is strict: an unknown key or a wrongly typed value is
+an error naming the file, the key and what was expected, because a silently ignored typo is how users of
+other trainers lose a night of GPU time.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import math
 import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -25,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 import tomli_w
 
-from studio.codec import CodecError, describe, from_data
+from studio.codec import CodecError, describe, from_data, to_data
 from studio.errors import ConfigError, Problem, StudioError
 from studio.fileio import atomic_write_bytes
 from studio.resources import presets_dir
@@ -41,14 +42,8 @@ PROJECT_FILE_LIMIT = 4 * 2**20
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
        advanced: bool = False) -> Any:
     """A field with its help text and range; a choice field's choices are its `Literal` type's values."""
-    meta: dict[str, Any] = {"help": help, "advanced": advanced}
-    if lo is not None:
-        meta["min"] = lo
-    if hi is not None:
-        meta["max"] = hi
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
-    return field(default=default, metadata=meta)
+    bounds = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+    return field(default=default, metadata={"help": help, "advanced": advanced, **bounds})
 
 
 @dataclass(frozen=True)
@@ -273,6 +268,14 @@ def section_type(name: str) -> type:
     return get_type_hints(ProjectConfig)[name]
 
 
+def paired_values(a: ProjectConfig, b: ProjectConfig) -> Iterator[tuple[str, str, Any, Any]]:
+    """(section, key, a's value, b's value) for every field, in the project file's order."""
+    for section in SECTIONS:
+        mine, theirs = getattr(a, section), getattr(b, section)
+        for f in fields(mine):
+            yield section, f.name, getattr(mine, f.name), getattr(theirs, f.name)
+
+
 # --------------------------------------------------------------------------------------------------
 # Checking TOML values (and the form's and the CLI's) against typed fields
 
@@ -304,22 +307,16 @@ def _range_problem(value: Any, meta: dict[str, Any]) -> str | None:
 
 
 def _field_problem(section: str, key: str, value: Any, tp: Any, meta: dict[str, Any]) -> tuple[Any, Problem | None]:
-    """`value` as the field's type, or the problem with it; each number of a list is checked on its own
-    (`betas[1]`)."""
-    where = f"[{section}] {key}"
+    """`value` as the field's type, or the problem with it; each number of a list on its own (`betas[1]`)."""
     coerced, problem = _type_problem(section, key, value, tp)
     if problem is not None:
         return value, problem
     items = enumerate(coerced) if isinstance(coerced, tuple) else [(None, coerced)]
     for i, item in items:
-        wrong = _range_problem(item, meta)
-        if wrong is not None:
-            return value, Problem(section, key, f"{where}{'' if i is None else f'[{i}]'} {wrong}")
-    if (section, key) in FILE_NAME_FIELDS:
-        found = file_name_problem_of(section, key, coerced)
-        if found is not None:
-            return value, found
-    return coerced, None
+        if (wrong := _range_problem(item, meta)) is not None:
+            return value, Problem(section, key, f"[{section}] {key}{'' if i is None else f'[{i}]'} {wrong}")
+    found = file_name_problem_of(section, key, coerced) if (section, key) in FILE_NAME_FIELDS else None
+    return (value, found) if found is not None else (coerced, None)
 
 
 #: Fields whose value becomes a file name: refused when it could not be one on every system (a shared project
@@ -346,8 +343,7 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
     changes: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
-            close = _closest(key, known)
-            hint = f" (did you mean `{close}`?)" if close else ""
+            hint = _did_you_mean(key, known, "`{}`")
             raise ConfigError(f"{source}: unknown key `{key}` in [{section}]{hint}; "
                               f"known keys: {', '.join(sorted(known))}", section=section, key=key)
         coerced, problem = _field_problem(section, key, value, hints[key], dict(known[key].metadata))
@@ -357,11 +353,9 @@ def build_section(section: str, values: dict[str, Any], base: Any, source: str) 
     return replace(base, **changes)
 
 
-def _closest(key: str, known: dict[str, Any]) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return match[0] if match else None
+def _did_you_mean(word: str, known: Any, shape: str) -> str:
+    match = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {shape.format(match[0])}?)" if match else ""
 
 
 def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> ProjectConfig:
@@ -370,8 +364,7 @@ def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> Proj
         if section in ("format_version", "preset"):
             continue
         if section not in SECTIONS:
-            close = _closest(section, dict.fromkeys(SECTIONS))
-            hint = f" (did you mean [{close}]?)" if close else ""
+            hint = _did_you_mean(section, SECTIONS, "[{}]")
             raise ConfigError(f"{source}: unknown section [{section}]{hint}; "
                               f"known sections: {', '.join(SECTIONS)}")
         if not isinstance(values, dict):
@@ -382,7 +375,6 @@ def apply_mapping(cfg: ProjectConfig, data: dict[str, Any], source: str) -> Proj
 
 # --------------------------------------------------------------------------------------------------
 # Presets and project files
-
 
 
 def preset_names() -> list[str]:
@@ -444,16 +436,8 @@ def _project_from_mapping(data: dict[str, Any], source: str) -> ProjectConfig:
     return apply_mapping(cfg, data, source)
 
 
-def to_mapping(cfg: ProjectConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {"format_version": PROJECT_FORMAT_VERSION}
-    for section in SECTIONS:
-        values = dataclasses.asdict(getattr(cfg, section))
-        out[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-    return out
-
-
 def dumps_project(cfg: ProjectConfig) -> str:
-    return tomli_w.dumps(to_mapping(cfg))
+    return tomli_w.dumps({"format_version": PROJECT_FORMAT_VERSION, **to_data(cfg)})
 
 
 def save_project(cfg: ProjectConfig, path: str | Path) -> None:

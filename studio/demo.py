@@ -1,13 +1,9 @@
 """The demo project: bundled photographs, a tiny random model made on the spot, the `demo` preset.
 
-It shows the whole flow — dataset, training, previews, export — on any machine in a minute, with
-nothing downloaded. `lora-studio demo` builds it here directly; the GUI's "Open the demo project" asks the
-worker (`demo_project_job`), because the tiny model is made with diffusers and torch, which the window's
-process never imports.
-
-Building it replaces the folder's `model/` (when it holds no complete model), so it only ever builds in a
-folder that is new, empty, or one it built before (marked by `MARKER`): `lora-studio demo --out ~/work`
-must never delete a checkpoint of the user's that happens to be in `~/work/model/`.
+It shows the whole flow on any machine in a minute, with nothing downloaded. The GUI asks the worker to build
+it (`demo_project_job`): the tiny model needs diffusers and torch, which the window's process never imports.
+Building replaces the folder's `model/`, so it only builds in a folder that is new, empty, or one it built
+before (`MARKER`): `lora-studio demo --out ~/work` must never delete a checkpoint in `~/work/model/`.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from studio.events import Event, Finished, Log
 from studio.fileio import atomic_write_text
 from studio.job_requests import DemoProjectRequest
 from studio.resources import resource_path
+from studio.safe_read import describe
 
 DEMO_IMAGES = resource_path("demo", "images")
 #: written into every demo folder; its presence is what allows a later build to replace `model/`
@@ -40,8 +37,6 @@ def _looks_like_an_earlier_demo(folder: Path) -> bool:
 def check_demo_folder(folder: Path) -> None:
     """Refuse a folder that is not the demo's own, before anything is created or deleted in it."""
     if folder.exists() and not folder.is_dir():
-        from studio.safe_read import describe
-
         raise ConfigError(f"{folder} is {describe(folder)}, not a folder: the demo project needs a folder of its "
                           "own", hint="give --out a new or empty folder")
     if not folder.is_dir() or (folder / MARKER).is_file() or _looks_like_an_earlier_demo(folder):
@@ -62,8 +57,6 @@ def create_demo_project(folder: str | Path) -> Path:
     try:
         folder = Path(folder).expanduser().resolve()
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
-        from studio.safe_read import describe
-
         raise ConfigError(f"{folder} is {describe(folder)}: the demo project needs a folder of its own",
                           hint="give --out a new or empty folder") from None
     check_demo_folder(folder)
@@ -108,8 +101,5 @@ def _fill(folder: Path) -> None:
         tmp.rename(model)
     project = folder / "project.toml"
     if not project.is_file():
-        cfg = load_preset("demo")
-        cfg = cfg.with_section("dataset", folders=("dataset",))
-        cfg = cfg.with_section("model", path="model")
-        cfg = cfg.with_section("output", directory=".")
-        save_project(cfg, project)
+        cfg = load_preset("demo").with_section("dataset", folders=("dataset",))
+        save_project(cfg.with_section("model", path="model").with_section("output", directory="."), project)

@@ -1,8 +1,7 @@
 """Errors that reach the user. Each carries a message a person can act on, and optionally a hint.
 
-Code anywhere in `studio` raises these for bad input; the CLI prints `str(error)` (and the hint) as one
-line, the worker turns them into `failed` events, and the GUI shows them. Anything else is a bug and
-gets a traceback in `--debug` mode and in the worker's log.
+The CLI prints `str(error)` (and the hint), the worker turns them into `failed` events, and the GUI shows
+them. Anything else is a bug and gets a traceback in `--debug` mode and in the worker's log.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The closed set of events a job (training, sampling, mixing) reports.
 
-The engine yields these; the worker sends them over its pipe as JSON lines (see `studio.worker.protocol`);
-the CLI draws a progress bar from them; the GUI charts them. Each is a frozen dataclass tagged by a
-literal `type` name and stamped with the time it was made, so a log of them is a complete record of a run.
+The engine yields them, the worker sends them as JSON lines, the CLI draws a progress bar from them and the
+GUI charts them. Each is stamped with the time it was made, so a log of them is a complete record of a run.
 """
 
 from __future__ import annotations
@@ -121,6 +120,4 @@ class Failed(Event):
     traceback: str = ""
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (Started, Progress, JobProgress, CaptionWritten, Validation, Sample, Checkpoint, Log, StateChanged, Finished, Failed)
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in Event.__subclasses__()}

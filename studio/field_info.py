@@ -1,9 +1,8 @@
 """What the form and the command line show about each config field, read from `studio.config`'s metadata.
 
-One function per fact, so the two surfaces cannot drift: `field_help` is both the form's tooltip and the
-`--help` text of the field's flag, `field_choices` is the form's combo box and the flag's metavar (both from
-the field's `Literal` type), and `parse_text` turns what a user typed (in a line edit or after a flag) into a
-value that `config.build_section` then judges, so a wrong value gets the same message in both places.
+One function per fact, so the two surfaces cannot drift: `field_help` is both the tooltip and the flag's
+`--help`, `field_choices` both the combo box and the metavar, and `parse_text` turns typed text into a value
+that `config.build_section` then judges, so a wrong value gets the same message in both places.
 """
 
 from __future__ import annotations
@@ -33,26 +32,24 @@ class FieldInfo:
         """`--network-rank`: the command-line flag for `[network] rank`."""
         return f"--{self.section}-{self.key}".replace("_", "-")
 
-    @property
-    def advanced(self) -> bool:
-        return bool(self.meta.get("advanced"))
+
+def _section_fields(section: str) -> Iterator[FieldInfo]:
+    cls = section_type(section)
+    hints = get_type_hints(cls)
+    return (FieldInfo(section, f.name, hints[f.name], dict(f.metadata)) for f in fields(cls))
 
 
 def field_info(section: str, key: str) -> FieldInfo:
-    cls = section_type(section)
-    for f in fields(cls):
-        if f.name == key:
-            return FieldInfo(section, key, get_type_hints(cls)[key], dict(f.metadata))
-    raise KeyError(f"{section}.{key}")
+    found = next((info for info in _section_fields(section) if info.key == key), None)
+    if found is None:
+        raise KeyError(f"{section}.{key}")
+    return found
 
 
 def all_fields() -> Iterator[FieldInfo]:
     """Every field of every section, in the order the project file lists them."""
     for section in SECTIONS:
-        cls = section_type(section)
-        hints = get_type_hints(cls)
-        for f in fields(cls):
-            yield FieldInfo(section, f.name, hints[f.name], dict(f.metadata))
+        yield from _section_fields(section)
 
 
 def field_choices(tp: Any) -> tuple[str, ...]:
@@ -72,11 +69,9 @@ def field_help(section: str, key: str) -> str:
     """The help of one field as paragraphs (one per line): what it does, its range, its project-file name.
     The form's tooltip and `lora-studio train --help` both show exactly this text."""
     info = field_info(section, key)
-    parts = [str(info.meta.get("help", "")).replace("`", "")]
     rng = range_text(info.meta)
-    if rng:
-        parts.append(f"Range: {rng}")
-    parts.append(f"Project file: [{section}] {key}")
+    parts = (str(info.meta.get("help", "")).replace("`", ""), f"Range: {rng}" if rng else "",
+             f"Project file: [{section}] {key}")
     return "\n".join(p for p in parts if p)
 
 
@@ -99,5 +94,3 @@ def parse_text(text: str, tp: Any) -> Any:
         return True if low in _TRUE else False if low in _FALSE else text
     return text
 
-
-__all__ = ["SECTION_TITLES", "FieldInfo", "all_fields", "field_choices", "field_help", "field_info", "parse_text", "range_text"]

@@ -1,11 +1,9 @@
 """A cheap fingerprint of a file's content, for caches that must not trust size and modification time alone.
 
-Caches keyed by (size, mtime) are fooled by a tool that writes other bytes of the same length and puts the
-old timestamp back (`cp -p`, rsync, a restore from backup, a damaged copy): the cache then vouches for a
-file it never read. Hashing every byte of every image on each open would cost as much as the work the
-cache saves, so the fingerprint takes the size, the mtime and the first and last `SAMPLE_BYTES` (16 KiB) of the
-file (the header, and the end where truncation and most corruption show). Files up to twice that are
-hashed whole.
+A tool that writes other bytes of the same length and puts the old timestamp back (`cp -p`, rsync, a
+restore, a damaged copy) fools a (size, mtime) key; hashing every image on each open would cost what the
+cache saves. So: size, mtime and the first and last `SAMPLE_BYTES` (header, and the end where truncation
+shows); files up to twice that are hashed whole.
 """
 
 from __future__ import annotations

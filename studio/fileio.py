@@ -1,13 +1,10 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename over the target.
 
-A crash, a kill or a full disk at any moment leaves either the old file or the new one, never half of
-one. Every writer in `studio` goes through here.
-
-Only calls that exist on Windows, macOS and Linux are used, or a fallback is tested with the POSIX-only
-ones removed (tests/windows_apis.py): permissions are set by path (`os.fchmod` is POSIX-only before
-Python 3.13); a folder is fsynced only where it can be opened (not on Windows); and because Windows refuses
-to rename over a file another program holds open (an image viewer, a WebUI with the LoRA loaded, a virus
-scan), the rename is retried for about a second and then reported as "in use", the old file untouched.
+A crash, a kill or a full disk at any moment leaves either the old file or the new one, never half of one;
+every writer in `studio` goes through here. Only calls that exist on Windows, macOS and Linux are used, or a
+fallback is tested with the POSIX-only ones removed (tests/windows_apis.py). Windows refuses to rename over
+a file another program holds open (an image viewer, a WebUI with the LoRA loaded, a virus scan), so the
+rename is retried for about a second and then reported as "in use", the old file untouched.
 """
 
 from __future__ import annotations
@@ -15,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -37,6 +35,11 @@ _TOO_LONG_WINERRORS = frozenset({206})  # ERROR_FILENAME_EXCED_RANGE
 #: enough for a virus scan or an indexer to let go, short enough not to look hung.
 REPLACE_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.25)
 _sleep = time.sleep  # the tests count the pauses instead of waiting them out
+#: the errors of a write in words; a library's own exception carrying one of these codes is the same failure
+_WRITE_FAILURES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                   errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
+                   errno.EPERM: "permission denied",
+                   errno.EFBIG: "the file is larger than this disk or folder allows"}
 
 
 def _in_use(exc: OSError) -> bool:
@@ -69,14 +72,7 @@ def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
         return WriteError(f"cannot write {path}: the file name or the path is too long ({len(str(path))} "
                           "characters)", hint="choose a shorter name or a folder nearer the top of the disk; "
                           "Windows allows 260 characters unless long paths are turned on")
-    reason = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EROFS: "the disk is read-only",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EFBIG: "the file is larger than this disk or folder allows",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
+    reason = _WRITE_FAILURES.get(exc.errno or 0, exc.strerror or str(exc))
     return WriteError(f"cannot write {path}: {reason}", hint="free some space or choose another folder; "
                       "the previous file was left as it was")
 
@@ -84,10 +80,8 @@ def _explain(path: Path, exc: OSError, verb: str = "replace") -> WriteError:
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on any error it is removed.
-
-    `durable=False` skips the fsyncs: still all-or-nothing for readers, but after a power cut the file may be
-    missing or empty. Only for caches, where ten thousand fsyncs would cost more than rebuilding an entry.
-    """
+    `durable=False` skips the fsyncs (after a power cut the file may be missing or empty): only for caches,
+    where ten thousand fsyncs would cost more than rebuilding an entry."""
     path = Path(path)
     if _read_only(path):  # Windows refuses to replace it; elsewhere a rename would, but the user said no
         raise _read_only_error(path, "replace")
@@ -99,20 +93,28 @@ def atomic_path(path: str | Path, suffix: str = "", *, durable: bool = True) -> 
     except OSError as exc:
         raise _explain(path, exc) from None
     tmp = Path(tmp_name)
-    try:
+    with _undone_on_error(path, lambda: _discard(tmp)):
         yield tmp
         if durable:
-            _fsync(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         _set_mode(tmp, _mode_for(path))  # after writing: the writer may have made the file anew, and a
         replace_file(tmp, path)             # read-only target's mode would have stopped the write
         if durable:
             _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _undone_on_error(path: Path, undo: Callable[[], None]) -> Iterator[None]:
+    """On any error, `undo` the temporary and raise the failure in our words (a library's too)."""
+    try:
+        yield
     except OSError as exc:
-        _discard(tmp)
+        undo()
         raise _explain(path, exc) from None
     except BaseException as exc:
         error = _library_write_error(path, exc)
-        _discard(tmp)
+        undo()
         if error is not None:
             raise error from exc
         raise
@@ -137,9 +139,7 @@ def remove_file(path: str | Path) -> None:
     """Delete `path` (already gone is fine); a failure (read-only disk, permissions) is a WriteError like a write's."""
     path = Path(path)
     try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+        path.unlink(missing_ok=True)
     except OSError as exc:
         raise _explain(path, exc, "delete") from None
 
@@ -153,7 +153,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     except OSError as exc:
         raise _explain(path, exc) from None
-    try:
+    with _undone_on_error(path, lambda: shutil.rmtree(tmp, ignore_errors=True)):
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -168,15 +168,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         else:
             replace_file(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _explain(path, exc) from None
-    except BaseException as exc:
-        error = _library_write_error(path, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if error is not None:
-            raise error from exc
-        raise
 
 
 def replace_file(src: str | Path, dst: str | Path) -> None:
@@ -196,13 +187,11 @@ def _library_write_error(path: Path, exc: BaseException) -> WriteError | None:
     """A library that does its own I/O (safetensors, torch.save) reports a full disk as its own exception type
     (`SafetensorError: … (os error 28)`, `RuntimeError: … unexpected pos …`); say what really happened.
     Called before the temporary is removed, while the disk is still as full as the write found it."""
-    import re
-
     if not isinstance(exc, Exception) or isinstance(exc, StudioError):
         return None
     found = re.search(r"os error (\d+)|\[Errno (\d+)\]", str(exc))
     code = int(found.group(1) or found.group(2)) if found else 0
-    if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM):
+    if code in _WRITE_FAILURES:
         return _explain(path, OSError(code, os.strerror(code)))
     free = _free_bytes(path.parent)
     if free is not None and free < 1 << 20:
@@ -251,11 +240,6 @@ def _discard(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         os.chmod(tmp, stat.S_IWRITE | stat.S_IREAD)
         tmp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

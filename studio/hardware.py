@@ -1,21 +1,25 @@
 """What this machine can train on, and which preset fits it.
 
-The first thing an artist needs to know is whether their computer can do this at all, and which starting
-point will not run out of memory. The engine trains on CUDA or on the CPU (Apple GPUs are not used), so the
-answer is one of: an NVIDIA GPU with so much VRAM (and bf16 or not), or "the CPU — slow". The same facts,
-plus library versions, fill the About box and bug reports.
-
-Everything here is plain data; torch is imported lazily so the CLI can start without it, and `probe()` never
-imports it at all: the window process must not load torch (issue 14), yet it needs the VRAM to pick defaults
-(the worker's `ready` message names the device but not its memory).
+An artist first needs to know whether their computer can do this at all, and which starting point will not
+run out of memory: an NVIDIA GPU with so much VRAM (and bf16 or not), or "the CPU — slow" (the engine does
+not use Apple GPUs). The same facts, plus library versions, fill the About box and bug reports. `probe()`
+never imports torch: the window process must not load it (issue 14), yet needs the VRAM to pick defaults.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import platform
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 
+from studio import __version__
+from studio.codec import from_data, to_data
 from studio.errors import StudioError
 
 GIB = 1024**3
@@ -60,10 +64,6 @@ class Hardware:
     error: str | None = None  # why detection itself failed (a broken driver, torch missing)
 
     @property
-    def on_cpu(self) -> bool:
-        return not self.gpus
-
-    @property
     def best_gpu(self) -> GpuInfo | None:
         """The device with the most VRAM (the worker trains on the current device, normally index 0)."""
         return max(self.gpus, key=lambda g: g.vram_bytes, default=None)
@@ -85,20 +85,15 @@ class Recommendation:
 
 
 def _cpu_name() -> str:
-    name = platform.processor() or platform.machine() or "unknown CPU"
-    try:  # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the model name
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return name
+    # platform.processor() is empty or just "x86_64" on Linux; /proc/cpuinfo has the model name
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _cpu_count() -> int:
-    import os
-
     return os.cpu_count() or 1
 
 
@@ -109,11 +104,9 @@ def detect() -> Hardware:
         import torch
     except Exception as exc:  # torch missing or failing to load its libraries
         return Hardware((), None, cpu, threads, error=f"PyTorch could not be loaded: {exc}")
-    apple = False
     try:
-        mps = getattr(torch.backends, "mps", None)
-        apple = bool(mps is not None and mps.is_available())
-    except Exception:
+        apple = bool(torch.backends.mps.is_available())
+    except Exception:  # no `mps` backend in this build
         apple = False
     cuda_version = getattr(torch.version, "cuda", None)
     try:
@@ -131,16 +124,9 @@ def detect() -> Hardware:
 
 
 def probe(run=None) -> Hardware:
-    """What this machine has, without importing torch: NVIDIA GPUs from `nvidia-smi` (name, VRAM, compute
-    capability), Apple silicon from the platform. Never raises; no `nvidia-smi` (or one that fails) means no
-    GPU is listed. `run` replaces `subprocess.run` in tests.
-
-    The worker still decides whether CUDA is usable (a CPU build of PyTorch cannot use the GPU listed here):
-    `studio.machine_defaults.device_from_ready` combines both.
-    """
-    import shutil
-    import subprocess
-
+    """What this machine has, without importing torch: NVIDIA GPUs from `nvidia-smi`, Apple silicon from the
+    platform. Never raises; no (working) `nvidia-smi` means no GPU listed. `run` replaces `subprocess.run` in
+    tests. Whether CUDA is usable is the worker's to say (`machine_defaults.device_from_ready`)."""
     cpu, threads = _cpu_name(), _cpu_count()
     apple = platform.system() == "Darwin" and platform.machine() == "arm64"
     exe = shutil.which("nvidia-smi") if run is None else "nvidia-smi"
@@ -152,34 +138,25 @@ def probe(run=None) -> Hardware:
             capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return Hardware((), None, cpu, threads, apple_gpu=apple, error=f"nvidia-smi did not answer ({exc})")
-    if out.returncode != 0:
-        return Hardware((), None, cpu, threads, apple_gpu=apple)
-    return Hardware(parse_nvidia_smi(out.stdout), None, cpu, threads, apple_gpu=apple)
+    gpus = parse_nvidia_smi(out.stdout) if out.returncode == 0 else ()
+    return Hardware(gpus, None, cpu, threads, apple_gpu=apple)
 
 
 def parse_nvidia_smi(text: str) -> tuple[GpuInfo, ...]:
     """Rows of `index, name, memory.total (MiB), compute_cap` as GpuInfo; malformed rows are skipped."""
     gpus = []
     for line in text.splitlines():
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 4:
-            continue
-        try:
-            major, _, minor = parts[3].partition(".")
+        with contextlib.suppress(ValueError):  # also the unpacking of a row without four columns
+            index, name, mib, capability = (part.strip() for part in line.split(","))
+            major, _, minor = capability.partition(".")
             cap = (int(major), int(minor or 0))
-            gpus.append(GpuInfo(int(parts[0]), parts[1], int(float(parts[2]) * 2**20), _bf16(cap), cap))
-        except ValueError:
-            continue
+            gpus.append(GpuInfo(int(index), name, int(float(mib) * 2**20), _bf16(cap), cap))
     return tuple(gpus)
 
 
 def _bf16(capability: tuple[int, int]) -> bool:
-    """Native bf16 needs Ampere (compute capability 8.0) or newer.
-
-    Not `torch.cuda.is_bf16_supported()`: by default it also answers True for older GPUs that only emulate
-    bf16 (slowly), and finding that out allocates a tensor — a CUDA context in the GUI process, holding
-    VRAM that training needs.
-    """
+    """Native bf16 needs Ampere (8.0) or newer. Not `torch.cuda.is_bf16_supported()`: it also says True for
+    GPUs that only emulate bf16 (slowly), and allocates a tensor to find out, a CUDA context in the GUI."""
     return capability >= (8, 0)
 
 
@@ -218,31 +195,19 @@ VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safete
 
 
 def versions(cuda: str | None = None) -> dict[str, str]:
-    """Installed versions for the About box and bug reports: the libraries, Python and the CUDA runtime.
-
-    Read from package metadata, not by importing; missing ones say so. `cuda` is the CUDA line when it is
-    already known (`detect_in_child`); else torch is asked here.
-    """
-    from studio import __version__
-
-    out = {"LoRA Studio": __version__, "Python": platform.python_version()}
-    for name in VERSIONED:
-        out[name] = _dist_version(name)
-    out["CUDA"] = cuda if cuda is not None else _cuda_version()
-    out["OS"] = f"{platform.system()} {platform.release()}".strip()
-    return out
+    """Installed versions for the About box and bug reports, read from package metadata (not by importing).
+    `cuda` is the CUDA line when it is already known (`detect_in_child`); else torch is asked here."""
+    return {"LoRA Studio": __version__, "Python": platform.python_version(),
+            **{name: _dist_version(name) for name in VERSIONED},
+            "CUDA": cuda if cuda is not None else _cuda_version(),
+            "OS": f"{platform.system()} {platform.release()}".strip()}
 
 
 def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        pass
-    if name == "PySide6":  # PySide6-Essentials installs under its own distribution name
-        try:
-            return metadata.version("PySide6-Essentials")
-        except metadata.PackageNotFoundError:
-            pass
+    # PySide6-Essentials installs under its own distribution name
+    for dist in (name, "PySide6-Essentials") if name == "PySide6" else (name,):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            return metadata.version(dist)
     try:  # a frozen build may lack the metadata folders; the module still knows its version
         module = __import__(name)
         return str(getattr(module, "__version__", "unknown"))
@@ -258,14 +223,11 @@ def _cuda_version() -> str:
     built = getattr(torch.version, "cuda", None)
     if not built:
         return "none (CPU build of PyTorch)"
-    return built if _cuda_ok(torch) else f"{built} (no usable GPU found)"
-
-
-def _cuda_ok(torch) -> bool:
     try:
-        return bool(torch.cuda.is_available())
+        usable = bool(torch.cuda.is_available())
     except Exception:
-        return False
+        usable = False
+    return built if usable else f"{built} (no usable GPU found)"
 
 
 @dataclass(frozen=True)
@@ -279,22 +241,14 @@ class MachineReport:
 def child_command() -> list[str]:
     """How the window runs `main` below in a child. A frozen app starts itself with `--studio-hardware`
     (`packaging/frozen_main.py`), as it does for the worker."""
-    import sys
-
     if getattr(sys, "frozen", False):
         return [sys.executable, "--studio-hardware"]
     return [sys.executable, "-m", "studio.hardware"]
 
 
 def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
-    """`detect()` and the CUDA version, asked of a short-lived child process: asking torch means importing
-    it, and the window's process never imports torch (a broken CUDA install then fails there, not here).
-    Never raises; a child that fails or hangs becomes `Hardware.error`."""
-    import json
-    import subprocess
-
-    from studio.codec import from_data
-
+    """`detect()` and the CUDA version, asked of a short-lived child process, as the window's process never
+    imports torch (a broken CUDA install fails there). Never raises: a failed child is `Hardware.error`."""
     try:
         done = subprocess.run(child_command(), capture_output=True, timeout=timeout_s, check=False,
                               stdin=subprocess.DEVNULL)
@@ -309,12 +263,7 @@ def detect_in_child(timeout_s: float = 120.0) -> MachineReport:
 
 def main() -> int:
     """The child's side of `detect_in_child`: one JSON line on stdout."""
-    import json
-
-    from studio.codec import to_data
-
-    hw = detect()
-    print(json.dumps({"hardware": to_data(hw), "cuda": _cuda_version()}), flush=True)
+    print(json.dumps({"hardware": to_data(detect()), "cuda": _cuda_version()}), flush=True)
     return 0
 
 

@@ -1,15 +1,11 @@
 """Is the installed set of libraries one LoRA Studio has been tested with? Checked at start-up.
 
-Why: a library released overnight must not break a user half-way through loading a model (transformers
-5.24 refused to add LoRA adapters unless peft 0.22 was installed, and no such peft existed). The app, the
-CLI and the worker call `check_install()` before any heavy import and react to its report:
-
-- a version outside the tested range (pyproject.toml's, read from our installed metadata) is a *warning*
-  naming the package, both versions and the command that repairs the environment;
-- a combination known not to work (`KNOWN_BAD`, plus the minimum peft that transformers itself declares)
-  or a missing core library is an *error*: no run starts, and the message carries the same command.
-
-Only package metadata is read (no imports), so the check costs milliseconds.
+A library released overnight must not break a user half-way through loading a model (transformers 5.24
+refused LoRA adapters without a peft 0.22 that did not exist). The app, the CLI and the worker call
+`check_install()` before any heavy import: a version outside pyproject.toml's tested range is a *warning*, a
+combination known not to work (`KNOWN_BAD`, and transformers' own minimum peft) or a missing core library an
+*error* that stops every run; both name the command that repairs the environment. Only package metadata is
+read (no imports), so the check costs milliseconds.
 """
 
 from __future__ import annotations
@@ -33,13 +29,8 @@ from studio.resources import project_root
 DISTRIBUTION = "lora-studio"
 # the libraries whose versions decide whether training works; (distribution, name shown to people)
 CHECKED: tuple[tuple[str, str], ...] = (
-    ("torch", "torch"),
-    ("diffusers", "diffusers"),
-    ("transformers", "transformers"),
-    ("peft", "peft"),
-    ("accelerate", "accelerate"),
-    ("PySide6-Essentials", "PySide6"),
-    ("bitsandbytes", "bitsandbytes"),
+    ("torch", "torch"), ("diffusers", "diffusers"), ("transformers", "transformers"), ("peft", "peft"),
+    ("accelerate", "accelerate"), ("PySide6-Essentials", "PySide6"), ("bitsandbytes", "bitsandbytes"),
 )
 # without these nothing trains; the others are needed only by the window or by one optimizer
 CORE = frozenset({"torch", "diffusers", "transformers", "peft", "accelerate"})
@@ -58,10 +49,8 @@ class KnownBad:
     consequence: str
 
 
-KNOWN_BAD: tuple[KnownBad, ...] = (
-    KnownBad("transformers", ">=5.24", "peft", ">=0.22",
-             "text-encoder and SDXL training and loading LoRAs into a pipeline would fail"),
-)
+_NO_PEFT = "text-encoder and SDXL training and loading LoRAs into a pipeline would fail"
+KNOWN_BAD: tuple[KnownBad, ...] = (KnownBad("transformers", ">=5.24", "peft", ">=0.22", _NO_PEFT),)
 
 
 @dataclass(frozen=True)
@@ -118,8 +107,7 @@ def check_install(version_of: VersionLookup | None = None) -> InstallReport:
     installed: dict[str, Version | None] = {}
     for dist, name in CHECKED:
         text = version_of(dist)
-        version = _parse(text)
-        installed[dist.lower()] = version
+        installed[dist.lower()] = version = _parse(text)
         if text is None:
             if name in CORE:
                 broken.append(f"{name} is not installed")
@@ -145,8 +133,7 @@ def require_working_install(version_of: VersionLookup | None = None) -> InstallR
     if os.environ.get(SKIP_ENV) == "1" or getattr(sys, "frozen", False):  # a frozen app carries its own set
         return InstallReport((), (), repair_command())
     report = check_install(version_of)
-    error = report.error()
-    if error:
+    if error := report.error():
         raise BrokenInstallError(error)
     return report
 
@@ -210,10 +197,8 @@ def _needed(spec: str) -> str:
 
 
 def _parse(text: str | None) -> Version | None:
-    if text is None:
-        return None
     try:
-        return Version(text)
+        return Version(text) if text is not None else None
     except InvalidVersion:
         return None
 
@@ -222,17 +207,12 @@ _MIN_PEFT = re.compile(r'^MIN_PEFT_VERSION\s*=\s*["\']([0-9][^"\']*)["\']', re.M
 
 
 def _declared_minimums(version_of: VersionLookup) -> list[KnownBad]:
-    """The minimum peft that the installed transformers declares, read from its source without importing it.
-
-    Catches the next release that raises the bar before `KNOWN_BAD` knows about it.
-    """
+    """The minimum peft that the installed transformers declares, read from its source without importing it:
+    catches the next release that raises the bar before `KNOWN_BAD` knows about it."""
     if version_of("transformers") != _real_version("transformers"):  # made-up versions: the files would not match
         return []
     found = _transformers_min_peft()
-    if not found:
-        return []
-    return [KnownBad("transformers", ">=0", "peft", f">={found}",
-                     "text-encoder and SDXL training and loading LoRAs into a pipeline would fail")]
+    return [KnownBad("transformers", ">=0", "peft", f">={found}", _NO_PEFT)] if found else []
 
 
 def _real_version(distribution: str) -> str | None:

@@ -1,13 +1,9 @@
 """Every long job the worker runs, as one typed request each: what the window (or the CLI) asks for.
 
-A request is a command of the worker protocol (`studio.worker.protocol` lists them all), so it crosses
-the pipe as `{"v": 1, "type": "<type>", ...fields}` and is decoded strictly into exactly this class: no
-dict of parameters, no function name. The worker looks the class up in its own job table
-(`studio.worker.jobs.JOBS`); a type that is not in the table is refused before anything is imported.
-
-`request_id` is chosen by the sender and comes back in the job's `job_started` / `job_ended` events and
-in its results, so each panel knows which events are its own without guessing from the order or a text.
-Torch-free and Qt-free: both processes import it.
+A request is a worker-protocol command, so it crosses the pipe as `{"v": 1, "type": "<type>", ...fields}`,
+decoded strictly into exactly its class (no dict of parameters, no function name); a type not in the worker's
+job table is refused before anything is imported. `request_id` comes back in the job's events and results,
+so each panel knows its own. Torch-free and Qt-free: both processes import it.
 """
 
 from __future__ import annotations
@@ -132,7 +128,4 @@ class DemoProjectRequest(JobRequest):
 
 
 #: every request type, in the order the job list shows them; the protocol's command table is built from it
-JOB_REQUEST_TYPES: tuple[type[JobRequest], ...] = (
-    TrainRequest, MixPreviewRequest, MixGridRequest, MixExportRequest, MixBakeRequest, PlainCopyRequest,
-    AutoCaptionRequest, DemoProjectRequest,
-)
+JOB_REQUEST_TYPES: tuple[type[JobRequest], ...] = tuple(JobRequest.__subclasses__())

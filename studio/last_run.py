@@ -1,9 +1,7 @@
 """What a project's run folders hold for the Train panel: the chart and previews of a run, and its newest run.
 
-Opening a project (or restarting the app on it) shows that project's newest run as it was left — its loss
-chart from `events.jsonl`, its preview PNGs — and offers to resume it when it stopped before its final export
-(issue 18: "the quit dialog promises you can resume the run later"). A resumed run prefills the same way, up
-to its checkpoint. Torch-free; read on the thread pool.
+Opening a project shows its newest run as it was left (loss chart, previews) and offers to resume it when it
+stopped before its final export (issue 18); a resumed run prefills the same way. Torch-free; read on the pool.
 """
 
 from __future__ import annotations
@@ -44,9 +42,8 @@ class LastRun:
 
 
 def read_trace(run_dir: Path, until_step: int | None = None) -> RunTrace:
-    """Progress points and previews of `run_dir` (up to `until_step`); previews whose file is gone are left out.
-
-    A killed and resumed run repeats the steps after its checkpoint: the latest point of each step is kept."""
+    """Progress points and previews of `run_dir` (up to `until_step`), previews whose file is gone left out;
+    of the steps a killed and resumed run repeats, the latest point is kept."""
     by_step: dict[int, Point] = {}
     previews: list[Preview] = []
     for e in read_events(Path(run_dir) / "events.jsonl"):

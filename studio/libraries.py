@@ -1,9 +1,7 @@
 """Settings for the libraries we drive, applied once before heavy work.
 
-diffusers, transformers and peft print progress bars and warnings meant for people writing scripts
-(casting frozen weights, no tokenizer config beside an adapter); our users see our own progress instead.
-bitsandbytes, which peft imports whenever it is installed, warns on CPUs with AVX-512 BF16 that it could
-not fetch an optional kernel from a model hub (which we never reach anyway).
+diffusers, transformers and peft print progress bars and warnings meant for script writers; our users see
+our own progress. bitsandbytes (which peft imports) warns that it could not fetch a kernel from a model hub.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Defaults that fit the machine: training settings for a new project and the mixer's preview size and steps.
 
-A new user's first Start used to be 1000 steps at 512 px on a CPU — ten hours, unannounced (issue 18, problem
-6). The device decides what can work: a CPU gets small images and few steps, a small GPU gets the memory
-savers, a big one gets batch size and speed. Every default carries the reason shown beside it, so nothing
-changes unseen, and the window applies them only to a new project (an opened project keeps what it says).
-
-The device comes from the worker's `ready` message (it alone imports torch and knows whether CUDA works)
-plus `studio.hardware.probe()` for the VRAM, which `ready` does not carry. Apple GPUs are listed as their
-own class, but the engine trains on the CPU there, so their defaults are the CPU's.
+A new user's first Start must not be ten unannounced hours of 1000 steps at 512 px on a CPU (issue 18): a CPU
+gets small images and few steps, a small GPU the memory savers, a big one batch size and speed. Each default
+carries the reason shown beside it, and only a new project gets them. The device comes from the worker's
+`ready` message plus `studio.hardware.probe()` for the VRAM; Apple GPUs train on the CPU, so get its defaults.
 """
 
 from __future__ import annotations
@@ -44,11 +40,8 @@ class Device:
             return self.kind
         if self.vram_gib is None:
             return UNKNOWN_VRAM_CLASS
-        if self.vram_gib < SMALL_BELOW_GIB:
-            return "cuda-small"
-        if self.vram_gib < MID_BELOW_GIB:
-            return "cuda-mid"
-        return "cuda-large" if self.vram_gib < LARGE_BELOW_GIB else "cuda-huge"
+        edges = (SMALL_BELOW_GIB, "cuda-small"), (MID_BELOW_GIB, "cuda-mid"), (LARGE_BELOW_GIB, "cuda-large")
+        return next((cls for edge, cls in edges if self.vram_gib < edge), "cuda-huge")
 
     @property
     def on_cpu(self) -> bool:
@@ -66,10 +59,8 @@ class Device:
 
 def device_from_ready(device: str, probe: Hardware | None = None, *, system: str | None = None,
                       machine: str | None = None, cpu_threads: int | None = None) -> Device:
-    """The worker's `ready.device` ("cpu" or the CUDA device's name) with the torch-free probe's VRAM.
-
-    "cpu" wins over a GPU the probe lists: then PyTorch cannot use it (a CPU build, a broken driver), and
-    training really runs on the CPU."""
+    """The worker's `ready.device` ("cpu" or the CUDA device's name) with the torch-free probe's VRAM; "cpu"
+    wins over a GPU the probe lists, which PyTorch then cannot use (a CPU build, a broken driver)."""
     threads = cpu_threads or (probe.cpu_count if probe else None) or 2
     if device.strip().lower() in ("", "cpu"):
         system = system or platform.system()
@@ -126,21 +117,20 @@ class MachineDefaults:
 
 
 def _cpu_training(where: str) -> tuple[Default, ...]:
-    return (
-        Default("dataset", "resolution", 256, f"{where}: 256 px, a quarter of the work of 512 px per step; raise it "
-                                              "when a GPU is available."),
-        Default("schedule", "max_steps", 300, f"{where}: 300 steps take about an hour for SD 1.5 at 256 px; "
-                                              "1000 at 512 px would take about ten."),
-        Default("schedule", "batch_size", 1, f"{where}: one image per step keeps each step as short as possible."),
-        Default("schedule", "mixed_precision", "no", f"{where}: the CPU trains in fp32 (mixed precision is for "
-                                                     "GPUs)."),
-        Default("schedule", "gradient_checkpointing", False, f"{where}: memory is plentiful, and recomputing "
-                                                             "activations would cost 20-30% more time."),
-        Default("dataset", "latent_cache", "disk", f"{where}: images are VAE-encoded once and kept on disk, so the "
-                                                   "next run skips the slow encoding."),
-        Default("sampling", "steps", 8, f"{where}: 8 denoising steps so a preview takes seconds, not minutes."),
-        Default("sampling", "every_n_steps", 100, f"{where}: previews every 100 steps (a few during the run)."),
-    )
+    return tuple(Default(section, key, value, f"{where}: {why}") for section, key, value, why in (
+        ("dataset", "resolution", 256, "256 px, a quarter of the work of 512 px per step; raise it when a "
+                                       "GPU is available."),
+        ("schedule", "max_steps", 300, "300 steps take about an hour for SD 1.5 at 256 px; 1000 at 512 px "
+                                       "would take about ten."),
+        ("schedule", "batch_size", 1, "one image per step keeps each step as short as possible."),
+        ("schedule", "mixed_precision", "no", "the CPU trains in fp32 (mixed precision is for GPUs)."),
+        ("schedule", "gradient_checkpointing", False, "memory is plentiful, and recomputing activations "
+                                                      "would cost 20-30% more time."),
+        ("dataset", "latent_cache", "disk", "images are VAE-encoded once and kept on disk, so the next run "
+                                            "skips the slow encoding."),
+        ("sampling", "steps", 8, "8 denoising steps so a preview takes seconds, not minutes."),
+        ("sampling", "every_n_steps", 100, "previews every 100 steps (a few during the run)."),
+    ))
 
 
 def _gpu_training(cls: DeviceClass) -> tuple[Default, ...]:
@@ -149,27 +139,26 @@ def _gpu_training(cls: DeviceClass) -> tuple[Default, ...]:
     small, huge = cls == "cuda-small", cls == "cuda-huge"
     batch = {"cuda-small": 1, "cuda-mid": 2, "cuda-large": 4, "cuda-huge": 8}[cls]
     checkpointing = cls in ("cuda-small", "cuda-mid")
-    return (
-        Default("dataset", "resolution", 512, f"{vram}: 512 px, the native size of SD 1.5 (choose an SDXL preset "
-                                              "for 1024 px)."),
-        Default("schedule", "max_steps", 1500, f"{vram}: 1500 steps, enough for a character or a style from "
-                                               "20-40 images."),
-        Default("schedule", "batch_size", batch, f"{vram}: {batch} image{'s' if batch > 1 else ''} per step "
-                                                 f"{'fits' if small else 'fit'} in memory at 512 px."),
-        Default("schedule", "mixed_precision", "auto", f"{vram}: bf16 where the GPU has it, else fp16: half the "
-                                                       "memory of fp32, and faster."),
-        Default("schedule", "gradient_checkpointing", checkpointing,
-                f"{vram}: " + ("recompute activations to save memory (20-30% slower, but it fits)." if checkpointing
-                               else "enough memory to keep activations, so steps stay fast.")),
-        Default("dataset", "latent_cache", "disk", f"{vram}: latents cached on disk, so the VAE runs once per "
-                                                   "image and not in the next run."),
-        Default("optimizer", "name", "adamw8bit" if small else "adamw",
-                f"{vram}: " + ("8-bit AdamW state saves about a gigabyte (it falls back to AdamW if "
-                               "bitsandbytes cannot load)." if small else "plain AdamW (memory is not short).")),
-        Default("sampling", "steps", 25 if huge else 20, f"{vram}: {25 if huge else 20} denoising steps per preview, "
-                                                         "a clean image in seconds."),
-        Default("sampling", "every_n_steps", 250, f"{vram}: previews every 250 steps, six in a run."),
-    )
+    return tuple(Default(section, key, value, f"{vram}: {why}") for section, key, value, why in (
+        ("dataset", "resolution", 512, "512 px, the native size of SD 1.5 (choose an SDXL preset for "
+                                       "1024 px)."),
+        ("schedule", "max_steps", 1500, "1500 steps, enough for a character or a style from 20-40 images."),
+        ("schedule", "batch_size", batch, f"{batch} image{'s' if batch > 1 else ''} per step "
+                                          f"{'fits' if small else 'fit'} in memory at 512 px."),
+        ("schedule", "mixed_precision", "auto", "bf16 where the GPU has it, else fp16: half the memory of "
+                                                "fp32, and faster."),
+        ("schedule", "gradient_checkpointing", checkpointing,
+         "recompute activations to save memory (20-30% slower, but it fits)." if checkpointing
+         else "enough memory to keep activations, so steps stay fast."),
+        ("dataset", "latent_cache", "disk", "latents cached on disk, so the VAE runs once per image and not "
+                                            "in the next run."),
+        ("optimizer", "name", "adamw8bit" if small else "adamw",
+         "8-bit AdamW state saves about a gigabyte (it falls back to AdamW if bitsandbytes cannot "
+         "load)." if small else "plain AdamW (memory is not short)."),
+        ("sampling", "steps", 25 if huge else 20, f"{25 if huge else 20} denoising steps per preview, a "
+                                                  "clean image in seconds."),
+        ("sampling", "every_n_steps", 250, "previews every 250 steps, six in a run."),
+    ))
 
 
 def defaults_for(device: Device) -> MachineDefaults:

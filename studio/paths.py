@@ -1,9 +1,7 @@
 """The per-user folders LoRA Studio writes to: settings (config), the demo project (data), default outputs.
 
-Each follows the platform's convention through platformdirs (`~/.config/lora-studio` on Linux,
-`%APPDATA%\\lora-studio` on Windows, `~/Library/Application Support/lora-studio` on macOS) and can be
-moved with an environment variable — tests point them at temporary folders, and a portable install can
-keep everything beside itself.
+Each follows the platform's convention (platformdirs) and can be moved with an environment variable: tests
+point them at temporary folders, and a portable install can keep everything beside itself.
 """
 
 from __future__ import annotations

@@ -1,30 +1,30 @@
 """What pressing Start will do, in numbers, before it is pressed: steps, epochs, what is trained, how long.
 
-kohya_ss prints "num train images * repeats", "num epochs" and "total optimization steps" only after the
-model has loaded; OneTrainer shows nothing. Here the same sums are made from the settings and a scan of the
-folders (no torch, no images decoded), with the duration estimated for the device and every warning naming
-the setting to change (issue 18, point 3). The window shows it beside Start and updates it as settings change.
-
-Estimates: a reference step time per device class for SD 1.5 at 512 px, batch 1, scaled by resolution²,
-images per step, SDXL, gradient checkpointing, DoRA and text-encoder training. Once the project has a run
-that did a few steps on the same device, its measured step time (scaled the same way) replaces the guess.
+kohya_ss prints images × repeats, epochs and total steps only after the model has loaded; here the same sums
+come from the settings and a scan of the folders (no torch, no images decoded), with the duration estimated
+for the device and every warning naming the setting to change (issue 18, point 3). The estimate scales a
+reference step time per device class (SD 1.5, 512 px, batch 1) by the settings; once the project has a run
+of a few steps on the same device, its measured step time, scaled the same way, replaces the guess.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from studio.config import SECTIONS, ProjectConfig
+from studio.config import ProjectConfig, _read_toml, load_preset, loads_project, paired_values, resolve_path
+from studio.errors import StudioError
+from studio.events import Progress, Started
 from studio.machine_defaults import Device
+from studio.run_folder import list_runs, read_events
 
-#: Seconds per step of SD 1.5 at 512 px, batch 1, LoRA, no gradient checkpointing. The CPU figure is the
-#: one issue 18 measured on a 2-thread machine (1000 steps at 512 px: "ETA 9:54:54", 35.7 s a step); the
-#: GPU figures are typical of each class (an RTX 3060 does about 2 steps a second), to be replaced by
-#: `bench/gpu_step.py` results when one is run on such a GPU (bench/results/gpu_step.md: not yet).
+#: Seconds per step of SD 1.5 at 512 px, batch 1, LoRA, no gradient checkpointing. The CPU figure is issue
+#: 18's 2-thread machine (35.7 s a step); the GPU figures are typical of each class (an RTX 3060 does about
+#: 2 steps a second) until `bench/gpu_step.py` is run on such GPUs (bench/results/gpu_step.md: not yet).
 REFERENCE_STEP_S = {"cpu": 36.0, "mps": 36.0, "cuda-small": 1.0, "cuda-mid": 0.55, "cuda-large": 0.25,
                     "cuda-huge": 0.12}
 REFERENCE_PX = 512
@@ -173,14 +173,9 @@ def step_seconds(cfg: ProjectConfig, device: Device, family: str | None = None,
     step = REFERENCE_STEP_S[cls] * (px / REFERENCE_PX) ** 2 * per_step
     if device.on_cpu:  # the reference had 2 threads; more help, less than linearly
         step *= (REFERENCE_CPU_THREADS / max(1, min(device.cpu_threads, 32))) ** 0.75
-    if family == "sdxl":
-        step *= SDXL_FACTOR
-    if cfg.schedule.gradient_checkpointing:
-        step *= CHECKPOINTING_FACTOR
-    if cfg.network.dora:
-        step *= DORA_FACTOR
-    if cfg.network.train_text_encoder:
-        step *= TEXT_ENCODER_FACTOR
+    factors = ((family == "sdxl", SDXL_FACTOR), (cfg.schedule.gradient_checkpointing, CHECKPOINTING_FACTOR),
+               (cfg.network.dora, DORA_FACTOR), (cfg.network.train_text_encoder, TEXT_ENCODER_FACTOR))
+    step = math.prod((factor for on, factor in factors if on), start=step)
     return Estimate(step, step * cfg.schedule.max_steps,
                     f"estimated for {_typical(device)}, from {REFERENCE_STEP_S[cls]:g} s a step for SD 1.5 at "
                     f"{REFERENCE_PX} px, one image a step")
@@ -193,16 +188,8 @@ def _typical(device: Device) -> str:
 
 
 def differences(cfg: ProjectConfig, reference: ProjectConfig) -> tuple[Difference, ...]:
-    out = []
-    for section in SECTIONS:
-        mine, theirs = getattr(cfg, section), getattr(reference, section)
-        for f in fields(mine):
-            if (section, f.name) in NOT_COMPARED:
-                continue
-            a, b = getattr(mine, f.name), getattr(theirs, f.name)
-            if a != b:
-                out.append(Difference(section, f.name, a, b))
-    return tuple(out)
+    return tuple(Difference(*pair) for pair in paired_values(cfg, reference)
+                 if pair[:2] not in NOT_COMPARED and pair[2] != pair[3])
 
 
 def trained_parts(cfg: ProjectConfig, family: str | None = None) -> tuple[str, ...]:
@@ -258,8 +245,7 @@ def summarize(cfg: ProjectConfig, device: Device, folders: Sequence[FolderCount]
 
 
 def _held_out(cfg: ProjectConfig, images: int) -> int:
-    """As `studio.train.validation`: validation_percent of the images, at least one (validation_images are
-    separate folders, not counted here)."""
+    """As `studio.train.validation`: validation_percent of the images, at least one (no validation_images)."""
     pct = cfg.sampling.validation_percent
     if pct <= 0 or cfg.sampling.validation_images or not images:
         return 0
@@ -278,8 +264,6 @@ def _cpu_notice(device: Device, estimate: Estimate) -> str | None:
 
 def _with_warnings(summary: PreflightSummary, cfg: ProjectConfig, family: str | None,
                    label: Label) -> PreflightSummary:
-    from dataclasses import replace
-
     out: list[Warning] = []
     add = lambda text, section, key: out.append(Warning(text, section, key))  # noqa: E731
     res, steps, est = cfg.dataset.resolution, cfg.schedule.max_steps, summary.estimate
@@ -330,7 +314,6 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
     exclusions and repeat overrides applied), without decoding an image. Missing folders count zero."""
     from studio.dataset.state import load_state
     from studio.dataset.scan import scan_folders
-    from studio.errors import StudioError
 
     try:
         state = load_state(project_dir) if project_dir is not None else None
@@ -338,24 +321,12 @@ def folder_counts(folders: Sequence[str | Path], *, caption_extension: str = ".t
         state = None  # a damaged dataset.json: the preflight check before Start reports it
     scan = scan_folders(folders, caption_extension=caption_extension, default_repeats=default_repeats,
                         state=state)
-    counts: dict[tuple[Path, int], int] = {}
-    for rec in scan.images:
-        counts[(rec.folder, rec.repeats)] = counts.get((rec.folder, rec.repeats), 0) + 1
+    counts = Counter((rec.folder, rec.repeats) for rec in scan.images)
     return tuple(FolderCount(folder.name, n, repeats) for (folder, repeats), n in counts.items())
-
-
-def regularization_count(folders: Sequence[str | Path]) -> int:
-    from studio.dataset.scan import scan_folders
-
-    return len(scan_folders(folders).images) if folders else 0
 
 
 def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
     """Pool thread: the step time of the newest run of the project that did at least a few steps."""
-    from studio.config import loads_project
-    from studio.events import Progress, Started
-    from studio.run_folder import list_runs, read_events
-
     for run in sorted(list_runs(project_dir), key=lambda r: r.modified, reverse=True):
         if run.last_step <= MEASURED_AFTER_STEPS or not run.config_text:
             continue
@@ -369,11 +340,8 @@ def measured_speed(project_dir: Path) -> MeasuredSpeed | None:
             cfg = loads_project(run.config_text, str(run.path / "config.toml"))
         except Exception:
             continue
-        rates.sort()
-        step_s = 1.0 / rates[len(rates) // 2]
-        return MeasuredSpeed(step_s, cfg.dataset.resolution,
-                             cfg.schedule.batch_size * cfg.schedule.gradient_accumulation,
-                             device, run.name)
+        return MeasuredSpeed(1.0 / sorted(rates)[len(rates) // 2], cfg.dataset.resolution,
+                             cfg.schedule.batch_size * cfg.schedule.gradient_accumulation, device, run.name)
     return None
 
 
@@ -386,8 +354,7 @@ def same_device(run_device: str, device: Device) -> bool:
 
 @dataclass(frozen=True)
 class Gathered:
-    """What the summary needs from the disk, read on a pool thread: the counts, the last run's speed and the
-    preset the project file names (as its reference)."""
+    """What the summary needs from the disk, read on a pool thread; `preset` is the reference."""
 
     folders: tuple[FolderCount, ...]
     regularization: int
@@ -398,13 +365,14 @@ class Gathered:
 def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = None) -> Gathered:
     """Pool thread: everything `summarize` needs besides the settings and the device. `preset`: the one the
     user applied in this session (else the one the project file names, if any)."""
-    from studio.config import load_preset, resolve_path
+    from studio.dataset.scan import scan_folders
 
     project_dir = Path(project_file).resolve().parent if project_file else None
     folders = [resolve_path(project_file, f) for f in cfg.dataset.folders]
     counts = folder_counts(folders, caption_extension=cfg.dataset.caption_extension,
                            default_repeats=cfg.dataset.repeats, project_dir=project_dir)
-    reg = regularization_count([resolve_path(project_file, f) for f in cfg.dataset.regularization_folders])
+    regs = [resolve_path(project_file, f) for f in cfg.dataset.regularization_folders]
+    reg = len(scan_folders(regs).images) if regs else 0
     measured = measured_speed(project_dir) if project_dir else None
     named = (load_preset(preset), f"preset {preset}") if preset else project_preset(project_file)
     return Gathered(counts, reg, measured, named)
@@ -412,9 +380,6 @@ def gather(cfg: ProjectConfig, project_file: Path | None, preset: str | None = N
 
 def project_preset(project_file: Path | None) -> tuple[ProjectConfig, str] | None:
     """The preset a project file names (`preset = "sd15-character"`), loaded, with its display name."""
-    from studio.config import _read_toml, load_preset
-    from studio.errors import StudioError
-
     if project_file is None or not Path(project_file).is_file():
         return None
     try:

@@ -1,30 +1,20 @@
 """What a bundled preset is for and what it sets: the comment at the top of its TOML file, and its keys.
 
-Every preset starts with a `# …` comment saying what it is for; the preset box shows that beside the id
-(issue 18: "presets listed by bare id with no description"). Reading it from the comment rather than a
-`description` key keeps presets loadable as project mappings (`studio.config` rejects unknown keys) and
-keeps one text for people reading the file and people using the app.
-
-The box also shows the preset *in effect*: the one whose values the settings match, on the fields that
-preset sets (`matching_preset`), and applying one lists what it changed (`preset_changes`), so nothing
-changes unseen and Undo knows what to put back.
+The preset box shows each preset's leading `# …` comment beside its id (issue 18: "presets listed by bare id
+with no description"); a comment rather than a `description` key keeps presets loadable as project mappings
+and keeps one text for people reading the file. The box also shows the preset *in effect*
+(`matching_preset`), and applying one lists what it changed (`preset_changes`) so Undo knows what to put back.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from studio.config import SECTIONS, ProjectConfig, load_preset, preset_names
+from studio.config import SECTIONS, ProjectConfig, load_preset, paired_values, preset_names, tomllib
 from studio.errors import StudioError
 from studio.resources import presets_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def description_from_text(text: str) -> str:
@@ -101,14 +91,7 @@ class Change:
 
 def preset_changes(before: ProjectConfig, after: ProjectConfig) -> list[Change]:
     """Every setting that differs between two configs, in the form's order."""
-    changes = []
-    for section in SECTIONS:
-        old_part, new_part = getattr(before, section), getattr(after, section)
-        for f in fields(old_part):
-            old, new = getattr(old_part, f.name), getattr(new_part, f.name)
-            if not same(old, new):
-                changes.append(Change(section, f.name, old, new))
-    return changes
+    return [Change(*pair) for pair in paired_values(before, after) if not same(pair[2], pair[3])]
 
 
 def same(a: Any, b: Any) -> bool:

@@ -1,8 +1,7 @@
 """Starting a new project folder: `project.toml` from a preset, plus an empty `dataset/` to drop images into.
 
-The welcome screen's "New project" and File → New call this; the demo project has its own builder
-(`studio.demo.create_demo_project`). A project is just a folder, so an artist can move or back it up
-like any other.
+A project is just a folder, so an artist can move or back it up like any other. (The demo project has its
+own builder, `studio.demo.create_demo_project`.)
 """
 
 from __future__ import annotations
@@ -20,17 +19,13 @@ DATASET_FOLDER = "dataset"
 
 
 def lora_name(folder: Path) -> str:
-    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat"; "CON" → "con_", which Windows
-    would take for the console)."""
+    """A file-name-safe LoRA name from the folder name ("My Cat!" → "my-cat", "CON" → "con_")."""
     return safe_file_name(re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-"), "lora")
 
 
 def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | None = None) -> Path:
-    """Create `folder/project.toml` from `preset` ("" for the default settings); returns its path.
-
-    An existing project is never overwritten — the caller asked for a new one, so that is an error.
-    `output_dir` is where exports go (the user's default output folder); without it, `output/` in the project.
-    """
+    """Create `folder/project.toml` from `preset` ("" for the default settings), never over an existing one;
+    returns its path. Exports go to `output_dir` (the user's default output folder), else `output/`."""
     folder = Path(folder).expanduser().resolve()
     project = folder / PROJECT_FILE
     if project.exists():
@@ -39,9 +34,8 @@ def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DATASET_FOLDER).mkdir(exist_ok=True)
     cfg = load_preset(preset) if preset else ProjectConfig()
-    name = lora_name(folder)
     cfg = cfg.with_section("dataset", folders=(DATASET_FOLDER,))
-    cfg = cfg.with_section("output", name=name, directory=str(Path(output_dir).expanduser()) if output_dir
+    cfg = cfg.with_section("output", name=lora_name(folder), directory=str(Path(output_dir).expanduser()) if output_dir
                            else "output")
     save_project(cfg, project)
     return project
@@ -49,11 +43,8 @@ def create_project(folder: str | Path, preset: str, *, output_dir: str | Path | 
 
 def save_project_as(cfg: ProjectConfig, old_file: str | Path | None, new_file: str | Path) -> ProjectConfig:
     """Save the project under another name or folder without losing what it points at; returns the config
-    as saved (relative model and image paths rewritten for the new folder).
-
-    The Dataset panel's per-image choices (`dataset.json`: exclusions, crops, focus points, repeats) go along
-    to a new folder, unless that folder already has its own, which is left alone.
-    """
+    as saved (relative paths rewritten). The Dataset panel's `dataset.json` goes along to a new folder,
+    unless that folder already has its own."""
     new_file = refuse_unsafe_name(Path(new_file).expanduser().resolve(), "the project file")
     cfg = rebase_paths(cfg, old_file, new_file)
     if old_file is not None:

@@ -1,7 +1,5 @@
-"""Where bundled files (presets, model configs, tokenizers, demo data, icons) are, also in a frozen build.
-
-PyInstaller unpacks data next to the executable (`sys._MEIPASS`); from a source checkout they sit at the
-repository root beside `studio/`.
+"""Where bundled files (presets, model configs, tokenizers, demo data, icons) are, also in a frozen build:
+beside the executable (`sys._MEIPASS`) when frozen, else at the repository root beside `studio/`.
 """
 
 from __future__ import annotations

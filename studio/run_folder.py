@@ -1,28 +1,30 @@
 """Run folders: `<project>/runs/<timestamp>-<name>/`, the one owner of their layout.
 
 A run folder holds `config.toml` (the settings snapshot), `events.jsonl` (every event, one JSON line each),
-`checkpoints/checkpoint-<step>/` (resumable state; `state.json` is written last, so a folder without it
-is incomplete), previews and intermediate exports. The engine writes them; the window's History and Train
-panel read them. Torch-free and outside `studio.train`, because the window must not import torch (7–9 s).
-Reading also cleans what a killed worker can leave behind: the hidden temporaries of an atomic write.
+`checkpoints/checkpoint-<step>/` (resumable; `state.json` is written last, so a folder without it is
+incomplete), previews and intermediate exports. The engine writes them; the History and Train panels read
+them, so this is torch-free (the window must not import torch: 7–9 s).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from studio.codec import CodecError, from_data, to_data
 from studio.config import ProjectConfig, dumps_project
-from studio.errors import ConfigError
+from studio.errors import ConfigError, StudioError
 from studio.events import EVENT_TYPES, Checkpoint, Event, Failed, Finished, Progress, Sample, Started
 from studio.fileio import atomic_write_text
 from studio.safe_names import safe_file_name
+from studio.safe_read import describe, read_capped
 
 
 CHECKPOINT_STATE = "state.json"  # written last into a checkpoint folder
@@ -36,14 +38,10 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
 def check_writable_folder(path: Path, what: str) -> None:
     """ConfigError unless `path` is a folder we can write into, or can be created: checked before the model
     loads, so `--out` naming a file or a read-only folder is told at once, not as a crash minutes later."""
-    import errno
-
     probe = Path(path)
     while not os.path.lexists(probe) and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        from studio.safe_read import describe
-
         where = f"{what} {path}" if probe == Path(path) else f"{what} {path}: {probe}"
         raise ConfigError(f"{where} is {describe(probe)}, not a folder",
                           hint="choose a folder (or a new folder's name) for the output")
@@ -82,23 +80,12 @@ def write_config_snapshot(run_dir: Path, cfg: ProjectConfig) -> None:
     atomic_write_text(run_dir / "config.toml", dumps_project(cfg))
 
 
-def _is_regular(path: Path) -> bool:
-    import stat
-
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:  # a symlink loop, a link to nothing
-        return False
-
-
 class EventLog:
     """Appends events to `events.jsonl`, one line each, flushed, so a crash loses at most a partial line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if os.path.lexists(path) and not _is_regular(path):  # a FIFO would block the open
-            from studio.safe_read import describe
-
+        if os.path.lexists(path) and describe(path) != "a file":  # a FIFO would block the open
             raise ConfigError(f"the run's event log {path} is {describe(path)}, not a file",
                               hint="move it away, or start a new run")
         # backslashreplace: a non-UTF-8 file name in a message becomes the JSON escape `\udcff`, which reads back as
@@ -139,13 +126,10 @@ def parse_event_line(line: str) -> Event | None:
 
 def read_events(path: Path) -> list[Event]:
     """Every complete, valid event of an event log, typed (a torn last line after a kill is skipped)."""
-    import stat
-
-    events: list[Event] = []
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: not an event log
-            return events
+            return []
         with open(path, "rb") as fh:
             data = fh.read(MAX_EVENT_LOG_BYTES)
             if st.st_size > MAX_EVENT_LOG_BYTES:  # the start (Started) and the newest events; lines cut are skipped
@@ -153,12 +137,8 @@ def read_events(path: Path) -> list[Event]:
                 data = data[: MAX_EVENT_LOG_BYTES // 2] + b"\n" + fh.read(MAX_EVENT_LOG_BYTES // 2)
         text = data.decode("utf-8-sig", "replace")  # a BOM would hide the first event
     except OSError:
-        return events
-    for line in text.splitlines():
-        event = parse_event_line(line)
-        if event is not None:
-            events.append(event)
-    return events
+        return []
+    return [event for event in map(parse_event_line, text.splitlines()) if event is not None]
 
 
 @dataclass(frozen=True)
@@ -185,16 +165,12 @@ class RunSummary:
 
 def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints (their state file written), oldest first."""
-    found = []
     try:
         entries = list((Path(run_dir) / "checkpoints").iterdir())
     except OSError:
         return []
-    for entry in entries:
-        m = _CHECKPOINT.match(entry.name)
-        if m and (entry / CHECKPOINT_STATE).is_file():
-            found.append((int(m.group(1)), entry))
-    return sorted(found)
+    found = [(int(m.group(1)), e) for e in entries if (m := _CHECKPOINT.match(e.name))]
+    return sorted(f for f in found if (f[1] / CHECKPOINT_STATE).is_file())
 
 
 def last_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
@@ -224,10 +200,7 @@ def read_run(run_dir: Path) -> RunSummary:
             status, error, hint = "failed", e.error, e.hint
     if not outputs:
         outputs = exports
-    ckpt = last_checkpoint(run_dir)
-    from studio.errors import StudioError
-    from studio.safe_read import read_capped
-
+    ckpt_step, ckpt_path = last_checkpoint(run_dir) or (0, None)
     try:  # a FIFO or a device in a run folder must not hang the run list
         config_text = read_capped(run_dir / "config.toml", "run config", limit=4 * 2**20).decode("utf-8", "replace")
     except StudioError:
@@ -237,9 +210,8 @@ def read_run(run_dir: Path) -> RunSummary:
     except OSError:
         modified = 0.0
     return RunSummary(path=run_dir, name=run_dir.name, status=status, total_steps=total, last_step=step,
-                      final_loss=loss,
-                      outputs=tuple(o for o in dict.fromkeys(outputs) if Path(o).is_file()), error=error, hint=hint,
-                      last_checkpoint=ckpt[1] if ckpt else None, checkpoint_step=ckpt[0] if ckpt else 0,
+                      final_loss=loss, outputs=tuple(o for o in dict.fromkeys(outputs) if Path(o).is_file()),
+                      error=error, hint=hint, last_checkpoint=ckpt_path, checkpoint_step=ckpt_step,
                       num_samples=samples, config_text=config_text, modified=modified)
 
 
@@ -258,13 +230,10 @@ def list_runs(project_dir: Path) -> list[RunSummary]:
 
 
 def clean_partial_files(run_dir: Path, *top_level: Path) -> list[Path]:
-    """Remove the temporaries an interrupted atomic write leaves (`.<name>.<random>….tmp`, `.<name>.old`).
-
-    The run folder is searched throughout; other folders (the export folder, which may be shared with other
-    programs) only at their top level and only for `.*.safetensors….tmp` (and the `.*.compat.json….tmp` of a LoRA's
-    compatibility sidecar). Only hidden names of those shapes
-    are touched, so nothing the user made can go. Call it only when no worker writes there (after a death).
-    """
+    """Remove the temporaries an interrupted atomic write leaves (`.<name>.<random>….tmp`, `.<name>.old`):
+    throughout the run folder, but in other folders (an export folder may be shared with other programs) only
+    at the top and only `.*.safetensors….tmp` and `.*.compat.json….tmp`, so nothing the user made can go.
+    Call it only when no worker writes there (after a death)."""
     candidates = [q for q in Path(run_dir).rglob(".*") if q.name.endswith((".tmp", ".old"))]
     for folder in top_level:
         try:

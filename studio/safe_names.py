@@ -1,21 +1,12 @@
-"""One rule for turning a name a user gave (a LoRA name, a run name, a project or export name) into a file name
-that is valid, stays in its folder and means the same file on Windows, macOS and Linux.
+"""One rule for turning a name a user gave (a LoRA, run, project or export name) into a file name that is
+valid, stays in its folder and means the same file on Windows, macOS and Linux.
 
-A project file travels: one written on Linux is opened on Windows, one shared online is opened by a
-stranger. So a name is judged by the strictest of the three systems, not the one we run on:
-
-* no path separators (`/`, `\\`) and no `.`/`..` parts: a name never leaves its folder;
-* none of Windows' forbidden characters `< > : " | ? *` and no control characters (NUL, line breaks);
-* no leading dot (a hidden file on macOS/Linux) and no trailing dot or space (Windows drops them, so
-  `lora.` and `lora` would be one file);
-* not a Windows device name (`CON`, `NUL`, `COM1`, … also with an extension: `nul.txt` is the device);
-* short enough that our own additions (`-step0001000`, a temp file's `.…tmp`) stay within the 255-byte
-  limit of a file name, and a path inside a project stays well within Windows' 260 characters;
-* never empty.
-
-`file_name_problem` says what is wrong with a name (for a message that names the field), `safe_file_name`
-repairs it, and `unique_file_name` avoids a name that differs from a taken one only by case, which on
-Windows and macOS is the same file.
+A project file travels (written on Linux, opened on Windows or by a stranger), so a name is judged by the
+strictest system: no path separators or `.`/`..` parts; none of Windows' `< > : " | ? *` nor control
+characters; no leading dot (hidden), no trailing dot or space (Windows drops them: `lora.` is `lora`); no
+Windows device name (`CON`, `nul.txt`, …); never empty, and short enough that our additions
+(`-step0001000`, `.…tmp`) stay within 255 bytes and a project's paths within Windows' 260 characters.
+`unique_file_name` also avoids names differing from a taken one only by case (one file on Windows and macOS).
 """
 
 from __future__ import annotations
@@ -24,6 +15,8 @@ import re
 import unicodedata
 from collections.abc import Collection
 from pathlib import Path
+
+from studio.errors import ConfigError
 
 #: At most this many characters, and `MAX_NAME_BYTES` bytes of UTF-8, in a name we make.
 MAX_NAME_CHARS = 100
@@ -36,6 +29,10 @@ _SEPARATORS = re.compile(r"[/\\]+")
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
     + [f"{dev}{n}" for dev in ("COM", "LPT") for n in (*"0123456789", "\u00b9", "\u00b2", "\u00b3")])
+
+
+def _too_long(name: str) -> bool:
+    return len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
 
 
 def _is_reserved(name: str) -> bool:
@@ -51,8 +48,7 @@ def file_name_problem(name: str) -> str | None:
         return f"`{name.strip()}` means a folder, not a file"
     if _SEPARATORS.search(name):
         return "it contains a folder separator (/ or \\), so the file would be written in another folder"
-    bad = sorted(set("".join(_FORBIDDEN.findall(name))))
-    if bad:
+    if bad := sorted(set("".join(_FORBIDDEN.findall(name)))):
         shown = ", ".join("NUL" if c == "\0" else repr(c)[1:-1] if c < " " or c == "\x7f" else c for c in bad)
         return f"it contains characters a file name cannot hold on every system ({shown})"
     if name.startswith("."):
@@ -61,7 +57,7 @@ def file_name_problem(name: str) -> str | None:
         return "it starts or ends with a space, or ends with a dot (Windows drops those, so two names would be one file)"
     if _is_reserved(name):
         return f"`{name.split('.', 1)[0]}` is a device name on Windows, not a file"
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+    if _too_long(name):
         return (f"it is longer than a file name can safely be (at most {MAX_NAME_CHARS} characters, "
                 f"{MAX_NAME_BYTES} bytes as UTF-8)")
     if unicodedata.normalize("NFC", name) != name:
@@ -75,30 +71,20 @@ def _shorten(name: str) -> str:
     if len(suffix) > _MAX_SUFFIX:
         suffix = ""
     stem = name[:len(name) - len(suffix)] if suffix else name
-
-    def fits(s: str) -> bool:
-        return len(s) <= MAX_NAME_CHARS and len(s.encode("utf-8", "surrogateescape")) <= MAX_NAME_BYTES
-
-    while stem and not fits(stem + suffix):
+    while stem and _too_long(stem + suffix):
         stem = stem[:-1]
     stem = stem.rstrip(" .")
     return stem + suffix if stem else suffix.lstrip(".")
 
 
 def safe_file_name(name: str, fallback: str = "untitled") -> str:
-    """`name` made into a file name valid on all three systems (see the module docstring).
-
-    A name that is already safe is returned unchanged, so this can be applied to every name without
-    renaming anyone's files. Path separators split the name into parts and `.`/`..` parts are dropped
-    (`../../escaped` → `escaped`, `a/b` → `a_b`); forbidden characters become `_`; a device name gets a `_`
-    (`CON` → `CON_`); an empty result is `fallback`.
-    """
+    """`name` made into a file name valid on all three systems; a safe name comes back unchanged, so no one's
+    files are renamed. `../../escaped` → `escaped`, `a/b` → `a_b`, forbidden characters → `_`, `CON` → `CON_`,
+    an empty result → `fallback`."""
     name = unicodedata.normalize("NFC", str(name))
-    parts = [p for p in _SEPARATORS.split(name) if p.strip(" .")]
-    name = "_".join(p.strip(" ") for p in parts)
-    name = _FORBIDDEN.sub("_", name)
-    name = name.strip(" ").lstrip(".").rstrip(" .")
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+    parts = [p.strip(" ") for p in _SEPARATORS.split(name) if p.strip(" .")]
+    name = _FORBIDDEN.sub("_", "_".join(parts)).strip(" ").lstrip(".").rstrip(" .")
+    if _too_long(name):
         name = _shorten(name)
     if not name:
         name = fallback
@@ -128,11 +114,8 @@ def _fold(name: str) -> str:
 
 
 def refuse_unsafe_name(path: str | Path, what: str) -> Path:
-    """`path` when its last part is a safe file name; otherwise a ConfigError naming `what` (e.g. "the merged
-    LoRA"), the problem and the safe name to use instead. For a path the user picked for a new file: we do not
-    rename it behind their back, and nothing has been written yet."""
-    from studio.errors import ConfigError
-
+    """`path` when its last part is a safe file name; otherwise a ConfigError naming `what`, the problem and a
+    safe name. For a path the user picked for a new file: we do not rename it behind their back."""
     path = Path(path)
     problem = file_name_problem(path.name)
     if problem is not None:

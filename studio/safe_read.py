@@ -1,11 +1,9 @@
 """Reading the files we are pointed at without hanging or running out of memory.
 
-A path from a project, a command line or a state file can name anything: a named pipe (opening it
-blocks until a writer appears, so for ever), a device such as `/dev/zero` (reading never ends), a symlink
-loop, a folder, or a file of many gigabytes. Every small file we read whole (project and state files,
-cache indexes, model configs) goes through `read_capped`, which first checks with `stat` that it is a
-regular file, then reads at most `limit` bytes. `regular_file` and `existing_folder` are the same checks
-for files and folders that a library opens itself.
+A path from a project, a command line or a state file can name a named pipe (opening it blocks for ever),
+a device such as `/dev/zero` (reading never ends), a symlink loop, a folder or a file of many gigabytes.
+Every small file we read whole goes through `read_capped`: `stat` first, then at most `limit` bytes.
+`regular_file` and `existing_folder` are the same checks for paths that a library opens itself.
 """
 
 from __future__ import annotations
@@ -22,19 +20,13 @@ _ELOOP = getattr(errno, "ELOOP", -1)  # POSIX; Windows reports a link loop diffe
 SMALL_FILE_LIMIT = 16 * 2**20
 
 
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
 def kind_of(mode: int) -> str:
     """What a file-system entry is, in words (for messages that say why it cannot be used)."""
-    if stat.S_ISREG(mode):
-        return "a file"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "neither a file nor a folder"
+    return next((kind for test, kind in _KINDS if test(mode)), "neither a file nor a folder")
 
 
 def stat_path(path: Path, what: str, error: type[StudioError], hint: str) -> os.stat_result:

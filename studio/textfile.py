@@ -1,12 +1,13 @@
 """Text files as Windows editors save them: UTF-8 with a byte-order mark, CRLF line ends.
 
-Notepad (before Windows 10 1903, and still when asked) writes `project.toml` with a UTF-8 BOM, and every
-Windows editor writes CRLF. The TOML parser takes the BOM for a stray character on line 1, and a caption
-read raw keeps the BOM in its first tag and a `\\r` inside a tag. Everything that reads a text file the user
-may have edited decodes it here, so they all agree on what the file says.
+The TOML parser takes Notepad's BOM for a stray character on line 1, and a caption read raw keeps the BOM in
+its first tag and a `\\r` inside a tag. Everything that reads a text file the user may have edited decodes
+it here, so they all agree on what the file says.
 """
 
 from __future__ import annotations
+
+import re
 
 BOM = "\ufeff"
 
@@ -20,9 +21,8 @@ class NotUtf8Error(ValueError):
 
 
 def decode_text(raw: bytes) -> str:
-    """`raw` as UTF-8 text with a leading BOM removed and CRLF (and a lone CR) made LF.
-
-    Raises NotUtf8Error for UTF-16 (what Notepad calls "Unicode") and for bytes that are not UTF-8."""
+    """`raw` as UTF-8 text, BOM removed and CRLF (and a lone CR) made LF; NotUtf8Error for UTF-16 (what
+    Notepad calls "Unicode") and for bytes that are not UTF-8."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise NotUtf8Error("it is saved as UTF-16 (\"Unicode\"); save it as UTF-8")
     try:
@@ -35,28 +35,16 @@ def decode_text(raw: bytes) -> str:
 
 def normalize_text(text: str) -> str:
     """A leading BOM dropped and line ends made LF, for text that was decoded elsewhere."""
-    if text.startswith(BOM):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
+    return text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def decode_caption(raw: bytes) -> str:
-    """A caption sidecar's text: BOM dropped, Latin-1 when it is not UTF-8 (old tagging tools), stripped,
-    and line breaks read as tag separators, so a caption written one tag per line, or wrapped by an editor,
-    gives the same tags as one written on one line (`a\\r\\nb` → `a, b`)."""
-    if raw.startswith(b"\xef\xbb\xbf"):  # also when the rest is not UTF-8 and Latin-1 would show it as "ï»¿"
-        raw = raw[3:]
+    """A caption sidecar's text: BOM dropped, Latin-1 when not UTF-8 (old tagging tools), stripped, and line
+    breaks read as tag separators, so one tag per line gives the tags of one line (`a\\r\\nb` → `a, b`)."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # also when the rest is not UTF-8 (Latin-1 would show "ï»¿")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    text = normalize_text(text)
-    lines = [line.strip() for line in text.split("\n")]
-    out = ""
-    for line in (x for x in lines if x):
-        if out and not out.endswith(","):
-            out += ","
-        out += (" " if out else "") + line
-    return out.strip()
+    # each line break (blank lines and a comma already ending the line included) becomes one ", "
+    return re.sub(r",?\s*\n\s*", ", ", normalize_text(text).strip())

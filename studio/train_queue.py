@@ -1,20 +1,12 @@
 """The training queue: projects (or snapshots of their settings) trained one after another, unattended.
 
-kohya_ss and OneTrainer train one configuration at a time; an overnight batch of several is what this is
-for. The queue is one small JSON file (default `<user data>/queue.json`; the CLI's `--queue FILE` picks
-another) so that `lora-studio queue add` in one terminal, `lora-studio queue run` in another and the
-window all see the same entries. Each entry records its run folder as soon as it starts, so an entry that
-was training when its process died is *interrupted*, and the next run resumes it from its last checkpoint
-(the engine's resume) instead of starting over.
-
-Two OS file locks beside the file keep the processes apart: a short one around every read-change-write
-(so an `add` during a run is never lost), and one held for as long as a queue is being run (so two runners
-never train the same entry; the OS releases it when the runner is killed, which is how a "running" entry is
-told to be interrupted). Writes are atomic (`studio.fileio`) and the previous version is kept as
-`queue.json.bak`; a damaged file is refused with a message and never overwritten, so nothing is lost.
-
-Torch-free and Qt-free: the CLI and the window both use it; what an entry trains is handed out as a
-`TrainPlan`, which the CLI runs in-process and the window sends to its worker as a `TrainRequest`.
+One small JSON file (default `<user data>/queue.json`; the CLI's `--queue FILE` picks another), so that
+`lora-studio queue add`, `lora-studio queue run` and the window all see the same entries. An entry records its
+run folder as soon as it starts, so one that was training when its process died is *interrupted* and resumes
+from its last checkpoint instead of starting over. Two OS file locks keep processes apart: a short one around
+every read-change-write (an `add` during a run is never lost), and one held while a queue runs (two runners
+never train the same entry; the OS drops it when a runner is killed). Writes are atomic, the previous version
+is kept as `queue.json.bak`, and a damaged file is refused with a message, never overwritten.
 """
 
 from __future__ import annotations
@@ -45,10 +37,6 @@ QUEUE_FILE_NAME = "queue.json"
 
 class QueueError(StudioError):
     """The queue file cannot be read or the change asked for cannot be made."""
-
-
-def default_queue_file() -> Path:
-    return data_dir() / QUEUE_FILE_NAME
 
 
 @dataclass(frozen=True)
@@ -111,10 +99,8 @@ class TrainPlan:
 
 
 class _FileLock:
-    """An exclusive OS lock on a small file; the OS drops it when the holder exits or is killed.
-
-    `fcntl.flock` on macOS and Linux, `msvcrt.locking` on Windows; where neither exists it never blocks (the
-    queue then works, unguarded, as a single-process queue)."""
+    """An exclusive OS lock on a small file, dropped by the OS when its holder exits or is killed:
+    `fcntl.flock` on macOS and Linux, `msvcrt.locking` on Windows; elsewhere it never blocks (unguarded)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -196,7 +182,7 @@ class TrainQueue:
     """The queue file at `path`: every method reads it afresh, so other processes' changes are seen."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path).expanduser() if path else default_queue_file()
+        self.path = Path(path).expanduser() if path else data_dir() / QUEUE_FILE_NAME
         self._runner = _FileLock(self.path.with_name(self.path.name + ".run-lock"))
 
     # reading ------------------------------------------------------------------------------------------
@@ -308,10 +294,8 @@ class TrainQueue:
 
     def start_next(self) -> TrainPlan | None:
         """The next entry to train, marked running with its run folder recorded; None when nothing is left.
-
-        Call it while holding `running()`: any entry still marked running then belongs to a runner that died,
-        and comes first in its place in the order, resumed from its last checkpoint. An entry whose settings
-        cannot be read is marked failed and the next one is tried."""
+        Call it while holding `running()`: an entry still marked running then belongs to a runner that died,
+        and is resumed in its place in the order. An entry whose settings cannot be read is marked failed."""
         while True:
             with self._editing() as contents:
                 entry = next((e for e in contents.entries if e.state in ("running", "queued")), None)
@@ -377,10 +361,9 @@ def read_project_text(path: Path) -> str:
 
 
 def plan_entry(entry: QueueEntry) -> TrainPlan:
-    """What `entry` trains now. With a checkpoint in its run folder: that run's own settings (its config.toml,
-    so edits to the project since cannot make the resume refuse), resumed there. Otherwise its snapshot or
-    the project file as it is now, in its run folder (reused if it has one, a new one in the project's
-    `runs/` if not)."""
+    """What `entry` trains now: resumed from the checkpoint in its run folder with that run's own config.toml
+    (so later edits to the project cannot make the resume refuse); else its snapshot or the project file as
+    it is now, in its run folder, or a new one in the project's `runs/`."""
     project = Path(entry.project)
     point = entry.checkpoint()
     if point is not None:

@@ -1,19 +1,19 @@
 """Every rule a whole configuration must meet before it trains, in one place, each naming the field to fix.
 
-`validate(cfg)` holds the rules between fields (a LyCORIS type with DoRA, warm-up longer than the run, a
-preview size the pipeline cannot render…) and reads nothing from disk, so the form runs it as the user types.
-`check_files(cfg, project_file)` is the one disk check (the base model exists and is a model we load, the
-image folders exist and hold images, the output folder can be written); the form runs it off the GUI thread.
-`lora-studio train`, the worker's training job and the form call both, so each refuses the same configs in
-the same words. (Per-field type and range errors come earlier, from `config.build_section`.)
+`validate(cfg)` holds the rules between fields and reads nothing from disk, so the form runs it as the user
+types; `check_files(cfg, project_file)` is the one disk check, run off the GUI thread. `lora-studio train`,
+the worker and the form call both, so each refuses the same configs in the same words. (Per-field type and
+range errors come earlier, from `config.build_section`.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from studio.config import ProjectConfig, file_name_problem_of, resolve_path
 from studio.errors import ConfigError, Problem, StudioError
+from studio.run_folder import check_writable_folder
 
 LYCORIS = ("loha", "lokr")
 #: the smallest preview side: below it the UNet's downsampling leaves fewer latent pixels than GroupNorm needs
@@ -30,75 +30,66 @@ def validate(cfg: ProjectConfig) -> list[Problem]:
     return problems
 
 
-def _required(cfg: ProjectConfig) -> list[Problem]:
+def _required(cfg: ProjectConfig) -> Iterator[Problem]:
     """No hint: where to set a field is each surface's to say (the form highlights it, the CLI names the flag)."""
-    out = []
     if not cfg.model.path.strip():
-        out.append(Problem("model", "path", "choose a base model: a diffusers folder or a .safetensors / .ckpt "
-                                            "checkpoint"))
+        yield Problem("model", "path", "choose a base model: a diffusers folder or a .safetensors / .ckpt "
+                                       "checkpoint")
     if not cfg.dataset.folders:
-        out.append(Problem("dataset", "folders", "add a folder of training images"))
-    return out
+        yield Problem("dataset", "folders", "add a folder of training images")
 
 
-def _network(cfg: ProjectConfig) -> list[Problem]:
+def _network(cfg: ProjectConfig) -> Iterator[Problem]:
     """Combinations that peft or the export cannot honour."""
-    net, out = cfg.network, []
+    net = cfg.network
     if net.type in LYCORIS:
         for on, key, name in ((net.dora, "dora", "dora"), (net.rslora, "rslora", "rslora"),
                               (net.init != "default", "init", "init = pissa"), (net.dropout > 0, "dropout", "dropout")):
             if on:
-                out.append(Problem("network", key, f"[network] {name} works with the lora and locon types, not "
-                                                   f"{net.type}", hint=f"turn {key} off, or choose type lora or locon"))
+                yield Problem("network", key, f"[network] {name} works with the lora and locon types, not "
+                                              f"{net.type}", hint=f"turn {key} off, or choose type lora or locon")
     if net.init == "pissa" and net.dora:
-        out.append(Problem("network", "init", "[network] PiSSA initialisation and DoRA cannot be combined",
-                           hint="choose one of them"))
-    return out
+        yield Problem("network", "init", "[network] PiSSA initialisation and DoRA cannot be combined",
+                      hint="choose one of them")
 
 
-def _values(cfg: ProjectConfig) -> list[Problem]:
+def _values(cfg: ProjectConfig) -> Iterator[Problem]:
     """Values each allowed on its own that together cannot train."""
-    out = []
     if cfg.network.alpha == 0:
-        out.append(Problem("network", "alpha", "alpha 0 scales the LoRA to nothing: the result would have no effect",
-                           hint="set alpha to about half the rank"))
+        yield Problem("network", "alpha", "alpha 0 scales the LoRA to nothing: the result would have no effect",
+                      hint="set alpha to about half the rank")
     opt = cfg.optimizer
     if opt.unet_lr == 0 and (not cfg.network.train_text_encoder or opt.text_encoder_lr == 0):
         # a warning: a run at 0 is how one measures the base model's validation loss
-        out.append(Problem("optimizer", "unet_lr", "a learning rate of 0 trains nothing",
-                           hint="1e-4 is a usual UNet learning rate", severity="warning"))
+        yield Problem("optimizer", "unet_lr", "a learning rate of 0 trains nothing",
+                      hint="1e-4 is a usual UNet learning rate", severity="warning")
     sched = cfg.schedule
     if sched.warmup_steps > sched.max_steps:
-        out.append(Problem("schedule", "warmup_steps", f"warm-up ({sched.warmup_steps} steps) is longer than the "
-                                                       f"run ({sched.max_steps} steps)",
-                           hint=f"set warm-up steps below {sched.max_steps}"))
-    return out
+        yield Problem("schedule", "warmup_steps", f"warm-up ({sched.warmup_steps} steps) is longer than the "
+                                                  f"run ({sched.max_steps} steps)",
+                      hint=f"set warm-up steps below {sched.max_steps}")
 
 
-def _sizes(cfg: ProjectConfig) -> list[Problem]:
-    out = []
+def _sizes(cfg: ProjectConfig) -> Iterator[Problem]:
     res = cfg.dataset.resolution
     if res % 8:
-        out.append(Problem("dataset", "resolution", f"{res} is not a multiple of 8 (the VAE needs one)",
-                           hint=f"set the resolution to {max(64, res // 8 * 8)}"))
+        yield Problem("dataset", "resolution", f"{res} is not a multiple of 8 (the VAE needs one)",
+                      hint=f"set the resolution to {max(64, res // 8 * 8)}")
     for key in ("width", "height"):
         side = getattr(cfg.sampling, key)  # 0 is the training resolution, checked above
         if side and (side < MIN_PREVIEW_SIDE or side % 8):
-            out.append(Problem("sampling", key, f"[sampling] {key} is {side} px; previews need a multiple of 8 of "
-                                                f"at least {MIN_PREVIEW_SIDE} px",
-                               hint=f"set [sampling] {key} to e.g. {max(MIN_PREVIEW_SIDE, side // 8 * 8)}"))
-    return out
+            yield Problem("sampling", key, f"[sampling] {key} is {side} px; previews need a multiple of 8 of "
+                                           f"at least {MIN_PREVIEW_SIDE} px",
+                          hint=f"set [sampling] {key} to e.g. {max(MIN_PREVIEW_SIDE, side // 8 * 8)}")
 
 
-def _warnings(cfg: ProjectConfig) -> list[Problem]:
-    out = []
+def _warnings(cfg: ProjectConfig) -> Iterator[Problem]:
     if cfg.sampling.every_n_steps and not [p for p in cfg.sampling.prompts if p.strip()]:
-        out.append(Problem("sampling", "prompts", "previews are on (every N steps) but there is no prompt",
-                           hint="add a preview prompt, or set Preview every N steps to 0", severity="warning"))
+        yield Problem("sampling", "prompts", "previews are on (every N steps) but there is no prompt",
+                      hint="add a preview prompt, or set Preview every N steps to 0", severity="warning")
     if cfg.output.save_every_n_steps > cfg.schedule.max_steps:
-        out.append(Problem("output", "save_every_n_steps", "no checkpoint will be saved before the end of the run",
-                           hint=f"set Save every N steps below {cfg.schedule.max_steps}", severity="warning"))
-    return out
+        yield Problem("output", "save_every_n_steps", "no checkpoint will be saved before the end of the run",
+                      hint=f"set Save every N steps below {cfg.schedule.max_steps}", severity="warning")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,8 +97,8 @@ def _warnings(cfg: ProjectConfig) -> list[Problem]:
 
 
 def check_files(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
-    """What the files named by `cfg` would make the run refuse: the base model, the image folders, the output
-    folder. It reads the model's header (and a `.ckpt`'s pickle), so run it off the GUI thread."""
+    """What the base model, the image folders and the output folder named by `cfg` would make the run refuse;
+    it reads the model's header (and a `.ckpt`'s pickle)."""
     return [*_model_files(cfg, project_file), *_image_folders(cfg, project_file),
             *_output_folder(cfg, project_file)]
 
@@ -133,26 +124,24 @@ def _model_files(cfg: ProjectConfig, project_file: str | Path | None) -> list[Pr
     return []
 
 
-def _image_folders(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
+def _image_folders(cfg: ProjectConfig, project_file: str | Path | None) -> Iterator[Problem]:
     from studio.dataset.scan import scan_folders
 
-    out = []
     ds = cfg.dataset
     for key, values in (("folders", ds.folders), ("regularization_folders", ds.regularization_folders)):
         folders = [resolve_path(project_file, f) for f in values]
         missing = [f"{f}: folder not found" for f in folders if not f.is_dir()]
         if missing:
-            out.append(Problem("dataset", key, "; ".join(missing), hint="check the path, or remove it from the list"))
+            yield Problem("dataset", key, "; ".join(missing), hint="check the path, or remove it from the list")
         elif folders:
             scan = scan_folders(folders, caption_extension=ds.caption_extension,
                                 default_caption=ds.default_caption, default_repeats=ds.repeats)
             if not scan.images:
-                out.append(Problem("dataset", key, no_images_message(folders), hint=NO_IMAGES_HINT))
+                yield Problem("dataset", key, no_images_message(folders), hint=NO_IMAGES_HINT)
     missing = [v for v in cfg.sampling.validation_images if not resolve_path(project_file, v).exists()]
     if missing:
-        out.append(Problem("sampling", "validation_images", "not found: " + ", ".join(missing),
-                           hint="check the path, or remove it from the list"))
-    return out
+        yield Problem("sampling", "validation_images", "not found: " + ", ".join(missing),
+                      hint="check the path, or remove it from the list")
 
 
 NO_IMAGES_HINT = "add .png/.jpg/.webp images (captions go in .txt files beside them)"
@@ -164,8 +153,6 @@ def no_images_message(folders: list[Path]) -> str:
 
 
 def _output_folder(cfg: ProjectConfig, project_file: str | Path | None) -> list[Problem]:
-    from studio.run_folder import check_writable_folder
-
     try:
         check_writable_folder(resolve_path(project_file, cfg.output.directory), "[output] directory")
     except ConfigError as exc:
@@ -185,8 +172,7 @@ def require_valid(cfg: ProjectConfig, project_file: str | Path | None = None, *,
     """Raise one ConfigError listing every error (`validate`, then `check_files` unless `files` is False);
     return the warnings. The CLI and the worker call this before they load anything."""
     problems = validate(cfg) + (check_files(cfg, project_file) if files else [])
-    errors = errors_of(problems)
-    if errors:
+    if errors := errors_of(problems):
         raise ConfigError.from_problems(errors, source)
     return [p for p in problems if p.severity == "warning"]
 

@@ -29,7 +29,7 @@ def gpu(gib: float, bf16: bool = True) -> Hardware:
 def test_cpu_only_machine(monkeypatch):
     fake_cuda(monkeypatch, [], cuda=None)
     hw = detect()
-    assert hw.on_cpu and hw.best_gpu is None and hw.error is None
+    assert not hw.gpus and hw.best_gpu is None and hw.error is None
     assert hw.cpu_count >= 1 and hw.cpu_name
     assert "CPU only" in hw.summary()
     rec = recommend(hw)
@@ -40,7 +40,7 @@ def test_cpu_only_machine(monkeypatch):
 def test_one_gpu_name_vram_and_bf16(monkeypatch):
     fake_cuda(monkeypatch, [("NVIDIA GeForce RTX 3060", 11.76, (8, 6))])
     hw = detect()
-    assert not hw.on_cpu
+    assert hw.gpus
     g = hw.best_gpu
     assert g.name == "NVIDIA GeForce RTX 3060" and g.bf16 and g.capability == (8, 6)
     assert round(g.vram_gib, 2) == 11.76
@@ -76,7 +76,7 @@ def test_broken_driver_falls_back_to_cpu_with_a_reason(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "device_count", boom)
     hw = detect()
-    assert hw.on_cpu
+    assert not hw.gpus
     assert "insufficient" in hw.error
     assert recommend(hw).preset == "demo"
 
