@@ -28,12 +28,10 @@ def network_feature(m: LoraModule) -> str:
 
 def dora_feature(m: LoraModule) -> str | None:
     """`dora-in` for a (1, in[, 1, 1]) scale (normalised per input column), `dora-out` for any other, None without."""
-    if m.dora_scale is None:
-        return None
     s = m.dora_scale
-    if s.dim() >= 2 and s.shape[0] == 1 and s.numel() > 1:
-        return "dora-in"
-    return "dora-out"
+    if s is None:
+        return None
+    return "dora-in" if s.dim() >= 2 and s.shape[0] == 1 and s.numel() > 1 else "dora-out"
 
 
 def _keys(m: LoraModule) -> int:
@@ -71,11 +69,6 @@ def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
 
 def compat_report(lf: LoraFile) -> CompatReport:
     """Every loader's verdict on `lf` (see the module docstring)."""
-    counts: Counter[str] = Counter()
-    for m in lf.modules.values():
-        counts[network_feature(m)] += 1
-        dora = dora_feature(m)
-        if dora is not None:
-            counts[dora] += 1
+    counts = Counter(f for m in lf.modules.values() for f in (network_feature(m), dora_feature(m)) if f)
     return CompatReport(features=tuple(sorted(counts.items())),
                         verdicts=tuple(_verdict(rules, lf) for rules in LOADERS))

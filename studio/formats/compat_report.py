@@ -44,16 +44,11 @@ class LoaderVerdict:
         return "ok" if self.faithful else "wrong"
 
     def line(self) -> str:
-        label = f"{self.name} {self.version}"
-        if self.status == "ok":
-            text = f"all {self.total_keys} keys load, result as trained"
-        elif self.status == "wrong":
-            text = "all keys load, but the result differs from what was trained"
-        elif self.status == "partial":
-            text = f"{self.keys_not_loaded} of {self.total_keys} keys not loaded, result differs"
-        else:
-            text = "refuses the whole file"
-        return f"{label}: {self.status} - {text}"
+        text = {"ok": f"all {self.total_keys} keys load, result as trained",
+                "wrong": "all keys load, but the result differs from what was trained",
+                "partial": f"{self.keys_not_loaded} of {self.total_keys} keys not loaded, result differs",
+                "refused": "refuses the whole file"}[self.status]
+        return f"{self.name} {self.version}: {self.status} - {text}"
 
 
 @dataclass(frozen=True)
@@ -69,10 +64,7 @@ class CompatReport:
         return any(not v.faithful for v in self.verdicts)
 
     def verdict(self, loader: str) -> LoaderVerdict:
-        for v in self.verdicts:
-            if v.loader == loader:
-                return v
-        raise KeyError(loader)
+        return {v.loader: v for v in self.verdicts}[loader]
 
     def lines(self, *, notes: bool = True) -> list[str]:
         """ASCII only: the CLI prints these, and a Windows console redirected to a file encodes in cp1252."""

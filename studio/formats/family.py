@@ -94,12 +94,10 @@ def _in_features(parts: Mapping[str, tuple[int, ...]]) -> int | None:
                 return int(shape[1])
         return None
 
-    if "down" in parts:
-        return cols("down")
-    if "diff" in parts:
-        return cols("diff")
-    if "hada_w1_b" in parts:  # ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
-        return cols("hada_w1_b")
+    # LoHa: ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
+    for name in ("down", "diff", "hada_w1_b"):
+        if name in parts:
+            return cols(name)
     left, right = cols("lokr_w1", "lokr_w1_b"), cols("lokr_w2", "lokr_w2_b")
     if left is not None and right is not None:  # ΔW = kron(w1, w2): in = in(w1) · in(w2)
         return left * right

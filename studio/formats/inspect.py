@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.formats.compat import compat_report
+from studio.formats.compat import compat_report, network_feature
 from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
 from studio.formats.lora_file import LoraFile
@@ -70,19 +70,10 @@ class LoraSummary:
 
 def algorithms_of(lf: LoraFile) -> list[str]:
     """`lora`, `locon` (conv layers), `locon-tucker` (lora_mid), `loha`, `lokr`, `+dora` when any module has it."""
-    found: set[str] = set()
-    for m in lf.modules.values():
-        if m.algo == "lora":
-            found.add("locon-tucker" if m.mid is not None else "locon" if _is_spatial_conv(m) else "lora")
-        else:
-            found.add(m.algo)
-        if m.dora_scale is not None:
-            found.add("dora")
+    found = {network_feature(m) for m in lf.modules.values()}
+    if any(m.dora_scale is not None for m in lf.modules.values()):
+        found.add("dora")
     return sorted(found)
-
-
-def _is_spatial_conv(m) -> bool:
-    return m.down is not None and m.down.dim() == 4 and tuple(m.down.shape[2:]) != (1, 1)
 
 
 def mix_sources(meta: dict[str, str]) -> list[MixSource]:
@@ -146,10 +137,6 @@ def summary_to_json(summary: LoraSummary) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def _fmt_num(x: float) -> str:
-    return f"{x:g}"
-
-
 def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     """The summary for people; `loader_notes` adds why each loader falls short (`inspect --loaders`)."""
     lines = [f"{s.name}  ({Path(s.path).name}, {s.size_bytes / 1e6:.1f} MB)"]
@@ -157,7 +144,7 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     lines.append(f"base family:  {family_label(s.family)}{why}")
     lines.append(f"algorithm:    {', '.join(s.algorithms) or '-'}   (layout: {', '.join(s.layouts)})")
     lines.append(f"rank:         {', '.join(map(str, s.ranks)) or '-'}")
-    lines.append(f"alpha:        {', '.join(map(_fmt_num, s.alphas)) or 'none (scale 1)'}")
+    lines.append(f"alpha:        {', '.join(f'{a:g}' for a in s.alphas) or 'none (scale 1)'}")
     targets = ", ".join(f"{TARGET_LABELS.get(k, k)} {v}" for k, v in s.by_target.items())
     lines.append(f"modules:      {s.modules}  ({targets})")
     for label, value in (("base model", s.base_model), ("resolution", s.resolution), ("steps", s.steps),
@@ -169,13 +156,13 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     if s.mix_sources:
         lines.append(f"merged from:  {len(s.mix_sources)} LoRA(s)" + (f", {s.mix_method}" if s.mix_method else ""))
         for src in s.mix_sources:
-            parts = [f"strength {_fmt_num(src.strength)}"]
+            parts = [f"strength {src.strength:g}"]
             if src.unet is not None:
-                parts.append(f"UNet {_fmt_num(src.unet)}")
+                parts.append(f"UNet {src.unet:g}")
             if src.te is not None:
-                parts.append(f"TE {_fmt_num(src.te)}")
+                parts.append(f"TE {src.te:g}")
             if src.blocks:
-                parts.append("blocks " + ",".join(f"{k}={_fmt_num(v)}" for k, v in src.blocks.items()))
+                parts.append("blocks " + ",".join(f"{k}={v:g}" for k, v in src.blocks.items()))
             lines.append(f"  - {src.name}: {', '.join(parts)}" + (f"  sha256 {src.sha256[:12]}" if src.sha256 else ""))
     elif s.merged_from:
         lines.append(f"merged from:  {s.merged_from}")

@@ -21,6 +21,7 @@ from safetensors.torch import save as save_tensors
 
 from studio.errors import LoraFormatError
 from studio.fileio import atomic_write_bytes
+from studio.formats.layouts import LYCORIS_PARTS
 from studio.formats.lora_file import LoraFile, LoraModule
 from studio.formats.names import component_of_prefix, kohya_name_for
 
@@ -37,7 +38,7 @@ def _split_peft_key(key: str) -> tuple[str, str]:
             path = key.split(marker)[0]
             return path.removeprefix("base_model.model."), marker.strip(".")
     path, _, last = key.rpartition(".")
-    if last in _LYCORIS_KEYS:
+    if last in LYCORIS_PARTS:
         return path.removeprefix("base_model.model."), last
     raise LoraFormatError(f"unexpected key in the trained adapter: {key}")
 
@@ -81,10 +82,6 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
                 module_alpha *= 2
             lf.modules[name] = LoraModule(name=name, down=down, up=up, alpha=module_alpha, dora_scale=dora_scale)
     return lf
-
-
-_LYCORIS_KEYS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "lokr_w1", "lokr_w1_a",
-                 "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2")
 
 
 def _group_peft(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -182,11 +179,7 @@ def tensor_bytes_hash(blob: bytes) -> str:
 def utf8_text(text: str) -> str:
     """`text` as valid UTF-8: a file or folder name that is not UTF-8 (its bytes kept as surrogates) gets U+FFFD
     for those bytes, since safetensors metadata must be UTF-8 and a name is only informative there."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] | None = None) -> bytes:

@@ -101,10 +101,3 @@ LOADERS: tuple[LoaderRules, ...] = (
              ("dora-in", "networks/lora.py has no DoRA: dora_scale is ignored by its non-strict load")),
     ),
 )
-
-
-def loader(key: str) -> LoaderRules:
-    for rules in LOADERS:
-        if rules.key == key:
-            return rules
-    raise KeyError(key)

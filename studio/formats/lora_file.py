@@ -13,8 +13,6 @@ from typing import Literal
 
 import torch
 
-from studio.formats.names import target_of
-
 Algo = Literal["lora", "loha", "lokr", "full"]
 
 
@@ -114,14 +112,6 @@ class LoraFile:
     metadata: dict[str, str] = field(default_factory=dict)
     family: str = "unknown"  # sd1 | sd2 | sd2-v | sdxl | unknown
     source_layout: str = "kohya"  # kohya | peft | diffusers-old | lycoris
-
-    def by_target(self) -> dict[str, int]:
-        """Module counts per target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`)."""
-        counts: dict[str, int] = {}
-        for name in self.modules:
-            prefix = target_of(name)
-            counts[prefix] = counts.get(prefix, 0) + 1
-        return counts
 
     def ranks(self) -> list[int]:
         return sorted({m.rank for m in self.modules.values()})

@@ -50,10 +50,6 @@ class TrainingFacts:
     base_ema: str = "none"  # the base checkpoint's UNet copy trained on: none (it has one) | ema | non-ema
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
-
-
 OPTIMIZER_NAMES = {
     "adamw": "torch.optim.AdamW", "adamw8bit": "bitsandbytes.optim.AdamW8bit", "lion": "lion_pytorch.Lion",
     "prodigy": "prodigyopt.Prodigy", "adafactor": "transformers.optimization.Adafactor",
@@ -64,6 +60,7 @@ OPTIMIZER_NAMES = {
 def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
     net, opt, sch, ds, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset, cfg.dataset.resolution
     te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
+    finished = dt.datetime.fromtimestamp(facts.finished_at, tz=dt.timezone.utc)
     meta = {
         "ss_network_module": facts.network_module,
         "ss_network_dim": str(facts.network_dim),
@@ -124,7 +121,7 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
                                      else "diffusers"),
         "modelspec.title": cfg.output.name,
         "modelspec.resolution": f"{res}x{res}",
-        "modelspec.date": _iso(facts.finished_at),
+        "modelspec.date": finished.isoformat(timespec="seconds"),
         "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
     }
     if ds.bucketing and facts.bucket_reso is not None:

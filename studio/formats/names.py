@@ -124,19 +124,5 @@ def diffusers_to_sgm(path: str) -> str:
         raise LoraFormatError(f"`{path}` is not a module of the SDXL UNet") from None
 
 
-def sgm_to_diffusers(name: str) -> str:
-    """The diffusers UNet path of an SGM name, given dotted (`input_blocks.4.1.proj_in`) or as a kohya name
-    with or without its prefix (`lora_unet_input_blocks_4_1_proj_in`, `input_blocks_4_1_proj_in`)."""
-    from studio.models.original_layout import SDXL_STRUCTURE, unet_path_from_original  # imports torch
-
-    path = name.removeprefix(KOHYA_PREFIX_OF["unet"] + "_")
-    if "." not in path:
-        path = kohya_rest_to_path(path)
-    try:
-        return unet_path_from_original(path, SDXL_STRUCTURE)
-    except ValueError:
-        raise LoraFormatError(f"`{name}` is not an SDXL UNet module name") from None
-
-
 def _underscored(path: str) -> str:
     return path.replace(".", "_")

@@ -303,8 +303,7 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
     if magnitude is not None:  # peft DoRA: one magnitude per output row
         if magnitude.numel() != out_features:
             return None, f"`{name}`: DoRA magnitude has {magnitude.numel()} values for {out_features} outputs"
-        ref = module.up if module.up is not None else None
-        ndim = ref.dim() if ref is not None else 2
+        ndim = module.up.dim() if module.up is not None else 2
         dora = magnitude.reshape((out_features,) + (1,) * (ndim - 1))
     if dora is not None:
         module.dora_scale = dora

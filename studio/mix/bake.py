@@ -19,6 +19,7 @@ import torch
 
 from studio.errors import ConfigError
 from studio.fileio import atomic_dir, atomic_write_text
+from studio.formats.kohya import DTYPES
 from studio.mix.export import refuse_overwriting_sources
 from studio.mix.patch import WeightPatcher
 from studio.mix.provenance import checkpoint_mix_metadata
@@ -26,7 +27,6 @@ from studio.mix.recipe import Source, contributions, mix_family
 from studio.safe_names import refuse_unsafe_name
 from studio.mix.targets import check_fits, model_targets
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 PROVENANCE_FILE = "lora_studio_mix.json"
 
 

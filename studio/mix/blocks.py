@@ -57,13 +57,9 @@ _UPDOWN = re.compile(r"^lora_unet_(down|up)_blocks_(\d+)_(attentions|resnets|dow
 _SGM = re.compile(r"^lora_unet_(input_blocks|output_blocks)_(\d+)_")
 
 
-def is_xl(family: str) -> bool:
-    return family == "sdxl"
-
-
 def block_ids(family: str, *, full: bool = True) -> tuple[str, ...]:
     """All block IDs of `family` (`full`) or only those with attention (the short list)."""
-    if is_xl(family):
+    if family == "sdxl":
         return XL_IDS_20 if full else XL_IDS_12
     return SD_IDS_26 if full else SD_IDS_17
 
@@ -111,7 +107,7 @@ def parse_weights(spec: str | Sequence[float] | Mapping[str, float], family: str
         return out
     if isinstance(spec, str):
         name = spec.strip().upper()
-        presets = _XL_PRESETS_12 if is_xl(family) else _SD_PRESETS_17
+        presets = _XL_PRESETS_12 if family == "sdxl" else _SD_PRESETS_17
         if name in presets:
             spec = presets[name]
         try:

@@ -65,10 +65,8 @@ def _concatenable(parts: Sequence[tuple[LoraModule, float]]) -> bool:
 
 
 def _concat(name: str, parts: Sequence[tuple[LoraModule, float]]) -> tuple[LoraModule, ModuleReport]:
-    downs = [m.down.float() for m, _ in parts]  # type: ignore[union-attr]
-    ups = [m.up.float() * (s * m.scale) for m, s in parts]  # type: ignore[union-attr]
-    down = torch.cat(downs, dim=0)
-    up = torch.cat(ups, dim=1)
+    down = torch.cat([m.down.float() for m, _ in parts], dim=0)  # type: ignore[union-attr]
+    up = torch.cat([m.up.float() * (s * m.scale) for m, s in parts], dim=1)  # type: ignore[union-attr]
     rank = down.shape[0]
     fu, fd = flat(up), flat(down)
     norm = math.sqrt(max(float(((fu.T @ fu) * (fd @ fd.T)).sum()), 0.0))  # ‖U D‖ without forming U D

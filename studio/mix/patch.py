@@ -42,10 +42,6 @@ class WeightPatcher:
     _applied: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
     _cache: dict[int, _Cached] = field(default_factory=dict)
 
-    @property
-    def patched(self) -> list[str]:
-        return sorted(self._applied)
-
     def _factors(self, name: str, module: LoraModule, weight: torch.Tensor) -> _Cached:
         cached = self._cache.get(id(module))
         if cached is not None and cached.module is module:

@@ -47,12 +47,6 @@ def needs_base_model(lf: LoraFile) -> bool:
     return any(m.dora_scale is not None for m in lf.modules.values())
 
 
-def plain_lora(lf: LoraFile, rank: int, *, base_weight: BaseWeight | None = None) -> MergeResult:
-    """`lf` as plain LoRA modules of rank ≤ `rank` (a module whose ΔW has a lower rank keeps it, exactly)."""
-    return merge({name: [(m, 1.0)] for name, m in lf.modules.items()}, lf.family, rank=rank,
-                 base_weight=base_weight, metadata=lf.metadata)
-
-
 def write_plain_copy(lf: LoraFile, out: str | Path, rank: int, *, source: str | Path | None = None,
                      base_weight: BaseWeight | None = None, dtype: str = "fp16") -> PlainCopy:
     """Write the plain copy of `lf` to `out` (and its compatibility sidecar); never over `source`."""
@@ -61,7 +55,9 @@ def write_plain_copy(lf: LoraFile, out: str | Path, rank: int, *, source: str | 
     if source is not None and Path(source).expanduser().resolve() == out.expanduser().resolve():
         raise ConfigError(f"the output {out} is the file being copied; choose another name",
                           hint="LoRA Studio never changes the original")
-    result = plain_lora(lf, rank, base_weight=base_weight)
+    # plain LoRA modules of rank ≤ `rank` (a module whose ΔW has a lower rank keeps it, exactly)
+    result = merge({name: [(m, 1.0)] for name, m in lf.modules.items()}, lf.family, rank=rank,
+                   base_weight=base_weight, metadata=lf.metadata)
     meta = {**lf.metadata, "ls_plain_copy_of": Path(source).name if source is not None else "",
             "ls_plain_copy_rank": str(rank), "ls_plain_copy_error": f"{result.overall_error:.6g}",
             "ss_network_module": "networks.lora"}

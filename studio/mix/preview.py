@@ -20,7 +20,7 @@ import torch
 
 from studio.mix.grid import GridAxis, GridResult, check_axes, compose
 from studio.mix.patch import WeightPatcher
-from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
+from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, load_sources
 from studio.mix.request import DEFAULT_SAMPLER, RenderRequest
 from studio.mix.samplers import make_scheduler
 from studio.mix.targets import check_fits, model_targets
@@ -76,8 +76,7 @@ class PreviewSession:
             if key not in self._checked:
                 check_fits(lora, Path(e.path).name, self.patcher.targets, self.family)
                 self._checked.add(key)
-                self._sources[key[0]] = Source(entry=e, lora=lora, title=title_of(lora, e.path),
-                                               sha256=file_sha256(e.path))
+                self._sources[key[0]] = load_sources([e], self.cache)[0]
             out.append(replace(self._sources[key[0]], entry=e))
         return out
 

@@ -14,18 +14,15 @@ import json
 from collections.abc import Sequence
 
 from studio import __version__
+from studio.formats.kohya import metadata_json
 from studio.formats.metadata import ARCHITECTURE, BASE_MODEL_VERSION
 from studio.mix.recipe import Source
 
 MIX_FORMAT = "1"
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def sources_record(sources: Sequence[Source]) -> str:
-    return _json([s.record() for s in sources])
+    return metadata_json([s.record() for s in sources])
 
 
 def merged_from(sources: Sequence[Source]) -> str:
@@ -65,7 +62,7 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
         "ss_v_parameterization": str(family == "sd2-v"),
         "ss_output_name": title,
         "ss_training_comment": f"merged with LoRA Studio {__version__} ({method})",
-        "ss_tag_frequency": _json(_tag_frequency(sources)),
+        "ss_tag_frequency": metadata_json(_tag_frequency(sources)),
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": ARCHITECTURE.get(family, ARCHITECTURE["sd1"]),
         "modelspec.implementation": ("https://github.com/Stability-AI/generative-models" if family == "sdxl"

@@ -47,28 +47,19 @@ def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module
     return out
 
 
-def expected_delta_shape(module: LoraModule) -> tuple[int, ...] | None:
-    """ΔW's shape from the factors alone (None when it takes computing: LoHa/LoKr)."""
-    if module.algo == "lora" and module.down is not None and module.up is not None:
-        kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
-        in_f = module.down.shape[1]
-        return (module.up.shape[0], in_f, *kernel)
-    return None
-
-
 def shape_problem(module: LoraModule, weight: torch.Tensor) -> str:
     """"" when the module's ΔW fits `weight`, else a short description of the mismatch."""
-    shape = expected_delta_shape(module)
     w = tuple(weight.shape)
-    if shape is None:
+    if module.algo == "lora" and module.down is not None and module.up is not None:  # ΔW's shape from the factors
+        kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
+        shape = (module.up.shape[0], module.down.shape[1], *kernel)
+    else:  # LoHa/LoKr: it takes computing
         try:
             shape = tuple(module.delta_weight().shape)
         except (RuntimeError, KeyError, ValueError):
             return "its factors do not fit together"
-    if shape == w:
-        return ""
-    if math.prod(shape) == math.prod(w) and shape[0] == w[0]:
-        # linear vs 1×1 conv, or LoHa/LoKr factors flattened over the kernel: same numbers, same rows
+    # linear vs 1×1 conv, or LoHa/LoKr factors flattened over the kernel: same numbers, same rows
+    if shape == w or (math.prod(shape) == math.prod(w) and shape[0] == w[0]):
         return ""
     return f"LoRA ΔW {'×'.join(map(str, shape))}, model weight {'×'.join(map(str, w))}"
 
