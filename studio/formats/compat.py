@@ -1,9 +1,8 @@
-"""The compatibility report of a `LoraFile`: for each loader, whether every key loads and whether the result
-is what was trained, from the rules in `studio.formats.loaders`.
+"""The compatibility report of a `LoraFile`, from the rules in `studio.formats.loaders`.
 
 Each module is reduced to the features a loader must understand (its network type, and its DoRA axis);
-each loader's handling of those features decides its verdict. Keys are counted as the file holds them:
-every tensor of a module plus its `alpha`.
+each loader's handling of those decides its verdict. Keys are counted as the file holds them: every
+tensor of a module plus its `alpha`.
 """
 
 from __future__ import annotations

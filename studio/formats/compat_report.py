@@ -1,9 +1,8 @@
 """The per-loader compatibility report of one LoRA file, as data, text and its `<name>.compat.json` sidecar.
 
 A user learns that a WebUI ignores part of their file only when the picture looks wrong; the report says
-it at export time instead. It is computed by `studio.formats.compat` from the rules in
-`studio.formats.loaders`; this module only holds, prints and stores it, and is torch-free so the window
-can read a sidecar without loading torch.
+it at export time instead. This module only holds, prints and stores it (`studio.formats.compat` computes
+it), and is torch-free so the window can read a sidecar without loading torch.
 """
 
 from __future__ import annotations

@@ -2,25 +2,13 @@
 
 Metadata is what WebUIs go by (A1111 hides LoRAs whose `ss_base_model_version` does not match the loaded
 checkpoint), but it is missing from many downloaded files and can be wrong; keys and shapes cannot lie
-about the network they adapt. So both are read, keys win where they are decisive, metadata fills in what
-keys cannot tell (SD 2.x epsilon vs v-prediction), and a disagreement is reported rather than hidden.
+about the network they adapt. So keys win where they are decisive, metadata fills in what keys cannot tell
+(SD 2.x epsilon vs v-prediction), and a disagreement is reported rather than hidden.
 
-Evidence from keys and shapes:
-- SDXL: a second text encoder (`lora_te1_`/`lora_te2_`, `text_encoder_2.`), SGM block names
-  (`input_blocks_4_1_…`), attention in `up_blocks.0`, more than one transformer block per attention,
-  cross-attention width 2048, text encoder width 1280;
-- SD 1.x/2.x: attention in `down_blocks.0` or `up_blocks.3` (SDXL has neither);
-- SD 1.x vs 2.x: cross-attention width 768 vs 1024, text-encoder width 768 vs 1024, `proj_in` a 1×1 conv (1.x)
-  or a linear layer (2.x and SDXL).
-
-Widths and "conv or linear" are read from whichever factors the network type has (`module_geometry`), because
-each type stores them differently: a LoRA/LoCon `lora_down` keeps the layer's dimensionality (`r×in` for a
-linear, `r×in×kh×kw` for a conv, 1×1 included); LyCORIS LoHa's `hada_w1_b` and a low-rank LoKr `lokr_w2_b`
-are always 2-D with the kernel folded into the columns (`r×(in·kh·kw)`), so a 2-D factor there says nothing
-about conv vs linear; a LoKr's input width is the product of its two Kronecker factors' columns; only 4-D
-tensors (a full conv `lokr_w2`, Tucker cores `hada_t1`/`lokr_t2`/`lora_mid`, a conv DoRA `dora_scale`) prove
-a convolution. Treating LoHa's 2-D factor of SD 1.x's 1×1-conv `proj_in` as a linear layer once made every
-SD 1.5 LoHa look like SD 2.x.
+Widths and "conv or linear" are read from whichever factors the network type has (`module_geometry`): a
+LoRA/LoCon `lora_down` keeps the layer's dimensionality, but LoHa and low-rank LoKr factors are 2-D with the
+kernel folded into the columns, so only a 4-D tensor proves a convolution. Reading LoHa's 2-D factor of
+SD 1.x's 1×1-conv `proj_in` as a linear layer once made every SD 1.5 LoHa look like SD 2.x.
 """
 
 from __future__ import annotations

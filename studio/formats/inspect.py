@@ -1,9 +1,8 @@
 """What a LoRA file is, in a few lines: base family, ranks, alphas, targets, algorithms and metadata.
 
-Users download LoRAs with little or wrong documentation; before mixing one they want to know which
-base model it is for, how big it is, what it was trained on and which words trigger it. `summarize`
-gathers that (and every problem the reader found) into a `LoraSummary`; `format_summary` prints it for
-people and `summary_to_json` for scripts (`lora-studio inspect --json`).
+Users download LoRAs with little or wrong documentation; before mixing one they want to know which base
+model it is for, how big it is, what it was trained on and which words trigger it, and every problem the
+reader found. `format_summary` prints it for people, `summary_to_json` for scripts (`inspect --json`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Writing LoRAs in the kohya layout that A1111/Forge, ComfyUI and diffusers all load.
 
-One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`;
-`<name>` is the target prefix plus the module path with every dot turned into an underscore, because
-A1111 splits each key at its first dot. SDXL UNet names use the original (SGM) block paths as
-sd-scripts writes them, which A1111 matches directly and the others translate. DoRA adds
-`<name>.dora_scale` (out, 1[, 1, 1]), rescaled so that ComfyUI and Forge rebuild peft's weight
-(`comfyui_dora_scale`; which loaders render it exactly: docs/TRAINING.md, "DoRA in the loaders").
+One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`, with
+`<name>` from `studio.formats.names`. DoRA adds `<name>.dora_scale` (out, 1[, 1, 1]), rescaled so that
+ComfyUI and Forge rebuild peft's weight (`comfyui_dora_scale`; docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
-"""Recognising one key of a LoRA state dict, whatever tool wrote it.
+"""Recognising one key of a LoRA state dict, whatever tool wrote it, as a `KeyRef`.
 
-Each key becomes a `KeyRef`: which network it adapts (UNet or a text encoder), which module (a kohya
-name, or a diffusers/transformers module path to be turned into one once the base family is known),
-which part of the adapter it holds (`down`, `up`, `alpha`, `hada_w1_a`, …), and which layout it came
-in. Layouts recognised, the same set ComfyUI's and diffusers' loaders accept for Stable Diffusion:
-
+Layouts recognised, the same set ComfyUI's and diffusers' loaders accept for Stable Diffusion:
 - kohya / LyCORIS: `lora_unet_<name>.lora_down.weight`, `.lora_up.weight`, `.lora_mid.weight`, `.alpha`,
   `.dora_scale`, `.hada_*`, `.lokr_*`;
 - peft / diffusers: `unet.<path>.lora_A.weight` / `.lora_B.weight` (+ `text_encoder.`, `text_encoder_2.`,

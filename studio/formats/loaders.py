@@ -1,16 +1,10 @@
 """What each WebUI and library does with each kind of LoRA module, kept as data in one place.
 
-The compatibility report (`studio.formats.compat`) only looks these rules up; when a loader changes,
-this table (and `docs/compatibility.md`) is what changes. Each rule names the loader version and the
-source it was read from, because "ComfyUI loads DoRA" is only true of some versions.
-
-A module's *feature* is what a loader has to understand to apply it: its network type (`lora`, `locon`
-for a 3×3 conv, `locon-tucker` for a LoCon with a `lora_mid` core, `loha`, `lokr`, `full` for a stored
-ΔW) and, for DoRA, the axis of its `dora_scale`: `dora-out` (out × 1: peft's DoRA, what we write and
-LyCORIS' default) or `dora-in` (1 × in: LyCORIS with `wd_on_output=False`). Precision (fp16/bf16/fp32)
-and the target (UNet or text encoder) change nothing for these loaders, so they are not features.
-
-Torch-free, so the window can import it.
+When a loader changes, this table (and `docs/compatibility.md`) is what changes; each rule names the loader
+version and the source it was read from, because "ComfyUI loads DoRA" is only true of some versions.
+A module's *feature* is what a loader has to understand to apply it: its network type and, for DoRA, the
+axis of its `dora_scale` (`dora-out`: out × 1, peft's DoRA and LyCORIS' default; `dora-in`: 1 × in).
+Precision and target (UNet or text encoder) change nothing for these loaders. Torch-free, for the window.
 """
 
 from __future__ import annotations

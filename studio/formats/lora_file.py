@@ -1,8 +1,7 @@
 """One in-memory representation of a LoRA, whatever layout it was read from or will be written to.
 
-Modules are keyed by their kohya name (`lora_unet_down_blocks_0_…`, `lora_te1_…`), because that is the
-name every WebUI matches on. Each module knows how to compute its own ΔW (`delta_weight`), so the
-mixer, the baker and the inspector never need to know which algorithm (LoRA, LoCon, LoHa, LoKr) made it.
+Modules are keyed by their kohya name, the name every WebUI matches on, and each computes its own ΔW, so
+the mixer, the baker and the inspector never need to know which algorithm made it.
 """
 
 from __future__ import annotations

@@ -2,20 +2,12 @@
 
 A kohya name is a target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`) plus the module path with
 every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is
-ambiguous (`to_q` vs `to.q`); loaders resolve that with a vocabulary of the identifiers that really occur
-in the diffusers UNet and the CLIP text encoders, and so do we, so that a kohya name written with diffusers
-paths for SDXL (which ComfyUI, Forge and diffusers accept) can be turned back into a path and re-written
-with the SGM block names sd-scripts and A1111 use.
-
-SDXL UNet names: sd-scripts trains SDXL on its own copy of the original UNet, so its LoRA names are the SGM
-block path with diffusers-style names inside the transformer
-(`lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q`) and the original resnet names
-(`…_in_layers_2`, `…_emb_layers_1`, `…_out_layers_3`, `…_skip_connection`), down-samplers as
-`input_blocks_<n>_0_op`, up-samplers as `output_blocks_<n>_2_conv`. A1111 matches these directly; ComfyUI,
-Forge and diffusers translate them. Checked against sd-scripts' `library/sdxl_model_util.py`
-(`make_unet_conversion_map`) and ComfyUI's `comfy/utils.py` (`unet_to_diffusers`). The block arithmetic is
-`studio.models.original_layout`'s with SDXL's structure; transformer depth does not enter the names' block
-part, so it serves the real model (depths 0/2/10) and the tiny one (1/2/2) alike.
+ambiguous (`to_q` vs `to.q`); loaders resolve that with the identifiers that really occur in the diffusers
+UNet and the CLIP text encoders, and so do we, so that an SDXL kohya name written with diffusers paths
+(which ComfyUI, Forge and diffusers accept) can be re-written with the SGM block names sd-scripts and A1111
+use: the SGM block path with diffusers-style names inside the transformer
+(`lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q`), as sd-scripts' `make_unet_conversion_map`
+and ComfyUI's `unet_to_diffusers` have them. The block arithmetic is `studio.models.original_layout`'s.
 """
 
 from __future__ import annotations

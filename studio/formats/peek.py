@@ -1,9 +1,8 @@
-"""A LoRA's name, family, rank and trigger words from its safetensors header alone — no tensors, no torch.
+"""A LoRA's name, family, rank and trigger words from its safetensors header alone: no tensors, no torch.
 
 The mixer shows a row for each LoRA the moment it is dropped in; reading hundreds of megabytes (and
-importing torch into the window's process) for a name and a rank would make that slow. The header has
-every key, shape and metadata string, which is all family detection and the row need; it is checked as
-strictly as for a full read. The tensors are read in the worker when the LoRA is first previewed.
+importing torch into the window's process) for that would make it slow. The header has every key, shape
+and metadata string, which is all family detection and the row need; the tensors are read in the worker.
 """
 
 from __future__ import annotations

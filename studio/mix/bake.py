@@ -1,10 +1,8 @@
 """Baking a mix into a base model: W += Σ sᵢ·ΔWᵢ per layer in fp32, written as a new checkpoint.
 
-The output's layout is chosen by its name: `*.safetensors` → one original-layout (CompVis/SGM) file, the
-layout WebUIs load and the layout single-file inputs come in; anything else → a diffusers model folder.
-The base model is loaded once in fp32, every LoRA is checked against it before anything changes (wrong
-family or shapes are refused, naming the file and the modules), the patch is the same code the live
-preview uses, and the file is written atomically; the inputs are never touched.
+`*.safetensors` gives one original-layout (CompVis/SGM) file, the layout WebUIs load; any other name a
+diffusers folder. Every LoRA is checked against the base model before anything changes, the patch is the
+live preview's code, the file is written atomically, and the inputs are never touched.
 """
 
 from __future__ import annotations

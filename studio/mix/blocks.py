@@ -1,14 +1,11 @@
 """Per-block weights: which UNet block a LoRA module lives in, and the presets users know from the WebUIs.
 
 Block IDs follow lora-block-weight / supermerger / sd-scripts: BASE = the text encoder(s); INnn = the
-original `input_blocks.nn`, MID = `middle_block`, OUTnn = `output_blocks.nn`. SD 1.x/2.x names (diffusers
-paths) map as sd-scripts' `get_block_index` does: `down_blocks_i_{attentions|resnets}_j` → IN(3i+j+1),
-`down_blocks_i_downsamplers` → IN(3i+3), `up_blocks_i_{attentions|resnets}_j` → OUT(3i+j),
-`up_blocks_i_upsamplers` → OUT(3i+2), `conv_in` → IN00. SDXL names carry the SGM block number directly.
-Modules outside every block (time embedding, `conv_out`) get weight 1, as in those tools.
-
-A weight list may have 17/26 entries (SD 1.x/2.x) or 12/20 (SDXL); the short lists name only the blocks
-that hold attention, and — as lora-block-weight does when it widens 17 to 26 — the others keep weight 1.
+original `input_blocks.nn`, MID = `middle_block`, OUTnn = `output_blocks.nn`; SD 1.x/2.x diffusers names
+map as sd-scripts' `get_block_index` does, SDXL names carry the SGM block number. Modules outside every
+block (time embedding, `conv_out`) get weight 1, as in those tools. A weight list may have 17/26 entries
+(SD 1.x/2.x) or 12/20 (SDXL); the short lists name only the blocks that hold attention, and, as
+lora-block-weight does when it widens 17 to 26, the others keep weight 1.
 """
 
 from __future__ import annotations

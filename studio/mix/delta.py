@@ -1,11 +1,9 @@
-"""ΔW of one module at one strength, in fp32, shaped like the base weight — the one formula mixing,
-merging, baking and previewing share, so the four cannot drift apart.
+"""ΔW of one module at one strength, in fp32, shaped like the base weight: the one formula mixing, merging,
+baking and previewing share, so the four cannot drift apart.
 
-Plain LoRA/LoCon/LoHa/LoKr: ΔW = strength × module.delta_weight() (alpha/rank inside). DoRA is not a
-pure ΔW: it rescales the columns (LyCORIS, `dora_scale` of shape 1 × in) or rows (out × 1) of
-W + ΔW to the learnt magnitudes, so its change depends on the base weight; ComfyUI applies it as
-W + strength × (W_dora − W), and so do we — with ComfyUI's norms: ‖W + ΔW‖ per input column for a 1 × in
-scale, the base weight's ‖W‖ per output row for an out × 1 scale (see docs/TRAINING.md, "DoRA in the loaders").
+DoRA is not a pure ΔW: it rescales the columns (LyCORIS, `dora_scale` 1 × in) or rows (out × 1) of W + ΔW
+to the learnt magnitudes, so its change depends on the base weight. ComfyUI applies it as
+W + strength × (W_dora − W), and so do we, with ComfyUI's norms (docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Strength grids: the same prompt and seed at every combination of two LoRAs' strengths, in one labelled image.
 
-A grid answers "where do these two stop fighting?" at a glance — the question users otherwise answer with
-an X/Y plot script and a lot of re-generation. The cells are rendered by `PreviewSession.render_grid`; this
-module holds the axis description and the drawing of the labelled sheet (Qt-free, PIL only).
+A grid answers "where do these two stop fighting?" at a glance, instead of an X/Y plot script and a lot of
+re-generation. `PreviewSession.render_grid` renders the cells; this module (Qt-free) draws the sheet.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """The mixer's worker jobs: preview, strength grid, merged export, bake and plain-LoRA copy.
 
-Each takes its typed request (`studio.job_requests`) and the worker's control. The worker runs one job at
-a time and forgets it; the preview session must outlive jobs, so it is kept here, per process: the first
-preview loads the base model, every later one with the same base (and device) reuses it. A job for another
-base replaces it. A preview reports each sampling step and a grid each cell as `JobProgress`; each job ends
-with a `MixResult` carrying the request's id, then `Finished`; errors a user can act on arrive as `Failed`
-via the worker.
+The worker runs one job at a time and forgets it, but the preview session must outlive jobs, so it is kept
+here, per process: every preview with the same base (and device) reuses the loaded model; another base
+replaces it. Progress arrives as `JobProgress`, each job ends with a `MixResult` carrying the request's id,
+then `Finished`.
 """
 
 from __future__ import annotations

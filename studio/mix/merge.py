@@ -1,17 +1,12 @@
-"""Merging several weighted LoRAs into one LoRA file's worth of modules.
+"""Merging several weighted LoRAs into one LoRA's worth of modules, exact where it can be, reporting the loss.
 
-Two ways, both exact where exactness is possible, both reporting what they lose:
-
-- **concat**: the sum Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ is itself a LoRA of rank Σ rᵢ whose up is [s₁·α₁/r₁·B₁ | s₂·…] and
-  whose down is [A₁; A₂; …], with alpha = that rank (scale 1). No approximation, no cross terms — unlike
-  the √ratio merge in kohya's and supermerger's same-rank mode. Applies to LoRA and LoCon modules without a
-  Tucker core; other modules in the same merge (LoHa, LoKr, Tucker, DoRA) are re-factorised by SVD at the
-  rank their ΔW needs, and their error is reported.
+- **concat**: Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ is itself a LoRA of rank Σ rᵢ, up [s₁·α₁/r₁·B₁ | s₂·…], down [A₁; A₂; …],
+  alpha = that rank: no approximation, no cross terms, unlike the √ratio merge in kohya's and supermerger's
+  same-rank mode. Modules it cannot concatenate (LoHa, LoKr, Tucker, DoRA) are re-factorised by SVD at the
+  rank their ΔW needs.
 - **svd**: the summed ΔW truncated to rank R (Eckart–Young: the best rank-R approximation in the Frobenius
-  norm). Relative error per module is ‖ΔW − ΔW_R‖/‖ΔW‖ = √(Σ_{i>R} σᵢ²)/√(Σ σᵢ²); overall it is the same
-  ratio over all modules together. When every contribution is a plain LoRA, ΔW = U·D with U = [sᵢαᵢ/rᵢ·Bᵢ]
-  and D = [Aᵢ] of rank ≤ Σ rᵢ, so the SVD is done on a small core from QR factorisations of U and Dᵀ —
-  exact, and far cheaper than an SVD of the full out × in matrix.
+  norm). When every contribution is a plain LoRA, ΔW = U·D of rank ≤ Σ rᵢ, so the SVD is done on a small
+  core from QR factorisations of U and Dᵀ: exact, and far cheaper than an SVD of the full out × in matrix.
 """
 
 from __future__ import annotations

@@ -1,15 +1,11 @@
 """Applying a mix to a loaded model in place: W = W₀ + Σ sᵢ·ΔWᵢ, accumulated in fp32, and undoing it.
 
-Why patch weights instead of diffusers' `set_adapters`: a patched model runs at exactly the base model's
-speed (no extra LoRA matmuls at every one of the 20+ denoising steps), works for every algorithm we read
-(diffusers rejects LoHa, LoKr and Tucker cores), and is the same arithmetic the baker uses — so a preview
-is what the baked checkpoint will give, bit for bit in fp32.
-
-What makes a slider move cheap: the original weight of every touched layer is kept (once), the factors
-of each LoRA module are kept on the device in fp32 (ΔW is recomputed from them — a rank-r product — rather
-than cached at full size), and only layers whose (module, strength) list changed since the last apply are
-rewritten. Every ΔW used here is linear in strength (DoRA too, as ComfyUI applies it), so one cached
-tensor per module serves every strength.
+Why patch weights instead of diffusers' `set_adapters`: a patched model runs at the base model's speed,
+works for every algorithm we read (diffusers rejects LoHa, LoKr and Tucker cores), and is the baker's
+arithmetic, so a preview is what the baked checkpoint will give. A slider move is cheap: each touched
+layer's original weight is kept once, each module's factors are kept on the device in fp32 (ΔW is
+recomputed from them rather than cached at full size), and only layers whose (module, strength) list changed
+are rewritten. Every ΔW here is linear in strength (DoRA too, as ComfyUI applies it).
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """A "plain LoRA" copy of any LoRA file: its full ΔW (DoRA magnitude included) refactored by SVD to one rank.
 
-Loaders disagree about LoHa, LoKr, Tucker LoCon and DoRA (`studio.formats.loaders`), but every one of them
-reads `lora_down`/`lora_up`/`alpha` the same way. So the copy makes any file usable in any WebUI, at the
-cost of the reported SVD error. The ΔW is `studio.mix.delta.module_delta` at strength 1 and the
-factorisation is the mixer's (`studio.mix.merge.merge` with one contribution per module), so a copy
-renders what the mixer previews of the original. DoRA's change depends on the base weights, so a DoRA file
-needs the base model it was trained on.
+Loaders disagree about LoHa, LoKr, Tucker LoCon and DoRA (`studio.formats.loaders`), but all read
+`lora_down`/`lora_up`/`alpha` the same way, so the copy works in any WebUI, at the cost of the reported SVD
+error. Its ΔW and factorisation are the mixer's, so a copy renders what the mixer previews of the original.
+A DoRA file needs the base model it was trained on.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Live preview of a mix: the base model is loaded once; each render patches weights and samples.
 
-A `PreviewSession` lives as long as the user keeps the same base model — in the worker process, which
-hosts it between jobs (see `studio.mix.jobs`). A slider move becomes a `RenderRequest` with the new
-strengths; the session reads any LoRA it has not seen (cached by path and mtime), checks it fits the
-model (family, module names, shapes — refused with the reason), rewrites only the layers whose
-contributions changed (`WeightPatcher`), and samples. Nothing is reloaded between renders.
-
-The seed drives a CPU generator, so an image does not depend on the device it was made on, and the same
-request always gives the same image — which is what lets a baked checkpoint be compared with a preview.
+A `PreviewSession` lives as long as the user keeps the same base model, in the worker process
+(`studio.mix.jobs`). A slider move becomes a `RenderRequest`; the session reads any LoRA it has not seen,
+checks it fits the model, rewrites only the layers whose contributions changed, and samples. The seed
+drives a CPU generator, so the same request gives the same image on any device, which is what lets a
+baked checkpoint be compared with a preview.
 """
 
 from __future__ import annotations

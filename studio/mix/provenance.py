@@ -1,10 +1,9 @@
 """Metadata that records where a merged LoRA or a baked checkpoint came from.
 
-Two records, for two readers: `modelspec.merged_from` (SAI model spec, a comma-separated list of titles,
-as sd-scripts' `build_merged_from` writes it) for the WebUIs, and `ls_mix_sources` (our JSON: name, file,
-sha256, strengths, block weights of each source) so `lora-studio inspect` and the mixer can show — and
-reproduce — exactly what went in. The sources' trigger words are carried over too (`ss_tag_frequency`,
-`modelspec.trigger_phrase`), since those are what a user needs to prompt the merged result.
+`modelspec.merged_from` (a comma-separated list of titles, as sd-scripts' `build_merged_from` writes it) is
+for the WebUIs; `ls_mix_sources` (our JSON: name, file, sha256, strengths, block weights of each source) lets
+`lora-studio inspect` and the mixer show, and reproduce, what went in. The sources' trigger words are carried
+over too, since those are what a user needs to prompt the merged result.
 """
 
 from __future__ import annotations

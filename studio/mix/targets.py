@@ -1,9 +1,8 @@
 """Which layer of a loaded base model each kohya module name adapts, and whether a LoRA fits that model.
 
-The map is built from the model itself (every Linear and Conv2d of the UNet and text encoders, named the
-way our reader names LoRA modules), so a LoRA module that matches no layer, or whose ΔW has another shape
-than the layer's weight, is found before anything is baked or previewed — and reported by name, with
-the shapes, instead of being skipped the way WebUIs skip keys they cannot load.
+The map is built from the model itself, so a LoRA module that matches no layer, or whose ΔW has another
+shape than the layer's weight, is found before anything is baked or previewed, and reported by name,
+instead of being skipped the way WebUIs skip keys they cannot load.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module
 def shape_problem(module: LoraModule, weight: torch.Tensor) -> str:
     """"" when the module's ΔW fits `weight`, else a short description of the mismatch."""
     w = tuple(weight.shape)
-    if module.algo == "lora" and module.down is not None and module.up is not None:  # ΔW's shape from the factors
+    if module.algo == "lora" and module.down is not None and module.up is not None:  # shape from the factors
         kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
         shape = (module.up.shape[0], module.down.shape[1], *kernel)
     else:  # LoHa/LoKr: it takes computing
