@@ -166,8 +166,10 @@ def test_sdxl_names_from_every_layout(sdxl, tmp_path):
 
 def test_family_from_shapes_and_metadata(sd1):
     def ev(width: int, proj4: bool):
-        return [ModuleEvidence("unet", "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", (4, width)),
-                ModuleEvidence("unet", "down_blocks.1.attentions.0.proj_in", (4, 320, 1, 1) if proj4 else (4, 320))]
+        return [ModuleEvidence("unet", "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+                               {"down": (4, width)}),
+                ModuleEvidence("unet", "down_blocks.1.attentions.0.proj_in",
+                               {"down": (4, 320, 1, 1) if proj4 else (4, 320)})]
 
     assert detect_family({}, ev(768, True)).family == "sd1"
     assert detect_family({}, ev(1024, False)).family == "sd2"

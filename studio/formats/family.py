@@ -34,20 +34,11 @@ def same_architecture(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class ModuleEvidence:
-    """What the detector needs of one module: where it is and the shapes of its adapter's tensors.
-
-    `parts` maps each part (`down`, `hada_w1_b`, `lokr_w2`, `dora_scale`, …; see `studio.formats.layouts`) to
-    its shape; `in_shape` alone is the older form, the shape of a LoRA's down factor."""
+    """What the detector needs of one module: where it is and the shapes of its adapter's tensors."""
 
     component: str  # unet | te | te1 | te2
     name: str  # kohya name or module path (dots or underscores both fine)
-    in_shape: tuple[int, ...] = ()  # shape of the down / lora_A factor (r × in …) when `parts` is not given
-    parts: Mapping[str, tuple[int, ...]] | None = None
-
-    def part_shapes(self) -> Mapping[str, tuple[int, ...]]:
-        if self.parts is not None:
-            return self.parts
-        return {"down": self.in_shape} if self.in_shape else {}
+    parts: Mapping[str, tuple[int, ...]]  # part (`down`, `hada_w1_b`, …; `studio.formats.layouts`) → shape
 
 
 @dataclass(frozen=True)
@@ -137,7 +128,7 @@ def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]
     v1: list[str] = []
     v2: list[str] = []
     for m in modules:
-        geometry = module_geometry(m.part_shapes())
+        geometry = module_geometry(m.parts)
         name, width = m.name, geometry.in_features or 0
         if m.component in ("te1", "te2"):
             _add(xl, "two text encoders")

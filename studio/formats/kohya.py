@@ -47,12 +47,11 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
                         base_weight: BaseWeight | None = None) -> LoraFile:
     """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …).
 
-    `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each
-    layer (alpha/r, rsLoRA's alpha/√r, a conv layer's own alpha); each module's alpha is then written as
-    scale × rank, so every loader computes peft's ΔW. Without it, `alpha` is used for every module.
-    `initial` (PiSSA): the adapter's starting weights, which are part of the base during training; the
-    export is the difference, B·A − B₀·A₀, written exactly as one LoRA of twice the rank.
-    `base_weight` is needed for DoRA: see `comfyui_dora_scale`.
+    `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each layer
+    (alpha/r, rsLoRA's alpha/√r, a conv layer's own alpha), written as alpha = scale × rank so every loader
+    computes peft's ΔW; without it, `alpha` is used for every module. `initial` (PiSSA): the adapter's
+    starting weights, part of the base during training, so the export is B·A − B₀·A₀, exactly one LoRA of
+    twice the rank. `base_weight` is needed for DoRA (`comfyui_dora_scale`).
     """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
     for prefix, sd in state_dicts.items():
@@ -94,11 +93,10 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
                            metadata: Mapping[str, str] | None = None) -> LoraFile:
     """Build a LyCORIS-layout `LoraFile` (`hada_*` / `lokr_*` keys) from peft LoHa/LoKr state dicts.
 
-    peft's factors have LyCORIS's names and shapes; what differs is the scale. peft multiplies every
-    LoHa/LoKr update by alpha/r; LyCORIS loaders (ComfyUI, A1111, diffusers) apply alpha/rank only when a
-    factor is low-rank (`hada_*`, `lokr_*_a/_b`) and no scale at all to a LoKr made of two full matrices.
-    So LoHa and factorised LoKr get alpha = scale × rank, and a full LoKr has the scale folded into w1.
-    A full conv `lokr_w2` is written 4-D, as LyCORIS writes it.
+    peft's factors have LyCORIS's names and shapes; only the scale differs. peft multiplies every update by
+    alpha/r; LyCORIS loaders apply alpha/rank only when a factor is low-rank (`hada_*`, `lokr_*_a/_b`), and
+    no scale to a LoKr of two full matrices. So LoHa and factorised LoKr get alpha = scale × rank, and a
+    full LoKr has the scale folded into w1.
     """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
     for prefix, sd in state_dicts.items():
@@ -127,13 +125,10 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
 def comfyui_dora_scale(magnitude: torch.Tensor, delta: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """peft's DoRA magnitude as the `dora_scale` ComfyUI and Forge turn back into peft's weight.
 
-    peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm taken per output row (over the input and kernel
-    dimensions). A `dora_scale` of shape (out, 1[, 1, 1]) is what ComfyUI and Forge read as this
-    output-axis DoRA (LyCORIS `wd_on_output`), but they divide by the norm of the *base* weight,
-    ‖W‖, not of W + ΔW (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge
-    `backend/patcher/lora.py`). So the magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their
-    result exactly peft's at strength 1; ΔW (`LoraModule.delta_weight`) is the update the file's factors
-    and alpha give. The file is then tied to the base weights it was trained on, as every DoRA is through m.
+    peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm per output row. ComfyUI and Forge read a
+    (out, 1[, 1, 1]) `dora_scale` as this output-axis DoRA but divide by the *base* weight's norm ‖W‖
+    (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge `backend/patcher/lora.py`), so the
+    magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their result exactly peft's at strength 1.
     """
     w = base.detach().float()
     m = magnitude.detach().float().reshape(-1).to(w.device)

@@ -59,6 +59,7 @@ _PEFT_ALPHA = re.compile(r"^(?P<path>.+?)\.alpha$")
 _OLD_PROCESSOR = re.compile(r"^(?P<path>.+?)\.(?:processor\.)?(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<part>down|up)"
                             r"\.weight$")
 _OLD_COMPAT = re.compile(r"^(?P<path>.+?)\.(?:lora|lora_linear_layer)\.(?P<part>down|up)\.weight$")
+_PEFT_PARTS = {"lora_A": "down", "lora_B": "up", "lora_magnitude_vector": "magnitude"}
 _COMPONENTS = (("text_encoder_2.", "te2"), ("text_encoder.", "te"), ("unet.", "unet"))
 _TE_PROCESSOR = {"to_q": "q_proj", "to_k": "k_proj", "to_v": "v_proj", "to_out": "out_proj"}
 _UNET_PROCESSOR = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"}
@@ -76,14 +77,11 @@ def _parse_kohya(key: str, component: str) -> KeyRef | None:
     name, dot, part = key.partition(".")
     if not dot:
         return None
-    if part in LORA_PARTS:
-        return KeyRef(component, name, LORA_PARTS[part], "kohya", named=True)
-    if part in ("alpha", "dora_scale"):
-        return KeyRef(component, name, part, "kohya", named=True)
-    if part in LYCORIS_PARTS:
-        return KeyRef(component, name, part, "lycoris", named=True)
-    if part in UNSUPPORTED_PARTS:
-        return KeyRef(component, name, part, "lycoris", named=True, unsupported=UNSUPPORTED_PARTS[part])
+    if part in LORA_PARTS or part in ("alpha", "dora_scale"):
+        return KeyRef(component, name, LORA_PARTS.get(part, part), "kohya", named=True)
+    if part in LYCORIS_PARTS or part in UNSUPPORTED_PARTS:
+        return KeyRef(component, name, part, "lycoris", named=True,
+                      unsupported=UNSUPPORTED_PARTS.get(part, ""))
     return None
 
 
@@ -103,19 +101,12 @@ def _parse_path_key(key: str) -> KeyRef | None:
         table = _UNET_PROCESSOR if component == "unet" else _TE_PROCESSOR
         path = path.removesuffix(".processor")
         return KeyRef(component, f"{path}.{table[m['proj']]}", m["part"], "diffusers-old")
-    m = _OLD_COMPAT.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        return KeyRef(component, path, m["part"], "diffusers-old")
-    m = _PEFT.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        part = {"lora_A": "down", "lora_B": "up", "lora_magnitude_vector": "magnitude"}[m["part"]]
-        return KeyRef(component, path, part, "peft")
-    m = _PEFT_ALPHA.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        return KeyRef(component, path, "alpha", "peft")
+    for pattern, layout in ((_OLD_COMPAT, "diffusers-old"), (_PEFT, "peft"), (_PEFT_ALPHA, "peft")):
+        m = pattern.match(key)
+        if m:
+            component, path = _component_and_path(m["path"])
+            part = m.groupdict().get("part", "alpha")
+            return KeyRef(component, path, _PEFT_PARTS.get(part, part), layout)
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 Algo = Literal["lora", "loha", "lokr", "full"]
+_RANK_PARAMS = {"loha": ("hada_w1_b",), "lokr": ("lokr_w2_b", "lokr_w1_b")}
 
 
 @dataclass
@@ -30,15 +31,10 @@ class LoraModule:
 
     @property
     def rank(self) -> int:
-        if self.algo == "lora" and self.down is not None:
-            return int(self.down.shape[0])
-        if self.algo == "loha" and "hada_w1_b" in self.params:
-            return int(self.params["hada_w1_b"].shape[0])
-        if self.algo == "lokr":
-            for key in ("lokr_w2_b", "lokr_w1_b"):
-                if key in self.params:
-                    return int(self.params[key].shape[0])
-        return 0
+        if self.algo == "lora":
+            return int(self.down.shape[0]) if self.down is not None else 0
+        keys = _RANK_PARAMS.get(self.algo, ())  # LoHa: hada_w1_b; LoKr: its low-rank factor, 0 when full
+        return next((int(self.params[k].shape[0]) for k in keys if k in self.params), 0)
 
     @property
     def scale(self) -> float:

@@ -47,10 +47,7 @@ def component_of_prefix(prefix: str) -> str:
 
 def target_of(name: str) -> str:
     """The kohya prefix a module name starts with (`lora_unet`, `lora_te1`, …), or `other`."""
-    for prefix, component in KOHYA_PREFIXES:
-        if name.startswith(prefix):
-            return KOHYA_PREFIX_OF[component]
-    return "other"
+    return next((prefix[:-1] for prefix, _ in KOHYA_PREFIXES if name.startswith(prefix)), "other")
 
 
 def is_kohya_name(name: str) -> bool:
@@ -69,8 +66,10 @@ def kohya_name_for(component: str, path: str, family: str) -> str:
     """kohya name of a module given by component (`unet`, `te`, `te1`, `te2`) and diffusers/transformers path:
     the SGM block path for an SDXL UNet (sd-scripts, A1111), the classic CLIP path for a text encoder."""
     if component == "unet":
-        return KOHYA_PREFIX_OF["unet"] + "_" + _underscored(diffusers_to_sgm(path) if family == "sdxl" else path)
-    return f"{KOHYA_PREFIX_OF[component]}_{_underscored(classic_clip_path(path))}"
+        path = diffusers_to_sgm(path) if family == "sdxl" else path
+    else:
+        path = classic_clip_path(path)
+    return f"{KOHYA_PREFIX_OF[component]}_{path.replace('.', '_')}"
 
 
 def canonical_kohya_name(name: str, family: str) -> str:
@@ -114,7 +113,3 @@ def diffusers_to_sgm(path: str) -> str:
         return unet_path_to_original(path, SDXL_STRUCTURE)
     except ValueError:
         raise LoraFormatError(f"`{path}` is not a module of the SDXL UNet") from None
-
-
-def _underscored(path: str) -> str:
-    return path.replace(".", "_")

@@ -62,10 +62,6 @@ def _some(items: list[str], n: int = 5) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-# --------------------------------------------------------------------------------------------------
-# files
-
-
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a `.safetensors` file; pickled formats are refused (they can run code)."""
     from studio.safe_read import regular_file
@@ -103,10 +99,6 @@ def read_lora(path: str | Path, *, allow_nonfinite: bool = False) -> LoraFile:
         raise LoraFormatError(f"{Path(path).name}: " + "; ".join(problems),
                               hint="run `lora-studio inspect` on it for the full report")
     return result.lora
-
-
-# --------------------------------------------------------------------------------------------------
-# state dicts
 
 
 def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,

@@ -63,7 +63,6 @@ class PreviewSession:
         return cls(base=Path(components.source), device=dev, dtype=components.unet.dtype, family=components.family,
                    pipe=pipe, patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
 
-    # ---------------------------------------------------------------------------------------------
     def sources(self, entries: Sequence[MixEntry]) -> list[Source]:
         """Read (cached) and check each LoRA against the model once; a misfit raises, naming file and modules."""
         out = []

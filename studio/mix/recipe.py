@@ -15,11 +15,6 @@ from studio.formats.family import family_label, same_architecture
 from studio.formats.lora_file import LoraFile, LoraModule
 from studio.mix.request import MixEntry
 
-
-# --------------------------------------------------------------------------------------------------
-# sources: entries with their files read
-
-
 @dataclass
 class Source:
     entry: MixEntry

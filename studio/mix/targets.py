@@ -70,12 +70,8 @@ def check_fits(lora: LoraFile, label: str, targets: dict[str, Target], model_fam
                               f"{family_label(model_family)}",
                               hint="choose a LoRA made for this base model, or another base model")
     missing = [n for n in lora.modules if n not in targets]
-    wrong = []
-    for name, module in lora.modules.items():
-        if name in targets:
-            problem = shape_problem(module, targets[name].module.weight)
-            if problem:
-                wrong.append(f"`{name}` ({problem})")
+    wrong = [f"`{name}` ({problem})" for name, module in lora.modules.items()
+             if name in targets and (problem := shape_problem(module, targets[name].module.weight))]
     if not missing and not wrong:
         return
     parts = []
