@@ -67,7 +67,6 @@ def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
 
 
 def compat_report(lf: LoraFile) -> CompatReport:
-    """Every loader's verdict on `lf` (see the module docstring)."""
     counts = Counter(f for m in lf.modules.values() for f in (network_feature(m), dora_feature(m)) if f)
     return CompatReport(features=tuple(sorted(counts.items())),
                         verdicts=tuple(_verdict(rules, lf) for rules in LOADERS))

@@ -101,7 +101,6 @@ def report_from_dict(data: dict[str, Any]) -> CompatReport:
 
 
 def sidecar_path(lora_path: str | Path) -> Path:
-    """`name.compat.json` beside `name.safetensors`."""
     p = Path(lora_path)
     return p.with_name(p.stem + SIDECAR_SUFFIX)
 

@@ -119,43 +119,33 @@ _SDXL_BLOCKS = re.compile(r"(^|[._])(input_blocks|output_blocks|middle_block)[._
 _SD12_BLOCKS = re.compile(r"(^|[._])(down_blocks[._]0[._]attentions|up_blocks[._]3[._]attentions)[._]")
 _SDXL_STRUCT = re.compile(r"(^|[._])(up_blocks[._]0[._]attentions|transformer_blocks[._][1-9])")
 _PROJ_IN = re.compile(r"(^|[._])proj_in$")
+_CROSS_WIDTHS = {768: "v1", 1024: "v2", 2048: "xl"}
+_TE_WIDTHS = {768: "v1", 1024: "v2", 1280: "xl"}  # 768 is also SDXL's first encoder: counted for `te` only
 
 
 def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]:
     """(`sdxl`, `sd1`, `sd2`, `sd12` for "SD 1.x or 2.x", or "", and the reasons)."""
-    xl: list[str] = []
-    sd12: list[str] = []
-    v1: list[str] = []
-    v2: list[str] = []
+    found: dict[str, list[str]] = {"xl": [], "sd12": [], "v1": [], "v2": []}
     for m in modules:
         geometry = module_geometry(m.parts)
         name, width = m.name, geometry.in_features or 0
         if m.component in ("te1", "te2"):
-            _add(xl, "two text encoders")
+            _add(found["xl"], "two text encoders")
         if m.component == "unet":
             if _SDXL_BLOCKS.search(name) or _SDXL_STRUCT.search(name):
-                _add(xl, "SDXL UNet blocks")
+                _add(found["xl"], "SDXL UNet blocks")
             if _SD12_BLOCKS.search(name):
-                _add(sd12, "attention in the first down / last up block")
-            if _CROSS_KV.search(name):
-                if width == 768:
-                    _add(v1, "cross-attention width 768")
-                elif width == 1024:
-                    _add(v2, "cross-attention width 1024")
-                elif width == 2048:
-                    _add(xl, "cross-attention width 2048")
+                _add(found["sd12"], "attention in the first down / last up block")
+            if _CROSS_KV.search(name) and width in _CROSS_WIDTHS:
+                _add(found[_CROSS_WIDTHS[width]], f"cross-attention width {width}")
             if _PROJ_IN.search(name):
                 if geometry.conv is True:
-                    _add(v1, "proj_in is a 1×1 convolution")
+                    _add(found["v1"], "proj_in is a 1×1 convolution")
                 elif geometry.conv is False:
-                    _add(v2, "proj_in is a linear layer")
-        elif _TE_Q.search(name):
-            if width == 1280:
-                _add(xl, "text encoder width 1280")
-            elif width == 768 and m.component == "te":
-                _add(v1, "text encoder width 768")
-            elif width == 1024:
-                _add(v2, "text encoder width 1024")
+                    _add(found["v2"], "proj_in is a linear layer")
+        elif _TE_Q.search(name) and width in _TE_WIDTHS and (width != 768 or m.component == "te"):
+            _add(found[_TE_WIDTHS[width]], f"text encoder width {width}")
+    xl, sd12, v1, v2 = found.values()
     if xl and not sd12:
         return "sdxl", xl
     if xl and sd12:

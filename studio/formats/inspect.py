@@ -156,10 +156,7 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
         lines.append(f"merged from:  {len(s.mix_sources)} LoRA(s)" + (f", {s.mix_method}" if s.mix_method else ""))
         for src in s.mix_sources:
             parts = [f"strength {src.strength:g}"]
-            if src.unet is not None:
-                parts.append(f"UNet {src.unet:g}")
-            if src.te is not None:
-                parts.append(f"TE {src.te:g}")
+            parts += [f"{part} {v:g}" for part, v in (("UNet", src.unet), ("TE", src.te)) if v is not None]
             if src.blocks:
                 parts.append("blocks " + ",".join(f"{k}={v:g}" for k, v in src.blocks.items()))
             lines.append(f"  - {src.name}: {', '.join(parts)}" + (f"  sha256 {src.sha256[:12]}" if src.sha256 else ""))

@@ -190,7 +190,6 @@ def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] 
 
 def save_lora_file(lf: LoraFile, path: str | Path, *, dtype: str = "fp16",
                    metadata: Mapping[str, str] | None = None) -> Path:
-    """Write `lf` atomically as a kohya-layout `.safetensors`; returns the path."""
     path = Path(path)
     atomic_write_bytes(path, serialize(lf, dtype=dtype, metadata=metadata))
     return path

@@ -27,8 +27,6 @@ class Handling(str, Enum):
 
 @dataclass(frozen=True)
 class LoaderRules:
-    """One loader: how it handles each feature, with the version and source the rules were read from."""
-
     key: str
     name: str
     version: str

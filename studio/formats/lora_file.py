@@ -46,21 +46,19 @@ class LoraModule:
 
     def delta_weight(self, out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """ΔW in fp32, shaped like the base weight (`out_shape` when known; needed for LoKr and convs)."""
+        p = {k: v.float() for k, v in self.params.items()}  # LoHa / LoKr factors
         if self.algo == "lora":
             assert self.down is not None and self.up is not None
-            down = self.down.float()
-            up = self.up.float()
+            down, up = self.down.float(), self.up.float()
             if self.mid is not None:
                 # Tucker: ΔW[o, i, h, w] = Σ up[o, a] mid[a, b, h, w] down[b, i]
                 delta = torch.einsum("oa,abhw,bi->oihw", up.flatten(1), self.mid.float(), down.flatten(1))
             elif down.dim() == 4:
-                kh, kw = down.shape[2], down.shape[3]
-                delta = (up.flatten(1) @ down.flatten(1)).reshape(up.shape[0], down.shape[1], kh, kw)
+                delta = (up.flatten(1) @ down.flatten(1)).reshape(up.shape[0], *down.shape[1:])
             else:
                 delta = up @ down
             delta = delta * self.scale
         elif self.algo == "loha":
-            p = {k: v.float() for k, v in self.params.items()}
             if "hada_t1" in p:
                 w1 = torch.einsum("ijkl,jr,ip->prkl", p["hada_t1"], p["hada_w1_b"], p["hada_w1_a"])
                 w2 = torch.einsum("ijkl,jr,ip->prkl", p["hada_t2"], p["hada_w2_b"], p["hada_w2_a"])
@@ -69,7 +67,6 @@ class LoraModule:
                 w2 = p["hada_w2_a"] @ p["hada_w2_b"]
             delta = w1 * w2 * self.scale
         elif self.algo == "lokr":
-            p = {k: v.float() for k, v in self.params.items()}
             w1 = p["lokr_w1"] if "lokr_w1" in p else p["lokr_w1_a"] @ p["lokr_w1_b"]
             if "lokr_w2" in p:
                 w2 = p["lokr_w2"]
@@ -101,8 +98,6 @@ class LoraModule:
 
 @dataclass
 class LoraFile:
-    """A whole LoRA: its modules by kohya name, its metadata, and the base family it is for."""
-
     modules: dict[str, LoraModule] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     family: str = "unknown"  # sd1 | sd2 | sd2-v | sdxl | unknown

@@ -41,7 +41,6 @@ def te_prefixes(family: str) -> tuple[str, ...]:
 
 
 def component_of_prefix(prefix: str) -> str:
-    """`unet`/`te`/`te1`/`te2` of a kohya prefix (`lora_unet`, …)."""
     return _COMPONENT_OF[prefix]
 
 
@@ -52,14 +51,6 @@ def target_of(name: str) -> str:
 
 def is_kohya_name(name: str) -> bool:
     return target_of(name) != "other"
-
-
-def split_kohya_name(name: str) -> tuple[str, str]:
-    """(`unet`|`te`|`te1`|`te2`, the rest) of a kohya module name; LoraFormatError for other names."""
-    for prefix, component in KOHYA_PREFIXES:
-        if name.startswith(prefix):
-            return component, name[len(prefix):]
-    raise LoraFormatError(f"`{name}` is not a kohya module name (no lora_unet_/lora_te_ prefix)")
 
 
 def kohya_name_for(component: str, path: str, family: str) -> str:
@@ -74,8 +65,8 @@ def kohya_name_for(component: str, path: str, family: str) -> str:
 
 def canonical_kohya_name(name: str, family: str) -> str:
     """SDXL UNet names written with diffusers paths → the SGM names sd-scripts writes; others unchanged."""
-    component, rest = split_kohya_name(name)
-    if family != "sdxl" or component != "unet" or _SGM_UNET.match(rest):
+    rest = name.removeprefix("lora_unet_")
+    if family != "sdxl" or rest == name or _SGM_UNET.match(rest):
         return name
     return kohya_name_for("unet", kohya_rest_to_path(rest), family)
 

@@ -151,7 +151,11 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         result.warnings.append(f"base model: {guess.conflict}")
     for (component, module, named), parts in groups.items():
         try:
-            kname = _kohya_name(component, module, named, family)
+            if named:
+                kname = canonical_kohya_name(module, family)
+            else:  # a path in SDXL's `text_encoder.` is its first encoder's
+                te1 = component == "te" and family == "sdxl"
+                kname = kohya_name_for("te1" if te1 else component, module, family)
         except LoraFormatError as exc:
             result.bad_shapes.append(str(exc))
             continue
@@ -179,14 +183,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
 def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tuple[str, ...]:
     """Layouts of the file's modules; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins."""
     return tuple(sorted({"lycoris" if "lycoris" in found else min(found) for found in per_module.values()}))
-
-
-def _kohya_name(component: str, module: str, named: bool, family: str) -> str:
-    if named:
-        return canonical_kohya_name(module, family)
-    if component == "te" and family == "sdxl":
-        component = "te1"
-    return kohya_name_for(component, module, family)
 
 
 def _peft_alphas(metadata: Mapping[str, str], name: str = "the file") -> dict[str, dict]:
@@ -271,10 +267,9 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
         return None, ""
     if set(weights) <= {"down", "up", "mid"}:
         module, problem = _lora_module(name, weights, alpha)
-    elif all(k.startswith("hada_") for k in weights):
-        module, problem = LoraModule(name=name, algo="loha", params=weights, alpha=alpha), ""
-    elif all(k.startswith("lokr_") for k in weights):
-        module, problem = LoraModule(name=name, algo="lokr", params=weights, alpha=alpha), ""
+    elif any(all(k.startswith(p) for k in weights) for p in ("hada_", "lokr_")):
+        algo = "loha" if next(iter(weights)).startswith("hada_") else "lokr"
+        module, problem = LoraModule(name=name, algo=algo, params=weights, alpha=alpha), ""
     else:
         return None, f"`{name}`: mixes adapter types ({', '.join(sorted(weights))})"
     if problem:
@@ -284,8 +279,8 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
         try:
             delta = module.delta_weight()
         except (KeyError, RuntimeError, ValueError) as exc:
-            missing = str(exc) if isinstance(exc, KeyError) else ""
-            why = f"missing {missing}" if missing else "factor shapes do not fit together"
+            missing = isinstance(exc, KeyError) and str(exc)
+            why = f"missing {exc}" if missing else "factor shapes do not fit together"
             return None, f"`{name}`: {module.algo} factors incomplete or inconsistent ({why})"
         out_features = delta.shape[0]
     else:
@@ -296,8 +291,7 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
             return None, f"`{name}`: DoRA magnitude has {magnitude.numel()} values for {out_features} outputs"
         ndim = module.up.dim() if module.up is not None else 2
         dora = magnitude.reshape((out_features,) + (1,) * (ndim - 1))
-    if dora is not None:
-        module.dora_scale = dora
+    module.dora_scale = dora
     return module, ""
 
 

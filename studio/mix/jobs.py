@@ -129,7 +129,6 @@ def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
 
 
 def bake_job(job: MixBakeRequest, control: Any) -> Iterator[Event]:
-    """The enabled LoRAs baked into a copy of the base checkpoint."""
     from studio.mix.bake import bake
     from studio.mix.recipe import load_sources
 

@@ -89,21 +89,18 @@ def _svd_of_product(u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, tor
 def _truncate(name: str, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, rank: int,
               shape: tuple[int, ...]) -> tuple[LoraModule | None, ModuleReport]:
     total = float(s.pow(2).sum())
-    norm = math.sqrt(total)
-    r = max(1, min(rank, int(s.numel())))
-    kept = s[:r]
-    lost = float(s[r:].pow(2).sum())
-    rel = math.sqrt(lost / total) if total > 0 else 0.0
     if total == 0.0:
         return None, ModuleReport(name, "svd", 0, 0.0, 0.0)
-    root = kept.sqrt()  # split σ evenly between the factors: keeps both in fp16 range
+    r = max(1, min(rank, int(s.numel())))
+    rel = math.sqrt(float(s[r:].pow(2).sum()) / total) if total > 0 else 0.0
+    root = s[:r].sqrt()  # split σ evenly between the factors: keeps both in fp16 range
     up = u[:, :r] * root
     down = root[:, None] * vh[:r]
     if len(shape) == 4:
         up = up.reshape(shape[0], r, 1, 1)
         down = down.reshape(r, shape[1], shape[2], shape[3])
     return (LoraModule(name=name, down=down.contiguous(), up=up.contiguous(), alpha=float(r)),
-            ModuleReport(name, "svd", r, rel, norm))
+            ModuleReport(name, "svd", r, rel, math.sqrt(total)))
 
 
 def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: str,

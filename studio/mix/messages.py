@@ -14,8 +14,6 @@ from studio.events import Event
 
 @dataclass(frozen=True)
 class MixResult(Event):
-    """One mixer job's outcome: a preview or grid image, or an exported / baked file."""
-
     type: ClassVar[str] = "mix_result"
     kind: str  # preview | grid | export | bake | plain
     request_id: int

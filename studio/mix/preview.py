@@ -29,8 +29,6 @@ def default_device() -> torch.device:
 
 @dataclass
 class PreviewSession:
-    """One base model, loaded once, rendering any mix of LoRAs without reloading it."""
-
     base: Path
     device: torch.device
     dtype: torch.dtype
@@ -39,7 +37,6 @@ class PreviewSession:
     patcher: WeightPatcher
     scheduler_config: dict
     cache: LoraCache = field(default_factory=LoraCache)
-    _checked: set[tuple[str, int]] = field(default_factory=set)
     _schedulers: dict[str, object] = field(default_factory=dict)
     _sources: dict[str, Source] = field(default_factory=dict)
 
@@ -68,16 +65,15 @@ class PreviewSession:
         out = []
         for e in entries:
             lora = self.cache.get(e.path)
-            key = (str(Path(e.path).expanduser().resolve()), id(lora))
-            if key not in self._checked:
+            path = str(Path(e.path).expanduser().resolve())
+            source = self._sources.get(path)
+            if source is None or source.lora is not lora:  # not seen, or the file changed since
                 check_fits(lora, Path(e.path).name, self.patcher.targets, self.family)
-                self._checked.add(key)
-                self._sources[key[0]] = load_sources([e], self.cache)[0]
-            out.append(replace(self._sources[key[0]], entry=e))
+                source = self._sources[path] = load_sources([e], self.cache)[0]
+            out.append(replace(source, entry=e))
         return out
 
     def apply(self, entries: Sequence[MixEntry]) -> int:
-        """Patch the model to this mix; returns how many layers were rewritten."""
         return self.patcher.apply(contributions(self.sources(entries)))
 
     def _scheduler(self, sampler: str):

@@ -87,7 +87,6 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
 
 
 def checkpoint_mix_metadata(sources: Sequence[Source], family: str, *, title: str, base_name: str) -> dict[str, str]:
-    """Metadata for a checkpoint with LoRAs baked in."""
     now = dt.datetime.now(tz=dt.timezone.utc)
     return {
         "modelspec.sai_model_spec": "1.0.1",
