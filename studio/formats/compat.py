@@ -40,17 +40,13 @@ def _keys(m: LoraModule) -> int:
 def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
     total = sum(_keys(m) for m in lf.modules.values())
     not_loaded = 0
-    faithful = True
-    notes: dict[str, str] = {}
+    notes: dict[str, str] = {}  # one per feature the loader does not render exactly
     refused = False
     for m in lf.modules.values():
-        for feature in (network_feature(m), dora_feature(m)):
-            if feature is None:
-                continue
+        for feature in filter(None, (network_feature(m), dora_feature(m))):
             handling = rules.handles(feature)
             if handling is Handling.EXACT:
                 continue
-            faithful = False
             notes.setdefault(feature, f"{feature}: {rules.reason(feature) or handling.value}")
             if handling is Handling.REFUSED:
                 refused = True
@@ -62,7 +58,7 @@ def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
     if refused:
         not_loaded = total
     return LoaderVerdict(loader=rules.key, name=rules.name, version=rules.version, loads_all_keys=not_loaded == 0,
-                         faithful=faithful, refused=refused, keys_not_loaded=not_loaded, total_keys=total,
+                         faithful=not notes, refused=refused, keys_not_loaded=not_loaded, total_keys=total,
                          notes=tuple(notes.values()))
 
 

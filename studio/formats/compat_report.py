@@ -101,8 +101,7 @@ def report_from_dict(data: dict[str, Any]) -> CompatReport:
 
 
 def sidecar_path(lora_path: str | Path) -> Path:
-    p = Path(lora_path)
-    return p.with_name(p.stem + SIDECAR_SUFFIX)
+    return Path(lora_path).with_suffix(SIDECAR_SUFFIX)
 
 
 def write_sidecar(lora_path: str | Path, report: CompatReport) -> Path:
@@ -119,8 +118,7 @@ def write_sidecar(lora_path: str | Path, report: CompatReport) -> Path:
 
 def read_sidecar(lora_path: str | Path) -> CompatReport | None:
     """The sidecar's report, or None when there is none or it cannot be read (it is advice, not data)."""
-    path = sidecar_path(lora_path)
     try:
-        return report_from_dict(json.loads(path.read_text(encoding="utf-8-sig")))
+        return report_from_dict(json.loads(sidecar_path(lora_path).read_text(encoding="utf-8-sig")))
     except (OSError, ValueError, RecursionError):
         return None

@@ -62,21 +62,20 @@ def peek_lora(path: str | Path) -> LoraPeek:
     path = Path(path)
     header = read_safetensors_header(path)
     shapes, meta = {k: e.shape for k, e in header.tensors.items()}, header.metadata
-    ranks, modules, algos = set(), set(), set()
-    parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
+    ranks, algos = set(), set()
+    parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}  # module → its parts' shapes
     for key, shape in shapes.items():
         ref = parse_key(key)
         if ref is None or ref.unsupported:
             continue
-        modules.add((ref.component, ref.module))
         if ref.part in _RANK_PARTS and shape:
             ranks.add(shape[0])
         parts.setdefault((ref.component, ref.module), {})[ref.part] = tuple(shape)
         algos.add("loha" if ref.part.startswith("hada") else "lokr" if ref.part.startswith("lokr") else "lora")
-    if not modules:
+    if not parts:
         raise LoraFormatError(f"{path.name}: no LoRA keys in this file", hint="choose a LoRA .safetensors file")
     evidence = [ModuleEvidence(component, module, parts=p) for (component, module), p in parts.items()]
     family = detect_family(meta, evidence).family
     name = meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem
-    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(modules),
+    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(parts),
                     algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta), metadata=meta)

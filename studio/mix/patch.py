@@ -54,11 +54,6 @@ class WeightPatcher:
         self._cache[id(module)] = cached
         return cached
 
-    def forget(self, modules: Sequence[LoraModule]) -> None:
-        """Drop cached factors of LoRAs no longer in the mix (their layers are restored on the next apply)."""
-        for m in modules:
-            self._cache.pop(id(m), None)
-
     @torch.no_grad()
     def apply(self, contribs: Mapping[str, Sequence[tuple[LoraModule, float]]]) -> int:
         """Make every target layer W₀ + Σ s·ΔW for `contribs` (others back to W₀); returns layers rewritten."""

@@ -15,6 +15,7 @@ from studio.formats.family import family_label, same_architecture
 from studio.formats.lora_file import LoraFile, LoraModule
 from studio.mix.request import MixEntry
 
+
 @dataclass
 class Source:
     entry: MixEntry

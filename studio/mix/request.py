@@ -35,15 +35,11 @@ class MixEntry:
     def block_weights(self) -> dict[str, float]:
         return dict(self.blocks)
 
-    def part_strength(self, kohya_name: str) -> float:
-        if kohya_name.startswith("lora_te"):
-            return self.strength if self.te is None else self.te
-        return self.strength if self.unet is None else self.unet
-
     def module_strength(self, kohya_name: str) -> float:
         if not self.enabled:
             return 0.0
-        return self.part_strength(kohya_name) * block_weight(self.block_weights, kohya_name)
+        part = self.te if kohya_name.startswith("lora_te") else self.unet
+        return (self.strength if part is None else part) * block_weight(self.block_weights, kohya_name)
 
     def __post_init__(self) -> None:
         # NaN passes every comparison and ∞ or 1e30 overflows fp16: either way the mix would write a LoRA of

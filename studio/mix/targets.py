@@ -26,14 +26,10 @@ class Target:
     module: torch.nn.Module  # the nn.Linear / nn.Conv2d whose weight a LoRA changes
 
 
-def text_encoder_components(family: str) -> tuple[str, ...]:
-    return ("te1", "te2") if family == "sdxl" else ("te",)
-
-
 def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module], family: str) -> dict[str, Target]:
     """kohya name → Target for every layer a LoRA may adapt."""
     out: dict[str, Target] = {}
-    parts = [("unet", unet)] + list(zip(text_encoder_components(family), text_encoders))
+    parts = [("unet", unet)] + list(zip(("te1", "te2") if family == "sdxl" else ("te",), text_encoders))
     for component, root in parts:
         for path, module in root.named_modules():
             if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) or not path:
