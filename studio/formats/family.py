@@ -1,14 +1,12 @@
 """Which base model family a LoRA was made for, from its metadata and from the evidence in its keys.
 
 Metadata is what WebUIs go by (A1111 hides LoRAs whose `ss_base_model_version` does not match the loaded
-checkpoint), but it is missing from many downloaded files and can be wrong; keys and shapes cannot lie
-about the network they adapt. So keys win where they are decisive, metadata fills in what keys cannot tell
-(SD 2.x epsilon vs v-prediction), and a disagreement is reported rather than hidden.
-
-Widths and "conv or linear" are read from whichever factors the network type has (`module_geometry`): a
-LoRA/LoCon `lora_down` keeps the layer's dimensionality, but LoHa and low-rank LoKr factors are 2-D with the
-kernel folded into the columns, so only a 4-D tensor proves a convolution. Reading LoHa's 2-D factor of
-SD 1.x's 1×1-conv `proj_in` as a linear layer once made every SD 1.5 LoHa look like SD 2.x.
+checkpoint), but it is missing from many downloaded files and can be wrong; keys and shapes cannot lie.
+So keys win where they are decisive, metadata fills in what they cannot tell (SD 2.x epsilon vs
+v-prediction), and a disagreement is reported rather than hidden. Widths and "conv or linear" are read from
+whichever factors the network type has (`module_geometry`): LoHa and low-rank LoKr factors are 2-D with the
+kernel folded in, so only a 4-D tensor proves a convolution (reading LoHa's 2-D factor of SD 1.x's 1×1-conv
+`proj_in` as a linear layer once made every SD 1.5 LoHa look like SD 2.x).
 """
 
 from __future__ import annotations

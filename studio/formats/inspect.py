@@ -172,8 +172,5 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
                          "which not every loader reads: a plain-LoRA copy is written in the kohya layout)")
         if s.compatibility.plain_copy_advised and not loader_notes:
             lines.append("  (why: lora-studio inspect --loaders; a copy: lora-studio plain FILE --rank R -o OUT)")
-    for w in s.warnings:
-        lines.append(f"warning: {w}")
-    for p in s.problems:
-        lines.append(f"problem: {p}")
+    lines += [f"warning: {w}" for w in s.warnings] + [f"problem: {p}" for p in s.problems]
     return "\n".join(lines)

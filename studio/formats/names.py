@@ -1,13 +1,10 @@
 """kohya module names: the one place that knows the prefixes and how a module path becomes a name.
 
 A kohya name is a target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`) plus the module path with
-every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is
-ambiguous (`to_q` vs `to.q`); loaders resolve that with the identifiers that really occur in the diffusers
-UNet and the CLIP text encoders, and so do we, so that an SDXL kohya name written with diffusers paths
-(which ComfyUI, Forge and diffusers accept) can be re-written with the SGM block names sd-scripts and A1111
-use: the SGM block path with diffusers-style names inside the transformer
-(`lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q`), as sd-scripts' `make_unet_conversion_map`
-and ComfyUI's `unet_to_diffusers` have them. The block arithmetic is `studio.models.original_layout`'s.
+every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is ambiguous
+(`to_q` vs `to.q`); like the loaders, we resolve it with the identifiers that really occur in UNet and CLIP
+paths, so an SDXL name written with diffusers paths (ComfyUI, Forge and diffusers accept them) can be
+rewritten with the SGM block names sd-scripts and A1111 use (`lora_unet_input_blocks_4_1_transformer_…`).
 """
 
 from __future__ import annotations

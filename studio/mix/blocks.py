@@ -74,8 +74,7 @@ def block_of(kohya_name: str) -> str | None:
         return f"{'IN' if m[1] == 'input_blocks' else 'OUT'}{int(m[2]):02d}"
     m = _UPDOWN.match(kohya_name)
     if m:
-        i, j = int(m[2]), int(m[4])
-        kind = m[3]
+        i, kind, j = int(m[2]), m[3], int(m[4])
         if m[1] == "down":
             return f"IN{3 * i + (3 if kind == 'downsamplers' else j + 1):02d}"
         return f"OUT{3 * i + (2 if kind == 'upsamplers' else j):02d}"

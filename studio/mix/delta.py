@@ -37,12 +37,9 @@ def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Ten
         # ComfyUI and Forge divide an output-axis scale by the BASE weight's row norms, not (W + ΔW)'s; our
         # exporter writes dora_scale for exactly that rule, so the mixer renders a file as they do.
         norm = w.flatten(1).norm(dim=1).reshape((out_features,) + (1,) * (w.dim() - 1))
-        scale = scale.reshape(norm.shape)
     else:  # LyCORIS default: per input column (what ComfyUI and A1111 compute)
-        norm = combined.transpose(0, 1).flatten(1).norm(dim=1)
-        norm = norm.reshape((1, w.shape[1]) + (1,) * (w.dim() - 2))
-        scale = scale.reshape(norm.shape)
-    return strength * (combined * (scale / norm) - w)
+        norm = combined.transpose(0, 1).flatten(1).norm(dim=1).reshape((1, w.shape[1]) + (1,) * (w.dim() - 2))
+    return strength * (combined * (scale.reshape(norm.shape) / norm) - w)
 
 
 def guess_shape(name: str, delta: torch.Tensor, family: str) -> tuple[int, ...]:

@@ -32,9 +32,7 @@ class GridResult:
 
 
 def check_axes(x: GridAxis, y: GridAxis | None, n_loras: int, max_cells: int = 64) -> None:
-    for axis in (x, y):
-        if axis is None:
-            continue
+    for axis in (x, y) if y is not None else (x,):
         if not 0 <= axis.lora < n_loras:
             raise ConfigError(f"grid axis names LoRA #{axis.lora + 1}, but the mix has {n_loras}")
         if not axis.values:

@@ -59,23 +59,19 @@ def _concatenable(parts: Sequence[tuple[LoraModule, float]]) -> bool:
     return len(shapes) == 1
 
 
-def _concat(name: str, parts: Sequence[tuple[LoraModule, float]]) -> tuple[LoraModule, ModuleReport]:
-    down = torch.cat([m.down.float() for m, _ in parts], dim=0)  # type: ignore[union-attr]
+def _stacked(parts: Sequence[tuple[LoraModule, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(up, down) of the one LoRA whose ΔW is Σ s·ΔW of `_concatenable` parts."""
     up = torch.cat([m.up.float() * (s * m.scale) for m, s in parts], dim=1)  # type: ignore[union-attr]
+    return up, torch.cat([m.down.float() for m, _ in parts], dim=0)  # type: ignore[union-attr]
+
+
+def _concat(name: str, parts: Sequence[tuple[LoraModule, float]]) -> tuple[LoraModule, ModuleReport]:
+    up, down = _stacked(parts)
     rank = down.shape[0]
     fu, fd = flat(up), flat(down)
     norm = math.sqrt(max(float(((fu.T @ fu) * (fd @ fd.T)).sum()), 0.0))  # ‖U D‖ without forming U D
     return (LoraModule(name=name, down=down, up=up, alpha=float(rank)),
             ModuleReport(name, "concat", rank, 0.0, norm))
-
-
-def _factors(parts: Sequence[tuple[LoraModule, float]]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(U, D) with ΔW = U @ D (flattened), when every part is a plain LoRA of one shape; else None."""
-    if not _concatenable(parts):
-        return None
-    u = torch.cat([flat(m.up.float()) * (s * m.scale) for m, s in parts], dim=1)  # type: ignore[union-attr]
-    d = torch.cat([flat(m.down.float()) for m, _ in parts], dim=0)  # type: ignore[union-attr]
-    return u, d
 
 
 def _svd_of_product(u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,11 +152,10 @@ def merge(contribs: Contribs, family: str, *, rank: int | None = None, base_weig
         if rank is None and _concatenable(parts):
             module, report = _concat(name, parts)
         else:
-            factors = _factors(parts)
-            if factors is not None:
-                u, d = factors
-                shape = (u.shape[0],) + tuple(parts[0][0].down.shape[1:])  # type: ignore[union-attr]
-                svd = _svd_of_product(u, d)
+            if _concatenable(parts):  # ΔW = U·D of rank ≤ Σ r
+                up, down = _stacked(parts)
+                shape = (up.shape[0],) + tuple(down.shape[1:])
+                svd = _svd_of_product(flat(up), flat(down))
             else:
                 delta = _summed_delta(name, parts, family, base_weight)
                 shape = tuple(delta.shape)

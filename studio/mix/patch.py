@@ -1,11 +1,10 @@
 """Applying a mix to a loaded model in place: W = W₀ + Σ sᵢ·ΔWᵢ, accumulated in fp32, and undoing it.
 
-Why patch weights instead of diffusers' `set_adapters`: a patched model runs at the base model's speed,
-works for every algorithm we read (diffusers rejects LoHa, LoKr and Tucker cores), and is the baker's
-arithmetic, so a preview is what the baked checkpoint will give. A slider move is cheap: each touched
-layer's original weight is kept once, each module's factors are kept on the device in fp32 (ΔW is
-recomputed from them rather than cached at full size), and only layers whose (module, strength) list changed
-are rewritten. Every ΔW here is linear in strength (DoRA too, as ComfyUI applies it).
+Why not diffusers' `set_adapters`: a patched model runs at the base model's speed, works for every algorithm
+we read (diffusers rejects LoHa, LoKr and Tucker cores), and is the baker's arithmetic, so a preview is what
+the baked checkpoint gives. A slider move is cheap: original weights are kept once, each module's factors
+stay on the device (ΔW is recomputed from them, not cached at full size), and only layers whose (module,
+strength) list changed are rewritten. Every ΔW here is linear in strength (DoRA too, as ComfyUI applies it).
 """
 
 from __future__ import annotations

@@ -140,9 +140,9 @@ class RenderRequest:
             raise ConfigError(f"seed is {self.seed}, expected a whole number between 0 and {2**32 - 1}")
         if self.steps < 1 or self.steps > 200:
             raise ConfigError(f"steps must be between 1 and 200 (got {self.steps})")
-        for side in (self.width, self.height):
-            if side < 64 or side > 4096 or side % 8:
-                raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, 64–4096")
+        if any(side < 64 or side > 4096 or side % 8 for side in (self.width, self.height)):
+            raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, "
+                              "64–4096")
 
     def with_strength(self, index: int, strength: float) -> RenderRequest:
         """LoRA `index` at one overall strength (a grid cell): separate UNet/TE strengths give way to it."""
