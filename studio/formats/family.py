@@ -95,8 +95,7 @@ def family_from_metadata(meta: Mapping[str, str]) -> tuple[str, str]:
     if version.startswith("sdxl"):
         return "sdxl", f"ss_base_model_version={version}"
     if version.startswith("sd_v2") or version == "sd_v1_v":
-        fam = "sd2-v" if version.endswith("_v") or v_pred else "sd2"
-        return fam, f"ss_base_model_version={version}"
+        return ("sd2-v" if version.endswith("_v") or v_pred else "sd2"), f"ss_base_model_version={version}"
     arch = meta.get("modelspec.architecture", "")
     if arch.startswith("stable-diffusion-xl"):
         return "sdxl", f"modelspec.architecture={arch}"

@@ -76,11 +76,8 @@ def algorithms_of(lf: LoraFile) -> list[str]:
 
 
 def mix_sources(meta: dict[str, str]) -> list[MixSource]:
-    raw = meta.get("ls_mix_sources")
-    if not raw:
-        return []
     try:
-        items = json.loads(raw)
+        items = json.loads(meta.get("ls_mix_sources") or "[]")
     except (ValueError, RecursionError):
         return []
     out = []

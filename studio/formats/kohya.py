@@ -32,8 +32,7 @@ def _split_peft_key(key: str) -> tuple[str, str]:
     """(`module path`, `lora_A`|`lora_B`|`lora_magnitude_vector`) from a peft state-dict key."""
     for marker in (".lora_A.", ".lora_B.", ".lora_magnitude_vector"):
         if marker in key:
-            path = key.split(marker)[0]
-            return path.removeprefix("base_model.model."), marker.strip(".")
+            return key.split(marker)[0].removeprefix("base_model.model."), marker.strip(".")
     path, _, last = key.rpartition(".")
     if last in LYCORIS_PARTS:
         return path.removeprefix("base_model.model."), last
@@ -146,19 +145,10 @@ def _row_norms(t: torch.Tensor) -> torch.Tensor:
 def to_tensors(lf: LoraFile, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, m in sorted(lf.modules.items()):
-        if m.algo == "lora":
-            assert m.down is not None and m.up is not None
-            out[f"{name}.lora_down.weight"] = m.down
-            out[f"{name}.lora_up.weight"] = m.up
-            if m.mid is not None:
-                out[f"{name}.lora_mid.weight"] = m.mid
-        else:
-            for key, tensor in m.params.items():
-                out[f"{name}.{key}"] = tensor
-        if m.alpha is not None:
-            out[f"{name}.alpha"] = torch.tensor(float(m.alpha))
-        if m.dora_scale is not None:
-            out[f"{name}.dora_scale"] = m.dora_scale
+        lora = {"lora_down.weight": m.down, "lora_up.weight": m.up, "lora_mid.weight": m.mid}
+        alpha = None if m.alpha is None else torch.tensor(float(m.alpha))
+        parts = {**(lora if m.algo == "lora" else m.params), "alpha": alpha, "dora_scale": m.dora_scale}
+        out.update((f"{name}.{key}", t) for key, t in parts.items() if t is not None)
     return {k: v.detach().to("cpu", dtype=dtype).contiguous() for k, v in out.items()}
 
 

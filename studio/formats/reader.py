@@ -187,11 +187,8 @@ def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tup
 
 def _peft_alphas(metadata: Mapping[str, str], name: str = "the file") -> dict[str, dict]:
     """peft LoraConfig fields per component from diffusers' `lora_adapter_metadata` (alpha, patterns)."""
-    raw = metadata.get(_ADAPTER_META_KEY)
-    if not raw:
-        return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(metadata.get(_ADAPTER_META_KEY) or "{}")
     except (ValueError, RecursionError):  # RecursionError: nested thousands deep; ValueError: a 5000-digit number
         raise LoraFormatError(f"{name}: its `{_ADAPTER_META_KEY}` is not valid JSON, so the alphas (strengths) of "
                               "its modules are unknown", hint="the file is damaged; download it again") from None

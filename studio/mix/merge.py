@@ -121,9 +121,7 @@ def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: 
                 delta = delta.reshape(total.shape)
         total = delta if total is None else total + delta
     assert total is not None
-    if weight is None:
-        total = total.reshape(guess_shape(name, total, family))
-    return total
+    return total if weight is not None else total.reshape(guess_shape(name, total, family))
 
 
 def _rank_bound(parts: Sequence[tuple[LoraModule, float]], shape: tuple[int, ...]) -> int:

@@ -53,8 +53,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def title_of(lora: LoraFile, path: str | Path) -> str:
-    meta = lora.metadata
-    return meta.get("ss_output_name") or meta.get("modelspec.title") or Path(path).stem
+    return lora.metadata.get("ss_output_name") or lora.metadata.get("modelspec.title") or Path(path).stem
 
 
 @dataclass
