@@ -47,17 +47,13 @@ class Geometry:
     conv: bool | None  # True: a convolution (any kernel); False: a linear layer; None: the shapes cannot say
 
 
-_CONV_PROOF = ("mid", "hada_t1", "hada_t2", "lokr_t2")
-
-
 def module_geometry(parts: Mapping[str, tuple[int, ...]]) -> Geometry:
     """Input width and conv-or-linear of one adapted layer, for every network type's own tensor shapes."""
-    if any(len(parts.get(p, ())) == 4 for p in (*_CONV_PROOF, "dora_scale", "lokr_w2", "down")):
+    proof = ("mid", "hada_t1", "hada_t2", "lokr_t2", "dora_scale", "lokr_w2", "down")  # 4-D only for a conv
+    if any(len(parts.get(p, ())) == 4 for p in proof):
         conv: bool | None = True
-    elif "down" in parts or "diff" in parts:  # LoRA/LoCon and full diffs keep the layer's dimensionality
-        conv = False
-    elif len(parts.get("dora_scale", ())) == 2:  # LyCORIS writes a conv's DoRA scale 4-D, a linear's 2-D
-        conv = False
+    elif "down" in parts or "diff" in parts or len(parts.get("dora_scale", ())) == 2:
+        conv = False  # LoRA/LoCon and diffs keep the layer's dimensions; a linear's LyCORIS DoRA scale is 2-D
     else:  # LoHa / low-rank LoKr factors are 2-D for both
         conv = None
     return Geometry(_in_features(parts), conv)

@@ -101,23 +101,20 @@ def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary
     path = Path(path)
     result = result or read_lora_report(path)
     lf, meta = result.lora, result.lora.metadata
-    by_target = Counter(target_of(n) for n in lf.modules)
-    steps = meta.get("ss_steps") or meta.get("ss_max_train_steps", "")
-    epochs = meta.get("ss_epoch") or meta.get("ss_num_epochs", "")
     network = meta.get("ss_network_module", "")
     if network and meta.get("ss_network_args"):
         network += f" {meta['ss_network_args']}"
-    base = meta.get("ss_sd_model_name", "")
     version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture", "")
     return LoraSummary(
         path=str(path), size_bytes=path.stat().st_size if path.exists() else 0,
         name=meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem,
         family=lf.family, family_evidence=list(result.guess.evidence), layouts=list(result.layouts),
         algorithms=algorithms_of(lf), ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
-        by_target=dict(sorted(by_target.items())),
-        base_model=" / ".join(x for x in (base, version) if x),
+        by_target=dict(sorted(Counter(target_of(n) for n in lf.modules).items())),
+        base_model=" / ".join(x for x in (meta.get("ss_sd_model_name", ""), version) if x),
         resolution=meta.get("ss_resolution") or meta.get("modelspec.resolution", ""),
-        steps=steps, epochs=epochs, network=network,
+        steps=meta.get("ss_steps") or meta.get("ss_max_train_steps", ""),
+        epochs=meta.get("ss_epoch") or meta.get("ss_num_epochs", ""), network=network,
         trigger_phrase=meta.get("modelspec.trigger_phrase", ""), top_tags=top_tags(meta),
         merged_from=meta.get("modelspec.merged_from", ""), mix_sources=mix_sources(meta),
         mix_method=meta.get("ls_mix_method", ""), metadata_keys=len(meta),

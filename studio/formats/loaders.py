@@ -1,10 +1,9 @@
-"""What each WebUI and library does with each kind of LoRA module, kept as data in one place.
+"""What each WebUI and library does with each kind of LoRA module, kept as data in one place (torch-free).
 
 When a loader changes, this table (and `docs/compatibility.md`) is what changes; each rule names the loader
-version and the source it was read from, because "ComfyUI loads DoRA" is only true of some versions.
-A module's *feature* is what a loader has to understand to apply it: its network type and, for DoRA, the
-axis of its `dora_scale` (`dora-out`: out × 1, peft's DoRA and LyCORIS' default; `dora-in`: 1 × in).
-Precision and target (UNet or text encoder) change nothing for these loaders. Torch-free, for the window.
+version and source it was read from, because "ComfyUI loads DoRA" is only true of some versions. A
+module's *feature* is its network type and, for DoRA, the axis of its `dora_scale` (`dora-out`: out × 1,
+peft's and LyCORIS' default; `dora-in`: 1 × in); precision and target change nothing for these loaders.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Reading a LoRA file in any of the layouts users download into the one `LoraFile` representation.
 
-The mixer, the inspector and the baker then see only kohya-named `LoraModule`s, whatever tool wrote the
-file. The reader is strict where silence would hurt: a key it cannot place is reported by name (ComfyUI
-would skip it and log `lora key not loaded`), a factor with the wrong shape names its module, and NaN/Inf
-weights are found before they turn a preview black. `read_lora_report` collects those problems for
-`inspect`; `read_lora` refuses a file that has any.
+The reader is strict where silence would hurt: a key it cannot place is reported by name (ComfyUI would
+skip it and log `lora key not loaded`), a factor with the wrong shape names its module, and NaN/Inf weights
+are found before they turn a preview black. `read_lora_report` collects those problems for `inspect`;
+`read_lora` refuses a file that has any.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """Per-block weights: which UNet block a LoRA module lives in, and the presets users know from the WebUIs.
 
-Block IDs follow lora-block-weight / supermerger / sd-scripts: BASE = the text encoder(s); INnn = the
-original `input_blocks.nn`, MID = `middle_block`, OUTnn = `output_blocks.nn`; SD 1.x/2.x diffusers names
-map as sd-scripts' `get_block_index` does, SDXL names carry the SGM block number. Modules outside every
-block (time embedding, `conv_out`) get weight 1, as in those tools. A weight list may have 17/26 entries
-(SD 1.x/2.x) or 12/20 (SDXL); the short lists name only the blocks that hold attention, and, as
-lora-block-weight does when it widens 17 to 26, the others keep weight 1.
+Block IDs follow lora-block-weight / supermerger / sd-scripts (`get_block_index`): BASE = the text
+encoder(s), INnn / MID / OUTnn = the original `input_blocks.nn` / `middle_block` / `output_blocks.nn`;
+modules outside every block get weight 1, as in those tools. A list of 17 (SD 1.x/2.x) or 12 (SDXL)
+weights names only the blocks with attention; the others keep 1, as lora-block-weight widens 17 to 26.
 """
 
 from __future__ import annotations

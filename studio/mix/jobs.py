@@ -68,8 +68,7 @@ def _reporting(work: Callable[[Callable[[int, int], None]], Any], request_id: in
         if kind == "result":
             return value
         done, total = value
-        elapsed = time.monotonic() - t0
-        eta = elapsed / done * (total - done) if done else None
+        eta = (time.monotonic() - t0) / done * (total - done) if done else None
         yield JobProgress(request_id=request_id, done=done, total=total, unit=unit, eta_s=eta)
 
 

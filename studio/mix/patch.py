@@ -32,7 +32,6 @@ class WeightPatcher:
     """Owns the in-place changes to the layers in `targets`; `restore()` puts every original weight back."""
 
     targets: Mapping[str, Target]
-    device: torch.device | str | None = None
     _originals: dict[str, torch.Tensor] = field(default_factory=dict)
     _applied: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
     _cache: dict[int, _Cached] = field(default_factory=dict)
@@ -62,8 +61,7 @@ class WeightPatcher:
             signature = tuple((id(m), float(s)) for m, s in parts)
             if self._applied.get(name, ()) == signature:
                 continue
-            target = self.targets[name]
-            weight = target.module.weight
+            weight = self.targets[name].module.weight
             if name not in self._originals:
                 self._originals[name] = weight.detach().clone()
             original = self._originals[name]

@@ -1,10 +1,8 @@
-"""Live preview of a mix: the base model is loaded once; each render patches weights and samples.
+"""Live preview of a mix: the base model is loaded once (in the worker, `studio.mix.jobs`); each render
+patches only the layers whose contributions changed, and samples.
 
-A `PreviewSession` lives as long as the user keeps the same base model, in the worker process
-(`studio.mix.jobs`). A slider move becomes a `RenderRequest`; the session reads any LoRA it has not seen,
-checks it fits the model, rewrites only the layers whose contributions changed, and samples. The seed
-drives a CPU generator, so the same request gives the same image on any device, which is what lets a
-baked checkpoint be compared with a preview.
+The seed drives a CPU generator, so the same request gives the same image on any device, which is what lets
+a baked checkpoint be compared with a preview.
 """
 
 from __future__ import annotations
