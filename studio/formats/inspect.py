@@ -13,10 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.formats.compat import compat_report, network_feature
+from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
-from studio.formats.lora_file import LoraFile
 from studio.formats.names import target_of
 from studio.formats.peek import top_tags
 from studio.formats.reader import ReadResult, read_lora_report
@@ -67,14 +66,6 @@ class LoraSummary:
     compatibility: CompatReport | None = None  # per loader: every key loads? result as trained?
 
 
-def algorithms_of(lf: LoraFile) -> list[str]:
-    """`lora`, `locon` (conv layers), `locon-tucker` (lora_mid), `loha`, `lokr`, `+dora` when any module has it."""
-    found = {network_feature(m) for m in lf.modules.values()}
-    if any(m.dora_scale is not None for m in lf.modules.values()):
-        found.add("dora")
-    return sorted(found)
-
-
 def mix_sources(meta: dict[str, str]) -> list[MixSource]:
     try:
         items = json.loads(meta.get("ls_mix_sources") or "[]")
@@ -105,11 +96,14 @@ def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary
     if network and meta.get("ss_network_args"):
         network += f" {meta['ss_network_args']}"
     version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture", "")
+    report = compat_report(lf) if lf.modules else None
+    # `lora`, `locon`, `locon-tucker`, `loha`, `lokr`, and `dora` when any module has it
+    algorithms = sorted({"dora" if f.startswith("dora") else f for f, _ in report.features}) if report else []
     return LoraSummary(
         path=str(path), size_bytes=path.stat().st_size if path.exists() else 0,
         name=meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem,
         family=lf.family, family_evidence=list(result.guess.evidence), layouts=list(result.layouts),
-        algorithms=algorithms_of(lf), ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
+        algorithms=algorithms, ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
         by_target=dict(sorted(Counter(target_of(n) for n in lf.modules).items())),
         base_model=" / ".join(x for x in (meta.get("ss_sd_model_name", ""), version) if x),
         resolution=meta.get("ss_resolution") or meta.get("modelspec.resolution", ""),
@@ -119,7 +113,7 @@ def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary
         merged_from=meta.get("modelspec.merged_from", ""), mix_sources=mix_sources(meta),
         mix_method=meta.get("ls_mix_method", ""), metadata_keys=len(meta),
         problems=result.problems, warnings=list(result.warnings),
-        compatibility=compat_report(lf) if lf.modules else None,
+        compatibility=report,
     )
 
 

@@ -170,8 +170,7 @@ def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] 
     if not lf.modules:
         raise LoraFormatError("nothing to export: the LoRA has no modules")
     tensors = to_tensors(lf, DTYPES[dtype])
-    meta = {**lf.metadata, **(metadata or {})}
-    meta = {utf8_text(str(k)): utf8_text(str(v)) for k, v in meta.items()}
+    meta = {utf8_text(str(k)): utf8_text(str(v)) for k, v in {**lf.metadata, **(metadata or {})}.items()}
     meta.pop("sshs_model_hash", None)
     # the tensor bytes do not depend on the header, so hash a first serialisation and write the second
     meta["sshs_model_hash"] = tensor_bytes_hash(save_tensors(tensors, metadata=meta))

@@ -125,8 +125,8 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
     }
     if ds.bucketing and facts.bucket_reso is not None:
-        low, high, step = facts.bucket_reso
-        meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"], meta["ss_bucket_reso_steps"] = str(low), str(high), str(step)
+        keys = ("ss_min_bucket_reso", "ss_max_bucket_reso", "ss_bucket_reso_steps")
+        meta.update(zip(keys, map(str, facts.bucket_reso)))
     # which UNet copy of a checkpoint with EMA weights the LoRA was trained on (`model.ema`; studio.models.ema)
     meta["studio.base_model_ema"] = facts.base_ema
     if cfg.output.trigger_phrase:

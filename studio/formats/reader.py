@@ -83,17 +83,13 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
 
 def read_lora_report(path: str | Path) -> ReadResult:
     """Read `path` and report every problem; raises only when the file is unreadable or not a LoRA at all."""
-    path = Path(path)
-    tensors, metadata = load_tensors(path)
-    return read_state_dict(tensors, metadata, name=path.name)
+    return read_state_dict(*load_tensors(path), name=Path(path).name)
 
 
 def read_lora(path: str | Path, *, allow_nonfinite: bool = False) -> LoraFile:
     """Read `path` into a `LoraFile`; LoraFormatError naming every key/module that cannot be used."""
     result = read_lora_report(path)
-    problems = result.problems
-    if allow_nonfinite and result.nonfinite:
-        problems = [p for p in problems if not p.startswith("NaN")]
+    problems = [p for p in result.problems if not (allow_nonfinite and p.startswith("NaN"))]
     if problems:
         raise LoraFormatError(f"{Path(path).name}: " + "; ".join(problems),
                               hint="run `lora-studio inspect` on it for the full report")

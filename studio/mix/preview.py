@@ -142,8 +142,7 @@ def _assemble(components):
 
     scheduler = make_scheduler(DEFAULT_SAMPLER, components.scheduler.config)
     for m in (components.unet, components.vae, *components.text_encoders):
-        m.eval()
-        m.requires_grad_(False)
+        m.eval().requires_grad_(False)
     if components.family == "sdxl":
         return StableDiffusionXLPipeline(vae=components.vae, text_encoder=components.text_encoders[0],
                                          text_encoder_2=components.text_encoders[1],

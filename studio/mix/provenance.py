@@ -42,11 +42,6 @@ def _tag_frequency(sources: Sequence[Source]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _common(sources: Sequence[Source], key: str) -> str:
-    values = {s.lora.metadata.get(key, "") for s in sources}
-    return values.pop() if len(values) == 1 else ""
-
-
 def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, method: str, rank: int,
                       overall_error: float | None = None) -> dict[str, str]:
     """`ss_*` + `modelspec.*` + `ls_*` keys for a merged LoRA (alpha = rank in every module)."""
@@ -74,9 +69,9 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
         "ls_mix_method": method,
         "ls_mix_sources": sources_record(sources),
     }
-    for key in ("ss_resolution", "modelspec.resolution", "ss_sd_model_name"):
-        value = _common(sources, key)
-        if value:
+    for key in ("ss_resolution", "modelspec.resolution", "ss_sd_model_name"):  # kept when every source agrees
+        values = {s.lora.metadata.get(key, "") for s in sources}
+        if len(values) == 1 and (value := values.pop()):
             meta[key] = value
     triggers = [s.lora.metadata.get("modelspec.trigger_phrase", "") for s in sources]
     if any(triggers):

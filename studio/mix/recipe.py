@@ -85,8 +85,7 @@ def load_sources(entries: Iterable[MixEntry], cache: LoraCache | None = None) ->
 def mix_family(sources: Sequence[Source], model_family: str | None = None) -> str:
     """The family every source is for (and the model, when given); ConfigError saying which one differs."""
     known = [(s, s.lora.family) for s in sources if s.lora.family != "unknown"]
-    reference = model_family
-    ref_name = "the base model"
+    reference, ref_name = model_family, "the base model"
     if reference is None and known:
         reference, ref_name = known[0][1], known[0][0].file_name
     for source, family in known:
@@ -102,8 +101,6 @@ def contributions(sources: Sequence[Source]) -> dict[str, list[tuple[LoraModule,
     """module name → [(module, strength)] over the enabled sources, dropping zero strengths."""
     out: dict[str, list[tuple[LoraModule, float]]] = {}
     for s in sources:
-        if not s.entry.enabled:
-            continue
         for name, module in s.lora.modules.items():
             strength = s.entry.module_strength(name)
             if strength != 0.0:
