@@ -60,12 +60,8 @@ def module_geometry(parts: Mapping[str, tuple[int, ...]]) -> Geometry:
 
 
 def _in_features(parts: Mapping[str, tuple[int, ...]]) -> int | None:
-    def cols(*names: str) -> int | None:
-        for name in names:
-            shape = parts.get(name)
-            if shape is not None and len(shape) >= 2:
-                return int(shape[1])
-        return None
+    def cols(*names: str) -> int | None:  # the first given factor's columns
+        return next((int(parts[n][1]) for n in names if len(parts.get(n, ())) >= 2), None)
 
     # LoHa: ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
     for name in ("down", "diff", "hada_w1_b"):

@@ -8,21 +8,16 @@ A DoRA file needs the base model it was trained on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from studio.errors import ConfigError
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, write_sidecar
 from studio.formats.kohya import save_lora_file
 from studio.formats.lora_file import LoraFile
-from studio.mix.merge import MergeResult, merge
+from studio.mix.merge import BaseWeight, MergeResult, merge
 from studio.safe_names import refuse_unsafe_name
-
-BaseWeight = Callable[[str], torch.Tensor]
 
 
 @dataclass(frozen=True)
