@@ -20,7 +20,7 @@ from studio.errors import LoraFormatError
 from studio.fileio import atomic_write_bytes
 from studio.formats.layouts import LYCORIS_PARTS
 from studio.formats.lora_file import LoraFile, LoraModule
-from studio.formats.names import component_of_prefix, kohya_name_for
+from studio.formats.names import COMPONENT_OF_PREFIX, kohya_name_for
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -59,7 +59,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
         for path, found in parts.items():
             if "lora_A" not in found or "lora_B" not in found:
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
-            name = kohya_name_for(component_of_prefix(prefix), path, family)
+            name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             down, up = found["lora_A"].detach(), found["lora_B"].detach()
             module_alpha = float(alpha)
             if scales is not None:
@@ -100,7 +100,7 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
     for prefix, sd in state_dicts.items():
         for path, found in _group_peft(sd).items():
-            name = kohya_name_for(component_of_prefix(prefix), path, family)
+            name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             scale = float(getattr(scales[prefix][path], "scale"))
             params = {k: v.detach() for k, v in found.items()}
             if "hada_w1_a" in params:

@@ -17,7 +17,7 @@ from studio.errors import LoraFormatError
 #: te1/te2 come before te, because `lora_te1_…` also starts with `lora_te`.
 KOHYA_PREFIX_OF = {"unet": "lora_unet", "te1": "lora_te1", "te2": "lora_te2", "te": "lora_te"}
 KOHYA_PREFIXES = tuple((prefix + "_", component) for component, prefix in KOHYA_PREFIX_OF.items())
-_COMPONENT_OF = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
+COMPONENT_OF_PREFIX = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
 
 # identifiers containing underscores that occur in UNet / CLIP module paths (longest first when matching)
 _COMPOUNDS = (
@@ -35,10 +35,6 @@ _SGM_UNET = re.compile(r"^(input_blocks|output_blocks|middle_block)_")
 def te_prefixes(family: str) -> tuple[str, ...]:
     """The text encoders' prefixes, in the order the engine lists the encoders."""
     return (KOHYA_PREFIX_OF["te1"], KOHYA_PREFIX_OF["te2"]) if family == "sdxl" else (KOHYA_PREFIX_OF["te"],)
-
-
-def component_of_prefix(prefix: str) -> str:
-    return _COMPONENT_OF[prefix]
 
 
 def target_of(name: str) -> str:

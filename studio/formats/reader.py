@@ -235,11 +235,9 @@ def _pattern_matches(pattern: str, path: str, name: str) -> bool:
 def _all_finite(t: torch.Tensor) -> bool:
     """isfinite for every dtype a safetensors file can hold: torch has no isfinite for float8 (it is checked in
     float32, exactly), integers and booleans are always finite."""
-    if t.is_complex():
-        return bool(torch.isfinite(t).all())
-    if not t.is_floating_point():
+    if not (t.is_floating_point() or t.is_complex()):
         return True
-    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         t = t.float()
     return bool(torch.isfinite(t).all())
 

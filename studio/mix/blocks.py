@@ -100,10 +100,8 @@ def parse_weights(spec: str | Sequence[float] | Mapping[str, float], family: str
             out[b] = _weight(v, b)
         return out
     if isinstance(spec, str):
-        name = spec.strip().upper()
         presets = _XL_PRESETS_12 if family == "sdxl" else _SD_PRESETS_17
-        if name in presets:
-            spec = presets[name]
+        spec = presets.get(spec.strip().upper(), spec)
         try:
             values = [float(x) for x in spec.replace(" ", "").split(",") if x]
         except ValueError:
@@ -137,7 +135,4 @@ def _weight(value, block: str) -> float:
 
 def block_weight(weights: Mapping[str, float], kohya_name: str) -> float:
     """The weight for one module (1 when its block is not listed or it is outside every block)."""
-    if not weights:
-        return 1.0
-    block = block_of(kohya_name)
-    return 1.0 if block is None else float(weights.get(block, 1.0))
+    return float(weights.get(block_of(kohya_name) or "", 1.0)) if weights else 1.0
