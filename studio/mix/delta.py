@@ -20,11 +20,10 @@ _CONV1 = re.compile(r"(conv_shortcut|skip_connection)$")
 _PROJ = re.compile(r"(proj_in|proj_out)$")
 
 
-def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Tensor | None = None,
-                 out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
+def module_delta(module: LoraModule, strength: float = 1.0, *,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """strength × ΔW in fp32; `weight` (the base weight) is needed for DoRA and fixes the shape."""
-    shape = tuple(weight.shape) if weight is not None else out_shape
-    delta = module.delta_weight(shape)
+    delta = module.delta_weight(None if weight is None else tuple(weight.shape))
     if module.dora_scale is None:
         return delta * strength if strength != 1.0 else delta
     if weight is None:

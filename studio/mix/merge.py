@@ -109,8 +109,7 @@ def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: 
         weight = base_weight(name)
     total: torch.Tensor | None = None
     for module, strength in parts:
-        shape = tuple(weight.shape) if weight is not None else None
-        delta = module_delta(module, strength, weight=weight, out_shape=shape)
+        delta = module_delta(module, strength, weight=weight)  # shaped like `weight` when there is one
         if total is not None and delta.shape != total.shape:
             if delta.numel() != total.numel():
                 raise LoraFormatError(f"`{name}`: the LoRAs disagree about this layer's shape "

@@ -45,8 +45,6 @@ def _tag_frequency(sources: Sequence[Source]) -> dict[str, dict[str, int]]:
 def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, method: str, rank: int,
                       overall_error: float | None = None) -> dict[str, str]:
     """`ss_*` + `modelspec.*` + `ls_*` keys for a merged LoRA (alpha = rank in every module)."""
-    now = dt.datetime.now(tz=dt.timezone.utc)
-    prediction = "v" if family == "sd2-v" else "epsilon"
     meta = {
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(rank),
@@ -62,8 +60,8 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
         "modelspec.implementation": ("https://github.com/Stability-AI/generative-models" if family == "sdxl"
                                      else "diffusers"),
         "modelspec.title": title,
-        "modelspec.date": now.isoformat(timespec="seconds"),
-        "modelspec.prediction_type": prediction,
+        "modelspec.date": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
+        "modelspec.prediction_type": "v" if family == "sd2-v" else "epsilon",
         "modelspec.merged_from": merged_from(sources),
         "ls_mix_format": MIX_FORMAT,
         "ls_mix_method": method,
@@ -82,12 +80,11 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
 
 
 def checkpoint_mix_metadata(sources: Sequence[Source], family: str, *, title: str, base_name: str) -> dict[str, str]:
-    now = dt.datetime.now(tz=dt.timezone.utc)
     return {
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": ARCHITECTURE.get(family, ARCHITECTURE["sd1"]).removesuffix("/lora"),
         "modelspec.title": title,
-        "modelspec.date": now.isoformat(timespec="seconds"),
+        "modelspec.date": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
         "modelspec.merged_from": ", ".join([base_name, merged_from(sources)]),
         "ls_mix_format": MIX_FORMAT,
         "ls_mix_method": "bake",
