@@ -40,9 +40,7 @@ class LoraModule:
     def scale(self) -> float:
         """alpha / rank, with kohya's rule that a missing alpha means a scale of 1."""
         r = self.rank
-        if self.alpha is None or r == 0:
-            return 1.0
-        return float(self.alpha) / r
+        return 1.0 if self.alpha is None or r == 0 else float(self.alpha) / r
 
     def delta_weight(self, out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """ΔW in fp32, shaped like the base weight (`out_shape` when known; needed for LoKr and convs)."""

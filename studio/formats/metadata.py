@@ -59,7 +59,6 @@ OPTIMIZER_NAMES = {
 
 def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
     net, opt, sch, ds, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset, cfg.dataset.resolution
-    te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
     finished = dt.datetime.fromtimestamp(facts.finished_at, tz=dt.timezone.utc)
     meta = {
         "ss_network_module": facts.network_module,
@@ -80,7 +79,7 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "ss_max_train_steps": str(sch.max_steps),
         "ss_learning_rate": str(opt.unet_lr),
         "ss_unet_lr": str(opt.unet_lr),
-        "ss_text_encoder_lr": str(te_lr),
+        "ss_text_encoder_lr": str(opt.text_encoder_lr if net.train_text_encoder else 0.0),
         "ss_optimizer": OPTIMIZER_NAMES.get(opt.name, opt.name),
         "ss_lr_scheduler": sch.lr_scheduler,
         "ss_lr_warmup_steps": str(facts.warmup_steps),
