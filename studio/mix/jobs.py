@@ -111,7 +111,6 @@ def grid_job(job: MixGridRequest, control: Any) -> Iterator[Event]:
 
 
 def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
-    """The enabled LoRAs of the mix merged into one file (concatenated, or re-factored by SVD to `rank`)."""
     from studio.mix.export import export_merged
     from studio.mix.recipe import load_sources
 

@@ -29,7 +29,9 @@ class Source:
 
     def record(self) -> dict:
         """What merged files and baked checkpoints record about this source (`ls_mix_sources`)."""
-        rec = {"name": self.title, "file": self.file_name, "sha256": self.sha256, **self.entry.as_record()}
+        e = self.entry
+        rec = {"name": self.title, "file": self.file_name, "sha256": self.sha256, "strength": e.strength,
+               "unet": e.unet, "te": e.te, "blocks": e.block_weights, "enabled": e.enabled}
         if self.lora.metadata.get("sshs_model_hash"):
             rec["sshs_model_hash"] = self.lora.metadata["sshs_model_hash"]
         return rec

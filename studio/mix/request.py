@@ -53,10 +53,6 @@ class MixEntry:
         for block, weight in self.blocks:
             check_strength(weight, f"{name}: block weight {block}")
 
-    def as_record(self) -> dict:
-        return {"strength": self.strength, "unet": self.unet, "te": self.te, "blocks": self.block_weights,
-                "enabled": self.enabled}
-
 
 def check_strength(value: float, what: str) -> None:
     """A strength or block weight: a finite number within ±MAX_STRENGTH, else a ConfigError naming `what`."""
