@@ -33,14 +33,10 @@ NOT_LORA_HINTS = (
     ("first_stage_model.", "a full Stable Diffusion checkpoint"),
     ("cond_stage_model.", "a full Stable Diffusion checkpoint"),
     ("conditioner.embedders.", "a full SDXL checkpoint"),
-    ("encoder.down.", "a VAE"),
-    ("decoder.up.", "a VAE"),
-    ("string_to_param", "a textual-inversion embedding"),
-    ("emb_params", "a textual-inversion embedding"),
-    ("clip_l", "an SDXL textual-inversion embedding"),
-    ("clip_g", "an SDXL textual-inversion embedding"),
-    ("down_blocks.", "a diffusers UNet's weights"),
-    ("text_model.", "a text encoder's weights"),
+    ("encoder.down.", "a VAE"), ("decoder.up.", "a VAE"),
+    ("string_to_param", "a textual-inversion embedding"), ("emb_params", "a textual-inversion embedding"),
+    ("clip_l", "an SDXL textual-inversion embedding"), ("clip_g", "an SDXL textual-inversion embedding"),
+    ("down_blocks.", "a diffusers UNet's weights"), ("text_model.", "a text encoder's weights"),
 )
 
 
