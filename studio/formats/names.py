@@ -19,7 +19,7 @@ KOHYA_PREFIX_OF = {"unet": "lora_unet", "te1": "lora_te1", "te2": "lora_te2", "t
 KOHYA_PREFIXES = tuple((prefix + "_", component) for component, prefix in KOHYA_PREFIX_OF.items())
 COMPONENT_OF_PREFIX = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
 
-# identifiers containing underscores that occur in UNet / CLIP module paths (longest first when matching)
+# identifiers containing underscores that occur in UNet / CLIP module paths
 _COMPOUNDS = (
     "down_blocks", "up_blocks", "mid_block", "transformer_blocks", "to_q", "to_k", "to_v", "to_out",
     "proj_in", "proj_out", "conv_shortcut", "time_emb_proj", "conv_in", "conv_out", "conv_norm_out",
@@ -28,7 +28,9 @@ _COMPOUNDS = (
     "token_embedding", "position_embedding", "text_projection", "input_blocks", "output_blocks",
     "middle_block", "in_layers", "out_layers", "emb_layers", "skip_connection", "time_embed", "label_emb",
 )
-_COMPOUND_TOKENS = sorted((c.split("_") for c in _COMPOUNDS), key=len, reverse=True)
+_LONGEST_FIRST = sorted(_COMPOUNDS, key=lambda c: c.count("_"), reverse=True)
+# a whole compound starting a token (kept as it is), or an underscore (a dot in the module path)
+_COMPOUND_OR_SEPARATOR = re.compile(rf"(?:^|(?<=_))({'|'.join(_LONGEST_FIRST)})(?=_|$)|_")
 _SGM_UNET = re.compile(r"^(input_blocks|output_blocks|middle_block)_")
 
 
@@ -74,19 +76,7 @@ def classic_clip_path(path: str) -> str:
 
 def kohya_rest_to_path(rest: str) -> str:
     """`down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_out_0` → `down_blocks.1.…attn1.to_out.0`."""
-    tokens = rest.split("_")
-    parts: list[str] = []
-    i = 0
-    while i < len(tokens):
-        for compound in _COMPOUND_TOKENS:
-            if tokens[i:i + len(compound)] == compound:
-                parts.append("_".join(compound))
-                i += len(compound)
-                break
-        else:
-            parts.append(tokens[i])
-            i += 1
-    return ".".join(parts)
+    return _COMPOUND_OR_SEPARATOR.sub(lambda m: m[1] or ".", rest)
 
 
 def diffusers_to_sgm(path: str) -> str:
