@@ -21,15 +21,8 @@ from studio.mix.samplers import make_scheduler
 from studio.mix.targets import check_fits, model_targets
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 @dataclass
 class PreviewSession:
-    base: Path
-    device: torch.device
-    dtype: torch.dtype
     family: str
     pipe: object
     patcher: WeightPatcher
@@ -43,20 +36,15 @@ class PreviewSession:
              dtype: torch.dtype | None = None) -> PreviewSession:
         from studio.models.load import load_components
 
-        dev = torch.device(device) if device is not None else default_device()
+        dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
-        return cls.from_components(load_components(Path(base), dtype=dtype), device=dev)
-
-    @classmethod
-    def from_components(cls, components, *, device: str | torch.device | None = None) -> PreviewSession:
-        """A session around already-loaded `studio.models.load.Components` (benchmarks, tests)."""
-        dev = torch.device(device) if device is not None else default_device()
+        components = load_components(Path(base), dtype=dtype)
         pipe = _assemble(components)
         pipe.to(dev)
         pipe.set_progress_bar_config(disable=True)
         targets = model_targets(components.unet, components.text_encoders, components.family)
-        return cls(base=Path(components.source), device=dev, dtype=components.unet.dtype, family=components.family,
-                   pipe=pipe, patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
+        return cls(family=components.family, pipe=pipe, patcher=WeightPatcher(targets),
+                   scheduler_config=dict(components.scheduler.config))
 
     def sources(self, entries: Sequence[MixEntry]) -> list[Source]:
         """Read (cached) and check each LoRA against the model once; a misfit raises, naming file and modules."""
