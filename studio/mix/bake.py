@@ -31,7 +31,6 @@ PROVENANCE_FILE = "lora_studio_mix.json"
 @dataclass
 class BakeResult:
     path: Path
-    family: str
     layers_changed: int
     layout: str  # single-file | diffusers
 
@@ -82,9 +81,9 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         save_original_checkpoint(out, family, components.unet, components.vae, components.text_encoders,
                                  tokenizers=components.tokenizers, prediction=components.prediction,
                                  dtype=DTYPES[precision], metadata=meta)
-        return BakeResult(out, family, changed, "single-file")
+        return BakeResult(out, changed, "single-file")
     _write_diffusers_folder(base, out, components, DTYPES[precision], meta)
-    return BakeResult(out, family, changed, "diffusers")
+    return BakeResult(out, changed, "diffusers")
 
 
 def _check_finite(targets, precision: str) -> None:

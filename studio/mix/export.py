@@ -21,7 +21,6 @@ from studio.safe_names import refuse_unsafe_name
 class ExportResult:
     path: Path
     merge: MergeResult
-    family: str
     report: CompatReport | None = None  # per-loader compatibility, also in `<name>.compat.json`
 
 
@@ -64,4 +63,4 @@ def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | Non
     save_lora_file(result.lora, out, dtype=dtype, metadata=meta)
     report = compat_report(result.lora)
     write_sidecar(out, report)
-    return ExportResult(path=out, merge=result, family=family, report=report)
+    return ExportResult(path=out, merge=result, report=report)

@@ -26,8 +26,6 @@ class GridAxis:
 @dataclass
 class GridResult:
     image: Image.Image
-    x: GridAxis
-    y: GridAxis | None
     cells: list[tuple[tuple[float, ...], Image.Image]] = field(default_factory=list)  # ((x, y), image)
 
 

@@ -114,7 +114,7 @@ class PreviewSession:
             cells.append(((xv,) if yv is None else (xv, yv), image))
             if on_cell:
                 on_cell(i + 1, len(combos))
-        return GridResult(image=compose([c for _, c in cells], x, y), x=x, y=y, cells=cells)
+        return GridResult(image=compose([c for _, c in cells], x, y), cells=cells)
 
     def close(self) -> None:
         """Put the base weights back (the session can still be used; nothing stays patched)."""
