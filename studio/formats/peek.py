@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import LoraFormatError
@@ -27,10 +27,8 @@ class LoraPeek:
     name: str
     family: str
     ranks: tuple[int, ...]
-    modules: int
     algorithms: tuple[str, ...]
     trigger_words: tuple[str, ...] = ()
-    metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
@@ -77,5 +75,5 @@ def peek_lora(path: str | Path) -> LoraPeek:
     evidence = [ModuleEvidence(component, module, parts=p) for (component, module), p in parts.items()]
     family = detect_family(meta, evidence).family
     name = meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem
-    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(parts),
-                    algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta), metadata=meta)
+    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)),
+                    algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta))
