@@ -62,9 +62,6 @@ class CompatReport:
         """True when some loader cannot render the file as trained: a plain-LoRA copy would fix that."""
         return any(not v.faithful for v in self.verdicts)
 
-    def verdict(self, loader: str) -> LoaderVerdict:
-        return {v.loader: v for v in self.verdicts}[loader]
-
     def lines(self, *, notes: bool = True) -> list[str]:
         """ASCII only: the CLI prints these, and a Windows console redirected to a file encodes in cp1252."""
         out = []

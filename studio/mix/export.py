@@ -21,7 +21,7 @@ from studio.safe_names import refuse_unsafe_name
 class ExportResult:
     path: Path
     merge: MergeResult
-    report: CompatReport | None = None  # per-loader compatibility, also in `<name>.compat.json`
+    report: CompatReport  # per-loader compatibility, also in `<name>.compat.json`
 
 
 def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:

@@ -120,8 +120,7 @@ def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
     summary = f"{merged.method}, {len(merged.lora.modules)} modules"
     if job.rank is not None:
         summary += f", relative error {merged.overall_error:.2%} overall, {merged.max_error:.2%} worst module"
-    if result.report is not None:
-        summary += "\n" + "\n".join(result.report.lines(notes=False))
+    summary += "\n" + "\n".join(result.report.lines(notes=False))
     yield from _done(job, "export", result.path, summary, layers=len(merged.lora.modules),
                      error=merged.overall_error if job.rank is not None else None)
 
