@@ -47,8 +47,7 @@ def _base_precision(components, base: Path) -> str:
             with safe_open(str(f), framework="pt") as fh:
                 first = next(iter(fh.keys()), None)
                 if first is not None:
-                    dtype = fh.get_slice(first).get_dtype()
-                    return {"F16": "fp16", "BF16": "bf16"}.get(dtype, "fp32")
+                    return {"F16": "fp16", "BF16": "bf16"}.get(fh.get_slice(first).get_dtype(), "fp32")
     return "fp16"
 
 
@@ -77,7 +76,6 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         from studio.models.original_layout import save_original_checkpoint
 
         _plain_name_or_path(components.unet, components.vae)
-
         save_original_checkpoint(out, family, components.unet, components.vae, components.text_encoders,
                                  tokenizers=components.tokenizers, prediction=components.prediction,
                                  dtype=DTYPES[precision], metadata=meta)
