@@ -109,11 +109,9 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
             elif any(k.startswith("lokr_") for k in params):
                 algo = "lokr"
                 low = next((params[k] for k in ("lokr_w2_b", "lokr_w1_b") if k in params), None)
-                if low is None:
+                module_alpha = None if low is None else scale * low.shape[0]
+                if low is None:  # two full matrices: LyCORIS applies no scale, so it goes into w1
                     params["lokr_w1"] = params["lokr_w1"] * scale
-                    module_alpha = None
-                else:
-                    module_alpha = scale * low.shape[0]
             else:
                 raise LoraFormatError(f"{path}: not a LoHa or LoKr adapter ({sorted(params)})")
             lf.modules[name] = LoraModule(name=name, algo=algo, alpha=module_alpha, params=params)
