@@ -70,9 +70,7 @@ def parse_key(key: str) -> KeyRef | None:
 
 
 def _parse_kohya(key: str, component: str) -> KeyRef | None:
-    name, dot, part = key.partition(".")
-    if not dot:
-        return None
+    name, _, part = key.partition(".")  # no dot: no part, no match
     if part in LORA_PARTS or part in ("alpha", "dora_scale"):
         return KeyRef(component, name, LORA_PARTS.get(part, part), "kohya", named=True)
     if part in LYCORIS_PARTS or part in UNSUPPORTED_PARTS:

@@ -78,10 +78,8 @@ class LoraModule:
             # LyCORIS scales LoKr by alpha / rank only when w2 (or w1) is factorised
             if "lokr_w1_b" in p or "lokr_w2_b" in p:
                 delta = delta * self.scale
-        elif self.algo == "full":
+        else:  # full
             delta = self.params["diff"].float()
-        else:  # pragma: no cover - guarded by Algo
-            raise ValueError(self.algo)
         if out_shape is not None and tuple(delta.shape) != tuple(out_shape):
             if delta.numel() != math.prod(out_shape):
                 raise ValueError(f"{self.name}: ΔW has shape {tuple(delta.shape)}, the model's weight "
