@@ -80,8 +80,7 @@ class WeightPatcher:
                     low_up.append(c.up * strength)  # type: ignore[operator]
                     low_down.append(c.down)
             if low_up:
-                delta = torch.cat(low_up, dim=1) @ torch.cat(low_down, dim=0)
-                total = total + delta.reshape(weight.shape)
+                total = total + (torch.cat(low_up, dim=1) @ torch.cat(low_down, dim=0)).reshape(weight.shape)
             weight.copy_(total.to(weight.dtype))
             self._applied[name] = signature
             changed += 1
