@@ -135,10 +135,8 @@ def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]
         elif _TE_Q.search(name) and width in _TE_WIDTHS and (width != 768 or m.component == "te"):
             _add(found[_TE_WIDTHS[width]], f"text encoder width {width}")
     xl, sd12, v1, v2 = found.values()
-    if xl and not sd12:
-        return "sdxl", xl
-    if xl and sd12:
-        return "", [f"conflicting keys: {xl[0]} but {sd12[0]}"]
+    if xl:
+        return ("", [f"conflicting keys: {xl[0]} but {sd12[0]}"]) if sd12 else ("sdxl", xl)
     # a linear proj_in alone only says "not SD 1.x"; SD 2.x needs it together with SD 1/2 block evidence
     if v1 and not v2:
         return "sd1", sd12 + v1
