@@ -138,8 +138,10 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     alphas = _peft_alphas(metadata, name)
 
     lf = LoraFile(metadata=dict(metadata), family=family)
-    result = ReadResult(lora=lf, guess=guess, layouts=_module_layouts(layouts), unknown_keys=unknown,
-                        unsupported=unsupported, ignored=ignored)
+    # the modules' layouts; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins
+    found = tuple(sorted({"lycoris" if "lycoris" in used else min(used) for used in layouts.values()}))
+    result = ReadResult(lora=lf, guess=guess, layouts=found, unknown_keys=unknown, unsupported=unsupported,
+                        ignored=ignored)
     if ignored:
         result.warnings.append(f"{len(ignored)} bundled embedding tensor(s) ignored")
     if guess.conflict:
@@ -173,11 +175,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
         lf.modules[kname] = module_obj
     lf.source_layout = "+".join(result.layouts)
     return result
-
-
-def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tuple[str, ...]:
-    """Layouts of the file's modules; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins."""
-    return tuple(sorted({"lycoris" if "lycoris" in found else min(found) for found in per_module.values()}))
 
 
 def _peft_alphas(metadata: Mapping[str, str], name: str = "the file") -> dict[str, dict]:
