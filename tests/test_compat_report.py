@@ -38,6 +38,11 @@ TABLE = {
 }
 
 
+def verdict(report, loader: str):
+    """The report's verdict for one loader."""
+    return next(v for v in report.verdicts if v.loader == loader)
+
+
 @pytest.fixture(scope="module", params=["sd1", "sdxl"])
 def pipe(request):
     from studio.models.tiny import build_tiny_pipeline
@@ -78,7 +83,7 @@ def test_each_network_type_gets_the_issue_tables_verdicts(kind, pipe, tmp_path):
     pipe_, family = pipe
     lf, _ = make_file(kind, pipe_, family, tmp_path)
     report = compat_report(lf)
-    got = tuple(report.verdict(k).status for k in LOADER_KEYS)
+    got = tuple(verdict(report, k).status for k in LOADER_KEYS)
     assert got == TABLE[kind], dict(zip(LOADER_KEYS, got))
     for v in report.verdicts:  # each verdict's parts agree with its status
         assert v.faithful == (v.status == "ok")
@@ -95,14 +100,14 @@ def test_what_is_not_loaded_is_counted_and_explained(pipe, tmp_path):
     dora, _ = make_file("dora", pipe_, family, tmp_path)
     report = compat_report(dora)
     n = len(dora.modules)
-    assert report.verdict("diffusers").keys_not_loaded == n  # one dora_scale per module, dropped
-    assert "dropped" in report.verdict("diffusers").notes[0]
-    assert "per input column" in report.verdict("a1111").notes[0]
+    assert verdict(report, "diffusers").keys_not_loaded == n  # one dora_scale per module, dropped
+    assert "dropped" in verdict(report, "diffusers").notes[0]
+    assert "per input column" in verdict(report, "a1111").notes[0]
     loha, _ = make_file("loha", pipe_, family, tmp_path)
     r = compat_report(loha)
-    assert r.verdict("diffusers").keys_not_loaded == r.verdict("diffusers").total_keys
-    assert r.verdict("sd-scripts").keys_not_loaded == r.verdict("sd-scripts").total_keys  # every module is LoHa
-    assert "LoRA/LoCon only" in r.verdict("sd-scripts").notes[0]
+    assert verdict(r, "diffusers").keys_not_loaded == verdict(r, "diffusers").total_keys
+    assert verdict(r, "sd-scripts").keys_not_loaded == verdict(r, "sd-scripts").total_keys  # every module is LoHa
+    assert "LoRA/LoCon only" in verdict(r, "sd-scripts").notes[0]
     assert dict(r.features) == {"loha": len(loha.modules)}
 
 
@@ -110,8 +115,8 @@ def test_input_axis_dora_renders_in_a1111_which_normalises_per_column(pipe):
     pipe_, family = pipe
     lf = _with_dora(random_lora(pipe_, family), axis="in")
     report = compat_report(lf)
-    assert report.verdict("a1111").status == "ok"
-    assert report.verdict("diffusers").status == "partial"
+    assert verdict(report, "a1111").status == "ok"
+    assert verdict(report, "diffusers").status == "partial"
     assert dict(report.features)["dora-in"] == len(lf.modules)
 
 
@@ -121,8 +126,8 @@ def test_tucker_locon_is_refused_by_diffusers_and_skipped_by_sd_scripts():
     from studio.formats.lora_file import LoraFile
 
     report = compat_report(LoraFile(modules={m.name: m}, family="sd1"))
-    assert [report.verdict(k).status for k in LOADER_KEYS] == ["ok", "ok", "ok", "refused", "partial"]
-    assert report.verdict("sd-scripts").keys_not_loaded == 4  # down, up, mid, alpha
+    assert [verdict(report, k).status for k in LOADER_KEYS] == ["ok", "ok", "ok", "refused", "partial"]
+    assert verdict(report, "sd-scripts").keys_not_loaded == 4  # down, up, mid, alpha
 
 
 def test_sidecar_round_trip_and_damage(tmp_path):
@@ -162,7 +167,7 @@ def test_diffusers_column_is_what_the_installed_diffusers_does(kind, tiny_sd1, t
 
     pipe_ = sd_pipeline(tiny_sd1)
     lf, path = make_file(kind, pipe_, "sd1", tmp_path)
-    expected = compat_report(lf).verdict("diffusers").status
+    expected = verdict(compat_report(lf), "diffusers").status
     if expected == "refused":
         with pytest.raises(ValueError, match="not been correctly renamed"):
             pipe_.load_lora_weights(str(path))
@@ -194,11 +199,11 @@ def test_a1111_dora_verdict_follows_its_per_column_math(axis, pipe):
             got = render(tensors, name, w)
             worst[loader] = max(worst[loader], float((got - want).norm() / (want - w).norm()))
     report = compat_report(lf)
-    assert worst["comfyui"] < 1e-4 and report.verdict("comfyui").status == "ok"
+    assert worst["comfyui"] < 1e-4 and verdict(report, "comfyui").status == "ok"
     if axis == "out":
-        assert worst["a1111"] > 0.5 and report.verdict("a1111").status == "wrong"
+        assert worst["a1111"] > 0.5 and verdict(report, "a1111").status == "wrong"
     else:
-        assert worst["a1111"] < 1e-4 and report.verdict("a1111").status == "ok"
+        assert worst["a1111"] < 1e-4 and verdict(report, "a1111").status == "ok"
 
 
 def _named_layers(pipe_, family):

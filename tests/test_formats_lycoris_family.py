@@ -63,7 +63,7 @@ def test_two_d_factors_of_a_conv_proj_in_are_no_sd2_evidence():
     lokr = [ModuleEvidence("unet", to_k, parts={"lokr_w1": (4, 4), "lokr_w2_a": (80, 4), "lokr_w2_b": (4, 256)})]
     assert detect_family({}, lokr).family == "sd2"  # 4 × 256 = 1024: SD 2.x's cross-attention width
     # the older one-shape form still works for LoRA
-    assert detect_family({}, [ModuleEvidence("unet", to_k, (4, 768))]).family == "sd1"
+    assert detect_family({}, [ModuleEvidence("unet", to_k, {"down": (4, 768)})]).family == "sd1"
 
 
 @pytest.mark.parametrize("algo", ["loha", "lokr"])

@@ -148,12 +148,14 @@ def test_sdxl_names_from_every_layout(sdxl, tmp_path):
     assert peft.family == "sdxl" and set(peft.modules) == set(lf.modules)
     _same_deltas(lf, peft)
     # kohya names with diffusers paths (ComfyUI and diffusers accept them for SDXL) become SGM names
-    from studio.formats.names import sgm_to_diffusers
+    from studio.formats.names import kohya_rest_to_path
+    from studio.models.original_layout import SDXL_STRUCTURE, unet_path_from_original
 
     tensors = {}
     for name, m in lf.modules.items():
         if name.startswith("lora_unet_"):
-            name = "lora_unet_" + sgm_to_diffusers(name).replace(".", "_")
+            path = unet_path_from_original(kohya_rest_to_path(name.removeprefix("lora_unet_")), SDXL_STRUCTURE)
+            name = "lora_unet_" + path.replace(".", "_")
         tensors[f"{name}.lora_down.weight"] = m.down
         tensors[f"{name}.lora_up.weight"] = m.up
         tensors[f"{name}.alpha"] = torch.tensor(m.alpha)
@@ -164,8 +166,10 @@ def test_sdxl_names_from_every_layout(sdxl, tmp_path):
 
 def test_family_from_shapes_and_metadata(sd1):
     def ev(width: int, proj4: bool):
-        return [ModuleEvidence("unet", "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", (4, width)),
-                ModuleEvidence("unet", "down_blocks.1.attentions.0.proj_in", (4, 320, 1, 1) if proj4 else (4, 320))]
+        return [ModuleEvidence("unet", "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+                               {"down": (4, width)}),
+                ModuleEvidence("unet", "down_blocks.1.attentions.0.proj_in",
+                               {"down": (4, 320, 1, 1) if proj4 else (4, 320)})]
 
     assert detect_family({}, ev(768, True)).family == "sd1"
     assert detect_family({}, ev(1024, False)).family == "sd2"

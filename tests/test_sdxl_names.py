@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from studio.errors import LoraFormatError
-from studio.formats.names import diffusers_to_sgm, kohya_name_for, sgm_to_diffusers
+from studio.formats.names import diffusers_to_sgm, kohya_name_for, kohya_rest_to_path
+from studio.models.original_layout import SDXL_STRUCTURE, unet_path_from_original
 from tests.model_shapes import build_empty
 
 # names as sd-scripts writes them, with the diffusers module each one is (from sd-scripts'
@@ -38,6 +39,12 @@ KNOWN = {
     "lora_unet_input_blocks_0_0": "conv_in",
     "lora_unet_out_2": "conv_out",
 }
+
+
+def sgm_to_diffusers(name: str) -> str:
+    """The diffusers path of a kohya SGM name or a dotted SGM path: the inverse the names must have."""
+    path = name.removeprefix("lora_unet_")
+    return unet_path_from_original(path if "." in path else kohya_rest_to_path(path), SDXL_STRUCTURE)
 
 
 def weighted_modules(unet: torch.nn.Module) -> list[str]:
@@ -74,7 +81,7 @@ def test_real_structure_matches_sd_scripts_names():
 def test_names_outside_the_unet_are_refused():
     with pytest.raises(LoraFormatError):
         diffusers_to_sgm("down_blocks.3.attentions.0.proj_in")  # SDXL has no 4th block's attention
-    with pytest.raises(LoraFormatError):
+    with pytest.raises(ValueError):
         sgm_to_diffusers("lora_unet_output_blocks_8_2_conv")  # the last up block has no upsampler
-    with pytest.raises(LoraFormatError):
+    with pytest.raises(ValueError):
         sgm_to_diffusers("text_model_encoder_layers_0_mlp_fc1")

@@ -1,9 +1,8 @@
-"""The compatibility report of a `LoraFile`: for each loader, whether every key loads and whether the result
-is what was trained, from the rules in `studio.formats.loaders`.
+"""The compatibility report of a `LoraFile`, from the rules in `studio.formats.loaders`.
 
 Each module is reduced to the features a loader must understand (its network type, and its DoRA axis);
-each loader's handling of those features decides its verdict. Keys are counted as the file holds them:
-every tensor of a module plus its `alpha`.
+each loader's handling of those decides its verdict. Keys are counted as the file holds them: every
+tensor of a module plus its `alpha`.
 """
 
 from __future__ import annotations
@@ -28,12 +27,10 @@ def network_feature(m: LoraModule) -> str:
 
 def dora_feature(m: LoraModule) -> str | None:
     """`dora-in` for a (1, in[, 1, 1]) scale (normalised per input column), `dora-out` for any other, None without."""
-    if m.dora_scale is None:
-        return None
     s = m.dora_scale
-    if s.dim() >= 2 and s.shape[0] == 1 and s.numel() > 1:
-        return "dora-in"
-    return "dora-out"
+    if s is None:
+        return None
+    return "dora-in" if s.dim() >= 2 and s.shape[0] == 1 and s.numel() > 1 else "dora-out"
 
 
 def _keys(m: LoraModule) -> int:
@@ -43,17 +40,13 @@ def _keys(m: LoraModule) -> int:
 def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
     total = sum(_keys(m) for m in lf.modules.values())
     not_loaded = 0
-    faithful = True
-    notes: dict[str, str] = {}
+    notes: dict[str, str] = {}  # one per feature the loader does not render exactly
     refused = False
     for m in lf.modules.values():
-        for feature in (network_feature(m), dora_feature(m)):
-            if feature is None:
-                continue
+        for feature in filter(None, (network_feature(m), dora_feature(m))):
             handling = rules.handles(feature)
             if handling is Handling.EXACT:
                 continue
-            faithful = False
             notes.setdefault(feature, f"{feature}: {rules.reason(feature) or handling.value}")
             if handling is Handling.REFUSED:
                 refused = True
@@ -65,17 +58,11 @@ def _verdict(rules: LoaderRules, lf: LoraFile) -> LoaderVerdict:
     if refused:
         not_loaded = total
     return LoaderVerdict(loader=rules.key, name=rules.name, version=rules.version, loads_all_keys=not_loaded == 0,
-                         faithful=faithful, refused=refused, keys_not_loaded=not_loaded, total_keys=total,
+                         faithful=not notes, refused=refused, keys_not_loaded=not_loaded, total_keys=total,
                          notes=tuple(notes.values()))
 
 
 def compat_report(lf: LoraFile) -> CompatReport:
-    """Every loader's verdict on `lf` (see the module docstring)."""
-    counts: Counter[str] = Counter()
-    for m in lf.modules.values():
-        counts[network_feature(m)] += 1
-        dora = dora_feature(m)
-        if dora is not None:
-            counts[dora] += 1
+    counts = Counter(f for m in lf.modules.values() for f in (network_feature(m), dora_feature(m)) if f)
     return CompatReport(features=tuple(sorted(counts.items())),
                         verdicts=tuple(_verdict(rules, lf) for rules in LOADERS))

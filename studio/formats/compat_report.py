@@ -1,9 +1,8 @@
 """The per-loader compatibility report of one LoRA file, as data, text and its `<name>.compat.json` sidecar.
 
 A user learns that a WebUI ignores part of their file only when the picture looks wrong; the report says
-it at export time instead. It is computed by `studio.formats.compat` from the rules in
-`studio.formats.loaders`; this module only holds, prints and stores it, and is torch-free so the window
-can read a sidecar without loading torch.
+it at export time instead. This module only holds, prints and stores it (`studio.formats.compat` computes
+it), and is torch-free so the window can read a sidecar without loading torch.
 """
 
 from __future__ import annotations
@@ -44,16 +43,11 @@ class LoaderVerdict:
         return "ok" if self.faithful else "wrong"
 
     def line(self) -> str:
-        label = f"{self.name} {self.version}"
-        if self.status == "ok":
-            text = f"all {self.total_keys} keys load, result as trained"
-        elif self.status == "wrong":
-            text = "all keys load, but the result differs from what was trained"
-        elif self.status == "partial":
-            text = f"{self.keys_not_loaded} of {self.total_keys} keys not loaded, result differs"
-        else:
-            text = "refuses the whole file"
-        return f"{label}: {self.status} - {text}"
+        text = {"ok": f"all {self.total_keys} keys load, result as trained",
+                "wrong": "all keys load, but the result differs from what was trained",
+                "partial": f"{self.keys_not_loaded} of {self.total_keys} keys not loaded, result differs",
+                "refused": "refuses the whole file"}[self.status]
+        return f"{self.name} {self.version}: {self.status} - {text}"
 
 
 @dataclass(frozen=True)
@@ -67,12 +61,6 @@ class CompatReport:
     def plain_copy_advised(self) -> bool:
         """True when some loader cannot render the file as trained: a plain-LoRA copy would fix that."""
         return any(not v.faithful for v in self.verdicts)
-
-    def verdict(self, loader: str) -> LoaderVerdict:
-        for v in self.verdicts:
-            if v.loader == loader:
-                return v
-        raise KeyError(loader)
 
     def lines(self, *, notes: bool = True) -> list[str]:
         """ASCII only: the CLI prints these, and a Windows console redirected to a file encodes in cp1252."""
@@ -110,9 +98,7 @@ def report_from_dict(data: dict[str, Any]) -> CompatReport:
 
 
 def sidecar_path(lora_path: str | Path) -> Path:
-    """`name.compat.json` beside `name.safetensors`."""
-    p = Path(lora_path)
-    return p.with_name(p.stem + SIDECAR_SUFFIX)
+    return Path(lora_path).with_suffix(SIDECAR_SUFFIX)
 
 
 def write_sidecar(lora_path: str | Path, report: CompatReport) -> Path:
@@ -129,8 +115,7 @@ def write_sidecar(lora_path: str | Path, report: CompatReport) -> Path:
 
 def read_sidecar(lora_path: str | Path) -> CompatReport | None:
     """The sidecar's report, or None when there is none or it cannot be read (it is advice, not data)."""
-    path = sidecar_path(lora_path)
     try:
-        return report_from_dict(json.loads(path.read_text(encoding="utf-8-sig")))
+        return report_from_dict(json.loads(sidecar_path(lora_path).read_text(encoding="utf-8-sig")))
     except (OSError, ValueError, RecursionError):
         return None

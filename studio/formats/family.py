@@ -1,26 +1,12 @@
 """Which base model family a LoRA was made for, from its metadata and from the evidence in its keys.
 
 Metadata is what WebUIs go by (A1111 hides LoRAs whose `ss_base_model_version` does not match the loaded
-checkpoint), but it is missing from many downloaded files and can be wrong; keys and shapes cannot lie
-about the network they adapt. So both are read, keys win where they are decisive, metadata fills in what
-keys cannot tell (SD 2.x epsilon vs v-prediction), and a disagreement is reported rather than hidden.
-
-Evidence from keys and shapes:
-- SDXL: a second text encoder (`lora_te1_`/`lora_te2_`, `text_encoder_2.`), SGM block names
-  (`input_blocks_4_1_…`), attention in `up_blocks.0`, more than one transformer block per attention,
-  cross-attention width 2048, text encoder width 1280;
-- SD 1.x/2.x: attention in `down_blocks.0` or `up_blocks.3` (SDXL has neither);
-- SD 1.x vs 2.x: cross-attention width 768 vs 1024, text-encoder width 768 vs 1024, `proj_in` a 1×1 conv (1.x)
-  or a linear layer (2.x and SDXL).
-
-Widths and "conv or linear" are read from whichever factors the network type has (`module_geometry`), because
-each type stores them differently: a LoRA/LoCon `lora_down` keeps the layer's dimensionality (`r×in` for a
-linear, `r×in×kh×kw` for a conv, 1×1 included); LyCORIS LoHa's `hada_w1_b` and a low-rank LoKr `lokr_w2_b`
-are always 2-D with the kernel folded into the columns (`r×(in·kh·kw)`), so a 2-D factor there says nothing
-about conv vs linear; a LoKr's input width is the product of its two Kronecker factors' columns; only 4-D
-tensors (a full conv `lokr_w2`, Tucker cores `hada_t1`/`lokr_t2`/`lora_mid`, a conv DoRA `dora_scale`) prove
-a convolution. Treating LoHa's 2-D factor of SD 1.x's 1×1-conv `proj_in` as a linear layer once made every
-SD 1.5 LoHa look like SD 2.x.
+checkpoint), but it is missing from many downloaded files and can be wrong; keys and shapes cannot lie.
+So keys win where they are decisive, metadata fills in what they cannot tell (SD 2.x epsilon vs
+v-prediction), and a disagreement is reported rather than hidden. Widths and "conv or linear" are read from
+whichever factors the network type has (`module_geometry`): LoHa and low-rank LoKr factors are 2-D with the
+kernel folded in, so only a 4-D tensor proves a convolution (reading LoHa's 2-D factor of SD 1.x's 1×1-conv
+`proj_in` as a linear layer once made every SD 1.5 LoHa look like SD 2.x).
 """
 
 from __future__ import annotations
@@ -46,20 +32,11 @@ def same_architecture(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class ModuleEvidence:
-    """What the detector needs of one module: where it is and the shapes of its adapter's tensors.
-
-    `parts` maps each part (`down`, `hada_w1_b`, `lokr_w2`, `dora_scale`, …; see `studio.formats.layouts`) to
-    its shape; `in_shape` alone is the older form, the shape of a LoRA's down factor."""
+    """What the detector needs of one module: where it is and the shapes of its adapter's tensors."""
 
     component: str  # unet | te | te1 | te2
     name: str  # kohya name or module path (dots or underscores both fine)
-    in_shape: tuple[int, ...] = ()  # shape of the down / lora_A factor (r × in …) when `parts` is not given
-    parts: Mapping[str, tuple[int, ...]] | None = None
-
-    def part_shapes(self) -> Mapping[str, tuple[int, ...]]:
-        if self.parts is not None:
-            return self.parts
-        return {"down": self.in_shape} if self.in_shape else {}
+    parts: Mapping[str, tuple[int, ...]]  # part (`down`, `hada_w1_b`, …; `studio.formats.layouts`) → shape
 
 
 @dataclass(frozen=True)
@@ -70,36 +47,26 @@ class Geometry:
     conv: bool | None  # True: a convolution (any kernel); False: a linear layer; None: the shapes cannot say
 
 
-_CONV_PROOF = ("mid", "hada_t1", "hada_t2", "lokr_t2")
-
-
 def module_geometry(parts: Mapping[str, tuple[int, ...]]) -> Geometry:
     """Input width and conv-or-linear of one adapted layer, for every network type's own tensor shapes."""
-    if any(len(parts.get(p, ())) == 4 for p in (*_CONV_PROOF, "dora_scale", "lokr_w2", "down")):
+    proof = ("mid", "hada_t1", "hada_t2", "lokr_t2", "dora_scale", "lokr_w2", "down")  # 4-D only for a conv
+    if any(len(parts.get(p, ())) == 4 for p in proof):
         conv: bool | None = True
-    elif "down" in parts or "diff" in parts:  # LoRA/LoCon and full diffs keep the layer's dimensionality
-        conv = False
-    elif len(parts.get("dora_scale", ())) == 2:  # LyCORIS writes a conv's DoRA scale 4-D, a linear's 2-D
-        conv = False
+    elif "down" in parts or "diff" in parts or len(parts.get("dora_scale", ())) == 2:
+        conv = False  # LoRA/LoCon and diffs keep the layer's dimensions; a linear's LyCORIS DoRA scale is 2-D
     else:  # LoHa / low-rank LoKr factors are 2-D for both
         conv = None
     return Geometry(_in_features(parts), conv)
 
 
 def _in_features(parts: Mapping[str, tuple[int, ...]]) -> int | None:
-    def cols(*names: str) -> int | None:
-        for name in names:
-            shape = parts.get(name)
-            if shape is not None and len(shape) >= 2:
-                return int(shape[1])
-        return None
+    def cols(*names: str) -> int | None:  # the first given factor's columns
+        return next((int(parts[n][1]) for n in names if len(parts.get(n, ())) >= 2), None)
 
-    if "down" in parts:
-        return cols("down")
-    if "diff" in parts:
-        return cols("diff")
-    if "hada_w1_b" in parts:  # ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
-        return cols("hada_w1_b")
+    # LoHa: ΔW = (w1_a @ w1_b) ⊙ (w2_a @ w2_b); w1_b is r × in (Tucker: the core holds k)
+    for name in ("down", "diff", "hada_w1_b"):
+        if name in parts:
+            return cols(name)
     left, right = cols("lokr_w1", "lokr_w1_b"), cols("lokr_w2", "lokr_w2_b")
     if left is not None and right is not None:  # ΔW = kron(w1, w2): in = in(w1) · in(w2)
         return left * right
@@ -120,8 +87,7 @@ def family_from_metadata(meta: Mapping[str, str]) -> tuple[str, str]:
     if version.startswith("sdxl"):
         return "sdxl", f"ss_base_model_version={version}"
     if version.startswith("sd_v2") or version == "sd_v1_v":
-        fam = "sd2-v" if version.endswith("_v") or v_pred else "sd2"
-        return fam, f"ss_base_model_version={version}"
+        return ("sd2-v" if version.endswith("_v") or v_pred else "sd2"), f"ss_base_model_version={version}"
     arch = meta.get("modelspec.architecture", "")
     if arch.startswith("stable-diffusion-xl"):
         return "sdxl", f"modelspec.architecture={arch}"
@@ -142,47 +108,35 @@ _SDXL_BLOCKS = re.compile(r"(^|[._])(input_blocks|output_blocks|middle_block)[._
 _SD12_BLOCKS = re.compile(r"(^|[._])(down_blocks[._]0[._]attentions|up_blocks[._]3[._]attentions)[._]")
 _SDXL_STRUCT = re.compile(r"(^|[._])(up_blocks[._]0[._]attentions|transformer_blocks[._][1-9])")
 _PROJ_IN = re.compile(r"(^|[._])proj_in$")
+_CROSS_WIDTHS = {768: "v1", 1024: "v2", 2048: "xl"}
+_TE_WIDTHS = {768: "v1", 1024: "v2", 1280: "xl"}  # 768 is also SDXL's first encoder: counted for `te` only
 
 
 def family_from_keys(modules: Iterable[ModuleEvidence]) -> tuple[str, list[str]]:
     """(`sdxl`, `sd1`, `sd2`, `sd12` for "SD 1.x or 2.x", or "", and the reasons)."""
-    xl: list[str] = []
-    sd12: list[str] = []
-    v1: list[str] = []
-    v2: list[str] = []
+    found: dict[str, list[str]] = {"xl": [], "sd12": [], "v1": [], "v2": []}
     for m in modules:
-        geometry = module_geometry(m.part_shapes())
+        geometry = module_geometry(m.parts)
         name, width = m.name, geometry.in_features or 0
         if m.component in ("te1", "te2"):
-            _add(xl, "two text encoders")
+            _add(found["xl"], "two text encoders")
         if m.component == "unet":
             if _SDXL_BLOCKS.search(name) or _SDXL_STRUCT.search(name):
-                _add(xl, "SDXL UNet blocks")
+                _add(found["xl"], "SDXL UNet blocks")
             if _SD12_BLOCKS.search(name):
-                _add(sd12, "attention in the first down / last up block")
-            if _CROSS_KV.search(name):
-                if width == 768:
-                    _add(v1, "cross-attention width 768")
-                elif width == 1024:
-                    _add(v2, "cross-attention width 1024")
-                elif width == 2048:
-                    _add(xl, "cross-attention width 2048")
+                _add(found["sd12"], "attention in the first down / last up block")
+            if _CROSS_KV.search(name) and width in _CROSS_WIDTHS:
+                _add(found[_CROSS_WIDTHS[width]], f"cross-attention width {width}")
             if _PROJ_IN.search(name):
                 if geometry.conv is True:
-                    _add(v1, "proj_in is a 1×1 convolution")
+                    _add(found["v1"], "proj_in is a 1×1 convolution")
                 elif geometry.conv is False:
-                    _add(v2, "proj_in is a linear layer")
-        elif _TE_Q.search(name):
-            if width == 1280:
-                _add(xl, "text encoder width 1280")
-            elif width == 768 and m.component == "te":
-                _add(v1, "text encoder width 768")
-            elif width == 1024:
-                _add(v2, "text encoder width 1024")
-    if xl and not sd12:
-        return "sdxl", xl
-    if xl and sd12:
-        return "", [f"conflicting keys: {xl[0]} but {sd12[0]}"]
+                    _add(found["v2"], "proj_in is a linear layer")
+        elif _TE_Q.search(name) and width in _TE_WIDTHS and (width != 768 or m.component == "te"):
+            _add(found[_TE_WIDTHS[width]], f"text encoder width {width}")
+    xl, sd12, v1, v2 = found.values()
+    if xl:
+        return ("", [f"conflicting keys: {xl[0]} but {sd12[0]}"]) if sd12 else ("sdxl", xl)
     # a linear proj_in alone only says "not SD 1.x"; SD 2.x needs it together with SD 1/2 block evidence
     if v1 and not v2:
         return "sd1", sd12 + v1

@@ -1,9 +1,8 @@
 """What a LoRA file is, in a few lines: base family, ranks, alphas, targets, algorithms and metadata.
 
-Users download LoRAs with little or wrong documentation; before mixing one they want to know which
-base model it is for, how big it is, what it was trained on and which words trigger it. `summarize`
-gathers that (and every problem the reader found) into a `LoraSummary`; `format_summary` prints it for
-people and `summary_to_json` for scripts (`lora-studio inspect --json`).
+Users download LoRAs with little or wrong documentation; before mixing one they want to know which base
+model it is for, how big it is, what it was trained on and which words trigger it, and every problem the
+reader found. `format_summary` prints it for people, `summary_to_json` for scripts (`inspect --json`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from typing import Any
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, report_to_dict
 from studio.formats.family import family_label
-from studio.formats.lora_file import LoraFile
 from studio.formats.names import target_of
 from studio.formats.peek import top_tags
 from studio.formats.reader import ReadResult, read_lora_report
@@ -68,29 +66,9 @@ class LoraSummary:
     compatibility: CompatReport | None = None  # per loader: every key loads? result as trained?
 
 
-def algorithms_of(lf: LoraFile) -> list[str]:
-    """`lora`, `locon` (conv layers), `locon-tucker` (lora_mid), `loha`, `lokr`, `+dora` when any module has it."""
-    found: set[str] = set()
-    for m in lf.modules.values():
-        if m.algo == "lora":
-            found.add("locon-tucker" if m.mid is not None else "locon" if _is_spatial_conv(m) else "lora")
-        else:
-            found.add(m.algo)
-        if m.dora_scale is not None:
-            found.add("dora")
-    return sorted(found)
-
-
-def _is_spatial_conv(m) -> bool:
-    return m.down is not None and m.down.dim() == 4 and tuple(m.down.shape[2:]) != (1, 1)
-
-
 def mix_sources(meta: dict[str, str]) -> list[MixSource]:
-    raw = meta.get("ls_mix_sources")
-    if not raw:
-        return []
     try:
-        items = json.loads(raw)
+        items = json.loads(meta.get("ls_mix_sources") or "[]")
     except (ValueError, RecursionError):
         return []
     out = []
@@ -114,28 +92,28 @@ def summarize(path: str | Path, result: ReadResult | None = None) -> LoraSummary
     path = Path(path)
     result = result or read_lora_report(path)
     lf, meta = result.lora, result.lora.metadata
-    by_target = Counter(target_of(n) for n in lf.modules)
-    steps = meta.get("ss_steps") or meta.get("ss_max_train_steps", "")
-    epochs = meta.get("ss_epoch") or meta.get("ss_num_epochs", "")
     network = meta.get("ss_network_module", "")
     if network and meta.get("ss_network_args"):
         network += f" {meta['ss_network_args']}"
-    base = meta.get("ss_sd_model_name", "")
     version = meta.get("ss_base_model_version") or meta.get("modelspec.architecture", "")
+    report = compat_report(lf) if lf.modules else None
+    # `lora`, `locon`, `locon-tucker`, `loha`, `lokr`, and `dora` when any module has it
+    algorithms = sorted({"dora" if f.startswith("dora") else f for f, _ in report.features}) if report else []
     return LoraSummary(
         path=str(path), size_bytes=path.stat().st_size if path.exists() else 0,
         name=meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem,
         family=lf.family, family_evidence=list(result.guess.evidence), layouts=list(result.layouts),
-        algorithms=algorithms_of(lf), ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
-        by_target=dict(sorted(by_target.items())),
-        base_model=" / ".join(x for x in (base, version) if x),
+        algorithms=algorithms, ranks=lf.ranks(), alphas=lf.alphas(), modules=len(lf.modules),
+        by_target=dict(sorted(Counter(target_of(n) for n in lf.modules).items())),
+        base_model=" / ".join(x for x in (meta.get("ss_sd_model_name", ""), version) if x),
         resolution=meta.get("ss_resolution") or meta.get("modelspec.resolution", ""),
-        steps=steps, epochs=epochs, network=network,
+        steps=meta.get("ss_steps") or meta.get("ss_max_train_steps", ""),
+        epochs=meta.get("ss_epoch") or meta.get("ss_num_epochs", ""), network=network,
         trigger_phrase=meta.get("modelspec.trigger_phrase", ""), top_tags=top_tags(meta),
         merged_from=meta.get("modelspec.merged_from", ""), mix_sources=mix_sources(meta),
         mix_method=meta.get("ls_mix_method", ""), metadata_keys=len(meta),
         problems=result.problems, warnings=list(result.warnings),
-        compatibility=compat_report(lf) if lf.modules else None,
+        compatibility=report,
     )
 
 
@@ -146,10 +124,6 @@ def summary_to_json(summary: LoraSummary) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
-def _fmt_num(x: float) -> str:
-    return f"{x:g}"
-
-
 def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     """The summary for people; `loader_notes` adds why each loader falls short (`inspect --loaders`)."""
     lines = [f"{s.name}  ({Path(s.path).name}, {s.size_bytes / 1e6:.1f} MB)"]
@@ -157,7 +131,7 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     lines.append(f"base family:  {family_label(s.family)}{why}")
     lines.append(f"algorithm:    {', '.join(s.algorithms) or '-'}   (layout: {', '.join(s.layouts)})")
     lines.append(f"rank:         {', '.join(map(str, s.ranks)) or '-'}")
-    lines.append(f"alpha:        {', '.join(map(_fmt_num, s.alphas)) or 'none (scale 1)'}")
+    lines.append(f"alpha:        {', '.join(f'{a:g}' for a in s.alphas) or 'none (scale 1)'}")
     targets = ", ".join(f"{TARGET_LABELS.get(k, k)} {v}" for k, v in s.by_target.items())
     lines.append(f"modules:      {s.modules}  ({targets})")
     for label, value in (("base model", s.base_model), ("resolution", s.resolution), ("steps", s.steps),
@@ -169,13 +143,10 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
     if s.mix_sources:
         lines.append(f"merged from:  {len(s.mix_sources)} LoRA(s)" + (f", {s.mix_method}" if s.mix_method else ""))
         for src in s.mix_sources:
-            parts = [f"strength {_fmt_num(src.strength)}"]
-            if src.unet is not None:
-                parts.append(f"UNet {_fmt_num(src.unet)}")
-            if src.te is not None:
-                parts.append(f"TE {_fmt_num(src.te)}")
+            parts = [f"strength {src.strength:g}"]
+            parts += [f"{part} {v:g}" for part, v in (("UNet", src.unet), ("TE", src.te)) if v is not None]
             if src.blocks:
-                parts.append("blocks " + ",".join(f"{k}={_fmt_num(v)}" for k, v in src.blocks.items()))
+                parts.append("blocks " + ",".join(f"{k}={v:g}" for k, v in src.blocks.items()))
             lines.append(f"  - {src.name}: {', '.join(parts)}" + (f"  sha256 {src.sha256[:12]}" if src.sha256 else ""))
     elif s.merged_from:
         lines.append(f"merged from:  {s.merged_from}")
@@ -189,8 +160,5 @@ def format_summary(s: LoraSummary, *, loader_notes: bool = False) -> str:
                          "which not every loader reads: a plain-LoRA copy is written in the kohya layout)")
         if s.compatibility.plain_copy_advised and not loader_notes:
             lines.append("  (why: lora-studio inspect --loaders; a copy: lora-studio plain FILE --rank R -o OUT)")
-    for w in s.warnings:
-        lines.append(f"warning: {w}")
-    for p in s.problems:
-        lines.append(f"problem: {p}")
+    lines += [f"warning: {w}" for w in s.warnings] + [f"problem: {p}" for p in s.problems]
     return "\n".join(lines)

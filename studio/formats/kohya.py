@@ -1,11 +1,8 @@
 """Writing LoRAs in the kohya layout that A1111/Forge, ComfyUI and diffusers all load.
 
-One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`;
-`<name>` is the target prefix plus the module path with every dot turned into an underscore, because
-A1111 splits each key at its first dot. SDXL UNet names use the original (SGM) block paths as
-sd-scripts writes them, which A1111 matches directly and the others translate. DoRA adds
-`<name>.dora_scale` (out, 1[, 1, 1]), rescaled so that ComfyUI and Forge rebuild peft's weight
-(`comfyui_dora_scale`; which loaders render it exactly: docs/TRAINING.md, "DoRA in the loaders").
+One module = `<name>.lora_down.weight` (r × in), `<name>.lora_up.weight` (out × r) and `<name>.alpha`, with
+`<name>` from `studio.formats.names`. DoRA adds `<name>.dora_scale` (out, 1[, 1, 1]), rescaled so that
+ComfyUI and Forge rebuild peft's weight (`comfyui_dora_scale`; docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations
@@ -21,8 +18,9 @@ from safetensors.torch import save as save_tensors
 
 from studio.errors import LoraFormatError
 from studio.fileio import atomic_write_bytes
+from studio.formats.layouts import LYCORIS_PARTS
 from studio.formats.lora_file import LoraFile, LoraModule
-from studio.formats.names import component_of_prefix, kohya_name_for
+from studio.formats.names import COMPONENT_OF_PREFIX, kohya_name_for
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -34,10 +32,9 @@ def _split_peft_key(key: str) -> tuple[str, str]:
     """(`module path`, `lora_A`|`lora_B`|`lora_magnitude_vector`) from a peft state-dict key."""
     for marker in (".lora_A.", ".lora_B.", ".lora_magnitude_vector"):
         if marker in key:
-            path = key.split(marker)[0]
-            return path.removeprefix("base_model.model."), marker.strip(".")
+            return key.split(marker)[0].removeprefix("base_model.model."), marker.strip(".")
     path, _, last = key.rpartition(".")
-    if last in _LYCORIS_KEYS:
+    if last in LYCORIS_PARTS:
         return path.removeprefix("base_model.model."), last
     raise LoraFormatError(f"unexpected key in the trained adapter: {key}")
 
@@ -49,12 +46,11 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
                         base_weight: BaseWeight | None = None) -> LoraFile:
     """Build a `LoraFile` from peft state dicts keyed by kohya prefix (`lora_unet`, `lora_te`, …).
 
-    `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each
-    layer (alpha/r, rsLoRA's alpha/√r, a conv layer's own alpha); each module's alpha is then written as
-    scale × rank, so every loader computes peft's ΔW. Without it, `alpha` is used for every module.
-    `initial` (PiSSA): the adapter's starting weights, which are part of the base during training; the
-    export is the difference, B·A − B₀·A₀, written exactly as one LoRA of twice the rank.
-    `base_weight` is needed for DoRA: see `comfyui_dora_scale`.
+    `scales` (prefix → module path → object with `.scale`): the factor peft really applies to each layer
+    (alpha/r, rsLoRA's alpha/√r, a conv layer's own alpha), written as alpha = scale × rank so every loader
+    computes peft's ΔW; without it, `alpha` is used for every module. `initial` (PiSSA): the adapter's
+    starting weights, part of the base during training, so the export is B·A − B₀·A₀, exactly one LoRA of
+    twice the rank. `base_weight` is needed for DoRA (`comfyui_dora_scale`).
     """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
     for prefix, sd in state_dicts.items():
@@ -63,7 +59,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
         for path, found in parts.items():
             if "lora_A" not in found or "lora_B" not in found:
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
-            name = kohya_name_for(component_of_prefix(prefix), path, family)
+            name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             down, up = found["lora_A"].detach(), found["lora_B"].detach()
             module_alpha = float(alpha)
             if scales is not None:
@@ -83,10 +79,6 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
     return lf
 
 
-_LYCORIS_KEYS = ("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2", "lokr_w1", "lokr_w1_a",
-                 "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2")
-
-
 def _group_peft(sd: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     parts: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in sd.items():
@@ -100,16 +92,15 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
                            metadata: Mapping[str, str] | None = None) -> LoraFile:
     """Build a LyCORIS-layout `LoraFile` (`hada_*` / `lokr_*` keys) from peft LoHa/LoKr state dicts.
 
-    peft's factors have LyCORIS's names and shapes; what differs is the scale. peft multiplies every
-    LoHa/LoKr update by alpha/r; LyCORIS loaders (ComfyUI, A1111, diffusers) apply alpha/rank only when a
-    factor is low-rank (`hada_*`, `lokr_*_a/_b`) and no scale at all to a LoKr made of two full matrices.
-    So LoHa and factorised LoKr get alpha = scale × rank, and a full LoKr has the scale folded into w1.
-    A full conv `lokr_w2` is written 4-D, as LyCORIS writes it.
+    peft's factors have LyCORIS's names and shapes; only the scale differs. peft multiplies every update by
+    alpha/r; LyCORIS loaders apply alpha/rank only when a factor is low-rank (`hada_*`, `lokr_*_a/_b`), and
+    no scale to a LoKr of two full matrices. So LoHa and factorised LoKr get alpha = scale × rank, and a
+    full LoKr has the scale folded into w1.
     """
     lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
     for prefix, sd in state_dicts.items():
         for path, found in _group_peft(sd).items():
-            name = kohya_name_for(component_of_prefix(prefix), path, family)
+            name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             scale = float(getattr(scales[prefix][path], "scale"))
             params = {k: v.detach() for k, v in found.items()}
             if "hada_w1_a" in params:
@@ -118,11 +109,9 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
             elif any(k.startswith("lokr_") for k in params):
                 algo = "lokr"
                 low = next((params[k] for k in ("lokr_w2_b", "lokr_w1_b") if k in params), None)
-                if low is None:
+                module_alpha = None if low is None else scale * low.shape[0]
+                if low is None:  # two full matrices: LyCORIS applies no scale, so it goes into w1
                     params["lokr_w1"] = params["lokr_w1"] * scale
-                    module_alpha = None
-                else:
-                    module_alpha = scale * low.shape[0]
             else:
                 raise LoraFormatError(f"{path}: not a LoHa or LoKr adapter ({sorted(params)})")
             lf.modules[name] = LoraModule(name=name, algo=algo, alpha=module_alpha, params=params)
@@ -133,13 +122,10 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
 def comfyui_dora_scale(magnitude: torch.Tensor, delta: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     """peft's DoRA magnitude as the `dora_scale` ComfyUI and Forge turn back into peft's weight.
 
-    peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm taken per output row (over the input and kernel
-    dimensions). A `dora_scale` of shape (out, 1[, 1, 1]) is what ComfyUI and Forge read as this
-    output-axis DoRA (LyCORIS `wd_on_output`), but they divide by the norm of the *base* weight,
-    ‖W‖, not of W + ΔW (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge
-    `backend/patcher/lora.py`). So the magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their
-    result exactly peft's at strength 1; ΔW (`LoraModule.delta_weight`) is the update the file's factors
-    and alpha give. The file is then tied to the base weights it was trained on, as every DoRA is through m.
+    peft merges W' = m · (W + ΔW) / ‖W + ΔW‖, the norm per output row. ComfyUI and Forge read a
+    (out, 1[, 1, 1]) `dora_scale` as this output-axis DoRA but divide by the *base* weight's norm ‖W‖
+    (ComfyUI `comfy/weight_adapter/base.py` `weight_decompose`; Forge `backend/patcher/lora.py`), so the
+    magnitude is written as m · ‖W‖ / ‖W + ΔW‖, which makes their result exactly peft's at strength 1.
     """
     w = base.detach().float()
     m = magnitude.detach().float().reshape(-1).to(w.device)
@@ -157,19 +143,10 @@ def _row_norms(t: torch.Tensor) -> torch.Tensor:
 def to_tensors(lf: LoraFile, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, m in sorted(lf.modules.items()):
-        if m.algo == "lora":
-            assert m.down is not None and m.up is not None
-            out[f"{name}.lora_down.weight"] = m.down
-            out[f"{name}.lora_up.weight"] = m.up
-            if m.mid is not None:
-                out[f"{name}.lora_mid.weight"] = m.mid
-        else:
-            for key, tensor in m.params.items():
-                out[f"{name}.{key}"] = tensor
-        if m.alpha is not None:
-            out[f"{name}.alpha"] = torch.tensor(float(m.alpha))
-        if m.dora_scale is not None:
-            out[f"{name}.dora_scale"] = m.dora_scale
+        lora = {"lora_down.weight": m.down, "lora_up.weight": m.up, "lora_mid.weight": m.mid}
+        alpha = None if m.alpha is None else torch.tensor(float(m.alpha))
+        parts = {**(lora if m.algo == "lora" else m.params), "alpha": alpha, "dora_scale": m.dora_scale}
+        out.update((f"{name}.{key}", t) for key, t in parts.items() if t is not None)
     return {k: v.detach().to("cpu", dtype=dtype).contiguous() for k, v in out.items()}
 
 
@@ -182,11 +159,7 @@ def tensor_bytes_hash(blob: bytes) -> str:
 def utf8_text(text: str) -> str:
     """`text` as valid UTF-8: a file or folder name that is not UTF-8 (its bytes kept as surrogates) gets U+FFFD
     for those bytes, since safetensors metadata must be UTF-8 and a name is only informative there."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] | None = None) -> bytes:
@@ -195,8 +168,7 @@ def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] 
     if not lf.modules:
         raise LoraFormatError("nothing to export: the LoRA has no modules")
     tensors = to_tensors(lf, DTYPES[dtype])
-    meta = {**lf.metadata, **(metadata or {})}
-    meta = {utf8_text(str(k)): utf8_text(str(v)) for k, v in meta.items()}
+    meta = {utf8_text(str(k)): utf8_text(str(v)) for k, v in {**lf.metadata, **(metadata or {})}.items()}
     meta.pop("sshs_model_hash", None)
     # the tensor bytes do not depend on the header, so hash a first serialisation and write the second
     meta["sshs_model_hash"] = tensor_bytes_hash(save_tensors(tensors, metadata=meta))
@@ -205,7 +177,6 @@ def serialize(lf: LoraFile, *, dtype: str = "fp16", metadata: Mapping[str, str] 
 
 def save_lora_file(lf: LoraFile, path: str | Path, *, dtype: str = "fp16",
                    metadata: Mapping[str, str] | None = None) -> Path:
-    """Write `lf` atomically as a kohya-layout `.safetensors`; returns the path."""
     path = Path(path)
     atomic_write_bytes(path, serialize(lf, dtype=dtype, metadata=metadata))
     return path

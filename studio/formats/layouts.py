@@ -1,10 +1,6 @@
-"""Recognising one key of a LoRA state dict, whatever tool wrote it.
+"""Recognising one key of a LoRA state dict, whatever tool wrote it, as a `KeyRef`.
 
-Each key becomes a `KeyRef`: which network it adapts (UNet or a text encoder), which module (a kohya
-name, or a diffusers/transformers module path to be turned into one once the base family is known),
-which part of the adapter it holds (`down`, `up`, `alpha`, `hada_w1_a`, …), and which layout it came
-in. Layouts recognised, the same set ComfyUI's and diffusers' loaders accept for Stable Diffusion:
-
+Layouts recognised, the same set ComfyUI's and diffusers' loaders accept for Stable Diffusion:
 - kohya / LyCORIS: `lora_unet_<name>.lora_down.weight`, `.lora_up.weight`, `.lora_mid.weight`, `.alpha`,
   `.dora_scale`, `.hada_*`, `.lokr_*`;
 - peft / diffusers: `unet.<path>.lora_A.weight` / `.lora_B.weight` (+ `text_encoder.`, `text_encoder_2.`,
@@ -37,14 +33,10 @@ NOT_LORA_HINTS = (
     ("first_stage_model.", "a full Stable Diffusion checkpoint"),
     ("cond_stage_model.", "a full Stable Diffusion checkpoint"),
     ("conditioner.embedders.", "a full SDXL checkpoint"),
-    ("encoder.down.", "a VAE"),
-    ("decoder.up.", "a VAE"),
-    ("string_to_param", "a textual-inversion embedding"),
-    ("emb_params", "a textual-inversion embedding"),
-    ("clip_l", "an SDXL textual-inversion embedding"),
-    ("clip_g", "an SDXL textual-inversion embedding"),
-    ("down_blocks.", "a diffusers UNet's weights"),
-    ("text_model.", "a text encoder's weights"),
+    ("encoder.down.", "a VAE"), ("decoder.up.", "a VAE"),
+    ("string_to_param", "a textual-inversion embedding"), ("emb_params", "a textual-inversion embedding"),
+    ("clip_l", "an SDXL textual-inversion embedding"), ("clip_g", "an SDXL textual-inversion embedding"),
+    ("down_blocks.", "a diffusers UNet's weights"), ("text_model.", "a text encoder's weights"),
 )
 
 
@@ -63,6 +55,7 @@ _PEFT_ALPHA = re.compile(r"^(?P<path>.+?)\.alpha$")
 _OLD_PROCESSOR = re.compile(r"^(?P<path>.+?)\.(?:processor\.)?(?P<proj>to_q|to_k|to_v|to_out)_lora\.(?P<part>down|up)"
                             r"\.weight$")
 _OLD_COMPAT = re.compile(r"^(?P<path>.+?)\.(?:lora|lora_linear_layer)\.(?P<part>down|up)\.weight$")
+_PEFT_PARTS = {"lora_A": "down", "lora_B": "up", "lora_magnitude_vector": "magnitude"}
 _COMPONENTS = (("text_encoder_2.", "te2"), ("text_encoder.", "te"), ("unet.", "unet"))
 _TE_PROCESSOR = {"to_q": "q_proj", "to_k": "k_proj", "to_v": "v_proj", "to_out": "out_proj"}
 _UNET_PROCESSOR = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"}
@@ -77,17 +70,12 @@ def parse_key(key: str) -> KeyRef | None:
 
 
 def _parse_kohya(key: str, component: str) -> KeyRef | None:
-    name, dot, part = key.partition(".")
-    if not dot:
-        return None
-    if part in LORA_PARTS:
-        return KeyRef(component, name, LORA_PARTS[part], "kohya", named=True)
-    if part in ("alpha", "dora_scale"):
-        return KeyRef(component, name, part, "kohya", named=True)
-    if part in LYCORIS_PARTS:
-        return KeyRef(component, name, part, "lycoris", named=True)
-    if part in UNSUPPORTED_PARTS:
-        return KeyRef(component, name, part, "lycoris", named=True, unsupported=UNSUPPORTED_PARTS[part])
+    name, _, part = key.partition(".")  # no dot: no part, no match
+    if part in LORA_PARTS or part in ("alpha", "dora_scale"):
+        return KeyRef(component, name, LORA_PARTS.get(part, part), "kohya", named=True)
+    if part in LYCORIS_PARTS or part in UNSUPPORTED_PARTS:
+        return KeyRef(component, name, part, "lycoris", named=True,
+                      unsupported=UNSUPPORTED_PARTS.get(part, ""))
     return None
 
 
@@ -107,19 +95,12 @@ def _parse_path_key(key: str) -> KeyRef | None:
         table = _UNET_PROCESSOR if component == "unet" else _TE_PROCESSOR
         path = path.removesuffix(".processor")
         return KeyRef(component, f"{path}.{table[m['proj']]}", m["part"], "diffusers-old")
-    m = _OLD_COMPAT.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        return KeyRef(component, path, m["part"], "diffusers-old")
-    m = _PEFT.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        part = {"lora_A": "down", "lora_B": "up", "lora_magnitude_vector": "magnitude"}[m["part"]]
-        return KeyRef(component, path, part, "peft")
-    m = _PEFT_ALPHA.match(key)
-    if m:
-        component, path = _component_and_path(m["path"])
-        return KeyRef(component, path, "alpha", "peft")
+    for pattern, layout in ((_OLD_COMPAT, "diffusers-old"), (_PEFT, "peft"), (_PEFT_ALPHA, "peft")):
+        m = pattern.match(key)
+        if m:
+            component, path = _component_and_path(m["path"])
+            part = m.groupdict().get("part", "alpha")
+            return KeyRef(component, path, _PEFT_PARTS.get(part, part), layout)
     return None
 
 

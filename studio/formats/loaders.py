@@ -1,16 +1,9 @@
-"""What each WebUI and library does with each kind of LoRA module, kept as data in one place.
+"""What each WebUI and library does with each kind of LoRA module, kept as data in one place (torch-free).
 
-The compatibility report (`studio.formats.compat`) only looks these rules up; when a loader changes,
-this table (and `docs/compatibility.md`) is what changes. Each rule names the loader version and the
-source it was read from, because "ComfyUI loads DoRA" is only true of some versions.
-
-A module's *feature* is what a loader has to understand to apply it: its network type (`lora`, `locon`
-for a 3×3 conv, `locon-tucker` for a LoCon with a `lora_mid` core, `loha`, `lokr`, `full` for a stored
-ΔW) and, for DoRA, the axis of its `dora_scale`: `dora-out` (out × 1: peft's DoRA, what we write and
-LyCORIS' default) or `dora-in` (1 × in: LyCORIS with `wd_on_output=False`). Precision (fp16/bf16/fp32)
-and the target (UNet or text encoder) change nothing for these loaders, so they are not features.
-
-Torch-free, so the window can import it.
+When a loader changes, this table (and `docs/compatibility.md`) is what changes; each rule names the loader
+version and source it was read from, because "ComfyUI loads DoRA" is only true of some versions. A
+module's *feature* is its network type and, for DoRA, the axis of its `dora_scale` (`dora-out`: out × 1,
+peft's and LyCORIS' default; `dora-in`: 1 × in); precision and target change nothing for these loaders.
 """
 
 from __future__ import annotations
@@ -33,8 +26,6 @@ class Handling(str, Enum):
 
 @dataclass(frozen=True)
 class LoaderRules:
-    """One loader: how it handles each feature, with the version and source the rules were read from."""
-
     key: str
     name: str
     version: str
@@ -101,10 +92,3 @@ LOADERS: tuple[LoaderRules, ...] = (
              ("dora-in", "networks/lora.py has no DoRA: dora_scale is ignored by its non-strict load")),
     ),
 )
-
-
-def loader(key: str) -> LoaderRules:
-    for rules in LOADERS:
-        if rules.key == key:
-            return rules
-    raise KeyError(key)

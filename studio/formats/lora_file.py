@@ -1,8 +1,7 @@
 """One in-memory representation of a LoRA, whatever layout it was read from or will be written to.
 
-Modules are keyed by their kohya name (`lora_unet_down_blocks_0_…`, `lora_te1_…`), because that is the
-name every WebUI matches on. Each module knows how to compute its own ΔW (`delta_weight`), so the
-mixer, the baker and the inspector never need to know which algorithm (LoRA, LoCon, LoHa, LoKr) made it.
+Modules are keyed by their kohya name, the name every WebUI matches on, and each computes its own ΔW, so
+the mixer, the baker and the inspector never need to know which algorithm made it.
 """
 
 from __future__ import annotations
@@ -13,9 +12,8 @@ from typing import Literal
 
 import torch
 
-from studio.formats.names import target_of
-
 Algo = Literal["lora", "loha", "lokr", "full"]
+_RANK_PARAMS = {"loha": ("hada_w1_b",), "lokr": ("lokr_w2_b", "lokr_w1_b")}
 
 
 @dataclass
@@ -33,41 +31,32 @@ class LoraModule:
 
     @property
     def rank(self) -> int:
-        if self.algo == "lora" and self.down is not None:
-            return int(self.down.shape[0])
-        if self.algo == "loha" and "hada_w1_b" in self.params:
-            return int(self.params["hada_w1_b"].shape[0])
-        if self.algo == "lokr":
-            for key in ("lokr_w2_b", "lokr_w1_b"):
-                if key in self.params:
-                    return int(self.params[key].shape[0])
-        return 0
+        if self.algo == "lora":
+            return int(self.down.shape[0]) if self.down is not None else 0
+        keys = _RANK_PARAMS.get(self.algo, ())  # LoHa: hada_w1_b; LoKr: its low-rank factor, 0 when full
+        return next((int(self.params[k].shape[0]) for k in keys if k in self.params), 0)
 
     @property
     def scale(self) -> float:
         """alpha / rank, with kohya's rule that a missing alpha means a scale of 1."""
         r = self.rank
-        if self.alpha is None or r == 0:
-            return 1.0
-        return float(self.alpha) / r
+        return 1.0 if self.alpha is None or r == 0 else float(self.alpha) / r
 
     def delta_weight(self, out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
         """ΔW in fp32, shaped like the base weight (`out_shape` when known; needed for LoKr and convs)."""
+        p = {k: v.float() for k, v in self.params.items()}  # LoHa / LoKr factors
         if self.algo == "lora":
             assert self.down is not None and self.up is not None
-            down = self.down.float()
-            up = self.up.float()
+            down, up = self.down.float(), self.up.float()
             if self.mid is not None:
                 # Tucker: ΔW[o, i, h, w] = Σ up[o, a] mid[a, b, h, w] down[b, i]
                 delta = torch.einsum("oa,abhw,bi->oihw", up.flatten(1), self.mid.float(), down.flatten(1))
             elif down.dim() == 4:
-                kh, kw = down.shape[2], down.shape[3]
-                delta = (up.flatten(1) @ down.flatten(1)).reshape(up.shape[0], down.shape[1], kh, kw)
+                delta = (up.flatten(1) @ down.flatten(1)).reshape(up.shape[0], *down.shape[1:])
             else:
                 delta = up @ down
             delta = delta * self.scale
         elif self.algo == "loha":
-            p = {k: v.float() for k, v in self.params.items()}
             if "hada_t1" in p:
                 w1 = torch.einsum("ijkl,jr,ip->prkl", p["hada_t1"], p["hada_w1_b"], p["hada_w1_a"])
                 w2 = torch.einsum("ijkl,jr,ip->prkl", p["hada_t2"], p["hada_w2_b"], p["hada_w2_a"])
@@ -76,7 +65,6 @@ class LoraModule:
                 w2 = p["hada_w2_a"] @ p["hada_w2_b"]
             delta = w1 * w2 * self.scale
         elif self.algo == "lokr":
-            p = {k: v.float() for k, v in self.params.items()}
             w1 = p["lokr_w1"] if "lokr_w1" in p else p["lokr_w1_a"] @ p["lokr_w1_b"]
             if "lokr_w2" in p:
                 w2 = p["lokr_w2"]
@@ -90,10 +78,8 @@ class LoraModule:
             # LyCORIS scales LoKr by alpha / rank only when w2 (or w1) is factorised
             if "lokr_w1_b" in p or "lokr_w2_b" in p:
                 delta = delta * self.scale
-        elif self.algo == "full":
+        else:  # full
             delta = self.params["diff"].float()
-        else:  # pragma: no cover - guarded by Algo
-            raise ValueError(self.algo)
         if out_shape is not None and tuple(delta.shape) != tuple(out_shape):
             if delta.numel() != math.prod(out_shape):
                 raise ValueError(f"{self.name}: ΔW has shape {tuple(delta.shape)}, the model's weight "
@@ -108,20 +94,10 @@ class LoraModule:
 
 @dataclass
 class LoraFile:
-    """A whole LoRA: its modules by kohya name, its metadata, and the base family it is for."""
-
     modules: dict[str, LoraModule] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     family: str = "unknown"  # sd1 | sd2 | sd2-v | sdxl | unknown
     source_layout: str = "kohya"  # kohya | peft | diffusers-old | lycoris
-
-    def by_target(self) -> dict[str, int]:
-        """Module counts per target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`)."""
-        counts: dict[str, int] = {}
-        for name in self.modules:
-            prefix = target_of(name)
-            counts[prefix] = counts.get(prefix, 0) + 1
-        return counts
 
     def ranks(self) -> list[int]:
         return sorted({m.rank for m in self.modules.values()})

@@ -14,12 +14,8 @@ from studio.config import ProjectConfig
 from studio.formats.kohya import metadata_json
 
 BASE_MODEL_VERSION = {"sd1": "sd_v1", "sd2": "sd_v2", "sd2-v": "sd_v2_v", "sdxl": "sdxl_base_v1-0"}
-ARCHITECTURE = {
-    "sd1": "stable-diffusion-v1/lora",
-    "sd2": "stable-diffusion-v2-512/lora",
-    "sd2-v": "stable-diffusion-v2-768-v/lora",
-    "sdxl": "stable-diffusion-xl-v1-base/lora",
-}
+ARCHITECTURE = {"sd1": "stable-diffusion-v1/lora", "sd2": "stable-diffusion-v2-512/lora",
+                "sd2-v": "stable-diffusion-v2-768-v/lora", "sdxl": "stable-diffusion-xl-v1-base/lora"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +46,6 @@ class TrainingFacts:
     base_ema: str = "none"  # the base checkpoint's UNet copy trained on: none (it has one) | ema | non-ema
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).isoformat(timespec="seconds")
-
-
 OPTIMIZER_NAMES = {
     "adamw": "torch.optim.AdamW", "adamw8bit": "bitsandbytes.optim.AdamW8bit", "lion": "lion_pytorch.Lion",
     "prodigy": "prodigyopt.Prodigy", "adafactor": "transformers.optimization.Adafactor",
@@ -63,7 +55,7 @@ OPTIMIZER_NAMES = {
 
 def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str]:
     net, opt, sch, ds, res = cfg.network, cfg.optimizer, cfg.schedule, cfg.dataset, cfg.dataset.resolution
-    te_lr = opt.text_encoder_lr if net.train_text_encoder else 0.0
+    finished = dt.datetime.fromtimestamp(facts.finished_at, tz=dt.timezone.utc)
     meta = {
         "ss_network_module": facts.network_module,
         "ss_network_dim": str(facts.network_dim),
@@ -83,7 +75,7 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
         "ss_max_train_steps": str(sch.max_steps),
         "ss_learning_rate": str(opt.unet_lr),
         "ss_unet_lr": str(opt.unet_lr),
-        "ss_text_encoder_lr": str(te_lr),
+        "ss_text_encoder_lr": str(opt.text_encoder_lr if net.train_text_encoder else 0.0),
         "ss_optimizer": OPTIMIZER_NAMES.get(opt.name, opt.name),
         "ss_lr_scheduler": sch.lr_scheduler,
         "ss_lr_warmup_steps": str(facts.warmup_steps),
@@ -124,12 +116,12 @@ def training_metadata(cfg: ProjectConfig, facts: TrainingFacts) -> dict[str, str
                                      else "diffusers"),
         "modelspec.title": cfg.output.name,
         "modelspec.resolution": f"{res}x{res}",
-        "modelspec.date": _iso(facts.finished_at),
+        "modelspec.date": finished.isoformat(timespec="seconds"),
         "modelspec.prediction_type": "v" if facts.prediction == "v_prediction" else "epsilon",
     }
     if ds.bucketing and facts.bucket_reso is not None:
-        low, high, step = facts.bucket_reso
-        meta["ss_min_bucket_reso"], meta["ss_max_bucket_reso"], meta["ss_bucket_reso_steps"] = str(low), str(high), str(step)
+        keys = ("ss_min_bucket_reso", "ss_max_bucket_reso", "ss_bucket_reso_steps")
+        meta.update(zip(keys, map(str, facts.bucket_reso)))
     # which UNet copy of a checkpoint with EMA weights the LoRA was trained on (`model.ema`; studio.models.ema)
     meta["studio.base_model_ema"] = facts.base_ema
     if cfg.output.trigger_phrase:

@@ -1,21 +1,10 @@
 """kohya module names: the one place that knows the prefixes and how a module path becomes a name.
 
 A kohya name is a target prefix (`lora_unet`, `lora_te`, `lora_te1`, `lora_te2`) plus the module path with
-every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is
-ambiguous (`to_q` vs `to.q`); loaders resolve that with a vocabulary of the identifiers that really occur
-in the diffusers UNet and the CLIP text encoders, and so do we, so that a kohya name written with diffusers
-paths for SDXL (which ComfyUI, Forge and diffusers accept) can be turned back into a path and re-written
-with the SGM block names sd-scripts and A1111 use.
-
-SDXL UNet names: sd-scripts trains SDXL on its own copy of the original UNet, so its LoRA names are the SGM
-block path with diffusers-style names inside the transformer
-(`lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q`) and the original resnet names
-(`…_in_layers_2`, `…_emb_layers_1`, `…_out_layers_3`, `…_skip_connection`), down-samplers as
-`input_blocks_<n>_0_op`, up-samplers as `output_blocks_<n>_2_conv`. A1111 matches these directly; ComfyUI,
-Forge and diffusers translate them. Checked against sd-scripts' `library/sdxl_model_util.py`
-(`make_unet_conversion_map`) and ComfyUI's `comfy/utils.py` (`unet_to_diffusers`). The block arithmetic is
-`studio.models.original_layout`'s with SDXL's structure; transformer depth does not enter the names' block
-part, so it serves the real model (depths 0/2/10) and the tiny one (1/2/2) alike.
+every dot turned into an underscore, because A1111 splits each key at its first dot. Going back is ambiguous
+(`to_q` vs `to.q`); like the loaders, we resolve it with the identifiers that really occur in UNet and CLIP
+paths, so an SDXL name written with diffusers paths (ComfyUI, Forge and diffusers accept them) can be
+rewritten with the SGM block names sd-scripts and A1111 use (`lora_unet_input_blocks_4_1_transformer_…`).
 """
 
 from __future__ import annotations
@@ -28,9 +17,9 @@ from studio.errors import LoraFormatError
 #: te1/te2 come before te, because `lora_te1_…` also starts with `lora_te`.
 KOHYA_PREFIX_OF = {"unet": "lora_unet", "te1": "lora_te1", "te2": "lora_te2", "te": "lora_te"}
 KOHYA_PREFIXES = tuple((prefix + "_", component) for component, prefix in KOHYA_PREFIX_OF.items())
-_COMPONENT_OF = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
+COMPONENT_OF_PREFIX = {prefix: component for component, prefix in KOHYA_PREFIX_OF.items()}
 
-# identifiers containing underscores that occur in UNet / CLIP module paths (longest first when matching)
+# identifiers containing underscores that occur in UNet / CLIP module paths
 _COMPOUNDS = (
     "down_blocks", "up_blocks", "mid_block", "transformer_blocks", "to_q", "to_k", "to_v", "to_out",
     "proj_in", "proj_out", "conv_shortcut", "time_emb_proj", "conv_in", "conv_out", "conv_norm_out",
@@ -39,7 +28,9 @@ _COMPOUNDS = (
     "token_embedding", "position_embedding", "text_projection", "input_blocks", "output_blocks",
     "middle_block", "in_layers", "out_layers", "emb_layers", "skip_connection", "time_embed", "label_emb",
 )
-_COMPOUND_TOKENS = sorted((c.split("_") for c in _COMPOUNDS), key=len, reverse=True)
+_LONGEST_FIRST = sorted(_COMPOUNDS, key=lambda c: c.count("_"), reverse=True)
+# a whole compound starting a token (kept as it is), or an underscore (a dot in the module path)
+_COMPOUND_OR_SEPARATOR = re.compile(rf"(?:^|(?<=_))({'|'.join(_LONGEST_FIRST)})(?=_|$)|_")
 _SGM_UNET = re.compile(r"^(input_blocks|output_blocks|middle_block)_")
 
 
@@ -48,43 +39,29 @@ def te_prefixes(family: str) -> tuple[str, ...]:
     return (KOHYA_PREFIX_OF["te1"], KOHYA_PREFIX_OF["te2"]) if family == "sdxl" else (KOHYA_PREFIX_OF["te"],)
 
 
-def component_of_prefix(prefix: str) -> str:
-    """`unet`/`te`/`te1`/`te2` of a kohya prefix (`lora_unet`, …)."""
-    return _COMPONENT_OF[prefix]
-
-
 def target_of(name: str) -> str:
     """The kohya prefix a module name starts with (`lora_unet`, `lora_te1`, …), or `other`."""
-    for prefix, component in KOHYA_PREFIXES:
-        if name.startswith(prefix):
-            return KOHYA_PREFIX_OF[component]
-    return "other"
+    return next((prefix[:-1] for prefix, _ in KOHYA_PREFIXES if name.startswith(prefix)), "other")
 
 
 def is_kohya_name(name: str) -> bool:
     return target_of(name) != "other"
 
 
-def split_kohya_name(name: str) -> tuple[str, str]:
-    """(`unet`|`te`|`te1`|`te2`, the rest) of a kohya module name; LoraFormatError for other names."""
-    for prefix, component in KOHYA_PREFIXES:
-        if name.startswith(prefix):
-            return component, name[len(prefix):]
-    raise LoraFormatError(f"`{name}` is not a kohya module name (no lora_unet_/lora_te_ prefix)")
-
-
 def kohya_name_for(component: str, path: str, family: str) -> str:
     """kohya name of a module given by component (`unet`, `te`, `te1`, `te2`) and diffusers/transformers path:
     the SGM block path for an SDXL UNet (sd-scripts, A1111), the classic CLIP path for a text encoder."""
     if component == "unet":
-        return KOHYA_PREFIX_OF["unet"] + "_" + _underscored(diffusers_to_sgm(path) if family == "sdxl" else path)
-    return f"{KOHYA_PREFIX_OF[component]}_{_underscored(classic_clip_path(path))}"
+        path = diffusers_to_sgm(path) if family == "sdxl" else path
+    else:
+        path = classic_clip_path(path)
+    return f"{KOHYA_PREFIX_OF[component]}_{path.replace('.', '_')}"
 
 
 def canonical_kohya_name(name: str, family: str) -> str:
     """SDXL UNet names written with diffusers paths → the SGM names sd-scripts writes; others unchanged."""
-    component, rest = split_kohya_name(name)
-    if family != "sdxl" or component != "unet" or _SGM_UNET.match(rest):
+    rest = name.removeprefix("lora_unet_")
+    if family != "sdxl" or rest == name or _SGM_UNET.match(rest):
         return name
     return kohya_name_for("unet", kohya_rest_to_path(rest), family)
 
@@ -99,19 +76,7 @@ def classic_clip_path(path: str) -> str:
 
 def kohya_rest_to_path(rest: str) -> str:
     """`down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_out_0` → `down_blocks.1.…attn1.to_out.0`."""
-    tokens = rest.split("_")
-    parts: list[str] = []
-    i = 0
-    while i < len(tokens):
-        for compound in _COMPOUND_TOKENS:
-            if tokens[i:i + len(compound)] == compound:
-                parts.append("_".join(compound))
-                i += len(compound)
-                break
-        else:
-            parts.append(tokens[i])
-            i += 1
-    return ".".join(parts)
+    return _COMPOUND_OR_SEPARATOR.sub(lambda m: m[1] or ".", rest)
 
 
 def diffusers_to_sgm(path: str) -> str:
@@ -122,21 +87,3 @@ def diffusers_to_sgm(path: str) -> str:
         return unet_path_to_original(path, SDXL_STRUCTURE)
     except ValueError:
         raise LoraFormatError(f"`{path}` is not a module of the SDXL UNet") from None
-
-
-def sgm_to_diffusers(name: str) -> str:
-    """The diffusers UNet path of an SGM name, given dotted (`input_blocks.4.1.proj_in`) or as a kohya name
-    with or without its prefix (`lora_unet_input_blocks_4_1_proj_in`, `input_blocks_4_1_proj_in`)."""
-    from studio.models.original_layout import SDXL_STRUCTURE, unet_path_from_original  # imports torch
-
-    path = name.removeprefix(KOHYA_PREFIX_OF["unet"] + "_")
-    if "." not in path:
-        path = kohya_rest_to_path(path)
-    try:
-        return unet_path_from_original(path, SDXL_STRUCTURE)
-    except ValueError:
-        raise LoraFormatError(f"`{name}` is not an SDXL UNet module name") from None
-
-
-def _underscored(path: str) -> str:
-    return path.replace(".", "_")

@@ -1,9 +1,8 @@
-"""A LoRA's name, family, rank and trigger words from its safetensors header alone — no tensors, no torch.
+"""A LoRA's name, family, rank and trigger words from its safetensors header alone: no tensors, no torch.
 
 The mixer shows a row for each LoRA the moment it is dropped in; reading hundreds of megabytes (and
-importing torch into the window's process) for a name and a rank would make that slow. The header has
-every key, shape and metadata string, which is all family detection and the row need; it is checked as
-strictly as for a full read. The tensors are read in the worker when the LoRA is first previewed.
+importing torch into the window's process) for that would make it slow. The header has every key, shape
+and metadata string, which is all family detection and the row need; the tensors are read in the worker.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import LoraFormatError
@@ -28,10 +27,8 @@ class LoraPeek:
     name: str
     family: str
     ranks: tuple[int, ...]
-    modules: int
     algorithms: tuple[str, ...]
     trigger_words: tuple[str, ...] = ()
-    metadata: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def top_tags(meta: dict[str, str], n: int = 10) -> list[tuple[str, int]]:
@@ -63,21 +60,20 @@ def peek_lora(path: str | Path) -> LoraPeek:
     path = Path(path)
     header = read_safetensors_header(path)
     shapes, meta = {k: e.shape for k, e in header.tensors.items()}, header.metadata
-    ranks, modules, algos = set(), set(), set()
-    parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
+    ranks, algos = set(), set()
+    parts: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}  # module → its parts' shapes
     for key, shape in shapes.items():
         ref = parse_key(key)
         if ref is None or ref.unsupported:
             continue
-        modules.add((ref.component, ref.module))
         if ref.part in _RANK_PARTS and shape:
             ranks.add(shape[0])
         parts.setdefault((ref.component, ref.module), {})[ref.part] = tuple(shape)
         algos.add("loha" if ref.part.startswith("hada") else "lokr" if ref.part.startswith("lokr") else "lora")
-    if not modules:
+    if not parts:
         raise LoraFormatError(f"{path.name}: no LoRA keys in this file", hint="choose a LoRA .safetensors file")
     evidence = [ModuleEvidence(component, module, parts=p) for (component, module), p in parts.items()]
     family = detect_family(meta, evidence).family
     name = meta.get("ss_output_name") or meta.get("modelspec.title") or path.stem
-    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)), modules=len(modules),
-                    algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta), metadata=meta)
+    return LoraPeek(path=str(path), name=name, family=family, ranks=tuple(sorted(ranks)),
+                    algorithms=tuple(sorted(algos)), trigger_words=top_tag_words(meta))

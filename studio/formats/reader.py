@@ -1,11 +1,9 @@
 """Reading a LoRA file in any of the layouts users download into the one `LoraFile` representation.
 
-Why one reader for everything: the mixer, the inspector and the baker only ever see kohya-named
-`LoraModule`s, so a file from ComfyUI's trainer, diffusers' scripts, sd-scripts or LyCORIS behaves the
-same once read. The reader is strict where silence would hurt: a key it cannot place is reported by
-name (ComfyUI would skip it and log `lora key not loaded`), a factor with the wrong shape names its
-module, and NaN/Inf weights are found before they turn a preview black. `read_lora_report` collects
-those problems for `inspect`; `read_lora` refuses a file that has any.
+The reader is strict where silence would hurt: a key it cannot place is reported by name (ComfyUI would
+skip it and log `lora key not loaded`), a factor with the wrong shape names its module, and NaN/Inf weights
+are found before they turn a preview black. `read_lora_report` collects those problems for `inspect`;
+`read_lora` refuses a file that has any.
 """
 
 from __future__ import annotations
@@ -63,10 +61,6 @@ def _some(items: list[str], n: int = 5) -> str:
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-# --------------------------------------------------------------------------------------------------
-# files
-
-
 def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors, metadata) of a `.safetensors` file; pickled formats are refused (they can run code)."""
     from studio.safe_read import regular_file
@@ -89,25 +83,17 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
 
 def read_lora_report(path: str | Path) -> ReadResult:
     """Read `path` and report every problem; raises only when the file is unreadable or not a LoRA at all."""
-    path = Path(path)
-    tensors, metadata = load_tensors(path)
-    return read_state_dict(tensors, metadata, name=path.name)
+    return read_state_dict(*load_tensors(path), name=Path(path).name)
 
 
 def read_lora(path: str | Path, *, allow_nonfinite: bool = False) -> LoraFile:
     """Read `path` into a `LoraFile`; LoraFormatError naming every key/module that cannot be used."""
     result = read_lora_report(path)
-    problems = result.problems
-    if allow_nonfinite and result.nonfinite:
-        problems = [p for p in problems if not p.startswith("NaN")]
+    problems = [p for p in result.problems if not (allow_nonfinite and p.startswith("NaN"))]
     if problems:
         raise LoraFormatError(f"{Path(path).name}: " + "; ".join(problems),
                               hint="run `lora-studio inspect` on it for the full report")
     return result.lora
-
-
-# --------------------------------------------------------------------------------------------------
-# state dicts
 
 
 def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str], *,
@@ -152,15 +138,21 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     alphas = _peft_alphas(metadata, name)
 
     lf = LoraFile(metadata=dict(metadata), family=family)
-    result = ReadResult(lora=lf, guess=guess, layouts=_module_layouts(layouts), unknown_keys=unknown,
-                        unsupported=unsupported, ignored=ignored)
+    # the modules' layouts; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins
+    found = tuple(sorted({"lycoris" if "lycoris" in used else min(used) for used in layouts.values()}))
+    result = ReadResult(lora=lf, guess=guess, layouts=found, unknown_keys=unknown, unsupported=unsupported,
+                        ignored=ignored)
     if ignored:
         result.warnings.append(f"{len(ignored)} bundled embedding tensor(s) ignored")
     if guess.conflict:
         result.warnings.append(f"base model: {guess.conflict}")
     for (component, module, named), parts in groups.items():
         try:
-            kname = _kohya_name(component, module, named, family)
+            if named:
+                kname = canonical_kohya_name(module, family)
+            else:  # a path in SDXL's `text_encoder.` is its first encoder's
+                te1 = component == "te" and family == "sdxl"
+                kname = kohya_name_for("te1" if te1 else component, module, family)
         except LoraFormatError as exc:
             result.bad_shapes.append(str(exc))
             continue
@@ -185,26 +177,10 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
     return result
 
 
-def _module_layouts(per_module: Mapping[tuple[str, str, bool], set[str]]) -> tuple[str, ...]:
-    """Layouts of the file's modules; a LyCORIS module's `alpha` key looks like kohya's, so LyCORIS wins."""
-    return tuple(sorted({"lycoris" if "lycoris" in found else min(found) for found in per_module.values()}))
-
-
-def _kohya_name(component: str, module: str, named: bool, family: str) -> str:
-    if named:
-        return canonical_kohya_name(module, family)
-    if component == "te" and family == "sdxl":
-        component = "te1"
-    return kohya_name_for(component, module, family)
-
-
 def _peft_alphas(metadata: Mapping[str, str], name: str = "the file") -> dict[str, dict]:
     """peft LoraConfig fields per component from diffusers' `lora_adapter_metadata` (alpha, patterns)."""
-    raw = metadata.get(_ADAPTER_META_KEY)
-    if not raw:
-        return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(metadata.get(_ADAPTER_META_KEY) or "{}")
     except (ValueError, RecursionError):  # RecursionError: nested thousands deep; ValueError: a 5000-digit number
         raise LoraFormatError(f"{name}: its `{_ADAPTER_META_KEY}` is not valid JSON, so the alphas (strengths) of "
                               "its modules are unknown", hint="the file is damaged; download it again") from None
@@ -256,11 +232,9 @@ def _pattern_matches(pattern: str, path: str, name: str) -> bool:
 def _all_finite(t: torch.Tensor) -> bool:
     """isfinite for every dtype a safetensors file can hold: torch has no isfinite for float8 (it is checked in
     float32, exactly), integers and booleans are always finite."""
-    if t.is_complex():
-        return bool(torch.isfinite(t).all())
-    if not t.is_floating_point():
+    if not (t.is_floating_point() or t.is_complex()):
         return True
-    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+    if t.is_floating_point() and t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         t = t.float()
     return bool(torch.isfinite(t).all())
 
@@ -280,10 +254,9 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
         return None, ""
     if set(weights) <= {"down", "up", "mid"}:
         module, problem = _lora_module(name, weights, alpha)
-    elif all(k.startswith("hada_") for k in weights):
-        module, problem = LoraModule(name=name, algo="loha", params=weights, alpha=alpha), ""
-    elif all(k.startswith("lokr_") for k in weights):
-        module, problem = LoraModule(name=name, algo="lokr", params=weights, alpha=alpha), ""
+    elif any(all(k.startswith(p) for k in weights) for p in ("hada_", "lokr_")):
+        algo = "loha" if next(iter(weights)).startswith("hada_") else "lokr"
+        module, problem = LoraModule(name=name, algo=algo, params=weights, alpha=alpha), ""
     else:
         return None, f"`{name}`: mixes adapter types ({', '.join(sorted(weights))})"
     if problem:
@@ -293,8 +266,8 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
         try:
             delta = module.delta_weight()
         except (KeyError, RuntimeError, ValueError) as exc:
-            missing = str(exc) if isinstance(exc, KeyError) else ""
-            why = f"missing {missing}" if missing else "factor shapes do not fit together"
+            missing = isinstance(exc, KeyError) and str(exc)
+            why = f"missing {exc}" if missing else "factor shapes do not fit together"
             return None, f"`{name}`: {module.algo} factors incomplete or inconsistent ({why})"
         out_features = delta.shape[0]
     else:
@@ -303,11 +276,9 @@ def _build_module(name: str, parts: dict[str, torch.Tensor]) -> tuple[LoraModule
     if magnitude is not None:  # peft DoRA: one magnitude per output row
         if magnitude.numel() != out_features:
             return None, f"`{name}`: DoRA magnitude has {magnitude.numel()} values for {out_features} outputs"
-        ref = module.up if module.up is not None else None
-        ndim = ref.dim() if ref is not None else 2
+        ndim = module.up.dim() if module.up is not None else 2
         dora = magnitude.reshape((out_features,) + (1,) * (ndim - 1))
-    if dora is not None:
-        module.dora_scale = dora
+    module.dora_scale = dora
     return module, ""
 
 

@@ -1,10 +1,8 @@
 """Baking a mix into a base model: W += Σ sᵢ·ΔWᵢ per layer in fp32, written as a new checkpoint.
 
-The output's layout is chosen by its name: `*.safetensors` → one original-layout (CompVis/SGM) file, the
-layout WebUIs load and the layout single-file inputs come in; anything else → a diffusers model folder.
-The base model is loaded once in fp32, every LoRA is checked against it before anything changes (wrong
-family or shapes are refused, naming the file and the modules), the patch is the same code the live
-preview uses, and the file is written atomically; the inputs are never touched.
+`*.safetensors` gives one original-layout (CompVis/SGM) file, the layout WebUIs load; any other name a
+diffusers folder. Every LoRA is checked against the base model before anything changes, the patch is the
+live preview's code, the file is written atomically, and the inputs are never touched.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import torch
 
 from studio.errors import ConfigError
 from studio.fileio import atomic_dir, atomic_write_text
+from studio.formats.kohya import DTYPES
 from studio.mix.export import refuse_overwriting_sources
 from studio.mix.patch import WeightPatcher
 from studio.mix.provenance import checkpoint_mix_metadata
@@ -26,14 +25,12 @@ from studio.mix.recipe import Source, contributions, mix_family
 from studio.safe_names import refuse_unsafe_name
 from studio.mix.targets import check_fits, model_targets
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 PROVENANCE_FILE = "lora_studio_mix.json"
 
 
 @dataclass
 class BakeResult:
     path: Path
-    family: str
     layers_changed: int
     layout: str  # single-file | diffusers
 
@@ -50,8 +47,7 @@ def _base_precision(components, base: Path) -> str:
             with safe_open(str(f), framework="pt") as fh:
                 first = next(iter(fh.keys()), None)
                 if first is not None:
-                    dtype = fh.get_slice(first).get_dtype()
-                    return {"F16": "fp16", "BF16": "bf16"}.get(dtype, "fp32")
+                    return {"F16": "fp16", "BF16": "bf16"}.get(fh.get_slice(first).get_dtype(), "fp32")
     return "fp16"
 
 
@@ -80,13 +76,12 @@ def bake(base: str | Path, sources: Sequence[Source], out: str | Path, *, dtype:
         from studio.models.original_layout import save_original_checkpoint
 
         _plain_name_or_path(components.unet, components.vae)
-
         save_original_checkpoint(out, family, components.unet, components.vae, components.text_encoders,
                                  tokenizers=components.tokenizers, prediction=components.prediction,
                                  dtype=DTYPES[precision], metadata=meta)
-        return BakeResult(out, family, changed, "single-file")
+        return BakeResult(out, changed, "single-file")
     _write_diffusers_folder(base, out, components, DTYPES[precision], meta)
-    return BakeResult(out, family, changed, "diffusers")
+    return BakeResult(out, changed, "diffusers")
 
 
 def _check_finite(targets, precision: str) -> None:

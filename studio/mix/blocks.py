@@ -1,14 +1,9 @@
 """Per-block weights: which UNet block a LoRA module lives in, and the presets users know from the WebUIs.
 
-Block IDs follow lora-block-weight / supermerger / sd-scripts: BASE = the text encoder(s); INnn = the
-original `input_blocks.nn`, MID = `middle_block`, OUTnn = `output_blocks.nn`. SD 1.x/2.x names (diffusers
-paths) map as sd-scripts' `get_block_index` does: `down_blocks_i_{attentions|resnets}_j` → IN(3i+j+1),
-`down_blocks_i_downsamplers` → IN(3i+3), `up_blocks_i_{attentions|resnets}_j` → OUT(3i+j),
-`up_blocks_i_upsamplers` → OUT(3i+2), `conv_in` → IN00. SDXL names carry the SGM block number directly.
-Modules outside every block (time embedding, `conv_out`) get weight 1, as in those tools.
-
-A weight list may have 17/26 entries (SD 1.x/2.x) or 12/20 (SDXL); the short lists name only the blocks
-that hold attention, and — as lora-block-weight does when it widens 17 to 26 — the others keep weight 1.
+Block IDs follow lora-block-weight / supermerger / sd-scripts (`get_block_index`): BASE = the text
+encoder(s), INnn / MID / OUTnn = the original `input_blocks.nn` / `middle_block` / `output_blocks.nn`;
+modules outside every block get weight 1, as in those tools. A list of 17 (SD 1.x/2.x) or 12 (SDXL)
+weights names only the blocks with attention; the others keep 1, as lora-block-weight widens 17 to 26.
 """
 
 from __future__ import annotations
@@ -57,13 +52,9 @@ _UPDOWN = re.compile(r"^lora_unet_(down|up)_blocks_(\d+)_(attentions|resnets|dow
 _SGM = re.compile(r"^lora_unet_(input_blocks|output_blocks)_(\d+)_")
 
 
-def is_xl(family: str) -> bool:
-    return family == "sdxl"
-
-
 def block_ids(family: str, *, full: bool = True) -> tuple[str, ...]:
     """All block IDs of `family` (`full`) or only those with attention (the short list)."""
-    if is_xl(family):
+    if family == "sdxl":
         return XL_IDS_20 if full else XL_IDS_12
     return SD_IDS_26 if full else SD_IDS_17
 
@@ -81,8 +72,7 @@ def block_of(kohya_name: str) -> str | None:
         return f"{'IN' if m[1] == 'input_blocks' else 'OUT'}{int(m[2]):02d}"
     m = _UPDOWN.match(kohya_name)
     if m:
-        i, j = int(m[2]), int(m[4])
-        kind = m[3]
+        i, kind, j = int(m[2]), m[3], int(m[4])
         if m[1] == "down":
             return f"IN{3 * i + (3 if kind == 'downsamplers' else j + 1):02d}"
         return f"OUT{3 * i + (2 if kind == 'upsamplers' else j):02d}"
@@ -110,10 +100,8 @@ def parse_weights(spec: str | Sequence[float] | Mapping[str, float], family: str
             out[b] = _weight(v, b)
         return out
     if isinstance(spec, str):
-        name = spec.strip().upper()
-        presets = _XL_PRESETS_12 if is_xl(family) else _SD_PRESETS_17
-        if name in presets:
-            spec = presets[name]
+        presets = _XL_PRESETS_12 if family == "sdxl" else _SD_PRESETS_17
+        spec = presets.get(spec.strip().upper(), spec)
         try:
             values = [float(x) for x in spec.replace(" ", "").split(",") if x]
         except ValueError:
@@ -147,7 +135,4 @@ def _weight(value, block: str) -> float:
 
 def block_weight(weights: Mapping[str, float], kohya_name: str) -> float:
     """The weight for one module (1 when its block is not listed or it is outside every block)."""
-    if not weights:
-        return 1.0
-    block = block_of(kohya_name)
-    return 1.0 if block is None else float(weights.get(block, 1.0))
+    return float(weights.get(block_of(kohya_name) or "", 1.0)) if weights else 1.0

@@ -1,11 +1,9 @@
-"""ΔW of one module at one strength, in fp32, shaped like the base weight — the one formula mixing,
-merging, baking and previewing share, so the four cannot drift apart.
+"""ΔW of one module at one strength, in fp32, shaped like the base weight: the one formula mixing, merging,
+baking and previewing share, so the four cannot drift apart.
 
-Plain LoRA/LoCon/LoHa/LoKr: ΔW = strength × module.delta_weight() (alpha/rank inside). DoRA is not a
-pure ΔW: it rescales the columns (LyCORIS, `dora_scale` of shape 1 × in) or rows (out × 1) of
-W + ΔW to the learnt magnitudes, so its change depends on the base weight; ComfyUI applies it as
-W + strength × (W_dora − W), and so do we — with ComfyUI's norms: ‖W + ΔW‖ per input column for a 1 × in
-scale, the base weight's ‖W‖ per output row for an out × 1 scale (see docs/TRAINING.md, "DoRA in the loaders").
+DoRA is not a pure ΔW: it rescales the columns (LyCORIS, `dora_scale` 1 × in) or rows (out × 1) of W + ΔW
+to the learnt magnitudes, so its change depends on the base weight. ComfyUI applies it as
+W + strength × (W_dora − W), and so do we, with ComfyUI's norms (docs/TRAINING.md, "DoRA in the loaders").
 """
 
 from __future__ import annotations
@@ -22,11 +20,10 @@ _CONV1 = re.compile(r"(conv_shortcut|skip_connection)$")
 _PROJ = re.compile(r"(proj_in|proj_out)$")
 
 
-def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Tensor | None = None,
-                 out_shape: tuple[int, ...] | None = None) -> torch.Tensor:
+def module_delta(module: LoraModule, strength: float = 1.0, *,
+                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """strength × ΔW in fp32; `weight` (the base weight) is needed for DoRA and fixes the shape."""
-    shape = tuple(weight.shape) if weight is not None else out_shape
-    delta = module.delta_weight(shape)
+    delta = module.delta_weight(None if weight is None else tuple(weight.shape))
     if module.dora_scale is None:
         return delta * strength if strength != 1.0 else delta
     if weight is None:
@@ -39,12 +36,9 @@ def module_delta(module: LoraModule, strength: float = 1.0, *, weight: torch.Ten
         # ComfyUI and Forge divide an output-axis scale by the BASE weight's row norms, not (W + ΔW)'s; our
         # exporter writes dora_scale for exactly that rule, so the mixer renders a file as they do.
         norm = w.flatten(1).norm(dim=1).reshape((out_features,) + (1,) * (w.dim() - 1))
-        scale = scale.reshape(norm.shape)
     else:  # LyCORIS default: per input column (what ComfyUI and A1111 compute)
-        norm = combined.transpose(0, 1).flatten(1).norm(dim=1)
-        norm = norm.reshape((1, w.shape[1]) + (1,) * (w.dim() - 2))
-        scale = scale.reshape(norm.shape)
-    return strength * (combined * (scale / norm) - w)
+        norm = combined.transpose(0, 1).flatten(1).norm(dim=1).reshape((1, w.shape[1]) + (1,) * (w.dim() - 2))
+    return strength * (combined * (scale.reshape(norm.shape) / norm) - w)
 
 
 def guess_shape(name: str, delta: torch.Tensor, family: str) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from studio.errors import ConfigError
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, write_sidecar
-from studio.formats.kohya import save_lora_file
+from studio.formats.kohya import DTYPES, save_lora_file
 from studio.mix.merge import BaseWeight, MergeResult, merge
 from studio.mix.provenance import lora_mix_metadata
 from studio.mix.recipe import Source, contributions, mix_family
@@ -21,8 +21,7 @@ from studio.safe_names import refuse_unsafe_name
 class ExportResult:
     path: Path
     merge: MergeResult
-    family: str
-    report: CompatReport | None = None  # per-loader compatibility, also in `<name>.compat.json`
+    report: CompatReport  # per-loader compatibility, also in `<name>.compat.json`
 
 
 def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
@@ -34,19 +33,15 @@ def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
                               hint="LoRA Studio never changes the files you mix")
 
 
-_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-
-
 def check_finite_result(result: MergeResult, dtype: str) -> None:
     """Refuse to write a merge whose factors are NaN/Inf in the output precision (large strengths overflow fp16),
     naming the first such module; the file would load everywhere and break every image."""
     import torch
 
-    target = getattr(torch, _DTYPES.get(dtype, "float32"))
+    target = DTYPES.get(dtype, torch.float32)
     for name, module in result.lora.modules.items():
-        tensors = [t for t in (module.down, module.up, module.mid, module.dora_scale) if t is not None]
-        tensors += list(module.params.values())
-        if any(not bool(torch.isfinite(t.to(target)).all()) for t in tensors if t.is_floating_point()):
+        floats = [t for t in module.tensors() if t.is_floating_point()]
+        if not all(bool(torch.isfinite(t.to(target)).all()) for t in floats):
             raise ConfigError(f"the merged LoRA would hold infinite or NaN weights in {name} ({dtype}): the "
                               "strengths are too large for this precision; nothing was written",
                               hint="lower the strengths, or write fp32 (--dtype fp32)")
@@ -68,4 +63,4 @@ def export_merged(sources: Sequence[Source], out: str | Path, *, rank: int | Non
     save_lora_file(result.lora, out, dtype=dtype, metadata=meta)
     report = compat_report(result.lora)
     write_sidecar(out, report)
-    return ExportResult(path=out, merge=result, family=family, report=report)
+    return ExportResult(path=out, merge=result, report=report)

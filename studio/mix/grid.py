@@ -1,8 +1,7 @@
 """Strength grids: the same prompt and seed at every combination of two LoRAs' strengths, in one labelled image.
 
-A grid answers "where do these two stop fighting?" at a glance — the question users otherwise answer with
-an X/Y plot script and a lot of re-generation. The cells are rendered by `PreviewSession.render_grid`; this
-module holds the axis description and the drawing of the labelled sheet (Qt-free, PIL only).
+A grid answers "where do these two stop fighting?" at a glance, instead of an X/Y plot script and a lot of
+re-generation. `PreviewSession.render_grid` renders the cells; this module (Qt-free) draws the sheet.
 """
 
 from __future__ import annotations
@@ -27,15 +26,11 @@ class GridAxis:
 @dataclass
 class GridResult:
     image: Image.Image
-    x: GridAxis
-    y: GridAxis | None
     cells: list[tuple[tuple[float, ...], Image.Image]] = field(default_factory=list)  # ((x, y), image)
 
 
 def check_axes(x: GridAxis, y: GridAxis | None, n_loras: int, max_cells: int = 64) -> None:
-    for axis in (x, y):
-        if axis is None:
-            continue
+    for axis in (x, y) if y is not None else (x,):
         if not 0 <= axis.lora < n_loras:
             raise ConfigError(f"grid axis names LoRA #{axis.lora + 1}, but the mix has {n_loras}")
         if not axis.values:

@@ -1,11 +1,9 @@
 """The mixer's worker jobs: preview, strength grid, merged export, bake and plain-LoRA copy.
 
-Each takes its typed request (`studio.job_requests`) and the worker's control. The worker runs one job at
-a time and forgets it; the preview session must outlive jobs, so it is kept here, per process: the first
-preview loads the base model, every later one with the same base (and device) reuses it. A job for another
-base replaces it. A preview reports each sampling step and a grid each cell as `JobProgress`; each job ends
-with a `MixResult` carrying the request's id, then `Finished`; errors a user can act on arrive as `Failed`
-via the worker.
+The worker runs one job at a time and forgets it, but the preview session must outlive jobs, so it is kept
+here, per process: every preview with the same base (and device) reuses the loaded model; another base
+replaces it. Progress arrives as `JobProgress`, each job ends with a `MixResult` carrying the request's id,
+then `Finished`.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,10 +44,10 @@ def _stop(control: Any) -> Callable[[], bool] | None:
 
 
 def _reporting(work: Callable[[Callable[[int, int], None]], Any], request_id: int,
-               unit: Literal["steps", "cells"]) -> Iterator[JobProgress | Any]:
-    """Run `work(report)` on a helper thread and yield a `JobProgress` for each `report(done, total)` it
-    makes while it runs (a render is one long call into diffusers; its callback cannot yield), then its
-    result as the last item. An exception of `work` is raised here, in the job."""
+               unit: Literal["steps", "cells"]) -> Generator[JobProgress, None, Any]:
+    """Run `work(report)` on a helper thread, yield a `JobProgress` for each `report(done, total)` it makes
+    while it runs (a render is one long call into diffusers; its callback cannot yield), and return its
+    result. An exception of `work` is raised here, in the job."""
     updates: queue.Queue[tuple[str, Any]] = queue.Queue()
     t0 = time.monotonic()
 
@@ -68,12 +66,23 @@ def _reporting(work: Callable[[Callable[[int, int], None]], Any], request_id: in
         if kind == "error":
             raise value
         if kind == "result":
-            yield value
-            return
+            return value
         done, total = value
-        elapsed = time.monotonic() - t0
-        eta = elapsed / done * (total - done) if done else None
+        eta = (time.monotonic() - t0) / done * (total - done) if done else None
         yield JobProgress(request_id=request_id, done=done, total=total, unit=unit, eta_s=eta)
+
+
+def _done(job: Any, kind: str, path: Path, summary: str, **fields: Any) -> Iterator[Event]:
+    yield MixResult(kind=kind, request_id=job.request_id, path=str(path), summary=summary, **fields)
+    yield Finished(outputs=(str(path),))
+
+
+def _png(job: Any, kind: str, image: Any, summary: str, **fields: Any) -> Iterator[Event]:
+    from studio.fileio import atomic_write_with
+
+    out = Path(job.out)
+    atomic_write_with(out, lambda tmp: image.save(tmp, format="PNG"))
+    yield from _done(job, kind, out, summary, **fields)
 
 
 def preview_job(job: MixPreviewRequest, control: Any) -> Iterator[Event]:
@@ -81,48 +90,27 @@ def preview_job(job: MixPreviewRequest, control: Any) -> Iterator[Event]:
     yield Log(level="info", text=f"preview: {job.base}")
     session, loaded = session_for(job.base, job.device)
     layers = session.apply(job.request.loras)
-    image = None
-    for item in _reporting(lambda report: session.render(job.request, should_stop=_stop(control), on_step=report),
-                           job.request_id, "steps"):
-        if isinstance(item, JobProgress):
-            yield item
-        else:
-            image = item
+    image = yield from _reporting(lambda report: session.render(
+        job.request, should_stop=_stop(control), on_step=report), job.request_id, "steps")
     if image is None:
         yield Finished(outputs=(), stopped=True)
         return
-    from studio.fileio import atomic_write_with
-
-    out = Path(job.out)
-    atomic_write_with(out, lambda tmp: image.save(tmp, format="PNG"))
     summary = ("base model loaded; " if loaded else "") + f"{layers} layer(s) re-patched"
-    yield MixResult(kind="preview", request_id=job.request_id, path=str(out), summary=summary, layers=layers)
-    yield Finished(outputs=(str(out),))
+    yield from _png(job, "preview", image, summary, layers=layers)
 
 
 def grid_job(job: MixGridRequest, control: Any) -> Iterator[Event]:
     """A strength grid PNG at `job.out`; a `JobProgress` per cell."""
     session, _ = session_for(job.base, job.device)
-    result = None
-    for item in _reporting(lambda report: session.render_grid(job.request, job.x, job.y, should_stop=_stop(control),
-                                                              on_cell=report), job.request_id, "cells"):
-        if isinstance(item, JobProgress):
-            yield item
-        else:
-            result = item
+    result = yield from _reporting(lambda report: session.render_grid(
+        job.request, job.x, job.y, should_stop=_stop(control), on_cell=report), job.request_id, "cells")
     if result is None:
         yield Finished(outputs=(), stopped=True)
         return
-    from studio.fileio import atomic_write_with
-
-    out = Path(job.out)
-    atomic_write_with(out, lambda tmp: result.image.save(tmp, format="PNG"))
-    yield MixResult(kind="grid", request_id=job.request_id, path=str(out), summary=f"{len(result.cells)} cells")
-    yield Finished(outputs=(str(out),))
+    yield from _png(job, "grid", result.image, f"{len(result.cells)} cells")
 
 
 def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
-    """The enabled LoRAs of the mix merged into one file (concatenated, or re-factored by SVD to `rank`)."""
     from studio.mix.export import export_merged
     from studio.mix.recipe import load_sources
 
@@ -132,23 +120,19 @@ def export_job(job: MixExportRequest, control: Any) -> Iterator[Event]:
     summary = f"{merged.method}, {len(merged.lora.modules)} modules"
     if job.rank is not None:
         summary += f", relative error {merged.overall_error:.2%} overall, {merged.max_error:.2%} worst module"
-    if result.report is not None:
-        summary += "\n" + "\n".join(result.report.lines(notes=False))
-    yield MixResult(kind="export", request_id=job.request_id, path=str(result.path), summary=summary,
-                    error=merged.overall_error if job.rank is not None else None, layers=len(merged.lora.modules))
-    yield Finished(outputs=(str(result.path),))
+    summary += "\n" + "\n".join(result.report.lines(notes=False))
+    yield from _done(job, "export", result.path, summary, layers=len(merged.lora.modules),
+                     error=merged.overall_error if job.rank is not None else None)
 
 
 def bake_job(job: MixBakeRequest, control: Any) -> Iterator[Event]:
-    """The enabled LoRAs baked into a copy of the base checkpoint."""
     from studio.mix.bake import bake
     from studio.mix.recipe import load_sources
 
     yield Log(level="info", text="baking: loading the base model in fp32")
     result = bake(job.base, load_sources([e for e in job.loras if e.enabled]), job.out, dtype=job.dtype)
-    yield MixResult(kind="bake", request_id=job.request_id, path=str(result.path),
-                    summary=f"{result.layers_changed} layers changed, {result.layout}", layers=result.layers_changed)
-    yield Finished(outputs=(str(result.path),))
+    yield from _done(job, "bake", result.path, f"{result.layers_changed} layers changed, {result.layout}",
+                     layers=result.layers_changed)
 
 
 def plain_job(job: PlainCopyRequest, control: Any) -> Iterator[Event]:
@@ -168,6 +152,5 @@ def plain_job(job: PlainCopyRequest, control: Any) -> Iterator[Event]:
     copy = write_plain_copy(lf, Path(job.out), job.rank, source=src, base_weight=base_weight, dtype=job.dtype)
     summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.overall_error:.2%} overall, "
                f"{copy.max_error:.2%} worst module")
-    yield MixResult(kind="plain", request_id=job.request_id, path=str(copy.path), summary=summary,
-                    error=copy.overall_error, layers=len(copy.merge.lora.modules))
-    yield Finished(outputs=(str(copy.path),))
+    yield from _done(job, "plain", copy.path, summary, error=copy.overall_error,
+                     layers=len(copy.merge.lora.modules))

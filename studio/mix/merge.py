@@ -1,17 +1,12 @@
-"""Merging several weighted LoRAs into one LoRA file's worth of modules.
+"""Merging several weighted LoRAs into one LoRA's worth of modules, exact where it can be, reporting the loss.
 
-Two ways, both exact where exactness is possible, both reporting what they lose:
-
-- **concat**: the sum Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ is itself a LoRA of rank Σ rᵢ whose up is [s₁·α₁/r₁·B₁ | s₂·…] and
-  whose down is [A₁; A₂; …], with alpha = that rank (scale 1). No approximation, no cross terms — unlike
-  the √ratio merge in kohya's and supermerger's same-rank mode. Applies to LoRA and LoCon modules without a
-  Tucker core; other modules in the same merge (LoHa, LoKr, Tucker, DoRA) are re-factorised by SVD at the
-  rank their ΔW needs, and their error is reported.
+- **concat**: Σ sᵢ·(αᵢ/rᵢ)·Bᵢ·Aᵢ is itself a LoRA of rank Σ rᵢ, up [s₁·α₁/r₁·B₁ | s₂·…], down [A₁; A₂; …],
+  alpha = that rank: no approximation, no cross terms, unlike the √ratio merge in kohya's and supermerger's
+  same-rank mode. Modules it cannot concatenate (LoHa, LoKr, Tucker, DoRA) are re-factorised by SVD at the
+  rank their ΔW needs.
 - **svd**: the summed ΔW truncated to rank R (Eckart–Young: the best rank-R approximation in the Frobenius
-  norm). Relative error per module is ‖ΔW − ΔW_R‖/‖ΔW‖ = √(Σ_{i>R} σᵢ²)/√(Σ σᵢ²); overall it is the same
-  ratio over all modules together. When every contribution is a plain LoRA, ΔW = U·D with U = [sᵢαᵢ/rᵢ·Bᵢ]
-  and D = [Aᵢ] of rank ≤ Σ rᵢ, so the SVD is done on a small core from QR factorisations of U and Dᵀ —
-  exact, and far cheaper than an SVD of the full out × in matrix.
+  norm). When every contribution is a plain LoRA, ΔW = U·D of rank ≤ Σ rᵢ, so the SVD is done on a small
+  core from QR factorisations of U and Dᵀ: exact, and far cheaper than an SVD of the full out × in matrix.
 """
 
 from __future__ import annotations
@@ -64,25 +59,19 @@ def _concatenable(parts: Sequence[tuple[LoraModule, float]]) -> bool:
     return len(shapes) == 1
 
 
+def _stacked(parts: Sequence[tuple[LoraModule, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(up, down) of the one LoRA whose ΔW is Σ s·ΔW of `_concatenable` parts."""
+    up = torch.cat([m.up.float() * (s * m.scale) for m, s in parts], dim=1)  # type: ignore[union-attr]
+    return up, torch.cat([m.down.float() for m, _ in parts], dim=0)  # type: ignore[union-attr]
+
+
 def _concat(name: str, parts: Sequence[tuple[LoraModule, float]]) -> tuple[LoraModule, ModuleReport]:
-    downs = [m.down.float() for m, _ in parts]  # type: ignore[union-attr]
-    ups = [m.up.float() * (s * m.scale) for m, s in parts]  # type: ignore[union-attr]
-    down = torch.cat(downs, dim=0)
-    up = torch.cat(ups, dim=1)
+    up, down = _stacked(parts)
     rank = down.shape[0]
     fu, fd = flat(up), flat(down)
     norm = math.sqrt(max(float(((fu.T @ fu) * (fd @ fd.T)).sum()), 0.0))  # ‖U D‖ without forming U D
     return (LoraModule(name=name, down=down, up=up, alpha=float(rank)),
             ModuleReport(name, "concat", rank, 0.0, norm))
-
-
-def _factors(parts: Sequence[tuple[LoraModule, float]]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(U, D) with ΔW = U @ D (flattened), when every part is a plain LoRA of one shape; else None."""
-    if not _concatenable(parts):
-        return None
-    u = torch.cat([flat(m.up.float()) * (s * m.scale) for m, s in parts], dim=1)  # type: ignore[union-attr]
-    d = torch.cat([flat(m.down.float()) for m, _ in parts], dim=0)  # type: ignore[union-attr]
-    return u, d
 
 
 def _svd_of_product(u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -96,21 +85,18 @@ def _svd_of_product(u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, tor
 def _truncate(name: str, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, rank: int,
               shape: tuple[int, ...]) -> tuple[LoraModule | None, ModuleReport]:
     total = float(s.pow(2).sum())
-    norm = math.sqrt(total)
-    r = max(1, min(rank, int(s.numel())))
-    kept = s[:r]
-    lost = float(s[r:].pow(2).sum())
-    rel = math.sqrt(lost / total) if total > 0 else 0.0
     if total == 0.0:
         return None, ModuleReport(name, "svd", 0, 0.0, 0.0)
-    root = kept.sqrt()  # split σ evenly between the factors: keeps both in fp16 range
+    r = max(1, min(rank, int(s.numel())))
+    rel = math.sqrt(float(s[r:].pow(2).sum()) / total) if total > 0 else 0.0
+    root = s[:r].sqrt()  # split σ evenly between the factors: keeps both in fp16 range
     up = u[:, :r] * root
     down = root[:, None] * vh[:r]
     if len(shape) == 4:
         up = up.reshape(shape[0], r, 1, 1)
         down = down.reshape(r, shape[1], shape[2], shape[3])
     return (LoraModule(name=name, down=down.contiguous(), up=up.contiguous(), alpha=float(r)),
-            ModuleReport(name, "svd", r, rel, norm))
+            ModuleReport(name, "svd", r, rel, math.sqrt(total)))
 
 
 def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: str,
@@ -123,8 +109,7 @@ def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: 
         weight = base_weight(name)
     total: torch.Tensor | None = None
     for module, strength in parts:
-        shape = tuple(weight.shape) if weight is not None else None
-        delta = module_delta(module, strength, weight=weight, out_shape=shape)
+        delta = module_delta(module, strength, weight=weight)  # shaped like `weight` when there is one
         if total is not None and delta.shape != total.shape:
             if delta.numel() != total.numel():
                 raise LoraFormatError(f"`{name}`: the LoRAs disagree about this layer's shape "
@@ -135,9 +120,7 @@ def _summed_delta(name: str, parts: Sequence[tuple[LoraModule, float]], family: 
                 delta = delta.reshape(total.shape)
         total = delta if total is None else total + delta
     assert total is not None
-    if weight is None:
-        total = total.reshape(guess_shape(name, total, family))
-    return total
+    return total if weight is not None else total.reshape(guess_shape(name, total, family))
 
 
 def _rank_bound(parts: Sequence[tuple[LoraModule, float]], shape: tuple[int, ...]) -> int:
@@ -166,11 +149,10 @@ def merge(contribs: Contribs, family: str, *, rank: int | None = None, base_weig
         if rank is None and _concatenable(parts):
             module, report = _concat(name, parts)
         else:
-            factors = _factors(parts)
-            if factors is not None:
-                u, d = factors
-                shape = (u.shape[0],) + tuple(parts[0][0].down.shape[1:])  # type: ignore[union-attr]
-                svd = _svd_of_product(u, d)
+            if _concatenable(parts):  # ΔW = U·D of rank ≤ Σ r
+                up, down = _stacked(parts)
+                shape = (up.shape[0],) + tuple(down.shape[1:])
+                svd = _svd_of_product(flat(up), flat(down))
             else:
                 delta = _summed_delta(name, parts, family, base_weight)
                 shape = tuple(delta.shape)

@@ -1,8 +1,7 @@
-"""What the mixer's jobs send back over the worker pipe.
+"""What the mixer's jobs send back over the worker pipe: `MixResult`, a worker protocol event type.
 
-`MixResult` is one of the worker protocol's event types (`studio.worker.protocol` lists it; the mixer
-knows nothing of the worker). It carries the `request_id` of the request it answers, so a result can never
-be mistaken for another panel's or an older one. The requests themselves are `studio.job_requests`.
+It carries the `request_id` of the request it answers, so a result can never be mistaken for another
+panel's or an older one. The requests themselves are `studio.job_requests`.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from studio.events import Event
 
 @dataclass(frozen=True)
 class MixResult(Event):
-    """One mixer job's outcome: a preview or grid image, or an exported / baked file."""
-
     type: ClassVar[str] = "mix_result"
     kind: str  # preview | grid | export | bake | plain
     request_id: int

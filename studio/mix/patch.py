@@ -1,15 +1,10 @@
 """Applying a mix to a loaded model in place: W = W₀ + Σ sᵢ·ΔWᵢ, accumulated in fp32, and undoing it.
 
-Why patch weights instead of diffusers' `set_adapters`: a patched model runs at exactly the base model's
-speed (no extra LoRA matmuls at every one of the 20+ denoising steps), works for every algorithm we read
-(diffusers rejects LoHa, LoKr and Tucker cores), and is the same arithmetic the baker uses — so a preview
-is what the baked checkpoint will give, bit for bit in fp32.
-
-What makes a slider move cheap: the original weight of every touched layer is kept (once), the factors
-of each LoRA module are kept on the device in fp32 (ΔW is recomputed from them — a rank-r product — rather
-than cached at full size), and only layers whose (module, strength) list changed since the last apply are
-rewritten. Every ΔW used here is linear in strength (DoRA too, as ComfyUI applies it), so one cached
-tensor per module serves every strength.
+Why not diffusers' `set_adapters`: a patched model runs at the base model's speed, works for every algorithm
+we read (diffusers rejects LoHa, LoKr and Tucker cores), and is the baker's arithmetic, so a preview is what
+the baked checkpoint gives. A slider move is cheap: original weights are kept once, each module's factors
+stay on the device (ΔW is recomputed from them, not cached at full size), and only layers whose (module,
+strength) list changed are rewritten. Every ΔW here is linear in strength (DoRA too, as ComfyUI applies it).
 """
 
 from __future__ import annotations
@@ -37,14 +32,9 @@ class WeightPatcher:
     """Owns the in-place changes to the layers in `targets`; `restore()` puts every original weight back."""
 
     targets: Mapping[str, Target]
-    device: torch.device | str | None = None
     _originals: dict[str, torch.Tensor] = field(default_factory=dict)
     _applied: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)
     _cache: dict[int, _Cached] = field(default_factory=dict)
-
-    @property
-    def patched(self) -> list[str]:
-        return sorted(self._applied)
 
     def _factors(self, name: str, module: LoraModule, weight: torch.Tensor) -> _Cached:
         cached = self._cache.get(id(module))
@@ -62,11 +52,6 @@ class WeightPatcher:
         self._cache[id(module)] = cached
         return cached
 
-    def forget(self, modules: Sequence[LoraModule]) -> None:
-        """Drop cached factors of LoRAs no longer in the mix (their layers are restored on the next apply)."""
-        for m in modules:
-            self._cache.pop(id(m), None)
-
     @torch.no_grad()
     def apply(self, contribs: Mapping[str, Sequence[tuple[LoraModule, float]]]) -> int:
         """Make every target layer W₀ + Σ s·ΔW for `contribs` (others back to W₀); returns layers rewritten."""
@@ -76,8 +61,7 @@ class WeightPatcher:
             signature = tuple((id(m), float(s)) for m, s in parts)
             if self._applied.get(name, ()) == signature:
                 continue
-            target = self.targets[name]
-            weight = target.module.weight
+            weight = self.targets[name].module.weight
             if name not in self._originals:
                 self._originals[name] = weight.detach().clone()
             original = self._originals[name]
@@ -96,8 +80,7 @@ class WeightPatcher:
                     low_up.append(c.up * strength)  # type: ignore[operator]
                     low_down.append(c.down)
             if low_up:
-                delta = torch.cat(low_up, dim=1) @ torch.cat(low_down, dim=0)
-                total = total + delta.reshape(weight.shape)
+                total = total + (torch.cat(low_up, dim=1) @ torch.cat(low_down, dim=0)).reshape(weight.shape)
             weight.copy_(total.to(weight.dtype))
             self._applied[name] = signature
             changed += 1

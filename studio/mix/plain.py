@@ -1,30 +1,23 @@
 """A "plain LoRA" copy of any LoRA file: its full ΔW (DoRA magnitude included) refactored by SVD to one rank.
 
-Loaders disagree about LoHa, LoKr, Tucker LoCon and DoRA (`studio.formats.loaders`), but every one of them
-reads `lora_down`/`lora_up`/`alpha` the same way. So the copy makes any file usable in any WebUI, at the
-cost of the reported SVD error. The ΔW is `studio.mix.delta.module_delta` at strength 1 and the
-factorisation is the mixer's (`studio.mix.merge.merge` with one contribution per module), so a copy
-renders what the mixer previews of the original. DoRA's change depends on the base weights, so a DoRA file
-needs the base model it was trained on.
+Loaders disagree about LoHa, LoKr, Tucker LoCon and DoRA (`studio.formats.loaders`), but all read
+`lora_down`/`lora_up`/`alpha` the same way, so the copy works in any WebUI, at the cost of the reported SVD
+error. Its ΔW and factorisation are the mixer's, so a copy renders what the mixer previews of the original.
+A DoRA file needs the base model it was trained on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from studio.errors import ConfigError
 from studio.formats.compat import compat_report
 from studio.formats.compat_report import CompatReport, write_sidecar
 from studio.formats.kohya import save_lora_file
 from studio.formats.lora_file import LoraFile
-from studio.mix.merge import MergeResult, merge
+from studio.mix.merge import BaseWeight, MergeResult, merge
 from studio.safe_names import refuse_unsafe_name
-
-BaseWeight = Callable[[str], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -47,12 +40,6 @@ def needs_base_model(lf: LoraFile) -> bool:
     return any(m.dora_scale is not None for m in lf.modules.values())
 
 
-def plain_lora(lf: LoraFile, rank: int, *, base_weight: BaseWeight | None = None) -> MergeResult:
-    """`lf` as plain LoRA modules of rank ≤ `rank` (a module whose ΔW has a lower rank keeps it, exactly)."""
-    return merge({name: [(m, 1.0)] for name, m in lf.modules.items()}, lf.family, rank=rank,
-                 base_weight=base_weight, metadata=lf.metadata)
-
-
 def write_plain_copy(lf: LoraFile, out: str | Path, rank: int, *, source: str | Path | None = None,
                      base_weight: BaseWeight | None = None, dtype: str = "fp16") -> PlainCopy:
     """Write the plain copy of `lf` to `out` (and its compatibility sidecar); never over `source`."""
@@ -61,7 +48,9 @@ def write_plain_copy(lf: LoraFile, out: str | Path, rank: int, *, source: str | 
     if source is not None and Path(source).expanduser().resolve() == out.expanduser().resolve():
         raise ConfigError(f"the output {out} is the file being copied; choose another name",
                           hint="LoRA Studio never changes the original")
-    result = plain_lora(lf, rank, base_weight=base_weight)
+    # plain LoRA modules of rank ≤ `rank` (a module whose ΔW has a lower rank keeps it, exactly)
+    result = merge({name: [(m, 1.0)] for name, m in lf.modules.items()}, lf.family, rank=rank,
+                   base_weight=base_weight, metadata=lf.metadata)
     meta = {**lf.metadata, "ls_plain_copy_of": Path(source).name if source is not None else "",
             "ls_plain_copy_rank": str(rank), "ls_plain_copy_error": f"{result.overall_error:.6g}",
             "ss_network_module": "networks.lora"}

@@ -1,13 +1,8 @@
-"""Live preview of a mix: the base model is loaded once; each render patches weights and samples.
+"""Live preview of a mix: the base model is loaded once (in the worker, `studio.mix.jobs`); each render
+patches only the layers whose contributions changed, and samples.
 
-A `PreviewSession` lives as long as the user keeps the same base model — in the worker process, which
-hosts it between jobs (see `studio.mix.jobs`). A slider move becomes a `RenderRequest` with the new
-strengths; the session reads any LoRA it has not seen (cached by path and mtime), checks it fits the
-model (family, module names, shapes — refused with the reason), rewrites only the layers whose
-contributions changed (`WeightPatcher`), and samples. Nothing is reloaded between renders.
-
-The seed drives a CPU generator, so an image does not depend on the device it was made on, and the same
-request always gives the same image — which is what lets a baked checkpoint be compared with a preview.
+The seed drives a CPU generator, so the same request gives the same image on any device, which is what lets
+a baked checkpoint be compared with a preview.
 """
 
 from __future__ import annotations
@@ -20,29 +15,19 @@ import torch
 
 from studio.mix.grid import GridAxis, GridResult, check_axes, compose
 from studio.mix.patch import WeightPatcher
-from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, file_sha256, title_of
+from studio.mix.recipe import LoraCache, MixEntry, Source, contributions, load_sources
 from studio.mix.request import DEFAULT_SAMPLER, RenderRequest
 from studio.mix.samplers import make_scheduler
 from studio.mix.targets import check_fits, model_targets
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
 @dataclass
 class PreviewSession:
-    """One base model, loaded once, rendering any mix of LoRAs without reloading it."""
-
-    base: Path
-    device: torch.device
-    dtype: torch.dtype
     family: str
     pipe: object
     patcher: WeightPatcher
     scheduler_config: dict
     cache: LoraCache = field(default_factory=LoraCache)
-    _checked: set[tuple[str, int]] = field(default_factory=set)
     _schedulers: dict[str, object] = field(default_factory=dict)
     _sources: dict[str, Source] = field(default_factory=dict)
 
@@ -51,38 +36,30 @@ class PreviewSession:
              dtype: torch.dtype | None = None) -> PreviewSession:
         from studio.models.load import load_components
 
-        dev = torch.device(device) if device is not None else default_device()
+        dev = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.float16 if dev.type == "cuda" else torch.float32)
-        return cls.from_components(load_components(Path(base), dtype=dtype), device=dev)
-
-    @classmethod
-    def from_components(cls, components, *, device: str | torch.device | None = None) -> PreviewSession:
-        """A session around already-loaded `studio.models.load.Components` (benchmarks, tests)."""
-        dev = torch.device(device) if device is not None else default_device()
+        components = load_components(Path(base), dtype=dtype)
         pipe = _assemble(components)
         pipe.to(dev)
         pipe.set_progress_bar_config(disable=True)
         targets = model_targets(components.unet, components.text_encoders, components.family)
-        return cls(base=Path(components.source), device=dev, dtype=components.unet.dtype, family=components.family,
-                   pipe=pipe, patcher=WeightPatcher(targets), scheduler_config=dict(components.scheduler.config))
+        return cls(family=components.family, pipe=pipe, patcher=WeightPatcher(targets),
+                   scheduler_config=dict(components.scheduler.config))
 
-    # ---------------------------------------------------------------------------------------------
     def sources(self, entries: Sequence[MixEntry]) -> list[Source]:
         """Read (cached) and check each LoRA against the model once; a misfit raises, naming file and modules."""
         out = []
         for e in entries:
             lora = self.cache.get(e.path)
-            key = (str(Path(e.path).expanduser().resolve()), id(lora))
-            if key not in self._checked:
+            path = str(Path(e.path).expanduser().resolve())
+            source = self._sources.get(path)
+            if source is None or source.lora is not lora:  # not seen, or the file changed since
                 check_fits(lora, Path(e.path).name, self.patcher.targets, self.family)
-                self._checked.add(key)
-                self._sources[key[0]] = Source(entry=e, lora=lora, title=title_of(lora, e.path),
-                                               sha256=file_sha256(e.path))
-            out.append(replace(self._sources[key[0]], entry=e))
+                source = self._sources[path] = load_sources([e], self.cache)[0]
+            out.append(replace(source, entry=e))
         return out
 
     def apply(self, entries: Sequence[MixEntry]) -> int:
-        """Patch the model to this mix; returns how many layers were rewritten."""
         return self.patcher.apply(contributions(self.sources(entries)))
 
     def _scheduler(self, sampler: str):
@@ -137,7 +114,7 @@ class PreviewSession:
             cells.append(((xv,) if yv is None else (xv, yv), image))
             if on_cell:
                 on_cell(i + 1, len(combos))
-        return GridResult(image=compose([c for _, c in cells], x, y), x=x, y=y, cells=cells)
+        return GridResult(image=compose([c for _, c in cells], x, y), cells=cells)
 
     def close(self) -> None:
         """Put the base weights back (the session can still be used; nothing stays patched)."""
@@ -153,8 +130,7 @@ def _assemble(components):
 
     scheduler = make_scheduler(DEFAULT_SAMPLER, components.scheduler.config)
     for m in (components.unet, components.vae, *components.text_encoders):
-        m.eval()
-        m.requires_grad_(False)
+        m.eval().requires_grad_(False)
     if components.family == "sdxl":
         return StableDiffusionXLPipeline(vae=components.vae, text_encoder=components.text_encoders[0],
                                          text_encoder_2=components.text_encoders[1],

@@ -1,10 +1,9 @@
 """Metadata that records where a merged LoRA or a baked checkpoint came from.
 
-Two records, for two readers: `modelspec.merged_from` (SAI model spec, a comma-separated list of titles,
-as sd-scripts' `build_merged_from` writes it) for the WebUIs, and `ls_mix_sources` (our JSON: name, file,
-sha256, strengths, block weights of each source) so `lora-studio inspect` and the mixer can show — and
-reproduce — exactly what went in. The sources' trigger words are carried over too (`ss_tag_frequency`,
-`modelspec.trigger_phrase`), since those are what a user needs to prompt the merged result.
+`modelspec.merged_from` (a comma-separated list of titles, as sd-scripts' `build_merged_from` writes it) is
+for the WebUIs; `ls_mix_sources` (our JSON: name, file, sha256, strengths, block weights of each source) lets
+`lora-studio inspect` and the mixer show, and reproduce, what went in. The sources' trigger words are carried
+over too, since those are what a user needs to prompt the merged result.
 """
 
 from __future__ import annotations
@@ -14,18 +13,15 @@ import json
 from collections.abc import Sequence
 
 from studio import __version__
+from studio.formats.kohya import metadata_json
 from studio.formats.metadata import ARCHITECTURE, BASE_MODEL_VERSION
 from studio.mix.recipe import Source
 
 MIX_FORMAT = "1"
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def sources_record(sources: Sequence[Source]) -> str:
-    return _json([s.record() for s in sources])
+    return metadata_json([s.record() for s in sources])
 
 
 def merged_from(sources: Sequence[Source]) -> str:
@@ -46,16 +42,9 @@ def _tag_frequency(sources: Sequence[Source]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _common(sources: Sequence[Source], key: str) -> str:
-    values = {s.lora.metadata.get(key, "") for s in sources}
-    return values.pop() if len(values) == 1 else ""
-
-
 def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, method: str, rank: int,
                       overall_error: float | None = None) -> dict[str, str]:
     """`ss_*` + `modelspec.*` + `ls_*` keys for a merged LoRA (alpha = rank in every module)."""
-    now = dt.datetime.now(tz=dt.timezone.utc)
-    prediction = "v" if family == "sd2-v" else "epsilon"
     meta = {
         "ss_network_module": "networks.lora",
         "ss_network_dim": str(rank),
@@ -65,22 +54,22 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
         "ss_v_parameterization": str(family == "sd2-v"),
         "ss_output_name": title,
         "ss_training_comment": f"merged with LoRA Studio {__version__} ({method})",
-        "ss_tag_frequency": _json(_tag_frequency(sources)),
+        "ss_tag_frequency": metadata_json(_tag_frequency(sources)),
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": ARCHITECTURE.get(family, ARCHITECTURE["sd1"]),
         "modelspec.implementation": ("https://github.com/Stability-AI/generative-models" if family == "sdxl"
                                      else "diffusers"),
         "modelspec.title": title,
-        "modelspec.date": now.isoformat(timespec="seconds"),
-        "modelspec.prediction_type": prediction,
+        "modelspec.date": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
+        "modelspec.prediction_type": "v" if family == "sd2-v" else "epsilon",
         "modelspec.merged_from": merged_from(sources),
         "ls_mix_format": MIX_FORMAT,
         "ls_mix_method": method,
         "ls_mix_sources": sources_record(sources),
     }
-    for key in ("ss_resolution", "modelspec.resolution", "ss_sd_model_name"):
-        value = _common(sources, key)
-        if value:
+    for key in ("ss_resolution", "modelspec.resolution", "ss_sd_model_name"):  # kept when every source agrees
+        values = {s.lora.metadata.get(key, "") for s in sources}
+        if len(values) == 1 and (value := values.pop()):
             meta[key] = value
     triggers = [s.lora.metadata.get("modelspec.trigger_phrase", "") for s in sources]
     if any(triggers):
@@ -91,13 +80,11 @@ def lora_mix_metadata(sources: Sequence[Source], family: str, *, title: str, met
 
 
 def checkpoint_mix_metadata(sources: Sequence[Source], family: str, *, title: str, base_name: str) -> dict[str, str]:
-    """Metadata for a checkpoint with LoRAs baked in."""
-    now = dt.datetime.now(tz=dt.timezone.utc)
     return {
         "modelspec.sai_model_spec": "1.0.1",
         "modelspec.architecture": ARCHITECTURE.get(family, ARCHITECTURE["sd1"]).removesuffix("/lora"),
         "modelspec.title": title,
-        "modelspec.date": now.isoformat(timespec="seconds"),
+        "modelspec.date": dt.datetime.now(tz=dt.timezone.utc).isoformat(timespec="seconds"),
         "modelspec.merged_from": ", ".join([base_name, merged_from(sources)]),
         "ls_mix_format": MIX_FORMAT,
         "ls_mix_method": "bake",

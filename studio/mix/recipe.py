@@ -16,10 +16,6 @@ from studio.formats.lora_file import LoraFile, LoraModule
 from studio.mix.request import MixEntry
 
 
-# --------------------------------------------------------------------------------------------------
-# sources: entries with their files read
-
-
 @dataclass
 class Source:
     entry: MixEntry
@@ -33,7 +29,9 @@ class Source:
 
     def record(self) -> dict:
         """What merged files and baked checkpoints record about this source (`ls_mix_sources`)."""
-        rec = {"name": self.title, "file": self.file_name, "sha256": self.sha256, **self.entry.as_record()}
+        e = self.entry
+        rec = {"name": self.title, "file": self.file_name, "sha256": self.sha256, "strength": e.strength,
+               "unet": e.unet, "te": e.te, "blocks": e.block_weights, "enabled": e.enabled}
         if self.lora.metadata.get("sshs_model_hash"):
             rec["sshs_model_hash"] = self.lora.metadata["sshs_model_hash"]
         return rec
@@ -57,8 +55,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def title_of(lora: LoraFile, path: str | Path) -> str:
-    meta = lora.metadata
-    return meta.get("ss_output_name") or meta.get("modelspec.title") or Path(path).stem
+    return lora.metadata.get("ss_output_name") or lora.metadata.get("modelspec.title") or Path(path).stem
 
 
 @dataclass
@@ -90,8 +87,7 @@ def load_sources(entries: Iterable[MixEntry], cache: LoraCache | None = None) ->
 def mix_family(sources: Sequence[Source], model_family: str | None = None) -> str:
     """The family every source is for (and the model, when given); ConfigError saying which one differs."""
     known = [(s, s.lora.family) for s in sources if s.lora.family != "unknown"]
-    reference = model_family
-    ref_name = "the base model"
+    reference, ref_name = model_family, "the base model"
     if reference is None and known:
         reference, ref_name = known[0][1], known[0][0].file_name
     for source, family in known:
@@ -107,8 +103,6 @@ def contributions(sources: Sequence[Source]) -> dict[str, list[tuple[LoraModule,
     """module name → [(module, strength)] over the enabled sources, dropping zero strengths."""
     out: dict[str, list[tuple[LoraModule, float]]] = {}
     for s in sources:
-        if not s.entry.enabled:
-            continue
         for name, module in s.lora.modules.items():
             strength = s.entry.module_strength(name)
             if strength != 0.0:

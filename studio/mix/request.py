@@ -35,15 +35,11 @@ class MixEntry:
     def block_weights(self) -> dict[str, float]:
         return dict(self.blocks)
 
-    def part_strength(self, kohya_name: str) -> float:
-        if kohya_name.startswith("lora_te"):
-            return self.strength if self.te is None else self.te
-        return self.strength if self.unet is None else self.unet
-
     def module_strength(self, kohya_name: str) -> float:
         if not self.enabled:
             return 0.0
-        return self.part_strength(kohya_name) * block_weight(self.block_weights, kohya_name)
+        part = self.te if kohya_name.startswith("lora_te") else self.unet
+        return (self.strength if part is None else part) * block_weight(self.block_weights, kohya_name)
 
     def __post_init__(self) -> None:
         # NaN passes every comparison and ∞ or 1e30 overflows fp16: either way the mix would write a LoRA of
@@ -56,10 +52,6 @@ class MixEntry:
             check_strength(self.te, f"{name}: text-encoder strength (te=)")
         for block, weight in self.blocks:
             check_strength(weight, f"{name}: block weight {block}")
-
-    def as_record(self) -> dict:
-        return {"strength": self.strength, "unet": self.unet, "te": self.te, "blocks": self.block_weights,
-                "enabled": self.enabled}
 
 
 def check_strength(value: float, what: str) -> None:
@@ -144,9 +136,9 @@ class RenderRequest:
             raise ConfigError(f"seed is {self.seed}, expected a whole number between 0 and {2**32 - 1}")
         if self.steps < 1 or self.steps > 200:
             raise ConfigError(f"steps must be between 1 and 200 (got {self.steps})")
-        for side in (self.width, self.height):
-            if side < 64 or side > 4096 or side % 8:
-                raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, 64–4096")
+        if any(side < 64 or side > 4096 or side % 8 for side in (self.width, self.height)):
+            raise ConfigError(f"image size {self.width}×{self.height}: each side must be a multiple of 8, "
+                              "64–4096")
 
     def with_strength(self, index: int, strength: float) -> RenderRequest:
         """LoRA `index` at one overall strength (a grid cell): separate UNet/TE strengths give way to it."""

@@ -26,8 +26,7 @@ def make_scheduler(name: str, base_config: Any) -> Any:
     import diffusers
 
     cls_name, extra = SAMPLERS[key]
-    cls = getattr(diffusers, cls_name)
     # diffusers drops keys listed in `_use_default_values` when converting between scheduler classes, so the
     # same model gives another timestep spacing depending on how its config was built; take the values as given
     config = {k: v for k, v in dict(base_config).items() if k != "_use_default_values"}
-    return cls.from_config(config, **extra)
+    return getattr(diffusers, cls_name).from_config(config, **extra)

@@ -1,9 +1,8 @@
 """Which layer of a loaded base model each kohya module name adapts, and whether a LoRA fits that model.
 
-The map is built from the model itself (every Linear and Conv2d of the UNet and text encoders, named the
-way our reader names LoRA modules), so a LoRA module that matches no layer, or whose ΔW has another shape
-than the layer's weight, is found before anything is baked or previewed — and reported by name, with
-the shapes, instead of being skipped the way WebUIs skip keys they cannot load.
+The map is built from the model itself, so a LoRA module that matches no layer, or whose ΔW has another
+shape than the layer's weight, is found before anything is baked or previewed, and reported by name,
+instead of being skipped the way WebUIs skip keys they cannot load.
 """
 
 from __future__ import annotations
@@ -27,14 +26,10 @@ class Target:
     module: torch.nn.Module  # the nn.Linear / nn.Conv2d whose weight a LoRA changes
 
 
-def text_encoder_components(family: str) -> tuple[str, ...]:
-    return ("te1", "te2") if family == "sdxl" else ("te",)
-
-
 def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module], family: str) -> dict[str, Target]:
     """kohya name → Target for every layer a LoRA may adapt."""
     out: dict[str, Target] = {}
-    parts = [("unet", unet)] + list(zip(text_encoder_components(family), text_encoders))
+    parts = [("unet", unet)] + list(zip(("te1", "te2") if family == "sdxl" else ("te",), text_encoders))
     for component, root in parts:
         for path, module in root.named_modules():
             if not isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)) or not path:
@@ -47,28 +42,19 @@ def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module
     return out
 
 
-def expected_delta_shape(module: LoraModule) -> tuple[int, ...] | None:
-    """ΔW's shape from the factors alone (None when it takes computing: LoHa/LoKr)."""
-    if module.algo == "lora" and module.down is not None and module.up is not None:
-        kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
-        in_f = module.down.shape[1]
-        return (module.up.shape[0], in_f, *kernel)
-    return None
-
-
 def shape_problem(module: LoraModule, weight: torch.Tensor) -> str:
     """"" when the module's ΔW fits `weight`, else a short description of the mismatch."""
-    shape = expected_delta_shape(module)
     w = tuple(weight.shape)
-    if shape is None:
+    if module.algo == "lora" and module.down is not None and module.up is not None:  # shape from the factors
+        kernel = tuple(module.mid.shape[2:]) if module.mid is not None else tuple(module.down.shape[2:])
+        shape = (module.up.shape[0], module.down.shape[1], *kernel)
+    else:  # LoHa/LoKr: it takes computing
         try:
             shape = tuple(module.delta_weight().shape)
         except (RuntimeError, KeyError, ValueError):
             return "its factors do not fit together"
-    if shape == w:
-        return ""
-    if math.prod(shape) == math.prod(w) and shape[0] == w[0]:
-        # linear vs 1×1 conv, or LoHa/LoKr factors flattened over the kernel: same numbers, same rows
+    # linear vs 1×1 conv, or LoHa/LoKr factors flattened over the kernel: same numbers, same rows
+    if shape == w or (math.prod(shape) == math.prod(w) and shape[0] == w[0]):
         return ""
     return f"LoRA ΔW {'×'.join(map(str, shape))}, model weight {'×'.join(map(str, w))}"
 
@@ -80,12 +66,8 @@ def check_fits(lora: LoraFile, label: str, targets: dict[str, Target], model_fam
                               f"{family_label(model_family)}",
                               hint="choose a LoRA made for this base model, or another base model")
     missing = [n for n in lora.modules if n not in targets]
-    wrong = []
-    for name, module in lora.modules.items():
-        if name in targets:
-            problem = shape_problem(module, targets[name].module.weight)
-            if problem:
-                wrong.append(f"`{name}` ({problem})")
+    wrong = [f"`{name}` ({problem})" for name, module in lora.modules.items()
+             if name in targets and (problem := shape_problem(module, targets[name].module.weight))]
     if not missing and not wrong:
         return
     parts = []
