@@ -17,7 +17,7 @@ from PIL import Image
 from studio.dataset import tags as T
 from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckProgress, check_images
-from studio.dataset.edits import EditHistory, plan_batch, plan_edit
+from studio.dataset.edits import apply_edit, plan_batch, plan_edit
 from studio.dataset.images import ImageProblem, load_training_image, to_rgb
 from studio.dataset.scan import scan_folders
 from studio.dataset.state import DatasetState, load_state, save_state
@@ -226,23 +226,23 @@ def test_batch_edit_undo_redo_restores_disk(tmp_path: Path):
         images.append(p)
     before = {p: (p.with_suffix(".txt").read_text(encoding="utf-8") if p.with_suffix(".txt").exists() else None)
               for p in images}
-    history = EditHistory(CaptionStore())
+    store = CaptionStore()
     edit = plan_batch(before, T.TagOp("trigger_first", "sks"))
     assert len(edit) == 100 and edit.description.endswith("(100 images)")
-    result = history.do(edit)
+    result = apply_edit(store, edit)
     assert len(result.written) == 100
     for p in images:
         text = p.with_suffix(".txt").read_text(encoding="utf-8")
         assert text.startswith("sks")
-    history.undo()
+    apply_edit(store, edit, undo=True)
     for p in images:
         side = p.with_suffix(".txt")
         assert (side.read_text(encoding="utf-8") if side.exists() else None) == before[p]
-    history.redo()
+    apply_edit(store, edit)
     assert all(p.with_suffix(".txt").read_text(encoding="utf-8").startswith("sks") for p in images)
     # an edit to one file made elsewhere survives an undo: that file is reported, not overwritten
     images[5].with_suffix(".txt").write_text("changed elsewhere", encoding="utf-8")
-    res = history.undo()
+    res = apply_edit(store, edit, undo=True)
     assert res.reloaded == {images[5]: "changed elsewhere"}
     assert images[5].with_suffix(".txt").read_text(encoding="utf-8") == "changed elsewhere"
     assert images[6].with_suffix(".txt").read_text(encoding="utf-8") == before[images[6]]

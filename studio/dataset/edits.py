@@ -3,8 +3,7 @@
 An edit is data (`CaptionEdit`), and applying it in either direction writes the sidecars through a
 `CaptionStore`, so undo really restores the files on disk, not just the text on screen. Every write
 states what it expects to find; a sidecar changed by another program in between is left alone and
-reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`; `EditHistory` is the same
-undo/redo logic without Qt, for scripts and tests.
+reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`.
 """
 
 from __future__ import annotations
@@ -120,40 +119,3 @@ def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) ->
                                hint=failed[0].hint or "the other captions were saved; undo restores them")
     return result
 
-
-class EditHistory:
-    """A linear undo/redo history of caption edits (what QUndoStack does in the GUI)."""
-
-    def __init__(self, store: CaptionStore) -> None:
-        self.store = store
-        self._done: list[CaptionEdit] = []
-        self._undone: list[CaptionEdit] = []
-
-    def do(self, edit: CaptionEdit) -> ApplyResult:
-        """Apply a new edit; only the files actually written are remembered for undo (also when some failed)."""
-        try:
-            result = apply_edit(self.store, edit)
-        except PartialEditError as exc:
-            self._remember(edit.only(exc.result.written))
-            raise
-        self._remember(edit.only(result.written))
-        return result
-
-    def _remember(self, applied: CaptionEdit) -> None:
-        if applied.changes:
-            self._done.append(applied)
-            self._undone.clear()
-
-    def undo(self) -> ApplyResult | None:
-        if not self._done:
-            return None
-        edit = self._done.pop()
-        self._undone.append(edit)
-        return apply_edit(self.store, edit, undo=True)
-
-    def redo(self) -> ApplyResult | None:
-        if not self._undone:
-            return None
-        edit = self._undone.pop()
-        self._done.append(edit)
-        return apply_edit(self.store, edit)

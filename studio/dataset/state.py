@@ -25,6 +25,7 @@ STATE_VERSION = 1
 MAX_REPEATS = 1000
 #: dataset.json holds a few entries per image: tens of megabytes is already a dataset of a million images
 MAX_STATE_BYTES = 64 * 2**20
+_DAMAGED_HINT = "fix or delete the file; it holds exclude flags and crop/focus choices"
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -47,34 +48,28 @@ class DatasetState:
         return replace(self, excluded=(self.excluded | keys) if excluded else (self.excluded - keys))
 
     def with_focus(self, path: Path, point: Point | None) -> DatasetState:
-        focus = dict(self.focus)
-        if point is None:
-            focus.pop(path, None)
-        else:
-            focus[path] = (_unit(point[0]), _unit(point[1]))
-        return replace(self, focus=focus)
+        return self._with("focus", path, None if point is None else (_unit(point[0]), _unit(point[1])))
 
     def with_crop(self, path: Path, box: Box | None) -> DatasetState:
-        crops = dict(self.crops)
-        if box is None:
-            crops.pop(path, None)
-        else:
-            left, top, right, bottom = (_unit(v) for v in box)
-            if right - left <= 0 or bottom - top <= 0:
+        if box is not None:
+            box = tuple(_unit(v) for v in box)  # type: ignore[assignment]
+            if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
                 raise ValueError("a crop box needs a positive width and height")
-            crops[path] = (left, top, right, bottom)
-        return replace(self, crops=crops)
+        return self._with("crops", path, box)
 
     def with_repeats(self, folder: Path, repeats: int | None) -> DatasetState:
-        values = dict(self.repeats)
-        if repeats is None:
-            values.pop(folder, None)
-        else:
-            if repeats < 1:
-                raise ValueError("repeats must be at least 1")
-            values[folder] = int(repeats)
-        return replace(self, repeats=values)
+        if repeats is not None and repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        return self._with("repeats", folder, None if repeats is None else int(repeats))
 
+    def _with(self, name: str, key: Path, value: object) -> DatasetState:
+        """A copy with `key` set to `value` in the mapping field `name` (removed for None)."""
+        values = dict(getattr(self, name))
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+        return replace(self, **{name: values})
 
 def _unit(value: float) -> float:
     return min(max(float(value), 0.0), 1.0)
@@ -108,11 +103,9 @@ def load_state(project_dir: str | Path) -> DatasetState:
         data = read_capped(path, "dataset file", limit=MAX_STATE_BYTES, error=DatasetError)
         raw = json.loads(data.decode("utf-8-sig"))  # a BOM, as Notepad saves it, is fine
     except DatasetError as exc:
-        raise DatasetError(str(exc), hint="fix or delete the file; it holds exclude flags and crop/focus "
-                                          "choices") from None
+        raise DatasetError(str(exc), hint=_DAMAGED_HINT) from None
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
-        raise DatasetError(f"{path} cannot be read ({exc})",
-                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+        raise DatasetError(f"{path} cannot be read ({exc})", hint=_DAMAGED_HINT) from None
     try:
         if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
             raise ValueError(f"expected an object with \"version\": {STATE_VERSION}")
@@ -121,8 +114,7 @@ def load_state(project_dir: str | Path) -> DatasetState:
         focus = {_path(k, project_dir): _numbers(v, 2) for k, v in _mapping(raw.get("focus", {})).items()}
         repeats = {_path(k, project_dir): _count(v) for k, v in _mapping(raw.get("repeats", {})).items()}
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{path} is not a valid dataset file: {exc}",
-                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+        raise DatasetError(f"{path} is not a valid dataset file: {exc}", hint=_DAMAGED_HINT) from None
     return DatasetState(excluded=excluded, crops=crops, focus=focus, repeats=repeats)  # type: ignore[arg-type]
 
 

@@ -91,13 +91,10 @@ def rename_tag(caption: str | None, old: str, new: str) -> str:
 
 def remove_duplicates(caption: str | None) -> str:
     tags = split_tags(caption)
-    seen: set[str] = set()
-    kept = []
+    first: dict[str, str] = {}
     for t in tags:
-        if _norm(t) not in seen:
-            seen.add(_norm(t))
-            kept.append(t)
-    return caption or "" if len(kept) == len(tags) else join_tags(kept)
+        first.setdefault(_norm(t), t)
+    return caption or "" if len(first) == len(tags) else join_tags(first.values())
 
 
 def sort_tags(caption: str | None, *, keep_first: int = 0, frequencies: Counter[str] | None = None) -> str:
@@ -153,21 +150,16 @@ class TagOp:
             compile_pattern(self.tag, regex=self.regex, case_sensitive=self.case_sensitive)  # raises re.error
 
     def apply(self, caption: str | None, frequencies: Counter[str] | None = None) -> str:
-        if self.name == "trigger_first":
-            return trigger_first(caption, self.tag)
-        if self.name == "add":
-            return add_tag(caption, self.tag)
-        if self.name == "remove":
-            return remove_tag(caption, self.tag)
-        if self.name == "rename":
-            return rename_tag(caption, self.tag, self.value)
-        if self.name == "replace":
-            return find_replace(caption, self.tag, self.value, regex=self.regex, case_sensitive=self.case_sensitive)
-        if self.name == "dedupe":
-            return remove_duplicates(caption)
-        if self.name == "sort":
-            return sort_tags(caption, keep_first=self.keep_first, frequencies=frequencies)
-        raise ValueError(f"unknown operation {self.name!r}")  # pragma: no cover - Literal guards it
+        return {
+            "trigger_first": lambda: trigger_first(caption, self.tag),
+            "add": lambda: add_tag(caption, self.tag),
+            "remove": lambda: remove_tag(caption, self.tag),
+            "rename": lambda: rename_tag(caption, self.tag, self.value),
+            "replace": lambda: find_replace(caption, self.tag, self.value, regex=self.regex,
+                                            case_sensitive=self.case_sensitive),
+            "dedupe": lambda: remove_duplicates(caption),
+            "sort": lambda: sort_tags(caption, keep_first=self.keep_first, frequencies=frequencies),
+        }[self.name]()
 
     def describe(self) -> str:
         return {
