@@ -1,10 +1,8 @@
 """`lora-studio train`'s config flags, generated from `studio.config`: one per field, plus `--set`.
 
-Nothing is listed by hand but the older short names kept working (`--steps`, `--rank`, `--data`…): the flag
-name comes from the section and key (`--network-rank`), the help is `field_help` (the form's tooltip, word
-for word), a choice field's metavar lists its `Literal`'s values. Every value reaches the config as the text
-the user typed (through `field_info.parse_text`, as the form's line edits do), so `config.build_section`
-judges it and a wrong value gets the same message on the command line as in the form.
+Only the older short names (`--steps`, `--rank`, `--data`…) are listed by hand; the help is the form's
+tooltip, word for word. Every value reaches the config as the text the user typed (`parse_text`, as the
+form's line edits do), so a wrong value gets the same message on the command line as in the form.
 """
 
 from __future__ import annotations
@@ -45,29 +43,24 @@ def _is_list(tp: Any) -> bool:
     return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def help_text(info: FieldInfo) -> str:
-    """What `--help` shows for the field: `field_help`, escaped for argparse's %-formatting."""
-    return field_help(info.section, info.key).replace("%", "%%")
-
-
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
         group = parser.add_argument_group(f"{SECTION_TITLES[section]} ([{section}] in the project file)")
         for info in (i for i in all_fields() if i.section == section):
             names = [info.flag] + ([LEGACY_NAMES[(section, info.key)]] if (section, info.key) in LEGACY_NAMES else [])
-            kwargs: dict[str, Any] = {"dest": _dest(info), "help": help_text(info), "default": None}
-            choices = field_choices(info.type)
+            help_ = field_help(section, info.key).replace("%", "%%")  # escaped for argparse's %-formatting
+            kwargs: dict[str, Any] = {"dest": _dest(info), "help": help_, "default": None}
+            text = "PATH" if (section, info.key) in PATH_FIELDS else "TEXT"
             if info.type is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif _is_list(info.type):
-                kwargs.update(action="append", metavar="PATH" if (section, info.key) in PATH_FIELDS else "TEXT")
+                kwargs.update(action="append", metavar=text)
             elif get_origin(info.type) is tuple:
                 kwargs.update(nargs=len(get_args(info.type)), metavar="X")
-            elif choices:
+            elif choices := field_choices(info.type):
                 kwargs["metavar"] = "{" + ",".join(choices) + "}"
             else:
-                kwargs["metavar"] = {int: "N", float: "X"}.get(info.type, "PATH" if (section, info.key) in PATH_FIELDS
-                                                                 else "TEXT")
+                kwargs["metavar"] = {int: "N", float: "X"}.get(info.type, text)
             group.add_argument(*names, **kwargs)
     parser.add_argument("--set", dest="set_values", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="set any project-file field, e.g. --set optimizer.betas=[0.9,0.99] or "
@@ -84,9 +77,8 @@ class Override:
 
 def _value(info: FieldInfo, raw: Any) -> Any:
     if isinstance(raw, list):
-        items = [_value(FieldInfo(info.section, info.key, str if _is_list(info.type) else get_args(info.type)[0],
-                                  info.meta), v) for v in raw]
-        return items
+        return [_value(FieldInfo(info.section, info.key, str if _is_list(info.type) else get_args(info.type)[0],
+                                 info.meta), v) for v in raw]
     if isinstance(raw, str):
         if (info.section, info.key) in PATH_FIELDS and raw.strip():
             return str(Path(raw).expanduser().resolve())
@@ -141,6 +133,3 @@ def apply_overrides(cfg: ProjectConfig, given: list[Override]) -> tuple[ProjectC
             continue
         cfg = cfg.with_section(o.section, **{o.key: getattr(section, o.key)})
     return cfg, problems
-
-
-__all__ = ["LEGACY_NAMES", "Override", "add_config_flags", "apply_overrides", "help_text", "overrides"]

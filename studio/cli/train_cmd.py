@@ -50,14 +50,9 @@ def build_config(args: argparse.Namespace) -> ProjectConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # before the engine (and torch) is imported: a bad setting is told in a second
 
-    from studio.cli.progress import follow, stop_on_ctrl_c
-    from studio.train.control import TrainControl
-    from studio.train.engine import run_training
+    from studio.cli.progress import train_here
 
-    control = TrainControl()
-    with stop_on_ctrl_c(control):
-        finished = follow(run_training(cfg, project_file=args.project, control=control, resume_from=args.resume),
-                          quiet=args.quiet)
+    finished = train_here(cfg, quiet=args.quiet, project_file=args.project, resume_from=args.resume)
     if not finished.outputs:
         print("stopped before the first save; nothing was exported")
         return 1
