@@ -77,8 +77,8 @@ class Override:
 
 def _value(info: FieldInfo, raw: Any) -> Any:
     if isinstance(raw, list):
-        return [_value(FieldInfo(info.section, info.key, str if _is_list(info.type) else get_args(info.type)[0],
-                                 info.meta), v) for v in raw]
+        item = str if _is_list(info.type) else get_args(info.type)[0]
+        return [_value(FieldInfo(info.section, info.key, item, info.meta), v) for v in raw]
     if isinstance(raw, str):
         if (info.section, info.key) in PATH_FIELDS and raw.strip():
             return str(Path(raw).expanduser().resolve())

@@ -67,7 +67,7 @@ def follow(events: Iterable[Event], *, quiet: bool = False) -> Finished:
 
 
 def train_here(cfg, *, quiet: bool, **kwargs) -> Finished:
-    """Train in this process (`run_training`'s keywords), drawing the run; the first Ctrl+C saves and stops."""
+    """Train in this process (`run_training`'s keywords), drawing the run; a first Ctrl+C saves and stops."""
     from studio.train.engine import run_training
 
     control = TrainControl()

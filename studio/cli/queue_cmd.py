@@ -50,9 +50,9 @@ def register(sub) -> None:
                                "checkpoint)").add_argument("id", type=int, help=ID_HELP)
     action("clear", clear_cmd, "forget the finished entries (their exports stay)")
     run = action("run", run_cmd, "train every queued entry in order",
-                 description="Train every queued entry in order, resuming an interrupted one first. Prints one "
-                             "line per entry as it ends, with its exported file. Exit code 0 when all succeeded. "
-                             "Ctrl+C stops the current entry cleanly (it saves) and the queue.")
+                 description="Train every queued entry in order, resuming an interrupted one first. Prints "
+                             "one line per entry as it ends, with its exported file. Exit code 0 when all "
+                             "succeeded. Ctrl+C stops the current entry cleanly (it saves) and the queue.")
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first entry that fails")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 

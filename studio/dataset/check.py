@@ -74,52 +74,53 @@ def _problem(path: Path, kind: str, message: str) -> Problem:
     return Problem(path=path, kind=kind, message=message, excluded=kind in EXCLUDED_KINDS)
 
 
-def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | None = None) -> ImageCheck:
+def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
     """Read and fully decode one file; never raises for a bad file (that is what it reports)."""
     import stat as stat_mod
 
     from studio.safe_read import kind_of
 
     path = Path(path)
+    facts: dict = {"size": -1, "mtime_ns": 0}  # what is known of the file so far
+
+    def bad(kind: str, message: str) -> ImageCheck:
+        return ImageCheck(path, **facts, problems=(_problem(path, kind, message),))
+
     try:
         st = path.stat()  # always fresh: the mode decides whether opening it is safe at all
         if not stat_mod.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
-            return ImageCheck(path, -1, 0, problems=(_problem(path, "not-image", f"{kind_of(st.st_mode)}, not an "
-                                                                                  "image file"),))
+            return bad("not-image", f"{kind_of(st.st_mode)}, not an image file")
+        facts.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         if st.st_size > MAX_IMAGE_BYTES:
-            return ImageCheck(path, st.st_size, st.st_mtime_ns, problems=(_problem(
-                path, "too-large", f"too large ({st.st_size:,} bytes; images up to {MAX_IMAGE_BYTES:,} bytes are "
-                                   "read)"),))
+            return bad("too-large", f"too large ({st.st_size:,} bytes; images up to {MAX_IMAGE_BYTES:,} "
+                                    "bytes are read)")
         with open(path, "rb") as fh:
             data = fh.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
-        return ImageCheck(path, -1, 0, problems=(_problem(path, "missing", f"cannot read the file ({exc.strerror})"),))
-    base = dict(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        facts.update(size=-1, mtime_ns=0)
+        return bad("missing", f"cannot read the file ({exc.strerror})")
     if not data:
-        return ImageCheck(**base, problems=(_problem(path, "empty", "empty file (0 bytes)"),))
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        return bad("empty", "empty file (0 bytes)")
+    facts["digest"] = hashlib.blake2b(data, digest_size=16).hexdigest()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height, mode = img.width, img.height, img.mode
             if width * height > MAX_PIXELS:
-                return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=(
-                    _problem(path, "too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
-                                                "against decompression bombs"),))
+                facts.update(width=width, height=height, mode=mode)
+                return bad("too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
+                                        "against decompression bombs")
             orientation = _orientation(img)
             has_alpha = _has_alpha(img)
             img.load()
     except UnidentifiedImageError:
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "not-image", "not an image, or a format that cannot be read (despite the "
-                                        f"{path.suffix} extension)"),))
+        return bad("not-image", "not an image, or a format that cannot be read (despite the "
+                                f"{path.suffix} extension)")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "too-large", "too large to decode safely (decompression-bomb guard)"),))
+        return bad("too-large", "too large to decode safely (decompression-bomb guard)")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "unreadable", f"unreadable or truncated ({exc})"),))
+        return bad("unreadable", f"unreadable or truncated ({exc})")
     problems: list[Problem] = []
     if mode == "CMYK":
         problems.append(_problem(path, "cmyk", "CMYK colour: converted to RGB for training"))
@@ -134,7 +135,7 @@ def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | N
     if min_size and min(width, height) < min_size:
         problems.append(_problem(path, "small", f"{width}×{height} is smaller than the training resolution "
                                                 f"({min_size}): it will be upscaled and look soft"))
-    return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=tuple(problems))
+    return ImageCheck(path, **facts, width=width, height=height, mode=mode, problems=tuple(problems))
 
 
 def _orientation(img: Image.Image) -> int:
@@ -222,8 +223,7 @@ def _to_cache(check: ImageCheck) -> dict:
     except OSError:
         sample = ""
     return {"size": check.size, "mtime_ns": check.mtime_ns, "sample": sample, "width": check.width,
-            "height": check.height,
-            "mode": check.mode, "digest": check.digest,
+            "height": check.height, "mode": check.mode, "digest": check.digest,
             "problems": [{k: v for k, v in asdict(p).items() if k != "path"} for p in check.problems]}
 
 
@@ -270,10 +270,8 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     todo: list[ImageRecord] = []
     cached = 0
     for rec in records:
-        hit = None
         entry = caches[rec.path.parent].get(rec.path.name)
-        if entry is not None and rec.size >= 0:
-            hit = _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
+        hit = None if entry is None or rec.size < 0 else _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
         if hit is not None:
             results[rec.path] = hit
             cached += 1
