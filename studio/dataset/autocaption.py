@@ -1,19 +1,11 @@
-"""Auto-captioning with a model the user already has on disk, as a worker job.
+"""Auto-captioning with a model the user already has on disk: a transformers image-to-text folder (BLIP
+and the like, which write a sentence) or a WD14-style tagger (`model.onnx` with `selected_tags.csv`, whose
+tags over a threshold become the caption). Nothing is downloaded.
 
-Two kinds of model are understood:
-- a transformers image-to-text folder (BLIP and other models `AutoModelForImageTextToText` can load with
-  their `AutoProcessor`), which writes a sentence;
-- a WD14-style tagger: `model.onnx` with `selected_tags.csv` beside it, run by onnxruntime, which gives a
-  probability per booru tag; tags over a threshold become the caption.
-
-Models run in the worker process (`autocaption_job` for an `AutoCaptionRequest`), like every long job:
-loading torch and a model takes seconds and gigabytes, and a crash or out-of-memory there must not take
-the window with it. The job captions in batches, writes each caption file atomically as it goes (so a
-crash keeps what was done), stops between batches when asked, and reports each image as a
-`CaptionWritten` event (with the text before, so the window can offer one undo for the lot) and its
-progress as `JobProgress`. How a new caption meets an existing one is the user's choice: `append`,
-`replace`, or `only-empty`. Nothing is downloaded: a model that is not complete on disk is an error that
-says what is missing.
+Models run in the worker process, like every long job: loading torch and a model takes seconds and
+gigabytes, and a crash or out-of-memory there must not take the window with it. Each caption file is
+written atomically as it goes (a crash keeps what was done) and reported with the text before it, so the
+window can offer one undo for the lot.
 """
 
 from __future__ import annotations
@@ -73,10 +65,6 @@ def detect_kind(model: Path) -> Kind:
                             "(model.onnx with selected_tags.csv)")
 
 
-# --------------------------------------------------------------------------------------------------
-# Captioners (run in the worker; importable anywhere for tests)
-
-
 class Wd14Tagger:
     """A WD14-style ONNX tagger: NHWC float32 BGR input of 0–255 on a white square canvas."""
 
@@ -96,14 +84,14 @@ class Wd14Tagger:
                                             providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        side = inp.shape[1] if isinstance(inp.shape[1], int) else 448
-        self.side = int(side)
+        self.side = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 448
         outputs = self.session.get_outputs()[0].shape
         if isinstance(outputs[-1], int) and outputs[-1] != len(self.names):
             raise DatasetError(f"{onnx_file.name} outputs {outputs[-1]} tags but {tags_file.name} lists "
                                f"{len(self.names)}", hint="the model and its tag list do not belong together")
-        self.threshold = threshold
-        self.character_threshold = character_threshold
+        # the lowest probability each tag needs to be chosen; ratings (safe, explicit…) are never a caption
+        self.limits = [None if c == WD14_RATING else character_threshold if c == WD14_CHARACTER else threshold
+                       for c in self.categories]
 
     def _prepare(self, img):  # -> np.ndarray (side, side, 3)
         import numpy as np
@@ -125,15 +113,9 @@ class Wd14Tagger:
         probs = self.session.run(None, {self.input_name: batch})[0]
         out = []
         for row in probs:
-            chosen = []
-            for i, p in enumerate(row):
-                cat = self.categories[i]
-                if cat == WD14_RATING:
-                    continue
-                if p >= (self.character_threshold if cat == WD14_CHARACTER else self.threshold):
-                    chosen.append((float(p), self.names[i]))
-            chosen.sort(key=lambda t: -t[0])
-            out.append(join_tags(name for _, name in chosen))
+            chosen = [(float(p), name) for p, name, limit in zip(row, self.names, self.limits)
+                      if limit is not None and p >= limit]
+            out.append(join_tags(name for _, name in sorted(chosen, key=lambda t: -t[0])))
         return out
 
 
@@ -237,10 +219,6 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
         if imgs:
             for path, text in zip(good, captioner.caption(imgs)):
                 yield CaptionResult(path, text)
-
-
-# --------------------------------------------------------------------------------------------------
-# The worker job
 
 
 def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:

@@ -16,17 +16,14 @@ from studio.fileio import atomic_path
 from studio.safe_names import safe_file_name, unique_file_name
 
 
-def _is_free(name: str, taken: set[str], dest: Path) -> bool:
-    return unique_file_name(name, taken, dest) == safe_file_name(name)
-
-
 def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -> str:
     """A name valid on every system, taken neither in this import (`a.png` and `A.PNG` count as one) nor in `dest`,
     whose caption sidecar is free too: `cat.jpg` beside an existing `cat.png` would otherwise get its `cat.txt`."""
     safe = safe_file_name(name)
     stem, suffix = Path(safe).stem, Path(safe).suffix
     candidate, n = unique_file_name(safe, taken, dest), 1
-    while not _is_free(Path(candidate).stem + caption_extension, taken, dest):
+    while unique_file_name(side := Path(candidate).stem + caption_extension, taken, dest) != safe_file_name(
+            side):
         n += 1
         candidate = unique_file_name(f"{stem}-{n}{suffix}", taken, dest)
     taken.update((candidate, Path(candidate).stem + caption_extension))

@@ -1,14 +1,10 @@
 """Thumbnails for the dataset grid, and their on-disk cache.
 
 Opening a folder of 10,000 photos must not decode 10,000 full-size images every time. A thumbnail is made
-once — JPEGs decode at 1/2…1/8 scale straight from the DCT (`Image.draft`), which is most of the speed —
-and stored as a small JPEG in the user's cache directory under a key of (path, size, mtime, thumbnail
-size): a file edited in another program gets a new key, so a stale thumbnail is never shown. The thumbnail
-is returned as encoded JPEG bytes: 10,000 of them fit in tens of megabytes, where decoded pixels would
-not; the view decodes only the ones on screen.
-
-Everything here is thread-safe and Qt-free, so a pool of threads (Pillow releases the GIL while decoding
-and resizing) can make thumbnails while the GUI stays responsive.
+once and stored as a small JPEG in the user's cache directory under a key of (path, size, mtime, side): a
+file edited in another program gets a new key, so a stale thumbnail is never shown. It is kept as JPEG
+bytes: 10,000 of them fit in tens of megabytes, where decoded pixels would not. Thread-safe and Qt-free,
+for a pool of threads (Pillow releases the GIL while decoding).
 """
 
 from __future__ import annotations
@@ -53,12 +49,6 @@ def make_thumbnail(path: str | Path, max_side: int = THUMB_SIDE) -> Image.Image:
         out = to_rgb(img)  # rotation, CMYK, 16-bit and alpha handled as training handles them
     out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return out
-
-
-def encode_jpeg(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, optimize=False)
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -110,7 +100,9 @@ class ThumbnailCache:
             img = make_thumbnail(path, self.max_side)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
             return Thumbnail(error=str(exc) or type(exc).__name__)
-        data = encode_jpeg(img)
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+        data = buf.getvalue()
         try:
             atomic_write_bytes(file, data, durable=False)
         except WriteError:

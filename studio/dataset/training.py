@@ -1,10 +1,8 @@
 """What training should use from a dataset: the scan, less what the user excluded and exact duplicates.
 
-The panel writes exclude flags, crop boxes and focus points to `<project>/dataset.json`; the engine calls
-`training_scan` instead of a bare `scan_folders` so those choices take effect, and duplicated files are
-not trained twice as often as the user meant. Decoding problems (truncated, not an image, …) are still
-caught where each image is loaded (`load_training_image` raises `ImageProblem`), so no full pre-check is
-needed here.
+The engine calls `training_scan` instead of a bare `scan_folders` so the choices in `dataset.json` take
+effect and duplicated files are not trained twice as often as the user meant. Decoding problems are
+caught where each image is loaded, so no full pre-check is needed here.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from studio.dataset.scan import DatasetScan, ImageRecord, Problem, scan_folders
+from studio.dataset.scan import DatasetScan, ImageRecord, Problem, repeats_for_folder, scan_folders
 from studio.dataset.state import MAX_REPEATS, DatasetState, load_state
 from studio.errors import DatasetError
 
@@ -50,22 +48,16 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     return [r for r in records if r.path not in dropped], list(dropped.values())
 
 
-# a folder named `1000000000_cat` would make an epoch of a billion entries, allocated up front: MAX_REPEATS
-
-
 def check_repeats(records: Sequence[ImageRecord]) -> None:
-    """DatasetError naming the first folder whose repeat count (its `N_` prefix or dataset.json) is too large."""
+    """DatasetError naming the first folder whose repeat count (its `N_` prefix or dataset.json) is too large:
+    `1000000000_cat` would make an epoch of a billion entries, allocated up front."""
     for rec in records:
         if rec.repeats > MAX_REPEATS:
             raise DatasetError(f"{rec.folder}: {rec.repeats:,} repeats per epoch (from the folder's name or the "
                                f"Dataset panel), at most {MAX_REPEATS} are allowed",
-                               hint=f"rename the folder with a smaller `N_` prefix (e.g. `10_{_concept(rec.folder)}`)"
-                                    " or set its repeats in the Dataset panel")
-
-
-def _concept(folder: Path) -> str:
-    name = folder.name
-    return name.split("_", 1)[1] if "_" in name and name.split("_", 1)[0].isdigit() else name
+                               hint="rename the folder with a smaller `N_` prefix (e.g. `10_"
+                                    f"{repeats_for_folder(rec.folder)[1]}`) or set its repeats in the "
+                                    "Dataset panel")
 
 
 def training_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
