@@ -1,12 +1,10 @@
 """Caption sidecars (`image.txt`): reading, atomic writing, and noticing edits made by other programs.
 
-Users keep a text editor or a tagging tool open on the same folder. If they change `cat.txt` there while
-it is open here, writing our copy over it would silently destroy their work. So every read records a
-stamp (mtime, size and a hash of the bytes); before a write the file on disk is compared with the stamp,
-and a file that changed is *reloaded* (the caller gets the new text) instead of being overwritten.
-
-`None` as a caption means "no sidecar file": writing `None` deletes the file, which is how undoing the
-first caption of an image restores the disk exactly.
+Users keep a text editor or a tagging tool open on the same folder; writing our copy over a `cat.txt` they
+changed there would silently destroy their work. So every read records a stamp (mtime, size, a hash of the
+bytes), and a file that changed since is *reloaded* (the caller gets the new text), not overwritten.
+`None` as a caption means "no sidecar file": writing it deletes the file, so undoing an image's first
+caption restores the disk exactly.
 """
 
 from __future__ import annotations
@@ -119,17 +117,12 @@ class CaptionStore:
         with self._lock:
             self._stamps.pop(image, None)
 
-    def known(self, image: Path) -> Stamp | None:
-        with self._lock:
-            return self._stamps.get(image)
-
     def changed_on_disk(self, image: Path, expected: object = ..., *, verify: bool = False) -> tuple[bool, str | None]:
-        """(changed since we last read or wrote it, the text now on disk when it changed).
-
-        For a file this store has never read (captions loaded by a scan), `expected` is the text the
-        caller believes is there; without it such a file counts as unchanged.
-        """
-        known = self.known(image)
+        """(changed since we last read or wrote it, the text now on disk when it changed). For a file never
+        read here (captions loaded by a scan), `expected` is the text the caller believes is there; without
+        it such a file counts as unchanged."""
+        with self._lock:
+            known = self._stamps.get(image)
         if known is None:
             current = read_sidecar(self.sidecar(image))
             if expected is ...:
@@ -142,12 +135,10 @@ class CaptionStore:
         return stamp.exists != known.exists or stamp.digest != known.digest, text
 
     def write(self, image: Path, text: str | None, *, expected: object = ..., force: bool = False) -> WriteResult:
-        """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it
-        (or, for a file never read here, differs from `expected`); then nothing is written and the result
-        carries the text now there, which the caller shows instead (reload, not overwrite).
-
-        A sidecar that cannot be read or written (permissions, a vanished folder) is a WriteError naming
-        it; a file we cannot read is never written over, since we could not tell what it holds."""
+        """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it (or,
+        for a file never read here, differs from `expected`): then the result carries the text now there.
+        A sidecar that cannot be read or written is a WriteError naming it; a file we cannot read is never
+        written over, since we could not tell what it holds."""
         path = self.sidecar(image)
         try:
             return self._write(image, path, text, expected, force)

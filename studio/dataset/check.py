@@ -1,13 +1,10 @@
 """Checking every image before training: what is broken (excluded) and what is merely unusual (converted).
 
 A trainer that meets a truncated JPEG on step 900 should not be how a user learns about it. Each file is
-read once: its bytes are hashed (exact duplicates) and decoded fully (a truncated file only fails at the
-end of decoding). Invalid files get a `Problem` with `excluded=True`; files that training converts
-correctly (CMYK, 16-bit, alpha, EXIF rotation, small) get `excluded=False`, so the report can say what
-will happen to them. Pillow releases the GIL while decoding, so a thread pool runs checks in parallel.
-
-Results are cached by (path, size, mtime) in a JSON file per folder under the user's cache directory, so
-re-opening a dataset of thousands of images does not decode them all again.
+read once, hashed (exact duplicates) and decoded fully (a truncated file only fails at the end). Files
+training converts (CMYK, 16-bit, alpha, EXIF rotation, small) are reported but not excluded, so the report
+says what will happen to them. Pillow releases the GIL while decoding, so a thread pool checks in parallel;
+results are cached per folder, so re-opening thousands of images does not decode them all again.
 """
 
 from __future__ import annotations
@@ -172,10 +169,6 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Cache of check results, one JSON file per folder
-
-
 def _default_cache_dir() -> Path:
     from studio.dataset.thumbnails import default_cache_root
 
@@ -225,9 +218,6 @@ def _to_cache(check: ImageCheck) -> dict:
     return {"size": check.size, "mtime_ns": check.mtime_ns, "sample": sample, "width": check.width,
             "height": check.height, "mode": check.mode, "digest": check.digest,
             "problems": [{k: v for k, v in asdict(p).items() if k != "path"} for p in check.problems]}
-
-
-# --------------------------------------------------------------------------------------------------
 
 
 @dataclass

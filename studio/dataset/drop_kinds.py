@@ -1,10 +1,9 @@
 """What a set of dropped paths is, so each goes where it belongs: images to the dataset, a base model to the
 model field, LoRAs to the mixer, and everything else set aside with the reason.
 
-Users drop whatever they have at hand (a training folder, the checkpoint next to it, last week's LoRA); adding
-a model folder as a dataset of 0 images, or ignoring a LoRA without a word, is what this prevents. A
-`.safetensors` file is told apart by its header's keys alone (`studio.models.safetensors_header`): no tensor is
-read and torch is never imported, because this runs in the window's process on every drop.
+Users drop whatever they have at hand (a training folder, the checkpoint next to it, last week's LoRA). A
+`.safetensors` file is told apart by its header's keys alone: no tensor is read and torch is never
+imported, because this runs in the window's process on every drop.
 """
 
 from __future__ import annotations

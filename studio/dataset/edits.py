@@ -1,9 +1,8 @@
 """Undoable caption edits: each edit records the old and new caption of every file it touched.
 
-An edit is data (`CaptionEdit`), and applying it in either direction writes the sidecars through a
-`CaptionStore`, so undo really restores the files on disk, not just the text on screen. Every write
-states what it expects to find; a sidecar changed by another program in between is left alone and
-reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`.
+Applying an edit in either direction writes the sidecars through a `CaptionStore`, so undo really restores
+the files on disk, not just the text on screen; a sidecar changed by another program in between is left
+alone and reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`.
 """
 
 from __future__ import annotations

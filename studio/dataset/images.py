@@ -1,8 +1,7 @@
 """Reading images for training: EXIF rotation, RGB, the user's crop box, resize and crop around a focus point.
 
-Pillow does the decoding; what we add is the policy: every way an image file can be wrong becomes an
-`ImageProblem` naming the file and the reason, so a bad file is skipped and reported rather than
-ending a run half-way.
+Every way an image file can be wrong becomes an `ImageProblem` naming the file and the reason, so a bad
+file is skipped and reported rather than ending a run half-way.
 """
 
 from __future__ import annotations
@@ -55,10 +54,8 @@ def open_checked(path: str | Path) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """EXIF-rotate and convert any mode (CMYK, 16-bit, palette, alpha) to 8-bit RGB.
-
-    Transparent areas are composited on white, which is what a person sees in an image viewer.
-    """
+    """EXIF-rotate and convert any mode (CMYK, 16-bit, palette, alpha) to 8-bit RGB; transparent areas are
+    composited on white, which is what a person sees in an image viewer."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit greyscale: scale to 8 bits rather than clipping
@@ -99,12 +96,8 @@ def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
 
 
 def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
-    """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size` (width, height).
-
-    One rounding rule for every caller (the training loader, the bucket choice, the mask), so an image, its
-    bucket and its mask always agree on the region. None for a box that is empty or outside the image: it
-    is ignored rather than producing a 0-pixel image.
-    """
+    """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size`; None for a
+    box that is empty or outside the image: it is ignored rather than giving a 0-pixel image."""
     width, height = size
     left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
     px = (round(left * width), round(top * height), round(right * width), round(bottom * height))
@@ -115,12 +108,8 @@ def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -
 
 def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
                     size: tuple[int, int]) -> tuple[float, float] | None:
-    """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole image.
-
-    The Dataset panel draws the point and the crop box on the same uncropped picture, so a focus point is a
-    place in the whole image; once the crop box has cut the image, that place must be re-expressed in the
-    region's own fractions. A point outside the region is clamped to its nearest edge.
-    """
+    """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole
+    image (the panel draws the point and the crop box on one uncropped picture); clamped to the region."""
     if focus is None or region is None:
         return focus
     left, top, right, bottom = region
@@ -132,10 +121,8 @@ def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, i
 def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] | None,
                 focus: tuple[float, float] | None) -> tuple[tuple[int, int, int, int] | None,
                                                             tuple[float, float] | None]:
-    """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region).
-
-    Computed once, from the image's size, so everything cut from one image (its pixels, its bucket, its mask,
-    SDXL's conditioning) uses the same integers."""
+    """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region),
+    computed once so everything cut from one image (pixels, bucket, mask, SDXL's conditioning) agrees."""
     region = crop_pixels(size, crop) if crop is not None else None
     return region, focus_in_region(focus, region, size)
 
@@ -143,10 +130,8 @@ def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] |
 def load_training_image(path: str | Path, width: int, height: int | None = None, *,
                         crop: tuple[float, float, float, float] | None = None,
                         focus: tuple[float, float] | None = None) -> Image.Image:
-    """The image as training sees it: decoded, EXIF-rotated, 8-bit RGB, cropped by the user's box if any,
-    then resized to cover width×height and cropped around the focus point (default the centre).
-
-    `crop` and `focus` are fractions of the whole EXIF-rotated image, as the Dataset panel draws them."""
+    """The image decoded, EXIF-rotated, 8-bit RGB, cut to the user's crop box, resized to cover width×height
+    and cropped around the focus point (`crop`, `focus`: fractions of the whole image, as the panel draws)."""
     img = to_rgb(open_checked(path))
     region, focus = user_region(img.size, crop, focus)
     if region is not None:

@@ -1,10 +1,9 @@
 """Per-image choices that are not captions: exclude flags, crop boxes, focus points, per-folder repeats.
 
-They live in the project folder (`<project>/dataset.json`), not beside the images, because the images are
-referenced in place and may be shared between projects: excluding a photo from one LoRA must not hide it
-from another. Paths inside the project folder are stored relative to it, so a project can be moved.
-The file is written atomically and read strictly; a damaged file is an error the UI reports, never a
-silent reset of the user's choices.
+They live in `<project>/dataset.json`, not beside the images, because the images are referenced in place
+and may be shared between projects: excluding a photo from one LoRA must not hide it from another. Paths
+inside the project are stored relative to it, so a project can be moved. A damaged file is an error the
+UI reports, never a silent reset of the user's choices.
 """
 
 from __future__ import annotations

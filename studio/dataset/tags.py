@@ -1,10 +1,8 @@
 """Batch operations on captions, as pure functions of one caption string.
 
-A caption is either free text or comma-separated tags (the booru style that WD14 taggers produce); the
-tag operations split on commas, so a sentence is simply one long "tag". Each operation is a frozen
-`TagOp` that maps a caption to a caption and can describe itself, so the batch-edit model can apply it to
-a selection, record old and new text per file, and name the step in the undo menu ("Trigger word
-'sks' first (100 images)").
+A caption is either free text or comma-separated tags (the booru style WD14 taggers produce); the tag
+operations split on commas, so a sentence is simply one long "tag". A `TagOp` can also describe itself,
+so the batch edit can name the step in the undo menu ("Trigger word 'sks' first (100 images)").
 """
 
 from __future__ import annotations

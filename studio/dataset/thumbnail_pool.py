@@ -1,10 +1,9 @@
 """A pool of threads that makes thumbnails, most urgent first.
 
 The grid asks for the thumbnails it is about to paint (urgent) and, once a dataset is opened, for all the
-others (background), so scrolling later finds them ready. Requests carry a priority; asking again with a
-more urgent one moves an image ahead without making it twice. Results collect in a list the caller drains
-(the GUI polls it on a timer), which costs one lock per batch instead of one cross-thread signal per image.
-`reset()` forgets every pending request when another dataset is opened: stale work is dropped, not done.
+others (background), so scrolling later finds them ready; asking again more urgently moves an image ahead
+without making it twice. Results collect in a list the GUI drains on a timer: one lock per batch instead
+of one cross-thread signal per image.
 """
 
 from __future__ import annotations
