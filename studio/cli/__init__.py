@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from studio import __version__
 
-# module names under studio.cli; each defines register(subparsers) which sets `func` on its parser
 COMMANDS: tuple[str, ...] = ("train_cmd", "queue_cmd", "demo_cmd", "inspect_cmd", "mix_cmd", "plain_cmd",
                              "dataset_cmd", "gui_cmd")
 # the commands that load models and train or mix: a broken combination of libraries stops them before they start

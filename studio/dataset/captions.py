@@ -134,25 +134,24 @@ class CaptionStore:
             return False, None
         return stamp.exists != known.exists or stamp.digest != known.digest, text
 
-    def write(self, image: Path, text: str | None, *, expected: object = ..., force: bool = False) -> WriteResult:
+    def write(self, image: Path, text: str | None, *, expected: object = ...) -> WriteResult:
         """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it (or,
         for a file never read here, differs from `expected`): then the result carries the text now there.
         A sidecar that cannot be read or written is a WriteError naming it; a file we cannot read is never
         written over, since we could not tell what it holds."""
         path = self.sidecar(image)
         try:
-            return self._write(image, path, text, expected, force)
+            return self._write(image, path, text, expected)
         except OSError as exc:
             raise WriteError(f"cannot save the caption {path}: {exc.strerror or exc}",
                              hint="check that the folder still exists and can be written") from None
 
-    def _write(self, image: Path, path: Path, text: str | None, expected: object, force: bool) -> WriteResult:
-        if not force:
-            changed, current = self.changed_on_disk(image, expected, verify=True)
-            if changed:
-                with self._lock:
-                    self._stamps[image] = read_sidecar(path).stamp
-                return WriteResult(path, False, current)
+    def _write(self, image: Path, path: Path, text: str | None, expected: object) -> WriteResult:
+        changed, current = self.changed_on_disk(image, expected, verify=True)
+        if changed:
+            with self._lock:
+                self._stamps[image] = read_sidecar(path).stamp
+            return WriteResult(path, False, current)
         if text is None:
             remove_file(path)
             stamp = MISSING

@@ -109,7 +109,8 @@ def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
                 return bad("too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
                                         "against decompression bombs")
             orientation = _orientation(img)
-            has_alpha = _has_alpha(img)
+            has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency"
+                                                                       in img.info)
             img.load()
     except UnidentifiedImageError:
         return bad("not-image", "not an image, or a format that cannot be read (despite the "
@@ -142,10 +143,6 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def _has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
-
-
 def _png_bit_depth(data: bytes) -> int:
     """Pillow opens 16-bit RGB PNGs as 8-bit RGB; the IHDR chunk still says what the file holds."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR":
@@ -162,8 +159,6 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
             groups.setdefault(c.digest, []).append(c)
     out: list[Problem] = []
     for group in groups.values():
-        if len(group) < 2:
-            continue
         keep = next((c for c in group if c.path in prefer), group[0])
         out.extend(_problem(c.path, "duplicate", f"an exact copy of {keep.path.name}") for c in group if c is not keep)
     return out
@@ -198,10 +193,9 @@ def _load_cache(file: Path) -> dict[str, dict]:
 
 def _from_cache(path: Path, entry: dict, size: int, mtime_ns: int) -> ImageCheck | None:
     try:
-        if entry["size"] != size or entry["mtime_ns"] != mtime_ns:
-            return None
         # same size and timestamp is not the same file (`cp -p`, a restore): the head and tail must match too
-        if entry.get("sample") != content_sample(path):
+        if ((entry["size"], entry["mtime_ns"]) != (size, mtime_ns)
+                or entry.get("sample") != content_sample(path)):
             return None
         problems = tuple(Problem(path, p["kind"], p["message"], bool(p["excluded"])) for p in entry["problems"])
         return ImageCheck(path, size, mtime_ns, entry["width"], entry["height"], entry["mode"], entry["digest"],
@@ -301,8 +295,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
                 except WriteError:
                     pass  # the cache is an optimisation; an unwritable cache dir only costs time
     problems = [p for c in ordered for p in c.problems]
-    dups = mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
-    problems.extend(dups)
+    problems += mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
     order = {r.path: i for i, r in enumerate(records)}
     problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))
     return CheckReport(checks=tuple(ordered), problems=tuple(problems), cached=cached)

@@ -90,7 +90,7 @@ def _kind(path: Path) -> tuple[str, str]:
             return "model", ""
         if _holds_images(path):
             return "folder", ""
-        if any(_model_file_suffix(p) for p in _entries(path)):
+        if any(p.suffix.lower() in (*SAFETENSORS_SUFFIXES, *_PICKLED_MODELS) for p in _entries(path)):
             return "ignored", "a folder of model files, not images: drop the model or LoRA files themselves"
         return "ignored", "a folder without images"
     if not path.is_file():
@@ -112,10 +112,6 @@ def _entries(folder: Path) -> list[Path]:
             return sorted(folder / e.name for e in it if not e.name.startswith("."))
     except OSError:
         return []
-
-
-def _model_file_suffix(path: Path) -> bool:
-    return path.suffix.lower() in (*SAFETENSORS_SUFFIXES, *_PICKLED_MODELS)
 
 
 def _image_subfolders(folder: Path) -> list[Path]:

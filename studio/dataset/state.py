@@ -39,9 +39,6 @@ class DatasetState:
     focus: dict[Path, Point] = field(default_factory=dict)
     repeats: dict[Path, int] = field(default_factory=dict)  # folder → repeats, overriding its `N_` prefix
 
-    def is_excluded(self, path: Path) -> bool:
-        return path in self.excluded
-
     def with_excluded(self, paths: list[Path] | tuple[Path, ...], excluded: bool) -> DatasetState:
         keys = {Path(p) for p in paths}
         return replace(self, excluded=(self.excluded | keys) if excluded else (self.excluded - keys))

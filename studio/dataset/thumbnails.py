@@ -67,16 +67,12 @@ class ThumbnailCache:
 
     def __init__(self, root: str | Path | None = None, max_side: int = THUMB_SIDE) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
-        self.dir = self.root / "thumbs"
-        self._dir = os.fspath(self.dir)
+        self._dir = os.fspath(self.root / "thumbs")
         self.max_side = max_side
 
-    def key(self, path: Path, size: int, mtime_ns: int) -> str:
-        text = f"{os.path.abspath(path)}\0{size}\0{mtime_ns}\0{self.max_side}"
-        return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
-
     def _file(self, path: Path, size: int, mtime_ns: int) -> str:
-        key = self.key(path, size, mtime_ns)
+        text = f"{os.path.abspath(path)}\0{size}\0{mtime_ns}\0{self.max_side}"
+        key = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
         return os.path.join(self._dir, key[:2], key + ".jpg")  # strings: this runs 10,000 times on open
 
     def get(self, path: str | Path, size: int = -1, mtime_ns: int = 0) -> Thumbnail:
@@ -108,8 +104,3 @@ class ThumbnailCache:
         except WriteError:
             pass  # an unwritable cache only costs time next time
         return Thumbnail(data=data, width=img.width, height=img.height)
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir, ignore_errors=True)
