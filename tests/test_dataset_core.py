@@ -18,12 +18,13 @@ from studio.dataset import tags as T
 from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckProgress, check_images
 from studio.dataset.edits import apply_edit, plan_batch, plan_edit
-from studio.dataset.images import ImageProblem, load_training_image, to_rgb
+from studio.dataset.images import ImageProblem, open_checked, to_rgb, user_region
 from studio.dataset.scan import scan_folders
 from studio.dataset.state import DatasetState, load_state, save_state
 from studio.dataset.thumbnails import ThumbnailCache, make_thumbnail
 from studio.dataset.training import training_scan
 from studio.errors import DatasetError
+from studio.train.buckets import fit_to_bucket
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
@@ -106,11 +107,18 @@ def test_report_lists_every_problem(messy: Path, tmp_path: Path):
     assert again.problems == report.problems
 
 
+def _training_pixels(path, width, height, *, crop=None, focus=None):
+    """An image as training cuts it (`studio.train.data`): decoded upright in RGB, cut to the crop box,
+    scaled to cover width × height and cropped around the focus point."""
+    img = to_rgb(open_checked(path))
+    region, focus = user_region(img.size, crop, focus)
+    return fit_to_bucket(img, width, height, focus=focus, region=region)[0]
+
 def test_loader_yields_exactly_the_valid_images_upright_and_rgb(messy: Path):
     loaded, refused = {}, {}
     for rec in training_scan([messy]).images:
         try:
-            loaded[rec.path.name] = load_training_image(rec.path, 64, 64)
+            loaded[rec.path.name] = _training_pixels(rec.path, 64, 64)
         except ImageProblem as exc:
             refused[rec.path.name] = exc.reason
     assert set(loaded) == VALID
@@ -160,13 +168,13 @@ def test_duplicates_excluded_state_and_focus(tmp_path: Path):
     a = scan.images[0]
     assert a.repeats == 3 and a.focus == (0.0, 0.5)
     # focus on the left edge: the crop keeps the image's left end (red over blue on both halves)
-    left = np.asarray(load_training_image(a.path, 40, 40, focus=a.focus))
-    centre = np.asarray(load_training_image(a.path, 40, 40))
+    left = np.asarray(_training_pixels(a.path, 40, 40, focus=a.focus))
+    centre = np.asarray(_training_pixels(a.path, 40, 40))
     assert left.shape == centre.shape == (40, 40, 3)
     # a tall image with a focus at the top keeps the red top
-    top = np.asarray(load_training_image(d / "c.png", 40, 40, focus=(0.5, 0.0))).astype(int)
+    top = np.asarray(_training_pixels(d / "c.png", 40, 40, focus=(0.5, 0.0))).astype(int)
     assert np.abs(top.mean((0, 1)) - RED).max() < 10
-    crop = np.asarray(load_training_image(d / "c.png", 40, 40, crop=(0, 0.5, 1, 1))).astype(int)
+    crop = np.asarray(_training_pixels(d / "c.png", 40, 40, crop=(0, 0.5, 1, 1))).astype(int)
     assert np.abs(crop.mean((0, 1)) - BLUE).max() < 10
 
     (project / "dataset.json").write_text("{not json", encoding="utf-8")

@@ -138,7 +138,3 @@ def _check_install(command: str | None) -> None:
             print(f"warning: {report.error()}", file=sys.stderr)
     if report.warning():
         print(f"warning: {report.warning()}", file=sys.stderr)
-
-
-if __name__ == "__main__":  # `python -m studio.cli`, also under `accelerate launch -m studio.cli`
-    sys.exit(main())

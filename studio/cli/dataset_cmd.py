@@ -31,11 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from studio.dataset.check import check_images
     from studio.dataset.state import DatasetState, load_state
     from studio.dataset.training import training_scan
-    from studio.errors import DatasetError
+    from studio.errors import ConfigError, DatasetError
 
     if not 0 <= args.resolution <= MAX_RESOLUTION:
-        from studio.errors import ConfigError
-
         raise ConfigError(f"--resolution is {args.resolution}, expected a whole number between 0 and {MAX_RESOLUTION}")
     state = load_state(args.project) if args.project else DatasetState()
     scan = training_scan(args.folders, caption_extension=args.caption_extension, state=state, duplicates=False)

@@ -68,12 +68,9 @@ def list_cmd(args: argparse.Namespace) -> int:
     queue = TrainQueue(args.queue)
     entries, active = queue.entries(), queue.runner_active()
     if args.json:
-        rows = []
-        for e in entries:
-            point = e.checkpoint()
-            rows.append({"id": e.id, "project": e.project, "label": e.label, "state": e.shown_state(active),
-                         "run_dir": e.run_dir, "export": e.export, "error": e.error, "snapshot": bool(e.config_toml),
-                         "resumable_step": point[0] if point else None})
+        rows = [{"id": e.id, "project": e.project, "label": e.label, "state": e.shown_state(active),
+                 "run_dir": e.run_dir, "export": e.export, "error": e.error, "snapshot": bool(e.config_toml),
+                 "resumable_step": (e.checkpoint() or (None,))[0]} for e in entries]
         print(json.dumps(rows, indent=1))
         return 0
     if not entries:

@@ -1,4 +1,4 @@
-"""Reading images for training: EXIF rotation, RGB, the user's crop box, resize and crop around a focus point.
+"""Reading images for training: decoding, EXIF rotation, RGB, the user's crop box and focus point.
 
 Every way an image file can be wrong becomes an `ImageProblem` naming the file and the reason, so a bad
 file is skipped and reported rather than ending a run half-way.
@@ -75,26 +75,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
-                       focus: tuple[float, float] | None = None) -> Image.Image:
-    """Scale so the image covers width×height, then crop around `focus` (fractions of the width and height,
-    default the centre). The window is clamped inside the image, so a focus near an edge still fills it."""
-    height = height or width
-    scale = max(width / img.width, height / img.height)
-    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    fx, fy = focus if focus is not None else (0.5, 0.5)
-    left = min(max(round(fx * new_w - width / 2), 0), new_w - width)
-    top = min(max(round(fy * new_h - height / 2), 0), new_h - height)
-    if new_w * new_h > 4 * width * height:
-        # an extreme aspect ratio (a 50000×1 strip): scaling all of it would take gigabytes for a small crop,
-        # so resample only the source region the crop keeps
-        sx, sy = img.width / new_w, img.height / new_h
-        return img.resize((width, height), Image.Resampling.LANCZOS,
-                          box=(left * sx, top * sy, (left + width) * sx, (top + height) * sy))
-    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    return img.crop((left, top, left + width, top + height))
-
-
 def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
     """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size`; None for a
     box that is empty or outside the image: it is ignored rather than giving a 0-pixel image."""
@@ -126,14 +106,3 @@ def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] |
     region = crop_pixels(size, crop) if crop is not None else None
     return region, focus_in_region(focus, region, size)
 
-
-def load_training_image(path: str | Path, width: int, height: int | None = None, *,
-                        crop: tuple[float, float, float, float] | None = None,
-                        focus: tuple[float, float] | None = None) -> Image.Image:
-    """The image decoded, EXIF-rotated, 8-bit RGB, cut to the user's crop box, resized to cover width×height
-    and cropped around the focus point (`crop`, `focus`: fractions of the whole image, as the panel draws)."""
-    img = to_rgb(open_checked(path))
-    region, focus = user_region(img.size, crop, focus)
-    if region is not None:
-        img = img.crop(region)
-    return resize_center_crop(img, width, height, focus)

@@ -45,13 +45,7 @@ class ThumbnailPool:
             t.start()
 
     def request(self, req: Request, priority: int = URGENT) -> None:
-        with self._cv:
-            best = self._best.get(req.path)
-            if best is not None and best <= priority:
-                return
-            self._best[req.path] = priority
-            heapq.heappush(self._heap, (priority, next(self._seq), self._generation, req))
-            self._cv.notify()
+        self.request_many([req], priority)
 
     def request_many(self, reqs: list[Request], priority: int = BACKGROUND) -> None:
         with self._cv:
@@ -60,8 +54,7 @@ class ThumbnailPool:
                 if best is not None and best <= priority:
                     continue
                 self._best[req.path] = priority
-                self._heap.append((priority, next(self._seq), self._generation, req))
-            heapq.heapify(self._heap)
+                heapq.heappush(self._heap, (priority, next(self._seq), self._generation, req))
             self._cv.notify_all()
 
     def take_results(self) -> list[tuple[Path, Thumbnail]]:
