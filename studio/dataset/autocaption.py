@@ -33,21 +33,16 @@ WD14_CHARACTER = 4
 
 def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
     """The caption after auto-captioning; None means leave the file as it is."""
-    generated = generated.strip()
-    old_text = (old or "").strip()
-    if not generated:
+    generated, old_text = generated.strip(), (old or "").strip()
+    if not generated or (mode == "only-empty" and old_text):
         return None
-    if mode == "only-empty":
-        return generated if not old_text else None
-    if mode == "replace":
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode != "append" or not old_text:
         return generated
-    if mode == "append":
-        if not old_text:
-            return generated
-        have = {t.casefold() for t in split_tags(old_text)}
-        extra = [t for t in split_tags(generated) if t.casefold() not in have]
-        return join_tags([*split_tags(old_text), *extra]) if extra else None
-    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    have = {t.casefold() for t in split_tags(old_text)}
+    extra = [t for t in split_tags(generated) if t.casefold() not in have]
+    return join_tags([*split_tags(old_text), *extra]) if extra else None
 
 
 def detect_kind(model: Path) -> Kind:
@@ -224,7 +219,7 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
 def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
     """Caption `job.images`, writing each sidecar as it goes; one `CaptionWritten` and one `JobProgress`
     per image, then `Finished` (stopped when the user cancelled between batches)."""
-    from studio.dataset.captions import read_sidecar, sidecar_for
+    from studio.dataset.captions import read_sidecar
     from studio.fileio import atomic_write_text
 
     total = len(job.images)
@@ -239,7 +234,7 @@ def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
         if res.caption is None:
             yield CaptionWritten(request_id=job.request_id, image=str(res.path), error=res.error)
         else:
-            sidecar = sidecar_for(res.path, job.caption_extension)
+            sidecar = res.path.with_suffix(job.caption_extension)
             before = read_sidecar(sidecar).text
             new = merge_caption(before, res.caption, job.mode)
             error = ""

@@ -48,10 +48,6 @@ class WriteResult:
     current: str | None
 
 
-def sidecar_for(image: Path, extension: str = ".txt") -> Path:
-    return image.with_suffix(extension)
-
-
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -98,7 +94,7 @@ class CaptionStore:
         self._lock = threading.Lock()
 
     def sidecar(self, image: Path) -> Path:
-        return sidecar_for(image, self.extension)
+        return image.with_suffix(self.extension)
 
     def read(self, image: Path) -> str | None:
         """The caption of `image` now on disk (None: no sidecar), remembered as the known version."""

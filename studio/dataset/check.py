@@ -145,9 +145,7 @@ def _orientation(img: Image.Image) -> int:
 
 def _png_bit_depth(data: bytes) -> int:
     """Pillow opens 16-bit RGB PNGs as 8-bit RGB; the IHDR chunk still says what the file holds."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR":
-        return data[24]
-    return 0
+    return data[24] if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR" else 0
 
 
 def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[Path] = frozenset()) -> list[Problem]:

@@ -42,8 +42,6 @@ def open_checked(path: str | Path) -> Image.Image:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageProblem(path, f"too large ({img.width}×{img.height} pixels); refusing to decode")
             img.load()
-    except ImageProblem:
-        raise
     except UnidentifiedImageError:
         raise ImageProblem(path, "not an image, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -70,9 +68,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return img
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
@@ -81,9 +77,7 @@ def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -
     width, height = size
     left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
     px = (round(left * width), round(top * height), round(right * width), round(bottom * height))
-    if px[2] - px[0] < 1 or px[3] - px[1] < 1:
-        return None
-    return px
+    return px if px[2] - px[0] >= 1 and px[3] - px[1] >= 1 else None
 
 
 def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
