@@ -72,7 +72,6 @@ class Override:
     section: str
     key: str
     value: Any
-    source: str  # the flag, for messages
 
 
 def _value(info: FieldInfo, raw: Any) -> Any:
@@ -114,10 +113,10 @@ def overrides(args: argparse.Namespace) -> list[Override]:
     for info in all_fields():
         raw = getattr(args, _dest(info), None)
         if raw is not None:
-            out.append(Override(info.section, info.key, _value(info, raw), info.flag))
+            out.append(Override(info.section, info.key, _value(info, raw)))
     for text in args.set_values:
         info, value = _set_value(text)
-        out.append(Override(info.section, info.key, value, "--set"))
+        out.append(Override(info.section, info.key, value))
     return out
 
 

@@ -1,8 +1,7 @@
 """`lora-studio check-dataset FOLDER... [--resolution N] [--project DIR] [--json]`: the image check, headless.
 
-Lists every problem the Dataset panel would badge — broken, not an image, too large, duplicates (excluded
-from training) and CMYK, 16-bit, alpha, rotated, small (converted) — and how many images training will
-use. Exit status 0 when every image is usable, 3 when some are excluded, 2 when nothing can be read.
+Lists every problem the Dataset panel would badge and how many images training will use. Exit status 0
+when every image is usable, 3 when some are excluded, 2 when nothing can be read.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """`lora-studio train [PROJECT.toml] [flags]`: train headless; flags override the project file.
 
-The config flags are generated (`config_flags`); the ones here are about the run, not the project. Before
-anything is loaded, every problem with the settings and the files they name is printed at once (exit 2), in
-the words the form uses.
+The config flags are generated (`config_flags`); the ones here are about the run, not the project. Every
+problem with the settings and the files they name is printed at once (exit 2) before anything is loaded.
 """
 
 from __future__ import annotations

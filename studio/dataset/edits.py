@@ -50,16 +50,12 @@ class ApplyResult:
     captions: dict[Path, str | None] = field(default_factory=dict)  # every touched image's caption now
 
 
-def _normalise(text: str | None) -> str | None:
-    return None if text is None else text.strip()
-
-
 def plan_edit(description: str, changes: Mapping[Path, tuple[str | None, str | None]]) -> CaptionEdit:
     """An edit from {image: (old, new)}, leaving out images whose caption does not change. Giving an image
     without a sidecar an empty caption is not a change (no empty files appear)."""
     out = []
     for image, (old, new) in changes.items():
-        old, new = _normalise(old), _normalise(new)
+        old, new = (None if text is None else text.strip() for text in (old, new))
         if old == new or (old is None and new == ""):
             continue
         out.append(Change(Path(image), old, new))
