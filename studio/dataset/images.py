@@ -71,32 +71,24 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
-    """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size`; None for a
-    box that is empty or outside the image: it is ignored rather than giving a 0-pixel image."""
-    width, height = size
-    left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
-    px = (round(left * width), round(top * height), round(right * width), round(bottom * height))
-    return px if px[2] - px[0] >= 1 and px[3] - px[1] >= 1 else None
-
-
-def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
-                    size: tuple[int, int]) -> tuple[float, float] | None:
-    """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole
-    image (the panel draws the point and the crop box on one uncropped picture); clamped to the region."""
-    if focus is None or region is None:
-        return focus
-    left, top, right, bottom = region
-    fx = (focus[0] * size[0] - left) / (right - left)
-    fy = (focus[1] * size[1] - top) / (bottom - top)
-    return min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
-
-
 def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] | None,
                 focus: tuple[float, float] | None) -> tuple[tuple[int, int, int, int] | None,
                                                             tuple[float, float] | None]:
     """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region),
-    computed once so everything cut from one image (pixels, bucket, mask, SDXL's conditioning) agrees."""
-    region = crop_pixels(size, crop) if crop is not None else None
-    return region, focus_in_region(focus, region, size)
+    computed once so everything cut from one image (pixels, bucket, mask, SDXL's conditioning) agrees.
+
+    `crop` (left, top, right, bottom) and `focus` are fractions of the whole image: the panel draws both on
+    one uncropped picture. A box that is empty or outside the image is ignored rather than giving a 0-pixel
+    image; a focus point outside the box is clamped to its nearest edge."""
+    if crop is None:
+        return None, focus
+    width, height = size
+    left, top, right, bottom = (round(min(max(float(v), 0.0), 1.0) * side) for v, side in zip(crop, size * 2))
+    if right - left < 1 or bottom - top < 1:
+        return None, focus
+    if focus is None:
+        return (left, top, right, bottom), None
+    fx = (focus[0] * width - left) / (right - left)
+    fy = (focus[1] * height - top) / (bottom - top)
+    return (left, top, right, bottom), (min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0))
 
