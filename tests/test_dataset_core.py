@@ -280,9 +280,8 @@ def test_thumbnails_cached_by_path_size_mtime(tmp_path: Path, messy: Path):
 def test_check_progress_and_cancel(messy: Path, tmp_path: Path):
     records = scan_folders([messy]).images
     progress = CheckProgress()
-    seen = []
-    check_images(records, cache_dir=tmp_path / "c1", progress=progress, on_result=seen.append)
-    assert progress.done == progress.total == len(records) == len(seen)
+    check_images(records, cache_dir=tmp_path / "c1", progress=progress)
+    assert progress.done == progress.total == len(records)
     stopped = CheckProgress()
     stopped.cancel()
     report = check_images(records, cache_dir=tmp_path / "c2", progress=stopped, workers=1)

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -230,14 +230,9 @@ class CheckProgress:
 
 
 def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: int | None = None,
-                 cache_dir: Path | None = None, use_cache: bool = True,
-                 progress: CheckProgress | None = None,
-                 on_result: Callable[[ImageCheck], None] | None = None) -> CheckReport:
+                 cache_dir: Path | None = None, progress: CheckProgress | None = None) -> CheckReport:
     """Check every record (in parallel), using and refreshing the per-folder cache; duplicates found last.
-
-    `on_result` is called from worker threads as each file finishes (the UI badges images as they come).
-    A cancelled run returns what was checked so far.
-    """
+    A cancelled run returns what was checked so far."""
     records = list(records)
     progress = progress or CheckProgress()
     progress.total = len(records)
@@ -245,8 +240,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     by_folder: dict[Path, list[ImageRecord]] = {}
     for rec in records:
         by_folder.setdefault(rec.path.parent, []).append(rec)
-    caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) if use_cache else {}
-              for folder in by_folder}
+    caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) for folder in by_folder}
 
     results: dict[Path, ImageCheck] = {}
     todo: list[ImageRecord] = []
@@ -258,8 +252,6 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
             results[rec.path] = hit
             cached += 1
             progress.step()
-            if on_result:
-                on_result(hit)
         else:
             todo.append(rec)
 
@@ -268,8 +260,6 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
             return None
         result = check_image(rec.path, min_size=min_size)
         progress.step()
-        if on_result:
-            on_result(result)
         return result
 
     if todo:
@@ -280,7 +270,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
                     results[result.path] = result
 
     ordered = [results[r.path] for r in records if r.path in results]
-    if use_cache and todo:
+    if todo:
         for folder, recs in by_folder.items():
             entries = {r.path.name: _to_cache(results[r.path]) for r in recs if r.path in results
                        and results[r.path].size >= 0}
