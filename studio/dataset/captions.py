@@ -137,25 +137,21 @@ class CaptionStore:
         written over, since we could not tell what it holds."""
         path = self.sidecar(image)
         try:
-            return self._write(image, path, text, expected)
+            changed, current = self.changed_on_disk(image, expected, verify=True)
+            if changed:
+                with self._lock:
+                    self._stamps[image] = read_sidecar(path).stamp
+                return WriteResult(path, False, current)
+            if text is None:
+                remove_file(path)
+                stamp = MISSING
+            else:
+                atomic_write_text(path, text)
+                st = path.stat()
+                stamp = Stamp(True, st.st_mtime_ns, st.st_size, _digest(text.encode("utf-8")))
         except OSError as exc:
             raise WriteError(f"cannot save the caption {path}: {exc.strerror or exc}",
                              hint="check that the folder still exists and can be written") from None
-
-    def _write(self, image: Path, path: Path, text: str | None, expected: object) -> WriteResult:
-        changed, current = self.changed_on_disk(image, expected, verify=True)
-        if changed:
-            with self._lock:
-                self._stamps[image] = read_sidecar(path).stamp
-            return WriteResult(path, False, current)
-        if text is None:
-            remove_file(path)
-            stamp = MISSING
-        else:
-            data = text.encode("utf-8")
-            atomic_write_text(path, text)
-            st = path.stat()
-            stamp = Stamp(True, st.st_mtime_ns, st.st_size, _digest(data))
         with self._lock:
             self._stamps[image] = stamp
         return WriteResult(path, True, text.strip() if text is not None else None)

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from studio.dataset.check import ImageCheck, mark_duplicates
 from studio.dataset.scan import DatasetScan, ImageRecord, Problem, repeats_for_folder, scan_folders
 from studio.dataset.state import MAX_REPEATS, DatasetState, load_state
 from studio.errors import DatasetError
@@ -30,21 +31,15 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     by_size: dict[int, list[ImageRecord]] = {}
     for rec in records:
         by_size.setdefault(rec.size if rec.size >= 0 else -id(rec), []).append(rec)
-    dropped: dict[Path, Problem] = {}
+    hashed: list[ImageCheck] = []
     for size, group in by_size.items():
-        if len(group) < 2 or size <= 0:
-            continue
-        same: dict[str, list[ImageRecord]] = {}
-        for rec in group:
+        for rec in group if len(group) > 1 and size > 0 else ():
             try:
-                same.setdefault(file_digest(rec.path), []).append(rec)
+                hashed.append(ImageCheck(rec.path, rec.size, rec.mtime_ns, digest=file_digest(rec.path)))
             except OSError:
                 continue  # unreadable: loading it will report it
-        for copies in same.values():
-            keep = next((r for r in copies if r.has_caption_file), copies[0])
-            for rec in copies:
-                if rec is not keep:
-                    dropped[rec.path] = Problem(rec.path, "duplicate", f"an exact copy of {keep.path.name}")
+    found = mark_duplicates(hashed, prefer={r.path for r in records if r.has_caption_file})
+    dropped = {p.path: p for p in found}
     return [r for r in records if r.path not in dropped], list(dropped.values())
 
 
