@@ -58,8 +58,7 @@ def register(sub) -> None:
 
 
 def add_cmd(args: argparse.Namespace) -> int:
-    queue = TrainQueue(args.queue)
-    for entry in queue.add(args.projects, snapshot=args.snapshot):
+    for entry in TrainQueue(args.queue).add(args.projects, snapshot=args.snapshot):
         print(f"queued #{entry.id} {entry.label}: {entry.project}")
     return 0
 
@@ -111,10 +110,10 @@ def run_cmd(args: argparse.Namespace) -> int:
     failures = 0
     with queue.running():
         while (plan := queue.start_next()) is not None:
-            entry, stopped = _train_entry(queue, plan, quiet=args.quiet)
+            entry = _train_entry(queue, plan, quiet=args.quiet)
             print(_ending_line(entry), flush=True)
             failures += entry.state == "failed"
-            if stopped:
+            if entry.state == "stopped":
                 print(f"the queue is stopped; `lora-studio queue retry {entry.id}` and `queue run` continue it "
                       "from where it saved", file=sys.stderr)
                 return 130
@@ -127,8 +126,8 @@ def run_cmd(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _train_entry(queue: TrainQueue, plan: TrainPlan, *, quiet: bool) -> tuple[QueueEntry, bool]:
-    """Train one entry in this process; returns it as recorded, and whether the user stopped it."""
+def _train_entry(queue: TrainQueue, plan: TrainPlan, *, quiet: bool) -> QueueEntry:
+    """Train one entry in this process; returns it as recorded ("stopped" when the user stopped it)."""
     from studio.cli.progress import train_here
     from studio.errors import StudioError
 
@@ -139,11 +138,10 @@ def _train_entry(queue: TrainQueue, plan: TrainPlan, *, quiet: bool) -> tuple[Qu
         finished = train_here(plan.config(), quiet=quiet, project_file=plan.project_file,
                               resume_from=plan.resume_from, run_dir=plan.run_dir)
     except StudioError as exc:
-        return queue.fail(plan.entry_id, str(exc), exc.hint), False
+        return queue.fail(plan.entry_id, str(exc), exc.hint)
     finally:
         _free_memory()
-    entry = queue.finish(plan.entry_id, outputs=finished.outputs, stopped=finished.stopped)
-    return entry, finished.stopped
+    return queue.finish(plan.entry_id, outputs=finished.outputs, stopped=finished.stopped)
 
 
 def _ending_line(entry: QueueEntry) -> str:

@@ -65,21 +65,19 @@ def _count(n: int, noun: str) -> str:
 
 def classify(paths: Iterable[str | Path]) -> DropPlan:
     """Sort dropped paths by what they are (duplicates once, in the order dropped)."""
-    folders: list[Path] = []
-    images: list[Path] = []
-    loras: list[Path] = []
-    models: list[Path] = []
+    found: dict[str, list[Path]] = {"folder": [], "image": [], "lora": [], "model": []}
     ignored: list[Ignored] = []
     for raw in dict.fromkeys(Path(p).expanduser() for p in paths):
         kind, why = _kind(raw)
         if kind == "ignored" and raw.is_dir() and (subs := _image_subfolders(raw)):
-            folders += subs  # a folder of image folders (shoot/cats, shoot/dogs): each one joins
+            found["folder"] += subs  # a folder of image folders (shoot/cats, shoot/dogs): each one joins
         elif kind == "ignored":
             ignored.append(Ignored(raw, why))
         else:
-            {"folder": folders, "image": images, "lora": loras, "model": models}[kind].append(raw.resolve())
-    ignored += [Ignored(m, "only one base model is used; the first one dropped was set") for m in models[1:]]
-    return DropPlan(tuple(dict.fromkeys(folders)), tuple(images), models[0] if models else None, tuple(loras),
+            found[kind].append(raw.resolve())
+    model, *others = found["model"] or [None]
+    ignored += [Ignored(m, "only one base model is used; the first one dropped was set") for m in others]
+    return DropPlan(tuple(dict.fromkeys(found["folder"])), tuple(found["image"]), model, tuple(found["lora"]),
                     tuple(ignored))
 
 
