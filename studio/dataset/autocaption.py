@@ -48,13 +48,10 @@ def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
 def detect_kind(model: Path) -> Kind:
     """Which kind of captioner `model` is (a folder or an .onnx file), or a DatasetError saying why neither."""
     model = Path(model)
-    if model.is_file() and model.suffix.lower() == ".onnx":
+    if (model.is_file() and model.suffix.lower() == ".onnx") or (model / "model.onnx").is_file():
         return "wd14"
-    if model.is_dir():
-        if (model / "model.onnx").is_file():
-            return "wd14"
-        if (model / "config.json").is_file():
-            return "transformers"
+    if (model / "config.json").is_file():
+        return "transformers"
     raise DatasetError(f"{model} is not a captioning model this app can run",
                        hint="choose a transformers image-to-text folder (with config.json) or a WD14 tagger "
                             "(model.onnx with selected_tags.csv)")
@@ -228,9 +225,8 @@ def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
     captioner = load_captioner(job)
     stop = (lambda: bool(control.stop_requested)) if control is not None else (lambda: False)
     written: list[str] = []
-    t0, done = time.monotonic(), 0
-    for res in caption_images(job, stop, captioner):
-        done += 1
+    t0 = time.monotonic()
+    for done, res in enumerate(caption_images(job, stop, captioner), 1):
         if res.caption is None:
             yield CaptionWritten(request_id=job.request_id, image=str(res.path), error=res.error)
         else:

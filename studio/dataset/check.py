@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
@@ -24,8 +25,10 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.dataset.images import MAX_PIXELS
 from studio.dataset.scan import ImageRecord, Problem
+from studio.errors import StudioError
 from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
+from studio.safe_read import kind_of, read_capped
 
 # Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
@@ -73,10 +76,6 @@ def _problem(path: Path, kind: str, message: str) -> Problem:
 
 def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
     """Read and fully decode one file; never raises for a bad file (that is what it reports)."""
-    import stat as stat_mod
-
-    from studio.safe_read import kind_of
-
     path = Path(path)
     facts: dict = {"size": -1, "mtime_ns": 0}  # what is known of the file so far
 
@@ -85,7 +84,7 @@ def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
 
     try:
         st = path.stat()  # always fresh: the mode decides whether opening it is safe at all
-        if not stat_mod.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
+        if not stat.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
             return bad("not-image", f"{kind_of(st.st_mode)}, not an image file")
         facts.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         if st.st_size > MAX_IMAGE_BYTES:
@@ -174,9 +173,6 @@ def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
 
 
 def _load_cache(file: Path) -> dict[str, dict]:
-    from studio.errors import StudioError
-    from studio.safe_read import read_capped
-
     if not file.is_file():
         return {}
     try:
