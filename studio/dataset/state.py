@@ -19,8 +19,7 @@ from studio.safe_read import read_capped
 
 STATE_FILE = "dataset.json"
 STATE_VERSION = 1
-#: the most repeats per epoch one folder may have (the bound of [dataset] repeats): beyond it an epoch's order
-#: would be allocated with billions of entries
+#: the most repeats per epoch one folder may have (the bound of [dataset] repeats; see `check_repeats`)
 MAX_REPEATS = 1000
 #: dataset.json holds a few entries per image: tens of megabytes is already a dataset of a million images
 MAX_STATE_BYTES = 64 * 2**20

@@ -40,10 +40,7 @@ def tag_frequencies(captions: Iterable[str | None]) -> Counter[str]:
     """How many captions contain each tag (a tag repeated in one caption counts once)."""
     counts: Counter[str] = Counter()
     for caption in captions:
-        seen: dict[str, str] = {}
-        for tag in split_tags(caption):
-            seen.setdefault(_norm(tag), tag)
-        counts.update(seen.values())
+        counts.update({_norm(t): t for t in reversed(split_tags(caption))}.values())  # spelled as first seen
     return counts
 
 
