@@ -240,16 +240,15 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
 
     results: dict[Path, ImageCheck] = {}
     todo: list[ImageRecord] = []
-    cached = 0
     for rec in records:
         entry = caches[rec.path.parent].get(rec.path.name)
         hit = None if entry is None or rec.size < 0 else _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
         if hit is not None:
             results[rec.path] = hit
-            cached += 1
             progress.step()
         else:
             todo.append(rec)
+    cached = len(records) - len(todo)
 
     def work(rec: ImageRecord) -> ImageCheck | None:
         if progress.cancelled:
@@ -261,9 +260,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     if todo:
         n = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="check") as pool:
-            for result in pool.map(work, todo):
-                if result is not None:
-                    results[result.path] = result
+            results.update((r.path, r) for r in pool.map(work, todo) if r is not None)
 
     ordered = [results[r.path] for r in records if r.path in results]
     if todo:
