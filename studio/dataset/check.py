@@ -9,6 +9,7 @@ results are cached per folder, so re-opening thousands of images does not decode
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -269,12 +270,10 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
                        and results[r.path].size >= 0}
             old = caches[folder]
             if entries and entries != {k: old.get(k) for k in entries}:
-                try:
+                with contextlib.suppress(WriteError):  # an unwritable cache dir only costs time
                     atomic_write_text(_cache_file(cache_dir, folder, min_size),
                                       json.dumps({"version": CACHE_VERSION, "folder": str(folder),
                                                   "entries": {**old, **entries}}))
-                except WriteError:
-                    pass  # the cache is an optimisation; an unwritable cache dir only costs time
     problems = [p for c in ordered for p in c.problems]
     problems += mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
     order = {r.path: i for i, r in enumerate(records)}

@@ -9,6 +9,7 @@ for a pool of threads (Pillow releases the GIL while decoding).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -85,13 +86,10 @@ class ThumbnailCache:
                 return Thumbnail(error=f"cannot read the file ({exc.strerror})")
             size, mtime_ns = st.st_size, st.st_mtime_ns
         file = self._file(path, size, mtime_ns)
-        try:
-            with open(file, "rb") as fh:
-                data = fh.read()
+        with contextlib.suppress(OSError), open(file, "rb") as fh:
+            data = fh.read()
             if data[:2] == b"\xff\xd8":  # size left unknown (0): parsing it for 10,000 files costs more than it says
                 return Thumbnail(data=data, cached=True)
-        except OSError:
-            pass
         try:
             img = make_thumbnail(path, self.max_side)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
@@ -99,8 +97,6 @@ class ThumbnailCache:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
         data = buf.getvalue()
-        try:
+        with contextlib.suppress(WriteError):  # an unwritable cache only costs time next time
             atomic_write_bytes(file, data, durable=False)
-        except WriteError:
-            pass  # an unwritable cache only costs time next time
         return Thumbnail(data=data, width=img.width, height=img.height)
