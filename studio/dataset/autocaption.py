@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import Image
+
+from studio.dataset.images import ImageProblem, open_checked, to_rgb
 from studio.dataset.tags import join_tags, split_tags
 from studio.errors import DatasetError, StudioError
 from studio.events import CaptionWritten, Event, Finished, JobProgress, Log
@@ -87,9 +90,6 @@ class Wd14Tagger:
 
     def _prepare(self, img):  # -> np.ndarray (side, side, 3)
         import numpy as np
-        from PIL import Image
-
-        from studio.dataset.images import to_rgb
 
         img = to_rgb(img)
         longest = max(img.size)
@@ -154,8 +154,6 @@ class TransformersCaptioner:
     def caption(self, images: Sequence) -> list[str]:
         import torch
 
-        from studio.dataset.images import to_rgb
-
         rgb = [to_rgb(im) for im in images]
         kwargs = {"images": rgb, "return_tensors": "pt"}
         if self.prompt:
@@ -193,8 +191,6 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
                    captioner=None) -> Iterator[CaptionResult]:
     """Caption `job.images` in batches, one result per image; stops between batches when `cancelled()`.
     Unreadable images give a result with an error instead of stopping the job."""
-    from studio.dataset.images import ImageProblem, open_checked
-
     captioner = captioner or load_captioner(job)
     paths = [Path(p) for p in job.images]
     for start in range(0, len(paths), max(1, job.batch_size)):

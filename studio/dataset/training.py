@@ -7,6 +7,7 @@ caught where each image is loaded, so no full pre-check is needed here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,10 +35,8 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     hashed: list[ImageCheck] = []
     for size, group in by_size.items():
         for rec in group if len(group) > 1 and size > 0 else ():
-            try:
+            with contextlib.suppress(OSError):  # unreadable: loading it will report it
                 hashed.append(ImageCheck(rec.path, rec.size, rec.mtime_ns, digest=file_digest(rec.path)))
-            except OSError:
-                continue  # unreadable: loading it will report it
     found = mark_duplicates(hashed, prefer={r.path for r in records if r.has_caption_file})
     dropped = {p.path: p for p in found}
     return [r for r in records if r.path not in dropped], list(dropped.values())
