@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from PIL import Image
 
+from studio.dataset.captions import read_sidecar
 from studio.dataset.images import ImageProblem, open_checked, to_rgb
 from studio.dataset.tags import join_tags, split_tags
 from studio.errors import DatasetError, StudioError
 from studio.events import CaptionWritten, Event, Finished, JobProgress, Log
+from studio.fileio import atomic_write_text
 from studio.job_requests import AutoCaptionRequest
 
 Kind = Literal["auto", "transformers", "wd14"]
@@ -88,9 +91,7 @@ class Wd14Tagger:
         self.limits = [None if c == WD14_RATING else character_threshold if c == WD14_CHARACTER else threshold
                        for c in self.categories]
 
-    def _prepare(self, img):  # -> np.ndarray (side, side, 3)
-        import numpy as np
-
+    def _prepare(self, img) -> np.ndarray:  # (side, side, 3)
         img = to_rgb(img)
         longest = max(img.size)
         canvas = Image.new("RGB", (longest, longest), (255, 255, 255))
@@ -99,8 +100,6 @@ class Wd14Tagger:
         return np.asarray(canvas, dtype=np.float32)[:, :, ::-1]  # RGB → BGR, as the taggers were trained
 
     def caption(self, images: Sequence) -> list[str]:
-        import numpy as np
-
         batch = np.stack([self._prepare(im) for im in images]).astype(np.float32)
         probs = self.session.run(None, {self.input_name: batch})[0]
         out = []
@@ -212,9 +211,6 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
 def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
     """Caption `job.images`, writing each sidecar as it goes; one `CaptionWritten` and one `JobProgress`
     per image, then `Finished` (stopped when the user cancelled between batches)."""
-    from studio.dataset.captions import read_sidecar
-    from studio.fileio import atomic_write_text
-
     total = len(job.images)
     yield JobProgress(request_id=job.request_id, done=0, total=total, unit="images")
     yield Log(level="info", text=f"auto-caption: loading {job.model}")

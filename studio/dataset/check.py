@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.dataset.images import MAX_PIXELS
 from studio.dataset.scan import ImageRecord, Problem
+from studio.dataset.thumbnails import default_cache_root
 from studio.errors import StudioError
 from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
@@ -163,8 +164,6 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
 
 
 def _default_cache_dir() -> Path:
-    from studio.dataset.thumbnails import default_cache_root
-
     return default_cache_root() / "checks"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from studio.dataset.images import is_image_path
+from studio.dataset.scan import dataset_folders
 from studio.fileio import atomic_path
 from studio.safe_names import safe_file_name, unique_file_name
 
@@ -52,8 +53,6 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
 
 def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".txt") -> Path:
     """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
-    from studio.dataset.scan import dataset_folders
-
     target = dest_parent / unique_file_name(folder.name, (), dest_parent)
     for sub, _ in dataset_folders(folder):
         images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))
