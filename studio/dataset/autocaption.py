@@ -67,7 +67,11 @@ class Wd14Tagger:
     """A WD14-style ONNX tagger: NHWC float32 BGR input of 0–255 on a white square canvas."""
 
     def __init__(self, model: Path, threshold: float = 0.35, character_threshold: float = 0.85) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
+                                                                    "taggers") from None
 
         onnx_file = model if model.is_file() else model / "model.onnx"
         tags_file = onnx_file.with_name("selected_tags.csv")
@@ -169,11 +173,6 @@ def load_captioner(job: AutoCaptionRequest):
     model = Path(job.model)
     kind = detect_kind(model) if job.kind == "auto" else job.kind
     if kind == "wd14":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
-                                                                    "taggers") from None
         return Wd14Tagger(model, job.threshold, job.character_threshold)
     return TransformersCaptioner(model, job.max_new_tokens, job.prompt)
 

@@ -98,17 +98,11 @@ def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) ->
             results = list(pool.map(one, edit.changes))
     else:
         results = [one(c) for c in edit.changes]
-    written, reloaded, captions, failed = [], {}, {}, []
-    for change, res in results:
-        if isinstance(res, StudioError):
-            failed.append(res)
-            continue
-        captions[change.image] = res.current
-        if res.written:
-            written.append(change.image)
-        else:
-            reloaded[change.image] = res.current
-    result = ApplyResult(tuple(written), reloaded, captions)
+    failed = [res for _, res in results if isinstance(res, StudioError)]
+    done = [(change.image, res) for change, res in results if not isinstance(res, StudioError)]
+    result = ApplyResult(tuple(image for image, res in done if res.written),
+                         {image: res.current for image, res in done if not res.written},
+                         {image: res.current for image, res in done})
     if failed:
         raise PartialEditError(f"{len(failed)} of {len(results)} captions could not be saved: {failed[0]}", result,
                                hint=failed[0].hint or "the other captions were saved; undo restores them")
