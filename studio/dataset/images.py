@@ -76,10 +76,8 @@ def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] |
                                                             tuple[float, float] | None]:
     """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region),
     computed once so everything cut from one image (pixels, bucket, mask, SDXL's conditioning) agrees.
-
-    `crop` (left, top, right, bottom) and `focus` are fractions of the whole image: the panel draws both on
-    one uncropped picture. A box that is empty or outside the image is ignored rather than giving a 0-pixel
-    image; a focus point outside the box is clamped to its nearest edge."""
+    `crop` (left, top, right, bottom) and `focus` are fractions of the whole image, as the panel draws both;
+    an empty box is ignored rather than giving a 0-pixel image, a focus outside it is clamped to its edge."""
     if crop is None:
         return None, focus
     width, height = size

@@ -134,12 +134,9 @@ def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, in
 
 def scan_folders(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
                  default_repeats: int = 1, state: DatasetState | None = None) -> DatasetScan:
-    """List the images of `folders` (and of their kohya `N_name` subfolders), without decoding them.
-
-    With `state` (the project's `dataset.json`), images the user excluded are left out, per-folder repeat
-    overrides apply, and crop boxes and focus points are attached. Decoding problems are found by
-    `studio.dataset.check` or when training loads an image.
-    """
+    """List the images of `folders` (and of their kohya `N_name` subfolders), without decoding them. With
+    `state` (the project's `dataset.json`), excluded images are left out, per-folder repeat overrides apply,
+    and crop boxes and focus points are attached."""
     images: list[ImageRecord] = []
     problems: list[Problem] = []
     pieces = iter_scan(folders, caption_extension=caption_extension, default_caption=default_caption,
