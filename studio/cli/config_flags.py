@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from studio.config import SECTIONS, ProjectConfig, build_section
+from studio.config import INPUT_PATH_FIELDS, SECTIONS, ProjectConfig, build_section
 from studio.errors import ConfigError, Problem
 from studio.field_info import SECTION_TITLES, FieldInfo, all_fields, field_choices, field_help, field_info, parse_text
 
@@ -30,8 +30,7 @@ LEGACY_NAMES: dict[tuple[str, str], str] = {
     ("output", "name"): "--name",
 }
 #: fields holding paths: resolved against the current folder (a project file's own paths are relative to it)
-PATH_FIELDS = frozenset({("model", "path"), ("dataset", "folders"), ("dataset", "regularization_folders"),
-                         ("sampling", "validation_images"), ("output", "directory")})
+PATH_FIELDS = frozenset({*INPUT_PATH_FIELDS, ("output", "directory")})
 
 
 def _dest(info: FieldInfo) -> str:

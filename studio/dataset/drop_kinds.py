@@ -42,11 +42,8 @@ class DropPlan:
 
     def note(self) -> str:
         """One line saying what went where, e.g. "2 folders added to the dataset · base model set to x.ckpt"."""
-        parts = []
-        if self.folders:
-            parts.append(f"{_count(len(self.folders), 'folder')} added to the dataset")
-        if self.images:
-            parts.append(f"{_count(len(self.images), 'image')} added to the dataset")
+        parts = [f"{_count(len(paths), noun)} added to the dataset"
+                 for paths, noun in ((self.folders, "folder"), (self.images, "image")) if paths]
         if self.model is not None:
             parts.append(f"base model set to {self.model.name}")
         if self.loras:
