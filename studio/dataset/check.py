@@ -173,8 +173,6 @@ def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
 
 
 def _load_cache(file: Path) -> dict[str, dict]:
-    if not file.is_file():
-        return {}
     try:
         raw = json.loads(read_capped(file, "check cache", limit=MAX_CACHE_BYTES).decode("utf-8"))
     except (StudioError, ValueError, RecursionError):
