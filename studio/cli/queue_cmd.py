@@ -39,16 +39,19 @@ def register(sub) -> None:
     add.add_argument("projects", nargs="+", type=Path, metavar="PROJECT", help="project.toml file(s)")
     add.add_argument("--snapshot", action="store_true",
                      help="train the settings as they are now; without it, the file is read when its turn comes")
+
     action("list", list_cmd, "show the entries in order, with their state and export").add_argument(
         "--json", action="store_true", help="machine-readable output")
     action("remove", remove_cmd, "take an entry off the queue (its files stay)").add_argument(
         "id", type=int, help=ID_HELP)
+
     mv = action("move", move_cmd, "move an entry to another place in the order")
     mv.add_argument("id", type=int, help=ID_HELP)
     mv.add_argument("position", type=int, help="its new place: 1 is first")
     action("retry", retry_cmd, "queue a failed, stopped or interrupted entry again (it resumes from its last "
                                "checkpoint)").add_argument("id", type=int, help=ID_HELP)
     action("clear", clear_cmd, "forget the finished entries (their exports stay)")
+
     run = action("run", run_cmd, "train every queued entry in order",
                  description="Train every queued entry in order, resuming an interrupted one first. Prints "
                              "one line per entry as it ends, with its exported file. Exit code 0 when all "

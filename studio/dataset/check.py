@@ -109,7 +109,10 @@ def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
                 facts.update(width=width, height=height, mode=mode)
                 return bad("too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
                                         "against decompression bombs")
-            orientation = _orientation(img)
+            try:
+                orientation = int(img.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a damaged EXIF block is not worth refusing the image for
+                orientation = 1
             has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency"
                                                                        in img.info)
             img.load()
@@ -135,13 +138,6 @@ def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
         problems.append(_problem(path, "small", f"{width}×{height} is smaller than the training resolution "
                                                 f"({min_size}): it will be upscaled and look soft"))
     return ImageCheck(path, **facts, width=width, height=height, mode=mode, problems=tuple(problems))
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a damaged EXIF block is not worth refusing the image for
-        return 1
 
 
 def _png_bit_depth(data: bytes) -> int:

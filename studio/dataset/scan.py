@@ -172,8 +172,7 @@ def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt",
             continue
         for folder, repeats in dataset_folders(root, default_repeats):
             real = folder.resolve() if state is not None else folder
-            if state is not None:
-                repeats = state.repeats.get(real, repeats)
+            repeats = state.repeats.get(real, repeats) if state is not None else repeats
             try:
                 entries, names = _image_entries(folder)
             except OSError as exc:
