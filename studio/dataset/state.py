@@ -115,13 +115,10 @@ def load_state(project_dir: str | Path) -> DatasetState:
 
 def save_state(state: DatasetState, project_dir: str | Path) -> Path:
     project_dir = Path(project_dir).resolve()
-    data = {
-        "version": STATE_VERSION,
-        "excluded": sorted(_key(p, project_dir) for p in state.excluded),
-        "crops": {_key(p, project_dir): list(v) for p, v in sorted(state.crops.items())},
-        "focus": {_key(p, project_dir): list(v) for p, v in sorted(state.focus.items())},
-        "repeats": {_key(p, project_dir): v for p, v in sorted(state.repeats.items())},
-    }
+    data: dict = {"version": STATE_VERSION, "excluded": sorted(_key(p, project_dir) for p in state.excluded)}
+    for name in ("crops", "focus", "repeats"):  # boxes and points as lists, repeats as numbers
+        data[name] = {_key(p, project_dir): list(v) if isinstance(v, tuple) else v
+                      for p, v in sorted(getattr(state, name).items())}
     path = state_path(project_dir)
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path
