@@ -38,8 +38,7 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
     out = []
     for src in images:
         src = Path(src)
-        name = _free_name(dest, src.name, taken, caption_extension)
-        target = dest / name
+        target = dest / _free_name(dest, src.name, taken, caption_extension)
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
         shutil.copystat(src, target, follow_symlinks=True)
