@@ -50,7 +50,8 @@ class ReferenceLoop:
         from peft import LoraConfig
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from studio.dataset.images import load_training_image
+        from studio.dataset.images import open_checked, to_rgb
+        from studio.train.buckets import fit_to_bucket
 
         self.tok = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
         self.te = CLIPTextModel.from_pretrained(model, subfolder="text_encoder").requires_grad_(False)
@@ -64,8 +65,8 @@ class ReferenceLoop:
         self.unet.train()
         import numpy as np
 
-        pix = [torch.from_numpy(np.asarray(load_training_image(p, resolution), dtype=np.float32) / 127.5 - 1)
-               .permute(2, 0, 1) for p in images]
+        crops = [fit_to_bucket(to_rgb(open_checked(p)), resolution, resolution)[0] for p in images]
+        pix = [torch.from_numpy(np.asarray(c, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1) for c in crops]
         self.pixels = torch.stack(pix)
         self.ids = self.tok(captions, padding="max_length", max_length=77, truncation=True,
                             return_tensors="pt").input_ids

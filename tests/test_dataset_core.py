@@ -17,13 +17,14 @@ from PIL import Image
 from studio.dataset import tags as T
 from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckProgress, check_images
-from studio.dataset.edits import EditHistory, plan_batch, plan_edit
-from studio.dataset.images import ImageProblem, load_training_image, to_rgb
+from studio.dataset.edits import apply_edit, plan_batch, plan_edit
+from studio.dataset.images import ImageProblem, open_checked, to_rgb, user_region
 from studio.dataset.scan import scan_folders
 from studio.dataset.state import DatasetState, load_state, save_state
 from studio.dataset.thumbnails import ThumbnailCache, make_thumbnail
 from studio.dataset.training import training_scan
 from studio.errors import DatasetError
+from studio.train.buckets import fit_to_bucket
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
@@ -106,11 +107,18 @@ def test_report_lists_every_problem(messy: Path, tmp_path: Path):
     assert again.problems == report.problems
 
 
+def _training_pixels(path, width, height, *, crop=None, focus=None):
+    """An image as training cuts it (`studio.train.data`): decoded upright in RGB, cut to the crop box,
+    scaled to cover width × height and cropped around the focus point."""
+    img = to_rgb(open_checked(path))
+    region, focus = user_region(img.size, crop, focus)
+    return fit_to_bucket(img, width, height, focus=focus, region=region)[0]
+
 def test_loader_yields_exactly_the_valid_images_upright_and_rgb(messy: Path):
     loaded, refused = {}, {}
     for rec in training_scan([messy]).images:
         try:
-            loaded[rec.path.name] = load_training_image(rec.path, 64, 64)
+            loaded[rec.path.name] = _training_pixels(rec.path, 64, 64)
         except ImageProblem as exc:
             refused[rec.path.name] = exc.reason
     assert set(loaded) == VALID
@@ -160,13 +168,13 @@ def test_duplicates_excluded_state_and_focus(tmp_path: Path):
     a = scan.images[0]
     assert a.repeats == 3 and a.focus == (0.0, 0.5)
     # focus on the left edge: the crop keeps the image's left end (red over blue on both halves)
-    left = np.asarray(load_training_image(a.path, 40, 40, focus=a.focus))
-    centre = np.asarray(load_training_image(a.path, 40, 40))
+    left = np.asarray(_training_pixels(a.path, 40, 40, focus=a.focus))
+    centre = np.asarray(_training_pixels(a.path, 40, 40))
     assert left.shape == centre.shape == (40, 40, 3)
     # a tall image with a focus at the top keeps the red top
-    top = np.asarray(load_training_image(d / "c.png", 40, 40, focus=(0.5, 0.0))).astype(int)
+    top = np.asarray(_training_pixels(d / "c.png", 40, 40, focus=(0.5, 0.0))).astype(int)
     assert np.abs(top.mean((0, 1)) - RED).max() < 10
-    crop = np.asarray(load_training_image(d / "c.png", 40, 40, crop=(0, 0.5, 1, 1))).astype(int)
+    crop = np.asarray(_training_pixels(d / "c.png", 40, 40, crop=(0, 0.5, 1, 1))).astype(int)
     assert np.abs(crop.mean((0, 1)) - BLUE).max() < 10
 
     (project / "dataset.json").write_text("{not json", encoding="utf-8")
@@ -226,23 +234,23 @@ def test_batch_edit_undo_redo_restores_disk(tmp_path: Path):
         images.append(p)
     before = {p: (p.with_suffix(".txt").read_text(encoding="utf-8") if p.with_suffix(".txt").exists() else None)
               for p in images}
-    history = EditHistory(CaptionStore())
+    store = CaptionStore()
     edit = plan_batch(before, T.TagOp("trigger_first", "sks"))
     assert len(edit) == 100 and edit.description.endswith("(100 images)")
-    result = history.do(edit)
+    result = apply_edit(store, edit)
     assert len(result.written) == 100
     for p in images:
         text = p.with_suffix(".txt").read_text(encoding="utf-8")
         assert text.startswith("sks")
-    history.undo()
+    apply_edit(store, edit, undo=True)
     for p in images:
         side = p.with_suffix(".txt")
         assert (side.read_text(encoding="utf-8") if side.exists() else None) == before[p]
-    history.redo()
+    apply_edit(store, edit)
     assert all(p.with_suffix(".txt").read_text(encoding="utf-8").startswith("sks") for p in images)
     # an edit to one file made elsewhere survives an undo: that file is reported, not overwritten
     images[5].with_suffix(".txt").write_text("changed elsewhere", encoding="utf-8")
-    res = history.undo()
+    res = apply_edit(store, edit, undo=True)
     assert res.reloaded == {images[5]: "changed elsewhere"}
     assert images[5].with_suffix(".txt").read_text(encoding="utf-8") == "changed elsewhere"
     assert images[6].with_suffix(".txt").read_text(encoding="utf-8") == before[images[6]]
@@ -272,9 +280,8 @@ def test_thumbnails_cached_by_path_size_mtime(tmp_path: Path, messy: Path):
 def test_check_progress_and_cancel(messy: Path, tmp_path: Path):
     records = scan_folders([messy]).images
     progress = CheckProgress()
-    seen = []
-    check_images(records, cache_dir=tmp_path / "c1", progress=progress, on_result=seen.append)
-    assert progress.done == progress.total == len(records) == len(seen)
+    check_images(records, cache_dir=tmp_path / "c1", progress=progress)
+    assert progress.done == progress.total == len(records)
     stopped = CheckProgress()
     stopped.cancel()
     report = check_images(records, cache_dir=tmp_path / "c2", progress=stopped, workers=1)

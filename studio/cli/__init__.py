@@ -7,6 +7,7 @@ and prints a traceback only with `--debug`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -14,17 +15,8 @@ from collections.abc import Sequence
 
 from studio import __version__
 
-# module names under studio.cli; each defines register(subparsers) which sets `func` on its parser
-COMMANDS: tuple[str, ...] = (
-    "train_cmd",
-    "queue_cmd",
-    "demo_cmd",
-    "inspect_cmd",
-    "mix_cmd",
-    "plain_cmd",
-    "dataset_cmd",
-    "gui_cmd",
-)
+COMMANDS: tuple[str, ...] = ("train_cmd", "queue_cmd", "demo_cmd", "inspect_cmd", "mix_cmd", "plain_cmd",
+                             "dataset_cmd", "gui_cmd")
 # the commands that load models and train or mix: a broken combination of libraries stops them before they start
 NEEDS_TRAINING_LIBRARIES = frozenset({"train", "demo", "mix", "plain"})
 
@@ -113,20 +105,16 @@ def _bytes_safe_stdout() -> None:
     for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
         if stream is not sys.__stdout__ and stream is not sys.__stderr__:
             continue  # someone else's stream (a test's capture, an embedding app): not ours to change
-        try:
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # a non-text stream (tests, embedding)
             stream.reconfigure(errors=errors)
-        except (AttributeError, ValueError, OSError):  # replaced by a non-text stream (tests, embedding)
-            pass
 
 
 def _quiet_stdout() -> None:
     """Point stdout at the null device, so the interpreter's final flush of a closed pipe raises nothing."""
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real file descriptor (captured)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured, redirected in-process)
-        pass
 
 
 def _check_install(command: str | None) -> None:
@@ -147,7 +135,3 @@ def _check_install(command: str | None) -> None:
             print(f"warning: {report.error()}", file=sys.stderr)
     if report.warning():
         print(f"warning: {report.warning()}", file=sys.stderr)
-
-
-if __name__ == "__main__":  # `python -m studio.cli`, also under `accelerate launch -m studio.cli`
-    sys.exit(main())

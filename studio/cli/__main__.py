@@ -1,5 +1,3 @@
-import sys
-
 from studio.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

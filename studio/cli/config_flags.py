@@ -1,10 +1,8 @@
 """`lora-studio train`'s config flags, generated from `studio.config`: one per field, plus `--set`.
 
-Nothing is listed by hand but the older short names kept working (`--steps`, `--rank`, `--data`…): the flag
-name comes from the section and key (`--network-rank`), the help is `field_help` (the form's tooltip, word
-for word), a choice field's metavar lists its `Literal`'s values. Every value reaches the config as the text
-the user typed (through `field_info.parse_text`, as the form's line edits do), so `config.build_section`
-judges it and a wrong value gets the same message on the command line as in the form.
+Only the older short names (`--steps`, `--rank`, `--data`…) are listed by hand; the help is the form's
+tooltip, word for word. Every value reaches the config as the text the user typed (`parse_text`, as the
+form's line edits do), so a wrong value gets the same message on the command line as in the form.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from studio.config import SECTIONS, ProjectConfig, build_section
+from studio.config import INPUT_PATH_FIELDS, SECTIONS, ProjectConfig, build_section
 from studio.errors import ConfigError, Problem
 from studio.field_info import SECTION_TITLES, FieldInfo, all_fields, field_choices, field_help, field_info, parse_text
 
@@ -32,8 +30,7 @@ LEGACY_NAMES: dict[tuple[str, str], str] = {
     ("output", "name"): "--name",
 }
 #: fields holding paths: resolved against the current folder (a project file's own paths are relative to it)
-PATH_FIELDS = frozenset({("model", "path"), ("dataset", "folders"), ("dataset", "regularization_folders"),
-                         ("sampling", "validation_images"), ("output", "directory")})
+PATH_FIELDS = frozenset({*INPUT_PATH_FIELDS, ("output", "directory")})
 
 
 def _dest(info: FieldInfo) -> str:
@@ -45,29 +42,24 @@ def _is_list(tp: Any) -> bool:
     return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def help_text(info: FieldInfo) -> str:
-    """What `--help` shows for the field: `field_help`, escaped for argparse's %-formatting."""
-    return field_help(info.section, info.key).replace("%", "%%")
-
-
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     for section in SECTIONS:
         group = parser.add_argument_group(f"{SECTION_TITLES[section]} ([{section}] in the project file)")
         for info in (i for i in all_fields() if i.section == section):
             names = [info.flag] + ([LEGACY_NAMES[(section, info.key)]] if (section, info.key) in LEGACY_NAMES else [])
-            kwargs: dict[str, Any] = {"dest": _dest(info), "help": help_text(info), "default": None}
-            choices = field_choices(info.type)
+            help_ = field_help(section, info.key).replace("%", "%%")  # escaped for argparse's %-formatting
+            kwargs: dict[str, Any] = {"dest": _dest(info), "help": help_, "default": None}
+            text = "PATH" if (section, info.key) in PATH_FIELDS else "TEXT"
             if info.type is bool:
                 kwargs["action"] = argparse.BooleanOptionalAction
             elif _is_list(info.type):
-                kwargs.update(action="append", metavar="PATH" if (section, info.key) in PATH_FIELDS else "TEXT")
+                kwargs.update(action="append", metavar=text)
             elif get_origin(info.type) is tuple:
                 kwargs.update(nargs=len(get_args(info.type)), metavar="X")
-            elif choices:
+            elif choices := field_choices(info.type):
                 kwargs["metavar"] = "{" + ",".join(choices) + "}"
             else:
-                kwargs["metavar"] = {int: "N", float: "X"}.get(info.type, "PATH" if (section, info.key) in PATH_FIELDS
-                                                                 else "TEXT")
+                kwargs["metavar"] = {int: "N", float: "X"}.get(info.type, text)
             group.add_argument(*names, **kwargs)
     parser.add_argument("--set", dest="set_values", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="set any project-file field, e.g. --set optimizer.betas=[0.9,0.99] or "
@@ -79,14 +71,12 @@ class Override:
     section: str
     key: str
     value: Any
-    source: str  # the flag, for messages
 
 
 def _value(info: FieldInfo, raw: Any) -> Any:
     if isinstance(raw, list):
-        items = [_value(FieldInfo(info.section, info.key, str if _is_list(info.type) else get_args(info.type)[0],
-                                  info.meta), v) for v in raw]
-        return items
+        item = str if _is_list(info.type) else get_args(info.type)[0]
+        return [_value(FieldInfo(info.section, info.key, item, info.meta), v) for v in raw]
     if isinstance(raw, str):
         if (info.section, info.key) in PATH_FIELDS and raw.strip():
             return str(Path(raw).expanduser().resolve())
@@ -122,10 +112,10 @@ def overrides(args: argparse.Namespace) -> list[Override]:
     for info in all_fields():
         raw = getattr(args, _dest(info), None)
         if raw is not None:
-            out.append(Override(info.section, info.key, _value(info, raw), info.flag))
+            out.append(Override(info.section, info.key, _value(info, raw)))
     for text in args.set_values:
         info, value = _set_value(text)
-        out.append(Override(info.section, info.key, value, "--set"))
+        out.append(Override(info.section, info.key, value))
     return out
 
 
@@ -141,6 +131,3 @@ def apply_overrides(cfg: ProjectConfig, given: list[Override]) -> tuple[ProjectC
             continue
         cfg = cfg.with_section(o.section, **{o.key: getattr(section, o.key)})
     return cfg, problems
-
-
-__all__ = ["LEGACY_NAMES", "Override", "add_config_flags", "apply_overrides", "help_text", "overrides"]

@@ -1,8 +1,7 @@
 """`lora-studio check-dataset FOLDER... [--resolution N] [--project DIR] [--json]`: the image check, headless.
 
-Lists every problem the Dataset panel would badge — broken, not an image, too large, duplicates (excluded
-from training) and CMYK, 16-bit, alpha, rotated, small (converted) — and how many images training will
-use. Exit status 0 when every image is usable, 3 when some are excluded, 2 when nothing can be read.
+Lists every problem the Dataset panel would badge and how many images training will use. Exit status 0
+when every image is usable, 3 when some are excluded, 2 when nothing can be read.
 """
 
 from __future__ import annotations
@@ -31,11 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from studio.dataset.check import check_images
     from studio.dataset.state import DatasetState, load_state
     from studio.dataset.training import training_scan
-    from studio.errors import DatasetError
+    from studio.errors import ConfigError, DatasetError
 
     if not 0 <= args.resolution <= MAX_RESOLUTION:
-        from studio.errors import ConfigError
-
         raise ConfigError(f"--resolution is {args.resolution}, expected a whole number between 0 and {MAX_RESOLUTION}")
     state = load_state(args.project) if args.project else DatasetState()
     scan = training_scan(args.folders, caption_extension=args.caption_extension, state=state, duplicates=False)

@@ -17,19 +17,15 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.cli.progress import follow, stop_on_ctrl_c
+    from studio.cli.progress import train_here
     from studio.config import apply_mapping, load_project
     from studio.demo import create_demo_project
-    from studio.train.control import TrainControl
-    from studio.train.engine import run_training
 
     project = create_demo_project(args.out)
     cfg = load_project(project)
     if args.steps is not None:
         cfg = apply_mapping(cfg, {"schedule": {"max_steps": args.steps}}, "command line")
-    control = TrainControl()
-    with stop_on_ctrl_c(control):
-        finished = follow(run_training(cfg, project_file=project, control=control), quiet=args.quiet)
+    finished = train_here(cfg, quiet=args.quiet, project_file=project)
     if not finished.outputs:  # stopped (Ctrl+C) before the first step: there is nothing to export
         print("stopped before the first step; nothing was exported", file=sys.stderr)
         return 130

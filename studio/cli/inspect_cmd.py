@@ -2,8 +2,6 @@
 
 Exit status 0 when the file can be used as it is, 3 when it was read but has problems (unknown keys,
 NaN/Inf weights, bad shapes — all listed), 2 when it cannot be read at all (the usual one-line error).
-The summary ends with the per-loader compatibility report (docs/compatibility.md); `--loaders` adds why
-each loader that falls short does.
 """
 
 from __future__ import annotations

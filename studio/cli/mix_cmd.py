@@ -34,22 +34,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _entries(specs: list[str]):
-    from studio.mix.request import parse_entry
-
-    return [parse_entry(s) for s in specs]
-
-
 def _sources(specs: list[str]):
     from dataclasses import replace
 
     from studio.mix.recipe import LoraCache, load_sources
-    from studio.mix.request import with_blocks
+    from studio.mix.request import parse_entry, with_blocks
 
     cache = LoraCache()
-    parsed = _entries(specs)
     entries = []
-    for entry, blocks in parsed:
+    for entry, blocks in map(parse_entry, specs):
         lora = cache.get(entry.path)
         entries.append(with_blocks(entry, blocks, lora.family if lora.family != "unknown" else "sd1")
                        if blocks else replace(entry))
@@ -84,10 +77,7 @@ def _bake(args, sources) -> int:
 def _merge(args, sources) -> int:
     from studio.mix.export import export_merged
 
-    base_weight = None
-    model_family = None
-    if args.base:
-        base_weight, model_family = _base_weights(args.base, sources)
+    base_weight, model_family = _base_weights(args.base, sources) if args.base else (None, None)
     result = export_merged(sources, args.out, rank=args.rank, dtype=args.dtype or "fp16",
                            base_weight=base_weight, model_family=model_family)
     merged = result.merge

@@ -1,9 +1,8 @@
 """`lora-studio plain FILE --rank R -o OUT.safetensors [--base MODEL]`: a plain-LoRA copy any loader reads.
 
 For a file some WebUI cannot render as trained (DoRA in A1111, LoHa/LoKr/DoRA in diffusers and
-sd-scripts: `lora-studio inspect --loaders`), this writes its full ΔW — DoRA's magnitude included —
-refactored by SVD to rank R as `lora_down`/`lora_up`/`alpha`, and reports the relative error. A DoRA file
-needs the base model it was trained on (`--base`). The output path is the last line printed.
+sd-scripts: `lora-studio inspect --loaders`). A DoRA file's change depends on its base model's weights,
+hence `--base`. The output path is the last line printed.
 """
 
 from __future__ import annotations

@@ -64,3 +64,12 @@ def follow(events: Iterable[Event], *, quiet: bool = False) -> Finished:
         if bar is not None:
             bar.close()
     raise StudioError("the run ended without finishing")  # pragma: no cover - the engine always ends
+
+
+def train_here(cfg, *, quiet: bool, **kwargs) -> Finished:
+    """Train in this process (`run_training`'s keywords), drawing the run; a first Ctrl+C saves and stops."""
+    from studio.train.engine import run_training
+
+    control = TrainControl()
+    with stop_on_ctrl_c(control):
+        return follow(run_training(cfg, control=control, **kwargs), quiet=quiet)

@@ -1,11 +1,10 @@
 """`lora-studio queue add | list | remove | move | retry | clear | run`: train several projects unattended.
 
-`queue run` trains the entries in this process, one after another, rather than in a worker process per
-entry: a kill (Ctrl+C twice, the task manager, a power cut) then stops everything at once, with no child
-left training into a run folder that the next `queue run` would resume at the same time. What a kill must
-not lose is on disk already: exports and checkpoints are written atomically by the engine, and the queue
+`queue run` trains the entries in this process, not in a worker process per entry: a kill (Ctrl+C twice,
+the task manager, a power cut) then stops everything at once, leaving no child training into a run folder
+that the next `queue run` would resume too. Exports and checkpoints are written atomically, and the queue
 file records each entry's run folder before its first step, so the next run resumes the interrupted entry
-from its last checkpoint. Between entries the models are dropped and the GPU cache emptied.
+from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from studio.train_queue import QueueEntry, TrainPlan, TrainQueue
 
+ID_HELP = "the entry's number (see `queue list`)"
+
 
 def register(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
@@ -29,45 +30,38 @@ def register(sub) -> None:
                                    "cut) resumes from its last checkpoint the next time.")
     q = p.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
 
-    add = q.add_parser("add", parents=[common], help="add project files at the end of the queue")
+    def action(name: str, func, help_: str, **kwargs) -> argparse.ArgumentParser:
+        parser = q.add_parser(name, parents=[common], help=help_, **kwargs)
+        parser.set_defaults(func=func)
+        return parser
+
+    add = action("add", add_cmd, "add project files at the end of the queue")
     add.add_argument("projects", nargs="+", type=Path, metavar="PROJECT", help="project.toml file(s)")
     add.add_argument("--snapshot", action="store_true",
                      help="train the settings as they are now; without it, the file is read when its turn comes")
-    add.set_defaults(func=add_cmd)
 
-    ls = q.add_parser("list", parents=[common], help="show the entries in order, with their state and export")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=list_cmd)
+    action("list", list_cmd, "show the entries in order, with their state and export").add_argument(
+        "--json", action="store_true", help="machine-readable output")
+    action("remove", remove_cmd, "take an entry off the queue (its files stay)").add_argument(
+        "id", type=int, help=ID_HELP)
 
-    rm = q.add_parser("remove", parents=[common], help="take an entry off the queue (its files stay)")
-    rm.add_argument("id", type=int, help="the entry's number (see `queue list`)")
-    rm.set_defaults(func=remove_cmd)
-
-    mv = q.add_parser("move", parents=[common], help="move an entry to another place in the order")
-    mv.add_argument("id", type=int, help="the entry's number (see `queue list`)")
+    mv = action("move", move_cmd, "move an entry to another place in the order")
+    mv.add_argument("id", type=int, help=ID_HELP)
     mv.add_argument("position", type=int, help="its new place: 1 is first")
-    mv.set_defaults(func=move_cmd)
+    action("retry", retry_cmd, "queue a failed, stopped or interrupted entry again (it resumes from its last "
+                               "checkpoint)").add_argument("id", type=int, help=ID_HELP)
+    action("clear", clear_cmd, "forget the finished entries (their exports stay)")
 
-    rt = q.add_parser("retry", parents=[common],
-                      help="queue a failed, stopped or interrupted entry again (it resumes from its last checkpoint)")
-    rt.add_argument("id", type=int, help="the entry's number (see `queue list`)")
-    rt.set_defaults(func=retry_cmd)
-
-    cl = q.add_parser("clear", parents=[common], help="forget the finished entries (their exports stay)")
-    cl.set_defaults(func=clear_cmd)
-
-    run = q.add_parser("run", parents=[common], help="train every queued entry in order",
-                       description="Train every queued entry in order, resuming an interrupted one first. Prints "
-                                   "one line per entry as it ends, with its exported file. Exit code 0 when all "
-                                   "succeeded. Ctrl+C stops the current entry cleanly (it saves) and the queue.")
+    run = action("run", run_cmd, "train every queued entry in order",
+                 description="Train every queued entry in order, resuming an interrupted one first. Prints "
+                             "one line per entry as it ends, with its exported file. Exit code 0 when all "
+                             "succeeded. Ctrl+C stops the current entry cleanly (it saves) and the queue.")
     run.add_argument("--stop-on-error", action="store_true", help="stop at the first entry that fails")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.set_defaults(func=run_cmd)
 
 
 def add_cmd(args: argparse.Namespace) -> int:
-    queue = TrainQueue(args.queue)
-    for entry in queue.add(args.projects, snapshot=args.snapshot):
+    for entry in TrainQueue(args.queue).add(args.projects, snapshot=args.snapshot):
         print(f"queued #{entry.id} {entry.label}: {entry.project}")
     return 0
 
@@ -76,12 +70,9 @@ def list_cmd(args: argparse.Namespace) -> int:
     queue = TrainQueue(args.queue)
     entries, active = queue.entries(), queue.runner_active()
     if args.json:
-        rows = []
-        for e in entries:
-            point = e.checkpoint()
-            rows.append({"id": e.id, "project": e.project, "label": e.label, "state": e.shown_state(active),
-                         "run_dir": e.run_dir, "export": e.export, "error": e.error, "snapshot": bool(e.config_toml),
-                         "resumable_step": point[0] if point else None})
+        rows = [{"id": e.id, "project": e.project, "label": e.label, "state": e.shown_state(active),
+                 "run_dir": e.run_dir, "export": e.export, "error": e.error, "snapshot": bool(e.config_toml),
+                 "resumable_step": (e.checkpoint() or (None,))[0]} for e in entries]
         print(json.dumps(rows, indent=1))
         return 0
     if not entries:
@@ -122,10 +113,10 @@ def run_cmd(args: argparse.Namespace) -> int:
     failures = 0
     with queue.running():
         while (plan := queue.start_next()) is not None:
-            entry, stopped = _train_entry(queue, plan, quiet=args.quiet)
+            entry = _train_entry(queue, plan, quiet=args.quiet)
             print(_ending_line(entry), flush=True)
             failures += entry.state == "failed"
-            if stopped:
+            if entry.state == "stopped":
                 print(f"the queue is stopped; `lora-studio queue retry {entry.id}` and `queue run` continue it "
                       "from where it saved", file=sys.stderr)
                 return 130
@@ -138,27 +129,22 @@ def run_cmd(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _train_entry(queue: TrainQueue, plan: TrainPlan, *, quiet: bool) -> tuple[QueueEntry, bool]:
-    """Train one entry in this process; returns it as recorded, and whether the user stopped it."""
-    from studio.cli.progress import follow, stop_on_ctrl_c
+def _train_entry(queue: TrainQueue, plan: TrainPlan, *, quiet: bool) -> QueueEntry:
+    """Train one entry in this process; returns it as recorded ("stopped" when the user stopped it)."""
+    from studio.cli.progress import train_here
     from studio.errors import StudioError
-    from studio.train.control import TrainControl
-    from studio.train.engine import run_training
 
     label = queue.get(plan.entry_id).label
     where = f"resuming from step {plan.start_step}" if plan.resume_from else "starting"
     print(f"#{plan.entry_id} {label}: {where} ({plan.run_dir})", file=sys.stderr, flush=True)
-    control = TrainControl()
     try:
-        with stop_on_ctrl_c(control):
-            finished = follow(run_training(plan.config(), project_file=plan.project_file, control=control,
-                                           resume_from=plan.resume_from, run_dir=plan.run_dir), quiet=quiet)
+        finished = train_here(plan.config(), quiet=quiet, project_file=plan.project_file,
+                              resume_from=plan.resume_from, run_dir=plan.run_dir)
     except StudioError as exc:
-        return queue.fail(plan.entry_id, str(exc), exc.hint), False
+        return queue.fail(plan.entry_id, str(exc), exc.hint)
     finally:
         _free_memory()
-    entry = queue.finish(plan.entry_id, outputs=finished.outputs, stopped=finished.stopped)
-    return entry, finished.stopped
+    return queue.finish(plan.entry_id, outputs=finished.outputs, stopped=finished.stopped)
 
 
 def _ending_line(entry: QueueEntry) -> str:

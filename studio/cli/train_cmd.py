@@ -1,8 +1,7 @@
 """`lora-studio train [PROJECT.toml] [flags]`: train headless; flags override the project file.
 
-The config flags are generated (`config_flags`); the ones here are about the run, not the project. Before
-anything is loaded, every problem with the settings and the files they name is printed at once (exit 2), in
-the words the form uses.
+The config flags are generated (`config_flags`); the ones here are about the run, not the project. Every
+problem with the settings and the files they name is printed at once (exit 2) before anything is loaded.
 """
 
 from __future__ import annotations
@@ -50,14 +49,9 @@ def build_config(args: argparse.Namespace) -> ProjectConfig:
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)  # before the engine (and torch) is imported: a bad setting is told in a second
 
-    from studio.cli.progress import follow, stop_on_ctrl_c
-    from studio.train.control import TrainControl
-    from studio.train.engine import run_training
+    from studio.cli.progress import train_here
 
-    control = TrainControl()
-    with stop_on_ctrl_c(control):
-        finished = follow(run_training(cfg, project_file=args.project, control=control, resume_from=args.resume),
-                          quiet=args.quiet)
+    finished = train_here(cfg, quiet=args.quiet, project_file=args.project, resume_from=args.resume)
     if not finished.outputs:
         print("stopped before the first save; nothing was exported")
         return 1

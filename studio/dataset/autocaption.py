@@ -1,19 +1,11 @@
-"""Auto-captioning with a model the user already has on disk, as a worker job.
+"""Auto-captioning with a model the user already has on disk: a transformers image-to-text folder (BLIP
+and the like, which write a sentence) or a WD14-style tagger (`model.onnx` with `selected_tags.csv`, whose
+tags over a threshold become the caption). Nothing is downloaded.
 
-Two kinds of model are understood:
-- a transformers image-to-text folder (BLIP and other models `AutoModelForImageTextToText` can load with
-  their `AutoProcessor`), which writes a sentence;
-- a WD14-style tagger: `model.onnx` with `selected_tags.csv` beside it, run by onnxruntime, which gives a
-  probability per booru tag; tags over a threshold become the caption.
-
-Models run in the worker process (`autocaption_job` for an `AutoCaptionRequest`), like every long job:
-loading torch and a model takes seconds and gigabytes, and a crash or out-of-memory there must not take
-the window with it. The job captions in batches, writes each caption file atomically as it goes (so a
-crash keeps what was done), stops between batches when asked, and reports each image as a
-`CaptionWritten` event (with the text before, so the window can offer one undo for the lot) and its
-progress as `JobProgress`. How a new caption meets an existing one is the user's choice: `append`,
-`replace`, or `only-empty`. Nothing is downloaded: a model that is not complete on disk is an error that
-says what is missing.
+Models run in the worker process, like every long job: loading torch and a model takes seconds and
+gigabytes, and a crash or out-of-memory there must not take the window with it. Each caption file is
+written atomically as it goes (a crash keeps what was done) and reported with the text before it, so the
+window can offer one undo for the lot.
 """
 
 from __future__ import annotations
@@ -26,9 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+from PIL import Image
+
+from studio.dataset.captions import read_sidecar
+from studio.dataset.images import ImageProblem, open_checked, to_rgb
 from studio.dataset.tags import join_tags, split_tags
 from studio.errors import DatasetError, StudioError
 from studio.events import CaptionWritten, Event, Finished, JobProgress, Log
+from studio.fileio import atomic_write_text
 from studio.job_requests import AutoCaptionRequest
 
 Kind = Literal["auto", "transformers", "wd14"]
@@ -41,47 +39,39 @@ WD14_CHARACTER = 4
 
 def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
     """The caption after auto-captioning; None means leave the file as it is."""
-    generated = generated.strip()
-    old_text = (old or "").strip()
-    if not generated:
+    generated, old_text = generated.strip(), (old or "").strip()
+    if not generated or (mode == "only-empty" and old_text):
         return None
-    if mode == "only-empty":
-        return generated if not old_text else None
-    if mode == "replace":
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode != "append" or not old_text:
         return generated
-    if mode == "append":
-        if not old_text:
-            return generated
-        have = {t.casefold() for t in split_tags(old_text)}
-        extra = [t for t in split_tags(generated) if t.casefold() not in have]
-        return join_tags([*split_tags(old_text), *extra]) if extra else None
-    raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    have = {t.casefold() for t in split_tags(old_text)}
+    extra = [t for t in split_tags(generated) if t.casefold() not in have]
+    return join_tags([*split_tags(old_text), *extra]) if extra else None
 
 
 def detect_kind(model: Path) -> Kind:
     """Which kind of captioner `model` is (a folder or an .onnx file), or a DatasetError saying why neither."""
     model = Path(model)
-    if model.is_file() and model.suffix.lower() == ".onnx":
+    if (model.is_file() and model.suffix.lower() == ".onnx") or (model / "model.onnx").is_file():
         return "wd14"
-    if model.is_dir():
-        if (model / "model.onnx").is_file():
-            return "wd14"
-        if (model / "config.json").is_file():
-            return "transformers"
+    if (model / "config.json").is_file():
+        return "transformers"
     raise DatasetError(f"{model} is not a captioning model this app can run",
                        hint="choose a transformers image-to-text folder (with config.json) or a WD14 tagger "
                             "(model.onnx with selected_tags.csv)")
-
-
-# --------------------------------------------------------------------------------------------------
-# Captioners (run in the worker; importable anywhere for tests)
 
 
 class Wd14Tagger:
     """A WD14-style ONNX tagger: NHWC float32 BGR input of 0–255 on a white square canvas."""
 
     def __init__(self, model: Path, threshold: float = 0.35, character_threshold: float = 0.85) -> None:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
+                                                                    "taggers") from None
 
         onnx_file = model if model.is_file() else model / "model.onnx"
         tags_file = onnx_file.with_name("selected_tags.csv")
@@ -96,21 +86,16 @@ class Wd14Tagger:
                                             providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        side = inp.shape[1] if isinstance(inp.shape[1], int) else 448
-        self.side = int(side)
+        self.side = int(inp.shape[1]) if isinstance(inp.shape[1], int) else 448
         outputs = self.session.get_outputs()[0].shape
         if isinstance(outputs[-1], int) and outputs[-1] != len(self.names):
             raise DatasetError(f"{onnx_file.name} outputs {outputs[-1]} tags but {tags_file.name} lists "
                                f"{len(self.names)}", hint="the model and its tag list do not belong together")
-        self.threshold = threshold
-        self.character_threshold = character_threshold
+        # the lowest probability each tag needs to be chosen; ratings (safe, explicit…) are never a caption
+        self.limits = [None if c == WD14_RATING else character_threshold if c == WD14_CHARACTER else threshold
+                       for c in self.categories]
 
-    def _prepare(self, img):  # -> np.ndarray (side, side, 3)
-        import numpy as np
-        from PIL import Image
-
-        from studio.dataset.images import to_rgb
-
+    def _prepare(self, img) -> np.ndarray:  # (side, side, 3)
         img = to_rgb(img)
         longest = max(img.size)
         canvas = Image.new("RGB", (longest, longest), (255, 255, 255))
@@ -119,21 +104,13 @@ class Wd14Tagger:
         return np.asarray(canvas, dtype=np.float32)[:, :, ::-1]  # RGB → BGR, as the taggers were trained
 
     def caption(self, images: Sequence) -> list[str]:
-        import numpy as np
-
         batch = np.stack([self._prepare(im) for im in images]).astype(np.float32)
         probs = self.session.run(None, {self.input_name: batch})[0]
         out = []
         for row in probs:
-            chosen = []
-            for i, p in enumerate(row):
-                cat = self.categories[i]
-                if cat == WD14_RATING:
-                    continue
-                if p >= (self.character_threshold if cat == WD14_CHARACTER else self.threshold):
-                    chosen.append((float(p), self.names[i]))
-            chosen.sort(key=lambda t: -t[0])
-            out.append(join_tags(name for _, name in chosen))
+            chosen = [(float(p), name) for p, name, limit in zip(row, self.names, self.limits)
+                      if limit is not None and p >= limit]
+            out.append(join_tags(name for _, name in sorted(chosen, key=lambda t: -t[0])))
         return out
 
 
@@ -180,8 +157,6 @@ class TransformersCaptioner:
     def caption(self, images: Sequence) -> list[str]:
         import torch
 
-        from studio.dataset.images import to_rgb
-
         rgb = [to_rgb(im) for im in images]
         kwargs = {"images": rgb, "return_tensors": "pt"}
         if self.prompt:
@@ -198,11 +173,6 @@ def load_captioner(job: AutoCaptionRequest):
     model = Path(job.model)
     kind = detect_kind(model) if job.kind == "auto" else job.kind
     if kind == "wd14":
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise DatasetError("onnxruntime is not installed", hint="pip install onnxruntime to run WD14 "
-                                                                    "taggers") from None
         return Wd14Tagger(model, job.threshold, job.character_threshold)
     return TransformersCaptioner(model, job.max_new_tokens, job.prompt)
 
@@ -219,8 +189,6 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
                    captioner=None) -> Iterator[CaptionResult]:
     """Caption `job.images` in batches, one result per image; stops between batches when `cancelled()`.
     Unreadable images give a result with an error instead of stopping the job."""
-    from studio.dataset.images import ImageProblem, open_checked
-
     captioner = captioner or load_captioner(job)
     paths = [Path(p) for p in job.images]
     for start in range(0, len(paths), max(1, job.batch_size)):
@@ -239,29 +207,21 @@ def caption_images(job: AutoCaptionRequest, cancelled: Callable[[], bool] = lamb
                 yield CaptionResult(path, text)
 
 
-# --------------------------------------------------------------------------------------------------
-# The worker job
-
-
 def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
     """Caption `job.images`, writing each sidecar as it goes; one `CaptionWritten` and one `JobProgress`
     per image, then `Finished` (stopped when the user cancelled between batches)."""
-    from studio.dataset.captions import read_sidecar, sidecar_for
-    from studio.fileio import atomic_write_text
-
     total = len(job.images)
     yield JobProgress(request_id=job.request_id, done=0, total=total, unit="images")
     yield Log(level="info", text=f"auto-caption: loading {job.model}")
     captioner = load_captioner(job)
     stop = (lambda: bool(control.stop_requested)) if control is not None else (lambda: False)
     written: list[str] = []
-    t0, done = time.monotonic(), 0
-    for res in caption_images(job, stop, captioner):
-        done += 1
+    t0 = time.monotonic()
+    for done, res in enumerate(caption_images(job, stop, captioner), 1):
         if res.caption is None:
             yield CaptionWritten(request_id=job.request_id, image=str(res.path), error=res.error)
         else:
-            sidecar = sidecar_for(res.path, job.caption_extension)
+            sidecar = res.path.with_suffix(job.caption_extension)
             before = read_sidecar(sidecar).text
             new = merge_caption(before, res.caption, job.mode)
             error = ""

@@ -1,20 +1,16 @@
 """Caption sidecars (`image.txt`): reading, atomic writing, and noticing edits made by other programs.
 
-Users keep a text editor or a tagging tool open on the same folder. If they change `cat.txt` there while
-it is open here, writing our copy over it would silently destroy their work. So every read records a
-stamp (mtime, size and a hash of the bytes); before a write the file on disk is compared with the stamp,
-and a file that changed is *reloaded* (the caller gets the new text) instead of being overwritten.
-
-`None` as a caption means "no sidecar file": writing `None` deletes the file, which is how undoing the
-first caption of an image restores the disk exactly.
+Users keep a text editor or a tagging tool open on the same folder; writing our copy over a `cat.txt` they
+changed there would silently destroy their work. So every read records a stamp (a hash of the bytes), and
+a file that changed since is *reloaded* (the caller gets the new text), not overwritten.
+`None` as a caption means "no sidecar file": writing it deletes the file, so undoing an image's first
+caption restores the disk exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +23,6 @@ class Stamp:
     """What a sidecar looked like when last read or written; `exists=False` for no file."""
 
     exists: bool
-    mtime_ns: int = 0
-    size: int = 0
     digest: str = ""
 
 
@@ -50,10 +44,6 @@ class WriteResult:
     current: str | None
 
 
-def sidecar_for(image: Path, extension: str = ".txt") -> Path:
-    return image.with_suffix(extension)
-
-
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -62,33 +52,10 @@ def read_sidecar(path: Path) -> Caption:
     """Read one sidecar file (not the image path) with its stamp."""
     try:
         with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
             data = fh.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return Caption(None, MISSING)
-    return Caption(decode_caption(data), Stamp(True, st.st_mtime_ns, st.st_size, _digest(data)))
-
-
-# A file whose mtime is older than this cannot hide a same-size rewrite behind a coarse timestamp
-# (FAT keeps 2 s, some network file systems 1 s), so unchanged metadata is trusted without reading it.
-_SETTLED_NS = 3_000_000_000
-
-
-def _current_stamp(path: Path, known: Stamp, *, verify: bool = False) -> tuple[Stamp, str | None]:
-    """The stamp of the file now, and its text when it had to be read (None if it was not read).
-
-    `verify`: always compare the bytes (before a write: a tool that rewrites a file with the same size and puts
-    its old timestamp back — `cp -p`, rsync, some sync clients — must not have its edit overwritten)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return MISSING, None
-    if (not verify and known.exists and (st.st_mtime_ns, st.st_size) == (known.mtime_ns, known.size)
-            and time.time_ns() - st.st_mtime_ns > _SETTLED_NS):
-        return known, None
-    # metadata differs (or is too recent to trust): the hash decides, so a `touch` is not an edit
-    caption = read_sidecar(path)
-    return caption.stamp, caption.text
+    return Caption(decode_caption(data), Stamp(True, _digest(data)))
 
 
 class CaptionStore:
@@ -100,7 +67,7 @@ class CaptionStore:
         self._lock = threading.Lock()
 
     def sidecar(self, image: Path) -> Path:
-        return sidecar_for(image, self.extension)
+        return image.with_suffix(self.extension)
 
     def read(self, image: Path) -> str | None:
         """The caption of `image` now on disk (None: no sidecar), remembered as the known version."""
@@ -119,57 +86,50 @@ class CaptionStore:
         with self._lock:
             self._stamps.pop(image, None)
 
-    def known(self, image: Path) -> Stamp | None:
+    def changed_on_disk(self, image: Path, expected: object = ...) -> tuple[bool, str | None]:
+        """(changed since we last read or wrote it, the text now on disk when it changed). For a file never
+        read here (captions loaded by a scan), `expected` is the text the caller believes is there; without
+        it such a file counts as unchanged.
+
+        The bytes decide, never the timestamp: a `touch` is not an edit, and a tool that rewrites a file
+        with the same size and puts its old timestamp back (`cp -p`, rsync) must not lose its edit."""
         with self._lock:
-            return self._stamps.get(image)
-
-    def changed_on_disk(self, image: Path, expected: object = ..., *, verify: bool = False) -> tuple[bool, str | None]:
-        """(changed since we last read or wrote it, the text now on disk when it changed).
-
-        For a file this store has never read (captions loaded by a scan), `expected` is the text the
-        caller believes is there; without it such a file counts as unchanged.
-        """
-        known = self.known(image)
+            known = self._stamps.get(image)
+        path = self.sidecar(image)
         if known is None:
-            current = read_sidecar(self.sidecar(image))
+            current = read_sidecar(path)
             if expected is ...:
                 return False, current.text
             want = expected.strip() if isinstance(expected, str) else None
             return current.text != want, current.text
-        stamp, text = _current_stamp(self.sidecar(image), known, verify=verify)
-        if stamp is known:
-            return False, None
-        return stamp.exists != known.exists or stamp.digest != known.digest, text
+        try:
+            path.stat()  # gone is "no sidecar"; any other error is the caller's to report
+        except FileNotFoundError:
+            return known.exists, None
+        current = read_sidecar(path)
+        return current.stamp.exists != known.exists or current.stamp.digest != known.digest, current.text
 
-    def write(self, image: Path, text: str | None, *, expected: object = ..., force: bool = False) -> WriteResult:
-        """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it
-        (or, for a file never read here, differs from `expected`); then nothing is written and the result
-        carries the text now there, which the caller shows instead (reload, not overwrite).
-
-        A sidecar that cannot be read or written (permissions, a vanished folder) is a WriteError naming
-        it; a file we cannot read is never written over, since we could not tell what it holds."""
+    def write(self, image: Path, text: str | None, *, expected: object = ...) -> WriteResult:
+        """Write `text` (None deletes the sidecar) unless the file changed on disk since we last saw it (or,
+        for a file never read here, differs from `expected`): then the result carries the text now there.
+        A sidecar that cannot be read or written is a WriteError naming it; a file we cannot read is never
+        written over, since we could not tell what it holds."""
         path = self.sidecar(image)
         try:
-            return self._write(image, path, text, expected, force)
-        except OSError as exc:
-            raise WriteError(f"cannot save the caption {path}: {exc.strerror or exc}",
-                             hint="check that the folder still exists and can be written") from None
-
-    def _write(self, image: Path, path: Path, text: str | None, expected: object, force: bool) -> WriteResult:
-        if not force:
-            changed, current = self.changed_on_disk(image, expected, verify=True)
+            changed, current = self.changed_on_disk(image, expected)
             if changed:
                 with self._lock:
                     self._stamps[image] = read_sidecar(path).stamp
                 return WriteResult(path, False, current)
-        if text is None:
-            remove_file(path)
-            stamp = MISSING
-        else:
-            data = text.encode("utf-8")
-            atomic_write_text(path, text)
-            st = path.stat()
-            stamp = Stamp(True, st.st_mtime_ns, st.st_size, _digest(data))
+            if text is None:
+                remove_file(path)
+                stamp = MISSING
+            else:
+                atomic_write_text(path, text)
+                stamp = Stamp(True, _digest(text.encode("utf-8")))
+        except OSError as exc:
+            raise WriteError(f"cannot save the caption {path}: {exc.strerror or exc}",
+                             hint="check that the folder still exists and can be written") from None
         with self._lock:
             self._stamps[image] = stamp
         return WriteResult(path, True, text.strip() if text is not None else None)

@@ -1,24 +1,23 @@
 """Checking every image before training: what is broken (excluded) and what is merely unusual (converted).
 
 A trainer that meets a truncated JPEG on step 900 should not be how a user learns about it. Each file is
-read once: its bytes are hashed (exact duplicates) and decoded fully (a truncated file only fails at the
-end of decoding). Invalid files get a `Problem` with `excluded=True`; files that training converts
-correctly (CMYK, 16-bit, alpha, EXIF rotation, small) get `excluded=False`, so the report can say what
-will happen to them. Pillow releases the GIL while decoding, so a thread pool runs checks in parallel.
-
-Results are cached by (path, size, mtime) in a JSON file per folder under the user's cache directory, so
-re-opening a dataset of thousands of images does not decode them all again.
+read once, hashed (exact duplicates) and decoded fully (a truncated file only fails at the end). Files
+training converts (CMYK, 16-bit, alpha, EXIF rotation, small) are reported but not excluded, so the report
+says what will happen to them. Pillow releases the GIL while decoding, so a thread pool checks in parallel;
+results are cached per folder, so re-opening thousands of images does not decode them all again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import stat
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +26,11 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.dataset.images import MAX_PIXELS
 from studio.dataset.scan import ImageRecord, Problem
+from studio.dataset.thumbnails import default_cache_root
+from studio.errors import StudioError
 from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
+from studio.safe_read import kind_of, read_capped
 
 # Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
@@ -74,52 +76,53 @@ def _problem(path: Path, kind: str, message: str) -> Problem:
     return Problem(path=path, kind=kind, message=message, excluded=kind in EXCLUDED_KINDS)
 
 
-def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | None = None) -> ImageCheck:
+def check_image(path: str | Path, *, min_size: int = 0) -> ImageCheck:
     """Read and fully decode one file; never raises for a bad file (that is what it reports)."""
-    import stat as stat_mod
-
-    from studio.safe_read import kind_of
-
     path = Path(path)
+    facts: dict = {"size": -1, "mtime_ns": 0}  # what is known of the file so far
+
+    def bad(kind: str, message: str) -> ImageCheck:
+        return ImageCheck(path, **facts, problems=(_problem(path, kind, message),))
+
     try:
         st = path.stat()  # always fresh: the mode decides whether opening it is safe at all
-        if not stat_mod.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
-            return ImageCheck(path, -1, 0, problems=(_problem(path, "not-image", f"{kind_of(st.st_mode)}, not an "
-                                                                                  "image file"),))
+        if not stat.S_ISREG(st.st_mode):  # a FIFO named .png blocks on open, a device never ends
+            return bad("not-image", f"{kind_of(st.st_mode)}, not an image file")
+        facts.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
         if st.st_size > MAX_IMAGE_BYTES:
-            return ImageCheck(path, st.st_size, st.st_mtime_ns, problems=(_problem(
-                path, "too-large", f"too large ({st.st_size:,} bytes; images up to {MAX_IMAGE_BYTES:,} bytes are "
-                                   "read)"),))
+            return bad("too-large", f"too large ({st.st_size:,} bytes; images up to {MAX_IMAGE_BYTES:,} "
+                                    "bytes are read)")
         with open(path, "rb") as fh:
             data = fh.read(MAX_IMAGE_BYTES + 1)
     except OSError as exc:
-        return ImageCheck(path, -1, 0, problems=(_problem(path, "missing", f"cannot read the file ({exc.strerror})"),))
-    base = dict(path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        facts.update(size=-1, mtime_ns=0)
+        return bad("missing", f"cannot read the file ({exc.strerror})")
     if not data:
-        return ImageCheck(**base, problems=(_problem(path, "empty", "empty file (0 bytes)"),))
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        return bad("empty", "empty file (0 bytes)")
+    facts["digest"] = hashlib.blake2b(data, digest_size=16).hexdigest()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height, mode = img.width, img.height, img.mode
             if width * height > MAX_PIXELS:
-                return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=(
-                    _problem(path, "too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
-                                                "against decompression bombs"),))
-            orientation = _orientation(img)
-            has_alpha = _has_alpha(img)
+                facts.update(width=width, height=height, mode=mode)
+                return bad("too-large", f"too large ({width}×{height} pixels); not decoded, as a guard "
+                                        "against decompression bombs")
+            try:
+                orientation = int(img.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a damaged EXIF block is not worth refusing the image for
+                orientation = 1
+            has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency"
+                                                                       in img.info)
             img.load()
     except UnidentifiedImageError:
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "not-image", "not an image, or a format that cannot be read (despite the "
-                                        f"{path.suffix} extension)"),))
+        return bad("not-image", "not an image, or a format that cannot be read (despite the "
+                                f"{path.suffix} extension)")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "too-large", "too large to decode safely (decompression-bomb guard)"),))
+        return bad("too-large", "too large to decode safely (decompression-bomb guard)")
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        return ImageCheck(**base, digest=digest, problems=(
-            _problem(path, "unreadable", f"unreadable or truncated ({exc})"),))
+        return bad("unreadable", f"unreadable or truncated ({exc})")
     problems: list[Problem] = []
     if mode == "CMYK":
         problems.append(_problem(path, "cmyk", "CMYK colour: converted to RGB for training"))
@@ -134,25 +137,12 @@ def check_image(path: str | Path, *, min_size: int = 0, stat: os.stat_result | N
     if min_size and min(width, height) < min_size:
         problems.append(_problem(path, "small", f"{width}×{height} is smaller than the training resolution "
                                                 f"({min_size}): it will be upscaled and look soft"))
-    return ImageCheck(**base, width=width, height=height, mode=mode, digest=digest, problems=tuple(problems))
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a damaged EXIF block is not worth refusing the image for
-        return 1
-
-
-def _has_alpha(img: Image.Image) -> bool:
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+    return ImageCheck(path, **facts, width=width, height=height, mode=mode, problems=tuple(problems))
 
 
 def _png_bit_depth(data: bytes) -> int:
     """Pillow opens 16-bit RGB PNGs as 8-bit RGB; the IHDR chunk still says what the file holds."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR":
-        return data[24]
-    return 0
+    return data[24] if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[12:16] == b"IHDR" else 0
 
 
 def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[Path] = frozenset()) -> list[Problem]:
@@ -164,20 +154,12 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
             groups.setdefault(c.digest, []).append(c)
     out: list[Problem] = []
     for group in groups.values():
-        if len(group) < 2:
-            continue
         keep = next((c for c in group if c.path in prefer), group[0])
         out.extend(_problem(c.path, "duplicate", f"an exact copy of {keep.path.name}") for c in group if c is not keep)
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Cache of check results, one JSON file per folder
-
-
 def _default_cache_dir() -> Path:
-    from studio.dataset.thumbnails import default_cache_root
-
     return default_cache_root() / "checks"
 
 
@@ -187,11 +169,6 @@ def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
 
 
 def _load_cache(file: Path) -> dict[str, dict]:
-    from studio.errors import StudioError
-    from studio.safe_read import read_capped
-
-    if not file.is_file():
-        return {}
     try:
         raw = json.loads(read_capped(file, "check cache", limit=MAX_CACHE_BYTES).decode("utf-8"))
     except (StudioError, ValueError, RecursionError):
@@ -204,10 +181,9 @@ def _load_cache(file: Path) -> dict[str, dict]:
 
 def _from_cache(path: Path, entry: dict, size: int, mtime_ns: int) -> ImageCheck | None:
     try:
-        if entry["size"] != size or entry["mtime_ns"] != mtime_ns:
-            return None
         # same size and timestamp is not the same file (`cp -p`, a restore): the head and tail must match too
-        if entry.get("sample") != content_sample(path):
+        if ((entry["size"], entry["mtime_ns"]) != (size, mtime_ns)
+                or entry.get("sample") != content_sample(path)):
             return None
         problems = tuple(Problem(path, p["kind"], p["message"], bool(p["excluded"])) for p in entry["problems"])
         return ImageCheck(path, size, mtime_ns, entry["width"], entry["height"], entry["mode"], entry["digest"],
@@ -222,12 +198,8 @@ def _to_cache(check: ImageCheck) -> dict:
     except OSError:
         sample = ""
     return {"size": check.size, "mtime_ns": check.mtime_ns, "sample": sample, "width": check.width,
-            "height": check.height,
-            "mode": check.mode, "digest": check.digest,
+            "height": check.height, "mode": check.mode, "digest": check.digest,
             "problems": [{k: v for k, v in asdict(p).items() if k != "path"} for p in check.problems]}
-
-
-# --------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -248,14 +220,9 @@ class CheckProgress:
 
 
 def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: int | None = None,
-                 cache_dir: Path | None = None, use_cache: bool = True,
-                 progress: CheckProgress | None = None,
-                 on_result: Callable[[ImageCheck], None] | None = None) -> CheckReport:
+                 cache_dir: Path | None = None, progress: CheckProgress | None = None) -> CheckReport:
     """Check every record (in parallel), using and refreshing the per-folder cache; duplicates found last.
-
-    `on_result` is called from worker threads as each file finishes (the UI badges images as they come).
-    A cancelled run returns what was checked so far.
-    """
+    A cancelled run returns what was checked so far."""
     records = list(records)
     progress = progress or CheckProgress()
     progress.total = len(records)
@@ -263,58 +230,45 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     by_folder: dict[Path, list[ImageRecord]] = {}
     for rec in records:
         by_folder.setdefault(rec.path.parent, []).append(rec)
-    caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) if use_cache else {}
-              for folder in by_folder}
+    caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) for folder in by_folder}
 
     results: dict[Path, ImageCheck] = {}
     todo: list[ImageRecord] = []
-    cached = 0
     for rec in records:
-        hit = None
         entry = caches[rec.path.parent].get(rec.path.name)
-        if entry is not None and rec.size >= 0:
-            hit = _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
+        hit = None if entry is None or rec.size < 0 else _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
         if hit is not None:
             results[rec.path] = hit
-            cached += 1
             progress.step()
-            if on_result:
-                on_result(hit)
         else:
             todo.append(rec)
+    cached = len(records) - len(todo)
 
     def work(rec: ImageRecord) -> ImageCheck | None:
         if progress.cancelled:
             return None
         result = check_image(rec.path, min_size=min_size)
         progress.step()
-        if on_result:
-            on_result(result)
         return result
 
     if todo:
         n = workers or min(4, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="check") as pool:
-            for result in pool.map(work, todo):
-                if result is not None:
-                    results[result.path] = result
+            results.update((r.path, r) for r in pool.map(work, todo) if r is not None)
 
     ordered = [results[r.path] for r in records if r.path in results]
-    if use_cache and todo:
+    if todo:
         for folder, recs in by_folder.items():
             entries = {r.path.name: _to_cache(results[r.path]) for r in recs if r.path in results
                        and results[r.path].size >= 0}
             old = caches[folder]
             if entries and entries != {k: old.get(k) for k in entries}:
-                try:
+                with contextlib.suppress(WriteError):  # an unwritable cache dir only costs time
                     atomic_write_text(_cache_file(cache_dir, folder, min_size),
                                       json.dumps({"version": CACHE_VERSION, "folder": str(folder),
                                                   "entries": {**old, **entries}}))
-                except WriteError:
-                    pass  # the cache is an optimisation; an unwritable cache dir only costs time
     problems = [p for c in ordered for p in c.problems]
-    dups = mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
-    problems.extend(dups)
+    problems += mark_duplicates(ordered, prefer={r.path for r in records if r.has_caption_file})
     order = {r.path: i for i, r in enumerate(records)}
     problems.sort(key=lambda p: (order.get(p.path, -1), not p.excluded))
     return CheckReport(checks=tuple(ordered), problems=tuple(problems), cached=cached)

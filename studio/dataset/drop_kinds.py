@@ -1,10 +1,9 @@
 """What a set of dropped paths is, so each goes where it belongs: images to the dataset, a base model to the
 model field, LoRAs to the mixer, and everything else set aside with the reason.
 
-Users drop whatever they have at hand (a training folder, the checkpoint next to it, last week's LoRA); adding
-a model folder as a dataset of 0 images, or ignoring a LoRA without a word, is what this prevents. A
-`.safetensors` file is told apart by its header's keys alone (`studio.models.safetensors_header`): no tensor is
-read and torch is never imported, because this runs in the window's process on every drop.
+Users drop whatever they have at hand (a training folder, the checkpoint next to it, last week's LoRA). A
+`.safetensors` file is told apart by its header's keys alone: no tensor is read and torch is never
+imported, because this runs in the window's process on every drop.
 """
 
 from __future__ import annotations
@@ -43,11 +42,8 @@ class DropPlan:
 
     def note(self) -> str:
         """One line saying what went where, e.g. "2 folders added to the dataset · base model set to x.ckpt"."""
-        parts = []
-        if self.folders:
-            parts.append(f"{_count(len(self.folders), 'folder')} added to the dataset")
-        if self.images:
-            parts.append(f"{_count(len(self.images), 'image')} added to the dataset")
+        parts = [f"{_count(len(paths), noun)} added to the dataset"
+                 for paths, noun in ((self.folders, "folder"), (self.images, "image")) if paths]
         if self.model is not None:
             parts.append(f"base model set to {self.model.name}")
         if self.loras:
@@ -66,21 +62,19 @@ def _count(n: int, noun: str) -> str:
 
 def classify(paths: Iterable[str | Path]) -> DropPlan:
     """Sort dropped paths by what they are (duplicates once, in the order dropped)."""
-    folders: list[Path] = []
-    images: list[Path] = []
-    loras: list[Path] = []
-    models: list[Path] = []
+    found: dict[str, list[Path]] = {"folder": [], "image": [], "lora": [], "model": []}
     ignored: list[Ignored] = []
     for raw in dict.fromkeys(Path(p).expanduser() for p in paths):
         kind, why = _kind(raw)
         if kind == "ignored" and raw.is_dir() and (subs := _image_subfolders(raw)):
-            folders += subs  # a folder of image folders (shoot/cats, shoot/dogs): each one joins
+            found["folder"] += subs  # a folder of image folders (shoot/cats, shoot/dogs): each one joins
         elif kind == "ignored":
             ignored.append(Ignored(raw, why))
         else:
-            {"folder": folders, "image": images, "lora": loras, "model": models}[kind].append(raw.resolve())
-    ignored += [Ignored(m, "only one base model is used; the first one dropped was set") for m in models[1:]]
-    return DropPlan(tuple(dict.fromkeys(folders)), tuple(images), models[0] if models else None, tuple(loras),
+            found[kind].append(raw.resolve())
+    model, *others = found["model"] or [None]
+    ignored += [Ignored(m, "only one base model is used; the first one dropped was set") for m in others]
+    return DropPlan(tuple(dict.fromkeys(found["folder"])), tuple(found["image"]), model, tuple(found["lora"]),
                     tuple(ignored))
 
 
@@ -91,7 +85,7 @@ def _kind(path: Path) -> tuple[str, str]:
             return "model", ""
         if _holds_images(path):
             return "folder", ""
-        if any(_model_file_suffix(p) for p in _entries(path)):
+        if any(p.suffix.lower() in (*SAFETENSORS_SUFFIXES, *_PICKLED_MODELS) for p in _entries(path)):
             return "ignored", "a folder of model files, not images: drop the model or LoRA files themselves"
         return "ignored", "a folder without images"
     if not path.is_file():
@@ -113,10 +107,6 @@ def _entries(folder: Path) -> list[Path]:
             return sorted(folder / e.name for e in it if not e.name.startswith("."))
     except OSError:
         return []
-
-
-def _model_file_suffix(path: Path) -> bool:
-    return path.suffix.lower() in (*SAFETENSORS_SUFFIXES, *_PICKLED_MODELS)
 
 
 def _image_subfolders(folder: Path) -> list[Path]:

@@ -1,10 +1,8 @@
 """Undoable caption edits: each edit records the old and new caption of every file it touched.
 
-An edit is data (`CaptionEdit`), and applying it in either direction writes the sidecars through a
-`CaptionStore`, so undo really restores the files on disk, not just the text on screen. Every write
-states what it expects to find; a sidecar changed by another program in between is left alone and
-reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`; `EditHistory` is the same
-undo/redo logic without Qt, for scripts and tests.
+Applying an edit in either direction writes the sidecars through a `CaptionStore`, so undo really restores
+the files on disk, not just the text on screen; a sidecar changed by another program in between is left
+alone and reported back as reloaded. The Qt panel wraps each edit in a `QUndoCommand`.
 """
 
 from __future__ import annotations
@@ -52,16 +50,12 @@ class ApplyResult:
     captions: dict[Path, str | None] = field(default_factory=dict)  # every touched image's caption now
 
 
-def _normalise(text: str | None) -> str | None:
-    return None if text is None else text.strip()
-
-
 def plan_edit(description: str, changes: Mapping[Path, tuple[str | None, str | None]]) -> CaptionEdit:
     """An edit from {image: (old, new)}, leaving out images whose caption does not change. Giving an image
     without a sidecar an empty caption is not a change (no empty files appear)."""
     out = []
     for image, (old, new) in changes.items():
-        old, new = _normalise(old), _normalise(new)
+        old, new = (None if text is None else text.strip() for text in (old, new))
         if old == new or (old is None and new == ""):
             continue
         out.append(Change(Path(image), old, new))
@@ -104,56 +98,13 @@ def apply_edit(store: CaptionStore, edit: CaptionEdit, *, undo: bool = False) ->
             results = list(pool.map(one, edit.changes))
     else:
         results = [one(c) for c in edit.changes]
-    written, reloaded, captions, failed = [], {}, {}, []
-    for change, res in results:
-        if isinstance(res, StudioError):
-            failed.append(res)
-            continue
-        captions[change.image] = res.current
-        if res.written:
-            written.append(change.image)
-        else:
-            reloaded[change.image] = res.current
-    result = ApplyResult(tuple(written), reloaded, captions)
+    failed = [res for _, res in results if isinstance(res, StudioError)]
+    done = [(change.image, res) for change, res in results if not isinstance(res, StudioError)]
+    result = ApplyResult(tuple(image for image, res in done if res.written),
+                         {image: res.current for image, res in done if not res.written},
+                         {image: res.current for image, res in done})
     if failed:
         raise PartialEditError(f"{len(failed)} of {len(results)} captions could not be saved: {failed[0]}", result,
                                hint=failed[0].hint or "the other captions were saved; undo restores them")
     return result
 
-
-class EditHistory:
-    """A linear undo/redo history of caption edits (what QUndoStack does in the GUI)."""
-
-    def __init__(self, store: CaptionStore) -> None:
-        self.store = store
-        self._done: list[CaptionEdit] = []
-        self._undone: list[CaptionEdit] = []
-
-    def do(self, edit: CaptionEdit) -> ApplyResult:
-        """Apply a new edit; only the files actually written are remembered for undo (also when some failed)."""
-        try:
-            result = apply_edit(self.store, edit)
-        except PartialEditError as exc:
-            self._remember(edit.only(exc.result.written))
-            raise
-        self._remember(edit.only(result.written))
-        return result
-
-    def _remember(self, applied: CaptionEdit) -> None:
-        if applied.changes:
-            self._done.append(applied)
-            self._undone.clear()
-
-    def undo(self) -> ApplyResult | None:
-        if not self._done:
-            return None
-        edit = self._done.pop()
-        self._undone.append(edit)
-        return apply_edit(self.store, edit, undo=True)
-
-    def redo(self) -> ApplyResult | None:
-        if not self._undone:
-            return None
-        edit = self._undone.pop()
-        self._done.append(edit)
-        return apply_edit(self.store, edit)

@@ -1,8 +1,7 @@
-"""Reading images for training: EXIF rotation, RGB, the user's crop box, resize and crop around a focus point.
+"""Reading images for training: decoding, EXIF rotation, RGB, the user's crop box and focus point.
 
-Pillow does the decoding; what we add is the policy: every way an image file can be wrong becomes an
-`ImageProblem` naming the file and the reason, so a bad file is skipped and reported rather than
-ending a run half-way.
+Every way an image file can be wrong becomes an `ImageProblem` naming the file and the reason, so a bad
+file is skipped and reported rather than ending a run half-way.
 """
 
 from __future__ import annotations
@@ -43,8 +42,6 @@ def open_checked(path: str | Path) -> Image.Image:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageProblem(path, f"too large ({img.width}×{img.height} pixels); refusing to decode")
             img.load()
-    except ImageProblem:
-        raise
     except UnidentifiedImageError:
         raise ImageProblem(path, "not an image, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -55,10 +52,8 @@ def open_checked(path: str | Path) -> Image.Image:
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """EXIF-rotate and convert any mode (CMYK, 16-bit, palette, alpha) to 8-bit RGB.
-
-    Transparent areas are composited on white, which is what a person sees in an image viewer.
-    """
+    """EXIF-rotate and convert any mode (CMYK, 16-bit, palette, alpha) to 8-bit RGB; transparent areas are
+    composited on white, which is what a person sees in an image viewer."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit greyscale: scale to 8 bits rather than clipping
@@ -67,88 +62,29 @@ def to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype("uint8"), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
+    if img.mode in ("P", "RGBA", "LA", "PA"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return img
-
-
-def resize_center_crop(img: Image.Image, width: int, height: int | None = None,
-                       focus: tuple[float, float] | None = None) -> Image.Image:
-    """Scale so the image covers width×height, then crop around `focus` (fractions of the width and height,
-    default the centre). The window is clamped inside the image, so a focus near an edge still fills it."""
-    height = height or width
-    scale = max(width / img.width, height / img.height)
-    new_w, new_h = max(width, round(img.width * scale)), max(height, round(img.height * scale))
-    fx, fy = focus if focus is not None else (0.5, 0.5)
-    left = min(max(round(fx * new_w - width / 2), 0), new_w - width)
-    top = min(max(round(fy * new_h - height / 2), 0), new_h - height)
-    if new_w * new_h > 4 * width * height:
-        # an extreme aspect ratio (a 50000×1 strip): scaling all of it would take gigabytes for a small crop,
-        # so resample only the source region the crop keeps
-        sx, sy = img.width / new_w, img.height / new_h
-        return img.resize((width, height), Image.Resampling.LANCZOS,
-                          box=(left * sx, top * sy, (left + width) * sx, (top + height) * sy))
-    img = img.resize((new_w, new_h), Image.Resampling.LANCZOS)
-    return img.crop((left, top, left + width, top + height))
-
-
-def crop_pixels(size: tuple[int, int], box: tuple[float, float, float, float]) -> tuple[int, int, int, int] | None:
-    """The user's crop box (left, top, right, bottom fractions) in pixels of an image of `size` (width, height).
-
-    One rounding rule for every caller (the training loader, the bucket choice, the mask), so an image, its
-    bucket and its mask always agree on the region. None for a box that is empty or outside the image: it
-    is ignored rather than producing a 0-pixel image.
-    """
-    width, height = size
-    left, top, right, bottom = (min(max(float(v), 0.0), 1.0) for v in box)
-    px = (round(left * width), round(top * height), round(right * width), round(bottom * height))
-    if px[2] - px[0] < 1 or px[3] - px[1] < 1:
-        return None
-    return px
-
-
-def focus_in_region(focus: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
-                    size: tuple[int, int]) -> tuple[float, float] | None:
-    """The focus point as fractions of `region` (pixels of an image of `size`), from fractions of the whole image.
-
-    The Dataset panel draws the point and the crop box on the same uncropped picture, so a focus point is a
-    place in the whole image; once the crop box has cut the image, that place must be re-expressed in the
-    region's own fractions. A point outside the region is clamped to its nearest edge.
-    """
-    if focus is None or region is None:
-        return focus
-    left, top, right, bottom = region
-    fx = (focus[0] * size[0] - left) / (right - left)
-    fy = (focus[1] * size[1] - top) / (bottom - top)
-    return min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0)
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def user_region(size: tuple[int, int], crop: tuple[float, float, float, float] | None,
                 focus: tuple[float, float] | None) -> tuple[tuple[int, int, int, int] | None,
                                                             tuple[float, float] | None]:
-    """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region).
+    """(the crop box in pixels of an image of `size`, or None; the focus point as fractions of that region),
+    computed once so everything cut from one image (pixels, bucket, mask, SDXL's conditioning) agrees.
+    `crop` (left, top, right, bottom) and `focus` are fractions of the whole image, as the panel draws both;
+    an empty box is ignored rather than giving a 0-pixel image, a focus outside it is clamped to its edge."""
+    if crop is None:
+        return None, focus
+    width, height = size
+    left, top, right, bottom = (round(min(max(float(v), 0.0), 1.0) * side) for v, side in zip(crop, size * 2))
+    if right - left < 1 or bottom - top < 1:
+        return None, focus
+    if focus is None:
+        return (left, top, right, bottom), None
+    fx = (focus[0] * width - left) / (right - left)
+    fy = (focus[1] * height - top) / (bottom - top)
+    return (left, top, right, bottom), (min(max(fx, 0.0), 1.0), min(max(fy, 0.0), 1.0))
 
-    Computed once, from the image's size, so everything cut from one image (its pixels, its bucket, its mask,
-    SDXL's conditioning) uses the same integers."""
-    region = crop_pixels(size, crop) if crop is not None else None
-    return region, focus_in_region(focus, region, size)
-
-
-def load_training_image(path: str | Path, width: int, height: int | None = None, *,
-                        crop: tuple[float, float, float, float] | None = None,
-                        focus: tuple[float, float] | None = None) -> Image.Image:
-    """The image as training sees it: decoded, EXIF-rotated, 8-bit RGB, cropped by the user's box if any,
-    then resized to cover width×height and cropped around the focus point (default the centre).
-
-    `crop` and `focus` are fractions of the whole EXIF-rotated image, as the Dataset panel draws them."""
-    img = to_rgb(open_checked(path))
-    region, focus = user_region(img.size, crop, focus)
-    if region is not None:
-        img = img.crop(region)
-    return resize_center_crop(img, width, height, focus)

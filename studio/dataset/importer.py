@@ -12,12 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from studio.dataset.images import is_image_path
+from studio.dataset.scan import dataset_folders
 from studio.fileio import atomic_path
 from studio.safe_names import safe_file_name, unique_file_name
-
-
-def _is_free(name: str, taken: set[str], dest: Path) -> bool:
-    return unique_file_name(name, taken, dest) == safe_file_name(name)
 
 
 def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -> str:
@@ -26,7 +23,8 @@ def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -
     safe = safe_file_name(name)
     stem, suffix = Path(safe).stem, Path(safe).suffix
     candidate, n = unique_file_name(safe, taken, dest), 1
-    while not _is_free(Path(candidate).stem + caption_extension, taken, dest):
+    while unique_file_name(side := Path(candidate).stem + caption_extension, taken, dest) != safe_file_name(
+            side):
         n += 1
         candidate = unique_file_name(f"{stem}-{n}{suffix}", taken, dest)
     taken.update((candidate, Path(candidate).stem + caption_extension))
@@ -40,8 +38,7 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
     out = []
     for src in images:
         src = Path(src)
-        name = _free_name(dest, src.name, taken, caption_extension)
-        target = dest / name
+        target = dest / _free_name(dest, src.name, taken, caption_extension)
         with atomic_path(target) as tmp:
             shutil.copyfile(src, tmp)
         shutil.copystat(src, target, follow_symlinks=True)
@@ -55,8 +52,6 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
 
 def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".txt") -> Path:
     """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
-    from studio.dataset.scan import dataset_folders
-
     target = dest_parent / unique_file_name(folder.name, (), dest_parent)
     for sub, _ in dataset_folders(folder):
         images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,32 +134,16 @@ def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, in
 
 def scan_folders(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
                  default_repeats: int = 1, state: DatasetState | None = None) -> DatasetScan:
-    """List the images of `folders` (and of their kohya `N_name` subfolders), without decoding them.
-
-    With `state` (the project's `dataset.json`, see `studio.dataset.state`), images the user excluded are
-    left out, per-folder repeat overrides apply, and crop boxes and focus points are attached.
-    Decoding problems are found by `studio.dataset.check` or when training loads an image.
-    """
+    """List the images of `folders` (and of their kohya `N_name` subfolders), without decoding them. With
+    `state` (the project's `dataset.json`), excluded images are left out, per-folder repeat overrides apply,
+    and crop boxes and focus points are attached."""
     images: list[ImageRecord] = []
     problems: list[Problem] = []
-    for raw in folders:
-        root = Path(raw).expanduser()
-        if not root.is_dir():
-            problems.append(Problem(root, "missing", f"{root}: folder not found"))
-            continue
-        for folder, repeats in dataset_folders(root, default_repeats):
-            real = folder.resolve() if state is not None else folder
-            if state is not None:
-                repeats = state.repeats.get(real, repeats)
-            try:
-                records = scan_folder(folder, repeats=repeats, caption_extension=caption_extension,
-                                      default_caption=default_caption)
-            except OSError as exc:
-                problems.append(Problem(folder, "unreadable", f"{folder}: cannot list the folder ({exc})"))
-                continue
-            if state is not None:
-                records = _apply_state(records, real, state)
-            images.extend(records)
+    pieces = iter_scan(folders, caption_extension=caption_extension, default_caption=default_caption,
+                       default_repeats=default_repeats, state=state, chunk=sys.maxsize, max_chunk=sys.maxsize)
+    for records, found in pieces:
+        images += records
+        problems += found
     return DatasetScan(images=tuple(images), problems=tuple(problems))
 
 
@@ -174,7 +159,7 @@ def _apply_state(records: list[ImageRecord], real_folder: Path, state: DatasetSt
 
 
 def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",
-              default_repeats: int = 1, chunk: int = 256,
+              default_repeats: int = 1, state: DatasetState | None = None, chunk: int = 256,
               max_chunk: int = 4096) -> Iterator[tuple[list[ImageRecord], list[Problem]]]:
     """`scan_folders` in pieces, for a grid that fills while the disk is read. The first piece holds
     `chunk` images (enough for a first screen); each later one is twice the size, up to `max_chunk`, so
@@ -186,13 +171,17 @@ def iter_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt",
             yield [], [Problem(root, "missing", f"{root}: folder not found")]
             continue
         for folder, repeats in dataset_folders(root, default_repeats):
+            real = folder.resolve() if state is not None else folder
+            repeats = state.repeats.get(real, repeats) if state is not None else repeats
             try:
                 entries, names = _image_entries(folder)
-                start = 0
-                while start < len(entries):
-                    part = entries[start:start + size]
-                    start += len(part)
-                    yield _records(folder, part, names, repeats, caption_extension, default_caption), []
-                    size = min(max_chunk, size * 2)
             except OSError as exc:
                 yield [], [Problem(folder, "unreadable", f"{folder}: cannot list the folder ({exc})")]
+                continue
+            start = 0
+            while start < len(entries):
+                part = entries[start:start + size]
+                start += len(part)
+                records = _records(folder, part, names, repeats, caption_extension, default_caption)
+                yield (records if state is None else _apply_state(records, real, state)), []
+                size = min(max_chunk, size * 2)

@@ -1,10 +1,9 @@
 """Per-image choices that are not captions: exclude flags, crop boxes, focus points, per-folder repeats.
 
-They live in the project folder (`<project>/dataset.json`), not beside the images, because the images are
-referenced in place and may be shared between projects: excluding a photo from one LoRA must not hide it
-from another. Paths inside the project folder are stored relative to it, so a project can be moved.
-The file is written atomically and read strictly; a damaged file is an error the UI reports, never a
-silent reset of the user's choices.
+They live in `<project>/dataset.json`, not beside the images, because the images are referenced in place
+and may be shared between projects: excluding a photo from one LoRA must not hide it from another. Paths
+inside the project are stored relative to it, so a project can be moved. A damaged file is an error the
+UI reports, never a silent reset of the user's choices.
 """
 
 from __future__ import annotations
@@ -20,11 +19,11 @@ from studio.safe_read import read_capped
 
 STATE_FILE = "dataset.json"
 STATE_VERSION = 1
-#: the most repeats per epoch one folder may have (the bound of [dataset] repeats): beyond it an epoch's order
-#: would be allocated with billions of entries
+#: the most repeats per epoch one folder may have (the bound of [dataset] repeats; see `check_repeats`)
 MAX_REPEATS = 1000
 #: dataset.json holds a few entries per image: tens of megabytes is already a dataset of a million images
 MAX_STATE_BYTES = 64 * 2**20
+_DAMAGED_HINT = "fix or delete the file; it holds exclude flags and crop/focus choices"
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]
@@ -39,42 +38,33 @@ class DatasetState:
     focus: dict[Path, Point] = field(default_factory=dict)
     repeats: dict[Path, int] = field(default_factory=dict)  # folder → repeats, overriding its `N_` prefix
 
-    def is_excluded(self, path: Path) -> bool:
-        return path in self.excluded
-
     def with_excluded(self, paths: list[Path] | tuple[Path, ...], excluded: bool) -> DatasetState:
         keys = {Path(p) for p in paths}
         return replace(self, excluded=(self.excluded | keys) if excluded else (self.excluded - keys))
 
     def with_focus(self, path: Path, point: Point | None) -> DatasetState:
-        focus = dict(self.focus)
-        if point is None:
-            focus.pop(path, None)
-        else:
-            focus[path] = (_unit(point[0]), _unit(point[1]))
-        return replace(self, focus=focus)
+        return self._with("focus", path, None if point is None else (_unit(point[0]), _unit(point[1])))
 
     def with_crop(self, path: Path, box: Box | None) -> DatasetState:
-        crops = dict(self.crops)
-        if box is None:
-            crops.pop(path, None)
-        else:
-            left, top, right, bottom = (_unit(v) for v in box)
-            if right - left <= 0 or bottom - top <= 0:
+        if box is not None:
+            box = tuple(_unit(v) for v in box)  # type: ignore[assignment]
+            if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
                 raise ValueError("a crop box needs a positive width and height")
-            crops[path] = (left, top, right, bottom)
-        return replace(self, crops=crops)
+        return self._with("crops", path, box)
 
     def with_repeats(self, folder: Path, repeats: int | None) -> DatasetState:
-        values = dict(self.repeats)
-        if repeats is None:
-            values.pop(folder, None)
-        else:
-            if repeats < 1:
-                raise ValueError("repeats must be at least 1")
-            values[folder] = int(repeats)
-        return replace(self, repeats=values)
+        if repeats is not None and repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        return self._with("repeats", folder, None if repeats is None else int(repeats))
 
+    def _with(self, name: str, key: Path, value: object) -> DatasetState:
+        """A copy with `key` set to `value` in the mapping field `name` (removed for None)."""
+        values = dict(getattr(self, name))
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+        return replace(self, **{name: values})
 
 def _unit(value: float) -> float:
     return min(max(float(value), 0.0), 1.0)
@@ -108,11 +98,9 @@ def load_state(project_dir: str | Path) -> DatasetState:
         data = read_capped(path, "dataset file", limit=MAX_STATE_BYTES, error=DatasetError)
         raw = json.loads(data.decode("utf-8-sig"))  # a BOM, as Notepad saves it, is fine
     except DatasetError as exc:
-        raise DatasetError(str(exc), hint="fix or delete the file; it holds exclude flags and crop/focus "
-                                          "choices") from None
+        raise DatasetError(str(exc), hint=_DAMAGED_HINT) from None
     except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
-        raise DatasetError(f"{path} cannot be read ({exc})",
-                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+        raise DatasetError(f"{path} cannot be read ({exc})", hint=_DAMAGED_HINT) from None
     try:
         if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
             raise ValueError(f"expected an object with \"version\": {STATE_VERSION}")
@@ -121,20 +109,16 @@ def load_state(project_dir: str | Path) -> DatasetState:
         focus = {_path(k, project_dir): _numbers(v, 2) for k, v in _mapping(raw.get("focus", {})).items()}
         repeats = {_path(k, project_dir): _count(v) for k, v in _mapping(raw.get("repeats", {})).items()}
     except (TypeError, ValueError) as exc:
-        raise DatasetError(f"{path} is not a valid dataset file: {exc}",
-                           hint="fix or delete the file; it holds exclude flags and crop/focus choices") from None
+        raise DatasetError(f"{path} is not a valid dataset file: {exc}", hint=_DAMAGED_HINT) from None
     return DatasetState(excluded=excluded, crops=crops, focus=focus, repeats=repeats)  # type: ignore[arg-type]
 
 
 def save_state(state: DatasetState, project_dir: str | Path) -> Path:
     project_dir = Path(project_dir).resolve()
-    data = {
-        "version": STATE_VERSION,
-        "excluded": sorted(_key(p, project_dir) for p in state.excluded),
-        "crops": {_key(p, project_dir): list(v) for p, v in sorted(state.crops.items())},
-        "focus": {_key(p, project_dir): list(v) for p, v in sorted(state.focus.items())},
-        "repeats": {_key(p, project_dir): v for p, v in sorted(state.repeats.items())},
-    }
+    data: dict = {"version": STATE_VERSION, "excluded": sorted(_key(p, project_dir) for p in state.excluded)}
+    for name in ("crops", "focus", "repeats"):  # boxes and points as lists, repeats as numbers
+        data[name] = {_key(p, project_dir): list(v) if isinstance(v, tuple) else v
+                      for p, v in sorted(getattr(state, name).items())}
     path = state_path(project_dir)
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path

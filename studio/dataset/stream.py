@@ -1,9 +1,7 @@
 """Running a generator on a background thread and collecting what it yields, for a GUI to poll.
 
 The dataset scan yields records in chunks; the grid should show the first chunk while the disk is still
-being read. A `Stream` runs the generator on a daemon thread and keeps the yielded items in a list that
-`take()` empties; `done`, `error` and `cancel()` complete the picture. No Qt here: the panel polls it
-with the same timer that collects thumbnails.
+being read. No Qt here: the panel polls `take()` with the same timer that collects thumbnails.
 """
 
 from __future__ import annotations

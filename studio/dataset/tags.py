@@ -1,10 +1,8 @@
 """Batch operations on captions, as pure functions of one caption string.
 
-A caption is either free text or comma-separated tags (the booru style that WD14 taggers produce); the
-tag operations split on commas, so a sentence is simply one long "tag". Each operation is a frozen
-`TagOp` that maps a caption to a caption and can describe itself, so the batch-edit model can apply it to
-a selection, record old and new text per file, and name the step in the undo menu ("Trigger word
-'sks' first (100 images)").
+A caption is either free text or comma-separated tags (the booru style WD14 taggers produce); the tag
+operations split on commas, so a sentence is simply one long "tag". A `TagOp` can also describe itself,
+so the batch edit can name the step in the undo menu ("Trigger word 'sks' first (100 images)").
 """
 
 from __future__ import annotations
@@ -42,10 +40,7 @@ def tag_frequencies(captions: Iterable[str | None]) -> Counter[str]:
     """How many captions contain each tag (a tag repeated in one caption counts once)."""
     counts: Counter[str] = Counter()
     for caption in captions:
-        seen: dict[str, str] = {}
-        for tag in split_tags(caption):
-            seen.setdefault(_norm(tag), tag)
-        counts.update(seen.values())
+        counts.update({_norm(t): t for t in reversed(split_tags(caption))}.values())  # spelled as first seen
     return counts
 
 
@@ -91,13 +86,10 @@ def rename_tag(caption: str | None, old: str, new: str) -> str:
 
 def remove_duplicates(caption: str | None) -> str:
     tags = split_tags(caption)
-    seen: set[str] = set()
-    kept = []
+    first: dict[str, str] = {}
     for t in tags:
-        if _norm(t) not in seen:
-            seen.add(_norm(t))
-            kept.append(t)
-    return caption or "" if len(kept) == len(tags) else join_tags(kept)
+        first.setdefault(_norm(t), t)
+    return caption or "" if len(first) == len(tags) else join_tags(first.values())
 
 
 def sort_tags(caption: str | None, *, keep_first: int = 0, frequencies: Counter[str] | None = None) -> str:
@@ -153,21 +145,16 @@ class TagOp:
             compile_pattern(self.tag, regex=self.regex, case_sensitive=self.case_sensitive)  # raises re.error
 
     def apply(self, caption: str | None, frequencies: Counter[str] | None = None) -> str:
-        if self.name == "trigger_first":
-            return trigger_first(caption, self.tag)
-        if self.name == "add":
-            return add_tag(caption, self.tag)
-        if self.name == "remove":
-            return remove_tag(caption, self.tag)
-        if self.name == "rename":
-            return rename_tag(caption, self.tag, self.value)
-        if self.name == "replace":
-            return find_replace(caption, self.tag, self.value, regex=self.regex, case_sensitive=self.case_sensitive)
-        if self.name == "dedupe":
-            return remove_duplicates(caption)
-        if self.name == "sort":
-            return sort_tags(caption, keep_first=self.keep_first, frequencies=frequencies)
-        raise ValueError(f"unknown operation {self.name!r}")  # pragma: no cover - Literal guards it
+        return {
+            "trigger_first": lambda: trigger_first(caption, self.tag),
+            "add": lambda: add_tag(caption, self.tag),
+            "remove": lambda: remove_tag(caption, self.tag),
+            "rename": lambda: rename_tag(caption, self.tag, self.value),
+            "replace": lambda: find_replace(caption, self.tag, self.value, regex=self.regex,
+                                            case_sensitive=self.case_sensitive),
+            "dedupe": lambda: remove_duplicates(caption),
+            "sort": lambda: sort_tags(caption, keep_first=self.keep_first, frequencies=frequencies),
+        }[self.name]()
 
     def describe(self) -> str:
         return {

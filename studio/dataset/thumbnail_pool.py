@@ -1,10 +1,9 @@
 """A pool of threads that makes thumbnails, most urgent first.
 
 The grid asks for the thumbnails it is about to paint (urgent) and, once a dataset is opened, for all the
-others (background), so scrolling later finds them ready. Requests carry a priority; asking again with a
-more urgent one moves an image ahead without making it twice. Results collect in a list the caller drains
-(the GUI polls it on a timer), which costs one lock per batch instead of one cross-thread signal per image.
-`reset()` forgets every pending request when another dataset is opened: stale work is dropped, not done.
+others (background), so scrolling later finds them ready; asking again more urgently moves an image ahead
+without making it twice. Results collect in a list the GUI drains on a timer: one lock per batch instead
+of one cross-thread signal per image.
 """
 
 from __future__ import annotations
@@ -46,13 +45,7 @@ class ThumbnailPool:
             t.start()
 
     def request(self, req: Request, priority: int = URGENT) -> None:
-        with self._cv:
-            best = self._best.get(req.path)
-            if best is not None and best <= priority:
-                return
-            self._best[req.path] = priority
-            heapq.heappush(self._heap, (priority, next(self._seq), self._generation, req))
-            self._cv.notify()
+        self.request_many([req], priority)
 
     def request_many(self, reqs: list[Request], priority: int = BACKGROUND) -> None:
         with self._cv:
@@ -61,8 +54,7 @@ class ThumbnailPool:
                 if best is not None and best <= priority:
                     continue
                 self._best[req.path] = priority
-                self._heap.append((priority, next(self._seq), self._generation, req))
-            heapq.heapify(self._heap)
+                heapq.heappush(self._heap, (priority, next(self._seq), self._generation, req))
             self._cv.notify_all()
 
     def take_results(self) -> list[tuple[Path, Thumbnail]]:

@@ -1,18 +1,15 @@
 """Thumbnails for the dataset grid, and their on-disk cache.
 
 Opening a folder of 10,000 photos must not decode 10,000 full-size images every time. A thumbnail is made
-once — JPEGs decode at 1/2…1/8 scale straight from the DCT (`Image.draft`), which is most of the speed —
-and stored as a small JPEG in the user's cache directory under a key of (path, size, mtime, thumbnail
-size): a file edited in another program gets a new key, so a stale thumbnail is never shown. The thumbnail
-is returned as encoded JPEG bytes: 10,000 of them fit in tens of megabytes, where decoded pixels would
-not; the view decodes only the ones on screen.
-
-Everything here is thread-safe and Qt-free, so a pool of threads (Pillow releases the GIL while decoding
-and resizing) can make thumbnails while the GUI stays responsive.
+once and stored as a small JPEG in the user's cache directory under a key of (path, size, mtime, side): a
+file edited in another program gets a new key, so a stale thumbnail is never shown. It is kept as JPEG
+bytes: 10,000 of them fit in tens of megabytes, where decoded pixels would not. Thread-safe and Qt-free,
+for a pool of threads (Pillow releases the GIL while decoding).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -55,12 +52,6 @@ def make_thumbnail(path: str | Path, max_side: int = THUMB_SIDE) -> Image.Image:
     return out
 
 
-def encode_jpeg(img: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, optimize=False)
-    return buf.getvalue()
-
-
 @dataclass(frozen=True)
 class Thumbnail:
     """An encoded JPEG thumbnail, or `error` saying why there is none."""
@@ -77,16 +68,12 @@ class ThumbnailCache:
 
     def __init__(self, root: str | Path | None = None, max_side: int = THUMB_SIDE) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
-        self.dir = self.root / "thumbs"
-        self._dir = os.fspath(self.dir)
+        self._dir = os.fspath(self.root / "thumbs")
         self.max_side = max_side
 
-    def key(self, path: Path, size: int, mtime_ns: int) -> str:
-        text = f"{os.path.abspath(path)}\0{size}\0{mtime_ns}\0{self.max_side}"
-        return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
-
     def _file(self, path: Path, size: int, mtime_ns: int) -> str:
-        key = self.key(path, size, mtime_ns)
+        text = f"{os.path.abspath(path)}\0{size}\0{mtime_ns}\0{self.max_side}"
+        key = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()
         return os.path.join(self._dir, key[:2], key + ".jpg")  # strings: this runs 10,000 times on open
 
     def get(self, path: str | Path, size: int = -1, mtime_ns: int = 0) -> Thumbnail:
@@ -99,25 +86,17 @@ class ThumbnailCache:
                 return Thumbnail(error=f"cannot read the file ({exc.strerror})")
             size, mtime_ns = st.st_size, st.st_mtime_ns
         file = self._file(path, size, mtime_ns)
-        try:
-            with open(file, "rb") as fh:
-                data = fh.read()
+        with contextlib.suppress(OSError), open(file, "rb") as fh:
+            data = fh.read()
             if data[:2] == b"\xff\xd8":  # size left unknown (0): parsing it for 10,000 files costs more than it says
                 return Thumbnail(data=data, cached=True)
-        except OSError:
-            pass
         try:
             img = make_thumbnail(path, self.max_side)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file, not a crash
             return Thumbnail(error=str(exc) or type(exc).__name__)
-        data = encode_jpeg(img)
-        try:
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False)
+        data = buf.getvalue()
+        with contextlib.suppress(WriteError):  # an unwritable cache only costs time next time
             atomic_write_bytes(file, data, durable=False)
-        except WriteError:
-            pass  # an unwritable cache only costs time next time
         return Thumbnail(data=data, width=img.width, height=img.height)
-
-    def clear(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,19 +1,19 @@
 """What training should use from a dataset: the scan, less what the user excluded and exact duplicates.
 
-The panel writes exclude flags, crop boxes and focus points to `<project>/dataset.json`; the engine calls
-`training_scan` instead of a bare `scan_folders` so those choices take effect, and duplicated files are
-not trained twice as often as the user meant. Decoding problems (truncated, not an image, …) are still
-caught where each image is loaded (`load_training_image` raises `ImageProblem`), so no full pre-check is
-needed here.
+The engine calls `training_scan` instead of a bare `scan_folders` so the choices in `dataset.json` take
+effect and duplicated files are not trained twice as often as the user meant. Decoding problems are
+caught where each image is loaded, so no full pre-check is needed here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from studio.dataset.scan import DatasetScan, ImageRecord, Problem, scan_folders
+from studio.dataset.check import ImageCheck, mark_duplicates
+from studio.dataset.scan import DatasetScan, ImageRecord, Problem, repeats_for_folder, scan_folders
 from studio.dataset.state import MAX_REPEATS, DatasetState, load_state
 from studio.errors import DatasetError
 
@@ -32,40 +32,26 @@ def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], 
     by_size: dict[int, list[ImageRecord]] = {}
     for rec in records:
         by_size.setdefault(rec.size if rec.size >= 0 else -id(rec), []).append(rec)
-    dropped: dict[Path, Problem] = {}
+    hashed: list[ImageCheck] = []
     for size, group in by_size.items():
-        if len(group) < 2 or size <= 0:
-            continue
-        same: dict[str, list[ImageRecord]] = {}
-        for rec in group:
-            try:
-                same.setdefault(file_digest(rec.path), []).append(rec)
-            except OSError:
-                continue  # unreadable: loading it will report it
-        for copies in same.values():
-            keep = next((r for r in copies if r.has_caption_file), copies[0])
-            for rec in copies:
-                if rec is not keep:
-                    dropped[rec.path] = Problem(rec.path, "duplicate", f"an exact copy of {keep.path.name}")
+        for rec in group if len(group) > 1 and size > 0 else ():
+            with contextlib.suppress(OSError):  # unreadable: loading it will report it
+                hashed.append(ImageCheck(rec.path, rec.size, rec.mtime_ns, digest=file_digest(rec.path)))
+    found = mark_duplicates(hashed, prefer={r.path for r in records if r.has_caption_file})
+    dropped = {p.path: p for p in found}
     return [r for r in records if r.path not in dropped], list(dropped.values())
 
 
-# a folder named `1000000000_cat` would make an epoch of a billion entries, allocated up front: MAX_REPEATS
-
-
 def check_repeats(records: Sequence[ImageRecord]) -> None:
-    """DatasetError naming the first folder whose repeat count (its `N_` prefix or dataset.json) is too large."""
+    """DatasetError naming the first folder whose repeat count (its `N_` prefix or dataset.json) is too large:
+    `1000000000_cat` would make an epoch of a billion entries, allocated up front."""
     for rec in records:
         if rec.repeats > MAX_REPEATS:
             raise DatasetError(f"{rec.folder}: {rec.repeats:,} repeats per epoch (from the folder's name or the "
                                f"Dataset panel), at most {MAX_REPEATS} are allowed",
-                               hint=f"rename the folder with a smaller `N_` prefix (e.g. `10_{_concept(rec.folder)}`)"
-                                    " or set its repeats in the Dataset panel")
-
-
-def _concept(folder: Path) -> str:
-    name = folder.name
-    return name.split("_", 1)[1] if "_" in name and name.split("_", 1)[0].isdigit() else name
+                               hint="rename the folder with a smaller `N_` prefix (e.g. `10_"
+                                    f"{repeats_for_folder(rec.folder)[1]}`) or set its repeats in the "
+                                    "Dataset panel")
 
 
 def training_scan(folders: Sequence[str | Path], *, caption_extension: str = ".txt", default_caption: str = "",

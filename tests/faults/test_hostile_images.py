@@ -1,4 +1,4 @@
-"""Hostile image files through the training image loader (`open_checked`, `load_training_image`), in a child
+"""Hostile image files through the training image loader (`open_checked`, `fit_to_bucket`), in a child
 process: decompression bombs (huge dimensions, tiny files), extreme aspect ratios, files with the wrong
 extension, truncated and corrupted files of every format, and unusual-but-legal modes.
 
