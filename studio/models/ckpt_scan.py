@@ -1,16 +1,11 @@
 """A `.ckpt`/`.pt` file's tensor names, shapes and dtypes without unpickling it: torch-free, nothing executed.
 
 Why: the window's process lists base models (the model picker) and must never import torch, and a pickle is
-never unpickled outside torch's weights-only unpickler. torch.save writes each tensor as a call
-`torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` whose storage is a persistent id
-`('storage', torch.HalfStorage, key, location, numel)`; `pickletools.genops` lists those opcodes without
-running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from them. Only the
-globals the weights-only unpickler allows for tensors and plain containers are accepted, any other refused in
-the loader's own words (`safe_load.load_pickled`), so the picker never lists a file the loader would refuse.
-
-Both torch.save formats: the zip (torch ≥ 1.6: `<root>/data.pkl`, each storage in `<root>/data/<key>`) and the
-legacy stream (magic number, protocol, system info, the pickle, the sorted storage keys, then each storage
-as an 8-byte element count followed by its bytes).
+never unpickled outside torch's weights-only unpickler. `pickletools.genops` lists a pickle's opcodes without
+running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from torch.save's
+`_rebuild_tensor_v2` calls. Only the globals the weights-only unpickler allows for tensors and plain
+containers are accepted, any other refused in the loader's own words (`safe_load.load_pickled`), so the
+picker never lists a file the loader would refuse. Both torch.save formats are read: zip and legacy stream.
 """
 
 from __future__ import annotations
