@@ -138,7 +138,6 @@ def refused_import(path: Path, reason: str) -> UnsafeFileError:
 
 
 def scan_ckpt(path: str | Path) -> CkptScan:
-    """The tensors of a `.ckpt`/`.pt`/`.pth`, read from its pickle's opcodes alone."""
     path = Path(path)
     container = torch_container(path)
     if container not in ("zip", "legacy"):

@@ -43,7 +43,6 @@ def choose(name: str, present: bool, setting: str) -> str:
 
 
 def note(used: str) -> str:
-    """The picker's line about a checkpoint with EMA weights."""
     if used == "ema":
         return "contains EMA weights: training uses them (EMA set to use)"
     return "contains EMA weights: training uses the non-EMA weights, as the WebUIs load it (set EMA to use to " \

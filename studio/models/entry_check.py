@@ -4,7 +4,7 @@ Handed a named pipe, diffusers and transformers block for ever on the open; hand
 until memory runs out; handed a device or a socket where a folder is expected they fall through to
 "couldn't connect to huggingface.co" — in an app that never goes online; a half-written `config.json`
 surfaces as `JSONDecodeError`/`IndexError`. Here each becomes a ModelLoadError that names the file and says
-what to choose instead. Detection proper (which family, which layout) happens afterwards, elsewhere.
+what to choose instead.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ PART_CONFIGS = {"scheduler": "scheduler_config.json", "unet": "config.json", "va
 
 
 def read_config(path: Path, what: str) -> dict[str, Any]:
-    """A model's JSON config as a dict, or a ModelLoadError naming the file (missing, not a file, too large,
-    not JSON, not an object)."""
     if not os.path.lexists(path):
         raise ModelLoadError(f"{what}: {path.name} is missing ({path})",
                              hint="the model folder is incomplete; copy or download it again")
@@ -90,7 +88,6 @@ def _check_part_files(part: Path) -> None:
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:
-    """model_index.json and each listed part's config, read and checked; returns the index."""
     if not os.path.lexists(folder / "model_index.json"):
         raise ModelLoadError(f"{folder}: not a diffusers model folder (no model_index.json)",
                              hint="choose the folder that contains model_index.json, or a .safetensors file")

@@ -125,12 +125,9 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
         return ".".join([side, "norm_out"] + tail)
     if head in ("down_blocks", "up_blocks"):
         i, kind, j, inner = int(tail[0]), tail[1], tail[2], tail[3:]
-        level = i if head == "down_blocks" else n_blocks - 1 - i
-        name = "down" if head == "down_blocks" else "up"
-        if kind == "resnets":
-            return ".".join([side, name, str(level), "block", j] + inner)
-        sampler = "downsample" if kind == "downsamplers" else "upsample"
-        return ".".join([side, name, str(level), sampler] + inner)
+        down = head == "down_blocks"
+        where = [side, "down" if down else "up", str(i if down else n_blocks - 1 - i)]
+        return ".".join(where + (["block", j] if kind == "resnets" else [kind.removesuffix("rs")]) + inner)
     if head == "mid_block":
         kind, j, inner = tail[0], int(tail[1]), tail[2:]
         if kind == "resnets":
@@ -196,9 +193,8 @@ def original_state_dict(family: str, unet: torch.nn.Module, vae: torch.nn.Module
                         text_encoders: tuple[torch.nn.Module, ...] | list[torch.nn.Module]) -> dict[str, torch.Tensor]:
     """All weights of a diffusers model as one original-layout state dict (tensors shared, not copied)."""
     structure = UnetStructure.from_config(unet.config)
-    out: dict[str, torch.Tensor] = {}
-    for key, value in unet.state_dict().items():
-        out[UNET_PREFIX + unet_path_to_original(key, structure)] = value
+    out = {UNET_PREFIX + unet_path_to_original(key, structure): value
+           for key, value in unet.state_dict().items()}
     n_blocks = len(vae.config.block_out_channels)
     for key, value in vae.state_dict().items():
         original = vae_path_to_original(key, n_blocks)
@@ -239,9 +235,7 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
     from studio.fileio import atomic_write_with
     from studio.models.configs import tokenizer_metadata
 
-    tensors = original_state_dict(family, unet, vae, text_encoders)
-    for key, value in (extra or {}).items():
-        tensors.setdefault(key, value)
+    tensors = {**(extra or {}), **original_state_dict(family, unet, vae, text_encoders)}
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
     meta = {

@@ -70,7 +70,6 @@ class SafetensorsHeader:
 
 
 def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
-    """Parse and validate a safetensors header, reading only the header bytes."""
     path = Path(path)
     try:
         size = path.stat().st_size
