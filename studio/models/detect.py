@@ -17,17 +17,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.errors import ModelLoadError, StudioError
 from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
-from studio.models.ckpt_scan import CkptTensor, scan_ckpt
-from studio.models.safetensors_header import (FLOAT_CODES, SafetensorsHeader, TensorEntry, float_values,
+from studio.models.ckpt_scan import scan_ckpt
+from studio.models.safetensors_header import (FLOAT_CODES, SafetensorsHeader, float_values,
                                               read_safetensors_header)
 
-#: the elements of one tensor of the checkpoint by key (None when absent); how detection looks at weights, not
-#: just shapes, without torch
+#: one tensor's elements by key (None when absent): detection looks at weights, not just shapes, without torch
 Probe = Callable[[str], "Sequence[float] | None"]
 
 _UNET = "model.diffusion_model."
@@ -290,14 +290,15 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
         raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch "
                              "checkpoint)", hint="choose a .safetensors or .ckpt checkpoint, or a diffusers "
                                                  "model folder")
-    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, _bytes_by_dtype(tensors.values()),
+    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, bytes_by_dtype(tensors.values()),
                            metadata, family=family, prediction=prediction, ema=ema, probe=probe)
 
 
-def _bytes_by_dtype(tensors: Iterable[TensorEntry | CkptTensor]) -> Counter[str]:
+def bytes_by_dtype(tensors: Iterable[Any]) -> Counter[str]:
+    """Header entries and torch tensors alike (`torch.float16` counts as `float16`)."""
     totals: Counter[str] = Counter()
     for t in tensors:
-        totals[t.dtype] += t.nbytes
+        totals[str(t.dtype).removeprefix("torch.")] += t.nbytes
     return totals
 
 
@@ -338,7 +339,7 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
         base = "sd1"
     sched_pred = scheduler.get("prediction_type")
     found = (sched_pred, "scheduler config") if sched_pred in ("v_prediction", "epsilon") else None
-    dtypes = _bytes_by_dtype(e for weights in sorted((folder / "unet").glob("*.safetensors"))
+    dtypes = bytes_by_dtype(e for weights in sorted((folder / "unet").glob("*.safetensors"))
                              for e in read_safetensors_header(weights).tensors.values())
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,

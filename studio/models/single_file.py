@@ -9,7 +9,6 @@ config because diffusers' own choice of converter guesses from shapes, and two e
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -32,13 +31,9 @@ def load_single_file_components(path: str | Path, *, family: str = "auto", predi
     UNet copy of a checkpoint that has two (`studio.models.ema`)."""
     path = Path(path)
     state, metadata = safe_load.load_with_metadata(path)
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    dtypes: Counter[str] = Counter()
-    for v in state.values():
-        dtypes[str(v.dtype).removeprefix("torch.")] += v.numel() * v.element_size()
-    # the same rule the picker and the pre-start check apply (refusals, family, prediction, EMA)
     info = detect.info_from_state(
-        path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
+        path, {k: tuple(v.shape) for k, v in state.items()}, detect.bytes_by_dtype(state.values()), metadata,
+        family=family, prediction=prediction, ema=ema,
         probe=lambda key: state[key].float().flatten().tolist() if key in state else None)
     ema_weights.prepare(state, info.ema, path.name)
     with resolved_config(info.family, metadata, config) as folder:
