@@ -107,11 +107,9 @@ class CkptScan:
 
 
 def torch_container(path: Path) -> str | None:
-    """`zip` (torch.save since 1.6), `legacy` (the older pickle stream), `pickle` (some other pickle, left to
-    the weights-only unpickler to judge) or None when the file is none of these.
-
-    Checked before unpickling so that a damaged or foreign file gets our message, not the unpickler's
-    internals: a truncated zip has lost its central directory, a text file renamed `.ckpt` is no pickle."""
+    """`zip`, `legacy` (torch.save's two formats), `pickle` (another pickle, for the weights-only unpickler to
+    judge) or None: checked before unpickling so that a damaged or foreign file gets our message, not the
+    unpickler's internals."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:

@@ -1,10 +1,8 @@
 """The config folders and tokenizers that loading a single-file checkpoint needs, without the network.
 
 A single-file checkpoint holds weights only, and diffusers would fetch the family's configs from the hub;
-we ship them instead (`resources/configs/<family>/`) and choose the folder by our own family detection.
-Checkpoints we write also carry their exact component configs and tokenizers in their metadata, so a model
-whose sizes differ from the reference (a tiny test model, an unusual merge) still loads exactly. The
-49,408-token CLIP vocabulary is shipped once (`resources/tokenizers/clip/`) for every family.
+we ship them instead (`resources/configs/<family>/`), and checkpoints we write carry their exact configs,
+so a model whose sizes differ from the reference still loads. The CLIP vocabulary is shipped once.
 """
 
 from __future__ import annotations

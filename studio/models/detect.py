@@ -107,9 +107,8 @@ def _family(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -
 
 
 def _refuse_other_inputs(shapes: Mapping[str, tuple[int, ...]], family: str, name: str) -> None:
-    """Inpainting (9 input channels: latents + mask + masked-image latents) and instruct-pix2pix (8: latents +
-    source-image latents) UNets. Training them properly means building those extra inputs for every step;
-    this trainer feeds 4-channel latents only, so they are refused here, before loading, with the reason."""
+    """Inpainting (9 input channels) and instruct-pix2pix (8) UNets need extra inputs built for every step;
+    this trainer feeds 4-channel latents only, so they are refused here, before loading."""
     conv_in = shapes.get(f"{_UNET}input_blocks.0.0.weight")
     channels = int(conv_in[1]) if conv_in is not None and len(conv_in) == 4 else 4
     label = _LABELS.get(family, family)

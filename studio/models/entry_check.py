@@ -17,7 +17,7 @@ from typing import Any
 
 from studio.errors import ModelLoadError
 from studio.models.safetensors_header import read_safetensors_header
-from studio.safe_read import describe, kind_of, read_capped, regular_file, stat_path
+from studio.safe_read import describe, kind_of, read_capped, stat_path
 
 HINT = "pick a diffusers model folder (with model_index.json) or a .safetensors checkpoint file"
 #: model_index.json and the parts' config.json files are a few kilobytes
@@ -111,7 +111,5 @@ def check_model_path(path: Path) -> None:
         check_diffusers_folder(path)
     elif not stat.S_ISREG(st.st_mode):
         raise ModelLoadError(f"base model {path} is {kind_of(st.st_mode)}, not a model file or folder", hint=HINT)
-    else:
-        regular_file(path, "base model", error=ModelLoadError, hint=HINT)
-        if not os.access(path, os.R_OK):
-            raise ModelLoadError(f"base model {path}: cannot read it (permission denied)", hint=HINT)
+    elif not os.access(path, os.R_OK):
+        raise ModelLoadError(f"base model {path}: cannot read it (permission denied)", hint=HINT)

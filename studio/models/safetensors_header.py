@@ -4,8 +4,7 @@ against the file's real size — torch-free, so the window's process can list mo
 Why a hand parse and not `safetensors.safe_open`: the header is the part of a downloaded file that can lie,
 and a lie must be refused before anything allocates for it, in words that say what is wrong and what to do.
 The library refuses the same files, but its errors name no sizes and lump overlaps, gaps and truncation
-together ("invalid offset for tensor `b`", "incomplete metadata, file not fully covered"). The tensors
-themselves are then read by the library (`studio.models.safe_load`), after this check.
+together ("invalid offset for tensor `b`", "incomplete metadata, file not fully covered").
 """
 
 from __future__ import annotations

@@ -26,9 +26,8 @@ log = logging.getLogger(__name__)
 def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
                                 ema: str = "auto", dtype: torch.dtype = torch.float32,
                                 config: str | Path | None = None) -> Components:
-    """A base model from one checkpoint file; `config` optionally names a diffusers folder to take configs
-    and tokenizers from instead of the bundled ones (for models with non-reference sizes). `ema` chooses the
-    UNet copy of a checkpoint that has two (`studio.models.ema`)."""
+    """`config` optionally names a diffusers folder to take configs and tokenizers from instead of the bundled
+    ones (for models with non-reference sizes)."""
     path = Path(path)
     state, metadata = safe_load.load_with_metadata(path)
     info = detect.info_from_state(

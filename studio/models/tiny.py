@@ -25,11 +25,8 @@ def byte_symbols() -> list[str]:
 
 
 def write_byte_level_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>") -> Path:
-    """A CLIP-style BPE tokenizer with the 256 byte symbols (+ `</w>` forms) and no merges: 514 tokens.
-
-    Written as files and loaded with `from_pretrained`, because transformers 5 silently ignores
-    `vocab_file=`/`merges_file=` passed to the constructor.
-    """
+    """A CLIP-style BPE tokenizer with the 256 byte symbols (+ `</w>` forms) and no merges: 514 tokens,
+    written as files because transformers 5 silently ignores a constructor's `vocab_file=`/`merges_file=`."""
     folder.mkdir(parents=True, exist_ok=True)
     symbols = byte_symbols()
     words = [*symbols, *(s + "</w>" for s in symbols), "<|startoftext|>", "<|endoftext|>"]
