@@ -221,9 +221,7 @@ def _run(path: Path, fh: IO[bytes]) -> Any:
         elif name == "POP_MARK":
             _pop_mark(stack, marks)
         elif name in ("SETITEM", "SETITEMS"):
-            items = stack[-2:] if name == "SETITEM" else _pop_mark(stack, marks)
-            if name == "SETITEM":
-                del stack[-2:]
+            items = [stack.pop(-2), stack.pop()] if name == "SETITEM" else _pop_mark(stack, marks)
             if isinstance(stack[-1], dict):
                 stack[-1].update(zip(items[::2], items[1::2]))
         elif name in ("APPEND", "APPENDS"):

@@ -346,7 +346,7 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
                    ema=ema)  # a diffusers folder holds one UNet: `ema = use` is refused, as the loader does
 
 
-def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
+def scan_model_folders(folders: Iterable[str | Path]) -> ModelScan:
     """Every base model under `folders`; the files passed over are in `skipped` with the reason, so the
     picker can say why one the user expected is missing."""
     scan = ModelScan()
@@ -356,7 +356,7 @@ def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True)
         if not root.is_dir():
             scan.skipped.append(SkippedFile(root, "folder not found"))
             continue
-        candidates = sorted(root.rglob("*") if recursive else root.iterdir())
+        candidates = sorted(root.rglob("*"))
         diffusers_roots = [p.parent for p in candidates if p.name == "model_index.json"]
         for path in candidates:
             resolved = path.resolve()

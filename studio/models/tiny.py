@@ -80,16 +80,15 @@ def build_tiny_pipeline(family: Family = "sd1", seed: int = 0):
     prediction = "v_prediction" if family == "sd2-v" else "epsilon"
     sched_kwargs = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                         num_train_timesteps=1000, prediction_type=prediction, steps_offset=1)
+    unet_kwargs = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, norm_num_groups=16)
     torch.manual_seed(seed)
     if family == "sdxl":
         unet = UNet2DConditionModel(
-            sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(32, 64, 64),
+            **unet_kwargs, block_out_channels=(32, 64, 64),
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            transformer_layers_per_block=(1, 2, 2), attention_head_dim=(2, 4, 4),
-            cross_attention_dim=64, use_linear_projection=True, norm_num_groups=16,
-            addition_embed_type="text_time", addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2, 2), attention_head_dim=(2, 4, 4), cross_attention_dim=64,
+            use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
             projection_class_embeddings_input_dim=8 * 6 + 32,
         )
         return StableDiffusionXLPipeline(
@@ -100,12 +99,11 @@ def build_tiny_pipeline(family: Family = "sd1", seed: int = 0):
         )
     sd2 = family in ("sd2", "sd2-v")
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-        block_out_channels=(32, 32, 64, 64),
+        **unet_kwargs, block_out_channels=(32, 32, 64, 64),
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
         attention_head_dim=(2, 2, 4, 4) if sd2 else 8, cross_attention_dim=32,
-        use_linear_projection=sd2, norm_num_groups=16,
+        use_linear_projection=sd2,
     )
     return StableDiffusionPipeline(
         vae=_vae(seed + 1), text_encoder=_text_encoder(32, None, seed + 2, act="gelu" if sd2 else "quick_gelu"),
