@@ -75,8 +75,6 @@ class _Opaque:
 
 @dataclass
 class CkptScan:
-    """The tensors of a torch.save file, and how to read the bytes of a small one (`values`)."""
-
     path: Path
     container: str  # zip | legacy
     tensors: dict[str, CkptTensor]

@@ -72,12 +72,9 @@ _TOKENIZER_KWARGS = ("model_max_length", "bos_token", "eos_token", "unk_token", 
 def tokenizer_metadata(tokenizers: Any) -> dict[str, str]:
     """Checkpoint metadata that lets `resolved_config` rebuild these tokenizers: their settings, plus the whole
     vocabulary only when it is not the standard CLIP one (so real checkpoints stay small)."""
-    entries = []
-    for tok in tokenizers or ():
-        entry: dict[str, Any] = {"pad_token": str(tok.pad_token), "model_max_length": int(tok.model_max_length)}
-        if len(tok) != CLIP_VOCAB_SIZE:
-            entry["tokenizer_json"] = tok.backend_tokenizer.to_str()
-        entries.append(entry)
+    entries = [{"pad_token": str(tok.pad_token), "model_max_length": int(tok.model_max_length),
+                **({"tokenizer_json": tok.backend_tokenizer.to_str()} if len(tok) != CLIP_VOCAB_SIZE else {})}
+               for tok in tokenizers or ()]
     return {META_TOKENIZERS: json.dumps(entries, separators=(",", ":"))} if entries else {}
 
 

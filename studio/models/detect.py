@@ -126,7 +126,6 @@ def _refuse_other_inputs(shapes: Mapping[str, tuple[int, ...]], family: str, nam
 
 
 def _other_architecture(keys: list[str]) -> str:
-    """The name of a diffusion model this app does not train (SD3 / SD3.5, Flux), from its keys; else ""."""
     bare = [k.removeprefix(_UNET) for k in keys]
     if any(k.startswith("joint_blocks.") for k in bare):
         # SD 3.5 added RMS q/k norms (`ln_q`) to the MMDiT blocks; SD3 Medium has none

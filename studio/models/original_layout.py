@@ -238,15 +238,11 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
     tensors = {**(extra or {}), **original_state_dict(family, unet, vae, text_encoders)}
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
-    meta = {
-        META_FAMILY: family,
-        **tokenizer_metadata(tokenizers),
-        META_CONFIGS: json.dumps(diffusers_configs(unet, vae, text_encoders), separators=(",", ":")),
-        "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": _ARCHITECTURES[family],
-        "modelspec.prediction_type": "v" if prediction == "v_prediction" else "epsilon",
-        **dict(metadata or {}),
-    }
+    meta = {META_FAMILY: family, **tokenizer_metadata(tokenizers),
+            META_CONFIGS: json.dumps(diffusers_configs(unet, vae, text_encoders), separators=(",", ":")),
+            "modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": _ARCHITECTURES[family],
+            "modelspec.prediction_type": "v" if prediction == "v_prediction" else "epsilon",
+            **dict(metadata or {})}
     path = Path(path)
     atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     return path
@@ -254,4 +250,3 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
 
 _ARCHITECTURES = {"sd1": "stable-diffusion-v1", "sd2": "stable-diffusion-v2-512", "sd2-v": "stable-diffusion-v2-768-v",
                   "sdxl": "stable-diffusion-xl-v1-base"}
-

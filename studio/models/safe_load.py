@@ -59,7 +59,6 @@ def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _pickle_reason(exc: BaseException) -> str:
-    """What torch's weights-only unpickler objected to, in one short phrase."""
     text = str(exc)
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found:
