@@ -20,6 +20,8 @@ from studio.models.safetensors_header import read_safetensors_header
 from studio.safe_read import describe, kind_of, read_capped, stat_path
 
 HINT = "pick a diffusers model folder (with model_index.json) or a .safetensors checkpoint file"
+_INCOMPLETE = "the model folder is incomplete; copy or download it again"
+_DAMAGED = "the model folder is damaged; copy or download it again"
 #: model_index.json and the parts' config.json files are a few kilobytes
 CONFIG_LIMIT = 4 * 2**20
 #: the parts of a diffusers folder whose config the loader reads, and the file it reads
@@ -29,17 +31,15 @@ PART_CONFIGS = {"scheduler": "scheduler_config.json", "unet": "config.json", "va
 
 def read_config(path: Path, what: str) -> dict[str, Any]:
     if not os.path.lexists(path):
-        raise ModelLoadError(f"{what}: {path.name} is missing ({path})",
-                             hint="the model folder is incomplete; copy or download it again")
+        raise ModelLoadError(f"{what}: {path.name} is missing ({path})", hint=_INCOMPLETE)
     raw = read_capped(path, what, limit=CONFIG_LIMIT, error=ModelLoadError, hint=HINT)
     try:
         data = json.loads(raw.decode("utf-8-sig"))  # a BOM, as some editors save, is fine
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelLoadError(f"{what}: {path} is not valid JSON (truncated or damaged)",
-                             hint="the model folder is damaged; copy or download it again") from None
+                             hint=_DAMAGED) from None
     if not isinstance(data, dict):
-        raise ModelLoadError(f"{what}: {path} holds {type(data).__name__}, not a JSON object",
-                             hint="the model folder is damaged; copy or download it again")
+        raise ModelLoadError(f"{what}: {path} holds {type(data).__name__}, not a JSON object", hint=_DAMAGED)
     return data
 
 
@@ -52,7 +52,7 @@ def present_parts(index: dict[str, Any], folder: Path) -> set[str]:
         if len(entry) != 2 or not all(isinstance(x, str) for x in entry):
             raise ModelLoadError(f"{folder / 'model_index.json'}: the entry `{name}` is {json.dumps(entry)[:80]}, "
                                  "expected [library, class] (e.g. [\"diffusers\", \"UNet2DConditionModel\"])",
-                                 hint="the model folder is damaged; copy or download it again")
+                                 hint=_DAMAGED)
         parts.add(name)
     return parts
 
@@ -84,7 +84,7 @@ def _check_part_files(part: Path) -> None:
                 read_safetensors_header(Path(entry.path))  # reads the header only; ModelLoadError in our words
     if part.name in WEIGHT_PARTS and not weights:
         raise ModelLoadError(f"{part}: no weights file (.safetensors or .bin) in the model's `{part.name}` folder",
-                             hint="the model folder is incomplete; copy or download it again")
+                             hint=_INCOMPLETE)
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:
@@ -97,8 +97,7 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
         if name in parts or name in ("unet", "vae", "scheduler", "text_encoder"):
             part = folder / name
             if not part.is_dir():
-                raise ModelLoadError(f"{folder}: the model has no `{name}` folder",
-                                     hint="the model folder is incomplete; copy or download it again")
+                raise ModelLoadError(f"{folder}: the model has no `{name}` folder", hint=_INCOMPLETE)
             read_config(part / config, f"base model {name}")
             _check_part_files(part)
     return index
