@@ -26,7 +26,6 @@ _COMPONENT_CONFIGS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 def shipped_config(family: str) -> Path:
-    """`resources/configs/<family>`: the reference model's configs (no weights)."""
     if family not in FAMILIES:
         raise ModelLoadError(f"unknown model family {family!r}; use one of {', '.join(FAMILIES)}")
     folder = resource_path("configs", family)

@@ -53,8 +53,6 @@ def prediction_text(info: ModelInfo) -> str:
 
 
 def summary(info: ModelInfo) -> str:
-    """One line for the field's info label: family · precision · size · layout, then, where they apply, the
-    prediction type with its source (SD 2.x, and any v-model) and "contains EMA weights"."""
     parts = [family_text(info), info.precision, format_size(info.size_bytes), layout_text(info)]
     if info.family in ("sd2", "sd2-v") or info.prediction == "v_prediction":
         parts.append(prediction_text(info))

@@ -104,7 +104,6 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
 
 
 def check_model_path(path: Path) -> None:
-    """ModelLoadError unless `path` is a regular file or a complete-looking diffusers folder."""
     st = stat_path(path, "base model", ModelLoadError, HINT)
     if stat.S_ISDIR(st.st_mode):
         check_diffusers_folder(path)
