@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from studio.models.original_layout import SD_STRUCTURE, unet_path_from_original, unet_path_to_original
+from studio.models.original_layout import UnetStructure, unet_path_from_original, unet_path_to_original
 from tests.model_shapes import original_shapes
+
+SD_STRUCTURE = UnetStructure(2, (True, True, True, False), (False, True, True, True))
 
 SD1_KNOWN = {
     "conv_in.weight": "input_blocks.0.0.weight",

@@ -23,7 +23,6 @@ WeightsKind = Literal["safetensors", "pickle", "unknown"]
 
 
 def sniff(path: Path) -> WeightsKind:
-    """`safetensors`, `pickle` or `unknown`, from the first bytes of the file."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)

@@ -1,16 +1,11 @@
 """A `.ckpt`/`.pt` file's tensor names, shapes and dtypes without unpickling it: torch-free, nothing executed.
 
 Why: the window's process lists base models (the model picker) and must never import torch, and a pickle is
-never unpickled outside torch's weights-only unpickler. torch.save writes each tensor as a call
-`torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` whose storage is a persistent id
-`('storage', torch.HalfStorage, key, location, numel)`; `pickletools.genops` lists those opcodes without
-running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from them. Only the
-globals the weights-only unpickler allows for tensors and plain containers are accepted, any other refused in
-the loader's own words (`safe_load.load_pickled`), so the picker never lists a file the loader would refuse.
-
-Both torch.save formats: the zip (torch ≥ 1.6: `<root>/data.pkl`, each storage in `<root>/data/<key>`) and the
-legacy stream (magic number, protocol, system info, the pickle, the sorted storage keys, then each storage
-as an 8-byte element count followed by its bytes).
+never unpickled outside torch's weights-only unpickler. `pickletools.genops` lists a pickle's opcodes without
+running any, and the small stack machine below rebuilds name → (dtype, shape, storage) from torch.save's
+`_rebuild_tensor_v2` calls. Only the globals the weights-only unpickler allows for tensors and plain
+containers are accepted, any other refused in the loader's own words (`safe_load.load_pickled`), so the
+picker never lists a file the loader would refuse. Both torch.save formats are read: zip and legacy stream.
 """
 
 from __future__ import annotations
@@ -80,8 +75,6 @@ class _Opaque:
 
 @dataclass
 class CkptScan:
-    """The tensors of a torch.save file, and how to read the bytes of a small one (`values`)."""
-
     path: Path
     container: str  # zip | legacy
     tensors: dict[str, CkptTensor]
@@ -112,11 +105,9 @@ class CkptScan:
 
 
 def torch_container(path: Path) -> str | None:
-    """`zip` (torch.save since 1.6), `legacy` (the older pickle stream), `pickle` (some other pickle, left to
-    the weights-only unpickler to judge) or None when the file is none of these.
-
-    Checked before unpickling so that a damaged or foreign file gets our message, not the unpickler's
-    internals: a truncated zip has lost its central directory, a text file renamed `.ckpt` is no pickle."""
+    """`zip`, `legacy` (torch.save's two formats), `pickle` (another pickle, for the weights-only unpickler to
+    judge) or None: checked before unpickling so that a damaged or foreign file gets our message, not the
+    unpickler's internals."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -143,7 +134,6 @@ def refused_import(path: Path, reason: str) -> UnsafeFileError:
 
 
 def scan_ckpt(path: str | Path) -> CkptScan:
-    """The tensors of a `.ckpt`/`.pt`/`.pth`, read from its pickle's opcodes alone."""
     path = Path(path)
     container = torch_container(path)
     if container not in ("zip", "legacy"):
@@ -229,9 +219,7 @@ def _run(path: Path, fh: IO[bytes]) -> Any:
         elif name == "POP_MARK":
             _pop_mark(stack, marks)
         elif name in ("SETITEM", "SETITEMS"):
-            items = stack[-2:] if name == "SETITEM" else _pop_mark(stack, marks)
-            if name == "SETITEM":
-                del stack[-2:]
+            items = [stack.pop(-2), stack.pop()] if name == "SETITEM" else _pop_mark(stack, marks)
             if isinstance(stack[-1], dict):
                 stack[-1].update(zip(items[::2], items[1::2]))
         elif name in ("APPEND", "APPENDS"):

@@ -1,10 +1,8 @@
 """The config folders and tokenizers that loading a single-file checkpoint needs, without the network.
 
 A single-file checkpoint holds weights only, and diffusers would fetch the family's configs from the hub;
-we ship them instead (`resources/configs/<family>/`) and choose the folder by our own family detection.
-Checkpoints we write also carry their exact component configs and tokenizers in their metadata, so a model
-whose sizes differ from the reference (a tiny test model, an unusual merge) still loads exactly. The
-49,408-token CLIP vocabulary is shipped once (`resources/tokenizers/clip/`) for every family.
+we ship them instead (`resources/configs/<family>/`), and checkpoints we write carry their exact configs,
+so a model whose sizes differ from the reference still loads. The CLIP vocabulary is shipped once.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ _COMPONENT_CONFIGS = ("unet", "vae", "text_encoder", "text_encoder_2")
 
 
 def shipped_config(family: str) -> Path:
-    """`resources/configs/<family>`: the reference model's configs (no weights)."""
     if family not in FAMILIES:
         raise ModelLoadError(f"unknown model family {family!r}; use one of {', '.join(FAMILIES)}")
     folder = resource_path("configs", family)
@@ -74,12 +71,9 @@ _TOKENIZER_KWARGS = ("model_max_length", "bos_token", "eos_token", "unk_token", 
 def tokenizer_metadata(tokenizers: Any) -> dict[str, str]:
     """Checkpoint metadata that lets `resolved_config` rebuild these tokenizers: their settings, plus the whole
     vocabulary only when it is not the standard CLIP one (so real checkpoints stay small)."""
-    entries = []
-    for tok in tokenizers or ():
-        entry: dict[str, Any] = {"pad_token": str(tok.pad_token), "model_max_length": int(tok.model_max_length)}
-        if len(tok) != CLIP_VOCAB_SIZE:
-            entry["tokenizer_json"] = tok.backend_tokenizer.to_str()
-        entries.append(entry)
+    entries = [{"pad_token": str(tok.pad_token), "model_max_length": int(tok.model_max_length),
+                **({"tokenizer_json": tok.backend_tokenizer.to_str()} if len(tok) != CLIP_VOCAB_SIZE else {})}
+               for tok in tokenizers or ()]
     return {META_TOKENIZERS: json.dumps(entries, separators=(",", ":"))} if entries else {}
 
 

@@ -31,7 +31,6 @@ def format_size(n_bytes: int) -> str:
 
 
 def family_text(info: ModelInfo) -> str:
-    """SD 1.x / SD 2.x 512 / SD 2.x 768-v / SDXL, with "v-pred" where a SD 1.x or SDXL model predicts v."""
     text = _FAMILY.get(info.family, info.family)
     if info.prediction == "v_prediction" and info.family in ("sd1", "sdxl"):
         text += " v-pred"
@@ -54,8 +53,6 @@ def prediction_text(info: ModelInfo) -> str:
 
 
 def summary(info: ModelInfo) -> str:
-    """One line for the field's info label: family · precision · size · layout, then, where they apply, the
-    prediction type with its source (SD 2.x, and any v-model) and "contains EMA weights"."""
     parts = [family_text(info), info.precision, format_size(info.size_bytes), layout_text(info)]
     if info.family in ("sd2", "sd2-v") or info.prediction == "v_prediction":
         parts.append(prediction_text(info))
@@ -80,7 +77,6 @@ def details(info: ModelInfo) -> str:
 
 
 def problem_text(exc: BaseException) -> str:
-    """What to show when a path is not a usable model: the error's own message and its hint, if any."""
     if isinstance(exc, StudioError):
         message, hint = str(exc), exc.hint
     else:  # unreadable in a way the detectors did not foresee (permissions, a vanished file)
@@ -93,7 +89,6 @@ def skipped_note(skipped: Sequence[SkippedFile]) -> str:
 
 
 def skipped_details(skipped: Sequence[SkippedFile], limit: int = 15) -> str:
-    """Why each file was passed over, one per line (the first `limit`), for a tooltip."""
     lines = [f"{s.path.name}: {s.reason}" for s in skipped[:limit]]
     if len(skipped) > limit:
         lines.append(f"… and {len(skipped) - limit} more")
@@ -121,8 +116,6 @@ def display_name(path: str | Path, roots: Iterable[str | Path] = ()) -> str:
 
 
 def picker_rows(scanned: Iterable[ModelInfo], current: ModelInfo | None) -> list[ModelInfo]:
-    """The models the picker lists: the project's current model first when no model folder holds it,
-    then everything the scan found."""
     rows = list(scanned)
     if current is not None and not any(same_path(m.path, current.path) for m in rows):
         rows.insert(0, current)

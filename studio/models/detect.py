@@ -1,20 +1,11 @@
 """Which base-model family a file or folder holds, from its keys and tensor shapes alone.
 
-For a `.safetensors` file only the header is read (a few hundred kB even for SDXL), so the Train panel's
-model picker can scan a folder of multi-GB checkpoints in a moment.
-
-Family (single-file checkpoints, original CompVis/SGM layout): SDXL by its second text encoder or the UNet's
-`label_emb`; SD 1.x / 2.x by the UNet's cross-attention width (768 / 1024) and transformer projection (1×1
-conv / linear), else by the text encoder's layout (OpenAI CLIP / OpenCLIP). Refused with their names, before
-anything is loaded: SDXL refiners, SD3 / SD3.5 and Flux checkpoints (not supported yet), and inpainting /
-instruct-pix2pix UNets, which this trainer does not feed. Which UNet copy of a file with EMA weights is
-trained on: `studio.models.ema`.
-
-Prediction type, in this order: the user's override; the file's metadata; a `v_pred` marker tensor (ComfyUI's
-convention); the file name of the official SD 2.x 768 checkpoints; for SD 2.x only, the weights
-(`prediction_from_weights`). When none of these can answer it is **epsilon**, never guessed to be `sd2-v`,
-because epsilon is what nearly every SD 2.x fine-tune without metadata is; `ModelInfo.prediction_source`
-says which answered, so the UI can say when it is only a default worth checking.
+Only a `.safetensors` header is read (a few hundred kB even for SDXL), so the model picker can scan a folder
+of multi-GB checkpoints in a moment. What this trainer cannot use (SDXL refiners, SD3 / SD3.5, Flux,
+inpainting and instruct-pix2pix UNets) is refused by name before anything is loaded. A prediction type that
+nothing in the file states is **epsilon**, never guessed to be `sd2-v`, because epsilon is what nearly every
+SD 2.x fine-tune without metadata is; `ModelInfo.prediction_source` says what answered, so the UI can say
+when it is only a default worth checking.
 """
 
 from __future__ import annotations
@@ -26,17 +17,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from studio.errors import ModelLoadError, StudioError
 from studio.formats.names import is_kohya_name
 from studio.models import ema as ema_weights
 from studio.models.base_files import BASE_MODEL_SUFFIXES, weights_kind
-from studio.models.ckpt_scan import CkptTensor, scan_ckpt
-from studio.models.safetensors_header import (FLOAT_CODES, SafetensorsHeader, TensorEntry, float_values,
+from studio.models.ckpt_scan import scan_ckpt
+from studio.models.safetensors_header import (FLOAT_CODES, SafetensorsHeader, float_values,
                                               read_safetensors_header)
 
-#: the elements of one tensor of the checkpoint by key (None when absent); how detection looks at weights, not
-#: just shapes, without torch
+#: one tensor's elements by key (None when absent): detection looks at weights, not just shapes, without torch
 Probe = Callable[[str], "Sequence[float] | None"]
 
 _UNET = "model.diffusion_model."
@@ -75,14 +66,8 @@ class SkippedFile:
 
 @dataclass
 class ModelScan:
-    """The base models found in some folders, and the files that were passed over, each with its reason."""
-
     models: list[ModelInfo] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------------
-# Classification from keys and shapes
 
 
 def classify(shapes: Mapping[str, tuple[int, ...]], *, name: str = "the file") -> str:
@@ -122,9 +107,8 @@ def _family(keys: list[str], shapes: Mapping[str, tuple[int, ...]], name: str) -
 
 
 def _refuse_other_inputs(shapes: Mapping[str, tuple[int, ...]], family: str, name: str) -> None:
-    """Inpainting (9 input channels: latents + mask + masked-image latents) and instruct-pix2pix (8: latents +
-    source-image latents) UNets. Training them properly means building those extra inputs for every step;
-    this trainer feeds 4-channel latents only, so they are refused here, before loading, with the reason."""
+    """Inpainting (9 input channels) and instruct-pix2pix (8) UNets need extra inputs built for every step;
+    this trainer feeds 4-channel latents only, so they are refused here, before loading."""
     conv_in = shapes.get(f"{_UNET}input_blocks.0.0.weight")
     channels = int(conv_in[1]) if conv_in is not None and len(conv_in) == 4 else 4
     label = _LABELS.get(family, family)
@@ -142,7 +126,6 @@ def _refuse_other_inputs(shapes: Mapping[str, tuple[int, ...]], family: str, nam
 
 
 def _other_architecture(keys: list[str]) -> str:
-    """The name of a diffusion model this app does not train (SD3 / SD3.5, Flux), from its keys; else ""."""
     bare = [k.removeprefix(_UNET) for k in keys]
     if any(k.startswith("joint_blocks.") for k in bare):
         # SD 3.5 added RMS q/k norms (`ln_q`) to the MMDiT blocks; SD3 Medium has none
@@ -195,12 +178,9 @@ V_PROBE_STD = 0.09
 
 
 def prediction_from_weights(probe: Probe | None) -> tuple[str, str] | None:
-    """v-prediction or epsilon of an SD 2.x UNet from its weights, or None when the probe tensor is absent.
-
-    ComfyUI's heuristic: the population standard deviation of `V_PROBE_KEY` is above 0.09 in SD 2.x 768-v
-    and its fine-tunes, below in the 512-px epsilon model. It costs one small tensor read, where
-    AUTOMATIC1111's test (one UNet forward pass at t = 999) needs the whole UNet built. It is a statistic,
-    not a proof, so metadata, a marker and the file name go first and the user can override it."""
+    """ComfyUI's heuristic for an SD 2.x UNet: `V_PROBE_KEY`'s spread is above 0.09 in 768-v models. One small
+    tensor read, where AUTOMATIC1111's test needs the whole UNet built; a statistic, not a proof, so metadata,
+    a marker and the file name go first and the user can override it."""
     if probe is None:
         return None
     values = probe(V_PROBE_KEY)
@@ -245,10 +225,6 @@ def _precision(dtypes: Mapping[str, int]) -> str:
     return best if count >= 0.9 * total else "mixed"
 
 
-# --------------------------------------------------------------------------------------------------
-# Files and folders
-
-
 def _finish(path: Path, base: str, found: tuple[str, str] | None, *, family: str, override: str,
             precision: str, size: int, layout: str, has_ema: bool = False, ema: str = "auto") -> ModelInfo:
     """Combine what the weights say (`base`, `found`) with the user's overrides; the user wins where the
@@ -278,8 +254,7 @@ _LABELS = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sd2-v": "SD 2.x", "sdxl": "SDXL"}
 def info_from_state(path: Path, shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, int],
                     metadata: Mapping[str, str], *, family: str = "auto", prediction: str = "auto",
                     ema: str = "auto", size: int | None = None, probe: Probe | None = None) -> ModelInfo:
-    """What a single-file checkpoint is, from its keys, shapes and metadata (and, through `probe`, the one
-    tensor the v-prediction test reads); the rule every caller goes through, so that the picker, the
+    """What a single-file checkpoint is: the rule every caller goes through, so that the picker, the
     pre-start check and the loader agree."""
     base = classify(shapes, name=path.name)
     has_ema = ema_weights.has_ema(shapes)
@@ -295,13 +270,8 @@ def info_from_state(path: Path, shapes: Mapping[str, tuple[int, ...]], dtypes: M
 
 def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "auto",
                  ema: str = "auto") -> ModelInfo:
-    """Family, prediction type, precision, size and EMA of a base model file or diffusers folder.
-
-    The one check of "can this be trained on": the model picker, the Train panel's pre-start check and the
-    loader all come here, so files are accepted, and refused, alike everywhere. `family`/`prediction`/`ema`
-    are the user's settings (`auto` = detect); one that contradicts the weights (SDXL chosen for an SD 1.x
-    file, EMA asked of a file without it) is an error, SD 2.x 512 vs 768-v is the user's call.
-    """
+    """The one check of "can this be trained on", so that files are accepted, and refused, alike everywhere;
+    `family`/`prediction`/`ema` are the user's settings (`auto` = detect)."""
     path = Path(path).expanduser()
     if path.is_dir():
         return _detect_folder(path, family=family, prediction=prediction, ema=ema)
@@ -318,14 +288,15 @@ def detect_model(path: str | Path, *, family: str = "auto", prediction: str = "a
         raise NotAModelError(f"{path.name} is not a model file (neither safetensors nor a PyTorch "
                              "checkpoint)", hint="choose a .safetensors or .ckpt checkpoint, or a diffusers "
                                                  "model folder")
-    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, _bytes_by_dtype(tensors.values()),
+    return info_from_state(path, {k: t.shape for k, t in tensors.items()}, bytes_by_dtype(tensors.values()),
                            metadata, family=family, prediction=prediction, ema=ema, probe=probe)
 
 
-def _bytes_by_dtype(tensors: Iterable[TensorEntry | CkptTensor]) -> Counter[str]:
+def bytes_by_dtype(tensors: Iterable[Any]) -> Counter[str]:
+    """Header entries and torch tensors alike (`torch.float16` counts as `float16`)."""
     totals: Counter[str] = Counter()
     for t in tensors:
-        totals[t.dtype] += t.nbytes
+        totals[str(t.dtype).removeprefix("torch.")] += t.nbytes
     return totals
 
 
@@ -366,7 +337,7 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
         base = "sd1"
     sched_pred = scheduler.get("prediction_type")
     found = (sched_pred, "scheduler config") if sched_pred in ("v_prediction", "epsilon") else None
-    dtypes = _bytes_by_dtype(e for weights in sorted((folder / "unet").glob("*.safetensors"))
+    dtypes = bytes_by_dtype(e for weights in sorted((folder / "unet").glob("*.safetensors"))
                              for e in read_safetensors_header(weights).tensors.values())
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return _finish(folder, base, found, family=family, override=prediction,
@@ -374,10 +345,9 @@ def _detect_folder(folder: Path, *, family: str, prediction: str, ema: str = "au
                    ema=ema)  # a diffusers folder holds one UNet: `ema = use` is refused, as the loader does
 
 
-def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True) -> ModelScan:
-    """Every base model (checkpoint files and diffusers folders) under `folders`, for the model picker; the
-    files passed over are in `skipped` with the reason, so the picker can say why one the user expected is
-    missing."""
+def scan_model_folders(folders: Iterable[str | Path]) -> ModelScan:
+    """Every base model under `folders`; the files passed over are in `skipped` with the reason, so the
+    picker can say why one the user expected is missing."""
     scan = ModelScan()
     seen: set[Path] = set()
     for root in folders:
@@ -385,7 +355,7 @@ def scan_model_folders(folders: Iterable[str | Path], *, recursive: bool = True)
         if not root.is_dir():
             scan.skipped.append(SkippedFile(root, "folder not found"))
             continue
-        candidates = sorted(root.rglob("*") if recursive else root.iterdir())
+        candidates = sorted(root.rglob("*"))
         diffusers_roots = [p.parent for p in candidates if p.name == "model_index.json"]
         for path in candidates:
             resolved = path.resolve()

@@ -1,10 +1,8 @@
 """The EMA copy of the UNet in CompVis/LDM checkpoints, and the `model.ema = auto | use | ignore` choice.
 
-LDM's trainer (`ldm.modules.ema.LitEma`) saves an exponential moving average of the UNet next to the trained
-weights, as `model_ema.<parameter path without the leading "model." and without dots>`, the naming diffusers'
-`convert_ldm_unet_checkpoint(extract_ema=True)` reads too. `auto` (and `ignore`, said explicitly) trains on
-the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file, so the LoRA is trained on
-the model users render with; `use` swaps the EMA copy in.
+LDM's trainer (`ldm.modules.ema.LitEma`) saves the EMA next to the trained weights (see `ema_key`). `auto`
+(and `ignore`) trains on the non-EMA weights, which is what AUTOMATIC1111 and ComfyUI load from such a file,
+so the LoRA is trained on the model users render with; `use` swaps the EMA copy in.
 """
 
 from __future__ import annotations
@@ -43,7 +41,6 @@ def choose(name: str, present: bool, setting: str) -> str:
 
 
 def note(used: str) -> str:
-    """The picker's line about a checkpoint with EMA weights."""
     if used == "ema":
         return "contains EMA weights: training uses them (EMA set to use)"
     return "contains EMA weights: training uses the non-EMA weights, as the WebUIs load it (set EMA to use to " \

@@ -4,7 +4,7 @@ Handed a named pipe, diffusers and transformers block for ever on the open; hand
 until memory runs out; handed a device or a socket where a folder is expected they fall through to
 "couldn't connect to huggingface.co" — in an app that never goes online; a half-written `config.json`
 surfaces as `JSONDecodeError`/`IndexError`. Here each becomes a ModelLoadError that names the file and says
-what to choose instead. Detection proper (which family, which layout) happens afterwards, elsewhere.
+what to choose instead.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 
 from studio.errors import ModelLoadError
 from studio.models.safetensors_header import read_safetensors_header
-from studio.safe_read import describe, kind_of, read_capped, regular_file, stat_path
+from studio.safe_read import describe, kind_of, read_capped, stat_path
 
 HINT = "pick a diffusers model folder (with model_index.json) or a .safetensors checkpoint file"
+_INCOMPLETE = "the model folder is incomplete; copy or download it again"
+_DAMAGED = "the model folder is damaged; copy or download it again"
 #: model_index.json and the parts' config.json files are a few kilobytes
 CONFIG_LIMIT = 4 * 2**20
 #: the parts of a diffusers folder whose config the loader reads, and the file it reads
@@ -28,20 +30,16 @@ PART_CONFIGS = {"scheduler": "scheduler_config.json", "unet": "config.json", "va
 
 
 def read_config(path: Path, what: str) -> dict[str, Any]:
-    """A model's JSON config as a dict, or a ModelLoadError naming the file (missing, not a file, too large,
-    not JSON, not an object)."""
     if not os.path.lexists(path):
-        raise ModelLoadError(f"{what}: {path.name} is missing ({path})",
-                             hint="the model folder is incomplete; copy or download it again")
+        raise ModelLoadError(f"{what}: {path.name} is missing ({path})", hint=_INCOMPLETE)
     raw = read_capped(path, what, limit=CONFIG_LIMIT, error=ModelLoadError, hint=HINT)
     try:
         data = json.loads(raw.decode("utf-8-sig"))  # a BOM, as some editors save, is fine
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelLoadError(f"{what}: {path} is not valid JSON (truncated or damaged)",
-                             hint="the model folder is damaged; copy or download it again") from None
+                             hint=_DAMAGED) from None
     if not isinstance(data, dict):
-        raise ModelLoadError(f"{what}: {path} holds {type(data).__name__}, not a JSON object",
-                             hint="the model folder is damaged; copy or download it again")
+        raise ModelLoadError(f"{what}: {path} holds {type(data).__name__}, not a JSON object", hint=_DAMAGED)
     return data
 
 
@@ -54,7 +52,7 @@ def present_parts(index: dict[str, Any], folder: Path) -> set[str]:
         if len(entry) != 2 or not all(isinstance(x, str) for x in entry):
             raise ModelLoadError(f"{folder / 'model_index.json'}: the entry `{name}` is {json.dumps(entry)[:80]}, "
                                  "expected [library, class] (e.g. [\"diffusers\", \"UNet2DConditionModel\"])",
-                                 hint="the model folder is damaged; copy or download it again")
+                                 hint=_DAMAGED)
         parts.add(name)
     return parts
 
@@ -86,11 +84,10 @@ def _check_part_files(part: Path) -> None:
                 read_safetensors_header(Path(entry.path))  # reads the header only; ModelLoadError in our words
     if part.name in WEIGHT_PARTS and not weights:
         raise ModelLoadError(f"{part}: no weights file (.safetensors or .bin) in the model's `{part.name}` folder",
-                             hint="the model folder is incomplete; copy or download it again")
+                             hint=_INCOMPLETE)
 
 
 def check_diffusers_folder(folder: Path) -> dict[str, Any]:
-    """model_index.json and each listed part's config, read and checked; returns the index."""
     if not os.path.lexists(folder / "model_index.json"):
         raise ModelLoadError(f"{folder}: not a diffusers model folder (no model_index.json)",
                              hint="choose the folder that contains model_index.json, or a .safetensors file")
@@ -100,21 +97,17 @@ def check_diffusers_folder(folder: Path) -> dict[str, Any]:
         if name in parts or name in ("unet", "vae", "scheduler", "text_encoder"):
             part = folder / name
             if not part.is_dir():
-                raise ModelLoadError(f"{folder}: the model has no `{name}` folder",
-                                     hint="the model folder is incomplete; copy or download it again")
+                raise ModelLoadError(f"{folder}: the model has no `{name}` folder", hint=_INCOMPLETE)
             read_config(part / config, f"base model {name}")
             _check_part_files(part)
     return index
 
 
 def check_model_path(path: Path) -> None:
-    """ModelLoadError unless `path` is a regular file or a complete-looking diffusers folder."""
     st = stat_path(path, "base model", ModelLoadError, HINT)
     if stat.S_ISDIR(st.st_mode):
         check_diffusers_folder(path)
     elif not stat.S_ISREG(st.st_mode):
         raise ModelLoadError(f"base model {path} is {kind_of(st.st_mode)}, not a model file or folder", hint=HINT)
-    else:
-        regular_file(path, "base model", error=ModelLoadError, hint=HINT)
-        if not os.access(path, os.R_OK):
-            raise ModelLoadError(f"base model {path}: cannot read it (permission denied)", hint=HINT)
+    elif not os.access(path, os.R_OK):
+        raise ModelLoadError(f"base model {path}: cannot read it (permission denied)", hint=HINT)

@@ -46,9 +46,7 @@ def _family_from_diffusers_folder(folder: Path, prediction: str) -> str:
 
 def load_components(path: str | Path, *, family: str = "auto", prediction: str = "auto", ema: str = "auto",
                     dtype: torch.dtype = torch.float32) -> Components:
-    """Load a base model (diffusers folder or single-file checkpoint) without touching the network.
-
-    `ema` (auto | use | ignore) applies to single files with an EMA copy of the UNet; a diffusers folder
+    """`ema` (auto | use | ignore) applies to single files with an EMA copy of the UNet; a diffusers folder
     holds one UNet, so `use` is refused there rather than silently ignored."""
     path = Path(path).expanduser()
     check_model_path(path)  # a FIFO, a device, a broken folder: our words, before any library opens it

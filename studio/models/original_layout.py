@@ -1,14 +1,9 @@
 """diffusers ↔ original (CompVis for SD 1.x/2.x, SGM for SDXL) names for UNet, VAE and text encoders.
 
 Single-file checkpoints, the WebUIs and sd-scripts' SDXL LoRAs all use the original module names; our
-models are diffusers modules, and this is the one place the two namings meet. A UNet path needs the UNet's
-block structure (`UnetStructure`), because where an upsampler sits depends on whether its block has
-attention; a whole model (`original_state_dict`) also needs the reshapes the original code expects (VAE
-attention as 1×1 convs, OpenCLIP's fused q/k/v and transposed text projection).
-
-diffusers ships only the original → diffusers direction (its single-file loader); the facts for the
-reverse come from its `scripts/convert_diffusers_to_original_*` and sd-scripts' `sdxl_model_util.py`.
-The code is ours; the round trip (save here, load with diffusers' `from_single_file`) is exact.
+models are diffusers modules, and this is the one place the two namings meet. diffusers ships only the
+original → diffusers direction; the reverse follows its `scripts/convert_diffusers_to_original_*` and
+sd-scripts' `sdxl_model_util.py`, and the round trip through diffusers' `from_single_file` is exact.
 """
 
 from __future__ import annotations
@@ -52,7 +47,6 @@ class UnetStructure:
                    up_attention=tuple("CrossAttn" in t for t in config["up_block_types"]))
 
 
-SD_STRUCTURE = UnetStructure(2, (True, True, True, False), (False, True, True, True))
 SDXL_STRUCTURE = UnetStructure(2, (False, True, True), (True, True, False))
 
 _RESNET = {("norm1",): ("in_layers", "0"), ("conv1",): ("in_layers", "2"),
@@ -121,10 +115,6 @@ def unet_path_from_original(path: str, structure: UnetStructure) -> str:
     return _rename(path, path.removeprefix(UNET_PREFIX).split("."), _block_names(structure)[1], "diffusers")
 
 
-# ---------------------------------------------------------------------------------------------------
-# VAE
-
-
 def vae_path_to_original(path: str, n_blocks: int) -> str:
     """`decoder.up_blocks.0.resnets.1.conv_shortcut.weight` → `decoder.up.3.block.1.nin_shortcut.weight`."""
     parts = ["nin_shortcut" if p == "conv_shortcut" else p for p in path.split(".")]  # in resnets only
@@ -135,12 +125,9 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
         return ".".join([side, "norm_out"] + tail)
     if head in ("down_blocks", "up_blocks"):
         i, kind, j, inner = int(tail[0]), tail[1], tail[2], tail[3:]
-        level = i if head == "down_blocks" else n_blocks - 1 - i
-        name = "down" if head == "down_blocks" else "up"
-        if kind == "resnets":
-            return ".".join([side, name, str(level), "block", j] + inner)
-        sampler = "downsample" if kind == "downsamplers" else "upsample"
-        return ".".join([side, name, str(level), sampler] + inner)
+        down = head == "down_blocks"
+        where = [side, "down" if down else "up", str(i if down else n_blocks - 1 - i)]
+        return ".".join(where + (["block", j] if kind == "resnets" else [kind.removesuffix("rs")]) + inner)
     if head == "mid_block":
         kind, j, inner = tail[0], int(tail[1]), tail[2:]
         if kind == "resnets":
@@ -152,10 +139,6 @@ def vae_path_to_original(path: str, n_blocks: int) -> str:
             inner = renamed[inner[0]] + inner[1:]
         return ".".join([side, "mid", "attn_1"] + inner)
     return path  # conv_in, conv_out
-
-
-# ---------------------------------------------------------------------------------------------------
-# Text encoders
 
 _OPENCLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj",
                    "self_attn.out_proj": "attn.out_proj"}
@@ -206,17 +189,12 @@ _TEXT_ENCODERS = {"sdxl": ((SDXL_TE1_PREFIX, "clip"), (SDXL_TE2_PREFIX, "opencli
                   "sd2": ((SD2_TE_PREFIX, "openclip"),), "sd2-v": ((SD2_TE_PREFIX, "openclip"),)}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Whole models
-
-
 def original_state_dict(family: str, unet: torch.nn.Module, vae: torch.nn.Module,
                         text_encoders: tuple[torch.nn.Module, ...] | list[torch.nn.Module]) -> dict[str, torch.Tensor]:
     """All weights of a diffusers model as one original-layout state dict (tensors shared, not copied)."""
     structure = UnetStructure.from_config(unet.config)
-    out: dict[str, torch.Tensor] = {}
-    for key, value in unet.state_dict().items():
-        out[UNET_PREFIX + unet_path_to_original(key, structure)] = value
+    out = {UNET_PREFIX + unet_path_to_original(key, structure): value
+           for key, value in unet.state_dict().items()}
     n_blocks = len(vae.config.block_out_channels)
     for key, value in vae.state_dict().items():
         original = vae_path_to_original(key, n_blocks)
@@ -248,33 +226,23 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
                              tokenizers: Any = (), prediction: str = "epsilon", dtype: torch.dtype | None = None,
                              metadata: Mapping[str, str] | None = None,
                              extra: Mapping[str, torch.Tensor] | None = None) -> Path:
-    """Write a diffusers model as a single-file original-layout `.safetensors`, atomically.
-
-    The metadata records the family, prediction type (as SAI model-spec keys, which other tools read too)
-    and the exact component configs (and tokenizers when they are not the standard CLIP vocabulary), so the
-    file loads back exactly even when its sizes differ from the reference model's (our tiny test models).
-    `extra` tensors (keys of a source checkpoint that the diffusers model does not hold, such as SD 2.x's
-    unused last text-encoder layer) are written as well.
-    """
+    """A diffusers model as a single-file original-layout `.safetensors`, written atomically. The metadata
+    records the exact component configs (and non-CLIP tokenizers), so the file loads back exactly even when
+    its sizes differ from the reference model's; `extra` holds source keys the diffusers model lacks (such as
+    SD 2.x's unused last text-encoder layer)."""
     from safetensors.torch import save_file
 
     from studio.fileio import atomic_write_with
     from studio.models.configs import tokenizer_metadata
 
-    tensors = original_state_dict(family, unet, vae, text_encoders)
-    for key, value in (extra or {}).items():
-        tensors.setdefault(key, value)
+    tensors = {**(extra or {}), **original_state_dict(family, unet, vae, text_encoders)}
     tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
                for k, v in tensors.items()}
-    meta = {
-        META_FAMILY: family,
-        **tokenizer_metadata(tokenizers),
-        META_CONFIGS: json.dumps(diffusers_configs(unet, vae, text_encoders), separators=(",", ":")),
-        "modelspec.sai_model_spec": "1.0.1",
-        "modelspec.architecture": _ARCHITECTURES[family],
-        "modelspec.prediction_type": "v" if prediction == "v_prediction" else "epsilon",
-        **dict(metadata or {}),
-    }
+    meta = {META_FAMILY: family, **tokenizer_metadata(tokenizers),
+            META_CONFIGS: json.dumps(diffusers_configs(unet, vae, text_encoders), separators=(",", ":")),
+            "modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": _ARCHITECTURES[family],
+            "modelspec.prediction_type": "v" if prediction == "v_prediction" else "epsilon",
+            **dict(metadata or {})}
     path = Path(path)
     atomic_write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
     return path
@@ -282,4 +250,3 @@ def save_original_checkpoint(path: str | Path, family: str, unet: Any, vae: Any,
 
 _ARCHITECTURES = {"sd1": "stable-diffusion-v1", "sd2": "stable-diffusion-v2-512", "sd2-v": "stable-diffusion-v2-768-v",
                   "sdxl": "stable-diffusion-xl-v1-base"}
-

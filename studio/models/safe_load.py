@@ -1,10 +1,9 @@
 """Reading weight files without trusting them, before any tensor is allocated.
 
 A `.safetensors` header that lies would make a reader allocate or read garbage, so it is checked first
-(`studio.models.safetensors_header`), then the library reads the file. A pickled `.ckpt`/`.pt`/`.bin` can
-run code while it is unpickled, so only torch's weights-only unpickler ever opens one, and a file that needs
-more than tensors and plain containers is refused with a message that suggests converting it to
-safetensors with a tool the user trusts. `load_state_dict` is the one entry point every loader uses.
+(`studio.models.safetensors_header`). A pickled `.ckpt`/`.pt`/`.bin` can run code while it is unpickled, so
+only torch's weights-only unpickler ever opens one, and a file that needs more than tensors and plain
+containers is refused. `load_state_dict` is the one entry point every loader uses.
 """
 
 from __future__ import annotations
@@ -24,8 +23,8 @@ from studio.models.safetensors_header import read_safetensors_header
 
 
 def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a safetensors file, after validating its header. The library takes only UTF-8
-    paths (Linux names are bytes), so a file whose name is not UTF-8 is read as bytes and parsed from them."""
+    """The library takes only UTF-8 paths (Linux names are bytes): a file whose name is not UTF-8 is read as
+    bytes and parsed from them."""
     from safetensors import SafetensorError
     from safetensors.torch import load, load_file
 
@@ -44,7 +43,6 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[st
 
 
 def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a `.ckpt`/`.pt`/`.bin`, unpickled only with torch's weights-only unpickler."""
     path = Path(path)
     container = torch_container(path)
     if container is None:
@@ -61,7 +59,6 @@ def load_pickled(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _pickle_reason(exc: BaseException) -> str:
-    """What torch's weights-only unpickler objected to, in one short phrase."""
     text = str(exc)
     found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if found:
@@ -73,7 +70,6 @@ def _pickle_reason(exc: BaseException) -> str:
 
 
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Every tensor in a weight file, loaded safely; the one loader everything in `studio` uses."""
     return load_with_metadata(path)[0]
 
 

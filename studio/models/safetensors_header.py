@@ -4,8 +4,7 @@ against the file's real size — torch-free, so the window's process can list mo
 Why a hand parse and not `safetensors.safe_open`: the header is the part of a downloaded file that can lie,
 and a lie must be refused before anything allocates for it, in words that say what is wrong and what to do.
 The library refuses the same files, but its errors name no sizes and lump overlaps, gaps and truncation
-together ("invalid offset for tensor `b`", "incomplete metadata, file not fully covered"). The tensors
-themselves are then read by the library (`studio.models.safe_load`), after this check.
+together ("invalid offset for tensor `b`", "incomplete metadata, file not fully covered").
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ DTYPE_SIZES: dict[str, int] = {
 }
 #: struct codes of the float dtypes `float_values` decodes (a BF16 is the high half of a float32)
 FLOAT_CODES = {"F16": "e", "BF16": "f", "F32": "f", "F64": "d"}
+_CRAFTED = "the file is damaged or was crafted; do not use it"
 
 
 def float_values(dtype: str, raw: bytes) -> list[float]:
@@ -70,7 +70,6 @@ class SafetensorsHeader:
 
 
 def read_safetensors_header(path: str | Path) -> SafetensorsHeader:
-    """Parse and validate a safetensors header, reading only the header bytes."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -96,7 +95,7 @@ def _bad_header_length(path: Path, header_len: int, size: int) -> ModelLoadError
     if header_len > MAX_HEADER_BYTES:
         return UnsafeFileError(f"{path.name}: header claims {header_len:,} bytes, more than the "
                                f"{MAX_HEADER_BYTES // 2**20} MB any safetensors file may have; refused",
-                               hint="the file is damaged or was crafted; do not use it")
+                               hint=_CRAFTED)
     return ModelLoadError(f"{path.name}: header claims {header_len:,} bytes but the file holds only "
                           f"{size - 8:,} after the length field: the file is truncated",
                           hint="the download probably did not finish; download the file again")
@@ -111,7 +110,7 @@ def _parse_header(path: Path, raw: bytes, size: int) -> SafetensorsHeader:
                              "a safetensors file", hint="download the file again") from None
     except RecursionError:  # JSON nested thousands deep: no real header is, and json recurses per level
         raise UnsafeFileError(f"{name}: the safetensors header is nested too deeply to be a real header; refused",
-                              hint="the file is damaged or was crafted; do not use it") from None
+                              hint=_CRAFTED) from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{name}: the safetensors header is not a JSON object; the file is damaged")
     metadata = header.pop("__metadata__", None) or {}
@@ -141,8 +140,7 @@ def _entry(file_name: str, key: str, value: object) -> TensorEntry:
     if offsets[1] - offsets[0] != expected:
         raise UnsafeFileError(
             f"{where}: the header says shape {tuple(shape)} of {dtype} ({expected:,} bytes) but gives it "
-            f"{offsets[1] - offsets[0]:,} bytes of data; the header lies about its sizes",
-            hint="the file is damaged or was crafted; do not use it")
+            f"{offsets[1] - offsets[0]:,} bytes of data; the header lies about its sizes", hint=_CRAFTED)
     return TensorEntry(name=key, dtype=dtype, shape=tuple(shape), start=offsets[0], end=offsets[1])
 
 
@@ -154,14 +152,11 @@ def _check_layout(name: str, entries: list[TensorEntry], data_bytes: int) -> Non
         if e.start < position:
             assert previous is not None
             raise UnsafeFileError(f"{name}: tensors `{previous.name}` and `{e.name}` overlap in the file; "
-                                  "the header lies about its offsets",
-                                  hint="the file is damaged or was crafted; do not use it")
+                                  "the header lies about its offsets", hint=_CRAFTED)
         if e.start > position:
             raise UnsafeFileError(f"{name}: {e.start - position:,} bytes before tensor `{e.name}` belong to no "
-                                  "tensor; the header does not describe the file",
-                                  hint="the file is damaged or was crafted; do not use it")
-        position = e.end
-        previous = e
+                                  "tensor; the header does not describe the file", hint=_CRAFTED)
+        position, previous = e.end, e
     if position > data_bytes:
         raise ModelLoadError(f"{name}: the header describes {position:,} bytes of tensor data but the file holds "
                              f"only {data_bytes:,}: the file is truncated",

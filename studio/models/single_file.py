@@ -1,16 +1,14 @@
 """Loading a single-file checkpoint (original CompVis/SGM layout) into separate diffusers components, offline.
 
-The file is read safely (`safe_load`), its family decided from its keys and shapes (`detect`), and each part
-converted by diffusers against a local config folder (`configs.resolved_config`): passing `config=` a local
-folder is what keeps diffusers off the hub. The text encoders are built here from their config because
-diffusers' own choice of converter guesses from shapes, and two encoders of the same width (our tiny SDXL)
-would fool it.
+Each part is converted by diffusers against a local config folder (`configs.resolved_config`): passing
+`config=` a local folder is what keeps diffusers off the hub. The text encoders are built here from their
+config because diffusers' own choice of converter guesses from shapes, and two encoders of the same width
+(our tiny SDXL) would fool it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -28,40 +26,38 @@ log = logging.getLogger(__name__)
 def load_single_file_components(path: str | Path, *, family: str = "auto", prediction: str = "auto",
                                 ema: str = "auto", dtype: torch.dtype = torch.float32,
                                 config: str | Path | None = None) -> Components:
-    """A base model from one checkpoint file; `config` optionally names a diffusers folder to take configs
-    and tokenizers from instead of the bundled ones (for models with non-reference sizes). `ema` chooses the
-    UNet copy of a checkpoint that has two (`studio.models.ema`)."""
+    """`config` optionally names a diffusers folder to take configs and tokenizers from instead of the bundled
+    ones (for models with non-reference sizes)."""
     path = Path(path)
     state, metadata = safe_load.load_with_metadata(path)
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
-    dtypes: Counter[str] = Counter()
-    for v in state.values():
-        dtypes[str(v.dtype).removeprefix("torch.")] += v.numel() * v.element_size()
-    # the same rule the picker and the pre-start check apply (refusals, family, prediction, EMA)
     info = detect.info_from_state(
-        path, shapes, dtypes, metadata, family=family, prediction=prediction, ema=ema,
+        path, {k: tuple(v.shape) for k, v in state.items()}, detect.bytes_by_dtype(state.values()), metadata,
+        family=family, prediction=prediction, ema=ema,
         probe=lambda key: state[key].float().flatten().tolist() if key in state else None)
     ema_weights.prepare(state, info.ema, path.name)
     with resolved_config(info.family, metadata, config) as folder:
-        unet = _diffusers_part("UNet", path, info.family, folder,
+        unet = _diffusers_part("UNet", path, info.family,
                                lambda: _from_single_file("unet", state, folder, dtype))
-        vae = _diffusers_part("VAE", path, info.family, folder,
+        vae = _diffusers_part("VAE", path, info.family,
                               lambda: _from_single_file("vae", state, folder, dtype))
-        encoders = [_diffusers_part("text encoder", path, info.family, folder,
+        encoders = [_diffusers_part("text encoder", path, info.family,
                                     lambda: _text_encoder(state, folder, "text_encoder", info.family, dtype))]
         tokenizers = [load_tokenizer(folder / "tokenizer")]
         if info.family == "sdxl":
-            encoders.append(_diffusers_part("second text encoder", path, info.family, folder,
+            encoders.append(_diffusers_part("second text encoder", path, info.family,
                                             lambda: _text_encoder(state, folder, "text_encoder_2", "sdxl", dtype)))
             tokenizers.append(load_tokenizer(folder / "tokenizer_2"))
-        scheduler = _scheduler(folder, info.prediction)
+        from diffusers import DDPMScheduler
+
+        scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
+        scheduler.register_to_config(prediction_type=info.prediction)
     del state
     return Components(family=info.family, prediction=info.prediction, tokenizers=tuple(tokenizers),
                       text_encoders=tuple(encoders), vae=vae, unet=unet, scheduler=scheduler, source=path,
                       ema=info.ema, extra={"model_info": info})
 
 
-def _diffusers_part(what: str, path: Path, family: str, folder: Path, build):
+def _diffusers_part(what: str, path: Path, family: str, build):
     """Run one component's conversion, turning library errors into one message a user can act on."""
     try:
         module = build()
@@ -81,7 +77,6 @@ def _diffusers_part(what: str, path: Path, family: str, folder: Path, build):
 
 
 def _from_single_file(part: str, state, folder: Path, dtype: torch.dtype):
-    """The UNet (`part` = unet) or the VAE (vae), converted by diffusers with the local config folder."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     cls = UNet2DConditionModel if part == "unet" else AutoencoderKL
@@ -90,7 +85,6 @@ def _from_single_file(part: str, state, folder: Path, dtype: torch.dtype):
 
 
 def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch.dtype):
-    """Build the CLIP text model from its config and fill it with diffusers' converted keys, strictly."""
     from accelerate import init_empty_weights
     from diffusers.loaders.single_file_utils import convert_ldm_clip_checkpoint, convert_open_clip_checkpoint
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -121,11 +115,3 @@ def _text_encoder(state, folder: Path, subfolder: str, family: str, dtype: torch
     if result.unexpected_keys:
         log.info("%s: ignored %d unexpected keys", subfolder, len(result.unexpected_keys))
     return model.to(dtype)
-
-
-def _scheduler(folder: Path, prediction: str):
-    from diffusers import DDPMScheduler
-
-    scheduler = DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True)
-    scheduler.register_to_config(prediction_type=prediction)
-    return scheduler

@@ -25,11 +25,8 @@ def byte_symbols() -> list[str]:
 
 
 def write_byte_level_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>") -> Path:
-    """A CLIP-style BPE tokenizer with the 256 byte symbols (+ `</w>` forms) and no merges: 514 tokens.
-
-    Written as files and loaded with `from_pretrained`, because transformers 5 silently ignores
-    `vocab_file=`/`merges_file=` passed to the constructor.
-    """
+    """A CLIP-style BPE tokenizer with the 256 byte symbols (+ `</w>` forms) and no merges: 514 tokens,
+    written as files because transformers 5 silently ignores a constructor's `vocab_file=`/`merges_file=`."""
     folder.mkdir(parents=True, exist_ok=True)
     symbols = byte_symbols()
     words = [*symbols, *(s + "</w>" for s in symbols), "<|startoftext|>", "<|endoftext|>"]
@@ -55,9 +52,7 @@ def _text_encoder(hidden: int, projection: int | None, seed: int, *, act: str = 
         bos_token_id=512, eos_token_id=513, pad_token_id=513,
         projection_dim=projection or hidden,
     )
-    if projection:
-        return CLIPTextModelWithProjection(cfg)
-    return CLIPTextModel(cfg)
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(cfg)
 
 
 def _vae(seed: int):
@@ -72,7 +67,6 @@ def _vae(seed: int):
 
 
 def build_tiny_pipeline(family: Family = "sd1", seed: int = 0):
-    """A random-initialised pipeline of `family` (StableDiffusionPipeline or StableDiffusionXLPipeline)."""
     import tempfile
 
     from diffusers import (DDPMScheduler, EulerDiscreteScheduler, StableDiffusionPipeline,
@@ -85,46 +79,40 @@ def build_tiny_pipeline(family: Family = "sd1", seed: int = 0):
                        if family == "sdxl" else None)
     prediction = "v_prediction" if family == "sd2-v" else "epsilon"
     sched_kwargs = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                        num_train_timesteps=1000, prediction_type=prediction, steps_offset=1,
-                        clip_sample=False)
+                        num_train_timesteps=1000, prediction_type=prediction, steps_offset=1)
+    unet_kwargs = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, norm_num_groups=16)
+    torch.manual_seed(seed)
     if family == "sdxl":
-        torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-            block_out_channels=(32, 64, 64),
+            **unet_kwargs, block_out_channels=(32, 64, 64),
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-            transformer_layers_per_block=(1, 2, 2), attention_head_dim=(2, 4, 4),
-            cross_attention_dim=64, use_linear_projection=True, norm_num_groups=16,
-            addition_embed_type="text_time", addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2, 2), attention_head_dim=(2, 4, 4), cross_attention_dim=64,
+            use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
             projection_class_embeddings_input_dim=8 * 6 + 32,
         )
         return StableDiffusionXLPipeline(
             vae=_vae(seed + 1), text_encoder=_text_encoder(32, None, seed + 2, act="quick_gelu"),
             text_encoder_2=_text_encoder(32, 32, seed + 3, act="gelu"),
             tokenizer=tokenizer, tokenizer_2=tokenizer_2,
-            unet=unet, scheduler=EulerDiscreteScheduler(**{k: v for k, v in sched_kwargs.items()
-                                                           if k != "clip_sample"}),
+            unet=unet, scheduler=EulerDiscreteScheduler(**sched_kwargs),
         )
     sd2 = family in ("sd2", "sd2-v")
-    torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-        block_out_channels=(32, 32, 64, 64),
+        **unet_kwargs, block_out_channels=(32, 32, 64, 64),
         down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
         attention_head_dim=(2, 2, 4, 4) if sd2 else 8, cross_attention_dim=32,
-        use_linear_projection=sd2, norm_num_groups=16,
+        use_linear_projection=sd2,
     )
     return StableDiffusionPipeline(
         vae=_vae(seed + 1), text_encoder=_text_encoder(32, None, seed + 2, act="gelu" if sd2 else "quick_gelu"),
-        tokenizer=tokenizer, unet=unet, scheduler=DDPMScheduler(**sched_kwargs),
+        tokenizer=tokenizer, unet=unet, scheduler=DDPMScheduler(**sched_kwargs, clip_sample=False),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 
 
 def save_tiny_model(folder: str | Path, family: Family = "sd1", seed: int = 0):
-    """Build and save a tiny model as a diffusers folder (the layout `from_pretrained` reads); return the pipeline."""
     pipe = build_tiny_pipeline(family, seed)
     pipe.save_pretrained(Path(folder), safe_serialization=True)
     return pipe
