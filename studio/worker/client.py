@@ -1,16 +1,15 @@
 """Starting and talking to a worker process, without Qt: used by the window's client, the CLI and tests.
 
-The worker is `python -m studio.worker` started with `subprocess` in its own session (a Ctrl+C in the
-terminal reaches the window, which then stops the worker cleanly, instead of killing the worker mid-save).
-Three small threads keep every pipe moving so neither side can block on a full pipe: one writes queued
-commands, one decodes events from stdout, one keeps the tail of stderr for the "worker died" report.
-Everything the worker says — events, bad lines (as ProtocolError), and finally `WorkerExited` — goes to
-one callback, or to a queue when there is none (qtconsole's single "message received" channel).
+The worker runs in its own session, so a Ctrl+C in the terminal reaches the window, which stops the worker
+cleanly instead of killing it mid-save. Three threads keep the pipes moving so neither side blocks on a
+full one (commands out, events in, the stderr tail for the "worker died" report). Everything the worker
+says, ending with `WorkerExited`, goes to one callback, or to a queue when there is none.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import signal
@@ -18,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -152,9 +152,8 @@ class WorkerProcess:
 
     def wait_for(self, accept: Callable[[Any], bool] | type | tuple[type, ...], timeout: float,
                  seen: list[Any] | None = None) -> Any:
-        """The next message for which `accept` holds (or of that type); others are appended to `seen`.
-
-        Raises TimeoutError, or RuntimeError if the worker exits first."""
+        """The next message for which `accept` holds (or of that type); others go to `seen`. Raises
+        TimeoutError, or RuntimeError if the worker exits first."""
         test = accept if not isinstance(accept, (type, tuple)) else (lambda m: isinstance(m, accept))
         deadline = time.monotonic() + timeout
         while True:
@@ -180,8 +179,6 @@ class WorkerProcess:
         try:
             self._on_message(message)
         except Exception:  # a receiver's bug must not stop the reader (OneTrainer wraps its callbacks too)
-            import traceback
-
             traceback.print_exc()
 
     def _write_loop(self) -> None:
@@ -192,10 +189,8 @@ class WorkerProcess:
             command = self._outbox.get()
             if command is None or not writer.write(command):
                 break
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass
 
     def _read_loop(self) -> None:
         assert self._proc and self._proc.stdout

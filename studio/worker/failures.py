@@ -1,8 +1,7 @@
-"""Turning an exception inside the worker into a `Failed` event a person can act on.
+"""Turning any exception inside the worker into a `Failed` event a person can act on.
 
-The engine already reports its own errors this way; this covers everything else that can go wrong in
-the worker process (a job's import, a job without its own handling, an OOM outside the loop), so that
-the window always gets a message and a hint, never a silent death.
+The engine reports its own errors; this covers the rest (a job's import, a job without its own handling, an
+OOM outside the loop), so the window always gets a message and a hint, never a silent death.
 """
 
 from __future__ import annotations
