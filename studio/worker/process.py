@@ -150,7 +150,8 @@ class Worker:
         try:
             report = require_working_install()
         except BrokenInstallError as exc:
-            self._warm_up_failed(Failed(error=str(exc), hint="close LoRA Studio, run that command, and start it again"))
+            self._warm_up_failed(Failed(error=str(exc),
+                                        hint="close LoRA Studio, run that command, and start it again"))
             return False
         if report.warning():
             self.send(Log(level="warning", text=report.warning()))

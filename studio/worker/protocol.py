@@ -204,7 +204,7 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
 
 
 class LineReader:
-    """Reads messages from a binary stream, one line at a time, never more than `max_line` bytes into memory."""
+    """Reads messages from a binary stream, a line at a time, never more than `max_line` bytes into memory."""
 
     def __init__(self, stream: IO[bytes], decode: Callable[..., Any], *, max_line: int = MAX_LINE_BYTES) -> None:
         self._stream = stream
