@@ -1,25 +1,20 @@
-"""Turning a dataset into training examples and batches: VAE latents, captions, buckets, masks.
+"""Turning a dataset into training examples: VAE latents, captions, buckets, masks (batches: `batches`).
 
-The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`), which
-removes the most expensive non-trainable work from every step. Random flip cannot reuse that one
-encoding — a VAE latent is not exactly mirror-symmetric — so when flip is on the mirrored image is
-encoded too and both are kept (twice the latent memory, no VAE in the loop). Images are read in two
-passes: headers first (sizes → buckets), then one bucket batch at a time, so a large dataset is never
-held in memory as pixels.
+The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`). A VAE
+latent is not mirror-symmetric, so with flip on the mirrored image is encoded too and both are kept.
+Images are read in two passes, headers first (sizes → buckets), then a bucket batch at a time, so a large
+dataset is never held in memory as pixels.
 
 The Dataset panel's crop box and focus point (`dataset.json`, fractions of the EXIF-rotated image) apply
-here. A crop box makes its region the image: the bucket is chosen from the region's size and shape, the
-pixels (and the mask's) come from it, and SDXL's `original_size` is the region's size — what sd-scripts
-would report had the user cropped the file itself, which is what a crop box stands for. A focus point moves
-the window cut from the scaled image (centred by default) to be centred on it, clamped inside the image,
-and `crop_top_left` reports that window's real offset. Both are part of the latent cache key.
-
-How the prepared examples become batches, epoch by epoch, is `studio.train.batches`.
+here. A crop box makes its region the image: bucket, pixels, mask and SDXL's `original_size` all come from
+the region, as if the user had cropped the file. A focus point centres the window cut from the scaled
+image on it (clamped inside), and `crop_top_left` reports that window's real offset.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,21 +85,14 @@ class PreparedDataset:
         return len(self.examples) - self.num_train_images
 
     def bucket_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for ex in self.examples:
-            key = f"{ex.target_size[1]}x{ex.target_size[0]}"
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(f"{ex.target_size[1]}x{ex.target_size[0]}" for ex in self.examples)
         return dict(sorted(counts.items()))
 
 
 def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object],
                    project_dir: Path | None = None) -> tuple[list[ImageRecord], list[str]]:
-    """The dataset's image records, or a DatasetError that says what is wrong with the folders.
-
-    With a project folder, the choices made in the Dataset panel (`dataset.json`: excluded images,
-    per-folder repeats) apply, each record carries its crop box and focus point, and exact duplicates are
-    trained once.
-    """
+    """The dataset's image records, or a DatasetError that says what is wrong with the folders. With a project
+    folder the Dataset panel's choices (`dataset.json`) apply and exact duplicates are trained once."""
     from studio.dataset.training import training_scan
 
     if not cfg.folders:
@@ -170,11 +158,8 @@ def find_mask(image: Path) -> Path | None:
 def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int],
               region: tuple[int, int, int, int] | None = None,
               focus: tuple[float, float] | None = None) -> torch.Tensor:
-    """A greyscale mask cropped like its image and averaged down to latent resolution: 1 × h/8 × w/8.
-
-    `image_size_wh` is the whole image's size (a mask of another size is stretched to it first, so it
-    lines up with the picture); `region` (pixels) and `focus` (fractions of the region) are the image's own
-    crop box and focus point, so the weights land on the same pixels as the picture they weigh."""
+    """A greyscale mask cropped like its image (stretched to `image_size_wh` first, then cut to the image's
+    `region` and `focus`) and averaged down to latent resolution: 1 × h/8 × w/8."""
     mask = ImageOps.exif_transpose(open_checked(path)).convert("L")
     if mask.size != image_size_wh:
         mask = mask.resize(image_size_wh, Image.Resampling.BILINEAR)
@@ -185,8 +170,7 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
 
 def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int, int] | None = None,
                focus: tuple[float, float] | None = None) -> Image.Image | ImageProblem:
-    """The image decoded, made RGB, cut to the user's crop box (`region`, pixels of the EXIF-rotated image)
-    and fitted to its bucket around `focus` (in a loader thread), or why it cannot be."""
+    """The image as RGB, cut to its crop box and fitted to its bucket (in a loader thread), or why not."""
     try:
         crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket, focus=focus, region=region)
         return crop
@@ -315,10 +299,9 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                         pixels.append(_to_tensor(loaded.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
                         seeds.append(_image_seed(seed + 1, it.rec.path))
                     encoded.append((it, key))
-                todo = encoded
                 if pixels:
                     latents = iter(_encode(vae, torch.stack(pixels), seeds, device=device, dtype=dtype))
-                    for it, key in todo:
+                    for it, key in encoded:
                         it.latents = next(latents)
                         it.flipped = next(latents) if it.flip else None
                         if not all(bool(torch.isfinite(t).all()) for t in (it.latents, it.flipped) if t is not None):
@@ -327,10 +310,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                             failed.add(id(it))
                             continue
                         if cache is not None and key is not None:
-                            entry = {"latents": it.latents}
-                            if it.flipped is not None:
-                                entry["flipped"] = it.flipped
-                            cache.put(key, entry)
+                            cache.put(key, {"latents": it.latents} if it.flipped is None
+                                      else {"latents": it.latents, "flipped": it.flipped})
                 done += len(group[start:start + batch_size])
                 if progress:
                     progress(done, len(everything))

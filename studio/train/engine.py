@@ -1,12 +1,8 @@
 """The training engine: a generator of events. The CLI, the worker process and the tests just iterate it.
 
 Each `yield` is a progress report and a safe point to pause, stop, save or sample (napari's generator
-jobs), so no thread ever has to be killed. Everything the user might want back after a crash — the
-config, the event log, checkpoints, exports — is written into the run folder as it happens.
-
-This module only orders the stages; each stage lives in its own module: data (buckets, captions,
-latents), networks (adapters), optimizers and schedules, objective (noise and loss), validation,
-ema, export, sampling and grids, tensorboard, speed, distributed.
+jobs), so no thread ever has to be killed. Everything the user might want back after a crash is written
+into the run folder as it happens. This module only orders the stages; each lives in its own module.
 """
 
 from __future__ import annotations
@@ -214,9 +210,7 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
 
 
 def _device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return "cpu"
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def _check_resumable(position: ckpt.LoopPosition, cfg: ProjectConfig, family: str) -> None:
@@ -257,13 +251,12 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
     if cfg.network.init == "pissa":
         initial = {k: {n: t.detach().clone() for n, t in sd.items()}
                    for k, sd in adapter_state_dicts(unet, trained[1:], components.family).items()}
+    for module in trained:
+        module.train()
     if sched.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
         for te in trained[1:]:
             te.gradient_checkpointing_enable()
-    unet.train()
-    for te in trained[1:]:
-        te.train()
     before = ensure_sdpa(unet)
     done = apply_speed_options(unet, channels_last=use_channels_last(sched.channels_last, device),
                                compile_unet=sched.compile_unet)
@@ -407,7 +400,7 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
 @contextlib.contextmanager
 def _evaluation(run: Run) -> Iterator[None]:
     """The weights to export, preview and validate: schedule-free's average, or the EMA, in eval mode."""
-    modules = [m for m in (run.unet, *run.trained_tes)]
+    modules = [run.unet, *run.trained_tes]
     was_training = [m.training for m in modules]
     with evaluation_weights(run.optimizer, run.params):
         with (run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
@@ -445,11 +438,9 @@ def _save(run: Run, *, final: bool) -> Iterator[Event]:
     path = checkpoint_dir(run.run_dir, run.step)
     acc.wait_for_everyone()
     if run.main:
-        extra = {}
+        extra = {f"initial_{prefix}": sd for prefix, sd in (run.initial or {}).items()}
         if run.ema is not None:
             extra["ema"] = run.ema.state_dict()
-        for prefix, sd in (run.initial or {}).items():
-            extra[f"initial_{prefix}"] = sd
         net = cfg.network
         ckpt.save_checkpoint(path, adapters=adapter_state_dicts(run.unet, run.trained_tes, run.family),
                              optimizer=run.optimizer, lr_scheduler=run.lr_scheduler, noise_gen=run.noise_gen,
