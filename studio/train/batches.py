@@ -1,8 +1,5 @@
-"""From prepared examples to batches: the order of an epoch, buckets kept apart, and per-use augmentation.
-
-The order of examples is a pure function of (seed, epoch), and every per-use random choice of a batch
-(flip, caption shuffle and dropout) is drawn from a generator seeded by (seed, epoch, position), so a
-resumed run sees exactly the batches the interrupted run would have.
+"""From prepared examples to batches: an epoch's order is a pure function of (seed, epoch), and every
+per-use random choice (flip, caption changes) is seeded by (seed, epoch, position), so resumes are exact.
 """
 
 from __future__ import annotations

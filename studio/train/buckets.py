@@ -1,14 +1,10 @@
 """Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square.
 
-A square centre crop cuts the heads off portraits and the sides off landscapes, and the model learns the
-crop. Buckets (NovelAI's scheme, as sd-scripts implements it) are a set of width × height pairs with about
-the same pixel area as the training resolution, sides in multiples of a step (64); each image goes to the
-bucket whose aspect ratio is closest, is scaled to cover it and cropped by the few pixels left over: around
-the centre, or around the user's focus point when the Dataset panel set one (kept inside the image).
-Batches are drawn from one bucket at a time, so every tensor in a batch has the same shape.
-
-With `no_upscale`, an image is never enlarged: one smaller than the target area keeps its own size,
-rounded down to the step (sd-scripts' `bucket_no_upscale`).
+A square centre crop cuts the heads off portraits and the model learns the crop. Buckets (NovelAI's
+scheme, as sd-scripts implements it) are width × height pairs of about the training resolution's area,
+sides in multiples of a step; each image goes to the bucket of the closest aspect ratio, is scaled to
+cover it and cropped around the centre or the user's focus point. With `no_upscale` an image is never
+enlarged (sd-scripts' `bucket_no_upscale`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
 """From the modules being trained to a WebUI-loadable LoRA file (and to peft state dicts for checkpoints).
 
-LoRA, LoCon and DoRA are written in the kohya layout (`lora_down`/`lora_up`/`alpha`, `dora_scale`),
-LoHa and LoKr in the LyCORIS layout (`hada_*`, `lokr_*`). Every module's alpha is computed from the
-scale peft really applied to that layer, which is how rsLoRA's alpha/√r and LoCon's conv alpha survive
-the trip to loaders that only know alpha/rank. DoRA's `dora_scale` is computed against the base weights
-so that ComfyUI and Forge rebuild peft's weights (`studio.formats.kohya.comfyui_dora_scale`). Beside every
-export goes `<name>.compat.json`, the per-loader compatibility report (`studio.formats.compat`).
+LoRA, LoCon and DoRA are written in the kohya layout, LoHa and LoKr in the LyCORIS layout. Every module's
+alpha comes from the scale peft really applied (so rsLoRA and LoCon's conv alpha survive loaders that only
+know alpha/rank); DoRA's `dora_scale` is computed against the base weights so ComfyUI and Forge rebuild
+peft's weights. Beside every export goes `<name>.compat.json` (`studio.formats.compat`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""A contact sheet of the previews: one row per step, one column per prompt, the same seeds in every row.
-
-Because each column keeps its prompt and seed, a row-to-row difference is the training, nothing else;
-the grid is how a user picks the best save of a run at a glance (OneTrainer and kohya users make these
-by hand with XYZ plots afterwards).
+"""A contact sheet of the previews: one row per step, one column per prompt, the same seeds in every row,
+so a row-to-row difference is the training alone; how a user picks a run's best save at a glance.
 """
 
 from __future__ import annotations

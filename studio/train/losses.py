@@ -1,13 +1,9 @@
 """Loss functions and weightings, as small pure functions beside the loop (diffusers' `compute_snr` shape).
 
-- Min-SNR-γ (Hang et al., 2023): the timesteps fight each other; low-noise steps (high SNR) are easy and
-  dominate the gradient. Weighting each step's loss by min(SNR, γ)/SNR (epsilon) or min(SNR, γ)/(SNR + 1)
-  (v-prediction, whose target already weighs by SNR + 1) caps them and converges faster.
-- L1 and pseudo-Huber: an image that cannot be fitted (an outlier) pulls with its squared error under MSE;
-  L1 and Huber pull linearly. Pseudo-Huber 2c(√(d² + c²) − c) is d² near 0 and 2c|d| far out (sd-scripts'
-  form, so its `huber_c` means the same here).
-- Masks: each pixel's loss is weighted by the mask, and each image's loss is the weighted mean, so a
-  mask that keeps a quarter of the image does not shrink that image's gradient fourfold.
+Min-SNR-γ (Hang et al., 2023) caps the easy low-noise timesteps that dominate the gradient. L1 and
+pseudo-Huber (sd-scripts' form, so `huber_c` means the same) let an image that cannot be fitted pull
+linearly rather than with its squared error. With masks each image's loss is the mask-weighted mean, so a
+mask that keeps a quarter of the image does not shrink that image's gradient fourfold.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Which adapter goes on which layer: peft configs for LoRA, LoCon, DoRA, rsLoRA, LoHa and LoKr.
 
-We own the choice of layers, ranks and scales; peft owns the layers (`LoraConfig`, `LoHaConfig`,
-`LoKrConfig`, `use_dora`, `use_rslora`). LoCon is LoRA on the ResNet blocks' convolutions too, as
-sd-scripts' `conv_dim` does it: the 3×3 convolutions get their own rank and alpha (peft's
-`rank_pattern`/`alpha_pattern`), the 1×1 shortcut and the time-embedding projection the linear rank.
-
-PiSSA is the one initialisation done here rather than in peft: peft's `init_lora_weights="pissa"`
-refuses convolutions, and SD 1.x's `proj_in`/`proj_out` are 1×1 convolutions. `pissa_init` is peft's
-algorithm (SVD of the base weight, the top-r part moved into B·A, the rest left as the base) applied to
-the flattened kernel, and a test holds it equal to peft's own on linear layers.
+We own the choice of layers, ranks and scales; peft owns the layers. LoCon is LoRA on the ResNet blocks'
+convolutions too, as sd-scripts' `conv_dim` does it: the 3×3 convolutions get their own rank and alpha.
+PiSSA is initialised here rather than by peft, which refuses convolutions (SD 1.x's `proj_in`/`proj_out`
+are 1×1 ones): peft's algorithm on the flattened kernel, held equal to peft's own by a test.
 """
 
 from __future__ import annotations

@@ -1,15 +1,12 @@
 """The noise the model learns to remove, and the noise schedule it is added with.
 
-- Noise offset (Guttenberg, 2023): a per-image, per-channel constant added to the noise. Plain Gaussian
-  noise has almost no energy at zero frequency, so a model never learns to change an image's mean
-  brightness much; the offset gives it that lowest frequency, and with it very dark and very bright images.
-- Pyramid (multi-resolution) noise (Whitaker, 2023): noise at several coarser resolutions, upsampled,
-  weighted by discount^level and added — the same idea across all low frequencies.
-- Input perturbation (Ning et al., 2023): the UNet's *input* is made with slightly more noise than its
-  target says, which reduces the train/sample mismatch ("exposure bias").
-- Zero terminal SNR (Lin et al., 2023): the standard schedules leave a trace of the image at the last
-  timestep, which sampling never sees; rescaling the betas so the last step is pure noise fixes that.
-  It needs v-prediction: at zero SNR an epsilon target equals the input.
+- Noise offset (Guttenberg, 2023): a per-image, per-channel constant, the zero frequency Gaussian noise
+  lacks, so the model can learn very dark and very bright images. Pyramid noise (Whitaker, 2023): the
+  same idea across all low frequencies.
+- Input perturbation (Ning et al., 2023): the UNet's input gets slightly more noise than its target says,
+  which reduces exposure bias.
+- Zero terminal SNR (Lin et al., 2023): rescaled betas make the last timestep pure noise, as sampling
+  assumes; it needs v-prediction.
 
 All randomness comes from the generator passed in, in a fixed order, so runs and resumes are exact.
 """

@@ -1,16 +1,10 @@
 """Optimizers, their parameter groups (LoRA+), and the weights to evaluate with (schedule-free).
 
-Each optimizer is the maintained implementation users know from other trainers: torch's AdamW (fused on
-CUDA), transformers' Adafactor, bitsandbytes' 8-bit AdamW, lion-pytorch's Lion, prodigyopt's Prodigy and
-schedulefree's AdamWScheduleFree, imported only when chosen. A missing optional package is a clear
-error naming it, except 8-bit AdamW, which falls back to AdamW with a warning (its only point is memory).
-
-LoRA+ (Hayou et al., 2024): B starts at zero and needs to move faster than A; giving B's parameter group
-`ratio` × the learning rate is the whole method.
-
-Schedule-free AdamW keeps two sequences: the one it takes gradients at (y, the parameters during
-training) and the average it converges with (x). Exports, previews and validation must use x:
-`evaluation_weights` switches to x and restores y exactly afterwards.
+Each optimizer is the maintained implementation users know from other trainers, imported only when chosen;
+a missing optional package is a clear error naming it, except 8-bit AdamW, which falls back to AdamW with a
+warning (its only point is memory). LoRA+ (Hayou et al., 2024) gives B's parameter group `ratio` × the
+learning rate: B starts at zero and needs to move faster than A. Schedule-free AdamW trains at y and
+converges with the average x: exports, previews and validation must use x (`evaluation_weights`).
 """
 
 from __future__ import annotations

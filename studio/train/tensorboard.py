@@ -1,12 +1,9 @@
 """TensorBoard event files beside `events.jsonl`, written without TensorFlow or the tensorboard package.
 
-Users keep their habits: `tensorboard --logdir runs` shows our losses, learning rate, validation loss and
-previews next to their other trainers' runs. An event file is a TFRecord stream of `Event` protocol
-buffers; the few messages needed (scalars and PNG images) are encoded here by hand (~60 lines) rather
-than pulling in protobuf, grpc and the TensorBoard server as run-time dependencies. The format is checked
-in the tests by reading our files back with TensorBoard's own reader.
-
-TFRecord: u64 length, u32 masked CRC-32C of the length, the bytes, u32 masked CRC-32C of the bytes.
+`tensorboard --logdir runs` shows our losses, learning rate, validation loss and previews next to other
+trainers' runs. An event file is a TFRecord stream (u64 length, u32 masked CRC-32C of it, the bytes, u32
+masked CRC-32C of them) of `Event` protocol buffers; the few messages needed are encoded here by hand
+rather than pulling in protobuf and grpc. The tests read our files back with TensorBoard's own reader.
 """
 
 from __future__ import annotations
@@ -48,14 +45,10 @@ def masked_crc(data: bytes) -> int:
 def _varint(n: int) -> bytes:
     n &= (1 << 64) - 1
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return bytes(out + bytes([n]))
 
 
 def _field_bytes(number: int, payload: bytes) -> bytes:
@@ -66,10 +59,8 @@ def _field_varint(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
-def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None,
-           wall_time: float | None = None) -> bytes:
-    out = _varint(1 << 3 | 1) + struct.pack("<d", time.time() if wall_time is None else wall_time)
-    out += _field_varint(2, step)
+def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None) -> bytes:
+    out = _varint(1 << 3 | 1) + struct.pack("<d", time.time()) + _field_varint(2, step)
     if file_version is not None:
         out += _field_bytes(3, file_version.encode())
     if summary is not None:

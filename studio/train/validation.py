@@ -1,11 +1,8 @@
 """A held-out validation loss, and a note when it turns upward.
 
-The training loss of a diffusion model is mostly noise: every step draws new timesteps and new noise, so
-it says little about overfitting. The validation loss removes all randomness — the same held-out images
-at the same evenly spaced timesteps with the same noise every time — so two evaluations differ only
-because the weights did. When it rises for `patience` evaluations in a row, the LoRA is likely starting
-to memorise its training images; the note names the step with the lowest value, whose save may be the
-one to keep.
+The training loss of a diffusion model is mostly noise (new timesteps and noise every step). The
+validation loss removes all randomness, so two evaluations differ only because the weights did. When it
+rises `patience` times in a row, the LoRA is likely memorising its images; the note names the lowest step.
 """
 
 from __future__ import annotations
