@@ -45,33 +45,23 @@ def bucket_spec(cfg: DatasetConfig) -> BucketSpec:
 
 
 def make_buckets(spec: BucketSpec) -> list[tuple[int, int]]:
-    """(width, height) pairs of at most resolution² pixels, sides multiples of `step` within [min, max].
-
-    For each width from min to max the tallest height that fits the area (sd-scripts'
-    `make_bucket_resolutions`), plus the square, plus every pair transposed.
-    """
+    """(width, height) pairs of at most resolution² pixels, sides multiples of `step` within [min, max]: per
+    width the tallest height that fits (sd-scripts' `make_bucket_resolutions`), the square, all transposed."""
     if not spec.enabled:
         return [(spec.resolution, spec.resolution)]
     area, step = spec.resolution * spec.resolution, spec.step
     side = int(math.sqrt(area)) // step * step
     found = {(side, side)}
-    width = spec.min_side
-    while width <= spec.max_side:
+    for width in range(spec.min_side, spec.max_side + 1, step):
         height = min(spec.max_side, int(area // width) // step * step)
         if height >= spec.min_side:
-            found.add((width, height))
-            found.add((height, width))
-        width += step
+            found |= {(width, height), (height, width)}
     return sorted(found)
 
 
 def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple[int, int]]) -> tuple[int, int]:
-    """The bucket for an image of `width` × `height` pixels.
-
-    Closest aspect ratio (compared as logarithms, so 2:1 and 1:2 are equally far from square), ties
-    going to the larger bucket. With `no_upscale`, an image that fits the area keeps its size rounded
-    down to the step. Raises ValueError for an image too small for any bucket.
-    """
+    """The bucket of the closest aspect ratio (as logarithms: 2:1 and 1:2 are as far from square), ties going
+    to the larger; with `no_upscale` the image's own size rounded down. ValueError: too small for any."""
     if not spec.enabled:
         return spec.resolution, spec.resolution
     if spec.no_upscale:
@@ -89,13 +79,9 @@ def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple
 
 def crop_offset(scaled: tuple[int, int], width: int, height: int,
                 focus: tuple[float, float] | None = None) -> tuple[int, int]:
-    """(top, left) of the width × height window in an image scaled to `scaled` (width, height).
-
-    Centred by default (sd-scripts' rule, floor of half the excess). With a focus point (fractions of the
-    image) the window is centred on it and then clamped inside the image, so a point near an edge still
-    gives a full window that reaches that edge. The same function places the image, its mask and the
-    SDXL crop conditioning, so the three never disagree.
-    """
+    """(top, left) of the width × height window in an image scaled to `scaled` (width, height): centred (floor
+    of half the excess, as sd-scripts), or on the focus point and clamped inside the image. It places the
+    image, its mask and the SDXL crop conditioning alike, so the three never disagree."""
     new_w, new_h = scaled
     if focus is None:
         return (new_h - height) // 2, (new_w - width) // 2

@@ -99,11 +99,8 @@ class Run:
 def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
                  control: TrainControl | None = None, resume_from: str | Path | None = None,
                  run_dir: str | Path | None = None) -> Iterator[Event]:
-    """Train, yielding events; ends with exactly one Finished or Failed event.
-
-    Bad input (StudioError) is reported as Failed with a message and hint, never raised; nothing is
-    written before the dataset and the model have been checked.
-    """
+    """Train, yielding events; ends with exactly one Finished or Failed event. Bad input (StudioError) is
+    reported as Failed, never raised; nothing is written before the dataset and the model are checked."""
     control = control or TrainControl()
     log: EventLog | None = None
     try:
@@ -193,8 +190,7 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
     ds_info = run.dataset
     extra = f", {ds_info.num_reg_images} regularisation" if ds_info.num_reg_images else ""
     extra += f", {len(ds_info.validation)} for validation" if ds_info.validation else ""
-    buckets = ds_info.bucket_counts()
-    extra += f", {len(buckets)} buckets" if cfg.dataset.bucketing else ""
+    extra += f", {len(ds_info.bucket_counts())} buckets" if cfg.dataset.bucketing else ""
     if ds_info.cache_hits or ds_info.cache_misses:
         extra += f", latents: {ds_info.cache_hits} from the disk cache, {ds_info.cache_misses} encoded"
     world = run.accelerator.num_processes
@@ -334,6 +330,10 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
     rate: float | None = None
     last_saved = run.step
     total = sched.max_steps
+
+    def due(every: int) -> bool:  # every n steps, short of the end (which always saves, validates, samples)
+        return bool(every) and run.step % every == 0 and run.step < total
+
     while run.step < total:
         if control.paused:
             yield StateChanged(state="paused")
@@ -377,17 +377,13 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
                        it_per_s=rate, eta_s=(total - run.step) / rate, gpu_mem_mb=mem)
         if run.tensorboard:
             run.tensorboard.scalars(run.step, {"loss/train": value, "loss/train_smoothed": smoothed, "lr/unet": lr})
-        every = out.save_every_n_steps
-        saved = False
-        if (every and run.step % every == 0 and run.step < total) or control.take_save():
+        saved = due(out.save_every_n_steps) or control.take_save()
+        if saved:
             yield from _save(run, final=False)
-            last_saved, saved = run.step, True
-        val_every = sam.validation_every_n_steps
-        if run.dataset.validation and val_every and run.step % val_every == 0 and run.step < total:
+            last_saved = run.step
+        if run.dataset.validation and due(sam.validation_every_n_steps):
             yield from _validate(run)
-        sample_every = sam.every_n_steps
-        if sam.prompts and ((sample_every and run.step % sample_every == 0 and run.step < total)
-                            or (sam.on_save and saved) or control.take_sample()):
+        if sam.prompts and (due(sam.every_n_steps) or (sam.on_save and saved) or control.take_sample()):
             yield from _sample(run)
     yield from _save(run, final=True)
     if run.dataset.validation:

@@ -20,10 +20,8 @@ def compute_snr(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
 
 
 def min_snr_weights(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
-    """Min-SNR-γ loss weights: min(SNR, γ) / SNR for epsilon, min(SNR, γ) / (SNR + 1) for v-prediction.
-
-    At zero SNR (zero-terminal-SNR schedules) the epsilon weight's limit, 1, is used instead of 0/0.
-    """
+    """min(SNR, γ) / SNR for epsilon, min(SNR, γ) / (SNR + 1) for v-prediction (whose target already weighs
+    by SNR + 1); at zero SNR (zero-terminal-SNR schedules) the epsilon weight's limit, 1, instead of 0/0."""
     clipped = torch.minimum(snr, torch.full_like(snr, gamma))
     if prediction == "v_prediction":
         return clipped / (snr + 1.0)

@@ -131,16 +131,13 @@ def layer_scales(module) -> dict[str, LayerScale]:
             for name, layer in tuner_layers(module).items()}
 
 
-def export_alpha(net: NetworkConfig) -> float:
-    """The alpha written for the linear layers: alpha × √rank under rsLoRA (so alpha/rank = alpha/√rank)."""
-    return net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha
-
-
 def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, float]:
     """(ss_network_module, ss_network_args, ss_network_dim, ss_network_alpha) as sd-scripts and LyCORIS
     write them, for the file as exported."""
-    dim = net.rank * (2 if net.init == "pissa" else 1)
-    alpha = export_alpha(net) * (2 if net.init == "pissa" else 1)
+    factor = 2 if net.init == "pissa" else 1
+    dim = net.rank * factor
+    # the linear layers' alpha is alpha × √rank under rsLoRA, so that alpha/rank = alpha/√rank
+    alpha = (net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha) * factor
     args: dict[str, str] = {"targets": net.targets}
     if net.type != "lora":
         args["conv_dim"] = str(conv_rank(net))

@@ -28,11 +28,8 @@ def offset_noise(noise: torch.Tensor, offset: float, gen: torch.Generator) -> to
 
 
 def pyramid_noise(noise: torch.Tensor, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
-    """Multi-resolution noise: `noise` plus upsampled coarser noise at discount^i, re-normalised to unit std.
-
-    Level i has a random size reduction r^i with r in [2, 4) (as in the original and sd-scripts), so
-    the levels do not line up on one grid; it stops at a 1-pixel level.
-    """
+    """`noise` plus upsampled coarser noise at discount^i, re-normalised to unit std. Level i is r^i smaller,
+    r random in [2, 4) (as in the original and sd-scripts) so the levels do not share a grid."""
     if iterations <= 0:
         return noise
     b, c, h, w = noise.shape

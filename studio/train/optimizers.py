@@ -104,12 +104,8 @@ def is_schedule_free(optimizer) -> bool:
 
 @contextlib.contextmanager
 def evaluation_weights(optimizer, params: list[torch.nn.Parameter]) -> Iterator[None]:
-    """Within the block the parameters hold the weights to evaluate; afterwards exactly what they held.
-
-    A no-op except for schedule-free optimizers (their `eval()` moves the parameters to the averaged x).
-    The training values are restored from a copy rather than by `train()`'s inverse arithmetic, so
-    exporting mid-run changes nothing in the run that follows.
-    """
+    """Schedule-free's averaged x within the block (a no-op for other optimizers); afterwards the training
+    values from a copy rather than by `train()`'s inverse arithmetic, so a mid-run export changes nothing."""
     inner = getattr(optimizer, "optimizer", optimizer)
     if not is_schedule_free(inner):
         yield

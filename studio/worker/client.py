@@ -89,13 +89,9 @@ class WorkerProcess:
         self.last_heard = 0.0  # time.monotonic() of the last line from the worker
         self.started_at = 0.0
 
-    # ---------------------------------------------------------------------------------------------
     def start(self) -> None:
-        kwargs: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:  # pragma: no cover - Windows
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        kwargs: dict[str, Any] = ({"start_new_session": True} if os.name == "posix"  # else Windows:
+                                  else {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)})
         self._proc = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=worker_env(self._env), cwd=str(project_root()),
                                       **kwargs)
@@ -145,7 +141,6 @@ class WorkerProcess:
     def wait_exited(self, timeout: float | None = None) -> bool:
         return self._exited.wait(timeout)
 
-    # ---------------------------------------------------------------------------------------------
     # queue-style consumption (no callback given): for the CLI and tests
     def get(self, timeout: float | None = None) -> Any:
         return self._inbox.get(timeout=timeout)
@@ -171,7 +166,6 @@ class WorkerProcess:
             if isinstance(message, WorkerExited):
                 raise RuntimeError(f"{message.describe()}\n{message.stderr_tail}")
 
-    # ---------------------------------------------------------------------------------------------
     def _deliver(self, message: Any) -> None:
         if self._on_message is None:
             self._inbox.put(message)

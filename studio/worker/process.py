@@ -66,7 +66,6 @@ class Worker:
         self._ending = False  # the running job has sent its Finished/Failed event
         self._job_ids = itertools.count(1)
 
-    # ---------------------------------------------------------------------------------------------
     def send(self, message: p.Message) -> None:
         try:
             self._writer.write(message)
@@ -96,7 +95,6 @@ class Worker:
             self._exiting.set()
             logging.getLogger().removeHandler(handler)
 
-    # ---------------------------------------------------------------------------------------------
     def _read_commands(self) -> None:
         for item in self._reader:
             self._commands.put(item)
@@ -157,7 +155,6 @@ class Worker:
             self.send(Log(level="warning", text=report.warning()))
         return True
 
-    # ---------------------------------------------------------------------------------------------
     def _handle(self, cmd: p.Command | JobRequest) -> None:
         if isinstance(cmd, p.Ping):
             self.send(p.Pong(nonce=cmd.nonce))

@@ -36,10 +36,7 @@ class ProtocolError(ValueError):
         self.line = line[:200]
 
 
-# --------------------------------------------------------------------------------------------------
 # Commands (client → worker)
-
-
 @dataclass(frozen=True)
 class Command:
     type: ClassVar[str] = "command"
@@ -64,10 +61,7 @@ class Ping(Command):
     nonce: int = 0
 
 
-# --------------------------------------------------------------------------------------------------
 # Worker-level events (worker → client), beside the job events of `studio.events`
-
-
 @dataclass(frozen=True)
 class Starting(Event):
     """First line a worker writes, before the slow imports, so the window can say "starting…"."""
@@ -144,10 +138,7 @@ WORKER_EVENT_TYPES: dict[str, type[Event]] = {
 EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
 
 
-# --------------------------------------------------------------------------------------------------
 # Encoding and strict decoding
-
-
 def encode(message: Message, *, max_line: int = MAX_LINE_BYTES) -> bytes:
     """One JSON line (with its newline). NaN/inf losses are kept: a diverged run must be shown, not hidden."""
     data = {"v": PROTOCOL_VERSION, "type": message.type, **to_data(message)}
@@ -199,10 +190,7 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
         raise ProtocolError(str(exc), raw) from None
 
 
-# --------------------------------------------------------------------------------------------------
 # Reading and writing streams
-
-
 class LineReader:
     """Reads messages from a binary stream, a line at a time, never more than `max_line` bytes into memory."""
 
