@@ -247,11 +247,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                 region, focus = user_region(full, rec.crop, rec.focus)
                 size = (region[2] - region[0], region[3] - region[1]) if region is not None else full
                 bucket = choose_bucket(*size, spec, buckets)
-            except ImageProblem as exc:
-                skipped.append(str(exc))
-                continue
-            except ValueError as exc:
-                skipped.append(f"{rec.path}: {exc}")
+            except (ImageProblem, ValueError) as exc:  # a ValueError is a bucket's, without the path
+                skipped.append(str(exc) if isinstance(exc, ImageProblem) else f"{rec.path}: {exc}")
                 continue
             folder = settings_for(rec, is_reg)
             flip = settings[folder].flip and name != "val"
@@ -342,11 +339,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     dirs: dict[str, dict[str, int]] = {}
     for it in train:
         name = it.rec.folder.name
-        counts = freq.setdefault(name, {})
-        for tag in split_tags(it.rec.caption):
-            counts[tag] = counts.get(tag, 0) + 1
-        info = dirs.setdefault(name, {"n_repeats": settings[it.folder].repeats, "img_count": 0})
-        info["img_count"] += 1
+        freq.setdefault(name, Counter()).update(split_tags(it.rec.caption))
+        dirs.setdefault(name, {"n_repeats": settings[it.folder].repeats, "img_count": 0})["img_count"] += 1
     return PreparedDataset(
         examples=tuple(example(it) for it in train + reg),
         repeats=tuple(settings[it.folder].repeats for it in train) + (0,) * len(reg),
