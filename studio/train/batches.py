@@ -91,8 +91,8 @@ def collate(dataset: PreparedDataset, indices: Sequence[int], rng: random.Random
 
 def collate_examples(examples: Sequence[Example]) -> Batch:
     """A batch of examples as they are (validation: no flip, no caption changes, weight 1)."""
-    return _batch(examples[0].target_size,
-                  [(e.latents, e.caption, e.original_size, e.crop_top_left, 1.0, e.mask, False) for e in examples])
+    rows = [(e.latents, e.caption, e.original_size, e.crop_top_left, 1.0, e.mask, False) for e in examples]
+    return _batch(examples[0].target_size, rows)
 
 
 def _batch(target: tuple[int, int], rows: list[tuple]) -> Batch:
