@@ -34,7 +34,6 @@ def trained_modules(unet, trained_text_encoders, family: str) -> dict[str, objec
 
 
 def adapter_state_dicts(unet, trained_text_encoders, family: str) -> dict[str, dict[str, torch.Tensor]]:
-    """peft state dicts keyed by kohya prefix."""
     from peft.utils import get_peft_model_state_dict
 
     return {prefix: get_peft_model_state_dict(m) for prefix, m in trained_modules(unet, trained_text_encoders,

@@ -25,8 +25,6 @@ def _m(help: str, lo: float | None = None, hi: float | None = None) -> dict:
 
 @dataclass(frozen=True)
 class FolderSettings:
-    """The settings that apply to the images of one folder."""
-
     repeats: int = field(default=1, metadata=_m("Repeats per epoch.", 1, 1000))
     keep_tokens: int = field(default=0, metadata=_m("Leading tags kept in place.", 0, 255))
     shuffle_captions: bool = field(default=False, metadata=_m("Shuffle tags."))

@@ -48,10 +48,3 @@ def per_example_loss(loss: torch.Tensor, masks: torch.Tensor | None = None) -> t
     weighted = (loss * masks).sum(dim=(1, 2, 3))
     total = (masks.sum(dim=(1, 2, 3)) * loss.shape[1]).clamp_min(1e-8)
     return weighted / total
-
-
-def reduce_loss(per_example: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The batch loss: the mean of the (weighted) per-example losses."""
-    if weights is not None:
-        per_example = per_example * weights.to(per_example.device, per_example.dtype)
-    return per_example.mean()

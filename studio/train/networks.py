@@ -25,14 +25,6 @@ CONV_3X3 = r"conv1|conv2|downsamplers\.0\.conv|upsamplers\.0\.conv"
 ADAPTER = "default"
 
 
-def conv_rank(net: NetworkConfig) -> int:
-    return net.conv_rank or net.rank
-
-
-def conv_alpha(net: NetworkConfig) -> float:
-    return net.conv_alpha or net.alpha
-
-
 def unet_target_regex(net: NetworkConfig) -> str:
     base = unet_targets(net.targets)
     if net.type == "lora":
@@ -44,7 +36,8 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
     """The peft config for one model (`convs`: the target set includes the ResNet convolutions)."""
     patterns = {}
     if convs:
-        patterns = {"rank_pattern": {CONV_3X3: conv_rank(net)}, "alpha_pattern": {CONV_3X3: conv_alpha(net)}}
+        patterns = {"rank_pattern": {CONV_3X3: net.conv_rank or net.rank},  # 0: as the linear layers
+                    "alpha_pattern": {CONV_3X3: net.conv_alpha or net.alpha}}
     if net.type in ("lora", "locon"):
         from peft import LoraConfig
 
@@ -140,8 +133,8 @@ def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, floa
     alpha = (net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha) * factor
     args: dict[str, str] = {"targets": net.targets}
     if net.type != "lora":
-        args["conv_dim"] = str(conv_rank(net))
-        args["conv_alpha"] = str(conv_alpha(net))
+        args["conv_dim"] = str(net.conv_rank or net.rank)
+        args["conv_alpha"] = str(net.conv_alpha or net.alpha)
     if net.type in LYCORIS or net.dora:
         args["algo"] = {"lora": "lora", "locon": "locon"}.get(net.type, net.type)
         if net.dora:

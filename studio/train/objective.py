@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from studio.config import ProjectConfig
-from studio.train.losses import compute_snr, elementwise_loss, min_snr_weights, per_example_loss, reduce_loss
+from studio.train.losses import compute_snr, elementwise_loss, min_snr_weights, per_example_loss
 from studio.train.noise import offset_noise, perturbation, pyramid_noise
 
 
@@ -60,4 +60,6 @@ def diffusion_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
     if objective.min_snr_gamma > 0:
         per = per * min_snr_weights(compute_snr(scheduler, timesteps), objective.min_snr_gamma,
                                     objective.prediction).to(per.device)
-    return reduce_loss(per, weights)
+    if weights is not None:
+        per = per * weights.to(per.device, per.dtype)
+    return per.mean()

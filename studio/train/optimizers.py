@@ -45,7 +45,6 @@ def param_groups(trained: list, opt: OptimizerConfig) -> list[dict]:
 
 def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_steps: int = 0,
                    warn=None) -> torch.optim.Optimizer:
-    """The optimizer `opt.name` over the trainable parameters of `trained` (UNet first)."""
     groups = param_groups(trained, opt)
     name = opt.name
     if name == "adamw8bit":

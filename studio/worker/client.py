@@ -65,8 +65,7 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     paths = [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x]
     if root not in paths:
         env["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(extra or {})
     return env

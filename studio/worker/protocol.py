@@ -43,7 +43,6 @@ class Command:
 
 
 def _command(name: str, wire: str) -> type[Command]:
-    """A control command without fields."""
     return dataclass(frozen=True)(type(name, (Command,), {"type": wire, "__module__": __name__}))
 
 
