@@ -50,6 +50,5 @@ class TextConditioner:
                 hidden, pooled = self._encode(missing)
             for i, cap in enumerate(missing):
                 self._cache[cap] = (hidden[i], None if pooled is None else pooled[i])
-        hidden = torch.stack([self._cache[c][0] for c in captions])
-        pooled = None if self.c.is_sdxl is False else torch.stack([self._cache[c][1] for c in captions])
-        return hidden, pooled
+        return (torch.stack([self._cache[c][0] for c in captions]),
+                None if self.c.is_sdxl is False else torch.stack([self._cache[c][1] for c in captions]))

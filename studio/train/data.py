@@ -148,11 +148,8 @@ def find_mask(image: Path) -> Path | None:
     folder = image.parent / MASK_FOLDER
     if not folder.is_dir():
         return None
-    for ext in sorted(IMAGE_EXTENSIONS):
-        for candidate in (folder / f"{image.stem}{ext}", folder / f"{image.stem}{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+    candidates = (folder / f"{image.stem}{e}" for ext in sorted(IMAGE_EXTENSIONS) for e in (ext, ext.upper()))
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int],
@@ -198,7 +195,7 @@ class _Item:
     full_size: tuple[int, int] = (0, 0)  # (width, height) of the whole EXIF-rotated image
     region: tuple[int, int, int, int] | None = None  # the user's crop box in pixels of the whole image
     focus: tuple[float, float] | None = None  # the user's focus point, fractions of the region
-    latents: torch.Tensor | None = None
+    latents: torch.Tensor | None = None  # None: unusable (it could not be read, or the VAE gave NaN)
     flipped: torch.Tensor | None = None
     mask: torch.Tensor | None = None
 
@@ -259,7 +256,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     everything = [it for name, _, _ in groups for it in items[name]]
     if not items["train"] and not skipped:
         raise DatasetError("no training images are left", hint="hold fewer images out for validation")
-    failed: set[int] = set()
     by_bucket: dict[tuple[int, int], list[_Item]] = {}
     for it in everything:
         by_bucket.setdefault(it.bucket, []).append(it)
@@ -288,7 +284,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                 for (it, key), loaded in zip(todo, loads):
                     if isinstance(loaded, ImageProblem):
                         skipped.append(str(loaded))
-                        failed.add(id(it))
                         continue
                     pixels.append(_to_tensor(loaded))
                     seeds.append(_image_seed(seed, it.rec.path))
@@ -304,7 +299,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                         if not all(bool(torch.isfinite(t).all()) for t in (it.latents, it.flipped) if t is not None):
                             # one NaN latent would make the loss NaN at the step that draws it
                             skipped.append(f"{it.rec.path}: the VAE gave NaN/Inf values for this image")
-                            failed.add(id(it))
+                            it.latents = it.flipped = None
                             continue
                         if cache is not None and key is not None:
                             cache.put(key, {"latents": it.latents} if it.flipped is None
@@ -315,13 +310,13 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     finally:
         pool.shutdown()
     for it in everything:
-        mask_path = find_mask(it.rec.path) if cfg.masked_loss and id(it) not in failed else None
+        mask_path = find_mask(it.rec.path) if cfg.masked_loss and it.latents is not None else None
         if mask_path is not None:
             try:
                 it.mask = load_mask(mask_path, it.full_size, it.bucket, it.region, it.focus)
             except ImageProblem as exc:
                 skipped.append(f"mask {exc} (the image is learnt everywhere)")
-    kept = {name: [it for it in items[name] if id(it) not in failed] for name in items}
+    kept = {name: [it for it in items[name] if it.latents is not None] for name in items}
     if not kept["train"]:
         raise DatasetError("none of the images could be read: " + "; ".join(skipped[:5])
                            + (" …" if len(skipped) > 5 else ""),

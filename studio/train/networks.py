@@ -60,9 +60,8 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
 def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder: bool, seed: int) -> list:
     """Freeze the base, add the adapter to the UNet (and the text encoders if trained), initialise it;
     return the trained modules, UNet first. Only the trainable adapter parameters are upcast to fp32."""
-    unet.requires_grad_(False)
-    for te in text_encoders:
-        te.requires_grad_(False)
+    for module in (unet, *text_encoders):
+        module.requires_grad_(False)
     torch.manual_seed(seed)  # adapter initialisation draws from the global generator
     unet.add_adapter(adapter_config(net, unet_target_regex(net), convs=net.type != "lora"))
     trained = [unet]
@@ -70,10 +69,9 @@ def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder:
         for te in text_encoders:
             te.add_adapter(adapter_config(net, TEXT_ENCODER))
             trained.append(te)
-    if net.init == "pissa":
-        for module in trained:
-            pissa_init_model(module)
     for module in trained:
+        if net.init == "pissa":
+            pissa_init_model(module)
         for p in module.parameters():
             if p.requires_grad:
                 p.data = p.data.float()

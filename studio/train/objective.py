@@ -51,10 +51,7 @@ def diffusion_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
         noise = pyramid_noise(noise, objective.pyramid_iterations, objective.pyramid_discount, gen)
         input_noise = perturbation(noise, objective.input_perturbation, gen)
     noisy = scheduler.add_noise(latents, input_noise, timesteps)
-    if objective.prediction == "epsilon":
-        target = noise
-    else:
-        target = scheduler.get_velocity(latents, noise, timesteps)
+    target = noise if objective.prediction == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
     pred = model(noisy, timesteps)
     per = per_example_loss(elementwise_loss(pred, target, objective.loss, objective.huber_c), masks)
     if objective.min_snr_gamma > 0:

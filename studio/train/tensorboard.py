@@ -17,17 +17,13 @@ from pathlib import Path
 from studio.safe_names import safe_file_name
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
+def _crc32c_entry(c: int) -> int:
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c
 
 
-_TABLE = _crc32c_table()
+_TABLE = [_crc32c_entry(n) for n in range(256)]
 
 
 def crc32c(data: bytes) -> int:

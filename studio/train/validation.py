@@ -89,10 +89,7 @@ class ValidationTrend:
 
     def add(self, step: int, loss: float) -> str | None:
         note = None
-        if self.previous is not None and loss > self.previous:
-            self.rising += 1
-        else:
-            self.rising = 0
+        self.rising = self.rising + 1 if self.previous is not None and loss > self.previous else 0
         if self.best is None or loss < self.best:
             self.best, self.best_step, self.warned = loss, step, False
         elif self.rising >= self.patience and not self.warned:
