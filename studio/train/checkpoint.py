@@ -22,10 +22,9 @@ from safetensors.torch import load_file, save_file
 from studio.codec import from_data
 from studio.errors import ConfigError, StudioError, UnsafeFileError
 from studio.fileio import atomic_dir
-from studio.run_folder import CHECKPOINT_STATE
+from studio.run_folder import CHECKPOINT_STATE as STATE_FILE
 from studio.safe_read import existing_folder, read_capped
 
-STATE_FILE = CHECKPOINT_STATE
 EXTRA_DIR = "extra"
 
 

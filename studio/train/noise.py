@@ -1,14 +1,10 @@
 """The noise the model learns to remove, and the noise schedule it is added with.
 
-- Noise offset (Guttenberg, 2023): a per-image, per-channel constant, the zero frequency Gaussian noise
-  lacks, so the model can learn very dark and very bright images. Pyramid noise (Whitaker, 2023): the
-  same idea across all low frequencies.
-- Input perturbation (Ning et al., 2023): the UNet's input gets slightly more noise than its target says,
-  which reduces exposure bias.
-- Zero terminal SNR (Lin et al., 2023): rescaled betas make the last timestep pure noise, as sampling
-  assumes; it needs v-prediction.
-
-All randomness comes from the generator passed in, in a fixed order, so runs and resumes are exact.
+Noise offset (Guttenberg, 2023) adds the zero frequency that Gaussian noise lacks, so very dark and very
+bright images can be learnt; pyramid noise (Whitaker, 2023) does the same across all low frequencies.
+Input perturbation (Ning et al., 2023) gives the UNet's input slightly more noise than its target, against
+exposure bias. Zero terminal SNR (Lin et al., 2023) makes the last timestep pure noise, as sampling
+assumes. All randomness comes from the generator passed in, in a fixed order, so resumes are exact.
 """
 
 from __future__ import annotations

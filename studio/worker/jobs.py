@@ -18,8 +18,6 @@ from studio.events import Event
 from studio.job_requests import (AutoCaptionRequest, DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest,
                                  MixGridRequest, MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
-JobFunction = Callable[[Any, Any], Iterator[Event]]
-
 JOBS: dict[type[JobRequest], str] = {
     TrainRequest: "studio.worker.jobs:train_job",
     # the mixer's jobs: its preview session stays loaded between them
@@ -33,7 +31,7 @@ JOBS: dict[type[JobRequest], str] = {
 }
 
 
-def resolve_job(request: JobRequest) -> JobFunction:
+def resolve_job(request: JobRequest) -> Callable[[Any, Any], Iterator[Event]]:
     target = JOBS.get(type(request))
     if target is None:
         raise StudioError(f"the worker has no job for `{request.type}` requests",

@@ -1,14 +1,12 @@
 """The worker process: `python -m studio.worker`, one per window, long-lived, reused for every job.
 
 A process, so that a crash, an out-of-memory error or a minute-long step never freezes or takes down the
-window; long-lived, because importing torch + diffusers + peft takes 7–9 s (it says `starting` before
-those imports and `ready` after them). Its threads: main acts on commands, reader decodes stdin (a bad
-line becomes a `worker_error`, never a crash), heartbeat sends one a second whatever happens (silence
-means hung or dead), warm-up does the slow imports, and a job thread sends each of a job's events.
-
-The protocol owns the real stdout: fd 1 is pointed at stderr at start-up, so a stray `print` or a C
-library's chatter can never corrupt the message stream; logging records become `log` events. End of
-stdin means the window is gone: the job is asked to stop (it saves) and the worker exits, leaving no orphan.
+window; long-lived, because importing torch + diffusers + peft takes 7–9 s (`starting` comes before those
+imports, `ready` after). Threads: main acts on commands, reader decodes stdin (a bad line becomes a
+`worker_error`, never a crash), heartbeat beats once a second whatever happens, warm-up imports, and a
+job thread sends the job's events. The protocol owns the real stdout: fd 1 points at stderr, so a stray
+`print` cannot corrupt the stream. End of stdin means the window is gone: the job is asked to stop (it
+saves) and the worker exits.
 """
 
 from __future__ import annotations
