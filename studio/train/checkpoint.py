@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from studio.codec import from_data
@@ -136,8 +138,6 @@ def _damaged(path: Path, name: str, exc: BaseException) -> ConfigError:
 
 
 def _load_tensors(path: Path, files: list[Path]) -> dict[str, dict[str, torch.Tensor]]:
-    from safetensors import SafetensorError
-
     out = {}
     for f in files:
         try:
@@ -160,8 +160,6 @@ def load_extra(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def _restore(path: Path, name: str, apply) -> None:
     """torch.load (weights only) one state file and hand it to `apply`; every failure names the checkpoint."""
-    import pickle
-
     try:
         state = torch.load(path / name, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -168,8 +168,7 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
             write_config_snapshot(the_run_dir, cfg)
         yield Started(run_dir=str(the_run_dir), total_steps=cfg.schedule.max_steps,
                       start_step=position.step if position else 0, num_images=len(records), device=_device_name())
-        for message in folder_problems:
-            yield Log(level="warning", text=message)
+        yield from (Log(level="warning", text=message) for message in folder_problems)
 
     # a resume is checked to the end (weights, optimizer, every state file) before anything is written into the
     # run: a refused resume must leave the run's config.toml and event log as they were, since the refusal's
@@ -183,10 +182,8 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
         yield from started()
     if cfg.output.tensorboard and run.main:
         run.tensorboard = EventWriter(the_run_dir)
-    for message in run.dataset.skipped:
-        yield Log(level="warning", text=f"skipped {message}")
-    for message in notes:
-        yield Log(level="info" if message.startswith("speed:") else "warning", text=message)
+    yield from (Log(level="warning", text=f"skipped {message}") for message in run.dataset.skipped)
+    yield from (Log(level="info" if note.startswith("speed:") else "warning", text=note) for note in notes)
     ds_info = run.dataset
     extra = f", {ds_info.num_reg_images} regularisation" if ds_info.num_reg_images else ""
     extra += f", {len(ds_info.validation)} for validation" if ds_info.validation else ""
@@ -468,8 +465,7 @@ def _validate(run: Run) -> Iterator[Event]:
     yield Validation(step=run.step, loss=loss)
     if run.tensorboard:
         run.tensorboard.scalars(run.step, {"loss/validation": loss})
-    note = run.trend.add(run.step, loss)
-    if note:
+    if note := run.trend.add(run.step, loss):
         yield Log(level="warning", text=note)
 
 

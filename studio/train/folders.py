@@ -17,10 +17,7 @@ FOLDER_FILE = "folder.toml"
 
 
 def _m(help: str, lo: float | None = None, hi: float | None = None) -> dict:
-    meta: dict = {"help": help}
-    if lo is not None:
-        meta["min"], meta["max"] = lo, hi
-    return meta
+    return {"help": help} if lo is None else {"help": help, "min": lo, "max": hi}
 
 
 @dataclass(frozen=True)

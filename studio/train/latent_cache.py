@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.errors import StudioError
 from studio.file_sample import content_sample
 from studio.fileio import atomic_path
 
@@ -104,8 +105,6 @@ class LatentCache:
 
     def put(self, key: CacheKey, tensors: dict[str, torch.Tensor]) -> None:
         """Write one entry; a non-finite latent is never cached, and a failed write only sets `problem`."""
-        from studio.errors import StudioError
-
         if self.problem is not None or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return
         try:

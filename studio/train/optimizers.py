@@ -10,6 +10,7 @@ converges with the average x: exports, previews and validation must use x (`eval
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 import torch
@@ -87,8 +88,6 @@ def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_s
 
 
 def _import(module: str, package: str, attr: str):
-    import importlib
-
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError:

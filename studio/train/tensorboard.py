@@ -14,6 +14,8 @@ import struct
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from studio.safe_names import safe_file_name
 
 
@@ -93,8 +95,6 @@ class EventWriter:
         self._record(_event(step, summary=summary))
 
     def image(self, step: int, tag: str, path: Path) -> None:
-        from PIL import Image
-
         with Image.open(path) as im:
             width, height = im.size
             channels = len(im.getbands())

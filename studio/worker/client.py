@@ -47,9 +47,7 @@ class WorkerExited:
                 name = f"signal {-code}"
             extra = " (the system may have run out of memory)" if name == "SIGKILL" else ""
             return f"the worker process was killed by {name}{extra}"
-        if code == 0:
-            return "the worker process exited"
-        return f"the worker process exited with code {code}"
+        return "the worker process exited" + (f" with code {code}" if code else "")
 
 
 def worker_command() -> list[str]:
