@@ -1,10 +1,10 @@
-"""Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square.
+"""Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square
+(which cuts the heads off portraits, and the model learns the crop).
 
-A square centre crop cuts the heads off portraits and the model learns the crop. Buckets (NovelAI's
-scheme, as sd-scripts implements it) are width × height pairs of about the training resolution's area,
-sides in multiples of a step; each image goes to the bucket of the closest aspect ratio, is scaled to
-cover it and cropped around the centre or the user's focus point. With `no_upscale` an image is never
-enlarged (sd-scripts' `bucket_no_upscale`).
+Buckets (NovelAI's scheme, as sd-scripts implements it) are width × height pairs of about the training
+resolution's area, sides in multiples of a step; each image goes to the bucket of the closest aspect ratio,
+is scaled to cover it and cropped around the centre or the user's focus point. With `no_upscale` an image
+is never enlarged (sd-scripts' `bucket_no_upscale`).
 """
 
 from __future__ import annotations

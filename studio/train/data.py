@@ -1,14 +1,10 @@
 """Turning a dataset into training examples: VAE latents, captions, buckets, masks (batches: `batches`).
 
-The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`). A VAE
-latent is not mirror-symmetric, so with flip on the mirrored image is encoded too and both are kept.
-Images are read in two passes, headers first (sizes → buckets), then a bucket batch at a time, so a large
-dataset is never held in memory as pixels.
-
-The Dataset panel's crop box and focus point (`dataset.json`, fractions of the EXIF-rotated image) apply
-here. A crop box makes its region the image: bucket, pixels, mask and SDXL's `original_size` all come from
-the region, as if the user had cropped the file. A focus point centres the window cut from the scaled
-image on it (clamped inside), and `crop_top_left` reports that window's real offset.
+The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`), its mirror
+too when flip is on (a latent is not mirror-symmetric). Headers are read first (sizes → buckets), then a
+bucket batch at a time, so a large dataset is never held in memory as pixels. A Dataset-panel crop box
+makes its region the image (bucket, pixels, mask and SDXL's `original_size`), as if the file were cropped;
+a focus point centres the window cut from the scaled image on it, and `crop_top_left` reports its offset.
 """
 
 from __future__ import annotations

@@ -19,10 +19,6 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def is_main_process() -> bool:
-    return process_state().is_main_process
-
-
 def shared_path(state, make: Callable[[], Path]) -> Path:
     """`make()` on the main process, broadcast to the others."""
     if state.num_processes == 1:

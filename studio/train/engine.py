@@ -105,7 +105,7 @@ def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
     log: EventLog | None = None
     try:
         for event in _train(cfg, project_file, control, resume_from, run_dir):
-            if isinstance(event, Started) and distributed.is_main_process():
+            if isinstance(event, Started) and distributed.process_state().is_main_process:
                 log = EventLog(Path(event.run_dir) / "events.jsonl")
             if log:
                 log.write(event)

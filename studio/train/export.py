@@ -53,8 +53,7 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
         except (RuntimeError, ValueError, KeyError) as exc:  # shapes of another rank or model
             raise ConfigError(f"the checkpoint does not match the network ({prefix}: {str(exc).splitlines()[0][:200]})",
                               hint="resume with the settings of the original run (its config.toml)") from None
-        unexpected = getattr(result, "unexpected_keys", None)
-        if unexpected:
+        if unexpected := getattr(result, "unexpected_keys", None):
             raise ConfigError(f"the checkpoint does not match the network ({prefix}: {unexpected[:3]} …)",
                               hint="resume with the settings of the original run (its config.toml)")
 

@@ -1,12 +1,10 @@
 """The on-disk latent cache: `<project>/.cache/latents/<key>.safetensors`, one file per image.
 
-VAE encoding is the slowest part of starting a run and gives the same result for the same inputs. The key
-hashes everything the latent depends on: the image file (path, mtime, size, and a sample of its bytes, so
-other bytes under the same size and timestamp are not trusted), its bucket, crop box and focus point, the
-flip setting, the VAE's weights and the noise seed; so nothing is ever invalidated by hand. Entries are
-written atomically (two processes of a multi-GPU run, or a kill mid-write, never leave half a file). An
-entry that is odd, unreadable or holds NaN/Inf counts as missing and is encoded again, so one bad entry
-never makes later runs fail; a read-only cache folder only costs the encoding (`problem` says why, once).
+VAE encoding is the slowest part of starting a run, and gives the same result for the same inputs. The key
+hashes all of them (the image file's path, mtime, size and a sample of its bytes; its bucket, crop box and
+focus point; flip, the VAE's weights, the noise seed), so nothing is invalidated by hand. Entries are
+written atomically; a bad one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs,
+and a read-only cache folder only costs the encoding (`problem` says why, once).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Optimizers, their parameter groups (LoRA+), and the weights to evaluate with (schedule-free).
 
 Each optimizer is the maintained implementation users know from other trainers, imported only when chosen;
-a missing optional package is a clear error naming it, except 8-bit AdamW, which falls back to AdamW with a
-warning (its only point is memory). LoRA+ (Hayou et al., 2024) gives B's parameter group `ratio` × the
-learning rate: B starts at zero and needs to move faster than A. Schedule-free AdamW trains at y and
-converges with the average x: exports, previews and validation must use x (`evaluation_weights`).
+a missing package is a clear error, except for 8-bit AdamW, which falls back to AdamW (its only point is
+memory). LoRA+ (Hayou et al., 2024) gives B's group `ratio` × the learning rate, as B starts at zero.
+Schedule-free AdamW trains at y and converges with the average x, which evaluation must use.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """The worker protocol, version 1: typed messages as JSON lines over the worker's stdin/stdout pipes.
 
-Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}`, so a log of the traffic can be read
-by a person and replayed by a test. Commands go to the worker (the control commands below, plus one typed
-request per long job: nothing on the pipe can name a module or a function); events come back (all of
-`studio.events` plus the worker's own). Images never travel on the wire: a `sample` event carries a path.
-
-Parsing is strict because the other end may die mid-line, be another version, or have a library print
-garbage onto the pipe: a bad line raises `ProtocolError` naming what is wrong, and `LineReader` stays
-usable for the next one. Values go through the one codec (`studio.codec`), strictly and at every depth.
+Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}`, readable by a person and replayable
+by a test. Commands go to the worker (control commands, and one typed request per job: nothing on the pipe
+can name a module or a function); events come back (`studio.events` and the worker's own; images travel as
+paths). Parsing is strict, as the other end may die mid-line, be another version or have garbage printed
+onto its pipe: a bad line raises `ProtocolError`, and the reader stays usable. Values go through the one
+codec (`studio.codec`), strictly and at every depth.
 """
 
 from __future__ import annotations
