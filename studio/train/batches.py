@@ -52,8 +52,7 @@ def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: in
 
 def batches(dataset: PreparedDataset, batch_size: int, seed: int, *, start_epoch: int = 0,
             start_index: int = 0) -> Iterator[tuple[int, int, list[int]]]:
-    """Endless (epoch, next index, example indices) batches; resumable from (epoch, index), where the
-    index counts examples into the epoch."""
+    """Endless (epoch, next index, example indices) batches, resumable from (epoch, examples into it)."""
     epoch, index = start_epoch, start_index
     while True:
         pos = 0

@@ -22,15 +22,11 @@ class CaptionPolicy:
     caption_dropout: float = 0.0
     separator: str = ","
 
-    @property
-    def changes_captions(self) -> bool:
-        return self.shuffle or self.tag_dropout > 0 or self.caption_dropout > 0
-
 
 def augment_caption(caption: str, policy: CaptionPolicy, rng: random.Random) -> str:
     """The caption to train on this time. Draws from `rng` in a fixed order, whether or not an option
     is on, only for the options that are on — so turning one on does not change the others' draws."""
-    if not policy.changes_captions:
+    if not (policy.shuffle or policy.tag_dropout > 0 or policy.caption_dropout > 0):
         return caption
     if policy.caption_dropout > 0 and rng.random() < policy.caption_dropout:
         return ""

@@ -209,8 +209,7 @@ def _same_optimizer(path: Path, optimizer, *, compare_settings: bool):
 
 def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator,
                            optimizer_recorded: bool = False) -> None:
-    """`optimizer_recorded`: state.json named the optimizer (and the engine compared it), so its settings' names
-    need not tell which optimizer made the state."""
+    """`optimizer_recorded`: state.json named the optimizer (the engine compared it): no need to guess it."""
     _restore(path, "optimizer.pt", _same_optimizer(path, optimizer, compare_settings=not optimizer_recorded))
     _restore(path, "scheduler.pt", lr_scheduler.load_state_dict)
     _restore(path, "rng.pt", lambda state: _set_rng_state(state, noise_gen))

@@ -215,8 +215,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                     validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
                     vae_hash: str = "", progress: Callable[[int, int], None] | None = None,
                     batch_size: int = 4) -> PreparedDataset:
-    """Assign buckets, then decode, crop and VAE-encode every usable image once (or read it from the
-    disk cache); unreadable images are skipped by name."""
+    """Bucket, decode, crop and VAE-encode (or read from the cache) every usable image once; skip the rest."""
     spec = bucket_spec(cfg)
     buckets = make_buckets(spec)
     folder_index: dict[tuple[Path, bool], int] = {}

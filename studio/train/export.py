@@ -59,8 +59,7 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
 
 
 def base_weights(modules: dict[str, object]):
-    """(prefix, module path) → the adapted layer's base weight, dequantised in the low-VRAM mode; read lazily,
-    one layer at a time."""
+    """(prefix, module path) → the layer's base weight, dequantised in the low-VRAM mode, read lazily."""
     from peft.utils.integrations import dequantize_module_weight
 
     layers = {prefix: tuner_layers(m) for prefix, m in modules.items()}

@@ -123,8 +123,7 @@ def layer_scales(module) -> dict[str, LayerScale]:
 
 
 def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, float]:
-    """(ss_network_module, ss_network_args, ss_network_dim, ss_network_alpha) as sd-scripts and LyCORIS
-    write them, for the file as exported."""
+    """(ss_network_module, _args, _dim, _alpha) of the export, as sd-scripts and LyCORIS write them."""
     factor = 2 if net.init == "pissa" else 1
     dim = net.rank * factor
     # the linear layers' alpha is alpha × √rank under rsLoRA, so that alpha/rank = alpha/√rank

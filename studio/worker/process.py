@@ -243,8 +243,7 @@ def _release_gpu_memory() -> None:
 
 
 def _lower_priority() -> None:
-    """Run a notch below the window: when both want the CPU (data loading, CPU training, a busy machine),
-    the window keeps painting and answering the user. GPU work is unaffected."""
+    """Run a notch below the window, so that when both want the CPU the window keeps answering the user."""
     nice = int(os.environ.get("STUDIO_WORKER_NICE", "5") or 0)
     if nice > 0 and hasattr(os, "nice"):
         with contextlib.suppress(OSError):

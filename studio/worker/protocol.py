@@ -95,9 +95,8 @@ class Pong(Event):
 
 @dataclass(frozen=True)
 class JobStarted(Event):
-    """Opens a job's events: everything until the matching `job_ended` belongs to this job (one job at a
-    time, one ordered pipe). `request_id` is the one the sender put in its request, so each panel knows
-    which job (and which `failed`/`finished`) is its own; `kind` is the request's type name."""
+    """Opens a job's events: all until the matching `job_ended` are this job's (one job at a time, one pipe);
+    `request_id` is the request's own, so each panel knows which job is its own."""
     type: ClassVar[str] = "job_started"
     job_id: int
     kind: str
@@ -197,8 +196,7 @@ class LineReader:
         self._max = max_line
 
     def read(self) -> Any | None:
-        """The next message, None at end of stream, or ProtocolError for one bad line (an oversized one is
-        skipped to its end first)."""
+        """The next message, None at end of stream, or ProtocolError for one bad line (skipped to its end)."""
         line = self._stream.readline(self._max + 2)  # room for "\r\n"
         if not line:
             return None
