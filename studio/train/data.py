@@ -33,6 +33,7 @@ from studio.train.latent_cache import CacheKey, LatentCache
 
 MASK_FOLDER = "masks"
 LOAD_THREADS = 4
+ENCODE_BATCH = 4  # images per VAE call
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,7 @@ def _encode(vae, pixels: torch.Tensor, seeds: Sequence[int], *, device, dtype) -
 def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, device: torch.device,
                     dtype: torch.dtype, seed: int, reg_records: Sequence[ImageRecord] = (),
                     validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
-                    vae_hash: str = "", progress: Callable[[int, int], None] | None = None,
-                    batch_size: int = 4) -> PreparedDataset:
+                    vae_hash: str = "") -> PreparedDataset:
     """Bucket, decode, crop and VAE-encode (or read from the cache) every usable image once; skip the rest."""
     spec = bucket_spec(cfg)
     buckets = make_buckets(spec)
@@ -254,15 +254,14 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     by_bucket: dict[tuple[int, int], list[_Item]] = {}
     for it in everything:
         by_bucket.setdefault(it.bucket, []).append(it)
-    done = 0
     hits = misses = 0
     pool = ThreadPoolExecutor(max_workers=LOAD_THREADS)  # Pillow decodes and resizes without the GIL
     try:
         for bucket in sorted(by_bucket):
             group = by_bucket[bucket]
-            for start in range(0, len(group), batch_size):
+            for start in range(0, len(group), ENCODE_BATCH):
                 todo: list[tuple[_Item, CacheKey | None]] = []
-                for it in group[start:start + batch_size]:
+                for it in group[start:start + ENCODE_BATCH]:
                     key = None
                     if cache is not None:
                         key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed,
@@ -299,9 +298,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                         if cache is not None and key is not None:
                             cache.put(key, {"latents": it.latents} if it.flipped is None
                                       else {"latents": it.latents, "flipped": it.flipped})
-                done += len(group[start:start + batch_size])
-                if progress:
-                    progress(done, len(everything))
     finally:
         pool.shutdown()
     for it in everything:

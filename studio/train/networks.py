@@ -87,17 +87,17 @@ def tuner_layers(module) -> dict[str, object]:
 
 
 @torch.no_grad()
-def pissa_init(layer, adapter: str = ADAPTER) -> None:
+def pissa_init(layer) -> None:
     """PiSSA: B·A × scale = the top-r singular part of W; the base keeps W − that, so the sum is unchanged."""
     base = layer.get_base_layer()
     weight = base.weight
     flat = weight.detach().float().reshape(weight.shape[0], -1)
-    r, scale = layer.r[adapter], layer.scaling[adapter]
+    r, scale = layer.r[ADAPTER], layer.scaling[ADAPTER]
     u, s, vh = torch.linalg.svd(flat, full_matrices=False)
     sr = s[:r] / scale
     a = torch.diag(torch.sqrt(sr)) @ vh[:r]
     b = u[:, :r] @ torch.diag(torch.sqrt(sr))
-    lora_a, lora_b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+    lora_a, lora_b = layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight
     lora_a.data = a.reshape(lora_a.shape).to(lora_a.dtype).contiguous()
     lora_b.data = b.reshape(lora_b.shape).to(lora_b.dtype).contiguous()
     base.weight.data = (flat - scale * (b @ a)).reshape(weight.shape).to(weight.dtype)

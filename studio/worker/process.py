@@ -46,11 +46,10 @@ class _EventLogHandler(logging.Handler):
 
 class Worker:
     def __init__(self, stdin: IO[bytes], stdout: IO[bytes], *, heartbeat_s: float = HEARTBEAT_S,
-                 stop_timeout_s: float = STOP_TIMEOUT_S, warm_up: bool = True) -> None:
+                 warm_up: bool = True) -> None:
         self._reader = p.LineReader(stdin, p.decode_command)
         self._writer = p.LineWriter(stdout)
         self._heartbeat_s = heartbeat_s
-        self._stop_timeout_s = stop_timeout_s
         self._do_warm_up = warm_up
         self._commands: queue.Queue[Any] = queue.Queue()
         self._exiting = threading.Event()
@@ -226,9 +225,9 @@ class Worker:
             job, control = self._job, self._control
         if job is not None:
             control.request_stop()
-            job.join(self._stop_timeout_s)
+            job.join(STOP_TIMEOUT_S)
             if job.is_alive():
-                self.send(p.WorkerError(error=f"the job did not stop within {self._stop_timeout_s:.0f} s; "
+                self.send(p.WorkerError(error=f"the job did not stop within {STOP_TIMEOUT_S:.0f} s; "
                                               "exiting without waiting for it"))
                 return 3
         return 0

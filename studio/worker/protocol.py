@@ -230,14 +230,13 @@ class LineWriter:
     """Writes messages as lines; thread-safe (the job, heartbeat and command threads all send). After a broken
     pipe writes are dropped, so a worker whose window was killed finishes its shutdown instead of dying."""
 
-    def __init__(self, stream: IO[bytes], *, max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._max = max_line
         self._lock = threading.Lock()
         self.closed = False
 
     def write(self, message: Message) -> bool:
-        data = encode(message, max_line=self._max)
+        data = encode(message)
         with self._lock:
             if self.closed:
                 return False
