@@ -28,9 +28,8 @@ def _unwrap(module):
 
 def trained_modules(unet, trained_text_encoders, family: str) -> dict[str, object]:
     """The trained modules keyed by kohya prefix: `lora_unet`, then `lora_te` or `lora_te1`/`lora_te2`."""
-    modules = {KOHYA_PREFIX_OF["unet"]: _unwrap(unet)}
-    modules.update({p: _unwrap(te) for p, te in zip(te_prefixes(family), trained_text_encoders)})
-    return modules
+    prefixes = (KOHYA_PREFIX_OF["unet"], *te_prefixes(family))
+    return {prefix: _unwrap(m) for prefix, m in zip(prefixes, (unet, *trained_text_encoders))}
 
 
 def adapter_state_dicts(unet, trained_text_encoders, family: str) -> dict[str, dict[str, torch.Tensor]]:

@@ -34,10 +34,8 @@ def unet_target_regex(net: NetworkConfig) -> str:
 
 def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = False):
     """The peft config for one model (`convs`: the target set includes the ResNet convolutions)."""
-    patterns = {}
-    if convs:
-        patterns = {"rank_pattern": {CONV_3X3: net.conv_rank or net.rank},  # 0: as the linear layers
-                    "alpha_pattern": {CONV_3X3: net.conv_alpha or net.alpha}}
+    patterns = ({"rank_pattern": {CONV_3X3: net.conv_rank or net.rank},  # 0: as the linear layers
+                 "alpha_pattern": {CONV_3X3: net.conv_alpha or net.alpha}} if convs else {})
     if net.type in ("lora", "locon"):
         from peft import LoraConfig
 
@@ -133,7 +131,7 @@ def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, floa
         args["conv_dim"] = str(net.conv_rank or net.rank)
         args["conv_alpha"] = str(net.conv_alpha or net.alpha)
     if net.type in LYCORIS or net.dora:
-        args["algo"] = {"lora": "lora", "locon": "locon"}.get(net.type, net.type)
+        args["algo"] = net.type
         if net.dora:
             args["dora_wd"] = "True"
         if net.type == "lokr":
