@@ -84,10 +84,6 @@ class Run:
     outputs: list[str] = field(default_factory=list)
 
     @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    @property
     def family(self) -> str:
         return self.components.family
 
@@ -299,7 +295,7 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
 def _batch_loss(run: Run, batch: Batch, *, timesteps: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None, augment: bool = True, unet=None) -> torch.Tensor:
     """The objective on one batch: conditioning (text, and SDXL's size/crop ids) around `diffusion_loss`."""
-    comp, device, dtype = run.components, run.device, run.weight_dtype
+    comp, device, dtype = run.components, run.accelerator.device, run.weight_dtype
     latents = batch.latents.to(device, dtype=dtype)
     hidden, pooled = run.conditioner(batch.captions)
     kwargs = {"encoder_hidden_states": hidden.to(dtype)}
@@ -476,7 +472,7 @@ def _sample(run: Run) -> Iterator[Event]:
     with _evaluation(run), run.accelerator.autocast():
         results = render_samples(run.components, run.unet, run.trained_tes or run.components.text_encoders,
                                  run.cfg.sampling, resolution=run.cfg.dataset.resolution, step=run.step,
-                                 out_dir=out_dir, device=run.device)
+                                 out_dir=out_dir, device=run.accelerator.device)
     for i, (prompt, seed, path) in enumerate(results):
         yield Sample(step=run.step, prompt=prompt, seed=seed, path=str(path))
         if run.tensorboard:

@@ -163,12 +163,9 @@ class Worker:
             if control is None:
                 self.send(Log(level="debug", text=f"`{cmd.type}` ignored: no job is running"))
                 return
-            action = {p.Pause: control.request_pause, p.Resume: control.request_resume, p.Stop: control.request_stop,
-                      p.SaveNow: control.request_save, p.SampleNow: control.request_sample}.get(type(cmd))
-            if action is None:
-                self.send(p.WorkerError(error=f"the worker does not handle `{cmd.type}` commands"))
-            else:
-                action()
+            # the closed command table leaves only these here (shutdown and ping are answered above)
+            {p.Pause: control.request_pause, p.Resume: control.request_resume, p.Stop: control.request_stop,
+             p.SaveNow: control.request_save, p.SampleNow: control.request_sample}[type(cmd)]()
 
     def _start_job(self, request: JobRequest) -> None:
         from studio.train.control import TrainControl
