@@ -28,9 +28,8 @@ class Batch:
 
 
 def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """One epoch's batches of up to `chunk_size` example indices, one bucket each: each training example
-    `repeats` times plus as many regularisation examples (cycled), shuffled, split per bucket, and the
-    batches shuffled when there is more than one bucket."""
+    """One epoch's batches of up to `chunk_size` indices, one bucket each: every training example `repeats`
+    times and as many regularisation examples (cycled), shuffled, split per bucket, the batches shuffled."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     pool = [i for i, r in enumerate(dataset.repeats) for _ in range(r)]
     perm = torch.randperm(len(pool), generator=gen).tolist()

@@ -79,9 +79,8 @@ def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple
 
 def crop_offset(scaled: tuple[int, int], width: int, height: int,
                 focus: tuple[float, float] | None = None) -> tuple[int, int]:
-    """(top, left) of the width × height window in an image scaled to `scaled` (width, height): centred (floor
-    of half the excess, as sd-scripts), or on the focus point and clamped inside the image. It places the
-    image, its mask and the SDXL crop conditioning alike, so the three never disagree."""
+    """(top, left) of the width × height window in an image scaled to `scaled`: centred (as sd-scripts), or on
+    the focus point, clamped inside; the image, its mask and SDXL's crop conditioning all use it."""
     new_w, new_h = scaled
     if focus is None:
         return (new_h - height) // 2, (new_w - width) // 2
