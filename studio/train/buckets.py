@@ -79,8 +79,8 @@ def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple
 
 def crop_offset(scaled: tuple[int, int], width: int, height: int,
                 focus: tuple[float, float] | None = None) -> tuple[int, int]:
-    """(top, left) of the width × height window in an image scaled to `scaled`: centred (as sd-scripts), or on
-    the focus point, clamped inside; the image, its mask and SDXL's crop conditioning all use it."""
+    """(top, left) of the width × height window in an image scaled to `scaled`: centred (half the excess,
+    floored, as sd-scripts) or on the focus point, clamped inside; image, mask and SDXL crop ids share it."""
     new_w, new_h = scaled
     if focus is None:
         return (new_h - height) // 2, (new_w - width) // 2
