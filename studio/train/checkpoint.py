@@ -60,8 +60,7 @@ def _set_rng_state(state: dict, noise_gen: torch.Generator) -> None:
     noise_gen.set_state(state["noise"])
     keys = np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32)
     np.random.set_state(("MT19937", keys, int(state["numpy_pos"])))
-    py = tuple(int(x) for x in state["python"].tolist())
-    random.setstate((3, py, None))
+    random.setstate((3, tuple(int(x) for x in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
