@@ -1,8 +1,5 @@
-"""From prepared examples to batches: the order of an epoch, buckets kept apart, and per-use augmentation.
-
-The order of examples is a pure function of (seed, epoch), and every per-use random choice of a batch
-(flip, caption shuffle and dropout) is drawn from a generator seeded by (seed, epoch, position), so a
-resumed run sees exactly the batches the interrupted run would have.
+"""From prepared examples to batches: an epoch's order is a pure function of (seed, epoch), and every
+per-use random choice (flip, caption changes) is seeded by (seed, epoch, position), so resumes are exact.
 """
 
 from __future__ import annotations
@@ -30,14 +27,9 @@ class Batch:
     flipped: list[bool] = field(default_factory=list)
 
 
-
 def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The batches (of up to `chunk_size` example indices, one bucket each) of one epoch, in order.
-
-    A pure function of (seed, epoch): each training example `repeats` times, plus as many regularisation
-    examples (cycled), shuffled; split per bucket into batches, and the batches shuffled when there is
-    more than one bucket.
-    """
+    """One epoch's batches of up to `chunk_size` indices, one bucket each: every training example `repeats`
+    times and as many regularisation examples (cycled), shuffled, split per bucket, the batches shuffled."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     pool = [i for i, r in enumerate(dataset.repeats) for _ in range(r)]
     perm = torch.randperm(len(pool), generator=gen).tolist()
@@ -59,8 +51,7 @@ def epoch_chunks(dataset: PreparedDataset, chunk_size: int, seed: int, epoch: in
 
 def batches(dataset: PreparedDataset, batch_size: int, seed: int, *, start_epoch: int = 0,
             start_index: int = 0) -> Iterator[tuple[int, int, list[int]]]:
-    """Endless (epoch, next index, example indices) batches; resumable from (epoch, index), where the
-    index counts examples into the epoch."""
+    """Endless (epoch, next index, example indices) batches, resumable from (epoch, examples into it)."""
     epoch, index = start_epoch, start_index
     while True:
         pos = 0
@@ -84,32 +75,27 @@ def steps_per_epoch(dataset: PreparedDataset, batch_size: int, accumulation: int
 
 def collate(dataset: PreparedDataset, indices: Sequence[int], rng: random.Random | None = None) -> Batch:
     """Stack examples into a batch, drawing each one's flip and caption from `rng` (None: as they are)."""
-    latents, captions, sizes, crops, weights, masks, flips = [], [], [], [], [], [], []
+    rows = []
     for i in indices:
         ex = dataset.examples[i]
         st = dataset.folders[ex.folder]
         flip = rng is not None and ex.flipped is not None and rng.random() < 0.5
-        latents.append(ex.flipped if flip else ex.latents)
-        captions.append(augment_caption(ex.caption, st.captions, rng) if rng is not None else ex.caption)
-        sizes.append(ex.original_size)
-        crops.append(ex.flipped_crop_top_left if flip else ex.crop_top_left)
-        weights.append(st.loss_weight)
-        mask = ex.mask
-        if mask is not None and flip:
-            mask = torch.flip(mask, dims=[-1])
-        masks.append(mask)
-        flips.append(flip)
-    return _batch(dataset.examples[indices[0]].target_size, latents, captions, sizes, crops, weights, masks, flips)
+        caption = augment_caption(ex.caption, st.captions, rng) if rng is not None else ex.caption
+        mask = torch.flip(ex.mask, dims=[-1]) if ex.mask is not None and flip else ex.mask
+        rows.append((ex.flipped if flip else ex.latents, caption, ex.original_size,
+                     ex.flipped_crop_top_left if flip else ex.crop_top_left, st.loss_weight, mask, flip))
+    return _batch(dataset.examples[indices[0]].target_size, rows)
 
 
 def collate_examples(examples: Sequence[Example]) -> Batch:
     """A batch of examples as they are (validation: no flip, no caption changes, weight 1)."""
-    return _batch(examples[0].target_size, [e.latents for e in examples], [e.caption for e in examples],
-                  [e.original_size for e in examples], [e.crop_top_left for e in examples],
-                  [1.0] * len(examples), [e.mask for e in examples], [False] * len(examples))
+    rows = [(e.latents, e.caption, e.original_size, e.crop_top_left, 1.0, e.mask, False) for e in examples]
+    return _batch(examples[0].target_size, rows)
 
 
-def _batch(target, latents, captions, sizes, crops, weights, masks, flips) -> Batch:
+def _batch(target: tuple[int, int], rows: list[tuple]) -> Batch:
+    """One batch of (latents, caption, original size, crop, weight, mask, flipped) rows."""
+    latents, captions, sizes, crops, weights, masks, flips = (list(column) for column in zip(*rows))
     stacked_masks = None
     if any(m is not None for m in masks):
         shape = next(m for m in masks if m is not None).shape

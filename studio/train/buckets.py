@@ -1,14 +1,10 @@
-"""Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square.
+"""Aspect-ratio buckets: train each image at a size close to its own shape instead of a cropped square
+(which cuts the heads off portraits, and the model learns the crop).
 
-A square centre crop cuts the heads off portraits and the sides off landscapes, and the model learns the
-crop. Buckets (NovelAI's scheme, as sd-scripts implements it) are a set of width × height pairs with about
-the same pixel area as the training resolution, sides in multiples of a step (64); each image goes to the
-bucket whose aspect ratio is closest, is scaled to cover it and cropped by the few pixels left over: around
-the centre, or around the user's focus point when the Dataset panel set one (kept inside the image).
-Batches are drawn from one bucket at a time, so every tensor in a batch has the same shape.
-
-With `no_upscale`, an image is never enlarged: one smaller than the target area keeps its own size,
-rounded down to the step (sd-scripts' `bucket_no_upscale`).
+Buckets (NovelAI's scheme, as sd-scripts implements it) are width × height pairs of about the training
+resolution's area, sides in multiples of a step; each image goes to the bucket of the closest aspect ratio,
+is scaled to cover it and cropped around the centre or the user's focus point. With `no_upscale` an image
+is never enlarged (sd-scripts' `bucket_no_upscale`).
 """
 
 from __future__ import annotations
@@ -49,33 +45,23 @@ def bucket_spec(cfg: DatasetConfig) -> BucketSpec:
 
 
 def make_buckets(spec: BucketSpec) -> list[tuple[int, int]]:
-    """(width, height) pairs of at most resolution² pixels, sides multiples of `step` within [min, max].
-
-    For each width from min to max the tallest height that fits the area (sd-scripts'
-    `make_bucket_resolutions`), plus the square, plus every pair transposed.
-    """
+    """(width, height) pairs of at most resolution² pixels, sides multiples of `step` within [min, max]: per
+    width the tallest height that fits (sd-scripts' `make_bucket_resolutions`), the square, all transposed."""
     if not spec.enabled:
         return [(spec.resolution, spec.resolution)]
     area, step = spec.resolution * spec.resolution, spec.step
     side = int(math.sqrt(area)) // step * step
     found = {(side, side)}
-    width = spec.min_side
-    while width <= spec.max_side:
+    for width in range(spec.min_side, spec.max_side + 1, step):
         height = min(spec.max_side, int(area // width) // step * step)
         if height >= spec.min_side:
-            found.add((width, height))
-            found.add((height, width))
-        width += step
+            found |= {(width, height), (height, width)}
     return sorted(found)
 
 
 def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple[int, int]]) -> tuple[int, int]:
-    """The bucket for an image of `width` × `height` pixels.
-
-    Closest aspect ratio (compared as logarithms, so 2:1 and 1:2 are equally far from square), ties
-    going to the larger bucket. With `no_upscale`, an image that fits the area keeps its size rounded
-    down to the step. Raises ValueError for an image too small for any bucket.
-    """
+    """The bucket of the closest aspect ratio (as logarithms: 2:1 and 1:2 are as far from square), ties going
+    to the larger; with `no_upscale` the image's own size rounded down. ValueError: too small for any."""
     if not spec.enabled:
         return spec.resolution, spec.resolution
     if spec.no_upscale:
@@ -93,13 +79,8 @@ def choose_bucket(width: int, height: int, spec: BucketSpec, buckets: list[tuple
 
 def crop_offset(scaled: tuple[int, int], width: int, height: int,
                 focus: tuple[float, float] | None = None) -> tuple[int, int]:
-    """(top, left) of the width × height window in an image scaled to `scaled` (width, height).
-
-    Centred by default (sd-scripts' rule, floor of half the excess). With a focus point (fractions of the
-    image) the window is centred on it and then clamped inside the image, so a point near an edge still
-    gives a full window that reaches that edge. The same function places the image, its mask and the
-    SDXL crop conditioning, so the three never disagree.
-    """
+    """(top, left) of the width × height window in an image scaled to `scaled`: centred (half the excess,
+    floored, as sd-scripts) or on the focus point, clamped inside; image, mask and SDXL crop ids share it."""
     new_w, new_h = scaled
     if focus is None:
         return (new_h - height) // 2, (new_w - width) // 2

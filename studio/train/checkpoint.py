@@ -1,14 +1,16 @@
 """Resumable training state: `checkpoints/checkpoint-<step>/`, a different artefact from the exported LoRA.
 
-It holds what an interrupted run needs to continue as if nothing happened: the LoRA weights in peft's
-naming, the optimizer and LR-scheduler state, every random generator, the step, and the position in
-the data order. It is written as a whole folder and renamed into place, so a kill during a save leaves
-the previous checkpoint as the newest complete one. Loading uses torch's weights-only unpickler.
+It holds what an interrupted run needs to continue as if nothing happened: the adapter weights (peft's
+naming), the optimizer and LR-scheduler state, every random generator, the step and the data position.
+It is written as a folder renamed into place, so a kill during a save leaves the previous checkpoint as the
+newest complete one; loading uses torch's weights-only unpickler.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -16,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from studio.errors import ConfigError, UnsafeFileError
+from studio.codec import from_data
+from studio.errors import ConfigError, StudioError, UnsafeFileError
 from studio.fileio import atomic_dir
-from studio.run_folder import CHECKPOINT_STATE
+from studio.run_folder import CHECKPOINT_STATE as STATE_FILE
+from studio.safe_read import existing_folder, read_capped
 
-STATE_FILE = CHECKPOINT_STATE
 EXTRA_DIR = "extra"
 
 
@@ -56,8 +60,7 @@ def _set_rng_state(state: dict, noise_gen: torch.Generator) -> None:
     noise_gen.set_state(state["noise"])
     keys = np.frombuffer(state["numpy"].numpy().tobytes(), dtype=np.uint32)
     np.random.set_state(("MT19937", keys, int(state["numpy_pos"])))
-    py = tuple(int(x) for x in state["python"].tolist())
-    random.setstate((3, py, None))
+    random.setstate((3, tuple(int(x) for x in state["python"].tolist()), None))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -98,56 +101,42 @@ MAX_STEP = 10_000_000
 MAX_POSITION = 10**9
 MAX_RANK = 1024
 STATE_FILE_LIMIT = 1 << 20
-
-
-def _not_a_checkpoint(path: Path) -> ConfigError:
-    return ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})",
-                       hint="choose a checkpoint-<step> folder inside a run's checkpoints/ folder")
+CHOOSE_HINT = "choose a checkpoint-<step> folder inside a run's checkpoints/ folder"
+EARLIER_HINT = "resume from an earlier checkpoint"
 
 
 def read_position(path: Path) -> LoopPosition:
-    import os
-    import stat
-
-    from studio.codec import from_data
-    from studio.errors import StudioError
-    from studio.safe_read import existing_folder, read_capped
-
-    hint = "choose a checkpoint-<step> folder inside a run's checkpoints/ folder"
-    st = os.stat(path) if os.path.exists(path) else None
-    if st is not None and stat.S_ISREG(st.st_mode) and path.suffix.lower() == ".safetensors":
-        raise ConfigError(f"{path} is an exported LoRA file, not a training checkpoint: an export holds only the "
-                          "weights, not the optimizer and data position a run continues from", hint=hint)
-    existing_folder(path, "checkpoint", error=ConfigError, hint=hint)
+    if path.suffix.lower() == ".safetensors" and os.path.isfile(path):
+        raise ConfigError(f"{path} is an exported LoRA file, not a training checkpoint: an export holds only "
+                          "the weights, not the optimizer and data position a run continues from",
+                          hint=CHOOSE_HINT)
+    existing_folder(path, "checkpoint", error=ConfigError, hint=CHOOSE_HINT)
     if not os.path.lexists(path / STATE_FILE):
-        raise _not_a_checkpoint(path)
+        raise ConfigError(f"{path}: not a training checkpoint (no {STATE_FILE})", hint=CHOOSE_HINT)
     try:
         raw = read_capped(path / STATE_FILE, "checkpoint state file", limit=STATE_FILE_LIMIT, error=ConfigError,
-                          hint="resume from an earlier checkpoint")
+                          hint=EARLIER_HINT)
     except StudioError as exc:
-        raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint="resume from an earlier checkpoint") from None
+        raise ConfigError(f"{path}: damaged checkpoint ({exc})", hint=EARLIER_HINT) from None
     try:  # the one codec reads it strictly: a string, a float or a boolean for a count is damage
         position = from_data(json.loads(raw.decode("utf-8")), LoopPosition, where=STATE_FILE)
     except (ValueError, RecursionError, StudioError) as exc:
-        raise ConfigError(f"{path}: damaged checkpoint ({str(exc)[:200]})",
-                          hint="resume from an earlier checkpoint") from None
+        raise ConfigError(f"{path}: damaged checkpoint ({str(exc)[:200]})", hint=EARLIER_HINT) from None
     for name, value, most in (("step", position.step, MAX_STEP), ("epoch", position.epoch, MAX_POSITION),
                               ("index", position.index, MAX_POSITION), ("rank", position.rank, MAX_RANK)):
         if not 0 <= value <= most:
             raise ConfigError(f"{path}: damaged checkpoint ({STATE_FILE} claims {name} {value}, where a run "
-                              f"counts from 0 to {most:,} at most)", hint="resume from an earlier checkpoint")
+                              f"counts from 0 to {most:,} at most)", hint=EARLIER_HINT)
     return position
 
 
 def _damaged(path: Path, name: str, exc: BaseException) -> ConfigError:
     return ConfigError(f"{path}: damaged checkpoint ({name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
                        if str(exc).strip() else f"{path}: damaged checkpoint ({name}: {type(exc).__name__})",
-                       hint="resume from an earlier checkpoint")
+                       hint=EARLIER_HINT)
 
 
 def _load_tensors(path: Path, files: list[Path]) -> dict[str, dict[str, torch.Tensor]]:
-    from safetensors import SafetensorError
-
     out = {}
     for f in files:
         try:
@@ -160,8 +149,7 @@ def _load_tensors(path: Path, files: list[Path]) -> dict[str, dict[str, torch.Te
 def load_adapters(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     found = _load_tensors(path, sorted(path.glob("*.safetensors")))
     if not found:
-        raise ConfigError(f"{path}: damaged checkpoint (it holds no adapter weights)",
-                          hint="resume from an earlier checkpoint")
+        raise ConfigError(f"{path}: damaged checkpoint (it holds no adapter weights)", hint=EARLIER_HINT)
     return found
 
 
@@ -171,8 +159,6 @@ def load_extra(path: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def _restore(path: Path, name: str, apply) -> None:
     """torch.load (weights only) one state file and hand it to `apply`; every failure names the checkpoint."""
-    import pickle
-
     try:
         state = torch.load(path / name, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -193,11 +179,9 @@ _VERSION_FLAGS = frozenset({"params", "foreach", "maximize", "capturable", "diff
 
 
 def _same_optimizer(path: Path, optimizer, *, compare_settings: bool):
-    """`optimizer.load_state_dict`, after checking the saved state was made by the same kind of optimizer.
-
-    torch accepts another optimizer's state without complaint (the groups line up) and the first step then
-    fails on a missing entry (`KeyError: 'beta1'`). Checkpoints record the optimizer's name since it was
-    added; for older ones the hyper-parameter names of the groups tell."""
+    """`optimizer.load_state_dict`, after checking the saved state was made by the same kind of optimizer:
+    torch accepts another's state (the groups line up) and the first step then fails (`KeyError: 'beta1'`).
+    Older checkpoints do not name their optimizer; for them the groups' hyper-parameter names tell."""
     def apply(state) -> None:
         saved = state.get("param_groups") if isinstance(state, dict) else None
         if not isinstance(saved, list) or not saved or not all(isinstance(g, dict) for g in saved):
@@ -224,8 +208,7 @@ def _same_optimizer(path: Path, optimizer, *, compare_settings: bool):
 
 def restore_training_state(path: Path, *, optimizer, lr_scheduler, noise_gen: torch.Generator,
                            optimizer_recorded: bool = False) -> None:
-    """`optimizer_recorded`: state.json named the optimizer (and the engine compared it), so its settings' names
-    need not tell which optimizer made the state."""
+    """`optimizer_recorded`: state.json named the optimizer (the engine compared it): no need to guess it."""
     _restore(path, "optimizer.pt", _same_optimizer(path, optimizer, compare_settings=not optimizer_recorded))
     _restore(path, "scheduler.pt", lr_scheduler.load_state_dict)
     _restore(path, "rng.pt", lambda state: _set_rng_state(state, noise_gen))

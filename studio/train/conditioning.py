@@ -12,29 +12,6 @@ from collections.abc import Sequence
 import torch
 
 
-def tokenize(tokenizer, captions: Sequence[str]) -> torch.Tensor:
-    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
-
-
-def encode_sd(text_encoder, ids: torch.Tensor, clip_skip: int = 1) -> torch.Tensor:
-    if clip_skip <= 1:
-        return text_encoder(ids, output_hidden_states=False)[0]
-    out = text_encoder(ids, output_hidden_states=True)
-    hidden = out.hidden_states[-clip_skip]
-    # transformers 5 flattened CLIPTextModel; older versions keep the layers under `text_model`
-    return getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)
-
-
-def encode_sdxl(text_encoders, ids: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    hidden_parts, pooled = [], None
-    for encoder, token_ids in zip(text_encoders, ids):
-        out = encoder(token_ids, output_hidden_states=True)
-        hidden_parts.append(out.hidden_states[-2])
-        pooled = out[0]  # the second encoder's projected pooled output (text_embeds)
-    return torch.cat(hidden_parts, dim=-1), pooled
-
-
 def sdxl_time_ids(original: Sequence[tuple[int, int]], crops: Sequence[tuple[int, int]],
                   target: tuple[int, int]) -> torch.Tensor:
     rows = [list(o) + list(c) + list(target) for o, c in zip(original, crops)]
@@ -52,10 +29,17 @@ class TextConditioner:
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def _encode(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids = [tokenize(t, captions).to(self.device) for t in self.c.tokenizers]
-        if self.c.is_sdxl:
-            return encode_sdxl(self.c.text_encoders, ids)
-        return encode_sd(self.c.text_encoders[0], ids[0], self.clip_skip), None
+        ids = [t(list(captions), padding="max_length", max_length=t.model_max_length, truncation=True,
+                 return_tensors="pt").input_ids.to(self.device) for t in self.c.tokenizers]
+        if self.c.is_sdxl:  # the second encoder's output [0] is its projected pooled output (text_embeds)
+            outs = [encoder(i, output_hidden_states=True) for encoder, i in zip(self.c.text_encoders, ids)]
+            return torch.cat([out.hidden_states[-2] for out in outs], dim=-1), outs[-1][0]
+        encoder = self.c.text_encoders[0]
+        if self.clip_skip <= 1:
+            return encoder(ids[0], output_hidden_states=False)[0], None
+        hidden = encoder(ids[0], output_hidden_states=True).hidden_states[-self.clip_skip]
+        # transformers 5 flattened CLIPTextModel; older versions keep the layers under `text_model`
+        return getattr(encoder, "text_model", encoder).final_layer_norm(hidden), None
 
     def __call__(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.cache_enabled:
@@ -66,6 +50,5 @@ class TextConditioner:
                 hidden, pooled = self._encode(missing)
             for i, cap in enumerate(missing):
                 self._cache[cap] = (hidden[i], None if pooled is None else pooled[i])
-        hidden = torch.stack([self._cache[c][0] for c in captions])
-        pooled = None if self.c.is_sdxl is False else torch.stack([self._cache[c][1] for c in captions])
-        return hidden, pooled
+        return (torch.stack([self._cache[c][0] for c in captions]),
+                None if self.c.is_sdxl is False else torch.stack([self._cache[c][1] for c in captions]))

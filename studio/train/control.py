@@ -1,7 +1,7 @@
 """Commands into a running training loop: stop, pause, resume, save now, sample now.
 
-The loop polls these between steps (OneTrainer's "commands" channel), so whoever drives it — the
-worker's command thread, the CLI's Ctrl+C handler, a test — only flips flags and never touches the loop.
+The loop polls these flags between steps (OneTrainer's "commands" channel), so whoever drives it only
+flips flags and never touches the loop.
 """
 
 from __future__ import annotations

@@ -1,25 +1,16 @@
-"""Turning a dataset into training examples and batches: VAE latents, captions, buckets, masks.
+"""Turning a dataset into training examples: VAE latents, captions, buckets, masks (batches: `batches`).
 
-The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`), which
-removes the most expensive non-trainable work from every step. Random flip cannot reuse that one
-encoding — a VAE latent is not exactly mirror-symmetric — so when flip is on the mirrored image is
-encoded too and both are kept (twice the latent memory, no VAE in the loop). Images are read in two
-passes: headers first (sizes → buckets), then one bucket batch at a time, so a large dataset is never
-held in memory as pixels.
-
-The Dataset panel's crop box and focus point (`dataset.json`, fractions of the EXIF-rotated image) apply
-here. A crop box makes its region the image: the bucket is chosen from the region's size and shape, the
-pixels (and the mask's) come from it, and SDXL's `original_size` is the region's size — what sd-scripts
-would report had the user cropped the file itself, which is what a crop box stands for. A focus point moves
-the window cut from the scaled image (centred by default) to be centred on it, clamped inside the image,
-and `crop_top_left` reports that window's real offset. Both are part of the latent cache key.
-
-How the prepared examples become batches, epoch by epoch, is `studio.train.batches`.
+The VAE is frozen, so each image is encoded once before the loop (sd-scripts' `cache_latents`), its mirror
+too when flip is on (a latent is not mirror-symmetric). Headers are read first (sizes → buckets), then a
+bucket batch at a time, so a large dataset is never held in memory as pixels. A Dataset-panel crop box
+makes its region the image (bucket, pixels, mask and SDXL's `original_size`), as if the file were cropped;
+a focus point centres the window cut from the scaled image on it, and `crop_top_left` reports its offset.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +33,7 @@ from studio.train.latent_cache import CacheKey, LatentCache
 
 MASK_FOLDER = "masks"
 LOAD_THREADS = 4
+ENCODE_BATCH = 4  # images per VAE call
 
 
 @dataclass(frozen=True)
@@ -90,21 +82,14 @@ class PreparedDataset:
         return len(self.examples) - self.num_train_images
 
     def bucket_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for ex in self.examples:
-            key = f"{ex.target_size[1]}x{ex.target_size[0]}"
-            counts[key] = counts.get(key, 0) + 1
+        counts = Counter(f"{ex.target_size[1]}x{ex.target_size[0]}" for ex in self.examples)
         return dict(sorted(counts.items()))
 
 
 def collect_images(cfg: DatasetConfig, resolve: Callable[[str], object],
                    project_dir: Path | None = None) -> tuple[list[ImageRecord], list[str]]:
-    """The dataset's image records, or a DatasetError that says what is wrong with the folders.
-
-    With a project folder, the choices made in the Dataset panel (`dataset.json`: excluded images,
-    per-folder repeats) apply, each record carries its crop box and focus point, and exact duplicates are
-    trained once.
-    """
+    """The dataset's image records, or a DatasetError that says what is wrong with the folders. With a project
+    folder the Dataset panel's choices (`dataset.json`) apply and exact duplicates are trained once."""
     from studio.dataset.training import training_scan
 
     if not cfg.folders:
@@ -160,21 +145,15 @@ def find_mask(image: Path) -> Path | None:
     folder = image.parent / MASK_FOLDER
     if not folder.is_dir():
         return None
-    for ext in sorted(IMAGE_EXTENSIONS):
-        for candidate in (folder / f"{image.stem}{ext}", folder / f"{image.stem}{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+    candidates = (folder / f"{image.stem}{e}" for ext in sorted(IMAGE_EXTENSIONS) for e in (ext, ext.upper()))
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int],
               region: tuple[int, int, int, int] | None = None,
               focus: tuple[float, float] | None = None) -> torch.Tensor:
-    """A greyscale mask cropped like its image and averaged down to latent resolution: 1 × h/8 × w/8.
-
-    `image_size_wh` is the whole image's size (a mask of another size is stretched to it first, so it
-    lines up with the picture); `region` (pixels) and `focus` (fractions of the region) are the image's own
-    crop box and focus point, so the weights land on the same pixels as the picture they weigh."""
+    """A greyscale mask cropped like its image (stretched to `image_size_wh` first, then cut to the image's
+    `region` and `focus`) and averaged down to latent resolution: 1 × h/8 × w/8."""
     mask = ImageOps.exif_transpose(open_checked(path)).convert("L")
     if mask.size != image_size_wh:
         mask = mask.resize(image_size_wh, Image.Resampling.BILINEAR)
@@ -185,8 +164,7 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
 
 def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int, int] | None = None,
                focus: tuple[float, float] | None = None) -> Image.Image | ImageProblem:
-    """The image decoded, made RGB, cut to the user's crop box (`region`, pixels of the EXIF-rotated image)
-    and fitted to its bucket around `focus` (in a loader thread), or why it cannot be."""
+    """The image as RGB, cut to its crop box and fitted to its bucket (in a loader thread), or why not."""
     try:
         crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket, focus=focus, region=region)
         return crop
@@ -214,7 +192,7 @@ class _Item:
     full_size: tuple[int, int] = (0, 0)  # (width, height) of the whole EXIF-rotated image
     region: tuple[int, int, int, int] | None = None  # the user's crop box in pixels of the whole image
     focus: tuple[float, float] | None = None  # the user's focus point, fractions of the region
-    latents: torch.Tensor | None = None
+    latents: torch.Tensor | None = None  # None: unusable (it could not be read, or the VAE gave NaN)
     flipped: torch.Tensor | None = None
     mask: torch.Tensor | None = None
 
@@ -236,10 +214,8 @@ def _encode(vae, pixels: torch.Tensor, seeds: Sequence[int], *, device, dtype) -
 def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, device: torch.device,
                     dtype: torch.dtype, seed: int, reg_records: Sequence[ImageRecord] = (),
                     validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
-                    vae_hash: str = "", progress: Callable[[int, int], None] | None = None,
-                    batch_size: int = 4) -> PreparedDataset:
-    """Assign buckets, then decode, crop and VAE-encode every usable image once (or read it from the
-    disk cache); unreadable images are skipped by name."""
+                    vae_hash: str = "") -> PreparedDataset:
+    """Bucket, decode, crop and VAE-encode (or read from the cache) every usable image once; skip the rest."""
     spec = bucket_spec(cfg)
     buckets = make_buckets(spec)
     folder_index: dict[tuple[Path, bool], int] = {}
@@ -263,11 +239,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                 region, focus = user_region(full, rec.crop, rec.focus)
                 size = (region[2] - region[0], region[3] - region[1]) if region is not None else full
                 bucket = choose_bucket(*size, spec, buckets)
-            except ImageProblem as exc:
-                skipped.append(str(exc))
-                continue
-            except ValueError as exc:
-                skipped.append(f"{rec.path}: {exc}")
+            except (ImageProblem, ValueError) as exc:  # a ValueError is a bucket's, without the path
+                skipped.append(str(exc) if isinstance(exc, ImageProblem) else f"{rec.path}: {exc}")
                 continue
             folder = settings_for(rec, is_reg)
             flip = settings[folder].flip and name != "val"
@@ -278,19 +251,17 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     everything = [it for name, _, _ in groups for it in items[name]]
     if not items["train"] and not skipped:
         raise DatasetError("no training images are left", hint="hold fewer images out for validation")
-    failed: set[int] = set()
     by_bucket: dict[tuple[int, int], list[_Item]] = {}
     for it in everything:
         by_bucket.setdefault(it.bucket, []).append(it)
-    done = 0
     hits = misses = 0
     pool = ThreadPoolExecutor(max_workers=LOAD_THREADS)  # Pillow decodes and resizes without the GIL
     try:
         for bucket in sorted(by_bucket):
             group = by_bucket[bucket]
-            for start in range(0, len(group), batch_size):
+            for start in range(0, len(group), ENCODE_BATCH):
                 todo: list[tuple[_Item, CacheKey | None]] = []
-                for it in group[start:start + batch_size]:
+                for it in group[start:start + ENCODE_BATCH]:
                     key = None
                     if cache is not None:
                         key = CacheKey.for_image(it.rec.path, bucket, flip=it.flip, vae=vae_hash, seed=seed,
@@ -307,7 +278,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                 for (it, key), loaded in zip(todo, loads):
                     if isinstance(loaded, ImageProblem):
                         skipped.append(str(loaded))
-                        failed.add(id(it))
                         continue
                     pixels.append(_to_tensor(loaded))
                     seeds.append(_image_seed(seed, it.rec.path))
@@ -315,35 +285,29 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                         pixels.append(_to_tensor(loaded.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
                         seeds.append(_image_seed(seed + 1, it.rec.path))
                     encoded.append((it, key))
-                todo = encoded
                 if pixels:
                     latents = iter(_encode(vae, torch.stack(pixels), seeds, device=device, dtype=dtype))
-                    for it, key in todo:
+                    for it, key in encoded:
                         it.latents = next(latents)
                         it.flipped = next(latents) if it.flip else None
                         if not all(bool(torch.isfinite(t).all()) for t in (it.latents, it.flipped) if t is not None):
                             # one NaN latent would make the loss NaN at the step that draws it
                             skipped.append(f"{it.rec.path}: the VAE gave NaN/Inf values for this image")
-                            failed.add(id(it))
+                            it.latents = it.flipped = None
                             continue
                         if cache is not None and key is not None:
-                            entry = {"latents": it.latents}
-                            if it.flipped is not None:
-                                entry["flipped"] = it.flipped
-                            cache.put(key, entry)
-                done += len(group[start:start + batch_size])
-                if progress:
-                    progress(done, len(everything))
+                            cache.put(key, {"latents": it.latents} if it.flipped is None
+                                      else {"latents": it.latents, "flipped": it.flipped})
     finally:
         pool.shutdown()
     for it in everything:
-        mask_path = find_mask(it.rec.path) if cfg.masked_loss and id(it) not in failed else None
+        mask_path = find_mask(it.rec.path) if cfg.masked_loss and it.latents is not None else None
         if mask_path is not None:
             try:
                 it.mask = load_mask(mask_path, it.full_size, it.bucket, it.region, it.focus)
             except ImageProblem as exc:
                 skipped.append(f"mask {exc} (the image is learnt everywhere)")
-    kept = {name: [it for it in items[name] if id(it) not in failed] for name in items}
+    kept = {name: [it for it in items[name] if it.latents is not None] for name in items}
     if not kept["train"]:
         raise DatasetError("none of the images could be read: " + "; ".join(skipped[:5])
                            + (" …" if len(skipped) > 5 else ""),
@@ -361,11 +325,8 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     dirs: dict[str, dict[str, int]] = {}
     for it in train:
         name = it.rec.folder.name
-        counts = freq.setdefault(name, {})
-        for tag in split_tags(it.rec.caption):
-            counts[tag] = counts.get(tag, 0) + 1
-        info = dirs.setdefault(name, {"n_repeats": settings[it.folder].repeats, "img_count": 0})
-        info["img_count"] += 1
+        freq.setdefault(name, Counter()).update(split_tags(it.rec.caption))
+        dirs.setdefault(name, {"n_repeats": settings[it.folder].repeats, "img_count": 0})["img_count"] += 1
     return PreparedDataset(
         examples=tuple(example(it) for it in train + reg),
         repeats=tuple(settings[it.folder].repeats for it in train) + (0,) * len(reg),

@@ -1,10 +1,7 @@
 """Several processes, one run: `accelerate launch --num_processes N -m studio.cli train PROJECT.toml`.
 
-Every process runs the same engine on its own device; accelerate wraps the adapted models in DDP, which
-averages gradients, and the engine gives each process its share of every batch (`chunk[rank::world]`).
-What must happen once is decided here: the main process names the run folder and the others are told
-it, so they all write to one place, and only the main process writes the log, checkpoints, exports,
-previews and TensorBoard files.
+Every process runs the engine on its own device (DDP averages the gradients; each takes `chunk[rank::world]`
+of a batch). The main process names the run folder and tells the others; only it writes files.
 """
 
 from __future__ import annotations
@@ -20,10 +17,6 @@ def process_state():
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
-
-
-def is_main_process() -> bool:
-    return process_state().is_main_process
 
 
 def shared_path(state, make: Callable[[], Path]) -> Path:

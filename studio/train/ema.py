@@ -1,11 +1,8 @@
 """An exponential moving average of the LoRA weights (diffusers' `EMAModel`, reduced to the adapter).
 
-Late in a run the weights jitter around a good point with the learning rate's amplitude; their running
-average sits closer to it, which shows as cleaner samples from the same run. Only the adapter (a few MB)
-is averaged, so it costs nothing noticeable.
-
-The decay warms up as min(decay, (1 + t) / (10 + t)) after t updates (diffusers' default), so early
-averages are not dominated by the zero-initialised start.
+Late in a run the weights jitter around a good point; their running average sits closer to it, which shows
+as cleaner samples. Only the adapter (a few MB) is averaged. The decay warms up as
+min(decay, (1 + t) / (10 + t)) after t updates (diffusers' default), so the zero-initialised start fades.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """The training engine: a generator of events. The CLI, the worker process and the tests just iterate it.
 
 Each `yield` is a progress report and a safe point to pause, stop, save or sample (napari's generator
-jobs), so no thread ever has to be killed. Everything the user might want back after a crash — the
-config, the event log, checkpoints, exports — is written into the run folder as it happens.
-
-This module only orders the stages; each stage lives in its own module: data (buckets, captions,
-latents), networks (adapters), optimizers and schedules, objective (noise and loss), validation,
-ema, export, sampling and grids, tensorboard, speed, distributed.
+jobs), so no thread ever has to be killed. Everything the user might want back after a crash is written
+into the run folder as it happens. This module only orders the stages; each lives in its own module.
 """
 
 from __future__ import annotations
@@ -88,10 +84,6 @@ class Run:
     outputs: list[str] = field(default_factory=list)
 
     @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    @property
     def family(self) -> str:
         return self.components.family
 
@@ -103,16 +95,13 @@ class Run:
 def run_training(cfg: ProjectConfig, *, project_file: str | Path | None = None,
                  control: TrainControl | None = None, resume_from: str | Path | None = None,
                  run_dir: str | Path | None = None) -> Iterator[Event]:
-    """Train, yielding events; ends with exactly one Finished or Failed event.
-
-    Bad input (StudioError) is reported as Failed with a message and hint, never raised; nothing is
-    written before the dataset and the model have been checked.
-    """
+    """Train, yielding events; ends with exactly one Finished or Failed event. Bad input (StudioError) is
+    reported as Failed, never raised; nothing is written before the dataset and the model are checked."""
     control = control or TrainControl()
     log: EventLog | None = None
     try:
         for event in _train(cfg, project_file, control, resume_from, run_dir):
-            if isinstance(event, Started) and distributed.is_main_process():
+            if isinstance(event, Started) and distributed.process_state().is_main_process:
                 log = EventLog(Path(event.run_dir) / "events.jsonl")
             if log:
                 log.write(event)
@@ -175,8 +164,7 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
             write_config_snapshot(the_run_dir, cfg)
         yield Started(run_dir=str(the_run_dir), total_steps=cfg.schedule.max_steps,
                       start_step=position.step if position else 0, num_images=len(records), device=_device_name())
-        for message in folder_problems:
-            yield Log(level="warning", text=message)
+        yield from (Log(level="warning", text=message) for message in folder_problems)
 
     # a resume is checked to the end (weights, optimizer, every state file) before anything is written into the
     # run: a refused resume must leave the run's config.toml and event log as they were, since the refusal's
@@ -190,15 +178,12 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
         yield from started()
     if cfg.output.tensorboard and run.main:
         run.tensorboard = EventWriter(the_run_dir)
-    for message in run.dataset.skipped:
-        yield Log(level="warning", text=f"skipped {message}")
-    for message in notes:
-        yield Log(level="info" if message.startswith("speed:") else "warning", text=message)
+    yield from (Log(level="warning", text=f"skipped {message}") for message in run.dataset.skipped)
+    yield from (Log(level="info" if note.startswith("speed:") else "warning", text=note) for note in notes)
     ds_info = run.dataset
     extra = f", {ds_info.num_reg_images} regularisation" if ds_info.num_reg_images else ""
     extra += f", {len(ds_info.validation)} for validation" if ds_info.validation else ""
-    buckets = ds_info.bucket_counts()
-    extra += f", {len(buckets)} buckets" if cfg.dataset.bucketing else ""
+    extra += f", {len(ds_info.bucket_counts())} buckets" if cfg.dataset.bucketing else ""
     if ds_info.cache_hits or ds_info.cache_misses:
         extra += f", latents: {ds_info.cache_hits} from the disk cache, {ds_info.cache_misses} encoded"
     world = run.accelerator.num_processes
@@ -214,9 +199,7 @@ def _train(cfg: ProjectConfig, project_file, control: TrainControl, resume_from,
 
 
 def _device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return "cpu"
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def _check_resumable(position: ckpt.LoopPosition, cfg: ProjectConfig, family: str) -> None:
@@ -257,13 +240,12 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
     if cfg.network.init == "pissa":
         initial = {k: {n: t.detach().clone() for n, t in sd.items()}
                    for k, sd in adapter_state_dicts(unet, trained[1:], components.family).items()}
+    for module in trained:
+        module.train()
     if sched.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
         for te in trained[1:]:
             te.gradient_checkpointing_enable()
-    unet.train()
-    for te in trained[1:]:
-        te.train()
     before = ensure_sdpa(unet)
     done = apply_speed_options(unet, channels_last=use_channels_last(sched.channels_last, device),
                                compile_unet=sched.compile_unet)
@@ -313,7 +295,7 @@ def _setup(cfg: ProjectConfig, components: Components, scheduler, record_sets, r
 def _batch_loss(run: Run, batch: Batch, *, timesteps: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None, augment: bool = True, unet=None) -> torch.Tensor:
     """The objective on one batch: conditioning (text, and SDXL's size/crop ids) around `diffusion_loss`."""
-    comp, device, dtype = run.components, run.device, run.weight_dtype
+    comp, device, dtype = run.components, run.accelerator.device, run.weight_dtype
     latents = batch.latents.to(device, dtype=dtype)
     hidden, pooled = run.conditioner(batch.captions)
     kwargs = {"encoder_hidden_states": hidden.to(dtype)}
@@ -341,6 +323,10 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
     rate: float | None = None
     last_saved = run.step
     total = sched.max_steps
+
+    def due(every: int) -> bool:  # every n steps, short of the end (which always saves, validates, samples)
+        return bool(every) and run.step % every == 0 and run.step < total
+
     while run.step < total:
         if control.paused:
             yield StateChanged(state="paused")
@@ -384,17 +370,13 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
                        it_per_s=rate, eta_s=(total - run.step) / rate, gpu_mem_mb=mem)
         if run.tensorboard:
             run.tensorboard.scalars(run.step, {"loss/train": value, "loss/train_smoothed": smoothed, "lr/unet": lr})
-        every = out.save_every_n_steps
-        saved = False
-        if (every and run.step % every == 0 and run.step < total) or control.take_save():
+        saved = due(out.save_every_n_steps) or control.take_save()
+        if saved:
             yield from _save(run, final=False)
-            last_saved, saved = run.step, True
-        val_every = sam.validation_every_n_steps
-        if run.dataset.validation and val_every and run.step % val_every == 0 and run.step < total:
+            last_saved = run.step
+        if run.dataset.validation and due(sam.validation_every_n_steps):
             yield from _validate(run)
-        sample_every = sam.every_n_steps
-        if sam.prompts and ((sample_every and run.step % sample_every == 0 and run.step < total)
-                            or (sam.on_save and saved) or control.take_sample()):
+        if sam.prompts and (due(sam.every_n_steps) or (sam.on_save and saved) or control.take_sample()):
             yield from _sample(run)
     yield from _save(run, final=True)
     if run.dataset.validation:
@@ -407,7 +389,7 @@ def _loop(run: Run, control: TrainControl) -> Iterator[Event]:
 @contextlib.contextmanager
 def _evaluation(run: Run) -> Iterator[None]:
     """The weights to export, preview and validate: schedule-free's average, or the EMA, in eval mode."""
-    modules = [m for m in (run.unet, *run.trained_tes)]
+    modules = [run.unet, *run.trained_tes]
     was_training = [m.training for m in modules]
     with evaluation_weights(run.optimizer, run.params):
         with (run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
@@ -445,11 +427,9 @@ def _save(run: Run, *, final: bool) -> Iterator[Event]:
     path = checkpoint_dir(run.run_dir, run.step)
     acc.wait_for_everyone()
     if run.main:
-        extra = {}
+        extra = {f"initial_{prefix}": sd for prefix, sd in (run.initial or {}).items()}
         if run.ema is not None:
             extra["ema"] = run.ema.state_dict()
-        for prefix, sd in (run.initial or {}).items():
-            extra[f"initial_{prefix}"] = sd
         net = cfg.network
         ckpt.save_checkpoint(path, adapters=adapter_state_dicts(run.unet, run.trained_tes, run.family),
                              optimizer=run.optimizer, lr_scheduler=run.lr_scheduler, noise_gen=run.noise_gen,
@@ -481,8 +461,7 @@ def _validate(run: Run) -> Iterator[Event]:
     yield Validation(step=run.step, loss=loss)
     if run.tensorboard:
         run.tensorboard.scalars(run.step, {"loss/validation": loss})
-    note = run.trend.add(run.step, loss)
-    if note:
+    if note := run.trend.add(run.step, loss):
         yield Log(level="warning", text=note)
 
 
@@ -493,7 +472,7 @@ def _sample(run: Run) -> Iterator[Event]:
     with _evaluation(run), run.accelerator.autocast():
         results = render_samples(run.components, run.unet, run.trained_tes or run.components.text_encoders,
                                  run.cfg.sampling, resolution=run.cfg.dataset.resolution, step=run.step,
-                                 out_dir=out_dir, device=run.device)
+                                 out_dir=out_dir, device=run.accelerator.device)
     for i, (prompt, seed, path) in enumerate(results):
         yield Sample(step=run.step, prompt=prompt, seed=seed, path=str(path))
         if run.tensorboard:

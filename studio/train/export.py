@@ -1,11 +1,9 @@
 """From the modules being trained to a WebUI-loadable LoRA file (and to peft state dicts for checkpoints).
 
-LoRA, LoCon and DoRA are written in the kohya layout (`lora_down`/`lora_up`/`alpha`, `dora_scale`),
-LoHa and LoKr in the LyCORIS layout (`hada_*`, `lokr_*`). Every module's alpha is computed from the
-scale peft really applied to that layer, which is how rsLoRA's alpha/√r and LoCon's conv alpha survive
-the trip to loaders that only know alpha/rank. DoRA's `dora_scale` is computed against the base weights
-so that ComfyUI and Forge rebuild peft's weights (`studio.formats.kohya.comfyui_dora_scale`). Beside every
-export goes `<name>.compat.json`, the per-loader compatibility report (`studio.formats.compat`).
+LoRA, LoCon and DoRA are written in the kohya layout, LoHa and LoKr in the LyCORIS layout. Every module's
+alpha comes from the scale peft really applied (so rsLoRA and LoCon's conv alpha survive loaders that only
+know alpha/rank); DoRA's `dora_scale` is computed against the base weights so ComfyUI and Forge rebuild
+peft's weights. Beside every export goes `<name>.compat.json` (`studio.formats.compat`).
 """
 
 from __future__ import annotations
@@ -30,13 +28,11 @@ def _unwrap(module):
 
 def trained_modules(unet, trained_text_encoders, family: str) -> dict[str, object]:
     """The trained modules keyed by kohya prefix: `lora_unet`, then `lora_te` or `lora_te1`/`lora_te2`."""
-    modules = {KOHYA_PREFIX_OF["unet"]: _unwrap(unet)}
-    modules.update({p: _unwrap(te) for p, te in zip(te_prefixes(family), trained_text_encoders)})
-    return modules
+    prefixes = (KOHYA_PREFIX_OF["unet"], *te_prefixes(family))
+    return {prefix: _unwrap(m) for prefix, m in zip(prefixes, (unet, *trained_text_encoders))}
 
 
 def adapter_state_dicts(unet, trained_text_encoders, family: str) -> dict[str, dict[str, torch.Tensor]]:
-    """peft state dicts keyed by kohya prefix."""
     from peft.utils import get_peft_model_state_dict
 
     return {prefix: get_peft_model_state_dict(m) for prefix, m in trained_modules(unet, trained_text_encoders,
@@ -56,15 +52,13 @@ def load_adapter_state_dicts(unet, trained_text_encoders, family: str, states: d
         except (RuntimeError, ValueError, KeyError) as exc:  # shapes of another rank or model
             raise ConfigError(f"the checkpoint does not match the network ({prefix}: {str(exc).splitlines()[0][:200]})",
                               hint="resume with the settings of the original run (its config.toml)") from None
-        unexpected = getattr(result, "unexpected_keys", None)
-        if unexpected:
+        if unexpected := getattr(result, "unexpected_keys", None):
             raise ConfigError(f"the checkpoint does not match the network ({prefix}: {unexpected[:3]} …)",
                               hint="resume with the settings of the original run (its config.toml)")
 
 
 def base_weights(modules: dict[str, object]):
-    """(prefix, module path) → the adapted layer's base weight, dequantised in the low-VRAM mode; read lazily,
-    one layer at a time."""
+    """(prefix, module path) → the layer's base weight, dequantised in the low-VRAM mode, read lazily."""
     from peft.utils.integrations import dequantize_module_weight
 
     layers = {prefix: tuner_layers(m) for prefix, m in modules.items()}

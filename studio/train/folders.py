@@ -1,15 +1,8 @@
-"""Per-folder settings: a `folder.toml` inside an image folder overrides the dataset settings for it.
+"""Per-folder settings: a `folder.toml` inside an image folder overrides the dataset settings for it
+(sd-scripts' per-subset config), e.g. `repeats = 4`, `flip = false`, `keep_tokens = 1`, `loss_weight = 1.5`.
 
-A dataset often mixes kinds of images — a few close-ups that should repeat more, a folder of text-heavy
-images that must not be flipped, a folder of tag captions to shuffle next to one of sentences — which is
-what sd-scripts' per-subset dataset config is for. Keeping the overrides in the folder itself means they
-travel with the images. The file is read strictly, like the project file: an unknown key is an error.
-
-    # 10_portraits/folder.toml
-    repeats = 4
-    flip = false
-    keep_tokens = 1
-    loss_weight = 1.5
+Kept in the folder itself, the overrides travel with the images. The file is read strictly, like the
+project file: an unknown key is an error.
 """
 
 from __future__ import annotations
@@ -24,16 +17,11 @@ FOLDER_FILE = "folder.toml"
 
 
 def _m(help: str, lo: float | None = None, hi: float | None = None) -> dict:
-    meta: dict = {"help": help}
-    if lo is not None:
-        meta["min"], meta["max"] = lo, hi
-    return meta
+    return {"help": help} if lo is None else {"help": help, "min": lo, "max": hi}
 
 
 @dataclass(frozen=True)
 class FolderSettings:
-    """The settings that apply to the images of one folder."""
-
     repeats: int = field(default=1, metadata=_m("Repeats per epoch.", 1, 1000))
     keep_tokens: int = field(default=0, metadata=_m("Leading tags kept in place.", 0, 255))
     shuffle_captions: bool = field(default=False, metadata=_m("Shuffle tags."))

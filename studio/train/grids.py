@@ -1,8 +1,5 @@
-"""A contact sheet of the previews: one row per step, one column per prompt, the same seeds in every row.
-
-Because each column keeps its prompt and seed, a row-to-row difference is the training, nothing else;
-the grid is how a user picks the best save of a run at a glance (OneTrainer and kohya users make these
-by hand with XYZ plots afterwards).
+"""A contact sheet of the previews: one row per step, one column per prompt, the same seeds in every row,
+so a row-to-row difference is the training alone; how a user picks a run's best save at a glance.
 """
 
 from __future__ import annotations
@@ -19,19 +16,12 @@ LABEL_WIDTH = 96
 GRID_NAME = "grid.png"
 
 
-def sample_files(folder: Path) -> dict[int, dict[int, Path]]:
-    """step → prompt index → file, from `step-<n>-<i>.png` names."""
-    found: dict[int, dict[int, Path]] = {}
-    for path in folder.glob("step-*.png"):
-        m = SAMPLE_NAME.match(path.name)
-        if m:
-            found.setdefault(int(m.group(1)), {})[int(m.group(2))] = path
-    return found
-
-
 def write_grid(folder: Path) -> Path | None:
     """(Re)write `folder/grid.png` from the samples in it; None when there are none."""
-    found = sample_files(folder)
+    found: dict[int, dict[int, Path]] = {}  # step → prompt index → file
+    for path in folder.glob("step-*.png"):
+        if m := SAMPLE_NAME.match(path.name):
+            found.setdefault(int(m.group(1)), {})[int(m.group(2))] = path
     if not found:
         return None
     steps = sorted(found)

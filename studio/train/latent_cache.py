@@ -1,17 +1,10 @@
 """The on-disk latent cache: `<project>/.cache/latents/<key>.safetensors`, one file per image.
 
-Encoding every image with the VAE is the slowest part of starting a run (seconds per hundred images on a
-GPU, minutes on a CPU), and it gives the same result every time the inputs are the same. The key is a
-hash of everything the latent depends on — the image file (path, modification time, size in bytes, and a
-hash of its first and last 16 KiB, so other bytes under the same size and timestamp are not trusted), the
-bucket it is cropped to, the user's crop box and focus point (Dataset panel), whether a mirrored copy is
-kept, the VAE's weights and the seed of the latent's sampling noise — so a changed image, resolution,
-bucket, crop box, focus point, VAE or flip setting gives a new key and is encoded again; nothing is ever
-invalidated by hand. Files are written atomically, so two processes of a
-multi-GPU run (or a kill mid-write) never leave a half file. An entry that is not a regular file of sane
-size, cannot be read, or holds a NaN/Inf value is treated as missing and encoded again: one bad entry must
-not make every later run fail with "the loss became nan". A cache folder that cannot be written (read-only)
-only costs the encoding: `problem` says why, once, and the run goes on.
+VAE encoding is the slowest part of starting a run, and gives the same result for the same inputs. The key
+hashes all of them (the image file's path, mtime, size and a sample of its bytes; its bucket, crop box and
+focus point; flip, the VAE's weights, the noise seed), so nothing is invalidated by hand. Entries are
+written atomically; a bad one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs,
+and a read-only cache folder only costs the encoding (`problem` says why, once).
 """
 
 from __future__ import annotations
@@ -25,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from studio.errors import StudioError
 from studio.file_sample import content_sample
 from studio.fileio import atomic_path
 
@@ -88,8 +82,6 @@ class LatentCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.hits = 0
-        self.misses = 0
         self.problem: str | None = None  # why entries could not be written (then none are tried again)
 
     def file(self, key: CacheKey) -> Path:
@@ -99,27 +91,18 @@ class LatentCache:
         path = self.file(key)
         try:
             st = os.stat(path)
-        except OSError:
-            st = None
-        if st is None or not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
-            self.misses += 1
-            return None
-        try:
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+                return None
             found = load_file(str(path))
-        except Exception:  # a damaged entry is simply encoded again
-            self.misses += 1
+        except Exception:  # a missing or damaged entry is simply encoded again
             return None
         if ("latents" not in found or (key.flip and "flipped" not in found)
                 or not all(t.is_floating_point() and bool(torch.isfinite(t).all()) for t in found.values())):
-            self.misses += 1
             return None
-        self.hits += 1
         return found
 
     def put(self, key: CacheKey, tensors: dict[str, torch.Tensor]) -> None:
         """Write one entry; a non-finite latent is never cached, and a failed write only sets `problem`."""
-        from studio.errors import StudioError
-
         if self.problem is not None or not all(bool(torch.isfinite(t).all()) for t in tensors.values()):
             return
         try:

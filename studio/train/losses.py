@@ -1,13 +1,9 @@
 """Loss functions and weightings, as small pure functions beside the loop (diffusers' `compute_snr` shape).
 
-- Min-SNR-γ (Hang et al., 2023): the timesteps fight each other; low-noise steps (high SNR) are easy and
-  dominate the gradient. Weighting each step's loss by min(SNR, γ)/SNR (epsilon) or min(SNR, γ)/(SNR + 1)
-  (v-prediction, whose target already weighs by SNR + 1) caps them and converges faster.
-- L1 and pseudo-Huber: an image that cannot be fitted (an outlier) pulls with its squared error under MSE;
-  L1 and Huber pull linearly. Pseudo-Huber 2c(√(d² + c²) − c) is d² near 0 and 2c|d| far out (sd-scripts'
-  form, so its `huber_c` means the same here).
-- Masks: each pixel's loss is weighted by the mask, and each image's loss is the weighted mean, so a
-  mask that keeps a quarter of the image does not shrink that image's gradient fourfold.
+Min-SNR-γ (Hang et al., 2023) caps the easy low-noise timesteps that dominate the gradient. L1 and
+pseudo-Huber (sd-scripts' form, so `huber_c` means the same) let an image that cannot be fitted pull
+linearly rather than with its squared error. With masks each image's loss is the mask-weighted mean, so a
+mask that keeps a quarter of the image does not shrink that image's gradient fourfold.
 """
 
 from __future__ import annotations
@@ -24,10 +20,8 @@ def compute_snr(scheduler, timesteps: torch.Tensor) -> torch.Tensor:
 
 
 def min_snr_weights(snr: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
-    """Min-SNR-γ loss weights: min(SNR, γ) / SNR for epsilon, min(SNR, γ) / (SNR + 1) for v-prediction.
-
-    At zero SNR (zero-terminal-SNR schedules) the epsilon weight's limit, 1, is used instead of 0/0.
-    """
+    """min(SNR, γ) / SNR for epsilon, min(SNR, γ) / (SNR + 1) for v-prediction (whose target already weighs
+    by SNR + 1); at zero SNR (zero-terminal-SNR schedules) the epsilon weight's limit, 1, instead of 0/0."""
     clipped = torch.minimum(snr, torch.full_like(snr, gamma))
     if prediction == "v_prediction":
         return clipped / (snr + 1.0)
@@ -54,10 +48,3 @@ def per_example_loss(loss: torch.Tensor, masks: torch.Tensor | None = None) -> t
     weighted = (loss * masks).sum(dim=(1, 2, 3))
     total = (masks.sum(dim=(1, 2, 3)) * loss.shape[1]).clamp_min(1e-8)
     return weighted / total
-
-
-def reduce_loss(per_example: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The batch loss: the mean of the (weighted) per-example losses."""
-    if weights is not None:
-        per_example = per_example * weights.to(per_example.device, per_example.dtype)
-    return per_example.mean()

@@ -1,14 +1,9 @@
 """Which adapter goes on which layer: peft configs for LoRA, LoCon, DoRA, rsLoRA, LoHa and LoKr.
 
-We own the choice of layers, ranks and scales; peft owns the layers (`LoraConfig`, `LoHaConfig`,
-`LoKrConfig`, `use_dora`, `use_rslora`). LoCon is LoRA on the ResNet blocks' convolutions too, as
-sd-scripts' `conv_dim` does it: the 3×3 convolutions get their own rank and alpha (peft's
-`rank_pattern`/`alpha_pattern`), the 1×1 shortcut and the time-embedding projection the linear rank.
-
-PiSSA is the one initialisation done here rather than in peft: peft's `init_lora_weights="pissa"`
-refuses convolutions, and SD 1.x's `proj_in`/`proj_out` are 1×1 convolutions. `pissa_init` is peft's
-algorithm (SVD of the base weight, the top-r part moved into B·A, the rest left as the base) applied to
-the flattened kernel, and a test holds it equal to peft's own on linear layers.
+We own the choice of layers, ranks and scales; peft owns the layers. LoCon is LoRA on the ResNet blocks'
+convolutions too, as sd-scripts' `conv_dim` does it: the 3×3 convolutions get their own rank and alpha.
+PiSSA is initialised here rather than by peft, which refuses convolutions (SD 1.x's `proj_in`/`proj_out`
+are 1×1 ones): peft's algorithm on the flattened kernel, held equal to peft's own by a test.
 """
 
 from __future__ import annotations
@@ -30,14 +25,6 @@ CONV_3X3 = r"conv1|conv2|downsamplers\.0\.conv|upsamplers\.0\.conv"
 ADAPTER = "default"
 
 
-def conv_rank(net: NetworkConfig) -> int:
-    return net.conv_rank or net.rank
-
-
-def conv_alpha(net: NetworkConfig) -> float:
-    return net.conv_alpha or net.alpha
-
-
 def unet_target_regex(net: NetworkConfig) -> str:
     base = unet_targets(net.targets)
     if net.type == "lora":
@@ -47,9 +34,8 @@ def unet_target_regex(net: NetworkConfig) -> str:
 
 def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = False):
     """The peft config for one model (`convs`: the target set includes the ResNet convolutions)."""
-    patterns = {}
-    if convs:
-        patterns = {"rank_pattern": {CONV_3X3: conv_rank(net)}, "alpha_pattern": {CONV_3X3: conv_alpha(net)}}
+    patterns = ({"rank_pattern": {CONV_3X3: net.conv_rank or net.rank},  # 0: as the linear layers
+                 "alpha_pattern": {CONV_3X3: net.conv_alpha or net.alpha}} if convs else {})
     if net.type in ("lora", "locon"):
         from peft import LoraConfig
 
@@ -72,9 +58,8 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
 def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder: bool, seed: int) -> list:
     """Freeze the base, add the adapter to the UNet (and the text encoders if trained), initialise it;
     return the trained modules, UNet first. Only the trainable adapter parameters are upcast to fp32."""
-    unet.requires_grad_(False)
-    for te in text_encoders:
-        te.requires_grad_(False)
+    for module in (unet, *text_encoders):
+        module.requires_grad_(False)
     torch.manual_seed(seed)  # adapter initialisation draws from the global generator
     unet.add_adapter(adapter_config(net, unet_target_regex(net), convs=net.type != "lora"))
     trained = [unet]
@@ -82,10 +67,9 @@ def add_adapters(unet, text_encoders, net: NetworkConfig, *, train_text_encoder:
         for te in text_encoders:
             te.add_adapter(adapter_config(net, TEXT_ENCODER))
             trained.append(te)
-    if net.init == "pissa":
-        for module in trained:
-            pissa_init_model(module)
     for module in trained:
+        if net.init == "pissa":
+            pissa_init_model(module)
         for p in module.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
@@ -101,17 +85,17 @@ def tuner_layers(module) -> dict[str, object]:
 
 
 @torch.no_grad()
-def pissa_init(layer, adapter: str = ADAPTER) -> None:
+def pissa_init(layer) -> None:
     """PiSSA: B·A × scale = the top-r singular part of W; the base keeps W − that, so the sum is unchanged."""
     base = layer.get_base_layer()
     weight = base.weight
     flat = weight.detach().float().reshape(weight.shape[0], -1)
-    r, scale = layer.r[adapter], layer.scaling[adapter]
+    r, scale = layer.r[ADAPTER], layer.scaling[ADAPTER]
     u, s, vh = torch.linalg.svd(flat, full_matrices=False)
     sr = s[:r] / scale
     a = torch.diag(torch.sqrt(sr)) @ vh[:r]
     b = u[:, :r] @ torch.diag(torch.sqrt(sr))
-    lora_a, lora_b = layer.lora_A[adapter].weight, layer.lora_B[adapter].weight
+    lora_a, lora_b = layer.lora_A[ADAPTER].weight, layer.lora_B[ADAPTER].weight
     lora_a.data = a.reshape(lora_a.shape).to(lora_a.dtype).contiguous()
     lora_b.data = b.reshape(lora_b.shape).to(lora_b.dtype).contiguous()
     base.weight.data = (flat - scale * (b @ a)).reshape(weight.shape).to(weight.dtype)
@@ -136,22 +120,18 @@ def layer_scales(module) -> dict[str, LayerScale]:
             for name, layer in tuner_layers(module).items()}
 
 
-def export_alpha(net: NetworkConfig) -> float:
-    """The alpha written for the linear layers: alpha × √rank under rsLoRA (so alpha/rank = alpha/√rank)."""
-    return net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha
-
-
 def network_metadata(net: NetworkConfig) -> tuple[str, dict[str, str], int, float]:
-    """(ss_network_module, ss_network_args, ss_network_dim, ss_network_alpha) as sd-scripts and LyCORIS
-    write them, for the file as exported."""
-    dim = net.rank * (2 if net.init == "pissa" else 1)
-    alpha = export_alpha(net) * (2 if net.init == "pissa" else 1)
+    """(ss_network_module, _args, _dim, _alpha) of the export, as sd-scripts and LyCORIS write them."""
+    factor = 2 if net.init == "pissa" else 1
+    dim = net.rank * factor
+    # the linear layers' alpha is alpha × √rank under rsLoRA, so that alpha/rank = alpha/√rank
+    alpha = (net.alpha * math.sqrt(net.rank) if net.rslora else net.alpha) * factor
     args: dict[str, str] = {"targets": net.targets}
     if net.type != "lora":
-        args["conv_dim"] = str(conv_rank(net))
-        args["conv_alpha"] = str(conv_alpha(net))
+        args["conv_dim"] = str(net.conv_rank or net.rank)
+        args["conv_alpha"] = str(net.conv_alpha or net.alpha)
     if net.type in LYCORIS or net.dora:
-        args["algo"] = {"lora": "lora", "locon": "locon"}.get(net.type, net.type)
+        args["algo"] = net.type
         if net.dora:
             args["dora_wd"] = "True"
         if net.type == "lokr":

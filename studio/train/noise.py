@@ -1,17 +1,10 @@
 """The noise the model learns to remove, and the noise schedule it is added with.
 
-- Noise offset (Guttenberg, 2023): a per-image, per-channel constant added to the noise. Plain Gaussian
-  noise has almost no energy at zero frequency, so a model never learns to change an image's mean
-  brightness much; the offset gives it that lowest frequency, and with it very dark and very bright images.
-- Pyramid (multi-resolution) noise (Whitaker, 2023): noise at several coarser resolutions, upsampled,
-  weighted by discount^level and added — the same idea across all low frequencies.
-- Input perturbation (Ning et al., 2023): the UNet's *input* is made with slightly more noise than its
-  target says, which reduces the train/sample mismatch ("exposure bias").
-- Zero terminal SNR (Lin et al., 2023): the standard schedules leave a trace of the image at the last
-  timestep, which sampling never sees; rescaling the betas so the last step is pure noise fixes that.
-  It needs v-prediction: at zero SNR an epsilon target equals the input.
-
-All randomness comes from the generator passed in, in a fixed order, so runs and resumes are exact.
+Noise offset (Guttenberg, 2023) adds the zero frequency that Gaussian noise lacks, so very dark and very
+bright images can be learnt; pyramid noise (Whitaker, 2023) does the same across all low frequencies.
+Input perturbation (Ning et al., 2023) gives the UNet's input slightly more noise than its target, against
+exposure bias. Zero terminal SNR (Lin et al., 2023) makes the last timestep pure noise, as sampling
+assumes. All randomness comes from the generator passed in, in a fixed order, so resumes are exact.
 """
 
 from __future__ import annotations
@@ -31,11 +24,8 @@ def offset_noise(noise: torch.Tensor, offset: float, gen: torch.Generator) -> to
 
 
 def pyramid_noise(noise: torch.Tensor, iterations: int, discount: float, gen: torch.Generator) -> torch.Tensor:
-    """Multi-resolution noise: `noise` plus upsampled coarser noise at discount^i, re-normalised to unit std.
-
-    Level i has a random size reduction r^i with r in [2, 4) (as in the original and sd-scripts), so
-    the levels do not line up on one grid; it stops at a 1-pixel level.
-    """
+    """`noise` plus upsampled coarser noise at discount^i, re-normalised to unit std. Level i is r^i smaller,
+    r random in [2, 4) (as in the original and sd-scripts) so the levels do not share a grid."""
     if iterations <= 0:
         return noise
     b, c, h, w = noise.shape

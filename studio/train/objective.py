@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from studio.config import ProjectConfig
-from studio.train.losses import compute_snr, elementwise_loss, min_snr_weights, per_example_loss, reduce_loss
+from studio.train.losses import compute_snr, elementwise_loss, min_snr_weights, per_example_loss
 from studio.train.noise import offset_noise, perturbation, pyramid_noise
 
 
@@ -37,11 +37,8 @@ def diffusion_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
                    objective: Objective, gen: torch.Generator, *, weights: torch.Tensor | None = None,
                    masks: torch.Tensor | None = None, timesteps: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, augment: bool = True) -> torch.Tensor:
-    """The batch loss. `model(noisy, timesteps)` returns the UNet's prediction.
-
-    Random draws, in order: the noise, the timesteps, then each enabled augmentation. Validation passes
-    fixed `noise` and `timesteps` and `augment=False`, so nothing random is left.
-    """
+    """The batch loss of `model(noisy, timesteps)`. Draws, in order: the noise, the timesteps, each enabled
+    augmentation; validation passes `noise`, `timesteps` and `augment=False`, so nothing random is left."""
     device = latents.device
     if noise is None:
         noise = torch.randn(latents.shape, generator=gen, dtype=torch.float32).to(device, latents.dtype)
@@ -54,13 +51,12 @@ def diffusion_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
         noise = pyramid_noise(noise, objective.pyramid_iterations, objective.pyramid_discount, gen)
         input_noise = perturbation(noise, objective.input_perturbation, gen)
     noisy = scheduler.add_noise(latents, input_noise, timesteps)
-    if objective.prediction == "epsilon":
-        target = noise
-    else:
-        target = scheduler.get_velocity(latents, noise, timesteps)
+    target = noise if objective.prediction == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
     pred = model(noisy, timesteps)
     per = per_example_loss(elementwise_loss(pred, target, objective.loss, objective.huber_c), masks)
     if objective.min_snr_gamma > 0:
         per = per * min_snr_weights(compute_snr(scheduler, timesteps), objective.min_snr_gamma,
                                     objective.prediction).to(per.device)
-    return reduce_loss(per, weights)
+    if weights is not None:
+        per = per * weights.to(per.device, per.dtype)
+    return per.mean()

@@ -1,21 +1,15 @@
 """Optimizers, their parameter groups (LoRA+), and the weights to evaluate with (schedule-free).
 
-Each optimizer is the maintained implementation users know from other trainers: torch's AdamW (fused on
-CUDA), transformers' Adafactor, bitsandbytes' 8-bit AdamW, lion-pytorch's Lion, prodigyopt's Prodigy and
-schedulefree's AdamWScheduleFree, imported only when chosen. A missing optional package is a clear
-error naming it, except 8-bit AdamW, which falls back to AdamW with a warning (its only point is memory).
-
-LoRA+ (Hayou et al., 2024): B starts at zero and needs to move faster than A; giving B's parameter group
-`ratio` × the learning rate is the whole method.
-
-Schedule-free AdamW keeps two sequences: the one it takes gradients at (y, the parameters during
-training) and the average it converges with (x). Exports, previews and validation must use x:
-`evaluation_weights` switches to x and restores y exactly afterwards.
+Each optimizer is the maintained implementation users know from other trainers, imported only when chosen;
+a missing package is a clear error, except for 8-bit AdamW, which falls back to AdamW (its only point is
+memory). LoRA+ (Hayou et al., 2024) gives B's group `ratio` × the learning rate, as B starts at zero.
+Schedule-free AdamW trains at y and converges with the average x, which evaluation must use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 import torch
@@ -51,7 +45,6 @@ def param_groups(trained: list, opt: OptimizerConfig) -> list[dict]:
 
 def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_steps: int = 0,
                    warn=None) -> torch.optim.Optimizer:
-    """The optimizer `opt.name` over the trainable parameters of `trained` (UNet first)."""
     groups = param_groups(trained, opt)
     name = opt.name
     if name == "adamw8bit":
@@ -94,8 +87,6 @@ def make_optimizer(trained: list, opt: OptimizerConfig, *, fused: bool, warmup_s
 
 
 def _import(module: str, package: str, attr: str):
-    import importlib
-
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError:
@@ -110,12 +101,8 @@ def is_schedule_free(optimizer) -> bool:
 
 @contextlib.contextmanager
 def evaluation_weights(optimizer, params: list[torch.nn.Parameter]) -> Iterator[None]:
-    """Within the block the parameters hold the weights to evaluate; afterwards exactly what they held.
-
-    A no-op except for schedule-free optimizers (their `eval()` moves the parameters to the averaged x).
-    The training values are restored from a copy rather than by `train()`'s inverse arithmetic, so
-    exporting mid-run changes nothing in the run that follows.
-    """
+    """Schedule-free's averaged x within the block (a no-op for other optimizers); afterwards the training
+    values from a copy rather than by `train()`'s inverse arithmetic, so a mid-run export changes nothing."""
     inner = getattr(optimizer, "optimizer", optimizer)
     if not is_schedule_free(inner):
         yield

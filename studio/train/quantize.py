@@ -1,10 +1,8 @@
 """QLoRA-style low-VRAM mode: the frozen UNet's linear layers in 8-bit or 4-bit NF4 (bitsandbytes).
 
-The base weights are only read, never trained, so they can be stored quantised (Dettmers et al., 2023);
-peft wraps bitsandbytes' `Linear8bitLt`/`Linear4bit` like any linear layer and keeps the adapter in full
-precision. Convolutions (and SD 1.x's 1×1 `proj_in`/`proj_out`) stay as they are: bitsandbytes has no
-quantised convolution. On the CPU this would only be slower and use more time than memory it saves,
-so the engine offers it with CUDA only; the function itself runs anywhere bitsandbytes does.
+The base weights are only read, so they can be stored quantised (Dettmers et al., 2023); peft wraps
+bitsandbytes' layers like any linear layer and keeps the adapter in full precision. Convolutions stay as
+they are: bitsandbytes has none.
 """
 
 from __future__ import annotations

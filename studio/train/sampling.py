@@ -20,12 +20,9 @@ def build_pipeline(components, unet, text_encoders):
     # as in the mixer (studio.mix.samplers): without `_use_default_values` a single-file model and its
     # diffusers folder get the same Euler timestep spacing, so their previews agree
     config = {k: v for k, v in dict(components.scheduler.config).items() if k != "_use_default_values"}
-    if config.get("rescale_betas_zero_snr"):
-        # zero terminal SNR: sample from the last (pure-noise) timestep, as Lin et al. prescribe
-        scheduler = EulerDiscreteScheduler.from_config(config, rescale_betas_zero_snr=True,
-                                                       timestep_spacing="trailing")
-    else:
-        scheduler = EulerDiscreteScheduler.from_config(config)
+    # zero terminal SNR: sample from the last (pure-noise) timestep, as Lin et al. prescribe
+    spacing = {"timestep_spacing": "trailing"} if config.get("rescale_betas_zero_snr") else {}
+    scheduler = EulerDiscreteScheduler.from_config(config, **spacing)
     if components.is_sdxl:
         return StableDiffusionXLPipeline(vae=components.vae, text_encoder=text_encoders[0],
                                          text_encoder_2=text_encoders[1], tokenizer=components.tokenizers[0],
@@ -50,15 +47,14 @@ def render_samples(components, unet, text_encoders, cfg: SamplingConfig, *, reso
     try:
         pipe = build_pipeline(components, unet, text_encoders)
         pipe.set_progress_bar_config(disable=True)
-        width = cfg.width or resolution
-        height = cfg.height or resolution
         results = []
         for i, prompt in enumerate(cfg.prompts):
             seed = cfg.seed + i
             gen = torch.Generator(device="cpu").manual_seed(seed)
             image = pipe(prompt=prompt, negative_prompt=cfg.negative_prompt or None,
                          num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                         width=width, height=height, generator=gen).images[0]
+                         width=cfg.width or resolution, height=cfg.height or resolution,
+                         generator=gen).images[0]
             path = out_dir / f"step-{step:07d}-{i}.png"
             atomic_write_with(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
             results.append((prompt, seed, path))

@@ -1,8 +1,5 @@
 """Learning-rate schedules (diffusers' `get_scheduler`), with warm-up given in steps or as a ratio.
-
-`constant` with a warm-up is diffusers' `constant_with_warmup` (plain `constant` would ignore the
-warm-up). Schedule-free optimizers make their own schedule: they get a constant LR, and the warm-up is
-passed to the optimizer instead.
+Schedule-free optimizers make their own schedule: they get a constant LR and the warm-up themselves.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ def make_lr_scheduler(optimizer, sched: ScheduleConfig, num_processes: int, *, s
     if schedule_free:
         name, warmup = "constant", 0
     elif name == "constant" and warmup > 0:
-        name = "constant_with_warmup"
+        name = "constant_with_warmup"  # plain `constant` would ignore the warm-up
     # accelerate steps a prepared scheduler once per process, hence the scaling (as in diffusers' recipe)
     return get_scheduler(name, optimizer=optimizer, num_warmup_steps=warmup * num_processes,
                          num_training_steps=sched.max_steps * num_processes, num_cycles=sched.lr_cycles,

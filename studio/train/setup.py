@@ -1,7 +1,4 @@
-"""The first stages of a run, in the diffusers recipe's order: choose the precision, then place and freeze the
-models. The later stages have their own modules: adapters (`networks.add_adapters`), optimizer
-(`optimizers`), LR schedule (`schedules`); each takes explicit arguments and returns what it made.
-"""
+"""The first stages of a run, in the diffusers recipe's order: choose the precision, then place the models."""
 
 from __future__ import annotations
 

@@ -1,12 +1,8 @@
 """Speed options for the UNet: SDPA attention, channels-last memory format, torch.compile.
 
-- Attention: diffusers' default processor calls `torch.nn.functional.scaled_dot_product_attention`, which
-  picks FlashAttention or memory-efficient kernels on CUDA by itself; `ensure_sdpa` only puts it back if
-  a model arrived with another processor, and says which one it found.
-- Channels-last: cuDNN's convolutions are fastest on NHWC tensors with tensor cores; on the CPU it is
-  usually slower, hence `auto` = on with CUDA only.
-- torch.compile: `Module.compile()` compiles in place, so module names (and so peft's state-dict keys
-  and our export) do not change. The first steps are slow while it compiles.
+diffusers' default attention processor already uses SDPA (`ensure_sdpa` only restores it). Channels-last
+is fastest for cuDNN's convolutions but usually slower on the CPU, hence `auto` = CUDA only.
+`Module.compile()` compiles in place, so module names (peft's keys, our export) do not change.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Which modules get LoRA, expressed as peft `target_modules` regexes.
-
-sd-scripts' default LoRA adapts every Linear and 1×1 Conv2d inside the UNet's transformer blocks
-(`Transformer2DModel`): `proj_in`, `proj_out`, the attention projections and the feed-forward layers.
-Matching the same set matters beyond quality: it is what users compare file sizes and ranks against.
+"""Which modules get LoRA, as peft `target_modules` regexes: sd-scripts' default set (every Linear and 1×1
+Conv2d in the UNet's transformer blocks), which is what users compare file sizes and ranks against.
 """
 
 from __future__ import annotations

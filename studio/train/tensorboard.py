@@ -1,12 +1,9 @@
 """TensorBoard event files beside `events.jsonl`, written without TensorFlow or the tensorboard package.
 
-Users keep their habits: `tensorboard --logdir runs` shows our losses, learning rate, validation loss and
-previews next to their other trainers' runs. An event file is a TFRecord stream of `Event` protocol
-buffers; the few messages needed (scalars and PNG images) are encoded here by hand (~60 lines) rather
-than pulling in protobuf, grpc and the TensorBoard server as run-time dependencies. The format is checked
-in the tests by reading our files back with TensorBoard's own reader.
-
-TFRecord: u64 length, u32 masked CRC-32C of the length, the bytes, u32 masked CRC-32C of the bytes.
+`tensorboard --logdir runs` shows our losses, learning rate, validation loss and previews next to other
+trainers' runs. An event file is a TFRecord stream (u64 length, u32 masked CRC-32C of it, the bytes, u32
+masked CRC-32C of them) of `Event` protocol buffers; the few messages needed are encoded here by hand
+rather than pulling in protobuf and grpc. The tests read our files back with TensorBoard's own reader.
 """
 
 from __future__ import annotations
@@ -17,45 +14,36 @@ import struct
 import time
 from pathlib import Path
 
+from PIL import Image
+
 from studio.safe_names import safe_file_name
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
+def _crc32c_entry(c: int) -> int:
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c
 
 
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
+_TABLE = [_crc32c_entry(n) for n in range(256)]
 
 
 def masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
+    """TFRecord's masked CRC-32C."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def _varint(n: int) -> bytes:
     n &= (1 << 64) - 1
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    return bytes(out + bytes([n]))
 
 
 def _field_bytes(number: int, payload: bytes) -> bytes:
@@ -66,10 +54,8 @@ def _field_varint(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
-def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None,
-           wall_time: float | None = None) -> bytes:
-    out = _varint(1 << 3 | 1) + struct.pack("<d", time.time() if wall_time is None else wall_time)
-    out += _field_varint(2, step)
+def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None) -> bytes:
+    out = _varint(1 << 3 | 1) + struct.pack("<d", time.time()) + _field_varint(2, step)
     if file_version is not None:
         out += _field_bytes(3, file_version.encode())
     if summary is not None:
@@ -109,8 +95,6 @@ class EventWriter:
         self._record(_event(step, summary=summary))
 
     def image(self, step: int, tag: str, path: Path) -> None:
-        from PIL import Image
-
         with Image.open(path) as im:
             width, height = im.size
             channels = len(im.getbands())

@@ -1,11 +1,8 @@
 """A held-out validation loss, and a note when it turns upward.
 
-The training loss of a diffusion model is mostly noise: every step draws new timesteps and new noise, so
-it says little about overfitting. The validation loss removes all randomness — the same held-out images
-at the same evenly spaced timesteps with the same noise every time — so two evaluations differ only
-because the weights did. When it rises for `patience` evaluations in a row, the LoRA is likely starting
-to memorise its training images; the note names the step with the lowest value, whose save may be the
-one to keep.
+The training loss of a diffusion model is mostly noise (new timesteps and noise every step). The
+validation loss removes all randomness, so two evaluations differ only because the weights did. When it
+rises `patience` times in a row, the LoRA is likely memorising its images; the note names the lowest step.
 """
 
 from __future__ import annotations
@@ -92,10 +89,7 @@ class ValidationTrend:
 
     def add(self, step: int, loss: float) -> str | None:
         note = None
-        if self.previous is not None and loss > self.previous:
-            self.rising += 1
-        else:
-            self.rising = 0
+        self.rising = self.rising + 1 if self.previous is not None and loss > self.previous else 0
         if self.best is None or loss < self.best:
             self.best, self.best_step, self.warned = loss, step, False
         elif self.rising >= self.patience and not self.warned:

@@ -1,16 +1,15 @@
 """Starting and talking to a worker process, without Qt: used by the window's client, the CLI and tests.
 
-The worker is `python -m studio.worker` started with `subprocess` in its own session (a Ctrl+C in the
-terminal reaches the window, which then stops the worker cleanly, instead of killing the worker mid-save).
-Three small threads keep every pipe moving so neither side can block on a full pipe: one writes queued
-commands, one decodes events from stdout, one keeps the tail of stderr for the "worker died" report.
-Everything the worker says — events, bad lines (as ProtocolError), and finally `WorkerExited` — goes to
-one callback, or to a queue when there is none (qtconsole's single "message received" channel).
+The worker runs in its own session, so a Ctrl+C in the terminal reaches the window, which stops the worker
+cleanly instead of killing it mid-save. Three threads keep the pipes moving so neither side blocks on a
+full one (commands out, events in, the stderr tail for the "worker died" report). Everything the worker
+says, ending with `WorkerExited`, goes to one callback, or to a queue when there is none.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import signal
@@ -18,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,9 +47,7 @@ class WorkerExited:
                 name = f"signal {-code}"
             extra = " (the system may have run out of memory)" if name == "SIGKILL" else ""
             return f"the worker process was killed by {name}{extra}"
-        if code == 0:
-            return "the worker process exited"
-        return f"the worker process exited with code {code}"
+        return "the worker process exited" + (f" with code {code}" if code else "")
 
 
 def worker_command() -> list[str]:
@@ -65,8 +63,7 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     paths = [x for x in env.get("PYTHONPATH", "").split(os.pathsep) if x]
     if root not in paths:
         env["PYTHONPATH"] = os.pathsep.join([root, *paths])
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.update(extra or {})
     return env
@@ -89,13 +86,9 @@ class WorkerProcess:
         self.last_heard = 0.0  # time.monotonic() of the last line from the worker
         self.started_at = 0.0
 
-    # ---------------------------------------------------------------------------------------------
     def start(self) -> None:
-        kwargs: dict[str, Any] = {}
-        if os.name == "posix":
-            kwargs["start_new_session"] = True
-        else:  # pragma: no cover - Windows
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        kwargs: dict[str, Any] = ({"start_new_session": True} if os.name == "posix"  # else Windows:
+                                  else {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)})
         self._proc = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=worker_env(self._env), cwd=str(project_root()),
                                       **kwargs)
@@ -145,16 +138,14 @@ class WorkerProcess:
     def wait_exited(self, timeout: float | None = None) -> bool:
         return self._exited.wait(timeout)
 
-    # ---------------------------------------------------------------------------------------------
     # queue-style consumption (no callback given): for the CLI and tests
     def get(self, timeout: float | None = None) -> Any:
         return self._inbox.get(timeout=timeout)
 
     def wait_for(self, accept: Callable[[Any], bool] | type | tuple[type, ...], timeout: float,
                  seen: list[Any] | None = None) -> Any:
-        """The next message for which `accept` holds (or of that type); others are appended to `seen`.
-
-        Raises TimeoutError, or RuntimeError if the worker exits first."""
+        """The next message for which `accept` holds (or of that type); others go to `seen`. Raises
+        TimeoutError, or RuntimeError if the worker exits first."""
         test = accept if not isinstance(accept, (type, tuple)) else (lambda m: isinstance(m, accept))
         deadline = time.monotonic() + timeout
         while True:
@@ -172,7 +163,6 @@ class WorkerProcess:
             if isinstance(message, WorkerExited):
                 raise RuntimeError(f"{message.describe()}\n{message.stderr_tail}")
 
-    # ---------------------------------------------------------------------------------------------
     def _deliver(self, message: Any) -> None:
         if self._on_message is None:
             self._inbox.put(message)
@@ -180,8 +170,6 @@ class WorkerProcess:
         try:
             self._on_message(message)
         except Exception:  # a receiver's bug must not stop the reader (OneTrainer wraps its callbacks too)
-            import traceback
-
             traceback.print_exc()
 
     def _write_loop(self) -> None:
@@ -192,10 +180,8 @@ class WorkerProcess:
             command = self._outbox.get()
             if command is None or not writer.write(command):
                 break
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass
 
     def _read_loop(self) -> None:
         assert self._proc and self._proc.stdout

@@ -1,8 +1,7 @@
-"""Turning an exception inside the worker into a `Failed` event a person can act on.
+"""Turning any exception inside the worker into a `Failed` event a person can act on.
 
-The engine already reports its own errors this way; this covers everything else that can go wrong in
-the worker process (a job's import, a job without its own handling, an OOM outside the loop), so that
-the window always gets a message and a hint, never a silent death.
+The engine reports its own errors; this covers the rest (a job's import, a job without its own handling, an
+OOM outside the loop), so the window always gets a message and a hint, never a silent death.
 """
 
 from __future__ import annotations
@@ -20,21 +19,16 @@ RAM_OOM_HINT = ("the computer ran out of memory (RAM): close other programs, low
 BUG_HINT = "this is a bug in LoRA Studio or a library; the traceback is in the log. The last checkpoint can be resumed"
 
 
-def is_gpu_oom(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    text = str(exc)
-    return name == "OutOfMemoryError" or ("out of memory" in text.lower() and ("CUDA" in text or "HIP" in text
-                                                                                   or "MPS" in text))
-
-
 def failed_from_exception(exc: BaseException) -> Failed:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = str(exc)
     if isinstance(exc, StudioError):
-        return Failed(error=str(exc), hint=exc.hint, traceback=tb)
-    if is_gpu_oom(exc):
-        return Failed(error=f"out of GPU memory ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+        return Failed(error=text, hint=exc.hint, traceback=tb)
+    if type(exc).__name__ == "OutOfMemoryError" or ("out of memory" in text.lower()
+                                                     and any(gpu in text for gpu in ("CUDA", "HIP", "MPS"))):
+        return Failed(error=f"out of GPU memory ({text.splitlines()[0] if text else type(exc).__name__})",
                       hint=GPU_OOM_HINT, traceback=tb)
-    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text:
         return Failed(error="out of memory", hint=RAM_OOM_HINT, traceback=tb)
     if isinstance(exc, (FileNotFoundError, PermissionError)):
         return Failed(error=str(exc), hint="check that the file or folder exists and can be read", traceback=tb)

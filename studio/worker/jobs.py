@@ -1,11 +1,9 @@
 """The worker's job table: which function runs each typed request (`studio.job_requests`).
 
 A job is a function `(request, control) -> Iterator[Event]` that polls `control` between units of work and
-ends with a Finished or Failed event (the worker adds one if it does not). The table maps request classes
-to `"module:function"` targets inside our code, imported only when the job first runs, so the worker can
-announce itself before torch is loaded and a job's heavy imports cost nothing until it is used. Nothing
-that arrives on the pipe can name a function: the protocol decodes a line into a request class or
-refuses it, and the class is the only key here.
+ends with a Finished or Failed event (the worker adds one if it does not). Targets are imported when the job
+first runs, so the worker announces itself before torch loads. Nothing on the pipe can name a function:
+the request class is the only key.
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from studio.events import Event
 from studio.job_requests import (AutoCaptionRequest, DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest,
                                  MixGridRequest, MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
-JobFunction = Callable[[Any, Any], Iterator[Event]]
-
 JOBS: dict[type[JobRequest], str] = {
     TrainRequest: "studio.worker.jobs:train_job",
     # the mixer's jobs: its preview session stays loaded between them
@@ -35,8 +31,7 @@ JOBS: dict[type[JobRequest], str] = {
 }
 
 
-def resolve_job(request: JobRequest) -> JobFunction:
-    """The job function for `request`'s class."""
+def resolve_job(request: JobRequest) -> Callable[[Any, Any], Iterator[Event]]:
     target = JOBS.get(type(request))
     if target is None:
         raise StudioError(f"the worker has no job for `{request.type}` requests",

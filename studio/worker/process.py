@@ -1,24 +1,17 @@
 """The worker process: `python -m studio.worker`, one per window, long-lived, reused for every job.
 
-Why a process: a crash, an out-of-memory error or a step that takes a minute must never freeze or take
-down the window. Why long-lived: importing torch + diffusers + peft takes 7–9 s, so the worker is
-started with the window and announces `starting` before those imports and `ready` after them.
-
-Threads inside the worker, each with one job:
-- main: takes commands off a queue and acts (start a job, flip a control flag, answer a ping, exit);
-- reader: decodes stdin lines into that queue (a bad line becomes a `worker_error`, never a crash);
-- heartbeat: one `heartbeat` a second whatever else happens, so silence means hung or dead;
-- warm-up: the slow imports, once;
-- job: iterates the job's event generator and sends each event.
-
-The protocol owns the real stdout: file descriptor 1 is pointed at stderr at start-up, so a stray
-`print` or a C library's chatter can never corrupt the message stream. Logging records become `log` events.
-End of stdin means the window is gone: the job is asked to stop (it saves) and the worker exits, so no
-orphan is left behind.
+A process, so that a crash, an out-of-memory error or a minute-long step never freezes or takes down the
+window; long-lived, because importing torch + diffusers + peft takes 7–9 s (`starting` comes before those
+imports, `ready` after). Threads: main acts on commands, reader decodes stdin (a bad line becomes a
+`worker_error`, never a crash), heartbeat beats once a second whatever happens, warm-up imports, and a
+job thread sends the job's events. The protocol owns the real stdout: fd 1 points at stderr, so a stray
+`print` cannot corrupt the stream. End of stdin means the window is gone: the job is asked to stop (it
+saves) and the worker exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -47,19 +40,16 @@ class _EventLogHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a logging failure must never take the job down
             self._send(Log(level=record.levelname.lower(), text=self.format(record)))
-        except Exception:  # a logging failure must never take the job down
-            pass
 
 
 class Worker:
     def __init__(self, stdin: IO[bytes], stdout: IO[bytes], *, heartbeat_s: float = HEARTBEAT_S,
-                 stop_timeout_s: float = STOP_TIMEOUT_S, warm_up: bool = True) -> None:
+                 warm_up: bool = True) -> None:
         self._reader = p.LineReader(stdin, p.decode_command)
         self._writer = p.LineWriter(stdout)
         self._heartbeat_s = heartbeat_s
-        self._stop_timeout_s = stop_timeout_s
         self._do_warm_up = warm_up
         self._commands: queue.Queue[Any] = queue.Queue()
         self._exiting = threading.Event()
@@ -73,7 +63,6 @@ class Worker:
         self._ending = False  # the running job has sent its Finished/Failed event
         self._job_ids = itertools.count(1)
 
-    # ---------------------------------------------------------------------------------------------
     def send(self, message: p.Message) -> None:
         try:
             self._writer.write(message)
@@ -103,7 +92,6 @@ class Worker:
             self._exiting.set()
             logging.getLogger().removeHandler(handler)
 
-    # ---------------------------------------------------------------------------------------------
     def _read_commands(self) -> None:
         for item in self._reader:
             self._commands.put(item)
@@ -136,16 +124,19 @@ class Worker:
             from studio.worker.failures import failed_from_exception
 
             failed = failed_from_exception(exc)
-            self._warm_error = Failed(error=f"cannot load the training libraries: {failed.error}",
-                                      hint=f"repair the installation with: {repair_command()}",
-                                      traceback=failed.traceback)
-            self.send(p.WorkerError(error=self._warm_error.error, hint=self._warm_error.hint,
-                                    traceback=self._warm_error.traceback))
+            self._warm_up_failed(Failed(error=f"cannot load the training libraries: {failed.error}",
+                                        hint=f"repair the installation with: {repair_command()}",
+                                        traceback=failed.traceback))
         else:
             self.send(p.Ready(pid=os.getpid(), python=platform.python_version(), torch=torch_version, device=device,
                               import_s=round(time.perf_counter() - t0, 3)))
         finally:
             self._ready.set()
+
+    def _warm_up_failed(self, failed: Failed) -> None:
+        """Every job will fail with this; the window hears it now."""
+        self._warm_error = failed
+        self.send(p.WorkerError(error=failed.error, hint=failed.hint, traceback=failed.traceback))
 
     def _install_is_usable(self) -> bool:
         """Before the slow imports: libraries known not to work together fail every job with the repair command."""
@@ -154,14 +145,13 @@ class Worker:
         try:
             report = require_working_install()
         except BrokenInstallError as exc:
-            self._warm_error = Failed(error=str(exc), hint="close LoRA Studio, run that command, and start it again")
-            self.send(p.WorkerError(error=self._warm_error.error, hint=self._warm_error.hint))
+            self._warm_up_failed(Failed(error=str(exc),
+                                        hint="close LoRA Studio, run that command, and start it again"))
             return False
         if report.warning():
             self.send(Log(level="warning", text=report.warning()))
         return True
 
-    # ---------------------------------------------------------------------------------------------
     def _handle(self, cmd: p.Command | JobRequest) -> None:
         if isinstance(cmd, p.Ping):
             self.send(p.Pong(nonce=cmd.nonce))
@@ -173,12 +163,9 @@ class Worker:
             if control is None:
                 self.send(Log(level="debug", text=f"`{cmd.type}` ignored: no job is running"))
                 return
-            action = {p.Pause: control.request_pause, p.Resume: control.request_resume, p.Stop: control.request_stop,
-                      p.SaveNow: control.request_save, p.SampleNow: control.request_sample}.get(type(cmd))
-            if action is None:
-                self.send(p.WorkerError(error=f"the worker does not handle `{cmd.type}` commands"))
-            else:
-                action()
+            # the closed command table leaves only these here (shutdown and ping are answered above)
+            {p.Pause: control.request_pause, p.Resume: control.request_resume, p.Stop: control.request_stop,
+             p.SaveNow: control.request_save, p.SampleNow: control.request_sample}[type(cmd)]()
 
     def _start_job(self, request: JobRequest) -> None:
         from studio.train.control import TrainControl
@@ -206,13 +193,10 @@ class Worker:
         self.send(p.JobStarted(job_id=job_id, kind=kind, request_id=request_id))
         try:
             self._ready.wait()
-            if self._warm_error is not None:
-                self._ending = ended = True
-                self.send(self._warm_error)
-                return
             from studio.worker.jobs import resolve_job
 
-            for event in resolve_job(request)(request, control):
+            events = [self._warm_error] if self._warm_error else resolve_job(request)(request, control)
+            for event in events:
                 ended = isinstance(event, (Finished, Failed))
                 if ended:
                     self._ending = True
@@ -238,9 +222,9 @@ class Worker:
             job, control = self._job, self._control
         if job is not None:
             control.request_stop()
-            job.join(self._stop_timeout_s)
+            job.join(STOP_TIMEOUT_S)
             if job.is_alive():
-                self.send(p.WorkerError(error=f"the job did not stop within {self._stop_timeout_s:.0f} s; "
+                self.send(p.WorkerError(error=f"the job did not stop within {STOP_TIMEOUT_S:.0f} s; "
                                               "exiting without waiting for it"))
                 return 3
         return 0
@@ -250,21 +234,16 @@ def _release_gpu_memory() -> None:
     """After a job (above all a failed one) give cached GPU memory back, so the next job starts clean."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
-        try:
+        with contextlib.suppress(Exception):
             torch.cuda.empty_cache()
-        except Exception:
-            pass
 
 
 def _lower_priority() -> None:
-    """Run a notch below the window: when both want the CPU (data loading, CPU training, a busy machine),
-    the window keeps painting and answering the user. GPU work is unaffected."""
+    """Run a notch below the window, so that when both want the CPU the window keeps answering the user."""
     nice = int(os.environ.get("STUDIO_WORKER_NICE", "5") or 0)
     if nice > 0 and hasattr(os, "nice"):
-        try:
+        with contextlib.suppress(OSError):
             os.nice(nice)
-        except OSError:
-            pass
 
 
 def _claim_stdio() -> tuple[IO[bytes], IO[bytes]]:

@@ -1,19 +1,11 @@
 """The worker protocol, version 1: typed messages as JSON lines over the worker's stdin/stdout pipes.
 
-Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}` and nothing else, so a log of the
-traffic can be read by a person and replayed by a test. Commands go to the worker; events come back
-(all of `studio.events` plus the worker's own: starting, ready, heartbeat, pong, job_started/job_ended
-around each job's events, worker_error).
-Images never travel on the wire: a `sample` event carries the path of a PNG in the run folder.
-
-Parsing is strict because the other end is a separate process that may die mid-line, be a different
-version, or have a library print garbage onto the pipe: a malformed, truncated, oversized, unknown or
-mistyped line raises `ProtocolError` naming what is wrong, and `LineReader` stays usable for the next
-line, so one bad line never takes the reader (or the window) down.
-
-The command table is closed: the control commands below plus one typed request per long job
-(`studio.job_requests`); nothing on the pipe can name a module or a function. Values are converted by the
-one codec (`studio.codec`), strictly and at every depth (a grid request's `request.loras[0].strength`).
+Every line is one JSON object `{"v": 1, "type": "<name>", ...fields}`, readable by a person and replayable
+by a test. Commands go to the worker (control commands, and one typed request per job: nothing on the pipe
+can name a module or a function); events come back (`studio.events` and the worker's own; images travel as
+paths). Parsing is strict, as the other end may die mid-line, be another version or have garbage printed
+onto its pipe: a bad line raises `ProtocolError`, and the reader stays usable. Values go through the one
+codec (`studio.codec`), strictly and at every depth.
 """
 
 from __future__ import annotations
@@ -42,44 +34,22 @@ class ProtocolError(ValueError):
         self.line = line[:200]
 
 
-# --------------------------------------------------------------------------------------------------
 # Commands (client → worker)
-
-
 @dataclass(frozen=True)
 class Command:
     type: ClassVar[str] = "command"
 
 
-@dataclass(frozen=True)
-class Pause(Command):
-    type: ClassVar[str] = "pause"
+def _command(name: str, wire: str) -> type[Command]:
+    return dataclass(frozen=True)(type(name, (Command,), {"type": wire, "__module__": __name__}))
 
 
-@dataclass(frozen=True)
-class Resume(Command):
-    type: ClassVar[str] = "resume"
-
-
-@dataclass(frozen=True)
-class Stop(Command):
-    type: ClassVar[str] = "stop"
-
-
-@dataclass(frozen=True)
-class SaveNow(Command):
-    type: ClassVar[str] = "save_now"
-
-
-@dataclass(frozen=True)
-class SampleNow(Command):
-    type: ClassVar[str] = "sample_now"
-
-
-@dataclass(frozen=True)
-class Shutdown(Command):
-    """Stop any job (letting it save), then exit the worker process."""
-    type: ClassVar[str] = "shutdown"
+Pause = _command("Pause", "pause")
+Resume = _command("Resume", "resume")
+Stop = _command("Stop", "stop")
+SaveNow = _command("SaveNow", "save_now")
+SampleNow = _command("SampleNow", "sample_now")
+Shutdown = _command("Shutdown", "shutdown")  # stop any job (letting it save), then exit the worker process
 
 
 @dataclass(frozen=True)
@@ -88,10 +58,7 @@ class Ping(Command):
     nonce: int = 0
 
 
-# --------------------------------------------------------------------------------------------------
 # Worker-level events (worker → client), beside the job events of `studio.events`
-
-
 @dataclass(frozen=True)
 class Starting(Event):
     """First line a worker writes, before the slow imports, so the window can say "starting…"."""
@@ -128,9 +95,8 @@ class Pong(Event):
 
 @dataclass(frozen=True)
 class JobStarted(Event):
-    """Opens a job's events: everything until the matching `job_ended` belongs to this job (one job at a
-    time, one ordered pipe). `request_id` is the one the sender put in its request, so each panel knows
-    which job (and which `failed`/`finished`) is its own; `kind` is the request's type name."""
+    """Opens a job's events: all until the matching `job_ended` are this job's (one job at a time, one pipe);
+    `request_id` is the request's own, so each panel knows which job is its own."""
     type: ClassVar[str] = "job_started"
     job_id: int
     kind: str
@@ -168,10 +134,7 @@ WORKER_EVENT_TYPES: dict[str, type[Event]] = {
 EVENT_MESSAGE_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, **WORKER_EVENT_TYPES}
 
 
-# --------------------------------------------------------------------------------------------------
 # Encoding and strict decoding
-
-
 def encode(message: Message, *, max_line: int = MAX_LINE_BYTES) -> bytes:
     """One JSON line (with its newline). NaN/inf losses are kept: a diverged run must be shown, not hidden."""
     data = {"v": PROTOCOL_VERSION, "type": message.type, **to_data(message)}
@@ -190,11 +153,7 @@ def decode_event(line: bytes, *, max_line: int = MAX_LINE_BYTES) -> Event:
 
 
 def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> Any:
-    raw = line
-    if line.endswith(b"\n"):
-        line = line[:-1]
-    if line.endswith(b"\r"):
-        line = line[:-1]
+    raw, line = line, line.removesuffix(b"\n").removesuffix(b"\r")
     if len(line) > max_line:
         raise ProtocolError(f"line of {len(line)} bytes is over the {max_line}-byte limit", raw)
     if not line.strip():
@@ -227,16 +186,9 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
         raise ProtocolError(str(exc), raw) from None
 
 
-# --------------------------------------------------------------------------------------------------
 # Reading and writing streams
-
-
 class LineReader:
-    """Reads messages from a binary stream, one line at a time, never more than `max_line` bytes into memory.
-
-    `read()` returns the next message, None at end of stream, or raises ProtocolError for one bad line
-    (an oversized line is skipped to its end first); the reader stays usable after an error.
-    """
+    """Reads messages from a binary stream, a line at a time, never more than `max_line` bytes into memory."""
 
     def __init__(self, stream: IO[bytes], decode: Callable[..., Any], *, max_line: int = MAX_LINE_BYTES) -> None:
         self._stream = stream
@@ -244,6 +196,7 @@ class LineReader:
         self._max = max_line
 
     def read(self) -> Any | None:
+        """The next message, None at end of stream, or ProtocolError for one bad line (skipped to its end)."""
         line = self._stream.readline(self._max + 2)  # room for "\r\n"
         if not line:
             return None
@@ -274,20 +227,16 @@ class LineReader:
 
 
 class LineWriter:
-    """Writes messages as lines; thread-safe (the job, heartbeat and command threads all send).
+    """Writes messages as lines; thread-safe (the job, heartbeat and command threads all send). After a broken
+    pipe writes are dropped, so a worker whose window was killed finishes its shutdown instead of dying."""
 
-    After the other end has gone (broken pipe) writes are dropped and `closed` is True, so a worker whose
-    window was killed finishes its shutdown instead of dying on a write.
-    """
-
-    def __init__(self, stream: IO[bytes], *, max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._max = max_line
         self._lock = threading.Lock()
         self.closed = False
 
     def write(self, message: Message) -> bool:
-        data = encode(message, max_line=self._max)
+        data = encode(message)
         with self._lock:
             if self.closed:
                 return False
