@@ -119,8 +119,13 @@ class _FileLock:
 
     def release(self) -> None:
         if self._fh is not None:
+            fcntl, msvcrt = _lock_modules()
             with contextlib.suppress(OSError):
-                _unlock(self._fh)
+                if fcntl is not None:
+                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+                elif msvcrt is not None:
+                    self._fh.seek(0)
+                    msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)
             self._fh.close()
             self._fh = None
 
@@ -149,15 +154,6 @@ def _lock(fh: IO[bytes], blocking: bool) -> None:
             except OSError:
                 if not blocking:
                     raise
-
-
-def _unlock(fh: IO[bytes]) -> None:
-    fcntl, msvcrt = _lock_modules()
-    if fcntl is not None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    elif msvcrt is not None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 @dataclass
