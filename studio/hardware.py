@@ -173,12 +173,12 @@ def recommend(hw: Hardware) -> Recommendation:
     gib = gpu.vram_gib
     if gib >= SDXL_FULL_GIB and gpu.bf16:
         return Recommendation("sdxl-character", f"{_gb(gib)} GB of VRAM is enough for SDXL at 1024 px.")
-    ladder = ((SDXL_FULL_GIB, "sdxl-12gb", "fits SDXL, but this GPU has no bf16, so the memory-saving SDXL preset "
-                                           "(fp16) is the safe choice."),
+    ladder = ((SDXL_FULL_GIB, "sdxl-12gb", "fits SDXL, but this GPU has no bf16, so the memory-saving SDXL "
+                                           "preset (fp16) is the safe choice."),
               (SDXL_LOW_GIB, "sdxl-12gb", "fits SDXL with the memory-saving preset, or any SD 1.5 preset."),
               (SD15_GIB, "sd15-character", "fits SD 1.5 LoRAs at 512 px; SDXL needs about 12 GB."),
-              (MIN_GPU_GIB, "sd15-character", "is tight: SD 1.5 at 512 px may work with batch size 1; SDXL will "
-                                              "not fit."),
+              (MIN_GPU_GIB, "sd15-character", "is tight: SD 1.5 at 512 px may work with batch size 1; SDXL "
+                                              "will not fit."),
               (0.0, "demo", "is too little for real models; the demo shows how everything works."))
     preset, why = next((preset, why) for edge, preset, why in ladder if gib >= edge)
     return Recommendation(preset, f"{_gb(gib)} GB of VRAM {why}")
