@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True)
 class Event:
+    """`type` names the event on the wire: `class Log(Event, type="log")` (or a `type` ClassVar) sets it."""
+
     type: ClassVar[str] = "event"
     time: float = field(default_factory=time.time, kw_only=True)
 
+    def __init_subclass__(cls, type: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type:
+            cls.type = type
+
 
 @dataclass(frozen=True)
-class Started(Event):
-    type: ClassVar[str] = "started"
+class Started(Event, type="started"):
     run_dir: str
     total_steps: int
     start_step: int = 0
@@ -28,8 +34,7 @@ class Started(Event):
 
 
 @dataclass(frozen=True)
-class Progress(Event):
-    type: ClassVar[str] = "progress"
+class Progress(Event, type="progress"):
     step: int
     total: int
     epoch: int
@@ -42,10 +47,9 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
-class JobProgress(Event):
+class JobProgress(Event, type="job_progress"):
     """Progress of a job other than training (a preview's sampling steps, a grid's cells, captioned
     images), so the window can draw a bar and an ETA for it; `request_id` is the request's."""
-    type: ClassVar[str] = "job_progress"
     request_id: int
     done: int
     total: int
@@ -54,10 +58,9 @@ class JobProgress(Event):
 
 
 @dataclass(frozen=True)
-class CaptionWritten(Event):
+class CaptionWritten(Event, type="caption_written"):
     """One image of an auto-caption job: `caption` is what its sidecar holds now (None: left as it was, by
     the mode or because of `error`), `before` what it held (None: no sidecar), `generated` the model's text."""
-    type: ClassVar[str] = "caption_written"
     request_id: int
     image: str
     generated: str = ""
@@ -67,15 +70,13 @@ class CaptionWritten(Event):
 
 
 @dataclass(frozen=True)
-class Validation(Event):
-    type: ClassVar[str] = "validation"
+class Validation(Event, type="validation"):
     step: int
     loss: float
 
 
 @dataclass(frozen=True)
-class Sample(Event):
-    type: ClassVar[str] = "sample"
+class Sample(Event, type="sample"):
     step: int
     prompt: str
     seed: int
@@ -83,38 +84,33 @@ class Sample(Event):
 
 
 @dataclass(frozen=True)
-class Checkpoint(Event):
-    type: ClassVar[str] = "checkpoint"
+class Checkpoint(Event, type="checkpoint"):
     path: str
     step: int
     lora_path: str = ""
 
 
 @dataclass(frozen=True)
-class Log(Event):
-    type: ClassVar[str] = "log"
+class Log(Event, type="log"):
     level: str
     text: str
 
 
 @dataclass(frozen=True)
-class StateChanged(Event):
+class StateChanged(Event, type="state"):
     """Lifecycle of the job: running, paused, stopping."""
-    type: ClassVar[str] = "state"
     state: str
 
 
 @dataclass(frozen=True)
-class Finished(Event):
-    type: ClassVar[str] = "finished"
+class Finished(Event, type="finished"):
     outputs: tuple[str, ...]
     step: int = 0
     stopped: bool = False
 
 
 @dataclass(frozen=True)
-class Failed(Event):
-    type: ClassVar[str] = "failed"
+class Failed(Event, type="failed"):
     error: str
     hint: str = ""
     traceback: str = ""

@@ -34,8 +34,6 @@ MIN_GPU_GIB = 3.5
 
 @dataclass(frozen=True)
 class GpuInfo:
-    """One CUDA device."""
-
     index: int
     name: str
     vram_bytes: int
@@ -173,22 +171,17 @@ def recommend(hw: Hardware) -> Recommendation:
         return Recommendation("demo", "Training will run on the CPU: start with the demo project. Real SD models "
                                       "need an NVIDIA GPU to train in a reasonable time.")
     gib = gpu.vram_gib
-    if gib >= SDXL_FULL_GIB:
-        if gpu.bf16:
-            return Recommendation("sdxl-character", f"{_gb(gib)} GB of VRAM is enough for SDXL at 1024 px.")
-        return Recommendation("sdxl-12gb", f"{_gb(gib)} GB of VRAM fits SDXL, but this GPU has no bf16, so the "
-                                           "memory-saving SDXL preset (fp16) is the safe choice.")
-    if gib >= SDXL_LOW_GIB:
-        return Recommendation("sdxl-12gb", f"{_gb(gib)} GB of VRAM fits SDXL with the memory-saving preset, "
-                                           "or any SD 1.5 preset.")
-    if gib >= SD15_GIB:
-        return Recommendation("sd15-character", f"{_gb(gib)} GB of VRAM fits SD 1.5 LoRAs at 512 px; "
-                                                "SDXL needs about 12 GB.")
-    if gib >= MIN_GPU_GIB:
-        return Recommendation("sd15-character", f"{_gb(gib)} GB of VRAM is tight: SD 1.5 at 512 px may work with "
-                                                "batch size 1; SDXL will not fit.")
-    return Recommendation("demo", f"{_gb(gib)} GB of VRAM is too little for real models; the demo shows how "
-                                  "everything works.")
+    if gib >= SDXL_FULL_GIB and gpu.bf16:
+        return Recommendation("sdxl-character", f"{_gb(gib)} GB of VRAM is enough for SDXL at 1024 px.")
+    ladder = ((SDXL_FULL_GIB, "sdxl-12gb", "fits SDXL, but this GPU has no bf16, so the memory-saving SDXL "
+                                           "preset (fp16) is the safe choice."),
+              (SDXL_LOW_GIB, "sdxl-12gb", "fits SDXL with the memory-saving preset, or any SD 1.5 preset."),
+              (SD15_GIB, "sd15-character", "fits SD 1.5 LoRAs at 512 px; SDXL needs about 12 GB."),
+              (MIN_GPU_GIB, "sd15-character", "is tight: SD 1.5 at 512 px may work with batch size 1; SDXL "
+                                              "will not fit."),
+              (0.0, "demo", "is too little for real models; the demo shows how everything works."))
+    preset, why = next((preset, why) for edge, preset, why in ladder if gib >= edge)
+    return Recommendation(preset, f"{_gb(gib)} GB of VRAM {why}")
 
 
 VERSIONED = ("torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "PySide6")

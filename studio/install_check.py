@@ -138,7 +138,6 @@ def require_working_install(version_of: VersionLookup | None = None) -> InstallR
     return report
 
 
-# -------------------------------------------------------------------------------------------------
 def tested_ranges() -> dict[str, SpecifierSet]:
     """pyproject.toml's ranges by lower-case distribution name: from our installed metadata, else the file."""
     try:

@@ -9,7 +9,7 @@ so each panel knows its own. Torch-free and Qt-free: both processes import it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from studio.mix.grid import GridAxis
 from studio.mix.request import MixEntry, RenderRequest
@@ -17,19 +17,22 @@ from studio.mix.request import MixEntry, RenderRequest
 
 @dataclass(frozen=True, kw_only=True)
 class JobRequest:
-    """Base of every job's request. `title` is how the window's job list names the kind of job."""
+    """Base of every job's request: `type` names it on the wire, `title` in the window's job list
+    (`class TrainRequest(JobRequest, type="start", title="training")`, or ClassVars of those names)."""
 
     type: ClassVar[str] = "job"
     title: ClassVar[str] = "job"
     request_id: int = 0
 
+    def __init_subclass__(cls, type: str = "", title: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type, cls.title = type or cls.type, title or cls.title
+
 
 @dataclass(frozen=True, kw_only=True)
-class TrainRequest(JobRequest):
+class TrainRequest(JobRequest, type="start", title="training"):
     """A training run. The config travels as TOML text so unsaved edits in the form are what trains."""
 
-    type: ClassVar[str] = "start"
-    title: ClassVar[str] = "training"
     config_toml: str
     project_file: str | None = None
     resume_from: str | None = None
@@ -37,11 +40,9 @@ class TrainRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixPreviewRequest(JobRequest):
+class MixPreviewRequest(JobRequest, type="mix_preview", title="mixer preview"):
     """One preview image of a mix on `base`, written as a PNG to `out`."""
 
-    type: ClassVar[str] = "mix_preview"
-    title: ClassVar[str] = "mixer preview"
     base: str
     out: str
     request: RenderRequest
@@ -49,11 +50,9 @@ class MixPreviewRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixGridRequest(JobRequest):
+class MixGridRequest(JobRequest, type="mix_grid", title="strength grid"):
     """A strength grid: `x` (and optionally `y`) strengths of one LoRA each, every cell a preview."""
 
-    type: ClassVar[str] = "mix_grid"
-    title: ClassVar[str] = "strength grid"
     base: str
     out: str
     request: RenderRequest
@@ -63,11 +62,9 @@ class MixGridRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixExportRequest(JobRequest):
+class MixExportRequest(JobRequest, type="mix_export", title="merged export"):
     """The mix as one LoRA file; `rank` None concatenates the factors (exact), a number re-factors by SVD."""
 
-    type: ClassVar[str] = "mix_export"
-    title: ClassVar[str] = "merged export"
     loras: tuple[MixEntry, ...]
     out: str
     rank: int | None = None
@@ -75,11 +72,9 @@ class MixExportRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixBakeRequest(JobRequest):
+class MixBakeRequest(JobRequest, type="mix_bake", title="bake into checkpoint"):
     """The mix baked into a copy of the base checkpoint; `dtype` None keeps the base model's."""
 
-    type: ClassVar[str] = "mix_bake"
-    title: ClassVar[str] = "bake into checkpoint"
     base: str
     loras: tuple[MixEntry, ...]
     out: str
@@ -87,11 +82,9 @@ class MixBakeRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlainCopyRequest(JobRequest):
+class PlainCopyRequest(JobRequest, type="mix_plain", title="plain-LoRA copy"):
     """A plain-LoRA copy of `src` (docs/compatibility.md); `base` is needed only for DoRA files."""
 
-    type: ClassVar[str] = "mix_plain"
-    title: ClassVar[str] = "plain-LoRA copy"
     src: str
     out: str
     rank: int
@@ -100,11 +93,9 @@ class PlainCopyRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class AutoCaptionRequest(JobRequest):
+class AutoCaptionRequest(JobRequest, type="autocaption", title="auto-captioning"):
     """Captions for `images` from a local captioning model (WD14 tagger or a transformers captioner)."""
 
-    type: ClassVar[str] = "autocaption"
-    title: ClassVar[str] = "auto-captioning"
     model: str
     images: tuple[str, ...]
     mode: Literal["append", "replace", "only-empty"] = "append"
@@ -118,12 +109,10 @@ class AutoCaptionRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoProjectRequest(JobRequest):
+class DemoProjectRequest(JobRequest, type="demo_project", title="demo project"):
     """Create (or reuse) the demo project in `folder`: its tiny model is built with diffusers, so never in
     the window's process."""
 
-    type: ClassVar[str] = "demo_project"
-    title: ClassVar[str] = "demo project"
     folder: str
 
 

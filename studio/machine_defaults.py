@@ -134,10 +134,9 @@ def _cpu_training(where: str) -> tuple[Default, ...]:
 
 
 def _gpu_training(cls: DeviceClass) -> tuple[Default, ...]:
-    vram = {"cuda-small": "under 8 GB of VRAM", "cuda-mid": "8-12 GB of VRAM", "cuda-large": "16-24 GB of VRAM",
-            "cuda-huge": "40 GB of VRAM or more"}[cls]
+    vram, batch = {"cuda-small": ("under 8 GB of VRAM", 1), "cuda-mid": ("8-12 GB of VRAM", 2),
+                   "cuda-large": ("16-24 GB of VRAM", 4), "cuda-huge": ("40 GB of VRAM or more", 8)}[cls]
     small, huge = cls == "cuda-small", cls == "cuda-huge"
-    batch = {"cuda-small": 1, "cuda-mid": 2, "cuda-large": 4, "cuda-huge": 8}[cls]
     checkpointing = cls in ("cuda-small", "cuda-mid")
     return tuple(Default(section, key, value, f"{vram}: {why}") for section, key, value, why in (
         ("dataset", "resolution", 512, "512 px, the native size of SD 1.5 (choose an SDXL preset for "

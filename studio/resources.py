@@ -19,7 +19,6 @@ def app_root() -> Path:
 
 
 def resource_path(*parts: str) -> Path:
-    """A path under `resources/`."""
     return app_root().joinpath("resources", *parts)
 
 

@@ -119,8 +119,13 @@ class _FileLock:
 
     def release(self) -> None:
         if self._fh is not None:
+            fcntl, msvcrt = _lock_modules()
             with contextlib.suppress(OSError):
-                _unlock(self._fh)
+                if fcntl is not None:
+                    fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+                elif msvcrt is not None:
+                    self._fh.seek(0)
+                    msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)
             self._fh.close()
             self._fh = None
 
@@ -151,19 +156,8 @@ def _lock(fh: IO[bytes], blocking: bool) -> None:
                     raise
 
 
-def _unlock(fh: IO[bytes]) -> None:
-    fcntl, msvcrt = _lock_modules()
-    if fcntl is not None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    elif msvcrt is not None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-
-
 @dataclass
 class _Contents:
-    """The queue file as stored: its format, the number the next entry gets, and the entries in order."""
-
     format: int
     next_id: int
     entries: list[QueueEntry]
@@ -172,10 +166,6 @@ class _Contents:
         ids = [e.id for e in self.entries]
         if len(set(ids)) != len(ids) or any(i >= self.next_id for i in ids):
             raise QueueError("entry numbers repeat or run past next_id")
-
-    @classmethod
-    def empty(cls) -> _Contents:
-        return cls(QUEUE_FORMAT, 1, [])
 
 
 class TrainQueue:
@@ -203,10 +193,9 @@ class TrainQueue:
         if not self._runner.path.exists():  # no queue was ever run here; and probing must not create the file
             return False
         probe = _FileLock(self._runner.path)
-        if probe.acquire(blocking=False):
-            probe.release()
-            return False
-        return True
+        free = probe.acquire(blocking=False)
+        probe.release()
+        return not free
 
     # changing -----------------------------------------------------------------------------------------
     def add(self, projects: Sequence[str | Path], *, snapshot: bool = False) -> list[QueueEntry]:
@@ -316,7 +305,7 @@ class TrainQueue:
         lock.acquire(blocking=True)
         try:
             raw = self._raw()
-            contents = _decode(raw, self.path, self.backup_path) if raw is not None else _Contents.empty()
+            contents = _decode(raw, self.path, self.backup_path)
             yield contents
             if raw is not None:
                 atomic_write_bytes(self.backup_path, raw)
@@ -325,8 +314,7 @@ class TrainQueue:
             lock.release()
 
     def _read(self) -> _Contents:
-        raw = self._raw()
-        return _decode(raw, self.path, self.backup_path) if raw is not None else _Contents.empty()
+        return _decode(self._raw(), self.path, self.backup_path)
 
     def _raw(self) -> bytes | None:
         if not os.path.lexists(self.path):
@@ -390,8 +378,11 @@ def _damaged(path: Path, backup: Path, what: str) -> QueueError:
     return QueueError(f"the training queue {path} is damaged: {what}", hint=_damaged_hint(path, backup))
 
 
-def _decode(raw: bytes, path: Path, backup: Path) -> _Contents:
-    """Strict, through the one codec: every key known, every value of its type, ids unique; else `_damaged`."""
+def _decode(raw: bytes | None, path: Path, backup: Path) -> _Contents:
+    """Strict, through the one codec: every key known, every value of its type, ids unique; else `_damaged`.
+    No file (`raw` None) is an empty queue."""
+    if raw is None:
+        return _Contents(QUEUE_FORMAT, 1, [])
     try:
         data = json.loads(decode_text(raw))
     except (NotUtf8Error, ValueError, RecursionError) as exc:

@@ -160,9 +160,6 @@ def _output_folder(cfg: ProjectConfig, project_file: str | Path | None) -> list[
     return []
 
 
-# --------------------------------------------------------------------------------------------------
-
-
 def errors_of(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.severity == "error"]
 
