@@ -28,6 +28,7 @@ from studio.preset_info import preset_changes
 from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
+from ui.layout import fill, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
 from ui.panels.train_checks import FormChecks
@@ -116,39 +117,27 @@ class TrainPanel(QWidget):
         self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
         QHBoxLayout(self).addWidget(split)
 
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        preset_row = QHBoxLayout()
-        preset_row.addWidget(QLabel("Preset:"))
         self.presets = PresetBox()
-        preset_row.addWidget(self.presets, 1)
-        left_layout.addLayout(preset_row)
         self.preset_note = PresetNote()  # what the last preset changed, with Undo
-        left_layout.addWidget(self.preset_note)
         self._preset_sync = QTimer(self, singleShot=True, interval=150)  # the box follows the form's values
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
         scroll = QScrollArea(widgetResizable=True, minimumWidth=380)
         scroll.setWidget(self.form)
-        left_layout.addWidget(scroll, 1)
+        left = QWidget()
+        fill(QVBoxLayout(left), row(QLabel("Preset:"), (self.presets, 1)), self.preset_note,
+             (scroll, 1)).setContentsMargins(0, 0, 0, 0)
         split.addWidget(left)
 
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
         self.banner = StatusBanner()
         self.controls = RunControls()
         self.queue_button = QPushButton("Queue")  # beside Start (a short word: the row fits a 1024 px window)
         self.queue_button.setToolTip("Add these settings to the training queue, to train after the others "
                                      "(the Queue tab runs them one after another)")
         self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
-        right_layout.addWidget(self.banner)
-        right_layout.addWidget(self.controls)
         self.export_box = QGroupBox("Export", visible=False)  # the last exported LoRA: which WebUIs load it
         self.compat = CompatReportView()
         QVBoxLayout(self.export_box).addWidget(self.compat)
-        right_layout.addWidget(self.export_box)
         self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
@@ -164,7 +153,9 @@ class TrainPanel(QWidget):
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
-        right_layout.addWidget(charts_split, 1)
+        right = QWidget()
+        fill(QVBoxLayout(right), self.banner, self.controls, self.export_box,
+             (charts_split, 1)).setContentsMargins(0, 0, 0, 0)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([430, 870])
