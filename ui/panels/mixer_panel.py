@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QLabel,
-                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from studio.errors import StudioError
 from studio.machine_defaults import PreviewDefaults
@@ -65,7 +65,6 @@ class MixerPanel(QWidget):
                   QPushButton("File…", clicked=lambda: self._choose_base(folder=False)),
                   QPushButton("Folder…", clicked=lambda: self._choose_base(folder=True)))
 
-        # left: the rows and the prompt
         self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”",
                                 alignment=Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setProperty("role", "hint")
@@ -97,7 +96,6 @@ class MixerPanel(QWidget):
         left = QWidget()
         fill(QVBoxLayout(left), (scroll, 1), add, prompt_box).setContentsMargins(0, 0, 0, 0)
 
-        # right: preview and grid
         self.preview = MixPreviewView()
         self.grid = StrengthGridView()
         self.tabs = QTabWidget()
@@ -229,7 +227,6 @@ class MixerPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        """Some job of this panel is queued or running."""
         return any(j is not None and j.active for j in (self._preview_job, self._grid_job, self._file_job))
 
     def _request_preview(self) -> None:

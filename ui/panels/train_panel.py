@@ -25,7 +25,7 @@ from studio.worker.client import WorkerExited
 from studio.validate import check_files, errors_of, validate
 from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
 from studio.preset_info import preset_changes
-from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
+from studio.run_folder import clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
 from ui.layout import fill, row
@@ -179,11 +179,11 @@ class TrainPanel(QWidget):
             clicked.connect(lambda command=command: self.command_requested.emit(command()))
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
-        self.history.previews_requested.connect(self._show_run_previews)
+        self.history.previews_requested.connect(
+            lambda run: run_in_background(read_trace, run.path, on_done=self._fill_gallery))
         self.compat.plain_copy_requested.connect(self._plain_copy)
 
     def use_jobs(self, jobs) -> None:
-        """The window's JobManager: runs and plain-LoRA copies are submitted there."""
         self.jobs = jobs
         self.queue_view.use_jobs(jobs)
 
@@ -246,7 +246,6 @@ class TrainPanel(QWidget):
             self.preflight.update_config(cfg, self.project_file)
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
-        """The app settings' model folders, which the base-model picker lists."""
         self.model_picker.set_folders(folders)
 
     def current_config(self) -> ProjectConfig:
@@ -489,10 +488,8 @@ class TrainPanel(QWidget):
             self.controls.set_details("Loading the model and the dataset…")
 
     def handle_message(self, message: object) -> None:
-        """Every message from the worker, in order, on the GUI thread.
-
-        The worker also runs other jobs (the mixer's previews); their events are bracketed by
-        job_started/job_ended, and only those of a training job concern this panel."""
+        """Every message from the worker, in order. Its other jobs' events (the mixer's previews), bracketed
+        by job_started/job_ended, are not this panel's."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
             return
@@ -633,9 +630,6 @@ class TrainPanel(QWidget):
         self._resume_target = run_dir if step else None
         action = (action or f"Resume from step {step}") if self._resume_target else ""
         self.banner.show_message(kind, title, hint, action)
-
-    def _show_run_previews(self, run: RunSummary) -> None:
-        run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
     def _fill_gallery(self, trace: RunTrace) -> None:
         if not self.run_active:

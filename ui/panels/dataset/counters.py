@@ -19,7 +19,6 @@ from ui.widgets.dataset_grid import EMPTY_HINT
 
 class CountersMixin:
     def run_check(self) -> None:
-        """Check every image in the background; badges and the report update when it ends."""
         self.checker.start([it.record for it in self.model.items], self.resolution)
 
     def check_and_show(self) -> None:

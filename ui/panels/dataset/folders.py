@@ -105,7 +105,7 @@ class FoldersMixin:
     def _imported(self, dest: Path, n: int) -> None:
         self.status_message.emit(f"Copied {n} image{'s' if n != 1 else ''} into {dest}")
         if dest.resolve() in self.roots:
-            self._rescan_folder(dest.resolve())
+            self._rescan_folders([dest.resolve()])
         else:
             self.add_folders([dest])
 
@@ -239,17 +239,14 @@ class FoldersMixin:
         event.acceptProposedAction()
         self.add_paths(paths)
 
-    def _refresh_changed_folders(self, folders: list[Path]) -> None:
+    def _rescan_folders(self, folders: list[Path]) -> None:
         for folder in folders:
-            self._rescan_folder(folder)
-
-    def _rescan_folder(self, folder: Path) -> None:
-        repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
-                       repeats_for_folder(folder, self.default_repeats)[0])
-        generation, started = self._generation, time.monotonic()
-        scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
-        run_in_background(scan, on_done=lambda recs: self._rescanned(folder, recs, generation, started),
-                          on_error=lambda exc: None)  # a folder that vanished is reported on next open
+            repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
+                           repeats_for_folder(folder, self.default_repeats)[0])
+            scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
+            run_in_background(scan, on_done=partial(self._rescanned, folder, generation=self._generation,
+                                                    started=time.monotonic()),
+                              on_error=lambda exc: None)  # a folder that vanished is reported on next open
 
     def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int, started: float) -> None:
         if generation != self._generation:
