@@ -166,14 +166,10 @@ class DatasetModel(QAbstractListModel):
                 rows.append(i)
         self._changed_rows(rows)
 
-    def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> int:
-        """Store finished thumbnails (from the pool); returns how many rows got one.
-
-        Only rows that were painted while waiting get a dataChanged (one per row: a range makes the view
+    def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> None:
+        """Only rows that were painted while waiting get a dataChanged (one per row: a range makes the view
         repaint its whole viewport). Rows made in the background are simply there when scrolled to —
-        the delegate reads the item itself — so 10,000 arrivals cost no repaints.
-        """
-        count = 0
+        the delegate reads the item itself — so 10,000 arrivals cost no repaints."""
         repaint = []
         for path, thumb in results:
             row = self._rows.get(path)
@@ -184,14 +180,12 @@ class DatasetModel(QAbstractListModel):
                 self.thumbs_ready += 1
             item.thumb = thumb.data
             item.thumb_error = thumb.error
-            count += 1
             if path in self._waiting:
                 self._waiting.discard(path)
                 repaint.append(row)
         for row in repaint:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-        return count
 
     def set_captions(self, captions: dict[Path, str | None]) -> None:
         rows = []

@@ -21,7 +21,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDro
 from PySide6.QtWidgets import QFileDialog
 
 from studio.dataset.captions import CaptionStore
-from studio.dataset.drop_kinds import DropPlan, classify
+from studio.dataset.drop_kinds import classify
 from studio.dataset.importer import import_copies, import_folder
 from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder
 from studio.dataset.state import DatasetState, load_state
@@ -183,15 +183,13 @@ class FoldersMixin:
     def _refresh_folder_list(self) -> None:
         counts = Counter(it.record.folder for it in self.model.items)
         repeats = {it.record.folder: it.record.repeats for it in self.model.items}
-        rows = []
-        for root in self.roots:
-            for folder, from_name in dataset_folders(root, self.default_repeats):
-                if folder == root or folder in counts:
-                    rows.append((folder, folder == root, counts.get(folder, 0),
-                                 repeats.get(folder, self.state.repeats.get(folder, from_name))))
-        self.folder_list.set_folders(rows)
+        chosen = self.state.repeats
+        self.folder_list.set_folders([
+            (folder, folder == root, counts.get(folder, 0), repeats.get(folder, chosen.get(folder, named)))
+            for root in self.roots for folder, named in dataset_folders(root, self.default_repeats)
+            if folder == root or folder in counts])
 
-    def add_paths(self, paths: Sequence[str | Path]) -> DropPlan:
+    def add_paths(self, paths: Sequence[str | Path]) -> None:
         """Dropped or chosen paths, each sent where it belongs. Folders are referenced in place; single images
         are copied into the project (or, without a project folder, their folder is added)."""
         plan = classify(paths)
@@ -204,7 +202,6 @@ class FoldersMixin:
             self.loras_dropped.emit([str(p) for p in plan.loras])
         self.drop_note = plan.note()
         self.status_message.emit(self.drop_note)
-        return plan
 
     def _add_loose_images(self, images: list[Path]) -> None:
         if self.project_dir is None:
