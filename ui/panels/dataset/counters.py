@@ -3,8 +3,7 @@
 Checks run in the background (cached by path, size and mtime); their problems become badges in the grid and
 rows in the Problems tab, which a check the user asked for brings to the front, so its result is seen even
 when nothing was found. The status line, the tag frequencies and the grid's empty hint are recounted soon
-after any change to the rows (see `wiring.connect`), so edits, undo, checks and folder changes
-all show without a reload."""
+after any change to the rows (see `wiring.connect`): edits, undo, checks, folders show without a reload."""
 
 from __future__ import annotations
 

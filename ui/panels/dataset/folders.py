@@ -1,5 +1,4 @@
-"""The dataset's folders: which project is shown; adding, importing and removing folders; the scan that
-brings their images into the grid chunk by chunk; and the two other ways files come in.
+"""The dataset's folders: a project's, added, imported and removed; scanned into the grid chunk by chunk.
 
 Drops are sorted by what they are (`studio.dataset.drop_kinds`): image folders and loose images join the
 dataset, a base model goes to the Train panel and LoRAs to the mixer (the `model_dropped` / `loras_dropped`
