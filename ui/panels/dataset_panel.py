@@ -110,8 +110,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self._footer_timer = QTimer(self, singleShot=True, interval=250)
 
     def _build_toolbar(self, own_shortcuts: bool) -> None:
-        self.toolbar = QToolBar()
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar = QToolBar(toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.add_folder_action = self._act("Add folder…", "Reference a folder of images in place")
         self.import_action = self._act("Import a copy…", "Copy a folder of images into the project folder")
         self.toolbar.addSeparator()
@@ -160,8 +159,6 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         return self.tabs
 
     def _act(self, text: str, tip: str) -> QAction:
-        action = QAction(text, self)
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
+        action = QAction(text, self, toolTip=tip, statusTip=tip)
         self.toolbar.addAction(action)
         return action
