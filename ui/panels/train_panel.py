@@ -218,21 +218,18 @@ class TrainPanel(QWidget):
     def _show_last_run(self, project_dir: Path, last: LastRun | None) -> None:
         if last is None or self.run_active or self.project_file is None or self.project_file.parent != project_dir:
             return
-        self._show_trace(last.trace)
+        self.chart.clear()
+        for point in last.trace.points:
+            self.chart.add(*point)
+        if last.trace.points:
+            self.charts_split.setSizes([420, 300])
+        self._show_previews(last.trace.previews)
         if last.resumable:
             run = last.summary
             hint = f"Resume continues from its checkpoint at step {run.checkpoint_step}"
             hint += f" ({run.error})." if run.error else " with the same optimizer, schedule and random state."
             self._offer_resume(run.path, run.checkpoint_step, "info", last.stop_sentence(), hint, "Resume")
             self.controls.set_details(last.stop_sentence())
-
-    def _show_trace(self, trace: RunTrace) -> None:
-        self.chart.clear()
-        for point in trace.points:
-            self.chart.add(*point)
-        if trace.points:
-            self.charts_split.setSizes([420, 300])
-        self._show_previews(trace.previews)
 
     def _show_headline(self, text: str) -> None:
         """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
@@ -499,7 +496,11 @@ class TrainPanel(QWidget):
         if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type \
                 and not (isinstance(message, Log) and self._job_kind is None):
             return  # another job's event; a Log outside any job is the worker's own
-        if isinstance(message, Progress):
+        handler = {Started: self._on_started, Finished: self._on_finished, Failed: self._on_failed,
+                   WorkerExited: self._on_worker_exited}.get(type(message))
+        if handler is not None:
+            handler(message)
+        elif isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
             self.history.show_active_step(message.step)
@@ -513,15 +514,9 @@ class TrainPanel(QWidget):
             self.log.add("info", f"checkpoint saved at step {message.step}: {message.path}")
             if message.lora_path:
                 self.show_export(message.lora_path)
-        elif isinstance(message, Started):
-            self._on_started(message)
         elif isinstance(message, StateChanged):
             if message.state in ("running", "paused", "stopping") and self.run_active:
                 self._set_run_state(message.state)
-        elif isinstance(message, Finished):
-            self._on_finished(message)
-        elif isinstance(message, Failed):
-            self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
             if self.run_state == "starting" and not (self._train_job and self._train_job.state == QUEUED):
@@ -529,9 +524,6 @@ class TrainPanel(QWidget):
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
-        elif isinstance(message, WorkerExited):
-            self._job_kind = None
-            self._on_worker_exited(message)
 
     def _on_started(self, e: Started) -> None:
         self.run_dir = Path(e.run_dir)
@@ -590,6 +582,7 @@ class TrainPanel(QWidget):
         self.history.refresh()
 
     def _on_worker_exited(self, e: WorkerExited) -> None:
+        self._job_kind = None
         if not self.run_active and self.run_state != "checking":
             return
         if self._train_job is not None and self._train_job.state == QUEUED:
