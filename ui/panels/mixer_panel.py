@@ -29,7 +29,7 @@ from studio.mix.grid import GridAxis
 from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.mix.samplers import SAMPLERS
-from ui.layout import column, fill, row
+from ui.layout import fill, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, Job
 from ui.widgets.lora_mix_row import LoraMixRow
 from ui.widgets.mix_export_box import MixExportBox
@@ -68,10 +68,9 @@ class MixerPanel(QWidget):
         self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”",
                                 alignment=Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setProperty("role", "hint")
-        self.rows_box = column(self.drop_hint, None)
-        self.rows_box.setContentsMargins(0, 0, 0, 0)
         holder = QWidget()
-        holder.setLayout(self.rows_box)
+        self.rows_box = fill(QVBoxLayout(holder), self.drop_hint, None)
+        self.rows_box.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(holder)
         add = QPushButton("Add LoRA…", clicked=self.choose_loras)

@@ -228,12 +228,11 @@ class FoldersMixin:
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
         self.grid.set_drop_highlight(False)
-        paths = _local_paths(event)
-        if not paths:
+        if paths := _local_paths(event):
+            event.acceptProposedAction()
+            self.add_paths(paths)
+        else:
             event.ignore()
-            return
-        event.acceptProposedAction()
-        self.add_paths(paths)
 
     def _rescan_folders(self, folders: list[Path]) -> None:
         for folder in folders:
