@@ -157,7 +157,6 @@ class DatasetModel(QAbstractListModel):
             self.dataChanged.emit(self.index(run[0]), self.index(run[-1]), [])
 
     def _set_each(self, attr: str, value_of: Callable[[DatasetItem], object]) -> None:
-        """Give every item's `attr` the value `value_of(item)`, and say which rows changed."""
         rows = []
         for i, item in enumerate(self.items):
             value = value_of(item)

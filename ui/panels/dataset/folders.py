@@ -130,7 +130,6 @@ class FoldersMixin:
         self._update_empty()
 
     def _load(self, roots: list[Path], *, replace: bool) -> None:
-        """Scan `roots` on a thread; chunks of records reach the grid as they are read."""
         if replace:
             self._generation += 1
         self.loader.scan(roots, caption_extension=self.caption_extension, default_repeats=self.default_repeats,
