@@ -124,8 +124,7 @@ class DatasetModel(QAbstractListModel):
             return
         start = len(self.items)
         self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
-        for i, it in enumerate(fresh):
-            self._rows[it.path] = start + i
+        self._rows.update((it.path, start + i) for i, it in enumerate(fresh))
         self.items.extend(fresh)
         self.thumbs_ready += sum(1 for it in fresh if it.thumb or it.thumb_error)
         self.endInsertRows()

@@ -119,10 +119,9 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self.autocaption_action = self._act("Auto-caption…", "Caption images with a model on this computer")
         self.check_action = self._act("Check images", "Look for broken, unusual and duplicate files")
         self.toolbar.addSeparator()
-        self.exclude_action = self._act("Exclude", "Leave the selected images out of training (E)")
-        self.exclude_action.setCheckable(True)
-        self.exclude_action.setShortcut(QKeySequence("E"))
-        self.exclude_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.exclude_action = self._act("Exclude", "Leave the selected images out of training (E)",
+                                        checkable=True, shortcut=QKeySequence("E"),
+                                        shortcutContext=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.toolbar.addSeparator()
         # fixed labels (the step to undo is in the tooltip), so the toolbar does not jump around
         self.undo_action = QAction("Undo", self, enabled=False)
@@ -133,8 +132,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
                 action.setShortcut(QKeySequence(key))
                 action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
                 self.addAction(action)
-        self.toolbar.addAction(self.undo_action)
-        self.toolbar.addAction(self.redo_action)
+        self.toolbar.addActions([self.undo_action, self.redo_action])
         self.addAction(self.exclude_action)
 
     def _build_tabs(self) -> QTabWidget:
@@ -158,7 +156,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
                                   + 2 * self.tabs.fontMetrics().height())
         return self.tabs
 
-    def _act(self, text: str, tip: str) -> QAction:
-        action = QAction(text, self, toolTip=tip, statusTip=tip)
+    def _act(self, text: str, tip: str, **qt_properties) -> QAction:
+        action = QAction(text, self, toolTip=tip, statusTip=tip, **qt_properties)
         self.toolbar.addAction(action)
         return action
