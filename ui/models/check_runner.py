@@ -1,9 +1,8 @@
 """Runs the image check (`studio.dataset.check.check_images`) off the GUI thread, with progress.
 
 Starting a check while one runs cancels the old one and runs the new one after it stops (the images or
-the training resolution changed, so the old answer is stale). `cancel()` drops a running check without a
-result, e.g. when another dataset is opened. Given the window's `JobManager` (`jobs`), each check is listed
-in the Jobs dock with its progress in images, and its Cancel there stops it.
+the training resolution changed, so the old answer is stale). Given the window's `JobManager` (`jobs`),
+each check is listed in the Jobs dock with its progress in images, and its Cancel there stops it.
 """
 
 from __future__ import annotations

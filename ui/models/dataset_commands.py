@@ -24,18 +24,17 @@ class CaptionCommand(QUndoCommand):
     and the command keeps only what was written, so undo restores exactly that."""
 
     def __init__(self, store: CaptionStore, edit: CaptionEdit, on_result: Callable[[ApplyResult], None], *,
-                 typing: bool = False, on_error: Callable[[Exception], None] | None = None) -> None:
+                 typing: bool = False, on_error: Callable[[Exception], None]) -> None:
         super().__init__(edit.description)
-        self.store, self.edit, self.on_result, self.typing = store, edit, on_result, typing
-        self.on_error = on_error
+        self.store, self.edit, self.typing = store, edit, typing
+        self.on_result, self.on_error = on_result, on_error
         self._first = True
 
     def _apply(self, undo: bool) -> ApplyResult:
         try:
             return apply_edit(self.store, self.edit, undo=undo)
         except PartialEditError as exc:
-            if self.on_error is not None:
-                self.on_error(exc)
+            self.on_error(exc)
             return exc.result
 
     def redo(self) -> None:

@@ -124,8 +124,7 @@ class DatasetModel(QAbstractListModel):
             return
         start = len(self.items)
         self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
-        for i, it in enumerate(fresh):
-            self._rows[it.path] = start + i
+        self._rows.update((it.path, start + i) for i, it in enumerate(fresh))
         self.items.extend(fresh)
         self.thumbs_ready += sum(1 for it in fresh if it.thumb or it.thumb_error)
         self.endInsertRows()
@@ -157,7 +156,6 @@ class DatasetModel(QAbstractListModel):
             self.dataChanged.emit(self.index(run[0]), self.index(run[-1]), [])
 
     def _set_each(self, attr: str, value_of: Callable[[DatasetItem], object]) -> None:
-        """Give every item's `attr` the value `value_of(item)`, and say which rows changed."""
         rows = []
         for i, item in enumerate(self.items):
             value = value_of(item)
@@ -166,14 +164,10 @@ class DatasetModel(QAbstractListModel):
                 rows.append(i)
         self._changed_rows(rows)
 
-    def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> int:
-        """Store finished thumbnails (from the pool); returns how many rows got one.
-
-        Only rows that were painted while waiting get a dataChanged (one per row: a range makes the view
+    def set_thumbnails(self, results: Iterable[tuple[Path, object]]) -> None:
+        """Only rows that were painted while waiting get a dataChanged (one per row: a range makes the view
         repaint its whole viewport). Rows made in the background are simply there when scrolled to —
-        the delegate reads the item itself — so 10,000 arrivals cost no repaints.
-        """
-        count = 0
+        the delegate reads the item itself — so 10,000 arrivals cost no repaints."""
         repaint = []
         for path, thumb in results:
             row = self._rows.get(path)
@@ -184,14 +178,12 @@ class DatasetModel(QAbstractListModel):
                 self.thumbs_ready += 1
             item.thumb = thumb.data
             item.thumb_error = thumb.error
-            count += 1
             if path in self._waiting:
                 self._waiting.discard(path)
                 repaint.append(row)
         for row in repaint:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-        return count
 
     def set_captions(self, captions: dict[Path, str | None]) -> None:
         rows = []

@@ -2,12 +2,8 @@
 
 It presents `studio.dataset` and does no file work itself: scanning, thumbnails (a thread pool with an
 on-disk cache), checks, caption writes and dataset.json all live there. Every change a user makes is a
-QUndoCommand on `undo_stack`, batch edits included, and undo writes the files back.
-
-The panel is one widget: it builds its widgets here, `ui.panels.dataset.wiring` connects every signal, and
-its jobs live in `ui.panels.dataset` (folders, drops and disk changes; the grid and its selection; edits;
-checks and counters). MainWindow calls `set_project` when a project opens and `shutdown()` when it closes,
-and adds `undo_stack` to its QUndoGroup.
+QUndoCommand on `undo_stack`, batch edits included, and undo writes the files back. The widgets are built
+here, `ui.panels.dataset.wiring` connects every signal, and the mixins in `ui.panels.dataset` do the work.
 """
 
 from __future__ import annotations
@@ -16,13 +12,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoStack
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckReport
 from studio.dataset.state import DatasetState
 from studio.dataset.thumbnails import ThumbnailCache
+from ui.layout import fill, row
 from ui.models.check_runner import CheckRunner
 from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetModel
@@ -100,30 +96,21 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self.model.set_thumb_side(side)
         self.footer = QLabel()
         left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(self.filter_bar)
-        lv.addWidget(self.grid, 1)
-        lv.addWidget(self.footer)
+        fill(QVBoxLayout(left), self.filter_bar, (self.grid, 1), self.footer).setContentsMargins(0, 0, 0, 0)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self._build_tabs())
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.toolbar)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.splitter, 1)
+        fill(QVBoxLayout(self), self.toolbar, self.banner, (self.splitter, 1)).setContentsMargins(4, 4, 4, 4)
 
         self.watcher = DiskWatcher(self)
         self._freq_timer = QTimer(self, singleShot=True, interval=300)
         self._footer_timer = QTimer(self, singleShot=True, interval=250)
 
     def _build_toolbar(self, own_shortcuts: bool) -> None:
-        self.toolbar = QToolBar()
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar = QToolBar(toolButtonStyle=Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.add_folder_action = self._act("Add folder…", "Reference a folder of images in place")
         self.import_action = self._act("Import a copy…", "Copy a folder of images into the project folder")
         self.toolbar.addSeparator()
@@ -132,10 +119,9 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self.autocaption_action = self._act("Auto-caption…", "Caption images with a model on this computer")
         self.check_action = self._act("Check images", "Look for broken, unusual and duplicate files")
         self.toolbar.addSeparator()
-        self.exclude_action = self._act("Exclude", "Leave the selected images out of training (E)")
-        self.exclude_action.setCheckable(True)
-        self.exclude_action.setShortcut(QKeySequence("E"))
-        self.exclude_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.exclude_action = self._act("Exclude", "Leave the selected images out of training (E)",
+                                        checkable=True, shortcut=QKeySequence("E"),
+                                        shortcutContext=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.toolbar.addSeparator()
         # fixed labels (the step to undo is in the tooltip), so the toolbar does not jump around
         self.undo_action = QAction("Undo", self, enabled=False)
@@ -146,25 +132,18 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
                 action.setShortcut(QKeySequence(key))
                 action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
                 self.addAction(action)
-        self.toolbar.addAction(self.undo_action)
-        self.toolbar.addAction(self.redo_action)
+        self.toolbar.addActions([self.undo_action, self.redo_action])
         self.addAction(self.exclude_action)
 
     def _build_tabs(self) -> QTabWidget:
         self.editor = CaptionEditor()
         self.exclude_box = QCheckBox("Exclude from training")
         self.focus_picker = FocusPicker()
-        caption_tab = QWidget()
-        cv = QVBoxLayout(caption_tab)
-        cv.addWidget(self.editor, 2)
-        row = QHBoxLayout()
-        row.addWidget(self.exclude_box)
-        row.addStretch(1)
-        cv.addLayout(row)
         hint = "Training crop: click for a focus point, drag for a crop box, right-click to clear"
         self.crop_hint = QLabel(hint, wordWrap=True)
-        cv.addWidget(self.crop_hint)
-        cv.addWidget(self.focus_picker, 3)
+        caption_tab = QWidget()
+        fill(QVBoxLayout(caption_tab), (self.editor, 2), row(self.exclude_box, None), self.crop_hint,
+             (self.focus_picker, 3))
         self.tag_table = TagFrequencyTable()
         self.problem_report = ProblemReport()
         self.folder_list = FolderList()
@@ -177,9 +156,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
                                   + 2 * self.tabs.fontMetrics().height())
         return self.tabs
 
-    def _act(self, text: str, tip: str) -> QAction:
-        action = QAction(text, self)
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
+    def _act(self, text: str, tip: str, **qt_properties) -> QAction:
+        action = QAction(text, self, toolTip=tip, statusTip=tip, **qt_properties)
         self.toolbar.addAction(action)
         return action

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QLabel,
+                               QLineEdit, QPushButton, QScrollArea, QSpinBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from studio.errors import StudioError
 from studio.machine_defaults import PreviewDefaults
@@ -29,6 +29,7 @@ from studio.mix.grid import GridAxis
 from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.mix.samplers import SAMPLERS
+from ui.layout import fill, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, Job
 from ui.widgets.lora_mix_row import LoraMixRow
 from ui.widgets.mix_export_box import MixExportBox
@@ -60,24 +61,16 @@ class MixerPanel(QWidget):
         self.setAcceptDrops(True)
 
         self.base = QLineEdit(placeholderText="base model: a diffusers folder or a .safetensors checkpoint")
-        base_file = QPushButton("File…", clicked=lambda: self._choose_base(folder=False))
-        base_dir = QPushButton("Folder…", clicked=lambda: self._choose_base(folder=True))
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Base model"))
-        top.addWidget(self.base, 1)
-        top.addWidget(base_file)
-        top.addWidget(base_dir)
+        top = row(QLabel("Base model"), (self.base, 1),
+                  QPushButton("File…", clicked=lambda: self._choose_base(folder=False)),
+                  QPushButton("Folder…", clicked=lambda: self._choose_base(folder=True)))
 
-        # left: the rows and the prompt
-        self.rows_box = QVBoxLayout()
-        self.rows_box.setContentsMargins(0, 0, 0, 0)
         self.drop_hint = QLabel("Drop LoRA files here, or use “Add LoRA…”",
                                 alignment=Qt.AlignmentFlag.AlignCenter)
         self.drop_hint.setProperty("role", "hint")
-        self.rows_box.addWidget(self.drop_hint)
-        self.rows_box.addStretch(1)
         holder = QWidget()
-        holder.setLayout(self.rows_box)
+        self.rows_box = fill(QVBoxLayout(holder), self.drop_hint, None)
+        self.rows_box.setContentsMargins(0, 0, 0, 0)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(holder)
         add = QPushButton("Add LoRA…", clicked=self.choose_loras)
@@ -94,27 +87,14 @@ class MixerPanel(QWidget):
         self.size.addItems(list(SIZES))
         self.size.setCurrentText("512×512")
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=30.0, singleStep=0.5, value=7.0)
-        numbers = QHBoxLayout()
-        for label, w in (("Seed", self.seed), ("Steps", self.steps), ("CFG", self.guidance)):
-            numbers.addWidget(QLabel(label))
-            numbers.addWidget(w)
         form.addRow("Prompt", self.prompt)
         form.addRow("Negative", self.negative)
-        form.addRow(numbers)
-        sampler_row = QHBoxLayout()
-        sampler_row.addWidget(self.sampler, 1)
-        sampler_row.addWidget(QLabel("Size"))
-        sampler_row.addWidget(self.size, 1)
-        form.addRow("Sampler", sampler_row)
+        form.addRow(row(QLabel("Seed"), self.seed, QLabel("Steps"), self.steps, QLabel("CFG"), self.guidance))
+        form.addRow("Sampler", row((self.sampler, 1), QLabel("Size"), (self.size, 1)))
 
         left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(scroll, 1)
-        left_layout.addWidget(add)
-        left_layout.addWidget(prompt_box)
+        fill(QVBoxLayout(left), (scroll, 1), add, prompt_box).setContentsMargins(0, 0, 0, 0)
 
-        # right: preview and grid
         self.preview = MixPreviewView()
         self.grid = StrengthGridView()
         self.tabs = QTabWidget()
@@ -130,11 +110,7 @@ class MixerPanel(QWidget):
         self.export = MixExportBox()
         self.status = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(self.export)
-        layout.addWidget(self.status)
+        fill(QVBoxLayout(self), top, (splitter, 1), self.export, self.status)
 
         self._timer = QTimer(self, singleShot=True, interval=debounce_ms, timeout=self._request_preview)
         for signal in (self.prompt.editingFinished, self.negative.editingFinished, self.seed.valueChanged,
@@ -250,7 +226,6 @@ class MixerPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        """Some job of this panel is queued or running."""
         return any(j is not None and j.active for j in (self._preview_job, self._grid_job, self._file_job))
 
     def _request_preview(self) -> None:

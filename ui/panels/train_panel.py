@@ -25,9 +25,10 @@ from studio.worker.client import WorkerExited
 from studio.validate import check_files, errors_of, validate
 from studio.last_run import LastRun, RunTrace, read_last_run, read_trace
 from studio.preset_info import preset_changes
-from studio.run_folder import RunSummary, clean_partial_files, last_checkpoint
+from studio.run_folder import clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
+from ui.layout import fill, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
 from ui.panels.train_checks import FormChecks
@@ -116,39 +117,27 @@ class TrainPanel(QWidget):
         self.splitter = split = QSplitter(Qt.Orientation.Horizontal)
         QHBoxLayout(self).addWidget(split)
 
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        preset_row = QHBoxLayout()
-        preset_row.addWidget(QLabel("Preset:"))
         self.presets = PresetBox()
-        preset_row.addWidget(self.presets, 1)
-        left_layout.addLayout(preset_row)
         self.preset_note = PresetNote()  # what the last preset changed, with Undo
-        left_layout.addWidget(self.preset_note)
         self._preset_sync = QTimer(self, singleShot=True, interval=150)  # the box follows the form's values
         self.form = ConfigForm()
         self.model_picker: ModelPicker = self.form.editor("model", "path")  # type: ignore[assignment]
         scroll = QScrollArea(widgetResizable=True, minimumWidth=380)
         scroll.setWidget(self.form)
-        left_layout.addWidget(scroll, 1)
+        left = QWidget()
+        fill(QVBoxLayout(left), row(QLabel("Preset:"), (self.presets, 1)), self.preset_note,
+             (scroll, 1)).setContentsMargins(0, 0, 0, 0)
         split.addWidget(left)
 
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
         self.banner = StatusBanner()
         self.controls = RunControls()
         self.queue_button = QPushButton("Queue")  # beside Start (a short word: the row fits a 1024 px window)
         self.queue_button.setToolTip("Add these settings to the training queue, to train after the others "
                                      "(the Queue tab runs them one after another)")
         self.controls.layout().itemAt(0).layout().insertWidget(1, self.queue_button)
-        right_layout.addWidget(self.banner)
-        right_layout.addWidget(self.controls)
         self.export_box = QGroupBox("Export", visible=False)  # the last exported LoRA: which WebUIs load it
         self.compat = CompatReportView()
         QVBoxLayout(self.export_box).addWidget(self.compat)
-        right_layout.addWidget(self.export_box)
         self.charts_split = charts_split = QSplitter(Qt.Orientation.Vertical)
         self.chart = LossChart()
         self.tabs = QTabWidget()
@@ -164,7 +153,9 @@ class TrainPanel(QWidget):
         charts_split.addWidget(self.chart)
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
-        right_layout.addWidget(charts_split, 1)
+        right = QWidget()
+        fill(QVBoxLayout(right), self.banner, self.controls, self.export_box,
+             (charts_split, 1)).setContentsMargins(0, 0, 0, 0)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([430, 870])
@@ -188,11 +179,11 @@ class TrainPanel(QWidget):
             clicked.connect(lambda command=command: self.command_requested.emit(command()))
         self.banner.action_clicked.connect(self._banner_action)
         self.history.resume_requested.connect(lambda run: self.resume_run(run.path))
-        self.history.previews_requested.connect(self._show_run_previews)
+        self.history.previews_requested.connect(
+            lambda run: run_in_background(read_trace, run.path, on_done=self._fill_gallery))
         self.compat.plain_copy_requested.connect(self._plain_copy)
 
     def use_jobs(self, jobs) -> None:
-        """The window's JobManager: runs and plain-LoRA copies are submitted there."""
         self.jobs = jobs
         self.queue_view.use_jobs(jobs)
 
@@ -227,21 +218,18 @@ class TrainPanel(QWidget):
     def _show_last_run(self, project_dir: Path, last: LastRun | None) -> None:
         if last is None or self.run_active or self.project_file is None or self.project_file.parent != project_dir:
             return
-        self._show_trace(last.trace)
+        self.chart.clear()
+        for point in last.trace.points:
+            self.chart.add(*point)
+        if last.trace.points:
+            self.charts_split.setSizes([420, 300])
+        self._show_previews(last.trace.previews)
         if last.resumable:
             run = last.summary
             hint = f"Resume continues from its checkpoint at step {run.checkpoint_step}"
             hint += f" ({run.error})." if run.error else " with the same optimizer, schedule and random state."
             self._offer_resume(run.path, run.checkpoint_step, "info", last.stop_sentence(), hint, "Resume")
             self.controls.set_details(last.stop_sentence())
-
-    def _show_trace(self, trace: RunTrace) -> None:
-        self.chart.clear()
-        for point in trace.points:
-            self.chart.add(*point)
-        if trace.points:
-            self.charts_split.setSizes([420, 300])
-        self._show_previews(trace.previews)
 
     def _show_headline(self, text: str) -> None:
         """The summary's first line under Start, in place of "Not running." (never over "Stopped at …")."""
@@ -255,7 +243,6 @@ class TrainPanel(QWidget):
             self.preflight.update_config(cfg, self.project_file)
 
     def set_model_folders(self, folders: tuple[str, ...]) -> None:
-        """The app settings' model folders, which the base-model picker lists."""
         self.model_picker.set_folders(folders)
 
     def current_config(self) -> ProjectConfig:
@@ -498,10 +485,8 @@ class TrainPanel(QWidget):
             self.controls.set_details("Loading the model and the dataset…")
 
     def handle_message(self, message: object) -> None:
-        """Every message from the worker, in order, on the GUI thread.
-
-        The worker also runs other jobs (the mixer's previews); their events are bracketed by
-        job_started/job_ended, and only those of a training job concern this panel."""
+        """Every message from the worker, in order. Its other jobs' events (the mixer's previews), bracketed
+        by job_started/job_ended, are not this panel's."""
         if isinstance(message, p.JobStarted):
             self._job_kind = message.kind
             return
@@ -511,7 +496,11 @@ class TrainPanel(QWidget):
         if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type \
                 and not (isinstance(message, Log) and self._job_kind is None):
             return  # another job's event; a Log outside any job is the worker's own
-        if isinstance(message, Progress):
+        handler = {Started: self._on_started, Finished: self._on_finished, Failed: self._on_failed,
+                   WorkerExited: self._on_worker_exited}.get(type(message))
+        if handler is not None:
+            handler(message)
+        elif isinstance(message, Progress):
             self.last_step = message.step
             self.controls.show_progress(message)
             self.history.show_active_step(message.step)
@@ -525,15 +514,9 @@ class TrainPanel(QWidget):
             self.log.add("info", f"checkpoint saved at step {message.step}: {message.path}")
             if message.lora_path:
                 self.show_export(message.lora_path)
-        elif isinstance(message, Started):
-            self._on_started(message)
         elif isinstance(message, StateChanged):
             if message.state in ("running", "paused", "stopping") and self.run_active:
                 self._set_run_state(message.state)
-        elif isinstance(message, Finished):
-            self._on_finished(message)
-        elif isinstance(message, Failed):
-            self._on_failed(message)
         elif isinstance(message, p.WorkerError):
             self.log.add("error", message.error + (f" — {message.hint}" if message.hint else ""))
             if self.run_state == "starting" and not (self._train_job and self._train_job.state == QUEUED):
@@ -541,9 +524,6 @@ class TrainPanel(QWidget):
                 self._set_run_state("idle")
         elif isinstance(message, p.ProtocolError):
             self.log.add("warning", f"unreadable message from the worker: {message}")
-        elif isinstance(message, WorkerExited):
-            self._job_kind = None
-            self._on_worker_exited(message)
 
     def _on_started(self, e: Started) -> None:
         self.run_dir = Path(e.run_dir)
@@ -602,6 +582,7 @@ class TrainPanel(QWidget):
         self.history.refresh()
 
     def _on_worker_exited(self, e: WorkerExited) -> None:
+        self._job_kind = None
         if not self.run_active and self.run_state != "checking":
             return
         if self._train_job is not None and self._train_job.state == QUEUED:
@@ -642,9 +623,6 @@ class TrainPanel(QWidget):
         self._resume_target = run_dir if step else None
         action = (action or f"Resume from step {step}") if self._resume_target else ""
         self.banner.show_message(kind, title, hint, action)
-
-    def _show_run_previews(self, run: RunSummary) -> None:
-        run_in_background(read_trace, run.path, on_done=self._fill_gallery)
 
     def _fill_gallery(self, trace: RunTrace) -> None:
         if not self.run_active:

@@ -3,8 +3,7 @@
 Checks run in the background (cached by path, size and mtime); their problems become badges in the grid and
 rows in the Problems tab, which a check the user asked for brings to the front, so its result is seen even
 when nothing was found. The status line, the tag frequencies and the grid's empty hint are recounted soon
-after any change to the rows (see `wiring.connect`), so edits, undo, checks and folder changes
-all show without a reload."""
+after any change to the rows (see `wiring.connect`): edits, undo, checks, folders show without a reload."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from ui.widgets.dataset_grid import EMPTY_HINT
 
 class CountersMixin:
     def run_check(self) -> None:
-        """Check every image in the background; badges and the report update when it ends."""
         self.checker.start([it.record for it in self.model.items], self.resolution)
 
     def check_and_show(self) -> None:

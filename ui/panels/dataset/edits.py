@@ -63,8 +63,7 @@ class EditsMixin:
     def run_batch(self, op: TagOp, scope: str = "selection", *, by_frequency: bool = False) -> int:
         """Apply `op` to the captions in `scope`; returns how many files changed (0: nothing pushed)."""
         self.editor.flush()
-        paths = self.scope_paths(scope)
-        captions = {p: self.model.item(p).caption for p in paths}
+        captions = {p: self.model.item(p).caption for p in self.scope_paths(scope)}
         freq = tag_frequencies(it.caption for it in self.model.items) if by_frequency else None
         edit = plan_batch(captions, op, freq)
         if not edit.changes:
@@ -127,10 +126,7 @@ class EditsMixin:
         return len(edit.changes)
 
     def set_excluded(self, paths: Sequence[Path], excluded: bool) -> None:
-        paths = [Path(p) for p in paths]
-        if not paths:
-            return
-        n = len(paths)
+        n = len(paths)  # none: the state is unchanged, and nothing is pushed
         self._push_state(f"{'Exclude' if excluded else 'Include'} {n} image{'s' if n != 1 else ''}",
                          self.state.with_excluded(paths, excluded))
 

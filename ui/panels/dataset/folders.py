@@ -1,5 +1,4 @@
-"""The dataset's folders: which project is shown; adding, importing and removing folders; the scan that
-brings their images into the grid chunk by chunk; and the two other ways files come in.
+"""The dataset's folders: a project's, added, imported and removed; scanned into the grid chunk by chunk.
 
 Drops are sorted by what they are (`studio.dataset.drop_kinds`): image folders and loose images join the
 dataset, a base model goes to the Train panel and LoRAs to the mixer (the `model_dropped` / `loras_dropped`
@@ -21,7 +20,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragLeaveEvent, QDragMoveEvent, QDro
 from PySide6.QtWidgets import QFileDialog
 
 from studio.dataset.captions import CaptionStore
-from studio.dataset.drop_kinds import DropPlan, classify
+from studio.dataset.drop_kinds import classify
 from studio.dataset.importer import import_copies, import_folder
 from studio.dataset.scan import ImageRecord, dataset_folders, repeats_for_folder, scan_folder
 from studio.dataset.state import DatasetState, load_state
@@ -105,7 +104,7 @@ class FoldersMixin:
     def _imported(self, dest: Path, n: int) -> None:
         self.status_message.emit(f"Copied {n} image{'s' if n != 1 else ''} into {dest}")
         if dest.resolve() in self.roots:
-            self._rescan_folder(dest.resolve())
+            self._rescan_folders([dest.resolve()])
         else:
             self.add_folders([dest])
 
@@ -131,7 +130,6 @@ class FoldersMixin:
         self._update_empty()
 
     def _load(self, roots: list[Path], *, replace: bool) -> None:
-        """Scan `roots` on a thread; chunks of records reach the grid as they are read."""
         if replace:
             self._generation += 1
         self.loader.scan(roots, caption_extension=self.caption_extension, default_repeats=self.default_repeats,
@@ -183,15 +181,13 @@ class FoldersMixin:
     def _refresh_folder_list(self) -> None:
         counts = Counter(it.record.folder for it in self.model.items)
         repeats = {it.record.folder: it.record.repeats for it in self.model.items}
-        rows = []
-        for root in self.roots:
-            for folder, from_name in dataset_folders(root, self.default_repeats):
-                if folder == root or folder in counts:
-                    rows.append((folder, folder == root, counts.get(folder, 0),
-                                 repeats.get(folder, self.state.repeats.get(folder, from_name))))
-        self.folder_list.set_folders(rows)
+        chosen = self.state.repeats
+        self.folder_list.set_folders([
+            (folder, folder == root, counts.get(folder, 0), repeats.get(folder, chosen.get(folder, named)))
+            for root in self.roots for folder, named in dataset_folders(root, self.default_repeats)
+            if folder == root or folder in counts])
 
-    def add_paths(self, paths: Sequence[str | Path]) -> DropPlan:
+    def add_paths(self, paths: Sequence[str | Path]) -> None:
         """Dropped or chosen paths, each sent where it belongs. Folders are referenced in place; single images
         are copied into the project (or, without a project folder, their folder is added)."""
         plan = classify(paths)
@@ -204,7 +200,6 @@ class FoldersMixin:
             self.loras_dropped.emit([str(p) for p in plan.loras])
         self.drop_note = plan.note()
         self.status_message.emit(self.drop_note)
-        return plan
 
     def _add_loose_images(self, images: list[Path]) -> None:
         if self.project_dir is None:
@@ -232,24 +227,20 @@ class FoldersMixin:
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
         self.grid.set_drop_highlight(False)
-        paths = _local_paths(event)
-        if not paths:
+        if paths := _local_paths(event):
+            event.acceptProposedAction()
+            self.add_paths(paths)
+        else:
             event.ignore()
-            return
-        event.acceptProposedAction()
-        self.add_paths(paths)
 
-    def _refresh_changed_folders(self, folders: list[Path]) -> None:
+    def _rescan_folders(self, folders: list[Path]) -> None:
         for folder in folders:
-            self._rescan_folder(folder)
-
-    def _rescan_folder(self, folder: Path) -> None:
-        repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
-                       repeats_for_folder(folder, self.default_repeats)[0])
-        generation, started = self._generation, time.monotonic()
-        scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
-        run_in_background(scan, on_done=lambda recs: self._rescanned(folder, recs, generation, started),
-                          on_error=lambda exc: None)  # a folder that vanished is reported on next open
+            repeats = next((it.record.repeats for it in self.model.items if it.record.folder == folder),
+                           repeats_for_folder(folder, self.default_repeats)[0])
+            scan = partial(scan_folder, folder, repeats=repeats, caption_extension=self.caption_extension)
+            run_in_background(scan, on_done=partial(self._rescanned, folder, generation=self._generation,
+                                                    started=time.monotonic()),
+                              on_error=lambda exc: None)  # a folder that vanished is reported on next open
 
     def _rescanned(self, folder: Path, records: list[ImageRecord], generation: int, started: float) -> None:
         if generation != self._generation:

@@ -28,7 +28,6 @@ class GridMixin:
             self.run_check()
 
     def is_loading(self) -> bool:
-        """A folder scan is still under way (rows are still being added)."""
         return self.loader.scanning
 
     def thumbnails_ready(self) -> int:

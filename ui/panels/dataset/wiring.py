@@ -53,13 +53,11 @@ def connect(panel: DatasetPanel) -> None:
     panel.checker.progress.connect(panel.problem_report.set_progress)
     panel.checker.finished.connect(panel._checked)
     panel.checker.failed.connect(lambda message: panel.banner.show_message("error", message))
-    panel.watcher.folders_changed.connect(panel._refresh_changed_folders)
+    panel.watcher.folders_changed.connect(panel._rescan_folders)
 
-    # the status line counts images, captions and problems: any change to the rows, shown or not, recounts
-    # soon after, so captioning, batch edits, undo, checks and folder changes all show in it
     panel._freq_timer.timeout.connect(panel._refresh_frequencies)
     panel._footer_timer.timeout.connect(panel._update_footer)
-    for model in (panel.model, panel.proxy):
+    for model in (panel.model, panel.proxy):  # any change to the rows, shown or not, recounts
         for signal in (model.modelReset, model.rowsInserted, model.rowsRemoved, model.layoutChanged):
             signal.connect(panel._recount_soon)
     panel.model.dataChanged.connect(panel._recount_soon)  # captions, exclusions, problems, thumbnails
