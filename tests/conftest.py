@@ -129,3 +129,14 @@ def _user_folders_of_its_own(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("user")
     for name in ("LORA_STUDIO_CONFIG_DIR", "LORA_STUDIO_DATA_DIR", "LORA_STUDIO_CACHE_DIR"):
         monkeypatch.setenv(name, str(home / name.split("_")[2].lower()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """`LORA_STUDIO_TEST_PHASE` (set by scripts/test.sh): `parallel` leaves out the tests marked `serial`, `serial`
+    keeps only them, so the wall-clock bounds are measured with no other test competing for the cores."""
+    phase = os.environ.get("LORA_STUDIO_TEST_PHASE", "")
+    if phase not in ("parallel", "serial"):
+        return
+    keep = [item for item in items if (item.get_closest_marker("serial") is not None) == (phase == "serial")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep

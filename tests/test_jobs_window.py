@@ -107,6 +107,7 @@ def test_a_preview_asked_for_during_training_is_queued_and_renders_after_it(qtbo
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_cancel_ends_a_render_within_2_s_and_a_killed_worker_leaves_the_mixer_usable(qtbot, tmp_path, tiny_sd1,
                                                                                     lora):
     window = open_window(qtbot, tmp_path, None)
@@ -153,6 +154,7 @@ def test_cancel_ends_a_render_within_2_s_and_a_killed_worker_leaves_the_mixer_us
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_quit_during_training_with_a_queued_preview_exits_within_5_s_and_starts_no_worker(qtbot, tmp_path, tiny_sd1,
                                                                                          lora):
     project = write_project(tmp_path, tiny_sd1)

@@ -147,6 +147,7 @@ def test_run_from_the_panel_shows_progress_and_previews_and_stops_with_a_checkpo
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_closing_during_a_run_asks_saves_stops_and_leaves_no_process(qtbot, tmp_path, tiny_sd1):
     project = write_project(tmp_path, tiny_sd1)
     window = open_window(qtbot, tmp_path, project)

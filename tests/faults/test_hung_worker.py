@@ -17,7 +17,7 @@ pytest.importorskip("PySide6")
 
 from tests.train_gui_helpers import alive, close_window, open_window  # noqa: E402
 
-pytestmark = pytest.mark.gui
+pytestmark = [pytest.mark.gui, pytest.mark.serial]
 TIMEOUT_S = 2.0
 
 
