@@ -29,11 +29,6 @@ class LastRun:
     summary: RunSummary
     trace: RunTrace
 
-    @property
-    def resumable(self) -> bool:
-        """Stopped, failed or killed before its final export, with a checkpoint to continue from."""
-        return self.summary.resumable
-
     def stop_sentence(self) -> str:
         """"The last run stopped at step 120 of 400." (or failed there)."""
         s = self.summary

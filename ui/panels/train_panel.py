@@ -224,7 +224,7 @@ class TrainPanel(QWidget):
         if last.trace.points:
             self.charts_split.setSizes([420, 300])
         self._show_previews(last.trace.previews)
-        if last.resumable:
+        if last.summary.resumable:
             run = last.summary
             hint = f"Resume continues from its checkpoint at step {run.checkpoint_step}"
             hint += f" ({run.error})." if run.error else " with the same optimizer, schedule and random state."
