@@ -1,8 +1,5 @@
-"""The app-level actions desktop users expect, with their shortcuts; the desktop shell puts them in menus.
-
-Open, Save, Save As and Quit are the main window's own. Shortcuts: Ctrl+N new, Ctrl+Z undo, Ctrl+Shift+Z
-(and the platform's own, e.g. Ctrl+Y on Windows) redo, F11 full screen, Ctrl+, preferences — on macOS
-Qt maps Ctrl to Cmd.
+"""The app-level actions desktop users expect, with their shortcuts (on macOS Qt maps Ctrl to Cmd); the
+desktop shell puts them in menus. Open, Save, Save As and Quit are the main window's own.
 """
 
 from __future__ import annotations

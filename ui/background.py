@@ -1,8 +1,7 @@
 """Running small blocking jobs (disk scans, image decoding, reading run folders) off the GUI thread.
 
-A function runs on Qt's global thread pool; its result or exception comes back to a callback on the
-GUI thread. The relay object lives on the GUI thread and its slots are bound methods, which makes the
-cross-thread signal a queued connection — a plain lambda slot would run on the pool thread instead.
+The relay lives on the GUI thread and its slots are bound methods, which makes the cross-thread signal a
+queued connection — a plain lambda slot would run on the pool thread instead.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""What makes the main window a desktop app: first-run welcome, app settings and theme, recent projects,
-the Edit/View menus and their shortcuts, the About and Settings dialogs, notifications, open-output-folder.
-
-`DesktopShell` attaches to a `MainWindow` through its public surface only (its menus, `open_project`,
-`project_file`, `train_panel`, the worker's messages), so the window's own wiring stays in one place.
+"""What makes the main window a desktop app: welcome, app settings and theme, recent projects, the
+Edit/View additions, About and Settings, notifications. `DesktopShell` uses only the window's public
+surface, so the window's own wiring stays in one place.
 """
 
 from __future__ import annotations

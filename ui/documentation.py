@@ -1,8 +1,5 @@
-"""Help ▸ Documentation: the user guide that ships with LoRA Studio, opened in the system's viewer.
-
-A source checkout and the frozen build carry README.md and docs/ beside the code (`studio.resources.app_root`);
-a wheel installed by pip does not. Where no guide is on disk, or nothing can open it, a message says so and
-names the files, instead of a click that does nothing.
+"""Help ▸ Documentation: the guide that ships beside the code (`studio.resources.app_root`), opened in the
+system's viewer. A pip wheel has none: then a message names the files, instead of a click that does nothing.
 """
 
 from __future__ import annotations

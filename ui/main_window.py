@@ -1,8 +1,6 @@
 """The one window: Dataset, Train and Mixer areas, menus, the worker's status — and all signal wiring.
 
-MainWindow owns the project (which file, which config), the worker client and the panels, and it is the
-only place where their signals are connected (taggui's rule), so data flow can be read in one method:
-`_wire`. Window geometry and the last project persist through QSettings.
+Only `_wire` connects the panels' signals (taggui's rule), so the data flow can be read in one method.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Showing a folder in the system's file manager (Explorer, Finder, Files).
-
-After an export the next thing an artist does is find the file; every place that writes files offers this.
-When the desktop has no program for folders (a bare Linux install: "Unable to detect a launcher" on the
-terminal only), `open_folder_or_explain` says so in a window and shows the path to copy (issue 18).
+"""Showing a folder in the system's file manager: after an export, the next thing an artist does is find
+the file. Where the desktop has no program for folders, a window says so and shows the path (issue 18).
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Before the window: are the system libraries Qt's Linux display plugin needs installed?
 
-`pip install lora-studio` brings Qt but not the X11/OpenGL libraries it links against; without them Qt
-stops with "no Qt platform plugin could be initialized" and nothing else (issue 18). The setup script
-installs them, so the app knows the list: here it runs `ldd` on the xcb plugin, maps each soname that is
-"not found" to its Debian/Ubuntu and Fedora package, and says which one command installs them.
-
-Nothing here imports Qt: it has to work exactly when Qt cannot.
+pip brings Qt but not the X11/OpenGL libraries it links against; without them Qt only says "no Qt platform
+plugin could be initialized" (issue 18). So `ldd` on the xcb plugin, and each missing soname is named with
+its package. Nothing here imports Qt: it has to work exactly when Qt cannot.
 """
 
 from __future__ import annotations

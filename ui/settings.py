@@ -1,14 +1,8 @@
-"""The app's own settings (not a project's): theme, folders, preview defaults, recent projects, window state.
+"""The app's own settings (not a project's), in `studio.paths.config_dir()` (tests override it).
 
-Both live in the platform's config folder (`studio.paths.config_dir()`, which `LORA_STUDIO_CONFIG_DIR`
-overrides, so tests use a temporary folder):
-
-- `settings.toml`: what the user chooses (`AppSettings`), as plain TOML a person can read and fix.
-  Settings are convenience: a damaged file or a wrong value must never stop the app from starting, so
-  loading keeps every value it can use and falls back to the default for the rest (and logs which).
-  Writes are atomic, so a crash while saving cannot leave a half-written file.
-- `window.ini`: what the app remembers by itself (window geometry, docks, splitters, last folders) through
-  `QSettings`, which stores Qt's opaque state bytes natively (`qsettings()`).
+- `settings.toml`: what the user chooses (`AppSettings`), plain TOML a person can fix. A damaged file or a
+  wrong value must never stop the app: loading keeps what it can use and logs the rest; writes are atomic.
+- `window.ini`: what the app remembers itself (geometry, docks, splitters) through `QSettings`.
 """
 
 from __future__ import annotations

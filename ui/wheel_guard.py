@@ -1,8 +1,7 @@
 """No value changes without intent: a wheel over an unfocused spin box or combo box scrolls the form instead.
 
-One shared event filter keeps wheel events from such widgets until the user clicks or tabs into them (the
-wheel never grants focus) and hands them to the surrounding scroll area: Qt itself passes an ignored wheel
-event on to the parent only for real mouse events, so the filter forwards it.
+The filter forwards the event to the scroll area itself: Qt passes an ignored wheel event on to the parent
+only for real mouse events.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Help → About: the versions of LoRA Studio, torch, diffusers, peft, transformers and CUDA, and the GPU.
-
-This is what a bug report needs, so "Copy" puts it on the clipboard as plain text.
+"""Help → About: the versions of LoRA Studio, its libraries and CUDA, and the GPU — what a bug report
+needs, so "Copy" puts it on the clipboard as plain text.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
-The captioning runs in the worker as an `autocaption` job of the window's `JobManager`, like every long
-job, so it shows in the Jobs dock and waits its turn behind a running training (queued, never an error).
-The captions the worker wrote go to the panel when the job ends or is cancelled: one undoable edit.
+It runs in the worker as a job of the window's `JobManager`, so it waits its turn behind a training; the
+captions written go to the panel when the job ends: one undoable edit.
 """
 
 from __future__ import annotations

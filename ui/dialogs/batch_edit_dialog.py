@@ -1,7 +1,5 @@
-"""One dialog for every batch caption operation, with a live count of the captions it would change.
-
-It returns a `TagOp` and a scope (the selected images, the images the filter shows, or all); the panel
-turns that into one undoable edit. A bad regular expression is shown as an error, not raised.
+"""One dialog for every batch caption operation, with a live count of the captions it would change;
+the panel turns its `TagOp` and scope into one undoable edit.
 """
 
 from __future__ import annotations

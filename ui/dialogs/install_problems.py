@@ -1,8 +1,5 @@
-"""The start-up dialog for an installation that does not match the tested library versions.
-
-`studio.install_check` decides; this only shows its report: an error (libraries known not to work
-together: training and mixing will refuse to start) or a warning (untested versions), each with the one
-command that repairs the environment, selectable and with a button that copies it (and closes the box).
+"""The start-up dialog for an installation that does not match the tested library versions:
+`studio.install_check`'s report, with the repair command to copy.
 """
 
 from __future__ import annotations

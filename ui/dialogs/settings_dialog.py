@@ -1,8 +1,5 @@
-"""File → Settings: theme, default output folder, model folders, preview defaults, the welcome screen.
-
-It edits an `AppSettings` and hands back a new one (`edited()`); the caller saves it and applies the
-theme, so the dialog can be tested without touching the disk. Recent projects and window state are not
-shown: the app keeps those itself, and "Restore Defaults" leaves them alone.
+"""File → Settings. It hands back a new `AppSettings` (`edited()`) and the caller saves it, so the dialog is
+tested without the disk; recent projects and window state are not shown, and Restore Defaults keeps them.
 """
 
 from __future__ import annotations

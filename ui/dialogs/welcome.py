@@ -1,12 +1,8 @@
 """The welcome screen: the first thing a new user sees, and File → Welcome Screen later.
 
-It answers the three questions of a first run: what can I do here (open the demo, start a project, open
-one), what can this computer do (the GPU and its VRAM, or plainly: training will run on the CPU and be
-slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
-
-The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
-Slow work stays off the GUI thread so the window appears at once: the worker builds the demo project
-(`prepare_demo_project`), a child process detects the hardware.
+It answers what a first run asks: what can I do here, what can this computer do (its GPU, or plainly: the
+CPU, slowly), and where do I start (the preset recommended for that VRAM). It only prepares a project file;
+the slow work (the demo project in the worker, hardware detection in a child) stays off the GUI thread.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """The window's one job queue: the only sender of job requests to the worker.
 
-The worker runs one job at a time, so the manager keeps the others queued (first in, first out, and
-reorderable) and sends the next one when the worker is ready and idle. Each request carries the id of its
-`Job`; the worker's `job_started` / `job_ended`, its refusals and the results come back with it (and one
-request is out at a time, so events inside the job's brackets are its own).
-
-Nothing is re-sent behind the user's back: a worker that dies or is restarted fails the running job with
-the reason, and the queued jobs stay queued until a worker is ready again. Once `shut_down()` is called
-(the window is quitting) nothing is sent and no worker is started.
+The worker runs one job at a time, so the others wait here (first in, first out, reorderable); one request
+is out at a time, so events inside the job's brackets are its own. Nothing is re-sent behind the user's
+back: a worker that dies fails the running job, and after `shut_down()` nothing is sent or started.
 """
 
 from __future__ import annotations
