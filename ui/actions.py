@@ -54,8 +54,7 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
     SP = QStyle.StandardPixmap
     undo = undo_group.createUndoAction(window, "&Undo")
     redo = undo_group.createRedoAction(window, "&Redo")
-    window.addAction(undo)
-    window.addAction(redo)
+    window.addActions([undo, redo])
     undo.setShortcuts(_shortcuts("Ctrl+Z", QKeySequence.StandardKey.Undo))
     redo.setShortcuts(_shortcuts("Ctrl+Shift+Z", QKeySequence.StandardKey.Redo))
     full = _action(window, "&Full Screen", "Use the whole screen (F11 again to leave)", "F11",
@@ -72,12 +71,7 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
         open_output_folder=_action(window, "Open Output &Folder", "Show the exported LoRAs in the file manager",
                                    icon=std(SP.SP_DirOpenIcon)),
         welcome=_action(window, "&Welcome Screen", "Demo project, recent projects and what this computer can do"),
-        settings=settings,
-        undo=undo,
-        redo=redo,
-        full_screen=full,
-        about=about,
-    )
+        settings=settings, undo=undo, redo=redo, full_screen=full, about=about)
 
 
 def toggle_full_screen(window: QMainWindow, on: bool) -> None:

@@ -79,19 +79,17 @@ class DesktopShell(QObject):
         entries = file_menu.actions()
         file_menu.insertMenu(entries[entries.index(w.open_action) + 1], self.recent_menu)
         edit_menu = QMenu("&Edit", bar)
-        edit_menu.addAction(a.undo)
-        edit_menu.addAction(a.redo)
+        edit_menu.addActions([a.undo, a.redo])
         bar.insertMenu(bar.actions()[1], edit_menu)
         w.view_menu.addAction(a.full_screen)
         w.help_menu.addAction(a.about)
 
     def _wire(self) -> None:
         a = self.actions
-        a.new_project.triggered.connect(self.new_project)
-        a.welcome.triggered.connect(self.show_welcome)
-        a.settings.triggered.connect(self.show_settings)
-        a.about.triggered.connect(self.show_about)
-        a.open_output_folder.triggered.connect(self.open_output_folder)
+        for action, slot in ((a.new_project, self.new_project), (a.welcome, self.show_welcome),
+                             (a.settings, self.show_settings), (a.about, self.show_about),
+                             (a.open_output_folder, self.open_output_folder)):
+            action.triggered.connect(slot)
         a.full_screen.triggered.connect(lambda checked: toggle_full_screen(self.window, checked))
         # MainWindow retitles itself whenever its project file changes (open, save as): record it then
         self.window.windowTitleChanged.connect(lambda _title: self._record_project())

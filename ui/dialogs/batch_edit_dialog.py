@@ -14,15 +14,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDialog, QDialo
 from studio.dataset.tags import TagOp
 from ui.layout import fill
 
-OPERATIONS = [
-    ("trigger_first", "Put a trigger word first"),
-    ("add", "Add a tag"),
-    ("remove", "Remove a tag"),
-    ("rename", "Rename a tag"),
-    ("replace", "Find and replace"),
-    ("dedupe", "Remove duplicate tags"),
-    ("sort", "Sort tags"),
-]
+OPERATIONS = [("trigger_first", "Put a trigger word first"), ("add", "Add a tag"), ("remove", "Remove a tag"),
+              ("rename", "Rename a tag"), ("replace", "Find and replace"),
+              ("dedupe", "Remove duplicate tags"), ("sort", "Sort tags")]
 SCOPES = [("selection", "Selected images"), ("shown", "Images shown by the filter"), ("all", "All images")]
 
 

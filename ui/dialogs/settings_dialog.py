@@ -64,11 +64,10 @@ class SettingsDialog(QDialog):
             box.setSingleStep(64)
             box.setSuffix(" px")
         preview = QFormLayout()
-        preview.addRow("Prompt:", self.prompt)
-        preview.addRow("Negative prompt:", self.negative_prompt)
-        preview.addRow("Seed:", self.seed)
-        preview.addRow("Steps:", self.steps)
-        preview.addRow("Size (width × height):", row(self.width_px, self.height_px))
+        for label, field in (("Prompt:", self.prompt), ("Negative prompt:", self.negative_prompt),
+                             ("Seed:", self.seed), ("Steps:", self.steps),
+                             ("Size (width × height):", row(self.width_px, self.height_px))):
+            preview.addRow(label, field)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -98,15 +97,12 @@ class SettingsDialog(QDialog):
     def edited(self) -> AppSettings:
         """The settings as shown; fields the dialog does not show are kept from the original."""
         folders = tuple(self.model_folders.item(i).text() for i in range(self.model_folders.count()))
-        return replace(
-            self._original,
-            theme=self.theme.currentData(),
-            show_welcome=self.show_welcome.isChecked(),
-            output_folder=self.output_folder.text().strip(),
-            model_folders=folders,
-            preview=PreviewDefaults(**{name: box.text() if isinstance(box, QLineEdit) else box.value()
-                                       for name, box in self._preview_fields().items()}),
-        )
+        preview = {name: box.text() if isinstance(box, QLineEdit) else box.value()
+                   for name, box in self._preview_fields().items()}
+        return replace(self._original, theme=self.theme.currentData(),
+                       show_welcome=self.show_welcome.isChecked(),
+                       output_folder=self.output_folder.text().strip(), model_folders=folders,
+                       preview=PreviewDefaults(**preview))
 
     def _preview_fields(self) -> dict[str, QLineEdit | QSpinBox]:
         return {"prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,
