@@ -75,7 +75,6 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
 
 
 def toggle_full_screen(window: QMainWindow, on: bool) -> None:
-    """Enter or leave full screen, returning to maximised or normal as before."""
     if on:
         window.setProperty("wasMaximized", window.isMaximized())
         window.showFullScreen()

@@ -29,11 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_application(settings: AppSettings) -> str:
-    """Theme, icon and desktop-file name on the QApplication; returns the theme in use.
-
-    Call it before building the main window as well: widgets that paint themselves (charts) read the
-    palette when they are created.
-    """
+    """Theme, icon and desktop-file name on the QApplication; returns the theme in use. Call it before
+    building the main window too: widgets that paint themselves (charts) read the palette when created."""
     app = QApplication.instance()
     install_gc_guard(app)
     theme = apply_theme(app, settings.theme)
@@ -63,9 +60,6 @@ class DesktopShell(QObject):
 
     # ---------------------------------------------------------------------------------------------
     def _extend_menus(self) -> None:
-        """Ours go around the window's own File entries (open, save, quit): New first, Open Recent after
-        Open, output folder, welcome and settings before Quit. Edit comes after File, Full Screen in the
-        window's View menu, About (with every version) in its Help menu."""
         a, w, bar = self.actions, self.window, self.window.menuBar()
         file_menu = w.file_menu
         file_menu.insertAction(file_menu.actions()[0], a.new_project)
@@ -216,7 +210,6 @@ class DesktopShell(QObject):
         QTimer.singleShot(0, dialog.new_project)
 
     def output_folder(self) -> Path:
-        """Where the current project exports, else the default output folder from the settings."""
         project = self.window.project_file
         if project is not None:
             try:

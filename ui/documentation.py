@@ -16,7 +16,6 @@ GUIDES = ("README.md", "docs/TRAINING.md")
 
 
 def documentation_file(root: Path | None = None) -> Path | None:
-    """The first guide that exists under `root` (the app's own folder by default)."""
     base = root or app_root()
     for name in GUIDES:
         path = base / name

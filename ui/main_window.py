@@ -134,7 +134,6 @@ class MainWindow(QMainWindow):
                                         QKeySequence.StandardKey.HelpContents)
 
     def _build_view_menu(self, view) -> None:
-        """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
         for index in range(self.tabs.count()):
             self._action(view, f"&{index + 1} {self.tabs.tabText(index)}",
                          lambda _=False, i=index: self.show_panel(i), f"Ctrl+{index + 1}")
@@ -268,8 +267,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
-        """The project now lives at `path`: shown as if opened from there (the form with the paths as saved,
-        the Dataset area on its new folder), then reported as saved."""
+        """Shown as if opened from `path` (the paths as saved, the Dataset area on its new folder)."""
         self._project_ready(cfg, path)
         self._saved(path)
 

@@ -22,7 +22,6 @@ def nearest_existing(path: str | Path) -> Path:
 
 
 def folder_url(path: str | Path) -> QUrl:
-    """A file:// URL for the folder to show; for a file, the folder it is in."""
     p = nearest_existing(path)
     if p.is_file():
         p = p.parent
@@ -30,12 +29,10 @@ def folder_url(path: str | Path) -> QUrl:
 
 
 def open_folder(path: str | Path) -> bool:
-    """Open the folder (or a file's folder) in the file manager; False when the desktop could not."""
     return QDesktopServices.openUrl(folder_url(path))
 
 
 def why_not_opened(platform: str = sys.platform) -> str:
-    """The likely reason the file manager did not open, and what to do, for this kind of system."""
     if platform.startswith("linux"):
         return ("No program is registered to open folders on this desktop (xdg-open found none). Install a file "
                 "manager (Files, Dolphin, Thunar…) or the xdg-utils package, or open the path below yourself.")
@@ -57,7 +54,6 @@ def explain_open_failure(path: str | Path, parent: QWidget | None) -> QMessageBo
 
 
 def open_folder_or_explain(path: str | Path, parent: QWidget | None) -> bool:
-    """Open the folder; when that fails, say why in a message over `parent`. Returns whether it opened."""
     if open_folder(path):
         return True
     explain_open_failure(path, parent)

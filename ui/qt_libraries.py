@@ -64,7 +64,6 @@ Runner = Callable[[Path], str]  # runs ldd on a file, returns its output
 
 
 def missing_sonames(ldd_output: str) -> list[str]:
-    """The sonames `ldd` reports as "not found", in order, without repeats."""
     return list(dict.fromkeys(m.group(1) for m in map(_NOT_FOUND.match, ldd_output.splitlines()) if m))
 
 
@@ -76,7 +75,6 @@ def packages_for(sonames: list[str]) -> tuple[list[str], list[str], list[str]]:
 
 
 def missing_libraries_message(sonames: list[str], plugin: str = "xcb") -> str:
-    """What to tell the user: which libraries are missing and the one command per distribution."""
     debian, fedora, unknown = packages_for(sonames)
     lines = [f"LoRA Studio cannot open its window: Qt's display plugin ({plugin}) needs system libraries "
              "that are not installed:", *(f"  {name}" for name in sonames), ""]
@@ -125,7 +123,6 @@ def uses_xcb(environ: dict[str, str] | None = None) -> bool:
 
 def platform_problem(*, runner: Runner | None = None, plugin: Path | None = None,
                      environ: dict[str, str] | None = None, system: str = sys.platform) -> str | None:
-    """The message for missing display libraries, or None when there is nothing to say (also off Linux)."""
     if not system.startswith("linux") or not uses_xcb(environ):
         return None
     plugin = plugin or qt_plugin()

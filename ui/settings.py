@@ -103,7 +103,6 @@ def _tolerant(cls: type, data: dict[str, Any], base: Any, where: str = "settings
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
-    """The saved settings, or the defaults when there are none or the file cannot be read."""
     path = path or settings_path()
     try:
         data = tomllib.loads(decode_text(path.read_bytes()))  # edited in Notepad: a BOM and CRLF are fine
@@ -124,7 +123,6 @@ def load_settings(path: Path | None = None) -> AppSettings:
 
 
 def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
-    """Write the settings atomically, creating the config folder on first save."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "# LoRA Studio settings (written by the app; safe to edit while it is closed)\n"

@@ -135,10 +135,8 @@ QToolTip {{ color: {c.text}; background: {c.base}; border: 1px solid {c.border};
 
 
 def apply_theme(app: QApplication, name: str) -> str:
-    """Style the whole app; returns the theme actually used ("light" or "dark").
-
-    With "system" the app follows the desktop when it switches between light and dark while running.
-    """
+    """Style the whole app; returns the theme used ("light" or "dark"). With "system" the app follows
+    the desktop when it switches between light and dark while running."""
     resolved = resolve(name)
     colors = THEMES[resolved]
     # Each of these re-polishes every widget alive, which costs seconds in a big window: skip what is in place.

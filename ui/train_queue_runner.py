@@ -33,7 +33,6 @@ class QueueRunner(QObject):
         return self._lock is not None
 
     def start(self) -> None:
-        """Hold the runner's lock and send the first queued (or interrupted) entry."""
         if self.active:
             return
         lock = contextlib.ExitStack()

@@ -46,7 +46,6 @@ def _shared() -> _WheelGuard:
 
 
 def guard_wheel(widget: QWidget) -> QWidget:
-    """Make one spin box or combo box ignore the wheel until it has focus; returns the widget."""
     if not widget.property(_GUARDED_PROPERTY):
         widget.setProperty(_GUARDED_PROPERTY, True)
         widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -55,7 +54,6 @@ def guard_wheel(widget: QWidget) -> QWidget:
 
 
 def guard_wheel_in(root: QWidget) -> int:
-    """Guard every spin box and combo box inside `root` (and `root` itself); returns how many were guarded."""
     widgets = [w for w in [root, *root.findChildren(QWidget)] if isinstance(w, GUARDED)]
     for w in widgets:
         guard_wheel(w)

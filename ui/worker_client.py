@@ -66,7 +66,6 @@ class WorkerClient(QObject):
         self._watchdog.start()
 
     def restart(self) -> None:
-        """Kill the current worker (if any) and start a fresh one."""
         old = self._proc
         self._proc, self._token = None, None
         if old is not None:

@@ -108,7 +108,6 @@ class AutoCaptionDialog(QDialog):
 
     @property
     def active(self) -> bool:
-        """Its job is queued or running."""
         return self.job is not None and self.job.active
 
     def start(self) -> None:

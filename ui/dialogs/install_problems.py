@@ -11,7 +11,6 @@ from studio.install_check import InstallReport
 
 
 def install_problem_box(report: InstallReport, parent: QWidget | None = None) -> QMessageBox | None:
-    """A ready-to-open message box for the report, or None when there is nothing to say."""
     error, warning = report.error(), report.warning()
     if not error and not warning:
         return None

@@ -13,8 +13,6 @@ from ui.layout import column, fill
 
 
 class JobRow(QWidget):
-    """One job: "Running · mixer preview", what it is doing, a bar, Cancel and the reorder arrows."""
-
     def __init__(self, job: Job, jobs: JobManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job, self._jobs = job, jobs

@@ -142,7 +142,6 @@ class JobManager(QObject):
         return job
 
     def _pump(self, *, start_worker: bool = False) -> None:
-        """Send the next queued job if the worker is ready and has nothing of ours running."""
         while not self.closing and self._running is None and self._queue:
             if self.worker.state != "ready":
                 if start_worker and not self.worker.running:
@@ -242,7 +241,6 @@ class JobManager(QObject):
 
 
 def worker_stopped(message: WorkerExited) -> str:
-    """Why a running job failed, in our words: the worker stopped, how, and its exit code."""
     code = f" (exit {message.returncode})" if message.returncode is not None else ""
     if message.expected:
         return f"the worker stopped: it was restarted{code}"
