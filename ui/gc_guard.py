@@ -24,9 +24,7 @@ class GuiThreadCollector(QObject):
         # full collection, which would otherwise scan ~10^5 objects (and stall the GUI) each time.
         gc.freeze()
         self._last_full = time.monotonic()
-        self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self.collect_due)
+        self._timer = QTimer(self, interval=interval_ms, timeout=self.collect_due)
         self._timer.start()
 
     def collect_due(self) -> int:

@@ -58,9 +58,7 @@ class MainWindow(QMainWindow):
         self._restarts: list[float] = []
         self._probe: Hardware | None = None  # GPUs and VRAM without torch, for the defaults (issue 18)
         self._new_project = False  # an untitled project nobody has edited: machine defaults may apply
-        self._dataset_sync = QTimer(self)
-        self._dataset_sync.setSingleShot(True)
-        self._dataset_sync.setInterval(600)
+        self._dataset_sync = QTimer(self, singleShot=True, interval=600)
 
         self.jobs = JobManager(self.worker, self)  # the one sender of job requests to the worker
         self.train_panel = TrainPanel()

@@ -34,9 +34,7 @@ class WorkerClient(QObject):
         self.detail = ""
         self.info: p.Ready | None = None
         self._incoming.connect(self._on_incoming)
-        self._watchdog = QTimer(self)
-        self._watchdog.setInterval(WATCH_MS)
-        self._watchdog.timeout.connect(self._check_pulse)
+        self._watchdog = QTimer(self, interval=WATCH_MS, timeout=self._check_pulse)
 
     # ---------------------------------------------------------------------------------------------
     @property

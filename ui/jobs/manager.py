@@ -40,10 +40,8 @@ class JobManager(QObject):
         self._opened = False  # the running job's job_started has arrived
         self._ended: list[Job] = []  # newest first
         self._local: dict[Job, Callable[[], None]] = {}  # running jobs of the window itself → how to stop each
-        self._stop_timer = QTimer(self)
-        self._stop_timer.setSingleShot(True)
-        self._stop_timer.setInterval(int(stop_grace_s * 1000))
-        self._stop_timer.timeout.connect(self._stop_overdue)
+        self._stop_timer = QTimer(self, singleShot=True, interval=int(stop_grace_s * 1000),
+                                  timeout=self._stop_overdue)
         worker.message_received.connect(self._on_message)
         worker.state_changed.connect(self._on_worker_state)
 
