@@ -150,10 +150,9 @@ class MainWindow(QMainWindow):
         """The Jobs list in a bottom dock, hidden until asked for (View ▸ Jobs, Ctrl+J, or the status bar's
         "Jobs: …" button), so the window still fits 1024×700."""
         self.jobs_view = JobsView(self.jobs)
-        self.jobs_dock = QDockWidget("Jobs", self)
-        self.jobs_dock.setObjectName("jobsDock")
+        self.jobs_dock = QDockWidget("Jobs", self, objectName="jobsDock", allowedAreas=(
+            Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea))
         self.jobs_dock.setWidget(self.jobs_view)
-        self.jobs_dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
         self.jobs_dock.hide()
         self.jobs_button = QToolButton()

@@ -33,10 +33,9 @@ class Notifier(QObject):
             use_tray = QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages()
         self._tray: QSystemTrayIcon | None = None
         if use_tray:
-            self._tray = QSystemTrayIcon(app_icon(), self)
-            self._tray.setToolTip("LoRA Studio")
-            self._tray.messageClicked.connect(self._bring_to_front)
-            self._tray.activated.connect(lambda _reason: self._bring_to_front())
+            self._tray = QSystemTrayIcon(app_icon(), self, toolTip="LoRA Studio",
+                                         messageClicked=self._bring_to_front,
+                                         activated=lambda _reason: self._bring_to_front())
 
     @property
     def method(self) -> str:

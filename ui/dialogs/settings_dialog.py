@@ -32,18 +32,14 @@ class SettingsDialog(QDialog):
         look.addRow("Theme:", self.theme)
         look.addRow(self.show_welcome)
 
-        self.output_folder = QLineEdit()
-        self.output_folder.setPlaceholderText(str(default_output_dir()))
-        self.output_folder.setToolTip("Where new projects save their exported LoRAs. Empty: the folder shown.")
-        browse_out = QPushButton("Browse…")
-        browse_out.clicked.connect(self._browse_output)
+        self.output_folder = QLineEdit(placeholderText=str(default_output_dir()), toolTip="Where new projects"
+                                       " save their exported LoRAs. Empty: the folder shown.")
+        browse_out = QPushButton("Browse…", clicked=self._browse_output)
         self.model_folders = QListWidget()
         self.model_folders.setToolTip("Folders searched for base models (.safetensors files and diffusers folders)")
-        self.add_model_folder = QPushButton("Add…")
-        self.add_model_folder.clicked.connect(self._browse_model_folder)
-        self.remove_model_folder = QPushButton("Remove")
-        self.remove_model_folder.clicked.connect(
-            lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
+        self.add_model_folder = QPushButton("Add…", clicked=self._browse_model_folder)
+        self.remove_model_folder = QPushButton(
+            "Remove", clicked=lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
         self.model_folders.currentRowChanged.connect(
             lambda row: self.remove_model_folder.setEnabled(row >= 0))
         folders = QFormLayout()
@@ -53,16 +49,10 @@ class SettingsDialog(QDialog):
 
         self.prompt = QLineEdit()
         self.negative_prompt = QLineEdit()
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 200)
-        self.width_px = QSpinBox()
-        self.height_px = QSpinBox()
-        for box in (self.width_px, self.height_px):
-            box.setRange(64, 4096)
-            box.setSingleStep(64)
-            box.setSuffix(" px")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.steps = QSpinBox(minimum=1, maximum=200)
+        self.width_px, self.height_px = (QSpinBox(minimum=64, maximum=4096, singleStep=64, suffix=" px")
+                                         for _ in range(2))
         preview = QFormLayout()
         for label, field in (("Prompt:", self.prompt), ("Negative prompt:", self.negative_prompt),
                              ("Seed:", self.seed), ("Steps:", self.steps),
@@ -70,9 +60,8 @@ class SettingsDialog(QDialog):
             preview.addRow(label, field)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults,
+                                   accepted=self.accept, rejected=self.reject)
         self.restore_button = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
         self.restore_button.clicked.connect(lambda: self.load(AppSettings()))
 
