@@ -36,9 +36,7 @@ def _shortcuts(*keys: QKeySequence | QKeySequence.StandardKey | str) -> list[QKe
 
 
 def _action(window: QMainWindow, text: str, tip: str, *keys, icon=None) -> QAction:
-    action = QAction(text, window)
-    action.setStatusTip(tip)
-    action.setToolTip(tip)
+    action = QAction(text, window, statusTip=tip, toolTip=tip)
     if keys:
         action.setShortcuts(_shortcuts(*keys))
     if icon is not None:
