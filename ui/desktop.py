@@ -68,8 +68,7 @@ class DesktopShell(QObject):
                 file_menu.insertSeparator(w.quit_action)
             else:
                 file_menu.insertAction(w.quit_action, action)
-        self.recent_menu = QMenu("Open &Recent", file_menu)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent_menu = QMenu("Open &Recent", file_menu, aboutToShow=self._fill_recent_menu)
         entries = file_menu.actions()
         file_menu.insertMenu(entries[entries.index(w.open_action) + 1], self.recent_menu)
         edit_menu = QMenu("&Edit", bar)

@@ -34,8 +34,8 @@ def open_documentation(parent: QWidget | None, root: Path | None = None) -> bool
                 "in LoRA Studio's source repository.")
     else:
         text = f"Nothing on this computer could open the user guide. It is the text file\n\n{path}"
-    box = QMessageBox(QMessageBox.Icon.Information, "Documentation", text, QMessageBox.StandardButton.Ok, parent)
-    box.setObjectName("documentationMissing")
+    box = QMessageBox(QMessageBox.Icon.Information, "Documentation", text, QMessageBox.StandardButton.Ok,
+                      parent, objectName="documentationMissing")
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return False

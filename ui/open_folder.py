@@ -44,10 +44,9 @@ def explain_open_failure(path: str | Path, parent: QWidget | None) -> QMessageBo
     folder = folder_url(path).toLocalFile()
     box = QMessageBox(QMessageBox.Icon.Information, "Could not open the folder",
                       f"LoRA Studio could not show this folder in a file manager:\n\n{folder}",
-                      QMessageBox.StandardButton.Ok, parent)
-    box.setInformativeText(why_not_opened())
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    box.setObjectName("openFolderFailed")
+                      QMessageBox.StandardButton.Ok, parent, informativeText=why_not_opened(),
+                      textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse,
+                      objectName="openFolderFailed")
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box

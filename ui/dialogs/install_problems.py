@@ -14,10 +14,9 @@ def install_problem_box(report: InstallReport, parent: QWidget | None = None) ->
     error, warning = report.error(), report.warning()
     if not error and not warning:
         return None
-    box = QMessageBox(parent)
-    box.setWindowTitle("LoRA Studio: check the installation")
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box = QMessageBox(parent, windowTitle="LoRA Studio: check the installation",
+                      textFormat=Qt.TextFormat.PlainText,
+                      textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
     # wide enough that the repair command (a long path) wraps as little as possible
     box.setStyleSheet("QLabel#qt_msgbox_label, QLabel#qt_msgbox_informativelabel { min-width: 36em; }")
     if error:
