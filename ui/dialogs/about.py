@@ -38,11 +38,10 @@ class AboutDialog(QDialog):
                 label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                 form.addRow(f"{key}:", label)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, rejected=self.reject)
         self.copy_button = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setToolTip("Copy these versions for a bug report")
         self.copy_button.clicked.connect(self.copy)
-        buttons.rejected.connect(self.reject)
 
         head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, blurb), 1))
         fill(QVBoxLayout(self), head, form, buttons)

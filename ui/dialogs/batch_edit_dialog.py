@@ -59,10 +59,9 @@ class BatchEditDialog(QDialog):
         self.scope.setCurrentIndex(max(0, self.scope.findData(scope)))
         form.addRow("Apply to", self.scope)
         self.preview = QLabel(wordWrap=True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        ok_cancel = QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        self.buttons = QDialogButtonBox(ok_cancel, accepted=self.accept, rejected=self.reject)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         fill(QVBoxLayout(self), form, self.preview, self.buttons)
 
         self._timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_preview)
