@@ -91,8 +91,7 @@ class WelcomeDialog(QDialog):
         head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, subtitle), 1))
 
         # what this computer can do
-        self.hardware_banner = QFrame()
-        set_role(self.hardware_banner, "banner-info")
+        self.hardware_banner = set_role(QFrame(), "banner-info")
         self.hardware_title = QLabel("Checking this computer…", font=scaled_font(self.font(), 1.1, bold=True),
                                      wordWrap=True)
         self.hardware_detail = QLabel("Looking for an NVIDIA GPU.", wordWrap=True)
@@ -129,9 +128,8 @@ class WelcomeDialog(QDialog):
         start_box.setLayout(start)
 
         # recent projects
-        self.recent = QListWidget(toolTip="Double-click to open")
-        self.recent.itemActivated.connect(self._recent_activated)
-        self.recent.itemDoubleClicked.connect(self._recent_activated)
+        self.recent = QListWidget(toolTip="Double-click to open", itemActivated=self._recent_activated,
+                                  itemDoubleClicked=self._recent_activated)
         self.recent_empty = self._hint("No recent projects yet. Projects you open appear here.")
         self.recent_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_recent_button = QPushButton("Open", clicked=self.open_selected_recent)
