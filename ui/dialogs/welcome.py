@@ -144,9 +144,8 @@ class WelcomeDialog(QDialog):
         close = QPushButton("Close", toolTip="Continue with an empty project", clicked=self.reject)
 
         columns = row((start_box, 3), (recent_box, 2))
-        layout = fill(QVBoxLayout(self), head, self.hardware_banner, (columns, 1), self.status,
-                      row((self.show_at_startup, 1), close))
-        layout.setSpacing(round(em * 0.7))
+        fill(QVBoxLayout(self, spacing=round(em * 0.7)), head, self.hardware_banner, (columns, 1),
+             self.status, row((self.show_at_startup, 1), close))
         self.setMinimumWidth(em * 44)
         self.resize(em * 58, em * 40)
 

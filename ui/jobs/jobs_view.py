@@ -3,7 +3,7 @@ reorder the queued ones. MainWindow shows it in a dock (View ▸ Jobs, or the st
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMargins, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
                                QWidget)
 
@@ -68,9 +68,7 @@ class JobsView(QWidget):
         self.jobs = jobs
         self.rows: list[JobRow] = []
         self._holder = QWidget()
-        self._list = QVBoxLayout(self._holder)
-        self._list.setContentsMargins(0, 0, 0, 0)
-        self._list.setSpacing(0)
+        self._list = QVBoxLayout(self._holder, contentsMargins=QMargins(), spacing=0)
         self.empty = QLabel("No jobs yet: training runs, previews, grids, exports, captioning and image checks show here.")
         self.empty.setProperty("role", "hint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
