@@ -95,9 +95,8 @@ class DesktopShell(QObject):
     # ---------------------------------------------------------------------------------------------
     # start-up
     def start(self, project: Path | None = None, *, demo: bool = False) -> None:
-        """After `window.show()`: open the demo, or the project the user had open last time (with its last
-        run's chart and previews). The welcome screen comes up only on a first start, or when that project
-        is no longer there (saying so)."""
+        """After `window.show()`: the demo, or last time's project; the welcome screen only on a first start
+        or when that project is no longer there (saying so)."""
         self._record_project()
         if demo:
             self.open_demo()

@@ -41,9 +41,8 @@ class WelcomeChoice:
 
 def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
                          on_error: Callable[[str, str], None]) -> Job:
-    """The demo project in the user's data folder (photos, tiny model, `project.toml`), built by the worker
-    as a job of the window's queue: its tiny model is made with diffusers, which the window's process never
-    imports. When the job ends, `on_done(project_file)` or `on_error(error, hint)` is called once."""
+    """The demo project in the user's data folder, built by the worker (its tiny model needs diffusers, which
+    the window never imports); then `on_done(project_file)` or `on_error(error, hint)`, once."""
     job = jobs.submit(DemoProjectRequest(folder=str(demo_project_dir())), "demo project")
 
     def ended(state: str) -> None:

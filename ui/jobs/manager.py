@@ -62,9 +62,8 @@ class JobManager(QObject):
         return job
 
     def track(self, title: str, kind: str, stop: Callable[[], None]) -> Job:
-        """A job the window runs itself off the GUI thread (the image check): listed and cancellable with
-        the worker's, but never queued behind them, since it needs no worker. Its owner reports progress
-        on the Job and ends it with `end_tracked`; Cancel calls `stop` and ends it at once."""
+        """A job the window runs itself (the image check): listed and cancellable with the worker's, never
+        queued behind them. Its owner ends it with `end_tracked`; Cancel calls `stop` and ends it at once."""
         job = self._new_job(Job(next(self._ids), None, title, self, kind=kind))
         self._local[job] = stop
         job.set_state(RUNNING)
