@@ -1,8 +1,5 @@
-"""The app-level actions desktop users expect, with their shortcuts; the desktop shell puts them in menus.
-
-Open, Save, Save As and Quit are the main window's own. Shortcuts: Ctrl+N new, Ctrl+Z undo, Ctrl+Shift+Z
-(and the platform's own, e.g. Ctrl+Y on Windows) redo, F11 full screen, Ctrl+, preferences — on macOS
-Qt maps Ctrl to Cmd.
+"""The app-level actions desktop users expect, with their shortcuts (on macOS Qt maps Ctrl to Cmd); the
+desktop shell puts them in menus. Open, Save, Save As and Quit are the main window's own.
 """
 
 from __future__ import annotations
@@ -39,9 +36,7 @@ def _shortcuts(*keys: QKeySequence | QKeySequence.StandardKey | str) -> list[QKe
 
 
 def _action(window: QMainWindow, text: str, tip: str, *keys, icon=None) -> QAction:
-    action = QAction(text, window)
-    action.setStatusTip(tip)
-    action.setToolTip(tip)
+    action = QAction(text, window, statusTip=tip, toolTip=tip)
     if keys:
         action.setShortcuts(_shortcuts(*keys))
     if icon is not None:
@@ -57,8 +52,7 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
     SP = QStyle.StandardPixmap
     undo = undo_group.createUndoAction(window, "&Undo")
     redo = undo_group.createRedoAction(window, "&Redo")
-    window.addAction(undo)
-    window.addAction(redo)
+    window.addActions([undo, redo])
     undo.setShortcuts(_shortcuts("Ctrl+Z", QKeySequence.StandardKey.Undo))
     redo.setShortcuts(_shortcuts("Ctrl+Shift+Z", QKeySequence.StandardKey.Redo))
     full = _action(window, "&Full Screen", "Use the whole screen (F11 again to leave)", "F11",
@@ -75,16 +69,10 @@ def create_actions(window: QMainWindow, undo_group: QUndoGroup) -> AppActions:
         open_output_folder=_action(window, "Open Output &Folder", "Show the exported LoRAs in the file manager",
                                    icon=std(SP.SP_DirOpenIcon)),
         welcome=_action(window, "&Welcome Screen", "Demo project, recent projects and what this computer can do"),
-        settings=settings,
-        undo=undo,
-        redo=redo,
-        full_screen=full,
-        about=about,
-    )
+        settings=settings, undo=undo, redo=redo, full_screen=full, about=about)
 
 
 def toggle_full_screen(window: QMainWindow, on: bool) -> None:
-    """Enter or leave full screen, returning to maximised or normal as before."""
     if on:
         window.setProperty("wasMaximized", window.isMaximized())
         window.showFullScreen()

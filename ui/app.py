@@ -1,11 +1,7 @@
 """Starting the application: `main(argv)` is the GUI's entry point (`lora-studio gui [PROJECT]`).
 
-- `multiprocessing.freeze_support()`: a frozen build's spawned children must not open a second window
-  (the frozen build's own worker, `--studio-worker`, is routed by `packaging/frozen_main.py`).
-- On Linux, missing system libraries for Qt's display plugin are named, with the command that installs
-  them, before Qt would stop with only "no Qt platform plugin could be initialized" (`ui.qt_libraries`).
-- A crash while the window is being built shows a dialog with the traceback under "details" instead of
-  a silent exit; a later unhandled exception in a slot is shown the same way, and the app stays up.
+Missing display libraries are named before Qt would stop without a word (`ui.qt_libraries`), and a crash
+while the window is built, or later in a slot, shows a dialog with the traceback instead of a silent exit.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Running small blocking jobs (disk scans, image decoding, reading run folders) off the GUI thread.
 
-A function runs on Qt's global thread pool; its result or exception comes back to a callback on the
-GUI thread. The relay object lives on the GUI thread and its slots are bound methods, which makes the
-cross-thread signal a queued connection — a plain lambda slot would run on the pool thread instead.
+The relay lives on the GUI thread and its slots are bound methods, which makes the cross-thread signal a
+queued connection — a plain lambda slot would run on the pool thread instead.
 """
 
 from __future__ import annotations
@@ -58,9 +57,7 @@ def run_in_background(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any
                       on_error: Callable[[BaseException], None] | None = None,
                       pool: QThreadPool | None = None) -> None:
     """Call `fn(*args)` on a pool thread; `on_done(result)` / `on_error(exc)` run later on the GUI thread.
-
-    `pool` (default: Qt's global one) lets slow jobs, such as reading pickled checkpoints, run on a pool
-    of their own, so they cannot hold up the quick ones (saving the project, loading a preset)."""
+    A `pool` of their own keeps slow jobs (pickled checkpoints) from holding up quick ones (saving)."""
     relay = _Relay(on_done, on_error)
     _pending.add(relay)
     (pool or QThreadPool.globalInstance()).start(_Task(fn, args, relay))

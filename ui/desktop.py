@@ -1,8 +1,6 @@
-"""What makes the main window a desktop app: first-run welcome, app settings and theme, recent projects,
-the Edit/View menus and their shortcuts, the About and Settings dialogs, notifications, open-output-folder.
-
-`DesktopShell` attaches to a `MainWindow` through its public surface only (its menus, `open_project`,
-`project_file`, `train_panel`, the worker's messages), so the window's own wiring stays in one place.
+"""What makes the main window a desktop app: welcome, app settings and theme, recent projects, the
+Edit/View additions, About and Settings, notifications. `DesktopShell` uses only the window's public
+surface, so the window's own wiring stays in one place.
 """
 
 from __future__ import annotations
@@ -31,11 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def prepare_application(settings: AppSettings) -> str:
-    """Theme, icon and desktop-file name on the QApplication; returns the theme in use.
-
-    Call it before building the main window as well: widgets that paint themselves (charts) read the
-    palette when they are created.
-    """
+    """Theme, icon and desktop-file name on the QApplication; returns the theme in use. Call it before
+    building the main window too: widgets that paint themselves (charts) read the palette when created."""
     app = QApplication.instance()
     install_gc_guard(app)
     theme = apply_theme(app, settings.theme)
@@ -65,9 +60,6 @@ class DesktopShell(QObject):
 
     # ---------------------------------------------------------------------------------------------
     def _extend_menus(self) -> None:
-        """Ours go around the window's own File entries (open, save, quit): New first, Open Recent after
-        Open, output folder, welcome and settings before Quit. Edit comes after File, Full Screen in the
-        window's View menu, About (with every version) in its Help menu."""
         a, w, bar = self.actions, self.window, self.window.menuBar()
         file_menu = w.file_menu
         file_menu.insertAction(file_menu.actions()[0], a.new_project)
@@ -76,24 +68,21 @@ class DesktopShell(QObject):
                 file_menu.insertSeparator(w.quit_action)
             else:
                 file_menu.insertAction(w.quit_action, action)
-        self.recent_menu = QMenu("Open &Recent", file_menu)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent_menu = QMenu("Open &Recent", file_menu, aboutToShow=self._fill_recent_menu)
         entries = file_menu.actions()
         file_menu.insertMenu(entries[entries.index(w.open_action) + 1], self.recent_menu)
         edit_menu = QMenu("&Edit", bar)
-        edit_menu.addAction(a.undo)
-        edit_menu.addAction(a.redo)
+        edit_menu.addActions([a.undo, a.redo])
         bar.insertMenu(bar.actions()[1], edit_menu)
         w.view_menu.addAction(a.full_screen)
         w.help_menu.addAction(a.about)
 
     def _wire(self) -> None:
         a = self.actions
-        a.new_project.triggered.connect(self.new_project)
-        a.welcome.triggered.connect(self.show_welcome)
-        a.settings.triggered.connect(self.show_settings)
-        a.about.triggered.connect(self.show_about)
-        a.open_output_folder.triggered.connect(self.open_output_folder)
+        for action, slot in ((a.new_project, self.new_project), (a.welcome, self.show_welcome),
+                             (a.settings, self.show_settings), (a.about, self.show_about),
+                             (a.open_output_folder, self.open_output_folder)):
+            action.triggered.connect(slot)
         a.full_screen.triggered.connect(lambda checked: toggle_full_screen(self.window, checked))
         # MainWindow retitles itself whenever its project file changes (open, save as): record it then
         self.window.windowTitleChanged.connect(lambda _title: self._record_project())
@@ -106,9 +95,8 @@ class DesktopShell(QObject):
     # ---------------------------------------------------------------------------------------------
     # start-up
     def start(self, project: Path | None = None, *, demo: bool = False) -> None:
-        """After `window.show()`: open the demo, or the project the user had open last time (with its last
-        run's chart and previews). The welcome screen comes up only on a first start, or when that project
-        is no longer there (saying so)."""
+        """After `window.show()`: the demo, or last time's project; the welcome screen only on a first start
+        or when that project is no longer there (saying so)."""
         self._record_project()
         if demo:
             self.open_demo()
@@ -220,7 +208,6 @@ class DesktopShell(QObject):
         QTimer.singleShot(0, dialog.new_project)
 
     def output_folder(self) -> Path:
-        """Where the current project exports, else the default output folder from the settings."""
         project = self.window.project_file
         if project is not None:
             try:

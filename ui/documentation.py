@@ -1,8 +1,5 @@
-"""Help ▸ Documentation: the user guide that ships with LoRA Studio, opened in the system's viewer.
-
-A source checkout and the frozen build carry README.md and docs/ beside the code (`studio.resources.app_root`);
-a wheel installed by pip does not. Where no guide is on disk, or nothing can open it, a message says so and
-names the files, instead of a click that does nothing.
+"""Help ▸ Documentation: the guide that ships beside the code (`studio.resources.app_root`), opened in the
+system's viewer. A pip wheel has none: then a message names the files, instead of a click that does nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ GUIDES = ("README.md", "docs/TRAINING.md")
 
 
 def documentation_file(root: Path | None = None) -> Path | None:
-    """The first guide that exists under `root` (the app's own folder by default)."""
     base = root or app_root()
     for name in GUIDES:
         path = base / name
@@ -38,8 +34,8 @@ def open_documentation(parent: QWidget | None, root: Path | None = None) -> bool
                 "in LoRA Studio's source repository.")
     else:
         text = f"Nothing on this computer could open the user guide. It is the text file\n\n{path}"
-    box = QMessageBox(QMessageBox.Icon.Information, "Documentation", text, QMessageBox.StandardButton.Ok, parent)
-    box.setObjectName("documentationMissing")
+    box = QMessageBox(QMessageBox.Icon.Information, "Documentation", text, QMessageBox.StandardButton.Ok,
+                      parent, objectName="documentationMissing")
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return False

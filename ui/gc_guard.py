@@ -1,11 +1,8 @@
 """Python's cyclic garbage collection, kept on the GUI thread.
 
-The collector runs in whichever thread happens to allocate when a threshold is crossed: a thumbnail
-pool thread, the worker client's pipe reader. If that collection frees a cycle holding a Qt widget, the
-widget is destroyed off the GUI thread and the process crashes (a segfault seen in the test suite).
-So the window process turns automatic collection off and collects from a GUI-thread timer instead,
-with the same generation thresholds Python would use. Reference counting still frees everything that
-is not in a cycle at once; only cycles wait for the next tick.
+The collector runs in whichever thread allocates when a threshold is crossed; a cycle holding a Qt widget
+freed on a pool thread crashes the process (a segfault seen in the test suite). So automatic collection is
+off and a GUI-thread timer collects with Python's own thresholds; only cycles wait for the next tick.
 """
 
 from __future__ import annotations
@@ -27,9 +24,7 @@ class GuiThreadCollector(QObject):
         # full collection, which would otherwise scan ~10^5 objects (and stall the GUI) each time.
         gc.freeze()
         self._last_full = time.monotonic()
-        self._timer = QTimer(self)
-        self._timer.setInterval(interval_ms)
-        self._timer.timeout.connect(self.collect_due)
+        self._timer = QTimer(self, interval=interval_ms, timeout=self.collect_due)
         self._timer.start()
 
     def collect_due(self) -> int:

@@ -1,8 +1,6 @@
 """The one window: Dataset, Train and Mixer areas, menus, the worker's status — and all signal wiring.
 
-MainWindow owns the project (which file, which config), the worker client and the panels, and it is the
-only place where their signals are connected (taggui's rule), so data flow can be read in one method:
-`_wire`. Window geometry and the last project persist through QSettings.
+Only `_wire` connects the panels' signals (taggui's rule), so the data flow can be read in one method.
 """
 
 from __future__ import annotations
@@ -60,9 +58,7 @@ class MainWindow(QMainWindow):
         self._restarts: list[float] = []
         self._probe: Hardware | None = None  # GPUs and VRAM without torch, for the defaults (issue 18)
         self._new_project = False  # an untitled project nobody has edited: machine defaults may apply
-        self._dataset_sync = QTimer(self)
-        self._dataset_sync.setSingleShot(True)
-        self._dataset_sync.setInterval(600)
+        self._dataset_sync = QTimer(self, singleShot=True, interval=600)
 
         self.jobs = JobManager(self.worker, self)  # the one sender of job requests to the worker
         self.train_panel = TrainPanel()
@@ -136,7 +132,6 @@ class MainWindow(QMainWindow):
                                         QKeySequence.StandardKey.HelpContents)
 
     def _build_view_menu(self, view) -> None:
-        """Ctrl+1/2/3 for the three panels; Ctrl+Tab / Ctrl+PgDown and back for the next and previous one."""
         for index in range(self.tabs.count()):
             self._action(view, f"&{index + 1} {self.tabs.tabText(index)}",
                          lambda _=False, i=index: self.show_panel(i), f"Ctrl+{index + 1}")
@@ -155,10 +150,9 @@ class MainWindow(QMainWindow):
         """The Jobs list in a bottom dock, hidden until asked for (View ▸ Jobs, Ctrl+J, or the status bar's
         "Jobs: …" button), so the window still fits 1024×700."""
         self.jobs_view = JobsView(self.jobs)
-        self.jobs_dock = QDockWidget("Jobs", self)
-        self.jobs_dock.setObjectName("jobsDock")
+        self.jobs_dock = QDockWidget("Jobs", self, objectName="jobsDock", allowedAreas=(
+            Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea))
         self.jobs_dock.setWidget(self.jobs_view)
-        self.jobs_dock.setAllowedAreas(Qt.DockWidgetArea.BottomDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.jobs_dock)
         self.jobs_dock.hide()
         self.jobs_button = QToolButton()
@@ -270,8 +264,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _saved_as(self, path: Path, cfg: ProjectConfig) -> None:
-        """The project now lives at `path`: shown as if opened from there (the form with the paths as saved,
-        the Dataset area on its new folder), then reported as saved."""
+        """Shown as if opened from `path` (the paths as saved, the Dataset area on its new folder)."""
         self._project_ready(cfg, path)
         self._saved(path)
 

@@ -1,9 +1,5 @@
-"""Telling the user a run has ended when they are looking at another window.
-
-Training takes minutes to hours; people switch to something else. When a run finishes or fails while
-the window is in the background (inactive or minimised), a desktop notification says so — through the
-system tray where there is one, else by flashing the window's taskbar entry (`QApplication.alert`),
-which every platform supports. While the window is in front nothing pops up: the window itself shows it.
+"""Telling the user a run has ended when they are looking at another window: through the system tray
+where there is one, and by flashing the taskbar entry (`QApplication.alert`), which every platform has.
 """
 
 from __future__ import annotations
@@ -37,10 +33,9 @@ class Notifier(QObject):
             use_tray = QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages()
         self._tray: QSystemTrayIcon | None = None
         if use_tray:
-            self._tray = QSystemTrayIcon(app_icon(), self)
-            self._tray.setToolTip("LoRA Studio")
-            self._tray.messageClicked.connect(self._bring_to_front)
-            self._tray.activated.connect(lambda _reason: self._bring_to_front())
+            self._tray = QSystemTrayIcon(app_icon(), self, toolTip="LoRA Studio",
+                                         messageClicked=self._bring_to_front,
+                                         activated=lambda _reason: self._bring_to_front())
 
     @property
     def method(self) -> str:

@@ -1,8 +1,5 @@
-"""Showing a folder in the system's file manager (Explorer, Finder, Files).
-
-After an export the next thing an artist does is find the file; every place that writes files offers this.
-When the desktop has no program for folders (a bare Linux install: "Unable to detect a launcher" on the
-terminal only), `open_folder_or_explain` says so in a window and shows the path to copy (issue 18).
+"""Showing a folder in the system's file manager: after an export, the next thing an artist does is find
+the file. Where the desktop has no program for folders, a window says so and shows the path (issue 18).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ def nearest_existing(path: str | Path) -> Path:
 
 
 def folder_url(path: str | Path) -> QUrl:
-    """A file:// URL for the folder to show; for a file, the folder it is in."""
     p = nearest_existing(path)
     if p.is_file():
         p = p.parent
@@ -33,12 +29,10 @@ def folder_url(path: str | Path) -> QUrl:
 
 
 def open_folder(path: str | Path) -> bool:
-    """Open the folder (or a file's folder) in the file manager; False when the desktop could not."""
     return QDesktopServices.openUrl(folder_url(path))
 
 
 def why_not_opened(platform: str = sys.platform) -> str:
-    """The likely reason the file manager did not open, and what to do, for this kind of system."""
     if platform.startswith("linux"):
         return ("No program is registered to open folders on this desktop (xdg-open found none). Install a file "
                 "manager (Files, Dolphin, Thunar…) or the xdg-utils package, or open the path below yourself.")
@@ -50,17 +44,15 @@ def explain_open_failure(path: str | Path, parent: QWidget | None) -> QMessageBo
     folder = folder_url(path).toLocalFile()
     box = QMessageBox(QMessageBox.Icon.Information, "Could not open the folder",
                       f"LoRA Studio could not show this folder in a file manager:\n\n{folder}",
-                      QMessageBox.StandardButton.Ok, parent)
-    box.setInformativeText(why_not_opened())
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    box.setObjectName("openFolderFailed")
+                      QMessageBox.StandardButton.Ok, parent, informativeText=why_not_opened(),
+                      textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse,
+                      objectName="openFolderFailed")
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box
 
 
 def open_folder_or_explain(path: str | Path, parent: QWidget | None) -> bool:
-    """Open the folder; when that fails, say why in a message over `parent`. Returns whether it opened."""
     if open_folder(path):
         return True
     explain_open_failure(path, parent)

@@ -1,15 +1,9 @@
 """Work-arounds for bugs in the PySide6 release we run on, applied once when the `ui` package is imported.
 
-PySide6 6.12.0 on CPython 3.11 returns None from void methods (`label.setText(...)`, `timer.start()`) and
-True from `SignalInstance.emit()` without taking a reference — correct only on Python 3.12+, where those
-objects are immortal. Every such call drops one reference; a window relaying a worker message a second,
-or a test suite, eventually frees None or True and the interpreter aborts ("Fatal Python error:
-none_dealloc / bool_dealloc", often only at exit, during garbage collection).
-
-Here we do once, at import, what Python 3.12 does by design: give None, True and False a reference count
-no program can use up (2⁴⁰: a billion calls a day for three thousand years). Applied only where a probe
-measures the leak, so a fixed PySide6 (6.11.2 has no such bug) or a newer Python is left untouched. Being
-import-time, it covers every entry point — the app, the CLI's `gui`, tests — before the first signal.
+PySide6 6.12.0 on CPython 3.11 returns None from void methods and True from `SignalInstance.emit()` without
+taking a reference (correct only on 3.12+, where they are immortal); in time None or True is freed and the
+interpreter aborts ("Fatal Python error: none_dealloc"). So, once, we give None, True and False a count no
+program can use up (2⁴⁰), as 3.12 does, only where a probe measures the leak.
 """
 
 from __future__ import annotations

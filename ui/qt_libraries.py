@@ -1,11 +1,8 @@
 """Before the window: are the system libraries Qt's Linux display plugin needs installed?
 
-`pip install lora-studio` brings Qt but not the X11/OpenGL libraries it links against; without them Qt
-stops with "no Qt platform plugin could be initialized" and nothing else (issue 18). The setup script
-installs them, so the app knows the list: here it runs `ldd` on the xcb plugin, maps each soname that is
-"not found" to its Debian/Ubuntu and Fedora package, and says which one command installs them.
-
-Nothing here imports Qt: it has to work exactly when Qt cannot.
+pip brings Qt but not the X11/OpenGL libraries it links against; without them Qt only says "no Qt platform
+plugin could be initialized" (issue 18). So `ldd` on the xcb plugin, and each missing soname is named with
+its package. Nothing here imports Qt: it has to work exactly when Qt cannot.
 """
 
 from __future__ import annotations
@@ -67,7 +64,6 @@ Runner = Callable[[Path], str]  # runs ldd on a file, returns its output
 
 
 def missing_sonames(ldd_output: str) -> list[str]:
-    """The sonames `ldd` reports as "not found", in order, without repeats."""
     return list(dict.fromkeys(m.group(1) for m in map(_NOT_FOUND.match, ldd_output.splitlines()) if m))
 
 
@@ -79,7 +75,6 @@ def packages_for(sonames: list[str]) -> tuple[list[str], list[str], list[str]]:
 
 
 def missing_libraries_message(sonames: list[str], plugin: str = "xcb") -> str:
-    """What to tell the user: which libraries are missing and the one command per distribution."""
     debian, fedora, unknown = packages_for(sonames)
     lines = [f"LoRA Studio cannot open its window: Qt's display plugin ({plugin}) needs system libraries "
              "that are not installed:", *(f"  {name}" for name in sonames), ""]
@@ -128,7 +123,6 @@ def uses_xcb(environ: dict[str, str] | None = None) -> bool:
 
 def platform_problem(*, runner: Runner | None = None, plugin: Path | None = None,
                      environ: dict[str, str] | None = None, system: str = sys.platform) -> str | None:
-    """The message for missing display libraries, or None when there is nothing to say (also off Linux)."""
     if not system.startswith("linux") or not uses_xcb(environ):
         return None
     plugin = plugin or qt_plugin()

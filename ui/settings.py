@@ -1,14 +1,8 @@
-"""The app's own settings (not a project's): theme, folders, preview defaults, recent projects, window state.
+"""The app's own settings (not a project's), in `studio.paths.config_dir()` (tests override it).
 
-Both live in the platform's config folder (`studio.paths.config_dir()`, which `LORA_STUDIO_CONFIG_DIR`
-overrides, so tests use a temporary folder):
-
-- `settings.toml`: what the user chooses (`AppSettings`), as plain TOML a person can read and fix.
-  Settings are convenience: a damaged file or a wrong value must never stop the app from starting, so
-  loading keeps every value it can use and falls back to the default for the rest (and logs which).
-  Writes are atomic, so a crash while saving cannot leave a half-written file.
-- `window.ini`: what the app remembers by itself (window geometry, docks, splitters, last folders) through
-  `QSettings`, which stores Qt's opaque state bytes natively (`qsettings()`).
+- `settings.toml`: what the user chooses (`AppSettings`), plain TOML a person can fix. A damaged file or a
+  wrong value must never stop the app: loading keeps what it can use and logs the rest; writes are atomic.
+- `window.ini`: what the app remembers itself (geometry, docks, splitters) through `QSettings`.
 """
 
 from __future__ import annotations
@@ -109,7 +103,6 @@ def _tolerant(cls: type, data: dict[str, Any], base: Any, where: str = "settings
 
 
 def load_settings(path: Path | None = None) -> AppSettings:
-    """The saved settings, or the defaults when there are none or the file cannot be read."""
     path = path or settings_path()
     try:
         data = tomllib.loads(decode_text(path.read_bytes()))  # edited in Notepad: a BOM and CRLF are fine
@@ -130,7 +123,6 @@ def load_settings(path: Path | None = None) -> AppSettings:
 
 
 def save_settings(settings: AppSettings, path: Path | None = None) -> Path:
-    """Write the settings atomically, creating the config folder on first save."""
     path = path or settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "# LoRA Studio settings (written by the app; safe to edit while it is closed)\n"

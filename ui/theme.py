@@ -1,12 +1,8 @@
 """Light and dark themes: the Fusion style, a palette, and a short stylesheet for the few custom roles.
 
-Fusion looks the same on Windows, macOS and Linux and honours the palette fully (the native Windows style
-ignores much of it), so one palette per theme gives a consistent app. Widgets opt into the custom looks
-with a dynamic property — `label.setProperty("role", "title")`, a frame with `role="banner-warning"` —
-instead of their own stylesheets, so switching themes restyles everything at once.
-
-Sizes are relative — padding in `em`, titles as a multiple of the user's font — never fixed pixels, so the
-app stays readable at 200 % scaling and with a large system font.
+Fusion honours the palette fully on every platform (the native Windows style ignores much of it). Widgets opt
+into custom looks with a `role` property instead of their own stylesheets, so a theme switch restyles all;
+sizes are in `em` or relative to the user's font, so 200 % scaling and large fonts stay readable.
 """
 
 from __future__ import annotations
@@ -139,10 +135,8 @@ QToolTip {{ color: {c.text}; background: {c.base}; border: 1px solid {c.border};
 
 
 def apply_theme(app: QApplication, name: str) -> str:
-    """Style the whole app; returns the theme actually used ("light" or "dark").
-
-    With "system" the app follows the desktop when it switches between light and dark while running.
-    """
+    """Style the whole app; returns the theme used ("light" or "dark"). With "system" the app follows
+    the desktop when it switches between light and dark while running."""
     resolved = resolve(name)
     colors = THEMES[resolved]
     # Each of these re-polishes every widget alive, which costs seconds in a big window: skip what is in place.

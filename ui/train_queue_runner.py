@@ -1,11 +1,8 @@
-"""The window's side of the training queue: each entry of `studio.train_queue` in turn as a `TrainRequest`
-through the window's `JobManager`, recording how each one ended in the queue file.
+"""The window's side of the training queue: each entry of `studio.train_queue` in turn through the
+window's `JobManager`, holding the queue's runner lock (so a `lora-studio queue run` of it is refused).
 
-While it runs it holds the queue's runner lock, so a `lora-studio queue run` of the same file is refused
-(and the other way round). Unattended means a failure does not stop the queue: the entry is marked failed
-(with its checkpoint, if it saved one, so Retry resumes it) and the next one is sent — including after the
-worker died, when the JobManager starts a new worker for it. A user's Stop (here, or Stop in the Train panel
-for the entry training now) ends the queue after that entry, marked stopped and resumable.
+Unattended: a failure (a dead worker too) marks the entry failed, resumable, and sends the next one; a
+user's Stop ends the queue after the entry training now.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ class QueueRunner(QObject):
         return self._lock is not None
 
     def start(self) -> None:
-        """Hold the runner's lock and send the first queued (or interrupted) entry."""
         if self.active:
             return
         lock = contextlib.ExitStack()

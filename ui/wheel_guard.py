@@ -1,8 +1,7 @@
 """No value changes without intent: a wheel over an unfocused spin box or combo box scrolls the form instead.
 
-One shared event filter keeps wheel events from such widgets until the user clicks or tabs into them (the
-wheel never grants focus) and hands them to the surrounding scroll area: Qt itself passes an ignored wheel
-event on to the parent only for real mouse events, so the filter forwards it.
+The filter forwards the event to the scroll area itself: Qt passes an ignored wheel event on to the parent
+only for real mouse events.
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ def _shared() -> _WheelGuard:
 
 
 def guard_wheel(widget: QWidget) -> QWidget:
-    """Make one spin box or combo box ignore the wheel until it has focus; returns the widget."""
     if not widget.property(_GUARDED_PROPERTY):
         widget.setProperty(_GUARDED_PROPERTY, True)
         widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -56,7 +54,6 @@ def guard_wheel(widget: QWidget) -> QWidget:
 
 
 def guard_wheel_in(root: QWidget) -> int:
-    """Guard every spin box and combo box inside `root` (and `root` itself); returns how many were guarded."""
     widgets = [w for w in [root, *root.findChildren(QWidget)] if isinstance(w, GUARDED)]
     for w in widgets:
         guard_wheel(w)

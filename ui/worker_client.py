@@ -1,14 +1,9 @@
 """The window's side of the worker: start it, send commands, relay everything it says, watch its pulse.
 
-The I/O threads of `studio.worker.client.WorkerProcess` deliver each message here through one queued
-signal; the GUI thread then emits one generic `message_received(object)` and the receivers decide what
-it means (qtconsole's design). The client itself only tracks the worker's health:
+Every message becomes one generic `message_received(object)` on the GUI thread and the receivers decide
+what it means (qtconsole's design); the client only tracks the worker's health:
 
     stopped → starting → ready ⇄ unresponsive (no heartbeat for a few seconds) → dead / stopped
-
-A worker that dies (killed, crashed) is reported with how it ended and its last stderr lines; `start()`
-then makes a new one. Nothing here blocks: sends are queued, shutdown is asked for and a timer kills a
-worker that does not leave in time.
 """
 
 from __future__ import annotations
@@ -39,9 +34,7 @@ class WorkerClient(QObject):
         self.detail = ""
         self.info: p.Ready | None = None
         self._incoming.connect(self._on_incoming)
-        self._watchdog = QTimer(self)
-        self._watchdog.setInterval(WATCH_MS)
-        self._watchdog.timeout.connect(self._check_pulse)
+        self._watchdog = QTimer(self, interval=WATCH_MS, timeout=self._check_pulse)
 
     # ---------------------------------------------------------------------------------------------
     @property
@@ -71,7 +64,6 @@ class WorkerClient(QObject):
         self._watchdog.start()
 
     def restart(self) -> None:
-        """Kill the current worker (if any) and start a fresh one."""
         old = self._proc
         self._proc, self._token = None, None
         if old is not None:

@@ -1,6 +1,5 @@
-"""Help → About: the versions of LoRA Studio, torch, diffusers, peft, transformers and CUDA, and the GPU.
-
-This is what a bug report needs, so "Copy" puts it on the clipboard as plain text.
+"""Help → About: the versions of LoRA Studio, its libraries and CUDA, and the GPU — what a bug report
+needs, so "Copy" puts it on the clipboard as plain text.
 """
 
 from __future__ import annotations
@@ -24,28 +23,25 @@ class AboutDialog(QDialog):
         self.info = info if info is not None else versions(cuda=report.cuda if report else None)
         self.hardware = hardware if hardware is not None else report.hardware
 
-        icon = QLabel()
         size = self.fontMetrics().height() * 4  # grows with the font and the scale factor
-        icon.setPixmap(app_icon().pixmap(size, size))
-        title = QLabel(f"LoRA Studio {self.info.get('LoRA Studio', '')}")
-        title.setFont(scaled_font(self.font(), 1.6, bold=True))
-        blurb = set_role(QLabel("Train and mix Stable Diffusion LoRAs on your own computer."), "muted")
-        blurb.setWordWrap(True)
+        icon = QLabel(pixmap=app_icon().pixmap(size, size))
+        title = QLabel(f"LoRA Studio {self.info.get('LoRA Studio', '')}",
+                       font=scaled_font(self.font(), 1.6, bold=True))
+        blurb = set_role(QLabel("Train and mix Stable Diffusion LoRAs on your own computer.", wordWrap=True),
+                         "muted")
 
         form = QFormLayout()
         self.value_labels: dict[str, QLabel] = {}
         for key, value in [*self.info.items(), ("Device", self.hardware.summary())]:
             if key != "LoRA Studio":  # the title says it
-                label = self.value_labels[key] = QLabel(value)
-                label.setWordWrap(key == "Device")
+                label = self.value_labels[key] = QLabel(value, wordWrap=key == "Device")
                 label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
                 form.addRow(f"{key}:", label)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, rejected=self.reject)
         self.copy_button = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.setToolTip("Copy these versions for a bug report")
         self.copy_button.clicked.connect(self.copy)
-        buttons.rejected.connect(self.reject)
 
         head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, blurb), 1))
         fill(QVBoxLayout(self), head, form, buttons)

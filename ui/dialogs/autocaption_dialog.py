@@ -1,8 +1,7 @@
 """Auto-captioning: choose a model on disk and a mode, watch the progress, cancel at any time.
 
-The captioning runs in the worker as an `autocaption` job of the window's `JobManager`, like every long
-job, so it shows in the Jobs dock and waits its turn behind a running training (queued, never an error).
-The captions the worker wrote go to the panel when the job ends or is cancelled: one undoable edit.
+It runs in the worker as a job of the window's `JobManager`, so it waits its turn behind a training; the
+captions written go to the panel when the job ends: one undoable edit.
 """
 
 from __future__ import annotations
@@ -46,13 +45,10 @@ class AutoCaptionDialog(QDialog):
                        "this computer: a transformers image-to-text folder (BLIP, GIT, …) or a WD14 "
                        "tagger (model.onnx with selected_tags.csv). Nothing is downloaded.")
         form = QFormLayout()
-        self.model = QLineEdit(str(self.settings.value("autocaption/model", "")))
-        self.model.setPlaceholderText("Model folder or .onnx file")
-        self.model.textChanged.connect(self._validate)
-        browse_dir = QPushButton("Folder…")
-        browse_dir.clicked.connect(lambda: self._browse(onnx=False))
-        browse_file = QPushButton("ONNX file…")
-        browse_file.clicked.connect(lambda: self._browse(onnx=True))
+        self.model = QLineEdit(str(self.settings.value("autocaption/model", "")),
+                               placeholderText="Model folder or .onnx file", textChanged=self._validate)
+        browse_dir = QPushButton("Folder…", clicked=lambda: self._browse(onnx=False))
+        browse_file = QPushButton("ONNX file…", clicked=lambda: self._browse(onnx=True))
         form.addRow("Model", row((self.model, 1), browse_dir, browse_file))
         self.kind = QLabel()
         form.addRow("", self.kind)
@@ -61,22 +57,14 @@ class AutoCaptionDialog(QDialog):
             self.mode.addItem(label, key)
         self.mode.setCurrentIndex(max(0, self.mode.findData(self.settings.value("autocaption/mode", "only-empty"))))
         form.addRow("Existing captions", self.mode)
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.01, 0.99)
-        self.threshold.setSingleStep(0.05)
+        self.threshold = QDoubleSpinBox(minimum=0.01, maximum=0.99, singleStep=0.05,
+                                        toolTip="WD14 taggers: keep tags at least this likely")
         self.threshold.setValue(float(self.settings.value("autocaption/threshold", 0.35)))
-        self.threshold.setToolTip("WD14 taggers: keep tags at least this likely")
         form.addRow("Tag threshold", self.threshold)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, max(1, len(images)))
-        self.progress.setValue(0)
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.start_button = QPushButton("Start")
-        self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Close")
-        self.cancel_button.clicked.connect(self._cancel_or_close)
+        self.progress = QProgressBar(minimum=0, maximum=max(1, len(images)), value=0)
+        self.status = QLabel(wordWrap=True)
+        self.start_button = QPushButton("Start", default=True, clicked=self.start)
+        self.cancel_button = QPushButton("Close", clicked=self._cancel_or_close)
         fill(QVBoxLayout(self), intro, form, self.progress, self.status,
              row(None, self.start_button, self.cancel_button))
         self._validate()
@@ -109,7 +97,6 @@ class AutoCaptionDialog(QDialog):
 
     @property
     def active(self) -> bool:
-        """Its job is queued or running."""
         return self.job is not None and self.job.active
 
     def start(self) -> None:

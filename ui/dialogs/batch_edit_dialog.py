@@ -1,7 +1,5 @@
-"""One dialog for every batch caption operation, with a live count of the captions it would change.
-
-It returns a `TagOp` and a scope (the selected images, the images the filter shows, or all); the panel
-turns that into one undoable edit. A bad regular expression is shown as an error, not raised.
+"""One dialog for every batch caption operation, with a live count of the captions it would change;
+the panel turns its `TagOp` and scope into one undoable edit.
 """
 
 from __future__ import annotations
@@ -16,15 +14,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QCompleter, QDialog, QDialo
 from studio.dataset.tags import TagOp
 from ui.layout import fill
 
-OPERATIONS = [
-    ("trigger_first", "Put a trigger word first"),
-    ("add", "Add a tag"),
-    ("remove", "Remove a tag"),
-    ("rename", "Rename a tag"),
-    ("replace", "Find and replace"),
-    ("dedupe", "Remove duplicate tags"),
-    ("sort", "Sort tags"),
-]
+OPERATIONS = [("trigger_first", "Put a trigger word first"), ("add", "Add a tag"), ("remove", "Remove a tag"),
+              ("rename", "Rename a tag"), ("replace", "Find and replace"),
+              ("dedupe", "Remove duplicate tags"), ("sort", "Sort tags")]
 SCOPES = [("selection", "Selected images"), ("shown", "Images shown by the filter"), ("all", "All images")]
 
 
@@ -52,13 +44,11 @@ class BatchEditDialog(QDialog):
         self.value = QLineEdit()
         form.addRow("New name", self.value)
         self.regex = QCheckBox("Regular expression (\\1 in the replacement refers to a group)")
-        self.case = QCheckBox("Match case")
-        self.case.setChecked(True)
+        self.case = QCheckBox("Match case", checked=True)
         form.addRow("", self.regex)
         form.addRow("", self.case)
-        self.keep_first = QSpinBox()
-        self.keep_first.setRange(0, 20)
-        self.keep_first.setToolTip("Leave this many leading tags (a trigger word) where they are")
+        self.keep_first = QSpinBox(minimum=0, maximum=20,
+                                   toolTip="Leave this many leading tags (a trigger word) where they are")
         form.addRow("Keep first", self.keep_first)
         self.by_frequency = QCheckBox("Most frequent tags first (otherwise alphabetical)")
         form.addRow("", self.by_frequency)
@@ -68,18 +58,13 @@ class BatchEditDialog(QDialog):
             self.scope.addItem(f"{label} ({sizes[key]})" if key in sizes else label, key)
         self.scope.setCurrentIndex(max(0, self.scope.findData(scope)))
         form.addRow("Apply to", self.scope)
-        self.preview = QLabel()
-        self.preview.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.preview = QLabel(wordWrap=True)
+        ok_cancel = QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        self.buttons = QDialogButtonBox(ok_cancel, accepted=self.accept, rejected=self.reject)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
         fill(QVBoxLayout(self), form, self.preview, self.buttons)
 
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(150)
-        self._timer.timeout.connect(self._update_preview)
+        self._timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_preview)
         for signal in (self.tag.textChanged, self.value.textChanged, self.regex.toggled, self.case.toggled,
                        self.by_frequency.toggled, self.keep_first.valueChanged,
                        self.scope.currentIndexChanged):

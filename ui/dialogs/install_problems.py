@@ -1,8 +1,5 @@
-"""The start-up dialog for an installation that does not match the tested library versions.
-
-`studio.install_check` decides; this only shows its report: an error (libraries known not to work
-together: training and mixing will refuse to start) or a warning (untested versions), each with the one
-command that repairs the environment, selectable and with a button that copies it (and closes the box).
+"""The start-up dialog for an installation that does not match the tested library versions:
+`studio.install_check`'s report, with the repair command to copy.
 """
 
 from __future__ import annotations
@@ -14,14 +11,12 @@ from studio.install_check import InstallReport
 
 
 def install_problem_box(report: InstallReport, parent: QWidget | None = None) -> QMessageBox | None:
-    """A ready-to-open message box for the report, or None when there is nothing to say."""
     error, warning = report.error(), report.warning()
     if not error and not warning:
         return None
-    box = QMessageBox(parent)
-    box.setWindowTitle("LoRA Studio: check the installation")
-    box.setTextFormat(Qt.TextFormat.PlainText)
-    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box = QMessageBox(parent, windowTitle="LoRA Studio: check the installation",
+                      textFormat=Qt.TextFormat.PlainText,
+                      textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
     # wide enough that the repair command (a long path) wraps as little as possible
     box.setStyleSheet("QLabel#qt_msgbox_label, QLabel#qt_msgbox_informativelabel { min-width: 36em; }")
     if error:

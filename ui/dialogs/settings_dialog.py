@@ -1,8 +1,5 @@
-"""File → Settings: theme, default output folder, model folders, preview defaults, the welcome screen.
-
-It edits an `AppSettings` and hands back a new one (`edited()`); the caller saves it and applies the
-theme, so the dialog can be tested without touching the disk. Recent projects and window state are not
-shown: the app keeps those itself, and "Restore Defaults" leaves them alone.
+"""File → Settings. It hands back a new `AppSettings` (`edited()`) and the caller saves it, so the dialog is
+tested without the disk; recent projects and window state are not shown, and Restore Defaults keeps them.
 """
 
 from __future__ import annotations
@@ -35,18 +32,14 @@ class SettingsDialog(QDialog):
         look.addRow("Theme:", self.theme)
         look.addRow(self.show_welcome)
 
-        self.output_folder = QLineEdit()
-        self.output_folder.setPlaceholderText(str(default_output_dir()))
-        self.output_folder.setToolTip("Where new projects save their exported LoRAs. Empty: the folder shown.")
-        browse_out = QPushButton("Browse…")
-        browse_out.clicked.connect(self._browse_output)
+        self.output_folder = QLineEdit(placeholderText=str(default_output_dir()), toolTip="Where new projects"
+                                       " save their exported LoRAs. Empty: the folder shown.")
+        browse_out = QPushButton("Browse…", clicked=self._browse_output)
         self.model_folders = QListWidget()
         self.model_folders.setToolTip("Folders searched for base models (.safetensors files and diffusers folders)")
-        self.add_model_folder = QPushButton("Add…")
-        self.add_model_folder.clicked.connect(self._browse_model_folder)
-        self.remove_model_folder = QPushButton("Remove")
-        self.remove_model_folder.clicked.connect(
-            lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
+        self.add_model_folder = QPushButton("Add…", clicked=self._browse_model_folder)
+        self.remove_model_folder = QPushButton(
+            "Remove", clicked=lambda: self.model_folders.takeItem(self.model_folders.currentRow()))
         self.model_folders.currentRowChanged.connect(
             lambda row: self.remove_model_folder.setEnabled(row >= 0))
         folders = QFormLayout()
@@ -56,27 +49,19 @@ class SettingsDialog(QDialog):
 
         self.prompt = QLineEdit()
         self.negative_prompt = QLineEdit()
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 200)
-        self.width_px = QSpinBox()
-        self.height_px = QSpinBox()
-        for box in (self.width_px, self.height_px):
-            box.setRange(64, 4096)
-            box.setSingleStep(64)
-            box.setSuffix(" px")
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.steps = QSpinBox(minimum=1, maximum=200)
+        self.width_px, self.height_px = (QSpinBox(minimum=64, maximum=4096, singleStep=64, suffix=" px")
+                                         for _ in range(2))
         preview = QFormLayout()
-        preview.addRow("Prompt:", self.prompt)
-        preview.addRow("Negative prompt:", self.negative_prompt)
-        preview.addRow("Seed:", self.seed)
-        preview.addRow("Steps:", self.steps)
-        preview.addRow("Size (width × height):", row(self.width_px, self.height_px))
+        for label, field in (("Prompt:", self.prompt), ("Negative prompt:", self.negative_prompt),
+                             ("Seed:", self.seed), ("Steps:", self.steps),
+                             ("Size (width × height):", row(self.width_px, self.height_px))):
+            preview.addRow(label, field)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults,
+                                   accepted=self.accept, rejected=self.reject)
         self.restore_button = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
         self.restore_button.clicked.connect(lambda: self.load(AppSettings()))
 
@@ -101,15 +86,12 @@ class SettingsDialog(QDialog):
     def edited(self) -> AppSettings:
         """The settings as shown; fields the dialog does not show are kept from the original."""
         folders = tuple(self.model_folders.item(i).text() for i in range(self.model_folders.count()))
-        return replace(
-            self._original,
-            theme=self.theme.currentData(),
-            show_welcome=self.show_welcome.isChecked(),
-            output_folder=self.output_folder.text().strip(),
-            model_folders=folders,
-            preview=PreviewDefaults(**{name: box.text() if isinstance(box, QLineEdit) else box.value()
-                                       for name, box in self._preview_fields().items()}),
-        )
+        preview = {name: box.text() if isinstance(box, QLineEdit) else box.value()
+                   for name, box in self._preview_fields().items()}
+        return replace(self._original, theme=self.theme.currentData(),
+                       show_welcome=self.show_welcome.isChecked(),
+                       output_folder=self.output_folder.text().strip(), model_folders=folders,
+                       preview=PreviewDefaults(**preview))
 
     def _preview_fields(self) -> dict[str, QLineEdit | QSpinBox]:
         return {"prompt": self.prompt, "negative_prompt": self.negative_prompt, "seed": self.seed,

@@ -1,12 +1,8 @@
 """The welcome screen: the first thing a new user sees, and File → Welcome Screen later.
 
-It answers the three questions of a first run: what can I do here (open the demo, start a project, open
-one), what can this computer do (the GPU and its VRAM, or plainly: training will run on the CPU and be
-slow), and where do I start (the preset recommended for that VRAM, preselected for a new project).
-
-The dialog only prepares a project file; it returns a `WelcomeChoice` and the main window opens it.
-Slow work stays off the GUI thread so the window appears at once: the worker builds the demo project
-(`prepare_demo_project`), a child process detects the hardware.
+It answers what a first run asks: what can I do here, what can this computer do (its GPU, or plainly: the
+CPU, slowly), and where do I start (the preset recommended for that VRAM). It only prepares a project file;
+the slow work (the demo project in the worker, hardware detection in a child) stays off the GUI thread.
 """
 
 from __future__ import annotations
@@ -45,9 +41,8 @@ class WelcomeChoice:
 
 def prepare_demo_project(jobs: JobManager, *, on_done: Callable[[Path], None],
                          on_error: Callable[[str, str], None]) -> Job:
-    """The demo project in the user's data folder (photos, tiny model, `project.toml`), built by the worker
-    as a job of the window's queue: its tiny model is made with diffusers, which the window's process never
-    imports. When the job ends, `on_done(project_file)` or `on_error(error, hint)` is called once."""
+    """The demo project in the user's data folder, built by the worker (its tiny model needs diffusers, which
+    the window never imports); then `on_done(project_file)` or `on_error(error, hint)`, once."""
     job = jobs.submit(DemoProjectRequest(folder=str(demo_project_dir())), "demo project")
 
     def ended(state: str) -> None:
@@ -88,46 +83,37 @@ class WelcomeDialog(QDialog):
     # ---------------------------------------------------------------------------------------------
     def _build(self) -> None:
         em = self.fontMetrics().height()
-        icon = QLabel()
-        icon.setPixmap(app_icon().pixmap(em * 4, em * 4))
-        title = QLabel("Welcome to LoRA Studio")
-        title.setFont(scaled_font(self.font(), 1.8, bold=True))
-        subtitle = set_role(QLabel("Teach Stable Diffusion a person, a character or a style from your own "
-                                   "pictures, then mix the results — no terminal needed."), "muted")
-        subtitle.setWordWrap(True)
+        icon = QLabel(pixmap=app_icon().pixmap(em * 4, em * 4))
+        title = QLabel("Welcome to LoRA Studio", font=scaled_font(self.font(), 1.8, bold=True))
+        subtitle = self._hint("Teach Stable Diffusion a person, a character or a style from your own "
+                              "pictures, then mix the results — no terminal needed.")
         head = row((icon, 0, Qt.AlignmentFlag.AlignTop), (column(title, subtitle), 1))
 
         # what this computer can do
-        self.hardware_banner = QFrame()
-        set_role(self.hardware_banner, "banner-info")
-        self.hardware_title = QLabel("Checking this computer…")
-        self.hardware_title.setFont(scaled_font(self.font(), 1.1, bold=True))
-        self.hardware_title.setWordWrap(True)
-        self.hardware_detail = QLabel("Looking for an NVIDIA GPU.")
-        self.hardware_detail.setWordWrap(True)
+        self.hardware_banner = set_role(QFrame(), "banner-info")
+        self.hardware_title = QLabel("Checking this computer…", font=scaled_font(self.font(), 1.1, bold=True),
+                                     wordWrap=True)
+        self.hardware_detail = QLabel("Looking for an NVIDIA GPU.", wordWrap=True)
         fill(QVBoxLayout(self.hardware_banner), self.hardware_title, self.hardware_detail)
 
         # start something
-        self.demo_button = QPushButton("Open the demo project")
-        set_role(self.demo_button, "primary")
-        self.demo_button.setToolTip("Bundled photos and a tiny model made on the spot: it trains in about a "
-                                    "minute on any computer and shows every step. Nothing is downloaded.")
-        self.demo_button.clicked.connect(self.open_demo)
+        self.demo_button = set_role(QPushButton(
+            "Open the demo project", clicked=self.open_demo,
+            toolTip="Bundled photos and a tiny model made on the spot: it trains in about a minute on any "
+                    "computer and shows every step. Nothing is downloaded."), "primary")
         demo_hint = self._hint("Bundled photos and a tiny model made on the spot: the whole flow in about a "
                                "minute, on any computer, with nothing to download.")
-        self.new_button = QPushButton("New project…")
-        self.new_button.setToolTip("Choose an empty folder; the project starts from the preset shown here")
-        self.new_button.clicked.connect(self.new_project)
-        self.preset = QComboBox()
+        self.new_button = QPushButton("New project…", clicked=self.new_project, toolTip="Choose an empty "
+                                      "folder; the project starts from the preset shown here")
+        self.preset = QComboBox(toolTip="Starting settings for the new project; you can change every one "
+                                        "later")
         self.preset.addItem(DEFAULTS, "")
         for name in preset_names():
             if name != "demo":  # the demo's tiny 64 px settings only suit the demo's tiny model (issue 18)
                 self.preset.addItem(name, name)
-        self.preset.setToolTip("Starting settings for the new project; you can change every one later")
         new_hint = self._hint("A folder with an empty dataset/ inside for your pictures.")
-        self.open_button = QPushButton("Open a project…")
-        self.open_button.setToolTip("Open an existing project.toml")
-        self.open_button.clicked.connect(self.open_existing)
+        self.open_button = QPushButton("Open a project…", toolTip="Open an existing project.toml",
+                                       clicked=self.open_existing)
         open_hint = self._hint("A project.toml you made before.")
         steps = self._hint("<b>How it works</b><br>1. <b>Dataset</b>: add 15–40 pictures and describe each "
                            "one.<br>2. <b>Train</b>: pick a base model and press Train; previews show how it "
@@ -141,40 +127,30 @@ class WelcomeDialog(QDialog):
         start_box.setLayout(start)
 
         # recent projects
-        self.recent = QListWidget()
-        self.recent.setToolTip("Double-click to open")
-        self.recent.itemActivated.connect(self._recent_activated)
-        self.recent.itemDoubleClicked.connect(self._recent_activated)
+        self.recent = QListWidget(toolTip="Double-click to open", itemActivated=self._recent_activated,
+                                  itemDoubleClicked=self._recent_activated)
         self.recent_empty = self._hint("No recent projects yet. Projects you open appear here.")
         self.recent_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.open_recent_button = QPushButton("Open")
-        self.open_recent_button.clicked.connect(self.open_selected_recent)
+        self.open_recent_button = QPushButton("Open", clicked=self.open_selected_recent)
         self.recent.currentRowChanged.connect(lambda row: self.open_recent_button.setEnabled(row >= 0))
         recent_box = QGroupBox("Recent projects")
         recent_box.setLayout(column((self.recent, 1), self.recent_empty,
                                     (self.open_recent_button, 0, Qt.AlignmentFlag.AlignRight)))
 
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.hide()
-        self.show_at_startup = QCheckBox("Show this window when LoRA Studio starts")
-        self.show_at_startup.setChecked(self.settings.show_welcome)
-        close = QPushButton("Close")
-        close.setToolTip("Continue with an empty project")
-        close.clicked.connect(self.reject)
+        self.status = QLabel(wordWrap=True, visible=False)
+        self.show_at_startup = QCheckBox("Show this window when LoRA Studio starts",
+                                         checked=self.settings.show_welcome)
+        close = QPushButton("Close", toolTip="Continue with an empty project", clicked=self.reject)
 
         columns = row((start_box, 3), (recent_box, 2))
-        layout = fill(QVBoxLayout(self), head, self.hardware_banner, (columns, 1), self.status,
-                      row((self.show_at_startup, 1), close))
-        layout.setSpacing(round(em * 0.7))
+        fill(QVBoxLayout(self, spacing=round(em * 0.7)), head, self.hardware_banner, (columns, 1),
+             self.status, row((self.show_at_startup, 1), close))
         self.setMinimumWidth(em * 44)
         self.resize(em * 58, em * 40)
 
     @staticmethod
     def _hint(text: str) -> QLabel:
-        label = set_role(QLabel(text), "muted")
-        label.setWordWrap(True)
-        return label
+        return set_role(QLabel(text, wordWrap=True), "muted")
 
     def _fill_recent(self) -> None:
         for path in self.settings.existing_recent():

@@ -1,8 +1,6 @@
-"""One long job as the window sees it: its request, its state, its progress, and the events that are its own.
+"""One long job as the window sees it: queued → running → done / failed / cancelled.
 
-States: queued → running → done / failed / cancelled. A `Job` only records what the `JobManager` tells it
-and emits one signal per kind of change, so a panel follows its own job without knowing about the worker,
-the queue or the other panels.
+One signal per kind of change, so a panel follows its own job without knowing the worker or the queue.
 """
 
 from __future__ import annotations

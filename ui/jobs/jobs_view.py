@@ -3,7 +3,7 @@ reorder the queued ones. MainWindow shows it in a dock (View ▸ Jobs, or the st
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMargins, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QToolButton, QVBoxLayout,
                                QWidget)
 
@@ -13,28 +13,22 @@ from ui.layout import column, fill
 
 
 class JobRow(QWidget):
-    """One job: "Running · mixer preview", what it is doing, a bar, Cancel and the reorder arrows."""
-
     def __init__(self, job: Job, jobs: JobManager, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job, self._jobs = job, jobs
         self.title = QLabel()
         self.detail = QLabel()
         self.detail.setProperty("role", "hint")
-        self.bar = QProgressBar()
+        self.bar = QProgressBar(textVisible=True)
         self.bar.setFixedWidth(160)
-        self.bar.setTextVisible(True)
-        self.up, self.down = QToolButton(), QToolButton()
-        for arrow, text, tip, step in ((self.up, "↑", "Run earlier", -1), (self.down, "↓", "Run later", +1)):
-            arrow.setText(text)
-            arrow.setToolTip(tip)
-            arrow.clicked.connect(lambda _=False, s=step: self._move(s))
+        self.up = QToolButton(text="↑", toolTip="Run earlier", clicked=lambda: self._move(-1))
+        self.down = QToolButton(text="↓", toolTip="Run later", clicked=lambda: self._move(+1))
+        for arrow in (self.up, self.down):
             policy = arrow.sizePolicy()  # hidden on a running row, the bars still line up
             policy.setRetainSizeWhenHidden(True)
             arrow.setSizePolicy(policy)
-        self.cancel = QPushButton("Cancel")
-        self.cancel.setToolTip("Queued: remove it; running: stop it")
-        self.cancel.clicked.connect(lambda: jobs.cancel(job))
+        self.cancel = QPushButton("Cancel", toolTip="Queued: remove it; running: stop it",
+                                  clicked=lambda: jobs.cancel(job))
         text = column(self.title, self.detail)
         text.setSpacing(0)
         layout = fill(QHBoxLayout(self), (text, 1), self.bar, self.up, self.down, self.cancel)
@@ -74,18 +68,13 @@ class JobsView(QWidget):
         self.jobs = jobs
         self.rows: list[JobRow] = []
         self._holder = QWidget()
-        self._list = QVBoxLayout(self._holder)
-        self._list.setContentsMargins(0, 0, 0, 0)
-        self._list.setSpacing(0)
+        self._list = QVBoxLayout(self._holder, contentsMargins=QMargins(), spacing=0)
         self.empty = QLabel("No jobs yet: training runs, previews, grids, exports, captioning and image checks show here.")
         self.empty.setProperty("role", "hint")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
+        scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self._holder)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        fill(QVBoxLayout(self), scroll).setContentsMargins(0, 0, 0, 0)
         for signal in (jobs.job_added, jobs.job_removed, jobs.order_changed):
             signal.connect(lambda *_job: self.rebuild())
         jobs.job_changed.connect(self._changed)

@@ -1,13 +1,8 @@
 """The window's one job queue: the only sender of job requests to the worker.
 
-The worker runs one job at a time, so the manager keeps the others queued (first in, first out, and
-reorderable) and sends the next one when the worker is ready and idle. Each request carries the id of its
-`Job`; the worker's `job_started` / `job_ended`, its refusals and the results come back with it (and one
-request is out at a time, so events inside the job's brackets are its own).
-
-Nothing is re-sent behind the user's back: a worker that dies or is restarted fails the running job with
-the reason, and the queued jobs stay queued until a worker is ready again. Once `shut_down()` is called
-(the window is quitting) nothing is sent and no worker is started.
+The worker runs one job at a time, so the others wait here (first in, first out, reorderable); one request
+is out at a time, so events inside the job's brackets are its own. Nothing is re-sent behind the user's
+back: a worker that dies fails the running job, and after `shut_down()` nothing is sent or started.
 """
 
 from __future__ import annotations
@@ -45,10 +40,8 @@ class JobManager(QObject):
         self._opened = False  # the running job's job_started has arrived
         self._ended: list[Job] = []  # newest first
         self._local: dict[Job, Callable[[], None]] = {}  # running jobs of the window itself → how to stop each
-        self._stop_timer = QTimer(self)
-        self._stop_timer.setSingleShot(True)
-        self._stop_timer.setInterval(int(stop_grace_s * 1000))
-        self._stop_timer.timeout.connect(self._stop_overdue)
+        self._stop_timer = QTimer(self, singleShot=True, interval=int(stop_grace_s * 1000),
+                                  timeout=self._stop_overdue)
         worker.message_received.connect(self._on_message)
         worker.state_changed.connect(self._on_worker_state)
 
@@ -69,9 +62,8 @@ class JobManager(QObject):
         return job
 
     def track(self, title: str, kind: str, stop: Callable[[], None]) -> Job:
-        """A job the window runs itself off the GUI thread (the image check): listed and cancellable with
-        the worker's, but never queued behind them, since it needs no worker. Its owner reports progress
-        on the Job and ends it with `end_tracked`; Cancel calls `stop` and ends it at once."""
+        """A job the window runs itself (the image check): listed and cancellable with the worker's, never
+        queued behind them. Its owner ends it with `end_tracked`; Cancel calls `stop` and ends it at once."""
         job = self._new_job(Job(next(self._ids), None, title, self, kind=kind))
         self._local[job] = stop
         job.set_state(RUNNING)
@@ -147,7 +139,6 @@ class JobManager(QObject):
         return job
 
     def _pump(self, *, start_worker: bool = False) -> None:
-        """Send the next queued job if the worker is ready and has nothing of ours running."""
         while not self.closing and self._running is None and self._queue:
             if self.worker.state != "ready":
                 if start_worker and not self.worker.running:
@@ -247,7 +238,6 @@ class JobManager(QObject):
 
 
 def worker_stopped(message: WorkerExited) -> str:
-    """Why a running job failed, in our words: the worker stopped, how, and its exit code."""
     code = f" (exit {message.returncode})" if message.returncode is not None else ""
     if message.expected:
         return f"the worker stopped: it was restarted{code}"
