@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
-from ui.widgets.build import flat, hbox
+from ui.layout import row
+from ui.widgets.build import flat
 
 NO_BLOCKS = "(all 1)"
 
@@ -32,7 +33,7 @@ class BlockWeightsEditor(QWidget):
         self.values = QLineEdit(placeholderText="comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…",
                                 toolTip=f"{len(block_ids(self.family, full=False))} values ({ids}) "
                                         f"or {len(block_ids(self.family))} (every block)")
-        layout.addLayout(hbox(QLabel("Preset"), self.preset, (self.values, 1)))
+        layout.addLayout(row(QLabel("Preset"), self.preset, (self.values, 1)))
         self.ids_label = QLabel(ids, wordWrap=True)
         self.ids_label.setProperty("role", "hint")
         layout.addWidget(self.ids_label)

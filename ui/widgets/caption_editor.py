@@ -13,7 +13,8 @@ from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import (QButtonGroup, QLabel, QPlainTextEdit, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
-from ui.widgets.build import flat, hbox
+from ui.layout import row
+from ui.widgets.build import flat
 from ui.widgets.tag_chips import TagChips
 
 COMMIT_DELAY_MS = 700
@@ -44,7 +45,7 @@ class CaptionEditor(QWidget):
         group = QButtonGroup(self, exclusive=True)
         for b in (self.text_button, self.tags_button):
             group.addButton(b)
-        layout.addLayout(hbox((self.title, 1), self.text_button, self.tags_button))
+        layout.addLayout(row((self.title, 1), self.text_button, self.tags_button))
 
         self.stack = QStackedWidget()
         # a dropped folder is for the panel, not text to insert

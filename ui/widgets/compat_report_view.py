@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.formats.compat_report import CompatReport, read_sidecar
 from ui.background import run_in_background
-from ui.widgets.build import ask_save_path, flat, hbox, rank_box
+from ui.layout import row
+from ui.widgets.build import ask_save_path, flat, rank_box
 
 MARKS = {"ok": "✓", "wrong": "✗", "partial": "✗", "refused": "✗"}
 
@@ -37,7 +38,7 @@ class CompatReportView(QWidget):
             "LoRA that every loader reads; the relative error is reported"))
         self.copy_result = QLabel(wordWrap=True)
         layout.addWidget(self.lines)
-        layout.addLayout(hbox(self.plain_button, self.rank_label, self.rank, None))
+        layout.addLayout(row(self.plain_button, self.rank_label, self.rank, None))
         layout.addWidget(self.copy_result)
         self.clear()
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.widgets.build import hbox
+from ui.layout import row
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
@@ -95,17 +95,17 @@ class CompareDialog(QDialog):
         if len(steps) >= 2:
             self.left.setCurrentIndex(len(steps) - 2)
         self.right.setCurrentIndex(len(steps) - 1)
-        layout.addLayout(hbox(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)))
+        layout.addLayout(row(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)))
         grid_host = QWidget()
         self._grid = QGridLayout(grid_host)
         rows = max((len(v) for v in samples.values()), default=0)
         self._cells: list[tuple[QLabel, AsyncImageLabel, AsyncImageLabel]] = []
-        for row in range(rows):
+        for i in range(rows):
             prompt = QLabel(wordWrap=True)
             a, b = AsyncImageLabel(512), AsyncImageLabel(512)
-            self._grid.addWidget(prompt, row * 2, 0, 1, 2)
-            self._grid.addWidget(a, row * 2 + 1, 0)
-            self._grid.addWidget(b, row * 2 + 1, 1)
+            self._grid.addWidget(prompt, i * 2, 0, 1, 2)
+            self._grid.addWidget(a, i * 2 + 1, 0)
+            self._grid.addWidget(b, i * 2 + 1, 1)
             self._cells.append((prompt, a, b))
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(grid_host)

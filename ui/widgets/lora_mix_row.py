@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QGridLayout, QLabel, QToolButto
 from studio.formats.family import family_label, same_architecture
 from studio.formats.peek import LoraPeek
 from studio.mix.request import MixEntry
+from ui.layout import row
 from ui.widgets.block_weights_editor import BlockWeightsEditor
-from ui.widgets.build import disclosure, hbox
+from ui.widgets.build import disclosure
 from ui.widgets.strength_control import StrengthControl
 
 
@@ -39,7 +40,7 @@ class LoraMixRow(QFrame):
         self.details.setProperty("role", "hint")
         self.remove = QToolButton(text="✕", autoRaise=True, toolTip="Remove from the mix",
                                   clicked=lambda: self.remove_requested.emit(self))
-        outer.addLayout(hbox(self.enabled, self.name, (self.details, 1), self.remove))
+        outer.addLayout(row(self.enabled, self.name, (self.details, 1), self.remove))
 
         self.triggers = QLabel(wordWrap=True)
         self.triggers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -61,9 +62,9 @@ class LoraMixRow(QFrame):
         grid.addWidget(QLabel("Strength"), 0, 0)
         grid.addWidget(self.strength, 0, 1)
         grid.addWidget(self.split, 1, 0, 1, 2)
-        for row, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
-            grid.addWidget(label, row, 0)
-            grid.addWidget(control, row, 1)
+        for line, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
+            grid.addWidget(label, line, 0)
+            grid.addWidget(control, line, 1)
         outer.addLayout(grid)
 
         self.blocks = BlockWeightsEditor(info.family)

@@ -13,7 +13,8 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.jobs.job import QUEUED, RUNNING, Job
-from ui.widgets.build import button, flat, hbox
+from ui.layout import row
+from ui.widgets.build import button, flat
 
 
 class MixPreviewView(QWidget):
@@ -30,7 +31,7 @@ class MixPreviewView(QWidget):
         self.cancel_button = button("Cancel", "Stop this render (or drop it from the queue)",
                                     self.cancel_requested)
         layout.addWidget(self.image, 1)
-        layout.addLayout(hbox((self.bar, 1), self.cancel_button))
+        layout.addLayout(row((self.bar, 1), self.cancel_button))
         layout.addWidget(self.caption)
         self._pixmap: QPixmap | None = None
         self.path: str | None = None

@@ -14,8 +14,9 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
+from ui.layout import row
 from ui.theme import set_role
-from ui.widgets.build import button, hbox
+from ui.widgets.build import button
 
 COLUMNS = ("Name", "Family", "Precision", "Size", "Layout")
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -48,7 +49,7 @@ class ModelListPopup(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.tree, 1)
-        layout.addLayout(hbox((self.status, 1), self.rescan_button, self.add_folder_button))
+        layout.addLayout(row((self.status, 1), self.rescan_button, self.add_folder_button))
 
     # ---------------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence, current: str | Path | None, *, outside: Sequence = (),

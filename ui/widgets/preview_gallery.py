@@ -10,7 +10,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.widgets.build import button, flat, hbox
+from ui.layout import row
+from ui.widgets.build import button, flat
 from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
 
 THUMB = 160
@@ -55,7 +56,7 @@ class PreviewGallery(QWidget):
         self._summary = QLabel("Previews appear here as the run makes them.")
         self.compare_button = button("Compare steps…", "Show two steps' previews side by side",
                                      self.open_compare, enabled=False)
-        layout.addLayout(hbox((self._summary, 1), self.compare_button))
+        layout.addLayout(row((self._summary, 1), self.compare_button))
         self._host = QWidget()
         self._column = QVBoxLayout(self._host)
         self._column.addStretch(1)
@@ -87,13 +88,13 @@ class PreviewGallery(QWidget):
         outer = QVBoxLayout(box)
         outer.setContentsMargins(4, 4, 4, 4)
         outer.addWidget(QLabel(f"<b>Step {step}</b>"))
-        row = hbox(None)
-        outer.addLayout(row)
+        thumbs = row(None)
+        outer.addLayout(thumbs)
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps
         position = sum(1 for s in self._rows if s > step)
         self._column.insertWidget(position, box)
-        self._rows[step] = box, row
-        return row
+        self._rows[step] = box, thumbs
+        return thumbs
 
     def truncate(self, last_step: int) -> None:
         """Drop previews after `last_step` (a run resumed from that checkpoint makes them again)."""

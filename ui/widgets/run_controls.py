@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from studio.events import Progress
 from ui.jobs.job import format_duration
-from ui.widgets.build import button, flat, hbox
+from ui.layout import row
+from ui.widgets.build import button, flat
 
 PAINT_MS = 250
 
@@ -48,7 +49,7 @@ class RunControls(QWidget):
         self.start_button, self.pause_button, self.stop_button, self.save_button, self.sample_button = \
             self._buttons
         self.start_button.setDefault(True)
-        layout.addLayout(hbox(*self._buttons, None))
+        layout.addLayout(row(*self._buttons, None))
         self.bar = QProgressBar(minimum=0, maximum=1, value=0, format="%v / %m steps")
         self.details = QLabel("Not running.")
         layout.addWidget(self.bar)

@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (QPushButton, QSplitter, QTextBrowser, QTreeWidget
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
+from ui.layout import row
 from ui.open_folder import open_folder_or_explain
-from ui.widgets.build import button, flat, hbox
+from ui.widgets.build import button, flat
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 
@@ -51,7 +52,7 @@ class RunHistory(QWidget):
         self.resume_button = button("Resume", "Continue this run from its last checkpoint",
                                     lambda: self._emit(self.resume_requested), enabled=False)
         self.refresh_button = QPushButton("Refresh", clicked=self.refresh)
-        layout.addLayout(hbox(self.open_button, self.previews_button, self.resume_button, None,
+        layout.addLayout(row(self.open_button, self.previews_button, self.resume_button, None,
                               self.refresh_button))
         self.resume_allowed = True
         self._active: Path | None = None  # the run in progress, shown as running
