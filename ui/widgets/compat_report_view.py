@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.formats.compat_report import CompatReport, read_sidecar
 from ui.background import run_in_background
-from ui.layout import row
+from ui.layout import fill, row
 from ui.widgets.build import ask_save_path, flat, rank_box
 
 MARKS = {"ok": "✓", "wrong": "✗", "partial": "✗", "refused": "✗"}
@@ -29,7 +29,6 @@ class CompatReportView(QWidget):
         self.source: Path | None = None
         self.report: CompatReport | None = None
         self.ask_path = partial(ask_save_path, self)  # replaceable in tests (no file dialog)
-        layout = flat(QVBoxLayout(self))
         self.lines = QLabel(wordWrap=True)
         self.rank_label = QLabel("Rank")
         self.rank = rank_box("rank of the plain copy: higher is closer to the original, and bigger")
@@ -37,9 +36,8 @@ class CompatReportView(QWidget):
             "The file's full ΔW (DoRA magnitude included) refactored by SVD into a plain "
             "LoRA that every loader reads; the relative error is reported"))
         self.copy_result = QLabel(wordWrap=True)
-        layout.addWidget(self.lines)
-        layout.addLayout(row(self.plain_button, self.rank_label, self.rank, None))
-        layout.addWidget(self.copy_result)
+        fill(flat(QVBoxLayout(self)), self.lines, row(self.plain_button, self.rank_label, self.rank, None),
+             self.copy_result)
         self.clear()
 
     # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.layout import row
+from ui.layout import fill, row
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
@@ -69,13 +69,11 @@ class AsyncImageLabel(QLabel):
 class ImageDialog(QDialog):
     def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle=caption)
-        layout = QVBoxLayout(self)
         self.image = AsyncImageLabel(1024)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self.image)
-        layout.addWidget(scroll)
-        layout.addWidget(QLabel(caption, wordWrap=True,
-                                textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))
+        fill(QVBoxLayout(self), scroll).addWidget(
+            QLabel(caption, wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))
         self.image.set_path(path)
         self.resize(720, 760)
 
@@ -87,7 +85,6 @@ class CompareDialog(QDialog):
         super().__init__(parent, windowTitle="Compare previews")
         self._samples = samples
         steps = sorted(samples)
-        layout = QVBoxLayout(self)
         self.left, self.right = QComboBox(), QComboBox()
         for combo in (self.left, self.right):
             for s in steps:
@@ -95,7 +92,6 @@ class CompareDialog(QDialog):
         if len(steps) >= 2:
             self.left.setCurrentIndex(len(steps) - 2)
         self.right.setCurrentIndex(len(steps) - 1)
-        layout.addLayout(row(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)))
         grid_host = QWidget()
         self._grid = QGridLayout(grid_host)
         rows = max((len(v) for v in samples.values()), default=0)
@@ -109,7 +105,8 @@ class CompareDialog(QDialog):
             self._cells.append((prompt, a, b))
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(grid_host)
-        layout.addWidget(scroll, 1)
+        fill(QVBoxLayout(self), row(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)),
+             (scroll, 1))
         self.left.currentIndexChanged.connect(self._refresh)
         self.right.currentIndexChanged.connect(self._refresh)
         self._refresh()

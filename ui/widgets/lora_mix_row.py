@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QGridLayout, QLabel, QToolButto
 from studio.formats.family import family_label, same_architecture
 from studio.formats.peek import LoraPeek
 from studio.mix.request import MixEntry
-from ui.layout import row
+from ui.layout import fill, row
 from ui.widgets.block_weights_editor import BlockWeightsEditor
 from ui.widgets.build import disclosure
 from ui.widgets.strength_control import StrengthControl
@@ -69,8 +69,7 @@ class LoraMixRow(QFrame):
 
         self.blocks = BlockWeightsEditor(info.family)
         self.blocks_toggle = disclosure("Per-block weights", self.blocks)
-        outer.addWidget(self.blocks_toggle)
-        outer.addWidget(self.blocks)
+        fill(outer, self.blocks_toggle, self.blocks)
         self._show_split(False)
 
         self.enabled.toggled.connect(self._toggled)

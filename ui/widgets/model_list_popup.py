@@ -14,7 +14,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
-from ui.layout import row
+from ui.layout import fill, row
 from ui.theme import set_role
 from ui.widgets.build import button
 
@@ -46,10 +46,8 @@ class ModelListPopup(QFrame):
         self.rescan_button = button("Rescan", "Look through the model folders again", self.rescan_requested)
         self.add_folder_button = button("Add model folder…", "Add a folder to search for base models (saved "
                                         "in the app settings)", self._add_folder)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.tree, 1)
-        layout.addLayout(row((self.status, 1), self.rescan_button, self.add_folder_button))
+        fill(QVBoxLayout(self), (self.tree, 1),
+             row((self.status, 1), self.rescan_button, self.add_folder_button)).setContentsMargins(6, 6, 6, 6)
 
     # ---------------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence, current: str | Path | None, *, outside: Sequence = (),

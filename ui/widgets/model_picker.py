@@ -23,7 +23,7 @@ from studio.models.entry_check import check_model_path
 from studio.models.describe import (details, picker_rows, problem_text, same_path, skipped_details, skipped_note,
                                     summary)
 from ui.background import run_in_background
-from ui.layout import row
+from ui.layout import fill, row
 from ui.theme import set_role
 from ui.widgets.build import button
 from ui.widgets.field_editors import PathEditor
@@ -89,8 +89,7 @@ class ModelPicker(PathEditor):
             self._layout.removeWidget(widget)
         self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
         self._layout.setSpacing(2)
-        self._layout.addLayout(row((self._edit, 1), self.list_button, self._button))
-        self._layout.addWidget(self.info)
+        fill(self._layout, row((self._edit, 1), self.list_button, self._button), self.info)
         self._menu.addSeparator()
         self._menu.addAction("Rescan model folders", self.rescan)
         self._menu.addAction("Add model folder…", self.choose_folder)

@@ -21,6 +21,7 @@ from studio.machine_defaults import Device, defaults_for
 from studio.preflight_summary import (Gathered, PreflightSummary, epochs_text, gather, rough_duration,
                                       summarize)
 from ui.background import run_in_background
+from ui.layout import fill
 from ui.theme import scaled_font, set_role
 from ui.widgets.config_form import label_for
 
@@ -59,16 +60,12 @@ class PreflightView(QScrollArea):
         self._gen = 0
         self._confirmed: object = None  # the settings the user already said "Start anyway" to
         page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(8, 6, 8, 6)
         self.header = QLabel(wordWrap=True, font=scaled_font(self.font(), 1.1, bold=True))
         self.notice = set_role(QLabel(wordWrap=True), "banner-warning")
         self.notice.setContentsMargins(8, 6, 8, 6)
         self.body = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText,
                            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
-        for label in (self.header, self.notice, self.body):
-            layout.addWidget(label)
-        layout.addStretch(1)
+        fill(QVBoxLayout(page), self.header, self.notice, self.body, None).setContentsMargins(8, 6, 8, 6)
         self.notice.hide()
         self.setWidget(page)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._gather)

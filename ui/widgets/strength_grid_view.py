@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from ui.layout import row
+from ui.layout import fill, row
 from ui.widgets.mix_preview_view import MixPreviewView
 
 DEFAULT_VALUES = "0, 0.5, 1"
@@ -34,18 +34,15 @@ class StrengthGridView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
         form = QFormLayout()
         self.x_lora, self.y_lora = QComboBox(), QComboBox()
         self.x_values, self.y_values = QLineEdit(DEFAULT_VALUES), QLineEdit(DEFAULT_VALUES)
         for combo, values, label in ((self.x_lora, self.x_values, "Across"), (self.y_lora, self.y_values, "Down")):
             values.setToolTip("strengths, comma-separated")
             form.addRow(label, row((combo, 1), (values, 1)))
-        layout.addLayout(form)
         self.render_button = QPushButton("Render grid", clicked=self._render)
-        layout.addLayout(row(self.render_button, None))
         self.view = MixPreviewView(placeholder="Choose two LoRAs and render a grid")
-        layout.addWidget(self.view, 1)
+        fill(QVBoxLayout(self), form, row(self.render_button, None), (self.view, 1))
         self.set_loras([])
 
     def set_loras(self, names: Sequence[str]) -> None:

@@ -11,6 +11,7 @@ from collections import Counter
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
+from ui.layout import fill
 from ui.models.tag_frequency_model import TagFrequencyModel
 from ui.widgets.build import flat, read_only_rows
 
@@ -27,10 +28,8 @@ class TagFrequencyTable(QWidget):
         self.proxy = QSortFilterProxyModel(self, filterCaseSensitivity=Qt.CaseSensitivity.CaseInsensitive,
                                            filterKeyColumn=0, sortRole=Qt.ItemDataRole.DisplayRole)
         self.proxy.setSourceModel(self.model)
-        layout = flat(QVBoxLayout(self))
         self.search = QLineEdit(placeholderText="Find a tag…", clearButtonEnabled=True)
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        layout.addWidget(self.search)
         self.table = QTableView(contextMenuPolicy=Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -40,7 +39,7 @@ class TagFrequencyTable(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda idx: self.filter_requested.emit(self._tag(idx.row())))
         self.table.customContextMenuRequested.connect(self._menu)
-        layout.addWidget(self.table, 1)
+        fill(flat(QVBoxLayout(self)), self.search, (self.table, 1))
 
     def set_frequencies(self, counts: Counter[str]) -> None:
         self.model.set_frequencies(counts)
