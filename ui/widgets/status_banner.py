@@ -29,7 +29,8 @@ class StatusBanner(QFrame):
         self.title = QLabel(wordWrap=True)
         # a hint may list several problems, one per line
         self.hint = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
-        self.action = QPushButton(clicked=self.action_clicked)
+        self.action = QPushButton()
+        self.action.clicked.connect(self.action_clicked)
         fill(QHBoxLayout(self), (column(self.title, self.hint), 1), self.action,
              dismiss_button("Dismiss", self)).setContentsMargins(10, 6, 6, 6)
         self.hide()
