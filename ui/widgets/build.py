@@ -47,9 +47,9 @@ def read_only_rows(view: QTableView) -> None:
     view.verticalHeader().hide()
 
 
-def rank_box(tip: str = "") -> QSpinBox:
+def rank_box(tip: str = "", **properties: Any) -> QSpinBox:
     """The rank of an SVD-refactored LoRA (a plain copy, a merged mix)."""
-    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip)
+    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip, **properties)
 
 
 def ask_save_path(parent: QWidget, title: str, suggestion: str) -> str:

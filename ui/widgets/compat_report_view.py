@@ -46,14 +46,11 @@ class CompatReportView(QWidget):
         path = Path(lora_path)
         self.source = path
         self.copy_result.setText("")
-        run_in_background(read_sidecar, path, on_done=lambda report: self._loaded(path, report))
+        run_in_background(read_sidecar, path, on_done=lambda report: self._show_report(path, report))
 
-    def _loaded(self, path: Path, report: CompatReport | None) -> None:
-        if path == self.source:  # not an older file's report arriving late
-            self.show_report(path, report)
-
-    def show_report(self, lora_path: str | Path, report: CompatReport | None) -> None:
-        self.source = Path(lora_path)
+    def _show_report(self, path: Path, report: CompatReport | None) -> None:
+        if path != self.source:  # an older file's report arriving late
+            return
         self.report = report
         self.setVisible(True)
         if report is None:

@@ -25,8 +25,7 @@ class DatasetFilterBar(QWidget):
         metrics = self.text.fontMetrics()
         self.text.setMinimumWidth(metrics.horizontalAdvance(self.text.placeholderText()) + 2 * metrics.height())
         self.tag = QToolButton(toolTip="Showing only images with this tag; click to show all",
-                               clicked=self.clear_tag)
-        self.tag.hide()
+                               clicked=self.clear_tag, visible=False)
         self.status = QComboBox()
         self.status.addItems(list(STATUS_FILTERS))
         self.status.currentTextChanged.connect(self.status_changed)

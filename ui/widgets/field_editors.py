@@ -8,6 +8,7 @@ flag would get. Ranges, choices and tooltips come from `studio.config` too: it s
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
 from PySide6.QtCore import Signal
@@ -22,22 +23,24 @@ INT32_MAX = 2**31 - 1
 
 
 class FieldEditor(QWidget):
-    """`main` is the widget that takes the focus; its `signal` is the editor's `changed`."""
+    """`main` is the widget that takes the focus; its `signal` is the editor's `changed`; `get` and `put`
+    read and show the value unless a subclass overrides `value` and `set_value`."""
 
     changed = Signal()
 
-    def __init__(self, main: QWidget, signal: Any) -> None:
+    def __init__(self, main: QWidget, signal: Any, get: Callable[[], Any] | None = None,
+                 put: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self._layout = flat(QHBoxLayout(self))
-        self._main = main
+        self._main, self._get, self._put = main, get, put
         signal.connect(self.changed)
         self._layout.addWidget(main)
 
-    def value(self) -> Any:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    def value(self) -> Any:
+        return self._get()
 
-    def set_value(self, value: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def set_value(self, value: Any) -> None:
+        self._put(value)
 
     def focus_widget(self) -> QWidget:
         return self._main
@@ -50,43 +53,24 @@ class IntEditor(FieldEditor):
         lo, hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
         if hi <= INT32_MAX and lo >= -INT32_MAX:
             spin = QSpinBox(minimum=lo, maximum=hi, groupSeparatorShown=True)
-            super().__init__(spin, spin.valueChanged)
+            super().__init__(spin, spin.valueChanged, spin.value, lambda value: spin.setValue(int(value)))
         else:
             edit = QLineEdit()
-            super().__init__(edit, edit.textChanged)
-
-    def value(self) -> int | str:
-        if isinstance(self._main, QSpinBox):
-            return self._main.value()
-        return parse_text(self._main.text(), int)
-
-    def set_value(self, value: int) -> None:
-        if isinstance(self._main, QSpinBox):
-            self._main.setValue(int(value))
-        else:
-            self._main.setText(str(int(value)))
+            super().__init__(edit, edit.textChanged, lambda: parse_text(edit.text(), int),
+                             lambda value: edit.setText(str(int(value))))
 
 
 class BoolEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
         box = QCheckBox()
-        super().__init__(box, box.toggled)
-
-    def value(self) -> bool:
-        return self._main.isChecked()
-
-    def set_value(self, value: bool) -> None:
-        self._main.setChecked(bool(value))
+        super().__init__(box, box.toggled, box.isChecked, lambda value: box.setChecked(bool(value)))
 
 
 class ChoiceEditor(FieldEditor):
     def __init__(self, choices: tuple[str, ...]) -> None:
         combo = QComboBox()
         combo.addItems(list(choices))
-        super().__init__(combo, combo.currentIndexChanged)
-
-    def value(self) -> str:
-        return self._main.currentText()
+        super().__init__(combo, combo.currentIndexChanged, combo.currentText)
 
     def set_value(self, value: str) -> None:
         index = self._main.findText(str(value))
@@ -96,14 +80,8 @@ class ChoiceEditor(FieldEditor):
 
 class TextEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
-        self._edit = QLineEdit()
-        super().__init__(self._edit, self._edit.textChanged)
-
-    def value(self) -> str:
-        return self._edit.text()
-
-    def set_value(self, value: str) -> None:
-        self._edit.setText(str(value))
+        self._edit = edit = QLineEdit()
+        super().__init__(edit, edit.textChanged, edit.text, lambda value: edit.setText(str(value)))
 
 
 class FloatEditor(TextEditor):
@@ -192,7 +170,6 @@ class PairEditor(FieldEditor):
 
 
 def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> FieldEditor:
-    """The editor for one field of `studio.config`."""
     if field_choices(tp):
         return ChoiceEditor(field_choices(tp))
     if tp is bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from itertools import zip_longest
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
@@ -41,11 +41,9 @@ class AsyncImageLabel(QLabel):
     """A label that shows "loading…" until its image has been decoded in the background."""
 
     def __init__(self, max_side: int, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(64, 64))
         self._max_side = max_side
         self._path = ""
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(64, 64)
 
     def set_path(self, path: str) -> None:
         self._path = path

@@ -26,10 +26,8 @@ class LoraMixRow(QFrame):
     remove_requested = Signal(object)
 
     def __init__(self, info: LoraPeek, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, frameShape=QFrame.Shape.StyledPanel, objectName="loraMixRow")
         self.info = info
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setObjectName("loraMixRow")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(8, 6, 8, 6)
         self.enabled = QCheckBox(checked=True, toolTip="Include this LoRA in the mix")
@@ -42,14 +40,13 @@ class LoraMixRow(QFrame):
                                   clicked=lambda: self.remove_requested.emit(self))
         outer.addLayout(row(self.enabled, self.name, (self.details, 1), self.remove))
 
-        self.triggers = QLabel(wordWrap=True)
-        self.triggers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.triggers = QLabel(wordWrap=True,
+                               textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         if info.trigger_words:
             self.triggers.setText("Trigger words: " + ", ".join(html.escape(w) for w in info.trigger_words))
         self.triggers.setVisible(bool(info.trigger_words))
         outer.addWidget(self.triggers)
-        self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;")
-        self.warning.hide()
+        self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;", visible=False)
         outer.addWidget(self.warning)
 
         self.strength = StrengthControl(1.0, label=f"{info.name} strength")

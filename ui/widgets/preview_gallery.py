@@ -21,15 +21,12 @@ class Thumbnail(QLabel):
     clicked = Signal()
 
     def __init__(self, step: int, prompt: str, path: str) -> None:
-        super().__init__()
+        super().__init__("…", alignment=Qt.AlignmentFlag.AlignCenter, frameShape=QFrame.Shape.StyledPanel,
+                         cursor=Qt.CursorShape.PointingHandCursor,
+                         toolTip=f"step {step}\n{prompt}\n(click to enlarge)")
         self.step, self.prompt, self.path = step, prompt, path
         self.loaded = False
         self.setFixedSize(THUMB + 6, THUMB + 6)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"step {step}\n{prompt}\n(click to enlarge)")
-        self.setText("…")
         run_in_background(load_image, path, THUMB, on_done=self._show, on_error=self._fail)
 
     def _show(self, image: QImage) -> None:
