@@ -83,8 +83,7 @@ class CaptionEditor(QWidget):
         self.flush()
         tags = mode == "tags"
         self.stack.setCurrentWidget(self.chips if tags else self.text)
-        self.tags_button.setChecked(tags)
-        self.text_button.setChecked(not tags)
+        (self.tags_button if tags else self.text_button).setChecked(True)  # the group unchecks the other
         self.chips.set_caption(self._shown)
 
     @property

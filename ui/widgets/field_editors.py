@@ -131,7 +131,9 @@ class ListEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any], *, folders: bool = False) -> None:
         text = QPlainTextEdit(tabChangesFocus=True, placeholderText="one per line")
         text.setFixedHeight(text.fontMetrics().lineSpacing() * 4 + 12)
-        super().__init__(text, text.textChanged)
+        super().__init__(text, text.textChanged,
+                         lambda: tuple(line.strip() for line in text.toPlainText().splitlines() if line.strip()),
+                         lambda value: text.setPlainText("\n".join(value)))
         if folders:
             self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
             self._layout.addWidget(QToolButton(text="Add folder…", clicked=self._add_folder))
@@ -141,25 +143,16 @@ class ListEditor(FieldEditor):
         if path:
             self.set_value((*self.value(), path))
 
-    def value(self) -> tuple[str, ...]:
-        return tuple(line.strip() for line in self._main.toPlainText().splitlines() if line.strip())
-
-    def set_value(self, value: tuple[str, ...]) -> None:
-        self._main.setPlainText("\n".join(value))
-
 
 class PairEditor(FieldEditor):
     """A fixed pair of numbers (AdamW betas)."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
         first, second = FloatEditor({"min": 0.0, "max": 1.0}), FloatEditor({"min": 0.0, "max": 1.0})
-        super().__init__(first, first.changed)
+        super().__init__(first, first.changed, lambda: (first.value(), second.value()))
         second.changed.connect(self.changed)
         self._layout.addWidget(second)
         self._parts = (first, second)
-
-    def value(self) -> tuple[float | str, float | str]:
-        return tuple(part.value() for part in self._parts)  # type: ignore[return-value]
 
     def set_value(self, value: tuple[float, float]) -> None:
         for part, v in zip(self._parts, value):

@@ -28,8 +28,6 @@ class LoraMixRow(QFrame):
     def __init__(self, info: LoraPeek, parent: QWidget | None = None) -> None:
         super().__init__(parent, frameShape=QFrame.Shape.StyledPanel, objectName="loraMixRow")
         self.info = info
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 6, 8, 6)
         self.enabled = QCheckBox(checked=True, toolTip="Include this LoRA in the mix")
         self.name = QLabel(f"<b>{html.escape(info.name)}</b>", toolTip=info.path)
         ranks = "/".join(map(str, info.ranks)) or "?"
@@ -38,16 +36,13 @@ class LoraMixRow(QFrame):
         self.details.setProperty("role", "hint")
         self.remove = QToolButton(text="✕", autoRaise=True, toolTip="Remove from the mix",
                                   clicked=lambda: self.remove_requested.emit(self))
-        outer.addLayout(row(self.enabled, self.name, (self.details, 1), self.remove))
 
         self.triggers = QLabel(wordWrap=True,
                                textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         if info.trigger_words:
             self.triggers.setText("Trigger words: " + ", ".join(html.escape(w) for w in info.trigger_words))
         self.triggers.setVisible(bool(info.trigger_words))
-        outer.addWidget(self.triggers)
         self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;", visible=False)
-        outer.addWidget(self.warning)
 
         self.strength = StrengthControl(1.0, label=f"{info.name} strength")
         self.split = QCheckBox("Separate UNet / text-encoder strengths")
@@ -62,11 +57,11 @@ class LoraMixRow(QFrame):
         for line, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
             grid.addWidget(label, line, 0)
             grid.addWidget(control, line, 1)
-        outer.addLayout(grid)
 
         self.blocks = BlockWeightsEditor(info.family)
         self.blocks_toggle = disclosure("Per-block weights", self.blocks)
-        fill(outer, self.blocks_toggle, self.blocks)
+        fill(QVBoxLayout(self), row(self.enabled, self.name, (self.details, 1), self.remove), self.triggers,
+             self.warning, grid, self.blocks_toggle, self.blocks).setContentsMargins(8, 6, 8, 6)
         self._show_split(False)
 
         self.enabled.toggled.connect(self._toggled)

@@ -128,10 +128,10 @@ class LossChart(QWidget):
         self._smooth_curve.setData(x, np.asarray(self._smooth), connect="finite")
         lr = np.asarray(self._lr)
         self._lr_curve.setData(x, lr, connect="finite")
-        top = float(np.nanmax(lr[np.isfinite(lr)])) if lr.size and np.isfinite(lr).any() else 0.0
+        finite = lr[np.isfinite(lr)]
         # from zero up, so a constant learning rate is a flat line at its value, not centred noise;
         # set only when it changes, as every range change repaints the axis
-        top = top * 1.15 if top > 0 else 1.0
+        top = float(finite.max()) * 1.15 if finite.size and finite.max() > 0 else 1.0
         if top != self._lr_top:
             self._lr_top = top
             self.lr_plot.setYRange(0.0, top, padding=0)

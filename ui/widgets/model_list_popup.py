@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
@@ -120,9 +119,3 @@ class ModelListPopup(QFrame):
     def _add_folder(self) -> None:
         self.hide()  # the folder dialog must not open under a popup that grabs the mouse
         self.add_folder_requested.emit()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self.hide()
-            return
-        super().keyPressEvent(event)

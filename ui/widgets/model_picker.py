@@ -135,7 +135,6 @@ class ModelPicker(PathEditor):
     def rescan(self) -> None:
         self._scan_gen += 1
         self._scan_due = False
-        self._scan_error = ""
         if not self._folders:
             self._models, self._skipped = [], []
             self._scan_done()

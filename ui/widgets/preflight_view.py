@@ -1,9 +1,7 @@
 """"Before you start": the pre-flight summary of the settings, updated as they change.
 
-Its header shows steps, epochs and the estimated time; below come the step arithmetic, batch, resolution,
-what is trained, the settings that differ from the preset (or the defaults) and the warnings, each naming
-what to change. On a CPU a notice says how slow it will be, and Start asks once per settings before a long
-run (`confirm_start`). Counting the images runs on the thread pool.
+Every warning names what to change. On a CPU a notice says how slow it will be, and Start asks once per
+settings before a long run (`confirm_start`). Counting the images runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -40,10 +38,8 @@ def _value(value: Any) -> str:
 
 
 class PreflightView(QScrollArea):
-    """The summary of the form's settings on the worker's device; `summary` is the one shown.
-
-    A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first line
-    is also emitted (`headline_changed`) for the line under Start."""
+    """A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first
+    line is also emitted (`headline_changed`) for the line under Start."""
 
     headline_changed = Signal(str)
 
@@ -61,12 +57,11 @@ class PreflightView(QScrollArea):
         self._confirmed: object = None  # the settings the user already said "Start anyway" to
         page = QWidget()
         self.header = QLabel(wordWrap=True, font=scaled_font(self.font(), 1.1, bold=True))
-        self.notice = set_role(QLabel(wordWrap=True), "banner-warning")
+        self.notice = set_role(QLabel(wordWrap=True, visible=False), "banner-warning")
         self.notice.setContentsMargins(8, 6, 8, 6)
         self.body = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText,
                            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         fill(QVBoxLayout(page), self.header, self.notice, self.body, None).setContentsMargins(8, 6, 8, 6)
-        self.notice.hide()
         self.setWidget(page)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._gather)
         self._set_header("Counting the images…")

@@ -77,8 +77,7 @@ class PreviewGallery(QWidget):
         return thumb
 
     def _new_row(self, step: int) -> QHBoxLayout:
-        box = QFrame()
-        box.setObjectName(f"step-{step}")
+        box = QFrame(objectName=f"step-{step}")
         thumbs = row(None)
         fill(QVBoxLayout(box), QLabel(f"<b>Step {step}</b>"), thumbs).setContentsMargins(4, 4, 4, 4)
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps

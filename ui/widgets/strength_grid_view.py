@@ -17,13 +17,11 @@ NONE = "(none)"
 def parse_values(text: str) -> tuple[float, ...]:
     """`0, 0.5, 1` → (0.0, 0.5, 1.0); ValueError naming the bad part."""
     values = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            try:
-                values.append(float(part))
-            except ValueError:
-                raise ValueError(f"`{part}` is not a number") from None
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"`{part}` is not a number") from None
     if not values:
         raise ValueError("give at least one strength")
     return tuple(values)

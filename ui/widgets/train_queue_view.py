@@ -1,5 +1,4 @@
-"""The Train panel's Queue tab: the training queue's entries, and buttons to reorder, remove, queue again
-and run them one after another unattended.
+"""The Train panel's Queue tab: the training queue, to reorder, remove, queue again and run unattended.
 
 It shows the file `lora-studio queue` edits, read afresh on every change and whenever the tab is shown,
 so entries added from a terminal appear too. Running goes through `QueueRunner`.
