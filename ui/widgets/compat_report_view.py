@@ -42,7 +42,6 @@ class CompatReportView(QWidget):
 
     # ---------------------------------------------------------------------------------------------
     def show_file(self, lora_path: str | Path) -> None:
-        """Show the report of `lora_path` (its sidecar, read in the background)."""
         path = Path(lora_path)
         self.source = path
         self.copy_result.setText("")

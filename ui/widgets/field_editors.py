@@ -84,18 +84,13 @@ class TextEditor(FieldEditor):
         super().__init__(edit, edit.textChanged, edit.text, lambda value: edit.setText(str(value)))
 
 
-class FloatEditor(TextEditor):
+class FloatEditor(FieldEditor):
     """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__(meta)
-        self._edit.setPlaceholderText(range_text(meta))
-
-    def value(self) -> float | str:
-        return parse_text(self._edit.text(), float)
-
-    def set_value(self, value: float) -> None:
-        self._edit.setText(f"{float(value):g}")
+        edit = QLineEdit(placeholderText=range_text(meta))
+        super().__init__(edit, edit.textChanged, lambda: parse_text(edit.text(), float),
+                         lambda value: edit.setText(f"{float(value):g}"))
 
 
 class PathEditor(TextEditor):

@@ -38,8 +38,6 @@ def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
 
 
 class AsyncImageLabel(QLabel):
-    """A label that shows "loading…" until its image has been decoded in the background."""
-
     def __init__(self, max_side: int, parent: QWidget | None = None) -> None:
         super().__init__(parent, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(64, 64))
         self._max_side = max_side

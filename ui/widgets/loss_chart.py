@@ -59,10 +59,8 @@ class LossChart(QWidget):
 
     def apply_palette(self) -> None:
         """Background, axes, labels, legend and curves in the palette's colours (skipped when unchanged)."""
-        pal = self.palette()
-        fg = pal.color(QPalette.ColorRole.WindowText)
-        bg = pal.color(QPalette.ColorRole.Base)
-        accent = pal.color(QPalette.ColorRole.Highlight)
+        pal, roles = self.palette(), QPalette.ColorRole
+        fg, bg, accent = (pal.color(role) for role in (roles.WindowText, roles.Base, roles.Highlight))
         key = (fg.name(), bg.name(), accent.name())
         if key == self._colored_with:
             return

@@ -1,5 +1,4 @@
-"""The Train form's base-model field: a path, a list of the models in the user's model folders, and what
-the model in the field is (family, precision, size), or why it cannot be used.
+"""The Train form's base-model field: a path, the models found, and the path's model or why it is unusable.
 
 Detection reads files, so it never runs on the GUI thread: scans and the check of the typed path run on a
 small pool of their own (`model_pool`), so a slow disk cannot hold up the app's quick background jobs. A
@@ -59,8 +58,6 @@ def _breakable(text: str) -> str:
 
 
 class ModelPicker(PathEditor):
-    """`PathEditor` plus the model list (▾) and an info line under the field."""
-
     scan_finished = Signal()
     detection_finished = Signal()
     folders_changed = Signal(object)  # tuple[str, ...]: the user added a model folder here

@@ -79,7 +79,7 @@ class PreflightView(QScrollArea):
     def run_state(self, state: str) -> None:
         """Back to idle: count again, with the step time the run just measured."""
         if state == "idle":
-            self.refresh()
+            self._gather()
 
     def update_config(self, cfg: ProjectConfig, project_file: Path | None) -> None:
         """The form changed: recount the images after a short pause (typing does not rescan per key)."""
@@ -88,10 +88,6 @@ class PreflightView(QScrollArea):
         self._cfg, self._project_file = cfg, project_file
         self._render()  # the settings-only numbers at once; the counts follow
         self._timer.start()
-
-    def refresh(self) -> None:
-        """Count again now (a run ended: its measured step time may now be known)."""
-        self._gather()
 
     def _gather(self) -> None:
         cfg, project_file = self._cfg, self._project_file

@@ -46,10 +46,9 @@ class StrengthGridView(QWidget):
     def set_loras(self, names: Sequence[str]) -> None:
         """Offer these LoRAs (in mix order) on both axes, keeping the choices where possible."""
         x, y = self.x_lora.currentIndex(), self.y_lora.currentIndex()
-        self.x_lora.clear()
-        self.x_lora.addItems(list(names))
-        self.y_lora.clear()
-        self.y_lora.addItems([NONE, *names])
+        for combo, items in ((self.x_lora, list(names)), (self.y_lora, [NONE, *names])):
+            combo.clear()
+            combo.addItems(items)
         self.x_lora.setCurrentIndex(x if 0 <= x < len(names) else 0)
         self.y_lora.setCurrentIndex(y if 0 <= y <= len(names) and y != 0 else (2 if len(names) > 1 else 0))
         self.render_button.setEnabled(len(names) > 0)

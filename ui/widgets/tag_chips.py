@@ -45,9 +45,6 @@ class TagChips(QWidget):
     def caption(self) -> str:
         return self._caption
 
-    def tags(self) -> list[str]:
-        return split_tags(self._caption)
-
     def set_completions(self, tags_by_frequency: list[str]) -> None:
         self._completions.setStringList(tags_by_frequency)
 

@@ -1,7 +1,6 @@
 """The dataset's tags with how many images carry each; the entry point for per-tag batch operations.
 
-Double-click shows only the images with a tag; the context menu's rename, remove and put-first requests go
-to the panel, which makes them undoable edits.
+The rename, remove and put-first requests go to the panel, which makes them undoable edits.
 """
 
 from __future__ import annotations
