@@ -88,7 +88,7 @@ class FloatEditor(FieldEditor):
     """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        edit = QLineEdit(placeholderText=range_text(meta))
+        self._edit = edit = QLineEdit(placeholderText=range_text(meta))
         super().__init__(edit, edit.textChanged, lambda: parse_text(edit.text(), float),
                          lambda value: edit.setText(f"{float(value):g}"))
 
