@@ -11,7 +11,9 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
-from ui.widgets.build import flat, hbox
+from ui.layout import fill, row
+from ui.theme import set_role
+from ui.widgets.build import flat
 
 NO_BLOCKS = "(all 1)"
 
@@ -23,7 +25,6 @@ class BlockWeightsEditor(QWidget):
         super().__init__(parent)
         self.family = family if family in ("sd1", "sd2", "sd2-v", "sdxl") else "sd1"
         self._weights: dict[str, float] = {}
-        layout = flat(QVBoxLayout(self))
         self.preset = QComboBox(toolTip="lora-block-weight presets: INS/IND = shallow/deep input blocks, "
                                         "MIDD = the middle, OUTD/OUTS = deep/shallow output blocks; "
                                         "BASE is the text encoder")
@@ -32,10 +33,8 @@ class BlockWeightsEditor(QWidget):
         self.values = QLineEdit(placeholderText="comma-separated weights, e.g. 1,0,0,0,1,1,1,1,…",
                                 toolTip=f"{len(block_ids(self.family, full=False))} values ({ids}) "
                                         f"or {len(block_ids(self.family))} (every block)")
-        layout.addLayout(hbox(QLabel("Preset"), self.preset, (self.values, 1)))
-        self.ids_label = QLabel(ids, wordWrap=True)
-        self.ids_label.setProperty("role", "hint")
-        layout.addWidget(self.ids_label)
+        self.ids_label = set_role(QLabel(ids, wordWrap=True), "hint")
+        fill(flat(QVBoxLayout(self)), row(QLabel("Preset"), self.preset, (self.values, 1)), self.ids_label)
         self.preset.currentTextChanged.connect(self._preset_chosen)
         self.values.editingFinished.connect(self._typed)
 

@@ -6,26 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QHBoxLayout,
-                               QPushButton, QSpinBox, QTableView, QToolButton, QWidget)
+from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QPushButton,
+                               QSpinBox, QTableView, QToolButton, QWidget)
 
 
 def flat(layout: QBoxLayout) -> QBoxLayout:
     """`layout` without margins: the widget sits inside a panel's or a form's own margins."""
     layout.setContentsMargins(0, 0, 0, 0)
     return layout
-
-
-def hbox(*items: QWidget | tuple[QWidget, int] | None) -> QHBoxLayout:
-    """A row of widgets; `(widget, n)` gives one a stretch factor, None is an empty stretch."""
-    row = QHBoxLayout()
-    for item in items:
-        if item is None:
-            row.addStretch(1)
-        else:
-            widget, stretch = item if isinstance(item, tuple) else (item, 0)
-            row.addWidget(widget, stretch)
-    return row
 
 
 def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,
@@ -59,9 +47,9 @@ def read_only_rows(view: QTableView) -> None:
     view.verticalHeader().hide()
 
 
-def rank_box(tip: str = "") -> QSpinBox:
+def rank_box(tip: str = "", **properties: Any) -> QSpinBox:
     """The rank of an SVD-refactored LoRA (a plain copy, a merged mix)."""
-    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip)
+    return QSpinBox(minimum=1, maximum=1024, value=32, toolTip=tip, **properties)
 
 
 def ask_save_path(parent: QWidget, title: str, suggestion: str) -> str:

@@ -13,7 +13,8 @@ from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import (QButtonGroup, QLabel, QPlainTextEdit, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
-from ui.widgets.build import flat, hbox
+from ui.layout import fill, row
+from ui.widgets.build import flat
 from ui.widgets.tag_chips import TagChips
 
 COMMIT_DELAY_MS = 700
@@ -34,9 +35,8 @@ class CaptionEditor(QWidget):
         super().__init__(parent)
         self.path: Path | None = None
         self._shown = ""  # the caption as last shown or committed: typing is compared with it
-        layout = flat(QVBoxLayout(self))
-        self.title = QLabel("No image selected")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title = QLabel("No image selected",
+                            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text_button = QToolButton(text="Text", checkable=True, checked=True,
                                        toolTip="Edit the caption as free text")
         self.tags_button = QToolButton(text="Tags", checkable=True,
@@ -44,7 +44,6 @@ class CaptionEditor(QWidget):
         group = QButtonGroup(self, exclusive=True)
         for b in (self.text_button, self.tags_button):
             group.addButton(b)
-        layout.addLayout(hbox((self.title, 1), self.text_button, self.tags_button))
 
         self.stack = QStackedWidget()
         # a dropped folder is for the panel, not text to insert
@@ -56,7 +55,8 @@ class CaptionEditor(QWidget):
         self.chips.caption_changed.connect(self._chips_changed)
         self.stack.addWidget(self.text)
         self.stack.addWidget(self.chips)
-        layout.addWidget(self.stack, 1)
+        fill(flat(QVBoxLayout(self)), row((self.title, 1), self.text_button, self.tags_button),
+             (self.stack, 1))
         self.text_button.toggled.connect(lambda on: self.set_mode("text" if on else "tags"))
 
         self._timer = QTimer(self, singleShot=True, interval=COMMIT_DELAY_MS, timeout=self.flush)
@@ -83,8 +83,7 @@ class CaptionEditor(QWidget):
         self.flush()
         tags = mode == "tags"
         self.stack.setCurrentWidget(self.chips if tags else self.text)
-        self.tags_button.setChecked(tags)
-        self.text_button.setChecked(not tags)
+        (self.tags_button if tags else self.text_button).setChecked(True)  # the group unchecks the other
         self.chips.set_caption(self._shown)
 
     @property

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.formats.compat_report import CompatReport, read_sidecar
 from ui.background import run_in_background
-from ui.widgets.build import ask_save_path, flat, hbox, rank_box
+from ui.layout import fill, row
+from ui.widgets.build import ask_save_path, flat, rank_box
 
 MARKS = {"ok": "✓", "wrong": "✗", "partial": "✗", "refused": "✗"}
 
@@ -28,7 +29,6 @@ class CompatReportView(QWidget):
         self.source: Path | None = None
         self.report: CompatReport | None = None
         self.ask_path = partial(ask_save_path, self)  # replaceable in tests (no file dialog)
-        layout = flat(QVBoxLayout(self))
         self.lines = QLabel(wordWrap=True)
         self.rank_label = QLabel("Rank")
         self.rank = rank_box("rank of the plain copy: higher is closer to the original, and bigger")
@@ -36,25 +36,20 @@ class CompatReportView(QWidget):
             "The file's full ΔW (DoRA magnitude included) refactored by SVD into a plain "
             "LoRA that every loader reads; the relative error is reported"))
         self.copy_result = QLabel(wordWrap=True)
-        layout.addWidget(self.lines)
-        layout.addLayout(hbox(self.plain_button, self.rank_label, self.rank, None))
-        layout.addWidget(self.copy_result)
+        fill(flat(QVBoxLayout(self)), self.lines, row(self.plain_button, self.rank_label, self.rank, None),
+             self.copy_result)
         self.clear()
 
     # ---------------------------------------------------------------------------------------------
     def show_file(self, lora_path: str | Path) -> None:
-        """Show the report of `lora_path` (its sidecar, read in the background)."""
         path = Path(lora_path)
         self.source = path
         self.copy_result.setText("")
-        run_in_background(read_sidecar, path, on_done=lambda report: self._loaded(path, report))
+        run_in_background(read_sidecar, path, on_done=lambda report: self._show_report(path, report))
 
-    def _loaded(self, path: Path, report: CompatReport | None) -> None:
-        if path == self.source:  # not an older file's report arriving late
-            self.show_report(path, report)
-
-    def show_report(self, lora_path: str | Path, report: CompatReport | None) -> None:
-        self.source = Path(lora_path)
+    def _show_report(self, path: Path, report: CompatReport | None) -> None:
+        if path != self.source:  # an older file's report arriving late
+            return
         self.report = report
         self.setVisible(True)
         if report is None:

@@ -19,6 +19,7 @@ from studio.config import ProjectConfig, build_section, section_type
 from studio.errors import ConfigError, Problem
 from studio.field_info import SECTION_TITLES
 from studio.validate import validate
+from ui.layout import fill
 from ui.wheel_guard import guard_wheel_in
 from ui.widgets.build import disclosure
 from ui.widgets.field_editors import FieldEditor, make_editor, tooltip
@@ -88,18 +89,14 @@ class ConfigForm(QWidget):
         self._rule_problems: list[Problem] = []  # studio.validate.validate on the whole config
         self._file_problems: list[Problem] = []  # studio.validate.check_files, from the panel's pool thread
         self._shown = False  # problems are shown once the user edits a field or presses Start
-        layout = QVBoxLayout(self)
-        for section, title in GROUPS:
-            layout.addWidget(self._build_group(section, title))
-        layout.addStretch(1)
+        fill(QVBoxLayout(self), *(self._build_group(section, title) for section, title in GROUPS), None)
         guard_wheel_in(self)  # the form scrolls under the wheel; its numbers change only once clicked into
         self.set_config(self._base)  # every editor holds a value from the start
 
     def _build_group(self, section: str, title: str) -> QGroupBox:
         group = QGroupBox(title, objectName=f"group-{section}")
-        outer = QVBoxLayout(group)
         form = QFormLayout(fieldGrowthPolicy=QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        outer.addLayout(form)
+        outer = fill(QVBoxLayout(group), form)
         advanced: tuple[QToolButton, QFormLayout] | None = None  # made with the group's first advanced field
         cls = section_type(section)
         hints = get_type_hints(cls)
@@ -123,8 +120,7 @@ class ConfigForm(QWidget):
         form = QFormLayout(box)
         form.setContentsMargins(12, 0, 0, 0)
         toggle = disclosure("Advanced", box)
-        outer.addWidget(toggle)
-        outer.addWidget(box)
+        fill(outer, toggle, box)
         return toggle, form
 
     # ---------------------------------------------------------------------------------------------

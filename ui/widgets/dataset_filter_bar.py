@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QSlider, QToolButton, QWidget
 
 from ui.models.dataset_model import SORT_KEYS, STATUS_FILTERS
-from ui.widgets.build import flat, hbox
+from ui.layout import row
+from ui.widgets.build import flat
 from ui.widgets.dataset_grid import MAX_SIDE, MIN_SIDE
 
 
@@ -24,8 +25,7 @@ class DatasetFilterBar(QWidget):
         metrics = self.text.fontMetrics()
         self.text.setMinimumWidth(metrics.horizontalAdvance(self.text.placeholderText()) + 2 * metrics.height())
         self.tag = QToolButton(toolTip="Showing only images with this tag; click to show all",
-                               clicked=self.clear_tag)
-        self.tag.hide()
+                               clicked=self.clear_tag, visible=False)
         self.status = QComboBox()
         self.status.addItems(list(STATUS_FILTERS))
         self.status.currentTextChanged.connect(self.status_changed)
@@ -39,7 +39,7 @@ class DatasetFilterBar(QWidget):
                             pageStep=32, value=side, toolTip="Thumbnail size (Ctrl+wheel over the grid)")
         self.zoom.setFixedWidth(120)
         self.zoom.valueChanged.connect(self.zoom_changed)
-        self.setLayout(flat(hbox((self.text, 2), self.tag, self.status, QLabel("Sort"), self.sort,
+        self.setLayout(flat(row((self.text, 2), self.tag, self.status, QLabel("Sort"), self.sort,
                                  self.descending, QLabel("Size"), self.zoom)))
         self._debounce = QTimer(self, singleShot=True, interval=200,
                                 timeout=lambda: self.text_changed.emit(self.text.text()))

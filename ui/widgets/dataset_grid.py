@@ -7,6 +7,8 @@ empty-grid hint and the drop highlight are painted in palette colours, so they f
 
 from __future__ import annotations
 
+from itertools import takewhile
+
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette, QPen, QWheelEvent
 from PySide6.QtWidgets import QAbstractItemView, QListView
@@ -95,11 +97,6 @@ class DatasetGrid(QListView):
         first = self.indexAt(rect.topLeft() + QPoint(4, 4))
         if not first.isValid():
             first = model.index(0, 0)
-        rows = []
-        for row in range(first.row(), model.rowCount()):
-            r = self.visualRect(model.index(row, 0))
-            if r.top() > rect.bottom():
-                break
-            if r.intersects(rect):
-                rows.append(row)
-        return rows
+        cells = ((row, self.visualRect(model.index(row, 0))) for row in range(first.row(), model.rowCount()))
+        on_screen = takewhile(lambda cell: cell[1].top() <= rect.bottom(), cells)
+        return [row for row, r in on_screen if r.intersects(rect)]

@@ -8,6 +8,7 @@ flag would get. Ranges, choices and tooltips come from `studio.config` too: it s
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
 from PySide6.QtCore import Signal
@@ -22,22 +23,24 @@ INT32_MAX = 2**31 - 1
 
 
 class FieldEditor(QWidget):
-    """`main` is the widget that takes the focus; its `signal` is the editor's `changed`."""
+    """`main` is the widget that takes the focus; its `signal` is the editor's `changed`; `get` and `put`
+    read and show the value unless a subclass overrides `value` and `set_value`."""
 
     changed = Signal()
 
-    def __init__(self, main: QWidget, signal: Any) -> None:
+    def __init__(self, main: QWidget, signal: Any, get: Callable[[], Any] | None = None,
+                 put: Callable[[Any], None] | None = None) -> None:
         super().__init__()
         self._layout = flat(QHBoxLayout(self))
-        self._main = main
+        self._main, self._get, self._put = main, get, put
         signal.connect(self.changed)
         self._layout.addWidget(main)
 
-    def value(self) -> Any:  # pragma: no cover - every subclass overrides
-        raise NotImplementedError
+    def value(self) -> Any:
+        return self._get()
 
-    def set_value(self, value: Any) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def set_value(self, value: Any) -> None:
+        self._put(value)
 
     def focus_widget(self) -> QWidget:
         return self._main
@@ -50,43 +53,24 @@ class IntEditor(FieldEditor):
         lo, hi = int(meta.get("min", -INT32_MAX)), int(meta.get("max", INT32_MAX))
         if hi <= INT32_MAX and lo >= -INT32_MAX:
             spin = QSpinBox(minimum=lo, maximum=hi, groupSeparatorShown=True)
-            super().__init__(spin, spin.valueChanged)
+            super().__init__(spin, spin.valueChanged, spin.value, lambda value: spin.setValue(int(value)))
         else:
             edit = QLineEdit()
-            super().__init__(edit, edit.textChanged)
-
-    def value(self) -> int | str:
-        if isinstance(self._main, QSpinBox):
-            return self._main.value()
-        return parse_text(self._main.text(), int)
-
-    def set_value(self, value: int) -> None:
-        if isinstance(self._main, QSpinBox):
-            self._main.setValue(int(value))
-        else:
-            self._main.setText(str(int(value)))
+            super().__init__(edit, edit.textChanged, lambda: parse_text(edit.text(), int),
+                             lambda value: edit.setText(str(int(value))))
 
 
 class BoolEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
         box = QCheckBox()
-        super().__init__(box, box.toggled)
-
-    def value(self) -> bool:
-        return self._main.isChecked()
-
-    def set_value(self, value: bool) -> None:
-        self._main.setChecked(bool(value))
+        super().__init__(box, box.toggled, box.isChecked, lambda value: box.setChecked(bool(value)))
 
 
 class ChoiceEditor(FieldEditor):
     def __init__(self, choices: tuple[str, ...]) -> None:
         combo = QComboBox()
         combo.addItems(list(choices))
-        super().__init__(combo, combo.currentIndexChanged)
-
-    def value(self) -> str:
-        return self._main.currentText()
+        super().__init__(combo, combo.currentIndexChanged, combo.currentText)
 
     def set_value(self, value: str) -> None:
         index = self._main.findText(str(value))
@@ -96,28 +80,17 @@ class ChoiceEditor(FieldEditor):
 
 class TextEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any]) -> None:
-        self._edit = QLineEdit()
-        super().__init__(self._edit, self._edit.textChanged)
-
-    def value(self) -> str:
-        return self._edit.text()
-
-    def set_value(self, value: str) -> None:
-        self._edit.setText(str(value))
+        self._edit = edit = QLineEdit()
+        super().__init__(edit, edit.textChanged, edit.text, lambda value: edit.setText(str(value)))
 
 
-class FloatEditor(TextEditor):
+class FloatEditor(FieldEditor):
     """A line edit: learning rates like 1e-4 need scientific notation, which spin boxes handle badly."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
-        super().__init__(meta)
-        self._edit.setPlaceholderText(range_text(meta))
-
-    def value(self) -> float | str:
-        return parse_text(self._edit.text(), float)
-
-    def set_value(self, value: float) -> None:
-        self._edit.setText(f"{float(value):g}")
+        self._edit = edit = QLineEdit(placeholderText=range_text(meta))
+        super().__init__(edit, edit.textChanged, lambda: parse_text(edit.text(), float),
+                         lambda value: edit.setText(f"{float(value):g}"))
 
 
 class PathEditor(TextEditor):
@@ -153,7 +126,9 @@ class ListEditor(FieldEditor):
     def __init__(self, meta: dict[str, Any], *, folders: bool = False) -> None:
         text = QPlainTextEdit(tabChangesFocus=True, placeholderText="one per line")
         text.setFixedHeight(text.fontMetrics().lineSpacing() * 4 + 12)
-        super().__init__(text, text.textChanged)
+        super().__init__(text, text.textChanged,
+                         lambda: tuple(line.strip() for line in text.toPlainText().splitlines() if line.strip()),
+                         lambda value: text.setPlainText("\n".join(value)))
         if folders:
             self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
             self._layout.addWidget(QToolButton(text="Add folder…", clicked=self._add_folder))
@@ -163,25 +138,16 @@ class ListEditor(FieldEditor):
         if path:
             self.set_value((*self.value(), path))
 
-    def value(self) -> tuple[str, ...]:
-        return tuple(line.strip() for line in self._main.toPlainText().splitlines() if line.strip())
-
-    def set_value(self, value: tuple[str, ...]) -> None:
-        self._main.setPlainText("\n".join(value))
-
 
 class PairEditor(FieldEditor):
     """A fixed pair of numbers (AdamW betas)."""
 
     def __init__(self, meta: dict[str, Any]) -> None:
         first, second = FloatEditor({"min": 0.0, "max": 1.0}), FloatEditor({"min": 0.0, "max": 1.0})
-        super().__init__(first, first.changed)
+        super().__init__(first, first.changed, lambda: (first.value(), second.value()))
         second.changed.connect(self.changed)
         self._layout.addWidget(second)
         self._parts = (first, second)
-
-    def value(self) -> tuple[float | str, float | str]:
-        return tuple(part.value() for part in self._parts)  # type: ignore[return-value]
 
     def set_value(self, value: tuple[float, float]) -> None:
         for part, v in zip(self._parts, value):
@@ -192,7 +158,6 @@ class PairEditor(FieldEditor):
 
 
 def make_editor(section: str, name: str, tp: Any, meta: dict[str, Any]) -> FieldEditor:
-    """The editor for one field of `studio.config`."""
     if field_choices(tp):
         return ChoiceEditor(field_choices(tp))
     if tp is bool:

@@ -56,9 +56,8 @@ class FocusPicker(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No image")
             return
         painter.drawPixmap(r, self._pix)
-        box = self.crop
-        if self._drag_from is not None and self._drag_to is not None:
-            box = self._box(self._drag_from, self._drag_to)
+        dragging = self._drag_from is not None and self._drag_to is not None
+        box = self._box(self._drag_from, self._drag_to) if dragging else self.crop
         if box is not None:
             rect = QRectF(r.x() + box[0] * r.width(), r.y() + box[1] * r.height(),
                           (box[2] - box[0]) * r.width(), (box[3] - box[1]) * r.height())

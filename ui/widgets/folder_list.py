@@ -22,7 +22,6 @@ class FolderList(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = flat(QVBoxLayout(self))
         self.table = QTableWidget(0, 4, editTriggers=QAbstractItemView.EditTrigger.NoEditTriggers,
                                   selectionBehavior=QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setHorizontalHeaderLabels(["Folder", "Images", "Repeats", ""])
@@ -32,7 +31,7 @@ class FolderList(QWidget):
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.cellDoubleClicked.connect(lambda row, _c: self.folder_chosen.emit(self._folders[row][0]))
-        layout.addWidget(self.table)
+        flat(QVBoxLayout(self)).addWidget(self.table)
         self._folders: list[tuple[Path, bool]] = []
 
     def set_folders(self, rows: list[tuple[Path, bool, int, int]]) -> None:

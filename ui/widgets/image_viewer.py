@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from itertools import zip_longest
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QDialog, QGridLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.widgets.build import hbox
+from ui.layout import fill, row
 
 
 def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
@@ -38,14 +38,10 @@ def load_image(path: str, max_side: int, *, upscale: bool = True) -> QImage:
 
 
 class AsyncImageLabel(QLabel):
-    """A label that shows "loading…" until its image has been decoded in the background."""
-
     def __init__(self, max_side: int, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(64, 64))
         self._max_side = max_side
         self._path = ""
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(64, 64)
 
     def set_path(self, path: str) -> None:
         self._path = path
@@ -69,13 +65,11 @@ class AsyncImageLabel(QLabel):
 class ImageDialog(QDialog):
     def __init__(self, path: str, caption: str, parent: QWidget | None = None) -> None:
         super().__init__(parent, windowTitle=caption)
-        layout = QVBoxLayout(self)
         self.image = AsyncImageLabel(1024)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self.image)
-        layout.addWidget(scroll)
-        layout.addWidget(QLabel(caption, wordWrap=True,
-                                textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))
+        fill(QVBoxLayout(self), scroll).addWidget(
+            QLabel(caption, wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse))
         self.image.set_path(path)
         self.resize(720, 760)
 
@@ -87,7 +81,6 @@ class CompareDialog(QDialog):
         super().__init__(parent, windowTitle="Compare previews")
         self._samples = samples
         steps = sorted(samples)
-        layout = QVBoxLayout(self)
         self.left, self.right = QComboBox(), QComboBox()
         for combo in (self.left, self.right):
             for s in steps:
@@ -95,21 +88,21 @@ class CompareDialog(QDialog):
         if len(steps) >= 2:
             self.left.setCurrentIndex(len(steps) - 2)
         self.right.setCurrentIndex(len(steps) - 1)
-        layout.addLayout(hbox(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)))
         grid_host = QWidget()
         self._grid = QGridLayout(grid_host)
         rows = max((len(v) for v in samples.values()), default=0)
         self._cells: list[tuple[QLabel, AsyncImageLabel, AsyncImageLabel]] = []
-        for row in range(rows):
+        for i in range(rows):
             prompt = QLabel(wordWrap=True)
             a, b = AsyncImageLabel(512), AsyncImageLabel(512)
-            self._grid.addWidget(prompt, row * 2, 0, 1, 2)
-            self._grid.addWidget(a, row * 2 + 1, 0)
-            self._grid.addWidget(b, row * 2 + 1, 1)
+            self._grid.addWidget(prompt, i * 2, 0, 1, 2)
+            self._grid.addWidget(a, i * 2 + 1, 0)
+            self._grid.addWidget(b, i * 2 + 1, 1)
             self._cells.append((prompt, a, b))
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(grid_host)
-        layout.addWidget(scroll, 1)
+        fill(QVBoxLayout(self), row(QLabel("Left:"), (self.left, 1), QLabel("Right:"), (self.right, 1)),
+             (scroll, 1))
         self.left.currentIndexChanged.connect(self._refresh)
         self.right.currentIndexChanged.connect(self._refresh)
         self._refresh()

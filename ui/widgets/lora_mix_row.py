@@ -15,8 +15,9 @@ from PySide6.QtWidgets import QCheckBox, QFrame, QGridLayout, QLabel, QToolButto
 from studio.formats.family import family_label, same_architecture
 from studio.formats.peek import LoraPeek
 from studio.mix.request import MixEntry
+from ui.layout import fill, row
 from ui.widgets.block_weights_editor import BlockWeightsEditor
-from ui.widgets.build import disclosure, hbox
+from ui.widgets.build import disclosure
 from ui.widgets.strength_control import StrengthControl
 
 
@@ -25,12 +26,8 @@ class LoraMixRow(QFrame):
     remove_requested = Signal(object)
 
     def __init__(self, info: LoraPeek, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+        super().__init__(parent, frameShape=QFrame.Shape.StyledPanel, objectName="loraMixRow")
         self.info = info
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setObjectName("loraMixRow")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(8, 6, 8, 6)
         self.enabled = QCheckBox(checked=True, toolTip="Include this LoRA in the mix")
         self.name = QLabel(f"<b>{html.escape(info.name)}</b>", toolTip=info.path)
         ranks = "/".join(map(str, info.ranks)) or "?"
@@ -39,17 +36,13 @@ class LoraMixRow(QFrame):
         self.details.setProperty("role", "hint")
         self.remove = QToolButton(text="✕", autoRaise=True, toolTip="Remove from the mix",
                                   clicked=lambda: self.remove_requested.emit(self))
-        outer.addLayout(hbox(self.enabled, self.name, (self.details, 1), self.remove))
 
-        self.triggers = QLabel(wordWrap=True)
-        self.triggers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.triggers = QLabel(wordWrap=True,
+                               textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
         if info.trigger_words:
             self.triggers.setText("Trigger words: " + ", ".join(html.escape(w) for w in info.trigger_words))
         self.triggers.setVisible(bool(info.trigger_words))
-        outer.addWidget(self.triggers)
-        self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;")
-        self.warning.hide()
-        outer.addWidget(self.warning)
+        self.warning = QLabel(wordWrap=True, styleSheet="color: #b00020;", visible=False)
 
         self.strength = StrengthControl(1.0, label=f"{info.name} strength")
         self.split = QCheckBox("Separate UNet / text-encoder strengths")
@@ -61,15 +54,14 @@ class LoraMixRow(QFrame):
         grid.addWidget(QLabel("Strength"), 0, 0)
         grid.addWidget(self.strength, 0, 1)
         grid.addWidget(self.split, 1, 0, 1, 2)
-        for row, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
-            grid.addWidget(label, row, 0)
-            grid.addWidget(control, row, 1)
-        outer.addLayout(grid)
+        for line, (label, control) in enumerate(((self.unet_label, self.unet), (self.te_label, self.te)), 2):
+            grid.addWidget(label, line, 0)
+            grid.addWidget(control, line, 1)
 
         self.blocks = BlockWeightsEditor(info.family)
         self.blocks_toggle = disclosure("Per-block weights", self.blocks)
-        outer.addWidget(self.blocks_toggle)
-        outer.addWidget(self.blocks)
+        fill(QVBoxLayout(self), row(self.enabled, self.name, (self.details, 1), self.remove), self.triggers,
+             self.warning, grid, self.blocks_toggle, self.blocks).setContentsMargins(8, 6, 8, 6)
         self._show_split(False)
 
         self.enabled.toggled.connect(self._toggled)

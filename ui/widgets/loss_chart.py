@@ -13,6 +13,7 @@ from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from ui.layout import fill
 from ui.widgets.build import flat
 
 REDRAW_MS = 500  # pyqtgraph repaints both plots and their axes: twice a second is live enough
@@ -26,7 +27,6 @@ class LossChart(QWidget):
         self._lr_top = 0.0
         self._x_max = 0.0
         self._y_range: tuple[float, float] | None = None
-        layout = flat(QVBoxLayout(self))
         self.loss_plot = pg.PlotWidget()
         self.lr_plot = pg.PlotWidget()
         for plot in (self.loss_plot, self.lr_plot):
@@ -53,17 +53,14 @@ class LossChart(QWidget):
         self._hint.setPos(0.5, 0.5)
         self._colored_with: tuple[str, str, str] | None = None
         self.apply_palette()
-        layout.addWidget(self.loss_plot, 2)
-        layout.addWidget(self.lr_plot, 1)
+        fill(flat(QVBoxLayout(self)), (self.loss_plot, 2), (self.lr_plot, 1))
         self._timer = QTimer(self, interval=REDRAW_MS, timeout=self._redraw)
         self._timer.start()
 
     def apply_palette(self) -> None:
         """Background, axes, labels, legend and curves in the palette's colours (skipped when unchanged)."""
-        pal = self.palette()
-        fg = pal.color(QPalette.ColorRole.WindowText)
-        bg = pal.color(QPalette.ColorRole.Base)
-        accent = pal.color(QPalette.ColorRole.Highlight)
+        pal, roles = self.palette(), QPalette.ColorRole
+        fg, bg, accent = (pal.color(role) for role in (roles.WindowText, roles.Base, roles.Highlight))
         key = (fg.name(), bg.name(), accent.name())
         if key == self._colored_with:
             return
@@ -98,10 +95,8 @@ class LossChart(QWidget):
     def add(self, step: int, loss: float, smoothed: float, lr: float) -> None:
         if self._steps and step <= self._steps[-1]:
             self.truncate(step - 1)  # a resumed run repeats steps after its checkpoint
-        self._steps.append(float(step))
-        self._loss.append(float(loss))
-        self._smooth.append(float(smoothed))
-        self._lr.append(float(lr))
+        for points, v in zip((self._steps, self._loss, self._smooth, self._lr), (step, loss, smoothed, lr)):
+            points.append(float(v))
         self._dirty = True
 
     def truncate(self, last_step: int) -> None:
@@ -117,9 +112,7 @@ class LossChart(QWidget):
         return len(self._steps)
 
     def last(self) -> tuple[float, float, float, float] | None:
-        if not self._steps:
-            return None
-        return self._steps[-1], self._loss[-1], self._smooth[-1], self._lr[-1]
+        return (self._steps[-1], self._loss[-1], self._smooth[-1], self._lr[-1]) if self._steps else None
 
     def _redraw(self) -> None:
         if not self._dirty or not self.isVisible():
@@ -133,10 +126,10 @@ class LossChart(QWidget):
         self._smooth_curve.setData(x, np.asarray(self._smooth), connect="finite")
         lr = np.asarray(self._lr)
         self._lr_curve.setData(x, lr, connect="finite")
-        top = float(np.nanmax(lr[np.isfinite(lr)])) if lr.size and np.isfinite(lr).any() else 0.0
+        finite = lr[np.isfinite(lr)]
         # from zero up, so a constant learning rate is a flat line at its value, not centred noise;
         # set only when it changes, as every range change repaints the axis
-        top = top * 1.15 if top > 0 else 1.0
+        top = float(finite.max()) * 1.15 if finite.size and finite.max() > 0 else 1.0
         if top != self._lr_top:
             self._lr_top = top
             self.lr_plot.setYRange(0.0, top, padding=0)

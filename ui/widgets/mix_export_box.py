@@ -9,7 +9,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGroupBox, QLabel, QPushButton, QRadioButton,
                                QVBoxLayout, QWidget)
 
-from ui.widgets.build import ask_save_path, hbox, rank_box
+from ui.layout import fill, row
+from ui.widgets.build import ask_save_path, rank_box
 from ui.widgets.compat_report_view import CompatReportView
 from ui.widgets.open_folder_button import OpenFolderButton
 
@@ -22,28 +23,24 @@ class MixExportBox(QGroupBox):
         super().__init__("Export", parent)
         self.last_output: Path | None = None
         self.ask_path = partial(ask_save_path, self)  # replaceable in tests (no file dialog)
-        layout = QVBoxLayout(self)
         self.concat = QRadioButton("Exact (concatenate ranks)", checked=True)
         self.svd = QRadioButton("SVD to rank")
         group = QButtonGroup(self)
         group.addButton(self.concat)
         group.addButton(self.svd)
-        self.rank = rank_box()
-        self.rank.setEnabled(False)
+        self.rank = rank_box(enabled=False)
         self.svd.toggled.connect(self.rank.setEnabled)
         self.dtype = QComboBox(toolTip="precision of the merged LoRA file")
         self.dtype.addItems(["fp16", "bf16", "fp32"])
-        layout.addLayout(hbox(self.concat, self.svd, self.rank, QLabel("Precision"), self.dtype, None))
         self.export_button = QPushButton("Export merged LoRA…", clicked=self._export)
         self.bake_button = QPushButton("Bake into checkpoint…", clicked=self._bake,
                                        toolTip="Apply the mix to the base model and save a new checkpoint "
                                                "(.safetensors)")
         self.open_folder = OpenFolderButton(lambda: self.last_output)
-        layout.addLayout(hbox(self.export_button, self.bake_button, self.open_folder, None))
         self.result = QLabel(wordWrap=True)
-        layout.addWidget(self.result)
         self.compat = CompatReportView()  # which WebUIs load the merged file as trained
-        layout.addWidget(self.compat)
+        fill(QVBoxLayout(self), row(self.concat, self.svd, self.rank, QLabel("Precision"), self.dtype, None),
+             row(self.export_button, self.bake_button, self.open_folder, None), self.result, self.compat)
 
     def _export(self) -> None:
         path = self.ask_path("Export merged LoRA", "mix.safetensors")

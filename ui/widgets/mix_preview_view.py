@@ -13,7 +13,9 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.jobs.job import QUEUED, RUNNING, Job
-from ui.widgets.build import button, flat, hbox
+from ui.layout import fill, row
+from ui.theme import set_role
+from ui.widgets.build import button, flat
 
 
 class MixPreviewView(QWidget):
@@ -21,17 +23,13 @@ class MixPreviewView(QWidget):
 
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "Add a LoRA to see a preview") -> None:
         super().__init__(parent)
-        layout = flat(QVBoxLayout(self))
         self.image = QLabel(placeholder, alignment=Qt.AlignmentFlag.AlignCenter, minimumSize=QSize(256, 256))
         self.image.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.caption = QLabel(wordWrap=True)
-        self.caption.setProperty("role", "hint")
+        self.caption = set_role(QLabel(wordWrap=True), "hint")
         self.bar = QProgressBar()
         self.cancel_button = button("Cancel", "Stop this render (or drop it from the queue)",
                                     self.cancel_requested)
-        layout.addWidget(self.image, 1)
-        layout.addLayout(hbox((self.bar, 1), self.cancel_button))
-        layout.addWidget(self.caption)
+        fill(flat(QVBoxLayout(self)), (self.image, 1), row((self.bar, 1), self.cancel_button), self.caption)
         self._pixmap: QPixmap | None = None
         self.path: str | None = None
         self.images_shown = 0

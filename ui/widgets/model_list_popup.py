@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt, Signal
-from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from studio.models.describe import details, display_name, family_text, format_size, layout_text, same_path
+from ui.layout import fill, row
 from ui.theme import set_role
-from ui.widgets.build import button, hbox
+from ui.widgets.build import button
 
 COLUMNS = ("Name", "Family", "Precision", "Size", "Layout")
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -45,10 +45,8 @@ class ModelListPopup(QFrame):
         self.rescan_button = button("Rescan", "Look through the model folders again", self.rescan_requested)
         self.add_folder_button = button("Add model folder…", "Add a folder to search for base models (saved "
                                         "in the app settings)", self._add_folder)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(self.tree, 1)
-        layout.addLayout(hbox((self.status, 1), self.rescan_button, self.add_folder_button))
+        fill(QVBoxLayout(self), (self.tree, 1),
+             row((self.status, 1), self.rescan_button, self.add_folder_button)).setContentsMargins(6, 6, 6, 6)
 
     # ---------------------------------------------------------------------------------------------
     def set_rows(self, rows: Sequence, current: str | Path | None, *, outside: Sequence = (),
@@ -121,9 +119,3 @@ class ModelListPopup(QFrame):
     def _add_folder(self) -> None:
         self.hide()  # the folder dialog must not open under a popup that grabs the mouse
         self.add_folder_requested.emit()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self.hide()
-            return
-        super().keyPressEvent(event)

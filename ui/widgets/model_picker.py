@@ -1,5 +1,4 @@
-"""The Train form's base-model field: a path, a list of the models in the user's model folders, and what
-the model in the field is (family, precision, size), or why it cannot be used.
+"""The Train form's base-model field: a path, the models found, and the path's model or why it is unusable.
 
 Detection reads files, so it never runs on the GUI thread: scans and the check of the typed path run on a
 small pool of their own (`model_pool`), so a slow disk cannot hold up the app's quick background jobs. A
@@ -23,8 +22,9 @@ from studio.models.entry_check import check_model_path
 from studio.models.describe import (details, picker_rows, problem_text, same_path, skipped_details, skipped_note,
                                     summary)
 from ui.background import run_in_background
+from ui.layout import fill, row
 from ui.theme import set_role
-from ui.widgets.build import button, hbox
+from ui.widgets.build import button
 from ui.widgets.field_editors import PathEditor
 from ui.widgets.model_list_popup import ModelListPopup
 
@@ -58,8 +58,6 @@ def _breakable(text: str) -> str:
 
 
 class ModelPicker(PathEditor):
-    """`PathEditor` plus the model list (▾) and an info line under the field."""
-
     scan_finished = Signal()
     detection_finished = Signal()
     folders_changed = Signal(object)  # tuple[str, ...]: the user added a model folder here
@@ -88,8 +86,7 @@ class ModelPicker(PathEditor):
             self._layout.removeWidget(widget)
         self._layout.setDirection(QBoxLayout.Direction.TopToBottom)
         self._layout.setSpacing(2)
-        self._layout.addLayout(hbox((self._edit, 1), self.list_button, self._button))
-        self._layout.addWidget(self.info)
+        fill(self._layout, row((self._edit, 1), self.list_button, self._button), self.info)
         self._menu.addSeparator()
         self._menu.addAction("Rescan model folders", self.rescan)
         self._menu.addAction("Add model folder…", self.choose_folder)
@@ -135,7 +132,6 @@ class ModelPicker(PathEditor):
     def rescan(self) -> None:
         self._scan_gen += 1
         self._scan_due = False
-        self._scan_error = ""
         if not self._folders:
             self._models, self._skipped = [], []
             self._scan_done()

@@ -25,7 +25,6 @@ class OpenFolderButton(QPushButton):
         self.refresh()
 
     def refresh(self) -> None:
-        """Enable when there is a folder; the tooltip says which one."""
         path = self._folder()
         self.setEnabled(path is not None)
         self.setToolTip(folder_url(path).toLocalFile() if path is not None else "Nothing has been written yet")

@@ -1,9 +1,7 @@
 """"Before you start": the pre-flight summary of the settings, updated as they change.
 
-Its header shows steps, epochs and the estimated time; below come the step arithmetic, batch, resolution,
-what is trained, the settings that differ from the preset (or the defaults) and the warnings, each naming
-what to change. On a CPU a notice says how slow it will be, and Start asks once per settings before a long
-run (`confirm_start`). Counting the images runs on the thread pool.
+Every warning names what to change. On a CPU a notice says how slow it will be, and Start asks once per
+settings before a long run (`confirm_start`). Counting the images runs on the thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from studio.machine_defaults import Device, defaults_for
 from studio.preflight_summary import (Gathered, PreflightSummary, epochs_text, gather, rough_duration,
                                       summarize)
 from ui.background import run_in_background
+from ui.layout import fill
 from ui.theme import scaled_font, set_role
 from ui.widgets.config_form import label_for
 
@@ -39,10 +38,8 @@ def _value(value: Any) -> str:
 
 
 class PreflightView(QScrollArea):
-    """The summary of the form's settings on the worker's device; `summary` is the one shown.
-
-    A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first line
-    is also emitted (`headline_changed`) for the line under Start."""
+    """A page of the Train panel's lower tabs, so it takes no height from the charts at 1024×700; its first
+    line is also emitted (`headline_changed`) for the line under Start."""
 
     headline_changed = Signal(str)
 
@@ -59,17 +56,12 @@ class PreflightView(QScrollArea):
         self._gen = 0
         self._confirmed: object = None  # the settings the user already said "Start anyway" to
         page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(8, 6, 8, 6)
         self.header = QLabel(wordWrap=True, font=scaled_font(self.font(), 1.1, bold=True))
-        self.notice = set_role(QLabel(wordWrap=True), "banner-warning")
+        self.notice = set_role(QLabel(wordWrap=True, visible=False), "banner-warning")
         self.notice.setContentsMargins(8, 6, 8, 6)
         self.body = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText,
                            textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
-        for label in (self.header, self.notice, self.body):
-            layout.addWidget(label)
-        layout.addStretch(1)
-        self.notice.hide()
+        fill(QVBoxLayout(page), self.header, self.notice, self.body, None).setContentsMargins(8, 6, 8, 6)
         self.setWidget(page)
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS, timeout=self._gather)
         self._set_header("Counting the images…")
@@ -87,7 +79,7 @@ class PreflightView(QScrollArea):
     def run_state(self, state: str) -> None:
         """Back to idle: count again, with the step time the run just measured."""
         if state == "idle":
-            self.refresh()
+            self._gather()
 
     def update_config(self, cfg: ProjectConfig, project_file: Path | None) -> None:
         """The form changed: recount the images after a short pause (typing does not rescan per key)."""
@@ -96,10 +88,6 @@ class PreflightView(QScrollArea):
         self._cfg, self._project_file = cfg, project_file
         self._render()  # the settings-only numbers at once; the counts follow
         self._timer.start()
-
-    def refresh(self) -> None:
-        """Count again now (a run ended: its measured step time may now be known)."""
-        self._gather()
 
     def _gather(self) -> None:
         cfg, project_file = self._cfg, self._project_file

@@ -44,7 +44,6 @@ class PresetBox(QComboBox):
         return self.itemData(self._shown) or CUSTOM
 
     def show_config(self, cfg: ProjectConfig) -> None:
-        """Show the preset `cfg` matches, or "custom"."""
         preset = matching_preset(cfg, self.presets)
         self._shown = self.findData(preset.name) if preset is not None else 0
         self.setCurrentIndex(self._shown)

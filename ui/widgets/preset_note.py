@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
 
 from studio.preset_info import Change
+from ui.layout import fill
 from ui.theme import set_role
 from ui.widgets.build import button
 from ui.widgets.config_form import label_for
@@ -49,14 +50,11 @@ class PresetNote(QFrame):
         super().__init__(parent)
         set_role(self, "banner-info")
         self.changes: list[Change] = []
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
         self.text = QLabel(wordWrap=True)
-        layout.addWidget(self.text, 1)
         self.undo_button = button("Undo", "Put back the values these settings had before the preset",
                                   self.undo_clicked)
-        layout.addWidget(self.undo_button)
-        layout.addWidget(dismiss_button("Dismiss (keep the preset's values)", self))
+        fill(QHBoxLayout(self), (self.text, 1), self.undo_button,
+             dismiss_button("Dismiss (keep the preset's values)", self)).setContentsMargins(8, 4, 4, 4)
         self.hide()
 
     def show_changes(self, preset: str, changes: list[Change]) -> None:

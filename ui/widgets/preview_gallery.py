@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QFrame, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from ui.background import run_in_background
-from ui.widgets.build import button, flat, hbox
+from ui.layout import fill, row
+from ui.widgets.build import button, flat
 from ui.widgets.image_viewer import CompareDialog, ImageDialog, load_image
 
 THUMB = 160
@@ -20,15 +21,12 @@ class Thumbnail(QLabel):
     clicked = Signal()
 
     def __init__(self, step: int, prompt: str, path: str) -> None:
-        super().__init__()
+        super().__init__("…", alignment=Qt.AlignmentFlag.AlignCenter, frameShape=QFrame.Shape.StyledPanel,
+                         cursor=Qt.CursorShape.PointingHandCursor,
+                         toolTip=f"step {step}\n{prompt}\n(click to enlarge)")
         self.step, self.prompt, self.path = step, prompt, path
         self.loaded = False
         self.setFixedSize(THUMB + 6, THUMB + 6)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"step {step}\n{prompt}\n(click to enlarge)")
-        self.setText("…")
         run_in_background(load_image, path, THUMB, on_done=self._show, on_error=self._fail)
 
     def _show(self, image: QImage) -> None:
@@ -51,17 +49,14 @@ class PreviewGallery(QWidget):
         self._rows: dict[int, tuple[QFrame, QHBoxLayout]] = {}  # step: its frame and its row of thumbnails
         self._samples: dict[int, list[tuple[str, str]]] = {}
         self.thumbnails: list[Thumbnail] = []
-        layout = flat(QVBoxLayout(self))
         self._summary = QLabel("Previews appear here as the run makes them.")
         self.compare_button = button("Compare steps…", "Show two steps' previews side by side",
                                      self.open_compare, enabled=False)
-        layout.addLayout(hbox((self._summary, 1), self.compare_button))
         self._host = QWidget()
-        self._column = QVBoxLayout(self._host)
-        self._column.addStretch(1)
+        self._column = fill(QVBoxLayout(self._host), None)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self._host)
-        layout.addWidget(scroll, 1)
+        fill(flat(QVBoxLayout(self)), row((self._summary, 1), self.compare_button), (scroll, 1))
 
     def count(self) -> int:
         return len(self.thumbnails)
@@ -82,18 +77,14 @@ class PreviewGallery(QWidget):
         return thumb
 
     def _new_row(self, step: int) -> QHBoxLayout:
-        box = QFrame()
-        box.setObjectName(f"step-{step}")
-        outer = QVBoxLayout(box)
-        outer.setContentsMargins(4, 4, 4, 4)
-        outer.addWidget(QLabel(f"<b>Step {step}</b>"))
-        row = hbox(None)
-        outer.addLayout(row)
+        box = QFrame(objectName=f"step-{step}")
+        thumbs = row(None)
+        fill(QVBoxLayout(box), QLabel(f"<b>Step {step}</b>"), thumbs).setContentsMargins(4, 4, 4, 4)
         # newest step on top; rows stay sorted when a resumed run or history fills in older steps
         position = sum(1 for s in self._rows if s > step)
         self._column.insertWidget(position, box)
-        self._rows[step] = box, row
-        return row
+        self._rows[step] = box, thumbs
+        return thumbs
 
     def truncate(self, last_step: int) -> None:
         """Drop previews after `last_step` (a run resumed from that checkpoint makes them again)."""
@@ -108,13 +99,13 @@ class PreviewGallery(QWidget):
         self._summary.setText("Previews appear here as the run makes them.")
 
     def open_image(self, thumb: Thumbnail) -> ImageDialog:
-        dialog = ImageDialog(thumb.path, f"Step {thumb.step} — {thumb.prompt}", self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
+        return _shown(ImageDialog(thumb.path, f"Step {thumb.step} — {thumb.prompt}", self))
 
     def open_compare(self) -> CompareDialog:
-        dialog = CompareDialog({s: list(v) for s, v in self._samples.items()}, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
+        return _shown(CompareDialog({s: list(v) for s, v in self._samples.items()}, self))
+
+
+def _shown(dialog: QDialog) -> QDialog:
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    return dialog

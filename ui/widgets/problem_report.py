@@ -8,6 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from studio.dataset.scan import Problem
+from ui.layout import fill
 from ui.models.problem_model import ProblemModel
 from ui.widgets.build import flat, read_only_rows
 
@@ -19,9 +20,7 @@ class ProblemReport(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = flat(QVBoxLayout(self))
         self.summary = QLabel(NOT_CHECKED, wordWrap=True)
-        layout.addWidget(self.summary)
         self.model = ProblemModel(self)
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -31,7 +30,7 @@ class ProblemReport(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.clicked.connect(self._clicked)
-        layout.addWidget(self.table, 1)
+        fill(flat(QVBoxLayout(self)), self.summary, (self.table, 1))
 
     def set_problems(self, problems: list[Problem], checked: int, total: int) -> None:
         self.model.set_problems(problems)

@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from studio.events import Progress
 from ui.jobs.job import format_duration
-from ui.widgets.build import button, flat, hbox
+from ui.layout import fill, row
+from ui.widgets.build import button, flat
 
 PAINT_MS = 250
 
@@ -37,7 +38,6 @@ class RunControls(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = "idle"
-        layout = flat(QVBoxLayout(self))
         self._buttons = (
             button("Start", "Check the settings and start training", self.start_clicked),
             button("Pause", "Pause after the current step (the model stays loaded)", self._pause_or_resume),
@@ -48,11 +48,9 @@ class RunControls(QWidget):
         self.start_button, self.pause_button, self.stop_button, self.save_button, self.sample_button = \
             self._buttons
         self.start_button.setDefault(True)
-        layout.addLayout(hbox(*self._buttons, None))
         self.bar = QProgressBar(minimum=0, maximum=1, value=0, format="%v / %m steps")
         self.details = QLabel("Not running.")
-        layout.addWidget(self.bar)
-        layout.addWidget(self.details)
+        fill(flat(QVBoxLayout(self)), row(*self._buttons, None), self.bar, self.details)
         self._pending: Progress | None = None
         self._paint = QTimer(self, interval=PAINT_MS, timeout=self._apply_progress)
         self.set_state("idle")

@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (QPushButton, QSplitter, QTextBrowser, QTreeWidget
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
+from ui.layout import fill, row
 from ui.open_folder import open_folder_or_explain
-from ui.widgets.build import button, flat, hbox
+from ui.widgets.build import button, flat
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 
@@ -32,7 +33,6 @@ class RunHistory(QWidget):
         super().__init__(parent)
         self._project_dir: Path | None = None
         self.runs: list[RunSummary] = []
-        layout = flat(QVBoxLayout(self))
         split = QSplitter(Qt.Orientation.Vertical)
         self.tree = QTreeWidget(rootIsDecorated=False, uniformRowHeights=True)
         self.tree.setHeaderLabels(list(COLUMNS))
@@ -43,7 +43,6 @@ class RunHistory(QWidget):
         split.addWidget(self.tree)
         split.addWidget(self.details)
         split.setSizes([200, 160])
-        layout.addWidget(split, 1)
         self.open_button = button("Open folder", "Open the run's folder (config, samples, checkpoints, "
                                   "exports)", self.open_folder, enabled=False)
         self.previews_button = button("Show previews", "Load this run's preview images into the gallery",
@@ -51,8 +50,8 @@ class RunHistory(QWidget):
         self.resume_button = button("Resume", "Continue this run from its last checkpoint",
                                     lambda: self._emit(self.resume_requested), enabled=False)
         self.refresh_button = QPushButton("Refresh", clicked=self.refresh)
-        layout.addLayout(hbox(self.open_button, self.previews_button, self.resume_button, None,
-                              self.refresh_button))
+        fill(flat(QVBoxLayout(self)), (split, 1),
+             row(self.open_button, self.previews_button, self.resume_button, None, self.refresh_button))
         self.resume_allowed = True
         self._active: Path | None = None  # the run in progress, shown as running
         self._active_step = (0, 0)  # its step and total

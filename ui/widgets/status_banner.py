@@ -8,8 +8,9 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
+from ui.layout import column, fill
 from ui.theme import BANNER_KINDS, set_role
 from ui.widgets.build import button
 
@@ -25,19 +26,13 @@ class StatusBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.kind = ""
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        column = QVBoxLayout()
         self.title = QLabel(wordWrap=True)
         # a hint may list several problems, one per line
         self.hint = QLabel(wordWrap=True, textFormat=Qt.TextFormat.PlainText)
-        column.addWidget(self.title)
-        column.addWidget(self.hint)
-        layout.addLayout(column, 1)
         self.action = QPushButton()
         self.action.clicked.connect(self.action_clicked)
-        layout.addWidget(self.action)
-        layout.addWidget(dismiss_button("Dismiss", self))
+        fill(QHBoxLayout(self), (column(self.title, self.hint), 1), self.action,
+             dismiss_button("Dismiss", self)).setContentsMargins(10, 6, 6, 6)
         self.hide()
 
     def show_message(self, kind: str, title: str, hint: str = "", action: str = "") -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
 
+from ui.layout import fill
 from ui.wheel_guard import guard_wheel
 from ui.widgets.build import flat
 
@@ -20,7 +21,6 @@ class StrengthControl(QWidget):
 
     def __init__(self, value: float = 1.0, parent: QWidget | None = None, *, label: str = "strength") -> None:
         super().__init__(parent)
-        layout = flat(QHBoxLayout(self))
         steps = round(LIMIT / STEP)
         self.slider = QSlider(Qt.Orientation.Horizontal, minimum=-steps, maximum=steps, singleStep=1,
                               pageStep=4, tickPosition=QSlider.TickPosition.TicksBelow,
@@ -28,8 +28,7 @@ class StrengthControl(QWidget):
         self.box = QDoubleSpinBox(minimum=-LIMIT, maximum=LIMIT, singleStep=STEP, decimals=2,
                                   accessibleName=label)
         self.box.setFixedWidth(72)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.box)
+        fill(flat(QHBoxLayout(self)), (self.slider, 1), self.box)
         guard_wheel(self.slider)  # mixer rows are added after the window guarded its widgets
         guard_wheel(self.box)
         self.setValue(value)

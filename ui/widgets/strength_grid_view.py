@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from ui.widgets.build import hbox
+from ui.layout import fill, row
 from ui.widgets.mix_preview_view import MixPreviewView
 
 DEFAULT_VALUES = "0, 0.5, 1"
@@ -17,13 +17,11 @@ NONE = "(none)"
 def parse_values(text: str) -> tuple[float, ...]:
     """`0, 0.5, 1` → (0.0, 0.5, 1.0); ValueError naming the bad part."""
     values = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            try:
-                values.append(float(part))
-            except ValueError:
-                raise ValueError(f"`{part}` is not a number") from None
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        try:
+            values.append(float(part))
+        except ValueError:
+            raise ValueError(f"`{part}` is not a number") from None
     if not values:
         raise ValueError("give at least one strength")
     return tuple(values)
@@ -34,27 +32,23 @@ class StrengthGridView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QVBoxLayout(self)
         form = QFormLayout()
         self.x_lora, self.y_lora = QComboBox(), QComboBox()
         self.x_values, self.y_values = QLineEdit(DEFAULT_VALUES), QLineEdit(DEFAULT_VALUES)
         for combo, values, label in ((self.x_lora, self.x_values, "Across"), (self.y_lora, self.y_values, "Down")):
             values.setToolTip("strengths, comma-separated")
-            form.addRow(label, hbox((combo, 1), (values, 1)))
-        layout.addLayout(form)
+            form.addRow(label, row((combo, 1), (values, 1)))
         self.render_button = QPushButton("Render grid", clicked=self._render)
-        layout.addLayout(hbox(self.render_button, None))
         self.view = MixPreviewView(placeholder="Choose two LoRAs and render a grid")
-        layout.addWidget(self.view, 1)
+        fill(QVBoxLayout(self), form, row(self.render_button, None), (self.view, 1))
         self.set_loras([])
 
     def set_loras(self, names: Sequence[str]) -> None:
         """Offer these LoRAs (in mix order) on both axes, keeping the choices where possible."""
         x, y = self.x_lora.currentIndex(), self.y_lora.currentIndex()
-        self.x_lora.clear()
-        self.x_lora.addItems(list(names))
-        self.y_lora.clear()
-        self.y_lora.addItems([NONE, *names])
+        for combo, items in ((self.x_lora, list(names)), (self.y_lora, [NONE, *names])):
+            combo.clear()
+            combo.addItems(items)
         self.x_lora.setCurrentIndex(x if 0 <= x < len(names) else 0)
         self.y_lora.setCurrentIndex(y if 0 <= y <= len(names) and y != 0 else (2 if len(names) > 1 else 0))
         self.render_button.setEnabled(len(names) > 0)

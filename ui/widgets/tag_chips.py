@@ -7,7 +7,8 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import QCompleter, QLineEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from studio.dataset.tags import add_tag, remove_tag, split_tags
-from ui.widgets.build import button, flat, hbox
+from ui.layout import row
+from ui.widgets.build import button, flat
 from ui.widgets.flow_layout import FlowLayout
 
 CHIP_STYLE = ("QToolButton { border: 1px solid palette(mid); border-radius: 10px; padding: 2px 8px;"
@@ -35,7 +36,7 @@ class TagChips(QWidget):
                                     filterMode=Qt.MatchFlag.MatchContains,
                                     modelSorting=QCompleter.ModelSorting.UnsortedModel)  # most frequent first
         self.input.setCompleter(self.completer)
-        layout.addLayout(hbox(self.input))
+        layout.addLayout(row(self.input))
 
     def set_caption(self, caption: str) -> None:
         self._caption = caption or ""
@@ -43,9 +44,6 @@ class TagChips(QWidget):
 
     def caption(self) -> str:
         return self._caption
-
-    def tags(self) -> list[str]:
-        return split_tags(self._caption)
 
     def set_completions(self, tags_by_frequency: list[str]) -> None:
         self._completions.setStringList(tags_by_frequency)

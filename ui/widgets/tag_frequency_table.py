@@ -1,7 +1,6 @@
 """The dataset's tags with how many images carry each; the entry point for per-tag batch operations.
 
-Double-click shows only the images with a tag; the context menu's rename, remove and put-first requests go
-to the panel, which makes them undoable edits.
+The rename, remove and put-first requests go to the panel, which makes them undoable edits.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from collections import Counter
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
+from ui.layout import fill
 from ui.models.tag_frequency_model import TagFrequencyModel
 from ui.widgets.build import flat, read_only_rows
 
@@ -27,20 +27,17 @@ class TagFrequencyTable(QWidget):
         self.proxy = QSortFilterProxyModel(self, filterCaseSensitivity=Qt.CaseSensitivity.CaseInsensitive,
                                            filterKeyColumn=0, sortRole=Qt.ItemDataRole.DisplayRole)
         self.proxy.setSourceModel(self.model)
-        layout = flat(QVBoxLayout(self))
         self.search = QLineEdit(placeholderText="Find a tag…", clearButtonEnabled=True)
         self.search.textChanged.connect(self.proxy.setFilterFixedString)
-        layout.addWidget(self.search)
-        self.table = QTableView(contextMenuPolicy=Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table = QTableView(contextMenuPolicy=Qt.ContextMenuPolicy.CustomContextMenu, sortingEnabled=True)
         self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
         self.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
         read_only_rows(self.table)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.doubleClicked.connect(lambda idx: self.filter_requested.emit(self._tag(idx.row())))
         self.table.customContextMenuRequested.connect(self._menu)
-        layout.addWidget(self.table, 1)
+        fill(flat(QVBoxLayout(self)), self.search, (self.table, 1))
 
     def set_frequencies(self, counts: Counter[str]) -> None:
         self.model.set_frequencies(counts)

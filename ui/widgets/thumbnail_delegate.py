@@ -1,5 +1,4 @@
-"""Paints one grid cell: the thumbnail, the file name, a focus cross, and badges for what needs attention
-("!" unusable, "i" converted, "no caption", "excluded"). Painting is all there is: no widget per cell.
+"""Paints one grid cell (thumbnail, name, focus cross, badges): painting is all there is, no widget per cell.
 
 The cell's item is read from the source model directly rather than through `index.data(role)`: besides
 saving a QVariant round trip per badge, PySide6 6.12 returns None for an empty QVariant without taking a

@@ -1,5 +1,4 @@
-"""The Train panel's Queue tab: the training queue's entries, and buttons to reorder, remove, queue again
-and run them one after another unattended.
+"""The Train panel's Queue tab: the training queue, to reorder, remove, queue again and run unattended.
 
 It shows the file `lora-studio queue` edits, read afresh on every change and whenever the tab is shown,
 so entries added from a terminal appear too. Running goes through `QueueRunner`.
@@ -10,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
+from PySide6.QtWidgets import (QGridLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
                                QWidget)
 
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
+from ui.layout import fill, row
 from ui.train_queue_runner import QueueRunner
 from ui.widgets.build import button, flat
 
@@ -26,28 +26,24 @@ class TrainQueueView(QWidget):
         self.jobs = None
         self.runner: QueueRunner | None = None
         self.entries: list[QueueEntry] = []
-        layout = flat(QVBoxLayout(self))
-        top = QHBoxLayout()  # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
-        layout.addLayout(top, 1)
         self.list = QListWidget(wordWrap=True)
         self.list.currentRowChanged.connect(lambda _row: self._enable())
-        top.addWidget(self.list, 1)
         self.status = QLabel(wordWrap=True, textInteractionFlags=Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.status)
-        row = QGridLayout(spacing=4)
-        self.run_button = self._button(row, "Run queue", "Train every queued entry in order, unattended "
+        box = QGridLayout(spacing=4)
+        self.run_button = self._button(box, "Run queue", "Train every queued entry in order, unattended "
                                        "(an interrupted one first, from its last checkpoint)", self._run_or_stop)
-        self.up_button = self._button(row, "Up", "Train this entry earlier", lambda: self._move(-1))
-        self.down_button = self._button(row, "Down", "Train this entry later", lambda: self._move(+1))
-        self.remove_button = self._button(row, "Remove", "Take this entry off the queue (its runs and exports "
+        self.up_button = self._button(box, "Up", "Train this entry earlier", lambda: self._move(-1))
+        self.down_button = self._button(box, "Down", "Train this entry later", lambda: self._move(+1))
+        self.remove_button = self._button(box, "Remove", "Take this entry off the queue (its runs and exports "
                                           "stay on disk)", lambda: self._change(self.queue.remove, self._selected()))
-        self.retry_button = self._button(row, "Queue again", "Queue a failed, stopped or interrupted entry "
+        self.retry_button = self._button(box, "Queue again", "Queue a failed, stopped or interrupted entry "
                                          "again: it resumes from its last checkpoint",
                                          lambda: self._change(self.queue.requeue, self._selected()))
-        self.clear_button = self._button(row, "Clear finished", "Forget the finished entries (their exports "
+        self.clear_button = self._button(box, "Clear finished", "Forget the finished entries (their exports "
                                          "stay on disk)", lambda: self._change(self.queue.clear_done))
-        row.setRowStretch(row.rowCount(), 1)
-        top.addLayout(row)
+        box.setRowStretch(box.rowCount(), 1)
+        # the buttons in two columns beside the list: the tab stays as narrow and as short as the others
+        fill(flat(QVBoxLayout(self)), (row((self.list, 1), box), 1), self.status)
         self.refresh()
 
     @staticmethod
@@ -116,12 +112,12 @@ class TrainQueueView(QWidget):
         running = self.runner is not None and self.runner.active
         entry = self._entry()
         training = entry is not None and entry.state == "running" and running
-        row = self.list.currentRow()
+        current = self.list.currentRow()
         self.run_button.setText("Stop queue" if running else "Run queue")
         self.run_button.setEnabled(self.runner is not None and (running or any(
             e.state in ("queued", "running") for e in self.entries)))
-        self.up_button.setEnabled(entry is not None and row > 0)
-        self.down_button.setEnabled(entry is not None and 0 <= row < len(self.entries) - 1)
+        self.up_button.setEnabled(entry is not None and current > 0)
+        self.down_button.setEnabled(entry is not None and 0 <= current < len(self.entries) - 1)
         self.remove_button.setEnabled(entry is not None and not training)
         self.retry_button.setEnabled(entry is not None and not training and entry.state != "queued")
         self.clear_button.setEnabled(any(e.state == "done" for e in self.entries))
