@@ -159,10 +159,6 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
     return out
 
 
-def _default_cache_dir() -> Path:
-    return default_cache_root() / "checks"
-
-
 def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
     key = hashlib.sha1(f"{folder.resolve()}|{min_size}".encode()).hexdigest()[:24]
     return cache_dir / f"{key}.json"
@@ -226,7 +222,7 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     records = list(records)
     progress = progress or CheckProgress()
     progress.total = len(records)
-    cache_dir = cache_dir or _default_cache_dir()
+    cache_dir = cache_dir or default_cache_root() / "checks"
     by_folder: dict[Path, list[ImageRecord]] = {}
     for rec in records:
         by_folder.setdefault(rec.path.parent, []).append(rec)

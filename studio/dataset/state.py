@@ -58,7 +58,6 @@ class DatasetState:
         return self._with("repeats", folder, None if repeats is None else int(repeats))
 
     def _with(self, name: str, key: Path, value: object) -> DatasetState:
-        """A copy with `key` set to `value` in the mapping field `name` (removed for None)."""
         values = dict(getattr(self, name))
         if value is None:
             values.pop(key, None)
