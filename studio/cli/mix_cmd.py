@@ -42,7 +42,8 @@ def _sources(specs: list[str]):
     entries = []
     for entry, blocks in map(parse_entry, specs):
         family = cache.get(entry.path).family
-        entries.append(with_blocks(entry, blocks, family if family != "unknown" else "sd1") if blocks else entry)
+        entries.append(with_blocks(entry, blocks, "sd1" if family == "unknown" else family)
+                       if blocks else entry)
     return load_sources(entries, cache)
 
 

@@ -102,8 +102,9 @@ class Wd14Tagger:
     def caption(self, images: Sequence) -> list[str]:
         batch = np.stack([self._prepare(im) for im in images]).astype(np.float32)
         probs = self.session.run(None, {self.input_name: batch})[0]
-        return [join_tags(name for p, name, limit in sorted(zip(row, self.names, self.limits), key=lambda t: -t[0])
-                          if limit is not None and p >= limit) for row in probs]
+        ranked = (sorted(zip(row, self.names, self.limits), key=lambda t: -t[0]) for row in probs)
+        return [join_tags(name for p, name, limit in tags if limit is not None and p >= limit)
+                for tags in ranked]
 
 
 def _read_tags(file: Path) -> tuple[list[str], list[int]]:

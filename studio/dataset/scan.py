@@ -138,7 +138,8 @@ def scan_folders(folders: Sequence[str | Path], *, caption_extension: str = ".tx
     `state` (the project's `dataset.json`), excluded images are left out, per-folder repeat overrides apply,
     and crop boxes and focus points are attached."""
     pieces = list(iter_scan(folders, caption_extension=caption_extension, default_caption=default_caption,
-                            default_repeats=default_repeats, state=state, chunk=sys.maxsize, max_chunk=sys.maxsize))
+                            default_repeats=default_repeats, state=state, chunk=sys.maxsize,
+                            max_chunk=sys.maxsize))
     return DatasetScan(images=tuple(r for records, _ in pieces for r in records),
                        problems=tuple(p for _, found in pieces for p in found))
 
