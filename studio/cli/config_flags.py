@@ -107,7 +107,6 @@ def _set_value(text: str) -> tuple[FieldInfo, Any]:
 
 
 def overrides(args: argparse.Namespace) -> list[Override]:
-    """The config flags the user gave, then the `--set`s, in that order."""
     flags = [(info, _value(info, raw)) for info in all_fields()
              if (raw := getattr(args, _dest(info), None)) is not None]
     given = [*flags, *map(_set_value, args.set_values)]

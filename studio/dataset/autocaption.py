@@ -151,10 +151,8 @@ class TransformersCaptioner:
         import torch
 
         rgb = [to_rgb(im) for im in images]
-        kwargs = {"images": rgb, "return_tensors": "pt"}
-        if self.prompt:
-            kwargs["text"] = [self.prompt] * len(rgb)
-        inputs = self.processor(**kwargs)
+        text = {"text": [self.prompt] * len(rgb)} if self.prompt else {}
+        inputs = self.processor(images=rgb, return_tensors="pt", **text)
         inputs = {k: v.to(self.device) for k, v in inputs.items() if hasattr(v, "to")}
         with torch.no_grad():
             ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)

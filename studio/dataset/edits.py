@@ -63,7 +63,6 @@ def plan_edit(description: str, changes: Mapping[Path, tuple[str | None, str | N
 
 def plan_batch(captions: Mapping[Path, str | None], op: TagOp,
                frequencies: Counter[str] | None = None) -> CaptionEdit:
-    """`op` applied to every caption in `captions` ({image: current caption or None})."""
     changes = {image: (old, op.apply(old, frequencies)) for image, old in captions.items()}
     edit = plan_edit(op.describe(), changes)
     n = len(edit)

@@ -123,7 +123,6 @@ def scan_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt",
 
 
 def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, int]]:
-    """`root` and its kohya `N_name` subfolders, with their repeat counts from the names."""
     try:
         with os.scandir(root) as it:
             subs = sorted(root / e.name for e in it if _REPEAT_FOLDER.match(e.name) and e.is_dir())

@@ -87,7 +87,6 @@ def state_path(project_dir: str | Path) -> Path:
 
 
 def load_state(project_dir: str | Path) -> DatasetState:
-    """The project's dataset state; an empty one when the file does not exist yet."""
     project_dir = Path(project_dir).resolve()
     path = state_path(project_dir)
     if not os.path.lexists(path):

@@ -15,7 +15,6 @@ from typing import Literal
 
 
 def split_tags(caption: str | None, separator: str = ",") -> list[str]:
-    """Tags of a caption, stripped, empty ones dropped ("a, , b" → ["a", "b"])."""
     if not caption:
         return []
     return [t.strip() for t in caption.split(separator) if t.strip()]
@@ -60,7 +59,6 @@ def trigger_first(caption: str | None, trigger: str) -> str:
 
 
 def add_tag(caption: str | None, tag: str) -> str:
-    """Append `tag` unless the caption already has it."""
     tag = tag.strip()
     if not tag or has_tag(caption, tag):
         return caption or ""
