@@ -32,7 +32,6 @@ from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
 from studio.safe_read import kind_of, read_capped
 
-# Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
 CACHE_VERSION = 2  # 2: entries carry a content sample (studio.file_sample); size and mtime alone were trusted
 #: a training image is at most tens of megabytes; a file of gigabytes is refused unread rather than loaded whole
