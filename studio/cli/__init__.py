@@ -118,11 +118,9 @@ def _quiet_stdout() -> None:
 
 
 def _check_install(command: str | None) -> None:
-    """Untested library versions: one warning line. Versions known not to work: refuse the commands that need them.
-
-    The window (`gui`, or no command) shows the same report in a dialog; `inspect` and `dataset` only read
-    files, so they go ahead with a warning either way.
-    """
+    """Untested library versions: one warning line. Versions known not to work: refuse the commands that
+    need them. The window shows the same report in a dialog; `inspect` and `dataset` only read files, so
+    they go ahead with a warning either way."""
     from studio.install_check import SKIP_ENV, check_install, require_working_install
 
     if command in (None, "gui") or os.environ.get(SKIP_ENV) == "1":

@@ -107,16 +107,10 @@ def _set_value(text: str) -> tuple[FieldInfo, Any]:
 
 
 def overrides(args: argparse.Namespace) -> list[Override]:
-    """The config flags the user gave, then the `--set`s, in that order."""
-    out = []
-    for info in all_fields():
-        raw = getattr(args, _dest(info), None)
-        if raw is not None:
-            out.append(Override(info.section, info.key, _value(info, raw)))
-    for text in args.set_values:
-        info, value = _set_value(text)
-        out.append(Override(info.section, info.key, value))
-    return out
+    flags = [(info, _value(info, raw)) for info in all_fields()
+             if (raw := getattr(args, _dest(info), None)) is not None]
+    given = [*flags, *map(_set_value, args.set_values)]
+    return [Override(info.section, info.key, value) for info, value in given]
 
 
 def apply_overrides(cfg: ProjectConfig, given: list[Override]) -> tuple[ProjectConfig, list[Problem]]:

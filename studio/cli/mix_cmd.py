@@ -35,17 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _sources(specs: list[str]):
-    from dataclasses import replace
-
     from studio.mix.recipe import LoraCache, load_sources
     from studio.mix.request import parse_entry, with_blocks
 
     cache = LoraCache()
     entries = []
     for entry, blocks in map(parse_entry, specs):
-        lora = cache.get(entry.path)
-        entries.append(with_blocks(entry, blocks, lora.family if lora.family != "unknown" else "sd1")
-                       if blocks else replace(entry))
+        family = cache.get(entry.path).family
+        entries.append(with_blocks(entry, blocks, "sd1" if family == "unknown" else family)
+                       if blocks else entry)
     return load_sources(entries, cache)
 
 

@@ -36,7 +36,6 @@ def stop_on_ctrl_c(control: TrainControl):
 
 
 def follow(events: Iterable[Event], *, quiet: bool = False) -> Finished:
-    """Consume a run's events; return its Finished event or raise the failure as a StudioError."""
     from tqdm import tqdm
 
     bar = None

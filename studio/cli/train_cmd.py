@@ -38,8 +38,7 @@ def build_config(args: argparse.Namespace) -> ProjectConfig:
     if problems:  # the rules between fields would judge values the flags did not manage to set: these first
         raise ConfigError.from_problems(problems, "command line")
     problems = validate(cfg) + check_files(cfg, args.project)
-    errors = errors_of(problems)
-    if errors:
+    if errors := errors_of(problems):
         raise ConfigError.from_problems(errors)
     for warning in problems:
         print(f"warning: {warning.message}" + (f" ({warning.hint})" if warning.hint else ""))

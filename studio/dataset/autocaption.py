@@ -1,11 +1,8 @@
-"""Auto-captioning with a model the user already has on disk: a transformers image-to-text folder (BLIP
-and the like, which write a sentence) or a WD14-style tagger (`model.onnx` with `selected_tags.csv`, whose
-tags over a threshold become the caption). Nothing is downloaded.
+"""Auto-captioning with a model already on disk (a transformers image-to-text folder or a WD14 tagger).
 
-Models run in the worker process, like every long job: loading torch and a model takes seconds and
-gigabytes, and a crash or out-of-memory there must not take the window with it. Each caption file is
-written atomically as it goes (a crash keeps what was done) and reported with the text before it, so the
-window can offer one undo for the lot.
+Models run in the worker process: loading one takes seconds and gigabytes, and a crash or out-of-memory
+there must not take the window with it. Each caption file is written atomically as it goes (a crash keeps
+what was done) and reported with the text before it, so the window can offer one undo for the lot.
 """
 
 from __future__ import annotations
@@ -52,7 +49,6 @@ def merge_caption(old: str | None, generated: str, mode: Mode) -> str | None:
 
 
 def detect_kind(model: Path) -> Kind:
-    """Which kind of captioner `model` is (a folder or an .onnx file), or a DatasetError saying why neither."""
     model = Path(model)
     if (model.is_file() and model.suffix.lower() == ".onnx") or (model / "model.onnx").is_file():
         return "wd14"
@@ -106,12 +102,9 @@ class Wd14Tagger:
     def caption(self, images: Sequence) -> list[str]:
         batch = np.stack([self._prepare(im) for im in images]).astype(np.float32)
         probs = self.session.run(None, {self.input_name: batch})[0]
-        out = []
-        for row in probs:
-            chosen = [(float(p), name) for p, name, limit in zip(row, self.names, self.limits)
-                      if limit is not None and p >= limit]
-            out.append(join_tags(name for _, name in sorted(chosen, key=lambda t: -t[0])))
-        return out
+        ranked = (sorted(zip(row, self.names, self.limits), key=lambda t: -t[0]) for row in probs)
+        return [join_tags(name for p, name, limit in tags if limit is not None and p >= limit)
+                for tags in ranked]
 
 
 def _read_tags(file: Path) -> tuple[list[str], list[int]]:
@@ -158,10 +151,8 @@ class TransformersCaptioner:
         import torch
 
         rgb = [to_rgb(im) for im in images]
-        kwargs = {"images": rgb, "return_tensors": "pt"}
-        if self.prompt:
-            kwargs["text"] = [self.prompt] * len(rgb)
-        inputs = self.processor(**kwargs)
+        text = {"text": [self.prompt] * len(rgb)} if self.prompt else {}
+        inputs = self.processor(images=rgb, return_tensors="pt", **text)
         inputs = {k: v.to(self.device) for k, v in inputs.items() if hasattr(v, "to")}
         with torch.no_grad():
             ids = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
@@ -233,7 +224,6 @@ def autocaption_job(job: AutoCaptionRequest, control: Any) -> Iterator[Event]:
                     new, error = None, str(exc)
             yield CaptionWritten(request_id=job.request_id, image=str(res.path), generated=res.caption,
                                  caption=new, before=before, error=error)
-        elapsed = time.monotonic() - t0
         yield JobProgress(request_id=job.request_id, done=done, total=total, unit="images",
-                          eta_s=elapsed / done * (total - done))
+                          eta_s=(time.monotonic() - t0) / done * (total - done))
     yield Finished(outputs=tuple(written), stopped=stop())

@@ -32,7 +32,6 @@ from studio.file_sample import content_sample
 from studio.fileio import WriteError, atomic_write_text
 from studio.safe_read import kind_of, read_capped
 
-# Problem kinds. Excluded ones make an image unusable; the others are reported and converted.
 EXCLUDED_KINDS = frozenset({"empty", "not-image", "unreadable", "too-large", "duplicate", "missing"})
 CACHE_VERSION = 2  # 2: entries carry a content sample (studio.file_sample); size and mtime alone were trusted
 #: a training image is at most tens of megabytes; a file of gigabytes is refused unread rather than loaded whole
@@ -159,10 +158,6 @@ def mark_duplicates(checks: Sequence[ImageCheck], prefer: frozenset[Path] | set[
     return out
 
 
-def _default_cache_dir() -> Path:
-    return default_cache_root() / "checks"
-
-
 def _cache_file(cache_dir: Path, folder: Path, min_size: int) -> Path:
     key = hashlib.sha1(f"{folder.resolve()}|{min_size}".encode()).hexdigest()[:24]
     return cache_dir / f"{key}.json"
@@ -179,15 +174,18 @@ def _load_cache(file: Path) -> dict[str, dict]:
     return {k: v for k, v in raw["entries"].items() if isinstance(k, str) and isinstance(v, dict)}
 
 
-def _from_cache(path: Path, entry: dict, size: int, mtime_ns: int) -> ImageCheck | None:
+def _from_cache(rec: ImageRecord, entry: dict | None) -> ImageCheck | None:
+    if entry is None or rec.size < 0:
+        return None
+    path = rec.path
     try:
         # same size and timestamp is not the same file (`cp -p`, a restore): the head and tail must match too
-        if ((entry["size"], entry["mtime_ns"]) != (size, mtime_ns)
+        if ((entry["size"], entry["mtime_ns"]) != (rec.size, rec.mtime_ns)
                 or entry.get("sample") != content_sample(path)):
             return None
         problems = tuple(Problem(path, p["kind"], p["message"], bool(p["excluded"])) for p in entry["problems"])
-        return ImageCheck(path, size, mtime_ns, entry["width"], entry["height"], entry["mode"], entry["digest"],
-                          problems)
+        return ImageCheck(path, rec.size, rec.mtime_ns, entry["width"], entry["height"], entry["mode"],
+                          entry["digest"], problems)
     except (KeyError, TypeError, ValueError, OSError):
         return None
 
@@ -226,23 +224,17 @@ def check_images(records: Iterable[ImageRecord], *, min_size: int = 0, workers: 
     records = list(records)
     progress = progress or CheckProgress()
     progress.total = len(records)
-    cache_dir = cache_dir or _default_cache_dir()
+    cache_dir = cache_dir or default_cache_root() / "checks"
     by_folder: dict[Path, list[ImageRecord]] = {}
     for rec in records:
         by_folder.setdefault(rec.path.parent, []).append(rec)
     caches = {folder: _load_cache(_cache_file(cache_dir, folder, min_size)) for folder in by_folder}
 
-    results: dict[Path, ImageCheck] = {}
-    todo: list[ImageRecord] = []
-    for rec in records:
-        entry = caches[rec.path.parent].get(rec.path.name)
-        hit = None if entry is None or rec.size < 0 else _from_cache(rec.path, entry, rec.size, rec.mtime_ns)
-        if hit is not None:
-            results[rec.path] = hit
-            progress.step()
-        else:
-            todo.append(rec)
+    results: dict[Path, ImageCheck] = {r.path: hit for r in records
+                                       if (hit := _from_cache(r, caches[r.path.parent].get(r.path.name)))}
+    todo = [r for r in records if r.path not in results]
     cached = len(records) - len(todo)
+    progress.done += cached
 
     def work(rec: ImageRecord) -> ImageCheck | None:
         if progress.cancelled:

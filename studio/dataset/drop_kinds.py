@@ -101,7 +101,6 @@ def _kind(path: Path) -> tuple[str, str]:
 
 
 def _entries(folder: Path) -> list[Path]:
-    """The folder's visible entries, sorted; [] when it cannot be read."""
     try:
         with os.scandir(folder) as it:
             return sorted(folder / e.name for e in it if not e.name.startswith("."))
@@ -110,7 +109,6 @@ def _entries(folder: Path) -> list[Path]:
 
 
 def _image_subfolders(folder: Path) -> list[Path]:
-    """Subfolders one level down that hold images (diffusers model folders excepted)."""
     return [sub.resolve() for sub in _entries(folder)
             if sub.is_dir() and not (sub / "model_index.json").is_file() and _holds_images(sub)]
 

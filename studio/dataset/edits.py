@@ -54,17 +54,15 @@ def plan_edit(description: str, changes: Mapping[Path, tuple[str | None, str | N
     """An edit from {image: (old, new)}, leaving out images whose caption does not change. Giving an image
     without a sidecar an empty caption is not a change (no empty files appear)."""
     out = []
-    for image, (old, new) in changes.items():
-        old, new = (None if text is None else text.strip() for text in (old, new))
-        if old == new or (old is None and new == ""):
-            continue
-        out.append(Change(Path(image), old, new))
+    for image, pair in changes.items():
+        old, new = (None if text is None else text.strip() for text in pair)
+        if old != new and not (old is None and new == ""):
+            out.append(Change(Path(image), old, new))
     return CaptionEdit(description, tuple(out))
 
 
 def plan_batch(captions: Mapping[Path, str | None], op: TagOp,
                frequencies: Counter[str] | None = None) -> CaptionEdit:
-    """`op` applied to every caption in `captions` ({image: current caption or None})."""
     changes = {image: (old, op.apply(old, frequencies)) for image, old in captions.items()}
     edit = plan_edit(op.describe(), changes)
     n = len(edit)

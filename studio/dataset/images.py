@@ -18,8 +18,6 @@ MAX_PIXELS = 178_956_970
 
 
 class ImageProblem(Exception):
-    """An image file that cannot be used, with the reason in words."""
-
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
         self.path = path
@@ -31,7 +29,6 @@ def is_image_path(path: Path) -> bool:
 
 
 def open_checked(path: str | Path) -> Image.Image:
-    """Open and fully decode an image, or raise ImageProblem saying why not."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:

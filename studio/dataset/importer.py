@@ -32,7 +32,6 @@ def _free_name(dest: Path, name: str, taken: set[str], caption_extension: str) -
 
 
 def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = ".txt") -> list[Path]:
-    """Copy images (and their sidecars) into `dest`; returns the new image paths. Each copy is atomic."""
     dest.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     out = []
@@ -51,7 +50,6 @@ def import_copies(images: Iterable[Path], dest: Path, caption_extension: str = "
 
 
 def import_folder(folder: Path, dest_parent: Path, caption_extension: str = ".txt") -> Path:
-    """Copy a folder's images and sidecars (and its kohya `N_name` subfolders) under `dest_parent`."""
     target = dest_parent / unique_file_name(folder.name, (), dest_parent)
     for sub, _ in dataset_folders(folder):
         images = sorted(p for p in sub.iterdir() if p.is_file() and is_image_path(p))

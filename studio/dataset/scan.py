@@ -123,7 +123,6 @@ def scan_folder(folder: Path, *, repeats: int, caption_extension: str = ".txt",
 
 
 def dataset_folders(root: Path, default_repeats: int = 1) -> list[tuple[Path, int]]:
-    """`root` and its kohya `N_name` subfolders, with their repeat counts from the names."""
     try:
         with os.scandir(root) as it:
             subs = sorted(root / e.name for e in it if _REPEAT_FOLDER.match(e.name) and e.is_dir())
@@ -137,14 +136,11 @@ def scan_folders(folders: Sequence[str | Path], *, caption_extension: str = ".tx
     """List the images of `folders` (and of their kohya `N_name` subfolders), without decoding them. With
     `state` (the project's `dataset.json`), excluded images are left out, per-folder repeat overrides apply,
     and crop boxes and focus points are attached."""
-    images: list[ImageRecord] = []
-    problems: list[Problem] = []
-    pieces = iter_scan(folders, caption_extension=caption_extension, default_caption=default_caption,
-                       default_repeats=default_repeats, state=state, chunk=sys.maxsize, max_chunk=sys.maxsize)
-    for records, found in pieces:
-        images += records
-        problems += found
-    return DatasetScan(images=tuple(images), problems=tuple(problems))
+    pieces = list(iter_scan(folders, caption_extension=caption_extension, default_caption=default_caption,
+                            default_repeats=default_repeats, state=state, chunk=sys.maxsize,
+                            max_chunk=sys.maxsize))
+    return DatasetScan(images=tuple(r for records, _ in pieces for r in records),
+                       problems=tuple(p for _, found in pieces for p in found))
 
 
 def _apply_state(records: list[ImageRecord], real_folder: Path, state: DatasetState) -> list[ImageRecord]:

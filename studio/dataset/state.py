@@ -58,7 +58,6 @@ class DatasetState:
         return self._with("repeats", folder, None if repeats is None else int(repeats))
 
     def _with(self, name: str, key: Path, value: object) -> DatasetState:
-        """A copy with `key` set to `value` in the mapping field `name` (removed for None)."""
         values = dict(getattr(self, name))
         if value is None:
             values.pop(key, None)
@@ -88,7 +87,6 @@ def state_path(project_dir: str | Path) -> Path:
 
 
 def load_state(project_dir: str | Path) -> DatasetState:
-    """The project's dataset state; an empty one when the file does not exist yet."""
     project_dir = Path(project_dir).resolve()
     path = state_path(project_dir)
     if not os.path.lexists(path):

@@ -15,7 +15,6 @@ from typing import Literal
 
 
 def split_tags(caption: str | None, separator: str = ",") -> list[str]:
-    """Tags of a caption, stripped, empty ones dropped ("a, , b" → ["a", "b"])."""
     if not caption:
         return []
     return [t.strip() for t in caption.split(separator) if t.strip()]
@@ -55,12 +54,10 @@ def trigger_first(caption: str | None, trigger: str) -> str:
     if not trigger:
         return caption or ""
     want = _norm(trigger)
-    rest = [t for t in split_tags(caption) if _norm(t) != want]
-    return join_tags([trigger, *rest])
+    return join_tags([trigger, *(t for t in split_tags(caption) if _norm(t) != want)])
 
 
 def add_tag(caption: str | None, tag: str) -> str:
-    """Append `tag` unless the caption already has it."""
     tag = tag.strip()
     if not tag or has_tag(caption, tag):
         return caption or ""
@@ -80,8 +77,7 @@ def rename_tag(caption: str | None, old: str, new: str) -> str:
     tags = split_tags(caption)
     if not any(_norm(t) == want for t in tags):
         return caption or ""
-    renamed = [new.strip() if _norm(t) == want else t for t in tags]
-    return remove_duplicates(join_tags(renamed))
+    return remove_duplicates(join_tags(new.strip() if _norm(t) == want else t for t in tags))
 
 
 def remove_duplicates(caption: str | None) -> str:

@@ -54,8 +54,6 @@ def make_thumbnail(path: str | Path, max_side: int = THUMB_SIDE) -> Image.Image:
 
 @dataclass(frozen=True)
 class Thumbnail:
-    """An encoded JPEG thumbnail, or `error` saying why there is none."""
-
     data: bytes = b""
     width: int = 0  # 0 when read back from the cache
     height: int = 0

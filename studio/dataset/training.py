@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,12 +30,10 @@ def file_digest(path: Path) -> str:
 def drop_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], list[Problem]]:
     """Keep one of each set of byte-identical files: the first with a caption file, else the first (the
     same choice as the check's report). Only files of equal size are hashed."""
-    by_size: dict[int, list[ImageRecord]] = {}
-    for rec in records:
-        by_size.setdefault(rec.size if rec.size >= 0 else -id(rec), []).append(rec)
+    sizes = Counter(rec.size for rec in records)
     hashed: list[ImageCheck] = []
-    for size, group in by_size.items():
-        for rec in group if len(group) > 1 and size > 0 else ():
+    for rec in records:
+        if rec.size > 0 and sizes[rec.size] > 1:
             with contextlib.suppress(OSError):  # unreadable: loading it will report it
                 hashed.append(ImageCheck(rec.path, rec.size, rec.mtime_ns, digest=file_digest(rec.path)))
     found = mark_duplicates(hashed, prefer={r.path for r in records if r.has_caption_file})

@@ -266,13 +266,14 @@ def test_check_cache_does_not_trust_size_and_mtime(tmp_path, monkeypatch, capsys
                          ids=["list", "null", "number", "string", "entry-null", "entry-list", "entry-nan",
                               "entry-empty"])
 def test_check_cache_with_garbage_entries(tmp_path, monkeypatch, capsys, entries, ledger):
-    from studio.dataset.check import CACHE_VERSION, _cache_file, _default_cache_dir
+    from studio.dataset.check import CACHE_VERSION, _cache_file
+    from studio.dataset.thumbnails import default_cache_root
 
     monkeypatch.setenv("LORA_STUDIO_CACHE_DIR", str(tmp_path / "cache"))
     data = tmp_path / "data"
     data.mkdir()
     _image(data / "a.png")
-    file = _cache_file(_default_cache_dir(), data, 64)
+    file = _cache_file(default_cache_root() / "checks", data, 64)
     file.parent.mkdir(parents=True)
     file.write_text(json.dumps({"version": CACHE_VERSION, "folder": str(data), "entries": entries}))
     code = main(["check-dataset", str(data), "--resolution", "64"])
