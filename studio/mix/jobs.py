@@ -150,7 +150,7 @@ def plain_job(job: PlainCopyRequest, control: Any) -> Iterator[Event]:
         yield Log(level="info", text=f"plain copy: loading {job.base}")
         base_weight = base_weights_from_model(job.base, lf, src.name)
     copy = write_plain_copy(lf, Path(job.out), job.rank, source=src, base_weight=base_weight, dtype=job.dtype)
-    summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.overall_error:.2%} overall, "
-               f"{copy.max_error:.2%} worst module")
-    yield from _done(job, "plain", copy.path, summary, error=copy.overall_error,
+    summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.merge.overall_error:.2%} overall, "
+               f"{copy.merge.max_error:.2%} worst module")
+    yield from _done(job, "plain", copy.path, summary, error=copy.merge.overall_error,
                      layers=len(copy.merge.lora.modules))
