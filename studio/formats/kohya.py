@@ -29,7 +29,6 @@ BaseWeight = Callable[[str, str], torch.Tensor]
 
 
 def _split_peft_key(key: str) -> tuple[str, str]:
-    """(`module path`, `lora_A`|`lora_B`|`lora_magnitude_vector`) from a peft state-dict key."""
     for marker in (".lora_A.", ".lora_B.", ".lora_magnitude_vector"):
         if marker in key:
             return key.split(marker)[0].removeprefix("base_model.model."), marker.strip(".")

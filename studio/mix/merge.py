@@ -88,7 +88,7 @@ def _truncate(name: str, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, ran
     if total == 0.0:
         return None, ModuleReport(name, "svd", 0, 0.0, 0.0)
     r = max(1, min(rank, int(s.numel())))
-    rel = math.sqrt(float(s[r:].pow(2).sum()) / total) if total > 0 else 0.0
+    rel = math.sqrt(float(s[r:].pow(2).sum()) / total)
     root = s[:r].sqrt()  # split σ evenly between the factors: keeps both in fp16 range
     up = u[:, :r] * root
     down = root[:, None] * vh[:r]
@@ -141,8 +141,7 @@ def merge(contribs: Contribs, family: str, *, rank: int | None = None, base_weig
         raise LoraFormatError(f"rank must be at least 1 (got {rank})")
     out = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
     result = MergeResult(lora=out, method="concat" if rank is None else f"svd:{rank}")
-    for name in sorted(contribs):
-        parts = contribs[name]
+    for name, parts in sorted(contribs.items()):
         if not parts:
             continue
         module: LoraModule | None

@@ -28,7 +28,6 @@ class Target:
 
 
 def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module], family: str) -> dict[str, Target]:
-    """kohya name → Target for every layer a LoRA may adapt."""
     out: dict[str, Target] = {}
     parts = [("unet", unet)] + list(zip(("te1", "te2") if family == "sdxl" else ("te",), text_encoders))
     for component, root in parts:
