@@ -60,9 +60,8 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
             name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             down, up = found["lora_A"].detach(), found["lora_B"].detach()
-            module_alpha = float(alpha)
-            if scales is not None:
-                module_alpha = float(getattr(scales[prefix][path], "scale")) * down.shape[0]
+            module_alpha = (float(alpha) if scales is None
+                            else float(getattr(scales[prefix][path], "scale")) * down.shape[0])
             dora_scale = None
             if "lora_magnitude_vector" in found:
                 if base_weight is None:
