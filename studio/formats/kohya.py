@@ -51,7 +51,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
     starting weights, part of the base during training, so the export is B·A − B₀·A₀, exactly one LoRA of
     twice the rank. `base_weight` is needed for DoRA (`comfyui_dora_scale`).
     """
-    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
+    lf = LoraFile(family=family, metadata=dict(metadata or {}))
     for prefix, sd in state_dicts.items():
         parts = _group_peft(sd)
         start = _group_peft(initial[prefix]) if initial and prefix in initial else {}
@@ -95,7 +95,7 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
     no scale to a LoKr of two full matrices. So LoHa and factorised LoKr get alpha = scale × rank, and a
     full LoKr has the scale folded into w1.
     """
-    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
+    lf = LoraFile(family=family, metadata=dict(metadata or {}))
     for prefix, sd in state_dicts.items():
         for path, found in _group_peft(sd).items():
             name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)

@@ -174,7 +174,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
                 or (module_obj.alpha is not None and not math.isfinite(module_obj.alpha))):
             result.nonfinite.append(kname)
         lf.modules[kname] = module_obj
-    lf.source_layout = "+".join(result.layouts)
     return result
 
 

@@ -139,7 +139,7 @@ def merge(contribs: Contribs, family: str, *, rank: int | None = None, base_weig
     """`rank` None: concatenate ranks (exact); an int: SVD of each module's summed ΔW to that rank."""
     if rank is not None and rank < 1:
         raise LoraFormatError(f"rank must be at least 1 (got {rank})")
-    out = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
+    out = LoraFile(family=family, metadata=dict(metadata or {}))
     result = MergeResult(lora=out, method="concat" if rank is None else f"svd:{rank}")
     for name, parts in sorted(contribs.items()):
         if not parts:
