@@ -39,8 +39,9 @@ def _same_deltas(a: LoraFile, b: LoraFile, names=None) -> None:
 
 def test_kohya_lora_and_locon_round_trip(sd1, tmp_path):
     lf = random_lora(sd1, "sd1", rank=4, alpha=2.0, conv=True, metadata=lora_metadata("sd1", "round"))
-    back = read_lora(write_kohya(lf, tmp_path / "k.safetensors"))
-    assert back.family == "sd1" and back.source_layout == "kohya"
+    path = write_kohya(lf, tmp_path / "k.safetensors")
+    back = read_lora(path)
+    assert back.family == "sd1" and read_lora_report(path).layouts == ("kohya",)
     assert set(back.modules) == set(lf.modules)
     _same_deltas(lf, back)
     assert back.ranks() == [4] and back.alphas() == [2.0]
@@ -66,8 +67,9 @@ def test_kohya_locon_with_tucker_mid(tmp_path):
 @pytest.mark.parametrize("prefix", [False, True], ids=["plain", "base_model.model"])
 def test_peft_layout_reads_as_kohya_names(sd1, tmp_path, prefix):
     lf = random_lora(sd1, "sd1", rank=4, alpha=2.0)
-    back = read_lora(write_peft(sd1, lf, tmp_path / "p.safetensors", base_model_prefix=prefix))
-    assert back.source_layout == "peft" and back.family == "sd1"
+    path = write_peft(sd1, lf, tmp_path / "p.safetensors", base_model_prefix=prefix)
+    back = read_lora(path)
+    assert read_lora_report(path).layouts == ("peft",) and back.family == "sd1"
     assert set(back.modules) == set(lf.modules)
     _same_deltas(lf, back)  # alpha came from diffusers' lora_adapter_metadata
 
@@ -93,8 +95,9 @@ def test_file_written_by_diffusers_save_lora_weights(tiny_sd1, sd1, tmp_path):
 @pytest.mark.parametrize("style", ["processor", "compat"])
 def test_old_diffusers_layouts(sd1, tmp_path, style):
     lf = random_lora(sd1, "sd1", rank=4, alpha=None)
-    back = read_lora(write_old_diffusers(sd1, lf, tmp_path / f"{style}.safetensors", style))
-    assert back.source_layout == "diffusers-old"
+    path = write_old_diffusers(sd1, lf, tmp_path / f"{style}.safetensors", style)
+    back = read_lora(path)
+    assert read_lora_report(path).layouts == ("diffusers-old",)
     assert back.modules and set(back.modules) <= set(lf.modules)
     if style == "processor":  # attention processors carried only q/k/v/out
         assert all(n.endswith(("to_q", "to_k", "to_v", "to_out_0", "q_proj", "k_proj", "v_proj", "out_proj"))

@@ -42,12 +42,12 @@ def test_diffusers_renders_the_plain_copy_of_a_dora_file_within_the_reported_err
     lf = _dora_file(pipe, src)
     copy = write_plain_copy(lf, tmp_path / "dora-plain.safetensors", RANK, source=src,
                             base_weight=base_weights_from_model(tiny_sd1, lf, src.name), dtype="fp32")
-    assert 0.01 < copy.overall_error < 0.9  # a real truncation, so the bound below is tested
+    assert 0.01 < copy.merge.overall_error < 0.9  # a real truncation, so the bound below is tested
     plain = read_lora(copy.path)
     assert plain.ranks() and max(plain.ranks()) <= RANK
     assert all(m.algo == "lora" and m.dora_scale is None for m in plain.modules.values())
     assert copy.report.plain_copy_advised is False and read_sidecar(copy.path) == copy.report
-    assert float(plain.metadata["ls_plain_copy_error"]) == pytest.approx(copy.overall_error, rel=1e-5)
+    assert float(plain.metadata["ls_plain_copy_error"]) == pytest.approx(copy.merge.overall_error, rel=1e-5)
 
     before = {name: mod.weight.detach().clone().float() for name, mod in layers.items()}
     messages = load_lora_collecting_messages(pipe, copy.path)
@@ -65,7 +65,7 @@ def test_diffusers_renders_the_plain_copy_of_a_dora_file_within_the_reported_err
         assert rel == pytest.approx(reports[name].rel_error, abs=2e-4), name
         lost_sq += float((got - dora).norm()) ** 2
         total_sq += float(dora.norm()) ** 2
-    assert (lost_sq / total_sq) ** 0.5 == pytest.approx(copy.overall_error, abs=2e-4)
+    assert (lost_sq / total_sq) ** 0.5 == pytest.approx(copy.merge.overall_error, abs=2e-4)
 
 
 def test_a_plain_copy_at_a_sufficient_rank_is_exact_for_loha(tmp_path):
@@ -77,7 +77,7 @@ def test_a_plain_copy_at_a_sufficient_rank_is_exact_for_loha(tmp_path):
     save_file(lycoris_tensors(lycoris_shapes(pipe, "sd1", conv=False), "loha", rank=2), str(src))
     lf = read_lora(src)
     copy = write_plain_copy(lf, tmp_path / "loha-plain.safetensors", 4, source=src, dtype="fp32")  # LoHa rank ≤ r²
-    assert copy.overall_error < 1e-5
+    assert copy.merge.overall_error < 1e-5
     out = read_lora(copy.path)
     for name, m in lf.modules.items():
         want = m.delta_weight()

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                           hint="give the model it was trained on with --base MODEL")
     copy = write_plain_copy(lf, args.out, args.rank, source=source, base_weight=base_weight, dtype=args.dtype)
     print(f"plain LoRA, rank <= {copy.rank}: {len(copy.merge.lora.modules)} module(s); relative error "
-          f"{copy.overall_error:.4f} overall, {copy.max_error:.4f} worst module", file=sys.stderr)
+          f"{copy.merge.overall_error:.4f} overall, {copy.merge.max_error:.4f} worst module", file=sys.stderr)
     for r in sorted(copy.merge.reports, key=lambda r: r.rel_error, reverse=True)[:WORST_SHOWN]:
         print(f"  {r.rel_error:.4f}  {r.name}", file=sys.stderr)
     for line in copy.report.lines(notes=False):

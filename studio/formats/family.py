@@ -5,8 +5,7 @@ checkpoint), but it is missing from many downloaded files and can be wrong; keys
 So keys win where they are decisive, metadata fills in what they cannot tell (SD 2.x epsilon vs
 v-prediction), and a disagreement is reported rather than hidden. Widths and "conv or linear" are read from
 whichever factors the network type has (`module_geometry`): LoHa and low-rank LoKr factors are 2-D with the
-kernel folded in, so only a 4-D tensor proves a convolution (reading LoHa's 2-D factor of SD 1.x's 1×1-conv
-`proj_in` as a linear layer once made every SD 1.5 LoHa look like SD 2.x).
+kernel folded in, so only a 4-D tensor proves a convolution.
 """
 
 from __future__ import annotations

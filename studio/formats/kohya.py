@@ -29,7 +29,6 @@ BaseWeight = Callable[[str, str], torch.Tensor]
 
 
 def _split_peft_key(key: str) -> tuple[str, str]:
-    """(`module path`, `lora_A`|`lora_B`|`lora_magnitude_vector`) from a peft state-dict key."""
     for marker in (".lora_A.", ".lora_B.", ".lora_magnitude_vector"):
         if marker in key:
             return key.split(marker)[0].removeprefix("base_model.model."), marker.strip(".")
@@ -52,7 +51,7 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
     starting weights, part of the base during training, so the export is B·A − B₀·A₀, exactly one LoRA of
     twice the rank. `base_weight` is needed for DoRA (`comfyui_dora_scale`).
     """
-    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
+    lf = LoraFile(family=family, metadata=dict(metadata or {}))
     for prefix, sd in state_dicts.items():
         parts = _group_peft(sd)
         start = _group_peft(initial[prefix]) if initial and prefix in initial else {}
@@ -61,9 +60,8 @@ def lora_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]], a
                 raise LoraFormatError(f"{path}: adapter has only {sorted(found)}")
             name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)
             down, up = found["lora_A"].detach(), found["lora_B"].detach()
-            module_alpha = float(alpha)
-            if scales is not None:
-                module_alpha = float(getattr(scales[prefix][path], "scale")) * down.shape[0]
+            module_alpha = (float(alpha) if scales is None
+                            else float(getattr(scales[prefix][path], "scale")) * down.shape[0])
             dora_scale = None
             if "lora_magnitude_vector" in found:
                 if base_weight is None:
@@ -97,7 +95,7 @@ def lycoris_file_from_peft(state_dicts: Mapping[str, Mapping[str, torch.Tensor]]
     no scale to a LoKr of two full matrices. So LoHa and factorised LoKr get alpha = scale × rank, and a
     full LoKr has the scale folded into w1.
     """
-    lf = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="lycoris")
+    lf = LoraFile(family=family, metadata=dict(metadata or {}))
     for prefix, sd in state_dicts.items():
         for path, found in _group_peft(sd).items():
             name = kohya_name_for(COMPONENT_OF_PREFIX[prefix], path, family)

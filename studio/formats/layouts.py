@@ -89,15 +89,13 @@ def _component_and_path(path: str) -> tuple[str, str]:
 
 
 def _parse_path_key(key: str) -> KeyRef | None:
-    m = _OLD_PROCESSOR.match(key)
-    if m:
+    if m := _OLD_PROCESSOR.match(key):
         component, path = _component_and_path(m["path"])
         table = _UNET_PROCESSOR if component == "unet" else _TE_PROCESSOR
         path = path.removesuffix(".processor")
         return KeyRef(component, f"{path}.{table[m['proj']]}", m["part"], "diffusers-old")
     for pattern, layout in ((_OLD_COMPAT, "diffusers-old"), (_PEFT, "peft"), (_PEFT_ALPHA, "peft")):
-        m = pattern.match(key)
-        if m:
+        if m := pattern.match(key):
             component, path = _component_and_path(m["path"])
             part = m.groupdict().get("part", "alpha")
             return KeyRef(component, path, _PEFT_PARTS.get(part, part), layout)

@@ -97,7 +97,6 @@ class LoraFile:
     modules: dict[str, LoraModule] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     family: str = "unknown"  # sd1 | sd2 | sd2-v | sdxl | unknown
-    source_layout: str = "kohya"  # kohya | peft | diffusers-old | lycoris
 
     def ranks(self) -> list[int]:
         return sorted({m.rank for m in self.modules.values()})

@@ -47,17 +47,18 @@ class ReadResult:
         """Sentences for each reason this file cannot be mixed or baked as it is."""
         out = []
         if self.unknown_keys:
-            out.append(f"{len(self.unknown_keys)} key(s) match no LoRA layout: {_some(self.unknown_keys)}")
+            out.append(f"{len(self.unknown_keys)} key(s) match no LoRA layout: {some(self.unknown_keys)}")
         for algo, keys in sorted(self.unsupported.items()):
-            out.append(f"{algo} modules are not supported ({len(keys)} key(s): {_some(keys)})")
+            out.append(f"{algo} modules are not supported ({len(keys)} key(s): {some(keys)})")
         if self.nonfinite:
-            out.append(f"NaN or infinite weights in {len(self.nonfinite)} module(s): {_some(self.nonfinite)}")
+            out.append(f"NaN or infinite weights in {len(self.nonfinite)} module(s): {some(self.nonfinite)}")
         out.extend(self.bad_shapes)
         return out
 
 
-def _some(items: list[str], n: int = 5) -> str:
-    shown = ", ".join(f"`{i}`" for i in items[:n])
+def some(items: list[str], n: int = 5, *, sep: str = ", ", quote: str = "`") -> str:
+    """The first `n` items, then "and N more": a message names what is wrong without listing thousands."""
+    shown = sep.join(f"{quote}{i}{quote}" for i in items[:n])
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
@@ -128,7 +129,7 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
             raise LoraFormatError(f"{name}: only unsupported adapter types: "
                                   + ", ".join(f"{a} ({len(k)} keys)" for a, k in unsupported.items()))
         raise LoraFormatError(f"{name}: this is {what}, not a LoRA (no LoRA keys among its {len(keys)} tensors, "
-                              f"e.g. {_some(keys, 3)})" if keys else f"{name}: the file holds no tensors",
+                              f"e.g. {some(keys, 3)})" if keys else f"{name}: the file holds no tensors",
                               hint="choose a LoRA file (kohya, peft/diffusers or LyCORIS layout)")
 
     evidence = [ModuleEvidence(c, m, parts={part: tuple(t.shape) for part, t in p.items()})
@@ -173,7 +174,6 @@ def read_state_dict(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, 
                 or (module_obj.alpha is not None and not math.isfinite(module_obj.alpha))):
             result.nonfinite.append(kname)
         lf.modules[kname] = module_obj
-    lf.source_layout = "+".join(result.layouts)
     return result
 
 

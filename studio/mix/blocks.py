@@ -63,15 +63,13 @@ def block_of(kohya_name: str) -> str | None:
     """The block ID of a kohya module name, or None for modules outside every block."""
     if kohya_name.startswith("lora_te"):
         return "BASE"
-    if kohya_name.startswith("lora_unet_mid_block_") or kohya_name.startswith("lora_unet_middle_block_"):
+    if kohya_name.startswith(("lora_unet_mid_block_", "lora_unet_middle_block_")):
         return "MID"
     if kohya_name.startswith("lora_unet_conv_in"):
         return "IN00"
-    m = _SGM.match(kohya_name)
-    if m:
+    if m := _SGM.match(kohya_name):
         return f"{'IN' if m[1] == 'input_blocks' else 'OUT'}{int(m[2]):02d}"
-    m = _UPDOWN.match(kohya_name)
-    if m:
+    if m := _UPDOWN.match(kohya_name):
         i, kind, j = int(m[2]), m[3], int(m[4])
         if m[1] == "down":
             return f"IN{3 * i + (3 if kind == 'downsamplers' else j + 1):02d}"

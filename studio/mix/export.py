@@ -25,7 +25,6 @@ class ExportResult:
 
 
 def refuse_overwriting_sources(out: Path, paths: Sequence[str | Path]) -> None:
-    """Source files are never modified: writing over one of them is refused."""
     target = out.expanduser().resolve()
     for p in paths:
         if Path(p).expanduser().resolve() == target:

@@ -49,10 +49,6 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _fmt(v: float) -> str:
-    return f"{v:g}"
-
-
 def compose(cells: Sequence[Image.Image], x: GridAxis, y: GridAxis | None, *, pad: int = 4) -> Image.Image:
     """Cells (row-major, y outer) on a white sheet: the x LoRA's name and strengths across the top, the y
     LoRA's name and strengths in a left column wide enough for both, so no label overlaps another."""
@@ -67,7 +63,7 @@ def compose(cells: Sequence[Image.Image], x: GridAxis, y: GridAxis | None, *, pa
     y_title = (y.label or f"LoRA {y.lora + 1}") if y else ""
     left = pad
     if y:
-        widest = max([probe.textlength(y_title, font=font)] + [probe.textlength(_fmt(v), font=font) for v in y.values])
+        widest = max(probe.textlength(text, font=font) for text in (y_title, *(f"{v:g}" for v in y.values)))
         left = int(widest) + 3 * pad
     grid_w = cols * (w + pad)
     top = 2 * line + 2 * pad
@@ -77,11 +73,12 @@ def compose(cells: Sequence[Image.Image], x: GridAxis, y: GridAxis | None, *, pa
     title_w = probe.textlength(x_title, font=font)
     draw.text((max(left, left + (grid_w - title_w) / 2), pad), x_title, fill="black", font=font)
     for c, v in enumerate(x.values):
-        draw.text((left + c * (w + pad) + w // 2, pad + line), _fmt(v), fill="black", font=font, anchor="ma")
+        draw.text((left + c * (w + pad) + w // 2, pad + line), f"{v:g}", fill="black", font=font, anchor="ma")
     if y:
         draw.text((pad, pad + line), y_title, fill="black", font=font)
         for r, v in enumerate(y.values):
-            draw.text((left - 2 * pad, top + r * (h + pad) + h // 2), _fmt(v), fill="black", font=font, anchor="rm")
+            draw.text((left - 2 * pad, top + r * (h + pad) + h // 2), f"{v:g}", fill="black", font=font,
+                      anchor="rm")
     for i, cell in enumerate(cells):
         r, c = divmod(i, cols)
         sheet.paste(cell.convert("RGB"), (left + c * (w + pad), top + r * (h + pad)))

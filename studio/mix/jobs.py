@@ -86,7 +86,6 @@ def _png(job: Any, kind: str, image: Any, summary: str, **fields: Any) -> Iterat
 
 
 def preview_job(job: MixPreviewRequest, control: Any) -> Iterator[Event]:
-    """One preview PNG of the mix at `job.out`; a `JobProgress` per sampling step."""
     yield Log(level="info", text=f"preview: {job.base}")
     session, loaded = session_for(job.base, job.device)
     layers = session.apply(job.request.loras)
@@ -100,7 +99,6 @@ def preview_job(job: MixPreviewRequest, control: Any) -> Iterator[Event]:
 
 
 def grid_job(job: MixGridRequest, control: Any) -> Iterator[Event]:
-    """A strength grid PNG at `job.out`; a `JobProgress` per cell."""
     session, _ = session_for(job.base, job.device)
     result = yield from _reporting(lambda report: session.render_grid(
         job.request, job.x, job.y, should_stop=_stop(control), on_cell=report), job.request_id, "cells")
@@ -150,7 +148,7 @@ def plain_job(job: PlainCopyRequest, control: Any) -> Iterator[Event]:
         yield Log(level="info", text=f"plain copy: loading {job.base}")
         base_weight = base_weights_from_model(job.base, lf, src.name)
     copy = write_plain_copy(lf, Path(job.out), job.rank, source=src, base_weight=base_weight, dtype=job.dtype)
-    summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.overall_error:.2%} overall, "
-               f"{copy.max_error:.2%} worst module")
-    yield from _done(job, "plain", copy.path, summary, error=copy.overall_error,
+    summary = (f"plain LoRA, rank <= {job.rank}: relative error {copy.merge.overall_error:.2%} overall, "
+               f"{copy.merge.max_error:.2%} worst module")
+    yield from _done(job, "plain", copy.path, summary, error=copy.merge.overall_error,
                      layers=len(copy.merge.lora.modules))

@@ -88,7 +88,7 @@ def _truncate(name: str, u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, ran
     if total == 0.0:
         return None, ModuleReport(name, "svd", 0, 0.0, 0.0)
     r = max(1, min(rank, int(s.numel())))
-    rel = math.sqrt(float(s[r:].pow(2).sum()) / total) if total > 0 else 0.0
+    rel = math.sqrt(float(s[r:].pow(2).sum()) / total)
     root = s[:r].sqrt()  # split σ evenly between the factors: keeps both in fp16 range
     up = u[:, :r] * root
     down = root[:, None] * vh[:r]
@@ -139,10 +139,9 @@ def merge(contribs: Contribs, family: str, *, rank: int | None = None, base_weig
     """`rank` None: concatenate ranks (exact); an int: SVD of each module's summed ΔW to that rank."""
     if rank is not None and rank < 1:
         raise LoraFormatError(f"rank must be at least 1 (got {rank})")
-    out = LoraFile(family=family, metadata=dict(metadata or {}), source_layout="kohya")
+    out = LoraFile(family=family, metadata=dict(metadata or {}))
     result = MergeResult(lora=out, method="concat" if rank is None else f"svd:{rank}")
-    for name in sorted(contribs):
-        parts = contribs[name]
+    for name, parts in sorted(contribs.items()):
         if not parts:
             continue
         module: LoraModule | None

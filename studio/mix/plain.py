@@ -27,14 +27,6 @@ class PlainCopy:
     rank: int
     report: CompatReport
 
-    @property
-    def overall_error(self) -> float:
-        return self.merge.overall_error
-
-    @property
-    def max_error(self) -> float:
-        return self.merge.max_error
-
 
 def needs_base_model(lf: LoraFile) -> bool:
     return any(m.dora_scale is not None for m in lf.modules.values())

@@ -70,8 +70,7 @@ class PreviewSession:
     @torch.no_grad()
     def render(self, request: RenderRequest, *, should_stop: Callable[[], bool] | None = None,
                on_step: Callable[[int, int], None] | None = None):
-        """The image (PIL) for `request`; None if `should_stop` said so between steps. `on_step(done, total)`
-        is called after each sampling step (the window's progress bar)."""
+        """The PIL image, or None when `should_stop` said so; `on_step(done, total)` after each step."""
         request.validate()
         self.apply(request.loras)
         pipe = self.pipe

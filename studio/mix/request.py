@@ -46,10 +46,9 @@ class MixEntry:
         # NaN/Inf weights and call it done, so every number is checked where an entry is made
         name = Path(self.path).name or self.path
         check_strength(self.strength, f"{name}: strength")
-        if self.unet is not None:
-            check_strength(self.unet, f"{name}: UNet strength (unet=)")
-        if self.te is not None:
-            check_strength(self.te, f"{name}: text-encoder strength (te=)")
+        for value, what in ((self.unet, "UNet strength (unet=)"), (self.te, "text-encoder strength (te=)")):
+            if value is not None:
+                check_strength(value, f"{name}: {what}")
         for block, weight in self.blocks:
             check_strength(weight, f"{name}: block weight {block}")
 

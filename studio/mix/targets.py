@@ -17,6 +17,7 @@ from studio.errors import LoraFormatError
 from studio.formats.family import family_label, same_architecture
 from studio.formats.lora_file import LoraFile, LoraModule
 from studio.formats.names import kohya_name_for
+from studio.formats.reader import some
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,6 @@ class Target:
 
 
 def model_targets(unet: torch.nn.Module, text_encoders: Sequence[torch.nn.Module], family: str) -> dict[str, Target]:
-    """kohya name → Target for every layer a LoRA may adapt."""
     out: dict[str, Target] = {}
     parts = [("unet", unet)] + list(zip(("te1", "te2") if family == "sdxl" else ("te",), text_encoders))
     for component, root in parts:
@@ -72,10 +72,9 @@ def check_fits(lora: LoraFile, label: str, targets: dict[str, Target], model_fam
         return
     parts = []
     if missing:
-        shown = ", ".join(f"`{n}`" for n in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        parts.append(f"{len(missing)} module(s) match no layer of the base model: {shown}")
+        parts.append(f"{len(missing)} module(s) match no layer of the base model: {some(missing)}")
     if wrong:
-        shown = "; ".join(wrong[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
-        parts.append(f"{len(wrong)} module(s) have another shape than the model's layer: {shown}")
+        parts.append(f"{len(wrong)} module(s) have another shape than the model's layer: "
+                     f"{some(wrong, 3, sep='; ', quote='')}")
     raise LoraFormatError(f"{label} does not fit the base model ({family_label(model_family)}): " + "; ".join(parts),
                           hint="it was made for a different model (size or architecture)")
