@@ -32,3 +32,14 @@ def test_the_banner_and_the_preset_note_are_dismissed_by_the_same_button(qtbot):
         assert not strip.isVisible()
     assert tips == {"StatusBanner": "Dismiss", "PresetNote": "Dismiss (keep the preset's values)"}
     assert note.changes == [Change("network", "rank", 8, 32)]  # dismissing keeps the preset's values
+
+
+def test_the_banners_action_button_shows_its_text_and_its_click_reaches_the_window(qtbot):
+    banner = StatusBanner()
+    qtbot.addWidget(banner)
+    banner.show_message("warning", "A run was interrupted", "resume it from step 120", action="Resume")
+    assert banner.action.isVisible() and banner.action.text() == "Resume"
+    with qtbot.waitSignal(banner.action_clicked, timeout=1000):
+        qtbot.mouseClick(banner.action, Qt.MouseButton.LeftButton)
+    banner.show_message("info", "Saved")
+    assert not banner.action.isVisible()
