@@ -141,7 +141,6 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def find_mask(image: Path) -> Path | None:
-    """`<folder>/masks/<stem>.<any image extension>`, or None."""
     folder = image.parent / MASK_FOLDER
     if not folder.is_dir():
         return None

@@ -20,7 +20,6 @@ def process_state():
 
 
 def shared_path(state, make: Callable[[], Path]) -> Path:
-    """`make()` on the main process, broadcast to the others."""
     if state.num_processes == 1:
         return make()
     from accelerate.utils import broadcast_object_list

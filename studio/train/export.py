@@ -71,7 +71,6 @@ def base_weights(modules: dict[str, object]):
 
 def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,
                 metadata: dict[str, str], initial: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Write the trained adapter to `path` in the layout its type loads in (see the module docstring)."""
     modules = trained_modules(unet, trained_text_encoders, family)
     states = adapter_state_dicts(unet, trained_text_encoders, family)
     scales = {prefix: layer_scales(m) for prefix, m in modules.items()}

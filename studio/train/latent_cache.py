@@ -78,8 +78,6 @@ def _floats(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
 
 
 class LatentCache:
-    """Reads and writes cached latents (`latents`, and `flipped` when the mirror is kept) by key."""
-
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.problem: str | None = None  # why entries could not be written (then none are tried again)

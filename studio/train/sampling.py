@@ -39,7 +39,6 @@ def _unwrap(module):
 @torch.no_grad()
 def render_samples(components, unet, text_encoders, cfg: SamplingConfig, *, resolution: int, step: int,
                    out_dir: Path, device: torch.device) -> list[tuple[str, int, Path]]:
-    """Render each preview prompt; returns (prompt, seed, path) for each image written."""
     unet, text_encoders = _unwrap(unet), [_unwrap(t) for t in text_encoders]
     was_training = [m.training for m in (unet, *text_encoders)]
     for m in (unet, *text_encoders):

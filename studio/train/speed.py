@@ -29,7 +29,6 @@ def ensure_sdpa(unet) -> str:
 
 
 def apply_speed_options(unet, *, channels_last: bool, compile_unet: bool) -> list[str]:
-    """Apply the options to the (already adapted) UNet; returns what was done, for the log."""
     done = []
     if channels_last:
         unet.to(memory_format=torch.channels_last)
