@@ -62,11 +62,7 @@ def base_weights(modules: dict[str, object]):
     from peft.utils.integrations import dequantize_module_weight
 
     layers = {prefix: tuner_layers(m) for prefix, m in modules.items()}
-
-    def weight(prefix: str, path: str) -> torch.Tensor:
-        return dequantize_module_weight(layers[prefix][path].get_base_layer()).detach()
-
-    return weight
+    return lambda prefix, path: dequantize_module_weight(layers[prefix][path].get_base_layer()).detach()
 
 
 def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,

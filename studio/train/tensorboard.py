@@ -8,6 +8,7 @@ rather than pulling in protobuf and grpc. The tests read our files back with Ten
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import struct
@@ -19,13 +20,8 @@ from PIL import Image
 from studio.safe_names import safe_file_name
 
 
-def _crc32c_entry(c: int) -> int:
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    return c
-
-
-_TABLE = [_crc32c_entry(n) for n in range(256)]
+_TABLE = [functools.reduce(lambda c, _: (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1, range(8), n)
+          for n in range(256)]
 
 
 def masked_crc(data: bytes) -> int:
@@ -82,7 +78,8 @@ class EventWriter:
         self._fh.flush()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        summary = b"".join(_summary_value(tag, _varint(2 << 3 | 5) + struct.pack("<f", float(v)))  # simple_value
+        simple_value = _varint(2 << 3 | 5)
+        summary = b"".join(_summary_value(tag, simple_value + struct.pack("<f", float(v)))
                            for tag, v in values.items() if v is not None)
         self._record(_event(step, summary=summary))
 
