@@ -163,7 +163,6 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
 
 def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int, int] | None = None,
                focus: tuple[float, float] | None = None) -> Image.Image | ImageProblem:
-    """The image as RGB, cut to its crop box and fitted to its bucket (in a loader thread), or why not."""
     try:
         crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket, focus=focus, region=region)
         return crop
@@ -214,7 +213,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                     dtype: torch.dtype, seed: int, reg_records: Sequence[ImageRecord] = (),
                     validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
                     vae_hash: str = "") -> PreparedDataset:
-    """Bucket, decode, crop and VAE-encode (or read from the cache) every usable image once; skip the rest."""
     spec = bucket_spec(cfg)
     buckets = make_buckets(spec)
     folder_index: dict[tuple[Path, bool], int] = {}

@@ -13,7 +13,6 @@ import torch
 
 
 def process_state():
-    """accelerate's process state (world size, rank), set up from the launcher's environment if any."""
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())

@@ -1,10 +1,9 @@
 """The on-disk latent cache: `<project>/.cache/latents/<key>.safetensors`, one file per image.
 
 VAE encoding is the slowest part of starting a run, and gives the same result for the same inputs. The key
-hashes all of them (the image file's path, mtime, size and a sample of its bytes; its bucket, crop box and
-focus point; flip, the VAE's weights, the noise seed), so nothing is invalidated by hand. Entries are
-written atomically; a bad one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs,
-and a read-only cache folder only costs the encoding (`problem` says why, once).
+hashes all of them (`CacheKey`), so nothing is invalidated by hand. Entries are written atomically; a bad
+one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs, and a read-only cache
+folder only costs the encoding (`problem` says why, once).
 """
 
 from __future__ import annotations

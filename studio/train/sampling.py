@@ -32,14 +32,11 @@ def build_pipeline(components, unet, text_encoders):
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
-def _unwrap(module):
-    return getattr(module, "module", module)
-
-
 @torch.no_grad()
 def render_samples(components, unet, text_encoders, cfg: SamplingConfig, *, resolution: int, step: int,
-                   out_dir: Path, device: torch.device) -> list[tuple[str, int, Path]]:
-    pipe = build_pipeline(components, _unwrap(unet), [_unwrap(t) for t in text_encoders])
+                   out_dir: Path) -> list[tuple[str, int, Path]]:
+    unet, text_encoders = getattr(unet, "module", unet), [getattr(t, "module", t) for t in text_encoders]
+    pipe = build_pipeline(components, unet, text_encoders)
     pipe.set_progress_bar_config(disable=True)
     results = []
     for i, prompt in enumerate(cfg.prompts):

@@ -18,7 +18,6 @@ def use_channels_last(setting: str, device: torch.device) -> bool:
 
 
 def ensure_sdpa(unet) -> str:
-    """Make every attention processor the SDPA one; returns the name of what was there before."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     procs = getattr(unet, "attn_processors", {})
