@@ -254,8 +254,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     hits = misses = 0
     pool = ThreadPoolExecutor(max_workers=LOAD_THREADS)  # Pillow decodes and resizes without the GIL
     try:
-        for bucket in sorted(by_bucket):
-            group = by_bucket[bucket]
+        for bucket, group in sorted(by_bucket.items()):
             for start in range(0, len(group), ENCODE_BATCH):
                 todo: list[tuple[_Item, CacheKey | None]] = []
                 for it in group[start:start + ENCODE_BATCH]:

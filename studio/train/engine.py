@@ -391,15 +391,15 @@ def _evaluation(run: Run) -> Iterator[None]:
     """The weights to export, preview and validate: schedule-free's average, or the EMA, in eval mode."""
     modules = [run.unet, *run.trained_tes]
     was_training = [m.training for m in modules]
-    with evaluation_weights(run.optimizer, run.params):
-        with (run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
-            for m in modules:
-                m.eval()
-            try:
-                yield
-            finally:
-                for m, flag in zip(modules, was_training):
-                    m.train(flag)
+    with (evaluation_weights(run.optimizer, run.params),
+          run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
+        for m in modules:
+            m.eval()
+        try:
+            yield
+        finally:
+            for m, flag in zip(modules, was_training):
+                m.train(flag)
 
 
 def _facts(run: Run) -> TrainingFacts:

@@ -63,12 +63,9 @@ class CacheKey:
                                self.vae, self.seed]
         # appended only when set, so an image without a crop box or focus point keeps the key it had before
         # they existed (its cached latent stays valid)
-        if self.crop is not None:
-            parts.append(f"crop={self.crop}")
-        if self.focus is not None:
-            parts.append(f"focus={self.focus}")
-        text = "|".join(str(v) for v in parts)
-        return hashlib.sha256(text.encode()).hexdigest()[:40]
+        parts += [f"{name}={value}" for name, value in (("crop", self.crop), ("focus", self.focus))
+                  if value is not None]
+        return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:40]
 
 
 def _floats(values: tuple[float, ...] | None) -> tuple[float, ...] | None:

@@ -254,10 +254,10 @@ def _claim_stdio() -> tuple[IO[bytes], IO[bytes]]:
 
 
 def main() -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing the worker runs may reach a model hub
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # HF_HUB_OFFLINE: nothing the worker runs may reach a model hub
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("DIFFUSERS_VERBOSITY", "error"),
+                        ("TRANSFORMERS_VERBOSITY", "error"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
     _lower_priority()
     stdin, stdout = _claim_stdio()
     heartbeat = float(os.environ.get("STUDIO_WORKER_HEARTBEAT_S", HEARTBEAT_S))
