@@ -45,7 +45,8 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
     if net.type in ("loha", "lokr"):
         from peft import LoHaConfig, LoKrConfig
 
-        cls, extra = (LoHaConfig, {}) if net.type == "loha" else (LoKrConfig, {"decompose_factor": net.lokr_factor})
+        cls, extra = ((LoHaConfig, {}) if net.type == "loha"
+                      else (LoKrConfig, {"decompose_factor": net.lokr_factor}))
         return cls(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
                    use_effective_conv2d=False, **extra, **patterns)
     raise ConfigError(f"unknown network type {net.type!r}")
