@@ -116,6 +116,5 @@ def mirrored_crop(crop_top_left: tuple[int, int], scaled_width: int, width: int)
 
 
 def scaled_size(img_width: int, img_height: int, width: int, height: int) -> tuple[int, int]:
-    """(width, height) `fit_to_bucket` scales an image to before cropping."""
     scale = max(width / img_width, height / img_height)
     return max(width, round(img_width * scale)), max(height, round(img_height * scale))

@@ -71,12 +71,11 @@ def save_checkpoint(path: Path, *, adapters: dict[str, dict[str, torch.Tensor]],
     """`extra`: more named tensor sets the run needs to continue (the EMA weights, PiSSA's starting
     adapter), written to `extra/<name>.safetensors` so they are never mistaken for adapters."""
     with atomic_dir(path) as tmp:
-        for prefix, sd in adapters.items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(tmp / f"{prefix}.safetensors"))
-        for name, tensors in (extra or {}).items():
-            (tmp / EXTRA_DIR).mkdir(exist_ok=True)
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                      str(tmp / EXTRA_DIR / f"{name}.safetensors"))
+        files = [(tmp / f"{prefix}.safetensors", sd) for prefix, sd in adapters.items()]
+        files += [(tmp / EXTRA_DIR / f"{name}.safetensors", sd) for name, sd in (extra or {}).items()]
+        for target, sd in files:
+            target.parent.mkdir(exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()}, str(target))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(_rng_state(noise_gen), tmp / "rng.pt")

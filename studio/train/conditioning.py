@@ -19,8 +19,6 @@ def sdxl_time_ids(original: Sequence[tuple[int, int]], crops: Sequence[tuple[int
 
 
 class TextConditioner:
-    """Encodes captions for one model; caches embeddings when the encoders are frozen."""
-
     def __init__(self, components, *, clip_skip: int, device: torch.device, cache: bool) -> None:
         self.c = components
         self.clip_skip = clip_skip

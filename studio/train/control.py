@@ -45,7 +45,6 @@ class TrainControl:
         self._running.wait(timeout)
 
     def take_save(self) -> bool:
-        """True once per save request."""
         if self._save.is_set():
             self._save.clear()
             return True

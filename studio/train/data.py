@@ -141,7 +141,6 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def find_mask(image: Path) -> Path | None:
-    """`<folder>/masks/<stem>.<any image extension>`, or None."""
     folder = image.parent / MASK_FOLDER
     if not folder.is_dir():
         return None
@@ -164,7 +163,6 @@ def load_mask(path: Path, image_size_wh: tuple[int, int], bucket: tuple[int, int
 
 def _load_crop(path: Path, bucket: tuple[int, int], region: tuple[int, int, int, int] | None = None,
                focus: tuple[float, float] | None = None) -> Image.Image | ImageProblem:
-    """The image as RGB, cut to its crop box and fitted to its bucket (in a loader thread), or why not."""
     try:
         crop, _ = fit_to_bucket(to_rgb(open_checked(path)), *bucket, focus=focus, region=region)
         return crop
@@ -215,7 +213,6 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
                     dtype: torch.dtype, seed: int, reg_records: Sequence[ImageRecord] = (),
                     validation_records: Sequence[ImageRecord] = (), cache: LatentCache | None = None,
                     vae_hash: str = "") -> PreparedDataset:
-    """Bucket, decode, crop and VAE-encode (or read from the cache) every usable image once; skip the rest."""
     spec = bucket_spec(cfg)
     buckets = make_buckets(spec)
     folder_index: dict[tuple[Path, bool], int] = {}
@@ -257,8 +254,7 @@ def prepare_dataset(records: list[ImageRecord], cfg: DatasetConfig, vae, *, devi
     hits = misses = 0
     pool = ThreadPoolExecutor(max_workers=LOAD_THREADS)  # Pillow decodes and resizes without the GIL
     try:
-        for bucket in sorted(by_bucket):
-            group = by_bucket[bucket]
+        for bucket, group in sorted(by_bucket.items()):
             for start in range(0, len(group), ENCODE_BATCH):
                 todo: list[tuple[_Item, CacheKey | None]] = []
                 for it in group[start:start + ENCODE_BATCH]:

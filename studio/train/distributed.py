@@ -13,14 +13,12 @@ import torch
 
 
 def process_state():
-    """accelerate's process state (world size, rank), set up from the launcher's environment if any."""
     from accelerate import PartialState
 
     return PartialState(cpu=not torch.cuda.is_available())
 
 
 def shared_path(state, make: Callable[[], Path]) -> Path:
-    """`make()` on the main process, broadcast to the others."""
     if state.num_processes == 1:
         return make()
     from accelerate.utils import broadcast_object_list

@@ -14,7 +14,6 @@ import torch
 
 
 def ema_decay_at(decay: float, updates: int) -> float:
-    """The decay used for update number `updates` (0-based)."""
     return min(decay, (1 + updates) / (10 + updates))
 
 
@@ -27,7 +26,6 @@ class LoraEMA:
 
     @torch.no_grad()
     def update(self) -> None:
-        """shadow ← d·shadow + (1 − d)·weights, with d = `ema_decay_at(decay, updates)`."""
         d = ema_decay_at(self.decay, self.updates)
         for s, p in zip(self.shadow, self.params):
             s.lerp_(p.detach().float(), 1.0 - d)

@@ -391,15 +391,15 @@ def _evaluation(run: Run) -> Iterator[None]:
     """The weights to export, preview and validate: schedule-free's average, or the EMA, in eval mode."""
     modules = [run.unet, *run.trained_tes]
     was_training = [m.training for m in modules]
-    with evaluation_weights(run.optimizer, run.params):
-        with (run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
-            for m in modules:
-                m.eval()
-            try:
-                yield
-            finally:
-                for m, flag in zip(modules, was_training):
-                    m.train(flag)
+    with (evaluation_weights(run.optimizer, run.params),
+          run.ema.applied() if run.ema is not None else contextlib.nullcontext()):
+        for m in modules:
+            m.eval()
+        try:
+            yield
+        finally:
+            for m, flag in zip(modules, was_training):
+                m.train(flag)
 
 
 def _facts(run: Run) -> TrainingFacts:
@@ -420,7 +420,6 @@ def _facts(run: Run) -> TrainingFacts:
 
 
 def _save(run: Run, *, final: bool) -> Iterator[Event]:
-    """Checkpoint (resumable state) and export (the LoRA file) at the current step, on the main process."""
     acc, cfg = run.accelerator, run.cfg
     target = (run.output_dir / f"{cfg.output.name}.safetensors" if final
               else run.run_dir / f"{cfg.output.name}-step{run.step:07d}.safetensors")
@@ -472,7 +471,7 @@ def _sample(run: Run) -> Iterator[Event]:
     with _evaluation(run), run.accelerator.autocast():
         results = render_samples(run.components, run.unet, run.trained_tes or run.components.text_encoders,
                                  run.cfg.sampling, resolution=run.cfg.dataset.resolution, step=run.step,
-                                 out_dir=out_dir, device=run.accelerator.device)
+                                 out_dir=out_dir)
     for i, (prompt, seed, path) in enumerate(results):
         yield Sample(step=run.step, prompt=prompt, seed=seed, path=str(path))
         if run.tensorboard:

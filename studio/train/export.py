@@ -62,16 +62,11 @@ def base_weights(modules: dict[str, object]):
     from peft.utils.integrations import dequantize_module_weight
 
     layers = {prefix: tuner_layers(m) for prefix, m in modules.items()}
-
-    def weight(prefix: str, path: str) -> torch.Tensor:
-        return dequantize_module_weight(layers[prefix][path].get_base_layer()).detach()
-
-    return weight
+    return lambda prefix, path: dequantize_module_weight(layers[prefix][path].get_base_layer()).detach()
 
 
 def export_lora(path: Path, *, unet, trained_text_encoders, family: str, network: NetworkConfig, dtype: str,
                 metadata: dict[str, str], initial: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Write the trained adapter to `path` in the layout its type loads in (see the module docstring)."""
     modules = trained_modules(unet, trained_text_encoders, family)
     states = adapter_state_dicts(unet, trained_text_encoders, family)
     scales = {prefix: layer_scales(m) for prefix, m in modules.items()}

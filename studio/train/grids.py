@@ -17,7 +17,6 @@ GRID_NAME = "grid.png"
 
 
 def write_grid(folder: Path) -> Path | None:
-    """(Re)write `folder/grid.png` from the samples in it; None when there are none."""
     found: dict[int, dict[int, Path]] = {}  # step → prompt index → file
     for path in folder.glob("step-*.png"):
         if m := SAMPLE_NAME.match(path.name):

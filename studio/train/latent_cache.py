@@ -1,10 +1,9 @@
 """The on-disk latent cache: `<project>/.cache/latents/<key>.safetensors`, one file per image.
 
 VAE encoding is the slowest part of starting a run, and gives the same result for the same inputs. The key
-hashes all of them (the image file's path, mtime, size and a sample of its bytes; its bucket, crop box and
-focus point; flip, the VAE's weights, the noise seed), so nothing is invalidated by hand. Entries are
-written atomically; a bad one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs,
-and a read-only cache folder only costs the encoding (`problem` says why, once).
+hashes all of them (`CacheKey`), so nothing is invalidated by hand. Entries are written atomically; a bad
+one (odd, unreadable, NaN/Inf) counts as missing, so it never fails later runs, and a read-only cache
+folder only costs the encoding (`problem` says why, once).
 """
 
 from __future__ import annotations
@@ -64,12 +63,9 @@ class CacheKey:
                                self.vae, self.seed]
         # appended only when set, so an image without a crop box or focus point keeps the key it had before
         # they existed (its cached latent stays valid)
-        if self.crop is not None:
-            parts.append(f"crop={self.crop}")
-        if self.focus is not None:
-            parts.append(f"focus={self.focus}")
-        text = "|".join(str(v) for v in parts)
-        return hashlib.sha256(text.encode()).hexdigest()[:40]
+        parts += [f"{name}={value}" for name, value in (("crop", self.crop), ("focus", self.focus))
+                  if value is not None]
+        return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:40]
 
 
 def _floats(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
@@ -78,8 +74,6 @@ def _floats(values: tuple[float, ...] | None) -> tuple[float, ...] | None:
 
 
 class LatentCache:
-    """Reads and writes cached latents (`latents`, and `flipped` when the mirror is kept) by key."""
-
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.problem: str | None = None  # why entries could not be written (then none are tried again)

@@ -29,7 +29,6 @@ def min_snr_weights(snr: torch.Tensor, gamma: float, prediction: str) -> torch.T
 
 
 def elementwise_loss(pred: torch.Tensor, target: torch.Tensor, kind: str, huber_c: float = 0.1) -> torch.Tensor:
-    """Per-element loss in fp32: `mse`, `l1` or `huber` (pseudo-Huber with parameter c)."""
     pred, target = pred.float(), target.float()
     if kind == "mse":
         return F.mse_loss(pred, target, reduction="none")

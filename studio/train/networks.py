@@ -42,16 +42,13 @@ def adapter_config(net: NetworkConfig, target_modules: str, *, convs: bool = Fal
         # peft's default init (Kaiming-uniform A, zero B) is the one sd-scripts uses: the adapter starts as a no-op
         return LoraConfig(r=net.rank, lora_alpha=net.alpha, lora_dropout=net.dropout, target_modules=target_modules,
                           init_lora_weights=True, use_dora=net.dora, use_rslora=net.rslora, **patterns)
-    if net.type == "loha":
-        from peft import LoHaConfig
+    if net.type in ("loha", "lokr"):
+        from peft import LoHaConfig, LoKrConfig
 
-        return LoHaConfig(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
-                          use_effective_conv2d=False, **patterns)
-    if net.type == "lokr":
-        from peft import LoKrConfig
-
-        return LoKrConfig(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
-                          decompose_factor=net.lokr_factor, use_effective_conv2d=False, **patterns)
+        cls, extra = ((LoHaConfig, {}) if net.type == "loha"
+                      else (LoKrConfig, {"decompose_factor": net.lokr_factor}))
+        return cls(r=net.rank, alpha=net.alpha, target_modules=target_modules, init_weights=True,
+                   use_effective_conv2d=False, **extra, **patterns)
     raise ConfigError(f"unknown network type {net.type!r}")
 
 

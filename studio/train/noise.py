@@ -49,7 +49,6 @@ def perturbation(noise: torch.Tensor, amount: float, gen: torch.Generator) -> to
 
 
 def training_scheduler(scheduler, *, zero_terminal_snr: bool, prediction: str):
-    """The DDPM scheduler to train with: the model's own, or with betas rescaled to zero terminal SNR."""
     if not zero_terminal_snr:
         return scheduler
     if prediction != "v_prediction":

@@ -37,8 +37,8 @@ def diffusion_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
                    objective: Objective, gen: torch.Generator, *, weights: torch.Tensor | None = None,
                    masks: torch.Tensor | None = None, timesteps: torch.Tensor | None = None,
                    noise: torch.Tensor | None = None, augment: bool = True) -> torch.Tensor:
-    """The batch loss of `model(noisy, timesteps)`. Draws, in order: the noise, the timesteps, each enabled
-    augmentation; validation passes `noise`, `timesteps` and `augment=False`, so nothing random is left."""
+    """Draws, in order: the noise, the timesteps, each enabled augmentation; validation passes `noise`,
+    `timesteps` and `augment=False`, so nothing random is left."""
     device = latents.device
     if noise is None:
         noise = torch.randn(latents.shape, generator=gen, dtype=torch.float32).to(device, latents.dtype)

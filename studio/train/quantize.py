@@ -14,7 +14,6 @@ from studio.errors import ConfigError
 
 def quantize_linear_layers(model: torch.nn.Module, mode: str, *, compute_dtype: torch.dtype,
                            device: torch.device) -> int:
-    """Replace every `nn.Linear` in `model` by its bitsandbytes version on `device`; returns how many."""
     try:
         import bitsandbytes as bnb
     except ImportError:

@@ -1,7 +1,7 @@
 """Preview images during training, from fixed prompts and seeds so steps can be compared.
 
-The pipeline is assembled around the very modules being trained (no copy, no reload), switched to eval
-mode for the duration and back afterwards.
+The pipeline is assembled around the very modules being trained (no copy, no reload); the engine's
+`_evaluation` switches them to eval mode (and the averaged weights) around it.
 """
 
 from __future__ import annotations
@@ -32,33 +32,20 @@ def build_pipeline(components, unet, text_encoders):
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
 
 
-def _unwrap(module):
-    return getattr(module, "module", module)
-
-
 @torch.no_grad()
 def render_samples(components, unet, text_encoders, cfg: SamplingConfig, *, resolution: int, step: int,
-                   out_dir: Path, device: torch.device) -> list[tuple[str, int, Path]]:
-    """Render each preview prompt; returns (prompt, seed, path) for each image written."""
-    unet, text_encoders = _unwrap(unet), [_unwrap(t) for t in text_encoders]
-    was_training = [m.training for m in (unet, *text_encoders)]
-    for m in (unet, *text_encoders):
-        m.eval()
-    try:
-        pipe = build_pipeline(components, unet, text_encoders)
-        pipe.set_progress_bar_config(disable=True)
-        results = []
-        for i, prompt in enumerate(cfg.prompts):
-            seed = cfg.seed + i
-            gen = torch.Generator(device="cpu").manual_seed(seed)
-            image = pipe(prompt=prompt, negative_prompt=cfg.negative_prompt or None,
-                         num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                         width=cfg.width or resolution, height=cfg.height or resolution,
-                         generator=gen).images[0]
-            path = out_dir / f"step-{step:07d}-{i}.png"
-            atomic_write_with(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
-            results.append((prompt, seed, path))
-        return results
-    finally:
-        for m, flag in zip((unet, *text_encoders), was_training):
-            m.train(flag)
+                   out_dir: Path) -> list[tuple[str, int, Path]]:
+    unet, text_encoders = getattr(unet, "module", unet), [getattr(t, "module", t) for t in text_encoders]
+    pipe = build_pipeline(components, unet, text_encoders)
+    pipe.set_progress_bar_config(disable=True)
+    results = []
+    for i, prompt in enumerate(cfg.prompts):
+        seed = cfg.seed + i
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        image = pipe(prompt=prompt, negative_prompt=cfg.negative_prompt or None,
+                     num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                     width=cfg.width or resolution, height=cfg.height or resolution, generator=gen).images[0]
+        path = out_dir / f"step-{step:07d}-{i}.png"
+        atomic_write_with(path, lambda tmp, im=image: im.save(tmp, format="PNG"))
+        results.append((prompt, seed, path))
+    return results

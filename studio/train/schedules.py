@@ -10,7 +10,6 @@ from studio.config import ScheduleConfig
 
 
 def warmup_steps(sched: ScheduleConfig) -> int:
-    """Warm-up length in optimizer steps: `warmup_ratio` × max_steps (rounded up) when set, else warmup_steps."""
     if sched.warmup_ratio > 0:
         return math.ceil(sched.warmup_ratio * sched.max_steps)
     return sched.warmup_steps

@@ -25,7 +25,6 @@ def choose_precision(requested: str, device: torch.device) -> Precision:
 
 
 def place_models(components, precision: Precision, device: torch.device, *, base_quantization: str = "none") -> None:
-    """Move the frozen parts to the device in their dtypes; optionally quantise the UNet's linear layers."""
     components.vae.requires_grad_(False)
     # the SDXL VAE overflows in fp16; encoding happens once, so fp32 costs nothing per step
     components.vae.to(device, dtype=torch.float32 if components.is_sdxl else precision.weights)

@@ -18,7 +18,6 @@ def use_channels_last(setting: str, device: torch.device) -> bool:
 
 
 def ensure_sdpa(unet) -> str:
-    """Make every attention processor the SDPA one; returns the name of what was there before."""
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     procs = getattr(unet, "attn_processors", {})
@@ -29,7 +28,6 @@ def ensure_sdpa(unet) -> str:
 
 
 def apply_speed_options(unet, *, channels_last: bool, compile_unet: bool) -> list[str]:
-    """Apply the options to the (already adapted) UNet; returns what was done, for the log."""
     done = []
     if channels_last:
         unet.to(memory_format=torch.channels_last)

@@ -8,6 +8,7 @@ rather than pulling in protobuf and grpc. The tests read our files back with Ten
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import struct
@@ -19,17 +20,11 @@ from PIL import Image
 from studio.safe_names import safe_file_name
 
 
-def _crc32c_entry(c: int) -> int:
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    return c
-
-
-_TABLE = [_crc32c_entry(n) for n in range(256)]
+_TABLE = [functools.reduce(lambda c, _: (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1, range(8), n)
+          for n in range(256)]
 
 
 def masked_crc(data: bytes) -> int:
-    """TFRecord's masked CRC-32C."""
     crc = 0xFFFFFFFF
     for b in data:
         crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
@@ -54,6 +49,10 @@ def _field_varint(number: int, value: int) -> bytes:
     return _varint(number << 3) + _varint(value)
 
 
+def _summary_value(tag: str, value: bytes) -> bytes:
+    return _field_bytes(1, _field_bytes(1, tag.encode()) + value)
+
+
 def _event(step: int, *, summary: bytes | None = None, file_version: str | None = None) -> bytes:
     out = _varint(1 << 3 | 1) + struct.pack("<d", time.time()) + _field_varint(2, step)
     if file_version is not None:
@@ -61,18 +60,6 @@ def _event(step: int, *, summary: bytes | None = None, file_version: str | None 
     if summary is not None:
         out += _field_bytes(5, summary)
     return out
-
-
-def scalar_value(tag: str, value: float) -> bytes:
-    """A Summary.Value with `simple_value`."""
-    return _field_bytes(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(value))
-
-
-def image_value(tag: str, png: bytes, width: int, height: int, channels: int = 3) -> bytes:
-    """A Summary.Value with a PNG `Summary.Image`."""
-    image = (_field_varint(1, height) + _field_varint(2, width) + _field_varint(3, channels)
-             + _field_bytes(4, png))
-    return _field_bytes(1, tag.encode()) + _field_bytes(4, image)
 
 
 class EventWriter:
@@ -91,15 +78,16 @@ class EventWriter:
         self._fh.flush()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
-        summary = b"".join(_field_bytes(1, scalar_value(tag, v)) for tag, v in values.items() if v is not None)
+        simple_value = _varint(2 << 3 | 5)
+        summary = b"".join(_summary_value(tag, simple_value + struct.pack("<f", float(v)))
+                           for tag, v in values.items() if v is not None)
         self._record(_event(step, summary=summary))
 
     def image(self, step: int, tag: str, path: Path) -> None:
-        with Image.open(path) as im:
-            width, height = im.size
-            channels = len(im.getbands())
-        self._record(_event(step, summary=_field_bytes(1, image_value(tag, path.read_bytes(), width, height,
-                                                                       channels))))
+        with Image.open(path) as im:  # a Summary.Image of the PNG
+            image = (_field_varint(1, im.height) + _field_varint(2, im.width)
+                     + _field_varint(3, len(im.getbands())) + _field_bytes(4, path.read_bytes()))
+        self._record(_event(step, summary=_summary_value(tag, _field_bytes(4, image))))
 
     def close(self) -> None:
         self._fh.close()

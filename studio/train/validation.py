@@ -58,7 +58,6 @@ def split_validation(records: list[ImageRecord], cfg: SamplingConfig, resolve: C
 
 
 def fixed_timesteps(num_train_timesteps: int, count: int) -> list[int]:
-    """`count` timesteps evenly spaced over the schedule (the centres of equal bins)."""
     return [int((k + 0.5) * num_train_timesteps / count) for k in range(count)]
 
 

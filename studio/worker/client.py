@@ -70,7 +70,7 @@ def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """One worker process. Not restartable: make a new one after it exits."""
+    """Not restartable: make a new one after it exits."""
 
     def __init__(self, on_message: Callable[[Any], None] | None = None, *, command: list[str] | None = None,
                  env: dict[str, str] | None = None) -> None:

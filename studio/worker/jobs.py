@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.errors import StudioError
-from studio.events import Event
+from studio.events import Event, Log
 from studio.job_requests import (AutoCaptionRequest, DemoProjectRequest, JobRequest, MixBakeRequest, MixExportRequest,
                                  MixGridRequest, MixPreviewRequest, PlainCopyRequest, TrainRequest)
 
@@ -43,7 +43,6 @@ def resolve_job(request: JobRequest) -> Callable[[Any, Any], Iterator[Event]]:
 def train_job(request: TrainRequest, control: Any) -> Iterator[Event]:
     """A training run: the config arrives as TOML text (unsaved edits in the form are what trains)."""
     from studio.config import loads_project
-    from studio.events import Log
     from studio.train.engine import run_training
     from studio.validate import require_valid
 

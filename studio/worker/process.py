@@ -1,12 +1,10 @@
 """The worker process: `python -m studio.worker`, one per window, long-lived, reused for every job.
 
 A process, so that a crash, an out-of-memory error or a minute-long step never freezes or takes down the
-window; long-lived, because importing torch + diffusers + peft takes 7–9 s (`starting` comes before those
-imports, `ready` after). Threads: main acts on commands, reader decodes stdin (a bad line becomes a
-`worker_error`, never a crash), heartbeat beats once a second whatever happens, warm-up imports, and a
-job thread sends the job's events. The protocol owns the real stdout: fd 1 points at stderr, so a stray
-`print` cannot corrupt the stream. End of stdin means the window is gone: the job is asked to stop (it
-saves) and the worker exits.
+window; long-lived, because importing torch + diffusers + peft takes 7–9 s. Reading stdin, the heartbeat
+and the warm-up have threads of their own, so a bad line, a busy job or a slow import never silences it.
+The protocol owns the real stdout: fd 1 points at stderr, so a stray `print` cannot corrupt the stream.
+End of stdin means the window is gone: the job is asked to stop (it saves) and the worker exits.
 """
 
 from __future__ import annotations
@@ -70,7 +68,6 @@ class Worker:
             self._writer.write(p.WorkerError(error=f"dropped a message: {exc}"))
 
     def serve(self) -> int:
-        """Run until `shutdown` or end of stdin; returns the exit code."""
         self.send(p.Starting(pid=os.getpid()))
         handler = _EventLogHandler(self.send)
         logging.getLogger().addHandler(handler)
@@ -257,10 +254,10 @@ def _claim_stdio() -> tuple[IO[bytes], IO[bytes]]:
 
 
 def main() -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing the worker runs may reach a model hub
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # HF_HUB_OFFLINE: nothing the worker runs may reach a model hub
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("DIFFUSERS_VERBOSITY", "error"),
+                        ("TRANSFORMERS_VERBOSITY", "error"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
     _lower_priority()
     stdin, stdout = _claim_stdio()
     heartbeat = float(os.environ.get("STUDIO_WORKER_HEARTBEAT_S", HEARTBEAT_S))

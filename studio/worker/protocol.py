@@ -188,7 +188,7 @@ def _decode(line: bytes, table: dict[str, type], kind: str, max_line: int) -> An
 
 # Reading and writing streams
 class LineReader:
-    """Reads messages from a binary stream, a line at a time, never more than `max_line` bytes into memory."""
+    """Never more than `max_line` bytes of a line in memory."""
 
     def __init__(self, stream: IO[bytes], decode: Callable[..., Any], *, max_line: int = MAX_LINE_BYTES) -> None:
         self._stream = stream
@@ -203,15 +203,10 @@ class LineReader:
         if not line.endswith(b"\n"):
             if len(line) < self._max + 2:
                 raise ProtocolError(f"truncated line at end of stream ({len(line)} bytes without a newline)", line)
-            self._skip_rest_of_line()
+            while (chunk := self._stream.readline(65536)) and not chunk.endswith(b"\n"):
+                pass  # skip the rest of the line
             raise ProtocolError(f"line over the {self._max}-byte limit (skipped)", line)
         return self._decode(line, max_line=self._max)
-
-    def _skip_rest_of_line(self) -> None:
-        while True:
-            chunk = self._stream.readline(65536)
-            if not chunk or chunk.endswith(b"\n"):
-                return
 
     def __iter__(self) -> Iterator[Any]:
         """Messages and ProtocolErrors (as values, not raised) until the end of the stream."""
