@@ -7,14 +7,12 @@ panel's or an older one. The requests themselves are `studio.job_requests`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from studio.events import Event
 
 
 @dataclass(frozen=True)
-class MixResult(Event):
-    type: ClassVar[str] = "mix_result"
+class MixResult(Event, type="mix_result"):
     kind: str  # preview | grid | export | bake | plain
     request_id: int
     path: str

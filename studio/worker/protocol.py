@@ -60,17 +60,15 @@ class Ping(Command):
 
 # Worker-level events (worker → client), beside the job events of `studio.events`
 @dataclass(frozen=True)
-class Starting(Event):
+class Starting(Event, type="starting"):
     """First line a worker writes, before the slow imports, so the window can say "starting…"."""
-    type: ClassVar[str] = "starting"
     pid: int
     protocol: int = PROTOCOL_VERSION
 
 
 @dataclass(frozen=True)
-class Ready(Event):
+class Ready(Event, type="ready"):
     """torch and the engine are imported; jobs start without the import delay from now on."""
-    type: ClassVar[str] = "ready"
     pid: int
     python: str
     torch: str
@@ -79,43 +77,38 @@ class Ready(Event):
 
 
 @dataclass(frozen=True)
-class Heartbeat(Event):
+class Heartbeat(Event, type="heartbeat"):
     """Sent every second whatever the worker is doing; silence means it hangs or is gone."""
-    type: ClassVar[str] = "heartbeat"
     seq: int
     busy: bool
     job: str | None = None
 
 
 @dataclass(frozen=True)
-class Pong(Event):
-    type: ClassVar[str] = "pong"
+class Pong(Event, type="pong"):
     nonce: int
 
 
 @dataclass(frozen=True)
-class JobStarted(Event):
+class JobStarted(Event, type="job_started"):
     """Opens a job's events: all until the matching `job_ended` are this job's (one job at a time, one pipe);
     `request_id` is the request's own, so each panel knows which job is its own."""
-    type: ClassVar[str] = "job_started"
     job_id: int
     kind: str
     request_id: int = 0
 
 
 @dataclass(frozen=True)
-class JobEnded(Event):
+class JobEnded(Event, type="job_ended"):
     """Closes a job's events; sent after its Finished or Failed event."""
-    type: ClassVar[str] = "job_ended"
     job_id: int
     kind: str
     request_id: int = 0
 
 
 @dataclass(frozen=True)
-class WorkerError(Event):
+class WorkerError(Event, type="worker_error"):
     """A problem of the worker rather than of a job: a rejected command, a bad line, a failed import."""
-    type: ClassVar[str] = "worker_error"
     error: str
     hint: str = ""
     traceback: str = ""
