@@ -126,9 +126,12 @@ def _user_folders_of_its_own(tmp_path_factory, monkeypatch):
     """Settings, data and the thumbnail cache in a fresh folder per test, never the real user's: a test must not
     see what an earlier one (or another pytest worker running beside it) saved. A test that sets them itself
     still wins (its monkeypatch comes later)."""
+    from studio.dataset.thumbnails import CACHE_ENV
+    from studio.paths import CONFIG_ENV, DATA_ENV
+
     home = tmp_path_factory.mktemp("user")
-    for name in ("LORA_STUDIO_CONFIG_DIR", "LORA_STUDIO_DATA_DIR", "LORA_STUDIO_CACHE_DIR"):
-        monkeypatch.setenv(name, str(home / name.split("_")[2].lower()))
+    for env, folder in ((CONFIG_ENV, "config"), (DATA_ENV, "data"), (CACHE_ENV, "cache")):
+        monkeypatch.setenv(env, str(home / folder))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -137,6 +140,8 @@ def pytest_collection_modifyitems(config, items):
     phase = os.environ.get("LORA_STUDIO_TEST_PHASE", "")
     if phase not in ("parallel", "serial"):
         return
-    keep = [item for item in items if (item.get_closest_marker("serial") is not None) == (phase == "serial")]
-    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("serial") is not None) == (phase == "serial") else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
     items[:] = keep

@@ -21,6 +21,12 @@ def fill(layout: QBoxLayout, *items) -> QBoxLayout:
     return layout
 
 
+def flat(layout: QBoxLayout) -> QBoxLayout:
+    """`layout` without margins: the widget sits inside a panel's or a form's own margins."""
+    layout.setContentsMargins(0, 0, 0, 0)
+    return layout
+
+
 def row(*items) -> QHBoxLayout:
     return fill(QHBoxLayout(), *items)
 

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QPushButton, Q
 
 from ui.jobs.job import QUEUED, RUNNING, Job
 from ui.jobs.manager import JobManager
-from ui.layout import column, fill
+from ui.layout import column, fill, flat
 
 
 class JobRow(QWidget):
@@ -74,7 +74,7 @@ class JobsView(QWidget):
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setWidget(self._holder)
-        fill(QVBoxLayout(self), scroll).setContentsMargins(0, 0, 0, 0)
+        flat(fill(QVBoxLayout(self), scroll))
         for signal in (jobs.job_added, jobs.job_removed, jobs.order_changed):
             signal.connect(lambda *_job: self.rebuild())
         jobs.job_changed.connect(self._changed)

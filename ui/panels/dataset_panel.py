@@ -18,7 +18,7 @@ from studio.dataset.captions import CaptionStore
 from studio.dataset.check import CheckReport
 from studio.dataset.state import DatasetState
 from studio.dataset.thumbnails import ThumbnailCache
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.models.check_runner import CheckRunner
 from ui.models.dataset_loader import DatasetLoader
 from ui.models.dataset_model import DatasetFilterProxy, DatasetModel
@@ -96,7 +96,7 @@ class DatasetPanel(FoldersMixin, GridMixin, EditsMixin, CountersMixin, QWidget):
         self.model.set_thumb_side(side)
         self.footer = QLabel()
         left = QWidget()
-        fill(QVBoxLayout(left), self.filter_bar, (self.grid, 1), self.footer).setContentsMargins(0, 0, 0, 0)
+        flat(fill(QVBoxLayout(left), self.filter_bar, (self.grid, 1), self.footer))
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)

@@ -29,7 +29,7 @@ from studio.mix.grid import GridAxis
 from studio.mix.messages import MixResult
 from studio.mix.request import MixEntry, RenderRequest
 from studio.mix.samplers import SAMPLERS
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, Job
 from ui.widgets.lora_mix_row import LoraMixRow
 from ui.widgets.mix_export_box import MixExportBox
@@ -93,7 +93,7 @@ class MixerPanel(QWidget):
         form.addRow("Sampler", row((self.sampler, 1), QLabel("Size"), (self.size, 1)))
 
         left = QWidget()
-        fill(QVBoxLayout(left), (scroll, 1), add, prompt_box).setContentsMargins(0, 0, 0, 0)
+        flat(fill(QVBoxLayout(left), (scroll, 1), add, prompt_box))
 
         self.preview = MixPreviewView()
         self.grid = StrengthGridView()

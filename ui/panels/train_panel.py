@@ -28,7 +28,7 @@ from studio.preset_info import preset_changes
 from studio.run_folder import clean_partial_files, last_checkpoint
 from studio.mix.messages import MixResult
 from ui.background import run_in_background
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.jobs.job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job
 from ui.widgets.compat_report_view import CompatReportView
 from ui.panels.train_checks import FormChecks
@@ -105,6 +105,8 @@ class TrainPanel(QWidget):
         self.worker_state = "stopped"
         self._resume_target: Path | None = None
         self._job_kind: str | None = None  # the kind of the worker job whose events are arriving
+        self._run_handlers = {Started: self._on_started, Finished: self._on_finished, Failed: self._on_failed,
+                              WorkerExited: self._on_worker_exited}  # by exact type: none has a subclass
         self.jobs = None  # the window's JobManager (use_jobs)
         self._train_job: Job | None = None
         self._build()
@@ -125,8 +127,8 @@ class TrainPanel(QWidget):
         scroll = QScrollArea(widgetResizable=True, minimumWidth=380)
         scroll.setWidget(self.form)
         left = QWidget()
-        fill(QVBoxLayout(left), row(QLabel("Preset:"), (self.presets, 1)), self.preset_note,
-             (scroll, 1)).setContentsMargins(0, 0, 0, 0)
+        flat(fill(QVBoxLayout(left), row(QLabel("Preset:"), (self.presets, 1)), self.preset_note,
+                  (scroll, 1)))
         split.addWidget(left)
 
         self.banner = StatusBanner()
@@ -154,8 +156,8 @@ class TrainPanel(QWidget):
         charts_split.addWidget(self.tabs)
         charts_split.setSizes([420, 300])
         right = QWidget()
-        fill(QVBoxLayout(right), self.banner, self.controls, self.export_box,
-             (charts_split, 1)).setContentsMargins(0, 0, 0, 0)
+        flat(fill(QVBoxLayout(right), self.banner, self.controls, self.export_box,
+                  (charts_split, 1)))
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setSizes([430, 870])
@@ -496,8 +498,7 @@ class TrainPanel(QWidget):
         if isinstance(message, JOB_EVENTS) and self._job_kind != TrainRequest.type \
                 and not (isinstance(message, Log) and self._job_kind is None):
             return  # another job's event; a Log outside any job is the worker's own
-        handler = {Started: self._on_started, Finished: self._on_finished, Failed: self._on_failed,
-                   WorkerExited: self._on_worker_exited}.get(type(message))
+        handler = self._run_handlers.get(type(message))
         if handler is not None:
             handler(message)
         elif isinstance(message, Progress):

@@ -11,9 +11,9 @@ from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from studio.errors import ConfigError
 from studio.mix.blocks import PRESET_NAMES, block_ids, parse_weights
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.theme import set_role
-from ui.widgets.build import flat
+
 
 NO_BLOCKS = "(all 1)"
 

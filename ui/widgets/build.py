@@ -6,14 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QBoxLayout, QFileDialog, QPushButton,
+from PySide6.QtWidgets import (QAbstractButton, QAbstractItemView, QFileDialog, QPushButton,
                                QSpinBox, QTableView, QToolButton, QWidget)
-
-
-def flat(layout: QBoxLayout) -> QBoxLayout:
-    """`layout` without margins: the widget sits inside a panel's or a form's own margins."""
-    layout.setContentsMargins(0, 0, 0, 0)
-    return layout
 
 
 def button(text: str, tip: str, slot: Callable[..., Any] | None = None, *,

@@ -13,8 +13,8 @@ from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import (QButtonGroup, QLabel, QPlainTextEdit, QStackedWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
-from ui.layout import fill, row
-from ui.widgets.build import flat
+from ui.layout import fill, flat, row
+
 from ui.widgets.tag_chips import TagChips
 
 COMMIT_DELAY_MS = 700

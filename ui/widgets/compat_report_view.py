@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from studio.formats.compat_report import CompatReport, read_sidecar
 from ui.background import run_in_background
-from ui.layout import fill, row
-from ui.widgets.build import ask_save_path, flat, rank_box
+from ui.layout import fill, flat, row
+from ui.widgets.build import ask_save_path, rank_box
 
 MARKS = {"ok": "✓", "wrong": "✗", "partial": "✗", "refused": "✗"}
 

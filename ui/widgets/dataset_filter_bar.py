@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QSlider, QToolButton, QWidget
 
 from ui.models.dataset_model import SORT_KEYS, STATUS_FILTERS
-from ui.layout import row
-from ui.widgets.build import flat
+from ui.layout import flat, row
+
 from ui.widgets.dataset_grid import MAX_SIDE, MIN_SIDE
 
 

@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (QBoxLayout, QCheckBox, QComboBox, QFileDialog, QH
 
 from studio.field_info import field_choices, field_help, parse_text, range_text
 from studio.models.base_files import dialog_filter
-from ui.widgets.build import button, flat
+from ui.layout import flat
+from ui.widgets.build import button
 
 INT32_MAX = 2**31 - 1
 

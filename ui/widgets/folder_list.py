@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QSpinBox, QTableWidget, QTableWidgetItem,
                                QToolButton, QVBoxLayout, QWidget)
 
-from ui.widgets.build import button, flat
+from ui.layout import flat
+from ui.widgets.build import button
 
 
 class FolderList(QWidget):

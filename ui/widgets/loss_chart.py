@@ -13,8 +13,8 @@ from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ui.layout import fill
-from ui.widgets.build import flat
+from ui.layout import fill, flat
+
 
 REDRAW_MS = 500  # pyqtgraph repaints both plots and their axes: twice a second is live enough
 

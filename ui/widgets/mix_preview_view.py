@@ -13,9 +13,9 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
 
 from ui.jobs.job import QUEUED, RUNNING, Job
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.theme import set_role
-from ui.widgets.build import button, flat
+from ui.widgets.build import button
 
 
 class MixPreviewView(QWidget):

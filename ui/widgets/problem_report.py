@@ -8,9 +8,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from studio.dataset.scan import Problem
-from ui.layout import fill
+from ui.layout import fill, flat
 from ui.models.problem_model import ProblemModel
-from ui.widgets.build import flat, read_only_rows
+from ui.widgets.build import read_only_rows
 
 NOT_CHECKED = "Images are checked after they are loaded."
 

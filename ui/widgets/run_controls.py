@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from studio.events import Progress
 from ui.jobs.job import format_duration
-from ui.layout import fill, row
-from ui.widgets.build import button, flat
+from ui.layout import fill, flat, row
+from ui.widgets.build import button
 
 PAINT_MS = 250
 

@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (QPushButton, QSplitter, QTextBrowser, QTreeWidget
 
 from studio.run_folder import RunSummary, list_runs
 from ui.background import run_in_background
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.open_folder import open_folder_or_explain
-from ui.widgets.build import button, flat
+from ui.widgets.build import button
 
 COLUMNS = ("Run", "Status", "Steps", "Final loss", "Outputs")
 

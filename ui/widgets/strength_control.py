@@ -8,9 +8,9 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QWidget
 
-from ui.layout import fill
+from ui.layout import fill, flat
 from ui.wheel_guard import guard_wheel
-from ui.widgets.build import flat
+
 
 STEP = 0.05
 LIMIT = 2.0

@@ -7,8 +7,8 @@ from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtWidgets import QCompleter, QLineEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from studio.dataset.tags import add_tag, remove_tag, split_tags
-from ui.layout import row
-from ui.widgets.build import button, flat
+from ui.layout import flat, row
+from ui.widgets.build import button
 from ui.widgets.flow_layout import FlowLayout
 
 CHIP_STYLE = ("QToolButton { border: 1px solid palette(mid); border-radius: 10px; padding: 2px 8px;"

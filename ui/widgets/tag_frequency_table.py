@@ -10,9 +10,9 @@ from collections import Counter
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QMenu, QTableView, QVBoxLayout, QWidget
 
-from ui.layout import fill
+from ui.layout import fill, flat
 from ui.models.tag_frequency_model import TagFrequencyModel
-from ui.widgets.build import flat, read_only_rows
+from ui.widgets.build import read_only_rows
 
 
 class TagFrequencyTable(QWidget):

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (QGridLayout, QLabel, QListWidget, QListWidgetItem
 
 from studio.errors import StudioError
 from studio.train_queue import QueueEntry, TrainQueue
-from ui.layout import fill, row
+from ui.layout import fill, flat, row
 from ui.train_queue_runner import QueueRunner
-from ui.widgets.build import button, flat
+from ui.widgets.build import button
 
 
 class TrainQueueView(QWidget):
